@@ -1,14 +1,203 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! The API: a registry of methods with one schema each (used both to
+//! validate input and to describe the method for `core.get_methods`),
+//! dispatch onto the `service` crate, sessions and authorization, and the
+//! single mapping of errors onto the wire.
+//!
+//! Transport-free: the daemon calls [`Api::call`] for each request it reads
+//! from a socket, and the CLI calls it in-process in its embedded mode.
+
+mod error;
+mod methods;
+mod registry;
+pub mod schema;
+mod session;
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde_json::Value;
+use service::{Accounts, PasswordCheck, TwoFactor};
+
+pub use error::ApiError;
+pub use registry::{Access, Method, ServiceDef, ServiceKind};
+pub use session::{Authenticated, Session};
+
+/// A change that subscribers hear about (`collection_update`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub collection: &'static str,
+    /// `changed`, `added`, `removed`.
+    pub msg: &'static str,
+    pub id: Value,
+    pub fields: Value,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl Event {
+    /// The `collection_update` notification's params.
+    pub fn to_params(&self) -> Value {
+        serde_json::json!({"msg": self.msg, "collection": self.collection, "id": self.id, "fields": self.fields})
+    }
+}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+type Listener = Box<dyn Fn(&Event) + Send + Sync>;
+
+/// Settings of the API layer itself.
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    /// Members of this group are administrators (besides uid 0).
+    pub admin_group: Option<String>,
+    /// PAM services whose logins count as `ssh`.
+    pub ssh_pam_services: Vec<String>,
+    /// How long a wrong password waits before `AUTH_ERR`.
+    pub failed_login_delay: Duration,
+}
+
+impl Default for ApiOptions {
+    fn default() -> Self {
+        Self {
+            admin_group: None,
+            ssh_pam_services: vec!["sshd".into()],
+            failed_login_delay: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The API. Cheap to clone; share one between all connections.
+#[derive(Clone)]
+pub struct Api {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    twofactor: TwoFactor,
+    accounts: Arc<dyn Accounts>,
+    passwords: Arc<dyn PasswordCheck>,
+    options: ApiOptions,
+    registry: registry::Registry,
+    listeners: RwLock<Vec<Listener>>,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api").field("methods", &self.inner.registry.methods.len()).finish_non_exhaustive()
+    }
+}
+
+impl Api {
+    pub fn new(
+        twofactor: TwoFactor,
+        accounts: Arc<dyn Accounts>,
+        passwords: Arc<dyn PasswordCheck>,
+        options: ApiOptions,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                twofactor,
+                accounts,
+                passwords,
+                options,
+                registry: methods::registry(),
+                listeners: RwLock::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Opens the state of `config` with the system clock and randomness: the
+    /// one construction the daemon and the embedded CLI share.
+    pub fn open(
+        config: &service::Config,
+        accounts: Arc<dyn Accounts>,
+        passwords: Arc<dyn PasswordCheck>,
+    ) -> Result<Self, store::StoreError> {
+        let store = store::SqliteStore::open(&config.state_dir)?;
+        let labels = service::Labels {
+            issuer: config.issuer.clone(),
+            product: config.product.clone(),
+            hostname: service::Labels::system_hostname(),
+        };
+        let twofactor = TwoFactor::new(
+            Arc::new(store),
+            Arc::new(service::SystemClock),
+            Arc::new(service::OsRandom),
+            labels,
+            config.rate_limits,
+        );
+        let options = ApiOptions {
+            admin_group: config.admin_group.clone(),
+            ssh_pam_services: config.ssh_pam_services.clone(),
+            ..ApiOptions::default()
+        };
+        Ok(Self::new(twofactor, accounts, passwords, options))
+    }
+
+    pub fn twofactor(&self) -> &TwoFactor {
+        &self.inner.twofactor
+    }
+
+    /// The method table.
+    pub fn methods(&self) -> &[Method] {
+        &self.inner.registry.methods
+    }
+
+    pub fn method(&self, name: &str) -> Option<&Method> {
+        self.inner.registry.method(name)
+    }
+
+    /// Registers a callback for every event (the daemon fans them out).
+    pub fn on_event(&self, listener: impl Fn(&Event) + Send + Sync + 'static) {
+        self.inner
+            .listeners
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Box::new(listener));
+    }
+
+    pub(crate) fn emit(&self, event: &Event) {
+        for l in self.inner.listeners.read().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
+            l(event);
+        }
+    }
+
+    /// Whether `session` may call `method` at all (used by `core.get_methods`).
+    pub fn may_call(&self, session: &Session, method: &Method) -> bool {
+        registry::authorize(session, method).is_ok()
+    }
+
+    /// Calls `method` with positional `params` on behalf of `session`.
+    pub fn call(&self, session: &Session, method: &str, params: Vec<Value>) -> Result<Value, ApiError> {
+        let m = self.inner.registry.method(method).ok_or(ApiError::MethodNotFound)?;
+        registry::authorize(session, m)?;
+        let args = m.validate(params)?;
+        (m.handler)(self, session, args)
+    }
+
+    /// A logged-in session for the local user of the embedded CLI.
+    pub fn embedded_session(&self, uid: u32) -> Session {
+        let account = self.inner.accounts.by_uid(uid).unwrap_or_else(|| service::Account::bare(uid));
+        // Whoever can open the state directory already holds every secret in
+        // it: the embedded caller is an administrator of that state.
+        Session::logged_in(service::Origin::Embedded { uid }, Authenticated { account, admin: true })
+    }
+
+    /// A session for a Unix-socket peer: root is logged in before its first
+    /// message (SPEC §5.1), anyone else must log in.
+    pub fn unix_session(&self, uid: u32, pid: Option<i32>) -> Session {
+        let origin = service::Origin::Unix { uid, pid };
+        if uid == 0 {
+            let account = self.inner.accounts.by_uid(0).unwrap_or_else(|| service::Account::bare(0));
+            Session::logged_in(origin, Authenticated { account, admin: true })
+        } else {
+            Session::anonymous(origin)
+        }
+    }
+
+    pub(crate) fn is_admin(&self, account: &service::Account) -> bool {
+        account.uid == 0
+            || self
+                .inner
+                .options
+                .admin_group
+                .as_ref()
+                .is_some_and(|g| account.group_names.iter().any(|n| n == g))
     }
 }

@@ -72,8 +72,12 @@ pub enum UriError {
 }
 
 impl KeyUri {
-    /// The URI text. Fails only when issuer or account contains `:`.
+    /// The URI text. Fails when issuer or account contains `:`, or when the
+    /// account is empty or only white space (`parse` would refuse the result).
     pub fn build(&self) -> Result<String, UriError> {
+        if self.account.trim().is_empty() {
+            return Err(UriError::MissingLabel);
+        }
         if self.account.contains(':') {
             return Err(UriError::Colon { part: "account" });
         }
@@ -123,7 +127,7 @@ impl KeyUri {
             Some((i, a)) => (Some(i.trim().to_owned()), a.trim_start().to_owned()),
             None => (None, label.clone()),
         };
-        if account.is_empty() {
+        if account.trim().is_empty() {
             return Err(UriError::MissingLabel);
         }
         if account.contains(':') {
@@ -175,7 +179,11 @@ impl KeyUri {
             _ => return Err(UriError::Type(kind_text.to_owned())),
         };
         let issuer = match (label_issuer, issuer_param) {
-            (Some(l), Some(p)) if l != p => return Err(UriError::IssuerMismatch { label: l, param: p }),
+            // The label's issuer was trimmed above; the parameter keeps its
+            // white space, so compare it trimmed and keep it as written.
+            (Some(l), Some(p)) if l != p.trim() => {
+                return Err(UriError::IssuerMismatch { label: l, param: p });
+            }
             (l, p) => p.or(l),
         };
         if issuer.as_deref().is_some_and(|i| i.contains(':')) {

@@ -1,14 +1,47 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! The `auth.twofactor` domain (SPEC §3, §6).
+//!
+//! Owns: what `config`, `update`, `provisioning_uri`, `renew_secret` and
+//! `verify` mean; the one code-check path ([`TwoFactor::check_code`]) shared
+//! by `verify`, API login and PAM, with replay protection, rate limiting and
+//! audit; the injected [`Clock`] and [`Randomness`]; the configuration file
+//! (SPEC §8).
+//!
+//! Does not know the wire format: inputs arrive as typed values (parsed at
+//! the API boundary), errors leave as [`ServiceError`] and the API maps them
+//! to errnos in one place.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod accounts;
+mod caller;
+mod check;
+mod clock;
+mod config;
+mod twofactor;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
+pub use accounts::{Account, Accounts, NoAccounts, PasswordCheck};
+pub use caller::{Caller, Origin};
+pub use check::{CheckOutcome, RateLimits};
+pub use clock::{Clock, ManualClock, OsRandom, Randomness, SystemClock};
+pub use config::{Config, ConfigError, DEFAULT_CONFIG_PATH, current_uid};
+pub use twofactor::{Entry, Labels, Services, TwoFactor, UpdateRequest};
+
+/// What went wrong in a service call. The API decides how each is shown.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// `renew_secret`/`verify` while 2FA is disabled.
+    #[error("Please enable Two Factor Authentication first.")]
+    NotEnabled,
+    /// `provisioning_uri` before any secret exists.
+    #[error(
+        "Two Factor Authentication secret has not been generated. Enable Two Factor Authentication first."
+    )]
+    NoSecret,
+    /// Too many wrong codes; checks fail at once until the back-off ends.
+    #[error("Too many failed attempts; try again in {retry_after_secs} seconds")]
+    LockedOut { retry_after_secs: u64 },
+    /// The host name or issuer cannot go into a Key URI label.
+    #[error("cannot build the provisioning URI: {0}")]
+    Uri(#[from] otp::UriError),
+    /// Storage failed; details are for the log, not the client.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
 }

@@ -1,0 +1,66 @@
+//! API errors and their one mapping onto the wire (SPEC §5.3).
+
+use service::ServiceError;
+use wire::{Errno, RpcError};
+
+use crate::schema::Problem;
+
+/// Why a call failed, before it is put on the wire.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("validation failed")]
+    Validation(Vec<Problem>),
+    #[error("{message}")]
+    Call { errno: Errno, message: String },
+    #[error("Method does not exist")]
+    MethodNotFound,
+    /// Logged on the server; the client sees only "Internal error".
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn call(errno: Errno, message: impl Into<String>) -> Self {
+        Self::Call { errno, message: message.into() }
+    }
+
+    pub fn not_authenticated() -> Self {
+        Self::call(Errno::ENOTAUTHENTICATED, "Not authenticated")
+    }
+
+    pub fn not_authorized() -> Self {
+        Self::call(Errno::EACCES, "Not authorized")
+    }
+
+    /// The single place where API errors become JSON-RPC errors.
+    pub fn to_rpc(&self) -> RpcError {
+        match self {
+            Self::Validation(problems) => {
+                let triples: Vec<_> =
+                    problems.iter().map(|(a, m)| (a.clone(), m.clone(), Errno::EINVAL)).collect();
+                RpcError::validation(&triples)
+            }
+            Self::Call { errno, message } => RpcError::call(*errno, message),
+            Self::MethodNotFound => {
+                RpcError::bare(wire::ErrorCode::MethodNotFound, "Method does not exist")
+            }
+            Self::Internal(detail) => {
+                tracing::error!(detail = %detail, "internal error in a call");
+                RpcError::internal()
+            }
+        }
+    }
+}
+
+/// The single place where service errors get their errnos.
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::NotEnabled => Self::call(Errno::EFAULT, e.to_string()),
+            ServiceError::NoSecret => Self::call(Errno::EFAULT, e.to_string()),
+            ServiceError::LockedOut { .. } => Self::call(Errno::EBUSY, e.to_string()),
+            ServiceError::Uri(_) => Self::call(Errno::EINVAL, e.to_string()),
+            ServiceError::Store(inner) => Self::Internal(inner.to_string()),
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! `auth.*`: login with password and code (SPEC §5.4), `me`, `logout`.
+
+use serde_json::{Value, json};
+use service::CheckOutcome;
+
+use super::arg;
+use crate::registry::{Access, Method};
+use crate::schema::{Field, Schema};
+use crate::session::{Authenticated, PendingLogin};
+use crate::{Api, ApiError, Session};
+
+/// Wrong codes allowed in one login before it starts over.
+const MAX_WRONG_CODES: u8 = 3;
+
+fn login_options() -> Field {
+    Field::new(
+        "login_options",
+        Schema::Object(vec![Field::new("user_info", Schema::Bool, "Return auth.me in the answer")]),
+        "Login options",
+    )
+}
+
+fn login_schema() -> Schema {
+    Schema::Object(vec![
+        Field::new("mechanism", Schema::Str { nullable: false }, "PASSWORD_PLAIN or OTP_TOKEN").required(),
+        Field::new("username", Schema::Str { nullable: false }, "Account name"),
+        Field::new("password", Schema::Str { nullable: false }, "Password"),
+        Field::new("otp_token", Schema::Str { nullable: false }, "Code from the authenticator app"),
+        login_options(),
+    ])
+}
+
+pub(super) fn methods() -> Vec<Method> {
+    let base = Method {
+        name: "",
+        description: "",
+        cli_description: "",
+        examples: &[],
+        access: Access::Public,
+        private: false,
+        cli_private: true,
+        blocking: false,
+        accepts: vec![],
+        returns: Schema::Any,
+        handler: |_, _, _| Ok(Value::Null),
+    };
+    vec![
+        Method {
+            name: "auth.login_ex",
+            description: "Logs in. PASSWORD_PLAIN answers SUCCESS, OTP_REQUIRED (continue with \
+                          auth.login_ex_continue) or AUTH_ERR.",
+            cli_description: "Log in",
+            blocking: true,
+            accepts: vec![Field::new("auth_login_ex", login_schema(), "Login data").required()],
+            handler: login_ex,
+            ..base.clone()
+        },
+        Method {
+            name: "auth.login_ex_continue",
+            description: "Continues a login that answered OTP_REQUIRED, with mechanism OTP_TOKEN.",
+            cli_description: "Continue a login with a code",
+            accepts: vec![Field::new("auth_login_ex_continue", login_schema(), "Login data").required()],
+            handler: |api, session, args| continue_with_code(api, session, arg(&args, 0)),
+            ..base.clone()
+        },
+        Method {
+            name: "auth.login",
+            description: "Legacy login: true when the password (and, with 2FA on, the code) are right.",
+            cli_description: "Log in (legacy)",
+            blocking: true,
+            accepts: vec![
+                Field::new("username", Schema::Str { nullable: false }, "Account name").required(),
+                Field::new("password", Schema::Str { nullable: false }, "Password").required(),
+                Field::new("otp_token", Schema::Str { nullable: true }, "Code").default(Value::Null),
+            ],
+            returns: Schema::Bool,
+            handler: login_legacy,
+            ..base.clone()
+        },
+        Method {
+            name: "auth.mechanism_choices",
+            description: "The login mechanisms this server accepts.",
+            cli_description: "List login mechanisms",
+            handler: |_, _, _| Ok(json!(["PASSWORD_PLAIN", "OTP_TOKEN"])),
+            ..base.clone()
+        },
+        Method {
+            name: "auth.me",
+            description: "Describes the logged-in user.",
+            cli_description: "Show who is logged in",
+            examples: &["auth me"],
+            access: Access::User,
+            cli_private: false,
+            handler: |api, session, _| {
+                let user = session.user().ok_or_else(ApiError::not_authenticated)?;
+                me(api, &user)
+            },
+            ..base.clone()
+        },
+        Method {
+            name: "auth.logout",
+            description: "Ends the session's login.",
+            cli_description: "Log out",
+            access: Access::User,
+            returns: Schema::Bool,
+            handler: |api, session, _| {
+                let caller = session.caller().via("auth.logout");
+                let mut st = session.state();
+                st.user = None;
+                st.pending = None;
+                st.subscriptions.clear();
+                drop(st);
+                api.twofactor().record(&caller, "auth.logout", "success", None)?;
+                Ok(json!(true))
+            },
+            ..base
+        },
+    ]
+}
+
+fn me(api: &Api, user: &Authenticated) -> Result<Value, ApiError> {
+    let a = &user.account;
+    let entry = api.twofactor().config()?;
+    Ok(json!({
+        "pw_name": a.name,
+        "pw_gecos": a.gecos,
+        "pw_dir": a.home,
+        "pw_shell": a.shell,
+        "pw_uid": a.uid,
+        "pw_gid": a.gid,
+        "grouplist": a.groups,
+        "sid": null,
+        "source": "LOCAL",
+        "local": true,
+        "attributes": {},
+        "two_factor_config": {
+            "secret_configured": entry.secret.is_some(),
+            "interval": entry.interval.get(),
+            "otp_digits": entry.otp_digits.get(),
+        },
+        "privilege": {
+            "roles": if user.admin { vec!["FULL_ADMIN"] } else { vec![] },
+            "web_shell": user.admin,
+        },
+        "account_attributes": if user.admin { vec!["LOCAL", "SYS_ADMIN"] } else { vec!["LOCAL"] },
+    }))
+}
+
+fn success(api: &Api, session: &Session, user: Authenticated, user_info: bool) -> Result<Value, ApiError> {
+    let info = if user_info { me(api, &user)? } else { Value::Null };
+    {
+        let mut st = session.state();
+        st.user = Some(user);
+        st.pending = None;
+    }
+    api.twofactor().record(&session.caller().via("auth.login_ex"), "auth.login", "success", None)?;
+    Ok(json!({"response_type": "SUCCESS", "user_info": info, "authenticator": "LEVEL_1"}))
+}
+
+/// Checks a password; on failure waits, audits and answers `None`.
+fn check_password(api: &Api, session: &Session, user: &str, password: &str) -> Result<Option<Authenticated>, ApiError> {
+    let account = api.inner.accounts.by_name(user);
+    // The password check runs even for unknown users so timing does not tell them apart.
+    let ok = api.inner.passwords.check(user, password);
+    match account.filter(|_| ok) {
+        Some(account) => {
+            let admin = api.is_admin(&account);
+            Ok(Some(Authenticated { account, admin }))
+        }
+        None => {
+            let mut caller = session.caller().via("auth.login");
+            caller.user = Some(user.to_owned());
+            api.twofactor().record(&caller, "auth.login", "wrong_password", None)?;
+            std::thread::sleep(api.inner.options.failed_login_delay);
+            Ok(None)
+        }
+    }
+}
+
+fn auth_err() -> Value {
+    json!({"response_type": "AUTH_ERR"})
+}
+
+fn login_ex(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
+    let data = arg(&args, 0);
+    let mechanism = data.get("mechanism").and_then(Value::as_str).unwrap_or_default();
+    match mechanism {
+        "PASSWORD_PLAIN" => {
+            let mut problems = Vec::new();
+            for key in ["username", "password"] {
+                if !data.get(key).is_some_and(Value::is_string) {
+                    problems.push((format!("auth_login_ex.{key}"), "attribute required".to_owned()));
+                }
+            }
+            if data.get("otp_token").is_some() {
+                problems.push(("auth_login_ex.otp_token".to_owned(), "Field was not expected".to_owned()));
+            }
+            if !problems.is_empty() {
+                return Err(ApiError::Validation(problems));
+            }
+            let user = data["username"].as_str().unwrap_or_default();
+            let password = data["password"].as_str().unwrap_or_default();
+            let user_info = data
+                .get("login_options")
+                .and_then(|o| o.get("user_info"))
+                .and_then(Value::as_bool)
+                .unwrap_or(true);
+            let Some(auth) = check_password(api, session, user, password)? else {
+                return Ok(auth_err());
+            };
+            if api.twofactor().code_required(false)? {
+                let name = auth.account.name.clone();
+                session.state().pending = Some(PendingLogin {
+                    account: auth.account,
+                    admin: auth.admin,
+                    wrong_codes: 0,
+                    user_info,
+                });
+                return Ok(json!({"response_type": "OTP_REQUIRED", "username": name}));
+            }
+            success(api, session, auth, user_info)
+        }
+        "OTP_TOKEN" => continue_with_code(api, session, data),
+        other => Err(ApiError::Validation(vec![(
+            "auth_login_ex.mechanism".to_owned(),
+            format!("{other:?}: not one of PASSWORD_PLAIN, OTP_TOKEN"),
+        )])),
+    }
+}
+
+fn continue_with_code(api: &Api, session: &Session, data: &Value) -> Result<Value, ApiError> {
+    let mut problems = Vec::new();
+    if data.get("mechanism").and_then(Value::as_str) != Some("OTP_TOKEN") {
+        problems.push(("auth_login_ex_continue.mechanism".to_owned(), "Must be OTP_TOKEN".to_owned()));
+    }
+    for key in ["username", "password"] {
+        if data.get(key).is_some() {
+            problems.push((format!("auth_login_ex_continue.{key}"), "Field was not expected".to_owned()));
+        }
+    }
+    if !data.get("otp_token").is_some_and(Value::is_string) {
+        problems.push(("auth_login_ex_continue.otp_token".to_owned(), "attribute required".to_owned()));
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::Validation(problems));
+    }
+    let Some(pending) = session.state().pending.clone() else {
+        return Err(ApiError::call(wire::Errno::EINVAL, "OTP_TOKEN: no authentication in progress"));
+    };
+    let mut caller = session.caller().via("auth.login_ex_continue");
+    caller.user = Some(pending.account.name.clone());
+    let outcome = api.twofactor().check_code(&caller, data.get("otp_token").and_then(Value::as_str));
+    match outcome {
+        Ok(CheckOutcome::Accepted) => {
+            let user = Authenticated { account: pending.account, admin: pending.admin };
+            success(api, session, user, pending.user_info)
+        }
+        Ok(CheckOutcome::Wrong | CheckOutcome::Replayed) => {
+            let mut st = session.state();
+            let Some(p) = st.pending.as_mut() else { return Ok(auth_err()) };
+            p.wrong_codes += 1;
+            if p.wrong_codes >= MAX_WRONG_CODES {
+                st.pending = None;
+                return Ok(auth_err());
+            }
+            Ok(json!({"response_type": "OTP_REQUIRED", "username": p.account.name}))
+        }
+        Ok(CheckOutcome::LockedOut { retry_after_secs }) => {
+            session.state().pending = None;
+            Err(service::ServiceError::LockedOut { retry_after_secs }.into())
+        }
+        // 2FA was turned off between the password and the code: the password stands.
+        Err(service::ServiceError::NotEnabled) => {
+            let user = Authenticated { account: pending.account, admin: pending.admin };
+            success(api, session, user, pending.user_info)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn login_legacy(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
+    let user = arg(&args, 0).as_str().unwrap_or_default();
+    let password = arg(&args, 1).as_str().unwrap_or_default();
+    let Some(auth) = check_password(api, session, user, password)? else {
+        return Ok(json!(false));
+    };
+    if api.twofactor().code_required(false)? {
+        let mut caller = session.caller().via("auth.login");
+        caller.user = Some(auth.account.name.clone());
+        match api.twofactor().check_code(&caller, arg(&args, 2).as_str())? {
+            CheckOutcome::Accepted => {}
+            CheckOutcome::LockedOut { retry_after_secs } => {
+                return Err(service::ServiceError::LockedOut { retry_after_secs }.into());
+            }
+            CheckOutcome::Wrong | CheckOutcome::Replayed => return Ok(json!(false)),
+        }
+    }
+    session.state().user = Some(auth);
+    api.twofactor().record(&session.caller().via("auth.login"), "auth.login", "success", None)?;
+    Ok(json!(true))
+}

@@ -1,0 +1,54 @@
+//! The method table. Each method's schema, description and handler are
+//! written once, here; validation, `core.get_methods` and the CLI all read
+//! them from this table.
+
+mod audit;
+mod auth;
+mod core;
+mod twofactor;
+
+use crate::registry::{Registry, ServiceDef, ServiceKind};
+
+pub(crate) fn registry() -> Registry {
+    let services = vec![
+        ServiceDef {
+            name: "core",
+            kind: ServiceKind::Service,
+            cli_namespace: None,
+            cli_description: "Connection and introspection",
+            private: false,
+        },
+        ServiceDef {
+            name: "auth",
+            kind: ServiceKind::Service,
+            cli_namespace: Some("auth"),
+            cli_description: "Authentication",
+            private: false,
+        },
+        ServiceDef {
+            name: "auth.twofactor",
+            kind: ServiceKind::Config,
+            cli_namespace: Some("auth.two_factor"),
+            cli_description: "Two-factor authentication (TOTP codes at API and SSH login)",
+            private: false,
+        },
+        ServiceDef {
+            name: "audit",
+            kind: ServiceKind::Service,
+            cli_namespace: Some("audit"),
+            cli_description: "Audit records of changes, code checks and logins",
+            private: false,
+        },
+    ];
+    let mut methods = Vec::new();
+    methods.extend(core::methods());
+    methods.extend(auth::methods());
+    methods.extend(twofactor::methods());
+    methods.extend(audit::methods());
+    Registry { services, methods }
+}
+
+/// Reads a validated argument that the schema guarantees to be present.
+pub(crate) fn arg(args: &[serde_json::Value], i: usize) -> &serde_json::Value {
+    args.get(i).unwrap_or(&serde_json::Value::Null)
+}

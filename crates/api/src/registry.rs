@@ -1,0 +1,172 @@
+//! The method table: names, access rules, parameter schemas, descriptions.
+
+use serde_json::{Map, Value, json};
+
+use crate::schema::{Field, Problem, Schema};
+use crate::{Api, ApiError, Session};
+
+/// Who may call a method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Before login (`core.ping`, `auth.login_ex`, ...).
+    Public,
+    /// Any logged-in user.
+    User,
+    /// A logged-in administrator.
+    Admin,
+    /// Root over the Unix socket only (the PAM module's private methods).
+    RootLocal,
+}
+
+/// `config` services have one entry; `service` ones are plain method groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceKind {
+    Config,
+    Service,
+}
+
+/// A service: a group of methods sharing a name prefix.
+#[derive(Debug, Clone)]
+pub struct ServiceDef {
+    pub name: &'static str,
+    pub kind: ServiceKind,
+    /// Dotted CLI path (`auth.two_factor`); `None` keeps it out of the CLI.
+    pub cli_namespace: Option<&'static str>,
+    pub cli_description: &'static str,
+    pub private: bool,
+}
+
+pub(crate) type Handler = fn(&Api, &Session, Vec<Value>) -> Result<Value, ApiError>;
+
+/// One API method.
+#[derive(Clone)]
+pub struct Method {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub cli_description: &'static str,
+    /// Example CLI invocations, shown by `man`.
+    pub examples: &'static [&'static str],
+    pub access: Access,
+    /// Hidden from introspection and the CLI.
+    pub private: bool,
+    /// Kept out of the CLI (still callable with `tfa call`).
+    pub cli_private: bool,
+    /// May block (password checks); transports run it off their event loop.
+    pub blocking: bool,
+    pub accepts: Vec<Field>,
+    pub returns: Schema,
+    pub(crate) handler: Handler,
+}
+
+impl std::fmt::Debug for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Method").field("name", &self.name).field("access", &self.access).finish_non_exhaustive()
+    }
+}
+
+impl Method {
+    /// Validates positional params against `accepts`, reporting every problem.
+    pub fn validate(&self, params: Vec<Value>) -> Result<Vec<Value>, ApiError> {
+        let mut problems: Vec<Problem> = Vec::new();
+        if params.len() > self.accepts.len() {
+            return Err(ApiError::Validation(vec![(
+                self.name.to_owned(),
+                format!("Too many arguments (expected {}, found {})", self.accepts.len(), params.len()),
+            )]));
+        }
+        let mut given = params.into_iter();
+        let mut out = Vec::with_capacity(self.accepts.len());
+        for field in &self.accepts {
+            match given.next() {
+                Some(v) => out.push(field.schema.validate(&v, field.name, &mut problems)),
+                None if field.required => {
+                    problems.push((field.name.to_owned(), "attribute required".to_owned()));
+                }
+                None => out.push(field.default.clone().unwrap_or(Value::Null)),
+            }
+        }
+        if problems.is_empty() { Ok(out) } else { Err(ApiError::Validation(problems)) }
+    }
+
+    /// The `core.get_methods` description.
+    pub fn describe(&self) -> Value {
+        let roles: Vec<&str> = match self.access {
+            Access::Public | Access::User => vec![],
+            Access::Admin | Access::RootLocal => vec!["FULL_ADMIN"],
+        };
+        json!({
+            "description": self.description,
+            "cli_description": self.cli_description,
+            "examples": {"cli": self.examples},
+            "no_auth_required": self.access == Access::Public,
+            "filterable": false,
+            "job": false,
+            "roles": roles,
+            "cli_private": self.cli_private,
+            "accepts": self.accepts.iter().map(Field::to_json).collect::<Vec<_>>(),
+            "returns": [self.returns.to_json()],
+        })
+    }
+}
+
+impl ServiceDef {
+    /// The `core.get_services` description.
+    pub fn describe(&self) -> Value {
+        json!({
+            "type": match self.kind { ServiceKind::Config => "config", ServiceKind::Service => "service" },
+            "config": {
+                "namespace": self.name,
+                "cli_namespace": self.cli_namespace,
+                "cli_description": self.cli_description,
+                "private": self.private,
+                "cli_private": self.cli_namespace.is_none(),
+            },
+        })
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Registry {
+    pub services: Vec<ServiceDef>,
+    pub methods: Vec<Method>,
+}
+
+impl Registry {
+    pub fn method(&self, name: &str) -> Option<&Method> {
+        self.methods.iter().find(|m| m.name == name)
+    }
+
+    /// The service a method belongs to: the longest service name prefixing it.
+    pub fn service_of(&self, method: &str) -> Option<&ServiceDef> {
+        self.services
+            .iter()
+            .filter(|s| method.strip_prefix(s.name).is_some_and(|rest| rest.starts_with('.')))
+            .max_by_key(|s| s.name.len())
+    }
+
+    pub fn describe_services(&self) -> Value {
+        let map: Map<String, Value> = self
+            .services
+            .iter()
+            .filter(|s| !s.private)
+            .map(|s| (s.name.to_owned(), s.describe()))
+            .collect();
+        Value::Object(map)
+    }
+}
+
+/// The one authorization check (SPEC §5.4).
+pub(crate) fn authorize(session: &Session, method: &Method) -> Result<(), ApiError> {
+    if method.access == Access::Public {
+        return Ok(());
+    }
+    if method.access == Access::RootLocal {
+        let root_local = matches!(session.origin(), service::Origin::Unix { uid: 0, .. });
+        return if root_local { Ok(()) } else { Err(ApiError::not_authorized()) };
+    }
+    let Some(user) = session.user() else { return Err(ApiError::not_authenticated()) };
+    if method.access == Access::Admin && !user.admin {
+        return Err(ApiError::not_authorized());
+    }
+    Ok(())
+}

@@ -1,0 +1,233 @@
+//! Parameter and result schemas. One definition per argument serves twice:
+//! [`Schema::validate`] checks input and produces SPEC §3's messages, and
+//! [`Schema::to_json`] describes it for `core.get_methods` (and so for the
+//! CLI's types, completion and `man`).
+
+use serde_json::{Map, Value, json};
+
+/// One validation problem: (attribute, message). The errno is always EINVAL.
+pub type Problem = (String, String);
+
+/// A JSON value's expected shape.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Schema {
+    Bool,
+    /// An integer in `[min, max]`; a string of decimal digits also counts.
+    Int { min: i64, max: i64 },
+    /// A string; `nullable` also admits null.
+    Str { nullable: bool },
+    /// An object with exactly these fields (others are "Field was not expected").
+    Object(Vec<Field>),
+    /// A list of items.
+    List(Box<Schema>),
+    /// Anything (described only).
+    Any,
+    Null,
+}
+
+/// A field of an object, or a positional parameter of a method.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    pub name: &'static str,
+    pub schema: Schema,
+    pub description: &'static str,
+    /// Shown in `man` and the JSON schema; not injected into input.
+    pub default: Option<Value>,
+    /// A missing required parameter is "attribute required".
+    pub required: bool,
+}
+
+impl Field {
+    pub fn new(name: &'static str, schema: Schema, description: &'static str) -> Self {
+        Self { name, schema, description, default: None, required: false }
+    }
+
+    pub fn default(mut self, value: Value) -> Self {
+        self.default = Some(value);
+        self
+    }
+
+    pub fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+}
+
+impl Schema {
+    /// Checks `value` against the schema, coercing digit strings to integers.
+    /// Problems are pushed with `attr` as the attribute; returns the value to
+    /// use (meaningful only when no problem was pushed).
+    pub fn validate(&self, value: &Value, attr: &str, problems: &mut Vec<Problem>) -> Value {
+        let mut fail = |msg: &str| problems.push((attr.to_owned(), msg.to_owned()));
+        match self {
+            Self::Bool => {
+                if !value.is_boolean() {
+                    fail("Not a boolean");
+                }
+                value.clone()
+            }
+            Self::Int { min, max } => {
+                let n = match value {
+                    Value::Number(n) => n.as_i64().or_else(|| {
+                        // 6.0 is an integer in JSON terms; 6.5 is not.
+                        n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64)
+                    }),
+                    Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+                        s.parse::<i64>().ok()
+                    }
+                    _ => None,
+                };
+                match n {
+                    None => {
+                        fail("Not an integer");
+                        value.clone()
+                    }
+                    Some(n) if n < *min || n > *max => {
+                        fail(&format!("Should be between {min} and {max}"));
+                        json!(n)
+                    }
+                    Some(n) => json!(n),
+                }
+            }
+            Self::Str { nullable } => {
+                if !(value.is_string() || (*nullable && value.is_null())) {
+                    fail(if *nullable { "Not a string or null" } else { "Not a string" });
+                }
+                value.clone()
+            }
+            Self::Object(fields) => {
+                let Some(obj) = value.as_object() else {
+                    fail("Not a dictionary");
+                    return value.clone();
+                };
+                let mut out = Map::new();
+                for (key, v) in obj {
+                    let sub = format!("{attr}.{key}");
+                    match fields.iter().find(|f| f.name == key) {
+                        Some(f) => {
+                            out.insert(key.clone(), f.schema.validate(v, &sub, problems));
+                        }
+                        None => problems.push((sub, "Field was not expected".into())),
+                    }
+                }
+                for f in fields.iter().filter(|f| f.required && !obj.contains_key(f.name)) {
+                    problems.push((format!("{attr}.{}", f.name), "attribute required".into()));
+                }
+                Value::Object(out)
+            }
+            Self::List(item) => {
+                let Some(items) = value.as_array() else {
+                    fail("Not a list");
+                    return value.clone();
+                };
+                Value::Array(
+                    items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| item.validate(v, &format!("{attr}.{i}"), problems))
+                        .collect(),
+                )
+            }
+            Self::Any => value.clone(),
+            Self::Null => {
+                if !value.is_null() {
+                    fail("Not null");
+                }
+                Value::Null
+            }
+        }
+    }
+
+    /// JSON Schema (draft 7 subset) for introspection.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Self::Bool => json!({"type": "boolean"}),
+            Self::Int { min, max } => json!({"type": "integer", "minimum": min, "maximum": max}),
+            Self::Str { nullable: false } => json!({"type": "string"}),
+            Self::Str { nullable: true } => json!({"type": ["string", "null"]}),
+            Self::Object(fields) => {
+                let props: Map<String, Value> =
+                    fields.iter().map(|f| (f.name.to_owned(), f.to_json())).collect();
+                let required: Vec<&str> =
+                    fields.iter().filter(|f| f.required).map(|f| f.name).collect();
+                json!({"type": "object", "properties": props, "required": required,
+                       "additionalProperties": false})
+            }
+            Self::List(item) => json!({"type": "array", "items": item.to_json()}),
+            Self::Any => json!({}),
+            Self::Null => json!({"type": "null"}),
+        }
+    }
+}
+
+impl Field {
+    /// The field's JSON schema with its title, description and default.
+    pub fn to_json(&self) -> Value {
+        let mut v = self.schema.to_json();
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("title".into(), json!(self.name));
+            obj.insert("_name_".into(), json!(self.name));
+            if !self.description.is_empty() {
+                obj.insert("description".into(), json!(self.description));
+            }
+            if let Some(d) = &self.default {
+                obj.insert("default".into(), d.clone());
+            }
+            obj.insert("_required_".into(), json!(self.required));
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(schema: &Schema, v: Value) -> (Value, Vec<Problem>) {
+        let mut p = Vec::new();
+        let out = schema.validate(&v, "x", &mut p);
+        (out, p)
+    }
+
+    #[test]
+    fn integers_accept_digit_strings_and_check_ranges() {
+        let s = Schema::Int { min: 6, max: 8 };
+        assert_eq!(check(&s, json!(7)), (json!(7), vec![]));
+        assert_eq!(check(&s, json!("7")), (json!(7), vec![]));
+        assert_eq!(check(&s, json!(7.0)), (json!(7), vec![]));
+        assert_eq!(check(&s, json!("07")).0, json!(7));
+        for bad in [json!("seven"), json!(7.5), json!(true), json!(null), json!("-7"), json!("")] {
+            assert_eq!(check(&s, bad.clone()).1, vec![("x".into(), "Not an integer".into())], "{bad}");
+        }
+        assert_eq!(check(&s, json!(5)).1, vec![("x".into(), "Should be between 6 and 8".into())]);
+    }
+
+    #[test]
+    fn objects_report_every_problem() {
+        let s = Schema::Object(vec![
+            Field::new("a", Schema::Bool, ""),
+            Field::new("b", Schema::Object(vec![Field::new("ssh", Schema::Bool, "")]), ""),
+        ]);
+        let (_, p) = check(&s, json!({"a": 1, "b": {"ftp": true, "ssh": "yes"}, "c": 0}));
+        assert_eq!(
+            p,
+            vec![
+                ("x.a".into(), "Not a boolean".into()),
+                ("x.b.ftp".into(), "Field was not expected".into()),
+                ("x.b.ssh".into(), "Not a boolean".into()),
+                ("x.c".into(), "Field was not expected".into()),
+            ]
+        );
+        assert_eq!(check(&s, json!([])).1, vec![("x".into(), "Not a dictionary".into())]);
+    }
+
+    #[test]
+    fn describes_itself() {
+        let f = Field::new("otp_digits", Schema::Int { min: 6, max: 8 }, "digits").default(json!(6));
+        let j = f.to_json();
+        assert_eq!(j["minimum"], 6);
+        assert_eq!(j["maximum"], 8);
+        assert_eq!(j["default"], 6);
+        assert_eq!(j["title"], "otp_digits");
+    }
+}

@@ -1,0 +1,64 @@
+//! System accounts and password checking, behind traits: PAM and NSS in
+//! production (in the daemon), fixed tables in tests.
+
+/// A system account as `auth.me` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub gecos: String,
+    pub home: String,
+    pub shell: String,
+    /// Every group the account is in (primary included), by id.
+    pub groups: Vec<u32>,
+    /// The same groups by name.
+    pub group_names: Vec<String>,
+}
+
+impl Account {
+    /// A stand-in for a uid with no passwd entry (e.g. in a container).
+    pub fn bare(uid: u32) -> Self {
+        Self {
+            name: if uid == 0 { "root".into() } else { format!("uid{uid}") },
+            uid,
+            gid: uid,
+            gecos: String::new(),
+            home: "/".into(),
+            shell: String::new(),
+            groups: vec![uid],
+            group_names: Vec::new(),
+        }
+    }
+}
+
+/// Looks accounts up (NSS in production).
+pub trait Accounts: Send + Sync + std::fmt::Debug {
+    fn by_name(&self, name: &str) -> Option<Account>;
+    fn by_uid(&self, uid: u32) -> Option<Account>;
+}
+
+/// Checks a password (PAM in production). Must not log the password.
+pub trait PasswordCheck: Send + Sync + std::fmt::Debug {
+    fn check(&self, user: &str, password: &str) -> bool;
+}
+
+/// No accounts and no passwords: everything is refused. The embedded CLI
+/// uses it (it never logs in; the local user is the caller).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoAccounts;
+
+impl Accounts for NoAccounts {
+    fn by_name(&self, _: &str) -> Option<Account> {
+        None
+    }
+    fn by_uid(&self, uid: u32) -> Option<Account> {
+        Some(Account::bare(uid))
+    }
+}
+
+impl PasswordCheck for NoAccounts {
+    fn check(&self, _: &str, _: &str) -> bool {
+        false
+    }
+}

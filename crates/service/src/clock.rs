@@ -1,0 +1,62 @@
+//! Time and randomness, injected so tests move time by hand.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, UNIX_EPOCH};
+
+/// Wall-clock time as milliseconds since the Unix epoch.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now_ms(&self) -> i64;
+}
+
+/// The operating system's clock. The only place that reads `SystemTime::now`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    #[allow(clippy::disallowed_methods)]
+    fn now_ms(&self) -> i64 {
+        let since = std::time::SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+        i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+/// A clock that only moves when told to: for tests and simulations.
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    pub fn at_secs(secs: i64) -> Self {
+        Self(AtomicI64::new(secs.saturating_mul(1000)))
+    }
+    pub fn set_secs(&self, secs: i64) {
+        self.0.store(secs.saturating_mul(1000), Ordering::SeqCst);
+    }
+    pub fn advance_secs(&self, secs: i64) {
+        self.0.fetch_add(secs.saturating_mul(1000), Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A source of secret randomness.
+pub trait Randomness: Send + Sync + std::fmt::Debug {
+    fn fill(&self, buf: &mut [u8]);
+}
+
+/// The operating system's CSPRNG (`getrandom`). Fails closed: if the OS
+/// cannot give randomness the process aborts rather than make a weak secret.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OsRandom;
+
+impl Randomness for OsRandom {
+    fn fill(&self, buf: &mut [u8]) {
+        if getrandom::fill(buf).is_err() {
+            tracing::error!("the operating system's random number generator failed");
+            std::process::abort();
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! The configuration file (SPEC §8): TOML, every key optional, unknown keys
+//! refused by name. Shared by the daemon and the CLI's embedded mode so both
+//! see the same state directory, labels and limits.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::RateLimits;
+
+/// The default configuration file.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/twofactor/twofactord.toml";
+
+/// Why the configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: {key} must be {rule}")]
+    Invalid { path: String, key: &'static str, rule: &'static str },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    state_dir: Option<PathBuf>,
+    socket: Option<PathBuf>,
+    listen: Option<String>,
+    issuer: Option<String>,
+    product: Option<String>,
+    pam_service: Option<String>,
+    admin_group: Option<String>,
+    ssh_pam_services: Option<Vec<String>>,
+    rate_limit: Option<RateLimitFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateLimitFile {
+    max_failures: Option<u32>,
+    window_secs: Option<u32>,
+    initial_backoff_secs: Option<u32>,
+    max_backoff_secs: Option<u32>,
+}
+
+/// The resolved configuration, defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub state_dir: PathBuf,
+    pub socket: PathBuf,
+    /// TCP listen address; `None` turns TCP off (`listen = "none"`).
+    pub listen: Option<String>,
+    pub issuer: String,
+    pub product: String,
+    /// PAM service used to check API passwords.
+    pub pam_service: String,
+    /// Members of this group are administrators (besides root).
+    pub admin_group: Option<String>,
+    /// PAM services whose logins count as `ssh`.
+    pub ssh_pam_services: Vec<String>,
+    pub rate_limits: RateLimits,
+}
+
+impl Config {
+    /// Defaults for the current user: root gets system paths, others XDG ones.
+    pub fn defaults() -> Self {
+        let (state_dir, socket) = default_paths(is_root(), &|k| std::env::var_os(k));
+        Self {
+            state_dir,
+            socket,
+            listen: Some("127.0.0.1:6000".into()),
+            issuer: "iXsystems".into(),
+            product: "TrueNAS".into(),
+            pam_service: "twofactord".into(),
+            admin_group: None,
+            ssh_pam_services: vec!["sshd".into()],
+            rate_limits: RateLimits::default(),
+        }
+    }
+
+    /// Reads `path`; a missing file is only an error when `required`.
+    pub fn load(path: &Path, required: bool) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(&text, &shown),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(Self::defaults()),
+            Err(source) => Err(ConfigError::Read { path: shown, source }),
+        }
+    }
+
+    /// Parses TOML text; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &str) -> Result<Self, ConfigError> {
+        let file: File = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: path.into(), message: e.message().to_owned() })?;
+        let mut c = Self::defaults();
+        let invalid = |key, rule| ConfigError::Invalid { path: path.into(), key, rule };
+        if let Some(v) = file.state_dir {
+            c.state_dir = v;
+        }
+        if let Some(v) = file.socket {
+            c.socket = v;
+        }
+        if let Some(v) = file.listen {
+            c.listen = (v != "none").then_some(v);
+        }
+        for (key, value, slot) in [
+            ("issuer", file.issuer, &mut c.issuer),
+            ("product", file.product, &mut c.product),
+        ] {
+            if let Some(v) = value {
+                if v.is_empty() || v.contains(':') {
+                    return Err(invalid(key, "a non-empty string without ':'"));
+                }
+                *slot = v;
+            }
+        }
+        if let Some(v) = file.pam_service {
+            c.pam_service = v;
+        }
+        c.admin_group = file.admin_group.or(c.admin_group);
+        if let Some(v) = file.ssh_pam_services {
+            c.ssh_pam_services = v;
+        }
+        if let Some(r) = file.rate_limit {
+            let l = &mut c.rate_limits;
+            l.max_failures = r.max_failures.unwrap_or(l.max_failures);
+            l.window_secs = r.window_secs.unwrap_or(l.window_secs);
+            l.initial_backoff_secs = r.initial_backoff_secs.unwrap_or(l.initial_backoff_secs);
+            l.max_backoff_secs = r.max_backoff_secs.unwrap_or(l.max_backoff_secs);
+            if l.max_failures == 0 {
+                return Err(invalid("rate_limit.max_failures", "at least 1"));
+            }
+            if l.initial_backoff_secs > l.max_backoff_secs {
+                return Err(invalid("rate_limit.initial_backoff_secs", "at most max_backoff_secs"));
+            }
+        }
+        Ok(c)
+    }
+}
+
+fn is_root() -> bool {
+    current_uid() == 0
+}
+
+/// The effective uid of this process (`/proc/self` is owned by it), without
+/// `unsafe`. Falls back to a non-root uid when /proc is not mounted.
+pub fn current_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX)
+}
+
+/// SPEC §8 defaults: root uses system paths; others use XDG directories.
+fn default_paths(root: bool, env: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> (PathBuf, PathBuf) {
+    if root {
+        return (PathBuf::from("/var/lib/twofactor"), PathBuf::from("/run/twofactor/twofactord.sock"));
+    }
+    let home = env("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let data = env("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join(".local/share"));
+    let runtime = env("XDG_RUNTIME_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| data.clone());
+    (data.join("twofactor"), runtime.join("twofactor/twofactord.sock"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::parse("isuer = \"x\"\n", "t.toml").unwrap_err().to_string();
+        assert!(err.contains("isuer"), "{err}");
+        let err = Config::parse("[rate_limit]\nmax = 3\n", "t.toml").unwrap_err().to_string();
+        assert!(err.contains("max"), "{err}");
+    }
+
+    #[test]
+    fn values_override_defaults() {
+        let c = Config::parse(
+            "issuer = \"ACME\"\nlisten = \"none\"\nadmin_group = \"wheel\"\n[rate_limit]\nmax_failures = 3\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.issuer, "ACME");
+        assert_eq!(c.listen, None);
+        assert_eq!(c.admin_group.as_deref(), Some("wheel"));
+        assert_eq!(c.rate_limits.max_failures, 3);
+        assert_eq!(c.rate_limits.window_secs, 300);
+        assert_eq!(c.product, "TrueNAS");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(Config::parse("issuer = \"a:b\"\n", "t").is_err());
+        assert!(Config::parse("[rate_limit]\nmax_failures = 0\n", "t").is_err());
+    }
+
+    #[test]
+    fn xdg_defaults_for_non_root() {
+        let env = |k: &str| match k {
+            "HOME" => Some("/home/u".into()),
+            "XDG_RUNTIME_DIR" => Some("/run/user/1000".into()),
+            _ => None,
+        };
+        let (state, sock) = default_paths(false, &env);
+        assert_eq!(state, PathBuf::from("/home/u/.local/share/twofactor"));
+        assert_eq!(sock, PathBuf::from("/run/user/1000/twofactor/twofactord.sock"));
+        let (state, _) = default_paths(true, &env);
+        assert_eq!(state, PathBuf::from("/var/lib/twofactor"));
+    }
+}

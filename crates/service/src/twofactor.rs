@@ -1,0 +1,266 @@
+//! `config`, `update`, `provisioning_uri`, `renew_secret`, `verify`.
+
+use std::sync::Arc;
+
+use otp::{Algorithm, Digits, Interval, KeyUri, OtpKind, Secret, Window};
+use serde_json::json;
+use store::{AuditRecord, Settings, Store, SystemEntry, transact};
+use zeroize::Zeroizing;
+
+use crate::check::RateLimits;
+use crate::{Caller, CheckOutcome, Clock, Randomness, ServiceError};
+
+/// `services` of the entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Services {
+    pub ssh: bool,
+}
+
+/// The entry as `config` returns it (SPEC §2), secret as base32 text.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub otp_digits: Digits,
+    pub secret: Option<Zeroizing<String>>,
+    pub window: Window,
+    pub interval: Interval,
+    pub services: Services,
+    pub enabled: bool,
+}
+
+impl Entry {
+    /// The entry's id: one system-wide entry.
+    pub const ID: i64 = 1;
+
+    fn from_stored(e: &SystemEntry) -> Self {
+        let s = e.settings;
+        Self {
+            otp_digits: s.otp_digits,
+            secret: e.secret.as_ref().map(|r| r.secret.to_base32()),
+            window: s.window,
+            interval: s.interval,
+            services: Services { ssh: s.ssh },
+            enabled: s.enabled,
+        }
+    }
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("otp_digits", &self.otp_digits)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("window", &self.window)
+            .field("interval", &self.interval)
+            .field("services", &self.services)
+            .field("enabled", &self.enabled)
+            .finish()
+    }
+}
+
+/// `update`'s argument, already parsed: only the keys given are `Some`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpdateRequest {
+    pub enabled: Option<bool>,
+    pub otp_digits: Option<Digits>,
+    pub window: Option<Window>,
+    pub interval: Option<Interval>,
+    pub services: Option<Services>,
+}
+
+/// What goes into the Key URI label: `ISSUER:HOST@PRODUCT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Labels {
+    pub issuer: String,
+    pub product: String,
+    pub hostname: String,
+}
+
+impl Labels {
+    /// The system's short host name (up to the first dot).
+    pub fn system_hostname() -> String {
+        let full = gethostname::gethostname().to_string_lossy().into_owned();
+        full.split('.').next().unwrap_or_default().to_owned()
+    }
+}
+
+/// The `auth.twofactor` service.
+#[derive(Debug, Clone)]
+pub struct TwoFactor {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    random: Arc<dyn Randomness>,
+    labels: Labels,
+    pub(crate) limits: RateLimits,
+}
+
+impl TwoFactor {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        random: Arc<dyn Randomness>,
+        labels: Labels,
+        limits: RateLimits,
+    ) -> Self {
+        Self { store, clock, random, labels, limits }
+    }
+
+    pub fn labels(&self) -> &Labels {
+        &self.labels
+    }
+
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.clock
+    }
+
+    /// `config()`: the entry.
+    pub fn config(&self) -> Result<Entry, ServiceError> {
+        Ok(Entry::from_stored(&self.store.read()?))
+    }
+
+    /// Whether a code is required right now (2FA on; `for_ssh` also needs
+    /// `services.ssh`).
+    pub fn code_required(&self, for_ssh: bool) -> Result<bool, ServiceError> {
+        let s = self.store.read()?.settings;
+        Ok(s.enabled && (!for_ssh || s.ssh))
+    }
+
+    fn new_secret(&self) -> Secret {
+        Secret::generate(|buf| self.random.fill(buf))
+    }
+
+    /// `update(data)`: applies the keys given; generates a secret when the
+    /// result is enabled and has none. Changes and its audit record commit
+    /// together.
+    pub fn update(&self, caller: &Caller, req: UpdateRequest) -> Result<Entry, ServiceError> {
+        let now = self.clock.now_ms();
+        let entry = transact(&*self.store, |tx| {
+            let mut entry = tx.entry()?;
+            let old = entry.settings;
+            let new = Settings {
+                otp_digits: req.otp_digits.unwrap_or(old.otp_digits),
+                window: req.window.unwrap_or(old.window),
+                interval: req.interval.unwrap_or(old.interval),
+                ssh: req.services.map_or(old.ssh, |s| s.ssh),
+                enabled: req.enabled.unwrap_or(old.enabled),
+            };
+            tx.put_settings(&new)?;
+            let generated = new.enabled && entry.secret.is_none();
+            if generated {
+                tx.replace_secret(&self.new_secret(), now)?;
+            }
+            tx.audit(&AuditRecord {
+                at_ms: now,
+                event: "twofactor.update".into(),
+                outcome: "success".into(),
+                user: caller.user.clone(),
+                origin: caller.origin.to_string(),
+                service: caller.via.clone(),
+                detail: Some(json!({
+                    "changed": changed_keys(&old, &new),
+                    "secret_generated": generated,
+                })),
+            })?;
+            entry = tx.entry()?;
+            Ok(entry)
+        })?;
+        Ok(Entry::from_stored(&entry))
+    }
+
+    /// `provisioning_uri()`: the Key URI of the current secret.
+    pub fn provisioning_uri(&self) -> Result<String, ServiceError> {
+        let entry = self.store.read()?;
+        let record = entry.secret.ok_or(ServiceError::NoSecret)?;
+        let uri = KeyUri {
+            kind: OtpKind::Totp,
+            issuer: Some(self.labels.issuer.clone()),
+            account: format!("{}@{}", self.labels.hostname, self.labels.product),
+            secret: record.secret,
+            algorithm: Algorithm::Sha1,
+            digits: entry.settings.otp_digits,
+            period: entry.settings.interval,
+        };
+        Ok(uri.build()?)
+    }
+
+    /// `renew_secret()`: a new secret (and with it fresh replay and failure
+    /// state). Refused while 2FA is disabled.
+    pub fn renew_secret(&self, caller: &Caller) -> Result<bool, ServiceError> {
+        let now = self.clock.now_ms();
+        transact(&*self.store, |tx| {
+            if !tx.entry()?.settings.enabled {
+                return Ok(false);
+            }
+            tx.replace_secret(&self.new_secret(), now)?;
+            tx.audit(&AuditRecord {
+                at_ms: now,
+                event: "twofactor.renew_secret".into(),
+                outcome: "success".into(),
+                user: caller.user.clone(),
+                origin: caller.origin.to_string(),
+                service: caller.via.clone(),
+                detail: None,
+            })?;
+            Ok(true)
+        })?
+        .then_some(true)
+        .ok_or(ServiceError::NotEnabled)
+    }
+
+    /// `verify(token)`: the shared check path, answered as a boolean.
+    pub fn verify(&self, caller: &Caller, token: Option<&str>) -> Result<bool, ServiceError> {
+        match self.check_code(caller, token)? {
+            CheckOutcome::Accepted => Ok(true),
+            CheckOutcome::Wrong | CheckOutcome::Replayed => Ok(false),
+            CheckOutcome::LockedOut { retry_after_secs } => {
+                Err(ServiceError::LockedOut { retry_after_secs })
+            }
+        }
+    }
+
+    /// Appends an audit record for something decided outside this crate
+    /// (logins). Never pass codes or secrets in `detail`.
+    pub fn record(
+        &self,
+        caller: &Caller,
+        event: &str,
+        outcome: &str,
+        detail: Option<serde_json::Value>,
+    ) -> Result<(), ServiceError> {
+        let record = AuditRecord {
+            at_ms: self.clock.now_ms(),
+            event: event.into(),
+            outcome: outcome.into(),
+            user: caller.user.clone(),
+            origin: caller.origin.to_string(),
+            service: caller.via.clone(),
+            detail,
+        };
+        transact(&*self.store, |tx| tx.audit(&record))?;
+        Ok(())
+    }
+
+    /// Audit records, newest first.
+    pub fn audit(&self, query: &store::AuditQuery) -> Result<Vec<store::AuditEntry>, ServiceError> {
+        Ok(self.store.query_audit(query)?)
+    }
+}
+
+fn changed_keys(old: &Settings, new: &Settings) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if old.enabled != new.enabled {
+        out.push("enabled");
+    }
+    if old.otp_digits != new.otp_digits {
+        out.push("otp_digits");
+    }
+    if old.window != new.window {
+        out.push("window");
+    }
+    if old.interval != new.interval {
+        out.push("interval");
+    }
+    if old.ssh != new.ssh {
+        out.push("services");
+    }
+    out
+}

@@ -1,0 +1,89 @@
+//! The records the store keeps. Plain data; the rules live in `service`.
+
+use otp::{Digits, Interval, Secret, Window};
+use serde::{Deserialize, Serialize};
+
+/// The settings of the system entry (SPEC §2), secret aside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Settings {
+    pub otp_digits: Digits,
+    pub window: Window,
+    pub interval: Interval,
+    /// `services.ssh`.
+    pub ssh: bool,
+    pub enabled: bool,
+}
+
+/// Row id of a stored secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SecretId(pub i64);
+
+/// A secret with its replay state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRecord {
+    pub id: SecretId,
+    pub secret: Secret,
+    /// Highest time step ever accepted for this secret.
+    pub last_step: Option<u64>,
+    pub created_at_ms: i64,
+}
+
+/// The system entry: settings plus the current secret, if one was generated.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SystemEntry {
+    pub settings: Settings,
+    pub secret: Option<SecretRecord>,
+}
+
+/// Failure counting for one scope. All zero means "clean".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LimiterState {
+    /// Wrong codes in the current counting window.
+    pub failures: u32,
+    /// When the current counting window began (ms since the epoch).
+    pub window_start_ms: i64,
+    /// Checks fail at once until this instant (ms since the epoch).
+    pub locked_until_ms: i64,
+    /// Consecutive lock-outs, for the doubling back-off.
+    pub lockouts: u32,
+}
+
+/// An audit record to append. Never holds a code or a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub at_ms: i64,
+    /// `twofactor.update`, `twofactor.renew_secret`, `otp.check`, `auth.login`, ...
+    pub event: String,
+    /// `success`, `accepted`, `wrong`, `replayed`, `locked_out`, `failure`, ...
+    pub outcome: String,
+    pub user: Option<String>,
+    /// `unix:uid=0`, `tcp:127.0.0.1:53422`, `embedded`, ...
+    pub origin: String,
+    /// PAM service or API method that caused it, when there is one.
+    pub service: Option<String>,
+    /// Free-form JSON detail (changed keys, wait time, ...).
+    pub detail: Option<serde_json::Value>,
+}
+
+/// A stored audit record with its sequence number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    #[serde(flatten)]
+    pub record: AuditRecord,
+}
+
+/// Filters for [`crate::Store::query_audit`]; `None` means "any".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub event: Option<String>,
+    pub outcome: Option<String>,
+    pub since_ms: Option<i64>,
+    pub limit: usize,
+}
+
+impl Default for AuditQuery {
+    fn default() -> Self {
+        Self { event: None, outcome: None, since_ms: None, limit: 100 }
+    }
+}

@@ -1,0 +1,800 @@
+//! The SQLite backend.
+//!
+//! One state directory (0700) holds `twofactor.db` (0600, WAL, with its
+//! `-wal`/`-shm` companions) and `secret.key` (0600). Secrets are stored
+//! only sealed under the key file ([`KeyFile`]); the database alone reveals
+//! none.
+//!
+//! One connection per [`SqliteStore`], behind a mutex; every write is one
+//! `BEGIN IMMEDIATE` transaction, so writers in this process and in other
+//! processes on the same directory serialise on SQLite's write lock (waiting
+//! up to five seconds). `read` serves a cached entry, revalidated on every
+//! call against `PRAGMA data_version` (which moves when another connection
+//! commits) and dropped on every own transaction.
+
+use std::fmt;
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use otp::{Digits, Interval, Secret, Window};
+use rusqlite::{Connection, OptionalExtension, ToSql, TransactionBehavior, params};
+
+use crate::{
+    AuditEntry, AuditQuery, AuditRecord, KeyFile, LimiterState, Result, SecretId, SecretRecord,
+    Settings, Store, StoreError, SystemEntry, Tx,
+};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` counts how
+/// many have run. Only ever append: a shipped script is never edited, since
+/// databases in the field have already run it.
+///
+/// Room to grow: `otp_secrets.owner` is `'system'` today and will be
+/// `'user:<uid>'` for per-user secrets (a later table maps users to their
+/// secret id); the SQL keeps to what PostgreSQL also reads (no reserved
+/// words as column names, upserts with `ON CONFLICT`).
+const MIGRATIONS: &[&str] = &[
+    // 1: the system entry, sealed secrets with replay state, failure
+    //    counters, audit records, and the key check.
+    "
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY NOT NULL,
+        value BLOB NOT NULL
+    ) STRICT;
+
+    CREATE TABLE otp_secrets (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        owner         TEXT NOT NULL,
+        sealed        BLOB NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        last_step     INTEGER NULL CHECK (last_step IS NULL OR last_step >= 0)
+    ) STRICT;
+    CREATE INDEX otp_secrets_owner ON otp_secrets (owner);
+
+    CREATE TABLE twofactor_config (
+        id           INTEGER PRIMARY KEY CHECK (id = 1),
+        otp_digits   INTEGER NOT NULL,
+        otp_window   INTEGER NOT NULL,
+        otp_interval INTEGER NOT NULL,
+        services_ssh INTEGER NOT NULL CHECK (services_ssh IN (0, 1)),
+        enabled      INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+        secret_id    INTEGER NULL REFERENCES otp_secrets (id)
+    ) STRICT;
+    INSERT INTO twofactor_config
+        (id, otp_digits, otp_window, otp_interval, services_ssh, enabled, secret_id)
+        VALUES (1, 6, 0, 30, 0, 0, NULL);
+
+    CREATE TABLE rate_limits (
+        scope           TEXT PRIMARY KEY NOT NULL,
+        failures        INTEGER NOT NULL,
+        window_start_ms INTEGER NOT NULL,
+        locked_until_ms INTEGER NOT NULL,
+        lockouts        INTEGER NOT NULL
+    ) STRICT;
+
+    CREATE TABLE audit_log (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms     INTEGER NOT NULL,
+        event     TEXT NOT NULL,
+        outcome   TEXT NOT NULL,
+        user_name TEXT NULL,
+        origin    TEXT NOT NULL,
+        service   TEXT NULL,
+        detail    TEXT NULL
+    ) STRICT;
+    CREATE INDEX audit_log_at_ms ON audit_log (at_ms);
+    CREATE INDEX audit_log_event ON audit_log (event);
+    ",
+];
+
+/// Mode of the state directory.
+const DIR_MODE: u32 = 0o700;
+/// Mode of the database and its companions.
+const FILE_MODE: u32 = 0o600;
+
+/// The owner of the system secret (per-user secrets will be `user:<uid>`).
+const SYSTEM_OWNER: &str = "system";
+/// `meta` key of the key check.
+const KEY_CHECK: &str = "key_check";
+/// Known plaintext sealed under the key, to tell a wrong key file at start.
+const KEY_CHECK_PLAINTEXT: &[u8] = b"twofactor key check v1";
+/// Associated data of the key check.
+const KEY_CHECK_AAD: &[u8] = b"twofactor/v1/key_check";
+
+/// Associated data of a sealed OTP secret: purpose and owner.
+fn secret_aad(owner: &str) -> Vec<u8> {
+    let mut aad = b"twofactor/v1/otp_secret/".to_vec();
+    aad.extend_from_slice(owner.as_bytes());
+    aad
+}
+
+/// Maps rusqlite errors. Their messages name SQL conditions and columns,
+/// never bound values, and we never bind a secret in plaintext.
+trait DbResult<T> {
+    fn db(self) -> Result<T>;
+}
+
+impl<T> DbResult<T> for rusqlite::Result<T> {
+    fn db(self) -> Result<T> {
+        self.map_err(|e| StoreError::Database(e.to_string()))
+    }
+}
+
+fn io_error(path: &Path) -> impl Fn(io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io { path: path.display().to_string(), source }
+}
+
+fn step_to_sql(step: u64) -> Result<i64> {
+    i64::try_from(step).map_err(|_| StoreError::Corrupt(format!("time step {step} is out of range")))
+}
+
+fn step_from_sql(step: i64) -> Result<u64> {
+    u64::try_from(step).map_err(|_| StoreError::Corrupt(format!("stored time step {step} is negative")))
+}
+
+fn u32_from_sql(name: &str, value: i64) -> Result<u32> {
+    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("stored {name} {value} is out of range")))
+}
+
+/// The SQLite store on one state directory.
+pub struct SqliteStore {
+    state_dir: PathBuf,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    conn: Connection,
+    key: KeyFile,
+    /// The entry as of `PRAGMA data_version` = `.0`, when known.
+    cache: Option<(i64, SystemEntry)>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore").field("state_dir", &self.state_dir).finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// The database file in the state directory.
+    pub const DB_FILE: &'static str = "twofactor.db";
+    /// The key file in the state directory.
+    pub const KEY_FILE: &'static str = "secret.key";
+    /// The schema version this build writes (`PRAGMA user_version`).
+    pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+    /// Opens (creating when missing) the state in `state_dir`: makes the
+    /// directory 0700 and the database 0600, migrates the schema, and loads
+    /// the key file — or creates it when no sealed data exists yet. A
+    /// missing key with sealed data is [`StoreError::KeyMissing`], a key
+    /// that does not open the data is [`StoreError::WrongKey`].
+    pub fn open(state_dir: &Path) -> Result<Self> {
+        prepare_dir(state_dir)?;
+        let db_path = state_dir.join(Self::DB_FILE);
+        prepare_db_files(&db_path)?;
+
+        let mut conn = Connection::open(&db_path).db()?;
+        configure(&conn)?;
+        migrate(&mut conn)?;
+        let key = setup_key(&mut conn, &state_dir.join(Self::KEY_FILE))?;
+
+        Ok(Self {
+            state_dir: state_dir.to_owned(),
+            inner: Mutex::new(Inner { conn, key, cache: None }),
+        })
+    }
+
+    /// The state directory this store works in.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// The connection, recovering from a poisoned lock: a panic inside a
+    /// transaction body has already rolled the transaction back (the
+    /// transaction guard's drop), so the state is whole; the cache is
+    /// dropped to be safe.
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        match self.inner.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => {
+                let mut guard = poisoned.into_inner();
+                guard.cache = None;
+                if !guard.conn.is_autocommit() {
+                    // Best effort; BEGIN reports the problem if this fails.
+                    let _ = guard.conn.execute_batch("ROLLBACK");
+                }
+                self.inner.clear_poison();
+                guard
+            }
+        }
+    }
+}
+
+/// Creates the state directory 0700, or tightens an existing one.
+fn prepare_dir(dir: &Path) -> Result<()> {
+    let err = io_error(dir);
+    match fs::metadata(dir) {
+        Ok(meta) if !meta.is_dir() => {
+            Err(err(io::Error::new(io::ErrorKind::NotADirectory, "not a directory")))
+        }
+        Ok(meta) => {
+            if meta.permissions().mode() & 0o077 != 0 {
+                fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE)).map_err(err)?;
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir).map_err(&err)?;
+            // The umask may have narrowed the mode; make it exactly 0700.
+            fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE)).map_err(err)
+        }
+        Err(e) => Err(err(e)),
+    }
+}
+
+/// Creates the database file 0600 before SQLite does (SQLite gives the
+/// `-wal` and `-shm` files the database's mode), and tightens existing files.
+fn prepare_db_files(db_path: &Path) -> Result<()> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(FILE_MODE)
+        .open(db_path)
+        .map_err(io_error(db_path))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = db_path.as_os_str().to_owned();
+        name.push(suffix);
+        let path = PathBuf::from(name);
+        match fs::metadata(&path) {
+            Ok(meta) if meta.permissions().mode() & 0o777 != FILE_MODE => {
+                fs::set_permissions(&path, fs::Permissions::from_mode(FILE_MODE))
+                    .map_err(io_error(&path))?;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(&path)(e)),
+        }
+    }
+    Ok(())
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(Duration::from_secs(5)).db()?;
+    // Returns the mode now in force; a file system without shared memory
+    // keeps the rollback journal, which is just as transactional.
+    let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).db()?;
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA secure_delete = ON;
+         PRAGMA trusted_schema = OFF;",
+    )
+    .db()
+}
+
+/// Applies the missing migrations, each in its own transaction.
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let known = SqliteStore::SCHEMA_VERSION;
+    loop {
+        // IMMEDIATE, so two processes opening a new directory do not both
+        // run the same migration.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).db()?;
+        let found: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).db()?;
+        if found > known {
+            return Err(StoreError::SchemaTooNew { found, known });
+        }
+        let Some(script) = usize::try_from(found).ok().and_then(|v| MIGRATIONS.get(v)) else {
+            if found == known {
+                return tx.commit().db();
+            }
+            return Err(StoreError::Corrupt(format!("schema version {found} is invalid")));
+        };
+        tx.execute_batch(script).db()?;
+        tx.pragma_update(None, "user_version", found + 1).db()?;
+        tx.commit().db()?;
+    }
+}
+
+/// Loads or creates the key, under the database's write lock so two
+/// processes starting at once cannot both create one (SPEC §6.1).
+fn setup_key(conn: &mut Connection, path: &Path) -> Result<KeyFile> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).db()?;
+    let check: Option<Vec<u8>> = tx
+        .query_row("SELECT value FROM meta WHERE key = ?1", [KEY_CHECK], |r| r.get(0))
+        .optional()
+        .db()?;
+    let sealed: Vec<(String, Vec<u8>)> = {
+        let mut stmt = tx.prepare("SELECT owner, sealed FROM otp_secrets ORDER BY id").db()?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).db()?;
+        rows.collect::<rusqlite::Result<_>>().db()?
+    };
+    let shown = || path.display().to_string();
+
+    let key = match KeyFile::load(path) {
+        Ok(key) => key,
+        Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            if check.is_some() || !sealed.is_empty() {
+                return Err(StoreError::KeyMissing { path: shown() });
+            }
+            KeyFile::create(path)?
+        }
+        Err(e) => return Err(e),
+    };
+
+    match check {
+        Some(blob) => {
+            let plain = key
+                .open(&blob, KEY_CHECK_AAD)
+                .map_err(|_| StoreError::WrongKey { path: shown() })?;
+            if plain.as_slice() != KEY_CHECK_PLAINTEXT {
+                return Err(StoreError::WrongKey { path: shown() });
+            }
+        }
+        None => {
+            // A new key, or one created just before a crash: whatever is
+            // sealed must open under it before it is vouched for.
+            for (owner, blob) in &sealed {
+                key.open(blob, &secret_aad(owner))
+                    .map_err(|_| StoreError::WrongKey { path: shown() })?;
+            }
+            let blob = key.seal(KEY_CHECK_PLAINTEXT, KEY_CHECK_AAD)?;
+            tx.execute("INSERT INTO meta (key, value) VALUES (?1, ?2)", params![KEY_CHECK, blob])
+                .db()?;
+        }
+    }
+    tx.commit().db()?;
+    Ok(key)
+}
+
+/// Reads the system entry and unseals its secret.
+fn load_entry(conn: &Connection, key: &KeyFile) -> Result<SystemEntry> {
+    struct Row {
+        digits: i64,
+        window: i64,
+        interval: i64,
+        ssh: bool,
+        enabled: bool,
+        secret_id: Option<i64>,
+        secret: Option<(i64, String, Vec<u8>, i64, Option<i64>)>,
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT c.otp_digits, c.otp_window, c.otp_interval, c.services_ssh, c.enabled,
+                    c.secret_id, s.id, s.owner, s.sealed, s.created_at_ms, s.last_step
+             FROM twofactor_config AS c
+             LEFT JOIN otp_secrets AS s ON s.id = c.secret_id
+             WHERE c.id = 1",
+        )
+        .db()?;
+    let row = stmt
+        .query_row([], |r| {
+            let secret = match r.get::<_, Option<i64>>(6)? {
+                Some(id) => Some((id, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?)),
+                None => None,
+            };
+            Ok(Row {
+                digits: r.get(0)?,
+                window: r.get(1)?,
+                interval: r.get(2)?,
+                ssh: r.get(3)?,
+                enabled: r.get(4)?,
+                secret_id: r.get(5)?,
+                secret,
+            })
+        })
+        .optional()
+        .db()?
+        .ok_or_else(|| StoreError::Corrupt("the configuration entry is missing".into()))?;
+
+    let param = |e: otp::ParamError| StoreError::Corrupt(format!("stored {e}"));
+    let settings = Settings {
+        otp_digits: Digits::new(row.digits).map_err(param)?,
+        window: Window::new(row.window).map_err(param)?,
+        interval: Interval::new(row.interval).map_err(param)?,
+        ssh: row.ssh,
+        enabled: row.enabled,
+    };
+    let secret = match (row.secret_id, row.secret) {
+        (None, _) => None,
+        (Some(id), None) => {
+            return Err(StoreError::Corrupt(format!("the entry's secret {id} is missing")));
+        }
+        (Some(_), Some((id, owner, sealed, created_at_ms, last_step))) => {
+            if owner != SYSTEM_OWNER {
+                return Err(StoreError::Corrupt(format!("secret {id} does not belong to the system")));
+            }
+            let mut plain = key.open(&sealed, &secret_aad(&owner)).map_err(|_| {
+                StoreError::Corrupt(format!("sealed secret {id} does not open under the key file"))
+            })?;
+            // Moves the bytes out of the wiping buffer into the secret's own.
+            let secret = Secret::from_bytes(std::mem::take(&mut *plain))
+                .map_err(|e| StoreError::Corrupt(format!("secret {id}: {e}")))?;
+            Some(SecretRecord {
+                id: SecretId(id),
+                secret,
+                last_step: last_step.map(step_from_sql).transpose()?,
+                created_at_ms,
+            })
+        }
+    };
+    Ok(SystemEntry { settings, secret })
+}
+
+/// A transaction's view; `conn` is inside `BEGIN IMMEDIATE`.
+struct SqliteTx<'a> {
+    conn: &'a Connection,
+    key: &'a KeyFile,
+}
+
+impl Tx for SqliteTx<'_> {
+    fn entry(&mut self) -> Result<SystemEntry> {
+        load_entry(self.conn, self.key)
+    }
+
+    fn put_settings(&mut self, s: &Settings) -> Result<()> {
+        let changed = self
+            .conn
+            .prepare_cached(
+                "UPDATE twofactor_config
+                 SET otp_digits = ?1, otp_window = ?2, otp_interval = ?3,
+                     services_ssh = ?4, enabled = ?5
+                 WHERE id = 1",
+            )
+            .db()?
+            .execute(params![
+                s.otp_digits.get(),
+                s.window.get(),
+                s.interval.get(),
+                s.ssh,
+                s.enabled
+            ])
+            .db()?;
+        if changed == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt("the configuration entry is missing".into()))
+        }
+    }
+
+    fn replace_secret(&mut self, secret: &Secret, created_at_ms: i64) -> Result<SecretId> {
+        let old: Option<i64> = self
+            .conn
+            .query_row("SELECT secret_id FROM twofactor_config WHERE id = 1", [], |r| r.get(0))
+            .optional()
+            .db()?
+            .ok_or_else(|| StoreError::Corrupt("the configuration entry is missing".into()))?;
+        let sealed = self.key.seal(secret.expose(), &secret_aad(SYSTEM_OWNER))?;
+        self.conn
+            .execute(
+                "INSERT INTO otp_secrets (owner, sealed, created_at_ms, last_step)
+                 VALUES (?1, ?2, ?3, NULL)",
+                params![SYSTEM_OWNER, sealed, created_at_ms],
+            )
+            .db()?;
+        let id = self.conn.last_insert_rowid();
+        self.conn
+            .execute("UPDATE twofactor_config SET secret_id = ?1 WHERE id = 1", [id])
+            .db()?;
+        if let Some(old) = old {
+            // The old secret's replay state and failure counter go with it.
+            self.conn.execute("DELETE FROM otp_secrets WHERE id = ?1", [old]).db()?;
+            self.conn
+                .execute("DELETE FROM rate_limits WHERE scope = ?1", [format!("secret:{old}")])
+                .db()?;
+        }
+        Ok(SecretId(id))
+    }
+
+    fn advance_step(&mut self, id: SecretId, step: u64) -> Result<bool> {
+        let step = step_to_sql(step)?;
+        let changed = self
+            .conn
+            .prepare_cached(
+                "UPDATE otp_secrets SET last_step = ?2
+                 WHERE id = ?1 AND (last_step IS NULL OR last_step < ?2)",
+            )
+            .db()?
+            .execute(params![id.0, step])
+            .db()?;
+        Ok(changed == 1)
+    }
+
+    fn limiter(&mut self, scope: &str) -> Result<LimiterState> {
+        let row: Option<(i64, i64, i64, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT failures, window_start_ms, locked_until_ms, lockouts
+                 FROM rate_limits WHERE scope = ?1",
+            )
+            .db()?
+            .query_row([scope], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .optional()
+            .db()?;
+        let Some((failures, window_start_ms, locked_until_ms, lockouts)) = row else {
+            return Ok(LimiterState::default());
+        };
+        Ok(LimiterState {
+            failures: u32_from_sql("failure count", failures)?,
+            window_start_ms,
+            locked_until_ms,
+            lockouts: u32_from_sql("lock-out count", lockouts)?,
+        })
+    }
+
+    fn put_limiter(&mut self, scope: &str, state: &LimiterState) -> Result<()> {
+        if *state == LimiterState::default() {
+            self.conn
+                .prepare_cached("DELETE FROM rate_limits WHERE scope = ?1")
+                .db()?
+                .execute([scope])
+                .db()?;
+            return Ok(());
+        }
+        self.conn
+            .prepare_cached(
+                "INSERT INTO rate_limits
+                     (scope, failures, window_start_ms, locked_until_ms, lockouts)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (scope) DO UPDATE SET
+                     failures = excluded.failures,
+                     window_start_ms = excluded.window_start_ms,
+                     locked_until_ms = excluded.locked_until_ms,
+                     lockouts = excluded.lockouts",
+            )
+            .db()?
+            .execute(params![
+                scope,
+                state.failures,
+                state.window_start_ms,
+                state.locked_until_ms,
+                state.lockouts
+            ])
+            .db()?;
+        Ok(())
+    }
+
+    fn audit(&mut self, r: &AuditRecord) -> Result<()> {
+        let detail = r
+            .detail
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Database(format!("cannot encode audit detail: {e}")))?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO audit_log
+                     (at_ms, event, outcome, user_name, origin, service, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .db()?
+            .execute(params![r.at_ms, r.event, r.outcome, r.user, r.origin, r.service, detail])
+            .db()?;
+        Ok(())
+    }
+}
+
+impl Store for SqliteStore {
+    fn read(&self) -> Result<SystemEntry> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let version: i64 = inner
+            .conn
+            .prepare_cached("PRAGMA data_version")
+            .db()?
+            .query_row([], |r| r.get(0))
+            .db()?;
+        if let Some((seen, entry)) = &inner.cache
+            && *seen == version
+        {
+            return Ok(entry.clone());
+        }
+        // Read after the version: a commit in between makes the cache newer
+        // than its label, which only costs one more reload.
+        let entry = load_entry(&inner.conn, &inner.key)?;
+        inner.cache = Some((version, entry.clone()));
+        Ok(entry)
+    }
+
+    fn transact_dyn(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        // Own commits do not move `data_version`; forget the cache instead.
+        inner.cache = None;
+        let tx = inner.conn.transaction_with_behavior(TransactionBehavior::Immediate).db()?;
+        let outcome = f(&mut SqliteTx { conn: &tx, key: &inner.key });
+        match outcome {
+            Ok(()) => tx.commit().db(),
+            Err(e) => {
+                // A failed rollback is reported by the next BEGIN; the
+                // body's error is the one worth returning.
+                let _ = tx.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        let guard = self.lock();
+        let mut sql = String::from(
+            "SELECT id, at_ms, event, outcome, user_name, origin, service, detail FROM audit_log",
+        );
+        let mut args: Vec<&dyn ToSql> = Vec::new();
+        let mut conditions = Vec::new();
+        if let Some(event) = &q.event {
+            conditions.push("event = ?");
+            args.push(event);
+        }
+        if let Some(outcome) = &q.outcome {
+            conditions.push("outcome = ?");
+            args.push(outcome);
+        }
+        if let Some(since) = &q.since_ms {
+            conditions.push("at_ms >= ?");
+            args.push(since);
+        }
+        if !conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conditions.join(" AND "));
+        }
+        sql.push_str(" ORDER BY id DESC LIMIT ?");
+        let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+        args.push(&limit);
+
+        let mut stmt = guard.conn.prepare_cached(&sql).db()?;
+        let rows = stmt
+            .query_map(args.as_slice(), |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, Option<String>>(7)?,
+                ))
+            })
+            .db()?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, at_ms, event, outcome, user, origin, service, detail) = row.db()?;
+            let detail = detail
+                .map(|text| serde_json::from_str(&text))
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("audit record {id} detail: {e}")))?;
+            out.push(AuditEntry {
+                id,
+                record: AuditRecord { at_ms, event, outcome, user, origin, service, detail },
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transact;
+
+    fn open_fresh() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("state")).unwrap();
+        (dir, store)
+    }
+
+    fn count(store: &SqliteStore, sql: &str) -> i64 {
+        store.lock().conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn pragmas_are_in_force() {
+        let (_dir, store) = open_fresh();
+        let g = store.lock();
+        let q = |sql: &str| -> String {
+            g.conn.query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0)).map(|v| format!("{v:?}")).unwrap()
+        };
+        assert_eq!(q("PRAGMA journal_mode"), r#"Text("wal")"#);
+        assert_eq!(q("PRAGMA synchronous"), "Integer(2)");
+        assert_eq!(q("PRAGMA foreign_keys"), "Integer(1)");
+        assert_eq!(q("PRAGMA busy_timeout"), "Integer(5000)");
+        assert_eq!(q("PRAGMA user_version"), format!("Integer({})", MIGRATIONS.len()));
+    }
+
+    #[test]
+    fn reopening_does_not_rerun_migrations() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SqliteStore::open(dir.path()).unwrap());
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(count(&store, "PRAGMA user_version"), SqliteStore::SCHEMA_VERSION);
+        assert_eq!(count(&store, "SELECT count(*) FROM twofactor_config"), 1);
+        assert_eq!(count(&store, "SELECT count(*) FROM meta WHERE key = 'key_check'"), 1);
+    }
+
+    #[test]
+    fn default_limiter_deletes_the_row() {
+        let (_dir, store) = open_fresh();
+        let busy = LimiterState { failures: 2, window_start_ms: 1, locked_until_ms: 0, lockouts: 0 };
+        transact(&store, |tx| tx.put_limiter("addr:10.0.0.1", &busy)).unwrap();
+        assert_eq!(count(&store, "SELECT count(*) FROM rate_limits"), 1);
+        transact(&store, |tx| tx.put_limiter("addr:10.0.0.1", &LimiterState::default())).unwrap();
+        assert_eq!(count(&store, "SELECT count(*) FROM rate_limits"), 0);
+    }
+
+    #[test]
+    fn replace_secret_deletes_the_old_row_and_its_counter() {
+        let (_dir, store) = open_fresh();
+        let s1 = Secret::from_bytes(vec![1; 20]).unwrap();
+        let s2 = Secret::from_bytes(vec![2; 20]).unwrap();
+        let busy = LimiterState { failures: 1, window_start_ms: 1, locked_until_ms: 0, lockouts: 0 };
+        let id1 = transact(&store, |tx| tx.replace_secret(&s1, 1)).unwrap();
+        transact(&store, |tx| tx.put_limiter(&format!("secret:{}", id1.0), &busy)).unwrap();
+        transact(&store, |tx| tx.put_limiter("addr:10.0.0.1", &busy)).unwrap();
+        let id2 = transact(&store, |tx| tx.replace_secret(&s2, 2)).unwrap();
+        assert!(id2 > id1);
+        assert_eq!(count(&store, "SELECT count(*) FROM otp_secrets"), 1);
+        assert_eq!(count(&store, "SELECT count(*) FROM rate_limits"), 1);
+        // A stale id never reaches the new secret.
+        assert!(!transact(&store, |tx| tx.advance_step(id1, 5)).unwrap());
+    }
+
+    #[test]
+    fn a_sealed_secret_moved_to_another_owner_does_not_open() {
+        let (_dir, store) = open_fresh();
+        transact(&store, |tx| tx.replace_secret(&Secret::from_bytes(vec![3; 20]).unwrap(), 1))
+            .unwrap();
+        store.lock().conn.execute("UPDATE otp_secrets SET owner = 'user:0'", []).unwrap();
+        assert!(matches!(store.read(), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn a_tampered_sealed_secret_is_corrupt_and_says_nothing_secret() {
+        let (_dir, store) = open_fresh();
+        let secret = Secret::from_bytes(vec![0x5A; 20]).unwrap();
+        transact(&store, |tx| tx.replace_secret(&secret, 1)).unwrap();
+        {
+            let g = store.lock();
+            let mut sealed: Vec<u8> =
+                g.conn.query_row("SELECT sealed FROM otp_secrets", [], |r| r.get(0)).unwrap();
+            sealed[30] ^= 0x01;
+            g.conn.execute("UPDATE otp_secrets SET sealed = ?1", [sealed]).unwrap();
+        }
+        let err = store.read().unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+        assert!(!err.to_string().contains(secret.to_base32().as_str()));
+    }
+
+    #[test]
+    fn out_of_range_step_is_an_error_not_a_wrap() {
+        let (_dir, store) = open_fresh();
+        let id = transact(&store, |tx| tx.replace_secret(&Secret::from_bytes(vec![4; 20]).unwrap(), 1))
+            .unwrap();
+        assert!(matches!(
+            transact(&store, |tx| tx.advance_step(id, u64::MAX)),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert_eq!(store.read().unwrap().secret.unwrap().last_step, None);
+    }
+
+    #[test]
+    fn poisoned_lock_recovers() {
+        let (_dir, store) = open_fresh();
+        let store = std::sync::Arc::new(store);
+        let s = store.clone();
+        let _ = std::thread::spawn(move || {
+            let _ = transact(&*s, |tx| -> Result<()> {
+                tx.put_settings(&Settings { enabled: true, ..Settings::default() })?;
+                panic!("body panics mid-transaction");
+            });
+        })
+        .join();
+        assert!(store.inner.is_poisoned());
+        assert_eq!(store.read().unwrap(), SystemEntry::default());
+        transact(&*store, |tx| tx.put_settings(&Settings { ssh: true, ..Settings::default() }))
+            .unwrap();
+        assert!(store.read().unwrap().settings.ssh);
+    }
+}
