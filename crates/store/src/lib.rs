@@ -30,7 +30,10 @@ use otp::Secret;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot use {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(
         "the key file {path} is missing but the database holds sealed secrets; \
          restore the key file (a new key would orphan every secret)"
@@ -40,7 +43,9 @@ pub enum StoreError {
     WrongKey { path: String },
     #[error("the key file {path} is malformed: {reason}")]
     BadKeyFile { path: String, reason: &'static str },
-    #[error("the database was written by a newer version (schema {found}, this build knows {known})")]
+    #[error(
+        "the database was written by a newer version (schema {found}, this build knows {known})"
+    )]
     SchemaTooNew { found: i64, known: i64 },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -85,14 +90,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 }
 
 /// Typed convenience over [`Store::transact_dyn`].
-pub fn transact<R>(
-    store: &dyn Store,
-    f: impl FnOnce(&mut dyn Tx) -> Result<R>,
-) -> Result<R> {
+pub fn transact<R>(store: &dyn Store, f: impl FnOnce(&mut dyn Tx) -> Result<R>) -> Result<R> {
     let mut f = Some(f);
     let mut out = None;
     store.transact_dyn(&mut |tx| {
-        let f = f.take().ok_or_else(|| StoreError::Database("transaction body run twice".into()))?;
+        let f = f
+            .take()
+            .ok_or_else(|| StoreError::Database("transaction body run twice".into()))?;
         out = Some(f(tx)?);
         Ok(())
     })?;

@@ -84,6 +84,11 @@ pub struct AuditQuery {
 
 impl Default for AuditQuery {
     fn default() -> Self {
-        Self { event: None, outcome: None, since_ms: None, limit: 100 }
+        Self {
+            event: None,
+            outcome: None,
+            since_ms: None,
+            limit: 100,
+        }
     }
 }

@@ -55,27 +55,37 @@ impl KeyFile {
     /// group or others is tightened to 0600.
     pub fn load(path: &Path) -> Result<Self> {
         let shown = path.display().to_string();
-        let io_err = |source| StoreError::Io { path: shown.clone(), source };
+        let io_err = |source| StoreError::Io {
+            path: shown.clone(),
+            source,
+        };
         let meta = fs::symlink_metadata(path).map_err(io_err)?;
         if !meta.file_type().is_file() {
-            return Err(StoreError::BadKeyFile { path: shown, reason: "not a regular file" });
+            return Err(StoreError::BadKeyFile {
+                path: shown,
+                reason: "not a regular file",
+            });
         }
         if meta.permissions().mode() & 0o077 != 0 {
-            fs::set_permissions(path, fs::Permissions::from_mode(KEY_FILE_MODE))
-                .map_err(io_err)?;
+            fs::set_permissions(path, fs::Permissions::from_mode(KEY_FILE_MODE)).map_err(io_err)?;
         }
         let file = File::open(path).map_err(io_err)?;
         // Read one byte more than a key so an overlong file is noticed
         // without reading all of it.
         let mut bytes = Zeroizing::new(Vec::with_capacity(KEY_LEN + 1));
-        file.take(KEY_LEN as u64 + 1).read_to_end(&mut bytes).map_err(io_err)?;
+        file.take(KEY_LEN as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io_err)?;
         if bytes.len() != KEY_LEN {
             return Err(StoreError::BadKeyFile {
                 path: shown,
                 reason: "a key file holds exactly 32 bytes",
             });
         }
-        Ok(Self { path: path.to_owned(), cipher: XChaCha20Poly1305::new(Key::from_slice(&bytes)) })
+        Ok(Self {
+            path: path.to_owned(),
+            cipher: XChaCha20Poly1305::new(Key::from_slice(&bytes)),
+        })
     }
 
     /// Makes a new random key and writes it to `path` atomically: a
@@ -86,7 +96,10 @@ impl KeyFile {
     /// other processes must serialise (the SQLite store holds its write lock).
     pub fn create(path: &Path) -> Result<Self> {
         let shown = path.display().to_string();
-        let io_err = |source| StoreError::Io { path: shown.clone(), source };
+        let io_err = |source| StoreError::Io {
+            path: shown.clone(),
+            source,
+        };
         match fs::symlink_metadata(path) {
             Ok(_) => return Err(io_err(io::Error::from(io::ErrorKind::AlreadyExists))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -100,7 +113,10 @@ impl KeyFile {
             _ => PathBuf::from("."),
         };
         let file_name = path.file_name().ok_or_else(|| {
-            io_err(io::Error::new(io::ErrorKind::InvalidInput, "key file path has no file name"))
+            io_err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "key file path has no file name",
+            ))
         })?;
         let mut tag = [0u8; 8];
         fill_random(&mut tag)?;
@@ -120,11 +136,16 @@ impl KeyFile {
             let _ = fs::remove_file(&tmp);
             return Err(io_err(e));
         }
-        File::open(&dir).and_then(|d| d.sync_all()).map_err(|source| StoreError::Io {
-            path: dir.display().to_string(),
-            source,
-        })?;
-        Ok(Self { path: path.to_owned(), cipher: XChaCha20Poly1305::new(Key::from_slice(&key[..])) })
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| StoreError::Io {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        Ok(Self {
+            path: path.to_owned(),
+            cipher: XChaCha20Poly1305::new(Key::from_slice(&key[..])),
+        })
     }
 
     /// Where the key lives.
@@ -159,7 +180,9 @@ impl KeyFile {
     /// too short is [`StoreError::WrongKey`]; callers that already know the
     /// key is right report it as corruption.
     pub fn open(&self, blob: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        let wrong = || StoreError::WrongKey { path: self.path.display().to_string() };
+        let wrong = || StoreError::WrongKey {
+            path: self.path.display().to_string(),
+        };
         if blob.len() < Self::OVERHEAD {
             return Err(wrong());
         }
@@ -181,8 +204,11 @@ impl KeyFile {
 /// Creates `path` (which must not exist) with mode 0600, writes `bytes` and
 /// syncs it.
 fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file =
-        OpenOptions::new().write(true).create_new(true).mode(KEY_FILE_MODE).open(path)?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(KEY_FILE_MODE)
+        .open(path)?;
     file.write_all(bytes)?;
     file.sync_all()
 }
@@ -196,10 +222,12 @@ fn fill_random(dest: &mut [u8]) -> Result<()> {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 #[cfg(test)]
@@ -217,8 +245,14 @@ mod tests {
         let (_dir, key) = fresh();
         let blob = key.seal(b"twenty bytes of key!", b"aad").unwrap();
         assert_eq!(blob.len(), 20 + KeyFile::OVERHEAD);
-        assert_eq!(&key.open(&blob, b"aad").unwrap()[..], b"twenty bytes of key!");
-        assert_eq!(&key.open(&key.seal(b"", b"").unwrap(), b"").unwrap()[..], b"");
+        assert_eq!(
+            &key.open(&blob, b"aad").unwrap()[..],
+            b"twenty bytes of key!"
+        );
+        assert_eq!(
+            &key.open(&key.seal(b"", b"").unwrap(), b"").unwrap()[..],
+            b""
+        );
     }
 
     #[test]
@@ -233,7 +267,9 @@ mod tests {
     #[test]
     fn other_aad_altered_bytes_or_short_blobs_do_not_open() {
         let (_dir, key) = fresh();
-        let blob = key.seal(b"payload", b"twofactor/v1/otp_secret/system").unwrap();
+        let blob = key
+            .seal(b"payload", b"twofactor/v1/otp_secret/system")
+            .unwrap();
         assert!(matches!(
             key.open(&blob, b"twofactor/v1/otp_secret/user:1000"),
             Err(StoreError::WrongKey { .. })
@@ -241,7 +277,10 @@ mod tests {
         for i in 0..blob.len() {
             let mut bad = blob.clone();
             bad[i] ^= 1;
-            assert!(key.open(&bad, b"twofactor/v1/otp_secret/system").is_err(), "byte {i}");
+            assert!(
+                key.open(&bad, b"twofactor/v1/otp_secret/system").is_err(),
+                "byte {i}"
+            );
         }
         assert!(key.open(&blob[..KeyFile::OVERHEAD - 1], b"").is_err());
         assert!(key.open(&[], b"").is_err());
@@ -252,7 +291,10 @@ mod tests {
         let (_d1, k1) = fresh();
         let (_d2, k2) = fresh();
         let blob = k1.seal(b"payload", b"x").unwrap();
-        assert!(matches!(k2.open(&blob, b"x"), Err(StoreError::WrongKey { .. })));
+        assert!(matches!(
+            k2.open(&blob, b"x"),
+            Err(StoreError::WrongKey { .. })
+        ));
     }
 
     #[test]
@@ -266,7 +308,10 @@ mod tests {
         let blob = key.seal(b"payload", b"x").unwrap();
         assert_eq!(&again.open(&blob, b"x").unwrap()[..], b"payload");
         // Only the key file: the temporary file was renamed away.
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("secret.key")]);
     }
 
@@ -295,14 +340,19 @@ mod tests {
                 "length {len}"
             );
         }
-        assert!(matches!(KeyFile::load(dir.path()), Err(StoreError::BadKeyFile { .. })));
+        assert!(matches!(
+            KeyFile::load(dir.path()),
+            Err(StoreError::BadKeyFile { .. })
+        ));
     }
 
     #[test]
     fn missing_is_not_found() {
         let dir = tempfile::tempdir().unwrap();
         match KeyFile::load(&dir.path().join("nope")) {
-            Err(StoreError::Io { source, .. }) => assert_eq!(source.kind(), io::ErrorKind::NotFound),
+            Err(StoreError::Io { source, .. }) => {
+                assert_eq!(source.kind(), io::ErrorKind::NotFound)
+            }
             other => panic!("expected NotFound, got {other:?}"),
         }
     }
@@ -313,7 +363,10 @@ mod tests {
         let path = dir.path().join("secret.key");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         KeyFile::load(&path).unwrap();
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]
@@ -324,6 +377,9 @@ mod tests {
         let key = KeyFile::load(&path).unwrap();
         let shown = format!("{key:?}");
         assert!(shown.contains("redacted"), "{shown}");
-        assert!(!shown.to_lowercase().contains("ab, ab") && !shown.contains("171"), "{shown}");
+        assert!(
+            !shown.to_lowercase().contains("ab, ab") && !shown.contains("171"),
+            "{shown}"
+        );
     }
 }

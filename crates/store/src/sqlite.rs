@@ -124,19 +124,25 @@ impl<T> DbResult<T> for rusqlite::Result<T> {
 }
 
 fn io_error(path: &Path) -> impl Fn(io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io { path: path.display().to_string(), source }
+    move |source| StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 fn step_to_sql(step: u64) -> Result<i64> {
-    i64::try_from(step).map_err(|_| StoreError::Corrupt(format!("time step {step} is out of range")))
+    i64::try_from(step)
+        .map_err(|_| StoreError::Corrupt(format!("time step {step} is out of range")))
 }
 
 fn step_from_sql(step: i64) -> Result<u64> {
-    u64::try_from(step).map_err(|_| StoreError::Corrupt(format!("stored time step {step} is negative")))
+    u64::try_from(step)
+        .map_err(|_| StoreError::Corrupt(format!("stored time step {step} is negative")))
 }
 
 fn u32_from_sql(name: &str, value: i64) -> Result<u32> {
-    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("stored {name} {value} is out of range")))
+    u32::try_from(value)
+        .map_err(|_| StoreError::Corrupt(format!("stored {name} {value} is out of range")))
 }
 
 /// The SQLite store on one state directory.
@@ -154,7 +160,9 @@ struct Inner {
 
 impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SqliteStore").field("state_dir", &self.state_dir).finish_non_exhaustive()
+        f.debug_struct("SqliteStore")
+            .field("state_dir", &self.state_dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -183,7 +191,11 @@ impl SqliteStore {
 
         Ok(Self {
             state_dir: state_dir.to_owned(),
-            inner: Mutex::new(Inner { conn, key, cache: None }),
+            inner: Mutex::new(Inner {
+                conn,
+                key,
+                cache: None,
+            }),
         })
     }
 
@@ -217,9 +229,10 @@ impl SqliteStore {
 fn prepare_dir(dir: &Path) -> Result<()> {
     let err = io_error(dir);
     match fs::metadata(dir) {
-        Ok(meta) if !meta.is_dir() => {
-            Err(err(io::Error::new(io::ErrorKind::NotADirectory, "not a directory")))
-        }
+        Ok(meta) if !meta.is_dir() => Err(err(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            "not a directory",
+        ))),
         Ok(meta) => {
             if meta.permissions().mode() & 0o077 != 0 {
                 fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE)).map_err(err)?;
@@ -227,7 +240,11 @@ fn prepare_dir(dir: &Path) -> Result<()> {
             Ok(())
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir).map_err(&err)?;
+            DirBuilder::new()
+                .recursive(true)
+                .mode(DIR_MODE)
+                .create(dir)
+                .map_err(&err)?;
             // The umask may have narrowed the mode; make it exactly 0700.
             fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE)).map_err(err)
         }
@@ -266,7 +283,9 @@ fn configure(conn: &Connection) -> Result<()> {
     conn.busy_timeout(Duration::from_secs(5)).db()?;
     // Returns the mode now in force; a file system without shared memory
     // keeps the rollback journal, which is just as transactional.
-    let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).db()?;
+    let _mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .db()?;
     conn.execute_batch(
         "PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
@@ -282,8 +301,12 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     loop {
         // IMMEDIATE, so two processes opening a new directory do not both
         // run the same migration.
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).db()?;
-        let found: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).db()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .db()?;
+        let found: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .db()?;
         if found > known {
             return Err(StoreError::SchemaTooNew { found, known });
         }
@@ -291,7 +314,9 @@ fn migrate(conn: &mut Connection) -> Result<()> {
             if found == known {
                 return tx.commit().db();
             }
-            return Err(StoreError::Corrupt(format!("schema version {found} is invalid")));
+            return Err(StoreError::Corrupt(format!(
+                "schema version {found} is invalid"
+            )));
         };
         tx.execute_batch(script).db()?;
         tx.pragma_update(None, "user_version", found + 1).db()?;
@@ -302,13 +327,19 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 /// Loads or creates the key, under the database's write lock so two
 /// processes starting at once cannot both create one (SPEC §6.1).
 fn setup_key(conn: &mut Connection, path: &Path) -> Result<KeyFile> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).db()?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .db()?;
     let check: Option<Vec<u8>> = tx
-        .query_row("SELECT value FROM meta WHERE key = ?1", [KEY_CHECK], |r| r.get(0))
+        .query_row("SELECT value FROM meta WHERE key = ?1", [KEY_CHECK], |r| {
+            r.get(0)
+        })
         .optional()
         .db()?;
     let sealed: Vec<(String, Vec<u8>)> = {
-        let mut stmt = tx.prepare("SELECT owner, sealed FROM otp_secrets ORDER BY id").db()?;
+        let mut stmt = tx
+            .prepare("SELECT owner, sealed FROM otp_secrets ORDER BY id")
+            .db()?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).db()?;
         rows.collect::<rusqlite::Result<_>>().db()?
     };
@@ -342,8 +373,11 @@ fn setup_key(conn: &mut Connection, path: &Path) -> Result<KeyFile> {
                     .map_err(|_| StoreError::WrongKey { path: shown() })?;
             }
             let blob = key.seal(KEY_CHECK_PLAINTEXT, KEY_CHECK_AAD)?;
-            tx.execute("INSERT INTO meta (key, value) VALUES (?1, ?2)", params![KEY_CHECK, blob])
-                .db()?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                params![KEY_CHECK, blob],
+            )
+            .db()?;
         }
     }
     tx.commit().db()?;
@@ -359,7 +393,14 @@ fn load_entry(conn: &Connection, key: &KeyFile) -> Result<SystemEntry> {
         ssh: bool,
         enabled: bool,
         secret_id: Option<i64>,
-        secret: Option<(i64, String, Vec<u8>, i64, Option<i64>)>,
+        secret: Option<SecretRow>,
+    }
+    struct SecretRow {
+        id: i64,
+        owner: String,
+        sealed: Vec<u8>,
+        created_at_ms: i64,
+        last_step: Option<i64>,
     }
     let mut stmt = conn
         .prepare_cached(
@@ -373,7 +414,13 @@ fn load_entry(conn: &Connection, key: &KeyFile) -> Result<SystemEntry> {
     let row = stmt
         .query_row([], |r| {
             let secret = match r.get::<_, Option<i64>>(6)? {
-                Some(id) => Some((id, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?)),
+                Some(id) => Some(SecretRow {
+                    id,
+                    owner: r.get(7)?,
+                    sealed: r.get(8)?,
+                    created_at_ms: r.get(9)?,
+                    last_step: r.get(10)?,
+                }),
                 None => None,
             };
             Ok(Row {
@@ -401,14 +448,29 @@ fn load_entry(conn: &Connection, key: &KeyFile) -> Result<SystemEntry> {
     let secret = match (row.secret_id, row.secret) {
         (None, _) => None,
         (Some(id), None) => {
-            return Err(StoreError::Corrupt(format!("the entry's secret {id} is missing")));
+            return Err(StoreError::Corrupt(format!(
+                "the entry's secret {id} is missing"
+            )));
         }
-        (Some(_), Some((id, owner, sealed, created_at_ms, last_step))) => {
+        (
+            Some(_),
+            Some(SecretRow {
+                id,
+                owner,
+                sealed,
+                created_at_ms,
+                last_step,
+            }),
+        ) => {
             if owner != SYSTEM_OWNER {
-                return Err(StoreError::Corrupt(format!("secret {id} does not belong to the system")));
+                return Err(StoreError::Corrupt(format!(
+                    "secret {id} does not belong to the system"
+                )));
             }
             let mut plain = key.open(&sealed, &secret_aad(&owner)).map_err(|_| {
-                StoreError::Corrupt(format!("sealed secret {id} does not open under the key file"))
+                StoreError::Corrupt(format!(
+                    "sealed secret {id} does not open under the key file"
+                ))
             })?;
             // Moves the bytes out of the wiping buffer into the secret's own.
             let secret = Secret::from_bytes(std::mem::take(&mut *plain))
@@ -456,14 +518,20 @@ impl Tx for SqliteTx<'_> {
         if changed == 1 {
             Ok(())
         } else {
-            Err(StoreError::Corrupt("the configuration entry is missing".into()))
+            Err(StoreError::Corrupt(
+                "the configuration entry is missing".into(),
+            ))
         }
     }
 
     fn replace_secret(&mut self, secret: &Secret, created_at_ms: i64) -> Result<SecretId> {
         let old: Option<i64> = self
             .conn
-            .query_row("SELECT secret_id FROM twofactor_config WHERE id = 1", [], |r| r.get(0))
+            .query_row(
+                "SELECT secret_id FROM twofactor_config WHERE id = 1",
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .db()?
             .ok_or_else(|| StoreError::Corrupt("the configuration entry is missing".into()))?;
@@ -477,13 +545,21 @@ impl Tx for SqliteTx<'_> {
             .db()?;
         let id = self.conn.last_insert_rowid();
         self.conn
-            .execute("UPDATE twofactor_config SET secret_id = ?1 WHERE id = 1", [id])
+            .execute(
+                "UPDATE twofactor_config SET secret_id = ?1 WHERE id = 1",
+                [id],
+            )
             .db()?;
         if let Some(old) = old {
             // The old secret's replay state and failure counter go with it.
-            self.conn.execute("DELETE FROM otp_secrets WHERE id = ?1", [old]).db()?;
             self.conn
-                .execute("DELETE FROM rate_limits WHERE scope = ?1", [format!("secret:{old}")])
+                .execute("DELETE FROM otp_secrets WHERE id = ?1", [old])
+                .db()?;
+            self.conn
+                .execute(
+                    "DELETE FROM rate_limits WHERE scope = ?1",
+                    [format!("secret:{old}")],
+                )
                 .db()?;
         }
         Ok(SecretId(id))
@@ -511,7 +587,9 @@ impl Tx for SqliteTx<'_> {
                  FROM rate_limits WHERE scope = ?1",
             )
             .db()?
-            .query_row([scope], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .query_row([scope], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
             .optional()
             .db()?;
         let Some((failures, window_start_ms, locked_until_ms, lockouts)) = row else {
@@ -571,7 +649,9 @@ impl Tx for SqliteTx<'_> {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
             .db()?
-            .execute(params![r.at_ms, r.event, r.outcome, r.user, r.origin, r.service, detail])
+            .execute(params![
+                r.at_ms, r.event, r.outcome, r.user, r.origin, r.service, detail
+            ])
             .db()?;
         Ok(())
     }
@@ -604,8 +684,14 @@ impl Store for SqliteStore {
         let inner = &mut *guard;
         // Own commits do not move `data_version`; forget the cache instead.
         inner.cache = None;
-        let tx = inner.conn.transaction_with_behavior(TransactionBehavior::Immediate).db()?;
-        let outcome = f(&mut SqliteTx { conn: &tx, key: &inner.key });
+        let tx = inner
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .db()?;
+        let outcome = f(&mut SqliteTx {
+            conn: &tx,
+            key: &inner.key,
+        });
         match outcome {
             Ok(()) => tx.commit().db(),
             Err(e) => {
@@ -668,7 +754,15 @@ impl Store for SqliteStore {
                 .map_err(|e| StoreError::Corrupt(format!("audit record {id} detail: {e}")))?;
             out.push(AuditEntry {
                 id,
-                record: AuditRecord { at_ms, event, outcome, user, origin, service, detail },
+                record: AuditRecord {
+                    at_ms,
+                    event,
+                    outcome,
+                    user,
+                    origin,
+                    service,
+                    detail,
+                },
             });
         }
         Ok(out)
@@ -695,13 +789,19 @@ mod tests {
         let (_dir, store) = open_fresh();
         let g = store.lock();
         let q = |sql: &str| -> String {
-            g.conn.query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0)).map(|v| format!("{v:?}")).unwrap()
+            g.conn
+                .query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0))
+                .map(|v| format!("{v:?}"))
+                .unwrap()
         };
         assert_eq!(q("PRAGMA journal_mode"), r#"Text("wal")"#);
         assert_eq!(q("PRAGMA synchronous"), "Integer(2)");
         assert_eq!(q("PRAGMA foreign_keys"), "Integer(1)");
         assert_eq!(q("PRAGMA busy_timeout"), "Integer(5000)");
-        assert_eq!(q("PRAGMA user_version"), format!("Integer({})", MIGRATIONS.len()));
+        assert_eq!(
+            q("PRAGMA user_version"),
+            format!("Integer({})", MIGRATIONS.len())
+        );
     }
 
     #[test]
@@ -709,18 +809,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         drop(SqliteStore::open(dir.path()).unwrap());
         let store = SqliteStore::open(dir.path()).unwrap();
-        assert_eq!(count(&store, "PRAGMA user_version"), SqliteStore::SCHEMA_VERSION);
+        assert_eq!(
+            count(&store, "PRAGMA user_version"),
+            SqliteStore::SCHEMA_VERSION
+        );
         assert_eq!(count(&store, "SELECT count(*) FROM twofactor_config"), 1);
-        assert_eq!(count(&store, "SELECT count(*) FROM meta WHERE key = 'key_check'"), 1);
+        assert_eq!(
+            count(&store, "SELECT count(*) FROM meta WHERE key = 'key_check'"),
+            1
+        );
     }
 
     #[test]
     fn default_limiter_deletes_the_row() {
         let (_dir, store) = open_fresh();
-        let busy = LimiterState { failures: 2, window_start_ms: 1, locked_until_ms: 0, lockouts: 0 };
+        let busy = LimiterState {
+            failures: 2,
+            window_start_ms: 1,
+            locked_until_ms: 0,
+            lockouts: 0,
+        };
         transact(&store, |tx| tx.put_limiter("addr:10.0.0.1", &busy)).unwrap();
         assert_eq!(count(&store, "SELECT count(*) FROM rate_limits"), 1);
-        transact(&store, |tx| tx.put_limiter("addr:10.0.0.1", &LimiterState::default())).unwrap();
+        transact(&store, |tx| {
+            tx.put_limiter("addr:10.0.0.1", &LimiterState::default())
+        })
+        .unwrap();
         assert_eq!(count(&store, "SELECT count(*) FROM rate_limits"), 0);
     }
 
@@ -729,9 +843,17 @@ mod tests {
         let (_dir, store) = open_fresh();
         let s1 = Secret::from_bytes(vec![1; 20]).unwrap();
         let s2 = Secret::from_bytes(vec![2; 20]).unwrap();
-        let busy = LimiterState { failures: 1, window_start_ms: 1, locked_until_ms: 0, lockouts: 0 };
+        let busy = LimiterState {
+            failures: 1,
+            window_start_ms: 1,
+            locked_until_ms: 0,
+            lockouts: 0,
+        };
         let id1 = transact(&store, |tx| tx.replace_secret(&s1, 1)).unwrap();
-        transact(&store, |tx| tx.put_limiter(&format!("secret:{}", id1.0), &busy)).unwrap();
+        transact(&store, |tx| {
+            tx.put_limiter(&format!("secret:{}", id1.0), &busy)
+        })
+        .unwrap();
         transact(&store, |tx| tx.put_limiter("addr:10.0.0.1", &busy)).unwrap();
         let id2 = transact(&store, |tx| tx.replace_secret(&s2, 2)).unwrap();
         assert!(id2 > id1);
@@ -744,9 +866,15 @@ mod tests {
     #[test]
     fn a_sealed_secret_moved_to_another_owner_does_not_open() {
         let (_dir, store) = open_fresh();
-        transact(&store, |tx| tx.replace_secret(&Secret::from_bytes(vec![3; 20]).unwrap(), 1))
+        transact(&store, |tx| {
+            tx.replace_secret(&Secret::from_bytes(vec![3; 20]).unwrap(), 1)
+        })
+        .unwrap();
+        store
+            .lock()
+            .conn
+            .execute("UPDATE otp_secrets SET owner = 'user:0'", [])
             .unwrap();
-        store.lock().conn.execute("UPDATE otp_secrets SET owner = 'user:0'", []).unwrap();
         assert!(matches!(store.read(), Err(StoreError::Corrupt(_))));
     }
 
@@ -757,10 +885,14 @@ mod tests {
         transact(&store, |tx| tx.replace_secret(&secret, 1)).unwrap();
         {
             let g = store.lock();
-            let mut sealed: Vec<u8> =
-                g.conn.query_row("SELECT sealed FROM otp_secrets", [], |r| r.get(0)).unwrap();
+            let mut sealed: Vec<u8> = g
+                .conn
+                .query_row("SELECT sealed FROM otp_secrets", [], |r| r.get(0))
+                .unwrap();
             sealed[30] ^= 0x01;
-            g.conn.execute("UPDATE otp_secrets SET sealed = ?1", [sealed]).unwrap();
+            g.conn
+                .execute("UPDATE otp_secrets SET sealed = ?1", [sealed])
+                .unwrap();
         }
         let err = store.read().unwrap_err();
         assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
@@ -770,13 +902,39 @@ mod tests {
     #[test]
     fn out_of_range_step_is_an_error_not_a_wrap() {
         let (_dir, store) = open_fresh();
-        let id = transact(&store, |tx| tx.replace_secret(&Secret::from_bytes(vec![4; 20]).unwrap(), 1))
-            .unwrap();
+        let id = transact(&store, |tx| {
+            tx.replace_secret(&Secret::from_bytes(vec![4; 20]).unwrap(), 1)
+        })
+        .unwrap();
         assert!(matches!(
             transact(&store, |tx| tx.advance_step(id, u64::MAX)),
             Err(StoreError::Corrupt(_))
         ));
         assert_eq!(store.read().unwrap().secret.unwrap().last_step, None);
+    }
+
+    #[test]
+    fn read_is_served_from_the_cache_until_data_version_moves() {
+        let (dir, store) = open_fresh();
+        assert!(!store.read().unwrap().settings.enabled);
+        // A write on the store's own connection behind the cache's back
+        // does not move data_version: the cache still answers.
+        store
+            .lock()
+            .conn
+            .execute("UPDATE twofactor_config SET enabled = 1", [])
+            .unwrap();
+        assert!(
+            !store.read().unwrap().settings.enabled,
+            "served from the cache"
+        );
+        // A commit by another connection moves it.
+        let other = Connection::open(dir.path().join("state").join(SqliteStore::DB_FILE)).unwrap();
+        other
+            .execute("UPDATE twofactor_config SET services_ssh = 1", [])
+            .unwrap();
+        let entry = store.read().unwrap();
+        assert!(entry.settings.enabled && entry.settings.ssh);
     }
 
     #[test]
@@ -786,15 +944,23 @@ mod tests {
         let s = store.clone();
         let _ = std::thread::spawn(move || {
             let _ = transact(&*s, |tx| -> Result<()> {
-                tx.put_settings(&Settings { enabled: true, ..Settings::default() })?;
+                tx.put_settings(&Settings {
+                    enabled: true,
+                    ..Settings::default()
+                })?;
                 panic!("body panics mid-transaction");
             });
         })
         .join();
         assert!(store.inner.is_poisoned());
         assert_eq!(store.read().unwrap(), SystemEntry::default());
-        transact(&*store, |tx| tx.put_settings(&Settings { ssh: true, ..Settings::default() }))
-            .unwrap();
+        transact(&*store, |tx| {
+            tx.put_settings(&Settings {
+                ssh: true,
+                ..Settings::default()
+            })
+        })
+        .unwrap();
         assert!(store.read().unwrap().settings.ssh);
     }
 }

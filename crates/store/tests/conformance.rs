@@ -1,0 +1,570 @@
+//! The behaviour every [`Store`] backend must show. Each case is a function
+//! taking a [`Make`]: a factory for a fresh, empty storage location that can
+//! be opened (and reopened, and opened twice at once, as two processes
+//! would). A backend joins with one more `backend!` line at the bottom.
+
+// A test crate: `allow-unwrap-in-tests` covers `#[test]` functions, not
+// the helpers and suite cases around them.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::{Arc, Barrier};
+use std::thread;
+
+use otp::{Digits, Interval, Secret, Window};
+use serde_json::json;
+use store::{
+    AuditQuery, AuditRecord, LimiterState, SecretId, Settings, SqliteStore, Store, StoreError,
+    SystemEntry, transact,
+};
+
+/// One fresh storage location (a directory, a database, ...). Dropping it
+/// removes it.
+pub trait Location {
+    /// Opens a handle on this location; several may be open at once.
+    fn open(&self) -> Box<dyn Store>;
+}
+
+/// Makes a fresh, empty location.
+pub type Make<'a> = &'a dyn Fn() -> Box<dyn Location>;
+
+// ---------------------------------------------------------------- helpers
+
+fn secret(fill: u8) -> Secret {
+    Secret::from_bytes((0..20).map(|i| fill.wrapping_add(i)).collect()).unwrap()
+}
+
+fn some_settings() -> Settings {
+    Settings {
+        otp_digits: Digits::new(8).unwrap(),
+        window: Window::new(2).unwrap(),
+        interval: Interval::new(60).unwrap(),
+        ssh: true,
+        enabled: true,
+    }
+}
+
+fn record(at_ms: i64, event: &str, outcome: &str) -> AuditRecord {
+    AuditRecord {
+        at_ms,
+        event: event.into(),
+        outcome: outcome.into(),
+        user: Some("root".into()),
+        origin: "unix:uid=0".into(),
+        service: Some("sshd".into()),
+        detail: Some(json!({"changed": ["enabled", "window"], "wait_s": 30})),
+    }
+}
+
+fn all_audit(store: &dyn Store) -> Vec<store::AuditEntry> {
+    store
+        .query_audit(&AuditQuery {
+            limit: usize::MAX,
+            ..AuditQuery::default()
+        })
+        .unwrap()
+}
+
+fn new_secret(store: &dyn Store, fill: u8) -> SecretId {
+    transact(store, |tx| {
+        tx.replace_secret(&secret(fill), 1_700_000_000_000)
+    })
+    .unwrap()
+}
+
+fn advance(store: &dyn Store, id: SecretId, step: u64) -> bool {
+    transact(store, |tx| tx.advance_step(id, step)).unwrap()
+}
+
+// ------------------------------------------------------------------ cases
+
+pub fn defaults_on_first_open(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    let expected = SystemEntry::default();
+    assert_eq!(expected.settings.otp_digits.get(), 6);
+    assert_eq!(expected.settings.window.get(), 0);
+    assert_eq!(expected.settings.interval.get(), 30);
+    assert!(!expected.settings.ssh && !expected.settings.enabled);
+    assert_eq!(store.read().unwrap(), expected);
+    assert_eq!(transact(&*store, |tx| tx.entry()).unwrap(), expected);
+    assert!(all_audit(&*store).is_empty());
+    // Opening again does not create a second entry or change it.
+    drop(store);
+    assert_eq!(loc.open().read().unwrap(), expected);
+}
+
+pub fn settings_round_trip(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    let s = some_settings();
+    let seen_inside = transact(&*store, |tx| {
+        tx.put_settings(&s)?;
+        tx.entry()
+    })
+    .unwrap();
+    assert_eq!(
+        seen_inside.settings, s,
+        "a transaction reads its own writes"
+    );
+    assert_eq!(store.read().unwrap().settings, s);
+    assert_eq!(transact(&*store, |tx| tx.entry()).unwrap().settings, s);
+    let back = Settings::default();
+    transact(&*store, |tx| tx.put_settings(&back)).unwrap();
+    assert_eq!(store.read().unwrap().settings, back);
+}
+
+pub fn replace_secret_then_entry_returns_it(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    transact(&*store, |tx| tx.put_settings(&some_settings())).unwrap();
+    let id = transact(&*store, |tx| tx.replace_secret(&secret(1), 1234)).unwrap();
+    let entry = store.read().unwrap();
+    assert_eq!(
+        entry.settings,
+        some_settings(),
+        "settings untouched by a new secret"
+    );
+    let rec = entry.secret.unwrap();
+    assert_eq!(rec.id, id);
+    assert!(rec.secret.ct_eq(&secret(1)));
+    assert_eq!(rec.last_step, None);
+    assert_eq!(rec.created_at_ms, 1234);
+
+    let id2 = transact(&*store, |tx| tx.replace_secret(&secret(2), 5678)).unwrap();
+    assert_ne!(id2, id);
+    let rec = transact(&*store, |tx| tx.entry()).unwrap().secret.unwrap();
+    assert_eq!((rec.id, rec.created_at_ms), (id2, 5678));
+    assert!(rec.secret.ct_eq(&secret(2)));
+    // The retired secret's id is dead: nothing advances through it.
+    assert!(!advance(&*store, id, 10));
+    assert_eq!(store.read().unwrap().secret.unwrap().last_step, None);
+}
+
+pub fn advance_step_is_monotonic_and_survives_reopen(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    let id = new_secret(&*store, 3);
+    assert!(advance(&*store, id, 100), "first step");
+    assert!(!advance(&*store, id, 100), "equal step is a replay");
+    assert!(!advance(&*store, id, 99), "lower step is refused");
+    assert!(advance(&*store, id, 101), "higher step");
+    assert!(!advance(&*store, id, 0));
+    assert_eq!(store.read().unwrap().secret.unwrap().last_step, Some(101));
+    assert!(!advance(&*store, SecretId(id.0 + 1000), 5), "unknown id");
+
+    drop(store);
+    let store = loc.open();
+    assert_eq!(store.read().unwrap().secret.unwrap().last_step, Some(101));
+    assert!(!advance(&*store, id, 101));
+    assert!(advance(&*store, id, 102));
+    // Large (but representable) steps are fine.
+    assert!(advance(&*store, id, i64::MAX as u64));
+    assert!(!advance(&*store, id, i64::MAX as u64));
+}
+
+pub fn replace_secret_resets_last_step_and_its_limiter(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    let old = new_secret(&*store, 4);
+    assert!(advance(&*store, old, 500));
+    let counted = LimiterState {
+        failures: 3,
+        window_start_ms: 10,
+        locked_until_ms: 0,
+        lockouts: 1,
+    };
+    let old_scope = format!("secret:{}", old.0);
+    transact(&*store, |tx| {
+        tx.put_limiter(&old_scope, &counted)?;
+        tx.put_limiter("addr:192.0.2.7", &counted)
+    })
+    .unwrap();
+
+    let new = new_secret(&*store, 5);
+    let rec = store.read().unwrap().secret.unwrap();
+    assert_eq!((rec.id, rec.last_step), (new, None));
+    assert!(
+        advance(&*store, new, 1),
+        "the new secret starts with no replay state"
+    );
+    assert_eq!(
+        transact(&*store, |tx| tx.limiter(&old_scope)).unwrap(),
+        LimiterState::default()
+    );
+    assert_eq!(
+        transact(&*store, |tx| tx.limiter("addr:192.0.2.7")).unwrap(),
+        counted
+    );
+}
+
+pub fn rollback_on_err_leaves_nothing(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    let id = new_secret(&*store, 6);
+    assert!(advance(&*store, id, 7));
+    let before = store.read().unwrap();
+    let audit_before = all_audit(&*store);
+
+    let err = transact(&*store, |tx| -> store::Result<()> {
+        tx.put_settings(&some_settings())?;
+        tx.audit(&record(1, "twofactor.update", "success"))?;
+        assert!(tx.advance_step(id, 8)?);
+        tx.put_limiter(
+            "addr:192.0.2.1",
+            &LimiterState {
+                failures: 1,
+                ..LimiterState::default()
+            },
+        )?;
+        tx.replace_secret(&secret(7), 99)?;
+        assert_eq!(tx.entry()?.settings, some_settings());
+        Err(StoreError::Corrupt("the body gives up".into()))
+    })
+    .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Corrupt(ref m) if m == "the body gives up"),
+        "{err:?}"
+    );
+
+    assert_eq!(store.read().unwrap(), before);
+    assert_eq!(all_audit(&*store), audit_before);
+    assert_eq!(
+        transact(&*store, |tx| tx.limiter("addr:192.0.2.1")).unwrap(),
+        LimiterState::default()
+    );
+    assert!(
+        advance(&*store, id, 8),
+        "the rolled-back step is still free"
+    );
+    // And from a second handle, nothing of it either.
+    let other = loc.open();
+    assert_eq!(other.read().unwrap().settings, before.settings);
+    assert!(all_audit(&*other).is_empty());
+}
+
+pub fn transact_returns_the_body_value(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    let (a, b) = transact(&*store, |tx| {
+        let a = tx.replace_secret(&secret(8), 1)?;
+        Ok((a, tx.advance_step(a, 1)?))
+    })
+    .unwrap();
+    assert!(b);
+    assert_eq!(store.read().unwrap().secret.unwrap().id, a);
+}
+
+pub fn limiter_round_trip_and_default_deletes(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    let scope = "addr:2001:db8::1";
+    assert_eq!(
+        transact(&*store, |tx| tx.limiter(scope)).unwrap(),
+        LimiterState::default()
+    );
+    let s1 = LimiterState {
+        failures: 5,
+        window_start_ms: 1_700_000_000_000,
+        locked_until_ms: 1_700_000_030_000,
+        lockouts: 2,
+    };
+    transact(&*store, |tx| tx.put_limiter(scope, &s1)).unwrap();
+    assert_eq!(transact(&*store, |tx| tx.limiter(scope)).unwrap(), s1);
+    assert_eq!(
+        transact(&*store, |tx| tx.limiter("addr:other")).unwrap(),
+        LimiterState::default()
+    );
+    let s2 = LimiterState {
+        failures: u32::MAX,
+        lockouts: u32::MAX,
+        ..s1
+    };
+    transact(&*store, |tx| tx.put_limiter(scope, &s2)).unwrap();
+    assert_eq!(
+        transact(&*store, |tx| tx.limiter(scope)).unwrap(),
+        s2,
+        "overwrite"
+    );
+    transact(&*store, |tx| {
+        tx.put_limiter(scope, &LimiterState::default())
+    })
+    .unwrap();
+    assert_eq!(
+        transact(&*store, |tx| tx.limiter(scope)).unwrap(),
+        LimiterState::default()
+    );
+    // Deleting what is not there is fine.
+    transact(&*store, |tx| {
+        tx.put_limiter("addr:none", &LimiterState::default())
+    })
+    .unwrap();
+}
+
+pub fn audit_query_order_filters_and_limit(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    let events = [
+        (100, "otp.check", "accepted"),
+        (200, "otp.check", "wrong"),
+        (150, "twofactor.update", "success"), // out of time order on purpose
+        (300, "otp.check", "wrong"),
+        (400, "auth.login", "success"),
+    ];
+    for (at, event, outcome) in events {
+        transact(&*store, |tx| tx.audit(&record(at, event, outcome))).unwrap();
+    }
+    let bare = AuditRecord {
+        at_ms: 500,
+        event: "otp.check".into(),
+        outcome: "replayed".into(),
+        user: None,
+        origin: "tcp:127.0.0.1:53422".into(),
+        service: None,
+        detail: None,
+    };
+    transact(&*store, |tx| tx.audit(&bare)).unwrap();
+
+    let all = all_audit(&*store);
+    assert_eq!(all.len(), 6);
+    assert!(
+        all.windows(2).all(|w| w[0].id > w[1].id),
+        "newest (highest id) first"
+    );
+    assert_eq!(all[0].record, bare, "None fields round-trip");
+    assert_eq!(
+        all[5].record,
+        record(100, "otp.check", "accepted"),
+        "JSON detail round-trips"
+    );
+    let ats: Vec<i64> = all.iter().map(|e| e.record.at_ms).collect();
+    assert_eq!(
+        ats,
+        [500, 400, 300, 150, 200, 100],
+        "insertion order, not time order"
+    );
+
+    let q = |event: Option<&str>, outcome: Option<&str>, since_ms: Option<i64>, limit: usize| {
+        store
+            .query_audit(&AuditQuery {
+                event: event.map(Into::into),
+                outcome: outcome.map(Into::into),
+                since_ms,
+                limit,
+            })
+            .unwrap()
+            .into_iter()
+            .map(|e| e.record.at_ms)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(q(Some("otp.check"), None, None, 100), [500, 300, 200, 100]);
+    assert_eq!(q(None, Some("wrong"), None, 100), [300, 200]);
+    assert_eq!(q(Some("otp.check"), Some("wrong"), None, 100), [300, 200]);
+    assert_eq!(q(None, Some("success"), None, 100), [400, 150]);
+    assert_eq!(
+        q(None, None, Some(300), 100),
+        [500, 400, 300],
+        "since is inclusive"
+    );
+    assert_eq!(q(Some("otp.check"), None, Some(150), 100), [500, 300, 200]);
+    assert_eq!(q(Some("otp.check"), Some("wrong"), Some(250), 100), [300]);
+    assert_eq!(q(None, None, None, 2), [500, 400]);
+    assert_eq!(q(Some("otp.check"), None, None, 1), [500]);
+    assert_eq!(q(None, None, None, 0), Vec::<i64>::new());
+    assert_eq!(q(Some("nothing"), None, None, 100), Vec::<i64>::new());
+    assert_eq!(store.query_audit(&AuditQuery::default()).unwrap().len(), 6);
+}
+
+pub fn everything_persists_across_reopen(make: Make<'_>) {
+    let loc = make();
+    let limited = LimiterState {
+        failures: 4,
+        window_start_ms: 1,
+        locked_until_ms: 2,
+        lockouts: 3,
+    };
+    let (id, audit) = {
+        let store = loc.open();
+        transact(&*store, |tx| tx.put_settings(&some_settings())).unwrap();
+        let id = new_secret(&*store, 9);
+        assert!(advance(&*store, id, 4242));
+        transact(&*store, |tx| {
+            tx.put_limiter("addr:198.51.100.9", &limited)?;
+            tx.audit(&record(1, "twofactor.renew_secret", "success"))?;
+            tx.audit(&record(2, "otp.check", "accepted"))
+        })
+        .unwrap();
+        (id, all_audit(&*store))
+    };
+    let store = loc.open();
+    let entry = store.read().unwrap();
+    assert_eq!(entry.settings, some_settings());
+    let rec = entry.secret.unwrap();
+    assert_eq!((rec.id, rec.last_step), (id, Some(4242)));
+    assert!(rec.secret.ct_eq(&secret(9)));
+    assert_eq!(
+        transact(&*store, |tx| tx.limiter("addr:198.51.100.9")).unwrap(),
+        limited
+    );
+    assert_eq!(all_audit(&*store), audit);
+    assert_eq!(audit.len(), 2);
+    // New audit ids keep climbing after a reopen.
+    transact(&*store, |tx| tx.audit(&record(3, "auth.login", "success"))).unwrap();
+    assert!(all_audit(&*store)[0].id > audit[0].id);
+}
+
+pub fn read_sees_own_commits(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    assert_eq!(store.read().unwrap(), SystemEntry::default());
+    assert_eq!(
+        store.read().unwrap(),
+        SystemEntry::default(),
+        "served from the cache"
+    );
+    transact(&*store, |tx| tx.put_settings(&some_settings())).unwrap();
+    assert_eq!(store.read().unwrap().settings, some_settings());
+    let id = new_secret(&*store, 10);
+    assert_eq!(store.read().unwrap().secret.unwrap().id, id);
+    assert!(advance(&*store, id, 77));
+    assert_eq!(store.read().unwrap().secret.unwrap().last_step, Some(77));
+}
+
+pub fn read_sees_commits_of_another_handle(make: Make<'_>) {
+    let loc = make();
+    let a = loc.open();
+    let b = loc.open();
+    // Warm a's cache, then change things through b (another process).
+    assert_eq!(a.read().unwrap(), SystemEntry::default());
+    assert_eq!(a.read().unwrap(), SystemEntry::default());
+    transact(&*b, |tx| tx.put_settings(&some_settings())).unwrap();
+    assert_eq!(a.read().unwrap().settings, some_settings());
+    let id = new_secret(&*b, 11);
+    let rec = a.read().unwrap().secret.unwrap();
+    assert_eq!(rec.id, id);
+    assert!(rec.secret.ct_eq(&secret(11)));
+    assert!(advance(&*b, id, 9));
+    assert_eq!(a.read().unwrap().secret.unwrap().last_step, Some(9));
+    // And the other way round, with both caches warm.
+    assert!(b.read().is_ok());
+    transact(&*a, |tx| tx.put_settings(&Settings::default())).unwrap();
+    assert_eq!(b.read().unwrap().settings, Settings::default());
+    assert_eq!(a.read().unwrap().settings, Settings::default());
+}
+
+pub fn concurrent_advance_step_threads_one_winner(make: Make<'_>) {
+    const THREADS: usize = 32;
+    let loc = make();
+    let store: Arc<dyn Store> = Arc::from(loc.open());
+    let id = new_secret(&*store, 12);
+    for step in [1_000u64, 1_001, 5_000] {
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                let barrier = Arc::clone(&barrier);
+                thread::spawn(move || {
+                    barrier.wait();
+                    transact(&*store, |tx| tx.advance_step(id, step)).unwrap()
+                })
+            })
+            .collect();
+        let wins = handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|&won| won)
+            .count();
+        assert_eq!(wins, 1, "step {step}");
+    }
+    assert_eq!(store.read().unwrap().secret.unwrap().last_step, Some(5_000));
+}
+
+pub fn concurrent_advance_step_two_handles_one_winner(make: Make<'_>) {
+    const THREADS: usize = 8;
+    let loc = make();
+    let handles: [Arc<dyn Store>; 2] = [Arc::from(loc.open()), Arc::from(loc.open())];
+    let id = new_secret(&*handles[0], 13);
+    for step in 1..=10u64 {
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|i| {
+                let store = Arc::clone(&handles[i % 2]);
+                let barrier = Arc::clone(&barrier);
+                thread::spawn(move || {
+                    barrier.wait();
+                    transact(&*store, |tx| tx.advance_step(id, step)).unwrap()
+                })
+            })
+            .collect();
+        let wins = threads
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|&won| won)
+            .count();
+        assert_eq!(wins, 1, "step {step}");
+    }
+    for h in &handles {
+        assert_eq!(h.read().unwrap().secret.unwrap().last_step, Some(10));
+    }
+}
+
+pub fn store_is_send_sync_debug(make: Make<'_>) {
+    fn check<T: Send + Sync + std::fmt::Debug + ?Sized>(_: &T) {}
+    let loc = make();
+    let store = loc.open();
+    check(&*store);
+    new_secret(&*store, 14);
+    let shown = format!("{store:?} {:?}", store.read().unwrap());
+    assert!(!shown.contains(secret(14).to_base32().as_str()), "{shown}");
+    assert!(shown.contains("redacted"), "{shown}");
+}
+
+// --------------------------------------------------------------- backends
+
+/// Instantiates every case as a `#[test]` against one backend.
+macro_rules! backend {
+    ($module:ident, $make:expr) => {
+        mod $module {
+            use super::*;
+            backend!(@cases $make;
+                defaults_on_first_open,
+                settings_round_trip,
+                replace_secret_then_entry_returns_it,
+                advance_step_is_monotonic_and_survives_reopen,
+                replace_secret_resets_last_step_and_its_limiter,
+                rollback_on_err_leaves_nothing,
+                transact_returns_the_body_value,
+                limiter_round_trip_and_default_deletes,
+                audit_query_order_filters_and_limit,
+                everything_persists_across_reopen,
+                read_sees_own_commits,
+                read_sees_commits_of_another_handle,
+                concurrent_advance_step_threads_one_winner,
+                concurrent_advance_step_two_handles_one_winner,
+                store_is_send_sync_debug,
+            );
+        }
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                super::$case(&$make)
+            }
+        )*
+    };
+}
+
+/// A temporary state directory for [`SqliteStore`].
+struct SqliteDir(tempfile::TempDir);
+
+impl Location for SqliteDir {
+    fn open(&self) -> Box<dyn Store> {
+        Box::new(SqliteStore::open(&self.0.path().join("state")).unwrap())
+    }
+}
+
+fn sqlite() -> Box<dyn Location> {
+    Box::new(SqliteDir(tempfile::tempdir().unwrap()))
+}
+
+backend!(sqlite_backend, sqlite);
