@@ -21,7 +21,10 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn call(errno: Errno, message: impl Into<String>) -> Self {
-        Self::Call { errno, message: message.into() }
+        Self::Call {
+            errno,
+            message: message.into(),
+        }
     }
 
     pub fn not_authenticated() -> Self {
@@ -36,8 +39,10 @@ impl ApiError {
     pub fn to_rpc(&self) -> RpcError {
         match self {
             Self::Validation(problems) => {
-                let triples: Vec<_> =
-                    problems.iter().map(|(a, m)| (a.clone(), m.clone(), Errno::EINVAL)).collect();
+                let triples: Vec<_> = problems
+                    .iter()
+                    .map(|(a, m)| (a.clone(), m.clone(), Errno::EINVAL))
+                    .collect();
                 RpcError::validation(&triples)
             }
             Self::Call { errno, message } => RpcError::call(*errno, message),

@@ -79,7 +79,9 @@ struct Inner {
 
 impl std::fmt::Debug for Api {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Api").field("methods", &self.inner.registry.methods.len()).finish_non_exhaustive()
+        f.debug_struct("Api")
+            .field("methods", &self.inner.registry.methods.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -153,7 +155,13 @@ impl Api {
     }
 
     pub(crate) fn emit(&self, event: &Event) {
-        for l in self.inner.listeners.read().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
+        for l in self
+            .inner
+            .listeners
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
             l(event);
         }
     }
@@ -164,8 +172,17 @@ impl Api {
     }
 
     /// Calls `method` with positional `params` on behalf of `session`.
-    pub fn call(&self, session: &Session, method: &str, params: Vec<Value>) -> Result<Value, ApiError> {
-        let m = self.inner.registry.method(method).ok_or(ApiError::MethodNotFound)?;
+    pub fn call(
+        &self,
+        session: &Session,
+        method: &str,
+        params: Vec<Value>,
+    ) -> Result<Value, ApiError> {
+        let m = self
+            .inner
+            .registry
+            .method(method)
+            .ok_or(ApiError::MethodNotFound)?;
         registry::authorize(session, m)?;
         let args = m.validate(params)?;
         (m.handler)(self, session, args)
@@ -173,10 +190,20 @@ impl Api {
 
     /// A logged-in session for the local user of the embedded CLI.
     pub fn embedded_session(&self, uid: u32) -> Session {
-        let account = self.inner.accounts.by_uid(uid).unwrap_or_else(|| service::Account::bare(uid));
+        let account = self
+            .inner
+            .accounts
+            .by_uid(uid)
+            .unwrap_or_else(|| service::Account::bare(uid));
         // Whoever can open the state directory already holds every secret in
         // it: the embedded caller is an administrator of that state.
-        Session::logged_in(service::Origin::Embedded { uid }, Authenticated { account, admin: true })
+        Session::logged_in(
+            service::Origin::Embedded { uid },
+            Authenticated {
+                account,
+                admin: true,
+            },
+        )
     }
 
     /// A session for a Unix-socket peer: root is logged in before its first
@@ -184,8 +211,18 @@ impl Api {
     pub fn unix_session(&self, uid: u32, pid: Option<i32>) -> Session {
         let origin = service::Origin::Unix { uid, pid };
         if uid == 0 {
-            let account = self.inner.accounts.by_uid(0).unwrap_or_else(|| service::Account::bare(0));
-            Session::logged_in(origin, Authenticated { account, admin: true })
+            let account = self
+                .inner
+                .accounts
+                .by_uid(0)
+                .unwrap_or_else(|| service::Account::bare(0));
+            Session::logged_in(
+                origin,
+                Authenticated {
+                    account,
+                    admin: true,
+                },
+            )
         } else {
             Session::anonymous(origin)
         }

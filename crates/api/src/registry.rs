@@ -60,18 +60,43 @@ pub struct Method {
 
 impl std::fmt::Debug for Method {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Method").field("name", &self.name).field("access", &self.access).finish_non_exhaustive()
+        f.debug_struct("Method")
+            .field("name", &self.name)
+            .field("access", &self.access)
+            .finish_non_exhaustive()
     }
 }
 
 impl Method {
+    /// A method with no arguments, returning anything, doing nothing: the
+    /// base that each entry of the table overrides with `..`.
+    pub(crate) fn base(access: Access, cli_private: bool) -> Self {
+        Self {
+            name: "",
+            description: "",
+            cli_description: "",
+            examples: &[],
+            access,
+            private: false,
+            cli_private,
+            blocking: false,
+            accepts: Vec::new(),
+            returns: Schema::Any,
+            handler: |_, _, _| Ok(Value::Null),
+        }
+    }
+
     /// Validates positional params against `accepts`, reporting every problem.
     pub fn validate(&self, params: Vec<Value>) -> Result<Vec<Value>, ApiError> {
         let mut problems: Vec<Problem> = Vec::new();
         if params.len() > self.accepts.len() {
             return Err(ApiError::Validation(vec![(
                 self.name.to_owned(),
-                format!("Too many arguments (expected {}, found {})", self.accepts.len(), params.len()),
+                format!(
+                    "Too many arguments (expected {}, found {})",
+                    self.accepts.len(),
+                    params.len()
+                ),
             )]));
         }
         let mut given = params.into_iter();
@@ -85,7 +110,11 @@ impl Method {
                 None => out.push(field.default.clone().unwrap_or(Value::Null)),
             }
         }
-        if problems.is_empty() { Ok(out) } else { Err(ApiError::Validation(problems)) }
+        if problems.is_empty() {
+            Ok(out)
+        } else {
+            Err(ApiError::Validation(problems))
+        }
     }
 
     /// The `core.get_methods` description.
@@ -140,7 +169,11 @@ impl Registry {
     pub fn service_of(&self, method: &str) -> Option<&ServiceDef> {
         self.services
             .iter()
-            .filter(|s| method.strip_prefix(s.name).is_some_and(|rest| rest.starts_with('.')))
+            .filter(|s| {
+                method
+                    .strip_prefix(s.name)
+                    .is_some_and(|rest| rest.starts_with('.'))
+            })
             .max_by_key(|s| s.name.len())
     }
 
@@ -162,9 +195,15 @@ pub(crate) fn authorize(session: &Session, method: &Method) -> Result<(), ApiErr
     }
     if method.access == Access::RootLocal {
         let root_local = matches!(session.origin(), service::Origin::Unix { uid: 0, .. });
-        return if root_local { Ok(()) } else { Err(ApiError::not_authorized()) };
+        return if root_local {
+            Ok(())
+        } else {
+            Err(ApiError::not_authorized())
+        };
     }
-    let Some(user) = session.user() else { return Err(ApiError::not_authenticated()) };
+    let Some(user) = session.user() else {
+        return Err(ApiError::not_authenticated());
+    };
     if method.access == Access::Admin && !user.admin {
         return Err(ApiError::not_authorized());
     }

@@ -13,9 +13,14 @@ pub type Problem = (String, String);
 pub enum Schema {
     Bool,
     /// An integer in `[min, max]`; a string of decimal digits also counts.
-    Int { min: i64, max: i64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
     /// A string; `nullable` also admits null.
-    Str { nullable: bool },
+    Str {
+        nullable: bool,
+    },
     /// An object with exactly these fields (others are "Field was not expected").
     Object(Vec<Field>),
     /// A list of items.
@@ -39,7 +44,13 @@ pub struct Field {
 
 impl Field {
     pub fn new(name: &'static str, schema: Schema, description: &'static str) -> Self {
-        Self { name, schema, description, default: None, required: false }
+        Self {
+            name,
+            schema,
+            description,
+            default: None,
+            required: false,
+        }
     }
 
     pub fn default(mut self, value: Value) -> Self {
@@ -70,7 +81,9 @@ impl Schema {
                 let n = match value {
                     Value::Number(n) => n.as_i64().or_else(|| {
                         // 6.0 is an integer in JSON terms; 6.5 is not.
-                        n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64)
+                        n.as_f64()
+                            .filter(|f| f.fract() == 0.0 && f.abs() < 9e15)
+                            .map(|f| f as i64)
                     }),
                     Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
                         s.parse::<i64>().ok()
@@ -91,7 +104,11 @@ impl Schema {
             }
             Self::Str { nullable } => {
                 if !(value.is_string() || (*nullable && value.is_null())) {
-                    fail(if *nullable { "Not a string or null" } else { "Not a string" });
+                    fail(if *nullable {
+                        "Not a string or null"
+                    } else {
+                        "Not a string"
+                    });
                 }
                 value.clone()
             }
@@ -110,7 +127,10 @@ impl Schema {
                         None => problems.push((sub, "Field was not expected".into())),
                     }
                 }
-                for f in fields.iter().filter(|f| f.required && !obj.contains_key(f.name)) {
+                for f in fields
+                    .iter()
+                    .filter(|f| f.required && !obj.contains_key(f.name))
+                {
                     problems.push((format!("{attr}.{}", f.name), "attribute required".into()));
                 }
                 Value::Object(out)
@@ -146,10 +166,15 @@ impl Schema {
             Self::Str { nullable: false } => json!({"type": "string"}),
             Self::Str { nullable: true } => json!({"type": ["string", "null"]}),
             Self::Object(fields) => {
-                let props: Map<String, Value> =
-                    fields.iter().map(|f| (f.name.to_owned(), f.to_json())).collect();
-                let required: Vec<&str> =
-                    fields.iter().filter(|f| f.required).map(|f| f.name).collect();
+                let props: Map<String, Value> = fields
+                    .iter()
+                    .map(|f| (f.name.to_owned(), f.to_json()))
+                    .collect();
+                let required: Vec<&str> = fields
+                    .iter()
+                    .filter(|f| f.required)
+                    .map(|f| f.name)
+                    .collect();
                 json!({"type": "object", "properties": props, "required": required,
                        "additionalProperties": false})
             }
@@ -196,19 +221,40 @@ mod tests {
         assert_eq!(check(&s, json!("7")), (json!(7), vec![]));
         assert_eq!(check(&s, json!(7.0)), (json!(7), vec![]));
         assert_eq!(check(&s, json!("07")).0, json!(7));
-        for bad in [json!("seven"), json!(7.5), json!(true), json!(null), json!("-7"), json!("")] {
-            assert_eq!(check(&s, bad.clone()).1, vec![("x".into(), "Not an integer".into())], "{bad}");
+        for bad in [
+            json!("seven"),
+            json!(7.5),
+            json!(true),
+            json!(null),
+            json!("-7"),
+            json!(""),
+        ] {
+            assert_eq!(
+                check(&s, bad.clone()).1,
+                vec![("x".into(), "Not an integer".into())],
+                "{bad}"
+            );
         }
-        assert_eq!(check(&s, json!(5)).1, vec![("x".into(), "Should be between 6 and 8".into())]);
+        assert_eq!(
+            check(&s, json!(5)).1,
+            vec![("x".into(), "Should be between 6 and 8".into())]
+        );
     }
 
     #[test]
     fn objects_report_every_problem() {
         let s = Schema::Object(vec![
             Field::new("a", Schema::Bool, ""),
-            Field::new("b", Schema::Object(vec![Field::new("ssh", Schema::Bool, "")]), ""),
+            Field::new(
+                "b",
+                Schema::Object(vec![Field::new("ssh", Schema::Bool, "")]),
+                "",
+            ),
         ]);
-        let (_, p) = check(&s, json!({"a": 1, "b": {"ftp": true, "ssh": "yes"}, "c": 0}));
+        let (_, p) = check(
+            &s,
+            json!({"a": 1, "b": {"ftp": true, "ssh": "yes"}, "c": 0}),
+        );
         assert_eq!(
             p,
             vec![
@@ -218,12 +264,16 @@ mod tests {
                 ("x.c".into(), "Field was not expected".into()),
             ]
         );
-        assert_eq!(check(&s, json!([])).1, vec![("x".into(), "Not a dictionary".into())]);
+        assert_eq!(
+            check(&s, json!([])).1,
+            vec![("x".into(), "Not a dictionary".into())]
+        );
     }
 
     #[test]
     fn describes_itself() {
-        let f = Field::new("otp_digits", Schema::Int { min: 6, max: 8 }, "digits").default(json!(6));
+        let f =
+            Field::new("otp_digits", Schema::Int { min: 6, max: 8 }, "digits").default(json!(6));
         let j = f.to_json();
         assert_eq!(j["minimum"], 6);
         assert_eq!(j["maximum"], 8);

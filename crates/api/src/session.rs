@@ -41,7 +41,10 @@ pub struct Session {
 impl Session {
     /// A session nobody has logged into yet.
     pub fn anonymous(origin: Origin) -> Self {
-        Self { origin, state: Mutex::new(State::default()) }
+        Self {
+            origin,
+            state: Mutex::new(State::default()),
+        }
     }
 
     /// A session already logged in (root over the Unix socket, the embedded
@@ -58,7 +61,9 @@ impl Session {
 
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {
         // A panic elsewhere must not lock a connection out; the state stays valid.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The logged-in user, if any.
@@ -74,6 +79,9 @@ impl Session {
 
     /// Whether this session subscribed to `collection` (or to `*`).
     pub fn is_subscribed(&self, collection: &str) -> bool {
-        self.state().subscriptions.values().any(|n| n == collection || n == "*")
+        self.state()
+            .subscriptions
+            .values()
+            .any(|n| n == collection || n == "*")
     }
 }

@@ -1,5 +1,6 @@
 //! The API layer: schemas produce SPEC §3's messages, errors map to the wire
 //! objects of §5.3, access rules hold, and logins follow §5.4.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +8,10 @@ use std::time::Duration;
 use api::{Api, ApiOptions, Session};
 use otp::{Algorithm, Digits, Interval, Secret, Totp};
 use serde_json::{Value, json};
-use service::{Account, Accounts, Clock, Labels, ManualClock, OsRandom, Origin, PasswordCheck, RateLimits, TwoFactor};
+use service::{
+    Account, Accounts, Clock, Labels, ManualClock, Origin, OsRandom, PasswordCheck, RateLimits,
+    TwoFactor,
+};
 
 #[derive(Debug)]
 struct Users;
@@ -40,7 +44,10 @@ impl Accounts for Users {
 
 impl PasswordCheck for Users {
     fn check(&self, user: &str, password: &str) -> bool {
-        matches!((user, password), ("admin", "adminpw") | ("alice", "alicepw"))
+        matches!(
+            (user, password),
+            ("admin", "adminpw") | ("alice", "alicepw")
+        )
     }
 }
 
@@ -57,7 +64,11 @@ fn fx() -> Fx {
         Arc::new(store::SqliteStore::open(dir.path()).unwrap()),
         clock.clone(),
         Arc::new(OsRandom),
-        Labels { issuer: "iXsystems".into(), product: "TrueNAS".into(), hostname: "nas".into() },
+        Labels {
+            issuer: "iXsystems".into(),
+            product: "TrueNAS".into(),
+            hostname: "nas".into(),
+        },
         RateLimits::default(),
     );
     let options = ApiOptions {
@@ -65,7 +76,11 @@ fn fx() -> Fx {
         failed_login_delay: Duration::ZERO,
         ..ApiOptions::default()
     };
-    Fx { _dir: dir, clock, api: Api::new(tf, Arc::new(Users), Arc::new(Users), options) }
+    Fx {
+        _dir: dir,
+        clock,
+        api: Api::new(tf, Arc::new(Users), Arc::new(Users), options),
+    }
 }
 
 fn root(api: &Api) -> Session {
@@ -73,18 +88,28 @@ fn root(api: &Api) -> Session {
 }
 
 fn tcp() -> Session {
-    Session::anonymous(Origin::Tcp { addr: [127, 0, 0, 1].into(), port: 40000 })
+    Session::anonymous(Origin::Tcp {
+        addr: [127, 0, 0, 1].into(),
+        port: 40000,
+    })
 }
 
 fn rpc(api: &Api, s: &Session, method: &str, params: Value) -> Result<Value, Value> {
     let params = params.as_array().cloned().unwrap_or_default();
-    api.call(s, method, params).map_err(|e| serde_json::to_value(e.to_rpc()).unwrap())
+    api.call(s, method, params)
+        .map_err(|e| serde_json::to_value(e.to_rpc()).unwrap())
 }
 
 fn code(fx: &Fx, secret: &str, digits: i64, interval: i64) -> String {
     let s = Secret::from_base32(secret).unwrap();
-    let t = Totp::new(&s, Digits::new(digits).unwrap(), Interval::new(interval).unwrap(), Algorithm::Sha1);
-    t.code(u64::try_from(fx.clock.now_ms() / 1000).unwrap()).to_string()
+    let t = Totp::new(
+        &s,
+        Digits::new(digits).unwrap(),
+        Interval::new(interval).unwrap(),
+        Algorithm::Sha1,
+    );
+    t.code(u64::try_from(fx.clock.now_ms() / 1000).unwrap())
+        .to_string()
 }
 
 #[test]
@@ -115,10 +140,26 @@ fn update_reports_every_problem_and_changes_nothing() {
     assert_eq!(
         err["data"]["extra"],
         json!([
-            ["auth_twofactor_update.otp_digits", "Should be between 6 and 8", 22],
-            ["auth_twofactor_update.window", "Should be between 0 and 10", 22],
-            ["auth_twofactor_update.interval", "Should be between 5 and 3600", 22],
-            ["auth_twofactor_update.services.ftp", "Field was not expected", 22],
+            [
+                "auth_twofactor_update.otp_digits",
+                "Should be between 6 and 8",
+                22
+            ],
+            [
+                "auth_twofactor_update.window",
+                "Should be between 0 and 10",
+                22
+            ],
+            [
+                "auth_twofactor_update.interval",
+                "Should be between 5 and 3600",
+                22
+            ],
+            [
+                "auth_twofactor_update.services.ftp",
+                "Field was not expected",
+                22
+            ],
             ["auth_twofactor_update.enable", "Field was not expected", 22],
             ["auth_twofactor_update.id", "Field was not expected", 22],
             ["auth_twofactor_update.secret", "Field was not expected", 22],
@@ -130,15 +171,23 @@ fn update_reports_every_problem_and_changes_nothing() {
     assert!(err["data"]["reason"].as_str().unwrap().starts_with(
         "[EINVAL] auth_twofactor_update.otp_digits: Should be between 6 and 8\n[EINVAL] auth_twofactor_update.window"
     ));
-    assert_eq!(rpc(&fx.api, &s, "auth.twofactor.config", json!([])).unwrap(), before);
+    assert_eq!(
+        rpc(&fx.api, &s, "auth.twofactor.config", json!([])).unwrap(),
+        before
+    );
 }
 
 #[test]
 fn type_errors_have_their_own_messages() {
     let fx = fx();
     let s = root(&fx.api);
-    let err = rpc(&fx.api, &s, "auth.twofactor.update",
-        json!([{"otp_digits": "eight", "window": 1.5, "services": [], "interval": "60"}])).unwrap_err();
+    let err = rpc(
+        &fx.api,
+        &s,
+        "auth.twofactor.update",
+        json!([{"otp_digits": "eight", "window": 1.5, "services": [], "interval": "60"}]),
+    )
+    .unwrap_err();
     assert_eq!(
         err["data"]["extra"],
         json!([
@@ -147,10 +196,25 @@ fn type_errors_have_their_own_messages() {
             ["auth_twofactor_update.services", "Not a dictionary", 22],
         ])
     );
-    let err = rpc(&fx.api, &s, "auth.twofactor.update", json!([{"services": {"ssh": 1}}])).unwrap_err();
-    assert_eq!(err["data"]["extra"], json!([["auth_twofactor_update.services.ssh", "Not a boolean", 22]]));
+    let err = rpc(
+        &fx.api,
+        &s,
+        "auth.twofactor.update",
+        json!([{"services": {"ssh": 1}}]),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err["data"]["extra"],
+        json!([["auth_twofactor_update.services.ssh", "Not a boolean", 22]])
+    );
     // A digit string is an integer.
-    let ok = rpc(&fx.api, &s, "auth.twofactor.update", json!([{"interval": "60"}])).unwrap();
+    let ok = rpc(
+        &fx.api,
+        &s,
+        "auth.twofactor.update",
+        json!([{"interval": "60"}]),
+    )
+    .unwrap();
     assert_eq!(ok["interval"], 60);
 }
 
@@ -158,7 +222,10 @@ fn type_errors_have_their_own_messages() {
 fn call_errors_are_truenas_shaped() {
     let fx = fx();
     let s = root(&fx.api);
-    for (method, params) in [("auth.twofactor.renew_secret", json!([])), ("auth.twofactor.verify", json!(["123456"]))] {
+    for (method, params) in [
+        ("auth.twofactor.renew_secret", json!([])),
+        ("auth.twofactor.verify", json!(["123456"])),
+    ] {
         let err = rpc(&fx.api, &s, method, params).unwrap_err();
         assert_eq!(
             err,
@@ -175,48 +242,99 @@ fn call_errors_are_truenas_shaped() {
         "[EFAULT] Two Factor Authentication secret has not been generated. Enable Two Factor Authentication first."
     );
     let err = rpc(&fx.api, &s, "auth.twofactor.verify", json!([])).unwrap_err();
-    assert_eq!(err["data"]["extra"], json!([["token", "attribute required", 22]]));
+    assert_eq!(
+        err["data"]["extra"],
+        json!([["token", "attribute required", 22]])
+    );
     let err = rpc(&fx.api, &s, "no.such.method", json!([])).unwrap_err();
-    assert_eq!(err, json!({"code": -32601, "message": "Method does not exist"}));
+    assert_eq!(
+        err,
+        json!({"code": -32601, "message": "Method does not exist"})
+    );
 }
 
 #[test]
 fn verify_is_a_boolean_and_null_is_false() {
     let fx = fx();
     let s = root(&fx.api);
-    let e = rpc(&fx.api, &s, "auth.twofactor.update", json!([{"enabled": true}])).unwrap();
+    let e = rpc(
+        &fx.api,
+        &s,
+        "auth.twofactor.update",
+        json!([{"enabled": true}]),
+    )
+    .unwrap();
     let secret = e["secret"].as_str().unwrap().to_owned();
-    assert_eq!(rpc(&fx.api, &s, "auth.twofactor.verify", json!([null])).unwrap(), json!(false));
+    assert_eq!(
+        rpc(&fx.api, &s, "auth.twofactor.verify", json!([null])).unwrap(),
+        json!(false)
+    );
     let c = code(&fx, &secret, 6, 30);
-    assert_eq!(rpc(&fx.api, &s, "auth.twofactor.verify", json!([c])).unwrap(), json!(true));
-    assert_eq!(rpc(&fx.api, &s, "auth.twofactor.verify", json!([c])).unwrap(), json!(false));
+    assert_eq!(
+        rpc(&fx.api, &s, "auth.twofactor.verify", json!([c])).unwrap(),
+        json!(true)
+    );
+    assert_eq!(
+        rpc(&fx.api, &s, "auth.twofactor.verify", json!([c])).unwrap(),
+        json!(false)
+    );
 }
 
 #[test]
 fn access_rules() {
     let fx = fx();
     let anon = tcp();
-    assert_eq!(rpc(&fx.api, &anon, "core.ping", json!([])).unwrap(), json!("pong"));
-    assert_eq!(rpc(&fx.api, &anon, "core.set_options", json!([{"whatever": 1}])).unwrap(), Value::Null);
+    assert_eq!(
+        rpc(&fx.api, &anon, "core.ping", json!([])).unwrap(),
+        json!("pong")
+    );
+    assert_eq!(
+        rpc(&fx.api, &anon, "core.set_options", json!([{"whatever": 1}])).unwrap(),
+        Value::Null
+    );
     let err = rpc(&fx.api, &anon, "auth.twofactor.config", json!([])).unwrap_err();
-    assert_eq!((err["code"].clone(), err["data"]["error"].clone()), (json!(-32001), json!(207)));
-    assert_eq!(err["data"]["reason"], "[ENOTAUTHENTICATED] Not authenticated");
+    assert_eq!(
+        (err["code"].clone(), err["data"]["error"].clone()),
+        (json!(-32001), json!(207))
+    );
+    assert_eq!(
+        err["data"]["reason"],
+        "[ENOTAUTHENTICATED] Not authenticated"
+    );
     let nonroot = fx.api.unix_session(1001, None);
-    assert_eq!(rpc(&fx.api, &nonroot, "auth.me", json!([])).unwrap_err()["data"]["error"], 207);
+    assert_eq!(
+        rpc(&fx.api, &nonroot, "auth.me", json!([])).unwrap_err()["data"]["error"],
+        207
+    );
     // A plain user who logged in is not an administrator.
-    let r = rpc(&fx.api, &anon, "auth.login_ex", json!([{"mechanism": "PASSWORD_PLAIN", "username": "alice", "password": "alicepw"}])).unwrap();
+    let r = rpc(
+        &fx.api,
+        &anon,
+        "auth.login_ex",
+        json!([{"mechanism": "PASSWORD_PLAIN", "username": "alice", "password": "alicepw"}]),
+    )
+    .unwrap();
     assert_eq!(r["response_type"], "SUCCESS");
     let err = rpc(&fx.api, &anon, "auth.twofactor.config", json!([])).unwrap_err();
     assert_eq!(err["data"]["error"], 13);
     assert_eq!(err["data"]["reason"], "[EACCES] Not authorized");
     // The PAM methods are for root over the socket only, and invisible.
-    let err = rpc(&fx.api, &anon, "auth.twofactor.pam_required", json!(["alice", "sshd"])).unwrap_err();
+    let err = rpc(
+        &fx.api,
+        &anon,
+        "auth.twofactor.pam_required",
+        json!(["alice", "sshd"]),
+    )
+    .unwrap_err();
     assert_eq!(err["data"]["error"], 13);
     let methods = rpc(&fx.api, &root(&fx.api), "core.get_methods", json!([])).unwrap();
     assert!(methods.get("auth.twofactor.pam_check").is_none());
     assert!(methods.get("auth.twofactor.update").is_some());
     let user_methods = rpc(&fx.api, &anon, "core.get_methods", json!([])).unwrap();
-    assert!(user_methods.get("auth.twofactor.update").is_none(), "only what the caller may call");
+    assert!(
+        user_methods.get("auth.twofactor.update").is_none(),
+        "only what the caller may call"
+    );
     assert!(user_methods.get("auth.me").is_some());
 }
 
@@ -226,14 +344,39 @@ fn introspection_describes_the_cli_tree_from_the_same_schemas() {
     let s = root(&fx.api);
     let services = rpc(&fx.api, &s, "core.get_services", json!([])).unwrap();
     assert_eq!(services["auth.twofactor"]["type"], "config");
-    assert_eq!(services["auth.twofactor"]["config"]["cli_namespace"], "auth.two_factor");
+    assert_eq!(
+        services["auth.twofactor"]["config"]["cli_namespace"],
+        "auth.two_factor"
+    );
     let methods = rpc(&fx.api, &s, "core.get_methods", json!(["auth.twofactor"])).unwrap();
     let names: Vec<&String> = methods.as_object().unwrap().keys().collect();
-    assert_eq!(names, ["auth.twofactor.config", "auth.twofactor.update", "auth.twofactor.provisioning_uri", "auth.twofactor.renew_secret", "auth.twofactor.verify"]);
+    assert_eq!(
+        names,
+        [
+            "auth.twofactor.config",
+            "auth.twofactor.update",
+            "auth.twofactor.provisioning_uri",
+            "auth.twofactor.renew_secret",
+            "auth.twofactor.verify"
+        ]
+    );
     let update = &methods["auth.twofactor.update"];
     let digits = &update["accepts"][0]["properties"]["otp_digits"];
-    assert_eq!((digits["minimum"].clone(), digits["maximum"].clone()), (json!(6), json!(8)));
-    for key in ["description", "cli_description", "examples", "no_auth_required", "filterable", "job", "roles", "accepts", "returns"] {
+    assert_eq!(
+        (digits["minimum"].clone(), digits["maximum"].clone()),
+        (json!(6), json!(8))
+    );
+    for key in [
+        "description",
+        "cli_description",
+        "examples",
+        "no_auth_required",
+        "filterable",
+        "job",
+        "roles",
+        "accepts",
+        "returns",
+    ] {
         assert!(update.get(key).is_some(), "{key}");
     }
 }
@@ -243,52 +386,139 @@ fn login_matrix() {
     let fx = fx();
     let api = &fx.api;
     let login = |s: &Session, user: &str, pw: &str| {
-        rpc(api, s, "auth.login_ex", json!([{"mechanism": "PASSWORD_PLAIN", "username": user, "password": pw}])).unwrap()
+        rpc(
+            api,
+            s,
+            "auth.login_ex",
+            json!([{"mechanism": "PASSWORD_PLAIN", "username": user, "password": pw}]),
+        )
+        .unwrap()
     };
     let otp = |s: &Session, token: &str| {
-        rpc(api, s, "auth.login_ex_continue", json!([{"mechanism": "OTP_TOKEN", "otp_token": token}]))
+        rpc(
+            api,
+            s,
+            "auth.login_ex_continue",
+            json!([{"mechanism": "OTP_TOKEN", "otp_token": token}]),
+        )
     };
     // 2FA off.
     let s = tcp();
-    assert_eq!(login(&s, "admin", "wrong"), json!({"response_type": "AUTH_ERR"}));
-    assert_eq!(login(&s, "nobody", "x"), json!({"response_type": "AUTH_ERR"}));
+    assert_eq!(
+        login(&s, "admin", "wrong"),
+        json!({"response_type": "AUTH_ERR"})
+    );
+    assert_eq!(
+        login(&s, "nobody", "x"),
+        json!({"response_type": "AUTH_ERR"})
+    );
     let r = login(&s, "admin", "adminpw");
-    assert_eq!((r["response_type"].clone(), r["authenticator"].clone()), (json!("SUCCESS"), json!("LEVEL_1")));
+    assert_eq!(
+        (r["response_type"].clone(), r["authenticator"].clone()),
+        (json!("SUCCESS"), json!("LEVEL_1"))
+    );
     assert_eq!(r["user_info"]["pw_name"], "admin");
-    assert_eq!(rpc(api, &s, "auth.twofactor.config", json!([])).unwrap()["id"], 1, "group admin");
+    assert_eq!(
+        rpc(api, &s, "auth.twofactor.config", json!([])).unwrap()["id"],
+        1,
+        "group admin"
+    );
     // 2FA on.
-    let secret = rpc(api, &s, "auth.twofactor.update", json!([{"enabled": true}])).unwrap()["secret"].as_str().unwrap().to_owned();
+    let secret =
+        rpc(api, &s, "auth.twofactor.update", json!([{"enabled": true}])).unwrap()["secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
     let s = tcp();
     let err = otp(&s, "123456").unwrap_err();
-    assert_eq!(err["data"]["reason"], "[EINVAL] OTP_TOKEN: no authentication in progress");
-    assert_eq!(login(&s, "admin", "adminpw"), json!({"response_type": "OTP_REQUIRED", "username": "admin"}));
+    assert_eq!(
+        err["data"]["reason"],
+        "[EINVAL] OTP_TOKEN: no authentication in progress"
+    );
+    assert_eq!(
+        login(&s, "admin", "adminpw"),
+        json!({"response_type": "OTP_REQUIRED", "username": "admin"})
+    );
     let c = code(&fx, &secret, 6, 30);
     let r = otp(&s, &c).unwrap();
     assert_eq!(r["response_type"], "SUCCESS");
-    assert_eq!(rpc(api, &s, "auth.me", json!([])).unwrap()["pw_name"], "admin");
+    assert_eq!(
+        rpc(api, &s, "auth.me", json!([])).unwrap()["pw_name"],
+        "admin"
+    );
     // The same code again (replay) is a wrong code; three wrong ones end the login.
     let s2 = tcp();
-    assert_eq!(login(&s2, "admin", "adminpw")["response_type"], "OTP_REQUIRED");
+    assert_eq!(
+        login(&s2, "admin", "adminpw")["response_type"],
+        "OTP_REQUIRED"
+    );
     assert_eq!(otp(&s2, &c).unwrap()["response_type"], "OTP_REQUIRED");
     assert_eq!(otp(&s2, "000000").unwrap()["response_type"], "OTP_REQUIRED");
-    assert_eq!(otp(&s2, "999999").unwrap(), json!({"response_type": "AUTH_ERR"}));
+    assert_eq!(
+        otp(&s2, "999999").unwrap(),
+        json!({"response_type": "AUTH_ERR"})
+    );
     assert!(otp(&s2, "111111").is_err(), "the login starts over");
-    assert_eq!(rpc(api, &s2, "auth.me", json!([])).unwrap_err()["data"]["error"], 207);
+    assert_eq!(
+        rpc(api, &s2, "auth.me", json!([])).unwrap_err()["data"]["error"],
+        207
+    );
     // Unknown fields are validation errors.
-    let err = rpc(api, &s2, "auth.login_ex", json!([{"mechanism": "PASSWORD_PLAIN", "username": "a", "password": "b", "extra": 1}])).unwrap_err();
-    assert_eq!(err["data"]["extra"], json!([["auth_login_ex.extra", "Field was not expected", 22]]));
+    let err = rpc(
+        api,
+        &s2,
+        "auth.login_ex",
+        json!([{"mechanism": "PASSWORD_PLAIN", "username": "a", "password": "b", "extra": 1}]),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err["data"]["extra"],
+        json!([["auth_login_ex.extra", "Field was not expected", 22]])
+    );
     // Legacy login.
     let s3 = tcp();
     fx.clock.advance_secs(30);
-    assert_eq!(rpc(api, &s3, "auth.login", json!(["admin", "adminpw"])).unwrap(), json!(false));
+    assert_eq!(
+        rpc(api, &s3, "auth.login", json!(["admin", "adminpw"])).unwrap(),
+        json!(false)
+    );
     let c = code(&fx, &secret, 6, 30);
-    assert_eq!(rpc(api, &s3, "auth.login", json!(["admin", "adminpw", c])).unwrap(), json!(true));
-    assert_eq!(rpc(api, &s3, "auth.logout", json!([])).unwrap(), json!(true));
-    assert_eq!(rpc(api, &s3, "auth.me", json!([])).unwrap_err()["data"]["error"], 207);
-    let audit = rpc(api, &root(api), "audit.query", json!([{"event": "auth.login"}])).unwrap();
-    let outcomes: Vec<&str> = audit.as_array().unwrap().iter().map(|r| r["outcome"].as_str().unwrap()).collect();
-    assert!(outcomes.contains(&"wrong_password") && outcomes.contains(&"success"), "{outcomes:?}");
-    assert!(audit.as_array().unwrap().iter().any(|r| r["origin"] == "tcp:127.0.0.1:40000"));
+    assert_eq!(
+        rpc(api, &s3, "auth.login", json!(["admin", "adminpw", c])).unwrap(),
+        json!(true)
+    );
+    assert_eq!(
+        rpc(api, &s3, "auth.logout", json!([])).unwrap(),
+        json!(true)
+    );
+    assert_eq!(
+        rpc(api, &s3, "auth.me", json!([])).unwrap_err()["data"]["error"],
+        207
+    );
+    let audit = rpc(
+        api,
+        &root(api),
+        "audit.query",
+        json!([{"event": "auth.login"}]),
+    )
+    .unwrap();
+    let outcomes: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert!(
+        outcomes.contains(&"wrong_password") && outcomes.contains(&"success"),
+        "{outcomes:?}"
+    );
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["origin"] == "tcp:127.0.0.1:40000")
+    );
 }
 
 #[test]
@@ -296,12 +526,25 @@ fn events_follow_successful_changes_only() {
     let fx = fx();
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = seen.clone();
-    fx.api.on_event(move |e| sink.lock().unwrap().push(e.to_params()));
+    fx.api
+        .on_event(move |e| sink.lock().unwrap().push(e.to_params()));
     let s = root(&fx.api);
     let id = rpc(&fx.api, &s, "core.subscribe", json!(["auth.twofactor"])).unwrap();
     assert!(s.is_subscribed("auth.twofactor"));
-    rpc(&fx.api, &s, "auth.twofactor.update", json!([{"otp_digits": 9}])).unwrap_err();
-    rpc(&fx.api, &s, "auth.twofactor.update", json!([{"otp_digits": 8}])).unwrap();
+    rpc(
+        &fx.api,
+        &s,
+        "auth.twofactor.update",
+        json!([{"otp_digits": 9}]),
+    )
+    .unwrap_err();
+    rpc(
+        &fx.api,
+        &s,
+        "auth.twofactor.update",
+        json!([{"otp_digits": 8}]),
+    )
+    .unwrap();
     let got = seen.lock().unwrap().clone();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0]["msg"], "changed");
@@ -316,18 +559,55 @@ fn events_follow_successful_changes_only() {
 fn pam_methods_follow_enabled_ssh_and_the_service_list() {
     let fx = fx();
     let s = root(&fx.api);
-    let req = |svc: &str| rpc(&fx.api, &s, "auth.twofactor.pam_required", json!(["alice", svc])).unwrap();
+    let req = |svc: &str| {
+        rpc(
+            &fx.api,
+            &s,
+            "auth.twofactor.pam_required",
+            json!(["alice", svc]),
+        )
+        .unwrap()
+    };
     assert_eq!(req("sshd"), json!(false));
-    let secret = rpc(&fx.api, &s, "auth.twofactor.update", json!([{"enabled": true}])).unwrap()["secret"].as_str().unwrap().to_owned();
+    let secret = rpc(
+        &fx.api,
+        &s,
+        "auth.twofactor.update",
+        json!([{"enabled": true}]),
+    )
+    .unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(req("sshd"), json!(false), "ssh off");
-    rpc(&fx.api, &s, "auth.twofactor.update", json!([{"services": {"ssh": true}}])).unwrap();
+    rpc(
+        &fx.api,
+        &s,
+        "auth.twofactor.update",
+        json!([{"services": {"ssh": true}}]),
+    )
+    .unwrap();
     assert_eq!(req("sshd"), json!(true));
     assert_eq!(req("login"), json!(false), "not an ssh service");
     let c = code(&fx, &secret, 6, 30);
-    let check = |t: &str| rpc(&fx.api, &s, "auth.twofactor.pam_check", json!(["alice", "sshd", "192.0.2.7", t])).unwrap();
+    let check = |t: &str| {
+        rpc(
+            &fx.api,
+            &s,
+            "auth.twofactor.pam_check",
+            json!(["alice", "sshd", "192.0.2.7", t]),
+        )
+        .unwrap()
+    };
     assert_eq!(check(&c)["outcome"], "accepted");
     assert_eq!(check(&c)["outcome"], "replayed");
-    let audit = rpc(&fx.api, &s, "audit.query", json!([{"event": "otp.check", "limit": 1}])).unwrap();
+    let audit = rpc(
+        &fx.api,
+        &s,
+        "audit.query",
+        json!([{"event": "otp.check", "limit": 1}]),
+    )
+    .unwrap();
     assert_eq!(audit[0]["service"], "pam:sshd");
     assert_eq!(audit[0]["origin"], "pam:rhost=192.0.2.7");
     assert_eq!(audit[0]["user"], "alice");

@@ -20,7 +20,11 @@ impl Account {
     /// A stand-in for a uid with no passwd entry (e.g. in a container).
     pub fn bare(uid: u32) -> Self {
         Self {
-            name: if uid == 0 { "root".into() } else { format!("uid{uid}") },
+            name: if uid == 0 {
+                "root".into()
+            } else {
+                format!("uid{uid}")
+            },
             uid,
             gid: uid,
             gecos: String::new(),

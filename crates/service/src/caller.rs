@@ -31,9 +31,14 @@ impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Embedded { uid } => write!(f, "embedded:uid={uid}"),
-            Self::Unix { uid, pid: Some(pid) } => write!(f, "unix:uid={uid},pid={pid}"),
+            Self::Unix {
+                uid,
+                pid: Some(pid),
+            } => write!(f, "unix:uid={uid},pid={pid}"),
             Self::Unix { uid, pid: None } => write!(f, "unix:uid={uid}"),
-            Self::Tcp { addr, port } => write!(f, "tcp:{}", std::net::SocketAddr::new(*addr, *port)),
+            Self::Tcp { addr, port } => {
+                write!(f, "tcp:{}", std::net::SocketAddr::new(*addr, *port))
+            }
             Self::Pam { rhost: Some(h) } => write!(f, "pam:rhost={h}"),
             Self::Pam { rhost: None } => write!(f, "pam:local"),
         }
@@ -51,11 +56,34 @@ pub struct Caller {
 
 impl Caller {
     pub fn new(user: Option<&str>, origin: Origin) -> Self {
-        Self { user: user.map(str::to_owned), origin, via: None }
+        Self {
+            user: user.map(str::to_owned),
+            origin,
+            via: None,
+        }
     }
 
     pub fn via(mut self, via: impl Into<String>) -> Self {
         self.via = Some(via.into());
         self
+    }
+
+    /// An audit record of something this caller did at `at_ms`.
+    pub(crate) fn audit(
+        &self,
+        at_ms: i64,
+        event: &str,
+        outcome: &str,
+        detail: Option<serde_json::Value>,
+    ) -> store::AuditRecord {
+        store::AuditRecord {
+            at_ms,
+            event: event.into(),
+            outcome: outcome.into(),
+            user: self.user.clone(),
+            origin: self.origin.to_string(),
+            service: self.via.clone(),
+            detail,
+        }
     }
 }

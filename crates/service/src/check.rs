@@ -3,7 +3,7 @@
 
 use otp::{Algorithm, Totp};
 use serde_json::json;
-use store::{AuditRecord, LimiterState, transact};
+use store::{LimiterState, transact};
 
 use crate::{Caller, ServiceError, TwoFactor};
 
@@ -20,7 +20,12 @@ pub struct RateLimits {
 
 impl Default for RateLimits {
     fn default() -> Self {
-        Self { max_failures: 5, window_secs: 300, initial_backoff_secs: 30, max_backoff_secs: 900 }
+        Self {
+            max_failures: 5,
+            window_secs: 300,
+            initial_backoff_secs: 30,
+            max_backoff_secs: 900,
+        }
     }
 }
 
@@ -58,7 +63,9 @@ pub enum CheckOutcome {
     Wrong,
     /// A right code whose step was already used (or older than one used).
     Replayed,
-    LockedOut { retry_after_secs: u64 },
+    LockedOut {
+        retry_after_secs: u64,
+    },
 }
 
 impl CheckOutcome {
@@ -76,7 +83,11 @@ impl TwoFactor {
     /// Checks a code for the system secret. Every outcome is audited in the
     /// same transaction as the state it changes, so among concurrent checks
     /// of one fresh code exactly one is accepted.
-    pub fn check_code(&self, caller: &Caller, token: Option<&str>) -> Result<CheckOutcome, ServiceError> {
+    pub fn check_code(
+        &self,
+        caller: &Caller,
+        token: Option<&str>,
+    ) -> Result<CheckOutcome, ServiceError> {
         let now = self.clock.now_ms();
         let token = token.map(str::trim).unwrap_or("");
         let limits = self.limits;
@@ -97,9 +108,16 @@ impl TwoFactor {
             let locked_until = states.iter().map(|s| s.locked_until_ms).max().unwrap_or(0);
             let outcome = if locked_until > now {
                 let wait_ms = u64::try_from(locked_until - now).unwrap_or(0);
-                CheckOutcome::LockedOut { retry_after_secs: wait_ms.div_ceil(1000) }
+                CheckOutcome::LockedOut {
+                    retry_after_secs: wait_ms.div_ceil(1000),
+                }
             } else {
-                let totp = Totp::new(&record.secret, settings.otp_digits, settings.interval, Algorithm::Sha1);
+                let totp = Totp::new(
+                    &record.secret,
+                    settings.otp_digits,
+                    settings.interval,
+                    Algorithm::Sha1,
+                );
                 let secs = u64::try_from(now / 1000).unwrap_or(0);
                 match totp.verify(token.as_bytes(), secs, settings.window) {
                     Some(step) if tx.advance_step(record.id, step)? => CheckOutcome::Accepted,
@@ -124,22 +142,20 @@ impl TwoFactor {
                 }
                 CheckOutcome::LockedOut { .. } => {}
             }
-            let audit = |event: &str, outcome: &str, detail| AuditRecord {
-                at_ms: now,
-                event: event.into(),
-                outcome: outcome.into(),
-                user: caller.user.clone(),
-                origin: caller.origin.to_string(),
-                service: caller.via.clone(),
-                detail,
-            };
             let detail = match outcome {
-                CheckOutcome::LockedOut { retry_after_secs } => Some(json!({"retry_after_secs": retry_after_secs})),
+                CheckOutcome::LockedOut { retry_after_secs } => {
+                    Some(json!({"retry_after_secs": retry_after_secs}))
+                }
                 _ => None,
             };
-            tx.audit(&audit("otp.check", outcome.audit_name(), detail))?;
+            tx.audit(&caller.audit(now, "otp.check", outcome.audit_name(), detail))?;
             if let Some(ms) = lockout {
-                tx.audit(&audit("otp.lockout", "locked", Some(json!({"seconds": ms / 1000}))))?;
+                tx.audit(&caller.audit(
+                    now,
+                    "otp.lockout",
+                    "locked",
+                    Some(json!({"seconds": ms / 1000})),
+                ))?;
             }
             Ok(Some(outcome))
         })?;

@@ -15,7 +15,9 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     #[allow(clippy::disallowed_methods)]
     fn now_ms(&self) -> i64 {
-        let since = std::time::SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+        let since = std::time::SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
         i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
     }
 }
@@ -32,7 +34,8 @@ impl ManualClock {
         self.0.store(secs.saturating_mul(1000), Ordering::SeqCst);
     }
     pub fn advance_secs(&self, secs: i64) {
-        self.0.fetch_add(secs.saturating_mul(1000), Ordering::SeqCst);
+        self.0
+            .fetch_add(secs.saturating_mul(1000), Ordering::SeqCst);
     }
 }
 

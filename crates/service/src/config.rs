@@ -15,11 +15,18 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/twofactor/twofactord.toml";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Parse { path: String, message: String },
     #[error("{path}: {key} must be {rule}")]
-    Invalid { path: String, key: &'static str, rule: &'static str },
+    Invalid {
+        path: String,
+        key: &'static str,
+        rule: &'static str,
+    },
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,16 +93,25 @@ impl Config {
         match std::fs::read_to_string(path) {
             Ok(text) => Self::parse(&text, &shown),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(Self::defaults()),
-            Err(source) => Err(ConfigError::Read { path: shown, source }),
+            Err(source) => Err(ConfigError::Read {
+                path: shown,
+                source,
+            }),
         }
     }
 
     /// Parses TOML text; `path` only names the file in errors.
     pub fn parse(text: &str, path: &str) -> Result<Self, ConfigError> {
-        let file: File = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: path.into(), message: e.message().to_owned() })?;
+        let file: File = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.message().to_owned(),
+        })?;
         let mut c = Self::defaults();
-        let invalid = |key, rule| ConfigError::Invalid { path: path.into(), key, rule };
+        let invalid = |key, rule| ConfigError::Invalid {
+            path: path.into(),
+            key,
+            rule,
+        };
         if let Some(v) = file.state_dir {
             c.state_dir = v;
         }
@@ -133,7 +149,10 @@ impl Config {
                 return Err(invalid("rate_limit.max_failures", "at least 1"));
             }
             if l.initial_backoff_secs > l.max_backoff_secs {
-                return Err(invalid("rate_limit.initial_backoff_secs", "at most max_backoff_secs"));
+                return Err(invalid(
+                    "rate_limit.initial_backoff_secs",
+                    "at most max_backoff_secs",
+                ));
             }
         }
         Ok(c)
@@ -148,15 +167,25 @@ fn is_root() -> bool {
 /// `unsafe`. Falls back to a non-root uid when /proc is not mounted.
 pub fn current_uid() -> u32 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX)
 }
 
 /// SPEC §8 defaults: root uses system paths; others use XDG directories.
-fn default_paths(root: bool, env: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> (PathBuf, PathBuf) {
+fn default_paths(
+    root: bool,
+    env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+) -> (PathBuf, PathBuf) {
     if root {
-        return (PathBuf::from("/var/lib/twofactor"), PathBuf::from("/run/twofactor/twofactord.sock"));
+        return (
+            PathBuf::from("/var/lib/twofactor"),
+            PathBuf::from("/run/twofactor/twofactord.sock"),
+        );
     }
-    let home = env("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = env("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     let data = env("XDG_DATA_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
@@ -165,7 +194,10 @@ fn default_paths(root: bool, env: &dyn Fn(&str) -> Option<std::ffi::OsString>) -
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| data.clone());
-    (data.join("twofactor"), runtime.join("twofactor/twofactord.sock"))
+    (
+        data.join("twofactor"),
+        runtime.join("twofactor/twofactord.sock"),
+    )
 }
 
 #[cfg(test)]
@@ -174,9 +206,13 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let err = Config::parse("isuer = \"x\"\n", "t.toml").unwrap_err().to_string();
+        let err = Config::parse("isuer = \"x\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("isuer"), "{err}");
-        let err = Config::parse("[rate_limit]\nmax = 3\n", "t.toml").unwrap_err().to_string();
+        let err = Config::parse("[rate_limit]\nmax = 3\n", "t.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("max"), "{err}");
     }
 
@@ -210,7 +246,10 @@ mod tests {
         };
         let (state, sock) = default_paths(false, &env);
         assert_eq!(state, PathBuf::from("/home/u/.local/share/twofactor"));
-        assert_eq!(sock, PathBuf::from("/run/user/1000/twofactor/twofactord.sock"));
+        assert_eq!(
+            sock,
+            PathBuf::from("/run/user/1000/twofactor/twofactord.sock")
+        );
         let (state, _) = default_paths(true, &env);
         assert_eq!(state, PathBuf::from("/var/lib/twofactor"));
     }

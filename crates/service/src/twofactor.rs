@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use otp::{Algorithm, Digits, Interval, KeyUri, OtpKind, Secret, Window};
 use serde_json::json;
-use store::{AuditRecord, Settings, Store, SystemEntry, transact};
+use store::{Settings, Store, SystemEntry, transact};
 use zeroize::Zeroizing;
 
 use crate::check::RateLimits;
@@ -101,7 +101,13 @@ impl TwoFactor {
         labels: Labels,
         limits: RateLimits,
     ) -> Self {
-        Self { store, clock, random, labels, limits }
+        Self {
+            store,
+            clock,
+            random,
+            labels,
+            limits,
+        }
     }
 
     pub fn labels(&self) -> &Labels {
@@ -148,18 +154,12 @@ impl TwoFactor {
             if generated {
                 tx.replace_secret(&self.new_secret(), now)?;
             }
-            tx.audit(&AuditRecord {
-                at_ms: now,
-                event: "twofactor.update".into(),
-                outcome: "success".into(),
-                user: caller.user.clone(),
-                origin: caller.origin.to_string(),
-                service: caller.via.clone(),
-                detail: Some(json!({
-                    "changed": changed_keys(&old, &new),
-                    "secret_generated": generated,
-                })),
-            })?;
+            tx.audit(&caller.audit(
+                now,
+                "twofactor.update",
+                "success",
+                Some(json!({"changed": changed_keys(&old, &new), "secret_generated": generated})),
+            ))?;
             entry = tx.entry()?;
             Ok(entry)
         })?;
@@ -191,15 +191,7 @@ impl TwoFactor {
                 return Ok(false);
             }
             tx.replace_secret(&self.new_secret(), now)?;
-            tx.audit(&AuditRecord {
-                at_ms: now,
-                event: "twofactor.renew_secret".into(),
-                outcome: "success".into(),
-                user: caller.user.clone(),
-                origin: caller.origin.to_string(),
-                service: caller.via.clone(),
-                detail: None,
-            })?;
+            tx.audit(&caller.audit(now, "twofactor.renew_secret", "success", None))?;
             Ok(true)
         })?
         .then_some(true)
@@ -226,15 +218,7 @@ impl TwoFactor {
         outcome: &str,
         detail: Option<serde_json::Value>,
     ) -> Result<(), ServiceError> {
-        let record = AuditRecord {
-            at_ms: self.clock.now_ms(),
-            event: event.into(),
-            outcome: outcome.into(),
-            user: caller.user.clone(),
-            origin: caller.origin.to_string(),
-            service: caller.via.clone(),
-            detail,
-        };
+        let record = caller.audit(self.clock.now_ms(), event, outcome, detail);
         transact(&*self.store, |tx| tx.audit(&record))?;
         Ok(())
     }

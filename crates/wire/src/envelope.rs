@@ -22,7 +22,10 @@ pub struct Request {
 pub enum Incoming {
     Call(Request),
     /// Answer with this error under this id (null when the id is unknown).
-    Reject { id: Id, error: RpcError },
+    Reject {
+        id: Id,
+        error: RpcError,
+    },
     /// Invalid, but it had no id: nothing is sent.
     Ignore,
 }
@@ -43,7 +46,10 @@ pub fn parse_incoming(text: &str) -> Incoming {
         Value::Array(_) => {
             return Incoming::Reject {
                 id: Value::Null,
-                error: RpcError::bare(ErrorCode::ParseError, "Batch messages are not supported at this time"),
+                error: RpcError::bare(
+                    ErrorCode::ParseError,
+                    "Batch messages are not supported at this time",
+                ),
             };
         }
         _ => {
@@ -58,9 +64,10 @@ pub fn parse_incoming(text: &str) -> Incoming {
         Ok((method, params)) => Incoming::Call(Request { id, method, params }),
         // As TrueNAS: the id is echoed as sent, whatever its type.
         Err(message) => match id {
-            Some(id) => {
-                Incoming::Reject { id, error: RpcError::bare(ErrorCode::InvalidRequest, message) }
-            }
+            Some(id) => Incoming::Reject {
+                id,
+                error: RpcError::bare(ErrorCode::InvalidRequest, message),
+            },
             None => Incoming::Ignore,
         },
     }
@@ -125,15 +132,21 @@ mod tests {
 
     #[test]
     fn valid_calls() {
-        let Incoming::Call(r) = parse_incoming(r#"{"jsonrpc":"2.0","method":"core.ping","id":7}"#) else {
+        let Incoming::Call(r) = parse_incoming(r#"{"jsonrpc":"2.0","method":"core.ping","id":7}"#)
+        else {
             panic!()
         };
-        assert_eq!((r.id, r.method.as_str(), r.params.len()), (Some(json!(7)), "core.ping", 0));
-        let Incoming::Call(r) = parse_incoming(r#"{"jsonrpc":"2.0","method":"m","params":[1]}"#) else {
+        assert_eq!(
+            (r.id, r.method.as_str(), r.params.len()),
+            (Some(json!(7)), "core.ping", 0)
+        );
+        let Incoming::Call(r) = parse_incoming(r#"{"jsonrpc":"2.0","method":"m","params":[1]}"#)
+        else {
             panic!()
         };
         assert_eq!(r.id, None);
-        let Incoming::Call(r) = parse_incoming(r#"{"jsonrpc":"2.0","method":"m","id":null}"#) else {
+        let Incoming::Call(r) = parse_incoming(r#"{"jsonrpc":"2.0","method":"m","id":null}"#)
+        else {
             panic!()
         };
         assert_eq!(r.id, Some(Value::Null));
@@ -147,7 +160,11 @@ mod tests {
         );
         assert_eq!(
             reject_message(r#"{"jsonrpc":"1.0","method":"m","id":"a"}"#),
-            (json!("a"), -32600, "'jsonrpc' member must be of type string and must be exactly '2.0'".into())
+            (
+                json!("a"),
+                -32600,
+                "'jsonrpc' member must be of type string and must be exactly '2.0'".into()
+            )
         );
         assert_eq!(
             reject_message(r#"{"jsonrpc":"2.0","id":1}"#),
@@ -155,19 +172,35 @@ mod tests {
         );
         assert_eq!(
             reject_message(r#"{"jsonrpc":"2.0","method":5,"id":1}"#),
-            (json!(1), -32600, "'method' member must be of type string".into())
+            (
+                json!(1),
+                -32600,
+                "'method' member must be of type string".into()
+            )
         );
         assert_eq!(
             reject_message(r#"{"jsonrpc":"2.0","method":"m","params":{},"id":1}"#),
-            (json!(1), -32600, "'params' member must be of type array".into())
+            (
+                json!(1),
+                -32600,
+                "'params' member must be of type array".into()
+            )
         );
         assert_eq!(
             reject_message(r#"[{"jsonrpc":"2.0","method":"m","id":1}]"#),
-            (Value::Null, -32700, "Batch messages are not supported at this time".into())
+            (
+                Value::Null,
+                -32700,
+                "Batch messages are not supported at this time".into()
+            )
         );
         assert_eq!(
             reject_message(r#"{"jsonrpc":"2.0","method":"m","id":[1]}"#),
-            (json!([1]), -32600, "'id' member must be of type null, string or number".into())
+            (
+                json!([1]),
+                -32600,
+                "'id' member must be of type null, string or number".into()
+            )
         );
         assert_eq!(reject_message("{nope").1, -32700);
         assert_eq!(parse_incoming(r#"{"method":"m"}"#), Incoming::Ignore);

@@ -56,7 +56,13 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for e in [Errno::EINVAL, Errno::EFAULT, Errno::EBUSY, Errno::EACCES, Errno::ENOTAUTHENTICATED] {
+        for e in [
+            Errno::EINVAL,
+            Errno::EFAULT,
+            Errno::EBUSY,
+            Errno::EACCES,
+            Errno::ENOTAUTHENTICATED,
+        ] {
             assert_eq!(Errno::from_name(e.name()), Some(e));
         }
         assert_eq!(Errno::EINVAL.0, 22);

@@ -88,7 +88,9 @@ impl TruenasError {
     /// The message without its `[ERRNAME] ` prefix, as the CLI prints it.
     pub fn message(&self) -> &str {
         let prefix_len = self.errname.len() + 3;
-        if self.reason.starts_with('[') && self.reason.get(1..=self.errname.len()) == Some(&self.errname) {
+        if self.reason.starts_with('[')
+            && self.reason.get(1..=self.errname.len()) == Some(&self.errname)
+        {
             self.reason.get(prefix_len..).unwrap_or(&self.reason)
         } else {
             &self.reason
@@ -97,7 +99,9 @@ impl TruenasError {
 
     /// The `[attribute, message, errno]` triples of a validation error.
     pub fn problems(&self) -> Vec<(String, String, i64)> {
-        let Some(Value::Array(items)) = &self.extra else { return Vec::new() };
+        let Some(Value::Array(items)) = &self.extra else {
+            return Vec::new();
+        };
         items
             .iter()
             .filter_map(|item| {
@@ -124,7 +128,11 @@ pub struct RpcError {
 impl RpcError {
     /// An error with no `data` (envelope problems).
     pub fn bare(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code: code.code(), message: message.into(), data: None }
+        Self {
+            code: code.code(),
+            message: message.into(),
+            data: None,
+        }
     }
 
     /// -32602 `Invalid params` with the full validation object.
@@ -185,10 +193,19 @@ mod tests {
 
     #[test]
     fn call_error_reason_and_message() {
-        let e = RpcError::call(Errno::EFAULT, "Please enable Two Factor Authentication first.");
+        let e = RpcError::call(
+            Errno::EFAULT,
+            "Please enable Two Factor Authentication first.",
+        );
         let d = e.data.unwrap();
-        assert_eq!(d.reason, "[EFAULT] Please enable Two Factor Authentication first.");
-        assert_eq!(d.message(), "Please enable Two Factor Authentication first.");
+        assert_eq!(
+            d.reason,
+            "[EFAULT] Please enable Two Factor Authentication first."
+        );
+        assert_eq!(
+            d.message(),
+            "Please enable Two Factor Authentication first."
+        );
         assert_eq!(d.extra, None);
         assert_eq!(e.code, -32001);
     }

@@ -7,6 +7,8 @@ mod envelope;
 mod errno;
 mod error;
 
-pub use envelope::{Id, Incoming, Request, notification, parse_incoming, response_error, response_ok};
+pub use envelope::{
+    Id, Incoming, Request, notification, parse_incoming, response_error, response_ok,
+};
 pub use errno::Errno;
 pub use error::{ErrorCode, RpcError, TruenasError};

@@ -14,10 +14,6 @@ pub(super) fn methods() -> Vec<Method> {
                       Filter by event, outcome, since (Unix seconds) and limit.",
         cli_description: "Show audit records",
         examples: &["audit query", "audit query event=otp.check outcome=wrong limit=20"],
-        access: Access::Admin,
-        private: false,
-        cli_private: false,
-        blocking: false,
         accepts: vec![
             Field::new(
                 "audit_query",
@@ -33,6 +29,7 @@ pub(super) fn methods() -> Vec<Method> {
         ],
         returns: Schema::List(Box::new(Schema::Any)),
         handler: query,
+        ..Method::base(Access::Admin, false)
     }]
 }
 
@@ -42,8 +39,14 @@ fn query(api: &Api, _: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
     let q = store::AuditQuery {
         event: text("event"),
         outcome: text("outcome"),
-        since_ms: f.get("since").and_then(Value::as_i64).map(|s| s.saturating_mul(1000)),
-        limit: f.get("limit").and_then(Value::as_u64).map_or(50, |n| usize::try_from(n).unwrap_or(50)),
+        since_ms: f
+            .get("since")
+            .and_then(Value::as_i64)
+            .map(|s| s.saturating_mul(1000)),
+        limit: f
+            .get("limit")
+            .and_then(Value::as_u64)
+            .map_or(50, |n| usize::try_from(n).unwrap_or(50)),
     };
     let rows = api.twofactor().audit(&q)?;
     Ok(Value::Array(

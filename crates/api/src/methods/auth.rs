@@ -15,35 +15,36 @@ const MAX_WRONG_CODES: u8 = 3;
 fn login_options() -> Field {
     Field::new(
         "login_options",
-        Schema::Object(vec![Field::new("user_info", Schema::Bool, "Return auth.me in the answer")]),
+        Schema::Object(vec![Field::new(
+            "user_info",
+            Schema::Bool,
+            "Return auth.me in the answer",
+        )]),
         "Login options",
     )
 }
 
 fn login_schema() -> Schema {
     Schema::Object(vec![
-        Field::new("mechanism", Schema::Str { nullable: false }, "PASSWORD_PLAIN or OTP_TOKEN").required(),
+        Field::new(
+            "mechanism",
+            Schema::Str { nullable: false },
+            "PASSWORD_PLAIN or OTP_TOKEN",
+        )
+        .required(),
         Field::new("username", Schema::Str { nullable: false }, "Account name"),
         Field::new("password", Schema::Str { nullable: false }, "Password"),
-        Field::new("otp_token", Schema::Str { nullable: false }, "Code from the authenticator app"),
+        Field::new(
+            "otp_token",
+            Schema::Str { nullable: false },
+            "Code from the authenticator app",
+        ),
         login_options(),
     ])
 }
 
 pub(super) fn methods() -> Vec<Method> {
-    let base = Method {
-        name: "",
-        description: "",
-        cli_description: "",
-        examples: &[],
-        access: Access::Public,
-        private: false,
-        cli_private: true,
-        blocking: false,
-        accepts: vec![],
-        returns: Schema::Any,
-        handler: |_, _, _| Ok(Value::Null),
-    };
+    let base = Method::base(Access::Public, true);
     vec![
         Method {
             name: "auth.login_ex",
@@ -59,7 +60,9 @@ pub(super) fn methods() -> Vec<Method> {
             name: "auth.login_ex_continue",
             description: "Continues a login that answered OTP_REQUIRED, with mechanism OTP_TOKEN.",
             cli_description: "Continue a login with a code",
-            accepts: vec![Field::new("auth_login_ex_continue", login_schema(), "Login data").required()],
+            accepts: vec![
+                Field::new("auth_login_ex_continue", login_schema(), "Login data").required(),
+            ],
             handler: |api, session, args| continue_with_code(api, session, arg(&args, 0)),
             ..base.clone()
         },
@@ -71,7 +74,8 @@ pub(super) fn methods() -> Vec<Method> {
             accepts: vec![
                 Field::new("username", Schema::Str { nullable: false }, "Account name").required(),
                 Field::new("password", Schema::Str { nullable: false }, "Password").required(),
-                Field::new("otp_token", Schema::Str { nullable: true }, "Code").default(Value::Null),
+                Field::new("otp_token", Schema::Str { nullable: true }, "Code")
+                    .default(Value::Null),
             ],
             returns: Schema::Bool,
             handler: login_legacy,
@@ -110,7 +114,8 @@ pub(super) fn methods() -> Vec<Method> {
                 st.pending = None;
                 st.subscriptions.clear();
                 drop(st);
-                api.twofactor().record(&caller, "auth.logout", "success", None)?;
+                api.twofactor()
+                    .record(&caller, "auth.logout", "success", None)?;
                 Ok(json!(true))
             },
             ..base
@@ -146,19 +151,38 @@ fn me(api: &Api, user: &Authenticated) -> Result<Value, ApiError> {
     }))
 }
 
-fn success(api: &Api, session: &Session, user: Authenticated, user_info: bool) -> Result<Value, ApiError> {
-    let info = if user_info { me(api, &user)? } else { Value::Null };
+fn success(
+    api: &Api,
+    session: &Session,
+    user: Authenticated,
+    user_info: bool,
+) -> Result<Value, ApiError> {
+    let info = if user_info {
+        me(api, &user)?
+    } else {
+        Value::Null
+    };
     {
         let mut st = session.state();
         st.user = Some(user);
         st.pending = None;
     }
-    api.twofactor().record(&session.caller().via("auth.login_ex"), "auth.login", "success", None)?;
+    api.twofactor().record(
+        &session.caller().via("auth.login_ex"),
+        "auth.login",
+        "success",
+        None,
+    )?;
     Ok(json!({"response_type": "SUCCESS", "user_info": info, "authenticator": "LEVEL_1"}))
 }
 
 /// Checks a password; on failure waits, audits and answers `None`.
-fn check_password(api: &Api, session: &Session, user: &str, password: &str) -> Result<Option<Authenticated>, ApiError> {
+fn check_password(
+    api: &Api,
+    session: &Session,
+    user: &str,
+    password: &str,
+) -> Result<Option<Authenticated>, ApiError> {
     let account = api.inner.accounts.by_name(user);
     // The password check runs even for unknown users so timing does not tell them apart.
     let ok = api.inner.passwords.check(user, password);
@@ -170,7 +194,8 @@ fn check_password(api: &Api, session: &Session, user: &str, password: &str) -> R
         None => {
             let mut caller = session.caller().via("auth.login");
             caller.user = Some(user.to_owned());
-            api.twofactor().record(&caller, "auth.login", "wrong_password", None)?;
+            api.twofactor()
+                .record(&caller, "auth.login", "wrong_password", None)?;
             std::thread::sleep(api.inner.options.failed_login_delay);
             Ok(None)
         }
@@ -183,17 +208,26 @@ fn auth_err() -> Value {
 
 fn login_ex(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
     let data = arg(&args, 0);
-    let mechanism = data.get("mechanism").and_then(Value::as_str).unwrap_or_default();
+    let mechanism = data
+        .get("mechanism")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     match mechanism {
         "PASSWORD_PLAIN" => {
             let mut problems = Vec::new();
             for key in ["username", "password"] {
                 if !data.get(key).is_some_and(Value::is_string) {
-                    problems.push((format!("auth_login_ex.{key}"), "attribute required".to_owned()));
+                    problems.push((
+                        format!("auth_login_ex.{key}"),
+                        "attribute required".to_owned(),
+                    ));
                 }
             }
             if data.get("otp_token").is_some() {
-                problems.push(("auth_login_ex.otp_token".to_owned(), "Field was not expected".to_owned()));
+                problems.push((
+                    "auth_login_ex.otp_token".to_owned(),
+                    "Field was not expected".to_owned(),
+                ));
             }
             if !problems.is_empty() {
                 return Err(ApiError::Validation(problems));
@@ -231,33 +265,52 @@ fn login_ex(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, Api
 fn continue_with_code(api: &Api, session: &Session, data: &Value) -> Result<Value, ApiError> {
     let mut problems = Vec::new();
     if data.get("mechanism").and_then(Value::as_str) != Some("OTP_TOKEN") {
-        problems.push(("auth_login_ex_continue.mechanism".to_owned(), "Must be OTP_TOKEN".to_owned()));
+        problems.push((
+            "auth_login_ex_continue.mechanism".to_owned(),
+            "Must be OTP_TOKEN".to_owned(),
+        ));
     }
     for key in ["username", "password"] {
         if data.get(key).is_some() {
-            problems.push((format!("auth_login_ex_continue.{key}"), "Field was not expected".to_owned()));
+            problems.push((
+                format!("auth_login_ex_continue.{key}"),
+                "Field was not expected".to_owned(),
+            ));
         }
     }
     if !data.get("otp_token").is_some_and(Value::is_string) {
-        problems.push(("auth_login_ex_continue.otp_token".to_owned(), "attribute required".to_owned()));
+        problems.push((
+            "auth_login_ex_continue.otp_token".to_owned(),
+            "attribute required".to_owned(),
+        ));
     }
     if !problems.is_empty() {
         return Err(ApiError::Validation(problems));
     }
     let Some(pending) = session.state().pending.clone() else {
-        return Err(ApiError::call(wire::Errno::EINVAL, "OTP_TOKEN: no authentication in progress"));
+        return Err(ApiError::call(
+            wire::Errno::EINVAL,
+            "OTP_TOKEN: no authentication in progress",
+        ));
     };
     let mut caller = session.caller().via("auth.login_ex_continue");
     caller.user = Some(pending.account.name.clone());
-    let outcome = api.twofactor().check_code(&caller, data.get("otp_token").and_then(Value::as_str));
+    let outcome = api
+        .twofactor()
+        .check_code(&caller, data.get("otp_token").and_then(Value::as_str));
     match outcome {
         Ok(CheckOutcome::Accepted) => {
-            let user = Authenticated { account: pending.account, admin: pending.admin };
+            let user = Authenticated {
+                account: pending.account,
+                admin: pending.admin,
+            };
             success(api, session, user, pending.user_info)
         }
         Ok(CheckOutcome::Wrong | CheckOutcome::Replayed) => {
             let mut st = session.state();
-            let Some(p) = st.pending.as_mut() else { return Ok(auth_err()) };
+            let Some(p) = st.pending.as_mut() else {
+                return Ok(auth_err());
+            };
             p.wrong_codes += 1;
             if p.wrong_codes >= MAX_WRONG_CODES {
                 st.pending = None;
@@ -271,7 +324,10 @@ fn continue_with_code(api: &Api, session: &Session, data: &Value) -> Result<Valu
         }
         // 2FA was turned off between the password and the code: the password stands.
         Err(service::ServiceError::NotEnabled) => {
-            let user = Authenticated { account: pending.account, admin: pending.admin };
+            let user = Authenticated {
+                account: pending.account,
+                admin: pending.admin,
+            };
             success(api, session, user, pending.user_info)
         }
         Err(e) => Err(e.into()),
@@ -287,7 +343,10 @@ fn login_legacy(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value,
     if api.twofactor().code_required(false)? {
         let mut caller = session.caller().via("auth.login");
         caller.user = Some(auth.account.name.clone());
-        match api.twofactor().check_code(&caller, arg(&args, 2).as_str())? {
+        match api
+            .twofactor()
+            .check_code(&caller, arg(&args, 2).as_str())?
+        {
             CheckOutcome::Accepted => {}
             CheckOutcome::LockedOut { retry_after_secs } => {
                 return Err(service::ServiceError::LockedOut { retry_after_secs }.into());
@@ -296,6 +355,11 @@ fn login_legacy(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value,
         }
     }
     session.state().user = Some(auth);
-    api.twofactor().record(&session.caller().via("auth.login"), "auth.login", "success", None)?;
+    api.twofactor().record(
+        &session.caller().via("auth.login"),
+        "auth.login",
+        "success",
+        None,
+    )?;
     Ok(json!(true))
 }

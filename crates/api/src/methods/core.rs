@@ -8,19 +8,7 @@ use crate::schema::{Field, Schema};
 use crate::{Api, ApiError, Session};
 
 pub(super) fn methods() -> Vec<Method> {
-    let base = Method {
-        name: "",
-        description: "",
-        cli_description: "",
-        examples: &[],
-        access: Access::Public,
-        private: false,
-        cli_private: true,
-        blocking: false,
-        accepts: vec![],
-        returns: Schema::Any,
-        handler: |_, _, _| Ok(Value::Null),
-    };
+    let base = Method::base(Access::Public, true);
     vec![
         Method {
             name: "core.ping",
@@ -34,7 +22,9 @@ pub(super) fn methods() -> Vec<Method> {
             name: "core.set_options",
             description: "Sets connection options. Unknown options are ignored.",
             cli_description: "Set connection options",
-            accepts: vec![Field::new("options", Schema::Any, "Connection options").default(json!({}))],
+            accepts: vec![
+                Field::new("options", Schema::Any, "Connection options").default(json!({})),
+            ],
             returns: Schema::Null,
             handler: |_, _, _| Ok(Value::Null),
             ..base.clone()
@@ -53,8 +43,12 @@ pub(super) fn methods() -> Vec<Method> {
             cli_description: "List methods",
             access: Access::User,
             accepts: vec![
-                Field::new("service", Schema::Str { nullable: true }, "Only this service's methods")
-                    .default(Value::Null),
+                Field::new(
+                    "service",
+                    Schema::Str { nullable: true },
+                    "Only this service's methods",
+                )
+                .default(Value::Null),
             ],
             handler: get_methods,
             ..base.clone()
@@ -64,7 +58,9 @@ pub(super) fn methods() -> Vec<Method> {
             description: "Subscribes to an event collection (auth.twofactor, or * for all). Returns the subscription id.",
             cli_description: "Subscribe to events",
             access: Access::Admin,
-            accepts: vec![Field::new("name", Schema::Str { nullable: false }, "Collection name").required()],
+            accepts: vec![
+                Field::new("name", Schema::Str { nullable: false }, "Collection name").required(),
+            ],
             returns: Schema::Str { nullable: false },
             handler: subscribe,
             ..base.clone()
@@ -74,7 +70,9 @@ pub(super) fn methods() -> Vec<Method> {
             description: "Ends a subscription.",
             cli_description: "Unsubscribe from events",
             access: Access::User,
-            accepts: vec![Field::new("id", Schema::Str { nullable: false }, "Subscription id").required()],
+            accepts: vec![
+                Field::new("id", Schema::Str { nullable: false }, "Subscription id").required(),
+            ],
             returns: Schema::Null,
             handler: |_, session, args| {
                 if let Some(id) = arg(&args, 0).as_str() {
@@ -103,7 +101,10 @@ fn get_methods(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, 
 fn subscribe(_: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
     let name = arg(&args, 0).as_str().unwrap_or_default();
     if name != "auth.twofactor" && name != "*" {
-        return Err(ApiError::call(wire::Errno::ENOENT, format!("{name}: no such event source")));
+        return Err(ApiError::call(
+            wire::Errno::ENOENT,
+            format!("{name}: no such event source"),
+        ));
     }
     let mut st = session.state();
     st.next_subscription += 1;

@@ -10,7 +10,10 @@ use crate::schema::{Field, Schema};
 use crate::{Api, ApiError, Event, Session};
 
 fn int(min: impl Into<i64>, max: impl Into<i64>) -> Schema {
-    Schema::Int { min: min.into(), max: max.into() }
+    Schema::Int {
+        min: min.into(),
+        max: max.into(),
+    }
 }
 
 fn services_schema() -> Schema {
@@ -23,12 +26,36 @@ fn services_schema() -> Schema {
 fn entry_schema() -> Schema {
     Schema::Object(vec![
         Field::new("id", Schema::Int { min: 1, max: 1 }, "Always 1"),
-        Field::new("otp_digits", int(Digits::MIN, Digits::MAX), "Digits in a code"),
-        Field::new("secret", Schema::Str { nullable: true }, "Base32 secret (null before first enable)"),
-        Field::new("window", int(Window::MIN, Window::MAX), "Extra time steps accepted on each side"),
-        Field::new("interval", int(Interval::MIN, Interval::MAX), "Seconds per code"),
-        Field::new("services", services_schema(), "Services that also require a code"),
-        Field::new("enabled", Schema::Bool, "Two-factor authentication on or off"),
+        Field::new(
+            "otp_digits",
+            int(Digits::MIN, Digits::MAX),
+            "Digits in a code",
+        ),
+        Field::new(
+            "secret",
+            Schema::Str { nullable: true },
+            "Base32 secret (null before first enable)",
+        ),
+        Field::new(
+            "window",
+            int(Window::MIN, Window::MAX),
+            "Extra time steps accepted on each side",
+        ),
+        Field::new(
+            "interval",
+            int(Interval::MIN, Interval::MAX),
+            "Seconds per code",
+        ),
+        Field::new(
+            "services",
+            services_schema(),
+            "Services that also require a code",
+        ),
+        Field::new(
+            "enabled",
+            Schema::Bool,
+            "Two-factor authentication on or off",
+        ),
     ])
 }
 
@@ -46,19 +73,7 @@ pub(crate) fn entry_json(e: &Entry) -> Value {
 }
 
 pub(super) fn methods() -> Vec<Method> {
-    let base = Method {
-        name: "",
-        description: "",
-        cli_description: "",
-        examples: &[],
-        access: Access::Admin,
-        private: false,
-        cli_private: false,
-        blocking: false,
-        accepts: vec![],
-        returns: Schema::Any,
-        handler: |_, _, _| Ok(Value::Null),
-    };
+    let base = Method::base(Access::Admin, false);
     vec![
         Method {
             name: "auth.twofactor.config",
@@ -179,7 +194,11 @@ pub(super) fn methods() -> Vec<Method> {
 }
 
 fn pam_counts_as_ssh(api: &Api, service: &str) -> bool {
-    api.inner.options.ssh_pam_services.iter().any(|s| s == service)
+    api.inner
+        .options
+        .ssh_pam_services
+        .iter()
+        .any(|s| s == service)
 }
 
 fn update(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
@@ -190,25 +209,40 @@ fn update(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiEr
     let bad = |e: otp::ParamError| ApiError::Internal(format!("schema and type disagree: {e}"));
     let req = UpdateRequest {
         enabled: data.get("enabled").and_then(Value::as_bool),
-        otp_digits: int_of("otp_digits").map(Digits::new).transpose().map_err(bad)?,
+        otp_digits: int_of("otp_digits")
+            .map(Digits::new)
+            .transpose()
+            .map_err(bad)?,
         window: int_of("window").map(Window::new).transpose().map_err(bad)?,
-        interval: int_of("interval").map(Interval::new).transpose().map_err(bad)?,
+        interval: int_of("interval")
+            .map(Interval::new)
+            .transpose()
+            .map_err(bad)?,
         services: data.get("services").map(|s| Services {
             ssh: s.get("ssh").and_then(Value::as_bool).unwrap_or(false),
         }),
     };
     let caller = session.caller().via("auth.twofactor.update");
     let entry = entry_json(&api.twofactor().update(&caller, req)?);
-    api.emit(&Event { collection: "auth.twofactor", msg: "changed", id: json!(Entry::ID), fields: entry.clone() });
+    emit_changed(api, &entry);
     Ok(entry)
 }
 
 fn renew_secret(api: &Api, session: &Session, _: Vec<Value>) -> Result<Value, ApiError> {
     let caller = session.caller().via("auth.twofactor.renew_secret");
     let done = api.twofactor().renew_secret(&caller)?;
-    let entry = entry_json(&api.twofactor().config()?);
-    api.emit(&Event { collection: "auth.twofactor", msg: "changed", id: json!(Entry::ID), fields: entry });
+    emit_changed(api, &entry_json(&api.twofactor().config()?));
     Ok(json!(done))
+}
+
+/// Tells subscribers of `auth.twofactor` that the entry changed.
+fn emit_changed(api: &Api, entry: &Value) {
+    api.emit(&Event {
+        collection: "auth.twofactor",
+        msg: "changed",
+        id: json!(Entry::ID),
+        fields: entry.clone(),
+    });
 }
 
 fn pam_check(api: &Api, _: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
