@@ -30,7 +30,8 @@ static LENIENT: LazyLock<Encoding> = LazyLock::new(|| {
     spec.translate.to.push_str("ABCDEFGHIJKLMNOPQRSTUVWXYZ");
     // The specification is a fixed, valid one: a failure is a programming error.
     #[allow(clippy::expect_used)]
-    spec.encoding().expect("lenient base32 specification is valid")
+    spec.encoding()
+        .expect("lenient base32 specification is valid")
 });
 
 /// Decodes base32, ignoring ASCII white space, case and trailing `=` padding.
@@ -48,7 +49,9 @@ pub fn decode_base32(text: &str) -> Result<Vec<u8>, Base32Error> {
     LENIENT.decode(&clean).map_err(|e| match e.kind {
         DecodeKind::Length => Base32Error::Length { len: clean.len() },
         DecodeKind::Padding => Base32Error::Padding,
-        DecodeKind::Symbol | DecodeKind::Trailing => Base32Error::Symbol { position: e.position },
+        DecodeKind::Symbol | DecodeKind::Trailing => Base32Error::Symbol {
+            position: e.position,
+        },
     })
 }
 
@@ -92,7 +95,10 @@ mod tests {
     fn rejects_with_reasons() {
         assert_eq!(decode_base32(""), Err(Base32Error::Empty));
         assert_eq!(decode_base32("  ==  "), Err(Base32Error::Empty));
-        assert_eq!(decode_base32("MZXW1"), Err(Base32Error::Symbol { position: 4 }));
+        assert_eq!(
+            decode_base32("MZXW1"),
+            Err(Base32Error::Symbol { position: 4 })
+        );
         assert_eq!(decode_base32("MZX"), Err(Base32Error::Length { len: 3 }));
         assert_eq!(decode_base32("MZ=XW"), Err(Base32Error::Padding));
     }

@@ -96,9 +96,18 @@ impl Keyed {
         let key = secret.expose();
         // HMAC accepts keys of any length; new_from_slice cannot fail for it.
         match algorithm {
-            Algorithm::Sha1 => Self::Sha1(<Hmac<sha1::Sha1> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!())),
-            Algorithm::Sha256 => Self::Sha256(<Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!())),
-            Algorithm::Sha512 => Self::Sha512(<Hmac<sha2::Sha512> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!())),
+            Algorithm::Sha1 => Self::Sha1(
+                <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(key)
+                    .unwrap_or_else(|_| unreachable!()),
+            ),
+            Algorithm::Sha256 => Self::Sha256(
+                <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key)
+                    .unwrap_or_else(|_| unreachable!()),
+            ),
+            Algorithm::Sha512 => Self::Sha512(
+                <Hmac<sha2::Sha512> as KeyInit>::new_from_slice(key)
+                    .unwrap_or_else(|_| unreachable!()),
+            ),
         }
     }
 
@@ -109,7 +118,10 @@ impl Keyed {
             Self::Sha256(m) => truncate(&finish(m.clone(), &msg)),
             Self::Sha512(m) => truncate(&finish(m.clone(), &msg)),
         };
-        Code { value: value % digits.modulus(), digits }
+        Code {
+            value: value % digits.modulus(),
+            digits,
+        }
     }
 }
 
@@ -121,7 +133,12 @@ fn finish<M: Mac>(mut mac: M, msg: &[u8]) -> hmac::digest::Output<M> {
 /// RFC 4226 §5.3 dynamic truncation to a 31-bit number.
 fn truncate(hash: &[u8]) -> u32 {
     let offset = usize::from(hash[hash.len() - 1] & 0x0f);
-    u32::from_be_bytes([hash[offset] & 0x7f, hash[offset + 1], hash[offset + 2], hash[offset + 3]])
+    u32::from_be_bytes([
+        hash[offset] & 0x7f,
+        hash[offset + 1],
+        hash[offset + 2],
+        hash[offset + 3],
+    ])
 }
 
 /// HOTP(K, C) per RFC 4226.
@@ -148,7 +165,11 @@ impl std::fmt::Debug for Totp {
 
 impl Totp {
     pub fn new(secret: &Secret, digits: Digits, interval: Interval, algorithm: Algorithm) -> Self {
-        Self { keyed: Keyed::new(secret, algorithm), digits, interval }
+        Self {
+            keyed: Keyed::new(secret, algorithm),
+            digits,
+            interval,
+        }
     }
 
     /// The time step containing `unix_time` (RFC 6238: T0 = 0).
@@ -180,7 +201,11 @@ impl Totp {
         let mut best = 0u64;
         for step in now.saturating_sub(w)..=now.saturating_add(w) {
             let (buf, _) = self.code_at_step(step).to_ascii();
-            let hit = if well_formed { buf[..n].ct_eq(token) } else { subtle::Choice::from(0) };
+            let hit = if well_formed {
+                buf[..n].ct_eq(token)
+            } else {
+                subtle::Choice::from(0)
+            };
             // Steps ascend, so the last hit is the highest.
             best = u64::conditional_select(&best, &step, hit);
             found |= hit;

@@ -20,7 +20,7 @@ pub enum SecretError {
 }
 
 /// An HMAC key shared with the authenticator app.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Secret {
     bytes: Zeroizing<Vec<u8>>,
 }
@@ -66,11 +66,19 @@ impl Secret {
         &self.bytes
     }
 
-    /// Constant-time equality (the derived `PartialEq` is also constant time).
+    /// Constant-time equality (`==` uses it too).
     pub fn ct_eq(&self, other: &Self) -> bool {
         self.bytes.len() == other.bytes.len() && bool::from(self.bytes.ct_eq(&other.bytes))
     }
 }
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other)
+    }
+}
+
+impl Eq for Secret {}
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -107,9 +115,15 @@ mod tests {
 
     #[test]
     fn length_limits() {
-        assert_eq!(Secret::from_bytes(vec![0; 9]), Err(SecretError::TooShort(9)));
+        assert_eq!(
+            Secret::from_bytes(vec![0; 9]),
+            Err(SecretError::TooShort(9))
+        );
         assert!(Secret::from_bytes(vec![0; 10]).is_ok());
-        assert_eq!(Secret::from_bytes(vec![0; 129]), Err(SecretError::TooLong(129)));
+        assert_eq!(
+            Secret::from_bytes(vec![0; 129]),
+            Err(SecretError::TooLong(129))
+        );
     }
 
     #[test]

@@ -17,7 +17,11 @@ use crate::params::{Digits, Interval, ParamError};
 use crate::secret::{Secret, SecretError};
 
 /// RFC 3986 unreserved characters stay as they are; everything else is encoded.
-const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// TOTP or HOTP (with its counter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,10 +161,12 @@ impl KeyUri {
                     secret = Some(Secret::from_base32(&v)?);
                 }
                 "issuer" => {
-                    issuer_param = Some(decode(v, true).map_err(|()| UriError::Encoding("issuer"))?);
+                    issuer_param =
+                        Some(decode(v, true).map_err(|()| UriError::Encoding("issuer"))?);
                 }
                 "algorithm" => {
-                    algorithm = Algorithm::parse(v).ok_or_else(|| UriError::Algorithm(v.to_owned()))?;
+                    algorithm =
+                        Algorithm::parse(v).ok_or_else(|| UriError::Algorithm(v.to_owned()))?;
                 }
                 "digits" => digits = Digits::new(number("digits", v)?)?,
                 "period" => period = Interval::new(number("period", v)?)?,
@@ -175,7 +181,9 @@ impl KeyUri {
         }
         let kind = match kind_text.to_ascii_lowercase().as_str() {
             "totp" => OtpKind::Totp,
-            "hotp" => OtpKind::Hotp { counter: counter.ok_or(UriError::MissingCounter)? },
+            "hotp" => OtpKind::Hotp {
+                counter: counter.ok_or(UriError::MissingCounter)?,
+            },
             _ => return Err(UriError::Type(kind_text.to_owned())),
         };
         let issuer = match (label_issuer, issuer_param) {
@@ -203,7 +211,8 @@ impl KeyUri {
 
 fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
     let head = text.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &text[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
 }
 
 /// Percent-decodes; in the query, `+` also means a space (form encoding).
@@ -213,13 +222,17 @@ fn decode(text: &str, plus_is_space: bool) -> Result<String, ()> {
     } else {
         std::borrow::Cow::Borrowed(text)
     };
-    percent_decode_str(&text).decode_utf8().map(|s| s.into_owned()).map_err(|_| ())
+    percent_decode_str(&text)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| ())
 }
 
 fn number(name: &'static str, value: &str) -> Result<i64, UriError> {
-    value
-        .parse::<i64>()
-        .map_err(|_| UriError::NotANumber { name, value: value.to_owned() })
+    value.parse::<i64>().map_err(|_| UriError::NotANumber {
+        name,
+        value: value.to_owned(),
+    })
 }
 
 #[cfg(test)]
@@ -275,15 +288,45 @@ mod tests {
     #[test]
     fn names_what_is_wrong() {
         let cases: &[(&str, UriError)] = &[
-            ("http://totp/a?secret=JBSWY3DPEHPK3PXPJBSWY3DP", UriError::Scheme),
-            ("otpauth://motp/a?secret=JBSWY3DPEHPK3PXPJBSWY3DP", UriError::Type("motp".into())),
+            (
+                "http://totp/a?secret=JBSWY3DPEHPK3PXPJBSWY3DP",
+                UriError::Scheme,
+            ),
+            (
+                "otpauth://motp/a?secret=JBSWY3DPEHPK3PXPJBSWY3DP",
+                UriError::Type("motp".into()),
+            ),
             ("otpauth://totp/a?issuer=x", UriError::MissingSecret),
-            ("otpauth://totp/?secret=JBSWY3DPEHPK3PXPJBSWY3DP", UriError::MissingLabel),
-            ("otpauth://hotp/a?secret=JBSWY3DPEHPK3PXPJBSWY3DP", UriError::MissingCounter),
-            ("otpauth://totp/a?secret=JBSWY3DPEHPK3PXPJBSWY3DP&digits=x", UriError::NotANumber { name: "digits", value: "x".into() }),
-            ("otpauth://totp/a?secret=JBSWY3DPEHPK3PXPJBSWY3DP&algorithm=MD5", UriError::Algorithm("MD5".into())),
-            ("otpauth://totp/A:a?secret=JBSWY3DPEHPK3PXPJBSWY3DP&issuer=B", UriError::IssuerMismatch { label: "A".into(), param: "B".into() }),
-            ("otpauth://totp/a?secret=JBSWY3DPEHPK3PXPJBSWY3DP&secret=JBSWY3DPEHPK3PXPJBSWY3DP", UriError::Duplicate("secret".into())),
+            (
+                "otpauth://totp/?secret=JBSWY3DPEHPK3PXPJBSWY3DP",
+                UriError::MissingLabel,
+            ),
+            (
+                "otpauth://hotp/a?secret=JBSWY3DPEHPK3PXPJBSWY3DP",
+                UriError::MissingCounter,
+            ),
+            (
+                "otpauth://totp/a?secret=JBSWY3DPEHPK3PXPJBSWY3DP&digits=x",
+                UriError::NotANumber {
+                    name: "digits",
+                    value: "x".into(),
+                },
+            ),
+            (
+                "otpauth://totp/a?secret=JBSWY3DPEHPK3PXPJBSWY3DP&algorithm=MD5",
+                UriError::Algorithm("MD5".into()),
+            ),
+            (
+                "otpauth://totp/A:a?secret=JBSWY3DPEHPK3PXPJBSWY3DP&issuer=B",
+                UriError::IssuerMismatch {
+                    label: "A".into(),
+                    param: "B".into(),
+                },
+            ),
+            (
+                "otpauth://totp/a?secret=JBSWY3DPEHPK3PXPJBSWY3DP&secret=JBSWY3DPEHPK3PXPJBSWY3DP",
+                UriError::Duplicate("secret".into()),
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(&KeyUri::parse(text).unwrap_err(), want, "{text}");

@@ -41,20 +41,33 @@ fn label_text() -> impl Strategy<Value = String> {
 }
 
 fn kind() -> impl Strategy<Value = OtpKind> {
-    prop_oneof![Just(OtpKind::Totp), any::<u64>().prop_map(|counter| OtpKind::Hotp { counter })]
+    prop_oneof![
+        Just(OtpKind::Totp),
+        any::<u64>().prop_map(|counter| OtpKind::Hotp { counter })
+    ]
 }
 
 fn key_uri() -> impl Strategy<Value = KeyUri> {
-    (kind(), proptest::option::of(label_text()), label_text(), secret(), algorithm(), digits(), interval())
-        .prop_map(|(kind, issuer, account, secret, algorithm, digits, period)| KeyUri {
-            kind,
-            issuer,
-            account,
-            secret,
-            algorithm,
-            digits,
-            period,
-        })
+    (
+        kind(),
+        proptest::option::of(label_text()),
+        label_text(),
+        secret(),
+        algorithm(),
+        digits(),
+        interval(),
+    )
+        .prop_map(
+            |(kind, issuer, account, secret, algorithm, digits, period)| KeyUri {
+                kind,
+                issuer,
+                account,
+                secret,
+                algorithm,
+                digits,
+                period,
+            },
+        )
 }
 
 /// A unix time up to 2^40 s (year 36812), with extra weight on small values
@@ -114,7 +127,7 @@ proptest! {
     #[test]
     fn base32_accepts_standard_padding(bytes in vec(any::<u8>(), 1..100)) {
         let mut text = encode_base32(&bytes);
-        while text.len() % 8 != 0 {
+        while !text.len().is_multiple_of(8) {
             text.push('=');
         }
         prop_assert_eq!(decode_base32(&text), Ok(bytes));
@@ -222,35 +235,54 @@ proptest! {
         let _ = KeyUri::parse(&text);
     }
 
-    /// Texts shaped like Key URIs, built from fragments that are sometimes
+    /// Texts shaped like Key URIs, built from fragments that are mostly
     /// right and sometimes wrong, so parsing gets past its first checks.
     /// Whatever parses is a fixed point of build/parse.
     #[test]
     fn key_uri_parse_never_panics_on_uri_like_text(
-        scheme in select(vec!["otpauth://", "OTPAUTH://", "otpauth:/", "", "otpauth://\u{e9}"]),
-        kind in select(vec!["totp", "hotp", "TOTP", "x", ""]),
-        label in "([a-zA-Z %@:]|%[0-9A-Fa-f]{2}|%|\u{e9}){0,12}",
+        scheme in prop_oneof![
+            4 => Just("otpauth://"),
+            1 => select(vec!["OTPAUTH://", "otpauth:/", "", "otpauth://\u{e9}"]),
+        ],
+        kind in prop_oneof![4 => select(vec!["totp", "hotp", "TOTP"]), 1 => select(vec!["x", ""])],
+        label in prop_oneof![
+            5 => "([a-zA-Z %@:+]|%[2-7][0-9A-Fa-f]|%C3%A9|\u{e9}){0,12}",
+            1 => "([a-zA-Z %@:+]|%[0-9A-Fa-f]{2}|%|\u{e9}){0,12}",
+        ],
         params in vec(
             (
                 select(vec!["secret", "issuer", "algorithm", "digits", "period", "counter", "image", "SECRET", ""]),
-                "([A-Za-z2-7=+ %:]|%[0-9A-Fa-f]{2}|[0-9]{1,3}|-|SHA(1|256|512)){0,20}",
-                any::<bool>(),
+                prop_oneof![
+                    6 => Just(None),
+                    1 => "([A-Za-z2-7=+ %:&]|%[0-9A-Fa-f]{2}|[0-9]{1,3}|-){0,20}".prop_map(Some),
+                ],
             ),
             0..7,
         ),
         good_secret in secret_bytes(),
+        issuer in prop_oneof![
+            5 => "([a-zA-Z %@:+]|%[2-7][0-9A-Fa-f]|%C3%A9|\u{e9}){0,12}",
+            1 => "([a-zA-Z %@:+]|%[0-9A-Fa-f]{2}|%|\u{e9}){0,12}",
+        ],
+        digits in 5u8..=9,
+        period in prop_oneof![Just(3u32), 4u32..=3601],
+        counter in any::<u64>(),
+        algorithm in select(vec!["SHA1", "sha256", "SHA-512", "Sha512"]),
     ) {
         let mut text = format!("{scheme}{kind}/{label}?");
-        for (key, value, use_good_secret) in &params {
-            let value = if *use_good_secret && key.eq_ignore_ascii_case("secret") {
-                encode_base32(&good_secret)
-            } else {
-                value.clone()
-            };
+        for (key, junk) in &params {
+            let value = junk.clone().unwrap_or_else(|| match key.to_ascii_lowercase().as_str() {
+                "secret" => encode_base32(&good_secret),
+                "issuer" => issuer.clone(),
+                "algorithm" => algorithm.to_owned(),
+                "digits" => digits.to_string(),
+                "period" => period.to_string(),
+                _ => counter.to_string(),
+            });
             text.push_str(&format!("{key}={value}&"));
         }
         if let Ok(u) = KeyUri::parse(&text) {
-            let rebuilt = u.build().expect("a parsed URI has no colons in its label parts");
+            let rebuilt = u.build().expect("a parsed URI has a non-blank account and no colons");
             prop_assert_eq!(KeyUri::parse(&rebuilt), Ok(expected_after_round_trip(&u)), "{} -> {}", text, rebuilt);
         }
     }
@@ -421,4 +453,108 @@ proptest! {
             prop_assert_eq!(ascii(totp.code_at_step(s)), token);
         }
     }
+}
+
+// ------------------------------------------------- fixed regression cases
+
+fn sample(issuer: Option<&str>, account: &str) -> KeyUri {
+    KeyUri {
+        kind: OtpKind::Totp,
+        issuer: issuer.map(str::to_owned),
+        account: account.to_owned(),
+        secret: Secret::from_bytes(vec![7; 20]).expect("20 bytes"),
+        algorithm: Algorithm::Sha1,
+        digits: Digits::DEFAULT,
+        period: Interval::DEFAULT,
+    }
+}
+
+/// Found by `key_uri_build_then_parse_round_trips`: an issuer with white
+/// space at either end was written fine but read back as an issuer mismatch,
+/// because the label's copy was trimmed and the parameter's was not.
+#[test]
+fn issuer_with_surrounding_white_space_round_trips() {
+    for issuer in [" ACME", "ACME ", "  ", "\u{a0}", "\tACME Co\t"] {
+        let u = sample(Some(issuer), "bob");
+        let text = u.build().expect("no colon");
+        assert_eq!(KeyUri::parse(&text), Ok(u), "{text}");
+    }
+    // A label issuer that differs from the parameter by more than white
+    // space is still a mismatch.
+    assert!(matches!(
+        KeyUri::parse("otpauth://totp/ACME:bob?secret=GEZDGNBVGY3TQOJQ&issuer=%20ACMF%20"),
+        Err(UriError::IssuerMismatch { .. })
+    ));
+}
+
+/// Found by `key_uri_build_then_parse_round_trips`: build() wrote URIs with
+/// an empty account that parse() then refused.
+#[test]
+fn blank_accounts_are_refused_both_ways() {
+    for account in ["", " ", "\u{3000}", "\t \n"] {
+        for issuer in [None, Some("ACME")] {
+            assert_eq!(
+                sample(issuer, account).build(),
+                Err(UriError::MissingLabel),
+                "{account:?}"
+            );
+        }
+    }
+    for text in [
+        "otpauth://totp/?secret=GEZDGNBVGY3TQOJQ",
+        "otpauth://totp/%20?secret=GEZDGNBVGY3TQOJQ",
+        "otpauth://totp/ACME:%20%20?secret=GEZDGNBVGY3TQOJQ",
+    ] {
+        assert_eq!(KeyUri::parse(text), Err(UriError::MissingLabel), "{text}");
+    }
+}
+
+/// The Key URI format's "optional spaces may precede the account name": they
+/// are dropped after an issuer, kept without one.
+#[test]
+fn spaces_before_the_account() {
+    let with =
+        KeyUri::parse("otpauth://totp/ACME:%20%20bob?secret=GEZDGNBVGY3TQOJQ").expect("valid");
+    assert_eq!(
+        (with.issuer.as_deref(), with.account.as_str()),
+        (Some("ACME"), "bob")
+    );
+    let without = KeyUri::parse("otpauth://totp/%20bob?secret=GEZDGNBVGY3TQOJQ").expect("valid");
+    assert_eq!((without.issuer, without.account.as_str()), (None, " bob"));
+}
+
+/// When two steps in the window share a code, verify reports the later one
+/// (callers store it to refuse replays). Collisions are rare, so search the
+/// RFC 6238 SHA-1 seed's steps for the first pair at most 10 steps apart.
+#[test]
+fn verify_reports_the_highest_of_colliding_steps() {
+    let secret = Secret::from_bytes(b"12345678901234567890".to_vec()).expect("20 bytes");
+    let totp = Totp::new(&secret, Digits::DEFAULT, Interval::DEFAULT, Algorithm::Sha1);
+    let mut recent: std::collections::VecDeque<(u64, Vec<u8>)> = std::collections::VecDeque::new();
+    let (early, late) = (0u64..5_000_000)
+        .find_map(|s| {
+            let code = ascii(totp.code_at_step(s));
+            let hit = recent
+                .iter()
+                .find(|(_, c)| *c == code)
+                .map(|&(e, _)| (e, s));
+            recent.push_back((s, code));
+            if recent.len() > 10 {
+                recent.pop_front();
+            }
+            hit
+        })
+        .expect("a collision within 5 million steps");
+    let token = ascii(totp.code_at_step(early));
+    let w = Window::new(10).expect("in range");
+    // From any time whose window holds both steps, the later one is reported.
+    for now in late.saturating_sub(10)..=early + 10 {
+        assert_eq!(
+            totp.verify(&token, now * 30, w),
+            Some(late),
+            "steps {early} and {late}, now {now}"
+        );
+    }
+    // Once the later step is out of the window, the earlier one is reported.
+    assert_eq!(totp.verify(&token, (late - 11) * 30, w), Some(early));
 }

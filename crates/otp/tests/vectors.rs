@@ -58,7 +58,7 @@ fn mode(name: &str) -> Algorithm {
 }
 
 fn hex(text: &str) -> Vec<u8> {
-    assert!(text.len() % 2 == 0, "odd-length hex {text:?}");
+    assert!(text.len().is_multiple_of(2), "odd-length hex {text:?}");
     (0..text.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex digit"))
@@ -67,7 +67,11 @@ fn hex(text: &str) -> Vec<u8> {
 
 /// `value` written with exactly `d` digits (leading zeros kept).
 fn padded(value: u64, d: u8) -> String {
-    format!("{:0width$}", value % 10u64.pow(u32::from(d)), width = usize::from(d))
+    format!(
+        "{:0width$}",
+        value % 10u64.pow(u32::from(d)),
+        width = usize::from(d)
+    )
 }
 
 // ---------------------------------------------------------------- RFC 4226
@@ -110,7 +114,10 @@ fn rfc4226() -> (Vec<u8>, Vec<HotpRow>) {
 fn rfc4226_data_file_is_self_consistent() {
     let (secret, rows) = rfc4226();
     assert_eq!(secret, b"12345678901234567890");
-    assert_eq!(rows.iter().map(|r| r.count).collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
+    assert_eq!(
+        rows.iter().map(|r| r.count).collect::<Vec<_>>(),
+        (0..10).collect::<Vec<_>>()
+    );
     for r in &rows {
         assert_eq!(r.hmac.len(), 20, "line {}", r.line);
         let offset = usize::from(r.hmac[19] & 0x0f);
@@ -133,7 +140,12 @@ fn rfc4226_appendix_d_hotp_values() {
     for r in &rows {
         let code = hotp(&secret, r.count, digits(6), Algorithm::Sha1);
         assert_eq!(code.to_string(), r.hotp, "rfc4226.txt:{}", r.line);
-        assert_eq!(u64::from(code.value()), r.truncated_dec % 1_000_000, "rfc4226.txt:{}", r.line);
+        assert_eq!(
+            u64::from(code.value()),
+            r.truncated_dec % 1_000_000,
+            "rfc4226.txt:{}",
+            r.line
+        );
         let (buf, n) = code.to_ascii();
         assert_eq!(&buf[..n], r.hotp.as_bytes(), "rfc4226.txt:{}", r.line);
     }
@@ -148,7 +160,12 @@ fn rfc4226_values_with_seven_and_eight_digits() {
     for r in &rows {
         for d in [7, 8] {
             let code = hotp(&secret, r.count, digits(d), Algorithm::Sha1);
-            assert_eq!(code.to_string(), padded(r.truncated_dec, d), "rfc4226.txt:{} d={d}", r.line);
+            assert_eq!(
+                code.to_string(),
+                padded(r.truncated_dec, d),
+                "rfc4226.txt:{} d={d}",
+                r.line
+            );
         }
     }
 }
@@ -216,7 +233,10 @@ fn rfc6238() -> (BTreeMap<&'static str, Vec<u8>>, Vec<TotpRow>) {
 }
 
 fn seed_for(seeds: &BTreeMap<&'static str, Vec<u8>>, alg: Algorithm) -> Secret {
-    let bytes = seeds.get(alg.as_str()).expect("a seed for every mode").clone();
+    let bytes = seeds
+        .get(alg.as_str())
+        .expect("a seed for every mode")
+        .clone();
     Secret::from_bytes(bytes).expect("seed length")
 }
 
@@ -250,7 +270,11 @@ fn rfc6238_appendix_b_codes() {
         assert_eq!(totp.code(r.step * 30).to_string(), r.code, "{at}");
         assert_eq!(totp.code(r.step * 30 + 29).to_string(), r.code, "{at}");
         // HOTP with the step as counter is the same thing (RFC 6238 §4.2).
-        assert_eq!(hotp(&seed_for(&seeds, r.mode), r.step, digits(8), r.mode).to_string(), r.code, "{at}");
+        assert_eq!(
+            hotp(&seed_for(&seeds, r.mode), r.step, digits(8), r.mode).to_string(),
+            r.code,
+            "{at}"
+        );
     }
 }
 
@@ -266,15 +290,27 @@ fn rfc6238_appendix_b_verify() {
         assert_eq!(totp.verify(token, r.time, window(10)), Some(r.step), "{at}");
         // One step later the code is still accepted with a window of 1, and
         // is not accepted without one.
-        assert_eq!(totp.verify(token, r.time + 30, window(1)), Some(r.step), "{at}");
+        assert_eq!(
+            totp.verify(token, r.time + 30, window(1)),
+            Some(r.step),
+            "{at}"
+        );
         assert_eq!(totp.verify(token, r.time + 30, window(0)), None, "{at}");
         // Eleven steps away it is outside even the largest window.
-        assert_eq!(totp.verify(token, r.time + 11 * 30, window(10)), None, "{at}");
+        assert_eq!(
+            totp.verify(token, r.time + 11 * 30, window(10)),
+            None,
+            "{at}"
+        );
         // The 8-digit code does not match a 6-digit verifier, and its last
         // six digits do.
         let six = Totp::new(&seed_for(&seeds, r.mode), digits(6), interval(30), r.mode);
         assert_eq!(six.verify(token, r.time, window(0)), None, "{at}");
-        assert_eq!(six.verify(&token[2..], r.time, window(0)), Some(r.step), "{at}");
+        assert_eq!(
+            six.verify(&token[2..], r.time, window(0)),
+            Some(r.step),
+            "{at}"
+        );
         // Nor does a one-digit-short or one-digit-long version.
         assert_eq!(totp.verify(&token[1..], r.time, window(1)), None, "{at}");
         let mut long = token.to_vec();
@@ -291,7 +327,12 @@ fn rfc6238_codes_with_six_and_seven_digits() {
         for d in [6u8, 7] {
             let totp = Totp::new(&seed_for(&seeds, r.mode), digits(d), interval(30), r.mode);
             let want = &r.code[8 - usize::from(d)..];
-            assert_eq!(totp.code(r.time).to_string(), want, "rfc6238.txt:{} d={d}", r.line);
+            assert_eq!(
+                totp.code(r.time).to_string(),
+                want,
+                "rfc6238.txt:{} d={d}",
+                r.line
+            );
         }
     }
 }
@@ -308,7 +349,12 @@ fn rfc6238_steps_with_other_periods() {
             let end = start + u64::from(p) - 1;
             for t in [start, end] {
                 assert_eq!(totp.step(t), r.step, "rfc6238.txt:{} p={p} t={t}", r.line);
-                assert_eq!(totp.code(t).to_string(), r.code, "rfc6238.txt:{} p={p} t={t}", r.line);
+                assert_eq!(
+                    totp.code(t).to_string(),
+                    r.code,
+                    "rfc6238.txt:{} p={p} t={t}",
+                    r.line
+                );
             }
             assert_eq!(totp.verify(r.code.as_bytes(), end, window(0)), Some(r.step));
             assert_eq!(totp.verify(r.code.as_bytes(), end + 1, window(0)), None);
@@ -332,7 +378,12 @@ fn rfc6238_through_a_key_uri() {
         };
         let text = uri.build().expect("no colons");
         let parsed = KeyUri::parse(&text).expect("parses what it builds");
-        let totp = Totp::new(&parsed.secret, parsed.digits, parsed.period, parsed.algorithm);
+        let totp = Totp::new(
+            &parsed.secret,
+            parsed.digits,
+            parsed.period,
+            parsed.algorithm,
+        );
         assert_eq!(totp.code(r.time).to_string(), r.code, "{text}");
     }
 }
@@ -345,8 +396,9 @@ fn fail_cases(name: &str) -> Vec<(usize, String, String)> {
     let cases: Vec<_> = data_lines(&text)
         .into_iter()
         .map(|(line, l)| {
-            let (variant, input) =
-                l.split_once(' ').unwrap_or_else(|| panic!("{name}:{line}: no variant in {l:?}"));
+            let (variant, input) = l
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("{name}:{line}: no variant in {l:?}"));
             (line, variant.to_owned(), input.to_owned())
         })
         .collect();
@@ -435,14 +487,20 @@ fn fail_base32_is_rejected_for_the_listed_reason() {
     let mut wrong = Vec::new();
     for (line, variant, input) in fail_cases("fail_base32.txt") {
         match decode_base32(&input) {
-            Ok(bytes) => wrong.push(format!("fail_base32.txt:{line}: accepted {input:?} as {bytes:?}")),
+            Ok(bytes) => wrong.push(format!(
+                "fail_base32.txt:{line}: accepted {input:?} as {bytes:?}"
+            )),
             Err(e) => {
                 if base32_variant(&e) != variant {
-                    wrong.push(format!("fail_base32.txt:{line}: {input:?} failed with {e:?}, expected {variant}"));
+                    wrong.push(format!(
+                        "fail_base32.txt:{line}: {input:?} failed with {e:?}, expected {variant}"
+                    ));
                 }
                 // Secret::from_base32 refuses it for the same reason.
                 if Secret::from_base32(&input).err() != Some(SecretError::Base32(e.clone())) {
-                    wrong.push(format!("fail_base32.txt:{line}: Secret::from_base32 disagrees"));
+                    wrong.push(format!(
+                        "fail_base32.txt:{line}: Secret::from_base32 disagrees"
+                    ));
                 }
                 seen.push(variant);
             }
@@ -450,7 +508,10 @@ fn fail_base32_is_rejected_for_the_listed_reason() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     for v in ["Empty", "Symbol", "Length", "Padding"] {
-        assert!(seen.iter().any(|s| s == v), "fail_base32.txt has no {v} case");
+        assert!(
+            seen.iter().any(|s| s == v),
+            "fail_base32.txt has no {v} case"
+        );
     }
 }
 
@@ -461,9 +522,16 @@ fn every_fail_file_is_walked() {
     const WALKED: &[&str] = &["fail_base32.txt", "fail_uris.txt"];
     let mut found = Vec::new();
     for entry in fs::read_dir(testdata()).expect("testdata/ exists") {
-        let name = entry.expect("directory entry").file_name().to_string_lossy().into_owned();
+        let name = entry
+            .expect("directory entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
         if name.starts_with("fail_") {
-            assert!(WALKED.contains(&name.as_str()), "testdata/{name} is not walked by any test");
+            assert!(
+                WALKED.contains(&name.as_str()),
+                "testdata/{name} is not walked by any test"
+            );
             found.push(name);
         }
     }
