@@ -1,19 +1,37 @@
 //! A blocking JSON-RPC 2.0 client over WebSocket, for `ws+unix:///path`
 //! (the daemon's Unix socket) and `ws://host:port/api/current`. No async
-//! runtime: the PAM module links it into sshd.
+//! runtime and no TLS: the PAM module links it into sshd.
 //!
-//! CONTRACT (implemented by the daemon work; the CLI codes against it):
-//!
-//! ```ignore
+//! ```no_run
+//! # fn main() -> Result<(), client::ClientError> {
+//! use std::time::Duration;
 //! let mut c = client::Client::connect("ws+unix:///run/twofactor/twofactord.sock", Duration::from_secs(5))?;
-//! let v: serde_json::Value = c.call("auth.twofactor.config", vec![])?;
-//! // errors: ClientError::Rpc(wire::RpcError) carries the server's error object.
-//! let host: Option<&str> = c.server_hostname(); // not part of the protocol; None
+//! let entry: serde_json::Value = c.call("auth.twofactor.config", vec![])?;
+//! # let _ = entry; Ok(()) }
 //! ```
+//!
+//! Errors the server sends come back as [`ClientError::Rpc`] with the whole
+//! TrueNAS error object. Request ids are increasing integers; answers to
+//! other requests (see [`Client::send_request`]) and server notifications
+//! (`collection_update`) that arrive while waiting are queued.
+//!
+//! Owns: URL parsing, connecting with a time-out, the WebSocket handshake,
+//! request ids, matching answers to requests. Does not own: what any method
+//! means, or the envelope rules (those are `wire`'s).
 
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::{Message, WebSocket};
+
+/// The endpoint every URL is upgraded on.
+pub const API_PATH: &str = "/api/current";
 
 /// Why a call did not return a result.
 #[derive(Debug, thiserror::Error)]
@@ -33,23 +51,422 @@ pub enum ClientError {
     Protocol(String),
 }
 
-/// A connection to the daemon.
+impl ClientError {
+    /// The server's error object, when the server answered with one.
+    pub fn rpc(&self) -> Option<&wire::RpcError> {
+        match self {
+            Self::Rpc(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Where a URL points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `ws+unix:///abs/path.sock`
+    Unix(PathBuf),
+    /// `ws://host:port/path`
+    Tcp { host: String, port: u16, path: String },
+}
+
+impl Target {
+    /// Parses `ws+unix:///abs/path` or `ws://host[:port][/path]` (the path
+    /// defaults to `/api/current`). `wss://` is refused: no TLS here.
+    pub fn parse(url: &str) -> Result<Self, ClientError> {
+        let bad = |reason: &str| ClientError::Url { url: url.to_owned(), reason: reason.to_owned() };
+        if let Some(path) = url.strip_prefix("ws+unix://") {
+            if !path.starts_with('/') {
+                return Err(bad("the socket path must be absolute (ws+unix:///path/to.sock)"));
+            }
+            return Ok(Self::Unix(PathBuf::from(path)));
+        }
+        if url.starts_with("wss://") {
+            return Err(bad("TLS (wss://) is not supported; use ws+unix:// locally or an SSH tunnel"));
+        }
+        let Some(rest) = url.strip_prefix("ws://") else {
+            return Err(bad("expected ws+unix:///path or ws://host:port/api/current"));
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        let path = if path.is_empty() || path == "/" { API_PATH.to_owned() } else { path.to_owned() };
+        if authority.is_empty() || authority.contains('@') {
+            return Err(bad("expected host[:port] after ws://"));
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (h, after) = v6.split_once(']').ok_or_else(|| bad("unclosed [ in the host"))?;
+            match after.strip_prefix(':') {
+                Some(p) => (h, Some(p)),
+                None if after.is_empty() => (h, None),
+                None => return Err(bad("unexpected text after ]")),
+            }
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        let port = match port {
+            Some(p) => p.parse::<u16>().map_err(|_| bad("the port must be a number from 0 to 65535"))?,
+            None => 80,
+        };
+        if host.is_empty() {
+            return Err(bad("empty host"));
+        }
+        Ok(Self::Tcp { host: host.to_owned(), port, path })
+    }
+}
+
+/// The two transports behind one `Read + Write`.
 #[derive(Debug)]
+enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Self::Unix(s) => s.set_read_timeout(t),
+            Self::Tcp(s) => s.set_read_timeout(t),
+        }
+    }
+
+    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Self::Unix(s) => s.set_write_timeout(t),
+            Self::Tcp(s) => s.set_write_timeout(t),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Unix(s) => s.read(buf),
+            Self::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Unix(s) => s.write(buf),
+            Self::Tcp(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Self::Unix(s) => s.flush(),
+            Self::Tcp(s) => s.flush(),
+        }
+    }
+}
+
+/// One WebSocket message as the server sent it (for callers that speak the
+/// protocol by hand, such as conformance tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    Text(String),
+    Binary(Vec<u8>),
+    /// The server closed the connection (code 1005 when it gave none).
+    Close { code: u16, reason: String },
+}
+
+/// A connection to the daemon.
 pub struct Client {
-    _private: (),
+    ws: WebSocket<Stream>,
+    url: String,
+    host: Option<String>,
+    timeout: Duration,
+    next_id: u64,
+    /// Answers to our requests that arrived while waiting for another one.
+    answers: HashMap<u64, Value>,
+    /// Answers whose id is not one of ours (e.g. `null` for a parse error).
+    stray: VecDeque<Value>,
+    notifications: VecDeque<Value>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("url", &self.url)
+            .field("timeout", &self.timeout)
+            .field("next_id", &self.next_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_error(e: io::Error, timeout: Duration) -> ClientError {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::Timeout(timeout),
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::UnexpectedEof => {
+            ClientError::Closed(e.to_string())
+        }
+        _ => ClientError::Protocol(e.to_string()),
+    }
+}
+
+fn ws_error(e: tungstenite::Error, timeout: Duration) -> ClientError {
+    match e {
+        tungstenite::Error::Io(e) => io_error(e, timeout),
+        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
+            ClientError::Closed("by the server".into())
+        }
+        tungstenite::Error::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => {
+            ClientError::Closed("reset without a closing handshake".into())
+        }
+        other => ClientError::Protocol(other.to_string()),
+    }
+}
+
+fn closed(code: u16, reason: &str) -> ClientError {
+    ClientError::Closed(if reason.is_empty() { format!("code {code}") } else { format!("code {code}: {reason}") })
 }
 
 impl Client {
     /// Connects and upgrades `GET /api/current`; `timeout` bounds connect,
     /// each send and each wait for an answer.
     pub fn connect(url: &str, timeout: Duration) -> Result<Self, ClientError> {
-        Err(ClientError::Connect { url: url.to_owned(), reason: format!("not implemented yet ({timeout:?})") })
+        let target = Target::parse(url)?;
+        let failed = |reason: String| ClientError::Connect { url: url.to_owned(), reason };
+        let (stream, request, host) = match &target {
+            Target::Unix(path) => {
+                let s = UnixStream::connect(path).map_err(|e| failed(e.to_string()))?;
+                (Stream::Unix(s), format!("ws://localhost{API_PATH}"), None)
+            }
+            Target::Tcp { host, port, path } => {
+                let addrs = (host.as_str(), *port).to_socket_addrs().map_err(|e| failed(e.to_string()))?;
+                let mut last = None;
+                let mut stream = None;
+                for addr in addrs {
+                    match TcpStream::connect_timeout(&addr, timeout) {
+                        Ok(s) => {
+                            stream = Some(s);
+                            break;
+                        }
+                        Err(e) => last = Some(e),
+                    }
+                }
+                let s = stream.ok_or_else(|| {
+                    failed(last.map_or_else(|| "the host name has no address".to_owned(), |e| e.to_string()))
+                })?;
+                // Calls are small request/answer pairs: never wait for Nagle.
+                s.set_nodelay(true).map_err(|e| failed(e.to_string()))?;
+                let authority = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+                (Stream::Tcp(s), format!("ws://{authority}{path}"), Some(host.clone()))
+            }
+        };
+        stream.set_read_timeout(Some(timeout)).map_err(|e| failed(e.to_string()))?;
+        stream.set_write_timeout(Some(timeout)).map_err(|e| failed(e.to_string()))?;
+        let config = WebSocketConfig::default()
+            .read_buffer_size(16 * 1024)
+            .write_buffer_size(0)
+            .max_message_size(Some(16 << 20));
+        let (ws, _response) = tungstenite::client::client_with_config(request, stream, Some(config))
+            .map_err(|e| match e {
+                tungstenite::HandshakeError::Interrupted(_) => ClientError::Timeout(timeout),
+                tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp)) => {
+                    failed(format!("the server answered HTTP {} instead of upgrading", resp.status()))
+                }
+                tungstenite::HandshakeError::Failure(e) => failed(e.to_string()),
+            })?;
+        Ok(Self {
+            ws,
+            url: url.to_owned(),
+            host,
+            timeout,
+            next_id: 0,
+            answers: HashMap::new(),
+            stray: VecDeque::new(),
+            notifications: VecDeque::new(),
+        })
+    }
+
+    /// The URL this client connected to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The host named in a `ws://` URL; `None` over the Unix socket (the
+    /// local system). Not part of the protocol.
+    pub fn server_hostname(&self) -> Option<&str> {
+        self.host.as_deref()
+    }
+
+    /// The time-out of each send and each wait.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
     }
 
     /// Calls `method` and waits for its answer (notifications that arrive
     /// meanwhile are queued for [`Client::next_notification`]).
     pub fn call(&mut self, method: &str, params: Vec<Value>) -> Result<Value, ClientError> {
-        let _ = (method, params);
-        Err(ClientError::Closed("not implemented yet".into()))
+        let id = self.send_request(method, params)?;
+        self.wait_response(id)
+    }
+
+    /// Sends a request without waiting; returns its id for
+    /// [`Client::wait_response`]. Several may be in flight at once.
+    pub fn send_request(&mut self, method: &str, params: Vec<Value>) -> Result<u64, ClientError> {
+        self.next_id += 1;
+        let id = self.next_id;
+        let text = json!({"jsonrpc": "2.0", "method": method, "id": id, "params": params}).to_string();
+        self.send_raw(&text)?;
+        Ok(id)
+    }
+
+    /// Sends a notification: the server runs it and never answers.
+    pub fn notify(&mut self, method: &str, params: Vec<Value>) -> Result<(), ClientError> {
+        self.send_raw(&json!({"jsonrpc": "2.0", "method": method, "params": params}).to_string())
+    }
+
+    /// Waits for the answer to request `id`.
+    pub fn wait_response(&mut self, id: u64) -> Result<Value, ClientError> {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            if let Some(answer) = self.answers.remove(&id) {
+                return answer_to_result(answer);
+            }
+            match self.read_frame(deadline)? {
+                Some(Frame::Text(text)) => self.file(&text)?,
+                Some(Frame::Binary(_)) => return Err(ClientError::Protocol("unexpected binary frame".into())),
+                Some(Frame::Close { code, reason }) => return Err(closed(code, &reason)),
+                None => return Err(ClientError::Timeout(self.timeout)),
+            }
+        }
+    }
+
+    /// The next server notification (`{"jsonrpc","method","params"}`),
+    /// waiting at most `wait`; `None` when none came in time.
+    pub fn next_notification(&mut self, wait: Duration) -> Result<Option<Value>, ClientError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(n) = self.notifications.pop_front() {
+                return Ok(Some(n));
+            }
+            match self.read_frame(deadline)? {
+                Some(Frame::Text(text)) => self.file(&text)?,
+                Some(Frame::Binary(_)) => return Err(ClientError::Protocol("unexpected binary frame".into())),
+                Some(Frame::Close { code, reason }) => return Err(closed(code, &reason)),
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// Answers that carried an id that is not one of ours (oldest first).
+    pub fn take_stray_answers(&mut self) -> Vec<Value> {
+        self.stray.drain(..).collect()
+    }
+
+    /// Sends one text frame as it is (for speaking the protocol by hand).
+    pub fn send_raw(&mut self, text: &str) -> Result<(), ClientError> {
+        self.apply_write_timeout()?;
+        self.ws.send(Message::text(text)).map_err(|e| ws_error(e, self.timeout))
+    }
+
+    /// Sends one binary frame (the server refuses them: close 1003).
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), ClientError> {
+        self.apply_write_timeout()?;
+        self.ws.send(Message::binary(data.to_vec())).map_err(|e| ws_error(e, self.timeout))
+    }
+
+    /// Reads the next frame as it is, bypassing the queues; `None` when
+    /// nothing came within the time-out.
+    pub fn read_raw(&mut self) -> Result<Option<Frame>, ClientError> {
+        let deadline = Instant::now() + self.timeout;
+        self.read_frame(deadline)
+    }
+
+    /// Closes the connection politely.
+    pub fn close(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if self.ws.can_write() {
+            let _ = self.ws.close(None);
+            let _ = self.ws.flush();
+        }
+    }
+
+    fn apply_write_timeout(&mut self) -> Result<(), ClientError> {
+        let t = self.timeout.max(Duration::from_millis(1));
+        self.ws.get_ref().set_write_timeout(Some(t)).map_err(|e| io_error(e, self.timeout))
+    }
+
+    /// Sorts one incoming text message into answers and notifications.
+    fn file(&mut self, text: &str) -> Result<(), ClientError> {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| ClientError::Protocol(format!("the server sent invalid JSON: {e}")))?;
+        match value.get("id") {
+            Some(id) => match id.as_u64() {
+                Some(n) if n <= self.next_id && n > 0 => {
+                    self.answers.insert(n, value);
+                }
+                _ => self.stray.push_back(value),
+            },
+            None if value.get("method").is_some() => self.notifications.push_back(value),
+            None => return Err(ClientError::Protocol("a message with neither id nor method".into())),
+        }
+        Ok(())
+    }
+
+    /// The next data or close frame before `deadline` (`None` past it).
+    fn read_frame(&mut self, deadline: Instant) -> Result<Option<Frame>, ClientError> {
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let left = (deadline - now).max(Duration::from_millis(1));
+            self.ws.get_ref().set_read_timeout(Some(left)).map_err(|e| io_error(e, self.timeout))?;
+            match self.ws.read() {
+                Ok(Message::Text(t)) => return Ok(Some(Frame::Text(t.as_str().to_owned()))),
+                Ok(Message::Binary(b)) => return Ok(Some(Frame::Binary(b.to_vec()))),
+                Ok(Message::Close(frame)) => {
+                    let (code, reason) = frame
+                        .as_ref()
+                        .map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.as_str().to_owned()));
+                    // tungstenite queued the close reply; send it.
+                    let _ = self.ws.flush();
+                    return Ok(Some(Frame::Close { code, reason }));
+                }
+                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
+                Err(tungstenite::Error::Io(e))
+                    if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                Err(e) => return Err(ws_error(e, self.timeout)),
+            }
+        }
     }
 }
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// A response object → its result, or its error as [`ClientError::Rpc`].
+fn answer_to_result(mut answer: Value) -> Result<Value, ClientError> {
+    if let Some(error) = answer.get_mut("error").map(Value::take) {
+        let e: wire::RpcError = serde_json::from_value(error)
+            .map_err(|e| ClientError::Protocol(format!("malformed error object: {e}")))?;
+        return Err(ClientError::Rpc(e));
+    }
+    match answer.get_mut("result") {
+        Some(result) => Ok(result.take()),
+        None => Err(ClientError::Protocol("a response with neither result nor error".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,355 @@
+//! Where calls go (SPEC §4.5): the daemon over `ws+unix://` or `ws://`, or
+//! the same API in-process on the local state (the embedded mode).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use wire::RpcError;
+
+use crate::error::CliError;
+
+/// Why a call returned no result.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The API answered with an error.
+    #[error("{}", .0.message)]
+    Rpc(Box<RpcError>),
+    /// The call never got an answer (connection lost, time-out, ...).
+    #[error("{0}")]
+    Transport(String),
+}
+
+impl From<CallError> for CliError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Rpc(error) => CliError::Rpc {
+                error,
+                hints: Vec::new(),
+            },
+            CallError::Transport(message) => CliError::Failed(message),
+        }
+    }
+}
+
+/// Something that runs API methods.
+pub trait Backend {
+    fn call(&mut self, method: &str, params: Vec<Value>) -> Result<Value, CallError>;
+    /// The short host name of the system the calls run on (for the prompt).
+    fn hostname(&self) -> String;
+}
+
+/// The API in-process, on the state directory of the configuration.
+#[derive(Debug)]
+pub struct Embedded {
+    api: api::Api,
+    session: api::Session,
+    host: String,
+}
+
+impl Embedded {
+    pub fn open(config: &service::Config) -> Result<Self, CliError> {
+        let api = api::Api::open(
+            config,
+            Arc::new(service::NoAccounts),
+            Arc::new(service::NoAccounts),
+        )
+        .map_err(|e| {
+            CliError::failed(format!(
+                "cannot open the state in {}: {e}",
+                config.state_dir.display()
+            ))
+        })?;
+        let session = api.embedded_session(service::current_uid());
+        Ok(Self {
+            api,
+            session,
+            host: service::Labels::system_hostname(),
+        })
+    }
+}
+
+impl Backend for Embedded {
+    fn call(&mut self, method: &str, params: Vec<Value>) -> Result<Value, CallError> {
+        self.api
+            .call(&self.session, method, params)
+            .map_err(|e| CallError::Rpc(Box::new(e.to_rpc())))
+    }
+
+    fn hostname(&self) -> String {
+        self.host.clone()
+    }
+}
+
+/// A connection to the daemon.
+#[derive(Debug)]
+pub struct Remote {
+    client: client::Client,
+    host: String,
+}
+
+impl Remote {
+    pub fn connect(url: &str, timeout: Duration) -> Result<Self, CliError> {
+        let client = client::Client::connect(url, timeout).map_err(CliError::failed)?;
+        Ok(Self {
+            client,
+            host: host_of(url),
+        })
+    }
+}
+
+impl Backend for Remote {
+    fn call(&mut self, method: &str, params: Vec<Value>) -> Result<Value, CallError> {
+        self.client.call(method, params).map_err(|e| match e {
+            client::ClientError::Rpc(error) => CallError::Rpc(Box::new(error)),
+            other => CallError::Transport(other.to_string()),
+        })
+    }
+
+    fn hostname(&self) -> String {
+        self.host.clone()
+    }
+}
+
+/// The host a URL points at, for the prompt: the local host name for the
+/// Unix socket and loopback addresses, else the URL's host (a DNS name cut
+/// to its first label).
+pub fn host_of(url: &str) -> String {
+    let local = service::Labels::system_hostname;
+    let Some(rest) = url.strip_prefix("ws://") else {
+        return local();
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    let is_ip = host.parse::<std::net::IpAddr>().ok();
+    match is_ip {
+        Some(ip) if ip.is_loopback() => local(),
+        Some(_) => host.to_owned(),
+        None if host.is_empty() || host.eq_ignore_ascii_case("localhost") => local(),
+        None => host.split('.').next().unwrap_or(host).to_owned(),
+    }
+}
+
+/// Where to connect, from the global options.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    pub url: Option<String>,
+    pub state_dir: Option<PathBuf>,
+    /// `--config`: then the file must exist.
+    pub config: Option<PathBuf>,
+    pub user: Option<String>,
+    pub timeout: Duration,
+}
+
+/// How to ask for secrets when logging in.
+pub trait Prompter {
+    fn password(&mut self, user: &str) -> Result<String, CliError>;
+    fn otp(&mut self) -> Result<String, CliError>;
+}
+
+/// Reads `TFA_PASSWORD`/`TFA_OTP`, else asks on the terminal without echo.
+#[derive(Debug, Default)]
+pub struct TerminalPrompter;
+
+fn from_env_or_tty(var: &str, prompt: &str) -> Result<String, CliError> {
+    if let Ok(v) = std::env::var(var) {
+        return Ok(v);
+    }
+    rpassword::prompt_password(prompt)
+        .map_err(|e| CliError::failed(format!("cannot read from the terminal: {e}")))
+}
+
+impl Prompter for TerminalPrompter {
+    fn password(&mut self, user: &str) -> Result<String, CliError> {
+        from_env_or_tty("TFA_PASSWORD", &format!("Password for {user}: "))
+    }
+
+    fn otp(&mut self) -> Result<String, CliError> {
+        from_env_or_tty("TFA_OTP", "Verification code: ")
+    }
+}
+
+/// Wrong codes tried before giving up (the server allows 3 per login).
+const OTP_TRIES: usize = 3;
+
+/// Logs in with `auth.login_ex` (PASSWORD_PLAIN, then OTP_TOKEN when the
+/// server answers OTP_REQUIRED).
+pub fn login(
+    backend: &mut dyn Backend,
+    user: &str,
+    prompter: &mut dyn Prompter,
+) -> Result<(), CliError> {
+    let password = prompter.password(user)?;
+    let request = json!({"mechanism": "PASSWORD_PLAIN", "username": user, "password": password,
+                         "login_options": {"user_info": false}});
+    let mut answer = backend.call("auth.login_ex", vec![request])?;
+    // A code from the environment is tried once; typed ones up to OTP_TRIES.
+    let tries = if std::env::var_os("TFA_OTP").is_some() {
+        1
+    } else {
+        OTP_TRIES
+    };
+    for _ in 0..tries {
+        match answer.get("response_type").and_then(Value::as_str) {
+            Some("OTP_REQUIRED") => {
+                let code = prompter.otp()?;
+                let request = json!({"mechanism": "OTP_TOKEN", "otp_token": code.trim()});
+                answer = backend.call("auth.login_ex_continue", vec![request])?;
+            }
+            _ => break,
+        }
+    }
+    match answer.get("response_type").and_then(Value::as_str) {
+        Some("SUCCESS") => Ok(()),
+        Some("OTP_REQUIRED") => Err(CliError::failed("Login failed: wrong verification code")),
+        Some("AUTH_ERR") => Err(CliError::failed(
+            "Login failed: wrong user name or password",
+        )),
+        _ => Err(CliError::failed(format!(
+            "Login failed: unexpected answer {answer}"
+        ))),
+    }
+}
+
+/// Time a connection attempt to the default socket may take before the
+/// embedded mode is used instead.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+fn load_config(target: &Target) -> Result<service::Config, CliError> {
+    let path = target
+        .config
+        .as_deref()
+        .unwrap_or(Path::new(service::DEFAULT_CONFIG_PATH));
+    service::Config::load(path, target.config.is_some()).map_err(CliError::failed)
+}
+
+fn is_socket(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_socket())
+}
+
+/// Picks and opens the backend (SPEC §4.5): `--url` → the daemon;
+/// `--state-dir` → embedded; neither → the default socket when a daemon
+/// answers there, else embedded on the configured state directory.
+pub fn open(target: &Target, prompter: &mut dyn Prompter) -> Result<Box<dyn Backend>, CliError> {
+    if target.url.is_some() && target.state_dir.is_some() {
+        return Err(CliError::usage("--url and --state-dir exclude each other"));
+    }
+    let mut backend: Box<dyn Backend> = if let Some(url) = &target.url {
+        if !(url.starts_with("ws+unix://") || url.starts_with("ws://")) {
+            return Err(CliError::usage(format!(
+                "--url {url}: expected ws+unix:///path/to/socket or ws://host:port/api/current"
+            )));
+        }
+        Box::new(Remote::connect(url, target.timeout)?)
+    } else {
+        let mut config = load_config(target)?;
+        let probe = target.state_dir.is_none() && is_socket(&config.socket);
+        let remote = probe
+            .then(|| {
+                let url = format!("ws+unix://{}", config.socket.display());
+                Remote::connect(&url, target.timeout.min(PROBE_TIMEOUT)).ok()
+            })
+            .flatten();
+        match remote {
+            Some(r) => Box::new(r),
+            None => {
+                if target.user.is_some() {
+                    return Err(CliError::usage(
+                        "--user needs a connection to the daemon (--url)",
+                    ));
+                }
+                if let Some(dir) = &target.state_dir {
+                    config.state_dir.clone_from(dir);
+                }
+                Box::new(Embedded::open(&config)?)
+            }
+        }
+    };
+    if let Some(user) = &target.user {
+        login(backend.as_mut(), user, prompter)?;
+    }
+    Ok(backend)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_for_the_prompt() {
+        let local = service::Labels::system_hostname();
+        assert_eq!(host_of("ws+unix:///run/twofactor/twofactord.sock"), local);
+        assert_eq!(host_of("ws://127.0.0.1:6000/api/current"), local);
+        assert_eq!(host_of("ws://[::1]:6000/api/current"), local);
+        assert_eq!(host_of("ws://localhost:6000/api/current"), local);
+        assert_eq!(host_of("ws://nas.example.com:6000/api/current"), "nas");
+        assert_eq!(host_of("ws://10.1.2.3:6000/api/current"), "10.1.2.3");
+    }
+
+    /// Answers logins like the API does.
+    struct FakeServer {
+        calls: Vec<(String, Value)>,
+        otp_ok: &'static str,
+    }
+
+    impl Backend for FakeServer {
+        fn call(&mut self, method: &str, params: Vec<Value>) -> Result<Value, CallError> {
+            let p = params.into_iter().next().unwrap_or_default();
+            self.calls.push((method.to_owned(), p.clone()));
+            Ok(match method {
+                "auth.login_ex" if p["password"] == "pw" => {
+                    json!({"response_type": "OTP_REQUIRED"})
+                }
+                "auth.login_ex" => json!({"response_type": "AUTH_ERR"}),
+                _ if p["otp_token"] == self.otp_ok => json!({"response_type": "SUCCESS"}),
+                _ => json!({"response_type": "OTP_REQUIRED"}),
+            })
+        }
+        fn hostname(&self) -> String {
+            "fake".into()
+        }
+    }
+
+    struct Scripted(Vec<&'static str>);
+
+    impl Prompter for Scripted {
+        fn password(&mut self, _: &str) -> Result<String, CliError> {
+            Ok("pw".into())
+        }
+        fn otp(&mut self) -> Result<String, CliError> {
+            Ok(self.0.remove(0).into())
+        }
+    }
+
+    #[test]
+    fn login_asks_for_the_code_until_right() {
+        let mut server = FakeServer {
+            calls: vec![],
+            otp_ok: "123456",
+        };
+        login(
+            &mut server,
+            "root",
+            &mut Scripted(vec!["000000", " 123456\n"]),
+        )
+        .unwrap();
+        assert_eq!(server.calls.len(), 3);
+        assert_eq!(server.calls[0].1["mechanism"], "PASSWORD_PLAIN");
+        assert_eq!(
+            server.calls[2].1,
+            json!({"mechanism": "OTP_TOKEN", "otp_token": "123456"})
+        );
+        let mut server = FakeServer {
+            calls: vec![],
+            otp_ok: "x",
+        };
+        let err = login(&mut server, "root", &mut Scripted(vec!["1", "2", "3"])).unwrap_err();
+        assert_eq!(err.exit_code(), 1);
+    }
+}

@@ -1,0 +1,141 @@
+//! The CLI's errors and the one place that decides how each is shown and
+//! which exit status it gives (0 success, 1 command failed, 2 usage error).
+
+use std::fmt;
+
+use wire::{ErrorCode, RpcError};
+
+/// Exit status of a successful run.
+pub const EXIT_OK: i32 = 0;
+/// Exit status when a command failed.
+pub const EXIT_FAILED: i32 = 1;
+/// Exit status of a usage error.
+pub const EXIT_USAGE: i32 = 2;
+
+/// Why a command did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The command line itself is wrong (unknown command or argument,
+    /// unbalanced quotes, ...). Exit status 2.
+    #[error("{0}")]
+    Usage(String),
+    /// The API refused the call. `hints` are printed after its message (the
+    /// nearest valid names of misspelled arguments). Exit status 1.
+    #[error("{}", render_rpc(.error, .hints))]
+    Rpc {
+        error: Box<RpcError>,
+        hints: Vec<String>,
+    },
+    /// Anything else that made the command fail (connection, files). Exit
+    /// status 1.
+    #[error("Error: {0}")]
+    Failed(String),
+}
+
+impl CliError {
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self::Usage(message.into())
+    }
+
+    pub fn failed(message: impl fmt::Display) -> Self {
+        Self::Failed(message.to_string())
+    }
+
+    pub fn rpc(error: RpcError) -> Self {
+        Self::Rpc {
+            error: Box::new(error),
+            hints: Vec::new(),
+        }
+    }
+
+    /// The process exit status for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Usage(_) => EXIT_USAGE,
+            Self::Rpc { .. } | Self::Failed(_) => EXIT_FAILED,
+        }
+    }
+}
+
+/// How an API error reads on the terminal (SPEC §3 "as the CLI shows them"):
+/// a validation error lists every problem, a call error prints its message
+/// without the `[ERRNAME]` prefix.
+fn render_rpc(error: &RpcError, hints: &[String]) -> String {
+    let mut text = String::new();
+    match (&error.data, error.kind()) {
+        (Some(data), Some(ErrorCode::InvalidParams)) => {
+            text.push_str("Validation errors:");
+            let problems = data.problems();
+            if problems.is_empty() {
+                text.push_str("\n* ");
+                text.push_str(data.message().trim_end());
+            }
+            for (attribute, message, _) in problems {
+                text.push_str(&format!("\n* {attribute}: {message}"));
+            }
+        }
+        (Some(data), _) => {
+            text.push_str("Error: ");
+            text.push_str(data.message().trim_end());
+        }
+        (None, _) => {
+            text.push_str("Error: ");
+            text.push_str(&error.message);
+        }
+    }
+    for hint in hints {
+        text.push('\n');
+        text.push_str(hint);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wire::Errno;
+
+    #[test]
+    fn validation_errors_list_every_problem() {
+        let e = RpcError::validation(&[
+            ("a.x".into(), "Not a boolean".into(), Errno::EINVAL),
+            (
+                "a.y".into(),
+                "Should be between 6 and 8".into(),
+                Errno::EINVAL,
+            ),
+        ]);
+        assert_eq!(
+            CliError::rpc(e).to_string(),
+            "Validation errors:\n* a.x: Not a boolean\n* a.y: Should be between 6 and 8"
+        );
+    }
+
+    #[test]
+    fn call_errors_lose_their_errname() {
+        let e = RpcError::call(
+            Errno::EFAULT,
+            "Please enable Two Factor Authentication first.",
+        );
+        let err = CliError::rpc(e);
+        assert_eq!(
+            err.to_string(),
+            "Error: Please enable Two Factor Authentication first."
+        );
+        assert_eq!(err.exit_code(), EXIT_FAILED);
+    }
+
+    #[test]
+    fn bare_errors_and_hints() {
+        let e = RpcError::bare(ErrorCode::MethodNotFound, "Method does not exist");
+        let err = CliError::Rpc {
+            error: Box::new(e),
+            hints: vec!["Did you mean `x`?".into()],
+        };
+        assert_eq!(
+            err.to_string(),
+            "Error: Method does not exist\nDid you mean `x`?"
+        );
+        assert_eq!(CliError::usage("u").exit_code(), EXIT_USAGE);
+    }
+}

@@ -1,0 +1,254 @@
+//! QR codes of a text result (the provisioning URI): drawn in the terminal,
+//! or written as PNG or SVG files.
+//!
+//! Terminal rendering: two modules per character cell with the half blocks
+//! `▀ ▄ █` and space, a 4-module quiet zone, and explicit ANSI colours —
+//! black foreground on a white background (SGR 30;47) around every line —
+//! so the code reads the same on dark and light terminal themes: dark
+//! modules are always drawn with the black foreground, light modules and the
+//! quiet zone are always the white background. (Drawing light modules as
+//! blocks in the default colour would show an inverted code on light
+//! themes, which many scanners refuse.) With `NO_COLOR` set the colours are
+//! left out and the code is drawn inverted for dark terminals: light modules
+//! as blocks, dark modules as spaces.
+
+use std::io::Write;
+use std::path::Path;
+
+use qrcode::{Color, QrCode};
+
+/// Modules of white space around the code (ISO/IEC 18004 asks for 4).
+pub const QUIET_ZONE: usize = 4;
+/// Pixels per module in PNG files.
+pub const PNG_SCALE: usize = 8;
+
+/// Why a QR code could not be made or written.
+#[derive(Debug, thiserror::Error)]
+pub enum QrError {
+    #[error("cannot encode a QR code: {0}")]
+    Encode(#[from] qrcode::types::QrError),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot encode PNG: {0}")]
+    Png(#[from] png::EncodingError),
+}
+
+/// The code's modules, with the quiet zone: `true` is dark.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matrix {
+    pub size: usize,
+    dark: Vec<bool>,
+}
+
+impl Matrix {
+    pub fn encode(text: &str) -> Result<Self, QrError> {
+        let code = QrCode::new(text.as_bytes())?;
+        let width = code.width();
+        let size = width + 2 * QUIET_ZONE;
+        let mut dark = vec![false; size * size];
+        for (i, color) in code.to_colors().into_iter().enumerate() {
+            let (x, y) = (i % width + QUIET_ZONE, i / width + QUIET_ZONE);
+            dark[y * size + x] = color == Color::Dark;
+        }
+        Ok(Self { size, dark })
+    }
+
+    /// Whether the module at (`x`, `y`) is dark; outside is light.
+    pub fn is_dark(&self, x: usize, y: usize) -> bool {
+        x < self.size && y < self.size && self.dark[y * self.size + x]
+    }
+}
+
+/// How the terminal drawing shows colours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Palette {
+    /// Black on white, explicit ANSI colours (the default).
+    Ansi,
+    /// No escape codes; light modules drawn as blocks (for dark terminals).
+    Inverted,
+}
+
+impl Palette {
+    /// `Inverted` when `NO_COLOR` is set (https://no-color.org), else `Ansi`.
+    pub fn from_env() -> Self {
+        if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+            Self::Inverted
+        } else {
+            Self::Ansi
+        }
+    }
+}
+
+const ANSI_ON: &str = "\x1b[30;47m";
+const ANSI_OFF: &str = "\x1b[0m";
+
+/// The code drawn with half blocks, one text line per two module rows.
+pub fn terminal(matrix: &Matrix, palette: Palette) -> String {
+    let mut out = String::new();
+    for y in (0..matrix.size).step_by(2) {
+        if palette == Palette::Ansi {
+            out.push_str(ANSI_ON);
+        }
+        for x in 0..matrix.size {
+            let (top, bottom) = (matrix.is_dark(x, y), matrix.is_dark(x, y + 1));
+            // Ansi: ink is dark modules; Inverted: ink is light modules.
+            let (top, bottom) = match palette {
+                Palette::Ansi => (top, bottom),
+                Palette::Inverted => (!top, y + 1 < matrix.size && !bottom),
+            };
+            out.push(match (top, bottom) {
+                (true, true) => '█',
+                (true, false) => '▀',
+                (false, true) => '▄',
+                (false, false) => ' ',
+            });
+        }
+        if palette == Palette::Ansi {
+            out.push_str(ANSI_OFF);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// 8-bit grayscale PNG, `PNG_SCALE` pixels per module.
+pub fn png_bytes(matrix: &Matrix) -> Result<Vec<u8>, QrError> {
+    let side = matrix.size * PNG_SCALE;
+    let mut pixels = Vec::with_capacity(side * side);
+    for py in 0..side {
+        for px in 0..side {
+            pixels.push(if matrix.is_dark(px / PNG_SCALE, py / PNG_SCALE) {
+                0
+            } else {
+                255
+            });
+        }
+    }
+    let side32 = u32::try_from(side).unwrap_or(u32::MAX);
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, side32, side32);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(&pixels)?;
+    writer.finish()?;
+    Ok(bytes)
+}
+
+/// An SVG document (qrcode's renderer, 4-module quiet zone).
+pub fn svg_text(text: &str) -> Result<String, QrError> {
+    let code = QrCode::new(text.as_bytes())?;
+    Ok(code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .quiet_zone(true)
+        .module_dimensions(PNG_SCALE as u32, PNG_SCALE as u32)
+        .build())
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same
+/// directory (mode 0600: the code holds the secret), then a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), QrError> {
+    let err = |source| QrError::Write {
+        path: path.display().to_string(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tfa-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(err)?;
+    tmp.write_all(bytes).map_err(err)?;
+    tmp.as_file().sync_all().map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads a terminal drawing back into modules.
+    fn decode(drawing: &str, palette: Palette, size: usize) -> Matrix {
+        let mut dark = vec![false; size * size];
+        for (row, line) in drawing.lines().enumerate() {
+            let line = line.strip_prefix(ANSI_ON).unwrap_or(line);
+            let line = line.strip_suffix(ANSI_OFF).unwrap_or(line);
+            assert_eq!(line.chars().count(), size, "line {row}");
+            for (x, c) in line.chars().enumerate() {
+                let (top, bottom) = match c {
+                    '█' => (true, true),
+                    '▀' => (true, false),
+                    '▄' => (false, true),
+                    ' ' => (false, false),
+                    other => panic!("unexpected {other:?}"),
+                };
+                let (top, bottom) = if palette == Palette::Inverted {
+                    (!top, !bottom)
+                } else {
+                    (top, bottom)
+                };
+                dark[2 * row * size + x] = top;
+                if 2 * row + 1 < size {
+                    dark[(2 * row + 1) * size + x] = bottom;
+                }
+            }
+        }
+        Matrix { size, dark }
+    }
+
+    #[test]
+    fn terminal_drawing_round_trips() {
+        let m = Matrix::encode("otpauth://totp/iXsystems:nas%40TrueNAS?secret=JBSWY3DPEHPK3PXP")
+            .unwrap();
+        for palette in [Palette::Ansi, Palette::Inverted] {
+            let drawing = terminal(&m, palette);
+            assert_eq!(drawing.lines().count(), m.size.div_ceil(2));
+            assert_eq!(decode(&drawing, palette, m.size), m, "{palette:?}");
+        }
+        assert!(
+            terminal(&m, Palette::Ansi)
+                .lines()
+                .all(|l| l.starts_with(ANSI_ON) && l.ends_with(ANSI_OFF))
+        );
+        assert!(!terminal(&m, Palette::Inverted).contains('\x1b'));
+    }
+
+    #[test]
+    fn quiet_zone_is_light() {
+        let m = Matrix::encode("hello").unwrap();
+        for i in 0..m.size {
+            for q in 0..QUIET_ZONE {
+                assert!(!m.is_dark(i, q) && !m.is_dark(q, i));
+                assert!(!m.is_dark(i, m.size - 1 - q) && !m.is_dark(m.size - 1 - q, i));
+            }
+        }
+        // The finder pattern's corner starts right after the quiet zone.
+        assert!(m.is_dark(QUIET_ZONE, QUIET_ZONE));
+    }
+
+    #[test]
+    fn png_and_svg() {
+        let m = Matrix::encode("hello").unwrap();
+        let png = png_bytes(&m).unwrap();
+        assert_eq!(&png[1..4], b"PNG");
+        let svg = svg_text("hello").unwrap();
+        assert!(svg.contains("<svg"), "{svg}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.png");
+        write_atomic(&path, &png).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), png);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
+        assert!(write_atomic(&dir.path().join("missing/q.png"), &png).is_err());
+    }
+}

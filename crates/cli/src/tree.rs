@@ -1,0 +1,445 @@
+//! The namespace tree, built only from the API's introspection
+//! (`core.get_services` and `core.get_methods`, SPEC §4.1, §5.6): a service's
+//! `cli_namespace` (`auth.two_factor`) is the path, a method's command name
+//! the last part of its name. Intermediate namespaces exist implicitly.
+
+use serde_json::Value;
+
+use crate::schema;
+use crate::suggest;
+
+/// One command: an API method as the CLI shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Command {
+    pub name: String,
+    /// The API method (`auth.twofactor.update`).
+    pub method: String,
+    /// The service it belongs to (`auth.twofactor`).
+    pub service: String,
+    /// The service is a `config` service (one entry; `update` edits it).
+    pub config_service: bool,
+    /// The namespace path (`["auth", "two_factor"]`).
+    pub path: Vec<String>,
+    pub summary: String,
+    pub description: String,
+    pub examples: Vec<String>,
+    /// One JSON schema per positional parameter.
+    pub accepts: Vec<Value>,
+    pub returns: Option<Value>,
+}
+
+impl Command {
+    /// `auth two_factor update`.
+    pub fn full_name(&self) -> String {
+        let mut parts = self.path.clone();
+        parts.push(self.name.clone());
+        parts.join(" ")
+    }
+
+    /// When the method takes one object, `name=value` pairs are that
+    /// object's properties (a config service's `update`, `audit query`).
+    pub fn object_param(&self) -> Option<&Value> {
+        match self.accepts.as_slice() {
+            [only] if schema::properties(only).is_some() => Some(only),
+            _ => None,
+        }
+    }
+
+    /// The argument names completion and suggestions offer, with schemas.
+    pub fn argument_names(&self) -> Vec<(&str, &Value)> {
+        match self.object_param() {
+            Some(object) => schema::properties(object)
+                .map(|p| p.iter().map(|(k, v)| (k.as_str(), v)).collect())
+                .unwrap_or_default(),
+            None => self
+                .accepts
+                .iter()
+                .filter_map(|s| Some((schema::name(s)?, s)))
+                .collect(),
+        }
+    }
+
+    /// Whether the result is text (then `--qr`, `--png`, `--svg` apply).
+    pub fn returns_text(&self) -> bool {
+        self.returns
+            .as_ref()
+            .is_some_and(|r| schema::types(r) == ["string"])
+    }
+}
+
+/// A namespace: child namespaces and commands, both sorted by name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Namespace {
+    pub name: String,
+    pub description: String,
+    pub children: Vec<Namespace>,
+    pub commands: Vec<Command>,
+}
+
+impl Namespace {
+    pub fn child(&self, name: &str) -> Option<&Namespace> {
+        self.children.iter().find(|c| c.name == name)
+    }
+
+    pub fn command(&self, name: &str) -> Option<&Command> {
+        self.commands.iter().find(|c| c.name == name)
+    }
+
+    /// Names of the children and commands, for suggestions and completion.
+    pub fn entry_names(&self) -> impl Iterator<Item = &str> {
+        self.children
+            .iter()
+            .map(|c| c.name.as_str())
+            .chain(self.commands.iter().map(|c| c.name.as_str()))
+    }
+
+    fn child_mut(&mut self, name: &str) -> &mut Namespace {
+        let i = match self.children.iter().position(|c| c.name == name) {
+            Some(i) => i,
+            None => {
+                self.children.push(Namespace {
+                    name: name.to_owned(),
+                    ..Namespace::default()
+                });
+                self.children.len() - 1
+            }
+        };
+        &mut self.children[i]
+    }
+
+    fn sort(&mut self) {
+        self.children.sort_by(|a, b| a.name.cmp(&b.name));
+        self.commands.sort_by(|a, b| a.name.cmp(&b.name));
+        for c in &mut self.children {
+            c.sort();
+        }
+    }
+}
+
+/// What a list of words names, starting from a namespace.
+#[derive(Debug, PartialEq)]
+pub enum Resolved<'t> {
+    /// A namespace (its full path).
+    Namespace(Vec<String>),
+    /// A command, and how many words named it (the rest are arguments).
+    Command(&'t Command, usize),
+    /// `word` is neither a namespace nor a command in the namespace at `path`.
+    NotFound {
+        word: String,
+        path: Vec<String>,
+        suggestion: Option<String>,
+    },
+}
+
+/// The whole tree.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tree {
+    pub root: Namespace,
+}
+
+struct ServiceInfo<'a> {
+    name: &'a str,
+    path: Vec<String>,
+    config: bool,
+}
+
+impl Tree {
+    /// Builds the tree from `core.get_services` and `core.get_methods`.
+    pub fn from_introspection(services: &Value, methods: &Value) -> Self {
+        let mut tree = Tree::default();
+        let mut infos: Vec<ServiceInfo<'_>> = Vec::new();
+        for (name, service) in services.as_object().into_iter().flatten() {
+            let config = &service["config"];
+            let hidden = config
+                .get("cli_private")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let Some(ns) = config.get("cli_namespace").and_then(Value::as_str) else {
+                continue;
+            };
+            if hidden || ns.is_empty() {
+                continue;
+            }
+            let path: Vec<String> = ns.split('.').map(str::to_owned).collect();
+            let description = config
+                .get("cli_description")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let node = tree.namespace_mut(&path);
+            if node.description.is_empty() {
+                node.description = description.to_owned();
+            }
+            let config_service = service.get("type").and_then(Value::as_str) == Some("config");
+            infos.push(ServiceInfo {
+                name,
+                path,
+                config: config_service,
+            });
+        }
+        for (method, desc) in methods.as_object().into_iter().flatten() {
+            if desc
+                .get("cli_private")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+            {
+                continue;
+            }
+            // A method belongs to the service with the longest name prefixing it.
+            let Some(service) = infos
+                .iter()
+                .filter(|s| {
+                    method
+                        .strip_prefix(s.name)
+                        .is_some_and(|rest| rest.starts_with('.'))
+                })
+                .max_by_key(|s| s.name.len())
+            else {
+                continue;
+            };
+            let name = method.rsplit('.').next().unwrap_or(method).to_owned();
+            let text = |key: &str| {
+                desc.get(key)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let command = Command {
+                name,
+                method: method.clone(),
+                service: service.name.to_owned(),
+                config_service: service.config,
+                path: service.path.clone(),
+                summary: text("cli_description"),
+                description: text("description"),
+                examples: desc
+                    .pointer("/examples/cli")
+                    .and_then(Value::as_array)
+                    .map(|e| {
+                        e.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                accepts: desc
+                    .get("accepts")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+                returns: desc.pointer("/returns/0").cloned(),
+            };
+            tree.namespace_mut(&service.path).commands.push(command);
+        }
+        tree.root.sort();
+        tree
+    }
+
+    fn namespace_mut(&mut self, path: &[String]) -> &mut Namespace {
+        path.iter()
+            .fold(&mut self.root, |node, part| node.child_mut(part))
+    }
+
+    /// The namespace at `path`.
+    pub fn namespace(&self, path: &[String]) -> Option<&Namespace> {
+        path.iter()
+            .try_fold(&self.root, |node, part| node.child(part))
+    }
+
+    /// Every command, depth first.
+    pub fn commands(&self) -> Vec<&Command> {
+        fn walk<'a>(ns: &'a Namespace, out: &mut Vec<&'a Command>) {
+            out.extend(ns.commands.iter());
+            for c in &ns.children {
+                walk(c, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.root, &mut out);
+        out
+    }
+
+    /// Resolves `words` from the namespace `cwd`: namespaces are entered
+    /// until a command is found. When the first word names nothing at `cwd`,
+    /// it is tried from the root (a full path typed anywhere).
+    pub fn resolve<'t>(&'t self, cwd: &[String], words: &[String]) -> Resolved<'t> {
+        let here = self.resolve_from(cwd, words);
+        let resolved = match &here {
+            Resolved::NotFound { path, .. } if path.as_slice() == cwd && !cwd.is_empty() => {
+                match self.resolve_from(&[], words) {
+                    found @ (Resolved::Command(..) | Resolved::Namespace(_)) => found,
+                    Resolved::NotFound { path, .. } if path.is_empty() => here,
+                    deeper => deeper,
+                }
+            }
+            _ => here,
+        };
+        match resolved {
+            // Nothing near here: a command of that name elsewhere, by its
+            // full path (`update` typed at the root).
+            Resolved::NotFound {
+                word,
+                path,
+                suggestion: None,
+            } => {
+                let suggestion = self.elsewhere(&word);
+                Resolved::NotFound {
+                    word,
+                    path,
+                    suggestion,
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// The full path of the command named (or nearly named) `word`.
+    fn elsewhere(&self, word: &str) -> Option<String> {
+        let commands = self.commands();
+        let exact = commands.iter().find(|c| c.name == word);
+        let near = || {
+            let name = suggest::nearest(word, commands.iter().map(|c| c.name.as_str()))?;
+            commands.iter().find(|c| c.name == name)
+        };
+        exact.or_else(near).map(|c| c.full_name())
+    }
+
+    fn resolve_from<'t>(&'t self, start: &[String], words: &[String]) -> Resolved<'t> {
+        let mut path = start.to_vec();
+        let Some(mut node) = self.namespace(start) else {
+            return Resolved::NotFound {
+                word: start.join(" "),
+                path: Vec::new(),
+                suggestion: None,
+            };
+        };
+        for (i, word) in words.iter().enumerate() {
+            if let Some(child) = node.child(word) {
+                node = child;
+                path.push(word.clone());
+            } else if let Some(cmd) = node.command(word) {
+                return Resolved::Command(cmd, i + 1);
+            } else {
+                let suggestion = suggest::nearest(word, node.entry_names()).map(str::to_owned);
+                return Resolved::NotFound {
+                    word: word.clone(),
+                    path,
+                    suggestion,
+                };
+            }
+        }
+        Resolved::Namespace(path)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Introspection shaped like the API's.
+    pub(crate) fn sample() -> Tree {
+        let services = json!({
+            "core": {"type": "service", "config": {"cli_namespace": null, "cli_description": "x"}},
+            "auth": {"type": "service", "config": {"cli_namespace": "auth", "cli_description": "Authentication"}},
+            "auth.twofactor": {"type": "config", "config": {"cli_namespace": "auth.two_factor",
+                "cli_description": "Two-factor authentication"}},
+        });
+        let update = json!({"type": "object", "title": "auth_twofactor_update", "_name_": "auth_twofactor_update",
+            "additionalProperties": false, "_required_": true, "required": [],
+            "properties": {
+                "enabled": {"type": "boolean", "title": "enabled"},
+                "otp_digits": {"type": "integer", "minimum": 6, "maximum": 8, "default": 6},
+                "services": {"type": "object", "properties": {"ssh": {"type": "boolean"}},
+                             "additionalProperties": false}}});
+        let methods = json!({
+            "core.ping": {"cli_private": true, "accepts": []},
+            "auth.login": {"cli_private": true, "accepts": []},
+            "auth.twofactor.config": {"cli_description": "Show the 2FA settings", "description": "Shows.",
+                "examples": {"cli": ["auth two_factor config"]}, "accepts": [],
+                "returns": [{"type": "object"}]},
+            "auth.twofactor.update": {"cli_description": "Change", "description": "Changes.",
+                "accepts": [update], "returns": [{"type": "object"}]},
+            "auth.twofactor.verify": {"cli_description": "Check a code", "accepts": [
+                {"type": ["string", "null"], "_name_": "token", "title": "token", "_required_": true}],
+                "returns": [{"type": "boolean"}]},
+            "auth.twofactor.provisioning_uri": {"accepts": [], "returns": [{"type": "string"}]},
+        });
+        Tree::from_introspection(&services, &methods)
+    }
+
+    fn w(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn builds_namespaces_from_introspection() {
+        let t = sample();
+        assert_eq!(t.root.children.len(), 1, "core has no CLI namespace");
+        let auth = t.root.child("auth").unwrap();
+        assert_eq!(auth.description, "Authentication");
+        assert!(auth.commands.is_empty(), "cli_private methods are hidden");
+        let tf = auth.child("two_factor").unwrap();
+        let names: Vec<&str> = tf.commands.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["config", "provisioning_uri", "update", "verify"]);
+        let update = tf.command("update").unwrap();
+        assert!(update.config_service);
+        assert_eq!(update.full_name(), "auth two_factor update");
+        assert!(update.object_param().is_some());
+        let names: Vec<&str> = update
+            .argument_names()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(names, ["enabled", "otp_digits", "services"]);
+        let verify = tf.command("verify").unwrap();
+        assert!(verify.object_param().is_none());
+        assert_eq!(verify.argument_names()[0].0, "token");
+        assert!(tf.command("provisioning_uri").unwrap().returns_text());
+    }
+
+    #[test]
+    fn resolves_paths() {
+        let t = sample();
+        match t.resolve(&[], &w("auth two_factor config x")) {
+            Resolved::Command(c, n) => {
+                assert_eq!((c.method.as_str(), n), ("auth.twofactor.config", 3))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(t.resolve(&[], &w("auth")), Resolved::Namespace(w("auth")));
+        let inside = w("auth two_factor");
+        assert!(matches!(
+            t.resolve(&inside, &w("config")),
+            Resolved::Command(..)
+        ));
+        // A full path typed inside a namespace.
+        assert!(matches!(
+            t.resolve(&inside, &w("auth two_factor verify")),
+            Resolved::Command(..)
+        ));
+        assert_eq!(
+            t.resolve(&inside, &w("uodate")),
+            Resolved::NotFound {
+                word: "uodate".into(),
+                path: inside.clone(),
+                suggestion: Some("update".into())
+            }
+        );
+        assert_eq!(
+            t.resolve(&[], &w("uodate")),
+            Resolved::NotFound {
+                word: "uodate".into(),
+                path: vec![],
+                suggestion: Some("auth two_factor update".into())
+            }
+        );
+        assert_eq!(
+            t.resolve(&[], &w("auth two_factr")),
+            Resolved::NotFound {
+                word: "two_factr".into(),
+                path: w("auth"),
+                suggestion: Some("two_factor".into())
+            }
+        );
+    }
+}

@@ -1,0 +1,541 @@
+//! End-to-end tests of the `tfa` binary in the embedded mode, on a fresh
+//! state directory each. Deterministic output is compared byte for byte
+//! with the files in `tests/golden/` (`UPDATE_GOLDEN=1` rewrites them);
+//! secrets and codes change between runs and are checked with independent
+//! tools instead: python3 pyotp, oathtool, zbarimg. A missing tool fails the
+//! test with a clear message unless `TFA_SKIP_EXTERNAL=1`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+struct Tfa {
+    dir: tempfile::TempDir,
+}
+
+struct Run {
+    status: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Self {
+        Self {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),
+            stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
+        }
+    }
+
+    #[track_caller]
+    fn ok(self) -> String {
+        assert_eq!(
+            self.status, 0,
+            "stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        assert_eq!(self.stderr, "");
+        self.stdout
+    }
+}
+
+impl Tfa {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_tfa"));
+        c.arg("--state-dir").arg(self.state());
+        c.env("HOME", self.dir.path())
+            .env("XDG_DATA_HOME", self.dir.path().join("data"))
+            .env_remove("NO_COLOR")
+            .env_remove("TFA_PASSWORD")
+            .env_remove("TFA_OTP")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// `tfa --state-dir DIR ARGS...`
+    fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.command().args(args).output().expect("run tfa"))
+    }
+
+    /// `tfa auth two_factor ARGS...`
+    fn tf(&self, args: &str) -> Run {
+        let mut all = vec!["auth", "two_factor"];
+        all.extend(args.split(' ').filter(|a| !a.is_empty()));
+        self.run(&all)
+    }
+
+    /// Commands on standard input.
+    fn script(&self, extra: &[&str], input: &str) -> Run {
+        let mut child = self
+            .command()
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tfa");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+        Run::from(child.wait_with_output().expect("wait tfa"))
+    }
+
+    fn enable(&self) -> String {
+        assert_eq!(self.tf("update enabled=true window=1").ok(), "");
+        secret_of(&self.tf("config").ok())
+    }
+}
+
+fn golden_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name)
+}
+
+#[track_caller]
+fn assert_golden(name: &str, actual: &str) {
+    let path = golden_path(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).expect("write golden");
+    }
+    let expected =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(
+        expected == actual,
+        "{name} differs\n--- expected\n{expected}--- actual\n{actual}---"
+    );
+}
+
+/// The secret's row of a `config` table.
+fn secret_of(table: &str) -> String {
+    let row = table
+        .lines()
+        .find(|l| l.contains(" secret |"))
+        .expect("secret row");
+    row.split('|').nth(2).expect("value cell").trim().to_owned()
+}
+
+/// Whether an external tool can be used; a missing one fails the test
+/// unless TFA_SKIP_EXTERNAL=1.
+fn external(program: &str, probe: &[&str]) -> bool {
+    let found = Command::new(program)
+        .args(probe)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if found.is_ok_and(|s| s.success()) {
+        return true;
+    }
+    if std::env::var("TFA_SKIP_EXTERNAL").as_deref() == Ok("1") {
+        eprintln!("skipping: {program} is not available (TFA_SKIP_EXTERNAL=1)");
+        return false;
+    }
+    panic!(
+        "`{program} {}` failed: install it (oathtool, zbar-tools, python3 with pyotp) or set TFA_SKIP_EXTERNAL=1",
+        probe.join(" ")
+    );
+}
+
+fn piped(program: &str, args: &[&str], input: &str) -> String {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{program} {args:?} failed");
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+#[test]
+fn default_config_is_the_seed_table() {
+    let t = Tfa::new();
+    let out = t.tf("config").ok();
+    assert_golden("config_default.txt", &out);
+    assert_eq!(t.run(&["-c", "auth two_factor config"]).ok(), out);
+    assert_eq!(
+        t.run(&["auth two_factor config"]).ok(),
+        out,
+        "one quoted argument"
+    );
+}
+
+#[test]
+fn acceptance_update_reports_every_problem_and_changes_nothing() {
+    let t = Tfa::new();
+    let r = t.run(&[
+        "auth",
+        "two_factor",
+        "update",
+        "otp_digits=5",
+        "window=-1",
+        "interval=2",
+        r#"services={"ftp": true}"#,
+        "enable=true",
+    ]);
+    assert_eq!(r.status, 1);
+    assert_eq!(r.stdout, "");
+    assert_golden("update_invalid.stderr", &r.stderr);
+    assert_eq!(r.stderr.matches("Validation errors:").count(), 1);
+    assert_eq!(r.stderr.lines().filter(|l| l.starts_with("* ")).count(), 5);
+    // The same line typed in a script (JSON with spaces in one word).
+    let s = t.script(&[], "auth two_factor update otp_digits=5 window=-1 interval=2 services={\"ftp\": true} enable=true\n");
+    assert_eq!((s.status, s.stderr), (1, r.stderr));
+    assert_golden("config_default.txt", &t.tf("config").ok());
+}
+
+#[test]
+fn misspelled_argument_is_a_usage_error_with_a_suggestion() {
+    let t = Tfa::new();
+    let r = t.tf("update enable=true");
+    assert_eq!((r.status, r.stdout.as_str()), (2, ""));
+    assert_golden("enable_suggestion.stderr", &r.stderr);
+    let r = t.tf("verify tokne=123456");
+    assert_eq!(r.status, 2);
+    assert_eq!(
+        r.stderr,
+        "Unknown argument `tokne`: did you mean `token`?\n"
+    );
+    assert_golden("config_default.txt", &t.tf("config").ok());
+}
+
+#[test]
+fn unknown_command_suggests_the_nearest() {
+    let t = Tfa::new();
+    let r = t.tf("uodate enabled=true");
+    assert_eq!((r.status, r.stdout.as_str()), (2, ""));
+    assert_golden("unknown_command.stderr", &r.stderr);
+    let r = t.run(&["-c", "auth two_factr config"]);
+    assert_eq!(r.status, 2);
+    assert_eq!(
+        r.stderr,
+        "Namespace two_factr not found\nDid you mean `two_factor`?\n"
+    );
+}
+
+#[test]
+fn renew_and_verify_need_2fa_enabled() {
+    let t = Tfa::new();
+    for args in ["renew_secret", r#"verify token="123456""#] {
+        let r = t.tf(args);
+        assert_eq!((r.status, r.stdout.as_str()), (1, ""), "{args}");
+        assert_golden("not_enabled.stderr", &r.stderr);
+    }
+    let r = t.tf("provisioning_uri");
+    assert_eq!(r.status, 1);
+    assert_eq!(
+        r.stderr,
+        "Error: Two Factor Authentication secret has not been generated. Enable Two Factor Authentication first.\n"
+    );
+}
+
+#[test]
+fn enabling_generates_a_base32_secret() {
+    let t = Tfa::new();
+    let secret = t.enable();
+    assert_eq!(secret.len(), 32, "{secret}");
+    assert!(
+        secret
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)),
+        "{secret}"
+    );
+    assert_eq!(t.tf("renew_secret").ok(), "true\n");
+    let renewed = secret_of(&t.tf("config").ok());
+    assert_ne!(renewed, secret);
+    // Disabling keeps the secret.
+    assert_eq!(t.tf("update enabled=false").ok(), "");
+    assert_eq!(secret_of(&t.tf("config").ok()), renewed);
+}
+
+#[test]
+fn provisioning_uri_is_whole_and_parses_with_pyotp() {
+    let t = Tfa::new();
+    let secret = t.enable();
+    let uri = t.tf("provisioning_uri").ok();
+    assert!(
+        uri.starts_with("otpauth://totp/") && uri.ends_with('\n') && uri.lines().count() == 1,
+        "{uri}"
+    );
+    assert!(
+        uri.contains("&digits=6") && uri.contains("&period=30"),
+        "{uri}"
+    );
+    if external("python3", &["-c", "import pyotp"]) {
+        let parsed = piped(
+            "python3",
+            &[
+                "-c",
+                "import pyotp,sys; print(pyotp.parse_uri(sys.stdin.read().strip()).secret)",
+            ],
+            &uri,
+        );
+        assert_eq!(parsed.trim(), secret);
+    }
+}
+
+#[test]
+fn codes_from_oathtool_are_accepted_once() {
+    let t = Tfa::new();
+    let secret = t.enable();
+    if !external("oathtool", &["--version"]) {
+        return;
+    }
+    let out = Command::new("oathtool")
+        .args(["--totp", "-b", &secret])
+        .output()
+        .expect("oathtool");
+    let code = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned();
+    assert_eq!(code.len(), 6);
+    // window=1 (set by enable()) keeps a step boundary from flaking this.
+    assert_eq!(t.tf(&format!("verify token={code}")).ok(), "true\n");
+    assert_eq!(
+        t.tf(&format!("verify token={code}")).ok(),
+        "false\n",
+        "replayed"
+    );
+}
+
+#[test]
+fn tokens_stay_strings() {
+    let t = Tfa::new();
+    t.enable();
+    // A leading zero survives (as a number 12345 the API would refuse it).
+    assert_eq!(t.tf("verify token=012345").ok(), "false\n");
+    assert_eq!(t.tf("verify 000000").ok(), "false\n");
+    assert_eq!(t.tf("verify token = null").ok(), "false\n");
+}
+
+#[test]
+fn png_and_svg_files_decode_to_the_uri() {
+    let t = Tfa::new();
+    t.enable();
+    let png = t.dir.path().join("qr.png");
+    let svg = t.dir.path().join("qr.svg");
+    let uri = t
+        .tf(&format!(
+            "provisioning_uri --png {} --svg {}",
+            png.display(),
+            svg.display()
+        ))
+        .ok();
+    assert!(std::fs::read_to_string(&svg).expect("svg").contains("<svg"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&png).expect("png").permissions().mode() & 0o777,
+        0o600,
+        "holds the secret"
+    );
+    if external("zbarimg", &["--version"]) {
+        let out = Command::new("zbarimg")
+            .args(["--quiet", "--raw"])
+            .arg(&png)
+            .output()
+            .expect("zbarimg");
+        assert_eq!(String::from_utf8(out.stdout).expect("utf-8"), uri);
+    }
+}
+
+/// Reads the half-block drawing back into pixels and lets zbarimg decode it.
+#[test]
+fn terminal_qr_code_decodes_to_the_uri() {
+    let t = Tfa::new();
+    t.enable();
+    let out = t.tf("provisioning_uri --qr").ok();
+    let (uri, drawing) = out.split_once('\n').expect("uri line");
+    let mut rows: Vec<Vec<bool>> = Vec::new();
+    for line in drawing.lines() {
+        let line = line
+            .strip_prefix("\x1b[30;47m")
+            .and_then(|l| l.strip_suffix("\x1b[0m"))
+            .expect("colours");
+        let (mut top, mut bottom) = (Vec::new(), Vec::new());
+        for c in line.chars() {
+            let (a, b) = match c {
+                '█' => (true, true),
+                '▀' => (true, false),
+                '▄' => (false, true),
+                ' ' => (false, false),
+                other => panic!("unexpected {other:?}"),
+            };
+            top.push(a);
+            bottom.push(b);
+        }
+        rows.push(top);
+        rows.push(bottom);
+    }
+    let size = rows[0].len();
+    // Four light modules of quiet zone on every side.
+    for r in rows.iter().take(4).chain(rows.iter().rev().take(5)) {
+        assert!(r.iter().all(|d| !d));
+    }
+    assert!(
+        rows.iter()
+            .all(|r| r.len() == size && r[..4].iter().chain(&r[size - 4..]).all(|d| !d))
+    );
+    if !external("zbarimg", &["--version"]) {
+        return;
+    }
+    let scale = 6;
+    let mut pixels = Vec::new();
+    for r in &rows {
+        for _ in 0..scale {
+            for &dark in r {
+                pixels.extend(std::iter::repeat_n(if dark { 0u8 } else { 255 }, scale));
+            }
+        }
+    }
+    let path = t.dir.path().join("terminal.png");
+    let file = std::fs::File::create(&path).expect("create");
+    let (w, h) = ((size * scale) as u32, (rows.len() * scale) as u32);
+    let mut enc = png::Encoder::new(file, w, h);
+    enc.set_color(png::ColorType::Grayscale);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.write_header()
+        .expect("header")
+        .write_image_data(&pixels)
+        .expect("pixels");
+    let out = Command::new("zbarimg")
+        .args(["--quiet", "--raw"])
+        .arg(&path)
+        .output()
+        .expect("zbarimg");
+    assert_eq!(
+        String::from_utf8(out.stdout).expect("utf-8").trim_end(),
+        uri
+    );
+}
+
+#[test]
+fn scripts_on_stdin_run_every_line_without_prompts() {
+    let t = Tfa::new();
+    let r = t.script(
+        &[],
+        "auth two_factor\nconfig\n.mode csv\nconfig\n..\n/\n.mode json\nauth two_factor config\n",
+    );
+    let mut expected = std::fs::read_to_string(golden_path("config_default.txt")).expect("golden");
+    expected.push_str(&std::fs::read_to_string(golden_path("config_default.csv")).expect("golden"));
+    expected
+        .push_str(&std::fs::read_to_string(golden_path("config_default.json")).expect("golden"));
+    assert_eq!(r.ok(), expected);
+    // A failing line does not stop the script; the status says it failed.
+    let r = t.script(
+        &[],
+        "auth two_factor uodate\nauth two_factor renew_secret\nauth two_factor update window=2\n",
+    );
+    assert_eq!(r.status, 1);
+    assert_eq!(
+        r.stderr,
+        "Namespace uodate not found\nDid you mean `update`?\nError: Please enable Two Factor Authentication first.\n"
+    );
+    assert!(t.tf("config").ok().contains("|     window | 2 "));
+}
+
+#[test]
+fn output_modes() {
+    let t = Tfa::new();
+    assert_golden(
+        "config_default.json",
+        &t.run(&["-m", "json", "auth", "two_factor", "config"]).ok(),
+    );
+    assert_golden(
+        "config_default.csv",
+        &t.run(&["--mode", "csv", "auth", "two_factor", "config"])
+            .ok(),
+    );
+    assert_eq!(
+        t.run(&["-m", "xml", "auth", "two_factor", "config"]).status,
+        2
+    );
+}
+
+#[test]
+fn raw_calls_print_json() {
+    let t = Tfa::new();
+    let out = t.run(&["call", "auth.twofactor.config"]).ok();
+    assert_golden("config_default.json", &out);
+    let out = t
+        .run(&[
+            "call",
+            "auth.twofactor.update",
+            r#"{"enabled": true, "window": 1}"#,
+        ])
+        .ok();
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        (v["enabled"].as_bool(), v["window"].as_i64()),
+        (Some(true), Some(1))
+    );
+    let out = t
+        .run(&["call", "auth.twofactor.update", r#"{"enabled": false}"#])
+        .ok();
+    assert!(out.contains("\"enabled\": false"));
+    let r = t.run(&["call", "auth.twofactor.verify"]);
+    assert_eq!(
+        (r.status, r.stderr.as_str()),
+        (1, "Validation errors:\n* token: attribute required\n")
+    );
+    let r = t.run(&["call", "no.such.method"]);
+    assert_eq!(
+        (r.status, r.stderr.as_str()),
+        (1, "Error: Method does not exist\n")
+    );
+}
+
+#[test]
+fn changing_digits_says_to_provision_again() {
+    let t = Tfa::new();
+    t.enable();
+    let out = t.tf("update otp_digits=8").ok();
+    assert_eq!(
+        out,
+        "Note: otp_digits 6 -> 8 changed: authenticator apps must be provisioned again (`auth two_factor provisioning_uri`).\n"
+    );
+    assert_eq!(
+        t.tf("update otp_digits=8 window=0").ok(),
+        "",
+        "nothing changed"
+    );
+    assert!(t.tf("provisioning_uri").ok().contains("&digits=8&"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let t = Tfa::new();
+    assert_eq!(t.run(&["-c", "auth two_factor config", "extra"]).status, 2);
+    assert_eq!(
+        t.run(&["-c", "auth two_factor update services={"]).status,
+        2
+    );
+    assert_eq!(t.run(&["--bogus"]).status, 2);
+    assert_eq!(t.tf("config --qr").status, 2);
+    let r = t.run(&["auth", "two_factor"]);
+    assert!(
+        r.ok().contains("provisioning_uri"),
+        "a namespace lists its commands"
+    );
+}

@@ -1,0 +1,276 @@
+//! The remote mode end to end: `tfa` talks to a stand-in daemon — the real
+//! API behind a WebSocket on a Unix socket, served from this test process —
+//! through the `client` crate: `--url ws+unix://`, the default socket named
+//! by the configuration file, and `--user` logins with password and code.
+
+use std::io::Write;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use service::{Account, Accounts, PasswordCheck};
+
+/// Alice is an administrator (group wheel) whose password is "pw".
+#[derive(Debug)]
+struct Users;
+
+fn alice() -> Account {
+    Account {
+        name: "alice".into(),
+        group_names: vec!["wheel".into()],
+        ..Account::bare(1000)
+    }
+}
+
+impl Accounts for Users {
+    fn by_name(&self, name: &str) -> Option<Account> {
+        (name == "alice").then(alice)
+    }
+    fn by_uid(&self, uid: u32) -> Option<Account> {
+        (uid == 1000)
+            .then(alice)
+            .or_else(|| Some(Account::bare(uid)))
+    }
+}
+
+impl PasswordCheck for Users {
+    fn check(&self, user: &str, password: &str) -> bool {
+        user == "alice" && password == "pw"
+    }
+}
+
+struct Daemon {
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+    api: api::Api,
+}
+
+/// Serves one connection: every text message is a call on `session`.
+fn serve(api: api::Api, stream: UnixStream, peer_uid: u32) {
+    let Ok(mut ws) = tungstenite::accept(stream) else {
+        return;
+    };
+    let session = api.unix_session(peer_uid, None);
+    while let Ok(msg) = ws.read() {
+        let Ok(text) = msg.to_text() else { break };
+        if text.is_empty() {
+            continue;
+        }
+        let reply = match wire::parse_incoming(text) {
+            wire::Incoming::Call(req) => {
+                let id = req.id.unwrap_or(Value::Null);
+                match api.call(&session, &req.method, req.params) {
+                    Ok(v) => wire::response_ok(&id, v),
+                    Err(e) => wire::response_error(&id, &e.to_rpc()),
+                }
+            }
+            wire::Incoming::Reject { id, error } => wire::response_error(&id, &error),
+            wire::Incoming::Ignore => continue,
+        };
+        if ws
+            .send(tungstenite::Message::text(reply.to_string()))
+            .is_err()
+        {
+            break;
+        }
+    }
+}
+
+impl Daemon {
+    /// Peers are treated as uid `peer_uid` (0: root, logged in at once).
+    fn start(peer_uid: u32) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = service::Config::defaults();
+        config.state_dir = dir.path().join("daemon-state");
+        config.admin_group = Some("wheel".into());
+        let api = api::Api::open(&config, Arc::new(Users), Arc::new(Users)).expect("api");
+        let socket = dir.path().join("twofactord.sock");
+        let listener = UnixListener::bind(&socket).expect("bind");
+        let served = api.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let api = served.clone();
+                std::thread::spawn(move || serve(api, stream, peer_uid));
+            }
+        });
+        Self { dir, socket, api }
+    }
+
+    fn url(&self) -> String {
+        format!("ws+unix://{}", self.socket.display())
+    }
+
+    /// Calls the API directly, as root.
+    fn root_call(&self, method: &str, params: Vec<Value>) -> Value {
+        let session = self.api.embedded_session(0);
+        self.api.call(&session, method, params).expect("root call")
+    }
+
+    fn tfa(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_tfa"));
+        c.args(args)
+            .env("HOME", self.dir.path())
+            .env_remove("TFA_PASSWORD")
+            .env_remove("TFA_OTP")
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().expect("run tfa");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8(out.stdout).expect("utf-8"),
+            String::from_utf8(out.stderr).expect("utf-8"),
+        )
+    }
+
+    fn write_config(&self, socket: &Path) -> PathBuf {
+        let path = self.dir.path().join("tfa.toml");
+        let mut f = std::fs::File::create(&path).expect("config");
+        writeln!(f, "socket = {:?}", socket.display().to_string()).expect("write");
+        writeln!(
+            f,
+            "state_dir = {:?}",
+            self.dir.path().join("embedded-state").display().to_string()
+        )
+        .expect("write");
+        path
+    }
+}
+
+fn golden(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    std::fs::read_to_string(path).expect("golden")
+}
+
+#[test]
+fn url_to_the_unix_socket() {
+    let d = Daemon::start(0);
+    let url = d.url();
+    let (status, out, err) = d.tfa(&["--url", &url, "auth", "two_factor", "config"], &[]);
+    assert_eq!(
+        (status, out, err),
+        (0, golden("config_default.txt"), String::new())
+    );
+    let (status, _, err) = d.tfa(&["--url", &url, "auth", "two_factor", "renew_secret"], &[]);
+    assert_eq!((status, err), (1, golden("not_enabled.stderr")));
+    let (status, out, _) = d.tfa(
+        &[
+            "--url",
+            &url,
+            "call",
+            "auth.twofactor.update",
+            r#"{"enabled": true}"#,
+        ],
+        &[],
+    );
+    assert_eq!(status, 0);
+    let v: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        d.root_call("auth.twofactor.config", vec![])["secret"],
+        v["secret"]
+    );
+}
+
+#[test]
+fn the_default_socket_is_used_when_a_daemon_answers() {
+    let d = Daemon::start(0);
+    d.root_call("auth.twofactor.update", vec![json!({"enabled": true})]);
+    let config = d.write_config(&d.socket);
+    let config = config.to_str().expect("utf-8 path");
+    let (status, out, _) = d.tfa(
+        &[
+            "--config",
+            config,
+            "-m",
+            "json",
+            "auth",
+            "two_factor",
+            "config",
+        ],
+        &[],
+    );
+    assert_eq!(status, 0);
+    let v: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["enabled"], json!(true), "served by the daemon");
+    // No socket there: the embedded mode on the configured state directory.
+    let config = d.write_config(&d.dir.path().join("nothing.sock"));
+    let config = config.to_str().expect("utf-8 path");
+    let (status, out, _) = d.tfa(&["--config", config, "auth", "two_factor", "config"], &[]);
+    assert_eq!((status, out), (0, golden("config_default.txt")));
+    assert!(d.dir.path().join("embedded-state").is_dir());
+    // --config names a file that must exist.
+    let (status, _, err) = d.tfa(
+        &[
+            "--config",
+            "/nonexistent/tfa.toml",
+            "auth",
+            "two_factor",
+            "config",
+        ],
+        &[],
+    );
+    assert_eq!(status, 1, "{err}");
+}
+
+#[test]
+fn users_log_in_with_password_and_code() {
+    let d = Daemon::start(1000);
+    let url = d.url();
+    let config = ["--url", url.as_str(), "auth", "two_factor", "config"];
+    let (status, _, err) = d.tfa(&config, &[]);
+    assert_eq!((status, err.as_str()), (1, "Error: Not authenticated\n"));
+
+    let mut args = vec!["--user", "alice"];
+    args.extend(config);
+    let (status, out, err) = d.tfa(&args, &[("TFA_PASSWORD", "pw")]);
+    assert_eq!(
+        (status, out, err),
+        (0, golden("config_default.txt"), String::new())
+    );
+
+    // With 2FA on, the code is asked for after the password.
+    let entry = d.root_call(
+        "auth.twofactor.update",
+        vec![json!({"enabled": true, "window": 1})],
+    );
+    let secret = entry["secret"].as_str().expect("secret").to_owned();
+    let (status, _, err) = d.tfa(&args, &[("TFA_PASSWORD", "pw"), ("TFA_OTP", "000000")]);
+    assert_eq!(
+        (status, err.as_str()),
+        (1, "Error: Login failed: wrong verification code\n")
+    );
+    if Command::new("oathtool")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        let out = Command::new("oathtool")
+            .args(["--totp", "-b", &secret])
+            .output()
+            .expect("oathtool");
+        let code = String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned();
+        let (status, out, err) = d.tfa(&args, &[("TFA_PASSWORD", "pw"), ("TFA_OTP", &code)]);
+        assert_eq!((status, err), (0, String::new()));
+        assert!(out.contains(&secret), "{out}");
+    } else {
+        assert_eq!(
+            std::env::var("TFA_SKIP_EXTERNAL").as_deref(),
+            Ok("1"),
+            "oathtool is missing"
+        );
+    }
+    let (status, _, err) = d.tfa(&args, &[("TFA_PASSWORD", "wrong")]);
+    assert_eq!(
+        (status, err.as_str()),
+        (1, "Error: Login failed: wrong user name or password\n")
+    );
+}

@@ -1,0 +1,168 @@
+//! The client against a tiny scripted server on a Unix socket and on TCP.
+
+use std::net::TcpListener;
+use std::os::unix::net::UnixListener;
+use std::thread;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tungstenite::Message;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::protocol::frame::coding::CloseCode;
+
+use super::*;
+
+const T: Duration = Duration::from_secs(5);
+
+/// What the scripted server does with each request it reads.
+type Script = fn(&mut tungstenite::WebSocket<Box<dyn RwStream>>, Value) -> bool;
+
+trait RwStream: Read + Write + Send {}
+impl<S: Read + Write + Send> RwStream for S {}
+
+fn serve_one(stream: Box<dyn RwStream>, script: Script) {
+    let mut ws = tungstenite::accept(stream).expect("handshake");
+    loop {
+        match ws.read() {
+            Ok(Message::Text(t)) => {
+                let v: Value = serde_json::from_str(t.as_str()).expect("json");
+                if !script(&mut ws, v) {
+                    break;
+                }
+            }
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+}
+
+fn unix_server(script: Script) -> (tempfile::TempDir, String, thread::JoinHandle<()>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.sock");
+    let listener = UnixListener::bind(&path).expect("bind");
+    let h = thread::spawn(move || {
+        let (s, _) = listener.accept().expect("accept");
+        serve_one(Box::new(s), script);
+    });
+    (dir, format!("ws+unix://{}", path.display()), h)
+}
+
+fn send(ws: &mut tungstenite::WebSocket<Box<dyn RwStream>>, v: Value) {
+    ws.send(Message::text(v.to_string())).expect("send");
+}
+
+/// Echoes `params[0]` as the result; `fail` answers an error.
+fn echo(ws: &mut tungstenite::WebSocket<Box<dyn RwStream>>, req: Value) -> bool {
+    let id = req["id"].clone();
+    match req["method"].as_str() {
+        Some("fail") => send(ws, wire::response_error(&id, &wire::RpcError::call(wire::Errno::EFAULT, "nope"))),
+        Some("bye") => {
+            let frame = CloseFrame { code: CloseCode::from(1009), reason: "too big".into() };
+            let _ = ws.close(Some(frame));
+            let _ = ws.flush();
+            return false;
+        }
+        Some("silent") => {}
+        _ => send(ws, wire::response_ok(&id, req["params"][0].clone())),
+    }
+    true
+}
+
+#[test]
+fn urls() {
+    assert_eq!(Target::parse("ws+unix:///run/x.sock").unwrap(), Target::Unix("/run/x.sock".into()));
+    assert_eq!(
+        Target::parse("ws://127.0.0.1:6000/api/current").unwrap(),
+        Target::Tcp { host: "127.0.0.1".into(), port: 6000, path: "/api/current".into() }
+    );
+    assert_eq!(
+        Target::parse("ws://[::1]:6000").unwrap(),
+        Target::Tcp { host: "::1".into(), port: 6000, path: "/api/current".into() }
+    );
+    assert_eq!(
+        Target::parse("ws://nas").unwrap(),
+        Target::Tcp { host: "nas".into(), port: 80, path: "/api/current".into() }
+    );
+    for bad in ["ws+unix://rel.sock", "wss://nas/api/current", "http://nas", "ws://:80", "ws://h:99999", "ws://[::1"] {
+        assert!(matches!(Target::parse(bad), Err(ClientError::Url { .. })), "{bad}");
+    }
+}
+
+#[test]
+fn calls_errors_and_close_over_unix() {
+    let (_dir, url, h) = unix_server(echo);
+    let mut c = Client::connect(&url, T).unwrap();
+    assert_eq!(c.server_hostname(), None);
+    assert_eq!(c.call("x", vec![json!({"a": 1})]).unwrap(), json!({"a": 1}));
+    let err = c.call("fail", vec![]).unwrap_err();
+    let rpc = err.rpc().expect("rpc error");
+    assert_eq!(rpc.code, -32001);
+    assert_eq!(err.to_string(), "nope");
+    let err = c.call("bye", vec![]).unwrap_err();
+    assert!(matches!(&err, ClientError::Closed(m) if m == "code 1009: too big"), "{err:?}");
+    drop(c);
+    h.join().unwrap();
+}
+
+#[test]
+fn answers_out_of_order_and_notifications_are_queued() {
+    fn reversed(ws: &mut tungstenite::WebSocket<Box<dyn RwStream>>, req: Value) -> bool {
+        // Holds the first request, answers the second, then the first,
+        // with a notification in between.
+        thread_local!(static HELD: std::cell::RefCell<Option<Value>> = const { std::cell::RefCell::new(None) });
+        let held = HELD.with(|h| h.borrow_mut().take());
+        match held {
+            None => HELD.with(|h| *h.borrow_mut() = Some(req)),
+            Some(first) => {
+                send(ws, wire::response_ok(&req["id"], json!("second")));
+                send(ws, wire::notification("collection_update", json!({"msg": "changed"})));
+                send(ws, wire::response_ok(&first["id"], json!("first")));
+            }
+        }
+        true
+    }
+    let (_dir, url, h) = unix_server(reversed);
+    let mut c = Client::connect(&url, T).unwrap();
+    let a = c.send_request("a", vec![]).unwrap();
+    let b = c.send_request("b", vec![]).unwrap();
+    assert!(b > a);
+    assert_eq!(c.wait_response(a).unwrap(), json!("first"));
+    assert_eq!(c.wait_response(b).unwrap(), json!("second"));
+    let n = c.next_notification(T).unwrap().expect("a notification");
+    assert_eq!(n["method"], "collection_update");
+    assert_eq!(c.next_notification(Duration::from_millis(50)).unwrap(), None);
+    drop(c);
+    h.join().unwrap();
+}
+
+#[test]
+fn a_silent_server_times_out() {
+    let (_dir, url, h) = unix_server(echo);
+    let mut c = Client::connect(&url, Duration::from_millis(200)).unwrap();
+    let err = c.call("silent", vec![]).unwrap_err();
+    assert!(matches!(err, ClientError::Timeout(_)), "{err:?}");
+    // The connection is still usable afterwards.
+    c.set_timeout(T);
+    assert_eq!(c.call("x", vec![json!(1)]).unwrap(), json!(1));
+    drop(c);
+    h.join().unwrap();
+}
+
+#[test]
+fn tcp_and_connect_errors() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let h = thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        serve_one(Box::new(s), echo);
+    });
+    let mut c = Client::connect(&format!("ws://127.0.0.1:{port}/api/current"), T).unwrap();
+    assert_eq!(c.server_hostname(), Some("127.0.0.1"));
+    assert_eq!(c.call("x", vec![json!("hi")]).unwrap(), json!("hi"));
+    c.close();
+    h.join().unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let missing = format!("ws+unix://{}/none.sock", dir.path().display());
+    assert!(matches!(Client::connect(&missing, T), Err(ClientError::Connect { .. })));
+}
