@@ -51,8 +51,10 @@ pub struct Method {
     pub private: bool,
     /// Kept out of the CLI (still callable with `tfa call`).
     pub cli_private: bool,
-    /// May block (password checks); transports run it off their event loop.
-    pub blocking: bool,
+    /// Cheap enough for a transport's event loop: in-memory work and at most
+    /// a cached read. Everything else (password checks, SQLite writes with
+    /// their fsync) may block and runs off the event loop.
+    pub inline: bool,
     pub accepts: Vec<Field>,
     pub returns: Schema,
     pub(crate) handler: Handler,
@@ -79,7 +81,7 @@ impl Method {
             access,
             private: false,
             cli_private,
-            blocking: false,
+            inline: false,
             accepts: Vec::new(),
             returns: Schema::Any,
             handler: |_, _, _| Ok(Value::Null),

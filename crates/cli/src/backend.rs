@@ -102,7 +102,7 @@ impl Remote {
 impl Backend for Remote {
     fn call(&mut self, method: &str, params: Vec<Value>) -> Result<Value, CallError> {
         self.client.call(method, params).map_err(|e| match e {
-            client::ClientError::Rpc(error) => CallError::Rpc(Box::new(error)),
+            client::ClientError::Rpc(error) => CallError::Rpc(error),
             other => CallError::Transport(other.to_string()),
         })
     }

@@ -38,7 +38,7 @@ pub const API_PATH: &str = "/api/current";
 pub enum ClientError {
     /// The server answered with a JSON-RPC error.
     #[error("{}", .0.data.as_ref().map_or(.0.message.as_str(), |d| d.message()))]
-    Rpc(wire::RpcError),
+    Rpc(Box<wire::RpcError>),
     #[error("invalid URL {url:?}: {reason}")]
     Url { url: String, reason: String },
     #[error("cannot connect to {url}: {reason}")]
@@ -67,36 +67,55 @@ pub enum Target {
     /// `ws+unix:///abs/path.sock`
     Unix(PathBuf),
     /// `ws://host:port/path`
-    Tcp { host: String, port: u16, path: String },
+    Tcp {
+        host: String,
+        port: u16,
+        path: String,
+    },
 }
 
 impl Target {
     /// Parses `ws+unix:///abs/path` or `ws://host[:port][/path]` (the path
     /// defaults to `/api/current`). `wss://` is refused: no TLS here.
     pub fn parse(url: &str) -> Result<Self, ClientError> {
-        let bad = |reason: &str| ClientError::Url { url: url.to_owned(), reason: reason.to_owned() };
+        let bad = |reason: &str| ClientError::Url {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
         if let Some(path) = url.strip_prefix("ws+unix://") {
             if !path.starts_with('/') {
-                return Err(bad("the socket path must be absolute (ws+unix:///path/to.sock)"));
+                return Err(bad(
+                    "the socket path must be absolute (ws+unix:///path/to.sock)",
+                ));
             }
             return Ok(Self::Unix(PathBuf::from(path)));
         }
         if url.starts_with("wss://") {
-            return Err(bad("TLS (wss://) is not supported; use ws+unix:// locally or an SSH tunnel"));
+            return Err(bad(
+                "TLS (wss://) is not supported; use ws+unix:// locally or an SSH tunnel",
+            ));
         }
         let Some(rest) = url.strip_prefix("ws://") else {
-            return Err(bad("expected ws+unix:///path or ws://host:port/api/current"));
+            return Err(bad(
+                "expected ws+unix:///path or ws://host:port/api/current",
+            ));
         };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
         };
-        let path = if path.is_empty() || path == "/" { API_PATH.to_owned() } else { path.to_owned() };
+        let path = if path.is_empty() || path == "/" {
+            API_PATH.to_owned()
+        } else {
+            path.to_owned()
+        };
         if authority.is_empty() || authority.contains('@') {
             return Err(bad("expected host[:port] after ws://"));
         }
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, after) = v6.split_once(']').ok_or_else(|| bad("unclosed [ in the host"))?;
+            let (h, after) = v6
+                .split_once(']')
+                .ok_or_else(|| bad("unclosed [ in the host"))?;
             match after.strip_prefix(':') {
                 Some(p) => (h, Some(p)),
                 None if after.is_empty() => (h, None),
@@ -109,13 +128,19 @@ impl Target {
             }
         };
         let port = match port {
-            Some(p) => p.parse::<u16>().map_err(|_| bad("the port must be a number from 0 to 65535"))?,
+            Some(p) => p
+                .parse::<u16>()
+                .map_err(|_| bad("the port must be a number from 0 to 65535"))?,
             None => 80,
         };
         if host.is_empty() {
             return Err(bad("empty host"));
         }
-        Ok(Self::Tcp { host: host.to_owned(), port, path })
+        Ok(Self::Tcp {
+            host: host.to_owned(),
+            port,
+            path,
+        })
     }
 }
 
@@ -174,7 +199,10 @@ pub enum Frame {
     Text(String),
     Binary(Vec<u8>),
     /// The server closed the connection (code 1005 when it gave none).
-    Close { code: u16, reason: String },
+    Close {
+        code: u16,
+        reason: String,
+    },
 }
 
 /// A connection to the daemon.
@@ -204,9 +232,9 @@ impl std::fmt::Debug for Client {
 fn io_error(e: io::Error, timeout: Duration) -> ClientError {
     match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::Timeout(timeout),
-        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::UnexpectedEof => {
-            ClientError::Closed(e.to_string())
-        }
+        io::ErrorKind::BrokenPipe
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::UnexpectedEof => ClientError::Closed(e.to_string()),
         _ => ClientError::Protocol(e.to_string()),
     }
 }
@@ -217,15 +245,19 @@ fn ws_error(e: tungstenite::Error, timeout: Duration) -> ClientError {
         tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
             ClientError::Closed("by the server".into())
         }
-        tungstenite::Error::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => {
-            ClientError::Closed("reset without a closing handshake".into())
-        }
+        tungstenite::Error::Protocol(
+            tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+        ) => ClientError::Closed("reset without a closing handshake".into()),
         other => ClientError::Protocol(other.to_string()),
     }
 }
 
 fn closed(code: u16, reason: &str) -> ClientError {
-    ClientError::Closed(if reason.is_empty() { format!("code {code}") } else { format!("code {code}: {reason}") })
+    ClientError::Closed(if reason.is_empty() {
+        format!("code {code}")
+    } else {
+        format!("code {code}: {reason}")
+    })
 }
 
 impl Client {
@@ -233,14 +265,19 @@ impl Client {
     /// each send and each wait for an answer.
     pub fn connect(url: &str, timeout: Duration) -> Result<Self, ClientError> {
         let target = Target::parse(url)?;
-        let failed = |reason: String| ClientError::Connect { url: url.to_owned(), reason };
+        let failed = |reason: String| ClientError::Connect {
+            url: url.to_owned(),
+            reason,
+        };
         let (stream, request, host) = match &target {
             Target::Unix(path) => {
                 let s = UnixStream::connect(path).map_err(|e| failed(e.to_string()))?;
                 (Stream::Unix(s), format!("ws://localhost{API_PATH}"), None)
             }
             Target::Tcp { host, port, path } => {
-                let addrs = (host.as_str(), *port).to_socket_addrs().map_err(|e| failed(e.to_string()))?;
+                let addrs = (host.as_str(), *port)
+                    .to_socket_addrs()
+                    .map_err(|e| failed(e.to_string()))?;
                 let mut last = None;
                 let mut stream = None;
                 for addr in addrs {
@@ -253,28 +290,48 @@ impl Client {
                     }
                 }
                 let s = stream.ok_or_else(|| {
-                    failed(last.map_or_else(|| "the host name has no address".to_owned(), |e| e.to_string()))
+                    failed(last.map_or_else(
+                        || "the host name has no address".to_owned(),
+                        |e| e.to_string(),
+                    ))
                 })?;
                 // Calls are small request/answer pairs: never wait for Nagle.
                 s.set_nodelay(true).map_err(|e| failed(e.to_string()))?;
-                let authority = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
-                (Stream::Tcp(s), format!("ws://{authority}{path}"), Some(host.clone()))
+                let authority = if host.contains(':') {
+                    format!("[{host}]:{port}")
+                } else {
+                    format!("{host}:{port}")
+                };
+                (
+                    Stream::Tcp(s),
+                    format!("ws://{authority}{path}"),
+                    Some(host.clone()),
+                )
             }
         };
-        stream.set_read_timeout(Some(timeout)).map_err(|e| failed(e.to_string()))?;
-        stream.set_write_timeout(Some(timeout)).map_err(|e| failed(e.to_string()))?;
+        stream
+            .set_read_timeout(Some(timeout))
+            .map_err(|e| failed(e.to_string()))?;
+        stream
+            .set_write_timeout(Some(timeout))
+            .map_err(|e| failed(e.to_string()))?;
         let config = WebSocketConfig::default()
             .read_buffer_size(16 * 1024)
             .write_buffer_size(0)
             .max_message_size(Some(16 << 20));
-        let (ws, _response) = tungstenite::client::client_with_config(request, stream, Some(config))
-            .map_err(|e| match e {
-                tungstenite::HandshakeError::Interrupted(_) => ClientError::Timeout(timeout),
-                tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp)) => {
-                    failed(format!("the server answered HTTP {} instead of upgrading", resp.status()))
-                }
-                tungstenite::HandshakeError::Failure(e) => failed(e.to_string()),
-            })?;
+        let (ws, _response) =
+            tungstenite::client::client_with_config(request, stream, Some(config)).map_err(
+                |e| match e {
+                    tungstenite::HandshakeError::Interrupted(_) => ClientError::Timeout(timeout),
+                    tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp)) => {
+                        failed(format!(
+                            "the server answered HTTP {} instead of upgrading",
+                            resp.status()
+                        ))
+                    }
+                    tungstenite::HandshakeError::Failure(e) => failed(e.to_string()),
+                },
+            )?;
         Ok(Self {
             ws,
             url: url.to_owned(),
@@ -319,7 +376,8 @@ impl Client {
     pub fn send_request(&mut self, method: &str, params: Vec<Value>) -> Result<u64, ClientError> {
         self.next_id += 1;
         let id = self.next_id;
-        let text = json!({"jsonrpc": "2.0", "method": method, "id": id, "params": params}).to_string();
+        let text =
+            json!({"jsonrpc": "2.0", "method": method, "id": id, "params": params}).to_string();
         self.send_raw(&text)?;
         Ok(id)
     }
@@ -338,7 +396,9 @@ impl Client {
             }
             match self.read_frame(deadline)? {
                 Some(Frame::Text(text)) => self.file(&text)?,
-                Some(Frame::Binary(_)) => return Err(ClientError::Protocol("unexpected binary frame".into())),
+                Some(Frame::Binary(_)) => {
+                    return Err(ClientError::Protocol("unexpected binary frame".into()));
+                }
                 Some(Frame::Close { code, reason }) => return Err(closed(code, &reason)),
                 None => return Err(ClientError::Timeout(self.timeout)),
             }
@@ -355,7 +415,9 @@ impl Client {
             }
             match self.read_frame(deadline)? {
                 Some(Frame::Text(text)) => self.file(&text)?,
-                Some(Frame::Binary(_)) => return Err(ClientError::Protocol("unexpected binary frame".into())),
+                Some(Frame::Binary(_)) => {
+                    return Err(ClientError::Protocol("unexpected binary frame".into()));
+                }
                 Some(Frame::Close { code, reason }) => return Err(closed(code, &reason)),
                 None => return Ok(None),
             }
@@ -370,13 +432,17 @@ impl Client {
     /// Sends one text frame as it is (for speaking the protocol by hand).
     pub fn send_raw(&mut self, text: &str) -> Result<(), ClientError> {
         self.apply_write_timeout()?;
-        self.ws.send(Message::text(text)).map_err(|e| ws_error(e, self.timeout))
+        self.ws
+            .send(Message::text(text))
+            .map_err(|e| ws_error(e, self.timeout))
     }
 
     /// Sends one binary frame (the server refuses them: close 1003).
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), ClientError> {
         self.apply_write_timeout()?;
-        self.ws.send(Message::binary(data.to_vec())).map_err(|e| ws_error(e, self.timeout))
+        self.ws
+            .send(Message::binary(data.to_vec()))
+            .map_err(|e| ws_error(e, self.timeout))
     }
 
     /// Reads the next frame as it is, bypassing the queues; `None` when
@@ -400,7 +466,10 @@ impl Client {
 
     fn apply_write_timeout(&mut self) -> Result<(), ClientError> {
         let t = self.timeout.max(Duration::from_millis(1));
-        self.ws.get_ref().set_write_timeout(Some(t)).map_err(|e| io_error(e, self.timeout))
+        self.ws
+            .get_ref()
+            .set_write_timeout(Some(t))
+            .map_err(|e| io_error(e, self.timeout))
     }
 
     /// Sorts one incoming text message into answers and notifications.
@@ -415,7 +484,11 @@ impl Client {
                 _ => self.stray.push_back(value),
             },
             None if value.get("method").is_some() => self.notifications.push_back(value),
-            None => return Err(ClientError::Protocol("a message with neither id nor method".into())),
+            None => {
+                return Err(ClientError::Protocol(
+                    "a message with neither id nor method".into(),
+                ));
+            }
         }
         Ok(())
     }
@@ -428,21 +501,27 @@ impl Client {
                 return Ok(None);
             }
             let left = (deadline - now).max(Duration::from_millis(1));
-            self.ws.get_ref().set_read_timeout(Some(left)).map_err(|e| io_error(e, self.timeout))?;
+            self.ws
+                .get_ref()
+                .set_read_timeout(Some(left))
+                .map_err(|e| io_error(e, self.timeout))?;
             match self.ws.read() {
                 Ok(Message::Text(t)) => return Ok(Some(Frame::Text(t.as_str().to_owned()))),
                 Ok(Message::Binary(b)) => return Ok(Some(Frame::Binary(b.to_vec()))),
                 Ok(Message::Close(frame)) => {
-                    let (code, reason) = frame
-                        .as_ref()
-                        .map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.as_str().to_owned()));
+                    let (code, reason) = frame.as_ref().map_or((1005, String::new()), |f| {
+                        (u16::from(f.code), f.reason.as_str().to_owned())
+                    });
                     // tungstenite queued the close reply; send it.
                     let _ = self.ws.flush();
                     return Ok(Some(Frame::Close { code, reason }));
                 }
                 Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
                 Err(tungstenite::Error::Io(e))
-                    if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
                 Err(e) => return Err(ws_error(e, self.timeout)),
             }
         }
@@ -460,11 +539,13 @@ fn answer_to_result(mut answer: Value) -> Result<Value, ClientError> {
     if let Some(error) = answer.get_mut("error").map(Value::take) {
         let e: wire::RpcError = serde_json::from_value(error)
             .map_err(|e| ClientError::Protocol(format!("malformed error object: {e}")))?;
-        return Err(ClientError::Rpc(e));
+        return Err(ClientError::Rpc(Box::new(e)));
     }
     match answer.get_mut("result") {
         Some(result) => Ok(result.take()),
-        None => Err(ClientError::Protocol("a response with neither result nor error".into())),
+        None => Err(ClientError::Protocol(
+            "a response with neither result nor error".into(),
+        )),
     }
 }
 

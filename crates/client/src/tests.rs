@@ -55,9 +55,15 @@ fn send(ws: &mut tungstenite::WebSocket<Box<dyn RwStream>>, v: Value) {
 fn echo(ws: &mut tungstenite::WebSocket<Box<dyn RwStream>>, req: Value) -> bool {
     let id = req["id"].clone();
     match req["method"].as_str() {
-        Some("fail") => send(ws, wire::response_error(&id, &wire::RpcError::call(wire::Errno::EFAULT, "nope"))),
+        Some("fail") => send(
+            ws,
+            wire::response_error(&id, &wire::RpcError::call(wire::Errno::EFAULT, "nope")),
+        ),
         Some("bye") => {
-            let frame = CloseFrame { code: CloseCode::from(1009), reason: "too big".into() };
+            let frame = CloseFrame {
+                code: CloseCode::from(1009),
+                reason: "too big".into(),
+            };
             let _ = ws.close(Some(frame));
             let _ = ws.flush();
             return false;
@@ -70,21 +76,46 @@ fn echo(ws: &mut tungstenite::WebSocket<Box<dyn RwStream>>, req: Value) -> bool 
 
 #[test]
 fn urls() {
-    assert_eq!(Target::parse("ws+unix:///run/x.sock").unwrap(), Target::Unix("/run/x.sock".into()));
+    assert_eq!(
+        Target::parse("ws+unix:///run/x.sock").unwrap(),
+        Target::Unix("/run/x.sock".into())
+    );
     assert_eq!(
         Target::parse("ws://127.0.0.1:6000/api/current").unwrap(),
-        Target::Tcp { host: "127.0.0.1".into(), port: 6000, path: "/api/current".into() }
+        Target::Tcp {
+            host: "127.0.0.1".into(),
+            port: 6000,
+            path: "/api/current".into()
+        }
     );
     assert_eq!(
         Target::parse("ws://[::1]:6000").unwrap(),
-        Target::Tcp { host: "::1".into(), port: 6000, path: "/api/current".into() }
+        Target::Tcp {
+            host: "::1".into(),
+            port: 6000,
+            path: "/api/current".into()
+        }
     );
     assert_eq!(
         Target::parse("ws://nas").unwrap(),
-        Target::Tcp { host: "nas".into(), port: 80, path: "/api/current".into() }
+        Target::Tcp {
+            host: "nas".into(),
+            port: 80,
+            path: "/api/current".into()
+        }
     );
-    for bad in ["ws+unix://rel.sock", "wss://nas/api/current", "http://nas", "ws://:80", "ws://h:99999", "ws://[::1"] {
-        assert!(matches!(Target::parse(bad), Err(ClientError::Url { .. })), "{bad}");
+    for bad in [
+        "ws+unix://rel.sock",
+        "wss://nas/api/current",
+        "http://nas",
+        "ws://:80",
+        "ws://h:99999",
+        "ws://[::1",
+    ] {
+        assert!(
+            matches!(Target::parse(bad), Err(ClientError::Url { .. })),
+            "{bad}"
+        );
     }
 }
 
@@ -99,7 +130,10 @@ fn calls_errors_and_close_over_unix() {
     assert_eq!(rpc.code, -32001);
     assert_eq!(err.to_string(), "nope");
     let err = c.call("bye", vec![]).unwrap_err();
-    assert!(matches!(&err, ClientError::Closed(m) if m == "code 1009: too big"), "{err:?}");
+    assert!(
+        matches!(&err, ClientError::Closed(m) if m == "code 1009: too big"),
+        "{err:?}"
+    );
     drop(c);
     h.join().unwrap();
 }
@@ -115,7 +149,10 @@ fn answers_out_of_order_and_notifications_are_queued() {
             None => HELD.with(|h| *h.borrow_mut() = Some(req)),
             Some(first) => {
                 send(ws, wire::response_ok(&req["id"], json!("second")));
-                send(ws, wire::notification("collection_update", json!({"msg": "changed"})));
+                send(
+                    ws,
+                    wire::notification("collection_update", json!({"msg": "changed"})),
+                );
                 send(ws, wire::response_ok(&first["id"], json!("first")));
             }
         }
@@ -130,7 +167,10 @@ fn answers_out_of_order_and_notifications_are_queued() {
     assert_eq!(c.wait_response(b).unwrap(), json!("second"));
     let n = c.next_notification(T).unwrap().expect("a notification");
     assert_eq!(n["method"], "collection_update");
-    assert_eq!(c.next_notification(Duration::from_millis(50)).unwrap(), None);
+    assert_eq!(
+        c.next_notification(Duration::from_millis(50)).unwrap(),
+        None
+    );
     drop(c);
     h.join().unwrap();
 }
@@ -164,5 +204,8 @@ fn tcp_and_connect_errors() {
 
     let dir = tempfile::tempdir().unwrap();
     let missing = format!("ws+unix://{}/none.sock", dir.path().display());
-    assert!(matches!(Client::connect(&missing, T), Err(ClientError::Connect { .. })));
+    assert!(matches!(
+        Client::connect(&missing, T),
+        Err(ClientError::Connect { .. })
+    ));
 }

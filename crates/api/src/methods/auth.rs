@@ -51,7 +51,6 @@ pub(super) fn methods() -> Vec<Method> {
             description: "Logs in. PASSWORD_PLAIN answers SUCCESS, OTP_REQUIRED (continue with \
                           auth.login_ex_continue) or AUTH_ERR.",
             cli_description: "Log in",
-            blocking: true,
             accepts: vec![Field::new("auth_login_ex", login_schema(), "Login data").required()],
             handler: login_ex,
             ..base.clone()
@@ -70,7 +69,6 @@ pub(super) fn methods() -> Vec<Method> {
             name: "auth.login",
             description: "Legacy login: true when the password (and, with 2FA on, the code) are right.",
             cli_description: "Log in (legacy)",
-            blocking: true,
             accepts: vec![
                 Field::new("username", Schema::Str { nullable: false }, "Account name").required(),
                 Field::new("password", Schema::Str { nullable: false }, "Password").required(),
@@ -85,6 +83,7 @@ pub(super) fn methods() -> Vec<Method> {
             name: "auth.mechanism_choices",
             description: "The login mechanisms this server accepts.",
             cli_description: "List login mechanisms",
+            inline: true,
             handler: |_, _, _| Ok(json!(["PASSWORD_PLAIN", "OTP_TOKEN"])),
             ..base.clone()
         },
@@ -95,6 +94,7 @@ pub(super) fn methods() -> Vec<Method> {
             examples: &["auth me"],
             access: Access::User,
             cli_private: false,
+            inline: true,
             handler: |api, session, _| {
                 let user = session.user().ok_or_else(ApiError::not_authenticated)?;
                 me(api, &user)

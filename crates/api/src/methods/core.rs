@@ -8,7 +8,11 @@ use crate::schema::{Field, Schema};
 use crate::{Api, ApiError, Session};
 
 pub(super) fn methods() -> Vec<Method> {
-    let base = Method::base(Access::Public, true);
+    // Every core method is in-memory work.
+    let base = Method {
+        inline: true,
+        ..Method::base(Access::Public, true)
+    };
     vec![
         Method {
             name: "core.ping",

@@ -81,6 +81,7 @@ pub(super) fn methods() -> Vec<Method> {
             cli_description: "Show the 2FA settings",
             examples: &["auth two_factor config"],
             returns: entry_schema(),
+            inline: true,
             handler: |api, _, _| Ok(entry_json(&api.twofactor().config()?)),
             ..base.clone()
         },

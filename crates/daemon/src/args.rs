@@ -1,0 +1,119 @@
+//! The command line, applied over the configuration file.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use service::Config;
+
+/// twofactord: the two-factor authentication daemon (JSON-RPC 2.0 over
+/// WebSocket on a Unix socket and on TCP).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "twofactord", version)]
+pub struct Args {
+    /// Configuration file (TOML). Without it, /etc/twofactor/twofactord.toml
+    /// is read when it exists.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// State directory (database and key file); overrides the file.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Unix socket path; overrides the file.
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// TCP address to listen on (`127.0.0.1:6000`), or `none`; overrides
+    /// the file. Port 0 picks a free port (logged at start-up).
+    #[arg(long, value_name = "ADDR|none")]
+    pub listen: Option<String>,
+}
+
+impl Args {
+    /// The configuration file's values with the flags applied over them.
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path, true),
+            None => Config::load(std::path::Path::new(service::DEFAULT_CONFIG_PATH), false),
+        }
+        .context("cannot read the configuration")?;
+        if let Some(dir) = &self.state_dir {
+            config.state_dir = dir.clone();
+        }
+        if let Some(socket) = &self.socket {
+            config.socket = socket.clone();
+        }
+        if let Some(listen) = &self.listen {
+            config.listen = (listen != "none").then(|| listen.clone());
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:7000\"\nadmin_group = \"wheel\"\n",
+        )
+        .unwrap();
+        let args = Args::parse_from([
+            "twofactord",
+            "--config",
+            file.to_str().unwrap(),
+            "--listen",
+            "none",
+            "--socket",
+            "/tmp/x.sock",
+        ]);
+        let c = args.config().unwrap();
+        assert_eq!(c.listen, None);
+        assert_eq!(c.socket, PathBuf::from("/tmp/x.sock"));
+        assert_eq!(c.admin_group.as_deref(), Some("wheel"));
+        let missing = Args::parse_from(["twofactord", "--config", "/nonexistent/tfa.toml"]);
+        assert!(missing.config().is_err(), "a named file must exist");
+    }
+
+    /// packaging/twofactord.toml names every key with its default: with the
+    /// settings uncommented it must parse to the defaults.
+    #[test]
+    fn the_example_configuration_is_complete_and_correct() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../packaging/twofactord.toml"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let uncommented: String = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| {
+                l.starts_with('[') || l.split_once(" = ").is_some_and(|(k, _)| !k.contains(' '))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let parsed = Config::parse(&uncommented, path).unwrap();
+        let mut expected = Config::defaults();
+        expected.state_dir = "/var/lib/twofactor".into();
+        expected.socket = "/run/twofactor/twofactord.sock".into();
+        expected.admin_group = Some("wheel".into());
+        assert_eq!(parsed, expected, "{uncommented}");
+        for key in [
+            "state_dir",
+            "socket",
+            "listen",
+            "issuer",
+            "product",
+            "pam_service",
+            "admin_group",
+        ] {
+            assert!(
+                uncommented.contains(&format!("{key} = ")),
+                "{key} is not in the example"
+            );
+        }
+    }
+}

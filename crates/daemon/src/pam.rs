@@ -1,0 +1,34 @@
+//! Password checks through PAM (the service named by `pam_service` in the
+//! configuration, `twofactord` by default): `auth` and then `account`, so
+//! expired and locked accounts are refused too.
+
+mod ffi;
+
+use service::PasswordCheck;
+
+/// [`PasswordCheck`] over PAM.
+#[derive(Debug, Clone)]
+pub struct PamPasswords {
+    service: String,
+}
+
+impl PamPasswords {
+    pub fn new(service: impl Into<String>) -> Self {
+        Self {
+            service: service.into(),
+        }
+    }
+}
+
+impl PasswordCheck for PamPasswords {
+    fn check(&self, user: &str, password: &str) -> bool {
+        match ffi::authenticate(&self.service, user, password) {
+            Ok(()) => true,
+            Err(failure) => {
+                // Never the password; the user name is audited anyway.
+                tracing::info!(pam_service = %self.service, user, reason = %failure, "PAM refused a login");
+                false
+            }
+        }
+    }
+}

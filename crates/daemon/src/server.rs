@@ -1,0 +1,174 @@
+//! The HTTP side: one router served on the Unix socket and on TCP,
+//! `GET /api/current` upgrading to the JSON-RPC WebSocket, `GET
+//! /api/versions`, and a clean shutdown on SIGTERM/SIGINT.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use api::{Api, Event};
+use axum::Router;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{ConnectInfo, Path, State, WebSocketUpgrade};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::listen::{self, Peer, TcpPeers};
+
+/// The API version string besides `current` (TrueNAS names versions
+/// `vYY.MM.N`; ours is the package version).
+pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
+
+/// How long a stopping daemon lets calls in flight finish.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The largest WebSocket message read at all; the protocol limits (8 KiB /
+/// 64 KiB) are checked per message so that they get their close codes.
+const MAX_WS_MESSAGE: usize = 1 << 20;
+
+/// What every connection shares.
+#[derive(Debug)]
+pub struct App {
+    pub api: Api,
+    pub events: broadcast::Sender<Arc<Event>>,
+    /// Turns `true` when the daemon stops.
+    pub shutdown: watch::Receiver<bool>,
+    /// Each connection holds a clone; shutdown waits until all are dropped.
+    pub alive: mpsc::Sender<()>,
+}
+
+/// Where the daemon listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    pub socket: std::path::PathBuf,
+    /// `None`: no TCP.
+    pub listen: Option<String>,
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/api/versions", get(versions))
+        .route("/api/{version}", get(upgrade))
+        .with_state(app)
+}
+
+async fn versions() -> Response {
+    let body = serde_json::json!([VERSION, "current"]).to_string();
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn upgrade(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    Path(version): Path<String>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    if version != "current" && version != VERSION {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    ws.max_message_size(MAX_WS_MESSAGE)
+        .max_frame_size(MAX_WS_MESSAGE)
+        .read_buffer_size(16 * 1024)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| crate::connection::run(app, peer, socket))
+}
+
+/// Serves until SIGTERM or SIGINT, then shuts down cleanly: stops
+/// accepting, lets calls in flight finish (at most [`SHUTDOWN_GRACE`]),
+/// closes connections with 1001 and removes the socket file.
+pub async fn serve(api: Api, endpoints: &Endpoints) -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot handle SIGTERM")?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot handle SIGINT")?;
+    let stop = async move {
+        tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        }
+    };
+    serve_until(api, endpoints, stop).await
+}
+
+/// [`serve`] with any stop signal (tests stop it with a future).
+pub async fn serve_until(
+    api: Api,
+    endpoints: &Endpoints,
+    stop: impl Future<Output = &'static str>,
+) -> anyhow::Result<()> {
+    let (unix, socket_file) = listen::bind_unix(&endpoints.socket)?;
+    let tcp = match &endpoints.listen {
+        Some(addr) => Some(TcpPeers::bind(addr).await?),
+        None => None,
+    };
+    let tcp_addr = match &tcp {
+        Some(t) => t.local_addr()?.to_string(),
+        None => "none".to_owned(),
+    };
+
+    let (events, _) = broadcast::channel(64);
+    let sender = events.clone();
+    api.on_event(move |event| {
+        // No receivers (no connection) is fine.
+        let _ = sender.send(Arc::new(event.clone()));
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (alive, mut all_gone) = mpsc::channel::<()>(1);
+    let app = Arc::new(App {
+        api,
+        events,
+        shutdown: stop_rx.clone(),
+        alive,
+    });
+    let routes = router(app.clone());
+
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let unix_server = tokio::spawn(
+        axum::serve(
+            unix,
+            routes.clone().into_make_service_with_connect_info::<Peer>(),
+        )
+        .with_graceful_shutdown(stopped(stop_rx.clone()))
+        .into_future(),
+    );
+    let tcp_server = tcp.map(|tcp| {
+        tokio::spawn(
+            axum::serve(tcp, routes.into_make_service_with_connect_info::<Peer>())
+                .with_graceful_shutdown(stopped(stop_rx.clone()))
+                .into_future(),
+        )
+    });
+    // Tests and scripts wait for this line.
+    tracing::info!(unix = %socket_file.path().display(), tcp = %tcp_addr, "listening");
+
+    let signal = stop.await;
+    tracing::info!(
+        signal,
+        "stopping: no new connections; waiting for calls in flight"
+    );
+    let _ = stop_tx.send(true);
+    drop(app);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        let _ = unix_server.await;
+        if let Some(t) = tcp_server {
+            let _ = t.await;
+        }
+        // Every connection dropped its `alive` clone.
+        let _ = all_gone.recv().await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(grace = ?SHUTDOWN_GRACE, "calls still running at the end of the grace period");
+    }
+    socket_file.remove();
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,259 @@
+//! The login matrix (SPEC §5.4) with test accounts: nss_wrapper for the
+//! accounts, pam_wrapper + pam_matrix for the passwords, oathtool for codes.
+
+use std::time::{Duration, Instant};
+
+use client::Client;
+use serde_json::{Value, json};
+
+use crate::harness::{
+    ADMIN, Daemon, Fixture, USER, Wrappers, enable, need, oathtool, rpc_error, totp, wrong_code,
+};
+
+fn setup() -> Option<(Fixture, Daemon)> {
+    let w = need("pam_wrapper/nss_wrapper", Wrappers::find())?;
+    need("oathtool", oathtool())?;
+    let f = Fixture::new().with_accounts(&w);
+    let d = f.start();
+    Some((f, d))
+}
+
+fn login(c: &mut Client, (user, password): (&str, &str)) -> Value {
+    c.call(
+        "auth.login_ex",
+        vec![json!({"mechanism": "PASSWORD_PLAIN", "username": user, "password": password})],
+    )
+    .expect("auth.login_ex")
+}
+
+fn code(c: &mut Client, token: &str) -> Result<Value, client::ClientError> {
+    c.call(
+        "auth.login_ex_continue",
+        vec![json!({"mechanism": "OTP_TOKEN", "otp_token": token})],
+    )
+}
+
+fn assert_call_error(e: &wire::RpcError, errno: i32, reason: &str) {
+    assert_eq!(e.code, -32001, "{e:?}");
+    let data = e.data.as_ref().expect("data");
+    assert_eq!((data.error, data.reason.as_str()), (errno, reason), "{e:?}");
+}
+
+#[test]
+fn password_logins_with_2fa_off() {
+    let Some((_f, d)) = setup() else { return };
+
+    // An administrator (member of the admin group).
+    let mut c = d.tcp();
+    let ok = login(&mut c, ADMIN);
+    assert_eq!(ok["response_type"], "SUCCESS");
+    assert_eq!(ok["authenticator"], "LEVEL_1");
+    let info = &ok["user_info"];
+    assert_eq!(
+        (info["pw_name"].clone(), info["pw_uid"].clone()),
+        (json!("tfadmin"), json!(2001))
+    );
+    assert!(
+        info["grouplist"].as_array().unwrap().contains(&json!(3000)),
+        "{info}"
+    );
+    assert_eq!(info["privilege"]["roles"], json!(["FULL_ADMIN"]));
+    assert_eq!(
+        c.call("auth.twofactor.config", vec![]).unwrap()["enabled"],
+        false
+    );
+    assert_eq!(c.call("auth.logout", vec![]).unwrap(), json!(true));
+    assert_eq!(
+        rpc_error(c.call("auth.twofactor.config", vec![]))
+            .data
+            .unwrap()
+            .error,
+        207
+    );
+
+    // user_info can be turned off.
+    let mut c = d.tcp();
+    let ok = c
+        .call(
+            "auth.login_ex",
+            vec![
+                json!({"mechanism": "PASSWORD_PLAIN", "username": ADMIN.0, "password": ADMIN.1,
+                        "login_options": {"user_info": false}}),
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        ok,
+        json!({"response_type": "SUCCESS", "user_info": null, "authenticator": "LEVEL_1"})
+    );
+
+    // Wrong password and unknown user: AUTH_ERR after about a second.
+    let mut c = d.tcp();
+    let t = Instant::now();
+    assert_eq!(
+        login(&mut c, (ADMIN.0, "wrong")),
+        json!({"response_type": "AUTH_ERR"})
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        login(&mut c, ("nosuchuser", "x")),
+        json!({"response_type": "AUTH_ERR"})
+    );
+    assert_eq!(
+        rpc_error(c.call("auth.me", vec![])).data.unwrap().error,
+        207
+    );
+    // No login in progress.
+    assert_call_error(
+        &rpc_error(code(&mut c, "123456")),
+        22,
+        "[EINVAL] OTP_TOKEN: no authentication in progress",
+    );
+
+    // A plain user logs in but is not an administrator.
+    let mut c = d.tcp();
+    assert_eq!(login(&mut c, USER)["response_type"], "SUCCESS");
+    assert_eq!(c.call("auth.me", vec![]).unwrap()["pw_name"], "tfuser");
+    assert_call_error(
+        &rpc_error(c.call("auth.twofactor.config", vec![])),
+        13,
+        "[EACCES] Not authorized",
+    );
+    let methods = c.call("core.get_methods", vec![]).unwrap();
+    let methods = methods.as_object().unwrap();
+    assert!(methods.contains_key("auth.me") && methods.contains_key("core.ping"));
+    assert!(
+        !methods.contains_key("auth.twofactor.config"),
+        "only what the caller may call"
+    );
+
+    // The legacy form.
+    let mut c = d.tcp();
+    assert_eq!(
+        c.call("auth.login", vec![json!(ADMIN.0), json!("wrong")])
+            .unwrap(),
+        json!(false)
+    );
+    assert_eq!(
+        c.call("auth.login", vec![json!(ADMIN.0), json!(ADMIN.1)])
+            .unwrap(),
+        json!(true)
+    );
+    assert_eq!(c.call("auth.me", vec![]).unwrap()["pw_name"], "tfadmin");
+}
+
+#[test]
+fn logins_with_codes_replay_and_lockout() {
+    let Some((_f, d)) = setup() else { return };
+    let mut root = d.root();
+    let secret = enable(&mut root);
+    let wrong = wrong_code(&secret);
+
+    // Right password → OTP_REQUIRED; right code → SUCCESS.
+    let mut c = d.tcp();
+    assert_eq!(
+        login(&mut c, ADMIN),
+        json!({"response_type": "OTP_REQUIRED", "username": "tfadmin"})
+    );
+    assert_eq!(
+        rpc_error(c.call("auth.twofactor.config", vec![]))
+            .data
+            .unwrap()
+            .error,
+        207,
+        "not yet"
+    );
+    let now_code = totp(&secret, 6, 30, 0);
+    let ok = code(&mut c, &now_code).unwrap();
+    assert_eq!(ok["response_type"], "SUCCESS");
+    assert_eq!(ok["user_info"]["pw_name"], "tfadmin");
+    assert_eq!(
+        c.call("auth.twofactor.config", vec![]).unwrap()["secret"],
+        json!(secret)
+    );
+
+    // The same code again is refused (replay); wrong three times → AUTH_ERR.
+    let mut c = d.tcp();
+    assert_eq!(login(&mut c, ADMIN)["response_type"], "OTP_REQUIRED");
+    assert_eq!(
+        code(&mut c, &now_code).unwrap(),
+        json!({"response_type": "OTP_REQUIRED", "username": "tfadmin"})
+    );
+    assert_eq!(
+        code(&mut c, &wrong).unwrap()["response_type"],
+        "OTP_REQUIRED"
+    );
+    assert_eq!(
+        code(&mut c, &wrong).unwrap(),
+        json!({"response_type": "AUTH_ERR"})
+    );
+    // The login starts over.
+    assert_call_error(
+        &rpc_error(code(&mut c, &wrong)),
+        22,
+        "[EINVAL] OTP_TOKEN: no authentication in progress",
+    );
+    assert_eq!(
+        rpc_error(c.call("auth.me", vec![])).data.unwrap().error,
+        207
+    );
+
+    // A newer code works (and resets the failure count).
+    assert_eq!(login(&mut c, ADMIN)["response_type"], "OTP_REQUIRED");
+    assert_eq!(
+        code(&mut c, &totp(&secret, 6, 30, 1)).unwrap()["response_type"],
+        "SUCCESS"
+    );
+
+    // Legacy login with a wrong code: false.
+    let mut c = d.tcp();
+    assert_eq!(
+        c.call(
+            "auth.login",
+            vec![json!(ADMIN.0), json!(ADMIN.1), json!(wrong)]
+        )
+        .unwrap(),
+        json!(false)
+    );
+
+    // Five wrong codes lock the secret out: EBUSY, even for a right code.
+    let mut c = d.tcp();
+    assert_eq!(login(&mut c, ADMIN)["response_type"], "OTP_REQUIRED");
+    for _ in 0..2 {
+        assert_eq!(
+            code(&mut c, &wrong).unwrap()["response_type"],
+            "OTP_REQUIRED"
+        );
+    }
+    assert_eq!(code(&mut c, &wrong).unwrap()["response_type"], "AUTH_ERR");
+    assert_eq!(login(&mut c, ADMIN)["response_type"], "OTP_REQUIRED");
+    assert_eq!(
+        code(&mut c, &wrong).unwrap()["response_type"],
+        "OTP_REQUIRED",
+        "the fifth failure"
+    );
+    let e = rpc_error(code(&mut c, &totp(&secret, 6, 30, 1)));
+    assert_eq!(e.code, -32001);
+    let data = e.data.unwrap();
+    assert_eq!((data.error, data.errname.as_str()), (16, "EBUSY"));
+    let n: u64 = data
+        .reason
+        .strip_prefix("[EBUSY] Too many failed attempts; try again in ")
+        .and_then(|r| r.strip_suffix(" seconds"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected reason {:?}", data.reason));
+    assert!((1..=30).contains(&n), "{n}");
+
+    // The documented recovery: root on the socket turns 2FA off.
+    assert_eq!(
+        root.call("auth.twofactor.update", vec![json!({"enabled": false})])
+            .unwrap()["enabled"],
+        false
+    );
+    let mut c = d.tcp();
+    assert_eq!(login(&mut c, ADMIN)["response_type"], "SUCCESS");
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests of `twofactord` through real sockets: our blocking
+//! client here, Python's websocket-client in `python.rs`.
+
+mod harness;
+mod login;
+mod nonroot;
+mod protocol;
+mod python;
+mod state;

@@ -1,0 +1,500 @@
+//! SPEC §5 through our client: sessions by transport, errors, limits and
+//! close codes, concurrency, events, introspection.
+
+use std::time::{Duration, Instant};
+
+use client::{Client, ClientError, Frame};
+use serde_json::{Value, json};
+
+use crate::harness::{Fixture, TIMEOUT, rpc_error};
+
+#[test]
+fn root_over_the_socket_is_logged_in() {
+    let f = Fixture::new();
+    let d = f.start();
+    let mut root = d.root();
+    let me = root.call("auth.me", vec![]).unwrap();
+    assert_eq!(me["pw_uid"], 0);
+    assert_eq!(me["privilege"]["roles"], json!(["FULL_ADMIN"]));
+    let entry = root.call("auth.twofactor.config", vec![]).unwrap();
+    assert_eq!(
+        entry.to_string(),
+        r#"{"id":1,"otp_digits":6,"secret":null,"window":0,"interval":30,"services":{"ssh":false},"enabled":false}"#
+    );
+    assert_eq!(root.call("core.ping", vec![]).unwrap(), json!("pong"));
+    // SIGTERM with an idle connection open: it is closed with 1001, the
+    // daemon exits 0 and removes its socket.
+    let mut d = d;
+    assert!(d.terminate().success(), "{}", d.log());
+    assert_eq!(next_close(&mut root), 1001);
+    assert!(!f.socket.exists());
+}
+
+#[test]
+fn tcp_before_login_is_not_authenticated() {
+    let f = Fixture::new();
+    let d = f.start();
+    let mut anon = d.tcp();
+    assert_eq!(anon.call("core.ping", vec![]).unwrap(), json!("pong"));
+    assert_eq!(
+        anon.call(
+            "core.set_options",
+            vec![json!({"py_exceptions": true, "x": 1})]
+        )
+        .unwrap(),
+        Value::Null
+    );
+    assert_eq!(
+        anon.call("auth.mechanism_choices", vec![]).unwrap(),
+        json!(["PASSWORD_PLAIN", "OTP_TOKEN"])
+    );
+    for method in [
+        "auth.twofactor.config",
+        "auth.me",
+        "core.get_methods",
+        "audit.query",
+    ] {
+        let e = rpc_error(anon.call(method, vec![]));
+        assert_eq!(e.code, -32001, "{method}");
+        assert_eq!(e.message, "Method call error");
+        let data = e.data.expect("data");
+        assert_eq!(
+            (data.error, data.errname.as_str()),
+            (207, "ENOTAUTHENTICATED"),
+            "{method}"
+        );
+        assert_eq!(data.reason, "[ENOTAUTHENTICATED] Not authenticated");
+        assert_eq!((data.trace, data.extra), (None, None));
+    }
+    let e = rpc_error(anon.call("no.such.method", vec![]));
+    assert_eq!(
+        (e.code, e.message.as_str(), e.data),
+        (-32601, "Method does not exist", None)
+    );
+}
+
+#[test]
+fn update_validation_is_truenas_shaped() {
+    let f = Fixture::new();
+    let d = f.start();
+    let mut root = d.root();
+    let e = rpc_error(root.call("auth.twofactor.update", vec![json!({"otp_digits": 5})]));
+    assert_eq!((e.code, e.message.as_str()), (-32602, "Invalid params"));
+    let data = serde_json::to_value(e.data.expect("data")).unwrap();
+    assert_eq!(
+        data["extra"],
+        json!([[
+            "auth_twofactor_update.otp_digits",
+            "Should be between 6 and 8",
+            22
+        ]])
+    );
+    assert_eq!(
+        data["reason"],
+        "[EINVAL] auth_twofactor_update.otp_digits: Should be between 6 and 8\n"
+    );
+    assert_eq!(
+        (data["error"].clone(), data["errname"].clone()),
+        (json!(22), json!("EINVAL"))
+    );
+    // Every problem at once; nothing changed.
+    let e = rpc_error(root.call(
+        "auth.twofactor.update",
+        vec![json!({"window": 11, "interval": "x", "services": {"ftp": true}, "secret": "A"})],
+    ));
+    let problems = e.data.expect("data").problems();
+    let attrs: Vec<&str> = problems.iter().map(|p| p.0.as_str()).collect();
+    for a in [
+        "auth_twofactor_update.window",
+        "auth_twofactor_update.interval",
+        "auth_twofactor_update.services.ftp",
+        "auth_twofactor_update.secret",
+    ] {
+        assert!(attrs.contains(&a), "{a} missing from {attrs:?}");
+    }
+    assert_eq!(
+        root.call("auth.twofactor.config", vec![]).unwrap()["window"],
+        0
+    );
+    // Missing required argument.
+    let e = rpc_error(root.call("auth.twofactor.verify", vec![]));
+    assert_eq!(
+        e.data.expect("data").problems(),
+        vec![("token".into(), "attribute required".into(), 22)]
+    );
+    // Call errors: errno 14.
+    let e = rpc_error(root.call("auth.twofactor.verify", vec![json!("123456")]));
+    let data = e.data.expect("data");
+    assert_eq!(
+        (e.code, data.error, data.reason.as_str()),
+        (
+            -32001,
+            14,
+            "[EFAULT] Please enable Two Factor Authentication first."
+        )
+    );
+}
+
+#[test]
+fn message_size_limits_and_binary_frames_close_the_connection() {
+    let f = Fixture::new();
+    let d = f.start();
+    let padded = |size: usize| {
+        let frame =
+            json!({"jsonrpc": "2.0", "method": "core.ping", "id": 1, "params": [""]}).to_string();
+        let pad = "x".repeat(size - frame.len());
+        json!({"jsonrpc": "2.0", "method": "core.ping", "id": 1, "params": [pad]}).to_string()
+    };
+    assert_eq!(padded(8192).len(), 8192);
+
+    // Before login: 8 KiB passes (and is answered), one byte more closes with 1007.
+    let mut anon = d.tcp();
+    anon.send_raw(&padded(8192)).unwrap();
+    assert!(
+        matches!(anon.read_raw().unwrap(), Some(Frame::Text(t)) if t.contains("Too many arguments"))
+    );
+    anon.send_raw(&padded(8193)).unwrap();
+    assert_eq!(next_close(&mut anon), 1007);
+
+    // After login (root over the socket): 64 KiB passes, more closes with 1009.
+    let mut root = d.root();
+    root.send_raw(&padded(65536)).unwrap();
+    assert!(matches!(root.read_raw().unwrap(), Some(Frame::Text(_))));
+    root.send_raw(&padded(65537)).unwrap();
+    assert_eq!(next_close(&mut root), 1009);
+
+    // Beyond the transport's own limit (1 MiB) the daemon stops reading at
+    // the frame header: the sender may see its write fail, else the code.
+    let mut root = d.root();
+    match root.send_raw(&padded(2 << 20)) {
+        Ok(()) => assert_eq!(next_close(&mut root), 1009),
+        Err(e) => assert!(matches!(e, ClientError::Closed(_)), "{e:?}"),
+    }
+
+    let mut root = d.root();
+    root.send_binary(b"{}").unwrap();
+    assert_eq!(next_close(&mut root), 1003);
+    // The daemon is still fine.
+    assert_eq!(d.root().call("core.ping", vec![]).unwrap(), json!("pong"));
+}
+
+fn next_close(c: &mut Client) -> u16 {
+    loop {
+        match c.read_raw() {
+            Ok(Some(Frame::Close { code, .. })) => return code,
+            Ok(Some(_)) => {}
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn more_than_twenty_calls_in_flight_are_refused() {
+    let f = Fixture::new();
+    let d = f.start();
+    let mut c = d.root();
+    c.set_timeout(Duration::from_secs(30));
+    let started = Instant::now();
+    // A wrong password takes about a second: these stay in flight.
+    let ids: Vec<u64> = (0..25)
+        .map(|i| {
+            c.send_request("auth.login", vec![json!(format!("nobody{i}")), json!("x")])
+                .unwrap()
+        })
+        .collect();
+    let ping = c.send_request("core.ping", vec![]).unwrap();
+    let mut refused = 0;
+    let mut answered = 0;
+    for id in ids {
+        match c.wait_response(id) {
+            Ok(v) => {
+                assert_eq!(v, json!(false));
+                answered += 1;
+            }
+            Err(ClientError::Rpc(e)) => {
+                assert_eq!(e.code, -32000);
+                assert_eq!(
+                    e.message,
+                    "Maximum number of concurrent calls (20) has exceeded"
+                );
+                assert_eq!(e.data, None);
+                refused += 1;
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert!(refused >= 1, "nothing was refused");
+    assert_eq!(answered, 20);
+    // The calls ran concurrently: 20 one-second waits took far less than 20 s.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    // A ping sent while the connection was full is refused like any call.
+    assert!(matches!(c.wait_response(ping), Err(ClientError::Rpc(e)) if e.code == -32000));
+    assert_eq!(c.call("core.ping", vec![]).unwrap(), json!("pong"));
+}
+
+#[test]
+fn calls_complete_out_of_order() {
+    let f = Fixture::new();
+    let d = f.start();
+    let mut c = d.root();
+    let slow = c
+        .send_request("auth.login", vec![json!("nobody-x"), json!("x")])
+        .unwrap();
+    let fast = c.send_request("core.ping", vec![]).unwrap();
+    // Read raw: the fast answer comes first.
+    let first = loop {
+        if let Some(Frame::Text(t)) = c.read_raw().unwrap() {
+            break serde_json::from_str::<Value>(&t).unwrap();
+        }
+    };
+    assert_eq!(first["id"], json!(fast));
+    assert_eq!(first["result"], "pong");
+    let second = loop {
+        if let Some(Frame::Text(t)) = c.read_raw().unwrap() {
+            break serde_json::from_str::<Value>(&t).unwrap();
+        }
+    };
+    assert_eq!(second["id"], json!(slow));
+}
+
+#[test]
+fn notifications_run_but_are_not_answered() {
+    let f = Fixture::new();
+    let d = f.start();
+    let mut root = d.root();
+    // A notification that changes state: it runs, nothing comes back.
+    root.notify("auth.twofactor.update", vec![json!({"window": 3})])
+        .unwrap();
+    root.notify("no.such.method", vec![]).unwrap();
+    // Invalid without an id: ignored.
+    root.send_raw(r#"{"method":"core.ping"}"#).unwrap();
+    // Give the notification the time of a round trip through the blocking
+    // pool: wait for a change event instead of sleeping.
+    let sub = root
+        .call("core.subscribe", vec![json!("auth.twofactor")])
+        .unwrap();
+    assert!(sub.as_str().is_some_and(|s| !s.is_empty()));
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let w = root.call("auth.twofactor.config", vec![]).unwrap()["window"].clone();
+        if w == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the notification never ran");
+        let _ = root.next_notification(Duration::from_millis(100)).unwrap();
+    }
+    assert!(root.take_stray_answers().is_empty());
+}
+
+#[test]
+fn subscribers_receive_collection_update() {
+    let f = Fixture::new();
+    let d = f.start();
+    let mut watcher = d.root();
+    let mut other = d.root();
+    let sub = watcher
+        .call("core.subscribe", vec![json!("auth.twofactor")])
+        .unwrap();
+    let mut root = d.root();
+    let entry = root
+        .call(
+            "auth.twofactor.update",
+            vec![json!({"enabled": true, "otp_digits": 8})],
+        )
+        .unwrap();
+    let n = watcher
+        .next_notification(TIMEOUT)
+        .unwrap()
+        .expect("an event");
+    assert_eq!(
+        n,
+        json!({"jsonrpc": "2.0", "method": "collection_update",
+               "params": {"msg": "changed", "collection": "auth.twofactor", "id": 1, "fields": entry}})
+    );
+    // Key order as SPEC §5.5 writes it.
+    let text = n.to_string();
+    assert!(text.starts_with(r#"{"jsonrpc":"2.0","method":"collection_update","params":{"msg":"changed","collection":"auth.twofactor","id":1,"fields":{"id":1,"otp_digits":8,"#), "{text}");
+    // renew_secret is an event too.
+    assert_eq!(
+        root.call("auth.twofactor.renew_secret", vec![]).unwrap(),
+        json!(true)
+    );
+    let n = watcher
+        .next_notification(TIMEOUT)
+        .unwrap()
+        .expect("an event");
+    assert_ne!(n["params"]["fields"]["secret"], entry["secret"]);
+    // Not subscribed: nothing.
+    assert_eq!(
+        other.next_notification(Duration::from_millis(300)).unwrap(),
+        None
+    );
+    // Unsubscribed: nothing more.
+    assert_eq!(
+        watcher.call("core.unsubscribe", vec![sub]).unwrap(),
+        Value::Null
+    );
+    root.call("auth.twofactor.update", vec![json!({"window": 2})])
+        .unwrap();
+    assert_eq!(
+        watcher
+            .next_notification(Duration::from_millis(300))
+            .unwrap(),
+        None
+    );
+}
+
+#[test]
+fn get_methods_is_filtered_by_service_and_caller() {
+    let f = Fixture::new();
+    let d = f.start();
+    let mut root = d.root();
+    let all = root.call("core.get_methods", vec![]).unwrap();
+    let all = all.as_object().unwrap();
+    for m in [
+        "core.ping",
+        "auth.login_ex",
+        "auth.twofactor.config",
+        "auth.twofactor.update",
+        "audit.query",
+    ] {
+        assert!(all.contains_key(m), "{m}");
+    }
+    assert!(
+        !all.keys().any(|k| k.contains("pam_")),
+        "private methods are hidden"
+    );
+    let tf = root
+        .call("core.get_methods", vec![json!("auth.twofactor")])
+        .unwrap();
+    let tf = tf.as_object().unwrap();
+    assert!(!tf.is_empty());
+    assert!(
+        tf.keys().all(|k| k.starts_with("auth.twofactor.")),
+        "{:?}",
+        tf.keys()
+    );
+    let update = &tf["auth.twofactor.update"];
+    assert_eq!(update["no_auth_required"], false);
+    // The schema the daemon validates with: otp_digits 6..8.
+    let digits = &update["accepts"][0]["properties"]["otp_digits"];
+    assert_eq!(
+        (digits["minimum"].clone(), digits["maximum"].clone()),
+        (json!(6), json!(8))
+    );
+    let auth = root.call("core.get_methods", vec![json!("auth")]).unwrap();
+    assert!(
+        auth.as_object()
+            .unwrap()
+            .keys()
+            .all(|k| k.starts_with("auth.") && !k.starts_with("auth.twofactor."))
+    );
+    let services = root.call("core.get_services", vec![]).unwrap();
+    assert_eq!(services["auth.twofactor"]["type"], "config");
+    assert_eq!(
+        services["auth.twofactor"]["config"]["cli_namespace"],
+        "auth.two_factor"
+    );
+}
+
+#[test]
+fn sigterm_finishes_calls_in_flight_then_removes_the_socket() {
+    let f = Fixture::new();
+    let mut d = f.start();
+    let mut c = d.root();
+    let slow = c
+        .send_request("auth.login", vec![json!("nobody-x"), json!("x")])
+        .unwrap();
+    // The call is running once the blocking pool has it; the ping's
+    // answer tells the daemon has read the slow request.
+    assert_eq!(c.call("core.ping", vec![]).unwrap(), json!("pong"));
+    let status_thread = {
+        let pid = d.pid();
+        std::thread::spawn(move || {
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .unwrap()
+        })
+    };
+    assert!(status_thread.join().unwrap().success());
+    // The slow call still answers, then the server closes with 1001.
+    assert_eq!(c.wait_response(slow).unwrap(), json!(false));
+    let mut code = None;
+    while code.is_none() {
+        match c.read_raw() {
+            Ok(Some(Frame::Close { code: got, .. })) => code = Some(got),
+            Ok(Some(_)) => {}
+            other => panic!("expected close, got {other:?}"),
+        }
+    }
+    assert_eq!(code, Some(1001));
+    d.wait_for_line(" stopped", Duration::from_secs(20));
+    let status = d.wait_exit();
+    assert!(status.success(), "{status:?}");
+    assert!(!f.socket.exists(), "the socket file is removed");
+}
+
+#[test]
+fn http_paths() {
+    let f = Fixture::new();
+    let d = f.start();
+    let get = |path: &str| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(d.tcp_addr()).unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let versions = get("/api/versions");
+    assert!(versions.starts_with("HTTP/1.1 200"), "{versions}");
+    assert!(
+        versions
+            .to_ascii_lowercase()
+            .contains("content-type: application/json")
+    );
+    let body = versions.split("\r\n\r\n").nth(1).unwrap();
+    let list: Vec<String> = serde_json::from_str(body).unwrap();
+    assert!(list.contains(&"current".to_owned()));
+    assert!(get("/nope").starts_with("HTTP/1.1 404"));
+    assert!(get("/api/v1.0").starts_with("HTTP/1.1 404"));
+    // /api/current without an upgrade is refused, not served.
+    assert!(!get("/api/current").starts_with("HTTP/1.1 200"));
+    // Our client and any Host over the socket.
+    let mut c = Client::connect(&d.unix_url(), TIMEOUT).unwrap();
+    assert_eq!(c.call("core.ping", vec![]).unwrap(), json!("pong"));
+}
+
+#[test]
+fn start_up_errors_are_clear() {
+    let f = Fixture::new();
+    let _d = f.start();
+    // A second daemon on the same socket refuses to start.
+    let out = f.command().output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already listening on"), "{err}");
+    // An unknown configuration key is named.
+    let bad = f.dir.path().join("bad.toml");
+    std::fs::write(&bad, "isuer = \"x\"\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_twofactord"))
+        .arg("--config")
+        .arg(&bad)
+        .arg("--state-dir")
+        .arg(&f.state)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("isuer"), "{err}");
+}
