@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::harness::{Fixture, need, path_str, python};
+use crate::harness::{ADMIN, Fixture, Wrappers, enable, need, oathtool, path_str, python};
 
 const SCRIPT: &str = include_str!("../py/protocol.py");
 
@@ -44,5 +44,36 @@ fn python_client_checks_the_protocol() {
         path_str(&d.socket),
         "--tcp",
         d.tcp_addr(),
+    ]));
+}
+
+/// Issue 3's first acceptance item, with an independent client: over TCP,
+/// 207 before login; login_ex + login_ex_continue with an oathtool code;
+/// then the entry.
+#[test]
+fn python_client_logs_in_over_tcp_with_a_code() {
+    let Some(py) = need("python3 with websocket-client", python()) else {
+        return;
+    };
+    let Some(w) = need("pam_wrapper/nss_wrapper", Wrappers::find()) else {
+        return;
+    };
+    if need("oathtool", oathtool()).is_none() {
+        return;
+    }
+    let f = Fixture::new().with_accounts(&w);
+    let d = f.start();
+    let secret = enable(&mut d.root());
+    run(Command::new(py).arg(script(&f)).args([
+        "--mode",
+        "tcp-login",
+        "--tcp",
+        d.tcp_addr(),
+        "--user",
+        ADMIN.0,
+        "--password",
+        ADMIN.1,
+        "--secret",
+        &secret,
     ]));
 }

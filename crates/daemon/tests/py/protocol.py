@@ -268,10 +268,33 @@ def nonroot_mode(a):
         print("ok after login as %s" % a.user)
 
 
+def tcp_login_mode(a):
+    """SPEC §5.4 over TCP with nothing but websocket-client and oathtool."""
+    import subprocess
+    ws = tcp_ws(a.tcp)
+    before = call(ws, "auth.twofactor.config", id=1)
+    eq(before["error"]["code"], -32001, "config before login: code")
+    eq(before["error"]["data"]["error"], 207, "config before login: errno")
+    got = call(ws, "auth.login_ex", [{"mechanism": "PASSWORD_PLAIN", "username": a.user,
+                                      "password": a.password}], id=2)["result"]
+    eq(got, {"response_type": "OTP_REQUIRED", "username": a.user}, "password step")
+    code = subprocess.run(["oathtool", "--totp", "-b", a.secret], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    got = call(ws, "auth.login_ex_continue", [{"mechanism": "OTP_TOKEN", "otp_token": code}], id=3)["result"]
+    eq(got["response_type"], "SUCCESS", "code step")
+    eq(got["authenticator"], "LEVEL_1", "authenticator")
+    entry = call(ws, "auth.twofactor.config", id=4)["result"]
+    eq(list(entry), ["id", "otp_digits", "secret", "window", "interval", "services", "enabled"], "entry keys")
+    eq(entry["secret"], a.secret, "the entry after login")
+    eq(entry["enabled"], True, "enabled")
+    print("ok TCP: 207 before login, OTP_REQUIRED, SUCCESS with an oathtool code, then the entry")
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--mode", choices=["root", "nonroot"], required=True)
-    p.add_argument("--unix", required=True)
+    p.add_argument("--mode", choices=["root", "nonroot", "tcp-login"], required=True)
+    p.add_argument("--unix")
+    p.add_argument("--secret")
     p.add_argument("--tcp")
     p.add_argument("--user")
     p.add_argument("--password")
@@ -279,6 +302,8 @@ def main():
     started = time.monotonic()
     if a.mode == "root":
         root_mode(a)
+    elif a.mode == "tcp-login":
+        tcp_login_mode(a)
     else:
         nonroot_mode(a)
     print("all checks passed in %.1f s" % (time.monotonic() - started))
