@@ -43,7 +43,7 @@ impl Accounts for Users {
 }
 
 impl PasswordCheck for Users {
-    fn check(&self, user: &str, password: &str) -> bool {
+    fn check(&self, user: &str, password: &str, _: Option<&str>) -> bool {
         matches!(
             (user, password),
             ("admin", "adminpw") | ("alice", "alicepw")

@@ -36,7 +36,7 @@ impl Accounts for Users {
 }
 
 impl PasswordCheck for Users {
-    fn check(&self, user: &str, password: &str) -> bool {
+    fn check(&self, user: &str, password: &str, _: Option<&str>) -> bool {
         user == "alice" && password == "pw"
     }
 }

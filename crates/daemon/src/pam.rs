@@ -21,8 +21,8 @@ impl PamPasswords {
 }
 
 impl PasswordCheck for PamPasswords {
-    fn check(&self, user: &str, password: &str) -> bool {
-        match ffi::authenticate(&self.service, user, password) {
+    fn check(&self, user: &str, password: &str, rhost: Option<&str>) -> bool {
+        match ffi::authenticate(&self.service, user, password, rhost) {
             Ok(()) => true,
             Err(failure) => {
                 // Never the password; the user name is audited anyway.

@@ -44,7 +44,9 @@ pub trait Accounts: Send + Sync + std::fmt::Debug {
 
 /// Checks a password (PAM in production). Must not log the password.
 pub trait PasswordCheck: Send + Sync + std::fmt::Debug {
-    fn check(&self, user: &str, password: &str) -> bool;
+    /// `rhost` is the remote address of the login, when there is one (PAM
+    /// modules see it as `PAM_RHOST`).
+    fn check(&self, user: &str, password: &str, rhost: Option<&str>) -> bool;
 }
 
 /// No accounts and no passwords: everything is refused. The embedded CLI
@@ -62,7 +64,7 @@ impl Accounts for NoAccounts {
 }
 
 impl PasswordCheck for NoAccounts {
-    fn check(&self, _: &str, _: &str) -> bool {
+    fn check(&self, _: &str, _: &str, _: Option<&str>) -> bool {
         false
     }
 }

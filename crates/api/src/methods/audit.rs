@@ -70,6 +70,7 @@ fn query(api: &Api, _: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
 
 /// `2026-11-27T20:11:29.996Z`: readable in a table, sortable as text.
 fn rfc3339(at_ms: i64) -> String {
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(at_ms).unwrap_or(0));
+    let at =
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(at_ms).unwrap_or(0));
     humantime::format_rfc3339_millis(at).to_string()
 }

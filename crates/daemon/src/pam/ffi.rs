@@ -21,6 +21,7 @@ const PAM_PROMPT_ECHO_ON: c_int = 2;
 const PAM_ERROR_MSG: c_int = 3;
 const PAM_TEXT_INFO: c_int = 4;
 
+const PAM_RHOST: c_int = 4;
 const PAM_FAIL_DELAY: c_int = 10;
 const PAM_DISALLOW_NULL_AUTHTOK: c_int = 0x0001;
 const PAM_SILENT: c_int = 0x8000;
@@ -95,8 +96,14 @@ impl std::fmt::Display for PamFailure {
 }
 
 /// Runs `pam_authenticate` and then `pam_acct_mgmt` for `user` through
-/// `service`, answering password prompts with `password`.
-pub(crate) fn authenticate(service: &str, user: &str, password: &str) -> Result<(), PamFailure> {
+/// `service`, answering password prompts with `password`; `rhost` becomes
+/// `PAM_RHOST` (pam_access, pam_faillock and the logs use it).
+pub(crate) fn authenticate(
+    service: &str,
+    user: &str,
+    password: &str,
+    rhost: Option<&str>,
+) -> Result<(), PamFailure> {
     let fail = |step, message: &str| PamFailure {
         step,
         code: PAM_CONV_ERR,
@@ -105,6 +112,10 @@ pub(crate) fn authenticate(service: &str, user: &str, password: &str) -> Result<
     let service =
         CString::new(service).map_err(|_| fail("pam_start", "NUL in the service name"))?;
     let user_c = CString::new(user).map_err(|_| fail("pam_start", "NUL in the user name"))?;
+    let rhost = rhost
+        .map(CString::new)
+        .transpose()
+        .map_err(|_| fail("pam_set_item", "NUL in the remote host"))?;
     if password.as_bytes().contains(&0) {
         return Err(fail("pam_authenticate", "NUL in the password"));
     }
@@ -136,6 +147,10 @@ pub(crate) fn authenticate(service: &str, user: &str, password: &str) -> Result<
     let delay: DelayFn = no_delay;
     // SAFETY: `handle` is live; PAM_FAIL_DELAY takes a function pointer.
     unsafe { pam_set_item(handle, PAM_FAIL_DELAY, delay as *const c_void) };
+    if let Some(rhost) = &rhost {
+        // SAFETY: `handle` is live; PAM copies the string.
+        unsafe { pam_set_item(handle, PAM_RHOST, rhost.as_ptr().cast()) };
+    }
 
     let flags = PAM_SILENT | PAM_DISALLOW_NULL_AUTHTOK;
     // SAFETY: `handle` is live until pam_end.

@@ -257,3 +257,42 @@ fn logins_with_codes_replay_and_lockout() {
     let mut c = d.tcp();
     assert_eq!(login(&mut c, ADMIN)["response_type"], "SUCCESS");
 }
+
+/// The TCP peer's address reaches PAM as `PAM_RHOST`: pam_access refuses a
+/// login from 127.0.0.1 when its table says so, and allows it when the
+/// table names another address.
+#[test]
+fn the_remote_address_reaches_pam_as_rhost() {
+    let pam_access = std::path::Path::new("/lib/x86_64-linux-gnu/security/pam_access.so");
+    let Some(w) = need("pam_wrapper/nss_wrapper", Wrappers::find()) else {
+        return;
+    };
+    if need(
+        "pam_access.so (libpam-modules)",
+        if pam_access.exists() {
+            Ok(())
+        } else {
+            Err("pam_access.so not found".into())
+        },
+    )
+    .is_none()
+    {
+        return;
+    }
+    for (denied, want) in [("127.0.0.1", "AUTH_ERR"), ("192.0.2.1", "SUCCESS")] {
+        let f = Fixture::new().with_accounts(&w);
+        let service = f.dir.path().join("pam.d/twofactord");
+        let table = f.dir.path().join("access.conf");
+        std::fs::write(&table, format!("-:ALL:{denied}\n+:ALL:ALL\n")).expect("access.conf");
+        let mut text = std::fs::read_to_string(&service).expect("service file");
+        text.push_str(&format!(
+            "account required {} accessfile={}\n",
+            pam_access.display(),
+            table.display()
+        ));
+        std::fs::write(&service, text).expect("service file");
+        let d = f.start();
+        let got = login(&mut d.tcp(), ADMIN);
+        assert_eq!(got["response_type"], want, "denied {denied}: {got}");
+    }
+}
