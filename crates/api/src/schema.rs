@@ -40,6 +40,9 @@ pub struct Field {
     pub default: Option<Value>,
     /// A missing required parameter is "attribute required".
     pub required: bool,
+    /// Changing this field makes every provisioned authenticator app
+    /// produce wrong codes (described as `x-reprovision` for clients).
+    pub reprovision: bool,
 }
 
 impl Field {
@@ -50,7 +53,14 @@ impl Field {
             description,
             default: None,
             required: false,
+            reprovision: false,
         }
+    }
+
+    /// Marks a field whose change requires provisioning apps again.
+    pub fn reprovision(mut self) -> Self {
+        self.reprovision = true;
+        self
     }
 
     pub fn default(mut self, value: Value) -> Self {
@@ -199,6 +209,9 @@ impl Field {
                 obj.insert("default".into(), d.clone());
             }
             obj.insert("_required_".into(), json!(self.required));
+            if self.reprovision {
+                obj.insert("x-reprovision".into(), json!(true));
+            }
         }
         v
     }

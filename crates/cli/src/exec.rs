@@ -291,7 +291,10 @@ impl Engine {
     /// The entry before an update that may change how codes are made.
     fn before_update(&mut self, command: &Command, params: &[Value]) -> Option<Value> {
         let changes = params.first()?.as_object()?;
-        if !REPROVISION_KEYS.iter().any(|k| changes.contains_key(*k)) {
+        if !reprovision_keys(command)
+            .iter()
+            .any(|k| changes.contains_key(*k))
+        {
             return None;
         }
         self.backend
@@ -300,13 +303,23 @@ impl Engine {
     }
 }
 
-/// Keys of the 2FA entry whose change makes every provisioned app produce
-/// wrong codes (SPEC §3: "apps must be provisioned again; the CLI says so").
-const REPROVISION_KEYS: &[&str] = &["otp_digits", "interval"];
+/// Keys whose change makes every provisioned app produce wrong codes
+/// (SPEC §3: "apps must be provisioned again; the CLI says so"): the API
+/// marks them `x-reprovision` in the update's schema.
+fn reprovision_keys(command: &Command) -> Vec<&str> {
+    let Some(props) = command.accepts.first().and_then(crate::schema::properties) else {
+        return Vec::new();
+    };
+    props
+        .iter()
+        .filter(|(_, s)| s.get("x-reprovision").and_then(Value::as_bool) == Some(true))
+        .map(|(k, _)| k.as_str())
+        .collect()
+}
 
 fn reprovision_note(command: &Command, before: &Value, after: &Value) -> Option<String> {
     after.get("secret").and_then(Value::as_str)?;
-    let changed: Vec<String> = REPROVISION_KEYS
+    let changed: Vec<String> = reprovision_keys(command)
         .iter()
         .filter(|k| before.get(**k).is_some() && before.get(**k) != after.get(**k))
         .map(|k| format!("{k} {} -> {}", before[*k], after[*k]))

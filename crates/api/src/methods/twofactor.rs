@@ -102,7 +102,8 @@ pub(super) fn methods() -> Vec<Method> {
                     Schema::Object(vec![
                         Field::new("enabled", Schema::Bool, "Turn two-factor authentication on or off"),
                         Field::new("otp_digits", int(Digits::MIN, Digits::MAX), "Digits in a code")
-                            .default(json!(Digits::DEFAULT.get())),
+                            .default(json!(Digits::DEFAULT.get()))
+                            .reprovision(),
                         Field::new(
                             "window",
                             int(Window::MIN, Window::MAX),
@@ -110,7 +111,8 @@ pub(super) fn methods() -> Vec<Method> {
                         )
                         .default(json!(Window::DEFAULT.get())),
                         Field::new("interval", int(Interval::MIN, Interval::MAX), "Seconds each code lives")
-                            .default(json!(Interval::DEFAULT.get())),
+                            .default(json!(Interval::DEFAULT.get()))
+                            .reprovision(),
                         Field::new("services", services_schema(), "Services that also require a code"),
                     ]),
                     "The settings to change",
