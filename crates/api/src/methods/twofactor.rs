@@ -74,6 +74,11 @@ pub(crate) fn entry_json(e: &Entry) -> Value {
 
 pub(super) fn methods() -> Vec<Method> {
     let base = Method::base(Access::Admin, false);
+    // The PAM module's methods: root over the Unix socket, never listed.
+    let pam_base = Method {
+        private: true,
+        ..Method::base(Access::RootLocal, true)
+    };
     vec![
         Method {
             name: "auth.twofactor.config",
@@ -162,9 +167,6 @@ pub(super) fn methods() -> Vec<Method> {
         Method {
             name: "auth.twofactor.pam_required",
             description: "Whether a PAM login of this user through this PAM service needs a code.",
-            access: Access::RootLocal,
-            private: true,
-            cli_private: true,
             accepts: vec![
                 Field::new("username", Schema::Str { nullable: false }, "").required(),
                 Field::new("pam_service", Schema::Str { nullable: false }, "").required(),
@@ -174,15 +176,12 @@ pub(super) fn methods() -> Vec<Method> {
                 let service = arg(&args, 1).as_str().unwrap_or_default();
                 Ok(json!(pam_counts_as_ssh(api, service) && api.twofactor().code_required(true)?))
             },
-            ..base.clone()
+            ..pam_base.clone()
         },
         Method {
             name: "auth.twofactor.pam_check",
             description: "Checks a code typed at a PAM prompt: accepted, wrong, replayed, \
                           locked_out or not_required.",
-            access: Access::RootLocal,
-            private: true,
-            cli_private: true,
             accepts: vec![
                 Field::new("username", Schema::Str { nullable: false }, "").required(),
                 Field::new("pam_service", Schema::Str { nullable: false }, "").required(),
@@ -191,7 +190,7 @@ pub(super) fn methods() -> Vec<Method> {
             ],
             returns: Schema::Any,
             handler: pam_check,
-            ..base
+            ..pam_base
         },
     ]
 }
