@@ -21,7 +21,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use otp::{Digits, Interval, Secret, Window};
-use rusqlite::{Connection, OptionalExtension, ToSql, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, TransactionBehavior, params};
 
 use crate::{
     AuditEntry, AuditQuery, AuditRecord, KeyFile, LimiterState, Result, SecretId, SecretRecord,
@@ -148,13 +148,24 @@ fn u32_from_sql(name: &str, value: i64) -> Result<u32> {
 /// The SQLite store on one state directory.
 pub struct SqliteStore {
     state_dir: PathBuf,
+    key: KeyFile,
+    /// The connection every transaction (and every write) goes through.
     inner: Mutex<Inner>,
+    /// A second, read-only connection for [`Store::read`], so that reads
+    /// of the entry never wait behind a write's fsync (WAL readers do not
+    /// block on the writer).
+    reader: Mutex<Reader>,
 }
 
 struct Inner {
     conn: Connection,
-    key: KeyFile,
-    /// The entry as of `PRAGMA data_version` = `.0`, when known.
+}
+
+struct Reader {
+    conn: Connection,
+    /// The entry as of `PRAGMA data_version` = `.0` on this connection,
+    /// which moves whenever any other connection (the writer included)
+    /// commits.
     cache: Option<(i64, SystemEntry)>,
 }
 
@@ -188,12 +199,19 @@ impl SqliteStore {
         configure(&conn)?;
         migrate(&mut conn)?;
         let key = setup_key(&mut conn, &state_dir.join(Self::KEY_FILE))?;
+        let reader = Connection::open_with_flags(
+            &db_path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .db()?;
+        reader.busy_timeout(Duration::from_secs(5)).db()?;
 
         Ok(Self {
             state_dir: state_dir.to_owned(),
-            inner: Mutex::new(Inner {
-                conn,
-                key,
+            key,
+            inner: Mutex::new(Inner { conn }),
+            reader: Mutex::new(Reader {
+                conn: reader,
                 cache: None,
             }),
         })
@@ -204,16 +222,31 @@ impl SqliteStore {
         &self.state_dir
     }
 
-    /// The connection, recovering from a poisoned lock: a panic inside a
-    /// transaction body has already rolled the transaction back (the
-    /// transaction guard's drop), so the state is whole; the cache is
-    /// dropped to be safe.
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        match self.inner.lock() {
+    /// The read connection, recovering from a poisoned lock (the cache is
+    /// dropped to be safe).
+    fn lock_reader(&self) -> MutexGuard<'_, Reader> {
+        match self.reader.lock() {
             Ok(guard) => guard,
             Err(poisoned) => {
                 let mut guard = poisoned.into_inner();
                 guard.cache = None;
+                if !guard.conn.is_autocommit() {
+                    let _ = guard.conn.execute_batch("ROLLBACK");
+                }
+                self.reader.clear_poison();
+                guard
+            }
+        }
+    }
+
+    /// The connection, recovering from a poisoned lock: a panic inside a
+    /// transaction body has already rolled the transaction back (the
+    /// transaction guard's drop), so the state is whole.
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        match self.inner.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => {
+                let guard = poisoned.into_inner();
                 if !guard.conn.is_autocommit() {
                     // Best effort; BEGIN reports the problem if this fails.
                     let _ = guard.conn.execute_batch("ROLLBACK");
@@ -659,38 +692,40 @@ impl Tx for SqliteTx<'_> {
 
 impl Store for SqliteStore {
     fn read(&self) -> Result<SystemEntry> {
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        let version: i64 = inner
+        let mut guard = self.lock_reader();
+        let reader = &mut *guard;
+        let version: i64 = reader
             .conn
             .prepare_cached("PRAGMA data_version")
             .db()?
             .query_row([], |r| r.get(0))
             .db()?;
-        if let Some((seen, entry)) = &inner.cache
+        if let Some((seen, entry)) = &reader.cache
             && *seen == version
         {
             return Ok(entry.clone());
         }
-        // Read after the version: a commit in between makes the cache newer
-        // than its label, which only costs one more reload.
-        let entry = load_entry(&inner.conn, &inner.key)?;
-        inner.cache = Some((version, entry.clone()));
+        // One read transaction, so the settings and the secret they point at
+        // come from one snapshot. Read after the version: a commit in
+        // between makes the cache newer than its label, which only costs
+        // one more reload.
+        let tx = reader.conn.unchecked_transaction().db()?;
+        let entry = load_entry(&tx, &self.key)?;
+        tx.commit().db()?;
+        reader.cache = Some((version, entry.clone()));
         Ok(entry)
     }
 
     fn transact_dyn(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
         let mut guard = self.lock();
         let inner = &mut *guard;
-        // Own commits do not move `data_version`; forget the cache instead.
-        inner.cache = None;
         let tx = inner
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .db()?;
         let outcome = f(&mut SqliteTx {
             conn: &tx,
-            key: &inner.key,
+            key: &self.key,
         });
         match outcome {
             Ok(()) => tx.commit().db(),
@@ -917,24 +952,64 @@ mod tests {
     fn read_is_served_from_the_cache_until_data_version_moves() {
         let (dir, store) = open_fresh();
         assert!(!store.read().unwrap().settings.enabled);
-        // A write on the store's own connection behind the cache's back
-        // does not move data_version: the cache still answers.
+        // Plant a marker in the cache under the current version: reads are
+        // served from it while nobody commits.
+        let mut marked = store.read().unwrap();
+        marked.settings.ssh = true;
+        {
+            let mut r = store.lock_reader();
+            let version = r.cache.as_ref().map(|(v, _)| *v).unwrap();
+            r.cache = Some((version, marked));
+        }
+        assert!(store.read().unwrap().settings.ssh, "served from the cache");
+        // A commit on the store's own write connection moves the reader's
+        // data_version: read-your-writes holds.
         store
             .lock()
             .conn
             .execute("UPDATE twofactor_config SET enabled = 1", [])
             .unwrap();
-        assert!(
-            !store.read().unwrap().settings.enabled,
-            "served from the cache"
-        );
-        // A commit by another connection moves it.
+        let entry = store.read().unwrap();
+        assert!(entry.settings.enabled && !entry.settings.ssh, "reloaded");
+        // So does a commit by another connection.
         let other = Connection::open(dir.path().join("state").join(SqliteStore::DB_FILE)).unwrap();
         other
             .execute("UPDATE twofactor_config SET services_ssh = 1", [])
             .unwrap();
         let entry = store.read().unwrap();
         assert!(entry.settings.enabled && entry.settings.ssh);
+    }
+
+    #[test]
+    fn reads_do_not_wait_for_a_write_in_progress() {
+        let (_dir, store) = open_fresh();
+        let store = std::sync::Arc::new(store);
+        let before = store.read().unwrap();
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let writer = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                transact(&*store, |tx| {
+                    tx.put_settings(&Settings {
+                        enabled: true,
+                        ..Settings::default()
+                    })?;
+                    started_tx.send(()).unwrap();
+                    // Hold the write transaction open until the reader is done.
+                    release_rx.recv().unwrap();
+                    Ok(())
+                })
+                .unwrap();
+            })
+        };
+        started_rx.recv().unwrap();
+        // The writer holds its lock and an open transaction: a read still
+        // answers, with the last committed state.
+        assert_eq!(store.read().unwrap(), before);
+        release_tx.send(()).unwrap();
+        writer.join().unwrap();
+        assert!(store.read().unwrap().settings.enabled);
     }
 
     #[test]
