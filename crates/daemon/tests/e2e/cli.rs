@@ -1,0 +1,99 @@
+//! `tfa` against a real `twofactord`: issue 3's acceptance through the
+//! README's own client. The CLI is built here (an integration test of this
+//! crate cannot name another package's binary).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use crate::harness::{Fixture, path_str};
+
+/// `target/<profile>/tfa`, built once per test binary.
+fn tfa_binary() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let profile = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().and_then(Path::parent).map(Path::to_path_buf))
+            .expect("test binary in target/<profile>/deps");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-q", "-p", "cli", "--bin", "tfa"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if profile.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let out = cmd.output().expect("run cargo build");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        profile.join("tfa")
+    })
+    .clone()
+}
+
+fn tfa(url: &str, line: &[&str]) -> Output {
+    Command::new(tfa_binary())
+        .arg("--url")
+        .arg(url)
+        .args(line)
+        .output()
+        .expect("run tfa")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn tfa_through_the_daemon_shows_the_seed_table_and_the_lockout() {
+    let f = Fixture::new();
+    let d = f.start();
+    let url = format!("ws+unix://{}", path_str(&d.socket));
+    let golden = include_str!("../../../cli/tests/golden/config_default.txt");
+    let out = tfa(&url, &["auth", "two_factor", "config"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), golden);
+
+    let out = tfa(&url, &["auth", "two_factor", "update", "enabled=true"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let entry = d
+        .root()
+        .call("auth.twofactor.config", vec![])
+        .expect("config");
+    let secret = entry["secret"].as_str().expect("secret").to_owned();
+    let right = crate::harness::totp(&secret, 6, 30, 0);
+    let wrong = crate::harness::wrong_code(&secret);
+    for i in 0..5 {
+        let out = tfa(
+            &url,
+            &["auth", "two_factor", "verify", &format!("token={wrong}")],
+        );
+        assert_eq!(text(&out.stdout), "false\n", "wrong code {i}");
+    }
+    let out = tfa(
+        &url,
+        &["auth", "two_factor", "verify", &format!("token={right}")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("Error: Too many failed attempts; try again in ")
+            && err.trim_end().ends_with(" seconds"),
+        "{err}"
+    );
+    let out = tfa(&url, &["audit", "query"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert_eq!(table.matches("| wrong ").count(), 5, "{table}");
+    assert!(
+        table.contains("otp.lockout") && table.contains("locked_out"),
+        "{table}"
+    );
+    assert!(
+        !table.contains(&secret) && !table.contains(&right),
+        "no secret or code in the audit"
+    );
+}
