@@ -203,10 +203,12 @@ pub(crate) fn authorize(session: &Session, method: &Method) -> Result<(), ApiErr
             Err(ApiError::not_authorized())
         };
     }
-    let Some(user) = session.user() else {
+    // Read the flag under the lock: no copy of the account on the hot path.
+    let admin = session.state().user.as_ref().map(|u| u.admin);
+    let Some(admin) = admin else {
         return Err(ApiError::not_authenticated());
     };
-    if method.access == Access::Admin && !user.admin {
+    if method.access == Access::Admin && !admin {
         return Err(ApiError::not_authorized());
     }
     Ok(())
