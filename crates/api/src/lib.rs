@@ -41,6 +41,17 @@ impl Event {
 
 type Listener = Box<dyn Fn(&Event) + Send + Sync>;
 
+thread_local! {
+    /// How long the answer of the call running on this thread must wait
+    /// (handlers run synchronously on the caller's thread).
+    static ANSWER_DELAY: std::cell::Cell<Duration> = const { std::cell::Cell::new(Duration::ZERO) };
+}
+
+/// Asks that the current call's answer wait at least `delay`.
+pub(crate) fn delay_answer(delay: Duration) {
+    ANSWER_DELAY.with(|d| d.set(d.get().max(delay)));
+}
+
 /// Settings of the API layer itself.
 #[derive(Debug, Clone)]
 pub struct ApiOptions {
@@ -171,8 +182,36 @@ impl Api {
         registry::authorize(session, method).is_ok()
     }
 
-    /// Calls `method` with positional `params` on behalf of `session`.
+    /// Calls `method` with positional `params` on behalf of `session`,
+    /// waiting out any answer delay (a wrong password) on this thread.
     pub fn call(
+        &self,
+        session: &Session,
+        method: &str,
+        params: Vec<Value>,
+    ) -> Result<Value, ApiError> {
+        let (result, delay) = self.call_deferred(session, method, params);
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
+        result
+    }
+
+    /// Like [`Api::call`], but returns the delay to keep before answering
+    /// instead of sleeping: a transport can wait without holding a thread,
+    /// so slow wrong-password answers cannot exhaust its worker pool.
+    pub fn call_deferred(
+        &self,
+        session: &Session,
+        method: &str,
+        params: Vec<Value>,
+    ) -> (Result<Value, ApiError>, Duration) {
+        ANSWER_DELAY.with(|d| d.set(Duration::ZERO));
+        let result = self.dispatch(session, method, params);
+        (result, ANSWER_DELAY.with(|d| d.replace(Duration::ZERO)))
+    }
+
+    fn dispatch(
         &self,
         session: &Session,
         method: &str,

@@ -612,3 +612,44 @@ fn pam_methods_follow_enabled_ssh_and_the_service_list() {
     assert_eq!(audit[0]["origin"], "pam:rhost=192.0.2.7");
     assert_eq!(audit[0]["user"], "alice");
 }
+
+#[test]
+fn a_wrong_password_asks_for_an_answer_delay_instead_of_sleeping() {
+    let dir = tempfile::tempdir().unwrap();
+    let tf = TwoFactor::new(
+        Arc::new(store::SqliteStore::open(dir.path()).unwrap()),
+        Arc::new(ManualClock::at_secs(1_750_000_000)),
+        Arc::new(OsRandom),
+        Labels {
+            issuer: "i".into(),
+            product: "p".into(),
+            hostname: "h".into(),
+        },
+        RateLimits::default(),
+    );
+    // An hour: a sleeping implementation would hang this test.
+    let hour = Duration::from_secs(3600);
+    let options = ApiOptions {
+        failed_login_delay: hour,
+        ..ApiOptions::default()
+    };
+    let api = Api::new(tf, Arc::new(Users), Arc::new(Users), options);
+    let s = tcp();
+    let login = |pw: &str| {
+        api.call_deferred(
+            &s,
+            "auth.login_ex",
+            vec![json!({"mechanism": "PASSWORD_PLAIN", "username": "admin", "password": pw})],
+        )
+    };
+    let (r, delay) = login("wrong");
+    assert_eq!(r.unwrap(), json!({"response_type": "AUTH_ERR"}));
+    assert_eq!(delay, hour);
+    let (r, delay) = login("adminpw");
+    assert_eq!(r.unwrap()["response_type"], "SUCCESS");
+    assert_eq!(
+        delay,
+        Duration::ZERO,
+        "the delay does not leak into the next call"
+    );
+}

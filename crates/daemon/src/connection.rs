@@ -43,10 +43,17 @@ fn runs_inline(api: &Api, method: &str) -> bool {
     api.method(method).is_none_or(|m| m.inline)
 }
 
-/// Runs one call; the response text, or `None` for a notification.
-fn execute(api: &Api, session: &Session, request: Request) -> Option<String> {
+/// Runs one call; the response text (or `None` for a notification) and how
+/// long to wait before sending it.
+fn execute(api: &Api, session: &Session, request: Request) -> (Option<String>, Duration) {
     let Request { id, method, params } = request;
-    let outcome = catch_unwind(AssertUnwindSafe(|| api.call(session, &method, params)));
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        api.call_deferred(session, &method, params)
+    }));
+    let (outcome, delay) = match outcome {
+        Ok((result, delay)) => (Ok(result), delay),
+        Err(panic) => (Err(panic), Duration::ZERO),
+    };
     let response = match outcome {
         Ok(Ok(result)) => {
             tracing::debug!(method, "call answered");
@@ -63,7 +70,7 @@ fn execute(api: &Api, session: &Session, request: Request) -> Option<String> {
             id.map(|id| wire::response_error(&id, &RpcError::internal()))
         }
     };
-    response.map(|v| v.to_string())
+    (response.map(|v| v.to_string()), delay)
 }
 
 /// Why the read loop ended.
@@ -179,7 +186,8 @@ pub async fn run(app: Arc<App>, peer: Peer, mut socket: WebSocket) {
                     continue;
                 }
                 if runs_inline(&app.api, &request.method) {
-                    if let Some(reply) = execute(&app.api, &session, request)
+                    // Inline methods never ask for an answer delay.
+                    if let (Some(reply), _) = execute(&app.api, &session, request)
                         && socket.send(Message::Text(reply.into())).await.is_err()
                     {
                         break End::Gone;
@@ -187,8 +195,17 @@ pub async fn run(app: Arc<App>, peer: Peer, mut socket: WebSocket) {
                 } else {
                     in_flight += 1;
                     let (api, session, done) = (app.api.clone(), session.clone(), done_tx.clone());
-                    tokio::task::spawn_blocking(move || {
-                        let _ = done.send(execute(&api, &session, request));
+                    tokio::spawn(async move {
+                        let ran =
+                            tokio::task::spawn_blocking(move || execute(&api, &session, request))
+                                .await;
+                        let (reply, delay) = ran.unwrap_or((None, Duration::ZERO));
+                        // A wrong password's delay is waited out here, on a
+                        // timer, not on a blocking-pool thread.
+                        if !delay.is_zero() {
+                            tokio::time::sleep(delay).await;
+                        }
+                        let _ = done.send(reply);
                     });
                 }
             }

@@ -197,7 +197,7 @@ fn check_password(
             caller.user = Some(user.to_owned());
             api.twofactor()
                 .record(&caller, "auth.login", "wrong_password", None)?;
-            std::thread::sleep(api.inner.options.failed_login_delay);
+            crate::delay_answer(api.inner.options.failed_login_delay);
             Ok(None)
         }
     }

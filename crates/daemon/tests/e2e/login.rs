@@ -296,3 +296,52 @@ fn the_remote_address_reaches_pam_as_rhost() {
         assert_eq!(got["response_type"], want, "denied {denied}: {got}");
     }
 }
+
+/// Wrong passwords are answered after a delay that is waited out on a
+/// timer, not on a blocking-pool thread: with more slow wrong-password
+/// logins in flight than the pool has threads, an `update` on another
+/// connection is answered before any of them.
+#[test]
+fn slow_wrong_passwords_do_not_starve_other_calls() {
+    let Some((_f, d)) = setup() else {
+        return;
+    };
+    // 4 connections x 20 calls = 80 in flight, above the daemon's 64
+    // blocking threads.
+    let mut attackers: Vec<(Client, Vec<u64>)> = (0..4)
+        .map(|_| {
+            let mut c = d.tcp();
+            let ids = (0..20)
+                .map(|_| {
+                    c.send_request(
+                        "auth.login_ex",
+                        vec![json!({"mechanism": "PASSWORD_PLAIN", "username": ADMIN.0, "password": "wrong"})],
+                    )
+                    .expect("send")
+                })
+                .collect();
+            (c, ids)
+        })
+        .collect();
+    let mut root = d.root();
+    let entry = root
+        .call("auth.twofactor.update", vec![json!({"window": 2})])
+        .expect("update answers");
+    assert_eq!(entry["window"], 2);
+    // None of the logins may have been answered before the update (they
+    // wait about a second each, all at once): nothing is readable yet.
+    for (c, _) in &mut attackers {
+        c.set_timeout(Duration::from_millis(1));
+        match c.read_raw() {
+            Ok(None) => {} // nothing within the time-out
+            other => panic!("a login was answered before the update: {other:?}"),
+        }
+        c.set_timeout(Duration::from_secs(10));
+    }
+    for (c, ids) in &mut attackers {
+        for id in ids.iter() {
+            let got = c.wait_response(*id).expect("login answer");
+            assert_eq!(got, json!({"response_type": "AUTH_ERR"}));
+        }
+    }
+}
