@@ -3,6 +3,8 @@
 //! object, and errno names. Tiny on purpose: the daemon, the CLI and the PAM
 //! module's client all share it, and none of them should pull in more.
 
+#[cfg(feature = "proptest")]
+pub mod arbitrary;
 mod envelope;
 mod errno;
 mod error;
