@@ -271,7 +271,7 @@ impl Client {
         };
         let (stream, request, host) = match &target {
             Target::Unix(path) => {
-                let s = UnixStream::connect(path).map_err(|e| failed(e.to_string()))?;
+                let s = connect_unix(path, timeout).map_err(|e| failed(e.to_string()))?;
                 (Stream::Unix(s), format!("ws://localhost{API_PATH}"), None)
             }
             Target::Tcp { host, port, path } => {
@@ -546,6 +546,38 @@ fn answer_to_result(mut answer: Value) -> Result<Value, ClientError> {
         None => Err(ClientError::Protocol(
             "a response with neither result nor error".into(),
         )),
+    }
+}
+
+/// Connects a Unix socket within `timeout`. `UnixStream::connect` blocks
+/// for as long as the listener's backlog is full (a frozen daemon), which in
+/// the PAM module would hold an sshd login until its grace time; here a
+/// non-blocking connect is retried until the deadline instead.
+fn connect_unix(path: &std::path::Path, timeout: Duration) -> io::Result<UnixStream> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let deadline = Instant::now() + timeout;
+    let addr = SockAddr::unix(path)?;
+    loop {
+        let socket = Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None)?;
+        socket.set_nonblocking(true)?;
+        match socket.connect(&addr) {
+            Ok(()) => {
+                socket.set_nonblocking(false)?;
+                return Ok(socket.into());
+            }
+            // A full backlog: EAGAIN at once for AF_UNIX. Try again shortly.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the daemon's socket accepts no connection (backlog full)",
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(5).min(deadline - now));
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 

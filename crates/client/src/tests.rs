@@ -209,3 +209,25 @@ fn tcp_and_connect_errors() {
         Err(ClientError::Connect { .. })
     ));
 }
+
+/// A listener that never accepts (a frozen daemon): once its backlog is
+/// full, connecting fails within the time-out instead of blocking.
+#[test]
+fn a_full_backlog_fails_within_the_time_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("frozen.sock");
+    let _listener = UnixListener::bind(&path).expect("bind");
+    let limit = Duration::from_millis(200);
+    let mut held = Vec::new();
+    let failure = loop {
+        assert!(held.len() < 5000, "the backlog never filled");
+        let started = std::time::Instant::now();
+        match connect_unix(&path, limit) {
+            Ok(s) => held.push(s),
+            Err(e) => break (e, started.elapsed()),
+        }
+    };
+    let (error, took) = failure;
+    assert_eq!(error.kind(), io::ErrorKind::TimedOut, "{error}");
+    assert!(took >= limit && took < limit * 5, "took {took:?}");
+}
