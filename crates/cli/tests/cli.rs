@@ -5,6 +5,8 @@
 //! tools instead: python3 pyotp, oathtool, zbarimg. A missing tool fails the
 //! test with a clear message unless `TFA_SKIP_EXTERNAL=1`.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -302,14 +304,7 @@ fn codes_from_oathtool_are_accepted_once() {
     if !external("oathtool", &["--version"]) {
         return;
     }
-    let out = Command::new("oathtool")
-        .args(["--totp", "-b", &secret])
-        .output()
-        .expect("oathtool");
-    let code = String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_owned();
+    let code = common::oathtool_totp(&secret);
     assert_eq!(code.len(), 6);
     // window=1 (set by enable()) keeps a step boundary from flaking this.
     assert_eq!(t.tf(&format!("verify token={code}")).ok(), "true\n");

@@ -3,6 +3,8 @@
 //! through the `client` crate: `--url ws+unix://`, the default socket named
 //! by the configuration file, and `--user` logins with password and code.
 
+mod common;
+
 use std::io::Write;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -250,14 +252,7 @@ fn users_log_in_with_password_and_code() {
         .status()
         .is_ok_and(|s| s.success())
     {
-        let out = Command::new("oathtool")
-            .args(["--totp", "-b", &secret])
-            .output()
-            .expect("oathtool");
-        let code = String::from_utf8(out.stdout)
-            .expect("utf-8")
-            .trim()
-            .to_owned();
+        let code = common::oathtool_totp(&secret);
         let (status, out, err) = d.tfa(&args, &[("TFA_PASSWORD", "pw"), ("TFA_OTP", &code)]);
         assert_eq!((status, err), (0, String::new()));
         assert!(out.contains(&secret), "{out}");

@@ -14,17 +14,11 @@ fn the_module_exports_the_pam_entry_points() {
     if !have_tools("exports test", &[Tool::Nm]) {
         return;
     }
-    let out = Command::new("nm")
-        .args(["-D", "--defined-only"])
-        .arg(common::module())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = stdout_of(
+        Command::new("nm")
+            .args(["-D", "--defined-only"])
+            .arg(common::module()),
     );
-    let text = String::from_utf8(out.stdout).unwrap();
     let exported: Vec<&str> = text
         .lines()
         .filter_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
@@ -46,19 +40,13 @@ fn the_module_exports_the_pam_entry_points() {
 #[test]
 fn the_module_links_no_async_runtime_and_no_openssl() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args([
-            "tree", "-p", "pam", "-e", "normal", "--prefix", "none", "--quiet",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let tree = stdout_of(
+        Command::new(cargo)
+            .args([
+                "tree", "-p", "pam", "-e", "normal", "--prefix", "none", "--quiet",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR")),
     );
-    let tree = String::from_utf8(out.stdout).unwrap();
     assert!(
         tree.lines().any(|l| l.starts_with("client ")),
         "cargo tree lists the client:\n{tree}"
@@ -73,4 +61,15 @@ fn the_module_links_no_async_runtime_and_no_openssl() {
             "the PAM module must not link {name}:\n{tree}"
         );
     }
+}
+
+/// Runs `cmd`, which must succeed, and returns its standard output.
+fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }

@@ -133,16 +133,7 @@ impl Sshd {
         .unwrap();
 
         let key = dir.join("ssh_host_ed25519_key");
-        let out = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&key)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ssh-keygen: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        keygen(&key);
 
         let port = free_port();
         let config = dir.join("sshd_config");
@@ -375,16 +366,7 @@ fn ssh_key_then_code() {
     let sshd = Sshd::start(dir.path(), &pam, "publickey,keyboard-interactive");
 
     let key = dir.path().join("id_ed25519");
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ssh-keygen: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    keygen(&key);
     let ssh_dir = dir.path().join("home/.ssh");
     std::fs::create_dir_all(&ssh_dir).unwrap();
     std::fs::copy(key.with_extension("pub"), ssh_dir.join("authorized_keys")).unwrap();
@@ -412,4 +394,18 @@ fn ssh_key_then_code() {
     // Without the key, the code alone is not enough.
     let r = sshd.login(dir.path(), &entry.code_at(1));
     assert_eq!(r["authenticated"], false, "{r:#}");
+}
+
+/// A passphrase-less ed25519 key pair at `key` (and `key`.pub).
+fn keygen(key: &Path) {
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ssh-keygen: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
