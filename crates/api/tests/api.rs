@@ -232,7 +232,10 @@ fn call_errors_are_truenas_shaped() {
             json!({"code": -32001, "message": "Method call error", "data": {
                 "error": 14, "errname": "EFAULT",
                 "reason": "[EFAULT] Please enable Two Factor Authentication first.",
-                "trace": null, "extra": null}}),
+                "trace": {"class": "CallError", "frames": [],
+                    "formatted": "CallError: [EFAULT] Please enable Two Factor Authentication first.",
+                    "repr": "CallError('Please enable Two Factor Authentication first.', 14, None)"},
+                "extra": null}}),
             "{method}"
         );
     }

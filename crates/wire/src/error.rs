@@ -61,14 +61,18 @@ impl TruenasError {
             error: errno.0,
             errname: errno.name().to_owned(),
             reason: format!("[{}] {message}", errno.name()),
-            trace: None,
+            trace: Some(trace(
+                "CallError",
+                &format!("[{}] {message}", errno.name()),
+                &[py_repr(message), errno.0.to_string(), "None".to_owned()],
+            )),
             extra: None,
         }
     }
 
     /// A validation error: one `[EINVAL] attribute: message\n` per problem.
     pub fn validation(problems: &[(String, String, Errno)]) -> Self {
-        let reason = problems
+        let reason: String = problems
             .iter()
             .map(|(attr, msg, errno)| format!("[{}] {attr}: {msg}\n", errno.name()))
             .collect();
@@ -76,11 +80,27 @@ impl TruenasError {
             .iter()
             .map(|(attr, msg, errno)| serde_json::json!([attr, msg, errno.0]))
             .collect();
+        let items: Vec<String> = problems
+            .iter()
+            .map(|(attr, msg, errno)| {
+                format!(
+                    "ValidationError({}, {}, {})",
+                    py_repr(attr),
+                    py_repr(msg),
+                    errno.0
+                )
+            })
+            .collect();
+        let trace = trace(
+            "ValidationErrors",
+            &reason,
+            &[format!("[{}]", items.join(", "))],
+        );
         Self {
             error: Errno::EINVAL.0,
             errname: Errno::EINVAL.name().to_owned(),
             reason,
-            trace: None,
+            trace: Some(trace),
             extra: Some(Value::Array(extra)),
         }
     }
@@ -114,6 +134,49 @@ impl TruenasError {
             })
             .collect()
     }
+}
+
+/// TrueNAS's `trace` object: `{"class", "frames", "formatted", "repr"}`.
+/// midcli reads `class` (it strips the `[ERRNAME] ` prefix only from a
+/// `CallError`), prints `repr` for other classes and `formatted` with
+/// `--stacks`. We send the exception's class and message as Python would
+/// show them, and no frames: nothing internal leaves the server.
+fn trace(class: &str, text: &str, args: &[String]) -> Value {
+    serde_json::json!({
+        "class": class,
+        "frames": [],
+        "formatted": format!("{class}: {text}"),
+        "repr": format!("{class}({})", args.join(", ")),
+    })
+}
+
+/// A string as Python's `repr` writes it (`'text'`, or `"it's"`).
+fn py_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
 }
 
 /// A JSON-RPC `error` member.
@@ -184,7 +247,9 @@ mod tests {
             serde_json::json!({"code": -32602, "message": "Invalid params", "data": {
                 "error": 22, "errname": "EINVAL",
                 "reason": "[EINVAL] auth_twofactor_update.otp_digits: Should be between 6 and 8\n",
-                "trace": null,
+                "trace": {"class": "ValidationErrors", "frames": [],
+                    "formatted": "ValidationErrors: [EINVAL] auth_twofactor_update.otp_digits: Should be between 6 and 8\n",
+                    "repr": "ValidationErrors([ValidationError('auth_twofactor_update.otp_digits', 'Should be between 6 and 8', 22)])"},
                 "extra": [["auth_twofactor_update.otp_digits", "Should be between 6 and 8", 22]]}})
         );
         let problems = e.data.unwrap().problems();
@@ -208,5 +273,19 @@ mod tests {
         );
         assert_eq!(d.extra, None);
         assert_eq!(e.code, -32001);
+        assert_eq!(
+            d.trace,
+            Some(serde_json::json!({"class": "CallError", "frames": [],
+                "formatted": "CallError: [EFAULT] Please enable Two Factor Authentication first.",
+                "repr": "CallError('Please enable Two Factor Authentication first.', 14, None)"}))
+        );
+    }
+
+    #[test]
+    fn python_repr_of_strings() {
+        assert_eq!(py_repr("plain"), "'plain'");
+        assert_eq!(py_repr("it's"), "\"it's\"");
+        assert_eq!(py_repr("both ' and \""), "'both \\' and \"'");
+        assert_eq!(py_repr("a\\b\nc\u{1b}"), "'a\\\\b\\nc\\x1b'");
     }
 }

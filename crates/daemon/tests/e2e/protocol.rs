@@ -64,7 +64,15 @@ fn tcp_before_login_is_not_authenticated() {
             "{method}"
         );
         assert_eq!(data.reason, "[ENOTAUTHENTICATED] Not authenticated");
-        assert_eq!((data.trace, data.extra), (None, None));
+        assert_eq!(
+            (data.trace, data.extra),
+            (
+                Some(json!({"class": "CallError", "frames": [],
+                    "formatted": "CallError: [ENOTAUTHENTICATED] Not authenticated",
+                    "repr": "CallError('Not authenticated', 207, None)"})),
+                None
+            )
+        );
     }
     let e = rpc_error(anon.call("no.such.method", vec![]));
     assert_eq!(

@@ -114,20 +114,31 @@ ENVELOPE_CASES = [
      '{"jsonrpc":"2.0","result":null,"id":8}'),
     ('{"jsonrpc":"2.0","method":"auth.twofactor.update","id":9,"params":[{"otp_digits":5}]}',
      '{"jsonrpc":"2.0","error":{"code":-32602,"message":"Invalid params","data":{"error":22,"errname":"EINVAL",'
-     '"reason":"[EINVAL] auth_twofactor_update.otp_digits: Should be between 6 and 8\\n","trace":null,'
+     '"reason":"[EINVAL] auth_twofactor_update.otp_digits: Should be between 6 and 8\\n",'
+     '"trace":{"class":"ValidationErrors","frames":[],'
+     '"formatted":"ValidationErrors: [EINVAL] auth_twofactor_update.otp_digits: Should be between 6 and 8\\n",'
+     '"repr":"ValidationErrors([ValidationError(\'auth_twofactor_update.otp_digits\', \'Should be between 6 and 8\', 22)])"},'
      '"extra":[["auth_twofactor_update.otp_digits","Should be between 6 and 8",22]]}},"id":9}'),
     ('{"jsonrpc":"2.0","method":"auth.twofactor.update","id":10,"params":[{"enable":true}]}',
      '{"jsonrpc":"2.0","error":{"code":-32602,"message":"Invalid params","data":{"error":22,"errname":"EINVAL",'
-     '"reason":"[EINVAL] auth_twofactor_update.enable: Field was not expected\\n","trace":null,'
+     '"reason":"[EINVAL] auth_twofactor_update.enable: Field was not expected\\n",'
+     '"trace":{"class":"ValidationErrors","frames":[],'
+     '"formatted":"ValidationErrors: [EINVAL] auth_twofactor_update.enable: Field was not expected\\n",'
+     '"repr":"ValidationErrors([ValidationError(\'auth_twofactor_update.enable\', \'Field was not expected\', 22)])"},'
      '"extra":[["auth_twofactor_update.enable","Field was not expected",22]]}},"id":10}'),
     ('{"jsonrpc":"2.0","method":"auth.twofactor.renew_secret","id":11}',
      '{"jsonrpc":"2.0","error":{"code":-32001,"message":"Method call error","data":{"error":14,"errname":"EFAULT",'
-     '"reason":"[EFAULT] Please enable Two Factor Authentication first.","trace":null,"extra":null}},"id":11}'),
+     '"reason":"[EFAULT] Please enable Two Factor Authentication first.",'
+     '"trace":{"class":"CallError","frames":[],'
+     '"formatted":"CallError: [EFAULT] Please enable Two Factor Authentication first.",'
+     '"repr":"CallError(\'Please enable Two Factor Authentication first.\', 14, None)"},"extra":null}},"id":11}'),
 ]
 
 NOT_AUTHENTICATED = ('{"jsonrpc":"2.0","error":{"code":-32001,"message":"Method call error","data":{"error":207,'
                      '"errname":"ENOTAUTHENTICATED","reason":"[ENOTAUTHENTICATED] Not authenticated",'
-                     '"trace":null,"extra":null}},"id":%s}')
+                     '"trace":{"class":"CallError","frames":[],'
+                     '"formatted":"CallError: [ENOTAUTHENTICATED] Not authenticated",'
+                     '"repr":"CallError(\'Not authenticated\', 207, None)"},"extra":null}},"id":%s}')
 
 
 def root_mode(a):
