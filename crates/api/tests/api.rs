@@ -656,3 +656,29 @@ fn a_wrong_password_asks_for_an_answer_delay_instead_of_sleeping() {
         "the delay does not leak into the next call"
     );
 }
+
+/// SPEC §3: only JSON integers and strings of decimal digits are integers;
+/// `1.0`, `10.0`, `1e1`, `7.0` are `Not an integer` and change nothing.
+#[test]
+fn integral_floats_are_not_integers() {
+    let fx = fx();
+    let s = root(&fx.api);
+    let before = rpc(&fx.api, &s, "auth.twofactor.config", json!([])).unwrap();
+    for (key, text) in [
+        ("window", "1.0"),
+        ("interval", "10.0"),
+        ("window", "1e1"),
+        ("otp_digits", "7.0"),
+        ("otp_digits", "7E0"),
+    ] {
+        let params: Value = serde_json::from_str(&format!("[{{\"{key}\": {text}}}]")).unwrap();
+        let err = rpc(&fx.api, &s, "auth.twofactor.update", params).unwrap_err();
+        assert_eq!(
+            err["data"]["extra"],
+            json!([[format!("auth_twofactor_update.{key}"), "Not an integer", 22]]),
+            "{key}={text}"
+        );
+    }
+    let after = rpc(&fx.api, &s, "auth.twofactor.config", json!([])).unwrap();
+    assert_eq!(before, after);
+}

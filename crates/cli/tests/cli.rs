@@ -534,3 +534,32 @@ fn usage_errors_exit_2() {
         "a namespace lists its commands"
     );
 }
+
+/// Issue 7, item 10: `1.0`, `10.0`, `1e1`, `7.0` are not integers; nothing
+/// changes (SPEC §3: JSON integers and strings of decimal digits only).
+#[test]
+fn integral_floats_are_refused_and_change_nothing() {
+    let t = Tfa::new();
+    for (arg, key) in [
+        ("window=1.0", "window"),
+        ("interval=10.0", "interval"),
+        ("window=1e1", "window"),
+        ("otp_digits=7.0", "otp_digits"),
+    ] {
+        let r = t.tf(&format!("update {arg}"));
+        assert_eq!((r.status, r.stdout.as_str()), (1, ""), "{arg}");
+        assert_eq!(
+            r.stderr,
+            format!("Validation errors:\n* auth_twofactor_update.{key}: Not an integer\n"),
+            "{arg}"
+        );
+    }
+    assert_golden("config_default.txt", &t.tf("config").ok());
+    // A digit string still is an integer.
+    assert_eq!(t.tf("update window=\"2\"").status, 0);
+    let out = t.run(&["-m", "json", "auth", "two_factor", "config"]).ok();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["window"],
+        2
+    );
+}
