@@ -18,6 +18,27 @@ pub enum Access {
     RootLocal,
 }
 
+/// Whom introspection describes the API for (TrueNAS's `target`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Ws,
+    Cli,
+    Rest,
+}
+
+impl Target {
+    pub const NAMES: &'static [&'static str] = &["WS", "CLI", "REST"];
+
+    /// A validated `target` argument (null means the default, `WS`).
+    pub fn from_arg(value: &Value) -> Self {
+        match value.as_str() {
+            Some("CLI") => Self::Cli,
+            Some("REST") => Self::Rest,
+            _ => Self::Ws,
+        }
+    }
+}
+
 /// `config` services have one entry; `service` ones are plain method groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServiceKind {
@@ -128,14 +149,15 @@ impl Method {
         json!({
             "description": self.description,
             "cli_description": self.cli_description,
-            "examples": {"cli": self.examples},
+            // midcli's `man` joins the examples with nothing between them.
+            "examples": {"cli": self.examples.iter().map(|e| format!("{e}\n")).collect::<Vec<_>>()},
             "no_auth_required": self.access == Access::Public,
             "filterable": false,
             "job": false,
             "roles": roles,
             "cli_private": self.cli_private,
             "accepts": self.accepts.iter().map(Field::to_json).collect::<Vec<_>>(),
-            "returns": [self.returns.to_json()],
+            "returns": [self.returns.to_json(&format!("{}_returns", self.name.replace('.', "_")))],
         })
     }
 }
@@ -179,11 +201,33 @@ impl Registry {
             .max_by_key(|s| s.name.len())
     }
 
-    pub fn describe_services(&self) -> Value {
+    /// Whether introspection for `target` lists the service: never a
+    /// private one, and for `CLI` only one with a CLI namespace (midcli
+    /// splits every listed service's `cli_namespace`).
+    pub fn lists_service(service: &ServiceDef, target: Target) -> bool {
+        !service.private && (target != Target::Cli || service.cli_namespace.is_some())
+    }
+
+    /// Whether introspection for `target` lists the method (authorization
+    /// aside): for `CLI` only CLI methods of listed services.
+    pub fn lists_method(&self, method: &Method, target: Target) -> bool {
+        if method.private {
+            return false;
+        }
+        if target != Target::Cli {
+            return true;
+        }
+        !method.cli_private
+            && self
+                .service_of(method.name)
+                .is_some_and(|s| Self::lists_service(s, target))
+    }
+
+    pub fn describe_services(&self, target: Target) -> Value {
         let map: Map<String, Value> = self
             .services
             .iter()
-            .filter(|s| !s.private)
+            .filter(|s| Self::lists_service(s, target))
             .map(|s| (s.name.to_owned(), s.describe()))
             .collect();
         Value::Object(map)

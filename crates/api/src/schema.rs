@@ -23,6 +23,8 @@ pub enum Schema {
     Str {
         nullable: bool,
     },
+    /// One of these strings (TrueNAS's `Literal`, e.g. a `target`).
+    Choice(&'static [&'static str]),
     /// An object with exactly these fields (others are "Field was not expected").
     Object(Vec<Field>),
     /// A list of items.
@@ -121,6 +123,18 @@ impl Schema {
                 }
                 value.clone()
             }
+            Self::Choice(choices) => {
+                if !value.as_str().is_some_and(|v| choices.contains(&v)) {
+                    let quoted: Vec<String> = choices.iter().map(|c| format!("'{c}'")).collect();
+                    let list = match quoted.split_last() {
+                        Some((last, [])) => last.clone(),
+                        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                        None => String::new(),
+                    };
+                    fail(&format!("Input should be {list}"));
+                }
+                value.clone()
+            }
             Self::Object(fields) => {
                 let Some(obj) = value.as_object() else {
                     fail("Not a dictionary");
@@ -167,13 +181,16 @@ impl Schema {
         }
     }
 
-    /// JSON Schema (draft 7 subset) for introspection.
-    pub fn to_json(&self) -> Value {
+    /// JSON Schema (draft 7 subset) for introspection. An object schema
+    /// also carries TrueNAS's `_name_`, `_required_` and `_attrs_order_`
+    /// (midcli reads them); `name` is its `_name_` when no field names it.
+    pub fn to_json(&self, name: &str) -> Value {
         match self {
             Self::Bool => json!({"type": "boolean"}),
             Self::Int { min, max } => json!({"type": "integer", "minimum": min, "maximum": max}),
             Self::Str { nullable: false } => json!({"type": "string"}),
             Self::Str { nullable: true } => json!({"type": ["string", "null"]}),
+            Self::Choice(choices) => json!({"type": "string", "enum": choices}),
             Self::Object(fields) => {
                 let props: Map<String, Value> = fields
                     .iter()
@@ -184,10 +201,14 @@ impl Schema {
                     .filter(|f| f.required)
                     .map(|f| f.name)
                     .collect();
+                let order: Vec<&str> = fields.iter().map(|f| f.name).collect();
                 json!({"type": "object", "properties": props, "required": required,
-                       "additionalProperties": false})
+                       "additionalProperties": false, "_name_": name, "_required_": false,
+                       "_attrs_order_": order})
             }
-            Self::List(item) => json!({"type": "array", "items": item.to_json()}),
+            Self::List(item) => {
+                json!({"type": "array", "items": item.to_json(&format!("{name}_item"))})
+            }
             Self::Any => json!({}),
             Self::Null => json!({"type": "null"}),
         }
@@ -197,7 +218,7 @@ impl Schema {
 impl Field {
     /// The field's JSON schema with its title, description and default.
     pub fn to_json(&self) -> Value {
-        let mut v = self.schema.to_json();
+        let mut v = self.schema.to_json(self.name);
         if let Some(obj) = v.as_object_mut() {
             obj.insert("title".into(), json!(self.name));
             obj.insert("_name_".into(), json!(self.name));
@@ -293,9 +314,53 @@ mod tests {
         let f =
             Field::new("otp_digits", Schema::Int { min: 6, max: 8 }, "digits").default(json!(6));
         let j = f.to_json();
+        assert_eq!(j["_name_"], "otp_digits");
         assert_eq!(j["minimum"], 6);
         assert_eq!(j["maximum"], 8);
         assert_eq!(j["default"], 6);
         assert_eq!(j["title"], "otp_digits");
+    }
+
+    #[test]
+    fn objects_carry_name_required_and_attribute_order() {
+        let inner = Schema::Object(vec![Field::new("ssh", Schema::Bool, "")]);
+        let s = Schema::Object(vec![
+            Field::new("zeta", Schema::Bool, "").required(),
+            Field::new("alpha", inner, ""),
+        ]);
+        let j = Field::new("data", s.clone(), "").required().to_json();
+        assert_eq!(
+            (&j["_name_"], &j["_required_"], &j["_attrs_order_"]),
+            (&json!("data"), &json!(true), &json!(["zeta", "alpha"]))
+        );
+        let nested = &j["properties"]["alpha"];
+        assert_eq!(
+            (
+                &nested["_name_"],
+                &nested["_required_"],
+                &nested["_attrs_order_"]
+            ),
+            (&json!("alpha"), &json!(false), &json!(["ssh"]))
+        );
+        // Unnamed (a result, list items): named after their place.
+        let list = Schema::List(Box::new(s)).to_json("rows");
+        assert_eq!(list["items"]["_name_"], "rows_item");
+        assert_eq!(list["items"]["_attrs_order_"], json!(["zeta", "alpha"]));
+    }
+
+    #[test]
+    fn choices() {
+        let s = Schema::Choice(&["WS", "CLI", "REST"]);
+        assert_eq!(check(&s, json!("CLI")), (json!("CLI"), vec![]));
+        for bad in [json!("cli"), json!(null), json!(1)] {
+            assert_eq!(
+                check(&s, bad).1,
+                vec![("x".into(), "Input should be 'WS', 'CLI' or 'REST'".into())]
+            );
+        }
+        assert_eq!(
+            s.to_json("t"),
+            json!({"type": "string", "enum": ["WS", "CLI", "REST"]})
+        );
     }
 }

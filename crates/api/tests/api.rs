@@ -682,3 +682,248 @@ fn integral_floats_are_not_integers() {
     let after = rpc(&fx.api, &s, "auth.twofactor.config", json!([])).unwrap();
     assert_eq!(before, after);
 }
+
+/// Issue 10, items 1 and 8: what midcli calls besides `auth.twofactor`.
+#[test]
+fn midcli_helpers_answer_as_truenas() {
+    let fx = fx();
+    let s = root(&fx.api);
+    assert_eq!(
+        rpc(&fx.api, &s, "system.hostname", json!([])),
+        Ok(json!("nas"))
+    );
+    assert_eq!(
+        rpc(
+            &fx.api,
+            &s,
+            "user.has_local_administrator_set_up",
+            json!([])
+        ),
+        Ok(json!(true))
+    );
+    assert_eq!(
+        rpc(&fx.api, &s, "interface.checkin_waiting", json!([])),
+        Ok(Value::Null)
+    );
+    // The official client's legacy jobs mode depends on this null.
+    assert_eq!(
+        rpc(
+            &fx.api,
+            &s,
+            "core.set_options",
+            json!([{"py_exceptions": false}])
+        ),
+        Ok(Value::Null)
+    );
+    // Not before login.
+    for method in [
+        "system.hostname",
+        "user.has_local_administrator_set_up",
+        "interface.checkin_waiting",
+    ] {
+        assert_eq!(
+            rpc(&fx.api, &tcp(), method, json!([])).unwrap_err()["data"]["error"],
+            207,
+            "{method}"
+        );
+    }
+}
+
+#[derive(Debug)]
+struct NoRoot;
+
+impl Accounts for NoRoot {
+    fn by_name(&self, _: &str) -> Option<Account> {
+        None
+    }
+    fn by_uid(&self, _: u32) -> Option<Account> {
+        None
+    }
+}
+
+#[test]
+fn no_root_account_means_no_local_administrator() {
+    let dir = tempfile::tempdir().unwrap();
+    let tf = TwoFactor::new(
+        Arc::new(store::SqliteStore::open(dir.path()).unwrap()),
+        Arc::new(ManualClock::at_secs(1_750_000_000)),
+        Arc::new(OsRandom),
+        Labels {
+            issuer: "i".into(),
+            product: "p".into(),
+            hostname: "h".into(),
+        },
+        RateLimits::default(),
+    );
+    let api = Api::new(tf, Arc::new(NoRoot), Arc::new(Users), ApiOptions::default());
+    let s = api.embedded_session(0);
+    assert_eq!(
+        rpc(&api, &s, "user.has_local_administrator_set_up", json!([])),
+        Ok(json!(false))
+    );
+}
+
+/// Issue 10, items 2-5 and 7: TrueNAS's introspection signatures and shapes.
+#[test]
+fn introspection_takes_truenas_target() {
+    let fx = fx();
+    let s = root(&fx.api);
+    let ws = rpc(&fx.api, &s, "core.get_methods", json!([])).unwrap();
+    assert_eq!(
+        rpc(&fx.api, &s, "core.get_methods", json!([null, "WS"])).unwrap(),
+        ws
+    );
+    assert_eq!(
+        rpc(&fx.api, &s, "core.get_methods", json!([null, "REST"])).unwrap(),
+        ws
+    );
+    assert!(ws.get("core.ping").is_some() && ws.get("auth.login_ex").is_some());
+    let cli = rpc(&fx.api, &s, "core.get_methods", json!([null, "CLI"])).unwrap();
+    let cli_services = rpc(&fx.api, &s, "core.get_services", json!(["CLI"])).unwrap();
+    let ws_services = rpc(&fx.api, &s, "core.get_services", json!([])).unwrap();
+    assert_eq!(
+        rpc(&fx.api, &s, "core.get_services", json!(["WS"])).unwrap(),
+        ws_services
+    );
+    assert_eq!(ws_services["core"]["config"]["cli_namespace"], Value::Null);
+    // CLI: only services with a namespace, and only their CLI methods.
+    let names: Vec<&str> = cli_services
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "auth",
+            "auth.twofactor",
+            "audit",
+            "system",
+            "user",
+            "interface"
+        ]
+    );
+    assert_eq!(
+        cli_services["user"]["config"]["cli_namespace"],
+        "account.user"
+    );
+    assert_eq!(
+        cli_services["interface"]["config"]["cli_namespace"],
+        "network.interface"
+    );
+    for (name, service) in cli_services.as_object().unwrap() {
+        let ns = service["config"]["cli_namespace"].as_str();
+        assert!(ns.is_some_and(|n| !n.is_empty()), "{name}");
+    }
+    let names: Vec<&str> = cli
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "auth.me",
+            "auth.twofactor.config",
+            "auth.twofactor.update",
+            "auth.twofactor.provisioning_uri",
+            "auth.twofactor.renew_secret",
+            "auth.twofactor.verify",
+            "audit.query"
+        ]
+    );
+    // Every CLI method's service (midcli: name.rsplit('.', 1)[0]) is listed.
+    for name in names {
+        let (service, _) = name.rsplit_once('.').unwrap();
+        assert!(cli_services.get(service).is_some(), "{name}");
+    }
+    // A service filter with a target.
+    let only = rpc(&fx.api, &s, "core.get_methods", json!(["audit", "CLI"])).unwrap();
+    assert_eq!(
+        only.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["audit.query"]
+    );
+    // A bad target is a validation error naming it.
+    let err = rpc(&fx.api, &s, "core.get_methods", json!([null, "XML"])).unwrap_err();
+    assert_eq!(
+        err["data"]["extra"],
+        json!([["target", "Input should be 'WS', 'CLI' or 'REST'", 22]])
+    );
+    let err = rpc(&fx.api, &s, "core.get_services", json!(["cli"])).unwrap_err();
+    assert_eq!(err["code"], -32602);
+    // Object schemas carry _name_, _required_ and _attrs_order_.
+    let update = &cli["auth.twofactor.update"];
+    let data = &update["accepts"][0];
+    assert_eq!(
+        (&data["_name_"], &data["_required_"], &data["_attrs_order_"]),
+        (
+            &json!("auth_twofactor_update"),
+            &json!(true),
+            &json!(["enabled", "otp_digits", "window", "interval", "services"])
+        )
+    );
+    let services = &data["properties"]["services"];
+    assert_eq!(
+        (
+            &services["_name_"],
+            &services["_required_"],
+            &services["_attrs_order_"]
+        ),
+        (&json!("services"), &json!(false), &json!(["ssh"]))
+    );
+    let entry = &cli["auth.twofactor.config"]["returns"][0];
+    assert_eq!(
+        (&entry["_name_"], &entry["_attrs_order_"]),
+        (
+            &json!("auth_twofactor_config_returns"),
+            &json!([
+                "id",
+                "otp_digits",
+                "secret",
+                "window",
+                "interval",
+                "services",
+                "enabled"
+            ])
+        )
+    );
+    // Examples end with a newline each (midcli joins them with nothing).
+    assert_eq!(
+        update["examples"]["cli"],
+        json!([
+            "auth two_factor update enabled=true\n",
+            "auth two_factor update otp_digits=8 interval=60 window=1\n",
+            "auth two_factor update services={\"ssh\": true}\n"
+        ])
+    );
+}
+
+/// Issue 10, item 6: validation errors carry a `trace` too (midcli reads
+/// `trace.class`), with nothing internal in it.
+#[test]
+fn validation_errors_carry_a_trace() {
+    let fx = fx();
+    let s = root(&fx.api);
+    let err = rpc(
+        &fx.api,
+        &s,
+        "auth.twofactor.update",
+        json!([{"otp_digits": 5, "enable": true}]),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err["data"]["trace"],
+        json!({"class": "ValidationErrors", "frames": [],
+            "formatted": "ValidationErrors: [EINVAL] auth_twofactor_update.otp_digits: Should be between 6 and 8\n[EINVAL] auth_twofactor_update.enable: Field was not expected\n",
+            "repr": "ValidationErrors([ValidationError('auth_twofactor_update.otp_digits', 'Should be between 6 and 8', 22), ValidationError('auth_twofactor_update.enable', 'Field was not expected', 22)])"})
+    );
+    let err = rpc(&fx.api, &tcp(), "auth.twofactor.config", json!([])).unwrap_err();
+    assert_eq!(
+        err["data"]["trace"],
+        json!({"class": "CallError", "frames": [],
+            "formatted": "CallError: [ENOTAUTHENTICATED] Not authenticated",
+            "repr": "CallError('Not authenticated', 207, None)"})
+    );
+}

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use super::arg;
-use crate::registry::{Access, Method};
+use crate::registry::{Access, Method, Registry, Target};
 use crate::schema::{Field, Schema};
 use crate::{Api, ApiError, Session};
 
@@ -38,7 +38,13 @@ pub(super) fn methods() -> Vec<Method> {
             description: "Describes every service: its type and CLI namespace.",
             cli_description: "List services",
             access: Access::User,
-            handler: |api, _, _| Ok(api.inner.registry.describe_services()),
+            accepts: vec![target()],
+            handler: |api, _, args| {
+                Ok(api
+                    .inner
+                    .registry
+                    .describe_services(Target::from_arg(arg(&args, 0))))
+            },
             ..base.clone()
         },
         Method {
@@ -53,6 +59,7 @@ pub(super) fn methods() -> Vec<Method> {
                     "Only this service's methods",
                 )
                 .default(Value::Null),
+                target(),
             ],
             handler: get_methods,
             ..base.clone()
@@ -89,13 +96,25 @@ pub(super) fn methods() -> Vec<Method> {
     ]
 }
 
+/// TrueNAS's `target` argument: whom the description is for. With `CLI`,
+/// only what has a CLI namespace is described (SPEC §5.6).
+fn target() -> Field {
+    Field::new(
+        "target",
+        Schema::Choice(Target::NAMES),
+        "Describe for this client: WS, CLI or REST",
+    )
+    .default(json!("WS"))
+}
+
 fn get_methods(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
     let wanted = arg(&args, 0).as_str();
-    let registry = &api.inner.registry;
+    let target = Target::from_arg(arg(&args, 1));
+    let registry: &Registry = &api.inner.registry;
     let map: Map<String, Value> = registry
         .methods
         .iter()
-        .filter(|m| !m.private && api.may_call(session, m))
+        .filter(|m| registry.lists_method(m, target) && api.may_call(session, m))
         .filter(|m| wanted.is_none_or(|w| registry.service_of(m.name).is_some_and(|s| s.name == w)))
         .map(|m| (m.name.to_owned(), m.describe()))
         .collect();

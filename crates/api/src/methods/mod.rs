@@ -5,7 +5,10 @@
 mod audit;
 mod auth;
 mod core;
+mod interface;
+mod system;
 mod twofactor;
+mod user;
 
 use crate::registry::{Registry, ServiceDef, ServiceKind};
 
@@ -39,12 +42,36 @@ pub(crate) fn registry() -> Registry {
             cli_description: "Audit records of changes, code checks and logins",
             private: false,
         },
+        ServiceDef {
+            name: "system",
+            kind: ServiceKind::Service,
+            cli_namespace: Some("system"),
+            cli_description: "The system the daemon runs on",
+            private: false,
+        },
+        ServiceDef {
+            name: "user",
+            kind: ServiceKind::Service,
+            cli_namespace: Some("account.user"),
+            cli_description: "Local accounts",
+            private: false,
+        },
+        ServiceDef {
+            name: "interface",
+            kind: ServiceKind::Service,
+            cli_namespace: Some("network.interface"),
+            cli_description: "Network interfaces",
+            private: false,
+        },
     ];
     let mut methods = Vec::new();
     methods.extend(core::methods());
     methods.extend(auth::methods());
     methods.extend(twofactor::methods());
     methods.extend(audit::methods());
+    methods.extend(system::methods());
+    methods.extend(user::methods());
+    methods.extend(interface::methods());
     Registry { services, methods }
 }
 

@@ -506,3 +506,89 @@ fn start_up_errors_are_clear() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("isuer"), "{err}");
 }
+
+/// Issue 10: what TrueNAS's midcli and `truenas_api_client` need, pinned on
+/// the wire of a real daemon (items 1-8; SPEC §5.6).
+#[test]
+fn midcli_surface() {
+    let f = Fixture::new();
+    let d = f.start();
+    let mut root = d.root();
+    // 1. The short host name (midcli's prompt).
+    assert_eq!(
+        root.call("system.hostname", vec![]).unwrap(),
+        json!(service::Labels::system_hostname())
+    );
+    // 8. The shell's start and its poll; set_options stays null (legacy
+    // jobs mode of the official client).
+    assert_eq!(
+        root.call("user.has_local_administrator_set_up", vec![])
+            .unwrap(),
+        json!(true)
+    );
+    assert_eq!(
+        root.call("interface.checkin_waiting", vec![]).unwrap(),
+        Value::Null
+    );
+    assert_eq!(
+        root.call("core.set_options", vec![json!({"legacy_jobs": false})])
+            .unwrap(),
+        Value::Null
+    );
+    // 2-4. TrueNAS's signatures; CLI leaves out what has no namespace.
+    let methods = root
+        .call("core.get_methods", vec![Value::Null, json!("CLI")])
+        .unwrap();
+    let services = root.call("core.get_services", vec![json!("CLI")]).unwrap();
+    let services = services.as_object().unwrap();
+    assert!(!services.contains_key("core"));
+    for (name, s) in services {
+        assert!(s["config"]["cli_namespace"].is_string(), "{name}");
+    }
+    assert_eq!(services["user"]["config"]["cli_namespace"], "account.user");
+    for name in methods.as_object().unwrap().keys() {
+        let (service, _) = name.rsplit_once('.').unwrap();
+        assert!(services.contains_key(service), "{name}");
+    }
+    assert!(methods.get("core.ping").is_none());
+    assert!(methods.get("auth.twofactor.update").is_some());
+    let ws = root
+        .call("core.get_methods", vec![Value::Null, json!("WS")])
+        .unwrap();
+    assert_eq!(ws, root.call("core.get_methods", vec![]).unwrap());
+    assert!(ws.get("core.ping").is_some());
+    // 5, 7. Object schemas and examples as midcli reads them.
+    let update = &methods["auth.twofactor.update"];
+    assert_eq!(
+        update["accepts"][0]["_attrs_order_"],
+        json!(["enabled", "otp_digits", "window", "interval", "services"])
+    );
+    assert_eq!(update["accepts"][0]["_name_"], "auth_twofactor_update");
+    assert_eq!(update["accepts"][0]["_required_"], true);
+    let examples = update["examples"]["cli"].as_array().unwrap();
+    assert!(!examples.is_empty());
+    assert!(examples.iter().all(|e| e.as_str().unwrap().ends_with('\n')));
+    // 6. Call errors carry a trace object, validation errors too.
+    let e = rpc_error(root.call("auth.twofactor.renew_secret", vec![]));
+    assert_eq!(
+        serde_json::to_value(e).unwrap(),
+        json!({"code": -32001, "message": "Method call error", "data": {
+            "error": 14, "errname": "EFAULT",
+            "reason": "[EFAULT] Please enable Two Factor Authentication first.",
+            "trace": {"class": "CallError", "frames": [],
+                "formatted": "CallError: [EFAULT] Please enable Two Factor Authentication first.",
+                "repr": "CallError('Please enable Two Factor Authentication first.', 14, None)"},
+            "extra": null}})
+    );
+    let e = rpc_error(root.call("auth.twofactor.update", vec![json!({"window": 1.0})]));
+    assert_eq!(
+        serde_json::to_value(e).unwrap(),
+        json!({"code": -32602, "message": "Invalid params", "data": {
+            "error": 22, "errname": "EINVAL",
+            "reason": "[EINVAL] auth_twofactor_update.window: Not an integer\n",
+            "trace": {"class": "ValidationErrors", "frames": [],
+                "formatted": "ValidationErrors: [EINVAL] auth_twofactor_update.window: Not an integer\n",
+                "repr": "ValidationErrors([ValidationError('auth_twofactor_update.window', 'Not an integer', 22)])"},
+            "extra": [["auth_twofactor_update.window", "Not an integer", 22]]}})
+    );
+}
