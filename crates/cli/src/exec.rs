@@ -491,7 +491,7 @@ mod tests {
         assert!(
             run(&mut e, "auth two_factor config")
                 .unwrap()
-                .starts_with("id,1\n")
+                .starts_with("id,otp_digits,")
         );
         assert_eq!(run(&mut e, ".mode xml").unwrap_err().exit_code(), 2);
         assert!(

@@ -387,6 +387,10 @@ mod tests {
         let mut out = Vec::new();
         let status = run_script(&mut engine, &mut script.as_bytes(), &mut out);
         assert_eq!(status, 1);
-        assert!(String::from_utf8(out).unwrap().starts_with("id,1\n"));
+        assert!(
+            String::from_utf8(out)
+                .unwrap()
+                .starts_with("id,otp_digits,")
+        );
     }
 }

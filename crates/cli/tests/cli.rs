@@ -563,3 +563,36 @@ fn integral_floats_are_refused_and_change_nothing() {
         2
     );
 }
+
+/// Issue 7, item 6: a user name with ESC, BEL and CR, sent to `login_ex`,
+/// reaches the audit records; `audit query` shows it escaped in table and
+/// csv modes (JSON escapes it by itself) and no row can be forged.
+#[test]
+fn control_characters_from_the_server_are_shown_escaped() {
+    let t = Tfa::new();
+    let login = r#"{"mechanism": "PASSWORD_PLAIN", "username": "\u001b[2J\u0007evil\r| 9 | forged\n+", "password": "x"}"#;
+    let r = t.run(&["call", "auth.login_ex", login]);
+    assert!(r.ok().contains("AUTH_ERR"));
+    let shown = "\\x1b[2J\\x07evil\\r| 9 | forged\\n+";
+    let raw = |out: &str| {
+        out.chars()
+            .any(|c| c.is_control() && c != '\n' && !(c == '\r' && out.contains("\r\n")))
+    };
+    let table = t.run(&["audit", "query"]).ok();
+    assert!(!raw(&table), "{table:?}");
+    assert!(table.contains(shown), "{table}");
+    assert_eq!(table.lines().count(), 5, "one record, one row: {table}");
+    let csv = t.run(&["-m", "csv", "audit", "query"]).ok();
+    assert!(!raw(&csv), "{csv:?}");
+    assert!(csv.contains(shown), "{csv}");
+    assert_eq!(
+        csv.matches("\r\n").count(),
+        2,
+        "header and one row: {csv:?}"
+    );
+    let json = t.run(&["-m", "json", "audit", "query"]).ok();
+    assert!(
+        json.contains(r"\u001b[2J\u0007evil\r| 9 | forged\n+"),
+        "{json}"
+    );
+}
