@@ -181,6 +181,15 @@ impl Engine {
             }
             _ => {
                 let cwd = self.cwd.clone();
+                if let Some(path) = self.builtin_in_namespace(words)? {
+                    // `auth two_factor ls` / `auth two_factor man update`:
+                    // the built-in run inside that namespace, as in midcli.
+                    let at = path.1;
+                    self.cwd = path.0;
+                    let result = self.run_words(&words[at..], false, out);
+                    self.cwd = cwd;
+                    return result;
+                }
                 let resolved = match self.tree()?.resolve(&cwd, words) {
                     Resolved::Command(c, n) => Ok((c.clone(), n)),
                     Resolved::Namespace(path) => Err(Ok(path)),
@@ -204,6 +213,25 @@ impl Engine {
             }
         }
         Ok(Flow::Continue)
+    }
+
+    /// When `words` are a namespace path followed by `ls` or `man`, that
+    /// namespace and the built-in's position.
+    fn builtin_in_namespace(
+        &mut self,
+        words: &[String],
+    ) -> Result<Option<(Vec<String>, usize)>, CliError> {
+        let Some(at) = words.iter().position(|w| w == "ls" || w == "man") else {
+            return Ok(None);
+        };
+        if at == 0 {
+            return Ok(None);
+        }
+        let cwd = self.cwd.clone();
+        Ok(match self.tree()?.resolve(&cwd, &words[..at]) {
+            Resolved::Namespace(path) => Some((path, at)),
+            _ => None,
+        })
     }
 
     /// `call METHOD [JSON params...]`: each param is JSON (else a string);
@@ -408,6 +436,33 @@ mod tests {
     }
 
     #[test]
+    fn builtins_after_a_namespace_path() {
+        let (mut e, _d) = engine();
+        let listed = run(&mut e, "auth two_factor ls").unwrap();
+        assert_eq!(listed, run(&mut e, "ls auth two_factor").unwrap());
+        assert!(listed.starts_with("config "), "{listed}");
+        assert!(listed.contains("\nverify "), "{listed}");
+        assert_eq!(e.prompt(), format!("[{}]> ", e.hostname()), "cwd unchanged");
+        assert_eq!(
+            run(&mut e, "auth two_factor man update").unwrap(),
+            run(&mut e, "man auth two_factor update").unwrap()
+        );
+        assert_eq!(
+            run(&mut e, "auth ls").unwrap(),
+            run(&mut e, "ls auth").unwrap()
+        );
+        run(&mut e, "auth").unwrap();
+        assert_eq!(
+            run(&mut e, "two_factor ls").unwrap(),
+            listed,
+            "relative to the current namespace"
+        );
+        // `ls` as an argument value is still an argument.
+        let err = run(&mut e, "two_factor verify ls").unwrap_err().to_string();
+        assert!(err.contains("enable Two Factor"), "{err}");
+    }
+
+    #[test]
     fn navigation_and_prompt() {
         let (mut e, _d) = engine();
         let host = e.hostname();
@@ -491,7 +546,7 @@ mod tests {
         assert!(
             run(&mut e, "auth two_factor config")
                 .unwrap()
-                .starts_with("id,otp_digits,")
+                .starts_with("id,otp_digits,secret,window,interval,services,enabled\r\n1,6,")
         );
         assert_eq!(run(&mut e, ".mode xml").unwrap_err().exit_code(), 2);
         assert!(

@@ -11,7 +11,7 @@ Usage: [NAMESPACE ...] COMMAND [VALUE ...] [NAME=VALUE ...]
 
   NAMESPACE                enter a namespace (e.g. `auth two_factor`)
   ..  /                    go up one namespace / to the top
-  ls [NAMESPACE]           list namespaces and commands
+  ls [NAMESPACE]           list namespaces and commands (also NAMESPACE ls)
   man COMMAND              describe a command: arguments, types, ranges, defaults, examples
   .mode table|csv|json     choose the output format
   call METHOD [JSON ...]   call an API method directly and print its JSON result
@@ -21,6 +21,7 @@ Usage: [NAMESPACE ...] COMMAND [VALUE ...] [NAME=VALUE ...]
 A value is JSON (true, 8, null, \"text\", {\"ssh\": true}) or a bare word;
 `name = value` may have spaces around `=`. Quote with '...' or \"...\".
 Text results take --qr (draw a QR code), --no-qr, --png FILE and --svg FILE.
+Table and csv output show control characters escaped (\\x1b, \\r, \\n, \\t).
 Tab completes namespaces, commands, argument names and values.
 "
     .to_owned()

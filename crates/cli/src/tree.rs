@@ -107,6 +107,17 @@ impl Namespace {
         &mut self.children[i]
     }
 
+    /// Drops namespaces with no command anywhere below them (a service
+    /// whose methods are all kept out of the CLI), as midcli, which builds
+    /// its namespaces from the methods, never shows them.
+    fn prune(&mut self) {
+        for c in &mut self.children {
+            c.prune();
+        }
+        self.children
+            .retain(|c| !c.commands.is_empty() || !c.children.is_empty());
+    }
+
     fn sort(&mut self) {
         self.children.sort_by(|a, b| a.name.cmp(&b.name));
         self.commands.sort_by(|a, b| a.name.cmp(&b.name));
@@ -215,9 +226,10 @@ impl Tree {
                     .pointer("/examples/cli")
                     .and_then(Value::as_array)
                     .map(|e| {
+                        // TrueNAS ends each example with a newline.
                         e.iter()
                             .filter_map(Value::as_str)
-                            .map(str::to_owned)
+                            .map(|e| e.trim_end_matches('\n').to_owned())
                             .collect()
                     })
                     .unwrap_or_default(),
@@ -230,6 +242,7 @@ impl Tree {
             };
             tree.namespace_mut(&service.path).commands.push(command);
         }
+        tree.root.prune();
         tree.root.sort();
         tree
     }
@@ -343,6 +356,8 @@ pub(crate) mod tests {
             "auth": {"type": "service", "config": {"cli_namespace": "auth", "cli_description": "Authentication"}},
             "auth.twofactor": {"type": "config", "config": {"cli_namespace": "auth.two_factor",
                 "cli_description": "Two-factor authentication"}},
+            "system": {"type": "service", "config": {"cli_namespace": "system", "cli_description": "S"}},
+            "user": {"type": "service", "config": {"cli_namespace": "account.user", "cli_description": "U"}},
         });
         let update = json!({"type": "object", "title": "auth_twofactor_update", "_name_": "auth_twofactor_update",
             "additionalProperties": false, "_required_": true, "required": [],
@@ -353,9 +368,11 @@ pub(crate) mod tests {
                              "additionalProperties": false}}});
         let methods = json!({
             "core.ping": {"cli_private": true, "accepts": []},
+            "system.hostname": {"cli_private": true, "accepts": []},
+            "user.has_local_administrator_set_up": {"cli_private": true, "accepts": []},
             "auth.login": {"cli_private": true, "accepts": []},
             "auth.twofactor.config": {"cli_description": "Show the 2FA settings", "description": "Shows.",
-                "examples": {"cli": ["auth two_factor config"]}, "accepts": [],
+                "examples": {"cli": ["auth two_factor config\n", "auth two_factor config -m csv\n"]}, "accepts": [],
                 "returns": [{"type": "object"}]},
             "auth.twofactor.update": {"cli_description": "Change", "description": "Changes.",
                 "accepts": [update], "returns": [{"type": "object"}]},
@@ -374,13 +391,19 @@ pub(crate) mod tests {
     #[test]
     fn builds_namespaces_from_introspection() {
         let t = sample();
-        assert_eq!(t.root.children.len(), 1, "core has no CLI namespace");
+        // core has no CLI namespace; system and account hold no CLI command.
+        let top: Vec<&str> = t.root.entry_names().collect();
+        assert_eq!(top, ["auth"]);
         let auth = t.root.child("auth").unwrap();
         assert_eq!(auth.description, "Authentication");
         assert!(auth.commands.is_empty(), "cli_private methods are hidden");
         let tf = auth.child("two_factor").unwrap();
         let names: Vec<&str> = tf.commands.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["config", "provisioning_uri", "update", "verify"]);
+        assert_eq!(
+            tf.command("config").unwrap().examples,
+            ["auth two_factor config", "auth two_factor config -m csv"]
+        );
         let update = tf.command("update").unwrap();
         assert!(update.config_service);
         assert_eq!(update.full_name(), "auth two_factor update");

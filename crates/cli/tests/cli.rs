@@ -596,3 +596,25 @@ fn control_characters_from_the_server_are_shown_escaped() {
         "{json}"
     );
 }
+
+/// Issue 10: `auth two_factor ls` lists the namespace, as midcli does.
+#[test]
+fn ls_after_a_namespace_lists_it() {
+    let t = Tfa::new();
+    let listed = t.run(&["-c", "auth two_factor ls"]);
+    assert_eq!(listed.status, 0, "{}", listed.stderr);
+    assert_eq!(listed.stdout, t.run(&["-c", "ls auth two_factor"]).ok());
+    for command in [
+        "config",
+        "provisioning_uri",
+        "renew_secret",
+        "update",
+        "verify",
+    ] {
+        assert!(
+            listed.stdout.lines().any(|l| l.starts_with(command)),
+            "{command}: {}",
+            listed.stdout
+        );
+    }
+}
