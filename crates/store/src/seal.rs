@@ -401,7 +401,10 @@ mod tests {
             let err = KeyFile::load(&path).unwrap_err();
             assert!(matches!(err, StoreError::Unsafe { .. }), "{err:?}");
             let text = err.to_string();
-            assert!(text.contains("secret.key") && text.contains(&format!("{mode:04o}")), "{text}");
+            assert!(
+                text.contains("secret.key") && text.contains(&format!("{mode:04o}")),
+                "{text}"
+            );
             assert_eq!(
                 fs::metadata(&path).unwrap().permissions().mode() & 0o777,
                 mode,

@@ -24,8 +24,8 @@ use otp::{Digits, Interval, Secret, Window};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, TransactionBehavior, params};
 
 use crate::{
-    AuditEntry, AuditQuery, AuditRecord, DbErrorKind, KeyFile, LimiterState, Result,
-    SYSTEM_OWNER, SecretId, SecretRecord, Settings, Store, StoreError, SystemEntry, Tx,
+    AuditEntry, AuditQuery, AuditRecord, DbErrorKind, KeyFile, LimiterState, Result, SYSTEM_OWNER,
+    SecretId, SecretRecord, Settings, Store, StoreError, SystemEntry, Tx,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts how
@@ -1248,7 +1248,10 @@ mod tests {
         assert!(id2 > id1);
         assert_eq!(count(&store, "SELECT count(*) FROM otp_failures"), 1);
         assert_eq!(
-            count(&store, "SELECT count(*) FROM otp_failures WHERE owner = 'user:1000'"),
+            count(
+                &store,
+                "SELECT count(*) FROM otp_failures WHERE owner = 'user:1000'"
+            ),
             1,
             "another owner's counters stay"
         );
@@ -1308,7 +1311,10 @@ mod tests {
                 assert!(outcome.is_none_or(|o| r.record.outcome == o));
                 assert!(since.is_none_or(|s| r.record.at_ms >= s));
             }
-            assert!(rows.windows(2).all(|w| w[0].record.at_ms >= w[1].record.at_ms));
+            assert!(
+                rows.windows(2)
+                    .all(|w| w[0].record.at_ms >= w[1].record.at_ms)
+            );
         }
     }
 
@@ -1424,6 +1430,80 @@ mod tests {
         release_tx.send(()).unwrap();
         writer.join().unwrap();
         assert!(store.read().unwrap().settings.enabled);
+    }
+
+    #[test]
+    fn a_full_database_says_so_and_keeps_its_state() {
+        let (_dir, store) = open_fresh();
+        transact(&store, |tx| {
+            tx.put_settings(&Settings {
+                ssh: true,
+                ..Settings::default()
+            })
+        })
+        .unwrap();
+        // No more pages than it has now: as a full disk looks to SQLite.
+        {
+            let g = store.lock();
+            let pages: i64 = g
+                .conn
+                .query_row("PRAGMA page_count", [], |r| r.get(0))
+                .unwrap();
+            g.conn
+                .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+                .unwrap();
+        }
+        let big = serde_json::Value::String("x".repeat(64 * 1024));
+        let err = transact(&store, |tx| {
+            tx.put_settings(&Settings::default())?;
+            tx.audit(&AuditRecord {
+                at_ms: 1,
+                event: "e".into(),
+                outcome: "o".into(),
+                user: None,
+                origin: "local".into(),
+                service: None,
+                detail: Some(big.clone()),
+            })
+        })
+        .unwrap_err();
+        assert_eq!(err.db_kind(), Some(DbErrorKind::Full), "{err:?}");
+        assert!(err.to_string().starts_with("database is full"), "{err}");
+        // Rolled back whole.
+        assert!(store.read().unwrap().settings.ssh);
+    }
+
+    #[test]
+    fn database_errors_are_classified_without_sql() {
+        use rusqlite::ffi;
+        let classify = |code: i32| {
+            db_error(rusqlite::Error::SqliteFailure(
+                ffi::Error::new(code),
+                Some("what SQLite said".into()),
+            ))
+        };
+        for (code, kind) in [
+            (ffi::SQLITE_BUSY, DbErrorKind::Busy),
+            (ffi::SQLITE_LOCKED, DbErrorKind::Busy),
+            (ffi::SQLITE_FULL, DbErrorKind::Full),
+            (ffi::SQLITE_CORRUPT, DbErrorKind::Corrupt),
+            (ffi::SQLITE_NOTADB, DbErrorKind::Corrupt),
+            (ffi::SQLITE_READONLY, DbErrorKind::ReadOnly),
+            (ffi::SQLITE_IOERR, DbErrorKind::Io),
+            (ffi::SQLITE_CANTOPEN, DbErrorKind::Io),
+            (ffi::SQLITE_MISMATCH, DbErrorKind::Other),
+        ] {
+            let err = classify(code);
+            assert_eq!(err.db_kind(), Some(kind), "{code}");
+            assert!(err.to_string().contains("what SQLite said"), "{err}");
+        }
+        let err = db_error(rusqlite::Error::SqlInputError {
+            error: ffi::Error::new(ffi::SQLITE_ERROR),
+            msg: "near \"x\": syntax error".into(),
+            sql: "SELECT secret FROM x".into(),
+            offset: 1,
+        });
+        assert!(!err.to_string().contains("SELECT"), "{err}");
     }
 
     #[test]

@@ -234,7 +234,10 @@ fn a_symlinked_key_is_refused_by_name() {
     let err = SqliteStore::open(&state).unwrap_err();
     assert!(matches!(err, StoreError::Unsafe { .. }), "{err:?}");
     let text = err.to_string();
-    assert!(text.contains("secret.key") && text.contains("a symbolic link"), "{text}");
+    assert!(
+        text.contains("secret.key") && text.contains("a symbolic link"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -259,13 +262,19 @@ fn a_fifo_symlink_or_device_in_place_of_the_database_is_refused_by_name() {
     nix::unistd::mkfifo(&db, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     let err = SqliteStore::open(&state).unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("twofactor.db") && text.contains("a FIFO"), "{text}");
+    assert!(
+        text.contains("twofactor.db") && text.contains("a FIFO"),
+        "{text}"
+    );
     assert!(!state.join("secret.key").exists(), "nothing created");
     fs::remove_file(&db).unwrap();
 
     std::os::unix::fs::symlink("/dev/null", &db).unwrap();
     let text = SqliteStore::open(&state).unwrap_err().to_string();
-    assert!(text.contains("twofactor.db") && text.contains("a symbolic link"), "{text}");
+    assert!(
+        text.contains("twofactor.db") && text.contains("a symbolic link"),
+        "{text}"
+    );
     fs::remove_file(&db).unwrap();
 
     // A companion file too.
@@ -274,7 +283,10 @@ fn a_fifo_symlink_or_device_in_place_of_the_database_is_refused_by_name() {
     let _ = fs::remove_file(&wal);
     nix::unistd::mkfifo(&wal, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     let text = SqliteStore::open(&state).unwrap_err().to_string();
-    assert!(text.contains("twofactor.db-wal") && text.contains("a FIFO"), "{text}");
+    assert!(
+        text.contains("twofactor.db-wal") && text.contains("a FIFO"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -303,7 +315,10 @@ fn a_key_without_its_database_is_a_lost_state_unless_init() {
             fs::write(&db, b"").unwrap();
         }
         let err = SqliteStore::open(&state).unwrap_err();
-        assert!(matches!(err, StoreError::StateLost { .. }), "{how}: {err:?}");
+        assert!(
+            matches!(err, StoreError::StateLost { .. }),
+            "{how}: {err:?}"
+        );
         let text = err.to_string();
         assert!(
             text.contains("secret.key") && text.contains("twofactor.db") && text.contains("--init"),
@@ -312,8 +327,7 @@ fn a_key_without_its_database_is_a_lost_state_unless_init() {
         // Nothing was created or changed.
         assert_eq!(db.exists(), how == "truncated");
         // An explicit init starts afresh, with the key that is there.
-        let store =
-            SqliteStore::open_with(&state, store::StoreOptions { init: true }).unwrap();
+        let store = SqliteStore::open_with(&state, store::StoreOptions { init: true }).unwrap();
         let entry = store.read().unwrap();
         assert!(!entry.settings.enabled && entry.secret.is_none());
         drop(store);
@@ -529,5 +543,27 @@ fn two_processes_opening_a_new_directory_at_once_agree_on_one_key() {
             .unwrap()
             .secret
             .is_some()
+    );
+}
+
+#[test]
+fn a_damaged_database_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(&dir);
+    drop(SqliteStore::open(&state).unwrap());
+    for suffix in ["-wal", "-shm"] {
+        let _ = fs::remove_file(state.join(format!("twofactor.db{suffix}")));
+    }
+    let garbage: Vec<u8> = (0..8192u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    fs::write(state.join("twofactor.db"), &garbage).unwrap();
+    let err = SqliteStore::open(&state).unwrap_err();
+    assert_eq!(err.db_kind(), Some(store::DbErrorKind::Corrupt), "{err:?}");
+    let text = err.to_string();
+    assert!(text.starts_with("database file is damaged"), "{text}");
+    assert!(
+        !text.contains("SELECT") && !text.contains("PRAGMA"),
+        "{text}"
     );
 }
