@@ -206,13 +206,12 @@ impl TwoFactor {
                     // count over all origins is what stops many addresses.
                     tx.put_failures(owner, &origin, &LimiterState::default(), 0)?;
                 }
+                // An administrator on the Unix socket can read the secret:
+                // their typos are audited but counted nowhere, so that they
+                // can neither lock themselves nor others sharing `local`.
+                CheckOutcome::Wrong | CheckOutcome::Replayed if bypass => {}
                 CheckOutcome::Wrong | CheckOutcome::Replayed => {
                     for (tier, key, max, st) in &mut tiers {
-                        // A tier already locked (only an administrator on
-                        // the Unix socket gets this far) counts no further.
-                        if st.locked_until_ms > now {
-                            continue;
-                        }
                         if let Some(ms) = limits.fail(st, *max, now) {
                             lockouts.push((*tier, ms));
                         }

@@ -572,6 +572,34 @@ fn twenty_wrong_codes_from_twenty_addresses_lock_the_secret_for_all_but_root_on_
 }
 
 #[test]
+fn administrators_on_the_socket_are_audited_but_lock_nobody_out() {
+    let f = fixture();
+    let s = enable(&f);
+    for _ in 0..25 {
+        assert_eq!(
+            f.tf.check_code(&root_unix(), Some(&wrong_code(&f, &s)))
+                .unwrap(),
+            CheckOutcome::Wrong
+        );
+    }
+    // Neither `local` (a PAM check without an address) nor anyone else.
+    assert_eq!(
+        f.tf.check_code(&pam(None), Some(&code_at(&f, &s, 0)))
+            .unwrap(),
+        CheckOutcome::Accepted
+    );
+    assert_eq!(f.rows("otp_failures"), 0);
+    let wrong =
+        f.tf.audit(&store::AuditQuery {
+            outcome: Some("wrong".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(wrong.len(), 25);
+}
+
+#[test]
 fn pam_checks_count_by_pam_rhost() {
     let f = fixture();
     let s = enable(&f);
