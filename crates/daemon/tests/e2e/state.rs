@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Fixture, enable, need, oathtool, rpc_error, totp, wrong_code};
+use crate::harness::{Fixture, enable, need, oathtool, totp, wrong_code};
 
 /// `auth.twofactor.pam_check` from `rhost`, as the PAM module sends it.
 fn pam_check(root: &mut client::Client, rhost: &str, token: &str) -> Value {
@@ -10,7 +10,7 @@ fn pam_check(root: &mut client::Client, rhost: &str, token: &str) -> Value {
         "auth.twofactor.pam_check",
         vec![json!("alice"), json!("sshd"), json!(rhost), json!(token)],
     )
-    .unwrap()
+    .expect("pam_check")
 }
 
 #[test]
