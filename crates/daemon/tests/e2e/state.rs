@@ -149,6 +149,7 @@ fn a_lost_database_stops_the_daemon_until_init() {
         enable(&mut root);
     }
 }
+
 #[test]
 fn kill_9_and_restart_lose_nothing() {
     if need("oathtool", oathtool()).is_none() {
@@ -206,4 +207,22 @@ fn kill_9_and_restart_lose_nothing() {
         outcomes,
         [&json!("accepted"), &json!("replayed"), &json!("accepted")]
     );
+}
+
+/// A damaged database is named as such in the log, not "Internal error".
+#[test]
+fn a_damaged_database_is_named_in_the_log() {
+    let f = Fixture::new();
+    drop(f.start());
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(f.state.join(format!("twofactor.db{suffix}")));
+    }
+    let garbage: Vec<u8> = (0..16384u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    std::fs::write(f.state.join("twofactor.db"), garbage).unwrap();
+    let out = f.command().output().unwrap();
+    assert!(!out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("database file is damaged"), "{log}");
 }
