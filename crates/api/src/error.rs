@@ -17,6 +17,11 @@ pub enum ApiError {
     /// Logged on the server; the client sees only "Internal error".
     #[error("internal error: {0}")]
     Internal(String),
+    /// The state failed (database full or damaged, ...): logged on the
+    /// server, "Internal error" to a client like any internal error; the
+    /// embedded CLI, whose user owns the state, says what failed.
+    #[error("{0}")]
+    Storage(store::StoreError),
 }
 
 impl ApiError {
@@ -53,6 +58,10 @@ impl ApiError {
                 tracing::error!(detail = %detail, "internal error in a call");
                 RpcError::internal()
             }
+            Self::Storage(e) => {
+                tracing::error!(error = %e, "the state failed in a call");
+                RpcError::internal()
+            }
         }
     }
 }
@@ -65,7 +74,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::NoSecret => Self::call(Errno::EFAULT, e.to_string()),
             ServiceError::LockedOut { .. } => Self::call(Errno::EBUSY, e.to_string()),
             ServiceError::Uri(_) => Self::call(Errno::EINVAL, e.to_string()),
-            ServiceError::Store(inner) => Self::Internal(inner.to_string()),
+            ServiceError::Store(inner) => Self::Storage(inner),
         }
     }
 }

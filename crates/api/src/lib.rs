@@ -122,7 +122,10 @@ impl Api {
         accounts: Arc<dyn Accounts>,
         passwords: Arc<dyn PasswordCheck>,
     ) -> Result<Self, store::StoreError> {
-        let store = store::SqliteStore::open(&config.state_dir)?;
+        let store = store::SqliteStore::open_with(
+            &config.state_dir,
+            store::StoreOptions { init: config.init },
+        )?;
         let labels = service::Labels {
             issuer: config.issuer.clone(),
             product: config.product.clone(),
@@ -134,7 +137,8 @@ impl Api {
             Arc::new(service::OsRandom),
             labels,
             config.rate_limits,
-        );
+        )
+        .with_audit_retention(config.audit);
         let options = ApiOptions {
             admin_group: config.admin_group.clone(),
             ssh_pam_services: config.ssh_pam_services.clone(),

@@ -61,7 +61,7 @@ fn fx() -> Fx {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::at_secs(1_750_000_000));
     let tf = TwoFactor::new(
-        Arc::new(store::SqliteStore::open(dir.path()).unwrap()),
+        Arc::new(store::SqliteStore::open(&dir.path().join("state")).unwrap()),
         clock.clone(),
         Arc::new(OsRandom),
         Labels {
@@ -620,7 +620,7 @@ fn pam_methods_follow_enabled_ssh_and_the_service_list() {
 fn a_wrong_password_asks_for_an_answer_delay_instead_of_sleeping() {
     let dir = tempfile::tempdir().unwrap();
     let tf = TwoFactor::new(
-        Arc::new(store::SqliteStore::open(dir.path()).unwrap()),
+        Arc::new(store::SqliteStore::open(&dir.path().join("state")).unwrap()),
         Arc::new(ManualClock::at_secs(1_750_000_000)),
         Arc::new(OsRandom),
         Labels {

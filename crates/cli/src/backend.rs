@@ -19,6 +19,9 @@ pub enum CallError {
     /// The call never got an answer (connection lost, time-out, ...).
     #[error("{0}")]
     Transport(String),
+    /// Embedded mode: the local state failed (database full, damaged, ...).
+    #[error("{0}")]
+    State(String),
 }
 
 impl From<CallError> for CliError {
@@ -28,7 +31,7 @@ impl From<CallError> for CliError {
                 error,
                 hints: Vec::new(),
             },
-            CallError::Transport(message) => CliError::Failed(message),
+            CallError::Transport(message) | CallError::State(message) => CliError::Failed(message),
         }
     }
 }
@@ -55,12 +58,7 @@ impl Embedded {
             Arc::new(service::NoAccounts),
             Arc::new(service::NoAccounts),
         )
-        .map_err(|e| {
-            CliError::failed(format!(
-                "cannot open the state in {}: {e}",
-                config.state_dir.display()
-            ))
-        })?;
+        .map_err(|e| CliError::state_open(&config.state_dir, &e))?;
         let session = api.embedded_session(service::current_uid());
         Ok(Self {
             api,
@@ -74,7 +72,12 @@ impl Backend for Embedded {
     fn call(&mut self, method: &str, params: Vec<Value>) -> Result<Value, CallError> {
         self.api
             .call(&self.session, method, params)
-            .map_err(|e| CallError::Rpc(Box::new(e.to_rpc())))
+            .map_err(|e| match e {
+                // Whoever runs the API in-process owns the state: say what
+                // failed rather than "Internal error".
+                api::ApiError::Storage(e) => CallError::State(CliError::state(&e).to_string()),
+                e => CallError::Rpc(Box::new(e.to_rpc())),
+            })
     }
 
     fn hostname(&self) -> String {
@@ -144,6 +147,8 @@ pub struct Target {
     pub config: Option<PathBuf>,
     pub user: Option<String>,
     pub timeout: Duration,
+    /// `--init`: embedded mode may start a fresh state after a lost database.
+    pub init: bool,
 }
 
 /// How to ask for secrets when logging in.
@@ -240,6 +245,11 @@ pub fn open(target: &Target, prompter: &mut dyn Prompter) -> Result<Box<dyn Back
     if target.url.is_some() && target.state_dir.is_some() {
         return Err(CliError::usage("--url and --state-dir exclude each other"));
     }
+    if target.init && target.url.is_some() {
+        return Err(CliError::usage(
+            "--init applies to the embedded mode; a daemon is started with twofactord --init",
+        ));
+    }
     let mut backend: Box<dyn Backend> = if let Some(url) = &target.url {
         if !(url.starts_with("ws+unix://") || url.starts_with("ws://")) {
             return Err(CliError::usage(format!(
@@ -257,6 +267,11 @@ pub fn open(target: &Target, prompter: &mut dyn Prompter) -> Result<Box<dyn Back
             })
             .flatten();
         match remote {
+            Some(_) if target.init => {
+                return Err(CliError::usage(
+                    "--init applies to the embedded mode, but a daemon answers on the socket",
+                ));
+            }
             Some(r) => Box::new(r),
             None => {
                 if target.user.is_some() {
@@ -267,6 +282,7 @@ pub fn open(target: &Target, prompter: &mut dyn Prompter) -> Result<Box<dyn Back
                 if let Some(dir) = &target.state_dir {
                     config.state_dir.clone_from(dir);
                 }
+                config.init = target.init;
                 Box::new(Embedded::open(&config)?)
             }
         }

@@ -41,6 +41,21 @@ impl CliError {
         Self::Failed(message.to_string())
     }
 
+    /// The local state (embedded mode) failed in a call: what failed and
+    /// what to do, never SQL or secrets.
+    pub fn state(e: &store::StoreError) -> Self {
+        Self::Failed(format!("{e}{}", state_hint(e)))
+    }
+
+    /// The local state could not be opened.
+    pub fn state_open(dir: &std::path::Path, e: &store::StoreError) -> Self {
+        Self::Failed(format!(
+            "cannot open the state in {}: {e}{}",
+            dir.display(),
+            state_hint(e)
+        ))
+    }
+
     pub fn rpc(error: RpcError) -> Self {
         Self::Rpc {
             error: Box::new(error),
@@ -54,6 +69,20 @@ impl CliError {
             Self::Usage(_) => EXIT_USAGE,
             Self::Rpc { .. } | Self::Failed(_) => EXIT_FAILED,
         }
+    }
+}
+
+/// What to do about a failed state, when there is something to say.
+fn state_hint(e: &store::StoreError) -> &'static str {
+    use store::DbErrorKind as K;
+    match e.db_kind() {
+        Some(K::Full) => "; free space on the file system of the state directory and retry",
+        Some(K::Corrupt) => {
+            "; restore the state directory (database and key file together) from a backup"
+        }
+        Some(K::ReadOnly) => "; the state directory and its database must be writable",
+        Some(K::Busy) => "; another process holds the database, retry",
+        Some(K::Io | K::Other) | None => "",
     }
 }
 
@@ -123,6 +152,31 @@ mod tests {
             "Error: Please enable Two Factor Authentication first."
         );
         assert_eq!(err.exit_code(), EXIT_FAILED);
+    }
+
+    #[test]
+    fn state_failures_say_what_failed() {
+        use store::{DbErrorKind, StoreError};
+        let db = |kind| StoreError::Database {
+            kind,
+            message: "what SQLite said".into(),
+        };
+        let full = CliError::state(&db(DbErrorKind::Full)).to_string();
+        assert!(full.starts_with("Error: database is full"), "{full}");
+        assert!(full.contains("free space"), "{full}");
+        let damaged = CliError::state_open(std::path::Path::new("/s"), &db(DbErrorKind::Corrupt));
+        let text = damaged.to_string();
+        assert!(
+            text.starts_with("Error: cannot open the state in /s: database file is damaged"),
+            "{text}"
+        );
+        assert!(text.contains("from a backup"), "{text}");
+        assert_eq!(damaged.exit_code(), EXIT_FAILED);
+        assert!(
+            CliError::state(&db(DbErrorKind::ReadOnly))
+                .to_string()
+                .contains("database is read-only")
+        );
     }
 
     #[test]

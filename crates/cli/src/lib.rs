@@ -55,6 +55,11 @@ pub struct Args {
     /// Configuration file (default /etc/twofactor/twofactord.toml, if present).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Embedded mode: start a fresh state where the key file is present but
+    /// the database is gone (otherwise refused as a lost state). Never
+    /// deletes anything.
+    #[arg(long)]
+    pub init: bool,
     /// Log in as this user first (password from TFA_PASSWORD or a prompt;
     /// code from TFA_OTP or a prompt).
     #[arg(long)]
@@ -97,6 +102,7 @@ pub fn run(args: Args) -> i32 {
         config: args.config,
         user: args.user,
         timeout: args.timeout,
+        init: args.init,
     };
     let backend = match backend::open(&target, &mut backend::TerminalPrompter) {
         Ok(b) => b,

@@ -380,7 +380,7 @@ mod tests {
     fn scripts_run_every_line() {
         let dir = tempfile::tempdir().unwrap();
         let mut config = service::Config::defaults();
-        config.state_dir = dir.path().to_path_buf();
+        config.state_dir = dir.path().join("state");
         let backend = crate::backend::Embedded::open(&config).unwrap();
         let mut engine = Engine::new(Box::new(backend), crate::render::Mode::Csv);
         let script = "auth two_factor\n# comment\n\nnope\nconfig\n";

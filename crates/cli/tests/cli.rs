@@ -615,6 +615,91 @@ fn ls_after_a_namespace_lists_it() {
             listed.stdout.lines().any(|l| l.starts_with(command)),
             "{command}: {}",
             listed.stdout
+
+/// A key file without its database is a lost state: refused with the reason
+/// and the way out; `--init` starts afresh; a fresh directory just works.
+#[test]
+fn a_lost_database_is_refused_until_init() {
+    let t = Tfa::new();
+    // Fresh: neither file exists, and it just works.
+    assert!(!t.state().exists());
+    t.enable();
+    for how in ["deleted", "truncated"] {
+        let db = t.state().join("twofactor.db");
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(t.state().join(format!("twofactor.db{suffix}")));
+        }
+        if how == "deleted" {
+            std::fs::remove_file(&db).expect("rm db");
+        } else {
+            std::fs::write(&db, b"").expect("truncate db");
+        }
+        let r = t.tf("config");
+        assert_eq!(r.status, 1, "{how}: {}", r.stdout);
+        assert!(
+            r.stderr.contains("the two-factor state was lost") && r.stderr.contains("--init"),
+            "{how}: {}",
+            r.stderr
+        );
+        assert_eq!(r.stdout, "");
+        // Nothing was created by the refused run.
+        assert_eq!(db.exists(), how == "truncated");
+        let out = t
+            .run(&["--init", "-m", "json", "auth", "two_factor", "config"])
+            .ok();
+        let entry: serde_json::Value = serde_json::from_str(&out).expect("json");
+        assert_eq!(entry["enabled"], false, "{out}");
+        assert_eq!(entry["secret"], serde_json::Value::Null, "{out}");
+        t.enable();
+    }
+}
+
+#[test]
+fn a_damaged_database_says_so_instead_of_internal_error() {
+    let t = Tfa::new();
+    t.enable();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(t.state().join(format!("twofactor.db{suffix}")));
+    }
+    let garbage: Vec<u8> = (0..16384u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    std::fs::write(t.state().join("twofactor.db"), garbage).expect("garbage");
+    let r = t.tf("config");
+    assert_eq!(r.status, 1);
+    assert!(
+        r.stderr.contains("database file is damaged") && r.stderr.contains("from a backup"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("Internal error"), "{}", r.stderr);
+}
+
+#[test]
+fn a_state_directory_open_to_others_is_refused_and_left_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = Tfa::new();
+    std::fs::create_dir(t.state()).expect("mkdir");
+    for mode in [0o755, 0o1777] {
+        std::fs::set_permissions(t.state(), std::fs::Permissions::from_mode(mode)).expect("chmod");
+        let r = t.tf("config");
+        assert_eq!(r.status, 1);
+        assert!(
+            r.stderr.contains(&t.state().display().to_string())
+                && r.stderr.contains(&format!("{mode:04o}")),
+            "{}",
+            r.stderr
+        );
+        let after = std::fs::metadata(t.state())
+            .expect("stat")
+            .permissions()
+            .mode()
+            & 0o7777;
+        assert_eq!(after, mode, "the mode was changed");
+        assert_eq!(
+            std::fs::read_dir(t.state()).expect("ls").count(),
+            0,
+            "files were created"
         );
     }
 }

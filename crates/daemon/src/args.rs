@@ -25,6 +25,11 @@ pub struct Args {
     /// the file. Port 0 picks a free port (logged at start-up).
     #[arg(long, value_name = "ADDR|none")]
     pub listen: Option<String>,
+    /// Start a fresh state where the key file is present but the database
+    /// is gone (deleted or emptied), which is otherwise refused as a lost
+    /// state. Never deletes anything: an existing database is used as is.
+    #[arg(long)]
+    pub init: bool,
 }
 
 impl Args {
@@ -44,6 +49,7 @@ impl Args {
         if let Some(listen) = &self.listen {
             config.listen = (listen != "none").then(|| listen.clone());
         }
+        config.init = self.init;
         Ok(config)
     }
 }
@@ -115,5 +121,13 @@ mod tests {
                 "{key} is not in the example"
             );
         }
+    }
+
+    #[test]
+    fn init_is_off_unless_asked() {
+        let plain = Args::parse_from(["twofactord", "--config", "/dev/null"]);
+        assert!(!plain.config().unwrap().init);
+        let init = Args::parse_from(["twofactord", "--config", "/dev/null", "--init"]);
+        assert!(init.config().unwrap().init);
     }
 }

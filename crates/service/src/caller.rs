@@ -16,6 +16,10 @@ pub enum Origin {
     Pam { rhost: Option<String> },
 }
 
+/// The rate-limit origin of every caller without a remote address: the
+/// Unix socket, the embedded CLI, a PAM check without `PAM_RHOST`.
+pub const LOCAL_ORIGIN: &str = "local";
+
 impl Origin {
     /// The address to rate-limit by, when there is one.
     pub fn remote_address(&self) -> Option<String> {
@@ -24,6 +28,38 @@ impl Origin {
             Self::Pam { rhost: Some(h) } if !h.is_empty() => Some(h.clone()),
             _ => None,
         }
+    }
+
+    /// The origin wrong codes are counted under (SPEC 6.3): the TCP peer's
+    /// address, or `PAM_RHOST` for PAM checks (the same key as TCP when it
+    /// is an address, so one host is one origin; `host:NAME` when it is a
+    /// name), or [`LOCAL_ORIGIN`]. Never [`store::ALL_ORIGINS`].
+    pub fn rate_limit_key(&self) -> String {
+        match self {
+            Self::Tcp { addr, .. } => canonical_ip(*addr).to_string(),
+            Self::Pam { rhost: Some(h) } if !h.trim().is_empty() => {
+                let h = h.trim();
+                match h.parse::<IpAddr>() {
+                    Ok(ip) => canonical_ip(ip).to_string(),
+                    Err(_) => format!("host:{}", h.to_ascii_lowercase()),
+                }
+            }
+            _ => LOCAL_ORIGIN.to_owned(),
+        }
+    }
+
+    /// Whether this is the local Unix socket (or the in-process CLI).
+    pub fn is_local_socket(&self) -> bool {
+        matches!(self, Self::Unix { .. } | Self::Embedded { .. })
+    }
+}
+
+/// An IPv4 peer seen on an IPv6 socket (`::ffff:a.b.c.d`) is the IPv4
+/// address, so it cannot count twice.
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
     }
 }
 
@@ -52,6 +88,8 @@ pub struct Caller {
     pub origin: Origin,
     /// The PAM service or API method on whose behalf a code is checked.
     pub via: Option<String>,
+    /// A logged-in administrator (root on the Unix socket always is).
+    pub admin: bool,
 }
 
 impl Caller {
@@ -60,6 +98,25 @@ impl Caller {
             user: user.map(str::to_owned),
             origin,
             via: None,
+            admin: false,
+        }
+    }
+
+    /// Marks the caller as a logged-in administrator (or not).
+    pub fn as_admin(mut self, admin: bool) -> Self {
+        self.admin = admin;
+        self
+    }
+
+    /// An administrator on the Unix socket (root there always is, and so is
+    /// the in-process CLI, whose user owns the state): the per-secret
+    /// lock-out does not apply, so root can always recover (SPEC 6.3). Such
+    /// a caller can read the secret anyway, so nothing is guessed this way.
+    pub fn bypasses_lockout(&self) -> bool {
+        match self.origin {
+            Origin::Unix { uid: 0, .. } | Origin::Embedded { .. } => true,
+            Origin::Unix { .. } => self.admin,
+            Origin::Tcp { .. } | Origin::Pam { .. } => false,
         }
     }
 

@@ -1,17 +1,32 @@
 //! The one code-check path: replay protection, rate limiting and audit for
 //! every place a code is checked (verify, login, PAM).
+//!
+//! Wrong codes (wrong, malformed, replayed) are counted in two tiers (SPEC
+//! 6.3): per secret and origin, and per secret over all origins. Each tier
+//! has its own counter in the store, keyed by (secret owner, origin), so
+//! per-user secrets only bring another owner.
 
 use otp::{Algorithm, Totp};
 use serde_json::json;
-use store::{LimiterState, transact};
+use store::{ALL_ORIGINS, LimiterState, SYSTEM_OWNER, Tx, transact};
 
 use crate::{Caller, ServiceError, TwoFactor};
 
-/// Rate-limit numbers (SPEC §6.3), settable in the configuration file.
+/// Counters whose window and lock-out memory ran out are deleted this many
+/// at a time, on every check that writes.
+const EXPIRE_BATCH: usize = 16;
+
+/// Rate-limit numbers (SPEC §6.3), settable in the configuration file
+/// (`[rate_limit]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimits {
-    /// Wrong codes tolerated within `window_secs` before a lock-out.
+    /// Wrong codes from one origin tolerated within `window_secs` before
+    /// that origin is locked out.
     pub max_failures: u32,
+    /// Wrong codes from all origins together tolerated within
+    /// `window_secs` before the secret is locked out for every origin
+    /// (but an administrator on the Unix socket).
+    pub secret_max_failures: u32,
     pub window_secs: u32,
     /// First back-off; each further lock-out doubles it.
     pub initial_backoff_secs: u32,
@@ -22,9 +37,26 @@ impl Default for RateLimits {
     fn default() -> Self {
         Self {
             max_failures: 5,
+            secret_max_failures: 20,
             window_secs: 300,
             initial_backoff_secs: 30,
             max_backoff_secs: 900,
+        }
+    }
+}
+
+/// Which counter a lock-out came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tier {
+    Origin,
+    Secret,
+}
+
+impl Tier {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Origin => "origin",
+            Self::Secret => "secret",
         }
     }
 }
@@ -37,14 +69,19 @@ impl RateLimits {
         i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1000)
     }
 
-    /// Counts one failure at `now`; returns the back-off begun, if any.
-    fn fail(&self, st: &mut LimiterState, now: i64) -> Option<i64> {
-        if st.failures == 0 || now - st.window_start_ms > i64::from(self.window_secs) * 1000 {
+    fn window_ms(&self) -> i64 {
+        i64::from(self.window_secs) * 1000
+    }
+
+    /// Counts one failure at `now` against a limit of `max`; returns the
+    /// back-off begun, if any.
+    fn fail(&self, st: &mut LimiterState, max: u32, now: i64) -> Option<i64> {
+        if st.failures == 0 || now - st.window_start_ms > self.window_ms() {
             st.failures = 0;
             st.window_start_ms = now;
         }
         st.failures += 1;
-        if st.failures < self.max_failures {
+        if st.failures < max {
             return None;
         }
         let backoff = self.backoff_ms(st.lockouts);
@@ -52,6 +89,30 @@ impl RateLimits {
         st.lockouts = st.lockouts.saturating_add(1);
         st.failures = 0;
         Some(backoff)
+    }
+
+    /// When a counter may be forgotten: its window has passed and its last
+    /// lock-out ended more than the longest back-off ago (so a persistent
+    /// guesser keeps doubling, one who went away starts over).
+    fn expires_at(&self, st: &LimiterState) -> i64 {
+        let window_end = st.window_start_ms.saturating_add(self.window_ms());
+        let memory_end = if st.lockouts == 0 {
+            0
+        } else {
+            st.locked_until_ms
+                .saturating_add(i64::from(self.max_backoff_secs) * 1000)
+        };
+        window_end.max(memory_end).max(st.locked_until_ms)
+    }
+
+    /// The stored counter, or a fresh one when it has expired (whether or
+    /// not the expired row was deleted yet).
+    fn current(&self, st: LimiterState, now: i64) -> LimiterState {
+        if st != LimiterState::default() && now >= self.expires_at(&st) {
+            LimiterState::default()
+        } else {
+            st
+        }
     }
 }
 
@@ -91,21 +152,34 @@ impl TwoFactor {
         let now = self.clock.now_ms();
         let token = token.map(str::trim).unwrap_or("");
         let limits = self.limits;
+        let owner = SYSTEM_OWNER;
+        let origin = caller.origin.rate_limit_key();
+        let bypass = caller.bypasses_lockout();
         let result = transact(&*self.store, |tx| {
             let entry = tx.entry()?;
             let settings = entry.settings;
             let Some(record) = entry.secret.filter(|_| settings.enabled) else {
                 return Ok(None);
             };
-            let mut scopes = vec![format!("secret:{}", record.id.0)];
-            if let Some(addr) = caller.origin.remote_address() {
-                scopes.push(format!("addr:{addr}"));
-            }
-            let mut states = Vec::with_capacity(scopes.len());
-            for scope in &scopes {
-                states.push(tx.limiter(scope)?);
-            }
-            let locked_until = states.iter().map(|s| s.locked_until_ms).max().unwrap_or(0);
+            let mut tiers = [
+                (
+                    Tier::Origin,
+                    origin.as_str(),
+                    limits.max_failures,
+                    limits.current(tx.failures(owner, &origin)?, now),
+                ),
+                (
+                    Tier::Secret,
+                    ALL_ORIGINS,
+                    limits.secret_max_failures,
+                    limits.current(tx.failures(owner, ALL_ORIGINS)?, now),
+                ),
+            ];
+            let locked_until = if bypass {
+                0
+            } else {
+                tiers.iter().map(|t| t.3.locked_until_ms).max().unwrap_or(0)
+            };
             let outcome = if locked_until > now {
                 let wait_ms = u64::try_from(locked_until - now).unwrap_or(0);
                 CheckOutcome::LockedOut {
@@ -125,19 +199,23 @@ impl TwoFactor {
                     None => CheckOutcome::Wrong,
                 }
             };
-            let mut lockout = None;
+            let mut lockouts = Vec::new();
             match outcome {
                 CheckOutcome::Accepted => {
-                    for scope in &scopes {
-                        tx.put_limiter(scope, &LimiterState::default())?;
-                    }
+                    // A right code resets its own origin's count only: the
+                    // count over all origins is what stops many addresses.
+                    tx.put_failures(owner, &origin, &LimiterState::default(), 0)?;
                 }
+                // An administrator on the Unix socket can read the secret:
+                // their typos are audited but counted nowhere, so that they
+                // can neither lock themselves nor others sharing `local`.
+                CheckOutcome::Wrong | CheckOutcome::Replayed if bypass => {}
                 CheckOutcome::Wrong | CheckOutcome::Replayed => {
-                    for (scope, st) in scopes.iter().zip(states.iter_mut()) {
-                        if let Some(ms) = limits.fail(st, now) {
-                            lockout = Some(lockout.map_or(ms, |m: i64| m.max(ms)));
+                    for (tier, key, max, st) in &mut tiers {
+                        if let Some(ms) = limits.fail(st, *max, now) {
+                            lockouts.push((*tier, ms));
                         }
-                        tx.put_limiter(scope, st)?;
+                        tx.put_failures(owner, key, st, limits.expires_at(st))?;
                     }
                 }
                 CheckOutcome::LockedOut { .. } => {}
@@ -149,17 +227,32 @@ impl TwoFactor {
                 _ => None,
             };
             tx.audit(&caller.audit(now, "otp.check", outcome.audit_name(), detail))?;
-            if let Some(ms) = lockout {
+            for (tier, ms) in lockouts {
                 tx.audit(&caller.audit(
                     now,
                     "otp.lockout",
                     "locked",
-                    Some(json!({"seconds": ms / 1000})),
+                    Some(json!({
+                        "scope": tier.name(),
+                        "origin": if tier == Tier::Origin { origin.as_str() } else { ALL_ORIGINS },
+                        "seconds": ms / 1000,
+                    })),
                 ))?;
             }
+            tx.expire_failures(now, EXPIRE_BATCH)?;
+            self.retain_audit(tx, now)?;
             Ok(Some(outcome))
         })?;
         result.ok_or(ServiceError::NotEnabled)
+    }
+
+    /// Applies audit retention a batch at a time; called in every
+    /// transaction that appends audit records.
+    pub(crate) fn retain_audit(&self, tx: &mut dyn Tx, now: i64) -> store::Result<()> {
+        let r = self.retention;
+        let max_age_ms = i64::from(r.max_age_days).saturating_mul(86_400_000);
+        tx.prune_audit(now.saturating_sub(max_age_ms), r.max_rows, r.batch)?;
+        Ok(())
     }
 }
 
@@ -180,9 +273,9 @@ mod tests {
         let l = RateLimits::default();
         let mut st = LimiterState::default();
         for i in 0..4 {
-            assert_eq!(l.fail(&mut st, 1000 + i * 1000), None);
+            assert_eq!(l.fail(&mut st, 5, 1000 + i * 1000), None);
         }
-        assert_eq!(l.fail(&mut st, 6000), Some(30_000));
+        assert_eq!(l.fail(&mut st, 5, 6000), Some(30_000));
         assert_eq!(st.locked_until_ms, 36_000);
         assert_eq!(st.lockouts, 1);
     }
@@ -192,7 +285,25 @@ mod tests {
         let l = RateLimits::default();
         let mut st = LimiterState::default();
         for i in 0..20 {
-            assert_eq!(l.fail(&mut st, i * 100_000), None, "failure {i}");
+            assert_eq!(l.fail(&mut st, 5, i * 100_000), None, "failure {i}");
         }
+    }
+
+    #[test]
+    fn a_counter_expires_after_its_window_and_lock_out_memory() {
+        let l = RateLimits::default();
+        let mut st = LimiterState::default();
+        l.fail(&mut st, 5, 0);
+        assert_eq!(l.expires_at(&st), 300_000);
+        assert_eq!(l.current(st, 299_999), st);
+        assert_eq!(l.current(st, 300_000), LimiterState::default());
+        for t in 1..5 {
+            l.fail(&mut st, 5, t);
+        }
+        // Locked 30 s from t=4 ms; remembered 15 minutes beyond.
+        assert_eq!(st.locked_until_ms, 30_004);
+        assert_eq!(l.expires_at(&st), 30_004 + 900_000);
+        assert_eq!(l.current(st, 930_003), st);
+        assert_eq!(l.current(st, 930_004), LimiterState::default());
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::RateLimits;
+use crate::{AuditRetention, RateLimits};
 
 /// The default configuration file.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/twofactor/twofactord.toml";
@@ -41,12 +41,21 @@ struct File {
     admin_group: Option<String>,
     ssh_pam_services: Option<Vec<String>>,
     rate_limit: Option<RateLimitFile>,
+    audit: Option<AuditFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditFile {
+    max_age_days: Option<u32>,
+    max_rows: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RateLimitFile {
     max_failures: Option<u32>,
+    secret_max_failures: Option<u32>,
     window_secs: Option<u32>,
     initial_backoff_secs: Option<u32>,
     max_backoff_secs: Option<u32>,
@@ -68,6 +77,11 @@ pub struct Config {
     /// PAM services whose logins count as `ssh`.
     pub ssh_pam_services: Vec<String>,
     pub rate_limits: RateLimits,
+    /// Audit retention (`[audit]`).
+    pub audit: AuditRetention,
+    /// Start a fresh state where a key file has lost its database
+    /// (`--init` of `twofactord` and `tfa`; never read from the file).
+    pub init: bool,
 }
 
 impl Config {
@@ -84,6 +98,8 @@ impl Config {
             admin_group: None,
             ssh_pam_services: vec!["sshd".into()],
             rate_limits: RateLimits::default(),
+            audit: AuditRetention::default(),
+            init: false,
         }
     }
 
@@ -142,17 +158,35 @@ impl Config {
         if let Some(r) = file.rate_limit {
             let l = &mut c.rate_limits;
             l.max_failures = r.max_failures.unwrap_or(l.max_failures);
+            l.secret_max_failures = r.secret_max_failures.unwrap_or(l.secret_max_failures);
             l.window_secs = r.window_secs.unwrap_or(l.window_secs);
             l.initial_backoff_secs = r.initial_backoff_secs.unwrap_or(l.initial_backoff_secs);
             l.max_backoff_secs = r.max_backoff_secs.unwrap_or(l.max_backoff_secs);
             if l.max_failures == 0 {
                 return Err(invalid("rate_limit.max_failures", "at least 1"));
             }
+            if l.secret_max_failures == 0 {
+                return Err(invalid("rate_limit.secret_max_failures", "at least 1"));
+            }
             if l.initial_backoff_secs > l.max_backoff_secs {
                 return Err(invalid(
                     "rate_limit.initial_backoff_secs",
                     "at most max_backoff_secs",
                 ));
+            }
+        }
+        if let Some(a) = file.audit {
+            if let Some(days) = a.max_age_days {
+                if days == 0 {
+                    return Err(invalid("audit.max_age_days", "at least 1"));
+                }
+                c.audit.max_age_days = days;
+            }
+            if let Some(rows) = a.max_rows {
+                if rows == 0 {
+                    return Err(invalid("audit.max_rows", "at least 1"));
+                }
+                c.audit.max_rows = rows;
             }
         }
         Ok(c)
@@ -235,6 +269,40 @@ mod tests {
     fn bad_values_are_refused() {
         assert!(Config::parse("issuer = \"a:b\"\n", "t").is_err());
         assert!(Config::parse("[rate_limit]\nmax_failures = 0\n", "t").is_err());
+        for (text, key) in [
+            (
+                "[rate_limit]\nsecret_max_failures = 0\n",
+                "rate_limit.secret_max_failures",
+            ),
+            ("[audit]\nmax_age_days = 0\n", "audit.max_age_days"),
+            ("[audit]\nmax_rows = 0\n", "audit.max_rows"),
+            ("[audit]\nmax_days = 3\n", "max_days"),
+        ] {
+            let err = Config::parse(text, "t").unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn two_tier_and_audit_numbers_are_settable() {
+        let c = Config::defaults();
+        assert_eq!(
+            (
+                c.rate_limits.max_failures,
+                c.rate_limits.secret_max_failures
+            ),
+            (5, 20)
+        );
+        assert_eq!((c.audit.max_age_days, c.audit.max_rows), (90, 100_000));
+        assert!(!c.init);
+        let c = Config::parse(
+            "[rate_limit]\nsecret_max_failures = 50\n[audit]\nmax_age_days = 7\nmax_rows = 500\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.rate_limits.secret_max_failures, 50);
+        assert_eq!(c.rate_limits.max_failures, 5);
+        assert_eq!((c.audit.max_age_days, c.audit.max_rows), (7, 500));
     }
 
     #[test]

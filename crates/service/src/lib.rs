@@ -15,13 +15,15 @@ mod caller;
 mod check;
 mod clock;
 mod config;
+mod retention;
 mod twofactor;
 
 pub use accounts::{Account, Accounts, NoAccounts, PasswordCheck};
-pub use caller::{Caller, Origin};
+pub use caller::{Caller, LOCAL_ORIGIN, Origin};
 pub use check::{CheckOutcome, RateLimits};
 pub use clock::{Clock, ManualClock, OsRandom, Randomness, SystemClock};
 pub use config::{Config, ConfigError, DEFAULT_CONFIG_PATH, current_uid};
+pub use retention::AuditRetention;
 pub use twofactor::{Entry, Labels, Services, TwoFactor, UpdateRequest};
 
 /// What went wrong in a service call. The API decides how each is shown.

@@ -8,7 +8,7 @@ use store::{Settings, Store, SystemEntry, transact};
 use zeroize::Zeroizing;
 
 use crate::check::RateLimits;
-use crate::{Caller, CheckOutcome, Clock, Randomness, ServiceError};
+use crate::{AuditRetention, Caller, CheckOutcome, Clock, Randomness, ServiceError};
 
 /// `services` of the entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -91,6 +91,7 @@ pub struct TwoFactor {
     random: Arc<dyn Randomness>,
     labels: Labels,
     pub(crate) limits: RateLimits,
+    pub(crate) retention: AuditRetention,
 }
 
 impl TwoFactor {
@@ -107,7 +108,14 @@ impl TwoFactor {
             random,
             labels,
             limits,
+            retention: AuditRetention::default(),
         }
+    }
+
+    /// Sets audit retention (default: [`AuditRetention::default`]).
+    pub fn with_audit_retention(mut self, retention: AuditRetention) -> Self {
+        self.retention = retention;
+        self
     }
 
     pub fn labels(&self) -> &Labels {
@@ -160,6 +168,7 @@ impl TwoFactor {
                 "success",
                 Some(json!({"changed": changed_keys(&old, &new), "secret_generated": generated})),
             ))?;
+            self.retain_audit(tx, now)?;
             entry = tx.entry()?;
             Ok(entry)
         })?;
@@ -192,6 +201,7 @@ impl TwoFactor {
             }
             tx.replace_secret(&self.new_secret(), now)?;
             tx.audit(&caller.audit(now, "twofactor.renew_secret", "success", None))?;
+            self.retain_audit(tx, now)?;
             Ok(true)
         })?
         .then_some(true)
@@ -218,8 +228,12 @@ impl TwoFactor {
         outcome: &str,
         detail: Option<serde_json::Value>,
     ) -> Result<(), ServiceError> {
-        let record = caller.audit(self.clock.now_ms(), event, outcome, detail);
-        transact(&*self.store, |tx| tx.audit(&record))?;
+        let now = self.clock.now_ms();
+        let record = caller.audit(now, event, outcome, detail);
+        transact(&*self.store, |tx| {
+            tx.audit(&record)?;
+            self.retain_audit(tx, now)
+        })?;
         Ok(())
     }
 

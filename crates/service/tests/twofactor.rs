@@ -6,8 +6,8 @@ use std::sync::{Arc, Barrier};
 
 use otp::{Algorithm, Digits, Interval, Secret, Totp, Window};
 use service::{
-    Caller, CheckOutcome, Labels, ManualClock, Origin, Randomness, RateLimits, ServiceError,
-    Services, TwoFactor, UpdateRequest,
+    AuditRetention, Caller, CheckOutcome, Labels, ManualClock, Origin, Randomness, RateLimits,
+    ServiceError, Services, TwoFactor, UpdateRequest,
 };
 
 /// Deterministic "randomness": a counter, so each secret differs.
@@ -24,7 +24,7 @@ impl Randomness for Counting {
 }
 
 struct Fixture {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     clock: Arc<ManualClock>,
     tf: TwoFactor,
 }
@@ -32,8 +32,12 @@ struct Fixture {
 const T0: i64 = 1_700_000_000;
 
 fn fixture() -> Fixture {
+    fixture_with(RateLimits::default(), AuditRetention::default())
+}
+
+fn fixture_with(limits: RateLimits, retention: AuditRetention) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store = store::SqliteStore::open(dir.path()).unwrap();
+    let store = store::SqliteStore::open(&dir.path().join("state")).unwrap();
     let clock = Arc::new(ManualClock::at_secs(T0));
     let tf = TwoFactor::new(
         Arc::new(store),
@@ -44,17 +48,72 @@ fn fixture() -> Fixture {
             product: "TrueNAS".into(),
             hostname: "nas".into(),
         },
-        RateLimits::default(),
-    );
-    Fixture {
-        _dir: dir,
-        clock,
-        tf,
-    }
+        limits,
+    )
+    .with_audit_retention(retention);
+    Fixture { dir, clock, tf }
 }
 
 fn admin() -> Caller {
     Caller::new(Some("root"), Origin::Embedded { uid: 0 })
+}
+
+/// Root on the Unix socket.
+fn root_unix() -> Caller {
+    Caller::new(Some("root"), Origin::Unix { uid: 0, pid: None })
+}
+
+/// An anonymous TCP peer at 192.0.2.`last`.
+fn tcp(last: u8) -> Caller {
+    Caller::new(
+        None,
+        Origin::Tcp {
+            addr: [192, 0, 2, last].into(),
+            port: 40000,
+        },
+    )
+}
+
+/// A PAM check from `rhost` (or without one).
+fn pam(rhost: Option<&str>) -> Caller {
+    Caller::new(
+        Some("alice"),
+        Origin::Pam {
+            rhost: rhost.map(str::to_owned),
+        },
+    )
+    .via("pam:sshd")
+}
+
+/// A code that is not the right one now.
+fn wrong_code(f: &Fixture, s: &Secret) -> String {
+    if code_at(f, s, 0) == "000000" {
+        "000001".to_owned()
+    } else {
+        "000000".to_owned()
+    }
+}
+
+fn locked_out(r: Result<CheckOutcome, ServiceError>) -> Option<u64> {
+    match r.unwrap() {
+        CheckOutcome::LockedOut { retry_after_secs } => Some(retry_after_secs),
+        _ => None,
+    }
+}
+
+impl Fixture {
+    /// Rows in a table of the state's database, read by a second connection.
+    fn rows(&self, table: &str) -> i64 {
+        let conn = rusqlite::Connection::open(
+            self.dir
+                .path()
+                .join("state")
+                .join(store::SqliteStore::DB_FILE),
+        )
+        .unwrap();
+        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    }
 }
 
 fn enable(f: &Fixture) -> Secret {
@@ -225,10 +284,14 @@ fn malformed_tokens_are_false_not_errors() {
     let good = code_at(&f, &s, 0);
     // Four, not five: five wrong codes (malformed ones count) would lock.
     for bad in [None, Some("12345"), Some("1234567"), Some("１２３４５６")] {
-        assert!(!f.tf.verify(&admin(), bad).unwrap(), "{bad:?}");
+        assert_eq!(
+            f.tf.check_code(&tcp(1), bad).unwrap(),
+            CheckOutcome::Wrong,
+            "{bad:?}"
+        );
     }
     assert!(
-        f.tf.verify(&admin(), Some(&good)).unwrap(),
+        f.tf.verify(&tcp(1), Some(&good)).unwrap(),
         "the failures above were not a lock-out"
     );
 }
@@ -293,19 +356,11 @@ fn thirty_two_threads_one_fresh_code_exactly_one_wins() {
 fn five_wrong_codes_lock_then_back_off_doubles_and_a_right_code_resets() {
     let f = fixture();
     let s = enable(&f);
-    let wrong = |f: &Fixture| {
-        let right = code_at(f, &s, 0);
-        let w = if right == "000000" {
-            "000001".to_owned()
-        } else {
-            "000000".to_owned()
-        };
-        f.tf.verify(&admin(), Some(&w))
-    };
+    let wrong = |f: &Fixture| f.tf.verify(&tcp(1), Some(&wrong_code(f, &s)));
     for i in 0..5 {
         assert!(!wrong(&f).unwrap(), "attempt {i}");
     }
-    match f.tf.verify(&admin(), Some(&code_at(&f, &s, 0))) {
+    match f.tf.verify(&tcp(1), Some(&code_at(&f, &s, 0))) {
         Err(ServiceError::LockedOut { retry_after_secs }) => assert_eq!(retry_after_secs, 30),
         other => panic!("expected a lock-out, got {other:?}"),
     }
@@ -334,7 +389,7 @@ fn five_wrong_codes_lock_then_back_off_doubles_and_a_right_code_resets() {
     ));
     f.clock.advance_secs(61);
     assert!(
-        f.tf.verify(&admin(), Some(&code_at(&f, &s, 0))).unwrap(),
+        f.tf.verify(&tcp(1), Some(&code_at(&f, &s, 0))).unwrap(),
         "right code after the back-off"
     );
     // The count was reset: four more wrong codes do not lock.
@@ -342,36 +397,310 @@ fn five_wrong_codes_lock_then_back_off_doubles_and_a_right_code_resets() {
         assert!(!wrong(&f).unwrap());
     }
     f.clock.advance_secs(30);
-    assert!(f.tf.verify(&admin(), Some(&code_at(&f, &s, 0))).unwrap());
+    assert!(f.tf.verify(&tcp(1), Some(&code_at(&f, &s, 0))).unwrap());
 }
 
 #[test]
-fn lockout_per_remote_address_does_not_need_the_same_secret_scope_only() {
+fn the_back_off_doubles_to_the_cap_and_is_forgotten_after_a_quiet_spell() {
     let f = fixture();
     let s = enable(&f);
-    let tcp = |last: u8| {
-        Caller::new(
-            None,
-            Origin::Tcp {
-                addr: [192, 0, 2, last].into(),
-                port: 1,
-            },
-        )
+    let lock_once = |f: &Fixture| -> u64 {
+        for _ in 0..5 {
+            assert_eq!(
+                f.tf.check_code(&tcp(9), Some(&wrong_code(f, &s))).unwrap(),
+                CheckOutcome::Wrong
+            );
+        }
+        let wait = locked_out(f.tf.check_code(&tcp(9), Some(&wrong_code(f, &s))))
+            .expect("locked after five");
+        f.clock.advance_secs(i64::try_from(wait).unwrap());
+        wait
     };
-    let right = code_at(&f, &s, 0);
-    let w = if right == "111111" {
-        "222222"
-    } else {
-        "111111"
+    let waits: Vec<u64> = (0..7).map(|_| lock_once(&f)).collect();
+    assert_eq!(waits, vec![30, 60, 120, 240, 480, 900, 900]);
+    // Nothing more for the window plus the longest back-off: forgotten.
+    f.clock.advance_secs(900);
+    assert_eq!(lock_once(&f), 30);
+}
+
+#[test]
+fn an_origin_with_five_wrong_codes_is_locked_but_root_and_other_addresses_are_not() {
+    let limits = RateLimits {
+        initial_backoff_secs: 120,
+        ..RateLimits::default()
     };
+    let f = fixture_with(limits, AuditRetention::default());
+    let s = enable(&f);
     for _ in 0..5 {
-        assert!(!f.tf.verify(&tcp(1), Some(w)).unwrap());
+        assert_eq!(
+            f.tf.check_code(&tcp(1), Some(&wrong_code(&f, &s))).unwrap(),
+            CheckOutcome::Wrong
+        );
     }
-    // The secret is locked for everyone: the per-secret counter saw five failures.
+    // That origin is locked, even with the right code.
+    assert_eq!(
+        locked_out(f.tf.check_code(&tcp(1), Some(&code_at(&f, &s, 0)))),
+        Some(120)
+    );
+    // Another address with the right code is not.
+    assert_eq!(
+        f.tf.check_code(&tcp(2), Some(&code_at(&f, &s, 0))).unwrap(),
+        CheckOutcome::Accepted
+    );
+    // Nor is root on the Unix socket (next step: the last code was used).
+    f.clock.advance_secs(30);
+    assert_eq!(
+        f.tf.check_code(&root_unix(), Some(&code_at(&f, &s, 0)))
+            .unwrap(),
+        CheckOutcome::Accepted
+    );
+    // Nor a PAM login from elsewhere; the locked origin still is.
+    f.clock.advance_secs(30);
+    assert_eq!(
+        f.tf.check_code(&pam(Some("198.51.100.1")), Some(&code_at(&f, &s, 0)))
+            .unwrap(),
+        CheckOutcome::Accepted
+    );
+    assert_eq!(
+        locked_out(f.tf.check_code(&tcp(1), Some(&code_at(&f, &s, 1)))),
+        Some(60)
+    );
+    // The lock-out was audited, naming its tier and origin.
+    let rows =
+        f.tf.audit(&store::AuditQuery {
+            event: Some("otp.lockout".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let detail = rows[0].record.detail.clone().unwrap();
+    assert_eq!(detail["scope"], "origin");
+    assert_eq!(detail["origin"], "192.0.2.1");
+    assert_eq!(detail["seconds"], 120);
+    assert_eq!(rows[0].record.origin, "tcp:192.0.2.1:40000");
+}
+
+#[test]
+fn twenty_wrong_codes_from_twenty_addresses_lock_the_secret_for_all_but_root_on_the_socket() {
+    let limits = RateLimits {
+        initial_backoff_secs: 120,
+        ..RateLimits::default()
+    };
+    let f = fixture_with(limits, AuditRetention::default());
+    let s = enable(&f);
+    for last in 1..=20 {
+        assert_eq!(
+            f.tf.check_code(&tcp(last), Some(&wrong_code(&f, &s)))
+                .unwrap(),
+            CheckOutcome::Wrong,
+            "address {last}"
+        );
+    }
+    let right = code_at(&f, &s, 0);
+    // Every address is locked: those that guessed, a new one, PAM with and
+    // without an address, a non-admin on the Unix socket.
+    let unix_user = Caller::new(
+        Some("alice"),
+        Origin::Unix {
+            uid: 1000,
+            pid: None,
+        },
+    );
+    for caller in [
+        tcp(1),
+        tcp(20),
+        tcp(99),
+        pam(Some("203.0.113.5")),
+        pam(None),
+        unix_user,
+    ] {
+        assert_eq!(
+            locked_out(f.tf.check_code(&caller, Some(&right))),
+            Some(120),
+            "{caller:?}"
+        );
+    }
+    // An administrator on the Unix socket is not: root, a member of the
+    // admin group, the in-process CLI.
+    assert_eq!(
+        f.tf.check_code(&root_unix(), Some(&right)).unwrap(),
+        CheckOutcome::Accepted
+    );
+    let admin_member = Caller::new(
+        Some("bob"),
+        Origin::Unix {
+            uid: 1001,
+            pid: None,
+        },
+    )
+    .as_admin(true);
+    f.clock.advance_secs(30);
+    let right = code_at(&f, &s, 0);
+    assert_eq!(
+        f.tf.check_code(&admin_member, Some(&right)).unwrap(),
+        CheckOutcome::Accepted
+    );
+    f.clock.advance_secs(30);
+    let right = code_at(&f, &s, 0);
+    assert_eq!(
+        f.tf.check_code(&admin(), Some(&right)).unwrap(),
+        CheckOutcome::Accepted
+    );
+    // The accepted codes reset only their own origin: the rest stay locked.
+    assert_eq!(locked_out(f.tf.check_code(&tcp(5), Some(&right))), Some(60));
+    let rows =
+        f.tf.audit(&store::AuditQuery {
+            event: Some("otp.lockout".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].record.detail.as_ref().unwrap()["scope"], "secret");
+    // Root can always recover: turning 2FA off works while locked.
+    f.tf.update(
+        &root_unix(),
+        UpdateRequest {
+            enabled: Some(false),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert!(matches!(
-        f.tf.verify(&tcp(2), Some(&right)),
-        Err(ServiceError::LockedOut { .. })
+        f.tf.check_code(&tcp(5), Some(&right)),
+        Err(ServiceError::NotEnabled)
     ));
+}
+
+#[test]
+fn administrators_on_the_socket_are_audited_but_lock_nobody_out() {
+    let f = fixture();
+    let s = enable(&f);
+    for _ in 0..25 {
+        assert_eq!(
+            f.tf.check_code(&root_unix(), Some(&wrong_code(&f, &s)))
+                .unwrap(),
+            CheckOutcome::Wrong
+        );
+    }
+    // Neither `local` (a PAM check without an address) nor anyone else.
+    assert_eq!(
+        f.tf.check_code(&pam(None), Some(&code_at(&f, &s, 0)))
+            .unwrap(),
+        CheckOutcome::Accepted
+    );
+    assert_eq!(f.rows("otp_failures"), 0);
+    let wrong =
+        f.tf.audit(&store::AuditQuery {
+            outcome: Some("wrong".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(wrong.len(), 25);
+}
+
+#[test]
+fn pam_checks_count_by_pam_rhost() {
+    let f = fixture();
+    let s = enable(&f);
+    for _ in 0..5 {
+        assert_eq!(
+            f.tf.check_code(&pam(Some("198.51.100.7")), Some(&wrong_code(&f, &s)))
+                .unwrap(),
+            CheckOutcome::Wrong
+        );
+    }
+    let right = code_at(&f, &s, 0);
+    // That host is locked, for PAM and over TCP alike (one host, one origin;
+    // an IPv4-mapped IPv6 peer is the same host).
+    assert!(locked_out(f.tf.check_code(&pam(Some("198.51.100.7")), Some(&right))).is_some());
+    let mapped = Caller::new(
+        None,
+        Origin::Tcp {
+            addr: "::ffff:198.51.100.7".parse().unwrap(),
+            port: 1,
+        },
+    );
+    assert!(locked_out(f.tf.check_code(&mapped, Some(&right))).is_some());
+    // Another rhost is not, nor a PAM check without one (`local`).
+    assert_eq!(
+        f.tf.check_code(&pam(Some("198.51.100.8")), Some(&right))
+            .unwrap(),
+        CheckOutcome::Accepted
+    );
+    f.clock.advance_secs(30);
+    assert_eq!(
+        f.tf.check_code(&pam(None), Some(&code_at(&f, &s, 0)))
+            .unwrap(),
+        CheckOutcome::Accepted
+    );
+}
+
+#[test]
+fn failure_rows_of_many_origins_expire() {
+    let f = fixture();
+    let s = enable(&f);
+    // 19 addresses, one wrong code each: 19 origin rows and the secret's.
+    for last in 1..=19 {
+        f.tf.check_code(&tcp(last), Some(&wrong_code(&f, &s)))
+            .unwrap();
+    }
+    assert_eq!(f.rows("otp_failures"), 20);
+    // Their window passes; the next check deletes them (in batches).
+    f.clock.advance_secs(301);
+    f.tf.check_code(&tcp(100), Some(&wrong_code(&f, &s)))
+        .unwrap();
+    f.tf.check_code(&tcp(100), Some(&wrong_code(&f, &s)))
+        .unwrap();
+    assert_eq!(
+        f.rows("otp_failures"),
+        2,
+        "only the live origin and secret rows"
+    );
+}
+
+#[test]
+fn audit_retention_by_count_and_by_age() {
+    let retention = AuditRetention {
+        max_age_days: 2,
+        max_rows: 10,
+        batch: 4,
+    };
+    let f = fixture_with(RateLimits::default(), retention);
+    let s = enable(&f);
+    for _ in 0..30 {
+        f.tf.check_code(&root_unix(), Some(&wrong_code(&f, &s)))
+            .unwrap();
+    }
+    let rows =
+        f.tf.audit(&store::AuditQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(rows.len(), 10);
+    assert_eq!(f.rows("audit_log"), 10);
+    let newest = rows[0].id;
+    // Old records go once they are older than max_age_days, a batch at a time.
+    f.clock.advance_secs(2 * 86_400 + 1);
+    f.tf.record(&root_unix(), "auth.login", "success", None)
+        .unwrap();
+    assert_eq!(f.rows("audit_log"), 11 - 4);
+    for _ in 0..2 {
+        f.tf.record(&root_unix(), "auth.login", "success", None)
+            .unwrap();
+    }
+    let rows =
+        f.tf.audit(&store::AuditQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r.id > newest && r.record.event == "auth.login")
+    );
 }
 
 #[test]
@@ -393,9 +722,9 @@ fn every_change_and_check_is_audited_without_codes_or_secrets() {
     let f = fixture();
     let s = enable(&f);
     let code = code_at(&f, &s, 0);
-    f.tf.verify(&admin(), Some(&code)).unwrap();
-    f.tf.verify(&admin(), Some(&code)).unwrap();
-    f.tf.verify(&admin(), Some("000000")).ok();
+    assert!(f.tf.verify(&admin(), Some(&code)).unwrap());
+    assert!(!f.tf.verify(&admin(), Some(&code)).unwrap());
+    assert!(!f.tf.verify(&admin(), Some(&wrong_code(&f, &s))).unwrap());
     f.tf.renew_secret(&admin()).unwrap();
     let rows = f.tf.audit(&store::AuditQuery::default()).unwrap();
     let seen: Vec<(String, String)> = rows
@@ -405,6 +734,7 @@ fn every_change_and_check_is_audited_without_codes_or_secrets() {
     assert_eq!(seen[0], ("twofactor.renew_secret".into(), "success".into()));
     assert!(seen.contains(&("otp.check".into(), "accepted".into())));
     assert!(seen.contains(&("otp.check".into(), "replayed".into())));
+    assert!(seen.contains(&("otp.check".into(), "wrong".into())));
     assert!(seen.contains(&("twofactor.update".into(), "success".into())));
     let text = serde_json::to_string(&rows).unwrap();
     assert!(!text.contains(&code), "audit holds a code");

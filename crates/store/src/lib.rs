@@ -17,11 +17,11 @@ mod seal;
 mod sqlite;
 
 pub use model::{
-    AuditEntry, AuditQuery, AuditRecord, LimiterState, SecretId, SecretRecord, Settings,
-    SystemEntry,
+    ALL_ORIGINS, AuditEntry, AuditQuery, AuditRecord, LimiterState, SYSTEM_OWNER, SecretId,
+    SecretRecord, Settings, SystemEntry,
 };
 pub use seal::KeyFile;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, StoreOptions};
 
 use otp::Secret;
 
@@ -49,8 +49,58 @@ pub enum StoreError {
     SchemaTooNew { found: i64, known: i64 },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
-    #[error("database error: {0}")]
-    Database(String),
+    /// The key file exists but the database is gone (deleted or emptied):
+    /// the state was lost, which is not a first start. Starting afresh
+    /// would silently turn two-factor authentication off.
+    #[error(
+        "the key file {key} exists but the database {db} is missing or empty: the \
+         two-factor state was lost (restore the database from a backup, or start a \
+         fresh state explicitly with --init)"
+    )]
+    StateLost { key: String, db: String },
+    /// A file or directory of the state is not what it must be (wrong type,
+    /// owner or permissions). Nothing was changed.
+    #[error("refusing to use {path}: {reason}")]
+    Unsafe { path: String, reason: String },
+    /// SQLite failed; `kind` says how, `message` is SQLite's own text (it
+    /// names conditions, never bound values, paths or SQL).
+    #[error("{kind} ({message})")]
+    Database { kind: DbErrorKind, message: String },
+}
+
+/// How a database operation failed, for messages a person can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DbErrorKind {
+    #[error("database is busy (another process holds it locked)")]
+    Busy,
+    #[error("database is full (no space left on the disk, or its size limit reached)")]
+    Full,
+    #[error("database file is damaged (corrupt, or not a database)")]
+    Corrupt,
+    #[error("database is read-only")]
+    ReadOnly,
+    #[error("database I/O error")]
+    Io,
+    #[error("database error")]
+    Other,
+}
+
+impl StoreError {
+    /// A database error of kind `Other` with our own message.
+    pub fn database(message: impl Into<String>) -> Self {
+        Self::Database {
+            kind: DbErrorKind::Other,
+            message: message.into(),
+        }
+    }
+
+    /// The database failure kind, when this is one.
+    pub fn db_kind(&self) -> Option<DbErrorKind> {
+        match self {
+            Self::Database { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -67,13 +117,36 @@ pub trait Tx {
     /// Records `step` as accepted for secret `id` if it is above the highest
     /// step accepted so far. Returns whether it was (the replay guard).
     fn advance_step(&mut self, id: SecretId, step: u64) -> Result<bool>;
-    /// The failure counter of one scope (`secret:<id>`, `addr:<ip>`, ...);
-    /// the default (all zero) when none is stored.
+    /// The failure counter of one free-form scope (`addr:<ip>`, ...); the
+    /// default (all zero) when none is stored. Code checks use
+    /// [`Tx::failures`].
     fn limiter(&mut self, scope: &str) -> Result<LimiterState>;
     /// Writes one scope's failure counter (the default state deletes it).
     fn put_limiter(&mut self, scope: &str, state: &LimiterState) -> Result<()>;
+    /// The wrong-code counter of the secret of `owner` ([`SYSTEM_OWNER`],
+    /// later `user:<uid>`) as seen from `origin` (an address, `local`, or
+    /// [`ALL_ORIGINS`] for the count over every origin); the default when
+    /// none is stored. Replacing the owner's secret clears all of them.
+    fn failures(&mut self, owner: &str, origin: &str) -> Result<LimiterState>;
+    /// Writes one (owner, origin) counter, to be forgotten at
+    /// `expires_at_ms` ([`Tx::expire_failures`]). The default state deletes it.
+    fn put_failures(
+        &mut self,
+        owner: &str,
+        origin: &str,
+        state: &LimiterState,
+        expires_at_ms: i64,
+    ) -> Result<()>;
+    /// Deletes up to `batch` counters whose expiry is at or before `now_ms`
+    /// (oldest first); returns how many. Keeps the table bounded however
+    /// many origins there are.
+    fn expire_failures(&mut self, now_ms: i64, batch: usize) -> Result<usize>;
     /// Appends an audit record.
     fn audit(&mut self, record: &AuditRecord) -> Result<()>;
+    /// Audit retention, a little at a time: deletes up to `batch` of the
+    /// oldest records that are older than `older_than_ms` or beyond the
+    /// newest `keep_rows`. Returns how many were deleted.
+    fn prune_audit(&mut self, older_than_ms: i64, keep_rows: u64, batch: usize) -> Result<usize>;
 }
 
 /// A storage backend. Implementations are safe to share between threads and
@@ -96,9 +169,9 @@ pub fn transact<R>(store: &dyn Store, f: impl FnOnce(&mut dyn Tx) -> Result<R>) 
     store.transact_dyn(&mut |tx| {
         let f = f
             .take()
-            .ok_or_else(|| StoreError::Database("transaction body run twice".into()))?;
+            .ok_or_else(|| StoreError::database("transaction body run twice"))?;
         out = Some(f(tx)?);
         Ok(())
     })?;
-    out.ok_or_else(|| StoreError::Database("transaction body did not run".into()))
+    out.ok_or_else(|| StoreError::database("transaction body did not run"))
 }

@@ -14,6 +14,14 @@ pub struct Settings {
     pub enabled: bool,
 }
 
+/// The owner of the system secret. Per-user secrets (SPEC §9) will be owned
+/// by `user:<uid>`; failure counters are keyed by owner and origin.
+pub const SYSTEM_OWNER: &str = "system";
+
+/// The origin under which a secret's failures over all origins together
+/// are counted (no remote address looks like this).
+pub const ALL_ORIGINS: &str = "*";
+
 /// Row id of a stored secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SecretId(pub i64);

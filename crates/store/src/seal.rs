@@ -50,26 +50,60 @@ impl KeyFile {
     pub const OVERHEAD: usize = NONCE_LEN + TAG_LEN;
 
     /// Reads an existing key file. A missing file is [`StoreError::Io`] with
-    /// [`io::ErrorKind::NotFound`]; anything but exactly 32 bytes in a
-    /// regular file is [`StoreError::BadKeyFile`]. A key file readable by
-    /// group or others is tightened to 0600.
+    /// [`io::ErrorKind::NotFound`]. It is opened without following a
+    /// symbolic link and must be a regular file owned by us with no group
+    /// or other permissions ([`StoreError::Unsafe`] otherwise, changing
+    /// nothing); anything but exactly 32 bytes is [`StoreError::BadKeyFile`].
     pub fn load(path: &Path) -> Result<Self> {
+        use std::os::unix::fs::MetadataExt;
         let shown = path.display().to_string();
         let io_err = |source| StoreError::Io {
             path: shown.clone(),
             source,
         };
+        let refuse = |reason: String| StoreError::Unsafe {
+            path: shown.clone(),
+            reason,
+        };
+        // Named first, so a symbolic link or a FIFO is refused by what it is
+        // (and a FIFO is never opened).
         let meta = fs::symlink_metadata(path).map_err(io_err)?;
         if !meta.file_type().is_file() {
-            return Err(StoreError::BadKeyFile {
-                path: shown,
-                reason: "not a regular file",
-            });
+            return Err(refuse(format!(
+                "the key file must be a regular file, this is {}",
+                crate::sqlite::file_kind(meta.file_type())
+            )));
         }
-        if meta.permissions().mode() & 0o077 != 0 {
-            fs::set_permissions(path, fs::Permissions::from_mode(KEY_FILE_MODE)).map_err(io_err)?;
+        // O_NOFOLLOW closes the race with a swap to a link in between;
+        // O_NONBLOCK keeps a swapped-in FIFO from blocking the open.
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(
+                nix::fcntl::OFlag::O_NOFOLLOW.bits() | nix::fcntl::OFlag::O_NONBLOCK.bits(),
+            )
+            .open(path)
+            .map_err(io_err)?;
+        let meta = file.metadata().map_err(io_err)?;
+        if !meta.file_type().is_file() {
+            return Err(refuse(format!(
+                "the key file must be a regular file, this is {}",
+                crate::sqlite::file_kind(meta.file_type())
+            )));
         }
-        let file = File::open(path).map_err(io_err)?;
+        let euid = crate::sqlite::euid();
+        if meta.uid() != euid {
+            return Err(refuse(format!(
+                "the key file is owned by uid {}, not by this user (uid {euid})",
+                meta.uid()
+            )));
+        }
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            return Err(refuse(format!(
+                "the key file has mode {mode:04o}, readable or writable by group or others; \
+                 it must be 0600 (chmod 600 it, and consider the key disclosed)"
+            )));
+        }
         // Read one byte more than a key so an overlong file is noticed
         // without reading all of it.
         let mut bytes = Zeroizing::new(Vec::with_capacity(KEY_LEN + 1));
@@ -335,6 +369,7 @@ mod tests {
         for len in [0usize, 16, 31, 33, 64] {
             let path = dir.path().join(format!("k{len}"));
             fs::write(&path, vec![7u8; len]).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
             assert!(
                 matches!(KeyFile::load(&path), Err(StoreError::BadKeyFile { .. })),
                 "length {len}"
@@ -342,7 +377,7 @@ mod tests {
         }
         assert!(matches!(
             KeyFile::load(dir.path()),
-            Err(StoreError::BadKeyFile { .. })
+            Err(StoreError::Unsafe { .. })
         ));
     }
 
@@ -358,15 +393,61 @@ mod tests {
     }
 
     #[test]
-    fn loose_mode_is_tightened_on_load() {
+    fn loose_mode_is_refused_and_left_unchanged() {
         let (dir, _key) = fresh();
         let path = dir.path().join("secret.key");
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        for mode in [0o644, 0o640, 0o604, 0o660] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            let err = KeyFile::load(&path).unwrap_err();
+            assert!(matches!(err, StoreError::Unsafe { .. }), "{err:?}");
+            let text = err.to_string();
+            assert!(
+                text.contains("secret.key") && text.contains(&format!("{mode:04o}")),
+                "{text}"
+            );
+            assert_eq!(
+                fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                mode,
+                "left unchanged"
+            );
+        }
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).unwrap();
         KeyFile::load(&path).unwrap();
-        assert_eq!(
-            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+    }
+
+    #[test]
+    fn a_key_of_another_owner_is_refused() {
+        use std::os::unix::fs::MetadataExt;
+        let (dir, _key) = fresh();
+        let path = dir.path().join("secret.key");
+        if crate::sqlite::euid() != 0 {
+            // Only root can give a file away; as anyone else the check is
+            // exercised the other way round: root's files are not ours.
+            let err = KeyFile::load(Path::new("/etc/passwd")).unwrap_err();
+            assert!(err.to_string().contains("owned by uid 0"), "{err}");
+            return;
+        }
+        std::os::unix::fs::chown(&path, Some(4242), None).unwrap();
+        let err = KeyFile::load(&path).unwrap_err();
+        assert!(err.to_string().contains("owned by uid 4242"), "{err}");
+        assert_eq!(fs::metadata(&path).unwrap().uid(), 4242, "left unchanged");
+    }
+
+    #[test]
+    fn a_symlinked_key_or_a_fifo_is_refused_by_name() {
+        let (dir, _key) = fresh();
+        let real = dir.path().join("secret.key");
+        let link = dir.path().join("link.key");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let err = KeyFile::load(&link).unwrap_err();
+        assert!(err.to_string().contains("a symbolic link"), "{err}");
+        assert!(err.to_string().contains("link.key"), "{err}");
+        let fifo = dir.path().join("fifo.key");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let err = KeyFile::load(&fifo).unwrap_err();
+        assert!(err.to_string().contains("a FIFO"), "{err}");
+        let err = KeyFile::load(Path::new("/dev/null")).unwrap_err();
+        assert!(err.to_string().contains("a device"), "{err}");
     }
 
     #[test]
@@ -374,6 +455,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k");
         fs::write(&path, [0xABu8; 32]).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         let key = KeyFile::load(&path).unwrap();
         let shown = format!("{key:?}");
         assert!(shown.contains("redacted"), "{shown}");

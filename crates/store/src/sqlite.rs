@@ -24,8 +24,8 @@ use otp::{Digits, Interval, Secret, Window};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, TransactionBehavior, params};
 
 use crate::{
-    AuditEntry, AuditQuery, AuditRecord, KeyFile, LimiterState, Result, SecretId, SecretRecord,
-    Settings, Store, StoreError, SystemEntry, Tx,
+    AuditEntry, AuditQuery, AuditRecord, DbErrorKind, KeyFile, LimiterState, Result, SYSTEM_OWNER,
+    SecretId, SecretRecord, Settings, Store, StoreError, SystemEntry, Tx,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts how
@@ -88,6 +88,30 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_log_at_ms ON audit_log (at_ms);
     CREATE INDEX audit_log_event ON audit_log (event);
     ",
+    // 2: wrong-code counters keyed by (secret owner, origin) for the
+    //    two-tier lock-out (SPEC 6.3), with an expiry so rows of origins
+    //    that went quiet are deleted; audit indexes for every filter of
+    //    `audit.query`, newest first. The per-secret rows of the old scheme
+    //    are dropped (their secret ids mean nothing to the new table).
+    "
+    CREATE TABLE otp_failures (
+        owner           TEXT NOT NULL,
+        origin          TEXT NOT NULL,
+        failures        INTEGER NOT NULL,
+        window_start_ms INTEGER NOT NULL,
+        locked_until_ms INTEGER NOT NULL,
+        lockouts        INTEGER NOT NULL,
+        expires_at_ms   INTEGER NOT NULL,
+        PRIMARY KEY (owner, origin)
+    ) STRICT;
+    CREATE INDEX otp_failures_expiry ON otp_failures (expires_at_ms);
+
+    DELETE FROM rate_limits WHERE scope LIKE 'secret:%';
+
+    DROP INDEX audit_log_event;
+    CREATE INDEX audit_log_event_at ON audit_log (event, at_ms);
+    CREATE INDEX audit_log_outcome_at ON audit_log (outcome, at_ms);
+    ",
 ];
 
 /// Mode of the state directory.
@@ -95,8 +119,6 @@ const DIR_MODE: u32 = 0o700;
 /// Mode of the database and its companions.
 const FILE_MODE: u32 = 0o600;
 
-/// The owner of the system secret (per-user secrets will be `user:<uid>`).
-const SYSTEM_OWNER: &str = "system";
 /// `meta` key of the key check.
 const KEY_CHECK: &str = "key_check";
 /// Known plaintext sealed under the key, to tell a wrong key file at start.
@@ -119,7 +141,34 @@ trait DbResult<T> {
 
 impl<T> DbResult<T> for rusqlite::Result<T> {
     fn db(self) -> Result<T> {
-        self.map_err(|e| StoreError::Database(e.to_string()))
+        self.map_err(db_error)
+    }
+}
+
+/// Classifies a rusqlite error. The message is SQLite's description of the
+/// condition; SQL text (which some variants carry) is left out.
+fn db_error(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode as C;
+    match e {
+        rusqlite::Error::SqliteFailure(f, message) => {
+            let kind = match f.code {
+                C::DatabaseBusy | C::DatabaseLocked => DbErrorKind::Busy,
+                C::DiskFull => DbErrorKind::Full,
+                C::DatabaseCorrupt | C::NotADatabase => DbErrorKind::Corrupt,
+                C::ReadOnly => DbErrorKind::ReadOnly,
+                C::SystemIoFailure | C::CannotOpen => DbErrorKind::Io,
+                _ => DbErrorKind::Other,
+            };
+            StoreError::Database {
+                kind,
+                message: message.unwrap_or_else(|| f.to_string()),
+            }
+        }
+        rusqlite::Error::SqlInputError { error, msg, .. } => StoreError::Database {
+            kind: DbErrorKind::Other,
+            message: format!("{msg} ({error})"),
+        },
+        other => StoreError::database(other.to_string()),
     }
 }
 
@@ -143,6 +192,15 @@ fn step_from_sql(step: i64) -> Result<u64> {
 fn u32_from_sql(name: &str, value: i64) -> Result<u32> {
     u32::try_from(value)
         .map_err(|_| StoreError::Corrupt(format!("stored {name} {value} is out of range")))
+}
+
+/// How to open a state directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreOptions {
+    /// Create a fresh state even though a key file exists without its
+    /// database (`twofactord --init`, `tfa --init`). Never deletes anything:
+    /// an existing database is opened as usual.
+    pub init: bool,
 }
 
 /// The SQLite store on one state directory.
@@ -191,14 +249,27 @@ impl SqliteStore {
     /// missing key with sealed data is [`StoreError::KeyMissing`], a key
     /// that does not open the data is [`StoreError::WrongKey`].
     pub fn open(state_dir: &Path) -> Result<Self> {
+        Self::open_with(state_dir, StoreOptions::default())
+    }
+
+    /// [`SqliteStore::open`] with options. Besides what `open` does, it
+    /// refuses (changing nothing) a state directory or file that is not
+    /// ours to trust: a directory not owned by us or open to group or
+    /// others, a key file likewise, symbolic links, FIFOs or devices in
+    /// place of the key or the database. A key file without its database
+    /// is [`StoreError::StateLost`] unless `options.init` asks for a fresh
+    /// state.
+    pub fn open_with(state_dir: &Path, options: StoreOptions) -> Result<Self> {
         prepare_dir(state_dir)?;
         let db_path = state_dir.join(Self::DB_FILE);
+        let key_path = state_dir.join(Self::KEY_FILE);
+        check_not_lost(&key_path, &db_path, options.init)?;
         prepare_db_files(&db_path)?;
 
         let mut conn = Connection::open(&db_path).db()?;
         configure(&conn)?;
         migrate(&mut conn)?;
-        let key = setup_key(&mut conn, &state_dir.join(Self::KEY_FILE))?;
+        let key = setup_key(&mut conn, &key_path)?;
         let reader = Connection::open_with_flags(
             &db_path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -220,6 +291,27 @@ impl SqliteStore {
     /// The state directory this store works in.
     pub fn state_dir(&self) -> &Path {
         &self.state_dir
+    }
+
+    /// `EXPLAIN QUERY PLAN` of the statement [`Store::query_audit`] runs for
+    /// `q`, one line per step (for tests and diagnosis).
+    pub fn audit_query_plan(&self, q: &AuditQuery) -> Result<String> {
+        let guard = self.lock();
+        let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+        let (sql, mut args) = audit_select(q);
+        args.push(&limit);
+        let mut stmt = guard
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .db()?;
+        let rows = stmt
+            .query_map(args.as_slice(), |r| r.get::<_, String>(3))
+            .db()?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row.db()?);
+        }
+        Ok(out.join("\n"))
     }
 
     /// The read connection, recovering from a poisoned lock (the cache is
@@ -258,8 +350,42 @@ impl SqliteStore {
     }
 }
 
-/// Creates the state directory 0700, or tightens an existing one.
+/// The effective user id of this process.
+pub(crate) fn euid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
+fn unsafe_path(path: &Path, reason: impl Into<String>) -> StoreError {
+    StoreError::Unsafe {
+        path: path.display().to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// What a non-regular file is, for messages.
+pub(crate) fn file_kind(ft: fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_symlink() {
+        "a symbolic link"
+    } else if ft.is_dir() {
+        "a directory"
+    } else if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Creates the state directory 0700 when missing. An existing one must be a
+/// directory owned by us with no group or other permissions (as sshd's
+/// StrictModes); anything else is refused by name and left as it is — the
+/// directory may be `/tmp`.
 fn prepare_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
     let err = io_error(dir);
     match fs::metadata(dir) {
         Ok(meta) if !meta.is_dir() => Err(err(io::Error::new(
@@ -267,8 +393,26 @@ fn prepare_dir(dir: &Path) -> Result<()> {
             "not a directory",
         ))),
         Ok(meta) => {
-            if meta.permissions().mode() & 0o077 != 0 {
-                fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE)).map_err(err)?;
+            let mode = meta.mode() & 0o7777;
+            if meta.uid() != euid() {
+                return Err(unsafe_path(
+                    dir,
+                    format!(
+                        "the state directory is owned by uid {}, not by this user (uid {}); \
+                         use a directory of your own",
+                        meta.uid(),
+                        euid()
+                    ),
+                ));
+            }
+            if mode & 0o077 != 0 {
+                return Err(unsafe_path(
+                    dir,
+                    format!(
+                        "the state directory has mode {mode:04o}, open to group or others; \
+                         it must be 0700 (chmod 700 it, or use a directory of its own)"
+                    ),
+                ));
             }
             Ok(())
         }
@@ -285,21 +429,71 @@ fn prepare_dir(dir: &Path) -> Result<()> {
     }
 }
 
+/// A key file whose database is missing or empty is a lost state, not a
+/// first start (SPEC 6.1): refused unless `init`. The key is looked at
+/// first: it is only ever created after the database was initialised, so a
+/// process starting next to one that is creating the state cannot see a
+/// key with a database that is still empty.
+fn check_not_lost(key_path: &Path, db_path: &Path, init: bool) -> Result<()> {
+    if init {
+        return Ok(());
+    }
+    match fs::symlink_metadata(key_path) {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_error(key_path)(e)),
+    }
+    let lost = match fs::symlink_metadata(db_path) {
+        Ok(meta) => meta.file_type().is_file() && meta.len() == 0,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+        Err(e) => return Err(io_error(db_path)(e)),
+    };
+    if lost {
+        return Err(StoreError::StateLost {
+            key: key_path.display().to_string(),
+            db: db_path.display().to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// Creates the database file 0600 before SQLite does (SQLite gives the
 /// `-wal` and `-shm` files the database's mode), and tightens existing files.
+/// Anything but a regular file (a symbolic link, a FIFO, a device) in place
+/// of the database or its companions is refused by name.
 fn prepare_db_files(db_path: &Path) -> Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = db_path.as_os_str().to_owned();
+        name.push(suffix);
+        let path = PathBuf::from(name);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if !meta.file_type().is_file() => {
+                return Err(unsafe_path(
+                    &path,
+                    format!(
+                        "the database must be a regular file, this is {}",
+                        file_kind(meta.file_type())
+                    ),
+                ));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(&path)(e)),
+        }
+    }
     OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .mode(FILE_MODE)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits() | nix::fcntl::OFlag::O_NONBLOCK.bits())
         .open(db_path)
         .map_err(io_error(db_path))?;
     for suffix in ["", "-wal", "-shm"] {
         let mut name = db_path.as_os_str().to_owned();
         name.push(suffix);
         let path = PathBuf::from(name);
-        match fs::metadata(&path) {
+        match fs::symlink_metadata(&path) {
             Ok(meta) if meta.permissions().mode() & 0o777 != FILE_MODE => {
                 fs::set_permissions(&path, fs::Permissions::from_mode(FILE_MODE))
                     .map_err(io_error(&path))?;
@@ -307,6 +501,42 @@ fn prepare_db_files(db_path: &Path) -> Result<()> {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_error(&path)(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Removes what a crash during [`KeyFile::create`] left behind:
+/// `.secret.key.tmp-<pid>-<hex>` files, only regular files owned by us.
+/// Run under the database's write lock, so no live creator is racing.
+fn remove_key_leftovers(dir: &Path, key_name: &std::ffi::OsStr) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(key_name);
+    prefix.push(".tmp-");
+    let Some(prefix) = prefix.to_str().map(str::to_owned) else {
+        return Ok(());
+    };
+    for entry in fs::read_dir(dir).map_err(io_error(dir))? {
+        let entry = entry.map_err(io_error(dir))?;
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let Some((pid, tag)) = rest.split_once('-') else {
+            continue;
+        };
+        let ours = !pid.is_empty()
+            && pid.bytes().all(|b| b.is_ascii_digit())
+            && tag.len() == 16
+            && tag.bytes().all(|b| b.is_ascii_hexdigit());
+        if !ours {
+            continue;
+        }
+        let path = entry.path();
+        let meta = fs::symlink_metadata(&path).map_err(io_error(&path))?;
+        if meta.file_type().is_file() && meta.uid() == euid() {
+            fs::remove_file(&path).map_err(io_error(&path))?;
         }
     }
     Ok(())
@@ -377,6 +607,9 @@ fn setup_key(conn: &mut Connection, path: &Path) -> Result<KeyFile> {
         rows.collect::<rusqlite::Result<_>>().db()?
     };
     let shown = || path.display().to_string();
+    if let (Some(dir), Some(name)) = (path.parent(), path.file_name()) {
+        remove_key_leftovers(dir, name)?;
+    }
 
     let key = match KeyFile::load(path) {
         Ok(key) => key,
@@ -415,6 +648,36 @@ fn setup_key(conn: &mut Connection, path: &Path) -> Result<KeyFile> {
     }
     tx.commit().db()?;
     Ok(key)
+}
+
+/// The `audit.query` statement for `q` and its arguments, but for the
+/// final `LIMIT ?`.
+fn audit_select(q: &AuditQuery) -> (String, Vec<&dyn ToSql>) {
+    let mut sql = String::from(
+        "SELECT id, at_ms, event, outcome, user_name, origin, service, detail FROM audit_log",
+    );
+    let mut args: Vec<&dyn ToSql> = Vec::new();
+    let mut conditions = Vec::new();
+    if let Some(event) = &q.event {
+        conditions.push("event = ?");
+        args.push(event);
+    }
+    if let Some(outcome) = &q.outcome {
+        conditions.push("outcome = ?");
+        args.push(outcome);
+    }
+    if let Some(since) = &q.since_ms {
+        conditions.push("at_ms >= ?");
+        args.push(since);
+    }
+    if !conditions.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+    }
+    // Newest first on the time index (or the event/outcome index, whose
+    // entries are ordered by time within each value): no sort, no scan.
+    sql.push_str(" ORDER BY at_ms DESC, id DESC LIMIT ?");
+    (sql, args)
 }
 
 /// Reads the system entry and unseals its secret.
@@ -589,10 +852,7 @@ impl Tx for SqliteTx<'_> {
                 .execute("DELETE FROM otp_secrets WHERE id = ?1", [old])
                 .db()?;
             self.conn
-                .execute(
-                    "DELETE FROM rate_limits WHERE scope = ?1",
-                    [format!("secret:{old}")],
-                )
+                .execute("DELETE FROM otp_failures WHERE owner = ?1", [SYSTEM_OWNER])
                 .db()?;
         }
         Ok(SecretId(id))
@@ -668,13 +928,125 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn failures(&mut self, owner: &str, origin: &str) -> Result<LimiterState> {
+        let row: Option<(i64, i64, i64, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT failures, window_start_ms, locked_until_ms, lockouts
+                 FROM otp_failures WHERE owner = ?1 AND origin = ?2",
+            )
+            .db()?
+            .query_row([owner, origin], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()
+            .db()?;
+        let Some((failures, window_start_ms, locked_until_ms, lockouts)) = row else {
+            return Ok(LimiterState::default());
+        };
+        Ok(LimiterState {
+            failures: u32_from_sql("failure count", failures)?,
+            window_start_ms,
+            locked_until_ms,
+            lockouts: u32_from_sql("lock-out count", lockouts)?,
+        })
+    }
+
+    fn put_failures(
+        &mut self,
+        owner: &str,
+        origin: &str,
+        state: &LimiterState,
+        expires_at_ms: i64,
+    ) -> Result<()> {
+        if *state == LimiterState::default() {
+            self.conn
+                .prepare_cached("DELETE FROM otp_failures WHERE owner = ?1 AND origin = ?2")
+                .db()?
+                .execute([owner, origin])
+                .db()?;
+            return Ok(());
+        }
+        self.conn
+            .prepare_cached(
+                "INSERT INTO otp_failures
+                     (owner, origin, failures, window_start_ms, locked_until_ms, lockouts,
+                      expires_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (owner, origin) DO UPDATE SET
+                     failures = excluded.failures,
+                     window_start_ms = excluded.window_start_ms,
+                     locked_until_ms = excluded.locked_until_ms,
+                     lockouts = excluded.lockouts,
+                     expires_at_ms = excluded.expires_at_ms",
+            )
+            .db()?
+            .execute(params![
+                owner,
+                origin,
+                state.failures,
+                state.window_start_ms,
+                state.locked_until_ms,
+                state.lockouts,
+                expires_at_ms
+            ])
+            .db()?;
+        Ok(())
+    }
+
+    fn expire_failures(&mut self, now_ms: i64, batch: usize) -> Result<usize> {
+        let batch = i64::try_from(batch).unwrap_or(i64::MAX);
+        self.conn
+            .prepare_cached(
+                "DELETE FROM otp_failures WHERE rowid IN (
+                     SELECT rowid FROM otp_failures WHERE expires_at_ms <= ?1
+                     ORDER BY expires_at_ms LIMIT ?2)",
+            )
+            .db()?
+            .execute(params![now_ms, batch])
+            .db()
+    }
+
+    fn prune_audit(&mut self, older_than_ms: i64, keep_rows: u64, batch: usize) -> Result<usize> {
+        let batch = i64::try_from(batch).unwrap_or(i64::MAX);
+        // By age: the oldest first, on the time index.
+        let mut deleted = self
+            .conn
+            .prepare_cached(
+                "DELETE FROM audit_log WHERE id IN (
+                     SELECT id FROM audit_log WHERE at_ms < ?1 ORDER BY at_ms LIMIT ?2)",
+            )
+            .db()?
+            .execute(params![older_than_ms, batch])
+            .db()?;
+        // By count: ids only grow (AUTOINCREMENT), so everything at or below
+        // max(id) - keep_rows is beyond the newest `keep_rows` records. Two
+        // index look-ups, never a count over the table.
+        let keep = i64::try_from(keep_rows).unwrap_or(i64::MAX);
+        let left = batch.saturating_sub(i64::try_from(deleted).unwrap_or(i64::MAX));
+        if left > 0 {
+            deleted += self
+                .conn
+                .prepare_cached(
+                    "DELETE FROM audit_log WHERE id IN (
+                         SELECT id FROM audit_log
+                         WHERE id <= (SELECT max(id) FROM audit_log) - ?1
+                         ORDER BY id LIMIT ?2)",
+                )
+                .db()?
+                .execute(params![keep, left])
+                .db()?;
+        }
+        Ok(deleted)
+    }
+
     fn audit(&mut self, r: &AuditRecord) -> Result<()> {
         let detail = r
             .detail
             .as_ref()
             .map(serde_json::to_string)
             .transpose()
-            .map_err(|e| StoreError::Database(format!("cannot encode audit detail: {e}")))?;
+            .map_err(|e| StoreError::database(format!("cannot encode audit detail: {e}")))?;
         self.conn
             .prepare_cached(
                 "INSERT INTO audit_log
@@ -740,29 +1112,8 @@ impl Store for SqliteStore {
 
     fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>> {
         let guard = self.lock();
-        let mut sql = String::from(
-            "SELECT id, at_ms, event, outcome, user_name, origin, service, detail FROM audit_log",
-        );
-        let mut args: Vec<&dyn ToSql> = Vec::new();
-        let mut conditions = Vec::new();
-        if let Some(event) = &q.event {
-            conditions.push("event = ?");
-            args.push(event);
-        }
-        if let Some(outcome) = &q.outcome {
-            conditions.push("outcome = ?");
-            args.push(outcome);
-        }
-        if let Some(since) = &q.since_ms {
-            conditions.push("at_ms >= ?");
-            args.push(since);
-        }
-        if !conditions.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&conditions.join(" AND "));
-        }
-        sql.push_str(" ORDER BY id DESC LIMIT ?");
         let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+        let (sql, mut args) = audit_select(q);
         args.push(&limit);
 
         let mut stmt = guard.conn.prepare_cached(&sql).db()?;
@@ -842,8 +1193,9 @@ mod tests {
     #[test]
     fn reopening_does_not_rerun_migrations() {
         let dir = tempfile::tempdir().unwrap();
-        drop(SqliteStore::open(dir.path()).unwrap());
-        let store = SqliteStore::open(dir.path()).unwrap();
+        let state = dir.path().join("state");
+        drop(SqliteStore::open(&state).unwrap());
+        let store = SqliteStore::open(&state).unwrap();
         assert_eq!(
             count(&store, "PRAGMA user_version"),
             SqliteStore::SCHEMA_VERSION
@@ -874,7 +1226,7 @@ mod tests {
     }
 
     #[test]
-    fn replace_secret_deletes_the_old_row_and_its_counter() {
+    fn replace_secret_deletes_the_old_row_and_its_counters() {
         let (_dir, store) = open_fresh();
         let s1 = Secret::from_bytes(vec![1; 20]).unwrap();
         let s2 = Secret::from_bytes(vec![2; 20]).unwrap();
@@ -886,16 +1238,84 @@ mod tests {
         };
         let id1 = transact(&store, |tx| tx.replace_secret(&s1, 1)).unwrap();
         transact(&store, |tx| {
-            tx.put_limiter(&format!("secret:{}", id1.0), &busy)
+            tx.put_failures(SYSTEM_OWNER, "192.0.2.1", &busy, i64::MAX)?;
+            tx.put_failures(SYSTEM_OWNER, crate::ALL_ORIGINS, &busy, i64::MAX)?;
+            tx.put_failures("user:1000", "192.0.2.1", &busy, i64::MAX)
         })
         .unwrap();
         transact(&store, |tx| tx.put_limiter("addr:10.0.0.1", &busy)).unwrap();
         let id2 = transact(&store, |tx| tx.replace_secret(&s2, 2)).unwrap();
         assert!(id2 > id1);
+        assert_eq!(count(&store, "SELECT count(*) FROM otp_failures"), 1);
+        assert_eq!(
+            count(
+                &store,
+                "SELECT count(*) FROM otp_failures WHERE owner = 'user:1000'"
+            ),
+            1,
+            "another owner's counters stay"
+        );
         assert_eq!(count(&store, "SELECT count(*) FROM otp_secrets"), 1);
         assert_eq!(count(&store, "SELECT count(*) FROM rate_limits"), 1);
         // A stale id never reaches the new secret.
         assert!(!transact(&store, |tx| tx.advance_step(id1, 5)).unwrap());
+    }
+
+    /// The query plan of `audit.query` for every combination of filters:
+    /// each reads an index in order (no table scan, no sort).
+    #[test]
+    fn audit_query_runs_on_an_index() {
+        let (_dir, store) = open_fresh();
+        for i in 0..200 {
+            transact(&store, |tx| {
+                tx.audit(&AuditRecord {
+                    at_ms: i,
+                    event: format!("e{}", i % 5),
+                    outcome: format!("o{}", i % 3),
+                    user: None,
+                    origin: "local".into(),
+                    service: None,
+                    detail: None,
+                })
+            })
+            .unwrap();
+        }
+        store.lock().conn.execute_batch("ANALYZE").unwrap();
+        for (event, outcome, since) in [
+            (None, None, None),
+            (Some("e1"), None, None),
+            (None, Some("o1"), None),
+            (None, None, Some(150)),
+            (Some("e1"), Some("o1"), None),
+            (Some("e1"), None, Some(150)),
+            (None, Some("o1"), Some(150)),
+            (Some("e1"), Some("o1"), Some(150)),
+        ] {
+            let q = AuditQuery {
+                event: event.map(str::to_owned),
+                outcome: outcome.map(str::to_owned),
+                since_ms: since,
+                limit: 10,
+            };
+            let plan = store.audit_query_plan(&q).unwrap();
+            assert!(
+                !plan.contains("TEMP B-TREE"),
+                "{q:?} sorts instead of reading an index in order: {plan}"
+            );
+            assert!(plan.contains("USING INDEX"), "{q:?} scans: {plan}");
+            // The filters still hold.
+            let rows = store.query_audit(&q).unwrap();
+            assert!(!rows.is_empty());
+            for r in &rows {
+                assert!(event.is_none_or(|e| r.record.event == e));
+                assert!(outcome.is_none_or(|o| r.record.outcome == o));
+                assert!(since.is_none_or(|s| r.record.at_ms >= s));
+            }
+            assert!(
+                rows.windows(2)
+                    .all(|w| w[0].record.at_ms >= w[1].record.at_ms)
+            );
+        }
     }
 
     #[test]
@@ -1010,6 +1430,80 @@ mod tests {
         release_tx.send(()).unwrap();
         writer.join().unwrap();
         assert!(store.read().unwrap().settings.enabled);
+    }
+
+    #[test]
+    fn a_full_database_says_so_and_keeps_its_state() {
+        let (_dir, store) = open_fresh();
+        transact(&store, |tx| {
+            tx.put_settings(&Settings {
+                ssh: true,
+                ..Settings::default()
+            })
+        })
+        .unwrap();
+        // No more pages than it has now: as a full disk looks to SQLite.
+        {
+            let g = store.lock();
+            let pages: i64 = g
+                .conn
+                .query_row("PRAGMA page_count", [], |r| r.get(0))
+                .unwrap();
+            g.conn
+                .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+                .unwrap();
+        }
+        let big = serde_json::Value::String("x".repeat(64 * 1024));
+        let err = transact(&store, |tx| {
+            tx.put_settings(&Settings::default())?;
+            tx.audit(&AuditRecord {
+                at_ms: 1,
+                event: "e".into(),
+                outcome: "o".into(),
+                user: None,
+                origin: "local".into(),
+                service: None,
+                detail: Some(big.clone()),
+            })
+        })
+        .unwrap_err();
+        assert_eq!(err.db_kind(), Some(DbErrorKind::Full), "{err:?}");
+        assert!(err.to_string().starts_with("database is full"), "{err}");
+        // Rolled back whole.
+        assert!(store.read().unwrap().settings.ssh);
+    }
+
+    #[test]
+    fn database_errors_are_classified_without_sql() {
+        use rusqlite::ffi;
+        let classify = |code: i32| {
+            db_error(rusqlite::Error::SqliteFailure(
+                ffi::Error::new(code),
+                Some("what SQLite said".into()),
+            ))
+        };
+        for (code, kind) in [
+            (ffi::SQLITE_BUSY, DbErrorKind::Busy),
+            (ffi::SQLITE_LOCKED, DbErrorKind::Busy),
+            (ffi::SQLITE_FULL, DbErrorKind::Full),
+            (ffi::SQLITE_CORRUPT, DbErrorKind::Corrupt),
+            (ffi::SQLITE_NOTADB, DbErrorKind::Corrupt),
+            (ffi::SQLITE_READONLY, DbErrorKind::ReadOnly),
+            (ffi::SQLITE_IOERR, DbErrorKind::Io),
+            (ffi::SQLITE_CANTOPEN, DbErrorKind::Io),
+            (ffi::SQLITE_MISMATCH, DbErrorKind::Other),
+        ] {
+            let err = classify(code);
+            assert_eq!(err.db_kind(), Some(kind), "{code}");
+            assert!(err.to_string().contains("what SQLite said"), "{err}");
+        }
+        let err = db_error(rusqlite::Error::SqlInputError {
+            error: ffi::Error::new(ffi::SQLITE_ERROR),
+            msg: "near \"x\": syntax error".into(),
+            sql: "SELECT secret FROM x".into(),
+            offset: 1,
+        });
+        assert!(!err.to_string().contains("SELECT"), "{err}");
     }
 
     #[test]

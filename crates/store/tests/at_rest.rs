@@ -141,12 +141,13 @@ fn file_modes_are_strict() {
 }
 
 #[test]
-fn loose_modes_are_tightened_on_open() {
+fn a_database_with_a_loose_mode_is_tightened() {
     let dir = tempfile::tempdir().unwrap();
     let state = state(&dir);
     fs::create_dir(&state).unwrap();
-    fs::set_permissions(&state, fs::Permissions::from_mode(0o755)).unwrap();
-    // An empty file is an empty SQLite database.
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).unwrap();
+    // An empty file is an empty SQLite database (and without a key file,
+    // a first start).
     fs::write(state.join("twofactor.db"), b"").unwrap();
     fs::set_permissions(
         state.join("twofactor.db"),
@@ -154,12 +155,248 @@ fn loose_modes_are_tightened_on_open() {
     )
     .unwrap();
     drop(SqliteStore::open(&state).unwrap());
-    fs::set_permissions(state.join("secret.key"), fs::Permissions::from_mode(0o640)).unwrap();
-    fs::set_permissions(&state, fs::Permissions::from_mode(0o750)).unwrap();
-    let _store = SqliteStore::open(&state).unwrap();
     assert_eq!(mode(&state), 0o700);
     assert_eq!(mode(&state.join("twofactor.db")), 0o600);
     assert_eq!(mode(&state.join("secret.key")), 0o600);
+}
+
+/// The state directory's error, with the directory's mode afterwards.
+fn refused_dir(state: &Path) -> (StoreError, u32) {
+    let err = SqliteStore::open(state).unwrap_err();
+    (err, mode(state))
+}
+
+#[test]
+fn an_existing_directory_open_to_others_is_refused_and_left_unchanged() {
+    // 0755 and 0750 (an ordinary directory), 1777 (/tmp as `--state-dir /tmp`).
+    for loose in [0o755, 0o750, 0o710, 0o701, 0o1777] {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(&dir);
+        fs::create_dir(&state).unwrap();
+        fs::write(state.join("unrelated"), b"x").unwrap();
+        fs::set_permissions(&state, fs::Permissions::from_mode(loose)).unwrap();
+        let (err, after) = refused_dir(&state);
+        assert!(matches!(err, StoreError::Unsafe { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains(&state.display().to_string()), "{text}");
+        assert!(text.contains(&format!("{loose:04o}")), "{text}");
+        assert_eq!(after, loose, "mode {loose:o} changed");
+        // Nothing was created in it.
+        let names: Vec<_> = fs::read_dir(&state)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("unrelated")]);
+    }
+}
+
+#[test]
+fn an_existing_directory_of_another_owner_is_refused() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(&dir);
+    fs::create_dir(&state).unwrap();
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).unwrap();
+    let me = fs::metadata(&state).unwrap().uid();
+    let (other, path) = if me == 0 {
+        // Root can give the directory away.
+        std::os::unix::fs::chown(&state, Some(4242), None).unwrap();
+        (4242, state.clone())
+    } else {
+        // Anyone else: a directory of root's, 0700 or not, is not ours.
+        (0, PathBuf::from("/root"))
+    };
+    let err = SqliteStore::open(&path).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains(&format!("owned by uid {other}")), "{text}");
+    assert!(text.contains(&path.display().to_string()), "{text}");
+    if me == 0 {
+        assert_eq!(fs::metadata(&state).unwrap().uid(), 4242, "left unchanged");
+    }
+}
+
+#[test]
+fn a_new_directory_is_created_0700() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("new/state");
+    drop(SqliteStore::open(&state).unwrap());
+    assert_eq!(mode(&state), 0o700);
+}
+
+#[test]
+fn a_symlinked_key_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(&dir);
+    drop(SqliteStore::open(&state).unwrap());
+    let elsewhere = dir.path().join("elsewhere.key");
+    fs::rename(state.join("secret.key"), &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, state.join("secret.key")).unwrap();
+    let err = SqliteStore::open(&state).unwrap_err();
+    assert!(matches!(err, StoreError::Unsafe { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("secret.key") && text.contains("a symbolic link"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_key_file_open_to_others_is_refused_and_left_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(&dir);
+    drop(SqliteStore::open(&state).unwrap());
+    let key = state.join("secret.key");
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o640)).unwrap();
+    let err = SqliteStore::open(&state).unwrap_err();
+    assert!(err.to_string().contains("0640"), "{err}");
+    assert_eq!(mode(&key), 0o640);
+}
+
+#[test]
+fn a_fifo_symlink_or_device_in_place_of_the_database_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(&dir);
+    fs::create_dir(&state).unwrap();
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).unwrap();
+    let db = state.join("twofactor.db");
+    nix::unistd::mkfifo(&db, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let err = SqliteStore::open(&state).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("twofactor.db") && text.contains("a FIFO"),
+        "{text}"
+    );
+    assert!(!state.join("secret.key").exists(), "nothing created");
+    fs::remove_file(&db).unwrap();
+
+    std::os::unix::fs::symlink("/dev/null", &db).unwrap();
+    let text = SqliteStore::open(&state).unwrap_err().to_string();
+    assert!(
+        text.contains("twofactor.db") && text.contains("a symbolic link"),
+        "{text}"
+    );
+    fs::remove_file(&db).unwrap();
+
+    // A companion file too.
+    drop(SqliteStore::open(&state).unwrap());
+    let wal = state.join("twofactor.db-wal");
+    let _ = fs::remove_file(&wal);
+    nix::unistd::mkfifo(&wal, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let text = SqliteStore::open(&state).unwrap_err().to_string();
+    assert!(
+        text.contains("twofactor.db-wal") && text.contains("a FIFO"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_key_without_its_database_is_a_lost_state_unless_init() {
+    for how in ["deleted", "truncated"] {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(&dir);
+        {
+            let store = SqliteStore::open(&state).unwrap();
+            transact(&store, |tx| {
+                tx.put_settings(&store::Settings {
+                    enabled: true,
+                    ..Default::default()
+                })?;
+                tx.replace_secret(&random_secret(), 0)
+            })
+            .unwrap();
+        }
+        let db = state.join("twofactor.db");
+        for suffix in ["-wal", "-shm"] {
+            let _ = fs::remove_file(state.join(format!("twofactor.db{suffix}")));
+        }
+        if how == "deleted" {
+            fs::remove_file(&db).unwrap();
+        } else {
+            fs::write(&db, b"").unwrap();
+        }
+        let err = SqliteStore::open(&state).unwrap_err();
+        assert!(
+            matches!(err, StoreError::StateLost { .. }),
+            "{how}: {err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("secret.key") && text.contains("twofactor.db") && text.contains("--init"),
+            "{text}"
+        );
+        // Nothing was created or changed.
+        assert_eq!(db.exists(), how == "truncated");
+        // An explicit init starts afresh, with the key that is there.
+        let store = SqliteStore::open_with(&state, store::StoreOptions { init: true }).unwrap();
+        let entry = store.read().unwrap();
+        assert!(!entry.settings.enabled && entry.secret.is_none());
+        drop(store);
+        // And from then on it is a normal state.
+        drop(SqliteStore::open(&state).unwrap());
+    }
+}
+
+#[test]
+fn init_never_discards_an_existing_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(&dir);
+    let s = random_secret();
+    {
+        let store = SqliteStore::open(&state).unwrap();
+        transact(&store, |tx| tx.replace_secret(&s, 0)).unwrap();
+    }
+    let store = SqliteStore::open_with(&state, store::StoreOptions { init: true }).unwrap();
+    assert!(store.read().unwrap().secret.unwrap().secret.ct_eq(&s));
+}
+
+#[test]
+fn leftover_temporary_key_files_are_removed_at_start() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(&dir);
+    fs::create_dir(&state).unwrap();
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).unwrap();
+    // What a crash inside KeyFile::create leaves: ours, to go.
+    let ours = [
+        ".secret.key.tmp-123-0123456789abcdef",
+        ".secret.key.tmp-9-fedcba9876543210",
+    ];
+    for name in ours {
+        fs::write(state.join(name), [7u8; 32]).unwrap();
+    }
+    // Not ours by name or type: they stay.
+    let keep = [
+        ".secret.key.tmp-123-short",
+        ".secret.key.tmp-x-0123456789abcdef",
+        "secret.key.tmp-1-0123456789abcdef",
+        ".other.tmp-1-0123456789abcdef",
+    ];
+    for name in keep {
+        fs::write(state.join(name), b"x").unwrap();
+    }
+    let dir_named = state.join(".secret.key.tmp-5-0123456789abcdef");
+    fs::create_dir(&dir_named).unwrap();
+    let link_named = state.join(".secret.key.tmp-6-0123456789abcdef");
+    std::os::unix::fs::symlink(dir.path().join("target"), &link_named).unwrap();
+    let foreign = state.join(".secret.key.tmp-7-0123456789abcdef");
+    fs::write(&foreign, b"x").unwrap();
+    let me = fs::metadata(&foreign).unwrap().uid();
+    if me == 0 {
+        std::os::unix::fs::chown(&foreign, Some(4242), None).unwrap();
+    }
+
+    drop(SqliteStore::open(&state).unwrap());
+    for name in ours {
+        assert!(!state.join(name).exists(), "{name} left behind");
+    }
+    for name in keep {
+        assert!(state.join(name).exists(), "{name} removed");
+    }
+    assert!(dir_named.is_dir());
+    assert!(fs::symlink_metadata(&link_named).is_ok());
+    // As root it belongs to another owner and stays; as anyone else it
+    // was ours and went.
+    assert_eq!(foreign.exists(), me == 0);
 }
 
 #[test]
@@ -194,6 +431,7 @@ fn removed_key_with_a_stored_secret_is_key_missing() {
     assert!(!state.join("secret.key").exists(), "no silent new key");
     // Restoring the key file restores access.
     fs::write(state.join("secret.key"), &key).unwrap();
+    fs::set_permissions(state.join("secret.key"), fs::Permissions::from_mode(0o600)).unwrap();
     assert!(
         SqliteStore::open(&state)
             .unwrap()
@@ -305,5 +543,27 @@ fn two_processes_opening_a_new_directory_at_once_agree_on_one_key() {
             .unwrap()
             .secret
             .is_some()
+    );
+}
+
+#[test]
+fn a_damaged_database_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(&dir);
+    drop(SqliteStore::open(&state).unwrap());
+    for suffix in ["-wal", "-shm"] {
+        let _ = fs::remove_file(state.join(format!("twofactor.db{suffix}")));
+    }
+    let garbage: Vec<u8> = (0..8192u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    fs::write(state.join("twofactor.db"), &garbage).unwrap();
+    let err = SqliteStore::open(&state).unwrap_err();
+    assert_eq!(err.db_kind(), Some(store::DbErrorKind::Corrupt), "{err:?}");
+    let text = err.to_string();
+    assert!(text.starts_with("database file is damaged"), "{text}");
+    assert!(
+        !text.contains("SELECT") && !text.contains("PRAGMA"),
+        "{text}"
     );
 }

@@ -13,8 +13,8 @@ use std::thread;
 use otp::{Digits, Interval, Secret, Window};
 use serde_json::json;
 use store::{
-    AuditQuery, AuditRecord, LimiterState, SecretId, Settings, SqliteStore, Store, StoreError,
-    SystemEntry, transact,
+    ALL_ORIGINS, AuditQuery, AuditRecord, LimiterState, SYSTEM_OWNER, SecretId, Settings,
+    SqliteStore, Store, StoreError, SystemEntry, transact,
 };
 
 /// One fresh storage location (a directory, a database, ...). Dropping it
@@ -162,7 +162,7 @@ pub fn advance_step_is_monotonic_and_survives_reopen(make: Make<'_>) {
     assert!(!advance(&*store, id, i64::MAX as u64));
 }
 
-pub fn replace_secret_resets_last_step_and_its_limiter(make: Make<'_>) {
+pub fn replace_secret_resets_last_step_and_keeps_free_scopes(make: Make<'_>) {
     let loc = make();
     let store = loc.open();
     let old = new_secret(&*store, 4);
@@ -173,12 +173,7 @@ pub fn replace_secret_resets_last_step_and_its_limiter(make: Make<'_>) {
         locked_until_ms: 0,
         lockouts: 1,
     };
-    let old_scope = format!("secret:{}", old.0);
-    transact(&*store, |tx| {
-        tx.put_limiter(&old_scope, &counted)?;
-        tx.put_limiter("addr:192.0.2.7", &counted)
-    })
-    .unwrap();
+    transact(&*store, |tx| tx.put_limiter("addr:192.0.2.7", &counted)).unwrap();
 
     let new = new_secret(&*store, 5);
     let rec = store.read().unwrap().secret.unwrap();
@@ -187,14 +182,162 @@ pub fn replace_secret_resets_last_step_and_its_limiter(make: Make<'_>) {
         advance(&*store, new, 1),
         "the new secret starts with no replay state"
     );
-    assert_eq!(
-        transact(&*store, |tx| tx.limiter(&old_scope)).unwrap(),
-        LimiterState::default()
-    );
+    // Its failure counters: `replace_secret_clears_its_owners_failures`.
     assert_eq!(
         transact(&*store, |tx| tx.limiter("addr:192.0.2.7")).unwrap(),
         counted
     );
+}
+
+/// Failure counters are keyed by (secret owner, origin): independent of each
+/// other, of the free-form scopes, and of another owner's.
+pub fn failures_are_keyed_by_owner_and_origin(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    let a = LimiterState {
+        failures: 3,
+        window_start_ms: 10,
+        locked_until_ms: 0,
+        lockouts: 0,
+    };
+    let b = LimiterState {
+        failures: 0,
+        window_start_ms: 20,
+        locked_until_ms: 90_000,
+        lockouts: 2,
+    };
+    transact(&*store, |tx| {
+        tx.put_failures(SYSTEM_OWNER, "192.0.2.1", &a, 1_000)?;
+        tx.put_failures(SYSTEM_OWNER, ALL_ORIGINS, &b, 2_000)?;
+        tx.put_failures("user:1000", "192.0.2.1", &b, 3_000)
+    })
+    .unwrap();
+    let get =
+        |owner: &str, origin: &str| transact(&*store, |tx| tx.failures(owner, origin)).unwrap();
+    assert_eq!(get(SYSTEM_OWNER, "192.0.2.1"), a);
+    assert_eq!(get(SYSTEM_OWNER, ALL_ORIGINS), b);
+    assert_eq!(get("user:1000", "192.0.2.1"), b);
+    assert_eq!(get(SYSTEM_OWNER, "192.0.2.2"), LimiterState::default());
+    assert_eq!(
+        transact(&*store, |tx| tx.limiter("192.0.2.1")).unwrap(),
+        LimiterState::default(),
+        "separate from the free-form scopes"
+    );
+    // Overwrite, then the default state deletes.
+    transact(&*store, |tx| {
+        tx.put_failures(SYSTEM_OWNER, "192.0.2.1", &b, 5_000)
+    })
+    .unwrap();
+    assert_eq!(get(SYSTEM_OWNER, "192.0.2.1"), b);
+    transact(&*store, |tx| {
+        tx.put_failures(SYSTEM_OWNER, "192.0.2.1", &LimiterState::default(), 0)
+    })
+    .unwrap();
+    assert_eq!(get(SYSTEM_OWNER, "192.0.2.1"), LimiterState::default());
+    // They persist.
+    drop(store);
+    let store = loc.open();
+    assert_eq!(
+        transact(&*store, |tx| tx.failures(SYSTEM_OWNER, ALL_ORIGINS)).unwrap(),
+        b
+    );
+}
+
+/// Expired counters are deleted oldest first, at most a batch at a time.
+pub fn expire_failures_deletes_in_batches(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    let st = LimiterState {
+        failures: 1,
+        window_start_ms: 1,
+        locked_until_ms: 0,
+        lockouts: 0,
+    };
+    transact(&*store, |tx| {
+        for i in 0..10i64 {
+            tx.put_failures(SYSTEM_OWNER, &format!("198.51.100.{i}"), &st, 100 + i)?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let expire =
+        |now: i64, batch: usize| transact(&*store, |tx| tx.expire_failures(now, batch)).unwrap();
+    assert_eq!(expire(99, 100), 0, "nothing expired yet");
+    assert_eq!(expire(105, 4), 4, "a batch at a time");
+    assert_eq!(expire(105, 4), 2, "the rest that expired by 105");
+    assert_eq!(expire(105, 4), 0);
+    let left: Vec<bool> = (0..10)
+        .map(|i| {
+            transact(&*store, |tx| {
+                tx.failures(SYSTEM_OWNER, &format!("198.51.100.{i}"))
+            })
+            .unwrap()
+                != LimiterState::default()
+        })
+        .collect();
+    assert_eq!(
+        left,
+        [
+            false, false, false, false, false, false, true, true, true, true
+        ]
+    );
+}
+
+/// Replacing the system secret clears every counter of its owner.
+pub fn replace_secret_clears_its_owners_failures(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    new_secret(&*store, 6);
+    let st = LimiterState {
+        failures: 2,
+        window_start_ms: 1,
+        locked_until_ms: 5,
+        lockouts: 1,
+    };
+    transact(&*store, |tx| {
+        tx.put_failures(SYSTEM_OWNER, "192.0.2.9", &st, i64::MAX)?;
+        tx.put_failures(SYSTEM_OWNER, ALL_ORIGINS, &st, i64::MAX)?;
+        tx.put_failures("user:1000", ALL_ORIGINS, &st, i64::MAX)
+    })
+    .unwrap();
+    new_secret(&*store, 7);
+    let get =
+        |owner: &str, origin: &str| transact(&*store, |tx| tx.failures(owner, origin)).unwrap();
+    assert_eq!(get(SYSTEM_OWNER, "192.0.2.9"), LimiterState::default());
+    assert_eq!(get(SYSTEM_OWNER, ALL_ORIGINS), LimiterState::default());
+    assert_eq!(get("user:1000", ALL_ORIGINS), st, "another owner's stay");
+}
+
+/// Audit retention: by age and by count, oldest first, a batch at a time.
+pub fn prune_audit_by_age_and_count(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    for at in 1..=20 {
+        transact(&*store, |tx| {
+            tx.audit(&record(at * 100, "otp.check", "wrong"))
+        })
+        .unwrap();
+    }
+    let prune = |older_than: i64, keep: u64, batch: usize| {
+        transact(&*store, |tx| tx.prune_audit(older_than, keep, batch)).unwrap()
+    };
+    let ats = || -> Vec<i64> { all_audit(&*store).iter().map(|e| e.record.at_ms).collect() };
+    // Nothing too old, nothing too many: nothing goes.
+    assert_eq!(prune(0, 100, 100), 0);
+    // By age: older than 600 ms, three at a time.
+    assert_eq!(prune(600, 100, 3), 3);
+    assert_eq!(prune(600, 100, 3), 2);
+    assert_eq!(prune(600, 100, 3), 0);
+    assert_eq!(ats().len(), 15);
+    assert_eq!(*ats().last().unwrap(), 600);
+    // By count: keep the newest 10, four at a time.
+    assert_eq!(prune(0, 10, 4), 4);
+    assert_eq!(prune(0, 10, 4), 1);
+    assert_eq!(prune(0, 10, 4), 0);
+    assert_eq!(ats(), (11..=20).rev().map(|i| i * 100).collect::<Vec<_>>());
+    // Both at once share the batch.
+    assert_eq!(prune(1_300, 5, 100), 5);
+    assert_eq!(ats(), (16..=20).rev().map(|i| i * 100).collect::<Vec<_>>());
 }
 
 pub fn rollback_on_err_leaves_nothing(make: Make<'_>) {
@@ -327,8 +470,9 @@ pub fn audit_query_order_filters_and_limit(make: Make<'_>) {
     let all = all_audit(&*store);
     assert_eq!(all.len(), 6);
     assert!(
-        all.windows(2).all(|w| w[0].id > w[1].id),
-        "newest (highest id) first"
+        all.windows(2)
+            .all(|w| (w[0].record.at_ms, w[0].id) > (w[1].record.at_ms, w[1].id)),
+        "newest (latest time, then highest id) first"
     );
     assert_eq!(all[0].record, bare, "None fields round-trip");
     assert_eq!(
@@ -339,8 +483,8 @@ pub fn audit_query_order_filters_and_limit(make: Make<'_>) {
     let ats: Vec<i64> = all.iter().map(|e| e.record.at_ms).collect();
     assert_eq!(
         ats,
-        [500, 400, 300, 150, 200, 100],
-        "insertion order, not time order"
+        [500, 400, 300, 200, 150, 100],
+        "time order (on the time index), not insertion order"
     );
 
     let q = |event: Option<&str>, outcome: Option<&str>, since_ms: Option<i64>, limit: usize| {
@@ -530,7 +674,11 @@ macro_rules! backend {
                 settings_round_trip,
                 replace_secret_then_entry_returns_it,
                 advance_step_is_monotonic_and_survives_reopen,
-                replace_secret_resets_last_step_and_its_limiter,
+                replace_secret_resets_last_step_and_keeps_free_scopes,
+                failures_are_keyed_by_owner_and_origin,
+                expire_failures_deletes_in_batches,
+                replace_secret_clears_its_owners_failures,
+                prune_audit_by_age_and_count,
                 rollback_on_err_leaves_nothing,
                 transact_returns_the_body_value,
                 limiter_round_trip_and_default_deletes,

@@ -279,7 +279,13 @@ impl Fixture {
 
     /// Starts `twofactord` and waits for its `listening` line.
     pub fn start(&self) -> Daemon {
+        self.start_with(&[])
+    }
+
+    /// [`Fixture::start`] with more command-line arguments.
+    pub fn start_with(&self, args: &[&str]) -> Daemon {
         let mut cmd = self.command();
+        cmd.args(args);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

@@ -2,10 +2,19 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Fixture, enable, need, oathtool, rpc_error, totp, wrong_code};
+use crate::harness::{Fixture, enable, need, oathtool, totp, wrong_code};
+
+/// `auth.twofactor.pam_check` from `rhost`, as the PAM module sends it.
+fn pam_check(root: &mut client::Client, rhost: &str, token: &str) -> Value {
+    root.call(
+        "auth.twofactor.pam_check",
+        vec![json!("alice"), json!("sshd"), json!(rhost), json!(token)],
+    )
+    .expect("pam_check")
+}
 
 #[test]
-fn six_wrong_codes_lock_out_and_are_audited() {
+fn an_origin_with_five_wrong_codes_is_locked_out_and_audited_but_root_is_not() {
     if need("oathtool", oathtool()).is_none() {
         return;
     }
@@ -13,41 +22,54 @@ fn six_wrong_codes_lock_out_and_are_audited() {
     let d = f.start();
     let mut root = d.root();
     let secret = enable(&mut root);
+    root.call(
+        "auth.twofactor.update",
+        vec![json!({"services": {"ssh": true}})],
+    )
+    .unwrap();
     let wrong = wrong_code(&secret);
+    // Five wrong codes from one SSH client address (PAM_RHOST) lock it.
     for i in 0..5 {
+        assert_eq!(
+            pam_check(&mut root, "203.0.113.9", &wrong)["outcome"],
+            "wrong",
+            "try {i}"
+        );
+    }
+    let locked = pam_check(&mut root, "203.0.113.9", &totp(&secret, 6, 30, 0));
+    assert_eq!(locked["outcome"], "locked_out", "{locked}");
+    let wait = locked["retry_after_secs"].as_u64().unwrap();
+    assert!((1..=30).contains(&wait), "{locked}");
+    // Another address with the right code is let in.
+    assert_eq!(
+        pam_check(&mut root, "203.0.113.10", &totp(&secret, 6, 30, 0))["outcome"],
+        "accepted"
+    );
+    // Root on the Unix socket is never locked out (SPEC 6.3): its wrong codes
+    // are wrong, not EBUSY (and lock nobody else out), and a right code is
+    // accepted.
+    for i in 0..6 {
         assert_eq!(
             root.call("auth.twofactor.verify", vec![json!(wrong)])
                 .unwrap(),
             json!(false),
-            "try {i}"
+            "root try {i}"
         );
     }
-    let e = rpc_error(root.call("auth.twofactor.verify", vec![json!(wrong)]));
-    assert_eq!((e.code, e.message.as_str()), (-32001, "Method call error"));
-    let data = e.data.unwrap();
     assert_eq!(
-        (data.error, data.errname.as_str(), data.extra),
-        (16, "EBUSY", None)
-    );
-    assert!(
-        data.reason
-            .starts_with("[EBUSY] Too many failed attempts; try again in ")
-            && data.reason.ends_with(" seconds"),
-        "{}",
-        data.reason
-    );
-    // Even the right code is refused while locked out.
-    assert_eq!(
-        rpc_error(root.call(
+        root.call(
             "auth.twofactor.verify",
-            vec![json!(totp(&secret, 6, 30, 0))]
-        ))
-        .code,
-        -32001
+            vec![json!(totp(&secret, 6, 30, 1))]
+        )
+        .unwrap(),
+        json!(true)
     );
 
     let checks = root
-        .call("audit.query", vec![json!({"event": "otp.check"})])
+        .call(
+            "audit.query",
+            vec![json!({"event": "otp.check", "limit": 1000})],
+        )
         .unwrap();
     let outcomes: Vec<&str> = checks
         .as_array()
@@ -55,29 +77,25 @@ fn six_wrong_codes_lock_out_and_are_audited() {
         .iter()
         .map(|r| r["outcome"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        outcomes,
-        [
-            "locked_out",
-            "locked_out",
-            "wrong",
-            "wrong",
-            "wrong",
-            "wrong",
-            "wrong"
-        ]
-    );
+    let mut expected = vec!["accepted"];
+    expected.extend(["wrong"; 6]);
+    expected.extend(["accepted", "locked_out"]);
+    expected.extend(["wrong"; 5]);
+    assert_eq!(outcomes, expected);
     let first = &checks[0];
     assert_eq!(first["user"], "root");
     assert!(
         first["origin"].as_str().unwrap().starts_with("unix:uid=0"),
         "{first}"
     );
+    assert_eq!(checks[8]["origin"], "pam:rhost=203.0.113.9");
     let lockouts = root
         .call("audit.query", vec![json!({"event": "otp.lockout"})])
         .unwrap();
     assert_eq!(lockouts.as_array().unwrap().len(), 1, "{lockouts}");
     assert_eq!(lockouts[0]["outcome"], "locked");
+    assert_eq!(lockouts[0]["detail"]["scope"], "origin");
+    assert_eq!(lockouts[0]["detail"]["origin"], "203.0.113.9");
     // Never a code or the secret in the audit trail.
     let all = root
         .call("audit.query", vec![json!({"limit": 1000})])
@@ -90,6 +108,46 @@ fn six_wrong_codes_lock_out_and_are_audited() {
             .unwrap()["enabled"],
         false
     );
+}
+
+/// A key file without its database is a lost state: the daemon refuses to
+/// start and says so; `--init` starts afresh; a fresh directory just works.
+#[test]
+fn a_lost_database_stops_the_daemon_until_init() {
+    let f = Fixture::new();
+    // Fresh: neither file.
+    let d = f.start();
+    let mut root = d.root();
+    enable(&mut root);
+    drop(root);
+    drop(d);
+    for how in ["deleted", "truncated"] {
+        let db = f.state.join("twofactor.db");
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(f.state.join(format!("twofactor.db{suffix}")));
+        }
+        if how == "deleted" {
+            std::fs::remove_file(&db).unwrap();
+        } else {
+            std::fs::write(&db, b"").unwrap();
+        }
+        let out = f.command().output().unwrap();
+        assert!(!out.status.success(), "{how}: started");
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            log.contains("the two-factor state was lost") && log.contains("--init"),
+            "{how}: {log}"
+        );
+        // --init creates a fresh state: 2FA off, no secret.
+        let d = f.start_with(&["--init"]);
+        let mut root = d.root();
+        let entry = root.call("auth.twofactor.config", vec![]).unwrap();
+        assert_eq!(
+            (entry["enabled"].clone(), entry["secret"].clone()),
+            (json!(false), Value::Null)
+        );
+        enable(&mut root);
+    }
 }
 
 #[test]
@@ -149,4 +207,22 @@ fn kill_9_and_restart_lose_nothing() {
         outcomes,
         [&json!("accepted"), &json!("replayed"), &json!("accepted")]
     );
+}
+
+/// A damaged database is named as such in the log, not "Internal error".
+#[test]
+fn a_damaged_database_is_named_in_the_log() {
+    let f = Fixture::new();
+    drop(f.start());
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(f.state.join(format!("twofactor.db{suffix}")));
+    }
+    let garbage: Vec<u8> = (0..16384u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    std::fs::write(f.state.join("twofactor.db"), garbage).unwrap();
+    let out = f.command().output().unwrap();
+    assert!(!out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("database file is damaged"), "{log}");
 }
