@@ -15,6 +15,7 @@
 mod model;
 mod seal;
 mod sqlite;
+mod users;
 
 pub use model::{
     ALL_ORIGINS, AuditEntry, AuditQuery, AuditRecord, LimiterState, SYSTEM_OWNER, SecretId,
@@ -22,6 +23,7 @@ pub use model::{
 };
 pub use seal::KeyFile;
 pub use sqlite::{SqliteStore, StoreOptions};
+pub use users::{NewUserSecret, PendingSecret, UserSecret, UserSecretInfo, user_owner};
 
 use otp::Secret;
 
@@ -141,6 +143,33 @@ pub trait Tx {
     /// (oldest first); returns how many. Keeps the table bounded however
     /// many origins there are.
     fn expire_failures(&mut self, now_ms: i64, batch: usize) -> Result<usize>;
+    /// Removes the system (root's) secret with its failure counters;
+    /// returns whether there was one.
+    fn clear_secret(&mut self) -> Result<bool>;
+    /// `username`'s active secret (SPEC §9), unsealed; only this one is
+    /// read (found by name).
+    fn user_secret(&mut self, username: &str) -> Result<Option<UserSecret>>;
+    /// Makes `new` the account's active secret, deleting the previous one
+    /// with its replay state and failure counters.
+    fn put_user_secret(&mut self, new: &NewUserSecret<'_>) -> Result<SecretId>;
+    /// Deletes the account's secret, failure counters, pending enrolment
+    /// and recovery codes; returns whether it had a secret.
+    fn delete_user_secret(&mut self, username: &str) -> Result<bool>;
+    /// Every stored account secret, by name, without unsealing any.
+    fn user_secrets(&mut self) -> Result<Vec<UserSecretInfo>>;
+    /// The account's pending enrolment, unsealed (expired or not: the
+    /// service decides).
+    fn pending_secret(&mut self, username: &str) -> Result<Option<PendingSecret>>;
+    /// Stores (replacing) the account's pending enrolment.
+    fn put_pending_secret(&mut self, pending: &PendingSecret) -> Result<()>;
+    fn delete_pending_secret(&mut self, username: &str) -> Result<()>;
+    /// Replaces the account's recovery codes: only their keyed hashes
+    /// (HMAC-SHA-256 under a key derived from the key file) are stored.
+    fn put_recovery_codes(&mut self, username: &str, codes: &[&str]) -> Result<()>;
+    /// Uses up one recovery code: `Some(codes left)` when it was one of the
+    /// account's, `None` otherwise.
+    fn use_recovery_code(&mut self, username: &str, code: &str) -> Result<Option<u32>>;
+    fn recovery_codes_left(&mut self, username: &str) -> Result<u32>;
     /// Appends an audit record.
     fn audit(&mut self, record: &AuditRecord) -> Result<()>;
     /// Audit retention, a little at a time: deletes up to `batch` of the
@@ -158,8 +187,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Runs `f` in one transaction: committed (durably) when `f` returns
     /// `Ok`, rolled back when it returns `Err`.
     fn transact_dyn(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()>;
+    /// One account's secret and recovery-code count, from a read-only
+    /// snapshot (never waits behind a write).
+    fn read_user(&self, username: &str) -> Result<UserView>;
     /// Audit records, newest first.
     fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
+}
+
+/// What [`Store::read_user`] returns.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UserView {
+    pub secret: Option<UserSecret>,
+    pub recovery_codes_left: u32,
 }
 
 /// Typed convenience over [`Store::transact_dyn`].

@@ -34,6 +34,23 @@ const KEY_FILE_MODE: u32 = 0o600;
 pub struct KeyFile {
     path: PathBuf,
     cipher: XChaCha20Poly1305,
+    /// HMAC-SHA-256 key for recovery-code hashes, derived from the key
+    /// (HMAC of a fixed label under it), so the database alone cannot test
+    /// a guess; wiped on drop.
+    mac_key: Zeroizing<[u8; KEY_LEN]>,
+}
+
+/// Label of the derived recovery-code MAC key.
+const MAC_KEY_LABEL: &[u8] = b"twofactor/v1/recovery-code-mac";
+
+fn derive_mac_key(key: &[u8]) -> Zeroizing<[u8; KEY_LEN]> {
+    use hmac::Mac;
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(key)
+        .expect("HMAC takes a key of any length");
+    mac.update(MAC_KEY_LABEL);
+    let mut out = Zeroizing::new([0u8; KEY_LEN]);
+    out.copy_from_slice(&mac.finalize().into_bytes());
+    out
 }
 
 impl fmt::Debug for KeyFile {
@@ -119,6 +136,7 @@ impl KeyFile {
         Ok(Self {
             path: path.to_owned(),
             cipher: XChaCha20Poly1305::new(Key::from_slice(&bytes)),
+            mac_key: derive_mac_key(&bytes),
         })
     }
 
@@ -179,12 +197,27 @@ impl KeyFile {
         Ok(Self {
             path: path.to_owned(),
             cipher: XChaCha20Poly1305::new(Key::from_slice(&key[..])),
+            mac_key: derive_mac_key(&key[..]),
         })
     }
 
     /// Where the key lives.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// HMAC-SHA-256 of `parts` (each length-prefixed, so no two lists
+    /// collide) under the derived MAC key: the keyed hash recovery codes
+    /// are stored as.
+    pub fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&self.mac_key[..])
+            .expect("HMAC takes a key of any length");
+        for p in parts {
+            mac.update(&(p.len() as u64).to_be_bytes());
+            mac.update(p);
+        }
+        mac.finalize().into_bytes().into()
     }
 
     /// Encrypts `plaintext` bound to `aad`: `nonce || ciphertext || tag`.

@@ -23,6 +23,7 @@ use std::time::Duration;
 use otp::{Digits, Interval, Secret, Window};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, TransactionBehavior, params};
 
+use crate::users::{self, NewUserSecret, PendingSecret, UserSecret, UserSecretInfo};
 use crate::{
     AuditEntry, AuditQuery, AuditRecord, DbErrorKind, KeyFile, LimiterState, Result, SYSTEM_OWNER,
     SecretId, SecretRecord, Settings, Store, StoreError, SystemEntry, Tx,
@@ -112,6 +113,38 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_log_event_at ON audit_log (event, at_ms);
     CREATE INDEX audit_log_outcome_at ON audit_log (outcome, at_ms);
     ",
+    // 3: per-user secrets (SPEC §9). Root's secret stays the entry's
+    //    (`twofactor_config.secret_id`, owner 'system', with its replay
+    //    state in `otp_secrets.last_step` and its failure counters under
+    //    owner 'system'): the entry's secret *is* root's (SPEC 9.1), so an
+    //    existing state moves to root in place, nothing re-sealed. Every
+    //    other account's secret is a row of `otp_secrets` (owner
+    //    'user:<uid>:<name>') mapped here by name. Pending enrolments and
+    //    recovery-code hashes are kept by name for every account.
+    "
+    CREATE TABLE user_secrets (
+        username     TEXT PRIMARY KEY NOT NULL,
+        uid          INTEGER NOT NULL CHECK (uid >= 0),
+        secret_id    INTEGER NOT NULL UNIQUE REFERENCES otp_secrets (id),
+        otp_digits   INTEGER NOT NULL,
+        otp_interval INTEGER NOT NULL
+    ) STRICT;
+
+    CREATE TABLE pending_secrets (
+        username      TEXT PRIMARY KEY NOT NULL,
+        uid           INTEGER NOT NULL CHECK (uid >= 0),
+        sealed        BLOB NOT NULL,
+        otp_digits    INTEGER NOT NULL,
+        otp_interval  INTEGER NOT NULL,
+        expires_at_ms INTEGER NOT NULL
+    ) STRICT;
+
+    CREATE TABLE recovery_codes (
+        username  TEXT NOT NULL,
+        code_hash BLOB NOT NULL,
+        PRIMARY KEY (username, code_hash)
+    ) STRICT;
+    ",
 ];
 
 /// Mode of the state directory.
@@ -127,7 +160,7 @@ const KEY_CHECK_PLAINTEXT: &[u8] = b"twofactor key check v1";
 const KEY_CHECK_AAD: &[u8] = b"twofactor/v1/key_check";
 
 /// Associated data of a sealed OTP secret: purpose and owner.
-fn secret_aad(owner: &str) -> Vec<u8> {
+pub(crate) fn secret_aad(owner: &str) -> Vec<u8> {
     let mut aad = b"twofactor/v1/otp_secret/".to_vec();
     aad.extend_from_slice(owner.as_bytes());
     aad
@@ -135,7 +168,7 @@ fn secret_aad(owner: &str) -> Vec<u8> {
 
 /// Maps rusqlite errors. Their messages name SQL conditions and columns,
 /// never bound values, and we never bind a secret in plaintext.
-trait DbResult<T> {
+pub(crate) trait DbResult<T> {
     fn db(self) -> Result<T>;
 }
 
@@ -184,7 +217,7 @@ fn step_to_sql(step: u64) -> Result<i64> {
         .map_err(|_| StoreError::Corrupt(format!("time step {step} is out of range")))
 }
 
-fn step_from_sql(step: i64) -> Result<u64> {
+pub(crate) fn step_from_sql(step: i64) -> Result<u64> {
     u64::try_from(step)
         .map_err(|_| StoreError::Corrupt(format!("stored time step {step} is negative")))
 }
@@ -1040,6 +1073,75 @@ impl Tx for SqliteTx<'_> {
         Ok(deleted)
     }
 
+    fn clear_secret(&mut self) -> Result<bool> {
+        let old: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT secret_id FROM twofactor_config WHERE id = 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .db()?
+            .ok_or_else(|| StoreError::Corrupt("the configuration entry is missing".into()))?;
+        let Some(old) = old else {
+            return Ok(false);
+        };
+        self.conn
+            .execute(
+                "UPDATE twofactor_config SET secret_id = NULL WHERE id = 1",
+                [],
+            )
+            .db()?;
+        self.conn
+            .execute("DELETE FROM otp_secrets WHERE id = ?1", [old])
+            .db()?;
+        self.conn
+            .execute("DELETE FROM otp_failures WHERE owner = ?1", [SYSTEM_OWNER])
+            .db()?;
+        Ok(true)
+    }
+
+    fn user_secret(&mut self, username: &str) -> Result<Option<UserSecret>> {
+        users::user_secret(self.conn, self.key, username)
+    }
+
+    fn put_user_secret(&mut self, new: &NewUserSecret<'_>) -> Result<SecretId> {
+        users::put_user_secret(self.conn, self.key, new)
+    }
+
+    fn delete_user_secret(&mut self, username: &str) -> Result<bool> {
+        users::delete_user_secret(self.conn, username)
+    }
+
+    fn user_secrets(&mut self) -> Result<Vec<UserSecretInfo>> {
+        users::user_secrets(self.conn)
+    }
+
+    fn pending_secret(&mut self, username: &str) -> Result<Option<PendingSecret>> {
+        users::pending(self.conn, self.key, username)
+    }
+
+    fn put_pending_secret(&mut self, pending: &PendingSecret) -> Result<()> {
+        users::put_pending(self.conn, self.key, pending)
+    }
+
+    fn delete_pending_secret(&mut self, username: &str) -> Result<()> {
+        users::delete_pending(self.conn, username)
+    }
+
+    fn put_recovery_codes(&mut self, username: &str, codes: &[&str]) -> Result<()> {
+        users::put_recovery_codes(self.conn, self.key, username, codes)
+    }
+
+    fn use_recovery_code(&mut self, username: &str, code: &str) -> Result<Option<u32>> {
+        users::use_recovery_code(self.conn, self.key, username, code)
+    }
+
+    fn recovery_codes_left(&mut self, username: &str) -> Result<u32> {
+        users::recovery_codes_left(self.conn, username)
+    }
+
     fn audit(&mut self, r: &AuditRecord) -> Result<()> {
         let detail = r
             .detail
@@ -1108,6 +1210,17 @@ impl Store for SqliteStore {
                 Err(e)
             }
         }
+    }
+
+    fn read_user(&self, username: &str) -> Result<crate::UserView> {
+        let guard = self.lock_reader();
+        let tx = guard.conn.unchecked_transaction().db()?;
+        let view = crate::UserView {
+            secret: users::user_secret(&tx, &self.key, username)?,
+            recovery_codes_left: users::recovery_codes_left(&tx, username)?,
+        };
+        tx.commit().db()?;
+        Ok(view)
     }
 
     fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>> {

@@ -13,8 +13,8 @@ use std::thread;
 use otp::{Digits, Interval, Secret, Window};
 use serde_json::json;
 use store::{
-    ALL_ORIGINS, AuditQuery, AuditRecord, LimiterState, SYSTEM_OWNER, SecretId, Settings,
-    SqliteStore, Store, StoreError, SystemEntry, transact,
+    ALL_ORIGINS, AuditQuery, AuditRecord, LimiterState, NewUserSecret, PendingSecret, SYSTEM_OWNER,
+    SecretId, Settings, SqliteStore, Store, StoreError, SystemEntry, UserView, transact,
 };
 
 /// One fresh storage location (a directory, a database, ...). Dropping it
@@ -651,6 +651,192 @@ pub fn concurrent_advance_step_two_handles_one_winner(make: Make<'_>) {
     }
 }
 
+fn put_user(store: &dyn Store, name: &str, uid: u32, fill: u8) -> SecretId {
+    transact(store, |tx| {
+        tx.put_user_secret(&NewUserSecret {
+            username: name,
+            uid,
+            secret: &secret(fill),
+            digits: Digits::new(7).unwrap(),
+            interval: Interval::new(45).unwrap(),
+            created_at_ms: 1_700_000_000_000,
+        })
+    })
+    .unwrap()
+}
+
+pub fn user_secrets_are_per_account(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    assert_eq!(store.read_user("alice").unwrap(), UserView::default());
+    let a = put_user(&*store, "alice", 1001, 30);
+    let b = put_user(&*store, "bob", 1002, 40);
+    assert_ne!(a, b);
+    let alice = store.read_user("alice").unwrap().secret.unwrap();
+    assert_eq!(alice.uid, 1001);
+    assert_eq!(alice.digits.get(), 7);
+    assert_eq!(alice.interval.get(), 45);
+    assert_eq!(alice.record.secret, secret(30));
+    assert_eq!(alice.record.last_step, None);
+    assert_eq!(alice.owner(), store::user_owner("alice", 1001));
+    // Replay state is the account's own.
+    assert!(advance(&*store, a, 10));
+    assert!(!advance(&*store, a, 10));
+    assert!(advance(&*store, b, 10));
+    // The system entry is untouched by user secrets.
+    assert_eq!(store.read().unwrap().secret, None);
+    let mut names: Vec<_> = transact(&*store, |tx| tx.user_secrets())
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.username, i.uid))
+        .collect();
+    names.sort();
+    assert_eq!(names, vec![("alice".into(), 1001), ("bob".into(), 1002)]);
+    drop(store);
+    let store = loc.open();
+    let alice = store.read_user("alice").unwrap().secret.unwrap();
+    assert_eq!(alice.record.last_step, Some(10));
+}
+
+pub fn renewing_a_user_secret_clears_its_state_only(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    let a = put_user(&*store, "alice", 1001, 30);
+    put_user(&*store, "bob", 1002, 40);
+    let alice_owner = store::user_owner("alice", 1001);
+    let bob_owner = store::user_owner("bob", 1002);
+    let st = LimiterState {
+        failures: 3,
+        window_start_ms: 1,
+        locked_until_ms: 0,
+        lockouts: 0,
+    };
+    transact(&*store, |tx| {
+        tx.put_failures(&alice_owner, "local", &st, i64::MAX)?;
+        tx.put_failures(&bob_owner, "local", &st, i64::MAX)?;
+        tx.put_failures(SYSTEM_OWNER, "local", &st, i64::MAX)
+    })
+    .unwrap();
+    advance(&*store, a, 5);
+    let a2 = put_user(&*store, "alice", 1001, 31);
+    assert_ne!(a, a2);
+    let alice = store.read_user("alice").unwrap().secret.unwrap();
+    assert_eq!(alice.record.secret, secret(31));
+    assert_eq!(alice.record.last_step, None);
+    transact(&*store, |tx| {
+        assert_eq!(tx.failures(&alice_owner, "local")?, LimiterState::default());
+        assert_eq!(tx.failures(&bob_owner, "local")?, st);
+        assert_eq!(tx.failures(SYSTEM_OWNER, "local")?, st);
+        // The old row is gone: its step can no longer be advanced.
+        assert!(!tx.advance_step(a, 100)?);
+        Ok(())
+    })
+    .unwrap();
+}
+
+pub fn deleting_a_user_secret_removes_everything_of_it(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    put_user(&*store, "alice", 1001, 30);
+    put_user(&*store, "bob", 1002, 40);
+    transact(&*store, |tx| {
+        tx.put_recovery_codes("alice", &["aaaaa-bbbbb", "ccccc-ddddd"])?;
+        tx.put_recovery_codes("bob", &["eeeee-fffff"])?;
+        tx.put_pending_secret(&PendingSecret {
+            username: "alice".into(),
+            uid: 1001,
+            secret: secret(50),
+            digits: Digits::new(6).unwrap(),
+            interval: Interval::new(30).unwrap(),
+            expires_at_ms: 99,
+        })
+    })
+    .unwrap();
+    assert!(transact(&*store, |tx| tx.delete_user_secret("alice")).unwrap());
+    assert!(!transact(&*store, |tx| tx.delete_user_secret("alice")).unwrap());
+    assert_eq!(store.read_user("alice").unwrap(), UserView::default());
+    transact(&*store, |tx| {
+        assert_eq!(tx.pending_secret("alice")?, None);
+        assert_eq!(tx.recovery_codes_left("bob")?, 1);
+        Ok(())
+    })
+    .unwrap();
+    assert!(store.read_user("bob").unwrap().secret.is_some());
+}
+
+pub fn pending_secret_round_trip(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    let p = PendingSecret {
+        username: "alice".into(),
+        uid: 1001,
+        secret: secret(50),
+        digits: Digits::new(8).unwrap(),
+        interval: Interval::new(60).unwrap(),
+        expires_at_ms: 123_456,
+    };
+    transact(&*store, |tx| tx.put_pending_secret(&p)).unwrap();
+    let q = PendingSecret {
+        secret: secret(51),
+        expires_at_ms: 999,
+        ..p.clone()
+    };
+    transact(&*store, |tx| {
+        assert_eq!(tx.pending_secret("alice")?, Some(p.clone()));
+        assert_eq!(tx.pending_secret("bob")?, None);
+        tx.put_pending_secret(&q)
+    })
+    .unwrap();
+    drop(store);
+    let store = loc.open();
+    transact(&*store, |tx| {
+        assert_eq!(tx.pending_secret("alice")?, Some(q.clone()));
+        tx.delete_pending_secret("alice")?;
+        assert_eq!(tx.pending_secret("alice")?, None);
+        Ok(())
+    })
+    .unwrap();
+}
+
+pub fn recovery_codes_work_once_per_account(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    transact(&*store, |tx| {
+        tx.put_recovery_codes("alice", &["aaaaa-bbbbb", "ccccc-ddddd", "eeeee-fffff"])
+    })
+    .unwrap();
+    assert_eq!(store.read_user("alice").unwrap().recovery_codes_left, 3);
+    transact(&*store, |tx| {
+        assert_eq!(tx.use_recovery_code("bob", "aaaaa-bbbbb")?, None);
+        assert_eq!(tx.use_recovery_code("alice", "zzzzz-zzzzz")?, None);
+        assert_eq!(tx.use_recovery_code("alice", "aaaaa-bbbbb")?, Some(2));
+        assert_eq!(tx.use_recovery_code("alice", "aaaaa-bbbbb")?, None);
+        assert_eq!(tx.recovery_codes_left("alice")?, 2);
+        // Regenerating revokes the old ones.
+        tx.put_recovery_codes("alice", &["ggggg-hhhhh"])?;
+        assert_eq!(tx.use_recovery_code("alice", "ccccc-ddddd")?, None);
+        assert_eq!(tx.recovery_codes_left("alice")?, 1);
+        Ok(())
+    })
+    .unwrap();
+    drop(store);
+    let store = loc.open();
+    assert_eq!(
+        transact(&*store, |tx| tx.use_recovery_code("alice", "ggggg-hhhhh")).unwrap(),
+        Some(0)
+    );
+}
+
+pub fn clear_secret_removes_roots_secret(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    assert!(!transact(&*store, |tx| tx.clear_secret()).unwrap());
+    let id = new_secret(&*store, 3);
+    assert!(transact(&*store, |tx| tx.clear_secret()).unwrap());
+    assert_eq!(store.read().unwrap().secret, None);
+    assert!(!advance(&*store, id, 1));
+}
+
 pub fn store_is_send_sync_debug(make: Make<'_>) {
     fn check<T: Send + Sync + std::fmt::Debug + ?Sized>(_: &T) {}
     let loc = make();
@@ -689,6 +875,12 @@ macro_rules! backend {
                 concurrent_advance_step_threads_one_winner,
                 concurrent_advance_step_two_handles_one_winner,
                 store_is_send_sync_debug,
+                user_secrets_are_per_account,
+                renewing_a_user_secret_clears_its_state_only,
+                deleting_a_user_secret_removes_everything_of_it,
+                pending_secret_round_trip,
+                recovery_codes_work_once_per_account,
+                clear_secret_removes_roots_secret,
             );
         }
     };

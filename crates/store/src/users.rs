@@ -1,0 +1,381 @@
+//! Per-user secrets (SPEC §9): each account's own sealed secret with its
+//! digits, interval and replay state, a pending enrolment, and recovery-code
+//! hashes (SPEC §10). Root's secret is the system entry's (SPEC 9.1), so
+//! this module holds every other account's; pending enrolments and recovery
+//! codes are kept by user name for every account, root included.
+//!
+//! A secret belongs to a user name *and* the uid it had: the sealed blob's
+//! associated data names both ([`user_owner`]), so a row moved to another
+//! account no longer opens, and the service refuses a record whose uid is
+//! not the account's any more.
+//!
+//! One user's secret is found by its name (the primary key) and only that
+//! one is unsealed: the cost of a read does not grow with the number of
+//! users, and secrets are never all held unsealed in memory.
+
+use otp::{Digits, Interval, Secret};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::sqlite::{DbResult, secret_aad, step_from_sql};
+use crate::{KeyFile, Result, SecretId, SecretRecord, StoreError};
+
+/// The owner label of `username`'s secret made while it had `uid`: the
+/// associated data of its sealed blob and the key of its failure counters.
+pub fn user_owner(username: &str, uid: u32) -> String {
+    format!("user:{uid}:{username}")
+}
+
+/// One account's active secret, unsealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSecret {
+    pub username: String,
+    /// The uid the account had when the secret was made.
+    pub uid: u32,
+    pub digits: Digits,
+    pub interval: Interval,
+    pub record: SecretRecord,
+}
+
+impl UserSecret {
+    /// The failure-counter owner of this secret.
+    pub fn owner(&self) -> String {
+        user_owner(&self.username, self.uid)
+    }
+}
+
+/// A stored account secret described without unsealing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSecretInfo {
+    pub username: String,
+    pub uid: u32,
+    pub digits: Digits,
+    pub interval: Interval,
+}
+
+/// A secret made by an enrolment that waits for a confirming code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingSecret {
+    pub username: String,
+    pub uid: u32,
+    pub secret: Secret,
+    pub digits: Digits,
+    pub interval: Interval,
+    pub expires_at_ms: i64,
+}
+
+/// What to store as an account's new active secret.
+#[derive(Debug, Clone, Copy)]
+pub struct NewUserSecret<'a> {
+    pub username: &'a str,
+    pub uid: u32,
+    pub secret: &'a Secret,
+    pub digits: Digits,
+    pub interval: Interval,
+    pub created_at_ms: i64,
+}
+
+fn pending_aad(username: &str, uid: u32) -> Vec<u8> {
+    let mut aad = b"twofactor/v1/pending_secret/".to_vec();
+    aad.extend_from_slice(user_owner(username, uid).as_bytes());
+    aad
+}
+
+fn uid_from_sql(v: i64) -> Result<u32> {
+    u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("stored uid {v} is out of range")))
+}
+
+fn params_from_sql(digits: i64, interval: i64) -> Result<(Digits, Interval)> {
+    let param = |e: otp::ParamError| StoreError::Corrupt(format!("stored {e}"));
+    Ok((
+        Digits::new(digits).map_err(param)?,
+        Interval::new(interval).map_err(param)?,
+    ))
+}
+
+fn unseal(key: &KeyFile, blob: &[u8], aad: &[u8], what: &str) -> Result<Secret> {
+    let mut plain = key.open(blob, aad).map_err(|_| {
+        StoreError::Corrupt(format!("sealed {what} does not open under the key file"))
+    })?;
+    Secret::from_bytes(std::mem::take(&mut *plain))
+        .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+/// One row of the user-secret join, as SQLite returns it.
+type UserRow = (i64, i64, i64, i64, String, Vec<u8>, i64, Option<i64>);
+
+pub(crate) fn user_secret(
+    conn: &Connection,
+    key: &KeyFile,
+    username: &str,
+) -> Result<Option<UserSecret>> {
+    let row: Option<UserRow> = conn
+        .prepare_cached(
+            "SELECT u.uid, u.otp_digits, u.otp_interval, s.id, s.owner, s.sealed,
+                    s.created_at_ms, s.last_step
+             FROM user_secrets AS u JOIN otp_secrets AS s ON s.id = u.secret_id
+             WHERE u.username = ?1",
+        )
+        .db()?
+        .query_row([username], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+            ))
+        })
+        .optional()
+        .db()?;
+    let Some((uid, digits, interval, id, owner, sealed, created_at_ms, last_step)) = row else {
+        return Ok(None);
+    };
+    let uid = uid_from_sql(uid)?;
+    let (digits, interval) = params_from_sql(digits, interval)?;
+    if owner != user_owner(username, uid) {
+        return Err(StoreError::Corrupt(format!(
+            "secret {id} does not belong to this account"
+        )));
+    }
+    let secret = unseal(key, &sealed, &secret_aad(&owner), &format!("secret {id}"))?;
+    Ok(Some(UserSecret {
+        username: username.to_owned(),
+        uid,
+        digits,
+        interval,
+        record: SecretRecord {
+            id: SecretId(id),
+            secret,
+            last_step: last_step.map(step_from_sql).transpose()?,
+            created_at_ms,
+        },
+    }))
+}
+
+/// Deletes `username`'s active secret row and its failure counters (not
+/// its pending enrolment or recovery codes). Returns whether there was one.
+fn drop_active(conn: &Connection, username: &str) -> Result<bool> {
+    let old: Option<(i64, i64)> = conn
+        .prepare_cached("SELECT secret_id, uid FROM user_secrets WHERE username = ?1")
+        .db()?
+        .query_row([username], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .db()?;
+    let Some((secret_id, uid)) = old else {
+        return Ok(false);
+    };
+    conn.prepare_cached("DELETE FROM user_secrets WHERE username = ?1")
+        .db()?
+        .execute([username])
+        .db()?;
+    conn.prepare_cached("DELETE FROM otp_secrets WHERE id = ?1")
+        .db()?
+        .execute([secret_id])
+        .db()?;
+    let owner = user_owner(username, uid_from_sql(uid)?);
+    conn.prepare_cached("DELETE FROM otp_failures WHERE owner = ?1")
+        .db()?
+        .execute([owner])
+        .db()?;
+    Ok(true)
+}
+
+pub(crate) fn put_user_secret(
+    conn: &Connection,
+    key: &KeyFile,
+    new: &NewUserSecret<'_>,
+) -> Result<SecretId> {
+    drop_active(conn, new.username)?;
+    let owner = user_owner(new.username, new.uid);
+    // Counters of this owner left by an earlier secret start over too.
+    conn.prepare_cached("DELETE FROM otp_failures WHERE owner = ?1")
+        .db()?
+        .execute([&owner])
+        .db()?;
+    let sealed = key.seal(new.secret.expose(), &secret_aad(&owner))?;
+    conn.prepare_cached(
+        "INSERT INTO otp_secrets (owner, sealed, created_at_ms, last_step)
+         VALUES (?1, ?2, ?3, NULL)",
+    )
+    .db()?
+    .execute(params![owner, sealed, new.created_at_ms])
+    .db()?;
+    let id = conn.last_insert_rowid();
+    conn.prepare_cached(
+        "INSERT INTO user_secrets (username, uid, secret_id, otp_digits, otp_interval)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .db()?
+    .execute(params![
+        new.username,
+        new.uid,
+        id,
+        new.digits.get(),
+        new.interval.get()
+    ])
+    .db()?;
+    Ok(SecretId(id))
+}
+
+pub(crate) fn delete_user_secret(conn: &Connection, username: &str) -> Result<bool> {
+    let had = drop_active(conn, username)?;
+    delete_pending(conn, username)?;
+    conn.prepare_cached("DELETE FROM recovery_codes WHERE username = ?1")
+        .db()?
+        .execute([username])
+        .db()?;
+    Ok(had)
+}
+
+pub(crate) fn user_secrets(conn: &Connection) -> Result<Vec<UserSecretInfo>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT username, uid, otp_digits, otp_interval FROM user_secrets ORDER BY username",
+        )
+        .db()?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })
+        .db()?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (username, uid, digits, interval) = row.db()?;
+        let (digits, interval) = params_from_sql(digits, interval)?;
+        out.push(UserSecretInfo {
+            username,
+            uid: uid_from_sql(uid)?,
+            digits,
+            interval,
+        });
+    }
+    Ok(out)
+}
+
+pub(crate) fn pending(
+    conn: &Connection,
+    key: &KeyFile,
+    username: &str,
+) -> Result<Option<PendingSecret>> {
+    let row: Option<(i64, Vec<u8>, i64, i64, i64)> = conn
+        .prepare_cached(
+            "SELECT uid, sealed, otp_digits, otp_interval, expires_at_ms
+             FROM pending_secrets WHERE username = ?1",
+        )
+        .db()?
+        .query_row([username], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .optional()
+        .db()?;
+    let Some((uid, sealed, digits, interval, expires_at_ms)) = row else {
+        return Ok(None);
+    };
+    let uid = uid_from_sql(uid)?;
+    let (digits, interval) = params_from_sql(digits, interval)?;
+    let secret = unseal(key, &sealed, &pending_aad(username, uid), "pending secret")?;
+    Ok(Some(PendingSecret {
+        username: username.to_owned(),
+        uid,
+        secret,
+        digits,
+        interval,
+        expires_at_ms,
+    }))
+}
+
+pub(crate) fn put_pending(conn: &Connection, key: &KeyFile, p: &PendingSecret) -> Result<()> {
+    let sealed = key.seal(p.secret.expose(), &pending_aad(&p.username, p.uid))?;
+    conn.prepare_cached(
+        "INSERT INTO pending_secrets
+             (username, uid, sealed, otp_digits, otp_interval, expires_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (username) DO UPDATE SET
+             uid = excluded.uid, sealed = excluded.sealed,
+             otp_digits = excluded.otp_digits, otp_interval = excluded.otp_interval,
+             expires_at_ms = excluded.expires_at_ms",
+    )
+    .db()?
+    .execute(params![
+        p.username,
+        p.uid,
+        sealed,
+        p.digits.get(),
+        p.interval.get(),
+        p.expires_at_ms
+    ])
+    .db()?;
+    Ok(())
+}
+
+pub(crate) fn delete_pending(conn: &Connection, username: &str) -> Result<()> {
+    conn.prepare_cached("DELETE FROM pending_secrets WHERE username = ?1")
+        .db()?
+        .execute([username])
+        .db()?;
+    Ok(())
+}
+
+fn code_hash(key: &KeyFile, username: &str, code: &str) -> [u8; 32] {
+    key.mac(&[b"recovery-code", username.as_bytes(), code.as_bytes()])
+}
+
+pub(crate) fn put_recovery_codes(
+    conn: &Connection,
+    key: &KeyFile,
+    username: &str,
+    codes: &[&str],
+) -> Result<()> {
+    conn.prepare_cached("DELETE FROM recovery_codes WHERE username = ?1")
+        .db()?
+        .execute([username])
+        .db()?;
+    for code in codes {
+        let hash = code_hash(key, username, code);
+        conn.prepare_cached(
+            "INSERT INTO recovery_codes (username, code_hash) VALUES (?1, ?2)
+             ON CONFLICT (username, code_hash) DO NOTHING",
+        )
+        .db()?
+        .execute(params![username, hash.as_slice()])
+        .db()?;
+    }
+    Ok(())
+}
+
+pub(crate) fn use_recovery_code(
+    conn: &Connection,
+    key: &KeyFile,
+    username: &str,
+    code: &str,
+) -> Result<Option<u32>> {
+    // Looked up by its keyed hash: equality of two MACs says nothing about
+    // the code to a timing observer who does not hold the key.
+    let hash = code_hash(key, username, code);
+    let deleted = conn
+        .prepare_cached("DELETE FROM recovery_codes WHERE username = ?1 AND code_hash = ?2")
+        .db()?
+        .execute(params![username, hash.as_slice()])
+        .db()?;
+    if deleted == 0 {
+        return Ok(None);
+    }
+    Ok(Some(recovery_codes_left(conn, username)?))
+}
+
+pub(crate) fn recovery_codes_left(conn: &Connection, username: &str) -> Result<u32> {
+    let n: i64 = conn
+        .prepare_cached("SELECT count(*) FROM recovery_codes WHERE username = ?1")
+        .db()?
+        .query_row([username], |r| r.get(0))
+        .db()?;
+    u32::try_from(n).map_err(|_| StoreError::Corrupt("recovery code count out of range".into()))
+}

@@ -1,0 +1,116 @@
+//! A state written by main before per-user secrets (schema 2, kept under
+//! `tests/fixtures/main-v2`) opens with this build: the migration keeps the
+//! old secret as root's (the entry's, SPEC 9.1) with its replay state and
+//! failure counters, and the code `oathtool` made and main accepted is
+//! refused afterwards (its step is still the highest used).
+
+#![allow(clippy::unwrap_used)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use otp::{Algorithm, Totp, Window};
+use store::{SYSTEM_OWNER, SqliteStore, Store, transact};
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/main-v2")
+}
+
+/// `key=value` from the fixture's README.
+fn fixture_value(key: &str) -> String {
+    let text = fs::read_to_string(fixture_dir().join("README")).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap()
+        .to_owned()
+}
+
+/// A private copy of the fixture with the modes the store insists on.
+fn copy_fixture() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    fs::create_dir(&state).unwrap();
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).unwrap();
+    for name in [SqliteStore::DB_FILE, SqliteStore::KEY_FILE] {
+        fs::copy(fixture_dir().join(name), state.join(name)).unwrap();
+        fs::set_permissions(state.join(name), fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    (dir, state)
+}
+
+fn user_version(db: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap()
+}
+
+fn oathtool_code(secret_b32: &str, at_secs: i64) -> Option<String> {
+    let out = Command::new("oathtool")
+        .args(["--totp", "-b", "-N", &format!("@{at_secs}"), secret_b32])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => Some(String::from_utf8(o.stdout).unwrap().trim().to_owned()),
+        other => {
+            assert!(
+                std::env::var("TFA_SKIP_EXTERNAL").is_ok_and(|v| v == "1"),
+                "oathtool is needed (apt-get install oathtool): {other:?}"
+            );
+            None
+        }
+    }
+}
+
+#[test]
+fn the_state_of_main_migrates_to_roots_secret_with_its_replay_and_failure_state() {
+    let (_dir, state) = copy_fixture();
+    assert_eq!(user_version(&state.join(SqliteStore::DB_FILE)), 2);
+    let accepted_code = fixture_value("accepted_code");
+    let accepted_at: i64 = fixture_value("accepted_at").parse().unwrap();
+
+    let store = SqliteStore::open(&state).unwrap();
+    assert_eq!(
+        user_version(&state.join(SqliteStore::DB_FILE)),
+        SqliteStore::SCHEMA_VERSION
+    );
+    let entry = store.read().unwrap();
+    assert!(entry.settings.enabled);
+    let root = entry.secret.expect("root's secret survived the migration");
+    let step = u64::try_from(accepted_at / 30).unwrap();
+    assert_eq!(root.last_step, Some(step), "replay state kept");
+
+    // The secret is the one main's code came from: oathtool (independent
+    // of us) derives the accepted code from it, and so do we.
+    let b32 = root.secret.to_base32();
+    if let Some(code) = oathtool_code(&b32, accepted_at) {
+        assert_eq!(code, accepted_code);
+    }
+    let totp = Totp::new(
+        &root.secret,
+        entry.settings.otp_digits,
+        entry.settings.interval,
+        Algorithm::Sha1,
+    );
+    let now = u64::try_from(accepted_at).unwrap();
+    assert_eq!(
+        totp.verify(accepted_code.as_bytes(), now, Window::DEFAULT),
+        Some(step)
+    );
+
+    transact(&store, |tx| {
+        // Its failure counter is root's (owner 'system') still.
+        let st = tx.failures(SYSTEM_OWNER, "192.0.2.7")?;
+        assert_eq!(st.failures, 3);
+        // The accepted step cannot be used again: the code is refused.
+        assert!(!tx.advance_step(root.id, step)?);
+        assert!(tx.user_secrets()?.is_empty());
+        Ok(())
+    })
+    .unwrap();
+
+    // Reopening runs nothing twice.
+    drop(store);
+    let again = SqliteStore::open(&state).unwrap();
+    assert_eq!(again.read().unwrap().secret.unwrap().last_step, Some(step));
+}
