@@ -74,6 +74,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::NoSecret => Self::call(Errno::EFAULT, e.to_string()),
             ServiceError::LockedOut { .. } => Self::call(Errno::EBUSY, e.to_string()),
             ServiceError::Uri(_) => Self::call(Errno::EINVAL, e.to_string()),
+            ServiceError::NotConfigured => Self::call(Errno::EFAULT, e.to_string()),
+            ServiceError::UserHasNoSecret { .. } => Self::call(Errno::ENOENT, e.to_string()),
+            ServiceError::InvalidEnrolmentCode => Self::call(Errno::EINVAL, e.to_string()),
+            ServiceError::NoPendingEnrolment => Self::call(Errno::EINVAL, e.to_string()),
             ServiceError::Store(inner) => Self::Storage(inner),
         }
     }

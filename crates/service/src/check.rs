@@ -10,7 +10,7 @@ use otp::{Algorithm, Totp};
 use serde_json::json;
 use store::{ALL_ORIGINS, LimiterState, SYSTEM_OWNER, Tx, transact};
 
-use crate::{Caller, ServiceError, TwoFactor};
+use crate::{Caller, ServiceError, TwoFactor, UserRef};
 
 /// Counters whose window and lock-out memory ran out are deleted this many
 /// at a time, on every check that writes.
@@ -140,110 +140,261 @@ impl CheckOutcome {
     }
 }
 
+/// The secret a check is against: root's (the entry's) or another
+/// account's, with the numbers that make its codes.
+pub(crate) struct Target {
+    /// Failure-counter owner ([`SYSTEM_OWNER`] for root).
+    pub owner: String,
+    pub secret: otp::Secret,
+    /// The stored secret whose replay state moves; `None` for a pending
+    /// enrolment (activated by the `accept` step of the check).
+    pub id: Option<store::SecretId>,
+    pub digits: otp::Digits,
+    pub interval: otp::Interval,
+}
+
+/// Recovery codes (SPEC §10): ten characters of the lower-case base32
+/// alphabet; entry ignores case, spaces and dashes.
+pub(crate) fn normalize_recovery_code(token: &str) -> Option<String> {
+    let code: String = token
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    (code.len() == 10 && code.bytes().all(|b| matches!(b, b'a'..=b'z' | b'2'..=b'7')))
+        .then_some(code)
+}
+
 impl TwoFactor {
-    /// Checks a code for the system secret. Every outcome is audited in the
-    /// same transaction as the state it changes, so among concurrent checks
-    /// of one fresh code exactly one is accepted.
+    /// Checks a code for root's secret (the entry's; SPEC 9.1). Every
+    /// outcome is audited in the same transaction as the state it changes,
+    /// so among concurrent checks of one fresh code exactly one is accepted.
     pub fn check_code(
         &self,
         caller: &Caller,
         token: Option<&str>,
     ) -> Result<CheckOutcome, ServiceError> {
+        self.check_code_for(caller, &UserRef::root(), token)
+    }
+
+    /// Checks a code (or one of the account's recovery codes) for
+    /// `user`'s own secret: the one code-check path of verify, login and
+    /// PAM. 2FA disabled is [`ServiceError::NotEnabled`]; an account
+    /// without a (still valid) secret is [`ServiceError::NotConfigured`].
+    pub fn check_code_for(
+        &self,
+        caller: &Caller,
+        user: &UserRef,
+        token: Option<&str>,
+    ) -> Result<CheckOutcome, ServiceError> {
         let now = self.clock.now_ms();
         let token = token.map(str::trim).unwrap_or("");
+        transact(&*self.store, |tx| {
+            let settings = tx.entry()?.settings;
+            if !settings.enabled {
+                return Ok(Err(ServiceError::NotEnabled));
+            }
+            let Some(target) = self.active_target(tx, caller, user, now)? else {
+                return Ok(Err(ServiceError::NotConfigured));
+            };
+            let outcome = self.check_in_tx(
+                tx,
+                caller,
+                user,
+                &target,
+                token,
+                settings.window,
+                now,
+                true,
+                &mut |tx, step| match target.id {
+                    Some(id) => tx.advance_step(id, step),
+                    None => Ok(false),
+                },
+            )?;
+            Ok(Ok(outcome))
+        })?
+    }
+
+    /// The account's active secret as a check target, `None` when it has
+    /// none. A secret made for another uid under the same name (the
+    /// account was deleted and recreated) is not honoured: `None`, audited.
+    pub(crate) fn active_target(
+        &self,
+        tx: &mut dyn Tx,
+        caller: &Caller,
+        user: &UserRef,
+        now: i64,
+    ) -> store::Result<Option<Target>> {
+        if user.is_root() {
+            let entry = tx.entry()?;
+            return Ok(entry.secret.map(|r| Target {
+                owner: SYSTEM_OWNER.to_owned(),
+                secret: r.secret,
+                id: Some(r.id),
+                digits: entry.settings.otp_digits,
+                interval: entry.settings.interval,
+            }));
+        }
+        let Some(stored) = tx.user_secret(&user.name)? else {
+            return Ok(None);
+        };
+        if stored.uid != user.uid {
+            tx.audit(&caller.audit(
+                now,
+                "otp.check",
+                "not_configured",
+                Some(json!({
+                    "account": user.name,
+                    "reason": "the secret was made for another account of this name (uid changed)",
+                    "secret_uid": stored.uid,
+                    "account_uid": user.uid,
+                })),
+            ))?;
+            return Ok(None);
+        }
+        Ok(Some(Target {
+            owner: stored.owner(),
+            secret: stored.record.secret,
+            id: Some(stored.record.id),
+            digits: stored.digits,
+            interval: stored.interval,
+        }))
+    }
+
+    /// The check itself, inside the caller's transaction: lock-out, code
+    /// (then, when allowed, a recovery code), counters, audit. `accept`
+    /// records the matching step and says whether it was fresh.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn check_in_tx(
+        &self,
+        tx: &mut dyn Tx,
+        caller: &Caller,
+        user: &UserRef,
+        target: &Target,
+        token: &str,
+        window: otp::Window,
+        now: i64,
+        recovery: bool,
+        accept: &mut dyn FnMut(&mut dyn Tx, u64) -> store::Result<bool>,
+    ) -> store::Result<CheckOutcome> {
         let limits = self.limits;
-        let owner = SYSTEM_OWNER;
+        let owner = target.owner.as_str();
         let origin = caller.origin.rate_limit_key();
         let bypass = caller.bypasses_lockout();
-        let result = transact(&*self.store, |tx| {
-            let entry = tx.entry()?;
-            let settings = entry.settings;
-            let Some(record) = entry.secret.filter(|_| settings.enabled) else {
-                return Ok(None);
-            };
-            let mut tiers = [
-                (
-                    Tier::Origin,
-                    origin.as_str(),
-                    limits.max_failures,
-                    limits.current(tx.failures(owner, &origin)?, now),
-                ),
-                (
-                    Tier::Secret,
-                    ALL_ORIGINS,
-                    limits.secret_max_failures,
-                    limits.current(tx.failures(owner, ALL_ORIGINS)?, now),
-                ),
-            ];
-            let locked_until = if bypass {
-                0
-            } else {
-                tiers.iter().map(|t| t.3.locked_until_ms).max().unwrap_or(0)
-            };
-            let outcome = if locked_until > now {
-                let wait_ms = u64::try_from(locked_until - now).unwrap_or(0);
-                CheckOutcome::LockedOut {
-                    retry_after_secs: wait_ms.div_ceil(1000),
-                }
-            } else {
-                let totp = Totp::new(
-                    &record.secret,
-                    settings.otp_digits,
-                    settings.interval,
-                    Algorithm::Sha1,
-                );
-                let secs = u64::try_from(now / 1000).unwrap_or(0);
-                match totp.verify(token.as_bytes(), secs, settings.window) {
-                    Some(step) if tx.advance_step(record.id, step)? => CheckOutcome::Accepted,
-                    Some(_) => CheckOutcome::Replayed,
-                    None => CheckOutcome::Wrong,
-                }
-            };
-            let mut lockouts = Vec::new();
-            match outcome {
-                CheckOutcome::Accepted => {
-                    // A right code resets its own origin's count only: the
-                    // count over all origins is what stops many addresses.
-                    tx.put_failures(owner, &origin, &LimiterState::default(), 0)?;
-                }
-                // An administrator on the Unix socket can read the secret:
-                // their typos are audited but counted nowhere, so that they
-                // can neither lock themselves nor others sharing `local`.
-                CheckOutcome::Wrong | CheckOutcome::Replayed if bypass => {}
-                CheckOutcome::Wrong | CheckOutcome::Replayed => {
-                    for (tier, key, max, st) in &mut tiers {
-                        if let Some(ms) = limits.fail(st, *max, now) {
-                            lockouts.push((*tier, ms));
-                        }
-                        tx.put_failures(owner, key, st, limits.expires_at(st))?;
+        let mut tiers = [
+            (
+                Tier::Origin,
+                origin.as_str(),
+                limits.max_failures,
+                limits.current(tx.failures(owner, &origin)?, now),
+            ),
+            (
+                Tier::Secret,
+                ALL_ORIGINS,
+                limits.secret_max_failures,
+                limits.current(tx.failures(owner, ALL_ORIGINS)?, now),
+            ),
+        ];
+        let locked_until = if bypass {
+            0
+        } else {
+            tiers.iter().map(|t| t.3.locked_until_ms).max().unwrap_or(0)
+        };
+        let mut recovery_left = None;
+        let outcome = if locked_until > now {
+            let wait_ms = u64::try_from(locked_until - now).unwrap_or(0);
+            CheckOutcome::LockedOut {
+                retry_after_secs: wait_ms.div_ceil(1000),
+            }
+        } else {
+            let totp = Totp::new(
+                &target.secret,
+                target.digits,
+                target.interval,
+                Algorithm::Sha1,
+            );
+            let secs = u64::try_from(now / 1000).unwrap_or(0);
+            match totp.verify(token.as_bytes(), secs, window) {
+                Some(step) if accept(tx, step)? => CheckOutcome::Accepted,
+                Some(_) => CheckOutcome::Replayed,
+                None => {
+                    let code = if recovery {
+                        normalize_recovery_code(token)
+                    } else {
+                        None
+                    };
+                    match code {
+                        Some(code) => match tx.use_recovery_code(&user.name, &code)? {
+                            Some(left) => {
+                                recovery_left = Some(left);
+                                CheckOutcome::Accepted
+                            }
+                            None => CheckOutcome::Wrong,
+                        },
+                        None => CheckOutcome::Wrong,
                     }
                 }
-                CheckOutcome::LockedOut { .. } => {}
             }
-            let detail = match outcome {
-                CheckOutcome::LockedOut { retry_after_secs } => {
-                    Some(json!({"retry_after_secs": retry_after_secs}))
+        };
+        let mut lockouts = Vec::new();
+        match outcome {
+            CheckOutcome::Accepted => {
+                // A right code resets its own origin's count only: the
+                // count over all origins is what stops many addresses.
+                tx.put_failures(owner, &origin, &LimiterState::default(), 0)?;
+            }
+            // An administrator on the Unix socket can read the secret:
+            // their typos are audited but counted nowhere, so that they
+            // can neither lock themselves nor others sharing `local`.
+            CheckOutcome::Wrong | CheckOutcome::Replayed if bypass => {}
+            CheckOutcome::Wrong | CheckOutcome::Replayed => {
+                for (tier, key, max, st) in &mut tiers {
+                    if let Some(ms) = limits.fail(st, *max, now) {
+                        lockouts.push((*tier, ms));
+                    }
+                    tx.put_failures(owner, key, st, limits.expires_at(st))?;
                 }
-                _ => None,
-            };
-            tx.audit(&caller.audit(now, "otp.check", outcome.audit_name(), detail))?;
-            for (tier, ms) in lockouts {
-                tx.audit(&caller.audit(
-                    now,
-                    "otp.lockout",
-                    "locked",
-                    Some(json!({
-                        "scope": tier.name(),
-                        "origin": if tier == Tier::Origin { origin.as_str() } else { ALL_ORIGINS },
-                        "seconds": ms / 1000,
-                    })),
-                ))?;
             }
-            tx.expire_failures(now, EXPIRE_BATCH)?;
-            self.retain_audit(tx, now)?;
-            Ok(Some(outcome))
-        })?;
-        result.ok_or(ServiceError::NotEnabled)
+            CheckOutcome::LockedOut { .. } => {}
+        }
+        let mut detail = serde_json::Map::new();
+        if !user.is_root() {
+            detail.insert("account".into(), json!(user.name));
+        }
+        if let CheckOutcome::LockedOut { retry_after_secs } = outcome {
+            detail.insert("retry_after_secs".into(), json!(retry_after_secs));
+        }
+        if let Some(left) = recovery_left {
+            detail.insert("account".into(), json!(user.name));
+            detail.insert(
+                "note".into(),
+                json!(format!("recovery code used ({left} left)")),
+            );
+            detail.insert("recovery_codes_left".into(), json!(left));
+        }
+        let detail = (!detail.is_empty()).then_some(serde_json::Value::Object(detail));
+        let name = if recovery_left.is_some() {
+            "recovery_code"
+        } else {
+            outcome.audit_name()
+        };
+        tx.audit(&caller.audit(now, "otp.check", name, detail))?;
+        for (tier, ms) in lockouts {
+            tx.audit(&caller.audit(
+                now,
+                "otp.lockout",
+                "locked",
+                Some(json!({
+                    "scope": tier.name(),
+                    "origin": if tier == Tier::Origin { origin.as_str() } else { ALL_ORIGINS },
+                    "seconds": ms / 1000,
+                    "account": user.name,
+                })),
+            ))?;
+        }
+        tx.expire_failures(now, EXPIRE_BATCH)?;
+        self.retain_audit(tx, now)?;
+        Ok(outcome)
     }
 
     /// Applies audit retention a batch at a time; called in every

@@ -42,6 +42,7 @@ struct File {
     ssh_pam_services: Option<Vec<String>>,
     rate_limit: Option<RateLimitFile>,
     audit: Option<AuditFile>,
+    require_secret: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -79,6 +80,9 @@ pub struct Config {
     pub rate_limits: RateLimits,
     /// Audit retention (`[audit]`).
     pub audit: AuditRetention,
+    /// Every login needs a second factor: an account without a secret of
+    /// its own is refused at API and SSH login (SPEC 9.5).
+    pub require_secret: bool,
     /// Start a fresh state where a key file has lost its database
     /// (`--init` of `twofactord` and `tfa`; never read from the file).
     pub init: bool,
@@ -99,6 +103,7 @@ impl Config {
             ssh_pam_services: vec!["sshd".into()],
             rate_limits: RateLimits::default(),
             audit: AuditRetention::default(),
+            require_secret: false,
             init: false,
         }
     }
@@ -174,6 +179,9 @@ impl Config {
                     "at most max_backoff_secs",
                 ));
             }
+        }
+        if let Some(v) = file.require_secret {
+            c.require_secret = v;
         }
         if let Some(a) = file.audit {
             if let Some(days) = a.max_age_days {
@@ -303,6 +311,18 @@ mod tests {
         assert_eq!(c.rate_limits.secret_max_failures, 50);
         assert_eq!(c.rate_limits.max_failures, 5);
         assert_eq!((c.audit.max_age_days, c.audit.max_rows), (7, 500));
+    }
+
+    #[test]
+    fn require_secret_defaults_off_and_must_be_a_boolean() {
+        assert!(!Config::defaults().require_secret);
+        assert!(
+            Config::parse("require_secret = true\n", "t")
+                .unwrap()
+                .require_secret
+        );
+        let e = Config::parse("require_secret = \"yes\"\n", "t").unwrap_err();
+        assert!(e.to_string().contains("t:"), "{e}");
     }
 
     #[test]

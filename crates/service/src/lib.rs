@@ -17,6 +17,7 @@ mod clock;
 mod config;
 mod retention;
 mod twofactor;
+mod users;
 
 pub use accounts::{Account, Accounts, NoAccounts, PasswordCheck};
 pub use caller::{Caller, LOCAL_ORIGIN, Origin};
@@ -25,6 +26,9 @@ pub use clock::{Clock, ManualClock, OsRandom, Randomness, SystemClock};
 pub use config::{Config, ConfigError, DEFAULT_CONFIG_PATH, current_uid};
 pub use retention::AuditRetention;
 pub use twofactor::{Entry, Labels, Services, TwoFactor, UpdateRequest};
+pub use users::{
+    ENROLMENT_TTL_SECS, Enrolment, RECOVERY_CODES, SecretHolder, SecretOptions, UserConfig, UserRef,
+};
 
 /// What went wrong in a service call. The API decides how each is shown.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +41,22 @@ pub enum ServiceError {
         "Two Factor Authentication secret has not been generated. Enable Two Factor Authentication first."
     )]
     NoSecret,
+    /// A per-user check for an account without a secret (SPEC 9.3).
+    #[error("Two Factor Authentication is not configured for this user")]
+    NotConfigured,
+    /// `user.provisioning_uri` for an account without a secret.
+    #[error("'{username}' user does not have two factor authentication configured")]
+    UserHasNoSecret { username: String },
+    /// `user.twofactor_enroll_confirm` with a code that is not right for
+    /// the pending secret.
+    #[error("Invalid code; the pending secret stays pending")]
+    InvalidEnrolmentCode,
+    /// `user.twofactor_enroll_confirm` with no enrolment pending (or it
+    /// expired).
+    #[error(
+        "No enrolment is pending for this user (or it expired after 10 minutes); run twofactor_enroll first"
+    )]
+    NoPendingEnrolment,
     /// Too many wrong codes; checks fail at once until the back-off ends.
     #[error("Too many failed attempts; try again in {retry_after_secs} seconds")]
     LockedOut { retry_after_secs: u64 },

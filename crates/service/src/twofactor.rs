@@ -88,7 +88,7 @@ impl Labels {
 pub struct TwoFactor {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) clock: Arc<dyn Clock>,
-    random: Arc<dyn Randomness>,
+    pub(crate) random: Arc<dyn Randomness>,
     labels: Labels,
     pub(crate) limits: RateLimits,
     pub(crate) retention: AuditRetention,
@@ -138,7 +138,7 @@ impl TwoFactor {
         Ok(s.enabled && (!for_ssh || s.ssh))
     }
 
-    fn new_secret(&self) -> Secret {
+    pub(crate) fn new_secret(&self) -> Secret {
         Secret::generate(|buf| self.random.fill(buf))
     }
 

@@ -1,0 +1,501 @@
+//! Per-user two-factor (SPEC §9) and recovery codes (SPEC §10).
+//!
+//! Root's secret is the entry's (SPEC 9.1): every method here works on it
+//! for `root` the same way as on any other account's. The caller (the API)
+//! resolves the account and decides who may act on it; this module decides
+//! what the action means.
+
+use otp::{Algorithm, Digits, Interval, KeyUri, OtpKind, Secret};
+use serde_json::json;
+use store::{NewUserSecret, PendingSecret, Settings, Tx, transact};
+use zeroize::Zeroizing;
+
+use crate::check::{Target, normalize_recovery_code};
+use crate::{Caller, CheckOutcome, ServiceError, TwoFactor};
+
+/// How long a pending enrolment waits for its confirming code.
+pub const ENROLMENT_TTL_SECS: u64 = 600;
+/// How many recovery codes one generation makes.
+pub const RECOVERY_CODES: usize = 10;
+
+/// An account as a secret belongs to it: name and the uid it has now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRef {
+    pub name: String,
+    pub uid: u32,
+}
+
+impl UserRef {
+    pub fn new(name: impl Into<String>, uid: u32) -> Self {
+        Self {
+            name: name.into(),
+            uid,
+        }
+    }
+
+    /// Root, whose secret is the entry's.
+    pub fn root() -> Self {
+        Self::new("root", 0)
+    }
+
+    pub fn of(account: &crate::Account) -> Self {
+        Self::new(account.name.clone(), account.uid)
+    }
+
+    pub(crate) fn is_root(&self) -> bool {
+        self.name == "root" && self.uid == 0
+    }
+}
+
+/// `twofactor_options` of renew and enrol: a field not given keeps the
+/// user's previous value, else the entry's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SecretOptions {
+    pub otp_digits: Option<Digits>,
+    pub interval: Option<Interval>,
+}
+
+/// `user.twofactor_config` (SPEC 9.3).
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserConfig {
+    pub provisioning_uri: Option<Zeroizing<String>>,
+    pub secret_configured: bool,
+    pub interval: Interval,
+    pub otp_digits: Digits,
+    pub recovery_codes_left: u32,
+}
+
+impl std::fmt::Debug for UserConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserConfig")
+            .field(
+                "provisioning_uri",
+                &self.provisioning_uri.as_ref().map(|_| "<redacted>"),
+            )
+            .field("secret_configured", &self.secret_configured)
+            .field("interval", &self.interval)
+            .field("otp_digits", &self.otp_digits)
+            .field("recovery_codes_left", &self.recovery_codes_left)
+            .finish()
+    }
+}
+
+/// What `user.twofactor_enroll` answers.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Enrolment {
+    pub provisioning_uri: Zeroizing<String>,
+    pub otp_digits: Digits,
+    pub interval: Interval,
+    pub expires_in: u64,
+}
+
+impl std::fmt::Debug for Enrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enrolment")
+            .field("provisioning_uri", &"<redacted>")
+            .field("otp_digits", &self.otp_digits)
+            .field("interval", &self.interval)
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
+}
+
+/// An account holding a secret, for `user.query`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretHolder {
+    pub username: String,
+    /// The uid the secret was made for.
+    pub uid: u32,
+}
+
+/// An active secret with the digits and interval of its codes.
+type ActiveSecret = (Secret, Digits, Interval);
+
+impl TwoFactor {
+    /// The Key URI of `user`'s secret with the per-user label
+    /// `ISSUER:USER-HOST@PRODUCT` (TrueNAS 23.10+).
+    fn user_uri(
+        &self,
+        user: &UserRef,
+        secret: Secret,
+        digits: Digits,
+        interval: Interval,
+    ) -> Result<Zeroizing<String>, ServiceError> {
+        let labels = self.labels();
+        let uri = KeyUri {
+            kind: OtpKind::Totp,
+            issuer: Some(labels.issuer.clone()),
+            account: format!("{}-{}@{}", user.name, labels.hostname, labels.product),
+            secret,
+            algorithm: Algorithm::Sha1,
+            digits,
+            period: interval,
+        };
+        Ok(Zeroizing::new(uri.build()?))
+    }
+
+    /// `user`'s active secret with its numbers, read without a write
+    /// transaction (a stale secret reads as none).
+    fn read_active(
+        &self,
+        user: &UserRef,
+    ) -> Result<(Option<ActiveSecret>, u32, Settings), ServiceError> {
+        let entry = self.store.read()?;
+        let view = self.store.read_user(&user.name)?;
+        let active = if user.is_root() {
+            entry
+                .secret
+                .map(|r| (r.secret, entry.settings.otp_digits, entry.settings.interval))
+        } else {
+            view.secret
+                .filter(|s| s.uid == user.uid)
+                .map(|s| (s.record.secret, s.digits, s.interval))
+        };
+        Ok((active, view.recovery_codes_left, entry.settings))
+    }
+
+    /// `user.twofactor_config(username)`.
+    pub fn user_config(&self, user: &UserRef) -> Result<UserConfig, ServiceError> {
+        let (active, left, settings) = self.read_active(user)?;
+        Ok(match active {
+            Some((secret, digits, interval)) => UserConfig {
+                provisioning_uri: Some(self.user_uri(user, secret, digits, interval)?),
+                secret_configured: true,
+                interval,
+                otp_digits: digits,
+                recovery_codes_left: left,
+            },
+            None => UserConfig {
+                provisioning_uri: None,
+                secret_configured: false,
+                interval: settings.interval,
+                otp_digits: settings.otp_digits,
+                recovery_codes_left: left,
+            },
+        })
+    }
+
+    /// Whether `user` has a secret of their own that is honoured; a stale
+    /// one (the account was recreated with another uid) is audited.
+    pub fn user_has_secret(&self, caller: &Caller, user: &UserRef) -> Result<bool, ServiceError> {
+        if user.is_root() {
+            return Ok(self.store.read()?.secret.is_some());
+        }
+        match self.store.read_user(&user.name)?.secret {
+            None => Ok(false),
+            Some(s) if s.uid == user.uid => Ok(true),
+            Some(s) => {
+                self.record(
+                    caller,
+                    "otp.check",
+                    "not_configured",
+                    Some(json!({
+                        "account": user.name,
+                        "reason": "the secret was made for another account of this name (uid changed)",
+                        "secret_uid": s.uid,
+                        "account_uid": user.uid,
+                    })),
+                )?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// `user.provisioning_uri(username)`.
+    pub fn user_provisioning_uri(&self, user: &UserRef) -> Result<Zeroizing<String>, ServiceError> {
+        let (active, _, _) = self.read_active(user)?;
+        let (secret, digits, interval) = active.ok_or_else(|| ServiceError::UserHasNoSecret {
+            username: user.name.clone(),
+        })?;
+        self.user_uri(user, secret, digits, interval)
+    }
+
+    /// The digits and interval a new secret of `user` gets.
+    fn new_params(
+        &self,
+        tx: &mut dyn Tx,
+        user: &UserRef,
+        opts: SecretOptions,
+    ) -> store::Result<(Digits, Interval)> {
+        let settings = tx.entry()?.settings;
+        let (prev_digits, prev_interval) = if user.is_root() {
+            (settings.otp_digits, settings.interval)
+        } else {
+            match tx.user_secret(&user.name)? {
+                Some(s) if s.uid == user.uid => (s.digits, s.interval),
+                _ => (settings.otp_digits, settings.interval),
+            }
+        };
+        Ok((
+            opts.otp_digits.unwrap_or(prev_digits),
+            opts.interval.unwrap_or(prev_interval),
+        ))
+    }
+
+    /// Makes `secret` the account's active one (root: the entry's, whose
+    /// digits and interval are root's). Returns its id.
+    fn activate(
+        &self,
+        tx: &mut dyn Tx,
+        user: &UserRef,
+        secret: &Secret,
+        digits: Digits,
+        interval: Interval,
+        now: i64,
+    ) -> store::Result<store::SecretId> {
+        if user.is_root() {
+            let mut settings = tx.entry()?.settings;
+            settings.otp_digits = digits;
+            settings.interval = interval;
+            tx.put_settings(&settings)?;
+            tx.replace_secret(secret, now)
+        } else {
+            tx.put_user_secret(&NewUserSecret {
+                username: &user.name,
+                uid: user.uid,
+                secret,
+                digits,
+                interval,
+                created_at_ms: now,
+            })
+        }
+    }
+
+    /// `user.renew_2fa_secret`: a new secret at once (TrueNAS semantics),
+    /// with fresh replay and failure state.
+    pub fn renew_user_secret(
+        &self,
+        caller: &Caller,
+        user: &UserRef,
+        opts: SecretOptions,
+    ) -> Result<UserConfig, ServiceError> {
+        let now = self.clock.now_ms();
+        transact(&*self.store, |tx| {
+            let (digits, interval) = self.new_params(tx, user, opts)?;
+            self.activate(tx, user, &self.new_secret(), digits, interval, now)?;
+            tx.delete_pending_secret(&user.name)?;
+            tx.audit(&caller.audit(
+                now,
+                "user.renew_2fa_secret",
+                "success",
+                Some(json!({"account": user.name, "otp_digits": digits.get(), "interval": interval.get()})),
+            ))?;
+            self.retain_audit(tx, now)
+        })?;
+        self.user_config(user)
+    }
+
+    /// `user.unset_2fa_secret`: removes the secret, the pending enrolment
+    /// and the recovery codes.
+    pub fn unset_user_secret(&self, caller: &Caller, user: &UserRef) -> Result<(), ServiceError> {
+        let now = self.clock.now_ms();
+        transact(&*self.store, |tx| {
+            let had = if user.is_root() {
+                let had = tx.clear_secret()?;
+                tx.delete_user_secret(&user.name)?;
+                had
+            } else {
+                tx.delete_user_secret(&user.name)?
+            };
+            tx.audit(&caller.audit(
+                now,
+                "user.unset_2fa_secret",
+                "success",
+                Some(json!({"account": user.name, "had_secret": had})),
+            ))?;
+            self.retain_audit(tx, now)
+        })?;
+        Ok(())
+    }
+
+    /// `user.verify_twofactor_token`: the shared check path as a boolean.
+    pub fn verify_user(
+        &self,
+        caller: &Caller,
+        user: &UserRef,
+        token: Option<&str>,
+    ) -> Result<bool, ServiceError> {
+        match self.check_code_for(caller, user, token)? {
+            CheckOutcome::Accepted => Ok(true),
+            CheckOutcome::Wrong | CheckOutcome::Replayed => Ok(false),
+            CheckOutcome::LockedOut { retry_after_secs } => {
+                Err(ServiceError::LockedOut { retry_after_secs })
+            }
+        }
+    }
+
+    /// `user.twofactor_enroll`: a pending secret; the active one (if any)
+    /// keeps working until a right code confirms the new one.
+    pub fn enroll(
+        &self,
+        caller: &Caller,
+        user: &UserRef,
+        opts: SecretOptions,
+    ) -> Result<Enrolment, ServiceError> {
+        let now = self.clock.now_ms();
+        let secret = self.new_secret();
+        let (digits, interval) = transact(&*self.store, |tx| {
+            let (digits, interval) = self.new_params(tx, user, opts)?;
+            tx.put_pending_secret(&PendingSecret {
+                username: user.name.clone(),
+                uid: user.uid,
+                secret: secret.clone(),
+                digits,
+                interval,
+                expires_at_ms: now.saturating_add(ENROLMENT_TTL_SECS as i64 * 1000),
+            })?;
+            tx.audit(&caller.audit(
+                now,
+                "user.twofactor_enroll",
+                "pending",
+                Some(json!({"account": user.name, "otp_digits": digits.get(), "interval": interval.get()})),
+            ))?;
+            self.retain_audit(tx, now)?;
+            Ok((digits, interval))
+        })?;
+        Ok(Enrolment {
+            provisioning_uri: self.user_uri(user, secret, digits, interval)?,
+            otp_digits: digits,
+            interval,
+            expires_in: ENROLMENT_TTL_SECS,
+        })
+    }
+
+    /// `user.twofactor_enroll_confirm`: activates the pending secret when
+    /// `token` is a right code for it; that code then counts as used. A
+    /// wrong code leaves everything as it was and counts as a failure of
+    /// the user's secret.
+    pub fn enroll_confirm(
+        &self,
+        caller: &Caller,
+        user: &UserRef,
+        token: Option<&str>,
+    ) -> Result<UserConfig, ServiceError> {
+        let now = self.clock.now_ms();
+        let token = token.map(str::trim).unwrap_or("");
+        let result = transact(&*self.store, |tx| {
+            let window = tx.entry()?.settings.window;
+            let pending = tx
+                .pending_secret(&user.name)?
+                .filter(|p| p.uid == user.uid && now < p.expires_at_ms);
+            let Some(pending) = pending else {
+                return Ok(Err(ServiceError::NoPendingEnrolment));
+            };
+            let owner = if user.is_root() {
+                store::SYSTEM_OWNER.to_owned()
+            } else {
+                store::user_owner(&user.name, user.uid)
+            };
+            let target = Target {
+                owner,
+                secret: pending.secret.clone(),
+                id: None,
+                digits: pending.digits,
+                interval: pending.interval,
+            };
+            let mut accept = |tx: &mut dyn Tx, step: u64| -> store::Result<bool> {
+                let id = self.activate(
+                    tx,
+                    user,
+                    &pending.secret,
+                    pending.digits,
+                    pending.interval,
+                    now,
+                )?;
+                tx.delete_pending_secret(&user.name)?;
+                // The confirming code is used: it cannot be replayed.
+                tx.advance_step(id, step)?;
+                Ok(true)
+            };
+            let outcome = self.check_in_tx(
+                tx,
+                caller,
+                user,
+                &target,
+                token,
+                window,
+                now,
+                false,
+                &mut accept,
+            )?;
+            Ok(match outcome {
+                CheckOutcome::Accepted => {
+                    tx.audit(&caller.audit(
+                        now,
+                        "user.twofactor_enroll_confirm",
+                        "success",
+                        Some(json!({"account": user.name})),
+                    ))?;
+                    Ok(())
+                }
+                CheckOutcome::Wrong | CheckOutcome::Replayed => {
+                    Err(ServiceError::InvalidEnrolmentCode)
+                }
+                CheckOutcome::LockedOut { retry_after_secs } => {
+                    Err(ServiceError::LockedOut { retry_after_secs })
+                }
+            })
+        })?;
+        result?;
+        self.user_config(user)
+    }
+
+    /// `user.generate_2fa_recovery_codes`: ten new codes, shown once;
+    /// earlier ones are revoked. Only keyed hashes are stored.
+    pub fn generate_recovery_codes(
+        &self,
+        caller: &Caller,
+        user: &UserRef,
+    ) -> Result<Vec<Zeroizing<String>>, ServiceError> {
+        const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+        let now = self.clock.now_ms();
+        let mut codes = Vec::with_capacity(RECOVERY_CODES);
+        while codes.len() < RECOVERY_CODES {
+            let mut raw = Zeroizing::new([0u8; 10]);
+            self.random.fill(&mut raw[..]);
+            let mut code = Zeroizing::new(String::with_capacity(11));
+            for (i, b) in raw.iter().enumerate() {
+                if i == 5 {
+                    code.push('-');
+                }
+                code.push(char::from(ALPHABET[usize::from(b & 31)]));
+            }
+            if !codes.contains(&code) {
+                codes.push(code);
+            }
+        }
+        let normalized: Vec<Zeroizing<String>> = codes
+            .iter()
+            .filter_map(|c| normalize_recovery_code(c).map(Zeroizing::new))
+            .collect();
+        transact(&*self.store, |tx| {
+            let refs: Vec<&str> = normalized.iter().map(|c| c.as_str()).collect();
+            tx.put_recovery_codes(&user.name, &refs)?;
+            tx.audit(&caller.audit(
+                now,
+                "user.generate_2fa_recovery_codes",
+                "success",
+                Some(json!({"account": user.name, "count": refs.len()})),
+            ))?;
+            self.retain_audit(tx, now)
+        })?;
+        Ok(codes)
+    }
+
+    /// Every account holding a secret (root when the entry has one).
+    pub fn secret_holders(&self) -> Result<Vec<SecretHolder>, ServiceError> {
+        let mut out = Vec::new();
+        if self.store.read()?.secret.is_some() {
+            out.push(SecretHolder {
+                username: "root".into(),
+                uid: 0,
+            });
+        }
+        let infos = transact(&*self.store, |tx| tx.user_secrets())?;
+        out.extend(infos.into_iter().map(|i| SecretHolder {
+            username: i.username,
+            uid: i.uid,
+        }));
+        Ok(out)
+    }
+}

@@ -1,0 +1,497 @@
+//! Per-user secrets (SPEC §9) and recovery codes (SPEC §10) against a real
+//! SQLite store, time moved by hand.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+use std::sync::Arc;
+
+use otp::{Algorithm, Digits, Interval, KeyUri, Secret, Totp};
+use service::{
+    Caller, CheckOutcome, Labels, ManualClock, Origin, OsRandom, RateLimits, SecretOptions,
+    ServiceError, TwoFactor, UpdateRequest, UserRef,
+};
+use store::AuditQuery;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    clock: Arc<ManualClock>,
+    tf: TwoFactor,
+}
+
+const T0: i64 = 1_700_000_000;
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::SqliteStore::open(&dir.path().join("state")).unwrap();
+    let clock = Arc::new(ManualClock::at_secs(T0));
+    let tf = TwoFactor::new(
+        Arc::new(store),
+        clock.clone(),
+        Arc::new(OsRandom),
+        Labels {
+            issuer: "iXsystems".into(),
+            product: "TrueNAS".into(),
+            hostname: "nas".into(),
+        },
+        RateLimits::default(),
+    );
+    Fixture { dir, clock, tf }
+}
+
+fn alice() -> UserRef {
+    UserRef::new("alice", 1001)
+}
+
+fn bob() -> UserRef {
+    UserRef::new("bob", 1002)
+}
+
+fn root_unix() -> Caller {
+    Caller::new(Some("root"), Origin::Unix { uid: 0, pid: None }).as_admin(true)
+}
+
+fn tcp(user: &str, last: u8) -> Caller {
+    Caller::new(
+        Some(user),
+        Origin::Tcp {
+            addr: [192, 0, 2, last].into(),
+            port: 40000,
+        },
+    )
+}
+
+fn enable(f: &Fixture) {
+    f.tf.update(
+        &root_unix(),
+        UpdateRequest {
+            enabled: Some(true),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+}
+
+/// The secret, digits and interval in `uri`.
+fn totp_of(uri: &str) -> (Secret, Digits, Interval) {
+    let k = KeyUri::parse(uri).unwrap();
+    (k.secret, k.digits, k.period)
+}
+
+fn code(f: &Fixture, uri: &str, offset_steps: i64) -> String {
+    let (s, d, i) = totp_of(uri);
+    let now = f.clock_secs() + offset_steps * i64::from(i.get());
+    Totp::new(&s, d, i, Algorithm::Sha1)
+        .code(u64::try_from(now).unwrap())
+        .to_string()
+}
+
+fn wrong(right: &str) -> String {
+    if right == "000000" {
+        "000001"
+    } else {
+        "000000"
+    }
+    .to_owned()
+}
+
+fn uri_of(f: &Fixture, user: &UserRef) -> String {
+    f.tf.user_provisioning_uri(user).unwrap().to_string()
+}
+
+impl Fixture {
+    fn clock_secs(&self) -> i64 {
+        use service::Clock;
+        self.clock.now_ms() / 1000
+    }
+    fn step(&self) {
+        self.clock.advance_secs(30);
+    }
+    fn db_files(&self) -> Vec<u8> {
+        let mut all = Vec::new();
+        for e in std::fs::read_dir(self.dir.path().join("state")).unwrap() {
+            all.extend(std::fs::read(e.unwrap().path()).unwrap());
+        }
+        all
+    }
+}
+
+#[test]
+fn each_account_has_its_own_secret_and_one_users_wrong_codes_lock_nobody_else() {
+    let f = fixture();
+    enable(&f);
+    let root_uri = f.tf.provisioning_uri().unwrap();
+    f.tf.renew_user_secret(&root_unix(), &alice(), SecretOptions::default())
+        .unwrap();
+    f.tf.renew_user_secret(&root_unix(), &bob(), SecretOptions::default())
+        .unwrap();
+    let (a, b) = (uri_of(&f, &alice()), uri_of(&f, &bob()));
+    assert!(
+        a.starts_with("otpauth://totp/iXsystems:alice-nas%40TrueNAS?"),
+        "{a}"
+    );
+    assert_ne!(totp_of(&a).0, totp_of(&b).0);
+
+    // alice's code is alice's, not bob's.
+    let ca = code(&f, &a, 0);
+    let cb = code(&f, &b, 0);
+    assert_ne!(ca, cb, "distinct secrets give distinct codes here");
+    assert!(!f.tf.verify_user(&tcp("bob", 9), &bob(), Some(&ca)).unwrap());
+    assert!(
+        f.tf.verify_user(&tcp("alice", 1), &alice(), Some(&ca))
+            .unwrap()
+    );
+
+    // bob's wrong codes from one address, then from twenty: bob is locked ...
+    f.step();
+    for i in 0..20 {
+        let _ =
+            f.tf.check_code_for(&tcp("bob", 50 + i), &bob(), Some(&wrong(&code(&f, &b, 0))));
+    }
+    assert!(matches!(
+        f.tf.verify_user(&tcp("bob", 99), &bob(), Some(&code(&f, &b, 0))),
+        Err(ServiceError::LockedOut { .. })
+    ));
+    // ... but not alice, nor root, from the same addresses.
+    assert!(
+        f.tf.verify_user(&tcp("alice", 50), &alice(), Some(&code(&f, &a, 0)))
+            .unwrap()
+    );
+    assert_eq!(
+        f.tf.check_code(&tcp("root", 50), Some(&code(&f, &root_uri, 0)))
+            .unwrap(),
+        CheckOutcome::Accepted
+    );
+}
+
+#[test]
+fn a_user_without_a_secret_is_not_configured_and_disabled_is_not_enabled() {
+    let f = fixture();
+    assert!(matches!(
+        f.tf.verify_user(&tcp("alice", 1), &alice(), Some("123456")),
+        Err(ServiceError::NotEnabled)
+    ));
+    enable(&f);
+    assert!(matches!(
+        f.tf.verify_user(&tcp("alice", 1), &alice(), Some("123456")),
+        Err(ServiceError::NotConfigured)
+    ));
+    let e = f.tf.user_provisioning_uri(&alice()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "'alice' user does not have two factor authentication configured"
+    );
+    let c = f.tf.user_config(&alice()).unwrap();
+    assert!(!c.secret_configured && c.provisioning_uri.is_none());
+    assert_eq!((c.otp_digits.get(), c.interval.get()), (6, 30));
+}
+
+#[test]
+fn renew_takes_options_then_the_users_previous_values_then_the_entrys() {
+    let f = fixture();
+    enable(&f);
+    let opts = SecretOptions {
+        otp_digits: Some(Digits::new(8).unwrap()),
+        interval: Some(Interval::new(60).unwrap()),
+    };
+    let c =
+        f.tf.renew_user_secret(&root_unix(), &alice(), opts)
+            .unwrap();
+    assert_eq!((c.otp_digits.get(), c.interval.get()), (8, 60));
+    let first = uri_of(&f, &alice());
+    let c =
+        f.tf.renew_user_secret(
+            &root_unix(),
+            &alice(),
+            SecretOptions {
+                otp_digits: Some(Digits::new(7).unwrap()),
+                interval: None,
+            },
+        )
+        .unwrap();
+    assert_eq!((c.otp_digits.get(), c.interval.get()), (7, 60));
+    assert_ne!(totp_of(&first).0, totp_of(&uri_of(&f, &alice())).0);
+    let c =
+        f.tf.renew_user_secret(&root_unix(), &bob(), SecretOptions::default())
+            .unwrap();
+    assert_eq!((c.otp_digits.get(), c.interval.get()), (6, 30));
+    // Root's are the entry's.
+    f.tf.renew_user_secret(&root_unix(), &UserRef::root(), opts)
+        .unwrap();
+    let e = f.tf.config().unwrap();
+    assert_eq!((e.otp_digits.get(), e.interval.get()), (8, 60));
+    // Unset removes it.
+    f.tf.unset_user_secret(&root_unix(), &alice()).unwrap();
+    assert!(!f.tf.user_config(&alice()).unwrap().secret_configured);
+}
+
+#[test]
+fn enrolment_switches_only_on_a_right_code_and_expires_after_ten_minutes() {
+    let f = fixture();
+    enable(&f);
+    f.tf.renew_user_secret(&root_unix(), &alice(), SecretOptions::default())
+        .unwrap();
+    let old = uri_of(&f, &alice());
+    let alice_local = Caller::new(
+        Some("alice"),
+        Origin::Unix {
+            uid: 1001,
+            pid: None,
+        },
+    );
+
+    let en =
+        f.tf.enroll(&alice_local, &alice(), SecretOptions::default())
+            .unwrap();
+    assert_eq!(en.expires_in, 600);
+    let new = en.provisioning_uri.to_string();
+    assert_ne!(totp_of(&old).0, totp_of(&new).0);
+
+    // A wrong confirming code: an error, the old secret works, the pending one stays.
+    let e =
+        f.tf.enroll_confirm(&alice_local, &alice(), Some(&wrong(&code(&f, &new, 0))))
+            .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Invalid code; the pending secret stays pending"
+    );
+    assert_eq!(uri_of(&f, &alice()), old);
+    assert!(
+        f.tf.verify_user(&alice_local, &alice(), Some(&code(&f, &old, 0)))
+            .unwrap()
+    );
+    // It counted as a failure of alice's secret.
+    let failures =
+        f.tf.audit(&AuditQuery {
+            event: Some("otp.check".into()),
+            outcome: Some("wrong".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(failures.len(), 1);
+
+    // The right code switches, and cannot be used again.
+    let c = code(&f, &new, 0);
+    f.tf.enroll_confirm(&alice_local, &alice(), Some(&c))
+        .unwrap();
+    assert_eq!(uri_of(&f, &alice()), new);
+    assert!(
+        !f.tf.verify_user(&alice_local, &alice(), Some(&c)).unwrap(),
+        "replayed"
+    );
+    f.step();
+    assert!(
+        !f.tf
+            .verify_user(&alice_local, &alice(), Some(&code(&f, &old, 0)))
+            .unwrap()
+    );
+    assert!(
+        f.tf.verify_user(&alice_local, &alice(), Some(&code(&f, &new, 0)))
+            .unwrap()
+    );
+    assert!(matches!(
+        f.tf.enroll_confirm(&alice_local, &alice(), Some(&code(&f, &new, 1))),
+        Err(ServiceError::NoPendingEnrolment)
+    ));
+
+    // A pending secret expires after 10 minutes.
+    let en =
+        f.tf.enroll(&alice_local, &alice(), SecretOptions::default())
+            .unwrap();
+    let later = en.provisioning_uri.to_string();
+    f.clock.advance_secs(599);
+    let ok_code = code(&f, &later, 0);
+    f.clock.advance_secs(1);
+    assert!(matches!(
+        f.tf.enroll_confirm(&alice_local, &alice(), Some(&ok_code)),
+        Err(ServiceError::NoPendingEnrolment)
+    ));
+    assert_eq!(uri_of(&f, &alice()), new);
+}
+
+#[test]
+fn a_wrong_enrolment_confirmation_counts_toward_the_lock_out() {
+    let f = fixture();
+    enable(&f);
+    let who = tcp("alice", 7);
+    let en =
+        f.tf.enroll(&who, &alice(), SecretOptions::default())
+            .unwrap();
+    let uri = en.provisioning_uri.to_string();
+    for _ in 0..5 {
+        let _ =
+            f.tf.enroll_confirm(&who, &alice(), Some(&wrong(&code(&f, &uri, 0))));
+    }
+    assert!(matches!(
+        f.tf.enroll_confirm(&who, &alice(), Some(&code(&f, &uri, 0))),
+        Err(ServiceError::LockedOut { .. })
+    ));
+}
+
+#[test]
+fn recovery_codes_work_once_count_down_and_are_revoked_by_regenerating() {
+    let f = fixture();
+    enable(&f);
+    f.tf.renew_user_secret(&root_unix(), &alice(), SecretOptions::default())
+        .unwrap();
+    let who = tcp("alice", 3);
+    let codes =
+        f.tf.generate_recovery_codes(&root_unix(), &alice())
+            .unwrap();
+    assert_eq!(codes.len(), 10);
+    for c in &codes {
+        assert_eq!(c.len(), 11, "{}", c.as_str());
+        assert_eq!(&c[5..6], "-");
+        assert!(
+            c.bytes()
+                .all(|b| b == b'-' || matches!(b, b'a'..=b'z' | b'2'..=b'7'))
+        );
+    }
+    assert_eq!(f.tf.user_config(&alice()).unwrap().recovery_codes_left, 10);
+
+    // Case, spaces and the dash do not matter; each works once.
+    let typed = codes[0].replace('-', " ").to_uppercase();
+    assert!(f.tf.verify_user(&who, &alice(), Some(&typed)).unwrap());
+    assert!(!f.tf.verify_user(&who, &alice(), Some(&codes[0])).unwrap());
+    assert_eq!(f.tf.user_config(&alice()).unwrap().recovery_codes_left, 9);
+    // Not bob's.
+    f.tf.renew_user_secret(&root_unix(), &bob(), SecretOptions::default())
+        .unwrap();
+    assert!(
+        !f.tf
+            .verify_user(&tcp("bob", 4), &bob(), Some(&codes[1]))
+            .unwrap()
+    );
+
+    let used =
+        f.tf.audit(&AuditQuery {
+            outcome: Some("recovery_code".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(used.len(), 1);
+    let detail = used[0].record.detail.as_ref().unwrap();
+    assert_eq!(detail["note"], "recovery code used (9 left)");
+
+    // Regenerating revokes the old ones.
+    let fresh =
+        f.tf.generate_recovery_codes(&root_unix(), &alice())
+            .unwrap();
+    assert!(!f.tf.verify_user(&who, &alice(), Some(&codes[2])).unwrap());
+    assert!(f.tf.verify_user(&who, &alice(), Some(&fresh[0])).unwrap());
+
+    // Neither the codes nor their normalised form are in any file.
+    let files = f.db_files();
+    for c in codes.iter().chain(fresh.iter()) {
+        for needle in [c.to_string(), c.replace('-', "")] {
+            assert!(
+                !files.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "a recovery code is in the state files"
+            );
+        }
+    }
+}
+
+#[test]
+fn wrong_recovery_codes_count_toward_the_rate_limit() {
+    let f = fixture();
+    enable(&f);
+    f.tf.renew_user_secret(&root_unix(), &alice(), SecretOptions::default())
+        .unwrap();
+    let codes =
+        f.tf.generate_recovery_codes(&root_unix(), &alice())
+            .unwrap();
+    let who = tcp("alice", 5);
+    for _ in 0..5 {
+        assert!(
+            !f.tf
+                .verify_user(&who, &alice(), Some("aaaaa-aaaaa"))
+                .unwrap()
+        );
+    }
+    assert!(matches!(
+        f.tf.verify_user(&who, &alice(), Some(&codes[0])),
+        Err(ServiceError::LockedOut { .. })
+    ));
+    assert_eq!(f.tf.user_config(&alice()).unwrap().recovery_codes_left, 10);
+}
+
+#[test]
+fn a_recreated_account_with_a_new_uid_is_not_honoured_and_it_is_audited() {
+    let f = fixture();
+    enable(&f);
+    f.tf.renew_user_secret(&root_unix(), &alice(), SecretOptions::default())
+        .unwrap();
+    let uri = uri_of(&f, &alice());
+    let reborn = UserRef::new("alice", 1050);
+    let who = tcp("alice", 8);
+    assert!(matches!(
+        f.tf.verify_user(&who, &reborn, Some(&code(&f, &uri, 0))),
+        Err(ServiceError::NotConfigured)
+    ));
+    assert!(!f.tf.user_has_secret(&who, &reborn).unwrap());
+    assert!(!f.tf.user_config(&reborn).unwrap().secret_configured);
+    let stale =
+        f.tf.audit(&AuditQuery {
+            outcome: Some("not_configured".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(stale.len(), 2);
+    assert_eq!(stale[0].record.detail.as_ref().unwrap()["secret_uid"], 1001);
+    // The old uid's owner still works (nothing was deleted).
+    assert!(
+        f.tf.verify_user(&who, &alice(), Some(&code(&f, &uri, 0)))
+            .unwrap()
+    );
+}
+
+/// The fixture state written by main (crates/store/tests/fixtures/main-v2):
+/// the code main accepted is refused after the migration, and root's next
+/// code is accepted.
+#[test]
+fn after_migrating_mains_state_its_accepted_code_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let fixture_dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../store/tests/fixtures/main-v2");
+    let readme = std::fs::read_to_string(fixture_dir.join("README")).unwrap();
+    let value = |k: &str| {
+        readme
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap()
+            .to_owned()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    for n in ["twofactor.db", "secret.key"] {
+        std::fs::copy(fixture_dir.join(n), state.join(n)).unwrap();
+        std::fs::set_permissions(state.join(n), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let at: i64 = value("accepted_at").parse().unwrap();
+    let clock = Arc::new(ManualClock::at_secs(at));
+    let tf = TwoFactor::new(
+        Arc::new(store::SqliteStore::open(&state).unwrap()),
+        clock.clone(),
+        Arc::new(OsRandom),
+        Labels {
+            issuer: "iXsystems".into(),
+            product: "TrueNAS".into(),
+            hostname: "nas".into(),
+        },
+        RateLimits::default(),
+    );
+    let who = tcp("root", 1);
+    assert_eq!(
+        tf.check_code_for(&who, &UserRef::root(), Some(&value("accepted_code")))
+            .unwrap(),
+        CheckOutcome::Replayed
+    );
+    let uri = tf.user_provisioning_uri(&UserRef::root()).unwrap();
+    let (s, d, i) = totp_of(&uri);
+    clock.advance_secs(30);
+    let next = Totp::new(&s, d, i, Algorithm::Sha1)
+        .code(u64::try_from(at + 30).unwrap())
+        .to_string();
+    assert!(tf.verify_user(&who, &UserRef::root(), Some(&next)).unwrap());
+}
