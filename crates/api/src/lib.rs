@@ -61,6 +61,9 @@ pub struct ApiOptions {
     pub ssh_pam_services: Vec<String>,
     /// How long a wrong password waits before `AUTH_ERR`.
     pub failed_login_delay: Duration,
+    /// Logins of accounts without a secret are refused while 2FA is on
+    /// (SPEC 9.5), and users may not unset their own secret.
+    pub require_secret: bool,
 }
 
 impl Default for ApiOptions {
@@ -69,6 +72,7 @@ impl Default for ApiOptions {
             admin_group: None,
             ssh_pam_services: vec!["sshd".into()],
             failed_login_delay: Duration::from_secs(1),
+            require_secret: false,
         }
     }
 }
@@ -142,6 +146,7 @@ impl Api {
         let options = ApiOptions {
             admin_group: config.admin_group.clone(),
             ssh_pam_services: config.ssh_pam_services.clone(),
+            require_secret: config.require_secret,
             ..ApiOptions::default()
         };
         Ok(Self::new(twofactor, accounts, passwords, options))
@@ -250,7 +255,10 @@ impl Api {
     }
 
     /// A session for a Unix-socket peer: root is logged in before its first
-    /// message (SPEC §5.1), anyone else must log in.
+    /// message (SPEC §5.1); any other peer with an account is logged in as
+    /// that account with a user's rights (SPEC 9.4: its own two-factor
+    /// settings, nothing else), whatever groups it is in — administrator
+    /// rights need a password login. A uid without an account must log in.
     pub fn unix_session(&self, uid: u32, pid: Option<i32>) -> Session {
         let origin = service::Origin::Unix { uid, pid };
         if uid == 0 {
@@ -267,7 +275,16 @@ impl Api {
                 },
             )
         } else {
-            Session::anonymous(origin)
+            match self.inner.accounts.by_uid(uid) {
+                Some(account) => Session::logged_in(
+                    origin,
+                    Authenticated {
+                        account,
+                        admin: false,
+                    },
+                ),
+                None => Session::anonymous(origin),
+            }
         }
     }
 

@@ -76,6 +76,9 @@ pub struct Method {
     /// a cached read. Everything else (password checks, SQLite writes with
     /// their fsync) may block and runs off the event loop.
     pub inline: bool,
+    /// Validation attributes start with the method name, `.` as `_`
+    /// (`user_renew_2fa_secret.twofactor_options.interval`, SPEC 9.3).
+    pub validation_prefix: bool,
     pub accepts: Vec<Field>,
     pub returns: Schema,
     pub(crate) handler: Handler,
@@ -103,6 +106,7 @@ impl Method {
             private: false,
             cli_private,
             inline: false,
+            validation_prefix: false,
             accepts: Vec::new(),
             returns: Schema::Any,
             handler: |_, _, _| Ok(Value::Null),
@@ -136,6 +140,12 @@ impl Method {
         if problems.is_empty() {
             Ok(out)
         } else {
+            if self.validation_prefix {
+                let prefix = self.name.replace('.', "_");
+                for (attr, _) in &mut problems {
+                    *attr = format!("{prefix}.{attr}");
+                }
+            }
             Err(ApiError::Validation(problems))
         }
     }

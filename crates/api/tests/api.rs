@@ -426,12 +426,29 @@ fn login_matrix() {
         1,
         "group admin"
     );
-    // 2FA on.
-    let secret =
-        rpc(api, &s, "auth.twofactor.update", json!([{"enabled": true}])).unwrap()["secret"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+    // 2FA on: a user without a secret of their own logs in with the
+    // password alone (SPEC 9.5) ...
+    rpc(api, &s, "auth.twofactor.update", json!([{"enabled": true}])).unwrap();
+    assert_eq!(
+        login(&tcp(), "admin", "adminpw")["response_type"],
+        "SUCCESS"
+    );
+    // ... and one with a secret is asked for a code of it.
+    let uri = rpc(
+        api,
+        &root(api),
+        "user.renew_2fa_secret",
+        json!(["admin"]),
+    )
+    .unwrap()["twofactor_config"]["provisioning_uri"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret = otp::KeyUri::parse(&uri)
+        .unwrap()
+        .secret
+        .to_base32()
+        .to_string();
     let s = tcp();
     let err = otp(&s, "123456").unwrap_err();
     assert_eq!(
@@ -572,16 +589,13 @@ fn pam_methods_follow_enabled_ssh_and_the_service_list() {
         .unwrap()
     };
     assert_eq!(req("sshd"), json!(false));
-    let secret = rpc(
+    rpc(
         &fx.api,
         &s,
         "auth.twofactor.update",
         json!([{"enabled": true}]),
     )
-    .unwrap()["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    .unwrap();
     assert_eq!(req("sshd"), json!(false), "ssh off");
     rpc(
         &fx.api,
@@ -590,6 +604,17 @@ fn pam_methods_follow_enabled_ssh_and_the_service_list() {
         json!([{"services": {"ssh": true}}]),
     )
     .unwrap();
+    assert_eq!(req("sshd"), json!(false), "alice has no secret of her own");
+    let uri = rpc(&fx.api, &s, "user.renew_2fa_secret", json!(["alice"])).unwrap()
+        ["twofactor_config"]["provisioning_uri"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret = otp::KeyUri::parse(&uri)
+        .unwrap()
+        .secret
+        .to_base32()
+        .to_string();
     assert_eq!(req("sshd"), json!(true));
     assert_eq!(req("login"), json!(false), "not an ssh service");
     let c = code(&fx, &secret, 6, 30);
@@ -745,7 +770,7 @@ impl Accounts for NoRoot {
 fn no_root_account_means_no_local_administrator() {
     let dir = tempfile::tempdir().unwrap();
     let tf = TwoFactor::new(
-        Arc::new(store::SqliteStore::open(dir.path()).unwrap()),
+        Arc::new(store::SqliteStore::open(&dir.path().join("state")).unwrap()),
         Arc::new(ManualClock::at_secs(1_750_000_000)),
         Arc::new(OsRandom),
         Labels {
@@ -831,7 +856,16 @@ fn introspection_takes_truenas_target() {
             "auth.twofactor.provisioning_uri",
             "auth.twofactor.renew_secret",
             "auth.twofactor.verify",
-            "audit.query"
+            "audit.query",
+            "user.query",
+            "user.renew_2fa_secret",
+            "user.unset_2fa_secret",
+            "user.provisioning_uri",
+            "user.twofactor_config",
+            "user.verify_twofactor_token",
+            "user.twofactor_enroll",
+            "user.twofactor_enroll_confirm",
+            "user.generate_2fa_recovery_codes"
         ]
     );
     // Every CLI method's service (midcli: name.rsplit('.', 1)[0]) is listed.

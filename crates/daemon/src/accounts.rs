@@ -31,6 +31,45 @@ impl Accounts for NssAccounts {
             }
         }
     }
+
+    fn all(&self) -> Vec<Account> {
+        all_names()
+            .into_iter()
+            .filter_map(|name| self.by_name(&name))
+            .collect()
+    }
+}
+
+/// Every account name NSS enumerates (`setpwent`/`getpwent`/`endpwent`),
+/// serialised: the enumeration state is process-wide.
+#[allow(unsafe_code)]
+fn all_names() -> Vec<String> {
+    static ENUMERATION: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = ENUMERATION
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut names = Vec::new();
+    // SAFETY: getpwent's static buffer is only read before the next call,
+    // and every use of the enumeration in this process holds ENUMERATION.
+    unsafe {
+        libc::setpwent();
+        loop {
+            let entry = libc::getpwent();
+            if entry.is_null() {
+                break;
+            }
+            let name = (*entry).pw_name;
+            if !name.is_null() {
+                names.push(
+                    std::ffi::CStr::from_ptr(name)
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+        }
+        libc::endpwent();
+    }
+    names
 }
 
 fn account_of(user: User) -> Account {
@@ -67,6 +106,15 @@ fn account_of(user: User) -> Account {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn enumeration_lists_root() {
+        let all = NssAccounts.all();
+        assert!(
+            all.iter().any(|a| a.uid == 0 && a.name == "root"),
+            "{all:?}"
+        );
+    }
 
     #[test]
     fn root_is_found_by_name_and_uid() {

@@ -55,6 +55,8 @@ pub(crate) enum DaemonError {
     Unreachable(String),
     /// It answered with an error, or with something this module does not know.
     Failed(String),
+    /// It refuses the login outright, with a message for the user.
+    Refused(String),
 }
 
 impl std::fmt::Display for DaemonError {
@@ -62,6 +64,7 @@ impl std::fmt::Display for DaemonError {
         match self {
             Self::Unreachable(why) => write!(f, "daemon unreachable: {why}"),
             Self::Failed(why) => write!(f, "daemon error: {why}"),
+            Self::Refused(why) => write!(f, "refused: {why}"),
         }
     }
 }
@@ -94,6 +97,11 @@ pub(crate) fn authenticate(
                 "{who}: {e}; unreachable=ignore, so no code is asked"
             ));
             return Verdict::Ignore;
+        }
+        Err(DaemonError::Refused(msg)) => {
+            log.error(&format!("{who}: {msg}"));
+            conv.error_message(&msg);
+            return Verdict::AuthErr;
         }
         Err(e) => {
             log.error(&format!("{who}: {e}; failing closed"));
@@ -266,6 +274,29 @@ mod tests {
         let (v, conv, _) = run(&Options::default(), Some("123456"), &d);
         assert_eq!(v, Verdict::Ignore);
         assert!(conv.prompts.is_empty());
+    }
+
+    #[test]
+    fn a_refusal_is_shown_and_fails_without_a_prompt_even_with_unreachable_ignore() {
+        let d = FakeDaemon::new(
+            || {
+                Err(DaemonError::Refused(
+                    "Two-factor authentication is required but not set up for this account".into(),
+                ))
+            },
+            || panic!("no check"),
+        );
+        let opts = Options {
+            unreachable: Unreachable::Ignore,
+            ..Options::default()
+        };
+        let (v, conv, _) = run(&opts, Some("123456"), &d);
+        assert_eq!(v, Verdict::AuthErr);
+        assert!(conv.prompts.is_empty());
+        assert_eq!(
+            conv.errors,
+            ["Two-factor authentication is required but not set up for this account"]
+        );
     }
 
     #[test]

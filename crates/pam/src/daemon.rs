@@ -32,6 +32,11 @@ impl Daemon for SocketDaemon {
             "auth.twofactor.pam_required",
             vec![json!(login.user), json!(login.service)],
         )?;
+        // `{"refuse": MESSAGE}`: the login is refused (`require_secret` and
+        // no secret of the user's own, SPEC 9.5); the message is shown.
+        if let Some(msg) = v.get("refuse").and_then(Value::as_str) {
+            return Err(DaemonError::Refused(msg.to_owned()));
+        }
         v.as_bool()
             .ok_or_else(|| DaemonError::Failed(format!("pam_required answered {}", kind(&v))))
     }

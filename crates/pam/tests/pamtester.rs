@@ -29,6 +29,7 @@ fn tools() -> bool {
             Tool::Root,
             Tool::Pamtester,
             Tool::PamWrapper,
+            Tool::NssWrapper,
             Tool::Oathtool,
         ],
     )

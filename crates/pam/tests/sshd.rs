@@ -294,7 +294,7 @@ fn ssh_login_with_interval(interval: u64) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(dir.path(), "ssh_pam_services = [\"sshd\"]\n");
+    let daemon = Daemon::start_for(dir.path(), "ssh_pam_services = [\"sshd\"]\n", USER);
     let pam = PamServices::new(dir.path(), &[(USER, PASSWORD)], &["sshd"]);
     pam.write(
         "sshd",
@@ -357,7 +357,7 @@ fn ssh_key_then_code() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(dir.path(), "ssh_pam_services = [\"sshd\"]\n");
+    let daemon = Daemon::start_for(dir.path(), "ssh_pam_services = [\"sshd\"]\n", USER);
     let pam = PamServices::new(dir.path(), &[(USER, PASSWORD)], &["sshd"]);
     pam.write_key_only(
         "sshd",

@@ -40,6 +40,10 @@ impl Account {
 pub trait Accounts: Send + Sync + std::fmt::Debug {
     fn by_name(&self, name: &str) -> Option<Account>;
     fn by_uid(&self, uid: u32) -> Option<Account>;
+    /// Every account (`getpwent`), for listings; none by default.
+    fn all(&self) -> Vec<Account> {
+        Vec::new()
+    }
 }
 
 /// Checks a password (PAM in production). Must not log the password.

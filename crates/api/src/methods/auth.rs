@@ -125,7 +125,10 @@ pub(super) fn methods() -> Vec<Method> {
 
 fn me(api: &Api, user: &Authenticated) -> Result<Value, ApiError> {
     let a = &user.account;
-    let entry = api.twofactor().config()?;
+    let two_factor = super::user::config_json(
+        &api.twofactor()
+            .user_config(&service::UserRef::of(&user.account))?,
+    );
     Ok(json!({
         "pw_name": a.name,
         "pw_gecos": a.gecos,
@@ -138,11 +141,7 @@ fn me(api: &Api, user: &Authenticated) -> Result<Value, ApiError> {
         "source": "LOCAL",
         "local": true,
         "attributes": {},
-        "two_factor_config": {
-            "secret_configured": entry.secret.is_some(),
-            "interval": entry.interval.get(),
-            "otp_digits": entry.otp_digits.get(),
-        },
+        "two_factor_config": two_factor,
         "privilege": {
             "roles": if user.admin { vec!["FULL_ADMIN"] } else { vec![] },
             "web_shell": user.admin,
@@ -203,6 +202,42 @@ fn check_password(
     }
 }
 
+/// Whether a password login needs a code (SPEC 9.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CodeNeeded {
+    Yes,
+    No,
+    /// 2FA is on, the account has no secret and `require_secret` is set:
+    /// refused (audited `no second factor configured`).
+    Refused,
+}
+
+/// 2FA on and the account has a secret of its own: a code. 2FA on without
+/// one: the password alone, unless `require_secret`.
+fn code_needed(api: &Api, session: &Session, auth: &Authenticated) -> Result<CodeNeeded, ApiError> {
+    if !api.twofactor().code_required(false)? {
+        return Ok(CodeNeeded::No);
+    }
+    let mut caller = session.caller().via("auth.login");
+    caller.user = Some(auth.account.name.clone());
+    if api
+        .twofactor()
+        .user_has_secret(&caller, &service::UserRef::of(&auth.account))?
+    {
+        return Ok(CodeNeeded::Yes);
+    }
+    if api.inner.options.require_secret {
+        api.twofactor().record(
+            &caller,
+            "auth.login",
+            "refused",
+            Some(json!({"reason": "no second factor configured"})),
+        )?;
+        return Ok(CodeNeeded::Refused);
+    }
+    Ok(CodeNeeded::No)
+}
+
 fn auth_err() -> Value {
     json!({"response_type": "AUTH_ERR"})
 }
@@ -243,17 +278,19 @@ fn login_ex(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, Api
             let Some(auth) = check_password(api, session, user, password)? else {
                 return Ok(auth_err());
             };
-            if api.twofactor().code_required(false)? {
-                let name = auth.account.name.clone();
-                session.state().pending = Some(PendingLogin {
-                    account: auth.account,
-                    admin: auth.admin,
-                    wrong_codes: 0,
-                    user_info,
-                });
-                return Ok(json!({"response_type": "OTP_REQUIRED", "username": name}));
+            match code_needed(api, session, &auth)? {
+                CodeNeeded::Yes => {}
+                CodeNeeded::No => return success(api, session, auth, user_info),
+                CodeNeeded::Refused => return Ok(auth_err()),
             }
-            success(api, session, auth, user_info)
+            let name = auth.account.name.clone();
+            session.state().pending = Some(PendingLogin {
+                account: auth.account,
+                admin: auth.admin,
+                wrong_codes: 0,
+                user_info,
+            });
+            Ok(json!({"response_type": "OTP_REQUIRED", "username": name}))
         }
         "OTP_TOKEN" => continue_with_code(api, session, data),
         other => Err(ApiError::Validation(vec![(
@@ -296,9 +333,11 @@ fn continue_with_code(api: &Api, session: &Session, data: &Value) -> Result<Valu
     };
     let mut caller = session.caller().via("auth.login_ex_continue");
     caller.user = Some(pending.account.name.clone());
-    let outcome = api
-        .twofactor()
-        .check_code(&caller, data.get("otp_token").and_then(Value::as_str));
+    let outcome = api.twofactor().check_code_for(
+        &caller,
+        &service::UserRef::of(&pending.account),
+        data.get("otp_token").and_then(Value::as_str),
+    );
     match outcome {
         Ok(CheckOutcome::Accepted) => {
             let user = Authenticated {
@@ -323,8 +362,14 @@ fn continue_with_code(api: &Api, session: &Session, data: &Value) -> Result<Valu
             session.state().pending = None;
             Err(service::ServiceError::LockedOut { retry_after_secs }.into())
         }
-        // 2FA was turned off between the password and the code: the password stands.
-        Err(service::ServiceError::NotEnabled) => {
+        // The secret was removed meanwhile and a second factor is required.
+        Err(service::ServiceError::NotConfigured) if api.inner.options.require_secret => {
+            session.state().pending = None;
+            Ok(auth_err())
+        }
+        // 2FA was turned off (or the user's secret removed) between the
+        // password and the code: the password stands, as it would now.
+        Err(service::ServiceError::NotEnabled | service::ServiceError::NotConfigured) => {
             let user = Authenticated {
                 account: pending.account,
                 admin: pending.admin,
@@ -341,13 +386,18 @@ fn login_legacy(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value,
     let Some(auth) = check_password(api, session, user, password)? else {
         return Ok(json!(false));
     };
-    if api.twofactor().code_required(false)? {
+    let needed = code_needed(api, session, &auth)?;
+    if needed == CodeNeeded::Refused {
+        return Ok(json!(false));
+    }
+    if needed == CodeNeeded::Yes {
         let mut caller = session.caller().via("auth.login");
         caller.user = Some(auth.account.name.clone());
-        match api
-            .twofactor()
-            .check_code(&caller, arg(&args, 2).as_str())?
-        {
+        match api.twofactor().check_code_for(
+            &caller,
+            &service::UserRef::of(&auth.account),
+            arg(&args, 2).as_str(),
+        )? {
             CheckOutcome::Accepted => {}
             CheckOutcome::LockedOut { retry_after_secs } => {
                 return Err(service::ServiceError::LockedOut { retry_after_secs }.into());

@@ -174,11 +174,8 @@ pub(super) fn methods() -> Vec<Method> {
                 Field::new("username", Schema::Str { nullable: false }, "").required(),
                 Field::new("pam_service", Schema::Str { nullable: false }, "").required(),
             ],
-            returns: Schema::Bool,
-            handler: |api, _, args| {
-                let service = arg(&args, 1).as_str().unwrap_or_default();
-                Ok(json!(pam_counts_as_ssh(api, service) && api.twofactor().code_required(true)?))
-            },
+            returns: Schema::Any,
+            handler: pam_required,
             ..pam_base.clone()
         },
         Method {
@@ -250,23 +247,78 @@ fn emit_changed(api: &Api, entry: &Value) {
     });
 }
 
+/// The message a PAM login without a secret gets under `require_secret`.
+pub(crate) const SECRET_REQUIRED: &str =
+    "Two-factor authentication is required but not set up for this account";
+
+/// What a PAM login of `user` through `service` needs (SPEC 9.5).
+enum PamNeed {
+    /// No code: PAM_IGNORE.
+    Nothing,
+    /// The user's own code.
+    Code(service::UserRef),
+    /// `require_secret` and no secret: refused with [`SECRET_REQUIRED`].
+    Refuse,
+}
+
+fn pam_need(api: &Api, caller: &Caller, user: &str, service: &str) -> Result<PamNeed, ApiError> {
+    if !(pam_counts_as_ssh(api, service) && api.twofactor().code_required(true)?) {
+        return Ok(PamNeed::Nothing);
+    }
+    // An account NSS does not know is not ours to pass or fail: other
+    // modules of the stack refuse it.
+    let Some(account) = api.inner.accounts.by_name(user) else {
+        return Ok(PamNeed::Nothing);
+    };
+    let user = service::UserRef::of(&account);
+    if api.twofactor().user_has_secret(caller, &user)? {
+        return Ok(PamNeed::Code(user));
+    }
+    if api.inner.options.require_secret {
+        api.twofactor().record(
+            caller,
+            "auth.login",
+            "refused",
+            Some(json!({"reason": "no second factor configured"})),
+        )?;
+        return Ok(PamNeed::Refuse);
+    }
+    Ok(PamNeed::Nothing)
+}
+
+/// `true`, `false`, or `{"refuse": message}` under `require_secret`.
+fn pam_required(api: &Api, _: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
+    let user = arg(&args, 0).as_str().unwrap_or_default();
+    let service = arg(&args, 1).as_str().unwrap_or_default();
+    let caller = Caller::new(Some(user), Origin::Pam { rhost: None }).via(format!("pam:{service}"));
+    Ok(match pam_need(api, &caller, user, service)? {
+        PamNeed::Nothing => json!(false),
+        PamNeed::Code(_) => json!(true),
+        PamNeed::Refuse => json!({"refuse": SECRET_REQUIRED}),
+    })
+}
+
 fn pam_check(api: &Api, _: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
     let user = arg(&args, 0).as_str().unwrap_or_default();
     let service = arg(&args, 1).as_str().unwrap_or_default();
     let rhost = arg(&args, 2).as_str().map(str::to_owned);
     let token = arg(&args, 3).as_str();
-    if !(pam_counts_as_ssh(api, service) && api.twofactor().code_required(true)?) {
-        return Ok(json!({"outcome": "not_required"}));
-    }
     let caller = Caller::new(Some(user), Origin::Pam { rhost }).via(format!("pam:{service}"));
-    let out = match api.twofactor().check_code(&caller, token) {
+    let target = match pam_need(api, &caller, user, service)? {
+        PamNeed::Nothing => return Ok(json!({"outcome": "not_required"})),
+        PamNeed::Refuse => return Ok(json!({"outcome": "refused", "message": SECRET_REQUIRED})),
+        PamNeed::Code(target) => target,
+    };
+    let out = match api.twofactor().check_code_for(&caller, &target, token) {
         Ok(CheckOutcome::Accepted) => json!({"outcome": "accepted"}),
         Ok(CheckOutcome::Wrong) => json!({"outcome": "wrong"}),
         Ok(CheckOutcome::Replayed) => json!({"outcome": "replayed"}),
         Ok(CheckOutcome::LockedOut { retry_after_secs }) => {
             json!({"outcome": "locked_out", "retry_after_secs": retry_after_secs})
         }
-        Err(service::ServiceError::NotEnabled) => json!({"outcome": "not_required"}),
+        Err(service::ServiceError::NotEnabled | service::ServiceError::NotConfigured) => {
+            json!({"outcome": "not_required"})
+        }
         Err(e) => return Err(e.into()),
     };
     Ok(out)

@@ -1,22 +1,341 @@
-//! `user.*` (CLI namespace `account user`). The per-user two-factor methods
-//! (SPEC §9.3) belong here too.
+//! `user.*` (CLI namespace `account user`): `has_local_administrator_set_up`
+//! and the per-user two-factor methods (SPEC §9.3, §10).
+//!
+//! Who may act on which account is decided in one place,
+//! [`target_account`] (SPEC 9.4); what each action means is the service's.
 
-use serde_json::json;
+use std::collections::BTreeMap;
 
-use crate::Api;
+use otp::{Digits, Interval};
+use serde_json::{Map, Value, json};
+use service::{Account, SecretOptions, UserConfig, UserRef};
+
+use super::arg;
 use crate::registry::{Access, Method};
-use crate::schema::Schema;
+use crate::schema::{Field, Schema};
+use crate::{Api, ApiError, Event, Session};
+
+fn username_field() -> Field {
+    Field::new("username", Schema::Str { nullable: false }, "Account name").required()
+}
+
+fn token_field() -> Field {
+    Field::new(
+        "token",
+        Schema::Str { nullable: true },
+        "A code from the authenticator app (or a recovery code)",
+    )
+    .required()
+}
+
+fn twofactor_options_field() -> Field {
+    Field::new(
+        "twofactor_options",
+        Schema::Object(vec![
+            Field::new(
+                "otp_digits",
+                Schema::Int {
+                    min: Digits::MIN.into(),
+                    max: Digits::MAX.into(),
+                },
+                "Digits in a code (default: the user's previous value, else the system's)",
+            ),
+            Field::new(
+                "interval",
+                Schema::Int {
+                    min: Interval::MIN.into(),
+                    max: Interval::MAX.into(),
+                },
+                "Seconds each code lives (default: the user's previous value, else the system's)",
+            ),
+        ]),
+        "Digits and interval of the new secret",
+    )
+    .default(json!({}))
+}
+
+fn twofactor_config_schema() -> Schema {
+    Schema::Object(vec![
+        Field::new(
+            "provisioning_uri",
+            Schema::Str { nullable: true },
+            "Key URI (null without a secret)",
+        ),
+        Field::new("secret_configured", Schema::Bool, "Whether a secret is set"),
+        Field::new(
+            "interval",
+            Schema::Int {
+                min: Interval::MIN.into(),
+                max: Interval::MAX.into(),
+            },
+            "Seconds per code",
+        ),
+        Field::new(
+            "otp_digits",
+            Schema::Int {
+                min: Digits::MIN.into(),
+                max: Digits::MAX.into(),
+            },
+            "Digits in a code",
+        ),
+        Field::new(
+            "recovery_codes_left",
+            Schema::Int { min: 0, max: 10 },
+            "Unused recovery codes",
+        ),
+    ])
+}
+
+fn user_entry_fields() -> Vec<Field> {
+    vec![
+        Field::new(
+            "id",
+            Schema::Int {
+                min: 0,
+                max: i64::from(u32::MAX),
+            },
+            "Entry id (the uid)",
+        ),
+        Field::new(
+            "uid",
+            Schema::Int {
+                min: 0,
+                max: i64::from(u32::MAX),
+            },
+            "User id",
+        ),
+        Field::new("username", Schema::Str { nullable: false }, "Account name"),
+        Field::new("full_name", Schema::Str { nullable: false }, "GECOS name"),
+        Field::new("builtin", Schema::Bool, "A system account (uid below 1000)"),
+        Field::new(
+            "twofactor_auth_configured",
+            Schema::Bool,
+            "Whether the account has a two-factor secret",
+        ),
+    ]
+}
+
+fn user_with_config_schema() -> Schema {
+    let mut fields = user_entry_fields();
+    fields.push(Field::new(
+        "twofactor_config",
+        twofactor_config_schema(),
+        "Two-factor settings of the account",
+    ));
+    Schema::Object(fields)
+}
 
 pub(super) fn methods() -> Vec<Method> {
-    vec![Method {
-        name: "user.has_local_administrator_set_up",
-        description: "Whether a local administrator exists: root, or a member of the configured \
-                      administrators' group. midcli asks it when its shell starts.",
-        cli_description: "Whether a local administrator exists",
-        returns: Schema::Bool,
-        handler: |api, _, _| Ok(json!(local_administrator_exists(api))),
-        ..Method::base(Access::User, true)
-    }]
+    let base = Method {
+        validation_prefix: true,
+        ..Method::base(Access::User, false)
+    };
+    vec![
+        Method {
+            name: "user.has_local_administrator_set_up",
+            description: "Whether a local administrator exists: root, or a member of the configured \
+                          administrators' group. midcli asks it when its shell starts.",
+            cli_description: "Whether a local administrator exists",
+            returns: Schema::Bool,
+            handler: |api, _, _| Ok(json!(local_administrator_exists(api))),
+            ..Method::base(Access::User, true)
+        },
+        Method {
+            name: "user.query",
+            description: "Accounts (uid 0, uid 1000 and above, and any holding a secret) with \
+                          whether each has two-factor authentication configured. TrueNAS filters: \
+                          [[\"username\", \"=\", \"alice\"]] with =, !=, in, ^ (starts with); \
+                          options get, limit, offset, order_by. A user who is not an \
+                          administrator sees only their own account.",
+            cli_description: "List accounts and their 2FA state",
+            examples: &[
+                "account user query",
+                "account user query [[\"username\", \"=\", \"alice\"]]",
+                "account user query [] {\"order_by\": [\"-uid\"], \"limit\": 5}",
+            ],
+            accepts: vec![
+                Field::new("filters", Schema::List(Box::new(Schema::Any)), "Filters")
+                    .default(json!([])),
+                Field::new(
+                    "options",
+                    Schema::Object(vec![
+                        Field::new("get", Schema::Bool, "Return the one matching entry"),
+                        Field::new(
+                            "limit",
+                            Schema::Int {
+                                min: 0,
+                                max: i64::MAX,
+                            },
+                            "At most this many",
+                        ),
+                        Field::new(
+                            "offset",
+                            Schema::Int {
+                                min: 0,
+                                max: i64::MAX,
+                            },
+                            "Skip this many",
+                        ),
+                        Field::new(
+                            "order_by",
+                            Schema::List(Box::new(Schema::Str { nullable: false })),
+                            "Sort keys; a leading - sorts descending",
+                        ),
+                    ]),
+                    "Query options",
+                )
+                .default(json!({})),
+            ],
+            returns: Schema::List(Box::new(Schema::Object(user_entry_fields()))),
+            handler: query,
+            ..base.clone()
+        },
+        Method {
+            name: "user.renew_2fa_secret",
+            description: "Gives the account a new secret at once (the old one stops working), with \
+                          fresh replay and failure state. To switch without a moment in which no \
+                          app has the right secret, use twofactor_enroll instead.",
+            cli_description: "Replace an account's 2FA secret",
+            examples: &[
+                "account user renew_2fa_secret username=alice",
+                "account user renew_2fa_secret username=alice twofactor_options={\"interval\": 60}",
+            ],
+            accepts: vec![username_field(), twofactor_options_field()],
+            returns: user_with_config_schema(),
+            handler: renew,
+            ..base.clone()
+        },
+        Method {
+            name: "user.unset_2fa_secret",
+            description: "Removes the account's secret, pending enrolment and recovery codes.",
+            cli_description: "Remove an account's 2FA secret",
+            examples: &["account user unset_2fa_secret username=alice"],
+            accepts: vec![username_field()],
+            returns: Schema::Null,
+            handler: unset,
+            ..base.clone()
+        },
+        Method {
+            name: "user.provisioning_uri",
+            description: "The otpauth:// Key URI of the account's secret (for a QR code).",
+            cli_description: "Show an account's provisioning URI (and QR code)",
+            examples: &[
+                "account user provisioning_uri username=alice",
+                "account user provisioning_uri username=alice --qr",
+            ],
+            accepts: vec![username_field()],
+            returns: Schema::Str { nullable: false },
+            handler: |api, session, args| {
+                let (user, _) = target_account(api, session, &args)?;
+                Ok(json!(
+                    api.twofactor().user_provisioning_uri(&user)?.as_str()
+                ))
+            },
+            ..base.clone()
+        },
+        Method {
+            name: "user.twofactor_config",
+            description: "The account's two-factor settings: provisioning URI, whether a secret is \
+                          set, interval, digits and unused recovery codes.",
+            cli_description: "Show an account's 2FA settings",
+            examples: &["account user twofactor_config username=alice"],
+            accepts: vec![username_field()],
+            returns: twofactor_config_schema(),
+            inline: true,
+            handler: |api, session, args| {
+                let (user, _) = target_account(api, session, &args)?;
+                Ok(config_json(&api.twofactor().user_config(&user)?))
+            },
+            ..base.clone()
+        },
+        Method {
+            name: "user.verify_twofactor_token",
+            description: "True when the token is a right code of the account's secret now (or one \
+                          of its recovery codes). Each code works once; wrong codes count toward \
+                          the lock-out.",
+            cli_description: "Check a code of an account",
+            examples: &["account user verify_twofactor_token username=alice token=123456"],
+            accepts: vec![username_field(), token_field()],
+            returns: Schema::Bool,
+            handler: |api, session, args| {
+                let (user, _) = target_account(api, session, &args)?;
+                let caller = caller_of(session, "user.verify_twofactor_token");
+                Ok(json!(api.twofactor().verify_user(
+                    &caller,
+                    &user,
+                    arg(&args, 1).as_str()
+                )?))
+            },
+            ..base.clone()
+        },
+        Method {
+            name: "user.twofactor_enroll",
+            description: "Makes a pending secret and returns its provisioning URI; the active secret \
+                          (if any) keeps working until twofactor_enroll_confirm gets a right code of \
+                          the new one. A pending secret expires after 10 minutes. On a terminal the \
+                          CLI shows the QR code, asks for a code and confirms.",
+            cli_description: "Set up (or replace) 2FA, confirmed by a code",
+            examples: &[
+                "account user twofactor_enroll username=alice",
+                "account user twofactor_enroll username=alice twofactor_options={\"otp_digits\": 8}",
+            ],
+            accepts: vec![username_field(), twofactor_options_field()],
+            returns: Schema::Object(vec![
+                Field::new(
+                    "provisioning_uri",
+                    Schema::Str { nullable: false },
+                    "Key URI of the pending secret",
+                ),
+                Field::new(
+                    "otp_digits",
+                    Schema::Int {
+                        min: Digits::MIN.into(),
+                        max: Digits::MAX.into(),
+                    },
+                    "Digits in a code",
+                ),
+                Field::new(
+                    "interval",
+                    Schema::Int {
+                        min: Interval::MIN.into(),
+                        max: Interval::MAX.into(),
+                    },
+                    "Seconds per code",
+                ),
+                Field::new(
+                    "expires_in",
+                    Schema::Int { min: 0, max: 600 },
+                    "Seconds until the pending secret expires",
+                ),
+            ]),
+            handler: enroll,
+            ..base.clone()
+        },
+        Method {
+            name: "user.twofactor_enroll_confirm",
+            description: "Activates the pending secret if the token is a right code of it (that code \
+                          is then used). A wrong code leaves the pending secret pending and the \
+                          active one working, and counts as a failed code.",
+            cli_description: "Confirm a pending 2FA secret with a code",
+            examples: &["account user twofactor_enroll_confirm username=alice token=123456"],
+            accepts: vec![username_field(), token_field()],
+            returns: user_with_config_schema(),
+            handler: enroll_confirm,
+            ..base.clone()
+        },
+        Method {
+            name: "user.generate_2fa_recovery_codes",
+            description: "Makes 10 new one-time recovery codes (and revokes earlier ones). They are \
+                          shown once; keep them somewhere safe. Each works once wherever a code is \
+                          asked.",
+            cli_description: "Make new recovery codes",
+            examples: &["account user generate_2fa_recovery_codes username=alice"],
+            accepts: vec![username_field()],
+            returns: Schema::List(Box::new(Schema::Str { nullable: false })),
+            handler: recovery_codes,
+            ..base
+        },
+    ]
 }
 
 /// Root counts when the account database knows uid 0. Members of the
@@ -28,4 +347,289 @@ fn local_administrator_exists(api: &Api) -> bool {
         .accounts
         .by_uid(0)
         .is_some_and(|root| api.is_admin(&root))
+}
+
+/// The account `args[0]` names, if the session may act on it (SPEC 9.4):
+/// administrators any, others only their own. A refusal does not say
+/// whether the account exists.
+fn target_account(
+    api: &Api,
+    session: &Session,
+    args: &[Value],
+) -> Result<(UserRef, Account), ApiError> {
+    let username = arg(args, 0).as_str().unwrap_or_default();
+    let me = session.user().ok_or_else(ApiError::not_authenticated)?;
+    if !me.admin && me.account.name != username {
+        return Err(ApiError::call(
+            wire::Errno::EPERM,
+            format!(
+                "{username}: currently authenticated credential may not renew two-factor \
+                 authentication for this user."
+            ),
+        ));
+    }
+    let account = api.inner.accounts.by_name(username).ok_or_else(|| {
+        ApiError::call(
+            wire::Errno::ENOENT,
+            format!("User '{username}' does not exist"),
+        )
+    })?;
+    Ok((UserRef::of(&account), account))
+}
+
+fn caller_of(session: &Session, via: &str) -> service::Caller {
+    let admin = session.user().is_some_and(|u| u.admin);
+    session.caller().via(via).as_admin(admin)
+}
+
+fn options_of(v: &Value) -> Result<SecretOptions, ApiError> {
+    let bad = |e: otp::ParamError| ApiError::Internal(format!("schema and type disagree: {e}"));
+    Ok(SecretOptions {
+        otp_digits: v
+            .get("otp_digits")
+            .and_then(Value::as_i64)
+            .map(Digits::new)
+            .transpose()
+            .map_err(bad)?,
+        interval: v
+            .get("interval")
+            .and_then(Value::as_i64)
+            .map(Interval::new)
+            .transpose()
+            .map_err(bad)?,
+    })
+}
+
+/// `user.twofactor_config`'s JSON.
+pub(crate) fn config_json(c: &UserConfig) -> Value {
+    json!({
+        "provisioning_uri": c.provisioning_uri.as_ref().map(|u| u.as_str()),
+        "secret_configured": c.secret_configured,
+        "interval": c.interval.get(),
+        "otp_digits": c.otp_digits.get(),
+        "recovery_codes_left": c.recovery_codes_left,
+    })
+}
+
+/// The `user.query` entry of an account.
+fn entry_json(account: &Account, configured: bool) -> Value {
+    json!({
+        "id": account.uid,
+        "uid": account.uid,
+        "username": account.name,
+        "full_name": account.gecos.split(',').next().unwrap_or_default(),
+        "builtin": account.uid != 0 && account.uid < 1000,
+        "twofactor_auth_configured": configured,
+    })
+}
+
+/// Tells subscribers of `user` that an account's 2FA state changed. The
+/// event carries the query entry only: never a secret or URI.
+fn emit_changed(api: &Api, account: &Account, configured: bool) {
+    api.emit(&Event {
+        collection: "user",
+        msg: "changed",
+        id: json!(account.uid),
+        fields: entry_json(account, configured),
+    });
+}
+
+fn with_config(api: &Api, account: &Account, user: &UserRef) -> Result<Value, ApiError> {
+    let cfg = api.twofactor().user_config(user)?;
+    let mut entry = entry_json(account, cfg.secret_configured);
+    if let Some(obj) = entry.as_object_mut() {
+        obj.insert("twofactor_config".into(), config_json(&cfg));
+    }
+    emit_changed(api, account, cfg.secret_configured);
+    Ok(entry)
+}
+
+fn renew(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
+    let (user, account) = target_account(api, session, &args)?;
+    let opts = options_of(arg(&args, 1))?;
+    api.twofactor()
+        .renew_user_secret(&caller_of(session, "user.renew_2fa_secret"), &user, opts)?;
+    with_config(api, &account, &user)
+}
+
+fn unset(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
+    let (user, account) = target_account(api, session, &args)?;
+    let admin = session.user().is_some_and(|u| u.admin);
+    if api.inner.options.require_secret && !admin {
+        return Err(ApiError::call(
+            wire::Errno::EPERM,
+            format!(
+                "{}: two-factor authentication is required on this system; only an \
+                 administrator may remove a secret",
+                user.name
+            ),
+        ));
+    }
+    api.twofactor()
+        .unset_user_secret(&caller_of(session, "user.unset_2fa_secret"), &user)?;
+    emit_changed(api, &account, false);
+    Ok(Value::Null)
+}
+
+fn enroll(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
+    let (user, _) = target_account(api, session, &args)?;
+    let opts = options_of(arg(&args, 1))?;
+    let e = api
+        .twofactor()
+        .enroll(&caller_of(session, "user.twofactor_enroll"), &user, opts)?;
+    Ok(json!({
+        "provisioning_uri": e.provisioning_uri.as_str(),
+        "otp_digits": e.otp_digits.get(),
+        "interval": e.interval.get(),
+        "expires_in": e.expires_in,
+    }))
+}
+
+fn enroll_confirm(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
+    let (user, account) = target_account(api, session, &args)?;
+    api.twofactor().enroll_confirm(
+        &caller_of(session, "user.twofactor_enroll_confirm"),
+        &user,
+        arg(&args, 1).as_str(),
+    )?;
+    with_config(api, &account, &user)
+}
+
+fn recovery_codes(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
+    let (user, account) = target_account(api, session, &args)?;
+    let codes = api.twofactor().generate_recovery_codes(
+        &caller_of(session, "user.generate_2fa_recovery_codes"),
+        &user,
+    )?;
+    let configured = api.twofactor().user_config(&user)?.secret_configured;
+    emit_changed(api, &account, configured);
+    Ok(Value::Array(
+        codes.iter().map(|c| Value::String(c.to_string())).collect(),
+    ))
+}
+
+// ------------------------------------------------------------- user.query
+
+fn query_problem(msg: impl Into<String>) -> ApiError {
+    ApiError::Validation(vec![("user_query.filters".to_owned(), msg.into())])
+}
+
+/// One TrueNAS filter `[field, op, value]`.
+fn matches(entry: &Value, filter: &Value) -> Result<bool, ApiError> {
+    let parts = filter
+        .as_array()
+        .filter(|p| p.len() == 3)
+        .ok_or_else(|| query_problem("Each filter is [field, operator, value]"))?;
+    let field = parts[0]
+        .as_str()
+        .ok_or_else(|| query_problem("A filter's field is a string"))?;
+    let op = parts[1]
+        .as_str()
+        .ok_or_else(|| query_problem("A filter's operator is a string"))?;
+    let want = &parts[2];
+    let got = entry.get(field).unwrap_or(&Value::Null);
+    Ok(match op {
+        "=" => got == want,
+        "!=" => got != want,
+        "in" => want
+            .as_array()
+            .ok_or_else(|| query_problem("The value of 'in' is a list"))?
+            .contains(got),
+        "^" => match (got.as_str(), want.as_str()) {
+            (Some(g), Some(w)) => g.starts_with(w),
+            _ => false,
+        },
+        other => {
+            return Err(query_problem(format!(
+                "{other:?}: not one of the operators =, !=, in, ^"
+            )));
+        }
+    })
+}
+
+fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x
+            .as_f64()
+            .partial_cmp(&y.as_f64())
+            .unwrap_or(std::cmp::Ordering::Equal),
+        (Value::String(x), Value::String(y)) => x.cmp(y),
+        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
+        _ => std::cmp::Ordering::Equal,
+    }
+}
+
+fn query(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
+    let me = session.user().ok_or_else(ApiError::not_authenticated)?;
+    let holders = api.twofactor().secret_holders()?;
+    let honoured = |a: &Account| {
+        holders
+            .iter()
+            .any(|h| h.username == a.name && h.uid == a.uid)
+    };
+    let mut accounts: BTreeMap<String, Account> = BTreeMap::new();
+    if me.admin {
+        for a in api.inner.accounts.all() {
+            if a.uid == 0 || a.uid >= 1000 {
+                accounts.insert(a.name.clone(), a);
+            }
+        }
+        for h in &holders {
+            if !accounts.contains_key(&h.username)
+                && let Some(a) = api.inner.accounts.by_name(&h.username)
+            {
+                accounts.insert(a.name.clone(), a);
+            }
+        }
+    } else {
+        accounts.insert(me.account.name.clone(), me.account.clone());
+    }
+    let mut rows: Vec<Value> = accounts
+        .values()
+        .map(|a| entry_json(a, honoured(a)))
+        .collect();
+    let filters = arg(&args, 0).as_array().cloned().unwrap_or_default();
+    let mut kept = Vec::with_capacity(rows.len());
+    for row in rows.drain(..) {
+        let mut keep = true;
+        for f in &filters {
+            keep &= matches(&row, f)?;
+        }
+        if keep {
+            kept.push(row);
+        }
+    }
+    let options = arg(&args, 1).as_object().cloned().unwrap_or_else(Map::new);
+    if let Some(keys) = options.get("order_by").and_then(Value::as_array) {
+        for key in keys.iter().rev().filter_map(Value::as_str) {
+            let (key, desc) = match key.strip_prefix('-') {
+                Some(k) => (k, true),
+                None => (key, false),
+            };
+            kept.sort_by(|a, b| {
+                let o = compare(
+                    a.get(key).unwrap_or(&Value::Null),
+                    b.get(key).unwrap_or(&Value::Null),
+                );
+                if desc { o.reverse() } else { o }
+            });
+        }
+    }
+    let offset = options.get("offset").and_then(Value::as_u64).unwrap_or(0);
+    let mut kept: Vec<Value> = kept
+        .into_iter()
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        .collect();
+    if let Some(limit) = options.get("limit").and_then(Value::as_u64)
+        && limit > 0
+    {
+        kept.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    }
+    if options.get("get").and_then(Value::as_bool) == Some(true) {
+        return kept
+            .into_iter()
+            .next()
+            .ok_or_else(|| ApiError::call(wire::Errno::ENOENT, "No account matches the filters"));
+    }
+    Ok(Value::Array(kept))
 }

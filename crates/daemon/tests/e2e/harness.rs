@@ -440,6 +440,28 @@ pub fn enable(root: &mut Client) -> String {
     entry["secret"].as_str().expect("a secret").to_owned()
 }
 
+/// Gives `user` a secret of their own (SPEC §9) and returns it in base32,
+/// read from the provisioning URI the daemon answers.
+pub fn own_secret(root: &mut Client, user: &str) -> String {
+    let entry = root
+        .call("user.renew_2fa_secret", vec![json!(user)])
+        .expect("renew the user's secret");
+    let uri = entry["twofactor_config"]["provisioning_uri"]
+        .as_str()
+        .expect("a provisioning URI");
+    uri_secret(uri)
+}
+
+/// The `secret` parameter of a Key URI.
+pub fn uri_secret(uri: &str) -> String {
+    let query = uri.split_once('?').expect("a query").1;
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("secret="))
+        .expect("a secret parameter")
+        .to_owned()
+}
+
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }

@@ -7,7 +7,8 @@ use client::Client;
 use serde_json::{Value, json};
 
 use crate::harness::{
-    ADMIN, Daemon, Fixture, USER, Wrappers, enable, need, oathtool, rpc_error, totp, wrong_code,
+    ADMIN, Daemon, Fixture, USER, Wrappers, enable, need, oathtool, own_secret, rpc_error, totp,
+    wrong_code,
 };
 
 fn setup() -> Option<(Fixture, Daemon)> {
@@ -150,7 +151,10 @@ fn password_logins_with_2fa_off() {
 fn logins_with_codes_replay_and_lockout() {
     let Some((_f, d)) = setup() else { return };
     let mut root = d.root();
-    let secret = enable(&mut root);
+    let root_secret = enable(&mut root);
+    // tfadmin's code is tfadmin's own (SPEC 9.5).
+    let secret = own_secret(&mut root, ADMIN.0);
+    assert_ne!(secret, root_secret);
     let wrong = wrong_code(&secret);
 
     // Right password → OTP_REQUIRED; right code → SUCCESS.
@@ -173,7 +177,7 @@ fn logins_with_codes_replay_and_lockout() {
     assert_eq!(ok["user_info"]["pw_name"], "tfadmin");
     assert_eq!(
         c.call("auth.twofactor.config", vec![]).unwrap()["secret"],
-        json!(secret)
+        json!(root_secret)
     );
 
     // The same code again is refused (replay); wrong three times → AUTH_ERR.

@@ -1,4 +1,5 @@
-//! A Unix-socket peer that is not root must log in (SPEC §5.1): the test
+//! A Unix-socket peer that is not root is logged in as its own account
+//! with a user's rights (SPEC §5.1, 9.4) and must log in for more: the test
 //! re-runs this test binary (our client) and `protocol.py` (Python's
 //! websocket-client) as uid 65534 with util-linux `setpriv`.
 
@@ -45,7 +46,7 @@ fn python_for_nobody() -> Option<PathBuf> {
 }
 
 #[test]
-fn non_root_peer_is_refused_until_login() {
+fn non_root_peer_is_itself_with_user_rights_until_login() {
     let Some(w) = need("pam_wrapper/nss_wrapper", Wrappers::find()) else {
         return;
     };
@@ -103,7 +104,7 @@ fn non_root_peer_is_refused_until_login() {
 
 /// Run by the test above as uid 65534; does nothing when run directly.
 #[test]
-#[ignore = "a helper that non_root_peer_is_refused_until_login runs as another uid"]
+#[ignore = "a helper that non_root_peer_is_itself_with_user_rights_until_login runs as another uid"]
 fn helper_as_another_uid() {
     let Ok(url) = std::env::var("TFA_NONROOT_URL") else {
         return;
@@ -114,16 +115,18 @@ fn helper_as_another_uid() {
     let data = e.data.expect("data");
     assert_eq!(
         (e.code, data.error, data.reason.as_str()),
-        (-32001, 207, "[ENOTAUTHENTICATED] Not authenticated")
+        (-32001, 13, "[EACCES] Not authorized")
     );
     assert_eq!(c.call("core.ping", vec![]).unwrap(), json!("pong"));
-    assert_eq!(
-        rpc_error(c.call("auth.me", vec![]))
-            .data
-            .expect("data")
-            .error,
-        207
-    );
+    let me = c.call("auth.me", vec![]).unwrap();
+    assert_eq!(me["pw_name"], "nobody");
+    assert_eq!(me["privilege"]["roles"], json!([]));
+    let own = c
+        .call("user.twofactor_config", vec![json!("nobody")])
+        .unwrap();
+    assert_eq!(own["secret_configured"], false);
+    let e = rpc_error(c.call("user.twofactor_config", vec![json!(ADMIN.0)]));
+    assert_eq!(e.data.expect("data").error, 1, "EPERM for another account");
     let ok = c
         .call(
             "auth.login_ex",
@@ -134,7 +137,7 @@ fn helper_as_another_uid() {
     assert_eq!(c.call("auth.twofactor.config", vec![]).unwrap()["id"], 1);
     assert_eq!(c.call("auth.me", vec![]).unwrap()["pw_name"], ADMIN.0);
     println!(
-        "ok: uid {} was refused until it logged in as {}",
+        "ok: uid {} was itself with user rights until it logged in as {}",
         service::current_uid(),
         ADMIN.0
     );

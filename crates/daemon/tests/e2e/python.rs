@@ -6,7 +6,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::harness::{ADMIN, Fixture, Wrappers, enable, need, oathtool, path_str, python};
+use crate::harness::{
+    ADMIN, Fixture, Wrappers, enable, need, oathtool, own_secret, path_str, python,
+};
 
 const SCRIPT: &str = include_str!("../py/protocol.py");
 
@@ -63,7 +65,9 @@ fn python_client_logs_in_over_tcp_with_a_code() {
     }
     let f = Fixture::new().with_accounts(&w);
     let d = f.start();
-    let secret = enable(&mut d.root());
+    enable(&mut d.root());
+    // tfadmin's own secret: a login asks for the user's code (SPEC 9.5).
+    let secret = own_secret(&mut d.root(), ADMIN.0);
     run(Command::new(py).arg(script(&f)).args([
         "--mode",
         "tcp-login",

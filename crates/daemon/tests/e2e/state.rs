@@ -8,7 +8,8 @@ use crate::harness::{Fixture, enable, need, oathtool, totp, wrong_code};
 fn pam_check(root: &mut client::Client, rhost: &str, token: &str) -> Value {
     root.call(
         "auth.twofactor.pam_check",
-        vec![json!("alice"), json!("sshd"), json!(rhost), json!(token)],
+        // root: the entry's secret is root's (SPEC 9.1).
+        vec![json!("root"), json!("sshd"), json!(rhost), json!(token)],
     )
     .expect("pam_check")
 }

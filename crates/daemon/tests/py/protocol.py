@@ -262,12 +262,20 @@ def root_mode(a):
 def nonroot_mode(a):
     check(os.getuid() != 0, "run this mode as a non-root uid")
     ws = unix_ws(a.unix)
-    eq(call(ws, "auth.twofactor.config", id=1), json.loads(NOT_AUTHENTICATED % 1), "config before login")
-    ws.send(req("auth.twofactor.config", id=2))
-    eq(ws.recv(), NOT_AUTHENTICATED % 2, "exact bytes")
-    eq(call(ws, "core.ping", id=3)["result"], "pong", "ping before login")
-    eq(call(ws, "auth.me", id=4)["error"]["data"]["error"], 207, "auth.me before login")
-    print("ok non-root peer (uid %d) is refused until login" % os.getuid())
+    # SPEC 9.4: a non-root peer with an account is logged in as itself with
+    # a user's rights: its own two-factor settings, nothing of the system's.
+    err = call(ws, "auth.twofactor.config", id=1)["error"]
+    eq((err["code"], err["data"]["error"], err["data"]["reason"]),
+       (-32001, 13, "[EACCES] Not authorized"), "config as a user")
+    eq(call(ws, "core.ping", id=3)["result"], "pong", "ping")
+    me = call(ws, "auth.me", id=4)["result"]
+    import pwd
+    own = pwd.getpwuid(os.getuid()).pw_name
+    eq(me["pw_name"], own, "auth.me is the peer's own account")
+    eq(me["privilege"]["roles"], [], "with a user's rights")
+    cfg = call(ws, "user.twofactor_config", [own], id=8)["result"]
+    eq(cfg["secret_configured"], False, "its own two-factor settings")
+    print("ok non-root peer (uid %d) is logged in as %s with a user's rights" % (os.getuid(), own))
     if a.user:
         got = call(ws, "auth.login_ex", [{"mechanism": "PASSWORD_PLAIN", "username": a.user,
                                           "password": a.password}], id=5)["result"]
@@ -296,9 +304,12 @@ def tcp_login_mode(a):
     eq(got["authenticator"], "LEVEL_1", "authenticator")
     entry = call(ws, "auth.twofactor.config", id=4)["result"]
     eq(list(entry), ["id", "otp_digits", "secret", "window", "interval", "services", "enabled"], "entry keys")
-    eq(entry["secret"], a.secret, "the entry after login")
+    check(isinstance(entry["secret"], str) and entry["secret"] != a.secret,
+          "the entry's secret is root's, not the user's own")
     eq(entry["enabled"], True, "enabled")
-    print("ok TCP: 207 before login, OTP_REQUIRED, SUCCESS with an oathtool code, then the entry")
+    uri = call(ws, "user.provisioning_uri", [a.user], id=5)["result"]
+    check("secret=%s&" % a.secret in uri, "the user's own secret is the one asked: %r" % uri)
+    print("ok TCP: 207 before login, OTP_REQUIRED, SUCCESS with an oathtool code of the user's own secret")
 
 
 def main():

@@ -199,16 +199,40 @@ pub struct Daemon {
     child: Child,
     pub socket: PathBuf,
     pub log: Captured,
+    /// The account whose own secret [`Daemon::configure`] sets up and
+    /// returns (SPEC 9.5: PAM asks for the user's own code).
+    pub user: String,
 }
+
+/// The accounts the daemon knows (through nss_wrapper): the users the
+/// PAM tests log in as, with the uids the sshd test's passwd gives them.
+const DAEMON_PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
+                             alice:x:2001:2001:alice:/home/alice:/bin/sh\n\
+                             bob:x:2002:2002:bob:/home/bob:/bin/sh\n\
+                             tfauser:x:4242:4242:tfauser:/home/tfauser:/bin/sh\n";
+const DAEMON_GROUP: &str = "root:x:0:\nalice:x:2001:\nbob:x:2002:\ntfauser:x:4242:\n";
 
 impl Daemon {
     /// Starts the daemon and returns once it logged that it listens.
     /// `config` is the TOML text of its configuration file.
     pub fn start(dir: &Path, config: &str) -> Self {
+        Self::start_for(dir, config, "alice")
+    }
+
+    /// [`Daemon::start`] whose [`Daemon::configure`] sets up `user`'s secret.
+    pub fn start_for(dir: &Path, config: &str, user: &str) -> Self {
         let config_file = dir.join("twofactord.toml");
         std::fs::write(&config_file, config).unwrap();
         let socket = dir.join("twofactord.sock");
+        let passwd = dir.join("daemon-passwd");
+        let group = dir.join("daemon-group");
+        std::fs::write(&passwd, DAEMON_PASSWD).unwrap();
+        std::fs::write(&group, DAEMON_GROUP).unwrap();
+        let nss = library("libnss_wrapper.so").expect("libnss_wrapper.so (apt: libnss-wrapper)");
         let mut child = Command::new(daemon_binary())
+            .env("LD_PRELOAD", nss)
+            .env("NSS_WRAPPER_PASSWD", &passwd)
+            .env("NSS_WRAPPER_GROUP", &group)
             .arg("--config")
             .arg(&config_file)
             .arg("--state-dir")
@@ -235,7 +259,12 @@ impl Daemon {
                 }
             }
         });
-        let daemon = Self { child, socket, log };
+        let daemon = Self {
+            child,
+            socket,
+            log,
+            user: user.to_owned(),
+        };
         match ready_rx.recv_timeout(Duration::from_secs(30)) {
             Ok(()) => daemon,
             Err(e) => panic!(
@@ -264,14 +293,37 @@ impl Daemon {
             .unwrap_or_else(|e| panic!("{method}: {e}\n{}", self.log.text()))
     }
 
-    /// Applies `auth.twofactor.update` and returns the secret.
+    /// Applies `auth.twofactor.update`; once the system has a secret,
+    /// gives [`Daemon::user`] a new secret of their own with the entry's
+    /// digits and interval, and returns it (PAM asks for the user's code).
     pub fn configure(&self, update: Value) -> Entry {
         self.call("auth.twofactor.update", vec![update]);
         let config = self.call("auth.twofactor.config", vec![]);
+        let interval = config["interval"].as_u64().unwrap();
+        let digits = config["otp_digits"].as_u64().unwrap();
+        let secret = config["secret"].as_str().map(|_| {
+            let renewed = self.call(
+                "user.renew_2fa_secret",
+                vec![
+                    json!(self.user),
+                    json!({"otp_digits": digits, "interval": interval}),
+                ],
+            );
+            let uri = renewed["twofactor_config"]["provisioning_uri"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let query = uri.split_once('?').unwrap().1;
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("secret="))
+                .unwrap()
+                .to_owned()
+        });
         Entry {
-            secret: config["secret"].as_str().map(str::to_owned),
-            interval: config["interval"].as_u64().unwrap(),
-            digits: config["otp_digits"].as_u64().unwrap(),
+            secret,
+            interval,
+            digits,
         }
     }
 

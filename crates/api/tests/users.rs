@@ -1,0 +1,667 @@
+//! The per-user methods (SPEC §9.3), who may call them (9.4), logins with
+//! per-user secrets (9.5) and recovery codes (§10), at the API layer.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use api::{Api, ApiOptions, Session};
+use otp::{Algorithm, KeyUri, Totp};
+use serde_json::{Value, json};
+use service::{
+    Account, Accounts, Clock, Labels, ManualClock, Origin, OsRandom, PasswordCheck, RateLimits,
+    TwoFactor,
+};
+
+#[derive(Debug)]
+struct Users;
+
+fn account(name: &str, uid: u32) -> Account {
+    Account {
+        name: name.into(),
+        uid,
+        gid: uid,
+        gecos: format!("{name} person,,,"),
+        home: format!("/home/{name}"),
+        shell: "/bin/sh".into(),
+        groups: vec![uid],
+        group_names: if name == "admin" {
+            vec!["tfaadmins".into()]
+        } else {
+            vec![]
+        },
+    }
+}
+
+const TABLE: &[(&str, u32)] = &[
+    ("root", 0),
+    ("daemon", 1),
+    ("admin", 1000),
+    ("alice", 1001),
+    ("bob", 1002),
+];
+
+impl Accounts for Users {
+    fn by_name(&self, name: &str) -> Option<Account> {
+        TABLE
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(n, u)| account(n, *u))
+    }
+    fn by_uid(&self, uid: u32) -> Option<Account> {
+        TABLE
+            .iter()
+            .find(|(_, u)| *u == uid)
+            .map(|(n, u)| account(n, *u))
+    }
+    fn all(&self) -> Vec<Account> {
+        TABLE.iter().map(|(n, u)| account(n, *u)).collect()
+    }
+}
+
+impl PasswordCheck for Users {
+    fn check(&self, user: &str, password: &str, _: Option<&str>) -> bool {
+        password == format!("{user}pw")
+    }
+}
+
+struct Fx {
+    _dir: tempfile::TempDir,
+    clock: Arc<ManualClock>,
+    api: Api,
+    events: Arc<Mutex<Vec<Value>>>,
+}
+
+fn fx_with(require_secret: bool) -> Fx {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::at_secs(1_750_000_000));
+    let tf = TwoFactor::new(
+        Arc::new(store::SqliteStore::open(&dir.path().join("state")).unwrap()),
+        clock.clone(),
+        Arc::new(OsRandom),
+        Labels {
+            issuer: "iXsystems".into(),
+            product: "TrueNAS".into(),
+            hostname: "nas".into(),
+        },
+        RateLimits::default(),
+    );
+    let options = ApiOptions {
+        admin_group: Some("tfaadmins".into()),
+        failed_login_delay: Duration::ZERO,
+        require_secret,
+        ..ApiOptions::default()
+    };
+    let api = Api::new(tf, Arc::new(Users), Arc::new(Users), options);
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    api.on_event(move |e| sink.lock().unwrap().push(e.to_params()));
+    Fx {
+        _dir: dir,
+        clock,
+        api,
+        events,
+    }
+}
+
+fn fx() -> Fx {
+    fx_with(false)
+}
+
+fn rpc(api: &Api, s: &Session, method: &str, params: Value) -> Result<Value, Value> {
+    let params = params.as_array().cloned().unwrap_or_default();
+    api.call(s, method, params)
+        .map_err(|e| serde_json::to_value(e.to_rpc()).unwrap())
+}
+
+fn reason(err: &Value) -> String {
+    err["data"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn code_of(fx: &Fx, uri: &str) -> String {
+    let k = KeyUri::parse(uri).unwrap();
+    Totp::new(&k.secret, k.digits, k.period, Algorithm::Sha1)
+        .code(u64::try_from(fx.clock.now_ms() / 1000).unwrap())
+        .to_string()
+}
+
+fn other_than(code: &str) -> String {
+    if code == "000000" { "000001" } else { "000000" }.to_owned()
+}
+
+fn root(fx: &Fx) -> Session {
+    fx.api.unix_session(0, Some(1))
+}
+
+fn tcp() -> Session {
+    Session::anonymous(Origin::Tcp {
+        addr: [192, 0, 2, 10].into(),
+        port: 40000,
+    })
+}
+
+fn enable(fx: &Fx) {
+    rpc(
+        &fx.api,
+        &root(fx),
+        "auth.twofactor.update",
+        json!([{"enabled": true, "services": {"ssh": true}}]),
+    )
+    .unwrap();
+}
+
+fn renew(fx: &Fx, user: &str) -> String {
+    rpc(&fx.api, &root(fx), "user.renew_2fa_secret", json!([user])).unwrap()["twofactor_config"]
+        ["provisioning_uri"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn a_user_on_the_socket_manages_their_own_and_nobody_elses() {
+    let fx = fx();
+    enable(&fx);
+    renew(&fx, "bob");
+    let alice = fx.api.unix_session(1001, Some(77));
+    let me = rpc(&fx.api, &alice, "auth.me", json!([])).unwrap();
+    assert_eq!(me["pw_name"], "alice");
+    assert_eq!(me["two_factor_config"]["secret_configured"], false);
+
+    // Her own: enrol, confirm, read the URI, make recovery codes.
+    let en = rpc(&fx.api, &alice, "user.twofactor_enroll", json!(["alice"])).unwrap();
+    assert_eq!(en["expires_in"], 600);
+    let uri = en["provisioning_uri"].as_str().unwrap().to_owned();
+    assert!(
+        uri.starts_with("otpauth://totp/iXsystems:alice-nas%40TrueNAS?secret="),
+        "{uri}"
+    );
+    let done = rpc(
+        &fx.api,
+        &alice,
+        "user.twofactor_enroll_confirm",
+        json!(["alice", code_of(&fx, &uri)]),
+    )
+    .unwrap();
+    assert_eq!(done["username"], "alice");
+    assert_eq!(done["twofactor_auth_configured"], true);
+    assert_eq!(
+        rpc(&fx.api, &alice, "user.provisioning_uri", json!(["alice"])).unwrap(),
+        json!(uri)
+    );
+    let codes = rpc(
+        &fx.api,
+        &alice,
+        "user.generate_2fa_recovery_codes",
+        json!(["alice"]),
+    )
+    .unwrap();
+    assert_eq!(codes.as_array().unwrap().len(), 10);
+    let cfg = rpc(&fx.api, &alice, "user.twofactor_config", json!(["alice"])).unwrap();
+    assert_eq!(cfg["recovery_codes_left"], 10);
+    assert_eq!(
+        serde_json::to_string(&cfg.as_object().unwrap().keys().collect::<Vec<_>>()).unwrap(),
+        r#"["provisioning_uri","secret_configured","interval","otp_digits","recovery_codes_left"]"#
+    );
+
+    // Not bob's: every method, TrueNAS's EPERM message.
+    for (method, params) in [
+        ("user.provisioning_uri", json!(["bob"])),
+        ("user.twofactor_config", json!(["bob"])),
+        ("user.renew_2fa_secret", json!(["bob"])),
+        ("user.unset_2fa_secret", json!(["bob"])),
+        ("user.verify_twofactor_token", json!(["bob", "123456"])),
+        ("user.twofactor_enroll", json!(["bob"])),
+        ("user.twofactor_enroll_confirm", json!(["bob", "123456"])),
+        ("user.generate_2fa_recovery_codes", json!(["bob"])),
+        ("user.twofactor_config", json!(["nosuchuser"])),
+    ] {
+        let err = rpc(&fx.api, &alice, method, params.clone()).unwrap_err();
+        let who = params[0].as_str().unwrap();
+        assert_eq!(err["data"]["error"], 1, "{method}");
+        assert_eq!(
+            reason(&err),
+            format!(
+                "[EPERM] {who}: currently authenticated credential may not renew two-factor authentication for this user."
+            ),
+            "{method}"
+        );
+    }
+    assert!(
+        rpc(&fx.api, &root(&fx), "user.twofactor_config", json!(["bob"])).unwrap()["secret_configured"]
+            == true
+    );
+    // Nor the system settings.
+    let err = rpc(
+        &fx.api,
+        &alice,
+        "auth.twofactor.update",
+        json!([{"enabled": false}]),
+    )
+    .unwrap_err();
+    assert_eq!(reason(&err), "[EACCES] Not authorized");
+    // Her user.query shows only herself.
+    let q = rpc(&fx.api, &alice, "user.query", json!([])).unwrap();
+    assert_eq!(
+        q,
+        json!([{"id": 1001, "uid": 1001, "username": "alice", "full_name": "alice person",
+                          "builtin": false, "twofactor_auth_configured": true}])
+    );
+    // A uid without an account is not logged in.
+    let ghost = fx.api.unix_session(4242, None);
+    assert_eq!(
+        rpc(&fx.api, &ghost, "auth.me", json!([])).unwrap_err()["data"]["error"],
+        207
+    );
+}
+
+#[test]
+fn unknown_users_and_bad_options_are_named() {
+    let fx = fx();
+    let err = rpc(
+        &fx.api,
+        &root(&fx),
+        "user.twofactor_config",
+        json!(["carol"]),
+    )
+    .unwrap_err();
+    assert_eq!(reason(&err), "[ENOENT] User 'carol' does not exist");
+    let err = rpc(
+        &fx.api,
+        &root(&fx),
+        "user.provisioning_uri",
+        json!(["alice"]),
+    )
+    .unwrap_err();
+    assert_eq!(
+        reason(&err),
+        "[ENOENT] 'alice' user does not have two factor authentication configured"
+    );
+    let err = rpc(
+        &fx.api,
+        &root(&fx),
+        "user.verify_twofactor_token",
+        json!(["alice", "123456"]),
+    )
+    .unwrap_err();
+    assert_eq!(
+        reason(&err),
+        "[EFAULT] Please enable Two Factor Authentication first."
+    );
+    enable(&fx);
+    let err = rpc(
+        &fx.api,
+        &root(&fx),
+        "user.verify_twofactor_token",
+        json!(["alice", "123456"]),
+    )
+    .unwrap_err();
+    assert_eq!(
+        reason(&err),
+        "[EFAULT] Two Factor Authentication is not configured for this user"
+    );
+    let err = rpc(
+        &fx.api,
+        &root(&fx),
+        "user.renew_2fa_secret",
+        json!(["alice", {"otp_digits": 9, "interval": 4, "algorithm": "SHA256"}]),
+    )
+    .unwrap_err();
+    assert_eq!(err["code"], -32602);
+    assert_eq!(
+        err["data"]["extra"],
+        json!([
+            [
+                "user_renew_2fa_secret.twofactor_options.otp_digits",
+                "Should be between 6 and 8",
+                22
+            ],
+            [
+                "user_renew_2fa_secret.twofactor_options.interval",
+                "Should be between 5 and 3600",
+                22
+            ],
+            [
+                "user_renew_2fa_secret.twofactor_options.algorithm",
+                "Field was not expected",
+                22
+            ]
+        ])
+    );
+    assert_eq!(
+        rpc(
+            &fx.api,
+            &root(&fx),
+            "user.twofactor_config",
+            json!(["alice"])
+        )
+        .unwrap()["secret_configured"],
+        false
+    );
+    let r = rpc(
+        &fx.api,
+        &root(&fx),
+        "user.renew_2fa_secret",
+        json!(["alice", {"interval": 60}]),
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            r["twofactor_config"]["interval"].clone(),
+            r["twofactor_config"]["otp_digits"].clone()
+        ),
+        (json!(60), json!(6))
+    );
+}
+
+#[test]
+fn logins_ask_for_the_users_own_code() {
+    let fx = fx();
+    enable(&fx);
+    let alice_uri = renew(&fx, "alice");
+    let bob_uri = renew(&fx, "bob");
+    let login = |s: &Session, user: &str| {
+        rpc(&fx.api, s, "auth.login_ex", json!([{"mechanism": "PASSWORD_PLAIN", "username": user, "password": format!("{user}pw")}])).unwrap()
+    };
+    let otp = |s: &Session, t: &str| {
+        rpc(
+            &fx.api,
+            s,
+            "auth.login_ex_continue",
+            json!([{"mechanism": "OTP_TOKEN", "otp_token": t}]),
+        )
+        .unwrap()
+    };
+    // admin has no secret: password alone.
+    assert_eq!(login(&tcp(), "admin")["response_type"], "SUCCESS");
+    // bob's code does not open alice's login; hers does.
+    let s = tcp();
+    assert_eq!(
+        login(&s, "alice"),
+        json!({"response_type": "OTP_REQUIRED", "username": "alice"})
+    );
+    assert_eq!(
+        otp(&s, &code_of(&fx, &bob_uri))["response_type"],
+        "OTP_REQUIRED"
+    );
+    let r = otp(&s, &code_of(&fx, &alice_uri));
+    assert_eq!(r["response_type"], "SUCCESS");
+    assert_eq!(
+        r["user_info"]["two_factor_config"]["secret_configured"],
+        true
+    );
+
+    // A recovery code logs alice in once.
+    let codes = rpc(
+        &fx.api,
+        &root(&fx),
+        "user.generate_2fa_recovery_codes",
+        json!(["alice"]),
+    )
+    .unwrap();
+    let rc = codes[3].as_str().unwrap().to_owned();
+    let s = tcp();
+    login(&s, "alice");
+    assert_eq!(otp(&s, &rc)["response_type"], "SUCCESS");
+    let s = tcp();
+    login(&s, "alice");
+    assert_eq!(
+        otp(&s, &rc)["response_type"],
+        "OTP_REQUIRED",
+        "the same code fails the second time"
+    );
+    assert_eq!(
+        rpc(
+            &fx.api,
+            &root(&fx),
+            "user.twofactor_config",
+            json!(["alice"])
+        )
+        .unwrap()["recovery_codes_left"],
+        9
+    );
+    let used = rpc(
+        &fx.api,
+        &root(&fx),
+        "audit.query",
+        json!([{"outcome": "recovery_code"}]),
+    )
+    .unwrap();
+    assert_eq!(used[0]["detail"]["note"], "recovery code used (9 left)");
+    // Regenerating revokes it.
+    let fresh = rpc(
+        &fx.api,
+        &root(&fx),
+        "user.generate_2fa_recovery_codes",
+        json!(["alice"]),
+    )
+    .unwrap();
+    let s = tcp();
+    login(&s, "alice");
+    assert_eq!(
+        otp(&s, codes[4].as_str().unwrap())["response_type"],
+        "OTP_REQUIRED"
+    );
+    assert_eq!(
+        otp(&s, fresh[0].as_str().unwrap())["response_type"],
+        "SUCCESS"
+    );
+}
+
+#[test]
+fn require_secret_refuses_logins_without_a_secret_and_users_unsetting_theirs() {
+    let fx = fx_with(true);
+    enable(&fx);
+    let s = tcp();
+    let r = rpc(
+        &fx.api,
+        &s,
+        "auth.login_ex",
+        json!([{"mechanism": "PASSWORD_PLAIN", "username": "admin", "password": "adminpw"}]),
+    )
+    .unwrap();
+    assert_eq!(r, json!({"response_type": "AUTH_ERR"}));
+    let refused = rpc(
+        &fx.api,
+        &root(&fx),
+        "audit.query",
+        json!([{"outcome": "refused"}]),
+    )
+    .unwrap();
+    assert_eq!(
+        refused[0]["detail"]["reason"],
+        "no second factor configured"
+    );
+    assert_eq!(refused[0]["user"], "admin");
+    // PAM refuses with the message.
+    assert_eq!(
+        rpc(
+            &fx.api,
+            &root(&fx),
+            "auth.twofactor.pam_required",
+            json!(["alice", "sshd"])
+        )
+        .unwrap(),
+        json!({"refuse": "Two-factor authentication is required but not set up for this account"})
+    );
+    // alice sets hers up, and may not remove it; an administrator may.
+    let alice = fx.api.unix_session(1001, None);
+    let uri = rpc(&fx.api, &alice, "user.renew_2fa_secret", json!(["alice"])).unwrap()["twofactor_config"]["provisioning_uri"].as_str().unwrap().to_owned();
+    assert!(!uri.is_empty());
+    assert_eq!(
+        rpc(
+            &fx.api,
+            &root(&fx),
+            "auth.twofactor.pam_required",
+            json!(["alice", "sshd"])
+        )
+        .unwrap(),
+        json!(true)
+    );
+    let err = rpc(&fx.api, &alice, "user.unset_2fa_secret", json!(["alice"])).unwrap_err();
+    assert_eq!(err["data"]["error"], 1);
+    rpc(
+        &fx.api,
+        &root(&fx),
+        "user.unset_2fa_secret",
+        json!(["alice"]),
+    )
+    .unwrap();
+    assert_eq!(
+        rpc(&fx.api, &alice, "user.twofactor_config", json!(["alice"])).unwrap()["secret_configured"],
+        false
+    );
+}
+
+#[test]
+fn changes_emit_user_events_without_secrets_and_are_audited() {
+    let fx = fx();
+    enable(&fx);
+    let uri = renew(&fx, "alice");
+    let secret = KeyUri::parse(&uri).unwrap().secret.to_base32().to_string();
+    rpc(
+        &fx.api,
+        &root(&fx),
+        "user.generate_2fa_recovery_codes",
+        json!(["alice"]),
+    )
+    .unwrap();
+    let en = rpc(
+        &fx.api,
+        &root(&fx),
+        "user.twofactor_enroll",
+        json!(["alice"]),
+    )
+    .unwrap();
+    let wrong = other_than(&code_of(&fx, en["provisioning_uri"].as_str().unwrap()));
+    let err = rpc(
+        &fx.api,
+        &root(&fx),
+        "user.twofactor_enroll_confirm",
+        json!(["alice", wrong]),
+    )
+    .unwrap_err();
+    assert_eq!(
+        reason(&err),
+        "[EINVAL] Invalid code; the pending secret stays pending"
+    );
+    rpc(
+        &fx.api,
+        &root(&fx),
+        "user.unset_2fa_secret",
+        json!(["alice"]),
+    )
+    .unwrap();
+    let events = fx.events.lock().unwrap().clone();
+    let users: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["collection"] == "user")
+        .collect();
+    assert_eq!(users.len(), 3, "{events:?}");
+    assert_eq!(users[0]["fields"]["twofactor_auth_configured"], true);
+    assert_eq!(users[2]["fields"]["twofactor_auth_configured"], false);
+    assert_eq!(users[0]["id"], 1001);
+    let text = serde_json::to_string(&events).unwrap();
+    assert!(
+        !text.contains(&secret) && !text.contains("otpauth"),
+        "{text}"
+    );
+    let audit = rpc(&fx.api, &root(&fx), "audit.query", json!([{"limit": 100}])).unwrap();
+    let seen: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["event"].as_str().unwrap())
+        .collect();
+    for e in [
+        "user.renew_2fa_secret",
+        "user.generate_2fa_recovery_codes",
+        "user.twofactor_enroll",
+        "user.unset_2fa_secret",
+    ] {
+        assert!(seen.contains(&e), "{e} in {seen:?}");
+    }
+    assert!(!serde_json::to_string(&audit).unwrap().contains(&secret));
+}
+
+#[test]
+fn user_query_takes_truenas_filters_and_options() {
+    let fx = fx();
+    enable(&fx);
+    renew(&fx, "bob");
+    let q = |filters: Value, options: Value| {
+        rpc(&fx.api, &root(&fx), "user.query", json!([filters, options])).unwrap()
+    };
+    let names = |v: Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["username"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // uid 0 and >= 1000 (daemon, uid 1, is left out).
+    assert_eq!(
+        names(q(json!([]), json!({}))),
+        ["admin", "alice", "bob", "root"]
+    );
+    assert_eq!(
+        names(q(json!([["username", "=", "alice"]]), json!({}))),
+        ["alice"]
+    );
+    assert_eq!(
+        names(q(
+            json!([["username", "in", ["bob", "root", "zed"]]]),
+            json!({})
+        )),
+        ["bob", "root"]
+    );
+    assert_eq!(
+        names(q(json!([["username", "^", "a"]]), json!({}))),
+        ["admin", "alice"]
+    );
+    assert_eq!(
+        names(q(
+            json!([["twofactor_auth_configured", "=", true]]),
+            json!({})
+        )),
+        ["bob", "root"]
+    );
+    assert_eq!(
+        names(q(
+            json!([["username", "!=", "root"]]),
+            json!({"order_by": ["-uid"], "offset": 1, "limit": 1})
+        )),
+        ["alice"]
+    );
+    let one = q(json!([["uid", "=", 1002]]), json!({"get": true}));
+    assert_eq!(
+        one,
+        json!({"id": 1002, "uid": 1002, "username": "bob", "full_name": "bob person", "builtin": false, "twofactor_auth_configured": true})
+    );
+    let err = rpc(
+        &fx.api,
+        &root(&fx),
+        "user.query",
+        json!([[["uid", ">=", 0]]]),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err["data"]["extra"],
+        json!([[
+            "user_query.filters",
+            "\">=\": not one of the operators =, !=, in, ^",
+            22
+        ]])
+    );
+    let err = rpc(
+        &fx.api,
+        &root(&fx),
+        "user.query",
+        json!([[["username", "=", "nobody"]], {"get": true}]),
+    )
+    .unwrap_err();
+    assert_eq!(err["data"]["error"], 2);
+}
