@@ -225,6 +225,9 @@ pub fn login(
 /// embedded mode is used instead.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// The system daemon's socket (root's default, SPEC §5.1).
+const SYSTEM_SOCKET: &str = "/run/twofactor/twofactord.sock";
+
 fn load_config(target: &Target) -> Result<service::Config, CliError> {
     let path = target
         .config
@@ -259,13 +262,21 @@ pub fn open(target: &Target, prompter: &mut dyn Prompter) -> Result<Box<dyn Back
         Box::new(Remote::connect(url, target.timeout)?)
     } else {
         let mut config = load_config(target)?;
-        let probe = target.state_dir.is_none() && is_socket(&config.socket);
-        let remote = probe
-            .then(|| {
-                let url = format!("ws+unix://{}", config.socket.display());
+        // A user's own daemon first; then the system's, where a user who
+        // is not root is logged in as themselves by peer credentials and
+        // manages their own two-factor settings (SPEC 9.4).
+        let mut sockets = vec![config.socket.clone()];
+        let system = Path::new(SYSTEM_SOCKET);
+        if service::current_uid() != 0 && config.socket != system {
+            sockets.push(system.to_owned());
+        }
+        let remote = sockets
+            .iter()
+            .filter(|s| target.state_dir.is_none() && is_socket(s))
+            .find_map(|s| {
+                let url = format!("ws+unix://{}", s.display());
                 Remote::connect(&url, target.timeout.min(PROBE_TIMEOUT)).ok()
-            })
-            .flatten();
+            });
         match remote {
             Some(_) if target.init => {
                 return Err(CliError::usage(

@@ -36,7 +36,20 @@ pub struct Engine {
     /// Standard output is a terminal (draw the QR code of a URI by default).
     pub stdout_is_tty: bool,
     pub palette: Palette,
+    /// Asks for a code from an authenticator app on the terminal (set when
+    /// both standard input and output are terminals). Given the URI the
+    /// app was shown; returns what the user typed.
+    pub code_prompt: Option<CodePrompt>,
 }
+
+/// See [`Engine::code_prompt`].
+pub type CodePrompt = Box<dyn FnMut(&str) -> Result<String, CliError>>;
+
+/// The prompt of the terminal enrolment flow (SPEC 9.6).
+pub const CODE_PROMPT: &str = "Code from your app: ";
+
+/// How many codes the terminal enrolment flow takes before giving up.
+const CONFIRM_TRIES: usize = 3;
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -61,6 +74,7 @@ impl Engine {
             cwd: Vec::new(),
             stdout_is_tty: false,
             palette: Palette::Ansi,
+            code_prompt: None,
         }
     }
 
@@ -264,6 +278,7 @@ impl Engine {
         } else {
             None
         };
+        let first_param = invocation.params.first().cloned();
         let result = match self.backend.call(&command.method, invocation.params) {
             Ok(v) => v,
             Err(CallError::Rpc(error)) => {
@@ -285,7 +300,72 @@ impl Engine {
         if let Value::String(text) = &result {
             self.present(text, &invocation.presentation, out)?;
         }
-        Ok(())
+        self.confirm(command, first_param, &invocation.presentation, &result, out)
+    }
+
+    /// The terminal flow of a command that answers a pending
+    /// `provisioning_uri` and has a sibling `NAME_confirm` taking the same
+    /// first argument and a code (`account user twofactor_enroll`, SPEC
+    /// 9.6): draw the QR code, ask `Code from your app: `, confirm. Found
+    /// from the namespace tree, not from a list of methods. Nothing
+    /// happens without a terminal (scripts call the confirm command).
+    fn confirm(
+        &mut self,
+        command: &Command,
+        first: Option<Value>,
+        presentation: &args::Presentation,
+        result: &Value,
+        out: &mut dyn Write,
+    ) -> Result<(), CliError> {
+        let Some(uri) = result.get("provisioning_uri").and_then(Value::as_str) else {
+            return Ok(());
+        };
+        if self.code_prompt.is_none() || self.mode != Mode::Table {
+            return Ok(());
+        }
+        let confirm_word = format!("{}_confirm", command.name);
+        let confirm = match self.tree()?.resolve(&command.path, &[confirm_word]) {
+            Resolved::Command(c, _) => c.method.clone(),
+            _ => return Ok(()),
+        };
+        let first = first.unwrap_or(Value::Null);
+        let uri = uri.to_owned();
+        let presentation = args::Presentation {
+            qr: Some(presentation.qr.unwrap_or(true)),
+            ..presentation.clone()
+        };
+        self.present(&uri, &presentation, out)?;
+        out.flush()
+            .map_err(|e| CliError::failed(format!("cannot write the output: {e}")))?;
+        let mut last = None;
+        for _ in 0..CONFIRM_TRIES {
+            let Some(prompt) = self.code_prompt.as_mut() else {
+                return Ok(());
+            };
+            let code = prompt(&uri)?;
+            match self.backend.call(
+                &confirm,
+                vec![first.clone(), Value::String(code.trim().to_owned())],
+            ) {
+                Ok(done) => {
+                    write_out(out, "Confirmed: the new secret is active.\n")?;
+                    return write_out(out, &render::render(&done, self.mode));
+                }
+                // A wrong code leaves the pending secret pending: ask again.
+                Err(CallError::Rpc(e)) if e.data.as_ref().is_some_and(|d| d.error == 22) => {
+                    write_out(
+                        out,
+                        &format!("{}\n", CliError::from(CallError::Rpc(e.clone()))),
+                    )?;
+                    last = Some(e);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(last.map_or_else(
+            || CliError::failed("not confirmed"),
+            |e| CallError::Rpc(e).into(),
+        ))
     }
 
     /// QR code in the terminal and image files of a text result.
@@ -483,6 +563,92 @@ mod tests {
         assert_eq!(
             e.run_line("exit", true, &mut Vec::new()).unwrap(),
             Flow::Exit
+        );
+    }
+
+    /// The code `oathtool` (not our code) makes now for the URI's secret.
+    fn oathtool_code(uri: &str) -> Option<String> {
+        let secret = uri
+            .split_once('?')
+            .unwrap()
+            .1
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("secret="))
+            .unwrap();
+        match std::process::Command::new("oathtool")
+            .args(["--totp", "-b", secret])
+            .output()
+        {
+            Ok(o) if o.status.success() => {
+                Some(String::from_utf8(o.stdout).unwrap().trim().to_owned())
+            }
+            other => {
+                assert!(
+                    std::env::var("TFA_SKIP_EXTERNAL").is_ok_and(|v| v == "1"),
+                    "oathtool is needed (apt-get install oathtool): {other:?}"
+                );
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn enroll_on_a_terminal_draws_the_qr_asks_for_a_code_and_confirms() {
+        let (mut e, _d) = engine();
+        run(&mut e, "auth two_factor update enabled=true").unwrap();
+        let before = run(&mut e, "auth two_factor config").unwrap();
+        // Without a terminal: the pending secret only.
+        let plain = run(&mut e, "account user twofactor_enroll username=root").unwrap();
+        assert!(
+            plain.contains("otpauth://") && !plain.contains('█'),
+            "{plain}"
+        );
+        assert_eq!(run(&mut e, "auth two_factor config").unwrap(), before);
+
+        let typed = std::rc::Rc::new(std::cell::RefCell::new(Vec::<String>::new()));
+        let log = typed.clone();
+        let mut first = true;
+        e.code_prompt = Some(Box::new(move |uri: &str| {
+            // A mistyped code first, then the app's.
+            let code = if first {
+                first = false;
+                "abc".to_owned()
+            } else {
+                oathtool_code(uri).unwrap_or_default()
+            };
+            log.borrow_mut().push(code.clone());
+            Ok(code)
+        }));
+        let Ok(out) = run(&mut e, "account user twofactor_enroll username=root") else {
+            // oathtool missing under TFA_SKIP_EXTERNAL=1.
+            return;
+        };
+        assert_eq!(typed.borrow().len(), 2);
+        assert!(out.contains('█'), "the QR code is drawn");
+        assert!(
+            out.contains("Invalid code; the pending secret stays pending"),
+            "{out}"
+        );
+        assert!(
+            out.contains("Confirmed: the new secret is active."),
+            "{out}"
+        );
+        let after = run(&mut e, "auth two_factor config").unwrap();
+        assert_ne!(after, before, "root's secret switched");
+        let uri = out
+            .split_whitespace()
+            .find(|w| w.starts_with("otpauth://"))
+            .unwrap();
+        let secret = uri
+            .split("secret=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap();
+        assert!(
+            after.contains(secret),
+            "the confirmed secret is the one shown"
         );
     }
 

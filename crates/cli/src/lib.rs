@@ -111,6 +111,18 @@ pub fn run(args: Args) -> i32 {
     let mut engine = Engine::new(backend, args.mode);
     engine.stdout_is_tty = std::io::stdout().is_terminal();
     engine.palette = qr::Palette::from_env();
+    if engine.stdout_is_tty && std::io::stdin().is_terminal() {
+        engine.code_prompt = Some(Box::new(|_uri: &str| {
+            let mut stdout = std::io::stdout();
+            let _ = stdout.write_all(exec::CODE_PROMPT.as_bytes());
+            let _ = stdout.flush();
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| CliError::failed(format!("cannot read from the terminal: {e}")))?;
+            Ok(line.trim().to_owned())
+        }));
+    }
     let mut out = std::io::stdout().lock();
     let result = if let Some(line) = &args.command {
         engine.run_line(line, false, &mut out).map(drop)

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use crate::harness::{ADMIN, Fixture, Wrappers, need, path_str};
 
 /// `target/<profile>/tfa`, built once per test binary.
-fn tfa_binary() -> PathBuf {
+pub(crate) fn tfa_binary() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
         let profile = std::env::current_exe()

@@ -21,6 +21,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Password of the test accounts in pam_matrix's database.
 pub const ADMIN: (&str, &str) = ("tfadmin", "admin-pw");
 pub const USER: (&str, &str) = ("tfuser", "user-pw");
+/// Two ordinary users with secrets of their own (SPEC §9).
+pub const ALICE: (&str, &str) = ("alice", "alice-pw");
+pub const BOB: (&str, &str) = ("bob", "bob-pw");
+pub const ALICE_UID: u32 = 2003;
 
 /// A tool the test needs is missing: fail, or skip under TFA_SKIP_EXTERNAL=1.
 pub fn need<T>(what: &str, found: Result<T, String>) -> Option<T> {
@@ -206,19 +210,22 @@ impl Fixture {
             "root:x:0:0:root:/root:/bin/bash\n\
              nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n\
              tfadmin:x:2001:2001:TFA Admin:/home/tfadmin:/bin/sh\n\
-             tfuser:x:2002:2002:TFA User:/home/tfuser:/bin/sh\n",
+             tfuser:x:2002:2002:TFA User:/home/tfuser:/bin/sh\n\
+             alice:x:2003:2003:Alice:/home/alice:/bin/sh\n\
+             bob:x:2004:2004:Bob:/home/bob:/bin/sh\n",
         )
         .expect("passwd");
         std::fs::write(
             &group,
-            "root:x:0:\nnogroup:x:65534:\ntfadmin:x:2001:\ntfuser:x:2002:\ntfaadmins:x:3000:tfadmin\n",
+            "root:x:0:\nnogroup:x:65534:\ntfadmin:x:2001:\ntfuser:x:2002:\nalice:x:2003:\nbob:x:2004:\n\
+             tfaadmins:x:3000:tfadmin\n",
         )
         .expect("group");
         std::fs::write(
             &passdb,
             format!(
-                "{}:{}:twofactord\n{}:{}:twofactord\n",
-                ADMIN.0, ADMIN.1, USER.0, USER.1
+                "{}:{}:twofactord\n{}:{}:twofactord\n{}:{}:twofactord\n{}:{}:twofactord\n",
+                ADMIN.0, ADMIN.1, USER.0, USER.1, ALICE.0, ALICE.1, BOB.0, BOB.1
             ),
         )
         .expect("passdb");

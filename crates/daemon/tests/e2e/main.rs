@@ -5,6 +5,7 @@ mod cli;
 mod harness;
 mod login;
 mod nonroot;
+mod peruser;
 mod protocol;
 mod python;
 mod state;
