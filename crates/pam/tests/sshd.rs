@@ -120,15 +120,17 @@ impl Sshd {
             format!(
                 "root:x:0:0:root:/root:/bin/sh\n\
                  sshd:x:{privsep_uid}:{privsep_gid}::/run/sshd:/usr/sbin/nologin\n\
-                 {USER}:x:{UID}:{UID}:twofactor test:{}:/bin/sh\n",
-                home.display()
+                 {USER}:x:{UID}:{UID}:twofactor test:{home}:/bin/sh\n\
+                 alice:x:2001:2001:alice:{home}:/bin/sh\n\
+                 bob:x:2002:2002:bob:{home}:/bin/sh\n",
+                home = home.display()
             ),
         )
         .unwrap();
         let group = dir.join("group");
         std::fs::write(
             &group,
-            format!("root:x:0:\nnogroup:x:65534:\n{USER}:x:{UID}:\n"),
+            format!("root:x:0:\nnogroup:x:65534:\n{USER}:x:{UID}:\nalice:x:2001:\nbob:x:2002:\n"),
         )
         .unwrap();
 
@@ -212,11 +214,17 @@ impl Sshd {
 
     /// Logs in with the key first (when given), then as [`Sshd::login`].
     fn login_with_key(&self, dir: &Path, code: &str, key: Option<&Path>) -> Value {
+        self.login_as(dir, (USER, PASSWORD), code, key)
+    }
+
+    /// Logs in as `who` (name, password), answering `code` to the code
+    /// prompt.
+    fn login_as(&self, dir: &Path, who: (&str, &str), code: &str, key: Option<&Path>) -> Value {
         let script = dir.join("client.py");
         std::fs::write(&script, CLIENT).unwrap();
         let out = Command::new("python3")
             .arg(&script)
-            .args(["127.0.0.1", &self.port.to_string(), USER, PASSWORD, code])
+            .args(["127.0.0.1", &self.port.to_string(), who.0, who.1, code])
             .args(key)
             .output()
             .unwrap();
@@ -394,6 +402,94 @@ fn ssh_key_then_code() {
     // Without the key, the code alone is not enough.
     let r = sshd.login(dir.path(), &entry.code_at(1));
     assert_eq!(r["authenticated"], false, "{r:#}");
+}
+
+/// SPEC 9.5 and 10 over real SSH: alice and bob each answer with their
+/// own code; bob's wrong codes lock bob only; a user without a secret
+/// passes on the password; a recovery code works once at the prompt.
+#[test]
+fn ssh_asks_each_user_for_their_own_code_and_takes_a_recovery_code_once() {
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start_for(dir.path(), "ssh_pam_services = [\"sshd\"]\n", "alice");
+    let users = [(USER, PASSWORD), ("alice", "alice-pw"), ("bob", "bob-pw")];
+    let pam = PamServices::new(dir.path(), &users, &["sshd"]);
+    pam.write(
+        "sshd",
+        Some(&format!("socket={} timeout=5", daemon.socket.display())),
+    );
+    let sshd = Sshd::start(dir.path(), &pam, "keyboard-interactive");
+    let alice = daemon.enable(30);
+    let bob = BobView(&daemon).secret();
+    let (a, b) = (("alice", "alice-pw"), ("bob", "bob-pw"));
+
+    // alice with bob's code: refused; with her own: in.
+    let r = sshd.login_as(dir.path(), a, &bob.code(), None);
+    assert_eq!(r["authenticated"], false, "{r:#}");
+    let r = sshd.login_as(dir.path(), a, &alice.code(), None);
+    assert_logged_in(&r, &["Password: ", "Verification code: "], &sshd);
+
+    // bob's five wrong codes lock bob's secret for this address, not alice's.
+    for _ in 0..5 {
+        let r = sshd.login_as(dir.path(), b, &bob.wrong_code(), None);
+        assert_eq!(r["authenticated"], false, "{r:#}");
+    }
+    let r = sshd.login_as(dir.path(), b, &bob.code(), None);
+    assert_eq!(r["authenticated"], false, "bob is locked out: {r:#}");
+    let locked = daemon.audit(json!({"event": "otp.check", "outcome": "locked_out"}));
+    assert_eq!(locked.len(), 1, "{locked:#?}");
+    assert_eq!(locked[0]["detail"]["account"], "bob", "{locked:#?}");
+    let r = sshd.login_as(dir.path(), a, &alice.code_at(1), None);
+    assert_logged_in(&r, &["Password: ", "Verification code: "], &sshd);
+
+    // A user without a secret of their own: the password alone.
+    let r = sshd.login(dir.path(), "000000");
+    assert_logged_in(&r, &["Password: "], &sshd);
+
+    // A recovery code at the code prompt, once.
+    let codes = daemon.call("user.generate_2fa_recovery_codes", vec![json!("alice")]);
+    let rc = codes[0].as_str().unwrap().to_owned();
+    let r = sshd.login_as(dir.path(), a, &rc, None);
+    assert_logged_in(&r, &["Password: ", "Verification code: "], &sshd);
+    let r = sshd.login_as(dir.path(), a, &rc, None);
+    assert_eq!(
+        r["authenticated"], false,
+        "the same recovery code twice: {r:#}"
+    );
+    let cfg = daemon.call("user.twofactor_config", vec![json!("alice")]);
+    assert_eq!(cfg["recovery_codes_left"], 9);
+    assert!(
+        !sshd.log_text().contains(&rc),
+        "the code must not reach sshd's log"
+    );
+}
+
+/// bob's secret on a daemon whose [`Daemon::user`] is alice.
+struct BobView<'a>(&'a Daemon);
+
+impl BobView<'_> {
+    fn secret(&self) -> common::Entry {
+        let renewed = self.0.call(
+            "user.renew_2fa_secret",
+            vec![json!("bob"), json!({"otp_digits": 6, "interval": 30})],
+        );
+        let uri = renewed["twofactor_config"]["provisioning_uri"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let secret = uri
+            .split_once("secret=")
+            .and_then(|(_, r)| r.split('&').next())
+            .unwrap()
+            .to_owned();
+        common::Entry {
+            secret: Some(secret),
+            interval: 30,
+            digits: 6,
+        }
+    }
 }
 
 /// A passphrase-less ed25519 key pair at `key` (and `key`.pub).
