@@ -241,7 +241,6 @@ pub(super) fn methods() -> Vec<Method> {
             examples: &["account user twofactor_config username=alice"],
             accepts: vec![username_field()],
             returns: twofactor_config_schema(),
-            inline: true,
             handler: |api, session, args| {
                 let (user, _) = target_account(api, session, &args)?;
                 Ok(config_json(&api.twofactor().user_config(&user)?))
