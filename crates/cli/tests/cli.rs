@@ -615,6 +615,9 @@ fn ls_after_a_namespace_lists_it() {
             listed.stdout.lines().any(|l| l.starts_with(command)),
             "{command}: {}",
             listed.stdout
+        );
+    }
+}
 
 /// A key file without its database is a lost state: refused with the reason
 /// and the way out; `--init` starts afresh; a fresh directory just works.
