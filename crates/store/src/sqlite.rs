@@ -207,16 +207,33 @@ pub struct StoreOptions {
 pub struct SqliteStore {
     state_dir: PathBuf,
     key: KeyFile,
-    /// The connection every transaction (and every write) goes through.
-    inner: Mutex<Inner>,
     /// A second, read-only connection for [`Store::read`], so that reads
     /// of the entry never wait behind a write's fsync (WAL readers do not
-    /// block on the writer).
+    /// block on the writer). Declared before the writer so that it closes
+    /// first: the last connection to close checkpoints the WAL and removes
+    /// it, which a read-only one cannot do.
     reader: Mutex<Reader>,
+    /// The connection every transaction (and every write) goes through.
+    inner: Mutex<Inner>,
 }
 
+/// The write connection, opened when first needed: a state that is
+/// already set up is opened on the read connection alone, so a read-only
+/// command never parses the schema twice nor takes the write lock.
 struct Inner {
-    conn: Connection,
+    db_path: PathBuf,
+    conn: Option<Connection>,
+}
+
+impl Inner {
+    /// The write connection, opening it on first use.
+    fn conn(&mut self) -> Result<&mut Connection> {
+        let conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => open_writer(&self.db_path)?,
+        };
+        Ok(self.conn.insert(conn))
+    }
 }
 
 struct Reader {
@@ -266,24 +283,36 @@ impl SqliteStore {
         check_not_lost(&key_path, &db_path, options.init)?;
         prepare_db_files(&db_path)?;
 
-        let mut conn = Connection::open(&db_path).db()?;
-        configure(&conn)?;
-        migrate(&mut conn)?;
-        let key = setup_key(&mut conn, &key_path)?;
-        let reader = Connection::open_with_flags(
-            &db_path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .db()?;
-        reader.busy_timeout(Duration::from_secs(5)).db()?;
+        // A state set up before (the schema current, the key check in
+        // place) needs no write: it is opened on the read connection, and
+        // the write connection waits for the first transaction.
+        let probe = open_reader(&db_path)?;
+        let (reader, writer, key) = match ready_key_check(&probe) {
+            Some(check) => {
+                let key = open_key(&key_path, &check)?;
+                (probe, None, key)
+            }
+            None => {
+                // The full way, as on a first start: the write lock, the
+                // migrations, the key; then a fresh read connection.
+                drop(probe);
+                let mut conn = open_writer(&db_path)?;
+                migrate(&mut conn)?;
+                let key = setup_key(&mut conn, &key_path)?;
+                (open_reader(&db_path)?, Some(conn), key)
+            }
+        };
 
         Ok(Self {
             state_dir: state_dir.to_owned(),
             key,
-            inner: Mutex::new(Inner { conn }),
             reader: Mutex::new(Reader {
                 conn: reader,
                 cache: None,
+            }),
+            inner: Mutex::new(Inner {
+                db_path,
+                conn: writer,
             }),
         })
     }
@@ -296,12 +325,12 @@ impl SqliteStore {
     /// `EXPLAIN QUERY PLAN` of the statement [`Store::query_audit`] runs for
     /// `q`, one line per step (for tests and diagnosis).
     pub fn audit_query_plan(&self, q: &AuditQuery) -> Result<String> {
-        let guard = self.lock();
+        let mut guard = self.lock();
         let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
         let (sql, mut args) = audit_select(q);
         args.push(&limit);
         let mut stmt = guard
-            .conn
+            .conn()?
             .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
             .db()?;
         let rows = stmt
@@ -339,9 +368,11 @@ impl SqliteStore {
             Ok(guard) => guard,
             Err(poisoned) => {
                 let guard = poisoned.into_inner();
-                if !guard.conn.is_autocommit() {
+                if let Some(conn) = &guard.conn
+                    && !conn.is_autocommit()
+                {
                     // Best effort; BEGIN reports the problem if this fails.
-                    let _ = guard.conn.execute_batch("ROLLBACK");
+                    let _ = conn.execute_batch("ROLLBACK");
                 }
                 self.inner.clear_poison();
                 guard
@@ -542,6 +573,67 @@ fn remove_key_leftovers(dir: &Path, key_name: &std::ffi::OsStr) -> Result<()> {
     Ok(())
 }
 
+/// The read connection (read-only; it still maps the WAL index).
+fn open_reader(db_path: &Path) -> Result<Connection> {
+    let reader = Connection::open_with_flags(
+        db_path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .db()?;
+    reader.busy_timeout(Duration::from_secs(5)).db()?;
+    Ok(reader)
+}
+
+/// The write connection, configured.
+fn open_writer(db_path: &Path) -> Result<Connection> {
+    let conn = Connection::open(db_path).db()?;
+    configure(&conn)?;
+    Ok(conn)
+}
+
+/// On a state that needs nothing written to open (the schema this build
+/// writes, and the key check stored), the sealed key check; `None` when
+/// anything is missing or different, or reading fails: then the full way
+/// decides, and reports what is wrong. One read transaction, no lock taken.
+fn ready_key_check(conn: &Connection) -> Option<Vec<u8>> {
+    let tx = conn.unchecked_transaction().ok()?;
+    let version: i64 = tx
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .ok()?;
+    if version != SqliteStore::SCHEMA_VERSION {
+        return None;
+    }
+    tx.query_row("SELECT value FROM meta WHERE key = ?1", [KEY_CHECK], |r| {
+        r.get(0)
+    })
+    .ok()
+}
+
+/// Loads the key and proves it against the stored key check.
+fn open_key(path: &Path, check: &[u8]) -> Result<KeyFile> {
+    let shown = || path.display().to_string();
+    let key = match KeyFile::load(path) {
+        Ok(key) => key,
+        Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            return Err(StoreError::KeyMissing { path: shown() });
+        }
+        Err(e) => return Err(e),
+    };
+    verify_key_check(&key, check, path)?;
+    Ok(key)
+}
+
+fn verify_key_check(key: &KeyFile, check: &[u8], path: &Path) -> Result<()> {
+    let wrong = || StoreError::WrongKey {
+        path: path.display().to_string(),
+    };
+    let plain = key.open(check, KEY_CHECK_AAD).map_err(|_| wrong())?;
+    if plain.as_slice() != KEY_CHECK_PLAINTEXT {
+        return Err(wrong());
+    }
+    Ok(())
+}
+
 fn configure(conn: &Connection) -> Result<()> {
     conn.busy_timeout(Duration::from_secs(5)).db()?;
     // Returns the mode now in force; a file system without shared memory
@@ -623,14 +715,7 @@ fn setup_key(conn: &mut Connection, path: &Path) -> Result<KeyFile> {
     };
 
     match check {
-        Some(blob) => {
-            let plain = key
-                .open(&blob, KEY_CHECK_AAD)
-                .map_err(|_| StoreError::WrongKey { path: shown() })?;
-            if plain.as_slice() != KEY_CHECK_PLAINTEXT {
-                return Err(StoreError::WrongKey { path: shown() });
-            }
-        }
+        Some(blob) => verify_key_check(&key, &blob, path)?,
         None => {
             // A new key, or one created just before a crash: whatever is
             // sealed must open under it before it is vouched for.
@@ -1090,9 +1175,8 @@ impl Store for SqliteStore {
 
     fn transact_dyn(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
         let mut guard = self.lock();
-        let inner = &mut *guard;
-        let tx = inner
-            .conn
+        let tx = guard
+            .conn()?
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .db()?;
         let outcome = f(&mut SqliteTx {
@@ -1111,12 +1195,12 @@ impl Store for SqliteStore {
     }
 
     fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>> {
-        let guard = self.lock();
+        let mut guard = self.lock();
         let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
         let (sql, mut args) = audit_select(q);
         args.push(&limit);
 
-        let mut stmt = guard.conn.prepare_cached(&sql).db()?;
+        let mut stmt = guard.conn()?.prepare_cached(&sql).db()?;
         let rows = stmt
             .query_map(args.as_slice(), |r| {
                 Ok((
@@ -1167,16 +1251,70 @@ mod tests {
     }
 
     fn count(store: &SqliteStore, sql: &str) -> i64 {
-        store.lock().conn.query_row(sql, [], |r| r.get(0)).unwrap()
+        store
+            .lock()
+            .conn()
+            .unwrap()
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// A state set up before opens on the read connection alone: no write
+    /// lock taken (so a writer in another process does not hold it up),
+    /// and the write connection comes, configured, with the first write.
+    #[test]
+    fn reopening_a_set_up_state_needs_no_write_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        drop(SqliteStore::open(&state).unwrap());
+        let other = Connection::open(state.join(SqliteStore::DB_FILE)).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+        let store = SqliteStore::open(&state).unwrap();
+        assert!(store.lock().conn.is_none(), "no write connection yet");
+        assert!(!store.read().unwrap().settings.enabled);
+        other.execute_batch("ROLLBACK").unwrap();
+
+        transact(&store, |tx| {
+            let mut s = tx.entry()?.settings;
+            s.enabled = true;
+            tx.put_settings(&s)
+        })
+        .unwrap();
+        assert!(store.read().unwrap().settings.enabled);
+        let mut guard = store.lock();
+        let conn = guard.conn().unwrap();
+        let foreign_keys: i64 = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(foreign_keys, 1);
+    }
+
+    /// The write connection closes last, so it checkpoints the WAL and
+    /// removes it: the next start has no log to replay.
+    #[test]
+    fn closing_leaves_no_write_ahead_log() {
+        let (dir, store) = open_fresh();
+        transact(&store, |tx| {
+            let mut s = tx.entry()?.settings;
+            s.enabled = true;
+            tx.put_settings(&s)
+        })
+        .unwrap();
+        assert!(store.read().unwrap().settings.enabled);
+        let wal = dir.path().join("state").join("twofactor.db-wal");
+        assert!(wal.exists(), "written through the WAL");
+        drop(store);
+        assert!(!wal.exists(), "the WAL was checkpointed and removed");
     }
 
     #[test]
     fn pragmas_are_in_force() {
         let (_dir, store) = open_fresh();
-        let g = store.lock();
+        let mut guard = store.lock();
+        let g = guard.conn().unwrap();
         let q = |sql: &str| -> String {
-            g.conn
-                .query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0))
+            g.query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0))
                 .map(|v| format!("{v:?}"))
                 .unwrap()
         };
@@ -1280,7 +1418,12 @@ mod tests {
             })
             .unwrap();
         }
-        store.lock().conn.execute_batch("ANALYZE").unwrap();
+        store
+            .lock()
+            .conn()
+            .unwrap()
+            .execute_batch("ANALYZE")
+            .unwrap();
         for (event, outcome, since) in [
             (None, None, None),
             (Some("e1"), None, None),
@@ -1327,7 +1470,8 @@ mod tests {
         .unwrap();
         store
             .lock()
-            .conn
+            .conn()
+            .unwrap()
             .execute("UPDATE otp_secrets SET owner = 'user:0'", [])
             .unwrap();
         assert!(matches!(store.read(), Err(StoreError::Corrupt(_))));
@@ -1339,14 +1483,13 @@ mod tests {
         let secret = Secret::from_bytes(vec![0x5A; 20]).unwrap();
         transact(&store, |tx| tx.replace_secret(&secret, 1)).unwrap();
         {
-            let g = store.lock();
+            let mut guard = store.lock();
+            let g = guard.conn().unwrap();
             let mut sealed: Vec<u8> = g
-                .conn
                 .query_row("SELECT sealed FROM otp_secrets", [], |r| r.get(0))
                 .unwrap();
             sealed[30] ^= 0x01;
-            g.conn
-                .execute("UPDATE otp_secrets SET sealed = ?1", [sealed])
+            g.execute("UPDATE otp_secrets SET sealed = ?1", [sealed])
                 .unwrap();
         }
         let err = store.read().unwrap_err();
@@ -1386,7 +1529,8 @@ mod tests {
         // data_version: read-your-writes holds.
         store
             .lock()
-            .conn
+            .conn()
+            .unwrap()
             .execute("UPDATE twofactor_config SET enabled = 1", [])
             .unwrap();
         let entry = store.read().unwrap();
@@ -1444,13 +1588,10 @@ mod tests {
         .unwrap();
         // No more pages than it has now: as a full disk looks to SQLite.
         {
-            let g = store.lock();
-            let pages: i64 = g
-                .conn
-                .query_row("PRAGMA page_count", [], |r| r.get(0))
-                .unwrap();
-            g.conn
-                .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+            let mut guard = store.lock();
+            let g = guard.conn().unwrap();
+            let pages: i64 = g.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+            g.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
                 .unwrap();
         }
         let big = serde_json::Value::String("x".repeat(64 * 1024));
