@@ -100,11 +100,12 @@ impl Engine {
     /// which is all the tree keeps.
     pub fn tree(&mut self) -> Result<&Tree, CliError> {
         if self.tree.is_none() {
-            let services = self.services()?.clone();
+            self.services()?;
             let methods = self
                 .backend
                 .call("core.get_methods", vec![Value::Null, CLI_TARGET.into()])?;
-            self.tree = Some(Tree::from_introspection(&services, &methods));
+            let services = self.services.as_ref().unwrap_or(&Value::Null);
+            self.tree = Some(Tree::from_introspection(services, methods));
         }
         self.tree
             .as_ref()
@@ -161,7 +162,6 @@ impl Engine {
         if wanted.is_empty() {
             return Ok(None);
         }
-        let services = services.clone();
         let mut methods = serde_json::Map::new();
         for name in wanted {
             let described = self
@@ -171,7 +171,8 @@ impl Engine {
                 methods.extend(map);
             }
         }
-        let partial = Tree::partial(&services, &Value::Object(methods));
+        let services = self.services.as_ref().unwrap_or(&Value::Null);
+        let partial = Tree::partial(services, Value::Object(methods));
         Ok(match partial.resolve(&self.cwd, words) {
             Resolved::Command(c, n) => Some(Located::Command(c.clone(), n)),
             _ => None,

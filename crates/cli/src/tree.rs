@@ -196,7 +196,7 @@ pub fn services_for(services: &Value, words: &[String]) -> Vec<String> {
 
 impl Tree {
     /// Builds the tree from `core.get_services` and `core.get_methods`.
-    pub fn from_introspection(services: &Value, methods: &Value) -> Self {
+    pub fn from_introspection(services: &Value, methods: Value) -> Self {
         let mut tree = Self::unpruned(services, methods);
         tree.root.prune();
         tree
@@ -208,11 +208,12 @@ impl Tree {
     /// whole tree resolves them to when `methods` holds every method of the
     /// [`services_for`] those words; anything else must be resolved on the
     /// whole tree.
-    pub fn partial(services: &Value, methods: &Value) -> Self {
+    pub fn partial(services: &Value, methods: Value) -> Self {
         Self::unpruned(services, methods)
     }
 
-    fn unpruned(services: &Value, methods: &Value) -> Self {
+    /// Takes `methods` by value: the schemas are moved into the commands.
+    fn unpruned(services: &Value, methods: Value) -> Self {
         let mut tree = Tree::default();
         let mut infos: Vec<ServiceInfo<'_>> = Vec::new();
         for (name, service, path) in cli_services(services) {
@@ -232,7 +233,10 @@ impl Tree {
                 config: config_service,
             });
         }
-        for (method, desc) in methods.as_object().into_iter().flatten() {
+        let Value::Object(methods) = methods else {
+            return tree;
+        };
+        for (method, mut desc) in methods {
             if desc
                 .get("cli_private")
                 .and_then(Value::as_bool)
@@ -252,7 +256,12 @@ impl Tree {
             else {
                 continue;
             };
-            let name = method.rsplit('.').next().unwrap_or(method).to_owned();
+            let name = method.rsplit('.').next().unwrap_or(&method).to_owned();
+            let accepts = match desc.get_mut("accepts").map(Value::take) {
+                Some(Value::Array(accepts)) => accepts,
+                _ => Vec::new(),
+            };
+            let returns = desc.pointer_mut("/returns/0").map(Value::take);
             let text = |key: &str| {
                 desc.get(key)
                     .and_then(Value::as_str)
@@ -261,7 +270,7 @@ impl Tree {
             };
             let command = Command {
                 name,
-                method: method.clone(),
+                method,
                 service: service.name.to_owned(),
                 config_service: service.config,
                 path: service.path.clone(),
@@ -278,12 +287,8 @@ impl Tree {
                             .collect()
                     })
                     .unwrap_or_default(),
-                accepts: desc
-                    .get("accepts")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default(),
-                returns: desc.pointer("/returns/0").cloned(),
+                accepts,
+                returns,
             };
             tree.namespace_mut(&service.path).commands.push(command);
         }
@@ -425,7 +430,7 @@ pub(crate) mod tests {
                 "returns": [{"type": "boolean"}]},
             "auth.twofactor.provisioning_uri": {"accepts": [], "returns": [{"type": "string"}]},
         });
-        Tree::from_introspection(&services, &methods)
+        Tree::from_introspection(&services, methods)
     }
 
     fn w(s: &str) -> Vec<String> {
