@@ -17,15 +17,15 @@ use std::fs::{self, DirBuilder, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use otp::{Digits, Interval, Secret, Window};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, TransactionBehavior, params};
 
 use crate::{
-    AuditEntry, AuditQuery, AuditRecord, DbErrorKind, KeyFile, LimiterState, Result, SYSTEM_OWNER,
-    SecretId, SecretRecord, Settings, Store, StoreError, SystemEntry, Tx,
+    AuditEntry, AuditQuery, AuditRecord, DbErrorKind, KeyFile, LimiterState, OsRandom, Randomness,
+    Result, SYSTEM_OWNER, SecretId, SecretRecord, Settings, Store, StoreError, SystemEntry, Tx,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts how
@@ -277,6 +277,16 @@ impl SqliteStore {
     /// is [`StoreError::StateLost`] unless `options.init` asks for a fresh
     /// state.
     pub fn open_with(state_dir: &Path, options: StoreOptions) -> Result<Self> {
+        Self::open_with_random(state_dir, options, Arc::new(OsRandom))
+    }
+
+    /// [`SqliteStore::open_with`], drawing a new key and every sealing
+    /// nonce from `random` (the source the service makes secrets from).
+    pub fn open_with_random(
+        state_dir: &Path,
+        options: StoreOptions,
+        random: Arc<dyn Randomness>,
+    ) -> Result<Self> {
         prepare_dir(state_dir)?;
         let db_path = state_dir.join(Self::DB_FILE);
         let key_path = state_dir.join(Self::KEY_FILE);
@@ -289,7 +299,7 @@ impl SqliteStore {
         let probe = open_reader(&db_path)?;
         let (reader, writer, key) = match ready_key_check(&probe) {
             Some(check) => {
-                let key = open_key(&key_path, &check)?;
+                let key = open_key(&key_path, &check, random)?;
                 (probe, None, key)
             }
             None => {
@@ -298,7 +308,7 @@ impl SqliteStore {
                 drop(probe);
                 let mut conn = open_writer(&db_path)?;
                 migrate(&mut conn)?;
-                let key = setup_key(&mut conn, &key_path)?;
+                let key = setup_key(&mut conn, &key_path, random)?;
                 (open_reader(&db_path)?, Some(conn), key)
             }
         };
@@ -610,9 +620,9 @@ fn ready_key_check(conn: &Connection) -> Option<Vec<u8>> {
 }
 
 /// Loads the key and proves it against the stored key check.
-fn open_key(path: &Path, check: &[u8]) -> Result<KeyFile> {
+fn open_key(path: &Path, check: &[u8], random: Arc<dyn Randomness>) -> Result<KeyFile> {
     let shown = || path.display().to_string();
-    let key = match KeyFile::load(path) {
+    let key = match KeyFile::load_with(path, random) {
         Ok(key) => key,
         Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
             return Err(StoreError::KeyMissing { path: shown() });
@@ -681,7 +691,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 
 /// Loads or creates the key, under the database's write lock so two
 /// processes starting at once cannot both create one (SPEC §6.1).
-fn setup_key(conn: &mut Connection, path: &Path) -> Result<KeyFile> {
+fn setup_key(conn: &mut Connection, path: &Path, random: Arc<dyn Randomness>) -> Result<KeyFile> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .db()?;
@@ -703,13 +713,13 @@ fn setup_key(conn: &mut Connection, path: &Path) -> Result<KeyFile> {
         remove_key_leftovers(dir, name)?;
     }
 
-    let key = match KeyFile::load(path) {
+    let key = match KeyFile::load_with(path, random.clone()) {
         Ok(key) => key,
         Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
             if check.is_some() || !sealed.is_empty() {
                 return Err(StoreError::KeyMissing { path: shown() });
             }
-            KeyFile::create(path)?
+            KeyFile::create_with(path, random)?
         }
         Err(e) => return Err(e),
     };
