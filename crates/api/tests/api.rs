@@ -745,7 +745,7 @@ impl Accounts for NoRoot {
 fn no_root_account_means_no_local_administrator() {
     let dir = tempfile::tempdir().unwrap();
     let tf = TwoFactor::new(
-        Arc::new(store::SqliteStore::open(dir.path()).unwrap()),
+        Arc::new(store::SqliteStore::open(&dir.path().join("state")).unwrap()),
         Arc::new(ManualClock::at_secs(1_750_000_000)),
         Arc::new(OsRandom),
         Labels {
