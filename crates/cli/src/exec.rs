@@ -6,7 +6,7 @@ use std::io::Write;
 use serde_json::Value;
 
 use crate::args::{self, UnknownName};
-use crate::backend::{Backend, CallError};
+use crate::backend::{Backend, CLI_TARGET, CallError};
 use crate::error::CliError;
 use crate::help;
 use crate::qr::{self, Palette};
@@ -25,10 +25,6 @@ pub enum Flow {
 pub const BUILTINS: &[&str] = &[
     "..", "/", "ls", "man", "help", "?", ".mode", "call", "exit", "quit",
 ];
-
-/// The `target` argument of `core.get_services`/`core.get_methods` for
-/// what the CLI shows.
-const CLI_TARGET: &str = "CLI";
 
 /// What a list of words names (a name that is neither is an error).
 #[derive(Debug)]
@@ -163,20 +159,37 @@ impl Engine {
             return Ok(None);
         }
         let mut methods = serde_json::Map::new();
-        for name in wanted {
-            let described = self
-                .backend
-                .call("core.get_methods", vec![name.into(), CLI_TARGET.into()])?;
-            if let Value::Object(map) = described {
+        let mut complete = true;
+        for name in &wanted {
+            let (listed, described) = self.backend.cli_methods(name)?;
+            complete &= described;
+            if let Value::Object(map) = listed {
                 methods.extend(map);
             }
         }
         let services = self.services.as_ref().unwrap_or(&Value::Null);
-        let partial = Tree::partial(services, Value::Object(methods));
-        Ok(match partial.resolve(&self.cwd, words) {
-            Resolved::Command(c, n) => Some(Located::Command(c.clone(), n)),
-            _ => None,
-        })
+        let (command, n) =
+            match Tree::partial(services, Value::Object(methods)).resolve(&self.cwd, words) {
+                Resolved::Command(c, n) => (c.clone(), n),
+                _ => return Ok(None),
+            };
+        if complete {
+            return Ok(Some(Located::Command(command, n)));
+        }
+        // Only names were listed: describe the one command and find it
+        // again, now with its description.
+        let described = self
+            .backend
+            .describe_cli_method(&command.service, &command.method)?;
+        let mut one = serde_json::Map::new();
+        one.insert(command.method, described);
+        let services = self.services.as_ref().unwrap_or(&Value::Null);
+        Ok(
+            match Tree::partial(services, Value::Object(one)).resolve(&self.cwd, words) {
+                Resolved::Command(c, found) if found == n => Some(Located::Command(c.clone(), n)),
+                _ => None,
+            },
+        )
     }
 
     /// Runs one line. In a `shell` (interactive or a script), naming a
@@ -522,10 +535,15 @@ mod tests {
         (Engine::new(Box::new(backend), Mode::Table), dir)
     }
 
-    /// The real API, recording each call's method and params.
+    type Calls = std::rc::Rc<std::cell::RefCell<Vec<(String, Vec<Value>)>>>;
+
+    /// The real API in-process, recording each call's method and params.
+    /// `in_process`: introspection takes the in-process way (recorded as
+    /// `list SERVICE` and `describe METHOD`); else the way over the wire.
     struct Recording {
         inner: crate::backend::Embedded,
-        calls: std::rc::Rc<std::cell::RefCell<Vec<(String, Vec<Value>)>>>,
+        calls: Calls,
+        in_process: bool,
     }
 
     impl Backend for Recording {
@@ -538,11 +556,26 @@ mod tests {
         fn hostname(&self) -> String {
             self.inner.hostname()
         }
+        fn cli_methods(&mut self, service: &str) -> Result<(Value, bool), CallError> {
+            if !self.in_process {
+                let methods =
+                    self.call("core.get_methods", vec![service.into(), CLI_TARGET.into()])?;
+                return Ok((methods, true));
+            }
+            self.calls
+                .borrow_mut()
+                .push((format!("list {service}"), Vec::new()));
+            self.inner.cli_methods(service)
+        }
+        fn describe_cli_method(&mut self, service: &str, method: &str) -> Result<Value, CallError> {
+            self.calls
+                .borrow_mut()
+                .push((format!("describe {method}"), Vec::new()));
+            self.inner.describe_cli_method(service, method)
+        }
     }
 
-    type Calls = std::rc::Rc<std::cell::RefCell<Vec<(String, Vec<Value>)>>>;
-
-    fn recording_engine() -> (Engine, Calls, tempfile::TempDir) {
+    fn recording_engine(in_process: bool) -> (Engine, Calls, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let mut config = service::Config::defaults();
         config.state_dir = dir.path().join("state");
@@ -550,25 +583,41 @@ mod tests {
         let backend = Recording {
             inner: crate::backend::Embedded::open(&config).unwrap(),
             calls: calls.clone(),
+            in_process,
         };
         (Engine::new(Box::new(backend), Mode::Table), calls, dir)
     }
 
+    /// A one-shot command asks for its own service's methods, not the
+    /// whole API; in-process, it lists their names and describes only the
+    /// command it runs.
     #[test]
     fn a_command_describes_only_its_service() {
-        let (mut e, calls, _d) = recording_engine();
+        let services = ("core.get_services".to_owned(), vec![json!("CLI")]);
+        let config = ("auth.twofactor.config".to_owned(), vec![]);
+        let (mut e, calls, _d) = recording_engine(false);
         let out = run(&mut e, "auth two_factor config").unwrap();
         assert!(out.contains("otp_digits"), "{out}");
-        let made: Vec<(String, Vec<Value>)> = calls.borrow().clone();
         assert_eq!(
-            made,
+            *calls.borrow(),
             [
-                ("core.get_services".to_owned(), vec![json!("CLI")]),
+                services.clone(),
                 (
                     "core.get_methods".to_owned(),
                     vec![json!("auth.twofactor"), json!("CLI")]
                 ),
-                ("auth.twofactor.config".to_owned(), vec![]),
+                config.clone(),
+            ]
+        );
+        let (mut e, calls, _d) = recording_engine(true);
+        assert_eq!(run(&mut e, "auth two_factor config").unwrap(), out);
+        assert_eq!(
+            *calls.borrow(),
+            [
+                services,
+                ("list auth.twofactor".to_owned(), vec![]),
+                ("describe auth.twofactor.config".to_owned(), vec![]),
+                config,
             ]
         );
     }
