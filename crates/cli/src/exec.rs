@@ -30,7 +30,7 @@ pub const BUILTINS: &[&str] = &[
 #[derive(Debug)]
 enum Located {
     /// A command, and how many words named it (the rest are arguments).
-    Command(Command, usize),
+    Command(Box<Command>, usize),
     /// A namespace (its full path).
     Namespace(Vec<String>),
 }
@@ -130,7 +130,7 @@ impl Engine {
         }
         let cwd = self.cwd.clone();
         match self.tree()?.resolve(&cwd, words) {
-            Resolved::Command(c, n) => Ok(Located::Command(c.clone(), n)),
+            Resolved::Command(c, n) => Ok(Located::Command(Box::new(c.clone()), n)),
             Resolved::Namespace(path) => Ok(Located::Namespace(path)),
             Resolved::NotFound {
                 word, suggestion, ..
@@ -170,7 +170,7 @@ impl Engine {
         let services = self.services.as_ref().unwrap_or(&Value::Null);
         let (command, n) =
             match Tree::partial(services, Value::Object(methods)).resolve(&self.cwd, words) {
-                Resolved::Command(c, n) => (c.clone(), n),
+                Resolved::Command(c, n) => (Box::new(c.clone()), n),
                 _ => return Ok(None),
             };
         if complete {
@@ -182,11 +182,13 @@ impl Engine {
             .backend
             .describe_cli_method(&command.service, &command.method)?;
         let mut one = serde_json::Map::new();
-        one.insert(command.method, described);
+        one.insert(command.method.clone(), described);
         let services = self.services.as_ref().unwrap_or(&Value::Null);
         Ok(
             match Tree::partial(services, Value::Object(one)).resolve(&self.cwd, words) {
-                Resolved::Command(c, found) if found == n => Some(Located::Command(c.clone(), n)),
+                Resolved::Command(c, found) if found == n => {
+                    Some(Located::Command(Box::new(c.clone()), n))
+                }
                 _ => None,
             },
         )
@@ -641,7 +643,7 @@ mod tests {
                 let found = quick.locate_command_quickly(&words[depth..]).unwrap();
                 match found {
                     Some(Located::Command(q, n)) => {
-                        assert_eq!((&q, n), (c, words.len() - depth - 1));
+                        assert_eq!((&*q, n), (c, words.len() - depth - 1));
                     }
                     other => panic!("{}: {other:?}", c.full_name()),
                 }

@@ -88,7 +88,7 @@ fn randomness_is_one_injected_source_that_fails_closed() {
     };
 
     random.failing.store(true, SeqCst);
-    let err = tf.update(&admin(), enable.clone()).unwrap_err();
+    let err = tf.update(&admin(), enable).unwrap_err();
     assert!(err.to_string().contains("random"), "{err}");
     let e = tf.config().unwrap();
     assert!(!e.enabled && e.secret.is_none(), "nothing changed");
