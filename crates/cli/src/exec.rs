@@ -146,13 +146,17 @@ impl Engine {
         if self.tree.is_some() {
             return Ok(None);
         }
+        let nested = !self.cwd.is_empty();
         let mut full = self.cwd.clone();
         full.extend_from_slice(words);
         let services = self.services()?;
         let mut wanted = tree::services_for(services, &full);
-        for name in tree::services_for(services, words) {
-            if !wanted.contains(&name) {
-                wanted.push(name);
+        if nested {
+            // A full path typed inside a namespace is tried from the root too.
+            for name in tree::services_for(services, words) {
+                if !wanted.contains(&name) {
+                    wanted.push(name);
+                }
             }
         }
         if wanted.is_empty() {
