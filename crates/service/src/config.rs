@@ -197,13 +197,11 @@ fn is_root() -> bool {
     current_uid() == 0
 }
 
-/// The effective uid of this process (`/proc/self` is owned by it), without
-/// `unsafe`. Falls back to a non-root uid when /proc is not mounted.
+/// The effective uid of this process (`geteuid`). Not the owner of
+/// `/proc/self`: a process that is not dumpable (after a set-uid exec or
+/// `PR_SET_DUMPABLE`) has that owned by root, and would pass for root.
 pub fn current_uid() -> u32 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(u32::MAX)
+    nix::unistd::geteuid().as_raw()
 }
 
 /// SPEC §8 defaults: root uses system paths; others use XDG directories.
@@ -237,6 +235,48 @@ fn default_paths(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Set in the child process of the test below.
+    const UID_CHILD: &str = "TWOFACTOR_TEST_UID_CHILD";
+    /// The uid the child runs as when the tests run as root.
+    const NOBODY: u32 = 65534;
+
+    /// A process that is not dumpable (as a set-uid program is) has its
+    /// `/proc/self` owned by root; it must not pass for root. Checked in a
+    /// child process (not dumpable, and run as `nobody` when the tests run
+    /// as root, since for root both readings agree).
+    #[test]
+    fn the_uid_is_the_effective_one_even_when_not_dumpable() {
+        if let Some(expected) = std::env::var_os(UID_CHILD) {
+            nix::sys::prctl::set_dumpable(false).expect("PR_SET_DUMPABLE");
+            let expected: u32 = expected.to_str().and_then(|s| s.parse().ok()).expect("uid");
+            assert_eq!(current_uid(), expected);
+            assert_eq!(is_root(), expected == 0);
+            return;
+        }
+        use std::os::unix::process::CommandExt;
+        let me = nix::unistd::geteuid().as_raw();
+        let as_uid = if me == 0 { NOBODY } else { me };
+        let mut child = std::process::Command::new(std::env::current_exe().expect("exe"));
+        child
+            .args([
+                "--exact",
+                "config::tests::the_uid_is_the_effective_one_even_when_not_dumpable",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(UID_CHILD, as_uid.to_string());
+        if me == 0 {
+            child.uid(NOBODY).gid(NOBODY);
+        }
+        let out = child.output().expect("run the child");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     #[test]
     fn unknown_keys_are_named() {

@@ -21,9 +21,10 @@ mod twofactor;
 pub use accounts::{Account, Accounts, NoAccounts, PasswordCheck};
 pub use caller::{Caller, LOCAL_ORIGIN, Origin};
 pub use check::{CheckOutcome, RateLimits};
-pub use clock::{Clock, ManualClock, OsRandom, Randomness, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, ConfigError, DEFAULT_CONFIG_PATH, current_uid};
 pub use retention::AuditRetention;
+pub use store::{OsRandom, RandomError, Randomness};
 pub use twofactor::{Entry, Labels, Services, TwoFactor, UpdateRequest};
 
 /// What went wrong in a service call. The API decides how each is shown.
