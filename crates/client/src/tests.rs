@@ -47,13 +47,13 @@ fn unix_server(script: Script) -> (tempfile::TempDir, String, thread::JoinHandle
     (dir, format!("ws+unix://{}", path.display()), h)
 }
 
-fn send(ws: &mut tungstenite::WebSocket<Box<dyn RwStream>>, v: Value) {
+fn send(ws: &mut tungstenite::WebSocket<Box<dyn RwStream>>, v: impl std::fmt::Display) {
     ws.send(Message::text(v.to_string())).expect("send");
 }
 
 /// Echoes `params[0]` as the result; `fail` answers an error.
 fn echo(ws: &mut tungstenite::WebSocket<Box<dyn RwStream>>, req: Value) -> bool {
-    let id = req["id"].clone();
+    let id = wire::Id::from(&req["id"]);
     match req["method"].as_str() {
         Some("fail") => send(
             ws,
@@ -148,12 +148,18 @@ fn answers_out_of_order_and_notifications_are_queued() {
         match held {
             None => HELD.with(|h| *h.borrow_mut() = Some(req)),
             Some(first) => {
-                send(ws, wire::response_ok(&req["id"], json!("second")));
+                send(
+                    ws,
+                    wire::response_ok(&wire::Id::from(&req["id"]), json!("second")),
+                );
                 send(
                     ws,
                     wire::notification("collection_update", json!({"msg": "changed"})),
                 );
-                send(ws, wire::response_ok(&first["id"], json!("first")));
+                send(
+                    ws,
+                    wire::response_ok(&wire::Id::from(&first["id"]), json!("first")),
+                );
             }
         }
         true
