@@ -623,7 +623,9 @@ impl Drop for Client {
 }
 
 /// A response object → its result, or its error as [`ClientError::Rpc`].
-fn answer_to_result(mut answer: Value) -> Result<Value, ClientError> {
+/// (What [`Client::call`] does with the answer it waited for; public for
+/// callers that read responses themselves, and for fuzzing.)
+pub fn answer_to_result(mut answer: Value) -> Result<Value, ClientError> {
     if let Some(error) = answer.get_mut("error").map(Value::take) {
         let e: wire::RpcError = serde_json::from_value(error)
             .map_err(|e| ClientError::Protocol(format!("malformed error object: {e}")))?;

@@ -65,6 +65,15 @@ fn classify(e: ClientError) -> DaemonError {
     }
 }
 
+/// The verdict in the text of a response to `auth.twofactor.pam_check`:
+/// the JSON-RPC envelope read as the client reads it, then the outcome.
+pub(crate) fn parse_check_reply(text: &str) -> Result<Outcome, DaemonError> {
+    let answer: Value = serde_json::from_str(text)
+        .map_err(|e| DaemonError::Failed(format!("the daemon sent invalid JSON: {e}")))?;
+    let result = client::answer_to_result(answer).map_err(classify)?;
+    parse_outcome(&result)
+}
+
 /// `{"outcome": "...", "retry_after_secs"?: N}`; anything unknown fails.
 pub(crate) fn parse_outcome(v: &Value) -> Result<Outcome, DaemonError> {
     let outcome = v.get("outcome").and_then(Value::as_str);
@@ -137,6 +146,28 @@ mod tests {
         ] {
             assert!(
                 matches!(parse_outcome(&bad), Err(DaemonError::Failed(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn replies_are_read_as_the_client_reads_them() {
+        assert_eq!(
+            parse_check_reply(r#"{"jsonrpc":"2.0","id":1,"result":{"outcome":"accepted"}}"#).ok(),
+            Some(Outcome::Accepted)
+        );
+        for bad in [
+            "",
+            "{",
+            r#"{"jsonrpc":"2.0","id":1}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":"accepted"}"#,
+            // An error wins over a result that says accepted.
+            r#"{"jsonrpc":"2.0","id":1,"result":{"outcome":"accepted"},"error":{"code":-32001,"message":"no"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"error":"accepted"}"#,
+        ] {
+            assert!(
+                matches!(parse_check_reply(bad), Err(DaemonError::Failed(_))),
                 "{bad}"
             );
         }
