@@ -413,6 +413,11 @@ impl Engine {
         if !(draw || p.png.is_some() || p.svg.is_some()) {
             return Ok(());
         }
+        // Refuse a path that is not a regular file before anything is drawn
+        // or written.
+        for path in p.png.iter().chain(&p.svg) {
+            qr::check_target(path).map_err(CliError::failed)?;
+        }
         let matrix = qr::Matrix::encode(text).map_err(CliError::failed)?;
         if draw {
             write_out(out, &qr::terminal(&matrix, self.palette))?;
