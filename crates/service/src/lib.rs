@@ -21,6 +21,7 @@ pub use accounts::{Account, Accounts, NoAccounts, PasswordCheck};
 pub use caller::{Caller, Origin};
 pub use check::{CheckOutcome, RateLimits};
 pub use clock::{Clock, ManualClock, OsRandom, Randomness, SystemClock};
+pub use config::Limits;
 pub use config::{Config, ConfigError, DEFAULT_CONFIG_PATH, current_uid};
 pub use twofactor::{Entry, Labels, Services, TwoFactor, UpdateRequest};
 
