@@ -255,6 +255,21 @@ impl Fixture {
         self
     }
 
+    /// Appends TOML to this fixture's configuration file (e.g. a `[limits]`
+    /// table); call after [`Fixture::with_accounts`].
+    pub fn with_config(mut self, toml: &str) -> Self {
+        let path = self.config.clone().unwrap_or_else(|| {
+            let p = self.dir.path().join("twofactord.toml");
+            std::fs::write(&p, "").expect("config");
+            p
+        });
+        let mut text = std::fs::read_to_string(&path).expect("read config");
+        text.push_str(toml);
+        std::fs::write(&path, text).expect("write config");
+        self.config = Some(path);
+        self
+    }
+
     /// The `twofactord` command line for this fixture (not started).
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_twofactord"));
