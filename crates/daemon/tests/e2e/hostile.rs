@@ -687,3 +687,27 @@ fn a_failed_tcp_bind_leaves_no_socket_file() {
     );
     drop(taken);
 }
+
+/// SPEC §11: the outgoing queue is bounded — a peer that sends calls but
+/// never reads the answers is dropped after `send_timeout_secs`, not
+/// buffered for without end.
+#[test]
+fn a_peer_that_does_not_read_is_dropped() {
+    let f = Fixture::new().with_config("[limits]\nsend_timeout_secs = 1\n");
+    let mut d = f.start();
+    let mut c = d.root();
+    // Large answers, never read; the sender stops when the daemon has
+    // stopped reading too, or the connection is gone.
+    let sender = std::thread::spawn(move || {
+        for _ in 0..100_000 {
+            if c.send_request("core.get_methods", vec![]).is_err() {
+                break;
+            }
+        }
+    });
+    d.wait_for_line("a peer that does not read was dropped", CLOSE_WITHIN);
+    sender
+        .join()
+        .expect("the sender ends once the connection is gone");
+    assert_eq!(d.root().call("core.ping", vec![]).unwrap(), "pong");
+}
