@@ -533,6 +533,45 @@ pub fn bind_unix(path: &Path) -> anyhow::Result<(UnixPeers, SocketFile)> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn caps_per_listener_and_address_with_a_reserve_for_root() {
+        let a = Admission::new(Limits {
+            max_connections: 4,
+            max_connections_per_address: 2,
+            root_reserved_connections: 2,
+            ..Limits::default()
+        });
+        let tcp = |last: u8| Peer::Tcp(SocketAddr::from(([10, 0, 0, last], 1000)));
+        let user = |uid: u32| Peer::Unix { uid, pid: None };
+        let root = Peer::Unix { uid: 0, pid: None };
+        // Per address.
+        let t1 = a.admit(&tcp(1)).expect("first");
+        let _t2 = a.admit(&tcp(1)).expect("second");
+        assert!(a.admit(&tcp(1)).is_none(), "a third from one address");
+        let _t3 = a.admit(&tcp(2)).expect("another address");
+        let _t4 = a.admit(&tcp(3)).expect("the listener's fourth");
+        assert!(a.admit(&tcp(4)).is_none(), "the listener is full");
+        drop(t1);
+        assert!(
+            a.admit(&tcp(1)).is_some(),
+            "a closed connection frees its slot"
+        );
+        // The Unix socket: other uids fill it; root still gets in, up to
+        // the reserve beyond it.
+        let users: Vec<Slot> = [1, 1, 2, 2]
+            .iter()
+            .map(|&u| a.admit(&user(u)).expect("user"))
+            .collect();
+        assert!(a.admit(&user(3)).is_none());
+        let r1 = a.admit(&root).expect("root, listener full");
+        let _r2 = a.admit(&root).expect("root's reserve");
+        assert!(a.admit(&root).is_none(), "beyond the reserve");
+        drop(users);
+        drop(r1);
+        assert!(a.admit(&user(3)).is_some());
+        assert!(a.admit(&root).is_some());
+    }
+
     #[tokio::test]
     async fn stale_sockets_are_replaced_live_ones_and_files_are_not() {
         let dir = tempfile::tempdir().unwrap();
