@@ -4,7 +4,11 @@
 //! Owns: the transports (axum on both listeners, the same router), peer
 //! credentials (SO_PEERCRED → the session's origin; root is logged in),
 //! message limits and close codes, at most 20 calls in flight per
-//! connection, the fan-out of events to subscribed connections, signals and
+//! connection, the limits of SPEC §11 (connection caps with a reserve for
+//! root, handshake, login and send time-outs, a separate small capacity for
+//! the blocking work of unauthenticated sessions, the open-file limit
+//! checked against the caps, rate-limited repeated log lines), the fan-out
+//! of events to subscribed connections, signals and
 //! a clean shutdown, logging, the command line over the configuration file,
 //! and the production [`service::Accounts`] (NSS) and
 //! [`service::PasswordCheck`] (PAM).
@@ -32,8 +36,10 @@ pub use listen::{Conn, Peer};
 pub use pam::PamPasswords;
 pub use server::{Endpoints, SHUTDOWN_GRACE, VERSION, serve, serve_until};
 
-/// Threads for blocking calls (password checks sleep ~1 s when wrong; SQLite
-/// writes fsync). The event loop itself is one thread: measured on two
+/// Threads for blocking calls (PAM password checks, SQLite writes with
+/// their fsync). Sessions nobody has logged into use at most
+/// `[limits] unauthenticated_workers` of them; wrong-password answers wait
+/// on a timer, not on a thread. The event loop itself is one thread: measured on two
 /// cores shared with the load generator, `current_thread` answered
 /// `auth.twofactor.config` at ~65k calls/s (p99 0.5 ms) against ~52k (p99
 /// 0.8 ms) for a two-worker runtime, and equally well while writes contend
