@@ -73,7 +73,8 @@ fn fx(delay: Duration) -> Fx {
         ..RateLimits::default()
     };
     let tf = TwoFactor::new(
-        Arc::new(store::SqliteStore::open(dir.path()).unwrap()),
+        // A directory of its own: the store refuses one open to others.
+        Arc::new(store::SqliteStore::open(&dir.path().join("state")).unwrap()),
         clock.clone(),
         Arc::new(OsRandom),
         Labels {
