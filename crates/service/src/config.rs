@@ -42,6 +42,7 @@ struct File {
     ssh_pam_services: Option<Vec<String>>,
     rate_limit: Option<RateLimitFile>,
     audit: Option<AuditFile>,
+    limits: Option<LimitsFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,6 +83,8 @@ pub struct Config {
     /// Start a fresh state where a key file has lost its database
     /// (`--init` of `twofactord` and `tfa`; never read from the file).
     pub init: bool,
+    /// SPEC §11: connection, time and login-attempt limits (`[limits]`).
+    pub limits: Limits,
 }
 
 impl Config {
@@ -100,6 +103,7 @@ impl Config {
             rate_limits: RateLimits::default(),
             audit: AuditRetention::default(),
             init: false,
+            limits: Limits::default(),
         }
     }
 
@@ -189,6 +193,9 @@ impl Config {
                 c.audit.max_rows = rows;
             }
         }
+        if let Some(l) = file.limits {
+            c.limits = l.resolve(path)?;
+        }
         Ok(c)
     }
 }
@@ -230,6 +237,125 @@ fn default_paths(
         data.join("twofactor"),
         runtime.join("twofactor/twofactord.sock"),
     )
+}
+
+/// SPEC §11 limits (`[limits]` in the file): what an unauthenticated or
+/// unprivileged peer may hold of the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections per listener (TCP; non-root Unix-socket peers).
+    pub max_connections: u32,
+    /// Connections per remote address (TCP) or per uid (Unix socket).
+    pub max_connections_per_address: u32,
+    /// Unix-socket connections kept for root beyond `max_connections`.
+    pub root_reserved_connections: u32,
+    /// Seconds to send the HTTP upgrade request.
+    pub handshake_timeout_secs: u32,
+    /// Seconds an unauthenticated connection may stay without logging in.
+    pub login_timeout_secs: u32,
+    /// Seconds a peer may leave an answer unread before it is dropped.
+    pub send_timeout_secs: u32,
+    /// Unauthenticated login calls per address and method per window.
+    pub login_attempts: u32,
+    pub login_window_secs: u32,
+    /// Password checks of unauthenticated peers running at once.
+    pub unauthenticated_workers: u32,
+    /// Milliseconds from its start at which every failed login is answered.
+    pub failed_login_deadline_ms: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            max_connections_per_address: 64,
+            root_reserved_connections: 64,
+            handshake_timeout_secs: 10,
+            login_timeout_secs: 30,
+            send_timeout_secs: 10,
+            login_attempts: 20,
+            login_window_secs: 60,
+            unauthenticated_workers: 4,
+            failed_login_deadline_ms: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    max_connections: Option<u32>,
+    max_connections_per_address: Option<u32>,
+    root_reserved_connections: Option<u32>,
+    handshake_timeout_secs: Option<u32>,
+    login_timeout_secs: Option<u32>,
+    send_timeout_secs: Option<u32>,
+    login_attempts: Option<u32>,
+    login_window_secs: Option<u32>,
+    unauthenticated_workers: Option<u32>,
+    failed_login_deadline_ms: Option<u32>,
+}
+
+impl LimitsFile {
+    fn resolve(self, path: &str) -> Result<Limits, ConfigError> {
+        let d = Limits::default();
+        let l = Limits {
+            max_connections: self.max_connections.unwrap_or(d.max_connections),
+            max_connections_per_address: self
+                .max_connections_per_address
+                .unwrap_or(d.max_connections_per_address),
+            root_reserved_connections: self
+                .root_reserved_connections
+                .unwrap_or(d.root_reserved_connections),
+            handshake_timeout_secs: self
+                .handshake_timeout_secs
+                .unwrap_or(d.handshake_timeout_secs),
+            login_timeout_secs: self.login_timeout_secs.unwrap_or(d.login_timeout_secs),
+            send_timeout_secs: self.send_timeout_secs.unwrap_or(d.send_timeout_secs),
+            login_attempts: self.login_attempts.unwrap_or(d.login_attempts),
+            login_window_secs: self.login_window_secs.unwrap_or(d.login_window_secs),
+            unauthenticated_workers: self
+                .unauthenticated_workers
+                .unwrap_or(d.unauthenticated_workers),
+            failed_login_deadline_ms: self
+                .failed_login_deadline_ms
+                .unwrap_or(d.failed_login_deadline_ms),
+        };
+        let at_least_one = [
+            ("limits.max_connections", l.max_connections),
+            (
+                "limits.max_connections_per_address",
+                l.max_connections_per_address,
+            ),
+            (
+                "limits.root_reserved_connections",
+                l.root_reserved_connections,
+            ),
+            ("limits.handshake_timeout_secs", l.handshake_timeout_secs),
+            ("limits.login_timeout_secs", l.login_timeout_secs),
+            ("limits.send_timeout_secs", l.send_timeout_secs),
+            ("limits.login_attempts", l.login_attempts),
+            ("limits.login_window_secs", l.login_window_secs),
+            ("limits.unauthenticated_workers", l.unauthenticated_workers),
+        ];
+        for (key, v) in at_least_one {
+            if v == 0 {
+                return Err(ConfigError::Invalid {
+                    path: path.into(),
+                    key,
+                    rule: "at least 1",
+                });
+            }
+        }
+        if l.max_connections_per_address > l.max_connections {
+            return Err(ConfigError::Invalid {
+                path: path.into(),
+                key: "limits.max_connections_per_address",
+                rule: "at most max_connections",
+            });
+        }
+        Ok(l)
+    }
 }
 
 #[cfg(test)]
@@ -360,5 +486,32 @@ mod tests {
         );
         let (state, _) = default_paths(true, &env);
         assert_eq!(state, PathBuf::from("/var/lib/twofactor"));
+    }
+
+    #[test]
+    fn limits_are_read_and_checked() {
+        let c = Config::parse(
+            "[limits]\nmax_connections = 100\nlogin_timeout_secs = 2\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.limits.max_connections, 100);
+        assert_eq!(c.limits.login_timeout_secs, 2);
+        assert_eq!(c.limits.handshake_timeout_secs, 10);
+        let err = Config::parse("[limits]\nlogin_attempts = 0\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("limits.login_attempts"), "{err}");
+        let err = Config::parse("[limits]\nmax_conections = 3\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_conections"), "{err}");
+        let err = Config::parse(
+            "[limits]\nmax_connections = 3\nmax_connections_per_address = 4\n",
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("max_connections_per_address"), "{err}");
     }
 }
