@@ -7,12 +7,13 @@
 //! from a socket, and the CLI calls it in-process in its embedded mode.
 
 mod error;
+mod limits;
 mod methods;
 mod registry;
 pub mod schema;
 mod session;
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -59,11 +60,17 @@ pub struct ApiOptions {
     pub admin_group: Option<String>,
     /// PAM services whose logins count as `ssh`.
     pub ssh_pam_services: Vec<String>,
-    /// How long a wrong password waits before `AUTH_ERR`.
+    /// When a wrong password is answered (`AUTH_ERR`), counted from the
+    /// start of the check: one fixed deadline, however long PAM took, so
+    /// the timing does not tell existing accounts from others.
     pub failed_login_delay: Duration,
     /// Logins of accounts without a secret are refused while 2FA is on
     /// (SPEC 9.5), and users may not unset their own secret.
     pub require_secret: bool,
+    /// Unauthenticated login calls allowed per address and method within
+    /// `login_window` (SPEC §11).
+    pub login_attempts: u32,
+    pub login_window: Duration,
 }
 
 impl Default for ApiOptions {
@@ -73,6 +80,8 @@ impl Default for ApiOptions {
             ssh_pam_services: vec!["sshd".into()],
             failed_login_delay: Duration::from_secs(1),
             require_secret: false,
+            login_attempts: 20,
+            login_window: Duration::from_secs(60),
         }
     }
 }
@@ -90,6 +99,8 @@ struct Inner {
     options: ApiOptions,
     registry: registry::Registry,
     listeners: RwLock<Vec<Listener>>,
+    login_limiter: Mutex<limits::LoginLimiter>,
+    failed_login_audit: Mutex<limits::FailedLoginAudit>,
 }
 
 impl std::fmt::Debug for Api {
@@ -115,6 +126,8 @@ impl Api {
                 options,
                 registry: methods::registry(),
                 listeners: RwLock::new(Vec::new()),
+                login_limiter: Mutex::new(limits::LoginLimiter::default()),
+                failed_login_audit: Mutex::new(limits::FailedLoginAudit::default()),
             }),
         }
     }
@@ -147,7 +160,11 @@ impl Api {
             admin_group: config.admin_group.clone(),
             ssh_pam_services: config.ssh_pam_services.clone(),
             require_secret: config.require_secret,
-            ..ApiOptions::default()
+            failed_login_delay: Duration::from_millis(
+                config.limits.failed_login_deadline_ms.into(),
+            ),
+            login_attempts: config.limits.login_attempts,
+            login_window: Duration::from_secs(config.limits.login_window_secs.into()),
         };
         Ok(Self::new(twofactor, accounts, passwords, options))
     }
@@ -174,7 +191,16 @@ impl Api {
             .push(Box::new(listener));
     }
 
+    /// Sends `event` to the listeners. Events never carry a secret (SPEC
+    /// §5.5): a `secret` field that is set goes out as `"********"`.
     pub(crate) fn emit(&self, event: &Event) {
+        let mut event = event.clone();
+        if let Some(secret) = event.fields.get_mut("secret")
+            && !secret.is_null()
+        {
+            *secret = Value::String("********".into());
+        }
+        let event = &event;
         for l in self
             .inner
             .listeners
@@ -286,6 +312,70 @@ impl Api {
                 None => Session::anonymous(origin),
             }
         }
+    }
+
+    /// SPEC §11: counts an unauthenticated login call of `session` to
+    /// `method`; refuses with `Rate Limit Exceeded` (EBUSY) past the limit.
+    /// Logged-in sessions and sessions without an address are not limited.
+    pub(crate) fn admit_login(
+        &self,
+        session: &Session,
+        method: &'static str,
+    ) -> Result<(), ApiError> {
+        if session.user().is_some() {
+            return Ok(());
+        }
+        let key = match session.origin() {
+            service::Origin::Tcp { addr, .. } => addr.to_string(),
+            service::Origin::Unix { uid, .. } => format!("uid:{uid}"),
+            _ => return Ok(()),
+        };
+        let o = &self.inner.options;
+        let window_ms = i64::try_from(o.login_window.as_millis()).unwrap_or(i64::MAX);
+        let now = self.twofactor().clock().now_ms();
+        let admitted = self
+            .inner
+            .login_limiter
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .admit(&key, method, now, o.login_attempts, window_ms);
+        if admitted {
+            Ok(())
+        } else {
+            Err(ApiError::call(wire::Errno::EBUSY, "Rate Limit Exceeded"))
+        }
+    }
+
+    /// Audits a failed login, at most [`limits::FAILED_LOGIN_AUDITS_PER_SEC`]
+    /// rows a second; the rest are counted and written as one summary row
+    /// (`auth.login` / `suppressed`, `{"failed_logins": {ADDR: N}}`).
+    pub(crate) fn record_failed_login(
+        &self,
+        caller: &service::Caller,
+        session: &Session,
+    ) -> Result<(), ApiError> {
+        let address = session.origin().to_string();
+        let now = self.twofactor().clock().now_ms();
+        let decision = self
+            .inner
+            .failed_login_audit
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .decide(&address, now);
+        if let limits::AuditDecision::Write(summary) = decision {
+            if let Some(summary) = summary {
+                let by = service::Caller::new(None, caller.origin.clone()).via("auth.login");
+                self.twofactor().record(
+                    &by,
+                    "auth.login",
+                    "suppressed",
+                    Some(serde_json::json!({ "failed_logins": summary })),
+                )?;
+            }
+            self.twofactor()
+                .record(caller, "auth.login", "wrong_password", None)?;
+        }
+        Ok(())
     }
 
     pub(crate) fn is_admin(&self, account: &service::Account) -> bool {

@@ -156,19 +156,29 @@ impl Method {
             Access::Public | Access::User => vec![],
             Access::Admin | Access::RootLocal => vec!["FULL_ADMIN"],
         };
-        json!({
-            "description": self.description,
-            "cli_description": self.cli_description,
-            // midcli's `man` joins the examples with nothing between them.
-            "examples": {"cli": self.examples.iter().map(|e| format!("{e}\n")).collect::<Vec<_>>()},
-            "no_auth_required": self.access == Access::Public,
-            "filterable": false,
-            "job": false,
-            "roles": roles,
-            "cli_private": self.cli_private,
-            "accepts": self.accepts.iter().map(Field::to_json).collect::<Vec<_>>(),
-            "returns": [self.returns.to_json(&format!("{}_returns", self.name.replace('.', "_")))],
-        })
+        // midcli's `man` joins the examples with nothing between them.
+        let examples: Vec<String> = self.examples.iter().map(|e| format!("{e}\n")).collect();
+        let accepts = self.accepts.iter().map(Field::to_json).collect();
+        let returns = self
+            .returns
+            .to_json(&format!("{}_returns", self.name.replace('.', "_")));
+        // Built by moving the schemas in: `json!` would copy each embedded
+        // `Value` through `Serialize` again.
+        let mut v = Map::new();
+        v.insert("description".into(), json!(self.description));
+        v.insert("cli_description".into(), json!(self.cli_description));
+        v.insert("examples".into(), json!({ "cli": examples }));
+        v.insert(
+            "no_auth_required".into(),
+            json!(self.access == Access::Public),
+        );
+        v.insert("filterable".into(), json!(false));
+        v.insert("job".into(), json!(false));
+        v.insert("roles".into(), json!(roles));
+        v.insert("cli_private".into(), json!(self.cli_private));
+        v.insert("accepts".into(), Value::Array(accepts));
+        v.insert("returns".into(), Value::Array(vec![returns]));
+        Value::Object(v)
     }
 }
 

@@ -202,12 +202,23 @@ impl Schema {
                     .map(|f| f.name)
                     .collect();
                 let order: Vec<&str> = fields.iter().map(|f| f.name).collect();
-                json!({"type": "object", "properties": props, "required": required,
-                       "additionalProperties": false, "_name_": name, "_required_": false,
-                       "_attrs_order_": order})
+                // Built by moving the values in: `json!` would copy each
+                // embedded `Value` through `Serialize` again.
+                let mut v = Map::new();
+                v.insert("type".into(), json!("object"));
+                v.insert("properties".into(), Value::Object(props));
+                v.insert("required".into(), json!(required));
+                v.insert("additionalProperties".into(), json!(false));
+                v.insert("_name_".into(), json!(name));
+                v.insert("_required_".into(), json!(false));
+                v.insert("_attrs_order_".into(), json!(order));
+                Value::Object(v)
             }
             Self::List(item) => {
-                json!({"type": "array", "items": item.to_json(&format!("{name}_item"))})
+                let mut v = Map::new();
+                v.insert("type".into(), json!("array"));
+                v.insert("items".into(), item.to_json(&format!("{name}_item")));
+                Value::Object(v)
             }
             Self::Any => json!({}),
             Self::Null => json!({"type": "null"}),

@@ -17,8 +17,12 @@ pub struct Authenticated {
 /// A password login waiting for its code.
 #[derive(Debug, Clone)]
 pub(crate) struct PendingLogin {
+    /// Tells this login from a later one on the same session.
+    pub login: u64,
     pub account: Account,
     pub admin: bool,
+    /// Codes tried so far (counted before each check, so concurrent tries
+    /// cannot exceed the limit).
     pub wrong_codes: u8,
     pub user_info: bool,
 }
@@ -29,6 +33,7 @@ pub(crate) struct State {
     pub pending: Option<PendingLogin>,
     pub subscriptions: BTreeMap<String, String>,
     pub next_subscription: u64,
+    pub next_login: u64,
 }
 
 /// One connection's session.

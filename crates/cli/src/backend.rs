@@ -36,11 +36,31 @@ impl From<CallError> for CliError {
     }
 }
 
+/// The `target` argument of `core.get_services`/`core.get_methods` for
+/// what the CLI shows.
+pub const CLI_TARGET: &str = "CLI";
+
 /// Something that runs API methods.
 pub trait Backend {
     fn call(&mut self, method: &str, params: Vec<Value>) -> Result<Value, CallError>;
     /// The short host name of the system the calls run on (for the prompt).
     fn hostname(&self) -> String;
+
+    /// `core.get_methods(service, "CLI")`, and whether the descriptions are
+    /// complete. When describing is the cost (the API in-process) only the
+    /// names may be given, each with an empty description, and
+    /// [`Backend::describe_cli_method`] describes the one needed.
+    fn cli_methods(&mut self, service: &str) -> Result<(Value, bool), CallError> {
+        let methods = self.call("core.get_methods", vec![service.into(), CLI_TARGET.into()])?;
+        Ok((methods, true))
+    }
+
+    /// One method's description as `core.get_methods(service, "CLI")`
+    /// gives it (null when it does not list the method).
+    fn describe_cli_method(&mut self, service: &str, method: &str) -> Result<Value, CallError> {
+        let (mut methods, _) = self.cli_methods(service)?;
+        Ok(methods.get_mut(method).map(Value::take).unwrap_or_default())
+    }
 }
 
 /// The API in-process, on the state directory of the configuration.
@@ -82,6 +102,26 @@ impl Backend for Embedded {
 
     fn hostname(&self) -> String {
         self.host.clone()
+    }
+
+    /// The names only: describing every method (each a tree of JSON
+    /// schemas) is most of what a one-shot command would cost.
+    fn cli_methods(&mut self, service: &str) -> Result<(Value, bool), CallError> {
+        let names = self
+            .api
+            .cli_methods(&self.session, service)
+            .map(|m| (m.name.to_owned(), Value::Object(serde_json::Map::new())))
+            .collect();
+        Ok((Value::Object(names), false))
+    }
+
+    fn describe_cli_method(&mut self, service: &str, method: &str) -> Result<Value, CallError> {
+        Ok(self
+            .api
+            .cli_methods(&self.session, service)
+            .find(|m| m.name == method)
+            .map(api::Method::describe)
+            .unwrap_or_default())
     }
 }
 

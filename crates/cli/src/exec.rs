@@ -6,13 +6,13 @@ use std::io::Write;
 use serde_json::Value;
 
 use crate::args::{self, UnknownName};
-use crate::backend::{Backend, CallError};
+use crate::backend::{Backend, CLI_TARGET, CallError};
 use crate::error::CliError;
 use crate::help;
 use crate::qr::{self, Palette};
 use crate::render::{self, Mode};
 use crate::syntax;
-use crate::tree::{Command, Resolved, Tree};
+use crate::tree::{self, Command, Resolved, Tree};
 
 /// Whether to go on reading lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,9 +26,20 @@ pub const BUILTINS: &[&str] = &[
     "..", "/", "ls", "man", "help", "?", ".mode", "call", "exit", "quit",
 ];
 
+/// What a list of words names (a name that is neither is an error).
+#[derive(Debug)]
+enum Located {
+    /// A command, and how many words named it (the rest are arguments).
+    Command(Box<Command>, usize),
+    /// A namespace (its full path).
+    Namespace(Vec<String>),
+}
+
 /// The state of a session of commands.
 pub struct Engine {
     backend: Box<dyn Backend>,
+    /// `core.get_services`, once asked.
+    services: Option<Value>,
     tree: Option<Tree>,
     pub mode: Mode,
     /// The current namespace.
@@ -69,6 +80,7 @@ impl Engine {
     pub fn new(backend: Box<dyn Backend>, mode: Mode) -> Self {
         Self {
             backend,
+            services: None,
             tree: None,
             mode,
             cwd: Vec::new(),
@@ -93,15 +105,111 @@ impl Engine {
     }
 
     /// The namespace tree, read from the API the first time it is needed.
+    /// Introspection is asked for the `CLI` target (as midcli does): only
+    /// services with a CLI namespace and their CLI methods are described,
+    /// which is all the tree keeps.
     pub fn tree(&mut self) -> Result<&Tree, CliError> {
         if self.tree.is_none() {
-            let services = self.backend.call("core.get_services", Vec::new())?;
-            let methods = self.backend.call("core.get_methods", Vec::new())?;
-            self.tree = Some(Tree::from_introspection(&services, &methods));
+            self.services()?;
+            let methods = self
+                .backend
+                .call("core.get_methods", vec![Value::Null, CLI_TARGET.into()])?;
+            let services = self.services.as_ref().unwrap_or(&Value::Null);
+            self.tree = Some(Tree::from_introspection(services, methods));
         }
         self.tree
             .as_ref()
             .ok_or_else(|| CliError::failed("no namespace tree"))
+    }
+
+    /// `core.get_services`, asked once.
+    fn services(&mut self) -> Result<&Value, CliError> {
+        if self.services.is_none() {
+            let services = self
+                .backend
+                .call("core.get_services", vec![CLI_TARGET.into()])?;
+            self.services = Some(services);
+        }
+        self.services
+            .as_ref()
+            .ok_or_else(|| CliError::failed("no service list"))
+    }
+
+    /// What `words` name from the current namespace. `command_wanted`:
+    /// a command is what is looked for (then it is looked for first without
+    /// reading the whole tree).
+    fn locate(&mut self, words: &[String], command_wanted: bool) -> Result<Located, CliError> {
+        if command_wanted && let Some(found) = self.locate_command_quickly(words)? {
+            return Ok(found);
+        }
+        let cwd = self.cwd.clone();
+        match self.tree()?.resolve(&cwd, words) {
+            Resolved::Command(c, n) => Ok(Located::Command(Box::new(c.clone()), n)),
+            Resolved::Namespace(path) => Ok(Located::Namespace(path)),
+            Resolved::NotFound {
+                word, suggestion, ..
+            } => Err(not_found(&word, suggestion)),
+        }
+    }
+
+    /// Before the whole tree is read: the command `words` name, found by
+    /// describing only the services it can belong to (a one-shot command
+    /// needs one service's methods, not every schema of the API). `None`
+    /// when `words` name no command that way; then the whole tree decides.
+    fn locate_command_quickly(&mut self, words: &[String]) -> Result<Option<Located>, CliError> {
+        if self.tree.is_some() {
+            return Ok(None);
+        }
+        let nested = !self.cwd.is_empty();
+        let mut full = self.cwd.clone();
+        full.extend_from_slice(words);
+        let services = self.services()?;
+        let mut wanted = tree::services_for(services, &full);
+        if nested {
+            // A full path typed inside a namespace is tried from the root too.
+            for name in tree::services_for(services, words) {
+                if !wanted.contains(&name) {
+                    wanted.push(name);
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(None);
+        }
+        let mut methods = serde_json::Map::new();
+        let mut complete = true;
+        for name in &wanted {
+            let (listed, described) = self.backend.cli_methods(name)?;
+            complete &= described;
+            if let Value::Object(map) = listed {
+                methods.extend(map);
+            }
+        }
+        let services = self.services.as_ref().unwrap_or(&Value::Null);
+        let (command, n) =
+            match Tree::partial(services, Value::Object(methods)).resolve(&self.cwd, words) {
+                Resolved::Command(c, n) => (Box::new(c.clone()), n),
+                _ => return Ok(None),
+            };
+        if complete {
+            return Ok(Some(Located::Command(command, n)));
+        }
+        // Only names were listed: describe the one command and find it
+        // again, now with its description.
+        let described = self
+            .backend
+            .describe_cli_method(&command.service, &command.method)?;
+        let mut one = serde_json::Map::new();
+        one.insert(command.method.clone(), described);
+        let services = self.services.as_ref().unwrap_or(&Value::Null);
+        Ok(
+            match Tree::partial(services, Value::Object(one)).resolve(&self.cwd, words) {
+                Resolved::Command(c, found) if found == n => {
+                    Some(Located::Command(Box::new(c.clone()), n))
+                }
+                _ => None,
+            },
+        )
     }
 
     /// Runs one line. In a `shell` (interactive or a script), naming a
@@ -116,6 +224,8 @@ impl Engine {
         self.run_words(&words, shell, out)
     }
 
+    /// Runs one line split into words: a built-in, else a path to a
+    /// namespace or a command.
     pub fn run_words(
         &mut self,
         words: &[String],
@@ -125,108 +235,110 @@ impl Engine {
         let Some((first, rest)) = words.split_first() else {
             return Ok(Flow::Continue);
         };
-        let no_args = |name: &str| {
+        let no_args = || {
             if rest.is_empty() {
                 Ok(())
             } else {
-                Err(CliError::usage(format!("`{name}` takes no arguments")))
+                Err(CliError::usage(format!("`{first}` takes no arguments")))
             }
         };
         match first.as_str() {
             "exit" | "quit" => {
-                no_args(first)?;
+                no_args()?;
                 return Ok(Flow::Exit);
             }
             ".." => {
-                no_args(first)?;
+                no_args()?;
                 self.cwd.pop();
             }
             "/" => {
-                no_args(first)?;
+                no_args()?;
                 self.cwd.clear();
             }
             "help" | "?" => write_out(out, &help::general())?,
-            ".mode" => match rest {
-                [] => write_out(out, &format!("{}\n", self.mode))?,
-                [m] => self.mode = m.parse().map_err(CliError::Usage)?,
-                _ => return Err(CliError::usage("usage: .mode table|csv|json")),
-            },
-            "ls" => {
-                let cwd = self.cwd.clone();
-                let tree = self.tree()?;
-                let path = match tree.resolve(&cwd, rest) {
-                    Resolved::Namespace(path) => path,
-                    Resolved::Command(c, _) => {
-                        return Err(CliError::usage(format!("`{}` is a command", c.full_name())));
-                    }
-                    Resolved::NotFound {
-                        word, suggestion, ..
-                    } => return Err(not_found(&word, suggestion)),
-                };
-                let text = tree.namespace(&path).map(help::listing).unwrap_or_default();
-                write_out(out, &text)?;
-            }
-            "man" => {
-                if rest.is_empty() {
-                    return Err(CliError::usage("usage: man COMMAND"));
-                }
-                let cwd = self.cwd.clone();
-                let tree = self.tree()?;
-                let text = match tree.resolve(&cwd, rest) {
-                    Resolved::Command(c, n) if n == rest.len() => help::manual(c),
-                    Resolved::Command(c, _) => {
-                        return Err(CliError::usage(format!("usage: man {}", c.full_name())));
-                    }
-                    Resolved::Namespace(path) => tree
-                        .namespace(&path)
-                        .map(help::namespace_manual)
-                        .unwrap_or_default(),
-                    Resolved::NotFound {
-                        word, suggestion, ..
-                    } => return Err(not_found(&word, suggestion)),
-                };
-                write_out(out, &text)?;
-            }
+            ".mode" => self.mode_builtin(rest, out)?,
+            "ls" => self.list(rest, out)?,
+            "man" => self.manual(rest, out)?,
             "call" => {
                 let Some((method, params)) = rest.split_first() else {
                     return Err(CliError::usage("usage: call METHOD [JSON params...]"));
                 };
                 self.call_raw(method, params, out)?;
             }
-            _ => {
-                let cwd = self.cwd.clone();
-                if let Some(path) = self.builtin_in_namespace(words)? {
-                    // `auth two_factor ls` / `auth two_factor man update`:
-                    // the built-in run inside that namespace, as in midcli.
-                    let at = path.1;
-                    self.cwd = path.0;
-                    let result = self.run_words(&words[at..], false, out);
-                    self.cwd = cwd;
-                    return result;
-                }
-                let resolved = match self.tree()?.resolve(&cwd, words) {
-                    Resolved::Command(c, n) => Ok((c.clone(), n)),
-                    Resolved::Namespace(path) => Err(Ok(path)),
-                    Resolved::NotFound {
-                        word, suggestion, ..
-                    } => Err(Err(not_found(&word, suggestion))),
-                };
-                match resolved {
-                    Ok((command, n)) => self.run_command(&command, &words[n..], out)?,
-                    Err(Ok(path)) if shell => self.cwd = path,
-                    Err(Ok(path)) => {
-                        let text = self
-                            .tree()?
-                            .namespace(&path)
-                            .map(help::listing)
-                            .unwrap_or_default();
-                        write_out(out, &text)?;
-                    }
-                    Err(Err(e)) => return Err(e),
-                }
-            }
+            _ => self.run_path(words, shell, out)?,
         }
         Ok(Flow::Continue)
+    }
+
+    /// `.mode` shows the output format; `.mode FORMAT` sets it.
+    fn mode_builtin(&mut self, rest: &[String], out: &mut dyn Write) -> Result<(), CliError> {
+        match rest {
+            [] => write_out(out, &format!("{}\n", self.mode)),
+            [m] => {
+                self.mode = m.parse().map_err(CliError::Usage)?;
+                Ok(())
+            }
+            _ => Err(CliError::usage("usage: .mode table|csv|json")),
+        }
+    }
+
+    /// `ls [NAMESPACE]`: the namespace's entries.
+    fn list(&mut self, rest: &[String], out: &mut dyn Write) -> Result<(), CliError> {
+        let path = match self.locate(rest, false)? {
+            Located::Namespace(path) => path,
+            Located::Command(c, _) => {
+                return Err(CliError::usage(format!("`{}` is a command", c.full_name())));
+            }
+        };
+        let text = self.tree()?.namespace(&path).map(help::listing);
+        write_out(out, &text.unwrap_or_default())
+    }
+
+    /// `man COMMAND` or `man NAMESPACE`.
+    fn manual(&mut self, rest: &[String], out: &mut dyn Write) -> Result<(), CliError> {
+        if rest.is_empty() {
+            return Err(CliError::usage("usage: man COMMAND"));
+        }
+        let text = match self.locate(rest, true)? {
+            Located::Command(c, n) if n == rest.len() => help::manual(&c),
+            Located::Command(c, _) => {
+                return Err(CliError::usage(format!("usage: man {}", c.full_name())));
+            }
+            Located::Namespace(path) => self
+                .tree()?
+                .namespace(&path)
+                .map(help::namespace_manual)
+                .unwrap_or_default(),
+        };
+        write_out(out, &text)
+    }
+
+    /// Words that are not a built-in: a command with its arguments, or a
+    /// namespace (entered in a shell, listed otherwise), or a namespace
+    /// followed by `ls` or `man` (that built-in run inside it, as in midcli).
+    fn run_path(
+        &mut self,
+        words: &[String],
+        shell: bool,
+        out: &mut dyn Write,
+    ) -> Result<(), CliError> {
+        if let Some((path, at)) = self.builtin_in_namespace(words)? {
+            let cwd = std::mem::replace(&mut self.cwd, path);
+            let result = self.run_words(&words[at..], false, out);
+            self.cwd = cwd;
+            return result.map(drop);
+        }
+        match self.locate(words, true)? {
+            Located::Command(command, n) => self.run_command(&command, &words[n..], out),
+            Located::Namespace(path) if shell => {
+                self.cwd = path;
+                Ok(())
+            }
+            Located::Namespace(path) => {
+                let text = self.tree()?.namespace(&path).map(help::listing);
+                write_out(out, &text.unwrap_or_default())
+            }
+        }
     }
 
     /// When `words` are a namespace path followed by `ls` or `man`, that
@@ -381,6 +493,11 @@ impl Engine {
         if !(draw || p.png.is_some() || p.svg.is_some()) {
             return Ok(());
         }
+        // Refuse a path that is not a regular file before anything is drawn
+        // or written.
+        for path in p.png.iter().chain(&p.svg) {
+            qr::check_target(path).map_err(CliError::failed)?;
+        }
         let matrix = qr::Matrix::encode(text).map_err(CliError::failed)?;
         if draw {
             write_out(out, &qr::terminal(&matrix, self.palette))?;
@@ -507,6 +624,129 @@ mod tests {
         config.state_dir = dir.path().join("state");
         let backend = crate::backend::Embedded::open(&config).unwrap();
         (Engine::new(Box::new(backend), Mode::Table), dir)
+    }
+
+    type Calls = std::rc::Rc<std::cell::RefCell<Vec<(String, Vec<Value>)>>>;
+
+    /// The real API in-process, recording each call's method and params.
+    /// `in_process`: introspection takes the in-process way (recorded as
+    /// `list SERVICE` and `describe METHOD`); else the way over the wire.
+    struct Recording {
+        inner: crate::backend::Embedded,
+        calls: Calls,
+        in_process: bool,
+    }
+
+    impl Backend for Recording {
+        fn call(&mut self, method: &str, params: Vec<Value>) -> Result<Value, CallError> {
+            self.calls
+                .borrow_mut()
+                .push((method.to_owned(), params.clone()));
+            self.inner.call(method, params)
+        }
+        fn hostname(&self) -> String {
+            self.inner.hostname()
+        }
+        fn cli_methods(&mut self, service: &str) -> Result<(Value, bool), CallError> {
+            if !self.in_process {
+                let methods =
+                    self.call("core.get_methods", vec![service.into(), CLI_TARGET.into()])?;
+                return Ok((methods, true));
+            }
+            self.calls
+                .borrow_mut()
+                .push((format!("list {service}"), Vec::new()));
+            self.inner.cli_methods(service)
+        }
+        fn describe_cli_method(&mut self, service: &str, method: &str) -> Result<Value, CallError> {
+            self.calls
+                .borrow_mut()
+                .push((format!("describe {method}"), Vec::new()));
+            self.inner.describe_cli_method(service, method)
+        }
+    }
+
+    fn recording_engine(in_process: bool) -> (Engine, Calls, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = service::Config::defaults();
+        config.state_dir = dir.path().join("state");
+        let calls = Calls::default();
+        let backend = Recording {
+            inner: crate::backend::Embedded::open(&config).unwrap(),
+            calls: calls.clone(),
+            in_process,
+        };
+        (Engine::new(Box::new(backend), Mode::Table), calls, dir)
+    }
+
+    /// A one-shot command asks for its own service's methods, not the
+    /// whole API; in-process, it lists their names and describes only the
+    /// command it runs.
+    #[test]
+    fn a_command_describes_only_its_service() {
+        let services = ("core.get_services".to_owned(), vec![json!("CLI")]);
+        let config = ("auth.twofactor.config".to_owned(), vec![]);
+        let (mut e, calls, _d) = recording_engine(false);
+        let out = run(&mut e, "auth two_factor config").unwrap();
+        assert!(out.contains("otp_digits"), "{out}");
+        assert_eq!(
+            *calls.borrow(),
+            [
+                services.clone(),
+                (
+                    "core.get_methods".to_owned(),
+                    vec![json!("auth.twofactor"), json!("CLI")]
+                ),
+                config.clone(),
+            ]
+        );
+        let (mut e, calls, _d) = recording_engine(true);
+        assert_eq!(run(&mut e, "auth two_factor config").unwrap(), out);
+        assert_eq!(
+            *calls.borrow(),
+            [
+                services,
+                ("list auth.twofactor".to_owned(), vec![]),
+                ("describe auth.twofactor.config".to_owned(), vec![]),
+                config,
+            ]
+        );
+    }
+
+    /// Every command of the whole tree, typed by its full path from the
+    /// root or from any namespace above it, is found by the quick lookup as
+    /// the same command; names that are not commands fall back to the tree.
+    #[test]
+    fn the_quick_lookup_agrees_with_the_whole_tree() {
+        let (mut e, _d) = engine();
+        let tree = e.tree().unwrap().clone();
+        let commands = tree.commands();
+        assert!(commands.len() >= 5, "{}", commands.len());
+        for c in commands {
+            let mut words = c.path.clone();
+            words.push(c.name.clone());
+            words.push("arg=1".into());
+            for depth in 0..=c.path.len() {
+                let (mut quick, _q) = engine();
+                quick.cwd = c.path[..depth].to_vec();
+                let found = quick.locate_command_quickly(&words[depth..]).unwrap();
+                match found {
+                    Some(Located::Command(q, n)) => {
+                        assert_eq!((&*q, n), (c, words.len() - depth - 1));
+                    }
+                    other => panic!("{}: {other:?}", c.full_name()),
+                }
+                assert!(quick.tree.is_none(), "the whole tree was not read");
+            }
+        }
+        for not_a_command in ["auth", "auth two_factor", "auth two_factr config", "uodate"] {
+            let (mut quick, _q) = engine();
+            let words: Vec<String> = not_a_command.split(' ').map(str::to_owned).collect();
+            assert!(
+                quick.locate_command_quickly(&words).unwrap().is_none(),
+                "{not_a_command}"
+            );
+        }
     }
 
     fn run(e: &mut Engine, line: &str) -> Result<String, CliError> {

@@ -76,10 +76,20 @@ pub struct Args {
     pub words: Vec<String>,
 }
 
-fn parse_seconds(s: &str) -> Result<Duration, String> {
+/// The longest `--timeout`: a day. Longer waits are no time-out at all, and
+/// far longer ones (1e19 s) cannot be added to a clock reading.
+pub const MAX_TIMEOUT_SECS: f64 = 86_400.0;
+
+/// `--timeout`: seconds, more than 0 and at most [`MAX_TIMEOUT_SECS`].
+pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
         .parse()
         .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !(secs > 0.0 && secs <= MAX_TIMEOUT_SECS) {
+        return Err(format!(
+            "`{s}` is out of range: give more than 0 and at most {MAX_TIMEOUT_SECS} seconds"
+        ));
+    }
     Duration::try_from_secs_f64(secs).map_err(|e| format!("`{s}`: {e}"))
 }
 

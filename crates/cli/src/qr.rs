@@ -34,6 +34,9 @@ pub enum QrError {
     },
     #[error("cannot encode PNG: {0}")]
     Png(#[from] png::EncodingError),
+    /// The path names something other than a regular file (or nothing).
+    #[error("refusing to write {path}: it is {kind}; only regular files are written or replaced")]
+    NotAFile { path: String, kind: &'static str },
 }
 
 /// The code's modules, with the quiet zone: `true` is dark.
@@ -148,9 +151,64 @@ pub fn svg_text(text: &str) -> Result<String, QrError> {
         .build())
 }
 
+/// What a path names, for refusals: a regular file or nothing is `None`.
+fn not_a_file(file_type: std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    Some(if file_type.is_file() {
+        return None;
+    } else if file_type.is_symlink() {
+        "a symbolic link"
+    } else if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    })
+}
+
+/// Checks that `path` may be written by [`write_atomic`]: it names nothing
+/// yet, or a regular file (a final symbolic link is never followed, even
+/// to a regular file). Nothing is written.
+pub fn check_target(path: &Path) -> Result<(), QrError> {
+    let shown = || path.display().to_string();
+    // "dir/" names a directory even when "dir" does not exist.
+    if path.as_os_str().as_encoded_bytes().ends_with(b"/") {
+        return Err(QrError::NotAFile {
+            path: shown(),
+            kind: "a directory",
+        });
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) => match not_a_file(meta.file_type()) {
+            None => Ok(()),
+            Some(kind) => Err(QrError::NotAFile {
+                path: shown(),
+                kind,
+            }),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(QrError::Write {
+            path: shown(),
+            source,
+        }),
+    }
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file in the same
-/// directory (mode 0600: the code holds the secret), then a rename.
+/// directory (mode 0600: the code holds the secret), synced, then renamed
+/// over `path`. Only a regular file is replaced: a symbolic link (to
+/// anything, or dangling), a device, a FIFO, a socket or a directory is
+/// refused by name and left as it was (see [`check_target`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), QrError> {
+    use std::os::unix::fs::PermissionsExt;
+    check_target(path)?;
     let err = |source| QrError::Write {
         path: path.display().to_string(),
         source,
@@ -162,11 +220,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), QrError> {
     let mut tmp = tempfile::Builder::new()
         .prefix(".tfa-")
         .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(0o600))
         .tempfile_in(dir)
         .map_err(err)?;
     tmp.write_all(bytes).map_err(err)?;
     tmp.as_file().sync_all().map_err(err)?;
+    // Checked again right before the rename, which would replace whatever
+    // the name then points to (the temporary file is removed on error).
+    check_target(path)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
+    // The rename itself is made durable with the directory.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
     Ok(())
 }
 
@@ -250,5 +316,123 @@ mod tests {
             "no temporary file left"
         );
         assert!(write_atomic(&dir.path().join("missing/q.png"), &png).is_err());
+    }
+
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    }
+
+    fn refused(path: &Path, kind: &str) {
+        match write_atomic(path, b"secret") {
+            Err(e @ QrError::NotAFile { .. }) => {
+                let message = e.to_string();
+                assert!(
+                    message.contains(&path.display().to_string()) && message.contains(kind),
+                    "{message}"
+                );
+            }
+            other => panic!("{}: {other:?}", path.display()),
+        }
+    }
+
+    /// Only regular files are written: links, FIFOs, devices, sockets and
+    /// directories are refused by name and left alone, and no temporary
+    /// file is left behind.
+    #[test]
+    fn only_regular_files_are_written() {
+        use std::os::unix::fs::{FileTypeExt, symlink};
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+
+        // New file: 0600, whatever the umask allows.
+        let new = d.join("new.svg");
+        write_atomic(&new, b"one").unwrap();
+        assert_eq!(std::fs::read(&new).unwrap(), b"one");
+        assert_eq!(mode(&new), 0o600);
+
+        // Existing regular file (0644, hard-linked): replaced by a new inode,
+        // so the other name still holds the old content.
+        let old = d.join("old.png");
+        std::fs::write(&old, b"before").unwrap();
+        std::fs::set_permissions(&old, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
+        std::fs::hard_link(&old, d.join("old-link")).unwrap();
+        write_atomic(&old, b"after").unwrap();
+        assert_eq!(std::fs::read(&old).unwrap(), b"after");
+        assert_eq!(mode(&old), 0o600);
+        assert_eq!(std::fs::read(d.join("old-link")).unwrap(), b"before");
+
+        // A symbolic link to a regular file, and a dangling one.
+        let target = d.join("target");
+        std::fs::write(&target, b"target").unwrap();
+        symlink(&target, d.join("to-file")).unwrap();
+        refused(&d.join("to-file"), "a symbolic link");
+        assert_eq!(std::fs::read(&target).unwrap(), b"target");
+        assert!(
+            std::fs::symlink_metadata(d.join("to-file"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        symlink(d.join("nowhere"), d.join("dangling")).unwrap();
+        refused(&d.join("dangling"), "a symbolic link");
+        assert!(!d.join("nowhere").exists());
+
+        // A FIFO (opening it for writing would block).
+        let fifo = d.join("fifo");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        refused(&fifo, "a FIFO");
+        assert!(
+            std::fs::symlink_metadata(&fifo)
+                .unwrap()
+                .file_type()
+                .is_fifo()
+        );
+
+        // A character device, where it always is.
+        let null = Path::new("/dev/null");
+        refused(null, "a character device");
+        assert!(
+            std::fs::symlink_metadata(null)
+                .unwrap()
+                .file_type()
+                .is_char_device()
+        );
+
+        // A directory, named plainly or with a slash.
+        std::fs::create_dir(d.join("sub")).unwrap();
+        refused(&d.join("sub"), "a directory");
+        refused(
+            Path::new(&format!("{}/absent/", d.display())),
+            "a directory",
+        );
+
+        // A Unix socket.
+        let sock = d.join("sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        refused(&sock, "a socket");
+
+        // Nothing else appeared: no temporary files.
+        let mut names: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "dangling", "fifo", "new.svg", "old-link", "old.png", "sock", "sub", "target",
+                "to-file"
+            ]
+        );
     }
 }

@@ -62,13 +62,18 @@ pub fn history_path() -> Option<PathBuf> {
     Some(data.join("twofactor").join("tfa_history"))
 }
 
-/// Lines that may carry a code or a password are never written to history.
+/// Lines that may carry a code, a password or a key are never written to
+/// history: any that names a check (`verify`), a login method (`auth.login
+/// root PASSWORD` carries the password as a bare word), or an argument
+/// that holds a secret.
 pub fn worth_remembering(line: &str) -> bool {
     let lower = line.to_ascii_lowercase();
     !line.trim().is_empty()
-        && !["verify", "token", "password", "secret", "otp_"]
-            .iter()
-            .any(|w| lower.contains(w))
+        && ![
+            "verify", "token", "password", "secret", "otp_", "login", "api_key", "passwd",
+        ]
+        .iter()
+        .any(|w| lower.contains(w))
 }
 
 fn ensure_private_dir(path: &std::path::Path) {
@@ -374,6 +379,16 @@ mod tests {
         assert!(!worth_remembering("verify token=123456"));
         assert!(!worth_remembering("auth two_factor verify 123456"));
         assert!(!worth_remembering("   "));
+        for login in [
+            "call auth.login root PASSWORD",
+            "call auth.login_ex {\"mechanism\":\"PASSWORD_PLAIN\",\"username\":\"root\",\"password\":\"x\"}",
+            "call auth.login_ex_continue {\"mechanism\":\"OTP_TOKEN\",\"otp_token\":\"123456\"}",
+            "call AUTH.LOGIN root hunter2",
+            "call auth.login_with_api_key 1-abcdef",
+            "auth login root hunter2",
+        ] {
+            assert!(!worth_remembering(login), "{login}");
+        }
     }
 
     #[test]

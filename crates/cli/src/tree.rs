@@ -154,24 +154,70 @@ struct ServiceInfo<'a> {
     config: bool,
 }
 
-impl Tree {
-    /// Builds the tree from `core.get_services` and `core.get_methods`.
-    pub fn from_introspection(services: &Value, methods: &Value) -> Self {
-        let mut tree = Tree::default();
-        let mut infos: Vec<ServiceInfo<'_>> = Vec::new();
-        for (name, service) in services.as_object().into_iter().flatten() {
+/// The CLI services of `core.get_services`: name, namespace path, and
+/// whether it is a `config` service. Services kept out of the CLI are left
+/// out.
+fn cli_services(services: &Value) -> impl Iterator<Item = (&str, &Value, Vec<String>)> {
+    services
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, service)| {
             let config = &service["config"];
             let hidden = config
                 .get("cli_private")
                 .and_then(Value::as_bool)
                 .unwrap_or(false);
-            let Some(ns) = config.get("cli_namespace").and_then(Value::as_str) else {
-                continue;
-            };
+            let ns = config.get("cli_namespace").and_then(Value::as_str)?;
             if hidden || ns.is_empty() {
-                continue;
+                return None;
             }
             let path: Vec<String> = ns.split('.').map(str::to_owned).collect();
+            Some((name.as_str(), service, path))
+        })
+}
+
+/// The services a command typed as `words` can belong to: those whose
+/// namespace is the longest one that `words` start with. A command named by
+/// `words` is always in that namespace, since a namespace's name wins over
+/// a command's while resolving (see [`Tree::resolve`]).
+pub fn services_for(services: &Value, words: &[String]) -> Vec<String> {
+    let on_path: Vec<(&str, Vec<String>)> = cli_services(services)
+        .filter(|(_, _, path)| words.starts_with(path))
+        .map(|(name, _, path)| (name, path))
+        .collect();
+    let deepest = on_path.iter().map(|(_, p)| p.len()).max().unwrap_or(0);
+    on_path
+        .into_iter()
+        .filter(|(_, p)| p.len() == deepest)
+        .map(|(name, _)| name.to_owned())
+        .collect()
+}
+
+impl Tree {
+    /// Builds the tree from `core.get_services` and `core.get_methods`.
+    pub fn from_introspection(services: &Value, methods: Value) -> Self {
+        let mut tree = Self::unpruned(services, methods);
+        tree.root.prune();
+        tree
+    }
+
+    /// A tree from every service but the methods of only some of them: its
+    /// namespaces are not pruned (a namespace without loaded methods may
+    /// hold commands). A command it resolves `words` to is the one the
+    /// whole tree resolves them to when `methods` holds every method of the
+    /// [`services_for`] those words; anything else must be resolved on the
+    /// whole tree.
+    pub fn partial(services: &Value, methods: Value) -> Self {
+        Self::unpruned(services, methods)
+    }
+
+    /// Takes `methods` by value: the schemas are moved into the commands.
+    fn unpruned(services: &Value, methods: Value) -> Self {
+        let mut tree = Tree::default();
+        let mut infos: Vec<ServiceInfo<'_>> = Vec::new();
+        for (name, service, path) in cli_services(services) {
+            let config = &service["config"];
             let description = config
                 .get("cli_description")
                 .and_then(Value::as_str)
@@ -187,7 +233,10 @@ impl Tree {
                 config: config_service,
             });
         }
-        for (method, desc) in methods.as_object().into_iter().flatten() {
+        let Value::Object(methods) = methods else {
+            return tree;
+        };
+        for (method, mut desc) in methods {
             if desc
                 .get("cli_private")
                 .and_then(Value::as_bool)
@@ -207,7 +256,12 @@ impl Tree {
             else {
                 continue;
             };
-            let name = method.rsplit('.').next().unwrap_or(method).to_owned();
+            let name = method.rsplit('.').next().unwrap_or(&method).to_owned();
+            let accepts = match desc.get_mut("accepts").map(Value::take) {
+                Some(Value::Array(accepts)) => accepts,
+                _ => Vec::new(),
+            };
+            let returns = desc.pointer_mut("/returns/0").map(Value::take);
             let text = |key: &str| {
                 desc.get(key)
                     .and_then(Value::as_str)
@@ -216,7 +270,7 @@ impl Tree {
             };
             let command = Command {
                 name,
-                method: method.clone(),
+                method,
                 service: service.name.to_owned(),
                 config_service: service.config,
                 path: service.path.clone(),
@@ -233,16 +287,11 @@ impl Tree {
                             .collect()
                     })
                     .unwrap_or_default(),
-                accepts: desc
-                    .get("accepts")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default(),
-                returns: desc.pointer("/returns/0").cloned(),
+                accepts,
+                returns,
             };
             tree.namespace_mut(&service.path).commands.push(command);
         }
-        tree.root.prune();
         tree.root.sort();
         tree
     }
@@ -381,7 +430,7 @@ pub(crate) mod tests {
                 "returns": [{"type": "boolean"}]},
             "auth.twofactor.provisioning_uri": {"accepts": [], "returns": [{"type": "string"}]},
         });
-        Tree::from_introspection(&services, &methods)
+        Tree::from_introspection(&services, methods)
     }
 
     fn w(s: &str) -> Vec<String> {

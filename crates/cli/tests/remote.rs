@@ -62,7 +62,7 @@ fn serve(api: api::Api, stream: UnixStream, peer_uid: u32) {
         }
         let reply = match wire::parse_incoming(text) {
             wire::Incoming::Call(req) => {
-                let id = req.id.unwrap_or(Value::Null);
+                let id = req.id.unwrap_or_default();
                 match api.call(&session, &req.method, req.params) {
                     Ok(v) => wire::response_ok(&id, v),
                     Err(e) => wire::response_error(&id, &e.to_rpc()),

@@ -15,6 +15,13 @@
 //! other requests (see [`Client::send_request`]) and server notifications
 //! (`collection_update`) that arrive while waiting are queued.
 //!
+//! Time-outs bound whole operations, not single reads: [`Client::connect`]
+//! gives connect + handshake one deadline and each call (send + wait for the
+//! answer) another; [`Client::connect_until`] gives everything, up to the
+//! last answer, one deadline (the PAM module's `timeout=`). A server that
+//! drips bytes cannot stretch either: every read and write on the socket is
+//! bounded by what is left until the deadline.
+//!
 //! Owns: URL parsing, connecting with a time-out, the WebSocket handshake,
 //! request ids, matching answers to requests. Does not own: what any method
 //! means, or the envelope rules (those are `wire`'s).
@@ -144,50 +151,83 @@ impl Target {
     }
 }
 
+/// `now + d`, or a point far in the future when that does not fit in an
+/// `Instant` (a time-out of 1e19 s means "no time-out", not a panic).
+fn deadline_after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(u64::from(u32::MAX))))
+        .unwrap_or(now)
+}
+
 /// The two transports behind one `Read + Write`.
 #[derive(Debug)]
-enum Stream {
+enum Transport {
     Unix(UnixStream),
     Tcp(TcpStream),
 }
 
-impl Stream {
-    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        match self {
-            Self::Unix(s) => s.set_read_timeout(t),
-            Self::Tcp(s) => s.set_read_timeout(t),
-        }
-    }
+/// A transport whose every read and write gives up at `deadline`: the
+/// socket time-out is set to what is left before each system call, so a
+/// peer that sends (or takes) one byte at a time cannot hold an operation
+/// past it.
+#[derive(Debug)]
+struct Stream {
+    transport: Transport,
+    deadline: Instant,
+}
 
-    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        match self {
-            Self::Unix(s) => s.set_write_timeout(t),
-            Self::Tcp(s) => s.set_write_timeout(t),
+impl Stream {
+    /// What is left before the deadline; `TimedOut` when nothing is.
+    fn left(&self) -> io::Result<Duration> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the deadline of the exchange has passed",
+            ))
+        } else {
+            // Zero would mean "block forever" to the socket.
+            Ok(left.max(Duration::from_millis(1)))
         }
     }
 }
 
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Self::Unix(s) => s.read(buf),
-            Self::Tcp(s) => s.read(buf),
+        let left = Some(self.left()?);
+        match &mut self.transport {
+            Transport::Unix(s) => {
+                s.set_read_timeout(left)?;
+                s.read(buf)
+            }
+            Transport::Tcp(s) => {
+                s.set_read_timeout(left)?;
+                s.read(buf)
+            }
         }
     }
 }
 
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Self::Unix(s) => s.write(buf),
-            Self::Tcp(s) => s.write(buf),
+        let left = Some(self.left()?);
+        match &mut self.transport {
+            Transport::Unix(s) => {
+                s.set_write_timeout(left)?;
+                s.write(buf)
+            }
+            Transport::Tcp(s) => {
+                s.set_write_timeout(left)?;
+                s.write(buf)
+            }
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Self::Unix(s) => s.flush(),
-            Self::Tcp(s) => s.flush(),
+        match &mut self.transport {
+            Transport::Unix(s) => s.flush(),
+            Transport::Tcp(s) => s.flush(),
         }
     }
 }
@@ -211,6 +251,8 @@ pub struct Client {
     url: String,
     host: Option<String>,
     timeout: Duration,
+    /// Set by [`Client::connect_until`]: no operation goes past it.
+    deadline: Option<Instant>,
     next_id: u64,
     /// Answers to our requests that arrived while waiting for another one.
     answers: HashMap<u64, Value>,
@@ -261,9 +303,27 @@ fn closed(code: u16, reason: &str) -> ClientError {
 }
 
 impl Client {
-    /// Connects and upgrades `GET /api/current`; `timeout` bounds connect,
-    /// each send and each wait for an answer.
+    /// Connects and upgrades `GET /api/current`; `timeout` bounds connect
+    /// and handshake together, and then each call (or send, or wait for an
+    /// answer) as a whole.
     pub fn connect(url: &str, timeout: Duration) -> Result<Self, ClientError> {
+        Self::open(url, timeout, deadline_after(timeout), None)
+    }
+
+    /// Like [`Client::connect`], but everything from the connect to the last
+    /// answer must be done by `deadline`: past it every operation fails with
+    /// [`ClientError::Timeout`].
+    pub fn connect_until(url: &str, deadline: Instant) -> Result<Self, ClientError> {
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        Self::open(url, timeout, deadline, Some(deadline))
+    }
+
+    fn open(
+        url: &str,
+        timeout: Duration,
+        connected_by: Instant,
+        deadline: Option<Instant>,
+    ) -> Result<Self, ClientError> {
         let target = Target::parse(url)?;
         let failed = |reason: String| ClientError::Connect {
             url: url.to_owned(),
@@ -271,8 +331,15 @@ impl Client {
         };
         let (stream, request, host) = match &target {
             Target::Unix(path) => {
-                let s = connect_unix(path, timeout).map_err(|e| failed(e.to_string()))?;
-                (Stream::Unix(s), format!("ws://localhost{API_PATH}"), None)
+                let s = connect_unix(path, connected_by).map_err(|e| match e.kind() {
+                    io::ErrorKind::TimedOut => ClientError::Timeout(timeout),
+                    _ => failed(e.to_string()),
+                })?;
+                (
+                    Transport::Unix(s),
+                    format!("ws://localhost{API_PATH}"),
+                    None,
+                )
             }
             Target::Tcp { host, port, path } => {
                 let addrs = (host.as_str(), *port)
@@ -281,7 +348,11 @@ impl Client {
                 let mut last = None;
                 let mut stream = None;
                 for addr in addrs {
-                    match TcpStream::connect_timeout(&addr, timeout) {
+                    let left = connected_by.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(ClientError::Timeout(timeout));
+                    }
+                    match TcpStream::connect_timeout(&addr, left) {
                         Ok(s) => {
                             stream = Some(s);
                             break;
@@ -303,18 +374,16 @@ impl Client {
                     format!("{host}:{port}")
                 };
                 (
-                    Stream::Tcp(s),
+                    Transport::Tcp(s),
                     format!("ws://{authority}{path}"),
                     Some(host.clone()),
                 )
             }
         };
-        stream
-            .set_read_timeout(Some(timeout))
-            .map_err(|e| failed(e.to_string()))?;
-        stream
-            .set_write_timeout(Some(timeout))
-            .map_err(|e| failed(e.to_string()))?;
+        let stream = Stream {
+            transport: stream,
+            deadline: connected_by,
+        };
         let config = WebSocketConfig::default()
             .read_buffer_size(16 * 1024)
             .write_buffer_size(0)
@@ -323,6 +392,14 @@ impl Client {
             tungstenite::client::client_with_config(request, stream, Some(config)).map_err(
                 |e| match e {
                     tungstenite::HandshakeError::Interrupted(_) => ClientError::Timeout(timeout),
+                    tungstenite::HandshakeError::Failure(tungstenite::Error::Io(e))
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        ClientError::Timeout(timeout)
+                    }
                     tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp)) => {
                         failed(format!(
                             "the server answered HTTP {} instead of upgrading",
@@ -337,6 +414,7 @@ impl Client {
             url: url.to_owned(),
             host,
             timeout,
+            deadline,
             next_id: 0,
             answers: HashMap::new(),
             stray: VecDeque::new(),
@@ -355,7 +433,7 @@ impl Client {
         self.host.as_deref()
     }
 
-    /// The time-out of each send and each wait.
+    /// The time-out of each call, send and wait.
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
@@ -367,19 +445,36 @@ impl Client {
     /// Calls `method` and waits for its answer (notifications that arrive
     /// meanwhile are queued for [`Client::next_notification`]).
     pub fn call(&mut self, method: &str, params: Vec<Value>) -> Result<Value, ClientError> {
-        let id = self.send_request(method, params)?;
-        self.wait_response(id)
+        let deadline = self.deadline_in(self.timeout);
+        let id = self.send_request_by(method, params, deadline)?;
+        self.wait_response_by(id, deadline)
     }
 
     /// Sends a request without waiting; returns its id for
     /// [`Client::wait_response`]. Several may be in flight at once.
     pub fn send_request(&mut self, method: &str, params: Vec<Value>) -> Result<u64, ClientError> {
+        let deadline = self.deadline_in(self.timeout);
+        self.send_request_by(method, params, deadline)
+    }
+
+    fn send_request_by(
+        &mut self,
+        method: &str,
+        params: Vec<Value>,
+        deadline: Instant,
+    ) -> Result<u64, ClientError> {
         self.next_id += 1;
         let id = self.next_id;
         let text =
             json!({"jsonrpc": "2.0", "method": method, "id": id, "params": params}).to_string();
-        self.send_raw(&text)?;
+        self.send_by(Message::text(text), deadline)?;
         Ok(id)
+    }
+
+    /// `now + d`, but never past the deadline of [`Client::connect_until`].
+    fn deadline_in(&self, d: Duration) -> Instant {
+        let by = deadline_after(d);
+        self.deadline.map_or(by, |cap| by.min(cap))
     }
 
     /// Sends a notification: the server runs it and never answers.
@@ -389,7 +484,11 @@ impl Client {
 
     /// Waits for the answer to request `id`.
     pub fn wait_response(&mut self, id: u64) -> Result<Value, ClientError> {
-        let deadline = Instant::now() + self.timeout;
+        let deadline = self.deadline_in(self.timeout);
+        self.wait_response_by(id, deadline)
+    }
+
+    fn wait_response_by(&mut self, id: u64, deadline: Instant) -> Result<Value, ClientError> {
         loop {
             if let Some(answer) = self.answers.remove(&id) {
                 return answer_to_result(answer);
@@ -408,7 +507,7 @@ impl Client {
     /// The next server notification (`{"jsonrpc","method","params"}`),
     /// waiting at most `wait`; `None` when none came in time.
     pub fn next_notification(&mut self, wait: Duration) -> Result<Option<Value>, ClientError> {
-        let deadline = Instant::now() + wait;
+        let deadline = self.deadline_in(wait);
         loop {
             if let Some(n) = self.notifications.pop_front() {
                 return Ok(Some(n));
@@ -431,24 +530,25 @@ impl Client {
 
     /// Sends one text frame as it is (for speaking the protocol by hand).
     pub fn send_raw(&mut self, text: &str) -> Result<(), ClientError> {
-        self.apply_write_timeout()?;
-        self.ws
-            .send(Message::text(text))
-            .map_err(|e| ws_error(e, self.timeout))
+        let deadline = self.deadline_in(self.timeout);
+        self.send_by(Message::text(text), deadline)
     }
 
     /// Sends one binary frame (the server refuses them: close 1003).
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), ClientError> {
-        self.apply_write_timeout()?;
-        self.ws
-            .send(Message::binary(data.to_vec()))
-            .map_err(|e| ws_error(e, self.timeout))
+        let deadline = self.deadline_in(self.timeout);
+        self.send_by(Message::binary(data.to_vec()), deadline)
+    }
+
+    fn send_by(&mut self, message: Message, deadline: Instant) -> Result<(), ClientError> {
+        self.ws.get_mut().deadline = deadline;
+        self.ws.send(message).map_err(|e| ws_error(e, self.timeout))
     }
 
     /// Reads the next frame as it is, bypassing the queues; `None` when
     /// nothing came within the time-out.
     pub fn read_raw(&mut self) -> Result<Option<Frame>, ClientError> {
-        let deadline = Instant::now() + self.timeout;
+        let deadline = self.deadline_in(self.timeout);
         self.read_frame(deadline)
     }
 
@@ -459,17 +559,10 @@ impl Client {
 
     fn shutdown(&mut self) {
         if self.ws.can_write() {
+            self.ws.get_mut().deadline = self.deadline_in(self.timeout);
             let _ = self.ws.close(None);
             let _ = self.ws.flush();
         }
-    }
-
-    fn apply_write_timeout(&mut self) -> Result<(), ClientError> {
-        let t = self.timeout.max(Duration::from_millis(1));
-        self.ws
-            .get_ref()
-            .set_write_timeout(Some(t))
-            .map_err(|e| io_error(e, self.timeout))
     }
 
     /// Sorts one incoming text message into answers and notifications.
@@ -495,16 +588,11 @@ impl Client {
 
     /// The next data or close frame before `deadline` (`None` past it).
     fn read_frame(&mut self, deadline: Instant) -> Result<Option<Frame>, ClientError> {
+        self.ws.get_mut().deadline = deadline;
         loop {
-            let now = Instant::now();
-            if now >= deadline {
+            if Instant::now() >= deadline {
                 return Ok(None);
             }
-            let left = (deadline - now).max(Duration::from_millis(1));
-            self.ws
-                .get_ref()
-                .set_read_timeout(Some(left))
-                .map_err(|e| io_error(e, self.timeout))?;
             match self.ws.read() {
                 Ok(Message::Text(t)) => return Ok(Some(Frame::Text(t.as_str().to_owned()))),
                 Ok(Message::Binary(b)) => return Ok(Some(Frame::Binary(b.to_vec()))),
@@ -535,7 +623,9 @@ impl Drop for Client {
 }
 
 /// A response object → its result, or its error as [`ClientError::Rpc`].
-fn answer_to_result(mut answer: Value) -> Result<Value, ClientError> {
+/// (What [`Client::call`] does with the answer it waited for; public for
+/// callers that read responses themselves, and for fuzzing.)
+pub fn answer_to_result(mut answer: Value) -> Result<Value, ClientError> {
     if let Some(error) = answer.get_mut("error").map(Value::take) {
         let e: wire::RpcError = serde_json::from_value(error)
             .map_err(|e| ClientError::Protocol(format!("malformed error object: {e}")))?;
@@ -549,13 +639,12 @@ fn answer_to_result(mut answer: Value) -> Result<Value, ClientError> {
     }
 }
 
-/// Connects a Unix socket within `timeout`. `UnixStream::connect` blocks
+/// Connects a Unix socket by `deadline`. `UnixStream::connect` blocks
 /// for as long as the listener's backlog is full (a frozen daemon), which in
 /// the PAM module would hold an sshd login until its grace time; here a
 /// non-blocking connect is retried until the deadline instead.
-fn connect_unix(path: &std::path::Path, timeout: Duration) -> io::Result<UnixStream> {
+fn connect_unix(path: &std::path::Path, deadline: Instant) -> io::Result<UnixStream> {
     use socket2::{Domain, SockAddr, Socket, Type};
-    let deadline = Instant::now() + timeout;
     let addr = SockAddr::unix(path)?;
     loop {
         let socket = Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None)?;

@@ -47,13 +47,13 @@ fn unix_server(script: Script) -> (tempfile::TempDir, String, thread::JoinHandle
     (dir, format!("ws+unix://{}", path.display()), h)
 }
 
-fn send(ws: &mut tungstenite::WebSocket<Box<dyn RwStream>>, v: Value) {
+fn send(ws: &mut tungstenite::WebSocket<Box<dyn RwStream>>, v: impl std::fmt::Display) {
     ws.send(Message::text(v.to_string())).expect("send");
 }
 
 /// Echoes `params[0]` as the result; `fail` answers an error.
 fn echo(ws: &mut tungstenite::WebSocket<Box<dyn RwStream>>, req: Value) -> bool {
-    let id = req["id"].clone();
+    let id = wire::Id::from(&req["id"]);
     match req["method"].as_str() {
         Some("fail") => send(
             ws,
@@ -148,12 +148,18 @@ fn answers_out_of_order_and_notifications_are_queued() {
         match held {
             None => HELD.with(|h| *h.borrow_mut() = Some(req)),
             Some(first) => {
-                send(ws, wire::response_ok(&req["id"], json!("second")));
+                send(
+                    ws,
+                    wire::response_ok(&wire::Id::from(&req["id"]), json!("second")),
+                );
                 send(
                     ws,
                     wire::notification("collection_update", json!({"msg": "changed"})),
                 );
-                send(ws, wire::response_ok(&first["id"], json!("first")));
+                send(
+                    ws,
+                    wire::response_ok(&wire::Id::from(&first["id"]), json!("first")),
+                );
             }
         }
         true
@@ -222,7 +228,7 @@ fn a_full_backlog_fails_within_the_time_out() {
     let failure = loop {
         assert!(held.len() < 5000, "the backlog never filled");
         let started = std::time::Instant::now();
-        match connect_unix(&path, limit) {
+        match connect_unix(&path, started + limit) {
             Ok(s) => held.push(s),
             Err(e) => break (e, started.elapsed()),
         }
@@ -230,4 +236,121 @@ fn a_full_backlog_fails_within_the_time_out() {
     let (error, took) = failure;
     assert_eq!(error.kind(), io::ErrorKind::TimedOut, "{error}");
     assert!(took >= limit && took < limit * 5, "took {took:?}");
+}
+
+/// How long a dripping server waits between two bytes.
+const DRIP: Duration = Duration::from_millis(100);
+
+/// Writes `bytes` one at a time, `DRIP` apart, until they run out or the
+/// client goes away (a write fails).
+fn drip(stream: &mut impl Write, bytes: &[u8]) {
+    for b in bytes {
+        if stream
+            .write_all(&[*b])
+            .and_then(|()| stream.flush())
+            .is_err()
+        {
+            return;
+        }
+        thread::sleep(DRIP);
+    }
+}
+
+/// A server that reads the upgrade request and answers it one byte every
+/// 100 ms: a handshake that is always nearly done (60 s of headers).
+fn handshake_dripper(stream: &mut (impl Read + Write)) {
+    let mut buf = [0u8; 1024];
+    let _ = stream.read(&mut buf);
+    let mut answer = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n".to_vec();
+    answer.extend(std::iter::repeat_n(b'x', 600));
+    drip(stream, &answer);
+}
+
+/// A server that upgrades at once, reads one request, and answers it with
+/// a text frame that comes one byte every 100 ms (60 s of payload).
+fn reply_dripper(stream: Box<dyn RwStream>) {
+    let mut ws = tungstenite::accept(stream).expect("handshake");
+    let _ = ws.read();
+    let payload = 600u16;
+    let mut frame = vec![0x81, 126];
+    frame.extend(payload.to_be_bytes());
+    frame.extend(std::iter::repeat_n(b' ', usize::from(payload)));
+    drip(ws.get_mut(), &frame);
+}
+
+/// The time-out bounds the whole exchange: a server that drips bytes can
+/// hold neither the handshake nor the answer past it (it used to apply to
+/// each read, so every byte restarted the clock).
+#[test]
+fn a_dripping_server_cannot_stretch_the_time_out() {
+    let limit = Duration::from_secs(1);
+    // Generous for a loaded machine; a per-read time-out takes 60 s.
+    let bound = limit + Duration::from_millis(1500);
+
+    // Handshake, Unix socket and TCP.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("drip.sock");
+    let listener = UnixListener::bind(&path).expect("bind");
+    let h = thread::spawn(move || handshake_dripper(&mut listener.accept().expect("accept").0));
+    let started = Instant::now();
+    let err = Client::connect(&format!("ws+unix://{}", path.display()), limit).unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, ClientError::Timeout(_)), "{err:?}");
+    assert!(took >= limit && took < bound, "took {took:?}");
+    h.join().expect("server");
+
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let h = thread::spawn(move || handshake_dripper(&mut listener.accept().expect("accept").0));
+    let started = Instant::now();
+    let err = Client::connect(&format!("ws://127.0.0.1:{port}"), limit).unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, ClientError::Timeout(_)), "{err:?}");
+    assert!(took >= limit && took < bound, "took {took:?}");
+    h.join().expect("server");
+
+    // The answer, under one deadline for connect + handshake + call.
+    let path = dir.path().join("drip2.sock");
+    let listener = UnixListener::bind(&path).expect("bind");
+    let h = thread::spawn(move || reply_dripper(Box::new(listener.accept().expect("accept").0)));
+    let started = Instant::now();
+    let mut c = Client::connect_until(&format!("ws+unix://{}", path.display()), started + limit)
+        .expect("the handshake is prompt");
+    let err = c.call("core.ping", vec![]).unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, ClientError::Timeout(_)), "{err:?}");
+    assert!(took >= limit && took < bound, "took {took:?}");
+    // Past the deadline nothing more is tried.
+    let again = Instant::now();
+    assert!(matches!(
+        c.call("core.ping", vec![]),
+        Err(ClientError::Timeout(_))
+    ));
+    assert!(again.elapsed() < Duration::from_millis(500));
+    drop(c);
+    h.join().expect("server");
+
+    // And a call of a client made with `connect` is bounded as a whole too.
+    let path = dir.path().join("drip3.sock");
+    let listener = UnixListener::bind(&path).expect("bind");
+    let h = thread::spawn(move || reply_dripper(Box::new(listener.accept().expect("accept").0)));
+    let mut c = Client::connect(&format!("ws+unix://{}", path.display()), limit).expect("connect");
+    let started = Instant::now();
+    let err = c.call("core.ping", vec![]).unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, ClientError::Timeout(_)), "{err:?}");
+    assert!(took >= limit && took < bound, "took {took:?}");
+    drop(c);
+    h.join().expect("server");
+}
+
+/// A time-out too long for an `Instant` is no time-out, not a panic.
+#[test]
+fn a_huge_time_out_does_not_overflow() {
+    let (_dir, url, h) = unix_server(echo);
+    let mut c = Client::connect(&url, Duration::from_secs(u64::MAX)).expect("connect");
+    assert_eq!(c.call("x", vec![json!(2)]).unwrap(), json!(2));
+    assert_eq!(c.next_notification(Duration::ZERO).unwrap(), None);
+    drop(c);
+    h.join().unwrap();
 }

@@ -23,7 +23,9 @@ pub const MAX_MESSAGE: usize = 64 * 1024;
 /// Calls one connection may have running at once.
 pub const MAX_IN_FLIGHT: usize = 20;
 
+const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 const CLOSE_UNSUPPORTED_DATA: u16 = 1003;
+const CLOSE_POLICY: u16 = 1008;
 const CLOSE_INVALID_PAYLOAD: u16 = 1007;
 const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_GOING_AWAY: u16 = 1001;
@@ -73,6 +75,22 @@ fn execute(api: &Api, session: &Session, request: Request) -> (Option<String>, D
     (response.map(|v| v.to_string()), delay)
 }
 
+/// Sends one text message; `false` when the peer is gone or has not read
+/// it within `within` (a peer that does not read is dropped, not buffered
+/// for without end: SPEC §11).
+async fn send(socket: &mut WebSocket, text: String, within: Duration) -> bool {
+    match tokio::time::timeout(within, socket.send(Message::Text(text.into()))).await {
+        Ok(Ok(())) => true,
+        Ok(Err(_)) => false,
+        Err(_) => {
+            if let Some(suppressed) = crate::throttle::allow("send_timeout") {
+                tracing::info!(suppressed, "a peer that does not read was dropped");
+            }
+            false
+        }
+    }
+}
+
 /// Why the read loop ended.
 enum End {
     /// The peer closed or vanished: nothing more to send.
@@ -115,14 +133,28 @@ pub async fn run(app: Arc<App>, peer: Peer, mut socket: WebSocket) {
     tokio::pin!(stopping);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Option<String>>();
     let mut in_flight = 0usize;
+    let send_within = Duration::from_secs(app.limits.send_timeout_secs.into());
+    // SPEC §11: a connection nobody logs into is closed after this long
+    // (counted again from a logout).
+    let login_within = Duration::from_secs(app.limits.login_timeout_secs.into());
+    let login_timer = tokio::time::sleep(login_within);
+    tokio::pin!(login_timer);
+    let mut was_logged_in = session.user().is_some();
 
     let end = loop {
+        let logged_in = session.user().is_some();
+        if was_logged_in && !logged_in {
+            login_timer
+                .as_mut()
+                .reset(tokio::time::Instant::now() + login_within);
+        }
+        was_logged_in = logged_in;
         tokio::select! {
             biased;
             Some(done) = done_rx.recv() => {
                 in_flight -= 1;
                 if let Some(text) = done
-                    && socket.send(Message::Text(text.into())).await.is_err()
+                    && !send(&mut socket, text, send_within).await
                 {
                     break End::Gone;
                 }
@@ -131,7 +163,7 @@ pub async fn run(app: Arc<App>, peer: Peer, mut socket: WebSocket) {
                 Ok(event) => {
                     if session.is_subscribed(event.collection) {
                         let text = wire::notification("collection_update", event.to_params()).to_string();
-                        if socket.send(Message::Text(text.into())).await.is_err() {
+                        if !send(&mut socket, text, send_within).await {
                             break End::Gone;
                         }
                     }
@@ -142,6 +174,10 @@ pub async fn run(app: Arc<App>, peer: Peer, mut socket: WebSocket) {
                 Err(broadcast::error::RecvError::Closed) => events_open = false,
             },
             () = &mut stopping => break End::Close(CLOSE_GOING_AWAY, "Server shutting down"),
+            () = &mut login_timer, if !logged_in => {
+                tracing::debug!(origin = %session.origin(), "closed: no login in time");
+                break End::Close(CLOSE_POLICY, "Login timeout");
+            }
             message = socket.recv() => {
                 let text = match message {
                     Some(Ok(Message::Text(text))) => text,
@@ -154,7 +190,6 @@ pub async fn run(app: Arc<App>, peer: Peer, mut socket: WebSocket) {
                     Some(Err(e)) => break read_failed(&e, &session),
                     None => break End::Gone,
                 };
-                let logged_in = session.user().is_some();
                 if !logged_in && text.len() > MAX_ANONYMOUS_MESSAGE {
                     break End::Close(CLOSE_INVALID_PAYLOAD, "Anonymous connection max message length is 8 kB");
                 }
@@ -165,7 +200,7 @@ pub async fn run(app: Arc<App>, peer: Peer, mut socket: WebSocket) {
                     Incoming::Call(request) => request,
                     Incoming::Reject { id, error } => {
                         let reply = wire::response_error(&id, &error).to_string();
-                        if socket.send(Message::Text(reply.into())).await.is_err() {
+                        if !send(&mut socket, reply, send_within).await {
                             break End::Gone;
                         }
                         continue;
@@ -179,7 +214,7 @@ pub async fn run(app: Arc<App>, peer: Peer, mut socket: WebSocket) {
                             format!("Maximum number of concurrent calls ({MAX_IN_FLIGHT}) has exceeded"),
                         );
                         let reply = wire::response_error(id, &error).to_string();
-                        if socket.send(Message::Text(reply.into())).await.is_err() {
+                        if !send(&mut socket, reply, send_within).await {
                             break End::Gone;
                         }
                     }
@@ -188,17 +223,30 @@ pub async fn run(app: Arc<App>, peer: Peer, mut socket: WebSocket) {
                 if runs_inline(&app.api, &request.method) {
                     // Inline methods never ask for an answer delay.
                     if let (Some(reply), _) = execute(&app.api, &session, request)
-                        && socket.send(Message::Text(reply.into())).await.is_err()
+                        && !send(&mut socket, reply, send_within).await
                     {
                         break End::Gone;
                     }
                 } else {
                     in_flight += 1;
                     let (api, session, done) = (app.api.clone(), session.clone(), done_tx.clone());
+                    // SPEC §11: the blocking work of a session nobody has
+                    // logged into (password checks) waits for its own small
+                    // capacity; root, administrators and the PAM module
+                    // never queue behind it.
+                    let gate = (!logged_in).then(|| app.unauthenticated.clone());
                     tokio::spawn(async move {
+                        let permit = match gate {
+                            Some(gate) => match gate.acquire_owned().await {
+                                Ok(p) => Some(p),
+                                Err(_) => return,
+                            },
+                            None => None,
+                        };
                         let ran =
                             tokio::task::spawn_blocking(move || execute(&api, &session, request))
                                 .await;
+                        drop(permit);
                         let (reply, delay) = ran.unwrap_or((None, Duration::ZERO));
                         // A wrong password's delay is waited out here, on a
                         // timer, not on a blocking-pool thread.
@@ -221,7 +269,7 @@ pub async fn run(app: Arc<App>, peer: Peer, mut socket: WebSocket) {
             };
             in_flight -= 1;
             if let Some(text) = done
-                && socket.send(Message::Text(text.into())).await.is_err()
+                && !send(&mut socket, text, send_within).await
             {
                 return;
             }
@@ -242,6 +290,16 @@ fn read_failed(e: &axum::Error, session: &Session) -> End {
         Some(tungstenite::Error::Capacity(_)) => {
             End::Close(CLOSE_TOO_BIG, "Max message length is 64 kB")
         }
+        // A broken frame (unmasked, unknown opcode, oversized control frame,
+        // ...) and a text message that is not UTF-8 get their close codes
+        // rather than a bare TCP close.
+        Some(tungstenite::Error::Protocol(p)) => {
+            tracing::debug!(error = %p, "WebSocket protocol error");
+            End::Close(CLOSE_PROTOCOL_ERROR, "Protocol error")
+        }
+        Some(tungstenite::Error::Utf8(_)) => {
+            End::Close(CLOSE_INVALID_PAYLOAD, "Text message is not valid UTF-8")
+        }
         _ => {
             tracing::debug!(error = %e, "connection failed");
             End::Gone
@@ -256,7 +314,8 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
         code,
         reason: reason.into(),
     };
-    if socket.send(Message::Close(Some(frame))).await.is_err() {
+    let sent = tokio::time::timeout(CLOSE_REPLY_WAIT, socket.send(Message::Close(Some(frame))));
+    if !matches!(sent.await, Ok(Ok(()))) {
         return;
     }
     let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, async {

@@ -4,7 +4,11 @@
 //! Owns: the transports (axum on both listeners, the same router), peer
 //! credentials (SO_PEERCRED → the session's origin; root is logged in),
 //! message limits and close codes, at most 20 calls in flight per
-//! connection, the fan-out of events to subscribed connections, signals and
+//! connection, the limits of SPEC §11 (connection caps with a reserve for
+//! root, handshake, login and send time-outs, a separate small capacity for
+//! the blocking work of unauthenticated sessions, the open-file limit
+//! checked against the caps, rate-limited repeated log lines), the fan-out
+//! of events to subscribed connections, signals and
 //! a clean shutdown, logging, the command line over the configuration file,
 //! and the production [`service::Accounts`] (NSS) and
 //! [`service::PasswordCheck`] (PAM).
@@ -19,6 +23,7 @@ mod connection;
 mod listen;
 mod pam;
 mod server;
+mod throttle;
 
 use std::sync::Arc;
 
@@ -27,12 +32,14 @@ use anyhow::Context;
 pub use accounts::NssAccounts;
 pub use args::Args;
 pub use connection::{MAX_ANONYMOUS_MESSAGE, MAX_IN_FLIGHT, MAX_MESSAGE};
-pub use listen::Peer;
+pub use listen::{Conn, Peer};
 pub use pam::PamPasswords;
 pub use server::{Endpoints, SHUTDOWN_GRACE, VERSION, serve, serve_until};
 
-/// Threads for blocking calls (password checks sleep ~1 s when wrong; SQLite
-/// writes fsync). The event loop itself is one thread: measured on two
+/// Threads for blocking calls (PAM password checks, SQLite writes with
+/// their fsync). Sessions nobody has logged into use at most
+/// `[limits] unauthenticated_workers` of them; wrong-password answers wait
+/// on a timer, not on a thread. The event loop itself is one thread: measured on two
 /// cores shared with the load generator, `current_thread` answered
 /// `auth.twofactor.config` at ~65k calls/s (p99 0.5 ms) against ~52k (p99
 /// 0.8 ms) for a two-worker runtime, and equally well while writes contend
@@ -57,6 +64,41 @@ pub fn init_logging() {
     }
 }
 
+/// Descriptors besides connections: the listeners, the database and its
+/// journal, the key file, PAM's and NSS's files, logging.
+const OTHER_FILES: u64 = 64;
+
+/// Descriptors the connection caps of `limits` can hold at once: both
+/// listeners full, root's reserve, and the rest of the process.
+pub fn files_needed(limits: &service::Limits) -> u64 {
+    2 * u64::from(limits.max_connections)
+        + u64::from(limits.root_reserved_connections)
+        + OTHER_FILES
+}
+
+/// SPEC §11: `accept` must never hit EMFILE. Raises the soft open-file limit
+/// up to the hard one if the caps need it, and refuses a configuration
+/// whose caps cannot fit under the hard limit.
+fn fit_open_files(limits: &service::Limits) -> anyhow::Result<()> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let need = files_needed(limits);
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).context("cannot read RLIMIT_NOFILE")?;
+    if soft >= need {
+        return Ok(());
+    }
+    if hard < need {
+        anyhow::bail!(
+            "the open-file limit ({hard}) cannot hold the connection limits: [limits] \
+             max_connections = {} and root_reserved_connections = {} need {need} descriptors; \
+             raise LimitNOFILE (or ulimit -n) or lower max_connections",
+            limits.max_connections,
+            limits.root_reserved_connections
+        );
+    }
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).context("cannot raise RLIMIT_NOFILE")?;
+    Ok(())
+}
+
 /// Reads the configuration, opens the state and serves until a signal.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let config = args.config()?;
@@ -71,9 +113,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         admin_group = config.admin_group.as_deref().unwrap_or("-"),
         "starting"
     );
+    fit_open_files(&config.limits)?;
     let endpoints = Endpoints {
         socket: config.socket.clone(),
         listen: config.listen.clone(),
+        limits: config.limits,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(MAX_BLOCKING_THREADS)

@@ -1,16 +1,30 @@
 //! The two listeners and who is on the other end: the Unix socket (peer
-//! credentials from SO_PEERCRED) and TCP (the remote address).
+//! credentials from SO_PEERCRED) and TCP (the remote address). SPEC §11:
+//! connections are capped per listener and per remote address (uid on the
+//! Unix socket) with capacity kept for root, and a connection that has not
+//! finished its HTTP upgrade within the handshake time-out is closed.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use axum::extract::connect_info::Connected;
 use axum::serve::{IncomingStream, Listener};
+use service::Limits;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::time::Sleep;
+
+use crate::throttle;
 
 /// The other end of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,36 +37,329 @@ pub enum Peer {
     Tcp(SocketAddr),
 }
 
-impl Connected<IncomingStream<'_, UnixPeers>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, UnixPeers>) -> Self {
-        *stream.remote_addr()
+/// An admitted connection: its peer, and the flag its upgrade sets to end
+/// the handshake time-out.
+#[derive(Debug, Clone)]
+pub struct Conn {
+    pub peer: Peer,
+    upgraded: Arc<AtomicBool>,
+}
+
+impl Conn {
+    /// The HTTP upgrade is done: the handshake time-out no longer applies.
+    pub fn upgraded(&self) {
+        self.upgraded.store(true, Ordering::Release);
     }
 }
 
-impl Connected<IncomingStream<'_, TcpPeers>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, TcpPeers>) -> Self {
-        *stream.remote_addr()
+impl Connected<IncomingStream<'_, UnixPeers>> for Conn {
+    fn connect_info(stream: IncomingStream<'_, UnixPeers>) -> Self {
+        stream.remote_addr().clone()
     }
+}
+
+impl Connected<IncomingStream<'_, TcpPeers>> for Conn {
+    fn connect_info(stream: IncomingStream<'_, TcpPeers>) -> Self {
+        stream.remote_addr().clone()
+    }
+}
+
+/// What the connection caps count by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Key {
+    Ip(IpAddr),
+    Uid(u32),
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    tcp: u32,
+    /// Unix-socket connections of every uid but root's.
+    unix: u32,
+    /// Root's Unix-socket connections.
+    root: u32,
+    per_key: HashMap<Key, u32>,
+}
+
+/// The connection caps of both listeners (SPEC §11).
+#[derive(Debug)]
+pub struct Admission {
+    limits: Limits,
+    counts: Mutex<Counts>,
+}
+
+/// One admitted connection's place in the counts, given back on drop.
+#[derive(Debug)]
+pub struct Slot {
+    admission: Arc<Admission>,
+    peer: Peer,
+}
+
+impl Admission {
+    pub fn new(limits: Limits) -> Arc<Self> {
+        Arc::new(Self {
+            limits,
+            counts: Mutex::new(Counts::default()),
+        })
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
+        self.counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A slot for `peer`, or `None` when a cap is reached. Root on the Unix
+    /// socket may use the whole listener's capacity plus the reserve, which
+    /// nobody else can take.
+    pub fn admit(self: &Arc<Self>, peer: &Peer) -> Option<Slot> {
+        let l = &self.limits;
+        let mut c = self.counts();
+        match *peer {
+            Peer::Unix { uid: 0, .. } => {
+                if c.root + c.unix >= l.max_connections + l.root_reserved_connections {
+                    return None;
+                }
+                c.root += 1;
+            }
+            Peer::Unix { uid, .. } => {
+                let per = c.per_key.get(&Key::Uid(uid)).copied().unwrap_or(0);
+                if c.unix >= l.max_connections || per >= l.max_connections_per_address {
+                    return None;
+                }
+                c.unix += 1;
+                *c.per_key.entry(Key::Uid(uid)).or_default() += 1;
+            }
+            Peer::Tcp(addr) => {
+                let key = Key::Ip(addr.ip().to_canonical());
+                let per = c.per_key.get(&key).copied().unwrap_or(0);
+                if c.tcp >= l.max_connections || per >= l.max_connections_per_address {
+                    return None;
+                }
+                c.tcp += 1;
+                *c.per_key.entry(key).or_default() += 1;
+            }
+        }
+        Some(Slot {
+            admission: self.clone(),
+            peer: *peer,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut c = self.admission.counts();
+        let key = match self.peer {
+            Peer::Unix { uid: 0, .. } => {
+                c.root = c.root.saturating_sub(1);
+                return;
+            }
+            Peer::Unix { uid, .. } => {
+                c.unix = c.unix.saturating_sub(1);
+                Key::Uid(uid)
+            }
+            Peer::Tcp(addr) => {
+                c.tcp = c.tcp.saturating_sub(1);
+                Key::Ip(addr.ip().to_canonical())
+            }
+        };
+        if let Some(n) = c.per_key.get_mut(&key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                c.per_key.remove(&key);
+            }
+        }
+    }
+}
+
+/// How long a closed WebSocket connection is drained before its socket is
+/// dropped (see [`Guarded`]'s `Drop`).
+const LINGER: Duration = Duration::from_secs(2);
+
+/// A connection's stream, holding its slot, failing reads and writes once
+/// the handshake time-out passes before the upgrade.
+#[derive(Debug)]
+pub struct Guarded<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> {
+    /// `None` only while dropping.
+    inner: Option<S>,
+    slot: Option<Slot>,
+    handshake: Option<Pin<Box<Sleep>>>,
+    upgraded: Arc<AtomicBool>,
+}
+
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "connection already closed")
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Guarded<S> {
+    fn new(inner: S, slot: Slot, timeout: Duration) -> (Self, Arc<AtomicBool>) {
+        let upgraded = Arc::new(AtomicBool::new(false));
+        (
+            Self {
+                inner: Some(inner),
+                slot: Some(slot),
+                handshake: Some(Box::pin(tokio::time::sleep(timeout))),
+                upgraded: upgraded.clone(),
+            },
+            upgraded,
+        )
+    }
+
+    /// The stream, or `Err` once the handshake time-out has passed without
+    /// an upgrade.
+    fn io(&mut self, cx: &mut TaskContext<'_>) -> io::Result<&mut S> {
+        if let Some(deadline) = &mut self.handshake {
+            if self.upgraded.load(Ordering::Acquire) {
+                self.handshake = None;
+            } else if deadline.as_mut().poll(cx).is_ready() {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no WebSocket upgrade within the handshake time-out",
+                ));
+            }
+        }
+        self.inner.as_mut().ok_or_else(gone)
+    }
+}
+
+/// A WebSocket connection that ends while the peer still sends (a message
+/// over the size limit, a protocol error) would be reset by the kernel if
+/// dropped with unread data, and the peer would lose the close frame. So an
+/// upgraded connection is shut down for writing and drained for at most
+/// [`LINGER`] before it goes, still holding its slot.
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Drop for Guarded<S> {
+    fn drop(&mut self) {
+        let (Some(mut inner), Some(slot)) = (self.inner.take(), self.slot.take()) else {
+            return;
+        };
+        if !self.upgraded.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let _slot = slot;
+            let _ = tokio::time::timeout(LINGER, async {
+                let _ = inner.shutdown().await;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = inner.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            })
+            .await;
+        });
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for Guarded<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut().io(cx) {
+            Ok(io) => Pin::new(io).poll_read(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for Guarded<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut().io(cx) {
+            Ok(io) => Pin::new(io).poll_write(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut().inner.as_mut() {
+            Some(io) => Pin::new(io).poll_flush(cx),
+            None => Poll::Ready(Err(gone())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut().inner.as_mut() {
+            Some(io) => Pin::new(io).poll_shutdown(cx),
+            None => Poll::Ready(Err(gone())),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut().io(cx) {
+            Ok(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner
+            .as_ref()
+            .is_some_and(AsyncWrite::is_write_vectored)
+    }
+}
+
+/// Admits `stream` from `peer`, or drops it (closing it) at a cap.
+fn admit<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    admission: &Arc<Admission>,
+    stream: S,
+    peer: Peer,
+) -> Option<(Guarded<S>, Conn)> {
+    let Some(slot) = admission.admit(&peer) else {
+        if let Some(suppressed) = throttle::allow("connection_refused") {
+            tracing::warn!(peer = ?peer, suppressed, "connection refused: connection limit reached");
+        }
+        return None;
+    };
+    let timeout = Duration::from_secs(admission.limits.handshake_timeout_secs.into());
+    let (guarded, upgraded) = Guarded::new(stream, slot, timeout);
+    Some((guarded, Conn { peer, upgraded }))
 }
 
 /// The Unix socket, answering each connection with its peer's credentials.
 #[derive(Debug)]
 pub struct UnixPeers {
     listener: UnixListener,
+    admission: Arc<Admission>,
+}
+
+impl UnixPeers {
+    /// Counts this listener's connections in `admission`.
+    pub fn admit_with(&mut self, admission: Arc<Admission>) {
+        self.admission = admission;
+    }
 }
 
 /// TCP, with Nagle off (calls are small request/answer pairs).
 #[derive(Debug)]
 pub struct TcpPeers {
     listener: TcpListener,
+    admission: Arc<Admission>,
 }
 
 impl TcpPeers {
-    pub async fn bind(addr: &str) -> anyhow::Result<Self> {
+    pub async fn bind(addr: &str, admission: Arc<Admission>) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on TCP address {addr}"))?;
-        Ok(Self { listener })
+        Ok(Self {
+            listener,
+            admission,
+        })
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -61,21 +368,21 @@ impl TcpPeers {
 }
 
 impl Listener for UnixPeers {
-    type Io = UnixStream;
-    type Addr = Peer;
+    type Io = Guarded<UnixStream>;
+    type Addr = Conn;
 
-    async fn accept(&mut self) -> (UnixStream, Peer) {
+    async fn accept(&mut self) -> (Guarded<UnixStream>, Conn) {
         loop {
             match self.listener.accept().await {
                 Ok((stream, _)) => match stream.peer_cred() {
                     Ok(cred) => {
-                        return (
-                            stream,
-                            Peer::Unix {
-                                uid: cred.uid(),
-                                pid: cred.pid(),
-                            },
-                        );
+                        let peer = Peer::Unix {
+                            uid: cred.uid(),
+                            pid: cred.pid(),
+                        };
+                        if let Some(admitted) = admit(&self.admission, stream, peer) {
+                            return admitted;
+                        }
                     }
                     // Without credentials the peer cannot be placed: refuse it.
                     Err(e) => tracing::warn!(error = %e, "no peer credentials; connection dropped"),
@@ -85,7 +392,7 @@ impl Listener for UnixPeers {
         }
     }
 
-    fn local_addr(&self) -> io::Result<Peer> {
+    fn local_addr(&self) -> io::Result<Conn> {
         Err(io::Error::other(
             "a Unix socket has no peer address of its own",
         ))
@@ -93,25 +400,30 @@ impl Listener for UnixPeers {
 }
 
 impl Listener for TcpPeers {
-    type Io = TcpStream;
-    type Addr = Peer;
+    type Io = Guarded<TcpStream>;
+    type Addr = Conn;
 
-    async fn accept(&mut self) -> (TcpStream, Peer) {
+    async fn accept(&mut self) -> (Guarded<TcpStream>, Conn) {
         loop {
             match self.listener.accept().await {
                 Ok((stream, addr)) => {
                     if let Err(e) = stream.set_nodelay(true) {
                         tracing::debug!(error = %e, "cannot set TCP_NODELAY");
                     }
-                    return (stream, Peer::Tcp(addr));
+                    if let Some(admitted) = admit(&self.admission, stream, Peer::Tcp(addr)) {
+                        return admitted;
+                    }
                 }
                 Err(e) => accept_failed(e).await,
             }
         }
     }
 
-    fn local_addr(&self) -> io::Result<Peer> {
-        self.listener.local_addr().map(Peer::Tcp)
+    fn local_addr(&self) -> io::Result<Conn> {
+        self.listener.local_addr().map(|a| Conn {
+            peer: Peer::Tcp(a),
+            upgraded: Arc::new(AtomicBool::new(true)),
+        })
     }
 }
 
@@ -126,7 +438,10 @@ async fn accept_failed(e: io::Error) {
     ) {
         return;
     }
-    tracing::error!(error = %e, "accept failed");
+    // Logged at most a few times per interval (EMFILE repeats ~10 times a second).
+    if let Some(suppressed) = throttle::allow("accept_failed") {
+        tracing::error!(error = %e, suppressed, "accept failed");
+    }
     tokio::time::sleep(Duration::from_millis(200)).await;
 }
 
@@ -203,7 +518,10 @@ pub fn bind_unix(path: &Path) -> anyhow::Result<(UnixPeers, SocketFile)> {
     std_listener.set_nonblocking(true)?;
     let listener = UnixListener::from_std(std_listener)?;
     Ok((
-        UnixPeers { listener },
+        UnixPeers {
+            listener,
+            admission: Admission::new(Limits::default()),
+        },
         SocketFile {
             path: path.to_owned(),
             identity: identity(&meta),
@@ -214,6 +532,45 @@ pub fn bind_unix(path: &Path) -> anyhow::Result<(UnixPeers, SocketFile)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn caps_per_listener_and_address_with_a_reserve_for_root() {
+        let a = Admission::new(Limits {
+            max_connections: 4,
+            max_connections_per_address: 2,
+            root_reserved_connections: 2,
+            ..Limits::default()
+        });
+        let tcp = |last: u8| Peer::Tcp(SocketAddr::from(([10, 0, 0, last], 1000)));
+        let user = |uid: u32| Peer::Unix { uid, pid: None };
+        let root = Peer::Unix { uid: 0, pid: None };
+        // Per address.
+        let t1 = a.admit(&tcp(1)).expect("first");
+        let _t2 = a.admit(&tcp(1)).expect("second");
+        assert!(a.admit(&tcp(1)).is_none(), "a third from one address");
+        let _t3 = a.admit(&tcp(2)).expect("another address");
+        let _t4 = a.admit(&tcp(3)).expect("the listener's fourth");
+        assert!(a.admit(&tcp(4)).is_none(), "the listener is full");
+        drop(t1);
+        assert!(
+            a.admit(&tcp(1)).is_some(),
+            "a closed connection frees its slot"
+        );
+        // The Unix socket: other uids fill it; root still gets in, up to
+        // the reserve beyond it.
+        let users: Vec<Slot> = [1, 1, 2, 2]
+            .iter()
+            .map(|&u| a.admit(&user(u)).expect("user"))
+            .collect();
+        assert!(a.admit(&user(3)).is_none());
+        let r1 = a.admit(&root).expect("root, listener full");
+        let _r2 = a.admit(&root).expect("root's reserve");
+        assert!(a.admit(&root).is_none(), "beyond the reserve");
+        drop(users);
+        drop(r1);
+        assert!(a.admit(&user(3)).is_some());
+        assert!(a.admit(&root).is_some());
+    }
 
     #[tokio::test]
     async fn stale_sockets_are_replaced_live_ones_and_files_are_not() {

@@ -25,8 +25,11 @@ impl PasswordCheck for PamPasswords {
         match ffi::authenticate(&self.service, user, password, rhost) {
             Ok(()) => true,
             Err(failure) => {
-                // Never the password; the user name is audited anyway.
-                tracing::info!(pam_service = %self.service, user, reason = %failure, "PAM refused a login");
+                // Never the password; the user name is audited anyway. A
+                // flood of wrong passwords is not a flood of log lines.
+                if let Some(suppressed) = crate::throttle::allow("pam_refused") {
+                    tracing::info!(pam_service = %self.service, user, reason = %failure, suppressed, "PAM refused a login");
+                }
                 false
             }
         }

@@ -13,9 +13,9 @@ use axum::extract::{ConnectInfo, Path, State, WebSocketUpgrade};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 
-use crate::listen::{self, Peer, TcpPeers};
+use crate::listen::{self, Admission, Conn, TcpPeers};
 
 /// The API version string besides `current` (TrueNAS names versions
 /// `vYY.MM.N`; ours is the package version).
@@ -24,9 +24,10 @@ pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
 /// How long a stopping daemon lets calls in flight finish.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// The largest WebSocket message read at all; the protocol limits (8 KiB /
-/// 64 KiB) are checked per message so that they get their close codes.
-const MAX_WS_MESSAGE: usize = 1 << 20;
+/// The largest WebSocket message (and frame) read at all, enforced while
+/// reading, before a larger one is buffered; the 8 KiB limit before login
+/// is checked per message so that it gets its close code.
+const MAX_WS_MESSAGE: usize = crate::connection::MAX_MESSAGE;
 
 /// What every connection shares.
 #[derive(Debug)]
@@ -37,6 +38,11 @@ pub struct App {
     pub shutdown: watch::Receiver<bool>,
     /// Each connection holds a clone; shutdown waits until all are dropped.
     pub alive: mpsc::Sender<()>,
+    pub limits: service::Limits,
+    /// Capacity for the blocking calls of sessions nobody has logged into
+    /// (password checks): separate from, and much smaller than, the pool
+    /// that serves root, administrators and the PAM module (SPEC §11).
+    pub unauthenticated: Arc<Semaphore>,
 }
 
 /// Where the daemon listens.
@@ -45,6 +51,8 @@ pub struct Endpoints {
     pub socket: std::path::PathBuf,
     /// `None`: no TCP.
     pub listen: Option<String>,
+    /// SPEC §11 limits of both listeners and their connections.
+    pub limits: service::Limits,
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -61,7 +69,7 @@ async fn versions() -> Response {
 
 async fn upgrade(
     State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<Peer>,
+    ConnectInfo(conn): ConnectInfo<Conn>,
     Path(version): Path<String>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
@@ -72,6 +80,8 @@ async fn upgrade(
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
+    conn.upgraded();
+    let peer = conn.peer;
     ws.max_message_size(MAX_WS_MESSAGE)
         .max_frame_size(MAX_WS_MESSAGE)
         .read_buffer_size(16 * 1024)
@@ -102,9 +112,19 @@ pub async fn serve_until(
     endpoints: &Endpoints,
     stop: impl Future<Output = &'static str>,
 ) -> anyhow::Result<()> {
-    let (unix, socket_file) = listen::bind_unix(&endpoints.socket)?;
+    let admission = Admission::new(endpoints.limits);
+    let (mut unix, socket_file) = listen::bind_unix(&endpoints.socket)?;
+    unix.admit_with(admission.clone());
     let tcp = match &endpoints.listen {
-        Some(addr) => Some(TcpPeers::bind(addr).await?),
+        Some(addr) => match TcpPeers::bind(addr, admission).await {
+            Ok(tcp) => Some(tcp),
+            Err(e) => {
+                // Nothing will serve the socket file: leave none behind.
+                drop(unix);
+                socket_file.remove();
+                return Err(e);
+            }
+        },
         None => None,
     };
     let tcp_addr = match &tcp {
@@ -125,6 +145,10 @@ pub async fn serve_until(
         events,
         shutdown: stop_rx.clone(),
         alive,
+        limits: endpoints.limits,
+        unauthenticated: Arc::new(Semaphore::new(
+            usize::try_from(endpoints.limits.unauthenticated_workers).unwrap_or(1),
+        )),
     });
     let routes = router(app.clone());
 
@@ -134,14 +158,14 @@ pub async fn serve_until(
     let unix_server = tokio::spawn(
         axum::serve(
             unix,
-            routes.clone().into_make_service_with_connect_info::<Peer>(),
+            routes.clone().into_make_service_with_connect_info::<Conn>(),
         )
         .with_graceful_shutdown(stopped(stop_rx.clone()))
         .into_future(),
     );
     let tcp_server = tcp.map(|tcp| {
         tokio::spawn(
-            axum::serve(tcp, routes.into_make_service_with_connect_info::<Peer>())
+            axum::serve(tcp, routes.into_make_service_with_connect_info::<Conn>())
                 .with_graceful_shutdown(stopped(stop_rx.clone()))
                 .into_future(),
         )

@@ -204,7 +204,12 @@ impl KeyUri {
             secret: secret.ok_or(UriError::MissingSecret)?,
             algorithm,
             digits,
-            period,
+            // A period means nothing to HOTP and `build` does not write it:
+            // keep the default so that what parses builds back the same.
+            period: match kind {
+                OtpKind::Totp => period,
+                OtpKind::Hotp { .. } => Interval::DEFAULT,
+            },
         })
     }
 }
@@ -274,6 +279,19 @@ mod tests {
     fn parses_what_it_builds() {
         let u = sample();
         assert_eq!(KeyUri::parse(&u.build().unwrap()).unwrap(), u);
+    }
+
+    /// Found by the key_uri fuzz target: an HOTP URI's `period` came back
+    /// in the key, but `build` leaves it out, so parse -> build -> parse
+    /// changed the key.
+    #[test]
+    fn hotp_keys_have_no_period() {
+        let u = KeyUri::parse("otpauth://hotp/acme:bob?secret=JBSWY3DPEHPK3PXP&counter=7&period=8")
+            .unwrap();
+        assert_eq!(u.period, Interval::DEFAULT);
+        assert_eq!(KeyUri::parse(&u.build().unwrap()).unwrap(), u);
+        // The parameter is still checked.
+        assert!(KeyUri::parse("otpauth://hotp/a:b?secret=AA&counter=1&period=x").is_err());
     }
 
     #[test]

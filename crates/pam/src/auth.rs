@@ -40,7 +40,7 @@ pub(crate) trait Conversation {
 
 /// The daemon's verdict on a code (`auth.twofactor.pam_check`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
+pub enum Outcome {
     Accepted,
     Wrong,
     Replayed,
@@ -50,7 +50,7 @@ pub(crate) enum Outcome {
 
 /// Why the daemon gave no usable answer.
 #[derive(Debug)]
-pub(crate) enum DaemonError {
+pub enum DaemonError {
     /// Not listening, or no answer within the time-out.
     Unreachable(String),
     /// It answered with an error, or with something this module does not know.

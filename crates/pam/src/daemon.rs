@@ -1,7 +1,7 @@
 //! [`Daemon`] over the blocking client: one short connection per call, so
 //! no connection is held open while the user types the code.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use client::{Client, ClientError};
 use serde_json::{Value, json};
@@ -20,8 +20,15 @@ impl SocketDaemon {
         Self { url, timeout }
     }
 
+    /// One call on a fresh connection. `timeout=` bounds the whole exchange
+    /// (connect, handshake, request, answer) with one deadline, however the
+    /// daemon paces its bytes.
     fn call(&self, method: &str, params: Vec<Value>) -> Result<Value, DaemonError> {
-        let mut c = Client::connect(&self.url, self.timeout).map_err(classify)?;
+        let now = Instant::now();
+        // `timeout=` is at most 120 s, so this always fits; `now` (give up at
+        // once, fail closed) would be the answer if it did not.
+        let deadline = now.checked_add(self.timeout).unwrap_or(now);
+        let mut c = Client::connect_until(&self.url, deadline).map_err(classify)?;
         c.call(method, params).map_err(classify)
     }
 }
@@ -61,6 +68,15 @@ fn classify(e: ClientError) -> DaemonError {
         }
         other => DaemonError::Failed(other.to_string()),
     }
+}
+
+/// The verdict in the text of a response to `auth.twofactor.pam_check`:
+/// the JSON-RPC envelope read as the client reads it, then the outcome.
+pub(crate) fn parse_check_reply(text: &str) -> Result<Outcome, DaemonError> {
+    let answer: Value = serde_json::from_str(text)
+        .map_err(|e| DaemonError::Failed(format!("the daemon sent invalid JSON: {e}")))?;
+    let result = client::answer_to_result(answer).map_err(classify)?;
+    parse_outcome(&result)
 }
 
 /// `{"outcome": "...", "retry_after_secs"?: N}`; anything unknown fails.
@@ -137,6 +153,97 @@ mod tests {
                 matches!(parse_outcome(&bad), Err(DaemonError::Failed(_))),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn replies_are_read_as_the_client_reads_them() {
+        assert_eq!(
+            parse_check_reply(r#"{"jsonrpc":"2.0","id":1,"result":{"outcome":"accepted"}}"#).ok(),
+            Some(Outcome::Accepted)
+        );
+        for bad in [
+            "",
+            "{",
+            r#"{"jsonrpc":"2.0","id":1}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":"accepted"}"#,
+            // An error wins over a result that says accepted.
+            r#"{"jsonrpc":"2.0","id":1,"result":{"outcome":"accepted"},"error":{"code":-32001,"message":"no"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"error":"accepted"}"#,
+        ] {
+            assert!(
+                matches!(parse_check_reply(bad), Err(DaemonError::Failed(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    /// A daemon that sends its bytes one at a time, 100 ms apart: during
+    /// the handshake (`handshake`), or in the answer to the call.
+    fn dripping_daemon(
+        handshake: bool,
+    ) -> (tempfile::TempDir, String, std::thread::JoinHandle<()>) {
+        use std::io::{Read, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("drip.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let h = std::thread::spawn(move || {
+            let Ok((mut stream, _)) = listener.accept() else {
+                return;
+            };
+            let mut out = Vec::new();
+            if handshake {
+                let _ = stream.read(&mut [0u8; 1024]);
+                out.extend(b"HTTP/1.1 101 Switching Protocols\r\n");
+                out.extend(std::iter::repeat_n(b'x', 600));
+            } else {
+                let Ok(mut ws) = tungstenite::accept(&stream) else {
+                    return;
+                };
+                let _ = ws.read();
+                // A 600-byte text frame that starts like an answer.
+                out.extend([0x81, 126, 0x02, 0x58]);
+                out.extend(br#"{"jsonrpc":"2.0","id":1,"result":{"outcome":"accepted"}"#);
+                out.extend(std::iter::repeat_n(b' ', 600));
+            }
+            for b in out {
+                if stream.write_all(&[b]).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let url = format!("ws+unix://{}", path.display());
+        (dir, url, h)
+    }
+
+    /// `timeout=` bounds the whole exchange: a daemon dripping bytes used to
+    /// hold a login for a minute and more (the time-out applied per read).
+    /// Unreachable is what `unreachable=` decides on, and the authenticate
+    /// tests show that it fails closed by default.
+    #[test]
+    fn a_dripping_daemon_is_unreachable_at_the_timeout() {
+        let login = Login {
+            user: "u".into(),
+            service: "sshd".into(),
+            rhost: None,
+        };
+        let timeout = Duration::from_secs(1);
+        for handshake in [true, false] {
+            let (_dir, url, h) = dripping_daemon(handshake);
+            let d = SocketDaemon::new(url, timeout);
+            let started = Instant::now();
+            let got = d.pam_check(&login, "123456");
+            let took = started.elapsed();
+            assert!(
+                matches!(got, Err(DaemonError::Unreachable(_))),
+                "handshake {handshake}: {got:?}"
+            );
+            assert!(
+                took >= timeout && took < timeout + Duration::from_millis(1500),
+                "handshake {handshake}: took {took:?}"
+            );
+            h.join().unwrap();
         }
     }
 

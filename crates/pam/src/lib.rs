@@ -34,9 +34,19 @@ mod options;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+pub use auth::{DaemonError, Outcome};
 use auth::{Log, Verdict};
 use daemon::SocketDaemon;
 use options::Options;
+
+/// The daemon's verdict from the text of its response to
+/// `auth.twofactor.pam_check`, read as the module reads it: anything but a
+/// well-formed result with a known outcome is an error (fail closed). Public
+/// for the fuzz target and its regression test; the module itself gets the
+/// text through the client.
+pub fn parse_check_reply(text: &str) -> Result<Outcome, DaemonError> {
+    daemon::parse_check_reply(text)
+}
 
 /// Runs an entry point's body; a panic becomes `PAM_AUTH_ERR` (fail closed).
 fn guarded(body: impl FnOnce() -> Verdict) -> Verdict {

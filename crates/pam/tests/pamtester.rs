@@ -380,3 +380,81 @@ fn key_plus_code_stack_asks_only_the_code_and_passes_when_off() {
     s.daemon.kill();
     assert_failure(&s.login("sshd", &entry.code_at(1)));
 }
+
+/// A "daemon" that accepts, reads the upgrade request and answers it one
+/// byte every 100 ms, for each connection, until the peer goes away (at
+/// most a minute per connection).
+fn dripping_socket(path: &std::path::Path) {
+    use std::io::{Read, Write};
+    let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let _ = stream.read(&mut [0u8; 4096]);
+                let mut answer = b"HTTP/1.1 101 Switching Protocols\r\n".to_vec();
+                answer.extend(std::iter::repeat_n(b'x', 600));
+                for b in answer {
+                    if stream.write_all(&[b]).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+        }
+    });
+}
+
+/// `timeout=` bounds the whole exchange with the daemon: one that drips
+/// its bytes held pamtester 19-95 s with timeout=2 (the time-out applied to
+/// each read). Now the login fails closed at the time-out without a
+/// prompt, and `unreachable=ignore` falls through as promptly.
+#[test]
+fn dripping_daemon_fails_closed_at_the_timeout() {
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("drip.sock");
+    dripping_socket(&socket);
+    let pam = PamServices::new(dir.path(), &[(USER, PASSWORD)], &["sshd", "sshd-ignore"]);
+    let args = format!("socket={} timeout={}", socket.display(), TIMEOUT.as_secs());
+    pam.write("sshd", Some(&args));
+    pam.write("sshd-ignore", Some(&format!("{args} unreachable=ignore")));
+    let login = |service: &str| {
+        let mut cmd = Command::new("pamtester");
+        cmd.args([
+            "-v",
+            "-I",
+            &format!("rhost={RHOST}"),
+            service,
+            USER,
+            "authenticate",
+        ]);
+        cmd.envs(pam.env()).current_dir(dir.path());
+        converse(
+            cmd,
+            &[("Password: ", PASSWORD), ("Verification code: ", "123456")],
+            Duration::from_secs(30),
+        )
+    };
+
+    let d = login("sshd");
+    eprintln!(
+        "dripping daemon: failed after {:?} (timeout={TIMEOUT:?})",
+        d.elapsed
+    );
+    assert_failure(&d);
+    assert!(!d.asked_for_code(), "{d:#?}");
+    assert!(
+        d.elapsed >= TIMEOUT,
+        "failed before the time-out: {:?}",
+        d.elapsed
+    );
+    assert!(d.elapsed < TIMEOUT + MARGIN, "took {:?}", d.elapsed);
+
+    let d = login("sshd-ignore");
+    assert_success(&d);
+    assert_eq!(d.prompts, ["Password: "], "{d:#?}");
+    assert!(d.elapsed < TIMEOUT + MARGIN, "took {:?}", d.elapsed);
+}

@@ -1,4 +1,6 @@
-//! Time and randomness, injected so tests move time by hand.
+//! Time, injected so tests move time by hand. (Randomness, injected the
+//! same way, is [`store::Randomness`]: one source for keys, nonces and
+//! secrets.)
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
@@ -42,24 +44,5 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now_ms(&self) -> i64 {
         self.0.load(Ordering::SeqCst)
-    }
-}
-
-/// A source of secret randomness.
-pub trait Randomness: Send + Sync + std::fmt::Debug {
-    fn fill(&self, buf: &mut [u8]);
-}
-
-/// The operating system's CSPRNG (`getrandom`). Fails closed: if the OS
-/// cannot give randomness the process aborts rather than make a weak secret.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct OsRandom;
-
-impl Randomness for OsRandom {
-    fn fill(&self, buf: &mut [u8]) {
-        if getrandom::fill(buf).is_err() {
-            tracing::error!("the operating system's random number generator failed");
-            std::process::abort();
-        }
     }
 }

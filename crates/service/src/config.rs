@@ -43,6 +43,7 @@ struct File {
     rate_limit: Option<RateLimitFile>,
     audit: Option<AuditFile>,
     require_secret: Option<bool>,
+    limits: Option<LimitsFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,6 +87,8 @@ pub struct Config {
     /// Start a fresh state where a key file has lost its database
     /// (`--init` of `twofactord` and `tfa`; never read from the file).
     pub init: bool,
+    /// SPEC §11: connection, time and login-attempt limits (`[limits]`).
+    pub limits: Limits,
 }
 
 impl Config {
@@ -105,6 +108,7 @@ impl Config {
             audit: AuditRetention::default(),
             require_secret: false,
             init: false,
+            limits: Limits::default(),
         }
     }
 
@@ -197,6 +201,9 @@ impl Config {
                 c.audit.max_rows = rows;
             }
         }
+        if let Some(l) = file.limits {
+            c.limits = l.resolve(path)?;
+        }
         Ok(c)
     }
 }
@@ -205,13 +212,11 @@ fn is_root() -> bool {
     current_uid() == 0
 }
 
-/// The effective uid of this process (`/proc/self` is owned by it), without
-/// `unsafe`. Falls back to a non-root uid when /proc is not mounted.
+/// The effective uid of this process (`geteuid`). Not the owner of
+/// `/proc/self`: a process that is not dumpable (after a set-uid exec or
+/// `PR_SET_DUMPABLE`) has that owned by root, and would pass for root.
 pub fn current_uid() -> u32 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(u32::MAX)
+    nix::unistd::geteuid().as_raw()
 }
 
 /// SPEC §8 defaults: root uses system paths; others use XDG directories.
@@ -242,9 +247,170 @@ fn default_paths(
     )
 }
 
+/// SPEC §11 limits (`[limits]` in the file): what an unauthenticated or
+/// unprivileged peer may hold of the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections per listener (TCP; non-root Unix-socket peers).
+    pub max_connections: u32,
+    /// Connections per remote address (TCP) or per uid (Unix socket).
+    pub max_connections_per_address: u32,
+    /// Unix-socket connections kept for root beyond `max_connections`.
+    pub root_reserved_connections: u32,
+    /// Seconds to send the HTTP upgrade request.
+    pub handshake_timeout_secs: u32,
+    /// Seconds an unauthenticated connection may stay without logging in.
+    pub login_timeout_secs: u32,
+    /// Seconds a peer may leave an answer unread before it is dropped.
+    pub send_timeout_secs: u32,
+    /// Unauthenticated login calls per address and method per window.
+    pub login_attempts: u32,
+    pub login_window_secs: u32,
+    /// Password checks of unauthenticated peers running at once.
+    pub unauthenticated_workers: u32,
+    /// Milliseconds from its start at which every failed login is answered.
+    pub failed_login_deadline_ms: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            max_connections_per_address: 64,
+            root_reserved_connections: 64,
+            handshake_timeout_secs: 10,
+            login_timeout_secs: 30,
+            send_timeout_secs: 10,
+            login_attempts: 20,
+            login_window_secs: 60,
+            unauthenticated_workers: 4,
+            failed_login_deadline_ms: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    max_connections: Option<u32>,
+    max_connections_per_address: Option<u32>,
+    root_reserved_connections: Option<u32>,
+    handshake_timeout_secs: Option<u32>,
+    login_timeout_secs: Option<u32>,
+    send_timeout_secs: Option<u32>,
+    login_attempts: Option<u32>,
+    login_window_secs: Option<u32>,
+    unauthenticated_workers: Option<u32>,
+    failed_login_deadline_ms: Option<u32>,
+}
+
+impl LimitsFile {
+    fn resolve(self, path: &str) -> Result<Limits, ConfigError> {
+        let d = Limits::default();
+        let l = Limits {
+            max_connections: self.max_connections.unwrap_or(d.max_connections),
+            max_connections_per_address: self
+                .max_connections_per_address
+                .unwrap_or(d.max_connections_per_address),
+            root_reserved_connections: self
+                .root_reserved_connections
+                .unwrap_or(d.root_reserved_connections),
+            handshake_timeout_secs: self
+                .handshake_timeout_secs
+                .unwrap_or(d.handshake_timeout_secs),
+            login_timeout_secs: self.login_timeout_secs.unwrap_or(d.login_timeout_secs),
+            send_timeout_secs: self.send_timeout_secs.unwrap_or(d.send_timeout_secs),
+            login_attempts: self.login_attempts.unwrap_or(d.login_attempts),
+            login_window_secs: self.login_window_secs.unwrap_or(d.login_window_secs),
+            unauthenticated_workers: self
+                .unauthenticated_workers
+                .unwrap_or(d.unauthenticated_workers),
+            failed_login_deadline_ms: self
+                .failed_login_deadline_ms
+                .unwrap_or(d.failed_login_deadline_ms),
+        };
+        let at_least_one = [
+            ("limits.max_connections", l.max_connections),
+            (
+                "limits.max_connections_per_address",
+                l.max_connections_per_address,
+            ),
+            (
+                "limits.root_reserved_connections",
+                l.root_reserved_connections,
+            ),
+            ("limits.handshake_timeout_secs", l.handshake_timeout_secs),
+            ("limits.login_timeout_secs", l.login_timeout_secs),
+            ("limits.send_timeout_secs", l.send_timeout_secs),
+            ("limits.login_attempts", l.login_attempts),
+            ("limits.login_window_secs", l.login_window_secs),
+            ("limits.unauthenticated_workers", l.unauthenticated_workers),
+        ];
+        for (key, v) in at_least_one {
+            if v == 0 {
+                return Err(ConfigError::Invalid {
+                    path: path.into(),
+                    key,
+                    rule: "at least 1",
+                });
+            }
+        }
+        if l.max_connections_per_address > l.max_connections {
+            return Err(ConfigError::Invalid {
+                path: path.into(),
+                key: "limits.max_connections_per_address",
+                rule: "at most max_connections",
+            });
+        }
+        Ok(l)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Set in the child process of the test below.
+    const UID_CHILD: &str = "TWOFACTOR_TEST_UID_CHILD";
+    /// The uid the child runs as when the tests run as root.
+    const NOBODY: u32 = 65534;
+
+    /// A process that is not dumpable (as a set-uid program is) has its
+    /// `/proc/self` owned by root; it must not pass for root. Checked in a
+    /// child process (not dumpable, and run as `nobody` when the tests run
+    /// as root, since for root both readings agree).
+    #[test]
+    fn the_uid_is_the_effective_one_even_when_not_dumpable() {
+        if let Some(expected) = std::env::var_os(UID_CHILD) {
+            nix::sys::prctl::set_dumpable(false).expect("PR_SET_DUMPABLE");
+            let expected: u32 = expected.to_str().and_then(|s| s.parse().ok()).expect("uid");
+            assert_eq!(current_uid(), expected);
+            assert_eq!(is_root(), expected == 0);
+            return;
+        }
+        use std::os::unix::process::CommandExt;
+        let me = nix::unistd::geteuid().as_raw();
+        let as_uid = if me == 0 { NOBODY } else { me };
+        let mut child = std::process::Command::new(std::env::current_exe().expect("exe"));
+        child
+            .args([
+                "--exact",
+                "config::tests::the_uid_is_the_effective_one_even_when_not_dumpable",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(UID_CHILD, as_uid.to_string());
+        if me == 0 {
+            child.uid(NOBODY).gid(NOBODY);
+        }
+        let out = child.output().expect("run the child");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     #[test]
     fn unknown_keys_are_named() {
@@ -340,5 +506,32 @@ mod tests {
         );
         let (state, _) = default_paths(true, &env);
         assert_eq!(state, PathBuf::from("/var/lib/twofactor"));
+    }
+
+    #[test]
+    fn limits_are_read_and_checked() {
+        let c = Config::parse(
+            "[limits]\nmax_connections = 100\nlogin_timeout_secs = 2\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.limits.max_connections, 100);
+        assert_eq!(c.limits.login_timeout_secs, 2);
+        assert_eq!(c.limits.handshake_timeout_secs, 10);
+        let err = Config::parse("[limits]\nlogin_attempts = 0\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("limits.login_attempts"), "{err}");
+        let err = Config::parse("[limits]\nmax_conections = 3\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_conections"), "{err}");
+        let err = Config::parse(
+            "[limits]\nmax_connections = 3\nmax_connections_per_address = 4\n",
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("max_connections_per_address"), "{err}");
     }
 }

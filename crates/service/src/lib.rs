@@ -22,9 +22,11 @@ mod users;
 pub use accounts::{Account, Accounts, NoAccounts, PasswordCheck};
 pub use caller::{Caller, LOCAL_ORIGIN, Origin};
 pub use check::{CheckOutcome, RateLimits};
-pub use clock::{Clock, ManualClock, OsRandom, Randomness, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::Limits;
 pub use config::{Config, ConfigError, DEFAULT_CONFIG_PATH, current_uid};
 pub use retention::AuditRetention;
+pub use store::{OsRandom, RandomError, Randomness};
 pub use twofactor::{Entry, Labels, Services, TwoFactor, UpdateRequest};
 pub use users::{
     ENROLMENT_TTL_SECS, Enrolment, RECOVERY_CODES, SecretHolder, SecretOptions, UserConfig, UserRef,

@@ -138,8 +138,14 @@ impl TwoFactor {
         Ok(s.enabled && (!for_ssh || s.ssh))
     }
 
-    pub(crate) fn new_secret(&self) -> Secret {
-        Secret::generate(|buf| self.random.fill(buf))
+    /// A fresh secret, or the random source's failure (nothing is made).
+    pub(crate) fn new_secret(&self) -> Result<Secret, store::StoreError> {
+        let mut failed = None;
+        let secret = Secret::generate(|buf| failed = self.random.fill(buf).err());
+        match failed {
+            None => Ok(secret),
+            Some(e) => Err(e.into()),
+        }
     }
 
     /// `update(data)`: applies the keys given; generates a secret when the
@@ -160,7 +166,7 @@ impl TwoFactor {
             tx.put_settings(&new)?;
             let generated = new.enabled && entry.secret.is_none();
             if generated {
-                tx.replace_secret(&self.new_secret(), now)?;
+                tx.replace_secret(&self.new_secret()?, now)?;
             }
             tx.audit(&caller.audit(
                 now,
@@ -199,7 +205,7 @@ impl TwoFactor {
             if !tx.entry()?.settings.enabled {
                 return Ok(false);
             }
-            tx.replace_secret(&self.new_secret(), now)?;
+            tx.replace_secret(&self.new_secret()?, now)?;
             tx.audit(&caller.audit(now, "twofactor.renew_secret", "success", None))?;
             self.retain_audit(tx, now)?;
             Ok(true)

@@ -272,7 +272,8 @@ impl TwoFactor {
         let now = self.clock.now_ms();
         transact(&*self.store, |tx| {
             let (digits, interval) = self.new_params(tx, user, opts)?;
-            self.activate(tx, user, &self.new_secret(), digits, interval, now)?;
+            let secret = self.new_secret()?;
+            self.activate(tx, user, &secret, digits, interval, now)?;
             tx.delete_pending_secret(&user.name)?;
             tx.audit(&caller.audit(
                 now,
@@ -333,7 +334,7 @@ impl TwoFactor {
         opts: SecretOptions,
     ) -> Result<Enrolment, ServiceError> {
         let now = self.clock.now_ms();
-        let secret = self.new_secret();
+        let secret = self.new_secret()?;
         let (digits, interval) = transact(&*self.store, |tx| {
             let (digits, interval) = self.new_params(tx, user, opts)?;
             tx.put_pending_secret(&PendingSecret {
@@ -452,7 +453,9 @@ impl TwoFactor {
         let mut codes = Vec::with_capacity(RECOVERY_CODES);
         while codes.len() < RECOVERY_CODES {
             let mut raw = Zeroizing::new([0u8; 10]);
-            self.random.fill(&mut raw[..]);
+            self.random
+                .fill(&mut raw[..])
+                .map_err(store::StoreError::from)?;
             let mut code = Zeroizing::new(String::with_capacity(11));
             for (i, b) in raw.iter().enumerate() {
                 if i == 5 {

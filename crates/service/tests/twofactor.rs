@@ -15,12 +15,91 @@ use service::{
 struct Counting(std::sync::atomic::AtomicU8);
 
 impl Randomness for Counting {
-    fn fill(&self, buf: &mut [u8]) {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), service::RandomError> {
         let base = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         for (i, b) in buf.iter_mut().enumerate() {
             *b = base.wrapping_mul(31).wrapping_add(i as u8);
         }
+        Ok(())
     }
+}
+
+/// The OS source, counting its draws, failing while told to.
+#[derive(Debug, Default)]
+struct Switchable {
+    draws: std::sync::atomic::AtomicUsize,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl Randomness for Switchable {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), service::RandomError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.failing.load(SeqCst) {
+            return Err(service::RandomError("no entropy (test)".into()));
+        }
+        self.draws.fetch_add(1, SeqCst);
+        service::OsRandom.fill(buf)
+    }
+}
+
+/// One injected source: the store's key and sealing nonces and the
+/// service's secrets all come from it, and when it fails the operation
+/// fails with that reason and changes nothing (no abort, no weak secret).
+#[test]
+fn randomness_is_one_injected_source_that_fails_closed() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let random = Arc::new(Switchable::default());
+
+    random.failing.store(true, SeqCst);
+    let err = store::SqliteStore::open_with_random(
+        &state,
+        store::StoreOptions::default(),
+        random.clone(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("random"), "{err}");
+    assert!(!state.join("secret.key").exists(), "no key made");
+
+    random.failing.store(false, SeqCst);
+    let store = store::SqliteStore::open_with_random(
+        &state,
+        store::StoreOptions::default(),
+        random.clone(),
+    )
+    .unwrap();
+    let at_open = random.draws.load(SeqCst);
+    assert!(at_open >= 2, "the key (and its check's nonce): {at_open}");
+    let tf = TwoFactor::new(
+        Arc::new(store),
+        Arc::new(ManualClock::at_secs(T0)),
+        random.clone(),
+        Labels {
+            issuer: "iXsystems".into(),
+            product: "TrueNAS".into(),
+            hostname: "nas".into(),
+        },
+        RateLimits::default(),
+    );
+    let enable = UpdateRequest {
+        enabled: Some(true),
+        ..Default::default()
+    };
+
+    random.failing.store(true, SeqCst);
+    let err = tf.update(&admin(), enable).unwrap_err();
+    assert!(err.to_string().contains("random"), "{err}");
+    let e = tf.config().unwrap();
+    assert!(!e.enabled && e.secret.is_none(), "nothing changed");
+
+    random.failing.store(false, SeqCst);
+    tf.update(&admin(), enable).unwrap();
+    assert_eq!(
+        random.draws.load(SeqCst) - at_open,
+        2,
+        "the secret and the nonce it is sealed with"
+    );
 }
 
 struct Fixture {

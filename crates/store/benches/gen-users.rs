@@ -26,7 +26,10 @@ fn random_secret() -> Result<Secret> {
 }
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let [dir, count, passwd] = args.as_slice() else {
         return Err("usage: gen-users STATE_DIR COUNT PASSWD_FILE".into());
     };

@@ -13,6 +13,7 @@
 //! against each. SQLite ([`SqliteStore`]) is the first backend.
 
 mod model;
+mod random;
 mod seal;
 mod sqlite;
 mod users;
@@ -21,6 +22,7 @@ pub use model::{
     ALL_ORIGINS, AuditEntry, AuditQuery, AuditRecord, LimiterState, SYSTEM_OWNER, SecretId,
     SecretRecord, Settings, SystemEntry,
 };
+pub use random::{OsRandom, RandomError, Randomness};
 pub use seal::KeyFile;
 pub use sqlite::{SqliteStore, StoreOptions};
 pub use users::{NewUserSecret, PendingSecret, UserSecret, UserSecretInfo, user_owner};

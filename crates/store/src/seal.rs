@@ -11,12 +11,13 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{Key, KeyInit, Tag, XChaCha20Poly1305, XNonce};
 use zeroize::Zeroizing;
 
-use crate::{Result, StoreError};
+use crate::{OsRandom, Randomness, Result, StoreError};
 
 /// Key length in bytes (256 bits).
 const KEY_LEN: usize = 32;
@@ -34,6 +35,8 @@ const KEY_FILE_MODE: u32 = 0o600;
 pub struct KeyFile {
     path: PathBuf,
     cipher: XChaCha20Poly1305,
+    /// Where sealing nonces come from.
+    random: Arc<dyn Randomness>,
     /// HMAC-SHA-256 key for recovery-code hashes, derived from the key
     /// (HMAC of a fixed label under it), so the database alone cannot test
     /// a guess; wiped on drop.
@@ -72,6 +75,11 @@ impl KeyFile {
     /// or other permissions ([`StoreError::Unsafe`] otherwise, changing
     /// nothing); anything but exactly 32 bytes is [`StoreError::BadKeyFile`].
     pub fn load(path: &Path) -> Result<Self> {
+        Self::load_with(path, Arc::new(OsRandom))
+    }
+
+    /// [`KeyFile::load`], sealing with nonces from `random`.
+    pub fn load_with(path: &Path, random: Arc<dyn Randomness>) -> Result<Self> {
         use std::os::unix::fs::MetadataExt;
         let shown = path.display().to_string();
         let io_err = |source| StoreError::Io {
@@ -136,6 +144,7 @@ impl KeyFile {
         Ok(Self {
             path: path.to_owned(),
             cipher: XChaCha20Poly1305::new(Key::from_slice(&bytes)),
+            random,
             mac_key: derive_mac_key(&bytes),
         })
     }
@@ -147,6 +156,11 @@ impl KeyFile {
     /// existing key is never replaced by accident; callers that can race
     /// other processes must serialise (the SQLite store holds its write lock).
     pub fn create(path: &Path) -> Result<Self> {
+        Self::create_with(path, Arc::new(OsRandom))
+    }
+
+    /// [`KeyFile::create`] with the key (and later nonces) from `random`.
+    pub fn create_with(path: &Path, random: Arc<dyn Randomness>) -> Result<Self> {
         let shown = path.display().to_string();
         let io_err = |source| StoreError::Io {
             path: shown.clone(),
@@ -158,7 +172,7 @@ impl KeyFile {
             Err(e) => return Err(io_err(e)),
         }
         let mut key = Zeroizing::new([0u8; KEY_LEN]);
-        fill_random(&mut key[..])?;
+        random.fill(&mut key[..])?;
 
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
@@ -171,7 +185,7 @@ impl KeyFile {
             ))
         })?;
         let mut tag = [0u8; 8];
-        fill_random(&mut tag)?;
+        random.fill(&mut tag)?;
         let mut tmp_name = std::ffi::OsString::from(".");
         tmp_name.push(file_name);
         tmp_name.push(format!(".tmp-{}-{}", std::process::id(), hex(&tag)));
@@ -197,6 +211,7 @@ impl KeyFile {
         Ok(Self {
             path: path.to_owned(),
             cipher: XChaCha20Poly1305::new(Key::from_slice(&key[..])),
+            random,
             mac_key: derive_mac_key(&key[..]),
         })
     }
@@ -224,7 +239,7 @@ impl KeyFile {
     /// Fails only when the operating system's random source does.
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
         let mut nonce = [0u8; NONCE_LEN];
-        fill_random(&mut nonce)?;
+        self.random.fill(&mut nonce)?;
         // Sized up front so no reallocation leaves a plaintext copy behind.
         let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
         out.extend_from_slice(&nonce);
@@ -278,13 +293,6 @@ fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .open(path)?;
     file.write_all(bytes)?;
     file.sync_all()
-}
-
-fn fill_random(dest: &mut [u8]) -> Result<()> {
-    getrandom::fill(dest).map_err(|e| StoreError::Io {
-        path: "the operating system's random source".into(),
-        source: io::Error::other(e.to_string()),
-    })
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -9,7 +9,7 @@ use proptest::sample::select;
 use serde_json::{Map, Value, json};
 use wire::arbitrary::{exact_float, scalars, tree};
 use wire::{
-    ErrorCode, Incoming, RpcError, TruenasError, parse_incoming, response_error, response_ok,
+    ErrorCode, Id, Incoming, RpcError, TruenasError, parse_incoming, response_error, response_ok,
 };
 
 // ------------------------------------------------------------- strategies
@@ -46,14 +46,21 @@ fn json_value() -> BoxedStrategy<Value> {
     tree(leaf(), key().boxed())
 }
 
-/// The ids TrueNAS accepts: null, an integer, a string.
+/// The ids TrueNAS accepts: null, a number of any kind, a string.
 fn valid_id() -> impl Strategy<Value = Value> {
     prop_oneof![
         Just(Value::Null),
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
+        exact_float().prop_map(Value::from),
         text().prop_map(Value::String),
     ]
+}
+
+/// JSON number text of any size and form: integers beyond 64 bits,
+/// fractions, exponents (within what an `f64` can hold).
+fn number_text() -> impl Strategy<Value = String> {
+    "-?(0|[1-9][0-9]{0,40})(\\.[0-9]{1,20})?([eE][+-]?[0-9]{1,2})?"
 }
 
 /// Members that are not the envelope's (TrueNAS ignores them).
@@ -206,11 +213,7 @@ fn text_of(v: &Value) -> String {
 
 /// The id TrueNAS accepts, as `is_valid_id` should see it.
 fn is_valid_id(id: &Value) -> bool {
-    match id {
-        Value::Null | Value::String(_) => true,
-        Value::Number(n) => n.is_i64() || n.is_u64(),
-        _ => false,
-    }
+    matches!(id, Value::Null | Value::String(_) | Value::Number(_))
 }
 
 /// What a message should become, checked in TrueNAS's order.
@@ -222,7 +225,7 @@ fn expected(value: &Value) -> Incoming {
             "Message must be a JSON object"
         };
         return Incoming::Reject {
-            id: Value::Null,
+            id: Id::null(),
             error: RpcError::bare(ErrorCode::ParseError, message),
         };
     };
@@ -235,7 +238,7 @@ fn expected(value: &Value) -> Incoming {
         && obj.get("params").is_none_or(Value::is_array);
     if valid {
         return Incoming::Call(wire::Request {
-            id: id.cloned(),
+            id: id.map(Id::from),
             method: obj["method"].as_str().unwrap_or_default().to_owned(),
             params: obj
                 .get("params")
@@ -247,7 +250,7 @@ fn expected(value: &Value) -> Incoming {
     match id {
         // The message is checked by the unit tests; here only the code.
         Some(id) => Incoming::Reject {
-            id: id.clone(),
+            id: Id::from(id),
             error: RpcError::bare(ErrorCode::InvalidRequest, ""),
         },
         None => Incoming::Ignore,
@@ -273,8 +276,8 @@ fn check_text(s: &str) -> Result<(), TestCaseError> {
     let got = parse_incoming(s);
     match serde_json::from_str::<Value>(s) {
         Err(_) => prop_assert!(
-            matches!(&got, Incoming::Reject { id: Value::Null, error }
-                if error.code == -32700 && error.message.starts_with("Invalid JSON: ")),
+            matches!(&got, Incoming::Reject { id, error }
+                if *id == Id::null() && error.code == -32700 && error.message.starts_with("Invalid JSON: ")),
             "{s:?}: got {got:?}"
         ),
         Ok(v) => prop_assert!(same_outcome(&got, &expected(&v)), "{s:?}: got {got:?}"),
@@ -315,7 +318,11 @@ proptest! {
         let got = parse_incoming(&text_of(&v));
         prop_assert_eq!(
             got,
-            Incoming::Call(wire::Request { id, method, params: params.unwrap_or_default() })
+            Incoming::Call(wire::Request {
+                id: id.map(Id::from),
+                method,
+                params: params.unwrap_or_default(),
+            })
         );
     }
 
@@ -340,7 +347,7 @@ proptest! {
         let sent_id = obj.get("id").cloned();
         match (parse_incoming(&text_of(&Value::Object(obj))), sent_id) {
             (Incoming::Reject { id, error }, Some(sent)) => {
-                prop_assert_eq!(id, sent);
+                prop_assert_eq!(id, Id::from(sent));
                 prop_assert_eq!(error.code, -32600);
             }
             (Incoming::Ignore, None) => {}
@@ -355,7 +362,7 @@ proptest! {
         prop_assert_eq!(
             got,
             Incoming::Reject {
-                id: Value::Null,
+                id: Id::null(),
                 error: RpcError::bare(
                     ErrorCode::ParseError,
                     "Batch messages are not supported at this time"
@@ -370,13 +377,15 @@ proptest! {
         result in json_value(),
         error in rpc_error(),
     ) {
-        let ok = response_ok(&id, result.clone());
+        let ok: Value = serde_json::from_str(&response_ok(&Id::from(&id), result.clone()))
+            .expect("a response is JSON");
         prop_assert_eq!(ok.as_object().map(Map::len), Some(3));
         prop_assert_eq!(&ok["jsonrpc"], &json!("2.0"));
         prop_assert_eq!(&ok["id"], &id);
         prop_assert_eq!(&ok["result"], &result);
 
-        let err = response_error(&id, &error);
+        let err: Value = serde_json::from_str(&response_error(&Id::from(&id), &error))
+            .expect("a response is JSON");
         prop_assert_eq!(err.as_object().map(Map::len), Some(3));
         prop_assert_eq!(&err["jsonrpc"], &json!("2.0"));
         prop_assert_eq!(&err["id"], &id);
@@ -392,5 +401,37 @@ proptest! {
         prop_assert_eq!(&back, &error);
         // And the text is stable from then on.
         prop_assert_eq!(serde_json::to_string(&back).expect("serializes"), text);
+    }
+
+    /// Any JSON number is an id: the call is accepted and both response
+    /// shapes carry the id's text exactly as it was sent.
+    #[test]
+    fn numeric_ids_are_echoed_as_sent(
+        (v, _, _, _) in valid_request(),
+        id in number_text(),
+        valid in any::<bool>(),
+    ) {
+        let mut obj = v.as_object().cloned().unwrap_or_default();
+        obj.remove("id");
+        if !valid {
+            obj.insert("jsonrpc".into(), json!("1.0"));
+        }
+        let text = text_of(&Value::Object(obj));
+        // A number too large for an f64 is not JSON this parser reads.
+        prop_assume!(serde_json::from_str::<Value>(&id).is_ok());
+        let text = format!("{},\"id\":{id}}}", text.strip_suffix('}').unwrap_or(&text));
+        let text = text.replacen("{,", "{", 1);
+        let got = match parse_incoming(&text) {
+            Incoming::Call(r) if valid => r.id,
+            Incoming::Reject { id, error } if !valid && error.code == -32600 => Some(id),
+            other => return Err(TestCaseError::fail(format!("{text}: got {other:?}"))),
+        };
+        let got = got.expect("the id is there");
+        prop_assert_eq!(got.raw(), id.as_str());
+        let ok = response_ok(&got, Value::Null);
+        let want = format!(",\"id\":{id}}}");
+        prop_assert!(ok.ends_with(&want), "{}", ok);
+        let err = response_error(&got, &RpcError::internal());
+        prop_assert!(err.ends_with(&want), "{}", err);
     }
 }

@@ -62,7 +62,10 @@ pub(super) fn methods() -> Vec<Method> {
             accepts: vec![
                 Field::new("auth_login_ex_continue", login_schema(), "Login data").required(),
             ],
-            handler: |api, session, args| continue_with_code(api, session, arg(&args, 0)),
+            handler: |api, session, args| {
+                api.admit_login(session, "auth.login_ex_continue")?;
+                continue_with_code(api, session, arg(&args, 0))
+            },
             ..base.clone()
         },
         Method {
@@ -165,6 +168,8 @@ fn success(
         let mut st = session.state();
         st.user = Some(user);
         st.pending = None;
+        // A new login starts without the last one's subscriptions (SPEC §5.5).
+        st.subscriptions.clear();
     }
     api.twofactor().record(
         &session.caller().via("auth.login_ex"),
@@ -182,6 +187,10 @@ fn check_password(
     user: &str,
     password: &str,
 ) -> Result<Option<Authenticated>, ApiError> {
+    // Every failed login is answered at one deadline from here, however
+    // long the lookup, PAM and the audit took (SPEC §11, issue 7 item 8).
+    let clock = api.twofactor().clock();
+    let started = clock.now_ms();
     let account = api.inner.accounts.by_name(user);
     // The password check runs even for unknown users so timing does not tell them apart.
     let rhost = session.origin().remote_address();
@@ -194,9 +203,15 @@ fn check_password(
         None => {
             let mut caller = session.caller().via("auth.login");
             caller.user = Some(user.to_owned());
-            api.twofactor()
-                .record(&caller, "auth.login", "wrong_password", None)?;
-            crate::delay_answer(api.inner.options.failed_login_delay);
+            let recorded = api.record_failed_login(&caller, session);
+            let spent = u64::try_from(clock.now_ms().saturating_sub(started)).unwrap_or(0);
+            crate::delay_answer(
+                api.inner
+                    .options
+                    .failed_login_delay
+                    .saturating_sub(std::time::Duration::from_millis(spent)),
+            );
+            recorded?;
             Ok(None)
         }
     }
@@ -243,6 +258,7 @@ fn auth_err() -> Value {
 }
 
 fn login_ex(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
+    api.admit_login(session, "auth.login_ex")?;
     let data = arg(&args, 0);
     let mechanism = data
         .get("mechanism")
@@ -284,7 +300,10 @@ fn login_ex(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, Api
                 CodeNeeded::Refused => return Ok(auth_err()),
             }
             let name = auth.account.name.clone();
-            session.state().pending = Some(PendingLogin {
+            let mut st = session.state();
+            st.next_login += 1;
+            st.pending = Some(PendingLogin {
+                login: st.next_login,
                 account: auth.account,
                 admin: auth.admin,
                 wrong_codes: 0,
@@ -325,11 +344,22 @@ fn continue_with_code(api: &Api, session: &Session, data: &Value) -> Result<Valu
     if !problems.is_empty() {
         return Err(ApiError::Validation(problems));
     }
-    let Some(pending) = session.state().pending.clone() else {
-        return Err(ApiError::call(
-            wire::Errno::EINVAL,
-            "OTP_TOKEN: no authentication in progress",
-        ));
+    // The try is taken before the check, under the session's lock, so
+    // concurrent continues cannot check more than MAX_WRONG_CODES codes.
+    let pending = {
+        let mut st = session.state();
+        let Some(p) = st.pending.as_mut() else {
+            return Err(ApiError::call(
+                wire::Errno::EINVAL,
+                "OTP_TOKEN: no authentication in progress",
+            ));
+        };
+        if p.wrong_codes >= MAX_WRONG_CODES {
+            st.pending = None;
+            return Ok(auth_err());
+        }
+        p.wrong_codes += 1;
+        p.clone()
     };
     let mut caller = session.caller().via("auth.login_ex_continue");
     caller.user = Some(pending.account.name.clone());
@@ -347,16 +377,18 @@ fn continue_with_code(api: &Api, session: &Session, data: &Value) -> Result<Valu
             success(api, session, user, pending.user_info)
         }
         Ok(CheckOutcome::Wrong | CheckOutcome::Replayed) => {
-            let mut st = session.state();
-            let Some(p) = st.pending.as_mut() else {
-                return Ok(auth_err());
-            };
-            p.wrong_codes += 1;
-            if p.wrong_codes >= MAX_WRONG_CODES {
-                st.pending = None;
+            if pending.wrong_codes >= MAX_WRONG_CODES {
+                let mut st = session.state();
+                if st
+                    .pending
+                    .as_ref()
+                    .is_some_and(|p| p.login == pending.login)
+                {
+                    st.pending = None;
+                }
                 return Ok(auth_err());
             }
-            Ok(json!({"response_type": "OTP_REQUIRED", "username": p.account.name}))
+            Ok(json!({"response_type": "OTP_REQUIRED", "username": pending.account.name}))
         }
         Ok(CheckOutcome::LockedOut { retry_after_secs }) => {
             session.state().pending = None;
@@ -381,6 +413,7 @@ fn continue_with_code(api: &Api, session: &Session, data: &Value) -> Result<Valu
 }
 
 fn login_legacy(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
+    api.admit_login(session, "auth.login")?;
     let user = arg(&args, 0).as_str().unwrap_or_default();
     let password = arg(&args, 1).as_str().unwrap_or_default();
     let Some(auth) = check_password(api, session, user, password)? else {
@@ -405,7 +438,11 @@ fn login_legacy(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value,
             CheckOutcome::Wrong | CheckOutcome::Replayed => return Ok(json!(false)),
         }
     }
-    session.state().user = Some(auth);
+    {
+        let mut st = session.state();
+        st.user = Some(auth);
+        st.subscriptions.clear();
+    }
     api.twofactor().record(
         &session.caller().via("auth.login"),
         "auth.login",

@@ -110,15 +110,44 @@ fn target() -> Field {
 fn get_methods(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
     let wanted = arg(&args, 0).as_str();
     let target = Target::from_arg(arg(&args, 1));
-    let registry: &Registry = &api.inner.registry;
-    let map: Map<String, Value> = registry
-        .methods
-        .iter()
-        .filter(|m| registry.lists_method(m, target) && api.may_call(session, m))
-        .filter(|m| wanted.is_none_or(|w| registry.service_of(m.name).is_some_and(|s| s.name == w)))
+    let map: Map<String, Value> = api
+        .listed_methods(session, wanted, target)
         .map(|m| (m.name.to_owned(), m.describe()))
         .collect();
     Ok(Value::Object(map))
+}
+
+impl Api {
+    /// The methods `core.get_methods(service, target)` describes to
+    /// `session`: listed for `target`, callable by the session, and of
+    /// `service` when one is named.
+    fn listed_methods<'a>(
+        &'a self,
+        session: &'a Session,
+        service: Option<&'a str>,
+        target: Target,
+    ) -> impl Iterator<Item = &'a Method> + 'a {
+        let registry: &Registry = &self.inner.registry;
+        registry
+            .methods
+            .iter()
+            .filter(move |m| registry.lists_method(m, target) && self.may_call(session, m))
+            .filter(move |m| {
+                service.is_none_or(|w| registry.service_of(m.name).is_some_and(|s| s.name == w))
+            })
+    }
+
+    /// The methods `core.get_methods(service, "CLI")` describes to
+    /// `session`, undescribed: for an in-process caller that needs the
+    /// names and describes only the one it runs ([`Method::describe`] is
+    /// what `core.get_methods` answers for each).
+    pub fn cli_methods<'a>(
+        &'a self,
+        session: &'a Session,
+        service: &'a str,
+    ) -> impl Iterator<Item = &'a Method> + 'a {
+        self.listed_methods(session, Some(service), Target::Cli)
+    }
 }
 
 fn subscribe(_: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiError> {

@@ -178,6 +178,8 @@ pub struct Fixture {
     pub socket: PathBuf,
     env: Vec<(String, String)>,
     config: Option<PathBuf>,
+    /// Run the daemon under `prlimit --nofile=N:N`.
+    nofile: Option<u64>,
 }
 
 impl Fixture {
@@ -194,6 +196,7 @@ impl Fixture {
             socket,
             env: Vec::new(),
             config: None,
+            nofile: None,
         }
     }
 
@@ -262,9 +265,40 @@ impl Fixture {
         self
     }
 
+    /// Appends TOML to this fixture's configuration file (e.g. a `[limits]`
+    /// table); call after [`Fixture::with_accounts`].
+    pub fn with_config(mut self, toml: &str) -> Self {
+        let path = self.config.clone().unwrap_or_else(|| {
+            let p = self.dir.path().join("twofactord.toml");
+            std::fs::write(&p, "").expect("config");
+            p
+        });
+        let mut text = std::fs::read_to_string(&path).expect("read config");
+        text.push_str(toml);
+        std::fs::write(&path, text).expect("write config");
+        self.config = Some(path);
+        self
+    }
+
+    /// Runs the daemon with this open-file limit (soft and hard), through
+    /// util-linux `prlimit`.
+    pub fn with_nofile(mut self, n: u64) -> Self {
+        self.nofile = Some(n);
+        self
+    }
+
     /// The `twofactord` command line for this fixture (not started).
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_twofactord"));
+        let mut cmd = match self.nofile {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}"))
+                    .arg("--")
+                    .arg(env!("CARGO_BIN_EXE_twofactord"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_twofactord")),
+        };
         cmd.arg("--state-dir")
             .arg(&self.state)
             .arg("--socket")

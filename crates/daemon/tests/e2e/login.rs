@@ -307,9 +307,14 @@ fn the_remote_address_reaches_pam_as_rhost() {
 /// connection is answered before any of them.
 #[test]
 fn slow_wrong_passwords_do_not_starve_other_calls() {
-    let Some((_f, d)) = setup() else {
+    let Some(w) = need("pam_wrapper/nss_wrapper", Wrappers::find()) else {
         return;
     };
+    // All 80 from one address: above the default attempts per minute.
+    let f = Fixture::new()
+        .with_accounts(&w)
+        .with_config("[limits]\nlogin_attempts = 1000\n");
+    let d = f.start();
     // 4 connections x 20 calls = 80 in flight, above the daemon's 64
     // blocking threads.
     let mut attackers: Vec<(Client, Vec<u64>)> = (0..4)

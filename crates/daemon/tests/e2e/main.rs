@@ -3,6 +3,7 @@
 
 mod cli;
 mod harness;
+mod hostile;
 mod login;
 mod nonroot;
 mod peruser;

@@ -13,9 +13,9 @@ use serde_json::json;
 use crate::harness::{ADMIN, Fixture, TIMEOUT, Wrappers, need, path_str, rpc_error};
 use crate::python::{run, script};
 
-const AS_NOBODY: [&str; 4] = ["--reuid=65534", "--regid=65534", "--clear-groups", "--"];
+pub const AS_NOBODY: [&str; 4] = ["--reuid=65534", "--regid=65534", "--clear-groups", "--"];
 
-fn setpriv() -> Result<(), String> {
+pub fn setpriv() -> Result<(), String> {
     let out = Command::new("setpriv")
         .arg("--version")
         .output()

@@ -1,0 +1,136 @@
+//! Audit records: writing, pruning by age and count, querying newest first.
+
+use rusqlite::{Connection, ToSql, params};
+
+use super::DbResult;
+use crate::{AuditEntry, AuditQuery, AuditRecord, Result, StoreError};
+
+/// The `audit.query` statement for `q` and its arguments, but for the
+/// final `LIMIT ?`.
+pub(super) fn audit_select(q: &AuditQuery) -> (String, Vec<&dyn ToSql>) {
+    let mut sql = String::from(
+        "SELECT id, at_ms, event, outcome, user_name, origin, service, detail FROM audit_log",
+    );
+    let mut args: Vec<&dyn ToSql> = Vec::new();
+    let mut conditions = Vec::new();
+    if let Some(event) = &q.event {
+        conditions.push("event = ?");
+        args.push(event);
+    }
+    if let Some(outcome) = &q.outcome {
+        conditions.push("outcome = ?");
+        args.push(outcome);
+    }
+    if let Some(since) = &q.since_ms {
+        conditions.push("at_ms >= ?");
+        args.push(since);
+    }
+    if !conditions.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+    }
+    // Newest first on the time index (or the event/outcome index, whose
+    // entries are ordered by time within each value): no sort, no scan.
+    sql.push_str(" ORDER BY at_ms DESC, id DESC LIMIT ?");
+    (sql, args)
+}
+
+/// `audit.query`: the records `q` asks for, newest first.
+pub(super) fn query(conn: &Connection, q: &AuditQuery) -> Result<Vec<AuditEntry>> {
+    let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+    let (sql, mut args) = audit_select(q);
+    args.push(&limit);
+
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    let rows = stmt
+        .query_map(args.as_slice(), |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, Option<String>>(6)?,
+                r.get::<_, Option<String>>(7)?,
+            ))
+        })
+        .db()?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, at_ms, event, outcome, user, origin, service, detail) = row.db()?;
+        let detail = detail
+            .map(|text| serde_json::from_str(&text))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("audit record {id} detail: {e}")))?;
+        out.push(AuditEntry {
+            id,
+            record: AuditRecord {
+                at_ms,
+                event,
+                outcome,
+                user,
+                origin,
+                service,
+                detail,
+            },
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn prune_audit(
+    conn: &Connection,
+    older_than_ms: i64,
+    keep_rows: u64,
+    batch: usize,
+) -> Result<usize> {
+    let batch = i64::try_from(batch).unwrap_or(i64::MAX);
+    // By age: the oldest first, on the time index.
+    let mut deleted = conn
+        .prepare_cached(
+            "DELETE FROM audit_log WHERE id IN (
+                 SELECT id FROM audit_log WHERE at_ms < ?1 ORDER BY at_ms LIMIT ?2)",
+        )
+        .db()?
+        .execute(params![older_than_ms, batch])
+        .db()?;
+    // By count: ids only grow (AUTOINCREMENT), so everything at or below
+    // max(id) - keep_rows is beyond the newest `keep_rows` records. Two
+    // index look-ups, never a count over the table.
+    let keep = i64::try_from(keep_rows).unwrap_or(i64::MAX);
+    let left = batch.saturating_sub(i64::try_from(deleted).unwrap_or(i64::MAX));
+    if left > 0 {
+        deleted += conn
+            .prepare_cached(
+                "DELETE FROM audit_log WHERE id IN (
+                     SELECT id FROM audit_log
+                     WHERE id <= (SELECT max(id) FROM audit_log) - ?1
+                     ORDER BY id LIMIT ?2)",
+            )
+            .db()?
+            .execute(params![keep, left])
+            .db()?;
+    }
+    Ok(deleted)
+}
+
+pub(super) fn insert(conn: &Connection, r: &AuditRecord) -> Result<()> {
+    let detail = r
+        .detail
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::database(format!("cannot encode audit detail: {e}")))?;
+    conn.prepare_cached(
+        "INSERT INTO audit_log
+                 (at_ms, event, outcome, user_name, origin, service, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .db()?
+    .execute(params![
+        r.at_ms, r.event, r.outcome, r.user, r.origin, r.service, detail
+    ])
+    .db()?;
+    Ok(())
+}

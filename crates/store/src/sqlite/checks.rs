@@ -1,0 +1,135 @@
+//! Check state: the rate limiter's rows and the wrong-code counters per
+//! (secret owner, origin), with their expiry.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{DbResult, u32_from_sql};
+use crate::{LimiterState, Result};
+
+pub(super) fn limiter(conn: &Connection, scope: &str) -> Result<LimiterState> {
+    let row: Option<(i64, i64, i64, i64)> = conn
+        .prepare_cached(
+            "SELECT failures, window_start_ms, locked_until_ms, lockouts
+             FROM rate_limits WHERE scope = ?1",
+        )
+        .db()?
+        .query_row([scope], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()
+        .db()?;
+    let Some((failures, window_start_ms, locked_until_ms, lockouts)) = row else {
+        return Ok(LimiterState::default());
+    };
+    Ok(LimiterState {
+        failures: u32_from_sql("failure count", failures)?,
+        window_start_ms,
+        locked_until_ms,
+        lockouts: u32_from_sql("lock-out count", lockouts)?,
+    })
+}
+
+pub(super) fn put_limiter(conn: &Connection, scope: &str, state: &LimiterState) -> Result<()> {
+    if *state == LimiterState::default() {
+        conn.prepare_cached("DELETE FROM rate_limits WHERE scope = ?1")
+            .db()?
+            .execute([scope])
+            .db()?;
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "INSERT INTO rate_limits
+                 (scope, failures, window_start_ms, locked_until_ms, lockouts)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (scope) DO UPDATE SET
+                 failures = excluded.failures,
+                 window_start_ms = excluded.window_start_ms,
+                 locked_until_ms = excluded.locked_until_ms,
+                 lockouts = excluded.lockouts",
+    )
+    .db()?
+    .execute(params![
+        scope,
+        state.failures,
+        state.window_start_ms,
+        state.locked_until_ms,
+        state.lockouts
+    ])
+    .db()?;
+    Ok(())
+}
+
+pub(super) fn failures(conn: &Connection, owner: &str, origin: &str) -> Result<LimiterState> {
+    let row: Option<(i64, i64, i64, i64)> = conn
+        .prepare_cached(
+            "SELECT failures, window_start_ms, locked_until_ms, lockouts
+             FROM otp_failures WHERE owner = ?1 AND origin = ?2",
+        )
+        .db()?
+        .query_row([owner, origin], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()
+        .db()?;
+    let Some((failures, window_start_ms, locked_until_ms, lockouts)) = row else {
+        return Ok(LimiterState::default());
+    };
+    Ok(LimiterState {
+        failures: u32_from_sql("failure count", failures)?,
+        window_start_ms,
+        locked_until_ms,
+        lockouts: u32_from_sql("lock-out count", lockouts)?,
+    })
+}
+
+pub(super) fn put_failures(
+    conn: &Connection,
+    owner: &str,
+    origin: &str,
+    state: &LimiterState,
+    expires_at_ms: i64,
+) -> Result<()> {
+    if *state == LimiterState::default() {
+        conn.prepare_cached("DELETE FROM otp_failures WHERE owner = ?1 AND origin = ?2")
+            .db()?
+            .execute([owner, origin])
+            .db()?;
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "INSERT INTO otp_failures
+                 (owner, origin, failures, window_start_ms, locked_until_ms, lockouts,
+                  expires_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (owner, origin) DO UPDATE SET
+                 failures = excluded.failures,
+                 window_start_ms = excluded.window_start_ms,
+                 locked_until_ms = excluded.locked_until_ms,
+                 lockouts = excluded.lockouts,
+                 expires_at_ms = excluded.expires_at_ms",
+    )
+    .db()?
+    .execute(params![
+        owner,
+        origin,
+        state.failures,
+        state.window_start_ms,
+        state.locked_until_ms,
+        state.lockouts,
+        expires_at_ms
+    ])
+    .db()?;
+    Ok(())
+}
+
+pub(super) fn expire_failures(conn: &Connection, now_ms: i64, batch: usize) -> Result<usize> {
+    let batch = i64::try_from(batch).unwrap_or(i64::MAX);
+    conn.prepare_cached(
+        "DELETE FROM otp_failures WHERE rowid IN (
+                 SELECT rowid FROM otp_failures WHERE expires_at_ms <= ?1
+                 ORDER BY expires_at_ms LIMIT ?2)",
+    )
+    .db()?
+    .execute(params![now_ms, batch])
+    .db()
+}

@@ -1,0 +1,209 @@
+//! The schema and its migrations, and opening the two connections.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use super::key::KEY_CHECK;
+use super::{DbResult, SqliteStore};
+use crate::{Result, StoreError};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` counts how
+/// many have run. Only ever append: a shipped script is never edited, since
+/// databases in the field have already run it.
+///
+/// Room to grow: `otp_secrets.owner` is `'system'` today and will be
+/// `'user:<uid>'` for per-user secrets (a later table maps users to their
+/// secret id); the SQL keeps to what PostgreSQL also reads (no reserved
+/// words as column names, upserts with `ON CONFLICT`).
+pub(super) const MIGRATIONS: &[&str] = &[
+    // 1: the system entry, sealed secrets with replay state, failure
+    //    counters, audit records, and the key check.
+    "
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY NOT NULL,
+        value BLOB NOT NULL
+    ) STRICT;
+
+    CREATE TABLE otp_secrets (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        owner         TEXT NOT NULL,
+        sealed        BLOB NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        last_step     INTEGER NULL CHECK (last_step IS NULL OR last_step >= 0)
+    ) STRICT;
+    CREATE INDEX otp_secrets_owner ON otp_secrets (owner);
+
+    CREATE TABLE twofactor_config (
+        id           INTEGER PRIMARY KEY CHECK (id = 1),
+        otp_digits   INTEGER NOT NULL,
+        otp_window   INTEGER NOT NULL,
+        otp_interval INTEGER NOT NULL,
+        services_ssh INTEGER NOT NULL CHECK (services_ssh IN (0, 1)),
+        enabled      INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+        secret_id    INTEGER NULL REFERENCES otp_secrets (id)
+    ) STRICT;
+    INSERT INTO twofactor_config
+        (id, otp_digits, otp_window, otp_interval, services_ssh, enabled, secret_id)
+        VALUES (1, 6, 0, 30, 0, 0, NULL);
+
+    CREATE TABLE rate_limits (
+        scope           TEXT PRIMARY KEY NOT NULL,
+        failures        INTEGER NOT NULL,
+        window_start_ms INTEGER NOT NULL,
+        locked_until_ms INTEGER NOT NULL,
+        lockouts        INTEGER NOT NULL
+    ) STRICT;
+
+    CREATE TABLE audit_log (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms     INTEGER NOT NULL,
+        event     TEXT NOT NULL,
+        outcome   TEXT NOT NULL,
+        user_name TEXT NULL,
+        origin    TEXT NOT NULL,
+        service   TEXT NULL,
+        detail    TEXT NULL
+    ) STRICT;
+    CREATE INDEX audit_log_at_ms ON audit_log (at_ms);
+    CREATE INDEX audit_log_event ON audit_log (event);
+    ",
+    // 2: wrong-code counters keyed by (secret owner, origin) for the
+    //    two-tier lock-out (SPEC 6.3), with an expiry so rows of origins
+    //    that went quiet are deleted; audit indexes for every filter of
+    //    `audit.query`, newest first. The per-secret rows of the old scheme
+    //    are dropped (their secret ids mean nothing to the new table).
+    "
+    CREATE TABLE otp_failures (
+        owner           TEXT NOT NULL,
+        origin          TEXT NOT NULL,
+        failures        INTEGER NOT NULL,
+        window_start_ms INTEGER NOT NULL,
+        locked_until_ms INTEGER NOT NULL,
+        lockouts        INTEGER NOT NULL,
+        expires_at_ms   INTEGER NOT NULL,
+        PRIMARY KEY (owner, origin)
+    ) STRICT;
+    CREATE INDEX otp_failures_expiry ON otp_failures (expires_at_ms);
+
+    DELETE FROM rate_limits WHERE scope LIKE 'secret:%';
+
+    DROP INDEX audit_log_event;
+    CREATE INDEX audit_log_event_at ON audit_log (event, at_ms);
+    CREATE INDEX audit_log_outcome_at ON audit_log (outcome, at_ms);
+    ",
+    // 3: per-user secrets (SPEC §9). Root's secret stays the entry's
+    //    (`twofactor_config.secret_id`, owner 'system', with its replay
+    //    state in `otp_secrets.last_step` and its failure counters under
+    //    owner 'system'): the entry's secret *is* root's (SPEC 9.1), so an
+    //    existing state moves to root in place, nothing re-sealed. Every
+    //    other account's secret is a row of `otp_secrets` (owner
+    //    'user:<uid>:<name>') mapped here by name. Pending enrolments and
+    //    recovery-code hashes are kept by name for every account.
+    "
+    CREATE TABLE user_secrets (
+        username     TEXT PRIMARY KEY NOT NULL,
+        uid          INTEGER NOT NULL CHECK (uid >= 0),
+        secret_id    INTEGER NOT NULL UNIQUE REFERENCES otp_secrets (id),
+        otp_digits   INTEGER NOT NULL,
+        otp_interval INTEGER NOT NULL
+    ) STRICT;
+
+    CREATE TABLE pending_secrets (
+        username      TEXT PRIMARY KEY NOT NULL,
+        uid           INTEGER NOT NULL CHECK (uid >= 0),
+        sealed        BLOB NOT NULL,
+        otp_digits    INTEGER NOT NULL,
+        otp_interval  INTEGER NOT NULL,
+        expires_at_ms INTEGER NOT NULL
+    ) STRICT;
+
+    CREATE TABLE recovery_codes (
+        username  TEXT NOT NULL,
+        code_hash BLOB NOT NULL,
+        PRIMARY KEY (username, code_hash)
+    ) STRICT;
+    ",
+];
+
+/// The read connection (read-only; it still maps the WAL index).
+pub(super) fn open_reader(db_path: &Path) -> Result<Connection> {
+    let reader = Connection::open_with_flags(
+        db_path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .db()?;
+    reader.busy_timeout(Duration::from_secs(5)).db()?;
+    Ok(reader)
+}
+
+/// The write connection, configured.
+pub(super) fn open_writer(db_path: &Path) -> Result<Connection> {
+    let conn = Connection::open(db_path).db()?;
+    configure(&conn)?;
+    Ok(conn)
+}
+
+/// On a state that needs nothing written to open (the schema this build
+/// writes, and the key check stored), the sealed key check; `None` when
+/// anything is missing or different, or reading fails: then the full way
+/// decides, and reports what is wrong. One read transaction, no lock taken.
+pub(super) fn ready_key_check(conn: &Connection) -> Option<Vec<u8>> {
+    let tx = conn.unchecked_transaction().ok()?;
+    let version: i64 = tx
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .ok()?;
+    if version != SqliteStore::SCHEMA_VERSION {
+        return None;
+    }
+    tx.query_row("SELECT value FROM meta WHERE key = ?1", [KEY_CHECK], |r| {
+        r.get(0)
+    })
+    .ok()
+}
+
+pub(super) fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(Duration::from_secs(5)).db()?;
+    // Returns the mode now in force; a file system without shared memory
+    // keeps the rollback journal, which is just as transactional.
+    let _mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .db()?;
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA secure_delete = ON;
+         PRAGMA trusted_schema = OFF;",
+    )
+    .db()
+}
+
+/// Applies the missing migrations, each in its own transaction.
+pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
+    let known = SqliteStore::SCHEMA_VERSION;
+    loop {
+        // IMMEDIATE, so two processes opening a new directory do not both
+        // run the same migration.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .db()?;
+        let found: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .db()?;
+        if found > known {
+            return Err(StoreError::SchemaTooNew { found, known });
+        }
+        let Some(script) = usize::try_from(found).ok().and_then(|v| MIGRATIONS.get(v)) else {
+            if found == known {
+                return tx.commit().db();
+            }
+            return Err(StoreError::Corrupt(format!(
+                "schema version {found} is invalid"
+            )));
+        };
+        tx.execute_batch(script).db()?;
+        tx.pragma_update(None, "user_version", found + 1).db()?;
+        tx.commit().db()?;
+    }
+}

@@ -1,0 +1,344 @@
+//! SQLite side of per-user secrets (see [`crate::users`]).
+
+use otp::{Digits, Interval, Secret};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::key::secret_aad;
+use super::{DbResult, step_from_sql};
+use crate::users::{NewUserSecret, PendingSecret, UserSecret, UserSecretInfo, user_owner};
+use crate::{KeyFile, Result, SecretId, SecretRecord, StoreError};
+
+fn pending_aad(username: &str, uid: u32) -> Vec<u8> {
+    let mut aad = b"twofactor/v1/pending_secret/".to_vec();
+    aad.extend_from_slice(user_owner(username, uid).as_bytes());
+    aad
+}
+
+fn uid_from_sql(v: i64) -> Result<u32> {
+    u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("stored uid {v} is out of range")))
+}
+
+fn params_from_sql(digits: i64, interval: i64) -> Result<(Digits, Interval)> {
+    let param = |e: otp::ParamError| StoreError::Corrupt(format!("stored {e}"));
+    Ok((
+        Digits::new(digits).map_err(param)?,
+        Interval::new(interval).map_err(param)?,
+    ))
+}
+
+fn unseal(key: &KeyFile, blob: &[u8], aad: &[u8], what: &str) -> Result<Secret> {
+    let mut plain = key.open(blob, aad).map_err(|_| {
+        StoreError::Corrupt(format!("sealed {what} does not open under the key file"))
+    })?;
+    Secret::from_bytes(std::mem::take(&mut *plain))
+        .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+/// One row of the user-secret join, as SQLite returns it.
+type UserRow = (i64, i64, i64, i64, String, Vec<u8>, i64, Option<i64>);
+
+pub(super) fn user_secret(
+    conn: &Connection,
+    key: &KeyFile,
+    username: &str,
+) -> Result<Option<UserSecret>> {
+    let row: Option<UserRow> = conn
+        .prepare_cached(
+            "SELECT u.uid, u.otp_digits, u.otp_interval, s.id, s.owner, s.sealed,
+                    s.created_at_ms, s.last_step
+             FROM user_secrets AS u JOIN otp_secrets AS s ON s.id = u.secret_id
+             WHERE u.username = ?1",
+        )
+        .db()?
+        .query_row([username], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+            ))
+        })
+        .optional()
+        .db()?;
+    let Some((uid, digits, interval, id, owner, sealed, created_at_ms, last_step)) = row else {
+        return Ok(None);
+    };
+    let uid = uid_from_sql(uid)?;
+    let (digits, interval) = params_from_sql(digits, interval)?;
+    if owner != user_owner(username, uid) {
+        return Err(StoreError::Corrupt(format!(
+            "secret {id} does not belong to this account"
+        )));
+    }
+    let secret = unseal(key, &sealed, &secret_aad(&owner), &format!("secret {id}"))?;
+    Ok(Some(UserSecret {
+        username: username.to_owned(),
+        uid,
+        digits,
+        interval,
+        record: SecretRecord {
+            id: SecretId(id),
+            secret,
+            last_step: last_step.map(step_from_sql).transpose()?,
+            created_at_ms,
+        },
+    }))
+}
+
+/// Deletes `username`'s active secret row and its failure counters (not
+/// its pending enrolment or recovery codes). Returns whether there was one.
+fn drop_active(conn: &Connection, username: &str) -> Result<bool> {
+    let old: Option<(i64, i64)> = conn
+        .prepare_cached("SELECT secret_id, uid FROM user_secrets WHERE username = ?1")
+        .db()?
+        .query_row([username], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .db()?;
+    let Some((secret_id, uid)) = old else {
+        return Ok(false);
+    };
+    conn.prepare_cached("DELETE FROM user_secrets WHERE username = ?1")
+        .db()?
+        .execute([username])
+        .db()?;
+    conn.prepare_cached("DELETE FROM otp_secrets WHERE id = ?1")
+        .db()?
+        .execute([secret_id])
+        .db()?;
+    let owner = user_owner(username, uid_from_sql(uid)?);
+    conn.prepare_cached("DELETE FROM otp_failures WHERE owner = ?1")
+        .db()?
+        .execute([owner])
+        .db()?;
+    Ok(true)
+}
+
+pub(super) fn put_user_secret(
+    conn: &Connection,
+    key: &KeyFile,
+    new: &NewUserSecret<'_>,
+) -> Result<SecretId> {
+    drop_active(conn, new.username)?;
+    let owner = user_owner(new.username, new.uid);
+    // Counters of this owner left by an earlier secret start over too.
+    conn.prepare_cached("DELETE FROM otp_failures WHERE owner = ?1")
+        .db()?
+        .execute([&owner])
+        .db()?;
+    let sealed = key.seal(new.secret.expose(), &secret_aad(&owner))?;
+    conn.prepare_cached(
+        "INSERT INTO otp_secrets (owner, sealed, created_at_ms, last_step)
+         VALUES (?1, ?2, ?3, NULL)",
+    )
+    .db()?
+    .execute(params![owner, sealed, new.created_at_ms])
+    .db()?;
+    let id = conn.last_insert_rowid();
+    conn.prepare_cached(
+        "INSERT INTO user_secrets (username, uid, secret_id, otp_digits, otp_interval)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .db()?
+    .execute(params![
+        new.username,
+        new.uid,
+        id,
+        new.digits.get(),
+        new.interval.get()
+    ])
+    .db()?;
+    Ok(SecretId(id))
+}
+
+pub(super) fn delete_user_secret(conn: &Connection, username: &str) -> Result<bool> {
+    let had = drop_active(conn, username)?;
+    delete_pending(conn, username)?;
+    conn.prepare_cached("DELETE FROM recovery_codes WHERE username = ?1")
+        .db()?
+        .execute([username])
+        .db()?;
+    Ok(had)
+}
+
+pub(super) fn user_secrets(conn: &Connection) -> Result<Vec<UserSecretInfo>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT username, uid, otp_digits, otp_interval FROM user_secrets ORDER BY username",
+        )
+        .db()?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })
+        .db()?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (username, uid, digits, interval) = row.db()?;
+        let (digits, interval) = params_from_sql(digits, interval)?;
+        out.push(UserSecretInfo {
+            username,
+            uid: uid_from_sql(uid)?,
+            digits,
+            interval,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn pending(
+    conn: &Connection,
+    key: &KeyFile,
+    username: &str,
+) -> Result<Option<PendingSecret>> {
+    let row: Option<(i64, Vec<u8>, i64, i64, i64)> = conn
+        .prepare_cached(
+            "SELECT uid, sealed, otp_digits, otp_interval, expires_at_ms
+             FROM pending_secrets WHERE username = ?1",
+        )
+        .db()?
+        .query_row([username], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .optional()
+        .db()?;
+    let Some((uid, sealed, digits, interval, expires_at_ms)) = row else {
+        return Ok(None);
+    };
+    let uid = uid_from_sql(uid)?;
+    let (digits, interval) = params_from_sql(digits, interval)?;
+    let secret = unseal(key, &sealed, &pending_aad(username, uid), "pending secret")?;
+    Ok(Some(PendingSecret {
+        username: username.to_owned(),
+        uid,
+        secret,
+        digits,
+        interval,
+        expires_at_ms,
+    }))
+}
+
+pub(super) fn put_pending(conn: &Connection, key: &KeyFile, p: &PendingSecret) -> Result<()> {
+    let sealed = key.seal(p.secret.expose(), &pending_aad(&p.username, p.uid))?;
+    conn.prepare_cached(
+        "INSERT INTO pending_secrets
+             (username, uid, sealed, otp_digits, otp_interval, expires_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (username) DO UPDATE SET
+             uid = excluded.uid, sealed = excluded.sealed,
+             otp_digits = excluded.otp_digits, otp_interval = excluded.otp_interval,
+             expires_at_ms = excluded.expires_at_ms",
+    )
+    .db()?
+    .execute(params![
+        p.username,
+        p.uid,
+        sealed,
+        p.digits.get(),
+        p.interval.get(),
+        p.expires_at_ms
+    ])
+    .db()?;
+    Ok(())
+}
+
+pub(super) fn delete_pending(conn: &Connection, username: &str) -> Result<()> {
+    conn.prepare_cached("DELETE FROM pending_secrets WHERE username = ?1")
+        .db()?
+        .execute([username])
+        .db()?;
+    Ok(())
+}
+
+fn code_hash(key: &KeyFile, username: &str, code: &str) -> [u8; 32] {
+    key.mac(&[b"recovery-code", username.as_bytes(), code.as_bytes()])
+}
+
+pub(super) fn put_recovery_codes(
+    conn: &Connection,
+    key: &KeyFile,
+    username: &str,
+    codes: &[&str],
+) -> Result<()> {
+    conn.prepare_cached("DELETE FROM recovery_codes WHERE username = ?1")
+        .db()?
+        .execute([username])
+        .db()?;
+    for code in codes {
+        let hash = code_hash(key, username, code);
+        conn.prepare_cached(
+            "INSERT INTO recovery_codes (username, code_hash) VALUES (?1, ?2)
+             ON CONFLICT (username, code_hash) DO NOTHING",
+        )
+        .db()?
+        .execute(params![username, hash.as_slice()])
+        .db()?;
+    }
+    Ok(())
+}
+
+pub(super) fn use_recovery_code(
+    conn: &Connection,
+    key: &KeyFile,
+    username: &str,
+    code: &str,
+) -> Result<Option<u32>> {
+    // Looked up by its keyed hash: equality of two MACs says nothing about
+    // the code to a timing observer who does not hold the key.
+    let hash = code_hash(key, username, code);
+    let deleted = conn
+        .prepare_cached("DELETE FROM recovery_codes WHERE username = ?1 AND code_hash = ?2")
+        .db()?
+        .execute(params![username, hash.as_slice()])
+        .db()?;
+    if deleted == 0 {
+        return Ok(None);
+    }
+    Ok(Some(recovery_codes_left(conn, username)?))
+}
+
+pub(super) fn recovery_codes_left(conn: &Connection, username: &str) -> Result<u32> {
+    let n: i64 = conn
+        .prepare_cached("SELECT count(*) FROM recovery_codes WHERE username = ?1")
+        .db()?
+        .query_row([username], |r| r.get(0))
+        .db()?;
+    u32::try_from(n).map_err(|_| StoreError::Corrupt("recovery code count out of range".into()))
+}
+
+/// Removes the system (root's) secret and its failure counters.
+pub(super) fn clear_system_secret(conn: &Connection) -> Result<bool> {
+    let old: Option<i64> = conn
+        .query_row(
+            "SELECT secret_id FROM twofactor_config WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .db()?
+        .ok_or_else(|| StoreError::Corrupt("the configuration entry is missing".into()))?;
+    let Some(old) = old else {
+        return Ok(false);
+    };
+    conn.execute(
+        "UPDATE twofactor_config SET secret_id = NULL WHERE id = 1",
+        [],
+    )
+    .db()?;
+    conn.execute("DELETE FROM otp_secrets WHERE id = ?1", [old])
+        .db()?;
+    conn.execute(
+        "DELETE FROM otp_failures WHERE owner = ?1",
+        [crate::SYSTEM_OWNER],
+    )
+    .db()?;
+    Ok(true)
+}
