@@ -233,8 +233,12 @@ pub async fn run(app: Arc<App>, peer: Peer, mut socket: WebSocket) {
                     // SPEC §11: the blocking work of a session nobody has
                     // logged into (password checks) waits for its own small
                     // capacity; root, administrators and the PAM module
-                    // never queue behind it.
-                    let gate = (!logged_in).then(|| app.unauthenticated.clone());
+                    // never queue behind it. A session logged in as a
+                    // non-administrator waits there too: its password
+                    // checks (`auth.login_ex` again) are as hostile as an
+                    // anonymous peer's.
+                    let admin = session.user().is_some_and(|u| u.admin);
+                    let gate = (!admin).then(|| app.unauthenticated.clone());
                     tokio::spawn(async move {
                         let permit = match gate {
                             Some(gate) => match gate.acquire_owned().await {
