@@ -316,13 +316,16 @@ impl Api {
 
     /// SPEC §11: counts an unauthenticated login call of `session` to
     /// `method`; refuses with `Rate Limit Exceeded` (EBUSY) past the limit.
-    /// Logged-in sessions and sessions without an address are not limited.
+    /// Administrators and sessions without an address are not limited. A
+    /// session logged in as a non-administrator is counted with its address
+    /// like an anonymous one: logging in as any user must not open
+    /// unlimited password guessing at other accounts.
     pub(crate) fn admit_login(
         &self,
         session: &Session,
         method: &'static str,
     ) -> Result<(), ApiError> {
-        if session.user().is_some() {
+        if session.user().is_some_and(|u| u.admin) {
             return Ok(());
         }
         let key = match session.origin() {

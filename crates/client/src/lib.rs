@@ -433,6 +433,21 @@ impl Client {
         self.host.as_deref()
     }
 
+    /// The uid of the process serving a `ws+unix://` connection (from
+    /// SO_PEERCRED: who created the listening socket); `None` over TCP or
+    /// when the kernel does not say. The PAM module trusts only root's (or
+    /// its own user's) daemon, not whoever could bind the socket path.
+    pub fn unix_peer_uid(&self) -> Option<u32> {
+        match &self.ws.get_ref().transport {
+            Transport::Unix(s) => {
+                nix::sys::socket::getsockopt(s, nix::sys::socket::sockopt::PeerCredentials)
+                    .ok()
+                    .map(|c| c.uid())
+            }
+            Transport::Tcp(_) => None,
+        }
+    }
+
     /// The time-out of each call, send and wait.
     pub fn timeout(&self) -> Duration {
         self.timeout

@@ -230,13 +230,15 @@ pub async fn run(app: Arc<App>, peer: Peer, mut socket: WebSocket) {
                 } else {
                     in_flight += 1;
                     let (api, session, done) = (app.api.clone(), session.clone(), done_tx.clone());
-                    // SPEC §11: the blocking work of a session that is not
-                    // an administrator's (nobody logged in, or a user on
-                    // the socket as themselves, SPEC 9.4) waits for its own
-                    // small capacity; root, administrators and the PAM
-                    // module never queue behind it.
-                    let privileged = session.user().is_some_and(|u| u.admin);
-                    let gate = (!privileged).then(|| app.unauthenticated.clone());
+                    // SPEC §11: the blocking work of a session nobody has
+                    // logged into (password checks) waits for its own small
+                    // capacity; root, administrators and the PAM module
+                    // never queue behind it. A session logged in as a
+                    // non-administrator waits there too: its password
+                    // checks (`auth.login_ex` again) are as hostile as an
+                    // anonymous peer's.
+                    let admin = session.user().is_some_and(|u| u.admin);
+                    let gate = (!admin).then(|| app.unauthenticated.clone());
                     tokio::spawn(async move {
                         let permit = match gate {
                             Some(gate) => match gate.acquire_owned().await {

@@ -177,6 +177,14 @@ impl Config {
             if l.secret_max_failures == 0 {
                 return Err(invalid("rate_limit.secret_max_failures", "at least 1"));
             }
+            // Zero would silently turn the lock-out off: a back-off of 0 s
+            // locks until "now", a window of 0 s forgets every failure.
+            if l.initial_backoff_secs == 0 {
+                return Err(invalid("rate_limit.initial_backoff_secs", "at least 1"));
+            }
+            if l.window_secs == 0 {
+                return Err(invalid("rate_limit.window_secs", "at least 1"));
+            }
             if l.initial_backoff_secs > l.max_backoff_secs {
                 return Err(invalid(
                     "rate_limit.initial_backoff_secs",

@@ -1,6 +1,7 @@
 //! End-to-end tests of `twofactord` through real sockets: our blocking
 //! client here, Python's websocket-client in `python.rs`.
 
+mod attack;
 mod cli;
 mod harness;
 mod hostile;
