@@ -11,8 +11,20 @@ use service::{Account, Accounts};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NssAccounts;
 
+/// One NSS call at a time. glibc's `_r` functions are thread-safe, but NSS
+/// modules need not be: nss_wrapper answers concurrent first look-ups with
+/// ENOENT, which would read as "no such account". Look-ups of local files
+/// take microseconds, so serialising them costs nothing measurable.
+static NSS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn nss_lock() -> std::sync::MutexGuard<'static, ()> {
+    NSS.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl Accounts for NssAccounts {
     fn by_name(&self, name: &str) -> Option<Account> {
+        let _nss = nss_lock();
         match User::from_name(name) {
             Ok(user) => user.map(account_of),
             Err(e) => {
@@ -23,6 +35,7 @@ impl Accounts for NssAccounts {
     }
 
     fn by_uid(&self, uid: u32) -> Option<Account> {
+        let _nss = nss_lock();
         match User::from_uid(Uid::from_raw(uid)) {
             Ok(user) => user.map(account_of),
             Err(e) => {
@@ -44,13 +57,10 @@ impl Accounts for NssAccounts {
 /// serialised: the enumeration state is process-wide.
 #[allow(unsafe_code)]
 fn all_names() -> Vec<String> {
-    static ENUMERATION: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = ENUMERATION
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _nss = nss_lock();
     let mut names = Vec::new();
     // SAFETY: getpwent's static buffer is only read before the next call,
-    // and every use of the enumeration in this process holds ENUMERATION.
+    // and every NSS call in this process holds NSS.
     unsafe {
         libc::setpwent();
         loop {
