@@ -201,6 +201,16 @@ impl TwoFactor {
         }
     }
 
+    /// Whether a secret is stored under this account name, whoever the
+    /// account is now. For a name the system cannot look up: a secret
+    /// there means the check must fail closed, not pass.
+    pub fn name_holds_secret(&self, name: &str) -> Result<bool, ServiceError> {
+        if name == "root" && self.store.read()?.secret.is_some() {
+            return Ok(true);
+        }
+        Ok(self.store.read_user(name)?.secret.is_some())
+    }
+
     /// `user.provisioning_uri(username)`.
     pub fn user_provisioning_uri(&self, user: &UserRef) -> Result<Zeroizing<String>, ServiceError> {
         let (active, _, _) = self.read_active(user)?;

@@ -265,9 +265,18 @@ fn pam_need(api: &Api, caller: &Caller, user: &str, service: &str) -> Result<Pam
     if !(pam_counts_as_ssh(api, service) && api.twofactor().code_required(true)?) {
         return Ok(PamNeed::Nothing);
     }
-    // An account NSS does not know is not ours to pass or fail: other
-    // modules of the stack refuse it.
+    // An account NSS does not know is not ours to pass or fail (other
+    // modules of the stack refuse it) -- unless a secret is stored under its
+    // name: then the look-up failed (NSS down, a module that lost the
+    // account) and the check fails closed instead of waving the login on.
     let Some(account) = api.inner.accounts.by_name(user) else {
+        if api.twofactor().name_holds_secret(user)? {
+            tracing::warn!(user, "account with a secret not found by NSS; refusing");
+            return Err(ApiError::call(
+                wire::Errno::ENOENT,
+                format!("User '{user}' could not be looked up; refusing"),
+            ));
+        }
         return Ok(PamNeed::Nothing);
     };
     let user = service::UserRef::of(&account);
