@@ -138,6 +138,18 @@ impl CheckOutcome {
             Self::LockedOut { .. } => "locked_out",
         }
     }
+
+    /// The answer of the verify methods: a right code is `true`, a wrong
+    /// or replayed one `false`, a lock-out [`ServiceError::LockedOut`].
+    pub(crate) fn verdict(self) -> Result<bool, ServiceError> {
+        match self {
+            Self::Accepted => Ok(true),
+            Self::Wrong | Self::Replayed => Ok(false),
+            Self::LockedOut { retry_after_secs } => {
+                Err(ServiceError::LockedOut { retry_after_secs })
+            }
+        }
+    }
 }
 
 /// The secret a check is against: root's (the entry's) or another

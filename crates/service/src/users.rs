@@ -316,13 +316,7 @@ impl TwoFactor {
         user: &UserRef,
         token: Option<&str>,
     ) -> Result<bool, ServiceError> {
-        match self.check_code_for(caller, user, token)? {
-            CheckOutcome::Accepted => Ok(true),
-            CheckOutcome::Wrong | CheckOutcome::Replayed => Ok(false),
-            CheckOutcome::LockedOut { retry_after_secs } => {
-                Err(ServiceError::LockedOut { retry_after_secs })
-            }
-        }
+        self.check_code_for(caller, user, token)?.verdict()
     }
 
     /// `user.twofactor_enroll`: a pending secret; the active one (if any)
