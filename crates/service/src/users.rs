@@ -367,7 +367,6 @@ impl TwoFactor {
         token: Option<&str>,
     ) -> Result<UserConfig, ServiceError> {
         let now = self.clock.now_ms();
-        let token = token.map(str::trim).unwrap_or("");
         let result = transact(&*self.store, |tx| {
             let window = tx.entry()?.settings.window;
             let pending = tx
