@@ -138,6 +138,18 @@ impl CheckOutcome {
             Self::LockedOut { .. } => "locked_out",
         }
     }
+
+    /// The answer of the verify methods: a right code is `true`, a wrong
+    /// or replayed one `false`, a lock-out [`ServiceError::LockedOut`].
+    pub(crate) fn verdict(self) -> Result<bool, ServiceError> {
+        match self {
+            Self::Accepted => Ok(true),
+            Self::Wrong | Self::Replayed => Ok(false),
+            Self::LockedOut { retry_after_secs } => {
+                Err(ServiceError::LockedOut { retry_after_secs })
+            }
+        }
+    }
 }
 
 /// The secret a check is against: root's (the entry's) or another
@@ -188,7 +200,6 @@ impl TwoFactor {
         token: Option<&str>,
     ) -> Result<CheckOutcome, ServiceError> {
         let now = self.clock.now_ms();
-        let token = token.map(str::trim).unwrap_or("");
         transact(&*self.store, |tx| {
             let settings = tx.entry()?.settings;
             if !settings.enabled {
@@ -263,7 +274,8 @@ impl TwoFactor {
 
     /// The check itself, inside the caller's transaction: lock-out, code
     /// (then, when allowed, a recovery code), counters, audit. `accept`
-    /// records the matching step and says whether it was fresh.
+    /// records the matching step and says whether it was fresh. A missing
+    /// `token` is empty; blanks around it do not count.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn check_in_tx(
         &self,
@@ -271,12 +283,13 @@ impl TwoFactor {
         caller: &Caller,
         user: &UserRef,
         target: &Target,
-        token: &str,
+        token: Option<&str>,
         window: otp::Window,
         now: i64,
         recovery: bool,
         accept: &mut dyn FnMut(&mut dyn Tx, u64) -> store::Result<bool>,
     ) -> store::Result<CheckOutcome> {
+        let token = token.map(str::trim).unwrap_or("");
         let limits = self.limits;
         let owner = target.owner.as_str();
         let origin = caller.origin.rate_limit_key();

@@ -8,7 +8,7 @@ use store::{Settings, Store, SystemEntry, transact};
 use zeroize::Zeroizing;
 
 use crate::check::RateLimits;
-use crate::{AuditRetention, Caller, CheckOutcome, Clock, Randomness, ServiceError};
+use crate::{AuditRetention, Caller, Clock, Randomness, ServiceError};
 
 /// `services` of the entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -216,13 +216,7 @@ impl TwoFactor {
 
     /// `verify(token)`: the shared check path, answered as a boolean.
     pub fn verify(&self, caller: &Caller, token: Option<&str>) -> Result<bool, ServiceError> {
-        match self.check_code(caller, token)? {
-            CheckOutcome::Accepted => Ok(true),
-            CheckOutcome::Wrong | CheckOutcome::Replayed => Ok(false),
-            CheckOutcome::LockedOut { retry_after_secs } => {
-                Err(ServiceError::LockedOut { retry_after_secs })
-            }
-        }
+        self.check_code(caller, token)?.verdict()
     }
 
     /// Appends an audit record for something decided outside this crate

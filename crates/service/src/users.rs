@@ -326,13 +326,7 @@ impl TwoFactor {
         user: &UserRef,
         token: Option<&str>,
     ) -> Result<bool, ServiceError> {
-        match self.check_code_for(caller, user, token)? {
-            CheckOutcome::Accepted => Ok(true),
-            CheckOutcome::Wrong | CheckOutcome::Replayed => Ok(false),
-            CheckOutcome::LockedOut { retry_after_secs } => {
-                Err(ServiceError::LockedOut { retry_after_secs })
-            }
-        }
+        self.check_code_for(caller, user, token)?.verdict()
     }
 
     /// `user.twofactor_enroll`: a pending secret; the active one (if any)
@@ -383,7 +377,6 @@ impl TwoFactor {
         token: Option<&str>,
     ) -> Result<UserConfig, ServiceError> {
         let now = self.clock.now_ms();
-        let token = token.map(str::trim).unwrap_or("");
         let result = transact(&*self.store, |tx| {
             let window = tx.entry()?.settings.window;
             let pending = tx

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 use service::CheckOutcome;
 
-use super::arg;
+use super::{arg, refused_without_secret};
 use crate::registry::{Access, Method};
 use crate::schema::{Field, Schema};
 use crate::session::{Authenticated, PendingLogin};
@@ -241,13 +241,7 @@ fn code_needed(api: &Api, session: &Session, auth: &Authenticated) -> Result<Cod
     {
         return Ok(CodeNeeded::Yes);
     }
-    if api.inner.options.require_secret {
-        api.twofactor().record(
-            &caller,
-            "auth.login",
-            "refused",
-            Some(json!({"reason": "no second factor configured"})),
-        )?;
+    if refused_without_secret(api, &caller)? {
         return Ok(CodeNeeded::Refused);
     }
     Ok(CodeNeeded::No)

@@ -79,3 +79,22 @@ pub(crate) fn registry() -> Registry {
 pub(crate) fn arg(args: &[serde_json::Value], i: usize) -> &serde_json::Value {
     args.get(i).unwrap_or(&serde_json::Value::Null)
 }
+
+/// For a login (API or PAM) of an account with 2FA on but no secret of
+/// its own: under `require_secret` it is refused and audited
+/// (`auth.login` / `refused`, SPEC 9.5). Returns whether it is refused.
+fn refused_without_secret(
+    api: &crate::Api,
+    caller: &service::Caller,
+) -> Result<bool, crate::ApiError> {
+    if !api.inner.options.require_secret {
+        return Ok(false);
+    }
+    api.twofactor().record(
+        caller,
+        "auth.login",
+        "refused",
+        Some(serde_json::json!({"reason": "no second factor configured"})),
+    )?;
+    Ok(true)
+}

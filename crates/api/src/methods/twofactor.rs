@@ -4,7 +4,7 @@ use otp::{Digits, Interval, Window};
 use serde_json::{Value, json};
 use service::{Caller, CheckOutcome, Entry, Origin, Services, UpdateRequest};
 
-use super::arg;
+use super::{arg, refused_without_secret};
 use crate::registry::{Access, Method};
 use crate::schema::{Field, Schema};
 use crate::{Api, ApiError, Event, Session};
@@ -283,13 +283,7 @@ fn pam_need(api: &Api, caller: &Caller, user: &str, service: &str) -> Result<Pam
     if api.twofactor().user_has_secret(caller, &user)? {
         return Ok(PamNeed::Code(user));
     }
-    if api.inner.options.require_secret {
-        api.twofactor().record(
-            caller,
-            "auth.login",
-            "refused",
-            Some(json!({"reason": "no second factor configured"})),
-        )?;
+    if refused_without_secret(api, caller)? {
         return Ok(PamNeed::Refuse);
     }
     Ok(PamNeed::Nothing)

@@ -15,6 +15,32 @@ use crate::registry::{Access, Method};
 use crate::schema::{Field, Schema};
 use crate::{Api, ApiError, Event, Session};
 
+/// The range of a code's digit count.
+fn digits_schema() -> Schema {
+    Schema::Int {
+        min: Digits::MIN.into(),
+        max: Digits::MAX.into(),
+    }
+}
+
+/// The range of a code's lifetime in seconds.
+fn interval_schema() -> Schema {
+    Schema::Int {
+        min: Interval::MIN.into(),
+        max: Interval::MAX.into(),
+    }
+}
+
+/// A user's `otp_digits` as the config and enrolment return it.
+fn digits_field() -> Field {
+    Field::new("otp_digits", digits_schema(), "Digits in a code")
+}
+
+/// A user's `interval` as the config and enrolment return it.
+fn interval_field() -> Field {
+    Field::new("interval", interval_schema(), "Seconds per code")
+}
+
 fn username_field() -> Field {
     Field::new("username", Schema::Str { nullable: false }, "Account name").required()
 }
@@ -34,18 +60,12 @@ fn twofactor_options_field() -> Field {
         Schema::Object(vec![
             Field::new(
                 "otp_digits",
-                Schema::Int {
-                    min: Digits::MIN.into(),
-                    max: Digits::MAX.into(),
-                },
+                digits_schema(),
                 "Digits in a code (default: the user's previous value, else the system's)",
             ),
             Field::new(
                 "interval",
-                Schema::Int {
-                    min: Interval::MIN.into(),
-                    max: Interval::MAX.into(),
-                },
+                interval_schema(),
                 "Seconds each code lives (default: the user's previous value, else the system's)",
             ),
         ]),
@@ -62,22 +82,8 @@ fn twofactor_config_schema() -> Schema {
             "Key URI (null without a secret)",
         ),
         Field::new("secret_configured", Schema::Bool, "Whether a secret is set"),
-        Field::new(
-            "interval",
-            Schema::Int {
-                min: Interval::MIN.into(),
-                max: Interval::MAX.into(),
-            },
-            "Seconds per code",
-        ),
-        Field::new(
-            "otp_digits",
-            Schema::Int {
-                min: Digits::MIN.into(),
-                max: Digits::MAX.into(),
-            },
-            "Digits in a code",
-        ),
+        interval_field(),
+        digits_field(),
         Field::new(
             "recovery_codes_left",
             Schema::Int { min: 0, max: 10 },
@@ -285,22 +291,8 @@ pub(super) fn methods() -> Vec<Method> {
                     Schema::Str { nullable: false },
                     "Key URI of the pending secret",
                 ),
-                Field::new(
-                    "otp_digits",
-                    Schema::Int {
-                        min: Digits::MIN.into(),
-                        max: Digits::MAX.into(),
-                    },
-                    "Digits in a code",
-                ),
-                Field::new(
-                    "interval",
-                    Schema::Int {
-                        min: Interval::MIN.into(),
-                        max: Interval::MAX.into(),
-                    },
-                    "Seconds per code",
-                ),
+                digits_field(),
+                interval_field(),
                 Field::new(
                     "expires_in",
                     Schema::Int { min: 0, max: 600 },

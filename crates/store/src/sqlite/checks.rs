@@ -1,21 +1,19 @@
 //! Check state: the rate limiter's rows and the wrong-code counters per
 //! (secret owner, origin), with their expiry.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Params, params};
 
 use super::{DbResult, u32_from_sql};
 use crate::{LimiterState, Result};
 
-pub(super) fn limiter(conn: &Connection, scope: &str) -> Result<LimiterState> {
+/// Reads one counter row (`failures, window_start_ms, locked_until_ms,
+/// lockouts`, in that order) selected by `sql`; the default state when
+/// there is none.
+fn read_state(conn: &Connection, sql: &str, params: impl Params) -> Result<LimiterState> {
     let row: Option<(i64, i64, i64, i64)> = conn
-        .prepare_cached(
-            "SELECT failures, window_start_ms, locked_until_ms, lockouts
-             FROM rate_limits WHERE scope = ?1",
-        )
+        .prepare_cached(sql)
         .db()?
-        .query_row([scope], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })
+        .query_row(params, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .optional()
         .db()?;
     let Some((failures, window_start_ms, locked_until_ms, lockouts)) = row else {
@@ -27,6 +25,15 @@ pub(super) fn limiter(conn: &Connection, scope: &str) -> Result<LimiterState> {
         locked_until_ms,
         lockouts: u32_from_sql("lock-out count", lockouts)?,
     })
+}
+
+pub(super) fn limiter(conn: &Connection, scope: &str) -> Result<LimiterState> {
+    read_state(
+        conn,
+        "SELECT failures, window_start_ms, locked_until_ms, lockouts
+             FROM rate_limits WHERE scope = ?1",
+        [scope],
+    )
 }
 
 pub(super) fn put_limiter(conn: &Connection, scope: &str, state: &LimiterState) -> Result<()> {
@@ -60,26 +67,12 @@ pub(super) fn put_limiter(conn: &Connection, scope: &str, state: &LimiterState) 
 }
 
 pub(super) fn failures(conn: &Connection, owner: &str, origin: &str) -> Result<LimiterState> {
-    let row: Option<(i64, i64, i64, i64)> = conn
-        .prepare_cached(
-            "SELECT failures, window_start_ms, locked_until_ms, lockouts
+    read_state(
+        conn,
+        "SELECT failures, window_start_ms, locked_until_ms, lockouts
              FROM otp_failures WHERE owner = ?1 AND origin = ?2",
-        )
-        .db()?
-        .query_row([owner, origin], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })
-        .optional()
-        .db()?;
-    let Some((failures, window_start_ms, locked_until_ms, lockouts)) = row else {
-        return Ok(LimiterState::default());
-    };
-    Ok(LimiterState {
-        failures: u32_from_sql("failure count", failures)?,
-        window_start_ms,
-        locked_until_ms,
-        lockouts: u32_from_sql("lock-out count", lockouts)?,
-    })
+        [owner, origin],
+    )
 }
 
 pub(super) fn put_failures(

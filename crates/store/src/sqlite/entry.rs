@@ -137,21 +137,35 @@ pub(super) fn put_settings(conn: &Connection, s: &Settings) -> Result<()> {
     }
 }
 
+/// The id of the system (root's) secret, `None` when there is none.
+pub(super) fn system_secret_id(conn: &Connection) -> Result<Option<i64>> {
+    conn.query_row(
+        "SELECT secret_id FROM twofactor_config WHERE id = 1",
+        [],
+        |r| r.get(0),
+    )
+    .optional()
+    .db()?
+    .ok_or_else(|| StoreError::Corrupt("the configuration entry is missing".into()))
+}
+
+/// Deletes a former system secret, once the configuration no longer
+/// points at it: its replay state and its failure counters go with it.
+pub(super) fn forget_system_secret(conn: &Connection, id: i64) -> Result<()> {
+    conn.execute("DELETE FROM otp_secrets WHERE id = ?1", [id])
+        .db()?;
+    conn.execute("DELETE FROM otp_failures WHERE owner = ?1", [SYSTEM_OWNER])
+        .db()?;
+    Ok(())
+}
+
 pub(super) fn replace_secret(
     conn: &Connection,
     key: &KeyFile,
     secret: &Secret,
     created_at_ms: i64,
 ) -> Result<SecretId> {
-    let old: Option<i64> = conn
-        .query_row(
-            "SELECT secret_id FROM twofactor_config WHERE id = 1",
-            [],
-            |r| r.get(0),
-        )
-        .optional()
-        .db()?
-        .ok_or_else(|| StoreError::Corrupt("the configuration entry is missing".into()))?;
+    let old = system_secret_id(conn)?;
     let sealed = key.seal(secret.expose(), &secret_aad(SYSTEM_OWNER))?;
     conn.execute(
         "INSERT INTO otp_secrets (owner, sealed, created_at_ms, last_step)
@@ -166,11 +180,7 @@ pub(super) fn replace_secret(
     )
     .db()?;
     if let Some(old) = old {
-        // The old secret's replay state and failure counter go with it.
-        conn.execute("DELETE FROM otp_secrets WHERE id = ?1", [old])
-            .db()?;
-        conn.execute("DELETE FROM otp_failures WHERE owner = ?1", [SYSTEM_OWNER])
-            .db()?;
+        forget_system_secret(conn, old)?;
     }
     Ok(SecretId(id))
 }

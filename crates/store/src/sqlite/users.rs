@@ -3,6 +3,7 @@
 use otp::{Digits, Interval, Secret};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::entry::{forget_system_secret, system_secret_id};
 use super::key::secret_aad;
 use super::{DbResult, step_from_sql};
 use crate::users::{NewUserSecret, PendingSecret, UserSecret, UserSecretInfo, user_owner};
@@ -316,16 +317,7 @@ pub(super) fn recovery_codes_left(conn: &Connection, username: &str) -> Result<u
 
 /// Removes the system (root's) secret and its failure counters.
 pub(super) fn clear_system_secret(conn: &Connection) -> Result<bool> {
-    let old: Option<i64> = conn
-        .query_row(
-            "SELECT secret_id FROM twofactor_config WHERE id = 1",
-            [],
-            |r| r.get(0),
-        )
-        .optional()
-        .db()?
-        .ok_or_else(|| StoreError::Corrupt("the configuration entry is missing".into()))?;
-    let Some(old) = old else {
+    let Some(old) = system_secret_id(conn)? else {
         return Ok(false);
     };
     conn.execute(
@@ -333,12 +325,6 @@ pub(super) fn clear_system_secret(conn: &Connection) -> Result<bool> {
         [],
     )
     .db()?;
-    conn.execute("DELETE FROM otp_secrets WHERE id = ?1", [old])
-        .db()?;
-    conn.execute(
-        "DELETE FROM otp_failures WHERE owner = ?1",
-        [crate::SYSTEM_OWNER],
-    )
-    .db()?;
+    forget_system_secret(conn, old)?;
     Ok(true)
 }
