@@ -193,17 +193,23 @@ impl Stream {
     }
 }
 
+/// Whether a system call was cut short by a signal (EINTR), which the
+/// standard library passes up from `read`/`write` rather than retrying.
+fn interrupted(r: &io::Result<usize>) -> bool {
+    matches!(r, Err(e) if e.kind() == io::ErrorKind::Interrupted)
+}
+
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = Some(self.left()?);
-        match &mut self.transport {
-            Transport::Unix(s) => {
-                s.set_read_timeout(left)?;
-                s.read(buf)
-            }
-            Transport::Tcp(s) => {
-                s.set_read_timeout(left)?;
-                s.read(buf)
+        loop {
+            let left = Some(self.left()?);
+            let read = match &mut self.transport {
+                Transport::Unix(s) => s.set_read_timeout(left).and_then(|()| s.read(buf)),
+                Transport::Tcp(s) => s.set_read_timeout(left).and_then(|()| s.read(buf)),
+            };
+            // A signal is not the peer's answer: try again until the deadline.
+            if !interrupted(&read) {
+                return read;
             }
         }
     }
@@ -211,15 +217,14 @@ impl Read for Stream {
 
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let left = Some(self.left()?);
-        match &mut self.transport {
-            Transport::Unix(s) => {
-                s.set_write_timeout(left)?;
-                s.write(buf)
-            }
-            Transport::Tcp(s) => {
-                s.set_write_timeout(left)?;
-                s.write(buf)
+        loop {
+            let left = Some(self.left()?);
+            let written = match &mut self.transport {
+                Transport::Unix(s) => s.set_write_timeout(left).and_then(|()| s.write(buf)),
+                Transport::Tcp(s) => s.set_write_timeout(left).and_then(|()| s.write(buf)),
+            };
+            if !interrupted(&written) {
+                return written;
             }
         }
     }

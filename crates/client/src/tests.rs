@@ -354,3 +354,50 @@ fn a_huge_time_out_does_not_overflow() {
     drop(c);
     h.join().unwrap();
 }
+
+/// A signal delivered while the client waits for the daemon (EINTR) is not
+/// an answer: the read goes on until the data or the deadline. (A test
+/// client failed with "Interrupted system call" under load.)
+#[test]
+#[allow(unsafe_code)] // installing a signal handler
+fn a_signal_during_a_read_does_not_end_the_exchange() {
+    use std::io::Write as _;
+    use std::os::unix::net::UnixStream;
+    use std::os::unix::thread::JoinHandleExt;
+
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+
+    extern "C" fn ignore(_: libc::c_int) {}
+    // No SA_RESTART: a read blocked when the signal arrives fails with EINTR.
+    let action = SigAction::new(
+        SigHandler::Handler(ignore),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    // SAFETY: the handler does nothing, so it is async-signal-safe.
+    unsafe { sigaction(Signal::SIGUSR1, &action) }.expect("sigaction");
+
+    let (ours, mut theirs) = UnixStream::pair().expect("socketpair");
+    let reader = thread::spawn(move || {
+        let mut stream = Stream {
+            transport: Transport::Unix(ours),
+            deadline: Instant::now() + Duration::from_secs(20),
+        };
+        let mut buf = [0u8; 1];
+        stream.read(&mut buf).map(|n| buf[..n].to_vec())
+    });
+    // Signal the reader over and over: without the retry, one that lands
+    // while it is blocked ends the read at once.
+    for _ in 0..300 {
+        if reader.is_finished() {
+            break;
+        }
+        // SAFETY: the thread is alive (not finished, and joined only
+        // below), so its pthread_t is valid.
+        unsafe { libc::pthread_kill(reader.as_pthread_t(), libc::SIGUSR1) };
+        thread::sleep(Duration::from_millis(1));
+    }
+    assert!(!reader.is_finished(), "the read ended before any data came");
+    theirs.write_all(b"x").expect("write");
+    assert_eq!(reader.join().expect("reader").expect("read"), b"x");
+}
