@@ -2,52 +2,34 @@
 //! objects of §5.3, access rules hold, and logins follow §5.4.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use api::{Api, ApiOptions, Session};
+use common::rpc;
 use otp::{Algorithm, Digits, Interval, Secret, Totp};
 use serde_json::{Value, json};
 use service::{
-    Account, Accounts, Clock, Labels, ManualClock, Origin, OsRandom, PasswordCheck, RateLimits,
-    TwoFactor,
+    Account, Accounts, Clock, ManualClock, Origin, PasswordCheck, RateLimits, TwoFactor,
 };
 
 #[derive(Debug)]
 struct Users;
 
-fn account(name: &str, uid: u32, groups: &[&str]) -> Account {
-    Account {
-        name: name.into(),
-        uid,
-        gid: uid,
-        gecos: String::new(),
-        home: format!("/home/{name}"),
-        shell: "/bin/sh".into(),
-        groups: vec![uid],
-        group_names: groups.iter().map(|g| (*g).to_owned()).collect(),
-    }
-}
-
 impl Accounts for Users {
     fn by_name(&self, name: &str) -> Option<Account> {
-        match name {
-            "admin" => Some(account("admin", 1000, &["tfaadmins"])),
-            "alice" => Some(account("alice", 1001, &["users"])),
-            _ => None,
-        }
+        common::admin_or_alice(name)
     }
     fn by_uid(&self, uid: u32) -> Option<Account> {
-        (uid == 0).then(|| account("root", 0, &["root"]))
+        common::root_by_uid(uid)
     }
 }
 
 impl PasswordCheck for Users {
     fn check(&self, user: &str, password: &str, _: Option<&str>) -> bool {
-        matches!(
-            (user, password),
-            ("admin", "adminpw") | ("alice", "alicepw")
-        )
+        common::admin_or_alice_password(user, password)
     }
 }
 
@@ -60,22 +42,13 @@ struct Fx {
 fn fx() -> Fx {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::at_secs(1_750_000_000));
-    let tf = TwoFactor::new(
-        Arc::new(store::SqliteStore::open(&dir.path().join("state")).unwrap()),
+    let tf = common::two_factor(
+        dir.path(),
         clock.clone(),
-        Arc::new(OsRandom),
-        Labels {
-            issuer: "iXsystems".into(),
-            product: "TrueNAS".into(),
-            hostname: "nas".into(),
-        },
+        common::nas_labels(),
         RateLimits::default(),
     );
-    let options = ApiOptions {
-        admin_group: Some("tfaadmins".into()),
-        failed_login_delay: Duration::ZERO,
-        ..ApiOptions::default()
-    };
+    let options = common::admin_options(Duration::ZERO);
     Fx {
         _dir: dir,
         clock,
@@ -94,10 +67,24 @@ fn tcp() -> Session {
     })
 }
 
-fn rpc(api: &Api, s: &Session, method: &str, params: Value) -> Result<Value, Value> {
-    let params = params.as_array().cloned().unwrap_or_default();
-    api.call(s, method, params)
-        .map_err(|e| serde_json::to_value(e.to_rpc()).unwrap())
+/// The service in `dir` with default limits, for tests that build their
+/// own `Api`.
+fn plain_two_factor(dir: &tempfile::TempDir) -> TwoFactor {
+    common::two_factor(
+        dir.path(),
+        Arc::new(ManualClock::at_secs(1_750_000_000)),
+        common::short_labels(),
+        RateLimits::default(),
+    )
+}
+
+/// The base32 secret of a provisioning URI.
+fn uri_secret(uri: &str) -> String {
+    otp::KeyUri::parse(uri)
+        .unwrap()
+        .secret
+        .to_base32()
+        .to_string()
 }
 
 fn code(fx: &Fx, secret: &str, digits: i64, interval: i64) -> String {
@@ -444,11 +431,7 @@ fn login_matrix() {
         .as_str()
         .unwrap()
         .to_owned();
-    let secret = otp::KeyUri::parse(&uri)
-        .unwrap()
-        .secret
-        .to_base32()
-        .to_string();
+    let secret = uri_secret(&uri);
     let s = tcp();
     let err = otp(&s, "123456").unwrap_err();
     assert_eq!(
@@ -610,11 +593,7 @@ fn pam_methods_follow_enabled_ssh_and_the_service_list() {
         .as_str()
         .unwrap()
         .to_owned();
-    let secret = otp::KeyUri::parse(&uri)
-        .unwrap()
-        .secret
-        .to_base32()
-        .to_string();
+    let secret = uri_secret(&uri);
     assert_eq!(req("sshd"), json!(true));
     assert_eq!(req("login"), json!(false), "not an ssh service");
     let c = code(&fx, &secret, 6, 30);
@@ -644,17 +623,7 @@ fn pam_methods_follow_enabled_ssh_and_the_service_list() {
 #[test]
 fn a_wrong_password_asks_for_an_answer_delay_instead_of_sleeping() {
     let dir = tempfile::tempdir().unwrap();
-    let tf = TwoFactor::new(
-        Arc::new(store::SqliteStore::open(&dir.path().join("state")).unwrap()),
-        Arc::new(ManualClock::at_secs(1_750_000_000)),
-        Arc::new(OsRandom),
-        Labels {
-            issuer: "i".into(),
-            product: "p".into(),
-            hostname: "h".into(),
-        },
-        RateLimits::default(),
-    );
+    let tf = plain_two_factor(&dir);
     // An hour: a sleeping implementation would hang this test.
     let hour = Duration::from_secs(3600);
     let options = ApiOptions {
@@ -769,17 +738,7 @@ impl Accounts for NoRoot {
 #[test]
 fn no_root_account_means_no_local_administrator() {
     let dir = tempfile::tempdir().unwrap();
-    let tf = TwoFactor::new(
-        Arc::new(store::SqliteStore::open(&dir.path().join("state")).unwrap()),
-        Arc::new(ManualClock::at_secs(1_750_000_000)),
-        Arc::new(OsRandom),
-        Labels {
-            issuer: "i".into(),
-            product: "p".into(),
-            hostname: "h".into(),
-        },
-        RateLimits::default(),
-    );
+    let tf = plain_two_factor(&dir);
     let api = Api::new(tf, Arc::new(NoRoot), Arc::new(Users), ApiOptions::default());
     let s = api.embedded_session(0);
     assert_eq!(

@@ -4,28 +4,14 @@
 //! concurrent continues, and subscriptions and secrets in events.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
+mod common;
+
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
-use api::{Api, ApiOptions, Session};
+use api::{Api, Session};
 use serde_json::{Value, json};
-use service::{
-    Account, Accounts, Clock, Labels, ManualClock, Origin, OsRandom, PasswordCheck, RateLimits,
-    TwoFactor,
-};
-
-fn account(name: &str, uid: u32, groups: &[&str]) -> Account {
-    Account {
-        name: name.into(),
-        uid,
-        gid: uid,
-        gecos: String::new(),
-        home: format!("/home/{name}"),
-        shell: "/bin/sh".into(),
-        groups: vec![uid],
-        group_names: groups.iter().map(|g| (*g).to_owned()).collect(),
-    }
-}
+use service::{Account, Accounts, Clock, ManualClock, Origin, PasswordCheck, RateLimits};
 
 /// Accounts `admin` and `alice`; a password check that takes (on the
 /// manual clock) 3 s for an existing account and 1 s for an unknown one,
@@ -37,14 +23,10 @@ struct Users {
 
 impl Accounts for Users {
     fn by_name(&self, name: &str) -> Option<Account> {
-        match name {
-            "admin" => Some(account("admin", 1000, &["tfaadmins"])),
-            "alice" => Some(account("alice", 1001, &["users"])),
-            _ => None,
-        }
+        common::admin_or_alice(name)
     }
     fn by_uid(&self, uid: u32) -> Option<Account> {
-        (uid == 0).then(|| account("root", 0, &["root"]))
+        common::root_by_uid(uid)
     }
 }
 
@@ -52,10 +34,7 @@ impl PasswordCheck for Users {
     fn check(&self, user: &str, password: &str, _: Option<&str>) -> bool {
         let known = self.by_name(user).is_some();
         self.clock.advance_secs(if known { 3 } else { 1 });
-        matches!(
-            (user, password),
-            ("admin", "adminpw") | ("alice", "alicepw")
-        )
+        common::admin_or_alice_password(user, password)
     }
 }
 
@@ -72,23 +51,8 @@ fn fx(delay: Duration) -> Fx {
         max_failures: 1000,
         ..RateLimits::default()
     };
-    let tf = TwoFactor::new(
-        // A directory of its own: the store refuses one open to others.
-        Arc::new(store::SqliteStore::open(&dir.path().join("state")).unwrap()),
-        clock.clone(),
-        Arc::new(OsRandom),
-        Labels {
-            issuer: "i".into(),
-            product: "p".into(),
-            hostname: "h".into(),
-        },
-        limits,
-    );
-    let options = ApiOptions {
-        admin_group: Some("tfaadmins".into()),
-        failed_login_delay: delay,
-        ..ApiOptions::default()
-    };
+    let tf = common::two_factor(dir.path(), clock.clone(), common::short_labels(), limits);
+    let options = common::admin_options(delay);
     let users = Arc::new(Users {
         clock: clock.clone(),
     });
@@ -113,7 +77,7 @@ fn login(api: &Api, s: &Session, user: &str, pw: &str) -> Result<Value, Value> {
         vec![json!({"mechanism": "PASSWORD_PLAIN", "username": user, "password": pw})],
     )
     .0
-    .map_err(|e| serde_json::to_value(e.to_rpc()).unwrap())
+    .map_err(|e| common::wire(&e))
 }
 
 #[test]

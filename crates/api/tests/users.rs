@@ -2,16 +2,16 @@
 //! per-user secrets (9.5) and recovery codes (§10), at the API layer.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use api::{Api, ApiOptions, Session};
+use common::rpc;
 use otp::{Algorithm, KeyUri, Totp};
 use serde_json::{Value, json};
-use service::{
-    Account, Accounts, Clock, Labels, ManualClock, Origin, OsRandom, PasswordCheck, RateLimits,
-    TwoFactor,
-};
+use service::{Account, Accounts, Clock, ManualClock, Origin, PasswordCheck, RateLimits};
 
 #[derive(Debug)]
 struct Users;
@@ -75,22 +75,15 @@ struct Fx {
 fn fx_with(require_secret: bool) -> Fx {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::at_secs(1_750_000_000));
-    let tf = TwoFactor::new(
-        Arc::new(store::SqliteStore::open(&dir.path().join("state")).unwrap()),
+    let tf = common::two_factor(
+        dir.path(),
         clock.clone(),
-        Arc::new(OsRandom),
-        Labels {
-            issuer: "iXsystems".into(),
-            product: "TrueNAS".into(),
-            hostname: "nas".into(),
-        },
+        common::nas_labels(),
         RateLimits::default(),
     );
     let options = ApiOptions {
-        admin_group: Some("tfaadmins".into()),
-        failed_login_delay: Duration::ZERO,
         require_secret,
-        ..ApiOptions::default()
+        ..common::admin_options(Duration::ZERO)
     };
     let api = Api::new(tf, Arc::new(Users), Arc::new(Users), options);
     let events = Arc::new(Mutex::new(Vec::new()));
@@ -108,10 +101,14 @@ fn fx() -> Fx {
     fx_with(false)
 }
 
-fn rpc(api: &Api, s: &Session, method: &str, params: Value) -> Result<Value, Value> {
-    let params = params.as_array().cloned().unwrap_or_default();
-    api.call(s, method, params)
-        .map_err(|e| serde_json::to_value(e.to_rpc()).unwrap())
+/// A call as root that must succeed; its result.
+fn root_call(fx: &Fx, method: &str, params: Value) -> Value {
+    rpc(&fx.api, &root(fx), method, params).unwrap()
+}
+
+/// A call as root that must fail; its wire error.
+fn root_error(fx: &Fx, method: &str, params: Value) -> Value {
+    rpc(&fx.api, &root(fx), method, params).unwrap_err()
 }
 
 fn reason(err: &Value) -> String {
@@ -261,55 +258,37 @@ fn a_user_on_the_socket_manages_their_own_and_nobody_elses() {
 #[test]
 fn unknown_users_and_bad_options_are_named() {
     let fx = fx();
-    let err = rpc(
-        &fx.api,
-        &root(&fx),
-        "user.twofactor_config",
-        json!(["carol"]),
-    )
-    .unwrap_err();
+    let err = root_error(&fx, "user.twofactor_config", json!(["carol"]));
     assert_eq!(reason(&err), "[ENOENT] User 'carol' does not exist");
-    let err = rpc(
-        &fx.api,
-        &root(&fx),
-        "user.provisioning_uri",
-        json!(["alice"]),
-    )
-    .unwrap_err();
+    let err = root_error(&fx, "user.provisioning_uri", json!(["alice"]));
     assert_eq!(
         reason(&err),
         "[ENOENT] 'alice' user does not have two factor authentication configured"
     );
-    let err = rpc(
-        &fx.api,
-        &root(&fx),
+    let err = root_error(
+        &fx,
         "user.verify_twofactor_token",
         json!(["alice", "123456"]),
-    )
-    .unwrap_err();
+    );
     assert_eq!(
         reason(&err),
         "[EFAULT] Please enable Two Factor Authentication first."
     );
     enable(&fx);
-    let err = rpc(
-        &fx.api,
-        &root(&fx),
+    let err = root_error(
+        &fx,
         "user.verify_twofactor_token",
         json!(["alice", "123456"]),
-    )
-    .unwrap_err();
+    );
     assert_eq!(
         reason(&err),
         "[EFAULT] Two Factor Authentication is not configured for this user"
     );
-    let err = rpc(
-        &fx.api,
-        &root(&fx),
+    let err = root_error(
+        &fx,
         "user.renew_2fa_secret",
         json!(["alice", {"otp_digits": 9, "interval": 4, "algorithm": "SHA256"}]),
-    )
-    .unwrap_err();
+    );
     assert_eq!(err["code"], -32602);
     assert_eq!(
         err["data"]["extra"],
@@ -332,22 +311,14 @@ fn unknown_users_and_bad_options_are_named() {
         ])
     );
     assert_eq!(
-        rpc(
-            &fx.api,
-            &root(&fx),
-            "user.twofactor_config",
-            json!(["alice"])
-        )
-        .unwrap()["secret_configured"],
+        root_call(&fx, "user.twofactor_config", json!(["alice"]))["secret_configured"],
         false
     );
-    let r = rpc(
-        &fx.api,
-        &root(&fx),
+    let r = root_call(
+        &fx,
         "user.renew_2fa_secret",
         json!(["alice", {"interval": 60}]),
-    )
-    .unwrap();
+    );
     assert_eq!(
         (
             r["twofactor_config"]["interval"].clone(),
@@ -395,13 +366,7 @@ fn logins_ask_for_the_users_own_code() {
     );
 
     // A recovery code logs alice in once.
-    let codes = rpc(
-        &fx.api,
-        &root(&fx),
-        "user.generate_2fa_recovery_codes",
-        json!(["alice"]),
-    )
-    .unwrap();
+    let codes = root_call(&fx, "user.generate_2fa_recovery_codes", json!(["alice"]));
     let rc = codes[3].as_str().unwrap().to_owned();
     let s = tcp();
     login(&s, "alice");
@@ -414,31 +379,13 @@ fn logins_ask_for_the_users_own_code() {
         "the same code fails the second time"
     );
     assert_eq!(
-        rpc(
-            &fx.api,
-            &root(&fx),
-            "user.twofactor_config",
-            json!(["alice"])
-        )
-        .unwrap()["recovery_codes_left"],
+        root_call(&fx, "user.twofactor_config", json!(["alice"]))["recovery_codes_left"],
         9
     );
-    let used = rpc(
-        &fx.api,
-        &root(&fx),
-        "audit.query",
-        json!([{"outcome": "recovery_code"}]),
-    )
-    .unwrap();
+    let used = root_call(&fx, "audit.query", json!([{"outcome": "recovery_code"}]));
     assert_eq!(used[0]["detail"]["note"], "recovery code used (9 left)");
     // Regenerating revokes it.
-    let fresh = rpc(
-        &fx.api,
-        &root(&fx),
-        "user.generate_2fa_recovery_codes",
-        json!(["alice"]),
-    )
-    .unwrap();
+    let fresh = root_call(&fx, "user.generate_2fa_recovery_codes", json!(["alice"]));
     let s = tcp();
     login(&s, "alice");
     assert_eq!(
@@ -464,13 +411,7 @@ fn require_secret_refuses_logins_without_a_secret_and_users_unsetting_theirs() {
     )
     .unwrap();
     assert_eq!(r, json!({"response_type": "AUTH_ERR"}));
-    let refused = rpc(
-        &fx.api,
-        &root(&fx),
-        "audit.query",
-        json!([{"outcome": "refused"}]),
-    )
-    .unwrap();
+    let refused = root_call(&fx, "audit.query", json!([{"outcome": "refused"}]));
     assert_eq!(
         refused[0]["detail"]["reason"],
         "no second factor configured"
@@ -478,13 +419,7 @@ fn require_secret_refuses_logins_without_a_secret_and_users_unsetting_theirs() {
     assert_eq!(refused[0]["user"], "admin");
     // PAM refuses with the message.
     assert_eq!(
-        rpc(
-            &fx.api,
-            &root(&fx),
-            "auth.twofactor.pam_required",
-            json!(["alice", "sshd"])
-        )
-        .unwrap(),
+        root_call(&fx, "auth.twofactor.pam_required", json!(["alice", "sshd"])),
         json!({"refuse": "Two-factor authentication is required but not set up for this account"})
     );
     // alice sets hers up, and may not remove it; an administrator may.
@@ -492,24 +427,12 @@ fn require_secret_refuses_logins_without_a_secret_and_users_unsetting_theirs() {
     let uri = rpc(&fx.api, &alice, "user.renew_2fa_secret", json!(["alice"])).unwrap()["twofactor_config"]["provisioning_uri"].as_str().unwrap().to_owned();
     assert!(!uri.is_empty());
     assert_eq!(
-        rpc(
-            &fx.api,
-            &root(&fx),
-            "auth.twofactor.pam_required",
-            json!(["alice", "sshd"])
-        )
-        .unwrap(),
+        root_call(&fx, "auth.twofactor.pam_required", json!(["alice", "sshd"])),
         json!(true)
     );
     let err = rpc(&fx.api, &alice, "user.unset_2fa_secret", json!(["alice"])).unwrap_err();
     assert_eq!(err["data"]["error"], 1);
-    rpc(
-        &fx.api,
-        &root(&fx),
-        "user.unset_2fa_secret",
-        json!(["alice"]),
-    )
-    .unwrap();
+    root_call(&fx, "user.unset_2fa_secret", json!(["alice"]));
     assert_eq!(
         rpc(&fx.api, &alice, "user.twofactor_config", json!(["alice"])).unwrap()["secret_configured"],
         false
@@ -522,39 +445,19 @@ fn changes_emit_user_events_without_secrets_and_are_audited() {
     enable(&fx);
     let uri = renew(&fx, "alice");
     let secret = KeyUri::parse(&uri).unwrap().secret.to_base32().to_string();
-    rpc(
-        &fx.api,
-        &root(&fx),
-        "user.generate_2fa_recovery_codes",
-        json!(["alice"]),
-    )
-    .unwrap();
-    let en = rpc(
-        &fx.api,
-        &root(&fx),
-        "user.twofactor_enroll",
-        json!(["alice"]),
-    )
-    .unwrap();
+    root_call(&fx, "user.generate_2fa_recovery_codes", json!(["alice"]));
+    let en = root_call(&fx, "user.twofactor_enroll", json!(["alice"]));
     let wrong = other_than(&code_of(&fx, en["provisioning_uri"].as_str().unwrap()));
-    let err = rpc(
-        &fx.api,
-        &root(&fx),
+    let err = root_error(
+        &fx,
         "user.twofactor_enroll_confirm",
         json!(["alice", wrong]),
-    )
-    .unwrap_err();
+    );
     assert_eq!(
         reason(&err),
         "[EINVAL] Invalid code; the pending secret stays pending"
     );
-    rpc(
-        &fx.api,
-        &root(&fx),
-        "user.unset_2fa_secret",
-        json!(["alice"]),
-    )
-    .unwrap();
+    root_call(&fx, "user.unset_2fa_secret", json!(["alice"]));
     let events = fx.events.lock().unwrap().clone();
     let users: Vec<&Value> = events
         .iter()
@@ -641,13 +544,7 @@ fn user_query_takes_truenas_filters_and_options() {
         one,
         json!({"id": 1002, "uid": 1002, "username": "bob", "full_name": "bob person", "builtin": false, "twofactor_auth_configured": true})
     );
-    let err = rpc(
-        &fx.api,
-        &root(&fx),
-        "user.query",
-        json!([[["uid", ">=", 0]]]),
-    )
-    .unwrap_err();
+    let err = root_error(&fx, "user.query", json!([[["uid", ">=", 0]]]));
     assert_eq!(
         err["data"]["extra"],
         json!([[
@@ -656,12 +553,10 @@ fn user_query_takes_truenas_filters_and_options() {
             22
         ]])
     );
-    let err = rpc(
-        &fx.api,
-        &root(&fx),
+    let err = root_error(
+        &fx,
         "user.query",
         json!([[["username", "=", "nobody"]], {"get": true}]),
-    )
-    .unwrap_err();
+    );
     assert_eq!(err["data"]["error"], 2);
 }

@@ -8,8 +8,10 @@
 mod common;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+
+use common::{golden, golden_path};
 
 struct Tfa {
     dir: tempfile::TempDir,
@@ -102,20 +104,9 @@ impl Tfa {
     }
 }
 
-fn golden_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name)
-}
-
 #[track_caller]
 fn assert_golden(name: &str, actual: &str) {
-    let path = golden_path(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).expect("write golden");
-    }
-    let expected =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let expected = golden(name, actual);
     assert!(
         expected == actual,
         "{name} differs\n--- expected\n{expected}--- actual\n{actual}---"
@@ -134,22 +125,11 @@ fn secret_of(table: &str) -> String {
 /// Whether an external tool can be used; a missing one fails the test
 /// unless TFA_SKIP_EXTERNAL=1.
 fn external(program: &str, probe: &[&str]) -> bool {
-    let found = Command::new(program)
-        .args(probe)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if found.is_ok_and(|s| s.success()) {
-        return true;
-    }
-    if std::env::var("TFA_SKIP_EXTERNAL").as_deref() == Ok("1") {
-        eprintln!("skipping: {program} is not available (TFA_SKIP_EXTERNAL=1)");
-        return false;
-    }
-    panic!(
-        "`{program} {}` failed: install it (oathtool, zbar-tools, python3 with pyotp) or set TFA_SKIP_EXTERNAL=1",
-        probe.join(" ")
-    );
+    common::external(
+        program,
+        probe,
+        "install it (oathtool, zbar-tools, python3 with pyotp)",
+    )
 }
 
 fn piped(program: &str, args: &[&str], input: &str) -> String {

@@ -2,6 +2,8 @@
 //! as regular files, out-of-range time-outs, and shell history that never
 //! keeps a password. Embedded mode, a fresh state directory each.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -50,19 +52,7 @@ fn text(bytes: &[u8]) -> String {
 /// Whether an external program runs; a missing one fails the test unless
 /// `TFA_SKIP_EXTERNAL=1`.
 fn external(program: &str, probe: &[&str]) -> bool {
-    let found = Command::new(program)
-        .args(probe)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if found.is_ok_and(|s| s.success()) {
-        return true;
-    }
-    if std::env::var("TFA_SKIP_EXTERNAL").as_deref() == Ok("1") {
-        eprintln!("skipping: {program} is not available (TFA_SKIP_EXTERNAL=1)");
-        return false;
-    }
-    panic!("`{program}` is needed: install it or set TFA_SKIP_EXTERNAL=1");
+    common::external(program, probe, "install it")
 }
 
 /// What a path is, without following a final link, and what it holds when

@@ -2,21 +2,14 @@
 //! in `tests/golden/` (`UPDATE_GOLDEN=1` rewrites them). The files were
 //! checked against TrueNAS's midcli display modes run on the same values.
 
-use std::path::Path;
+mod common;
 
 use cli::render::{Mode, render};
 use serde_json::{Value, json};
 
 #[track_caller]
 fn assert_golden(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).expect("write golden");
-    }
-    let expected =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let expected = common::golden(name, actual);
     assert!(
         expected == actual,
         "{name} differs\n--- expected\n{expected:?}\n--- actual\n{actual:?}"

@@ -13,11 +13,11 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{PamServices, Tool, converse, daemon_binary, have_tools};
+use common::{PamServices, Tool, converse, daemon_args, daemon_binary, have_tools};
 
 const USER: &str = "alice";
 const PASSWORD: &str = "alice-password";
@@ -61,20 +61,10 @@ fn a_daemon_run_by_another_user_on_the_socket_path_is_not_believed() {
     let socket = open.join("t.sock");
 
     // The impostor: uid 65534 runs a daemon of its own (2FA off) on the path.
-    let mut child = Command::new("setpriv")
-        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
-        .arg(&binary)
-        .arg("--config")
-        .arg(&config)
-        .arg("--state-dir")
-        .arg(open.join("state"))
-        .arg("--socket")
-        .arg(&socket)
-        .args(["--listen", "none"])
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(&binary);
+    let mut child = daemon_args(&mut cmd, &config, &open.join("state"), &socket)
         .spawn()
         .expect("start the impostor");
     let stderr = child.stderr.take().unwrap();

@@ -70,24 +70,35 @@ impl Setup {
     }
 
     fn login_with(&self, service: &str, code: &str, env: &[(&str, &str)]) -> Dialogue {
-        let mut cmd = Command::new("pamtester");
-        cmd.args([
-            "-v",
-            "-I",
-            &format!("rhost={RHOST}"),
-            service,
-            USER,
-            "authenticate",
-        ]);
-        cmd.envs(self.pam.env())
-            .envs(env.iter().copied())
-            .current_dir(self.dir.path());
-        converse(
-            cmd,
-            &[("Password: ", PASSWORD), ("Verification code: ", code)],
-            Duration::from_secs(30),
-        )
+        let mut cmd = rhost_login_command(&self.pam, service);
+        cmd.envs(env.iter().copied()).current_dir(self.dir.path());
+        converse_login(cmd, code)
     }
+}
+
+/// `pamtester -v -I rhost=RHOST SERVICE alice authenticate` in `pam`'s
+/// environment.
+fn rhost_login_command(pam: &PamServices, service: &str) -> Command {
+    let mut cmd = Command::new("pamtester");
+    cmd.args([
+        "-v",
+        "-I",
+        &format!("rhost={RHOST}"),
+        service,
+        USER,
+        "authenticate",
+    ]);
+    cmd.envs(pam.env());
+    cmd
+}
+
+/// Runs a login, typing the password and then `code` when asked.
+fn converse_login(cmd: Command, code: &str) -> Dialogue {
+    converse(
+        cmd,
+        &[("Password: ", PASSWORD), ("Verification code: ", code)],
+        Duration::from_secs(30),
+    )
 }
 
 fn default_config() -> &'static str {
@@ -422,21 +433,9 @@ fn dripping_daemon_fails_closed_at_the_timeout() {
     pam.write("sshd", Some(&args));
     pam.write("sshd-ignore", Some(&format!("{args} unreachable=ignore")));
     let login = |service: &str| {
-        let mut cmd = Command::new("pamtester");
-        cmd.args([
-            "-v",
-            "-I",
-            &format!("rhost={RHOST}"),
-            service,
-            USER,
-            "authenticate",
-        ]);
-        cmd.envs(pam.env()).current_dir(dir.path());
-        converse(
-            cmd,
-            &[("Password: ", PASSWORD), ("Verification code: ", "123456")],
-            Duration::from_secs(30),
-        )
+        let mut cmd = rhost_login_command(&pam, service);
+        cmd.current_dir(dir.path());
+        converse_login(cmd, "123456")
     };
 
     let d = login("sshd");

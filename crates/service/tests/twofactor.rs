@@ -2,12 +2,16 @@
 //! hand and randomness fixed.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
+mod common;
+
+use common::{Fixture, T0};
+
 use std::sync::{Arc, Barrier};
 
 use otp::{Algorithm, Digits, Interval, Secret, Totp, Window};
 use service::{
-    AuditRetention, Caller, CheckOutcome, Labels, ManualClock, Origin, Randomness, RateLimits,
-    ServiceError, Services, TwoFactor, UpdateRequest,
+    AuditRetention, Caller, CheckOutcome, ManualClock, Origin, Randomness, RateLimits,
+    ServiceError, Services, UpdateRequest,
 };
 
 /// Deterministic "randomness": a counter, so each secret differs.
@@ -71,15 +75,10 @@ fn randomness_is_one_injected_source_that_fails_closed() {
     .unwrap();
     let at_open = random.draws.load(SeqCst);
     assert!(at_open >= 2, "the key (and its check's nonce): {at_open}");
-    let tf = TwoFactor::new(
-        Arc::new(store),
+    let tf = common::two_factor(
+        store,
         Arc::new(ManualClock::at_secs(T0)),
         random.clone(),
-        Labels {
-            issuer: "iXsystems".into(),
-            product: "TrueNAS".into(),
-            hostname: "nas".into(),
-        },
         RateLimits::default(),
     );
     let enable = UpdateRequest {
@@ -102,34 +101,14 @@ fn randomness_is_one_injected_source_that_fails_closed() {
     );
 }
 
-struct Fixture {
-    dir: tempfile::TempDir,
-    clock: Arc<ManualClock>,
-    tf: TwoFactor,
-}
-
-const T0: i64 = 1_700_000_000;
-
 fn fixture() -> Fixture {
     fixture_with(RateLimits::default(), AuditRetention::default())
 }
 
 fn fixture_with(limits: RateLimits, retention: AuditRetention) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store::SqliteStore::open(&dir.path().join("state")).unwrap();
-    let clock = Arc::new(ManualClock::at_secs(T0));
-    let tf = TwoFactor::new(
-        Arc::new(store),
-        clock.clone(),
-        Arc::new(Counting::default()),
-        Labels {
-            issuer: "iXsystems".into(),
-            product: "TrueNAS".into(),
-            hostname: "nas".into(),
-        },
-        limits,
-    )
-    .with_audit_retention(retention);
+    let Fixture { dir, clock, tf } =
+        common::fixture_with_random(Arc::new(Counting::default()), limits);
+    let tf = tf.with_audit_retention(retention);
     Fixture { dir, clock, tf }
 }
 
@@ -193,6 +172,26 @@ impl Fixture {
         conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
             .unwrap()
     }
+}
+
+/// Every audit record (up to 1000), newest first.
+fn all_audit(f: &Fixture) -> Vec<store::AuditEntry> {
+    f.tf.audit(&store::AuditQuery {
+        limit: 1000,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// A fixture whose first lock-out lasts `secs`, with the entry enabled.
+fn enabled_with_initial_backoff(secs: u32) -> (Fixture, Secret) {
+    let limits = RateLimits {
+        initial_backoff_secs: secs,
+        ..RateLimits::default()
+    };
+    let f = fixture_with(limits, AuditRetention::default());
+    let s = enable(&f);
+    (f, s)
 }
 
 fn enable(f: &Fixture) -> Secret {
@@ -504,12 +503,7 @@ fn the_back_off_doubles_to_the_cap_and_is_forgotten_after_a_quiet_spell() {
 
 #[test]
 fn an_origin_with_five_wrong_codes_is_locked_but_root_and_other_addresses_are_not() {
-    let limits = RateLimits {
-        initial_backoff_secs: 120,
-        ..RateLimits::default()
-    };
-    let f = fixture_with(limits, AuditRetention::default());
-    let s = enable(&f);
+    let (f, s) = enabled_with_initial_backoff(120);
     for _ in 0..5 {
         assert_eq!(
             f.tf.check_code(&tcp(1), Some(&wrong_code(&f, &s))).unwrap(),
@@ -561,12 +555,7 @@ fn an_origin_with_five_wrong_codes_is_locked_but_root_and_other_addresses_are_no
 
 #[test]
 fn twenty_wrong_codes_from_twenty_addresses_lock_the_secret_for_all_but_root_on_the_socket() {
-    let limits = RateLimits {
-        initial_backoff_secs: 120,
-        ..RateLimits::default()
-    };
-    let f = fixture_with(limits, AuditRetention::default());
-    let s = enable(&f);
+    let (f, s) = enabled_with_initial_backoff(120);
     for last in 1..=20 {
         assert_eq!(
             f.tf.check_code(&tcp(last), Some(&wrong_code(&f, &s)))
@@ -751,12 +740,7 @@ fn audit_retention_by_count_and_by_age() {
         f.tf.check_code(&root_unix(), Some(&wrong_code(&f, &s)))
             .unwrap();
     }
-    let rows =
-        f.tf.audit(&store::AuditQuery {
-            limit: 1000,
-            ..Default::default()
-        })
-        .unwrap();
+    let rows = all_audit(&f);
     assert_eq!(rows.len(), 10);
     assert_eq!(f.rows("audit_log"), 10);
     let newest = rows[0].id;
@@ -769,12 +753,7 @@ fn audit_retention_by_count_and_by_age() {
         f.tf.record(&root_unix(), "auth.login", "success", None)
             .unwrap();
     }
-    let rows =
-        f.tf.audit(&store::AuditQuery {
-            limit: 1000,
-            ..Default::default()
-        })
-        .unwrap();
+    let rows = all_audit(&f);
     assert_eq!(rows.len(), 3, "{rows:?}");
     assert!(
         rows.iter()

@@ -2,39 +2,21 @@
 //! SQLite store, time moved by hand.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
+mod common;
+
+use common::Fixture;
+
 use std::sync::Arc;
 
 use otp::{Algorithm, Digits, Interval, KeyUri, Secret, Totp};
 use service::{
-    Caller, CheckOutcome, Labels, ManualClock, Origin, OsRandom, RateLimits, SecretOptions,
-    ServiceError, TwoFactor, UpdateRequest, UserRef,
+    Caller, CheckOutcome, ManualClock, Origin, OsRandom, RateLimits, SecretOptions, ServiceError,
+    UpdateRequest, UserRef,
 };
 use store::AuditQuery;
 
-struct Fixture {
-    dir: tempfile::TempDir,
-    clock: Arc<ManualClock>,
-    tf: TwoFactor,
-}
-
-const T0: i64 = 1_700_000_000;
-
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store::SqliteStore::open(&dir.path().join("state")).unwrap();
-    let clock = Arc::new(ManualClock::at_secs(T0));
-    let tf = TwoFactor::new(
-        Arc::new(store),
-        clock.clone(),
-        Arc::new(OsRandom),
-        Labels {
-            issuer: "iXsystems".into(),
-            product: "TrueNAS".into(),
-            hostname: "nas".into(),
-        },
-        RateLimits::default(),
-    );
-    Fixture { dir, clock, tf }
+    common::fixture_with_random(Arc::new(OsRandom), RateLimits::default())
 }
 
 fn alice() -> UserRef {
@@ -470,15 +452,10 @@ fn after_migrating_mains_state_its_accepted_code_is_refused() {
     }
     let at: i64 = value("accepted_at").parse().unwrap();
     let clock = Arc::new(ManualClock::at_secs(at));
-    let tf = TwoFactor::new(
-        Arc::new(store::SqliteStore::open(&state).unwrap()),
+    let tf = common::two_factor(
+        store::SqliteStore::open(&state).unwrap(),
         clock.clone(),
         Arc::new(OsRandom),
-        Labels {
-            issuer: "iXsystems".into(),
-            product: "TrueNAS".into(),
-            hostname: "nas".into(),
-        },
         RateLimits::default(),
     );
     let who = tcp("root", 1);

@@ -506,3 +506,61 @@ pub fn uri_secret(uri: &str) -> String {
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }
+
+/// `auth.login_ex` with a password; its answer.
+pub fn login(c: &mut Client, (user, password): (&str, &str)) -> Value {
+    c.call(
+        "auth.login_ex",
+        vec![json!({"mechanism": "PASSWORD_PLAIN", "username": user, "password": password})],
+    )
+    .expect("auth.login_ex")
+}
+
+/// `auth.login_ex_continue` with an OTP token.
+pub fn code(c: &mut Client, token: &str) -> Result<Value, client::ClientError> {
+    c.call(
+        "auth.login_ex_continue",
+        vec![json!({"mechanism": "OTP_TOKEN", "otp_token": token})],
+    )
+}
+
+/// Linux-PAM's `pam_exec.so`, which the tests use to make a PAM stack slow.
+pub fn pam_exec_module() -> Result<&'static Path, String> {
+    let pam_exec = Path::new("/lib/x86_64-linux-gnu/security/pam_exec.so");
+    if pam_exec.exists() {
+        Ok(pam_exec)
+    } else {
+        Err("pam_exec.so not found".to_owned())
+    }
+}
+
+/// A daemon with the test accounts, for tests that also need oathtool;
+/// `None` when a tool is missing under TFA_SKIP_EXTERNAL=1.
+pub fn accounts_daemon() -> Option<(Fixture, Daemon)> {
+    let w = need("pam_wrapper/nss_wrapper", Wrappers::find())?;
+    need("oathtool", oathtool())?;
+    let f = Fixture::new().with_accounts(&w);
+    let d = f.start();
+    Some((f, d))
+}
+
+/// The answer to a password login that is either wrong (`AUTH_ERR`) or
+/// refused by the per-address limit (EBUSY); whether it was refused.
+/// Any other answer fails the test.
+pub fn rate_limited(answer: Result<Value, client::ClientError>) -> bool {
+    match answer {
+        Ok(v) => {
+            assert_eq!(v, json!({"response_type": "AUTH_ERR"}));
+            false
+        }
+        Err(client::ClientError::Rpc(e)) => {
+            let data = e.data.expect("data");
+            assert_eq!(
+                (e.code, data.error, data.reason.as_str()),
+                (-32001, 16, "[EBUSY] Rate Limit Exceeded")
+            );
+            true
+        }
+        Err(e) => panic!("{e}"),
+    }
+}

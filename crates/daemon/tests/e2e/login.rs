@@ -4,35 +4,12 @@
 use std::time::{Duration, Instant};
 
 use client::Client;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::harness::{
-    ADMIN, Daemon, Fixture, USER, Wrappers, enable, need, oathtool, own_secret, rpc_error, totp,
-    wrong_code,
+    ADMIN, Fixture, USER, Wrappers, accounts_daemon, code, enable, login, need, own_secret,
+    rpc_error, totp, wrong_code,
 };
-
-fn setup() -> Option<(Fixture, Daemon)> {
-    let w = need("pam_wrapper/nss_wrapper", Wrappers::find())?;
-    need("oathtool", oathtool())?;
-    let f = Fixture::new().with_accounts(&w);
-    let d = f.start();
-    Some((f, d))
-}
-
-fn login(c: &mut Client, (user, password): (&str, &str)) -> Value {
-    c.call(
-        "auth.login_ex",
-        vec![json!({"mechanism": "PASSWORD_PLAIN", "username": user, "password": password})],
-    )
-    .expect("auth.login_ex")
-}
-
-fn code(c: &mut Client, token: &str) -> Result<Value, client::ClientError> {
-    c.call(
-        "auth.login_ex_continue",
-        vec![json!({"mechanism": "OTP_TOKEN", "otp_token": token})],
-    )
-}
 
 fn assert_call_error(e: &wire::RpcError, errno: i32, reason: &str) {
     assert_eq!(e.code, -32001, "{e:?}");
@@ -42,7 +19,9 @@ fn assert_call_error(e: &wire::RpcError, errno: i32, reason: &str) {
 
 #[test]
 fn password_logins_with_2fa_off() {
-    let Some((_f, d)) = setup() else { return };
+    let Some((_f, d)) = accounts_daemon() else {
+        return;
+    };
 
     // An administrator (member of the admin group).
     let mut c = d.tcp();
@@ -149,7 +128,9 @@ fn password_logins_with_2fa_off() {
 
 #[test]
 fn logins_with_codes_replay_and_lockout() {
-    let Some((_f, d)) = setup() else { return };
+    let Some((_f, d)) = accounts_daemon() else {
+        return;
+    };
     let mut root = d.root();
     let root_secret = enable(&mut root);
     // tfadmin's code is tfadmin's own (SPEC 9.5).

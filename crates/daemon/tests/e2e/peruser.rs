@@ -6,37 +6,13 @@
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output};
 
-use client::Client;
 use serde_json::{Value, json};
 
 use crate::cli::tfa_binary;
 use crate::harness::{
-    ALICE, ALICE_UID, BOB, Daemon, Fixture, Wrappers, enable, need, oathtool, own_secret, path_str,
-    rpc_error, totp, uri_secret, wrong_code,
+    ALICE, ALICE_UID, BOB, Fixture, accounts_daemon, code, enable, login, need, own_secret,
+    path_str, rpc_error, totp, uri_secret, wrong_code,
 };
-
-fn setup() -> Option<(Fixture, Daemon)> {
-    let w = need("pam_wrapper/nss_wrapper", Wrappers::find())?;
-    need("oathtool", oathtool())?;
-    let f = Fixture::new().with_accounts(&w);
-    let d = f.start();
-    Some((f, d))
-}
-
-fn login(c: &mut Client, who: (&str, &str)) -> Value {
-    c.call(
-        "auth.login_ex",
-        vec![json!({"mechanism": "PASSWORD_PLAIN", "username": who.0, "password": who.1})],
-    )
-    .expect("login_ex")
-}
-
-fn code(c: &mut Client, token: &str) -> Result<Value, client::ClientError> {
-    c.call(
-        "auth.login_ex_continue",
-        vec![json!({"mechanism": "OTP_TOKEN", "otp_token": token})],
-    )
-}
 
 /// Every byte of every file in the state directory.
 fn state_bytes(f: &Fixture) -> Vec<u8> {
@@ -53,7 +29,9 @@ fn contains(hay: &[u8], needle: &str) -> bool {
 
 #[test]
 fn each_user_logs_in_with_their_own_code_and_bobs_failures_stop_nobody_else() {
-    let Some((f, d)) = setup() else { return };
+    let Some((f, d)) = accounts_daemon() else {
+        return;
+    };
     let mut root = d.root();
     let root_secret = enable(&mut root);
     root.call(
@@ -209,9 +187,35 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// `tfa ARGS…` as alice, which must succeed.
+fn alice_ok(f: &Fixture, url: &str, args: &[&str]) -> Output {
+    let out = tfa_as(f, ALICE_UID, url, args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    out
+}
+
+/// `tfa -m json account user ARGS…` as alice, which must succeed; its JSON.
+fn alice_json(f: &Fixture, url: &str, args: &[&str]) -> Value {
+    let line: Vec<&str> = ["-m", "json", "account", "user"]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    let out = alice_ok(f, url, &line);
+    serde_json::from_str(&stdout(&out)).expect("json")
+}
+
+/// `tfa ARGS…` as alice, which must fail saying `why` on stderr.
+fn alice_refused(f: &Fixture, url: &str, args: &[&str], why: &str) {
+    let out = tfa_as(f, ALICE_UID, url, args);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(why), "{}", stderr(&out));
+}
+
 #[test]
 fn alice_manages_her_own_second_factor_with_tfa_and_no_password() {
-    let Some((f, d)) = setup() else { return };
+    let Some((f, d)) = accounts_daemon() else {
+        return;
+    };
     if need(
         "setpriv (util-linux)",
         Command::new("setpriv")
@@ -234,21 +238,7 @@ fn alice_manages_her_own_second_factor_with_tfa_and_no_password() {
     let url = format!("ws+unix://{}", path_str(&d.socket));
 
     // Enrol: a pending secret, confirmed with a code of it.
-    let out = tfa_as(
-        &f,
-        ALICE_UID,
-        &url,
-        &[
-            "-m",
-            "json",
-            "account",
-            "user",
-            "twofactor_enroll",
-            "username=alice",
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let pending: Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let pending = alice_json(&f, &url, &["twofactor_enroll", "username=alice"]);
     let uri = pending["provisioning_uri"]
         .as_str()
         .expect("uri")
@@ -256,9 +246,8 @@ fn alice_manages_her_own_second_factor_with_tfa_and_no_password() {
     assert!(uri.starts_with("otpauth://totp/iXsystems:alice-"), "{uri}");
     let secret = uri_secret(&uri);
     let wrong = wrong_code(&secret);
-    let out = tfa_as(
+    alice_refused(
         &f,
-        ALICE_UID,
         &url,
         &[
             "account",
@@ -267,16 +256,10 @@ fn alice_manages_her_own_second_factor_with_tfa_and_no_password() {
             "username=alice",
             &format!("token={wrong}"),
         ],
+        "Invalid code; the pending secret stays pending",
     );
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("Invalid code; the pending secret stays pending"),
-        "{}",
-        stderr(&out)
-    );
-    let out = tfa_as(
+    alice_ok(
         &f,
-        ALICE_UID,
         &url,
         &[
             "account",
@@ -286,14 +269,12 @@ fn alice_manages_her_own_second_factor_with_tfa_and_no_password() {
             &format!("token={}", totp(&secret, 6, 30, 0)),
         ],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
 
     // Her URI, as printed, parses with pyotp (whose code is oathtool's)
     // and the PNG decodes with zbarimg to exactly that text.
     let png = f.dir.path().join("alice.png");
-    let out = tfa_as(
+    let out = alice_ok(
         &f,
-        ALICE_UID,
         &url,
         &[
             "account",
@@ -303,7 +284,6 @@ fn alice_manages_her_own_second_factor_with_tfa_and_no_password() {
             "--no-qr",
         ],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
     let printed = stdout(&out).trim().to_owned();
     assert_eq!(printed, uri);
     let out = Command::new(tfa_binary())
@@ -345,35 +325,15 @@ fn alice_manages_her_own_second_factor_with_tfa_and_no_password() {
     );
 
     // Recovery codes for herself.
-    let out = tfa_as(
-        &f,
-        ALICE_UID,
-        &url,
-        &[
-            "-m",
-            "json",
-            "account",
-            "user",
-            "generate_2fa_recovery_codes",
-            "username=alice",
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let codes: Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let codes = alice_json(&f, &url, &["generate_2fa_recovery_codes", "username=alice"]);
     assert_eq!(codes.as_array().map(Vec::len), Some(10));
 
     // Not bob's, not the system's.
-    let out = tfa_as(
+    alice_refused(
         &f,
-        ALICE_UID,
         &url,
         &["account", "user", "twofactor_config", "username=bob"],
-    );
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("bob: currently authenticated credential may not renew two-factor authentication for this user."),
-        "{}",
-        stderr(&out)
+        "bob: currently authenticated credential may not renew two-factor authentication for this user.",
     );
     let out = tfa_as(
         &f,
@@ -387,14 +347,12 @@ fn alice_manages_her_own_second_factor_with_tfa_and_no_password() {
         stderr(&out)
     );
     // (The CLI does not even show her the namespace; the API refuses it.)
-    let out = tfa_as(
+    alice_refused(
         &f,
-        ALICE_UID,
         &url,
         &["call", "auth.twofactor.update", "{\"enabled\": false}"],
+        "Not authorized",
     );
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("Not authorized"), "{}", stderr(&out));
     assert_eq!(
         root.call("auth.twofactor.config", vec![]).unwrap()["enabled"],
         true
@@ -418,7 +376,9 @@ fn alice_manages_her_own_second_factor_with_tfa_and_no_password() {
 
 #[test]
 fn an_account_recreated_with_a_new_uid_is_not_honoured() {
-    let Some((f, d)) = setup() else { return };
+    let Some((f, d)) = accounts_daemon() else {
+        return;
+    };
     let mut root = d.root();
     enable(&mut root);
     let alice = own_secret(&mut root, ALICE.0);

@@ -229,21 +229,11 @@ impl Daemon {
         std::fs::write(&passwd, DAEMON_PASSWD).unwrap();
         std::fs::write(&group, DAEMON_GROUP).unwrap();
         let nss = library("libnss_wrapper.so").expect("libnss_wrapper.so (apt: libnss-wrapper)");
-        let mut child = Command::new(daemon_binary())
-            .env("LD_PRELOAD", nss)
+        let mut cmd = Command::new(daemon_binary());
+        cmd.env("LD_PRELOAD", nss)
             .env("NSS_WRAPPER_PASSWD", &passwd)
-            .env("NSS_WRAPPER_GROUP", &group)
-            .arg("--config")
-            .arg(&config_file)
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .arg("--socket")
-            .arg(&socket)
-            .args(["--listen", "none"])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .env("NSS_WRAPPER_GROUP", &group);
+        let mut child = daemon_args(&mut cmd, &config_file, &dir.join("state"), &socket)
             .spawn()
             .expect("start twofactord");
         let log = Captured::default();
@@ -593,4 +583,25 @@ pub fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
         assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The daemon's arguments for a test: `config`, `state_dir`, a Unix
+/// `socket` and no TCP listener; logging at info to a piped stderr.
+pub fn daemon_args<'a>(
+    cmd: &'a mut Command,
+    config: &Path,
+    state_dir: &Path,
+    socket: &Path,
+) -> &'a mut Command {
+    cmd.arg("--config")
+        .arg(config)
+        .arg("--state-dir")
+        .arg(state_dir)
+        .arg("--socket")
+        .arg(socket)
+        .args(["--listen", "none"])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
 }
