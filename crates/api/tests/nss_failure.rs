@@ -1,15 +1,17 @@
 //! An account that holds a secret but that NSS cannot find at the moment
 //! of a PAM check (directory service down, a module that failed) must fail
 //! closed: the login is refused, never waved on as "no code needed".
-#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use api::{Api, ApiOptions, Session};
-use serde_json::{Value, json};
-use service::{Account, Accounts, Labels, ManualClock, OsRandom, RateLimits, TwoFactor};
+use api::{Api, ApiOptions};
+use common::{account, rpc, short_labels, two_factor};
+use serde_json::json;
+use service::{Account, Accounts, ManualClock, RateLimits};
 
 /// root and alice; alice can be made to vanish from NSS.
 #[derive(Debug, Default)]
@@ -17,24 +19,11 @@ struct Flaky {
     alice_gone: AtomicBool,
 }
 
-fn account(name: &str, uid: u32) -> Account {
-    Account {
-        name: name.into(),
-        uid,
-        gid: uid,
-        gecos: String::new(),
-        home: format!("/home/{name}"),
-        shell: "/bin/sh".into(),
-        groups: vec![uid],
-        group_names: vec![],
-    }
-}
-
 impl Accounts for Flaky {
     fn by_name(&self, name: &str) -> Option<Account> {
         match name {
-            "root" => Some(account("root", 0)),
-            "alice" if !self.alice_gone.load(Ordering::SeqCst) => Some(account("alice", 1001)),
+            "root" => Some(account("root", 0, &[])),
+            "alice" if !self.alice_gone.load(Ordering::SeqCst) => Some(account("alice", 1001, &[])),
             _ => None,
         }
     }
@@ -53,24 +42,13 @@ impl service::PasswordCheck for Flaky {
     }
 }
 
-fn rpc(api: &Api, s: &Session, method: &str, params: Value) -> Result<Value, Value> {
-    let params = params.as_array().cloned().unwrap_or_default();
-    api.call(s, method, params)
-        .map_err(|e| serde_json::to_value(e.to_rpc()).unwrap())
-}
-
 #[test]
 fn a_secret_holder_that_nss_cannot_find_is_refused_not_waved_on() {
     let dir = tempfile::tempdir().unwrap();
-    let tf = TwoFactor::new(
-        Arc::new(store::SqliteStore::open(&dir.path().join("state")).unwrap()),
+    let tf = two_factor(
+        dir.path(),
         Arc::new(ManualClock::at_secs(1_750_000_000)),
-        Arc::new(OsRandom),
-        Labels {
-            issuer: "i".into(),
-            product: "p".into(),
-            hostname: "h".into(),
-        },
+        short_labels(),
         RateLimits::default(),
     );
     let accounts = Arc::new(Flaky::default());
