@@ -8,13 +8,30 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::{Api, Session};
+use api::{Api, Event, Session};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 use wire::{ErrorCode, Incoming, Request, RpcError};
 
 use crate::listen::Peer;
-use crate::server::App;
+
+/// What every connection shares: built by `server::serve_until`, read
+/// here. It lives with the connection so that `server` depends on
+/// `connection` and not the other way round.
+#[derive(Debug)]
+pub struct App {
+    pub api: Api,
+    pub events: broadcast::Sender<Arc<Event>>,
+    /// Turns `true` when the daemon stops.
+    pub shutdown: watch::Receiver<bool>,
+    /// Each connection holds a clone; shutdown waits until all are dropped.
+    pub alive: mpsc::Sender<()>,
+    pub limits: service::Limits,
+    /// Capacity for the blocking calls of sessions nobody has logged into
+    /// (password checks): separate from, and much smaller than, the pool
+    /// that serves root, administrators and the PAM module (SPEC §11).
+    pub unauthenticated: Arc<Semaphore>,
+}
 
 /// Largest message before login (SPEC §5.1): bigger closes with 1007.
 pub const MAX_ANONYMOUS_MESSAGE: usize = 8 * 1024;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use api::{Api, Event};
+use api::Api;
 use axum::Router;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{ConnectInfo, Path, State, WebSocketUpgrade};
@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 
+use crate::connection::App;
 use crate::listen::{self, Admission, Conn, TcpPeers};
 
 /// The API version string besides `current` (TrueNAS names versions
@@ -28,22 +29,6 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// reading, before a larger one is buffered; the 8 KiB limit before login
 /// is checked per message so that it gets its close code.
 const MAX_WS_MESSAGE: usize = crate::connection::MAX_MESSAGE;
-
-/// What every connection shares.
-#[derive(Debug)]
-pub struct App {
-    pub api: Api,
-    pub events: broadcast::Sender<Arc<Event>>,
-    /// Turns `true` when the daemon stops.
-    pub shutdown: watch::Receiver<bool>,
-    /// Each connection holds a clone; shutdown waits until all are dropped.
-    pub alive: mpsc::Sender<()>,
-    pub limits: service::Limits,
-    /// Capacity for the blocking calls of sessions nobody has logged into
-    /// (password checks): separate from, and much smaller than, the pool
-    /// that serves root, administrators and the PAM module (SPEC §11).
-    pub unauthenticated: Arc<Semaphore>,
-}
 
 /// Where the daemon listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
