@@ -40,13 +40,6 @@ pub const MAX_MESSAGE: usize = 64 * 1024;
 /// Calls one connection may have running at once.
 pub const MAX_IN_FLIGHT: usize = 20;
 
-const CLOSE_PROTOCOL_ERROR: u16 = 1002;
-const CLOSE_UNSUPPORTED_DATA: u16 = 1003;
-const CLOSE_POLICY: u16 = 1008;
-const CLOSE_INVALID_PAYLOAD: u16 = 1007;
-const CLOSE_TOO_BIG: u16 = 1009;
-const CLOSE_GOING_AWAY: u16 = 1001;
-
 /// How long a closing connection waits for the peer's close reply.
 const CLOSE_REPLY_WAIT: Duration = Duration::from_secs(2);
 
@@ -92,235 +85,350 @@ fn execute(api: &Api, session: &Session, request: Request) -> (Option<String>, D
     (response.map(|v| v.to_string()), delay)
 }
 
-/// Sends one text message; `false` when the peer is gone or has not read
-/// it within `within` (a peer that does not read is dropped, not buffered
-/// for without end: SPEC §11).
-async fn send(socket: &mut WebSocket, text: String, within: Duration) -> bool {
-    match tokio::time::timeout(within, socket.send(Message::Text(text.into()))).await {
-        Ok(Ok(())) => true,
-        Ok(Err(_)) => false,
-        Err(_) => {
-            if let Some(suppressed) = crate::throttle::allow("send_timeout") {
-                tracing::info!(suppressed, "a peer that does not read was dropped");
+/// Where a connection is. `Anonymous` and `LoggedIn` follow the session,
+/// which a call may log in or out at any time, so the phase is read again
+/// before each step; `Closing` is [`Connection::closing`], entered once with
+/// the reason, and a peer that is gone ends without it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Nobody logged in: messages up to 8 kB, the login timer runs.
+    Anonymous,
+    /// Messages up to 64 kB, no login timer.
+    LoggedIn,
+}
+
+/// Why the daemon closes a connection. [`Close::frame`] is the one place
+/// that turns a reason into its close code and text (SPEC §5.1, §11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Close {
+    ShuttingDown,
+    LoginTimeout,
+    Binary,
+    /// A message over the limit of the phase it arrived in.
+    TooBig(Phase),
+    /// A broken frame (unmasked, unknown opcode, oversized control frame, ...).
+    ProtocolError,
+    NotUtf8,
+}
+
+impl Close {
+    fn frame(self) -> (u16, &'static str) {
+        match self {
+            Self::ShuttingDown => (1001, "Server shutting down"),
+            Self::LoginTimeout => (1008, "Login timeout"),
+            Self::Binary => (1003, "Binary messages are not supported"),
+            Self::TooBig(Phase::Anonymous) => {
+                (1007, "Anonymous connection max message length is 8 kB")
             }
-            false
+            Self::TooBig(Phase::LoggedIn) => (1009, "Max message length is 64 kB"),
+            Self::ProtocolError => (1002, "Protocol error"),
+            Self::NotUtf8 => (1007, "Text message is not valid UTF-8"),
         }
     }
 }
 
-/// Why the read loop ended.
+/// Why the serving loop ended.
+#[derive(Debug, PartialEq, Eq)]
 enum End {
-    /// The peer closed or vanished: nothing more to send.
+    /// The peer closed, vanished or does not read: nothing more to send.
     Gone,
-    /// We close with this code once the calls in flight are answered.
-    Close(u16, &'static str),
+    /// We close for this reason once the calls in flight are answered.
+    Close(Close),
+}
+
+/// What woke the serving loop.
+enum Input {
+    /// A call run off the loop has finished (`None`: a notification).
+    Answered(Option<String>),
+    Event(Result<Arc<Event>, broadcast::error::RecvError>),
+    Stop,
+    LoginTimeout,
+    Message(Option<Result<Message, axum::Error>>),
+}
+
+/// One connection's state besides its phase.
+struct Connection {
+    app: Arc<App>,
+    session: Arc<Session>,
+    socket: WebSocket,
+    events: broadcast::Receiver<Arc<Event>>,
+    events_open: bool,
+    done_tx: mpsc::UnboundedSender<Option<String>>,
+    done_rx: mpsc::UnboundedReceiver<Option<String>>,
+    in_flight: usize,
+    send_within: Duration,
 }
 
 /// Serves one upgraded connection until it closes or the daemon stops.
-pub async fn run(app: Arc<App>, peer: Peer, mut socket: WebSocket) {
+pub async fn run(app: Arc<App>, peer: Peer, socket: WebSocket) {
     // The guard is dropped when this connection is done; shutdown waits
     // for every guard.
     let _alive = app.alive.clone();
-    let session = match peer {
+    let Some(session) = open_session(&app, peer).await else {
+        return;
+    };
+    tracing::debug!(origin = %session.origin(), logged_in = session.user().is_some(), "connection opened");
+    let mut conn = Connection::new(app, Arc::new(session), socket);
+    if let End::Close(why) = conn.serve().await {
+        conn.closing(why).await;
+    }
+    tracing::debug!(origin = %conn.session.origin(), "connection closed");
+}
+
+/// The session a new connection starts with.
+async fn open_session(app: &App, peer: Peer) -> Option<Session> {
+    match peer {
         Peer::Unix { uid, pid } => {
             let api = app.api.clone();
             // Root's session looks its account up in NSS: keep that off the loop.
             match tokio::task::spawn_blocking(move || api.unix_session(uid, pid)).await {
-                Ok(s) => s,
+                Ok(s) => Some(s),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot set up a session");
-                    return;
+                    None
                 }
             }
         }
-        Peer::Tcp(addr) => Session::anonymous(service::Origin::Tcp {
+        Peer::Tcp(addr) => Some(Session::anonymous(service::Origin::Tcp {
             addr: addr.ip().to_canonical(),
             port: addr.port(),
-        }),
-    };
-    let session = Arc::new(session);
-    tracing::debug!(origin = %session.origin(), logged_in = session.user().is_some(), "connection opened");
+        })),
+    }
+}
 
-    let mut events = app.events.subscribe();
-    let mut events_open = true;
-    let mut shutdown = app.shutdown.clone();
-    let stopping = async move {
-        let _ = shutdown.wait_for(|stop| *stop).await;
-    };
-    tokio::pin!(stopping);
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Option<String>>();
-    let mut in_flight = 0usize;
-    let send_within = Duration::from_secs(app.limits.send_timeout_secs.into());
-    // SPEC §11: a connection nobody logs into is closed after this long
-    // (counted again from a logout).
-    let login_within = Duration::from_secs(app.limits.login_timeout_secs.into());
-    let login_timer = tokio::time::sleep(login_within);
-    tokio::pin!(login_timer);
-    let mut was_logged_in = session.user().is_some();
-
-    let end = loop {
-        let logged_in = session.user().is_some();
-        if was_logged_in && !logged_in {
-            login_timer
-                .as_mut()
-                .reset(tokio::time::Instant::now() + login_within);
+impl Connection {
+    fn new(app: Arc<App>, session: Arc<Session>, socket: WebSocket) -> Self {
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        Self {
+            events: app.events.subscribe(),
+            events_open: true,
+            send_within: Duration::from_secs(app.limits.send_timeout_secs.into()),
+            app,
+            session,
+            socket,
+            done_tx,
+            done_rx,
+            in_flight: 0,
         }
-        was_logged_in = logged_in;
-        tokio::select! {
-            biased;
-            Some(done) = done_rx.recv() => {
-                in_flight -= 1;
-                if let Some(text) = done
-                    && !send(&mut socket, text, send_within).await
-                {
-                    break End::Gone;
-                }
+    }
+
+    fn phase(&self) -> Phase {
+        if self.session.user().is_some() {
+            Phase::LoggedIn
+        } else {
+            Phase::Anonymous
+        }
+    }
+
+    /// The anonymous and logged-in phases: waits for the next input and
+    /// handles it, until the peer is gone or the connection is to close.
+    async fn serve(&mut self) -> End {
+        let mut shutdown = self.app.shutdown.clone();
+        let stopping = async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        };
+        tokio::pin!(stopping);
+        // SPEC §11: a connection nobody logs into is closed after this long
+        // (counted again from a logout).
+        let login_within = Duration::from_secs(self.app.limits.login_timeout_secs.into());
+        let login_timer = tokio::time::sleep(login_within);
+        tokio::pin!(login_timer);
+        let mut was = self.phase();
+        loop {
+            let phase = self.phase();
+            if was == Phase::LoggedIn && phase == Phase::Anonymous {
+                login_timer
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + login_within);
             }
-            event = events.recv(), if events_open => match event {
-                Ok(event) => {
-                    if session.is_subscribed(event.collection) {
-                        let text = wire::notification("collection_update", event.to_params()).to_string();
-                        if !send(&mut socket, text, send_within).await {
-                            break End::Gone;
-                        }
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(missed = n, "a slow connection missed events");
-                }
-                Err(broadcast::error::RecvError::Closed) => events_open = false,
-            },
-            () = &mut stopping => break End::Close(CLOSE_GOING_AWAY, "Server shutting down"),
-            () = &mut login_timer, if !logged_in => {
-                tracing::debug!(origin = %session.origin(), "closed: no login in time");
-                break End::Close(CLOSE_POLICY, "Login timeout");
-            }
-            message = socket.recv() => {
-                let text = match message {
-                    Some(Ok(Message::Text(text))) => text,
-                    Some(Ok(Message::Binary(_))) => {
-                        break End::Close(CLOSE_UNSUPPORTED_DATA, "Binary messages are not supported");
-                    }
-                    // Pings are answered by the WebSocket layer; a close
-                    // is answered on the next read, which then ends.
-                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Close(_))) => continue,
-                    Some(Err(e)) => break read_failed(&e, &session),
-                    None => break End::Gone,
-                };
-                if !logged_in && text.len() > MAX_ANONYMOUS_MESSAGE {
-                    break End::Close(CLOSE_INVALID_PAYLOAD, "Anonymous connection max message length is 8 kB");
-                }
-                if text.len() > MAX_MESSAGE {
-                    break End::Close(CLOSE_TOO_BIG, "Max message length is 64 kB");
-                }
-                let request = match wire::parse_incoming(text.as_str()) {
-                    Incoming::Call(request) => request,
-                    Incoming::Reject { id, error } => {
-                        let reply = wire::response_error(&id, &error).to_string();
-                        if !send(&mut socket, reply, send_within).await {
-                            break End::Gone;
-                        }
-                        continue;
-                    }
-                    Incoming::Ignore => continue,
-                };
-                if in_flight >= MAX_IN_FLIGHT {
-                    if let Some(id) = &request.id {
-                        let error = RpcError::bare(
-                            ErrorCode::TooManyConcurrentCalls,
-                            format!("Maximum number of concurrent calls ({MAX_IN_FLIGHT}) has exceeded"),
-                        );
-                        let reply = wire::response_error(id, &error).to_string();
-                        if !send(&mut socket, reply, send_within).await {
-                            break End::Gone;
-                        }
-                    }
-                    continue;
-                }
-                if runs_inline(&app.api, &request.method) {
-                    // Inline methods never ask for an answer delay.
-                    if let (Some(reply), _) = execute(&app.api, &session, request)
-                        && !send(&mut socket, reply, send_within).await
-                    {
-                        break End::Gone;
-                    }
-                } else {
-                    in_flight += 1;
-                    let (api, session, done) = (app.api.clone(), session.clone(), done_tx.clone());
-                    // SPEC §11: the blocking work of a session nobody has
-                    // logged into (password checks) waits for its own small
-                    // capacity; root, administrators and the PAM module
-                    // never queue behind it. A session logged in as a
-                    // non-administrator waits there too: its password
-                    // checks (`auth.login_ex` again) are as hostile as an
-                    // anonymous peer's.
-                    let admin = session.user().is_some_and(|u| u.admin);
-                    let gate = (!admin).then(|| app.unauthenticated.clone());
-                    tokio::spawn(async move {
-                        let permit = match gate {
-                            Some(gate) => match gate.acquire_owned().await {
-                                Ok(p) => Some(p),
-                                Err(_) => return,
-                            },
-                            None => None,
-                        };
-                        let ran =
-                            tokio::task::spawn_blocking(move || execute(&api, &session, request))
-                                .await;
-                        drop(permit);
-                        let (reply, delay) = ran.unwrap_or((None, Duration::ZERO));
-                        // A wrong password's delay is waited out here, on a
-                        // timer, not on a blocking-pool thread.
-                        if !delay.is_zero() {
-                            tokio::time::sleep(delay).await;
-                        }
-                        let _ = done.send(reply);
-                    });
-                }
+            was = phase;
+            let input = tokio::select! {
+                biased;
+                Some(done) = self.done_rx.recv() => Input::Answered(done),
+                event = self.events.recv(), if self.events_open => Input::Event(event),
+                () = &mut stopping => Input::Stop,
+                () = &mut login_timer, if phase == Phase::Anonymous => Input::LoginTimeout,
+                message = self.socket.recv() => Input::Message(message),
+            };
+            if let Err(end) = self.step(phase, input).await {
+                return end;
             }
         }
-    };
+    }
 
-    if let End::Close(code, reason) = end {
-        // Answer what is running before closing (bounded by the daemon's
-        // shutdown grace period, which ends the process).
-        while in_flight > 0 {
-            let Some(done) = done_rx.recv().await else {
+    async fn step(&mut self, phase: Phase, input: Input) -> Result<(), End> {
+        match input {
+            Input::Answered(done) => {
+                self.in_flight -= 1;
+                match done {
+                    Some(text) => self.send(text).await,
+                    None => Ok(()),
+                }
+            }
+            Input::Event(Ok(event)) => {
+                if !self.session.is_subscribed(event.collection) {
+                    return Ok(());
+                }
+                let text = wire::notification("collection_update", event.to_params()).to_string();
+                self.send(text).await
+            }
+            Input::Event(Err(broadcast::error::RecvError::Lagged(n))) => {
+                tracing::warn!(missed = n, "a slow connection missed events");
+                Ok(())
+            }
+            Input::Event(Err(broadcast::error::RecvError::Closed)) => {
+                self.events_open = false;
+                Ok(())
+            }
+            Input::Stop => Err(End::Close(Close::ShuttingDown)),
+            Input::LoginTimeout => {
+                tracing::debug!(origin = %self.session.origin(), "closed: no login in time");
+                Err(End::Close(Close::LoginTimeout))
+            }
+            Input::Message(message) => self.message(phase, message).await,
+        }
+    }
+
+    /// One read from the peer.
+    async fn message(
+        &mut self,
+        phase: Phase,
+        message: Option<Result<Message, axum::Error>>,
+    ) -> Result<(), End> {
+        let text = match message {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Binary(_))) => return Err(End::Close(Close::Binary)),
+            // Pings are answered by the WebSocket layer; a close is
+            // answered on the next read, which then ends.
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Close(_))) => return Ok(()),
+            Some(Err(e)) => return Err(read_failed(&e, self.phase())),
+            None => return Err(End::Gone),
+        };
+        if phase == Phase::Anonymous && text.len() > MAX_ANONYMOUS_MESSAGE {
+            return Err(End::Close(Close::TooBig(Phase::Anonymous)));
+        }
+        if text.len() > MAX_MESSAGE {
+            return Err(End::Close(Close::TooBig(Phase::LoggedIn)));
+        }
+        let request = match wire::parse_incoming(text.as_str()) {
+            Incoming::Call(request) => request,
+            Incoming::Reject { id, error } => {
+                return self
+                    .send(wire::response_error(&id, &error).to_string())
+                    .await;
+            }
+            Incoming::Ignore => return Ok(()),
+        };
+        if self.in_flight >= MAX_IN_FLIGHT {
+            let Some(id) = &request.id else {
+                return Ok(());
+            };
+            let error = RpcError::bare(
+                ErrorCode::TooManyConcurrentCalls,
+                format!("Maximum number of concurrent calls ({MAX_IN_FLIGHT}) has exceeded"),
+            );
+            return self
+                .send(wire::response_error(id, &error).to_string())
+                .await;
+        }
+        if runs_inline(&self.app.api, &request.method) {
+            // Inline methods never ask for an answer delay.
+            return match execute(&self.app.api, &self.session, request) {
+                (Some(reply), _) => self.send(reply).await,
+                (None, _) => Ok(()),
+            };
+        }
+        self.spawn_call(request);
+        Ok(())
+    }
+
+    /// Runs a call off the loop; its answer comes back as
+    /// [`Input::Answered`].
+    fn spawn_call(&mut self, request: Request) {
+        self.in_flight += 1;
+        let (api, session, done) = (
+            self.app.api.clone(),
+            self.session.clone(),
+            self.done_tx.clone(),
+        );
+        // SPEC §11: the blocking work of a session nobody has logged into
+        // (password checks) waits for its own small capacity; root,
+        // administrators and the PAM module never queue behind it. A
+        // session logged in as a non-administrator waits there too: its
+        // password checks (`auth.login_ex` again) are as hostile as an
+        // anonymous peer's.
+        let admin = session.user().is_some_and(|u| u.admin);
+        let gate = (!admin).then(|| self.app.unauthenticated.clone());
+        tokio::spawn(async move {
+            let permit = match gate {
+                Some(gate) => match gate.acquire_owned().await {
+                    Ok(p) => Some(p),
+                    Err(_) => return,
+                },
+                None => None,
+            };
+            let ran = tokio::task::spawn_blocking(move || execute(&api, &session, request)).await;
+            drop(permit);
+            let (reply, delay) = ran.unwrap_or((None, Duration::ZERO));
+            // A wrong password's delay is waited out here, on a timer, not
+            // on a blocking-pool thread.
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let _ = done.send(reply);
+        });
+    }
+
+    /// The closing state: answers what is running (bounded by the daemon's
+    /// shutdown grace period, which ends the process), then closes.
+    async fn closing(&mut self, why: Close) {
+        while self.in_flight > 0 {
+            let Some(done) = self.done_rx.recv().await else {
                 break;
             };
-            in_flight -= 1;
+            self.in_flight -= 1;
             if let Some(text) = done
-                && !send(&mut socket, text, send_within).await
+                && self.send(text).await.is_err()
             {
                 return;
             }
         }
-        close(&mut socket, code, reason).await;
+        close(&mut self.socket, why).await;
     }
-    tracing::debug!(origin = %session.origin(), "connection closed");
+
+    /// Sends one text message; [`End::Gone`] when the peer is gone or has
+    /// not read it within the send timeout (a peer that does not read is
+    /// dropped, not buffered for without end: SPEC §11).
+    async fn send(&mut self, text: String) -> Result<(), End> {
+        let sent = tokio::time::timeout(
+            self.send_within,
+            self.socket.send(Message::Text(text.into())),
+        );
+        match sent.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Gone),
+            Err(_) => {
+                if let Some(suppressed) = crate::throttle::allow("send_timeout") {
+                    tracing::info!(suppressed, "a peer that does not read was dropped");
+                }
+                Err(End::Gone)
+            }
+        }
+    }
 }
 
 /// A read error: a message over the hard limit still gets its close code.
-fn read_failed(e: &axum::Error, session: &Session) -> End {
+fn read_failed(e: &axum::Error, phase: Phase) -> End {
     let inner = std::error::Error::source(e).and_then(|s| s.downcast_ref::<tungstenite::Error>());
     match inner {
-        Some(tungstenite::Error::Capacity(_)) if session.user().is_none() => End::Close(
-            CLOSE_INVALID_PAYLOAD,
-            "Anonymous connection max message length is 8 kB",
-        ),
-        Some(tungstenite::Error::Capacity(_)) => {
-            End::Close(CLOSE_TOO_BIG, "Max message length is 64 kB")
-        }
-        // A broken frame (unmasked, unknown opcode, oversized control frame,
-        // ...) and a text message that is not UTF-8 get their close codes
-        // rather than a bare TCP close.
+        Some(tungstenite::Error::Capacity(_)) => End::Close(Close::TooBig(phase)),
+        // A broken frame and a text message that is not UTF-8 get their
+        // close codes rather than a bare TCP close.
         Some(tungstenite::Error::Protocol(p)) => {
             tracing::debug!(error = %p, "WebSocket protocol error");
-            End::Close(CLOSE_PROTOCOL_ERROR, "Protocol error")
+            End::Close(Close::ProtocolError)
         }
-        Some(tungstenite::Error::Utf8(_)) => {
-            End::Close(CLOSE_INVALID_PAYLOAD, "Text message is not valid UTF-8")
-        }
+        Some(tungstenite::Error::Utf8(_)) => End::Close(Close::NotUtf8),
         _ => {
             tracing::debug!(error = %e, "connection failed");
             End::Gone
@@ -330,7 +438,8 @@ fn read_failed(e: &axum::Error, session: &Session) -> End {
 
 /// Sends a close frame and waits (bounded) for the peer's reply, so the
 /// peer reads the code before the socket goes away.
-async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+async fn close(socket: &mut WebSocket, why: Close) {
+    let (code, reason) = why.frame();
     let frame = CloseFrame {
         code,
         reason: reason.into(),
@@ -343,4 +452,41 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
         while let Some(Ok(_)) = socket.recv().await {}
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SPEC §5.1: the size limit's close code depends on the phase the
+    /// message arrived in, whichever path (the read limit or the length
+    /// check) found it too big.
+    #[test]
+    fn too_big_closes_by_phase() {
+        assert_eq!(Close::TooBig(Phase::Anonymous).frame().0, 1007);
+        assert_eq!(Close::TooBig(Phase::LoggedIn).frame().0, 1009);
+    }
+
+    /// Every reason has its own text (two share 1007, invalid payload), a
+    /// close code in the range RFC 6455 defines, and fits a control frame.
+    #[test]
+    fn each_reason_has_one_frame() {
+        let all = [
+            Close::ShuttingDown,
+            Close::LoginTimeout,
+            Close::Binary,
+            Close::TooBig(Phase::Anonymous),
+            Close::TooBig(Phase::LoggedIn),
+            Close::ProtocolError,
+            Close::NotUtf8,
+        ];
+        let reasons: std::collections::HashSet<_> = all.iter().map(|c| c.frame().1).collect();
+        assert_eq!(reasons.len(), all.len());
+        for c in all {
+            let (code, reason) = c.frame();
+            assert!((1000..=1011).contains(&code), "{c:?}: {code}");
+            // RFC 6455: a close reason fits in a control frame.
+            assert!(reason.len() <= 123, "{c:?}");
+        }
+    }
 }
