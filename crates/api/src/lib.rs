@@ -7,6 +7,7 @@
 //! from a socket, and the CLI calls it in-process in its embedded mode.
 
 mod error;
+pub mod host;
 mod limits;
 mod methods;
 mod registry;

@@ -4,8 +4,8 @@
 
 use std::ffi::CString;
 
+use api::host::{Account, Accounts};
 use nix::unistd::{Gid, Group, Uid, User, getgrouplist};
-use service::{Account, Accounts};
 
 /// [`Accounts`] over NSS.
 #[derive(Debug, Clone, Copy, Default)]

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use api::host::Config;
 use clap::Parser;
-use service::Config;
 
 /// twofactord: the two-factor authentication daemon (JSON-RPC 2.0 over
 /// WebSocket on a Unix socket and on TCP).
@@ -37,7 +37,7 @@ impl Args {
     pub fn config(&self) -> anyhow::Result<Config> {
         let mut config = match &self.config {
             Some(path) => Config::load(path, true),
-            None => Config::load(std::path::Path::new(service::DEFAULT_CONFIG_PATH), false),
+            None => Config::load(std::path::Path::new(api::host::DEFAULT_CONFIG_PATH), false),
         }
         .context("cannot read the configuration")?;
         if let Some(dir) = &self.state_dir {

@@ -26,7 +26,7 @@ pub struct App {
     pub shutdown: watch::Receiver<bool>,
     /// Each connection holds a clone; shutdown waits until all are dropped.
     pub alive: mpsc::Sender<()>,
-    pub limits: service::Limits,
+    pub limits: api::host::Limits,
     /// Capacity for the blocking calls of sessions nobody has logged into
     /// (password checks): separate from, and much smaller than, the pool
     /// that serves root, administrators and the PAM module (SPEC §11).
@@ -189,7 +189,7 @@ async fn open_session(app: &App, peer: Peer) -> Option<Session> {
                 }
             }
         }
-        Peer::Tcp(addr) => Some(Session::anonymous(service::Origin::Tcp {
+        Peer::Tcp(addr) => Some(Session::anonymous(api::host::Origin::Tcp {
             addr: addr.ip().to_canonical(),
             port: addr.port(),
         })),

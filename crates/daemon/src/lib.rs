@@ -10,8 +10,8 @@
 //! checked against the caps, rate-limited repeated log lines), the fan-out
 //! of events to subscribed connections, signals and
 //! a clean shutdown, logging, the command line over the configuration file,
-//! and the production [`service::Accounts`] (NSS) and
-//! [`service::PasswordCheck`] (PAM).
+//! and the production [`api::host::Accounts`] (NSS) and
+//! [`api::host::PasswordCheck`] (PAM).
 //!
 //! Does not own: any business rule, schema or error text; those are the
 //! `api`, `service` and `wire` crates', reached through [`api::Api::call`]
@@ -70,7 +70,7 @@ const OTHER_FILES: u64 = 64;
 
 /// Descriptors the connection caps of `limits` can hold at once: both
 /// listeners full, root's reserve, and the rest of the process.
-pub fn files_needed(limits: &service::Limits) -> u64 {
+pub fn files_needed(limits: &api::host::Limits) -> u64 {
     2 * u64::from(limits.max_connections)
         + u64::from(limits.root_reserved_connections)
         + OTHER_FILES
@@ -79,7 +79,7 @@ pub fn files_needed(limits: &service::Limits) -> u64 {
 /// SPEC §11: `accept` must never hit EMFILE. Raises the soft open-file limit
 /// up to the hard one if the caps need it, and refuses a configuration
 /// whose caps cannot fit under the hard limit.
-fn fit_open_files(limits: &service::Limits) -> anyhow::Result<()> {
+fn fit_open_files(limits: &api::host::Limits) -> anyhow::Result<()> {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let need = files_needed(limits);
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).context("cannot read RLIMIT_NOFILE")?;

@@ -17,9 +17,9 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use api::host::Limits;
 use axum::extract::connect_info::Connected;
 use axum::serve::{IncomingStream, Listener};
-use service::Limits;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::time::Sleep;

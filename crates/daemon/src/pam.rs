@@ -4,7 +4,7 @@
 
 mod ffi;
 
-use service::PasswordCheck;
+use api::host::PasswordCheck;
 
 /// [`PasswordCheck`] over PAM.
 #[derive(Debug, Clone)]

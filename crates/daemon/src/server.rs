@@ -37,7 +37,7 @@ pub struct Endpoints {
     /// `None`: no TCP.
     pub listen: Option<String>,
     /// SPEC §11 limits of both listeners and their connections.
-    pub limits: service::Limits,
+    pub limits: api::host::Limits,
 }
 
 pub fn router(app: Arc<App>) -> Router {
