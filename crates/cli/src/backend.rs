@@ -72,18 +72,18 @@ pub struct Embedded {
 }
 
 impl Embedded {
-    pub fn open(config: &service::Config) -> Result<Self, CliError> {
+    pub fn open(config: &api::host::Config) -> Result<Self, CliError> {
         let api = api::Api::open(
             config,
-            Arc::new(service::NoAccounts),
-            Arc::new(service::NoAccounts),
+            Arc::new(api::host::NoAccounts),
+            Arc::new(api::host::NoAccounts),
         )
         .map_err(|e| CliError::state_open(&config.state_dir, &e))?;
-        let session = api.embedded_session(service::current_uid());
+        let session = api.embedded_session(api::host::current_uid());
         Ok(Self {
             api,
             session,
-            host: service::Labels::system_hostname(),
+            host: api::host::Labels::system_hostname(),
         })
     }
 }
@@ -159,7 +159,7 @@ impl Backend for Remote {
 /// Unix socket and loopback addresses, else the URL's host (a DNS name cut
 /// to its first label).
 pub fn host_of(url: &str) -> String {
-    let local = service::Labels::system_hostname;
+    let local = api::host::Labels::system_hostname;
     let Some(rest) = url.strip_prefix("ws://") else {
         return local();
     };
@@ -268,12 +268,12 @@ const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 /// The system daemon's socket (root's default, SPEC §5.1).
 const SYSTEM_SOCKET: &str = "/run/twofactor/twofactord.sock";
 
-fn load_config(target: &Target) -> Result<service::Config, CliError> {
+fn load_config(target: &Target) -> Result<api::host::Config, CliError> {
     let path = target
         .config
         .as_deref()
-        .unwrap_or(Path::new(service::DEFAULT_CONFIG_PATH));
-    service::Config::load(path, target.config.is_some()).map_err(CliError::failed)
+        .unwrap_or(Path::new(api::host::DEFAULT_CONFIG_PATH));
+    api::host::Config::load(path, target.config.is_some()).map_err(CliError::failed)
 }
 
 fn is_socket(path: &Path) -> bool {
@@ -307,7 +307,7 @@ pub fn open(target: &Target, prompter: &mut dyn Prompter) -> Result<Box<dyn Back
         // manages their own two-factor settings (SPEC 9.4).
         let mut sockets = vec![config.socket.clone()];
         let system = Path::new(SYSTEM_SOCKET);
-        if service::current_uid() != 0 && config.socket != system {
+        if api::host::current_uid() != 0 && config.socket != system {
             sockets.push(system.to_owned());
         }
         let remote = sockets
@@ -350,7 +350,7 @@ mod tests {
 
     #[test]
     fn hosts_for_the_prompt() {
-        let local = service::Labels::system_hostname();
+        let local = api::host::Labels::system_hostname();
         assert_eq!(host_of("ws+unix:///run/twofactor/twofactord.sock"), local);
         assert_eq!(host_of("ws://127.0.0.1:6000/api/current"), local);
         assert_eq!(host_of("ws://[::1]:6000/api/current"), local);

@@ -43,12 +43,12 @@ impl CliError {
 
     /// The local state (embedded mode) failed in a call: what failed and
     /// what to do, never SQL or secrets.
-    pub fn state(e: &store::StoreError) -> Self {
+    pub fn state(e: &api::host::StoreError) -> Self {
         Self::Failed(format!("{e}{}", state_hint(e)))
     }
 
     /// The local state could not be opened.
-    pub fn state_open(dir: &std::path::Path, e: &store::StoreError) -> Self {
+    pub fn state_open(dir: &std::path::Path, e: &api::host::StoreError) -> Self {
         Self::Failed(format!(
             "cannot open the state in {}: {e}{}",
             dir.display(),
@@ -73,8 +73,8 @@ impl CliError {
 }
 
 /// What to do about a failed state, when there is something to say.
-fn state_hint(e: &store::StoreError) -> &'static str {
-    use store::DbErrorKind as K;
+fn state_hint(e: &api::host::StoreError) -> &'static str {
+    use api::host::DbErrorKind as K;
     match e.db_kind() {
         Some(K::Full) => "; free space on the file system of the state directory and retry",
         Some(K::Corrupt) => {
@@ -156,7 +156,7 @@ mod tests {
 
     #[test]
     fn state_failures_say_what_failed() {
-        use store::{DbErrorKind, StoreError};
+        use api::host::{DbErrorKind, StoreError};
         let db = |kind| StoreError::Database {
             kind,
             message: "what SQLite said".into(),

@@ -620,7 +620,7 @@ mod tests {
     /// The real API in-process on a temporary state directory.
     fn engine() -> (Engine, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = service::Config::defaults();
+        let mut config = api::host::Config::defaults();
         config.state_dir = dir.path().join("state");
         let backend = crate::backend::Embedded::open(&config).unwrap();
         (Engine::new(Box::new(backend), Mode::Table), dir)
@@ -668,7 +668,7 @@ mod tests {
 
     fn recording_engine(in_process: bool) -> (Engine, Calls, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = service::Config::defaults();
+        let mut config = api::host::Config::defaults();
         config.state_dir = dir.path().join("state");
         let calls = Calls::default();
         let backend = Recording {

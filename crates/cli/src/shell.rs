@@ -394,7 +394,7 @@ mod tests {
     #[test]
     fn scripts_run_every_line() {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = service::Config::defaults();
+        let mut config = api::host::Config::defaults();
         config.state_dir = dir.path().join("state");
         let backend = crate::backend::Embedded::open(&config).unwrap();
         let mut engine = Engine::new(Box::new(backend), crate::render::Mode::Csv);
