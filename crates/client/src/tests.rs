@@ -235,7 +235,13 @@ fn a_full_backlog_fails_within_the_time_out() {
     };
     let (error, took) = failure;
     assert_eq!(error.kind(), io::ErrorKind::TimedOut, "{error}");
-    assert!(took >= limit && took < limit * 5, "took {took:?}");
+    // The time-out is the behaviour, so real time is measured: not before
+    // it, and within a bound generous for shared cores; a connect that
+    // blocks on the full backlog never returns at all.
+    assert!(
+        took >= limit && took < limit + Duration::from_secs(10),
+        "took {took:?}"
+    );
 }
 
 /// How long a dripping server waits between two bytes.
@@ -284,8 +290,8 @@ fn reply_dripper(stream: Box<dyn RwStream>) {
 #[test]
 fn a_dripping_server_cannot_stretch_the_time_out() {
     let limit = Duration::from_secs(1);
-    // Generous for a loaded machine; a per-read time-out takes 60 s.
-    let bound = limit + Duration::from_millis(1500);
+    // Generous for two shared cores; a per-read time-out takes 60 s.
+    let bound = limit + Duration::from_secs(20);
 
     // Handshake, Unix socket and TCP.
     let dir = tempfile::tempdir().expect("tempdir");
@@ -326,7 +332,8 @@ fn a_dripping_server_cannot_stretch_the_time_out() {
         c.call("core.ping", vec![]),
         Err(ClientError::Timeout(_))
     ));
-    assert!(again.elapsed() < Duration::from_millis(500));
+    // Without I/O: a fresh time-out would take `limit` again, or a minute.
+    assert!(again.elapsed() < limit, "took {:?}", again.elapsed());
     drop(c);
     h.join().expect("server");
 

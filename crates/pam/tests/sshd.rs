@@ -17,11 +17,12 @@ mod common;
 
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Daemon, PamServices, Tool, have_tools, library, wait_for};
+use common::{Daemon, PamServices, Tool, have_tools, library};
 use serde_json::{Value, json};
 
 const USER: &str = "tfauser";
@@ -180,6 +181,11 @@ impl Sshd {
             ("NSS_WRAPPER_GROUP".into(), group.display().to_string()),
             ("PATH".into(), "/usr/sbin:/usr/bin:/sbin:/bin".into()),
         ]);
+        // Readiness: sshd tells the service manager it is listening
+        // (sd_notify READY=1 to $NOTIFY_SOCKET); the test is that manager.
+        let notify_path = dir.join("sshd-notify.sock");
+        let notify = UnixDatagram::bind(&notify_path).expect("bind the notify socket");
+        env.push(("NOTIFY_SOCKET".into(), notify_path.display().to_string()));
         let child = Command::new("/usr/sbin/sshd")
             .args(["-D", "-e", "-E"])
             .arg(&log)
@@ -193,13 +199,33 @@ impl Sshd {
             .spawn()
             .expect("start sshd");
         let mut sshd = Self { child, port, log };
-        let listening = format!("Server listening on 127.0.0.1 port {port}");
-        wait_for("sshd listening", Duration::from_secs(20), || {
-            if let Ok(Some(status)) = sshd.child.try_wait() {
-                panic!("sshd exited ({status}):\n{}", sshd.log_text());
+        // A generous bound on the wait for the event: sshd starts in
+        // milliseconds; this only stops a test that would otherwise hang.
+        notify
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        loop {
+            match notify.recv(&mut buf) {
+                Ok(n)
+                    if String::from_utf8_lossy(&buf[..n])
+                        .lines()
+                        .any(|l| l == "READY=1") =>
+                {
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let status = sshd.child.try_wait();
+                    panic!(
+                        "sshd never said READY=1 ({e}; exit status {status:?}):\n{}",
+                        sshd.log_text()
+                    );
+                }
             }
-            sshd.log_text().contains(&listening)
-        });
+        }
+        let listening = format!("Server listening on 127.0.0.1 port {port}");
+        assert!(sshd.log_text().contains(&listening), "{}", sshd.log_text());
         sshd
     }
 

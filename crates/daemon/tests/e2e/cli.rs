@@ -57,7 +57,12 @@ fn tfa_through_the_daemon_shows_the_seed_table_and_root_is_never_locked_out() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), golden);
 
-    let out = tfa(&url, &["auth", "two_factor", "update", "enabled=true"]);
+    // Window 1: the right code, taken before six `tfa` runs, still passes
+    // when a 30 s step ends meanwhile (window 0 failed then, by the clock).
+    let out = tfa(
+        &url,
+        &["auth", "two_factor", "update", "enabled=true", "window=1"],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let entry = d
         .root()

@@ -67,7 +67,13 @@ fn password_logins_with_2fa_off() {
         json!({"response_type": "SUCCESS", "user_info": null, "authenticator": "LEVEL_1"})
     );
 
-    // Wrong password and unknown user: AUTH_ERR after about a second.
+    // Wrong password and unknown user: AUTH_ERR after a second (SPEC: "after
+    // a delay of about a second"; the daemon answers every failed login at
+    // failed_login_deadline_ms = 1000 from the call's start). The delay's
+    // real length is the behaviour, so it is measured in real time, as a
+    // lower bound only: the daemon's second starts after this clock's (both
+    // monotonic, and a timer never fires early), and a slow machine only
+    // makes it longer. A daemon that answers early fails it.
     let mut c = d.tcp();
     let t = Instant::now();
     assert_eq!(
@@ -75,8 +81,8 @@ fn password_logins_with_2fa_off() {
         json!({"response_type": "AUTH_ERR"})
     );
     assert!(
-        t.elapsed() >= Duration::from_millis(900),
-        "{:?}",
+        t.elapsed() >= Duration::from_secs(1),
+        "answered after {:?}",
         t.elapsed()
     );
     assert_eq!(

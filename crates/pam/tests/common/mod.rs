@@ -3,7 +3,7 @@
 //! and the external tools the tests drive (pam_wrapper, pamtester, sshd).
 //!
 //! Nothing here waits by sleeping for a fixed time: readiness is a line the
-//! daemon prints, or a bounded poll of a condition.
+//! daemon prints, or the READY=1 that sshd sends its service manager.
 
 #![allow(
     dead_code,
@@ -573,16 +573,6 @@ fn reader(mut r: impl Read + Send + 'static) -> Receiver<String> {
         }
     });
     rx
-}
-
-/// Polls `ready` until it holds or `limit` passes; for conditions that give
-/// no signal of their own (a log line in a file another process writes).
-pub fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !ready() {
-        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// The daemon's arguments for a test: `config`, `state_dir`, a Unix
