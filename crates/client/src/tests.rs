@@ -364,7 +364,8 @@ fn a_huge_time_out_does_not_overflow() {
 
 /// A signal delivered while the client waits for the daemon (EINTR) is not
 /// an answer: the read goes on until the data or the deadline. (A test
-/// client failed with "Interrupted system call" under load.)
+/// client failed with "Interrupted system call" under load.) The test
+/// waits on the reader's state as the kernel reports it, not on time.
 #[test]
 #[allow(unsafe_code)] // installing a signal handler
 fn a_signal_during_a_read_does_not_end_the_exchange() {
@@ -385,7 +386,10 @@ fn a_signal_during_a_read_does_not_end_the_exchange() {
     unsafe { sigaction(Signal::SIGUSR1, &action) }.expect("sigaction");
 
     let (ours, mut theirs) = UnixStream::pair().expect("socketpair");
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
     let reader = thread::spawn(move || {
+        // SAFETY: gettid has no preconditions.
+        tid_tx.send(unsafe { libc::gettid() }).expect("send tid");
         let mut stream = Stream {
             transport: Transport::Unix(ours),
             deadline: Instant::now() + Duration::from_secs(20),
@@ -393,18 +397,49 @@ fn a_signal_during_a_read_does_not_end_the_exchange() {
         let mut buf = [0u8; 1];
         stream.read(&mut buf).map(|n| buf[..n].to_vec())
     });
-    // Signal the reader over and over: without the retry, one that lands
-    // while it is blocked ends the read at once.
-    for _ in 0..300 {
-        if reader.is_finished() {
-            break;
-        }
-        // SAFETY: the thread is alive (not finished, and joined only
-        // below), so its pthread_t is valid.
-        unsafe { libc::pthread_kill(reader.as_pthread_t(), libc::SIGUSR1) };
-        thread::sleep(Duration::from_millis(1));
+    let tid = tid_rx.recv().expect("reader's tid");
+    // Wait (on the kernel's word, not on time) until the reader sleeps in
+    // its read; then interrupt it once, and wait until it has either ended
+    // or gone back to sleep in a read (one more voluntary switch).
+    let task = format!("/proc/self/task/{tid}");
+    let blocked_in_read = || {
+        let stat = std::fs::read_to_string(format!("{task}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next());
+        let syscall = std::fs::read_to_string(format!("{task}/syscall")).unwrap_or_default();
+        // std reads a socket with recvfrom(2); read(2) would do as well.
+        let nr = syscall
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse::<libc::c_long>().ok());
+        state == Some('S') && matches!(nr, Some(libc::SYS_read | libc::SYS_recvfrom))
+    };
+    let switches = || {
+        std::fs::read_to_string(format!("{task}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let give_up = Instant::now() + Duration::from_secs(10);
+    while !blocked_in_read() {
+        assert!(Instant::now() < give_up, "the reader never blocked in read");
+        thread::yield_now();
     }
-    assert!(!reader.is_finished(), "the read ended before any data came");
+    let before = switches();
+    // SAFETY: the thread is blocked in read, alive and not yet joined, so
+    // its pthread_t is valid.
+    unsafe { libc::pthread_kill(reader.as_pthread_t(), libc::SIGUSR1) };
+    while !(reader.is_finished() || (blocked_in_read() && switches() > before)) {
+        assert!(
+            Instant::now() < give_up,
+            "the reader neither ended nor read again"
+        );
+        thread::yield_now();
+    }
+    assert!(!reader.is_finished(), "the signal ended the read");
     theirs.write_all(b"x").expect("write");
     assert_eq!(reader.join().expect("reader").expect("read"), b"x");
 }
