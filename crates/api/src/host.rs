@@ -10,6 +10,6 @@
 
 pub use service::{
     Account, Accounts, Config, DEFAULT_CONFIG_PATH, Labels, Limits, NoAccounts, Origin,
-    PasswordCheck, current_uid,
+    PasswordCheck, SYSTEM_SOCKET, current_uid,
 };
 pub use store::{DbErrorKind, StoreError};

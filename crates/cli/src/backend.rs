@@ -265,9 +265,6 @@ pub fn login(
 /// embedded mode is used instead.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// The system daemon's socket (root's default, SPEC §5.1).
-const SYSTEM_SOCKET: &str = "/run/twofactor/twofactord.sock";
-
 fn load_config(target: &Target) -> Result<api::host::Config, CliError> {
     let path = target
         .config
@@ -306,7 +303,7 @@ pub fn open(target: &Target, prompter: &mut dyn Prompter) -> Result<Box<dyn Back
         // is not root is logged in as themselves by peer credentials and
         // manages their own two-factor settings (SPEC 9.4).
         let mut sockets = vec![config.socket.clone()];
-        let system = Path::new(SYSTEM_SOCKET);
+        let system = Path::new(api::host::SYSTEM_SOCKET);
         if api::host::current_uid() != 0 && config.socket != system {
             sockets.push(system.to_owned());
         }

@@ -11,6 +11,10 @@ use crate::{AuditRetention, RateLimits};
 /// The default configuration file.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/twofactor/twofactord.toml";
 
+/// The system daemon's socket: root's default, and where `tfa` run by
+/// another user looks for the system daemon (SPEC §5.1).
+pub const SYSTEM_SOCKET: &str = "/run/twofactor/twofactord.sock";
+
 /// Why the configuration could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -235,7 +239,7 @@ fn default_paths(
     if root {
         return (
             PathBuf::from("/var/lib/twofactor"),
-            PathBuf::from("/run/twofactor/twofactord.sock"),
+            PathBuf::from(SYSTEM_SOCKET),
         );
     }
     let home = env("HOME")
