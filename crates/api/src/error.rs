@@ -21,7 +21,7 @@ pub enum ApiError {
     /// server, "Internal error" to a client like any internal error; the
     /// embedded CLI, whose user owns the state, says what failed.
     #[error("{0}")]
-    Storage(store::StoreError),
+    Storage(service::StoreError),
 }
 
 impl ApiError {

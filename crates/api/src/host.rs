@@ -9,7 +9,6 @@
 //! or `store`.
 
 pub use service::{
-    Account, Accounts, Config, DEFAULT_CONFIG_PATH, Labels, Limits, NoAccounts, Origin,
-    PasswordCheck, SYSTEM_SOCKET, current_uid,
+    Account, Accounts, Config, DEFAULT_CONFIG_PATH, DbErrorKind, Labels, Limits, NoAccounts,
+    Origin, PasswordCheck, SYSTEM_SOCKET, StoreError, current_uid,
 };
-pub use store::{DbErrorKind, StoreError};

@@ -13,6 +13,7 @@ mod methods;
 mod registry;
 pub mod schema;
 mod session;
+pub mod typed;
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -23,6 +24,7 @@ use service::{Accounts, PasswordCheck, TwoFactor};
 pub use error::ApiError;
 pub use registry::{Access, Method, ServiceDef, ServiceKind};
 pub use session::{Authenticated, Session};
+use typed::Answer;
 
 /// A change that subscribers hear about (`collection_update`).
 #[derive(Debug, Clone, PartialEq)]
@@ -42,17 +44,6 @@ impl Event {
 }
 
 type Listener = Box<dyn Fn(&Event) + Send + Sync>;
-
-thread_local! {
-    /// How long the answer of the call running on this thread must wait
-    /// (handlers run synchronously on the caller's thread).
-    static ANSWER_DELAY: std::cell::Cell<Duration> = const { std::cell::Cell::new(Duration::ZERO) };
-}
-
-/// Asks that the current call's answer wait at least `delay`.
-pub(crate) fn delay_answer(delay: Duration) {
-    ANSWER_DELAY.with(|d| d.set(d.get().max(delay)));
-}
 
 /// Settings of the API layer itself.
 #[derive(Debug, Clone)]
@@ -139,18 +130,15 @@ impl Api {
         config: &service::Config,
         accounts: Arc<dyn Accounts>,
         passwords: Arc<dyn PasswordCheck>,
-    ) -> Result<Self, store::StoreError> {
-        let store = store::SqliteStore::open_with(
-            &config.state_dir,
-            store::StoreOptions { init: config.init },
-        )?;
+    ) -> Result<Self, host::StoreError> {
+        let store = service::open_store(&config.state_dir, config.init)?;
         let labels = service::Labels {
             issuer: config.issuer.clone(),
             product: config.product.clone(),
             hostname: service::Labels::system_hostname(),
         };
         let twofactor = TwoFactor::new(
-            Arc::new(store),
+            store,
             Arc::new(service::SystemClock),
             Arc::new(service::OsRandom),
             labels,
@@ -242,25 +230,21 @@ impl Api {
         method: &str,
         params: Vec<Value>,
     ) -> (Result<Value, ApiError>, Duration) {
-        ANSWER_DELAY.with(|d| d.set(Duration::ZERO));
-        let result = self.dispatch(session, method, params);
-        (result, ANSWER_DELAY.with(|d| d.replace(Duration::ZERO)))
+        let answer = self.dispatch(session, method, params);
+        (answer.result, answer.delay)
     }
 
-    fn dispatch(
-        &self,
-        session: &Session,
-        method: &str,
-        params: Vec<Value>,
-    ) -> Result<Value, ApiError> {
-        let m = self
-            .inner
-            .registry
-            .method(method)
-            .ok_or(ApiError::MethodNotFound)?;
-        registry::authorize(session, m)?;
-        let args = m.validate(params)?;
-        (m.handler)(self, session, args)
+    fn dispatch(&self, session: &Session, method: &str, params: Vec<Value>) -> Answer {
+        let Some(m) = self.inner.registry.method(method) else {
+            return Answer::from(Err(ApiError::MethodNotFound));
+        };
+        if let Err(e) = registry::authorize(session, m) {
+            return Answer::from(Err(e));
+        }
+        match m.validate(params) {
+            Ok(values) => (m.handler)(self, session, values),
+            Err(e) => Answer::from(Err(e)),
+        }
     }
 
     /// A logged-in session for the local user of the embedded CLI.

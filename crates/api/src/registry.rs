@@ -1,8 +1,11 @@
 //! The method table: names, access rules, parameter schemas, descriptions.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value, json};
 
 use crate::schema::{Field, Problem, Schema};
+use crate::typed::{Answer, Params};
 use crate::{Api, ApiError, Session};
 
 /// Who may call a method.
@@ -19,7 +22,8 @@ pub enum Access {
 }
 
 /// Whom introspection describes the API for (TrueNAS's `target`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum Target {
     Ws,
     Cli,
@@ -28,14 +32,11 @@ pub enum Target {
 
 impl Target {
     pub const NAMES: &'static [&'static str] = &["WS", "CLI", "REST"];
+}
 
-    /// A validated `target` argument (null means the default, `WS`).
-    pub fn from_arg(value: &Value) -> Self {
-        match value.as_str() {
-            Some("CLI") => Self::Cli,
-            Some("REST") => Self::Rest,
-            _ => Self::Ws,
-        }
+impl crate::typed::Described for Target {
+    fn schema() -> Schema {
+        Schema::Choice(Self::NAMES)
     }
 }
 
@@ -57,7 +58,9 @@ pub struct ServiceDef {
     pub private: bool,
 }
 
-pub(crate) type Handler = fn(&Api, &Session, Vec<Value>) -> Result<Value, ApiError>;
+/// A method's handler behind its typed parameters: takes the values that
+/// passed [`Method::validate`].
+pub(crate) type Handler = Arc<dyn Fn(&Api, &Session, Vec<Value>) -> Answer + Send + Sync>;
 
 /// One API method.
 #[derive(Clone)]
@@ -79,9 +82,13 @@ pub struct Method {
     /// Validation attributes start with the method name, `.` as `_`
     /// (`user_renew_2fa_secret.twofactor_options.interval`, SPEC 9.3).
     pub validation_prefix: bool,
-    pub accepts: Vec<Field>,
+    /// Set with the handler ([`Method::handles`]), from its parameter type.
+    pub(crate) accepts: Vec<Field>,
     pub returns: Schema,
     pub(crate) handler: Handler,
+    /// Only the conversion of validated values into the handler's
+    /// parameter type (for the tests that hold schema and type together).
+    pub(crate) parse: fn(Vec<Value>) -> Result<(), ApiError>,
 }
 
 impl std::fmt::Debug for Method {
@@ -109,8 +116,39 @@ impl Method {
             validation_prefix: false,
             accepts: Vec::new(),
             returns: Schema::Any,
-            handler: |_, _, _| Ok(Value::Null),
+            handler: Arc::new(|_, _, _| Answer::from(Ok(Value::Null))),
+            parse: |_| Ok(()),
         }
+    }
+
+    /// The method's handler; its parameter type `P` is what the method
+    /// accepts (schema, validation, description).
+    pub(crate) fn handles<P: Params + 'static>(
+        self,
+        f: impl Fn(&Api, &Session, P) -> Result<Value, ApiError> + Send + Sync + 'static,
+    ) -> Self {
+        self.answers(move |api, session, p| Answer::from(f(api, session, p)))
+    }
+
+    /// Like [`Method::handles`], for a handler whose answer may wait.
+    pub(crate) fn answers<P: Params + 'static>(
+        mut self,
+        f: impl Fn(&Api, &Session, P) -> Answer + Send + Sync + 'static,
+    ) -> Self {
+        self.accepts = P::accepts();
+        self.parse = |values| P::from_validated(values).map(drop);
+        self.handler = Arc::new(
+            move |api, session, values| match P::from_validated(values) {
+                Ok(p) => f(api, session, p),
+                Err(e) => Answer::from(Err(e)),
+            },
+        );
+        self
+    }
+
+    /// What the method accepts, described.
+    pub fn accepts(&self) -> &[Field] {
+        &self.accepts
     }
 
     /// Validates positional params against `accepts`, reporting every problem.
@@ -134,7 +172,12 @@ impl Method {
                 None if field.required => {
                     problems.push((field.name.to_owned(), "attribute required".to_owned()));
                 }
-                None => out.push(field.default.clone().unwrap_or(Value::Null)),
+                // A default goes through the schema too: its own fields'
+                // defaults are put in place (defaults at every depth).
+                None => out.push(match &field.default {
+                    Some(d) => field.schema.validate(d, field.name, &mut problems),
+                    None => Value::Null,
+                }),
             }
         }
         if problems.is_empty() {

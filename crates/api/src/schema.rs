@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 pub type Problem = (String, String);
 
 /// A JSON value's expected shape.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Schema {
     Bool,
     /// An integer in `[min, max]`: a JSON integer, or a string of decimal
@@ -29,19 +29,38 @@ pub enum Schema {
     Object(Vec<Field>),
     /// A list of items.
     List(Box<Schema>),
+    /// An object whose `tag` field chooses its other fields (TrueNAS's
+    /// discriminated unions, e.g. `auth.login_ex`'s `mechanism`).
+    Tagged {
+        tag: &'static str,
+        variants: Vec<(&'static str, Vec<Field>)>,
+    },
+    /// `base`, and then a rule over the whole value that `base` cannot
+    /// express; its message is reported at the value's own attribute.
+    Rule {
+        base: Box<Schema>,
+        rule: fn(&Value) -> Result<(), String>,
+    },
     /// Anything (described only).
     Any,
     Null,
 }
 
 /// A field of an object, or a positional parameter of a method.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Field {
     pub name: &'static str,
     pub schema: Schema,
     pub description: &'static str,
-    /// Shown in `man` and the JSON schema; not injected into input.
+    /// Shown in `man` and the JSON schema; put in place of a missing value
+    /// (at any depth) when [`Field::inject_default`] says so.
     pub default: Option<Value>,
+    /// A missing value takes the default. Set for fields whose Rust type
+    /// cannot say "absent" (not an `Option`): see [`crate::typed::field`].
+    pub inject_default: bool,
+    /// Null is admitted besides the schema's own type (set with
+    /// [`Field::nullable`] before the schema is filled in).
+    pub nullable: bool,
     /// A missing required parameter is "attribute required".
     pub required: bool,
     /// Changing this field makes every provisioned authenticator app
@@ -56,9 +75,17 @@ impl Field {
             schema,
             description,
             default: None,
+            inject_default: false,
+            nullable: false,
             required: false,
             reprovision: false,
         }
+    }
+
+    /// Admits null too.
+    pub fn nullable(mut self) -> Self {
+        self.nullable = true;
+        self
     }
 
     /// Marks a field whose change requires provisioning apps again.
@@ -67,8 +94,8 @@ impl Field {
         self
     }
 
-    pub fn default(mut self, value: Value) -> Self {
-        self.default = Some(value);
+    pub fn default(mut self, value: impl serde::Serialize) -> Self {
+        self.default = serde_json::to_value(value).ok();
         self
     }
 
@@ -125,13 +152,7 @@ impl Schema {
             }
             Self::Choice(choices) => {
                 if !value.as_str().is_some_and(|v| choices.contains(&v)) {
-                    let quoted: Vec<String> = choices.iter().map(|c| format!("'{c}'")).collect();
-                    let list = match quoted.split_last() {
-                        Some((last, [])) => last.clone(),
-                        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
-                        None => String::new(),
-                    };
-                    fail(&format!("Input should be {list}"));
+                    fail(&one_of(choices));
                 }
                 value.clone()
             }
@@ -150,13 +171,52 @@ impl Schema {
                         None => problems.push((sub, "Field was not expected".into())),
                     }
                 }
-                for f in fields
-                    .iter()
-                    .filter(|f| f.required && !obj.contains_key(f.name))
-                {
-                    problems.push((format!("{attr}.{}", f.name), "attribute required".into()));
+                for f in fields.iter().filter(|f| !obj.contains_key(f.name)) {
+                    let sub = format!("{attr}.{}", f.name);
+                    if f.required {
+                        problems.push((sub, "attribute required".into()));
+                    } else if let Some(d) = f.default.as_ref().filter(|_| f.inject_default) {
+                        out.insert(f.name.to_owned(), f.schema.validate(d, &sub, problems));
+                    }
                 }
                 Value::Object(out)
+            }
+            Self::Tagged { tag, variants } => {
+                let Some(obj) = value.as_object() else {
+                    fail("Not a dictionary");
+                    return value.clone();
+                };
+                let tag_attr = format!("{attr}.{tag}");
+                let Some(given) = obj.get(*tag) else {
+                    problems.push((tag_attr, "attribute required".into()));
+                    return value.clone();
+                };
+                let names: Vec<&'static str> = variants.iter().map(|(n, _)| *n).collect();
+                let chosen = given
+                    .as_str()
+                    .and_then(|g| variants.iter().find(|(n, _)| *n == g));
+                let Some((name, fields)) = chosen else {
+                    problems.push((tag_attr, one_of(&names)));
+                    return value.clone();
+                };
+                let mut rest = obj.clone();
+                rest.shift_remove(*tag);
+                let mut out =
+                    Self::Object(fields.clone()).validate(&Value::Object(rest), attr, problems);
+                if let Some(o) = out.as_object_mut() {
+                    o.insert((*tag).to_owned(), Value::String((*name).to_owned()));
+                }
+                out
+            }
+            Self::Rule { base, rule } => {
+                let before = problems.len();
+                let out = base.validate(value, attr, problems);
+                if problems.len() == before
+                    && let Err(msg) = rule(&out)
+                {
+                    problems.push((attr.to_owned(), msg));
+                }
+                out
             }
             Self::List(item) => {
                 let Some(items) = value.as_array() else {
@@ -220,10 +280,55 @@ impl Schema {
                 v.insert("items".into(), item.to_json(&format!("{name}_item")));
                 Value::Object(v)
             }
+            Self::Tagged { tag, variants } => {
+                let one: Vec<Value> = variants
+                    .iter()
+                    .map(|(n, fields)| {
+                        let mut v = Self::Object(fields.clone()).to_json(&format!("{name}_{n}"));
+                        let tag_schema = json!({"type": "string", "const": n, "_name_": tag, "_required_": true});
+                        if let Some(Value::Object(props)) = v.get_mut("properties") {
+                            props.insert((*tag).to_owned(), tag_schema);
+                        }
+                        for list in ["required", "_attrs_order_"] {
+                            if let Some(Value::Array(names)) = v.get_mut(list) {
+                                names.insert(0, json!(tag));
+                            }
+                        }
+                        v
+                    })
+                    .collect();
+                json!({
+                    "oneOf": one,
+                    "discriminator": {"propertyName": tag},
+                    "_name_": name,
+                    "_required_": false,
+                })
+            }
+            Self::Rule { base, .. } => base.to_json(name),
             Self::Any => json!({}),
             Self::Null => json!({"type": "null"}),
         }
     }
+
+    /// The same schema admitting null too (only strings can say so in
+    /// their own type; anything else is left as it is).
+    pub fn or_null(self) -> Self {
+        match self {
+            Self::Str { .. } => Self::Str { nullable: true },
+            other => other,
+        }
+    }
+}
+
+/// TrueNAS's message for a value outside a set of strings.
+fn one_of(choices: &[&str]) -> String {
+    let quoted: Vec<String> = choices.iter().map(|c| format!("'{c}'")).collect();
+    let list = match quoted.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    };
+    format!("Input should be {list}")
 }
 
 impl Field {

@@ -61,6 +61,15 @@ macro_rules! bounded {
                 Self::new(value)
             }
         }
+
+        /// Deserialises through [`Self::new`]: a value out of range is a
+        /// deserialisation error, never a value of this type.
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let n = <i64 as serde::Deserialize>::deserialize(d)?;
+                Self::new(n).map_err(serde::de::Error::custom)
+            }
+        }
     };
 }
 
@@ -109,5 +118,31 @@ mod tests {
         assert_eq!(Digits::default().get(), 6);
         assert_eq!(Interval::default().get(), 30);
         assert_eq!(Window::default().get(), 0);
+    }
+
+    #[test]
+    fn deserialising_goes_through_the_constructor() {
+        let de = |text: &str| serde_json::from_str::<Digits>(text);
+        assert_eq!(de("7").map(Digits::get).ok(), Some(7));
+        for bad in [
+            "5",
+            "9",
+            "-1",
+            "7.0",
+            "\"7\"",
+            "null",
+            "99999999999999999999",
+        ] {
+            assert!(de(bad).is_err(), "{bad}");
+        }
+        let e = de("9").unwrap_err().to_string();
+        assert!(e.contains("between 6 and 8"), "{e}");
+        assert_eq!(
+            serde_json::from_str::<Interval>("3600")
+                .map(Interval::get)
+                .ok(),
+            Some(3600)
+        );
+        assert!(serde_json::from_str::<Window>("11").is_err());
     }
 }

@@ -25,7 +25,25 @@ pub use check::{CheckOutcome, RateLimits};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Limits;
 pub use config::{Config, ConfigError, DEFAULT_CONFIG_PATH, SYSTEM_SOCKET, current_uid};
+/// The checked parameter types of the domain, for the layers above (which
+/// depend on `service`, not on `otp`).
+pub use otp::{Digits, Interval, ParamError, Window};
 pub use retention::AuditRetention;
+/// The audit trail's query and rows, as `TwoFactor::audit` takes and gives
+/// them, and what can go wrong with the state (carried by
+/// [`ServiceError::Store`] and by [`open_store`]).
+pub use store::{AuditEntry, AuditQuery, DbErrorKind, StoreError};
+
+/// Opens (or with `init`, starts afresh) the SQLite state in `state_dir`,
+/// drawing its key from the system's randomness: what a host hands to
+/// [`TwoFactor::new`].
+pub fn open_store(
+    state_dir: &std::path::Path,
+    init: bool,
+) -> Result<std::sync::Arc<dyn store::Store>, StoreError> {
+    let store = store::SqliteStore::open_with(state_dir, store::StoreOptions { init })?;
+    Ok(std::sync::Arc::new(store))
+}
 pub use store::{OsRandom, RandomError, Randomness};
 pub use twofactor::{Entry, Labels, Services, TwoFactor, UpdateRequest};
 pub use users::{

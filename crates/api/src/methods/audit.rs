@@ -2,10 +2,31 @@
 
 use serde_json::{Value, json};
 
-use super::arg;
 use crate::registry::{Access, Method};
-use crate::schema::{Field, Schema};
-use crate::{Api, ApiError, Session};
+use crate::schema::Schema;
+use crate::typed::{Ranged, doc};
+use crate::{Api, ApiError, Session, args};
+
+args! {
+    pub(crate) struct AuditFilters {
+        event: Option<String> => doc(
+            "Only this event (otp.check, otp.lockout, twofactor.update, auth.login, ...)",
+        )
+        .nullable(),
+        outcome: Option<String> => doc(
+            "Only this outcome (accepted, wrong, replayed, locked_out, success, ...)",
+        )
+        .nullable(),
+        since: Option<Ranged<0, { i64::MAX / 1000 }>> => doc("Only records at or after this Unix time"),
+        limit: Ranged<1, 10_000> => doc("At most this many records").default(50),
+    }
+}
+
+args! {
+    pub(crate) struct AuditQueryArgs {
+        audit_query: AuditFilters => doc("Filters").default(json!({})),
+    }
+}
 
 pub(super) fn methods() -> Vec<Method> {
     vec![Method {
@@ -13,40 +34,22 @@ pub(super) fn methods() -> Vec<Method> {
         description: "Audit records (changes, secret renewals, code checks, logins), newest first. \
                       Filter by event, outcome, since (Unix seconds) and limit.",
         cli_description: "Show audit records",
-        examples: &["audit query", "audit query event=otp.check outcome=wrong limit=20"],
-        accepts: vec![
-            Field::new(
-                "audit_query",
-                Schema::Object(vec![
-                    Field::new("event", Schema::Str { nullable: true }, "Only this event (otp.check, otp.lockout, twofactor.update, auth.login, ...)"),
-                    Field::new("outcome", Schema::Str { nullable: true }, "Only this outcome (accepted, wrong, replayed, locked_out, success, ...)"),
-                    Field::new("since", Schema::Int { min: 0, max: i64::MAX / 1000 }, "Only records at or after this Unix time"),
-                    Field::new("limit", Schema::Int { min: 1, max: 10_000 }, "At most this many records").default(json!(50)),
-                ]),
-                "Filters",
-            )
-            .default(json!({})),
+        examples: &[
+            "audit query",
+            "audit query event=otp.check outcome=wrong limit=20",
         ],
         returns: Schema::List(Box::new(Schema::Any)),
-        handler: query,
-        ..Method::base(Access::Admin, false)
+        ..Method::base(Access::Admin, false).handles(query)
     }]
 }
 
-fn query(api: &Api, _: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
-    let f = arg(&args, 0);
-    let text = |k: &str| f.get(k).and_then(Value::as_str).map(str::to_owned);
-    let q = store::AuditQuery {
-        event: text("event"),
-        outcome: text("outcome"),
-        since_ms: f
-            .get("since")
-            .and_then(Value::as_i64)
-            .map(|s| s.saturating_mul(1000)),
-        limit: f
-            .get("limit")
-            .and_then(Value::as_u64)
-            .map_or(50, |n| usize::try_from(n).unwrap_or(50)),
+fn query(api: &Api, _: &Session, args: AuditQueryArgs) -> Result<Value, ApiError> {
+    let f = args.audit_query;
+    let q = service::AuditQuery {
+        event: f.event,
+        outcome: f.outcome,
+        since_ms: f.since.map(|s| s.get().saturating_mul(1000)),
+        limit: usize::try_from(f.limit.get()).unwrap_or(usize::MAX),
     };
     let rows = api.twofactor().audit(&q)?;
     Ok(Value::Array(

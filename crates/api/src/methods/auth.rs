@@ -1,46 +1,102 @@
 //! `auth.*`: login with password and code (SPEC §5.4), `me`, `logout`.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use service::CheckOutcome;
 
-use super::{arg, refused_without_secret};
+use super::refused_without_secret;
 use crate::registry::{Access, Method};
-use crate::schema::{Field, Schema};
+use crate::schema::Schema;
 use crate::session::{Authenticated, PendingLogin};
-use crate::{Api, ApiError, Session};
+use crate::typed::{Answer, Described, Fields, Password, doc};
+use crate::{Api, ApiError, Session, args};
 
 /// Wrong codes allowed in one login before it starts over.
 const MAX_WRONG_CODES: u8 = 3;
 
-fn login_options() -> Field {
-    Field::new(
-        "login_options",
-        Schema::Object(vec![Field::new(
-            "user_info",
-            Schema::Bool,
-            "Return auth.me in the answer",
-        )]),
-        "Login options",
-    )
+args! {
+    pub(crate) struct LoginOptions {
+        user_info: bool => doc("Return auth.me in the answer").default(true),
+    }
 }
 
-fn login_schema() -> Schema {
-    Schema::Object(vec![
-        Field::new(
-            "mechanism",
-            Schema::Str { nullable: false },
-            "PASSWORD_PLAIN or OTP_TOKEN",
-        )
-        .required(),
-        Field::new("username", Schema::Str { nullable: false }, "Account name"),
-        Field::new("password", Schema::Str { nullable: false }, "Password"),
-        Field::new(
-            "otp_token",
-            Schema::Str { nullable: false },
-            "Code from the authenticator app",
-        ),
-        login_options(),
-    ])
+args! {
+    /// `PASSWORD_PLAIN`: the first step of a login.
+    pub(crate) struct PasswordPlain {
+        username: String => doc("Account name"),
+        password: Password => doc("Password"),
+        login_options: LoginOptions => doc("Login options").default(json!({})),
+    }
+}
+
+args! {
+    /// `OTP_TOKEN`: the code that continues a login.
+    pub(crate) struct OtpToken {
+        otp_token: String => doc("Code from the authenticator app"),
+        /// Accepted as TrueNAS does; the password step's options decide.
+        #[expect(dead_code, reason = "accepted for TrueNAS clients; the password step decides")]
+        login_options: LoginOptions => doc("Login options").default(json!({})),
+    }
+}
+
+/// `auth.login_ex`'s data, by `mechanism`.
+#[derive(serde::Deserialize)]
+#[serde(tag = "mechanism")]
+pub(crate) enum LoginData {
+    #[serde(rename = "PASSWORD_PLAIN")]
+    PasswordPlain(PasswordPlain),
+    #[serde(rename = "OTP_TOKEN")]
+    OtpToken(OtpToken),
+}
+
+impl Described for LoginData {
+    fn schema() -> Schema {
+        Schema::Tagged {
+            tag: "mechanism",
+            variants: vec![
+                ("PASSWORD_PLAIN", PasswordPlain::fields()),
+                ("OTP_TOKEN", OtpToken::fields()),
+            ],
+        }
+    }
+}
+
+/// `auth.login_ex_continue`'s data: only a code continues.
+#[derive(serde::Deserialize)]
+#[serde(tag = "mechanism")]
+pub(crate) enum ContinueData {
+    #[serde(rename = "OTP_TOKEN")]
+    OtpToken(OtpToken),
+}
+
+impl Described for ContinueData {
+    fn schema() -> Schema {
+        Schema::Tagged {
+            tag: "mechanism",
+            variants: vec![("OTP_TOKEN", OtpToken::fields())],
+        }
+    }
+}
+
+args! {
+    pub(crate) struct LoginExArgs {
+        auth_login_ex: LoginData => doc("Login data"),
+    }
+}
+
+args! {
+    pub(crate) struct LoginExContinueArgs {
+        auth_login_ex_continue: ContinueData => doc("Login data"),
+    }
+}
+
+args! {
+    pub(crate) struct LoginArgs {
+        username: String => doc("Account name"),
+        password: Password => doc("Password"),
+        otp_token: Option<String> => doc("Code").nullable(),
+    }
 }
 
 pub(super) fn methods() -> Vec<Method> {
@@ -51,44 +107,35 @@ pub(super) fn methods() -> Vec<Method> {
             description: "Logs in. PASSWORD_PLAIN answers SUCCESS, OTP_REQUIRED (continue with \
                           auth.login_ex_continue) or AUTH_ERR.",
             cli_description: "Log in",
-            accepts: vec![Field::new("auth_login_ex", login_schema(), "Login data").required()],
-            handler: login_ex,
-            ..base.clone()
+            ..base.clone().answers(login_ex)
         },
         Method {
             name: "auth.login_ex_continue",
             description: "Continues a login that answered OTP_REQUIRED, with mechanism OTP_TOKEN.",
             cli_description: "Continue a login with a code",
-            accepts: vec![
-                Field::new("auth_login_ex_continue", login_schema(), "Login data").required(),
-            ],
-            handler: |api, session, args| {
-                api.admit_login(session, "auth.login_ex_continue")?;
-                continue_with_code(api, session, arg(&args, 0))
-            },
-            ..base.clone()
+            ..base
+                .clone()
+                .handles(|api, session, a: LoginExContinueArgs| {
+                    api.admit_login(session, "auth.login_ex_continue")?;
+                    let ContinueData::OtpToken(data) = a.auth_login_ex_continue;
+                    continue_with_code(api, session, &data)
+                })
         },
         Method {
             name: "auth.login",
             description: "Legacy login: true when the password (and, with 2FA on, the code) are right.",
             cli_description: "Log in (legacy)",
-            accepts: vec![
-                Field::new("username", Schema::Str { nullable: false }, "Account name").required(),
-                Field::new("password", Schema::Str { nullable: false }, "Password").required(),
-                Field::new("otp_token", Schema::Str { nullable: true }, "Code")
-                    .default(Value::Null),
-            ],
             returns: Schema::Bool,
-            handler: login_legacy,
-            ..base.clone()
+            ..base.clone().answers(login_legacy)
         },
         Method {
             name: "auth.mechanism_choices",
             description: "The login mechanisms this server accepts.",
             cli_description: "List login mechanisms",
             inline: true,
-            handler: |_, _, _| Ok(json!(["PASSWORD_PLAIN", "OTP_TOKEN"])),
-            ..base.clone()
+            ..base
+                .clone()
+                .handles(|_, _, ()| Ok(json!(["PASSWORD_PLAIN", "OTP_TOKEN"])))
         },
         Method {
             name: "auth.me",
@@ -98,11 +145,10 @@ pub(super) fn methods() -> Vec<Method> {
             access: Access::User,
             cli_private: false,
             inline: true,
-            handler: |api, session, _| {
+            ..base.clone().handles(|api, session, ()| {
                 let user = session.user().ok_or_else(ApiError::not_authenticated)?;
                 me(api, &user)
-            },
-            ..base.clone()
+            })
         },
         Method {
             name: "auth.logout",
@@ -110,7 +156,7 @@ pub(super) fn methods() -> Vec<Method> {
             cli_description: "Log out",
             access: Access::User,
             returns: Schema::Bool,
-            handler: |api, session, _| {
+            ..base.handles(|api, session, ()| {
                 let caller = session.caller().via("auth.logout");
                 let mut st = session.state();
                 st.user = None;
@@ -120,8 +166,7 @@ pub(super) fn methods() -> Vec<Method> {
                 api.twofactor()
                     .record(&caller, "auth.logout", "success", None)?;
                 Ok(json!(true))
-            },
-            ..base
+            })
         },
     ]
 }
@@ -180,13 +225,30 @@ fn success(
     Ok(json!({"response_type": "SUCCESS", "user_info": info, "authenticator": "LEVEL_1"}))
 }
 
-/// Checks a password; on failure waits, audits and answers `None`.
+/// A wrong password (or unknown account): audited, and answered only at
+/// the deadline.
+struct FailedLogin {
+    /// How much longer the answer waits.
+    delay: Duration,
+    /// Whether the audit record was written.
+    recorded: Result<(), ApiError>,
+}
+
+impl FailedLogin {
+    /// The failure's answer: `value`, at the deadline; if the audit failed,
+    /// that error (also at the deadline).
+    fn answer(self, value: Value) -> Answer {
+        Answer::after(self.recorded.map(|()| value), self.delay)
+    }
+}
+
+/// Checks a password.
 fn check_password(
     api: &Api,
     session: &Session,
     user: &str,
-    password: &str,
-) -> Result<Option<Authenticated>, ApiError> {
+    password: &Password,
+) -> Result<Authenticated, FailedLogin> {
     // Every failed login is answered at one deadline from here, however
     // long the lookup, PAM and the audit took (SPEC §11, issue 7 item 8).
     let clock = api.twofactor().clock();
@@ -194,25 +256,26 @@ fn check_password(
     let account = api.inner.accounts.by_name(user);
     // The password check runs even for unknown users so timing does not tell them apart.
     let rhost = session.origin().remote_address();
-    let ok = api.inner.passwords.check(user, password, rhost.as_deref());
+    let ok = api
+        .inner
+        .passwords
+        .check(user, password.expose(), rhost.as_deref());
     match account.filter(|_| ok) {
         Some(account) => {
             let admin = api.is_admin(&account);
-            Ok(Some(Authenticated { account, admin }))
+            Ok(Authenticated { account, admin })
         }
         None => {
             let mut caller = session.caller().via("auth.login");
             caller.user = Some(user.to_owned());
             let recorded = api.record_failed_login(&caller, session);
             let spent = u64::try_from(clock.now_ms().saturating_sub(started)).unwrap_or(0);
-            crate::delay_answer(
-                api.inner
-                    .options
-                    .failed_login_delay
-                    .saturating_sub(std::time::Duration::from_millis(spent)),
-            );
-            recorded?;
-            Ok(None)
+            let delay = api
+                .inner
+                .options
+                .failed_login_delay
+                .saturating_sub(Duration::from_millis(spent));
+            Err(FailedLogin { delay, recorded })
         }
     }
 }
@@ -251,93 +314,48 @@ fn auth_err() -> Value {
     json!({"response_type": "AUTH_ERR"})
 }
 
-fn login_ex(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
-    api.admit_login(session, "auth.login_ex")?;
-    let data = arg(&args, 0);
-    let mechanism = data
-        .get("mechanism")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    match mechanism {
-        "PASSWORD_PLAIN" => {
-            let mut problems = Vec::new();
-            for key in ["username", "password"] {
-                if !data.get(key).is_some_and(Value::is_string) {
-                    problems.push((
-                        format!("auth_login_ex.{key}"),
-                        "attribute required".to_owned(),
-                    ));
-                }
-            }
-            if data.get("otp_token").is_some() {
-                problems.push((
-                    "auth_login_ex.otp_token".to_owned(),
-                    "Field was not expected".to_owned(),
-                ));
-            }
-            if !problems.is_empty() {
-                return Err(ApiError::Validation(problems));
-            }
-            let user = data["username"].as_str().unwrap_or_default();
-            let password = data["password"].as_str().unwrap_or_default();
-            let user_info = data
-                .get("login_options")
-                .and_then(|o| o.get("user_info"))
-                .and_then(Value::as_bool)
-                .unwrap_or(true);
-            let Some(auth) = check_password(api, session, user, password)? else {
-                return Ok(auth_err());
-            };
-            match code_needed(api, session, &auth)? {
-                CodeNeeded::Yes => {}
-                CodeNeeded::No => return success(api, session, auth, user_info),
-                CodeNeeded::Refused => return Ok(auth_err()),
-            }
-            let name = auth.account.name.clone();
-            let mut st = session.state();
-            st.next_login += 1;
-            st.pending = Some(PendingLogin {
-                login: st.next_login,
-                account: auth.account,
-                admin: auth.admin,
-                wrong_codes: 0,
-                user_info,
-            });
-            Ok(json!({"response_type": "OTP_REQUIRED", "username": name}))
-        }
-        "OTP_TOKEN" => continue_with_code(api, session, data),
-        other => Err(ApiError::Validation(vec![(
-            "auth_login_ex.mechanism".to_owned(),
-            format!("{other:?}: not one of PASSWORD_PLAIN, OTP_TOKEN"),
-        )])),
+fn login_ex(api: &Api, session: &Session, args: LoginExArgs) -> Answer {
+    if let Err(e) = api.admit_login(session, "auth.login_ex") {
+        return Answer::from(Err(e));
     }
+    let data = match args.auth_login_ex {
+        LoginData::PasswordPlain(data) => data,
+        LoginData::OtpToken(data) => return Answer::from(continue_with_code(api, session, &data)),
+    };
+    let user_info = data.login_options.user_info;
+    let auth = match check_password(api, session, &data.username, &data.password) {
+        Ok(auth) => auth,
+        Err(failed) => return failed.answer(auth_err()),
+    };
+    Answer::from(password_accepted(api, session, auth, user_info))
 }
 
-fn continue_with_code(api: &Api, session: &Session, data: &Value) -> Result<Value, ApiError> {
-    let mut problems = Vec::new();
-    if data.get("mechanism").and_then(Value::as_str) != Some("OTP_TOKEN") {
-        problems.push((
-            "auth_login_ex_continue.mechanism".to_owned(),
-            "Must be OTP_TOKEN".to_owned(),
-        ));
+/// After a right password: logged in, or a code asked for, or refused.
+fn password_accepted(
+    api: &Api,
+    session: &Session,
+    auth: Authenticated,
+    user_info: bool,
+) -> Result<Value, ApiError> {
+    match code_needed(api, session, &auth)? {
+        CodeNeeded::Yes => {}
+        CodeNeeded::No => return success(api, session, auth, user_info),
+        CodeNeeded::Refused => return Ok(auth_err()),
     }
-    for key in ["username", "password"] {
-        if data.get(key).is_some() {
-            problems.push((
-                format!("auth_login_ex_continue.{key}"),
-                "Field was not expected".to_owned(),
-            ));
-        }
-    }
-    if !data.get("otp_token").is_some_and(Value::is_string) {
-        problems.push((
-            "auth_login_ex_continue.otp_token".to_owned(),
-            "attribute required".to_owned(),
-        ));
-    }
-    if !problems.is_empty() {
-        return Err(ApiError::Validation(problems));
-    }
+    let name = auth.account.name.clone();
+    let mut st = session.state();
+    st.next_login += 1;
+    st.pending = Some(PendingLogin {
+        login: st.next_login,
+        account: auth.account,
+        admin: auth.admin,
+        wrong_codes: 0,
+        user_info,
+    });
+    Ok(json!({"response_type": "OTP_REQUIRED", "username": name}))
+}
+
+fn continue_with_code(api: &Api, session: &Session, data: &OtpToken) -> Result<Value, ApiError> {
     // The try is taken before the check, under the session's lock, so
     // concurrent continues cannot check more than MAX_WRONG_CODES codes.
     let pending = {
@@ -360,7 +378,7 @@ fn continue_with_code(api: &Api, session: &Session, data: &Value) -> Result<Valu
     let outcome = api.twofactor().check_code_for(
         &caller,
         &service::UserRef::of(&pending.account),
-        data.get("otp_token").and_then(Value::as_str),
+        Some(&data.otp_token),
     );
     match outcome {
         Ok(CheckOutcome::Accepted) => {
@@ -406,13 +424,28 @@ fn continue_with_code(api: &Api, session: &Session, data: &Value) -> Result<Valu
     }
 }
 
-fn login_legacy(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
-    api.admit_login(session, "auth.login")?;
-    let user = arg(&args, 0).as_str().unwrap_or_default();
-    let password = arg(&args, 1).as_str().unwrap_or_default();
-    let Some(auth) = check_password(api, session, user, password)? else {
-        return Ok(json!(false));
-    };
+fn login_legacy(api: &Api, session: &Session, args: LoginArgs) -> Answer {
+    if let Err(e) = api.admit_login(session, "auth.login") {
+        return Answer::from(Err(e));
+    }
+    match check_password(api, session, &args.username, &args.password) {
+        Ok(auth) => Answer::from(legacy_accepted(
+            api,
+            session,
+            auth,
+            args.otp_token.as_deref(),
+        )),
+        Err(failed) => failed.answer(json!(false)),
+    }
+}
+
+/// `auth.login` after a right password: the code, if one is needed.
+fn legacy_accepted(
+    api: &Api,
+    session: &Session,
+    auth: Authenticated,
+    otp_token: Option<&str>,
+) -> Result<Value, ApiError> {
     let needed = code_needed(api, session, &auth)?;
     if needed == CodeNeeded::Refused {
         return Ok(json!(false));
@@ -423,7 +456,7 @@ fn login_legacy(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value,
         match api.twofactor().check_code_for(
             &caller,
             &service::UserRef::of(&auth.account),
-            arg(&args, 2).as_str(),
+            otp_token,
         )? {
             CheckOutcome::Accepted => {}
             CheckOutcome::LockedOut { retry_after_secs } => {

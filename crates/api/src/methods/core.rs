@@ -2,10 +2,42 @@
 
 use serde_json::{Map, Value, json};
 
-use super::arg;
 use crate::registry::{Access, Method, Registry, Target};
-use crate::schema::{Field, Schema};
-use crate::{Api, ApiError, Session};
+use crate::schema::Schema;
+use crate::typed::doc;
+use crate::{Api, ApiError, Session, args};
+
+args! {
+    pub(crate) struct SetOptionsArgs {
+        #[expect(dead_code, reason = "no connection option changes anything here")]
+        options: Value => doc("Connection options").default(json!({})),
+    }
+}
+
+args! {
+    pub(crate) struct GetServicesArgs {
+        target: Target => doc("Describe for this client: WS, CLI or REST").default("WS"),
+    }
+}
+
+args! {
+    pub(crate) struct GetMethodsArgs {
+        service: Option<String> => doc("Only this service's methods").nullable(),
+        target: Target => doc("Describe for this client: WS, CLI or REST").default("WS"),
+    }
+}
+
+args! {
+    pub(crate) struct SubscribeArgs {
+        name: String => doc("Collection name"),
+    }
+}
+
+args! {
+    pub(crate) struct UnsubscribeArgs {
+        id: String => doc("Subscription id"),
+    }
+}
 
 pub(super) fn methods() -> Vec<Method> {
     // Every core method is in-memory work.
@@ -19,99 +51,58 @@ pub(super) fn methods() -> Vec<Method> {
             description: "Answers \"pong\": a liveness check.",
             cli_description: "Check the connection",
             returns: Schema::Str { nullable: false },
-            handler: |_, _, _| Ok(json!("pong")),
-            ..base.clone()
+            ..base.clone().handles(|_, _, ()| Ok(json!("pong")))
         },
         Method {
             name: "core.set_options",
             description: "Sets connection options. Unknown options are ignored.",
             cli_description: "Set connection options",
-            accepts: vec![
-                Field::new("options", Schema::Any, "Connection options").default(json!({})),
-            ],
             returns: Schema::Null,
-            handler: |_, _, _| Ok(Value::Null),
-            ..base.clone()
+            ..base
+                .clone()
+                .handles(|_, _, _: SetOptionsArgs| Ok(Value::Null))
         },
         Method {
             name: "core.get_services",
             description: "Describes every service: its type and CLI namespace.",
             cli_description: "List services",
             access: Access::User,
-            accepts: vec![target()],
-            handler: |api, _, args| {
-                Ok(api
-                    .inner
-                    .registry
-                    .describe_services(Target::from_arg(arg(&args, 0))))
-            },
-            ..base.clone()
+            ..base.clone().handles(|api, _, a: GetServicesArgs| {
+                Ok(api.inner.registry.describe_services(a.target))
+            })
         },
         Method {
             name: "core.get_methods",
             description: "Describes the methods the caller may call, optionally of one service.",
             cli_description: "List methods",
             access: Access::User,
-            accepts: vec![
-                Field::new(
-                    "service",
-                    Schema::Str { nullable: true },
-                    "Only this service's methods",
-                )
-                .default(Value::Null),
-                target(),
-            ],
-            handler: get_methods,
-            ..base.clone()
+            ..base.clone().handles(get_methods)
         },
         Method {
             name: "core.subscribe",
             description: "Subscribes to an event collection (auth.twofactor, or * for all). Returns the subscription id.",
             cli_description: "Subscribe to events",
             access: Access::Admin,
-            accepts: vec![
-                Field::new("name", Schema::Str { nullable: false }, "Collection name").required(),
-            ],
             returns: Schema::Str { nullable: false },
-            handler: subscribe,
-            ..base.clone()
+            ..base.clone().handles(subscribe)
         },
         Method {
             name: "core.unsubscribe",
             description: "Ends a subscription.",
             cli_description: "Unsubscribe from events",
             access: Access::User,
-            accepts: vec![
-                Field::new("id", Schema::Str { nullable: false }, "Subscription id").required(),
-            ],
             returns: Schema::Null,
-            handler: |_, session, args| {
-                if let Some(id) = arg(&args, 0).as_str() {
-                    session.state().subscriptions.remove(id);
-                }
+            ..base.handles(|_, session, a: UnsubscribeArgs| {
+                session.state().subscriptions.remove(&a.id);
                 Ok(Value::Null)
-            },
-            ..base
+            })
         },
     ]
 }
 
-/// TrueNAS's `target` argument: whom the description is for. With `CLI`,
-/// only what has a CLI namespace is described (SPEC §5.6).
-fn target() -> Field {
-    Field::new(
-        "target",
-        Schema::Choice(Target::NAMES),
-        "Describe for this client: WS, CLI or REST",
-    )
-    .default(json!("WS"))
-}
-
-fn get_methods(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
-    let wanted = arg(&args, 0).as_str();
-    let target = Target::from_arg(arg(&args, 1));
+fn get_methods(api: &Api, session: &Session, a: GetMethodsArgs) -> Result<Value, ApiError> {
     let map: Map<String, Value> = api
-        .listed_methods(session, wanted, target)
+        .listed_methods(session, a.service.as_deref(), a.target)
         .map(|m| (m.name.to_owned(), m.describe()))
         .collect();
     Ok(Value::Object(map))
@@ -150,8 +141,8 @@ impl Api {
     }
 }
 
-fn subscribe(_: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
-    let name = arg(&args, 0).as_str().unwrap_or_default();
+fn subscribe(_: &Api, session: &Session, a: SubscribeArgs) -> Result<Value, ApiError> {
+    let name = a.name;
     if name != "auth.twofactor" && name != "*" {
         return Err(ApiError::call(
             wire::Errno::ENOENT,
@@ -161,6 +152,6 @@ fn subscribe(_: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiE
     let mut st = session.state();
     st.next_subscription += 1;
     let id = format!("sub-{}", st.next_subscription);
-    st.subscriptions.insert(id.clone(), name.to_owned());
+    st.subscriptions.insert(id.clone(), name);
     Ok(json!(id))
 }

@@ -14,7 +14,6 @@ pub(super) fn methods() -> Vec<Method> {
         cli_description: "Pending network changes to check in",
         inline: true,
         returns: Schema::Null,
-        handler: |_, _, _| Ok(Value::Null),
-        ..Method::base(Access::User, true)
+        ..Method::base(Access::User, true).handles(|_, _, ()| Ok(Value::Null))
     }]
 }

@@ -75,11 +75,6 @@ pub(crate) fn registry() -> Registry {
     Registry { services, methods }
 }
 
-/// Reads a validated argument that the schema guarantees to be present.
-pub(crate) fn arg(args: &[serde_json::Value], i: usize) -> &serde_json::Value {
-    args.get(i).unwrap_or(&serde_json::Value::Null)
-}
-
 /// For a login (API or PAM) of an account with 2FA on but no secret of
 /// its own: under `require_secret` it is refused and audited
 /// (`auth.login` / `refused`, SPEC 9.5). Returns whether it is refused.

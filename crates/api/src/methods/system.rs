@@ -13,8 +13,8 @@ pub(super) fn methods() -> Vec<Method> {
         cli_description: "Show the host name",
         inline: true,
         returns: Schema::Str { nullable: false },
-        handler: |api, _, _| Ok(json!(api.twofactor().labels().hostname)),
         // midcli asks for it to draw its prompt; `tfa` has its own.
         ..Method::base(Access::User, true)
+            .handles(|api, _, ()| Ok(json!(api.twofactor().labels().hostname)))
     }]
 }

@@ -1,13 +1,15 @@
 //! `auth.twofactor.*` (SPEC §3) and the PAM module's private methods (§7).
 
-use otp::{Digits, Interval, Window};
 use serde_json::{Value, json};
-use service::{Caller, CheckOutcome, Entry, Origin, Services, UpdateRequest};
+use service::{
+    Caller, CheckOutcome, Digits, Entry, Interval, Origin, Services, UpdateRequest, Window,
+};
 
-use super::{arg, refused_without_secret};
+use super::refused_without_secret;
 use crate::registry::{Access, Method};
 use crate::schema::{Field, Schema};
-use crate::{Api, ApiError, Event, Session};
+use crate::typed::doc;
+use crate::{Api, ApiError, Event, Session, args};
 
 fn int(min: impl Into<i64>, max: impl Into<i64>) -> Schema {
     Schema::Int {
@@ -16,10 +18,64 @@ fn int(min: impl Into<i64>, max: impl Into<i64>) -> Schema {
     }
 }
 
+args! {
+    /// The services that also require a code.
+    pub(crate) struct ServicesArg {
+        ssh: bool => doc("Require a code at SSH login").default(false),
+    }
+}
+
+args! {
+    /// `auth.twofactor.update`'s argument: only the keys given change, so
+    /// every field may be absent; the defaults are only shown.
+    pub(crate) struct UpdateData {
+        enabled: Option<bool> => doc("Turn two-factor authentication on or off"),
+        otp_digits: Option<Digits> => doc("Digits in a code")
+            .default(Digits::DEFAULT.get())
+            .reprovision(),
+        window: Option<Window> => doc(
+            "Also accept codes this many time steps before and after the current one",
+        )
+        .default(Window::DEFAULT.get()),
+        interval: Option<Interval> => doc("Seconds each code lives")
+            .default(Interval::DEFAULT.get())
+            .reprovision(),
+        services: Option<ServicesArg> => doc("Services that also require a code"),
+    }
+}
+
+args! {
+    pub(crate) struct UpdateArgs {
+        auth_twofactor_update: UpdateData => doc("The settings to change"),
+    }
+}
+
+args! {
+    pub(crate) struct VerifyArgs {
+        token: Option<String> => doc("The code from the authenticator app").nullable().required(),
+    }
+}
+
+args! {
+    /// The PAM module's question: does this login need a code?
+    pub(crate) struct PamRequiredArgs {
+        username: String => doc(""),
+        pam_service: String => doc(""),
+    }
+}
+
+args! {
+    /// The PAM module's check of a code typed at its prompt.
+    pub(crate) struct PamCheckArgs {
+        username: String => doc(""),
+        pam_service: String => doc(""),
+        rhost: Option<String> => doc("").nullable(),
+        token: Option<String> => doc("").nullable().required(),
+    }
+}
+
 fn services_schema() -> Schema {
-    Schema::Object(vec![
-        Field::new("ssh", Schema::Bool, "Require a code at SSH login").default(json!(false)),
-    ])
+    <ServicesArg as crate::typed::Described>::schema()
 }
 
 /// The fields of the entry, in the order `config` returns them.
@@ -87,8 +143,9 @@ pub(super) fn methods() -> Vec<Method> {
             examples: &["auth two_factor config"],
             returns: entry_schema(),
             inline: true,
-            handler: |api, _, _| Ok(entry_json(&api.twofactor().config()?)),
-            ..base.clone()
+            ..base
+                .clone()
+                .handles(|api, _, ()| Ok(entry_json(&api.twofactor().config()?)))
         },
         Method {
             name: "auth.twofactor.update",
@@ -101,41 +158,21 @@ pub(super) fn methods() -> Vec<Method> {
                 "auth two_factor update otp_digits=8 interval=60 window=1",
                 "auth two_factor update services={\"ssh\": true}",
             ],
-            accepts: vec![
-                Field::new(
-                    "auth_twofactor_update",
-                    Schema::Object(vec![
-                        Field::new("enabled", Schema::Bool, "Turn two-factor authentication on or off"),
-                        Field::new("otp_digits", int(Digits::MIN, Digits::MAX), "Digits in a code")
-                            .default(json!(Digits::DEFAULT.get()))
-                            .reprovision(),
-                        Field::new(
-                            "window",
-                            int(Window::MIN, Window::MAX),
-                            "Also accept codes this many time steps before and after the current one",
-                        )
-                        .default(json!(Window::DEFAULT.get())),
-                        Field::new("interval", int(Interval::MIN, Interval::MAX), "Seconds each code lives")
-                            .default(json!(Interval::DEFAULT.get()))
-                            .reprovision(),
-                        Field::new("services", services_schema(), "Services that also require a code"),
-                    ]),
-                    "The settings to change",
-                )
-                .required(),
-            ],
             returns: entry_schema(),
-            handler: update,
-            ..base.clone()
+            ..base.clone().handles(update)
         },
         Method {
             name: "auth.twofactor.provisioning_uri",
             description: "The otpauth:// Key URI that authenticator apps import (as a QR code).",
             cli_description: "Show the provisioning URI (and QR code)",
-            examples: &["auth two_factor provisioning_uri", "auth two_factor provisioning_uri --png qr.png"],
+            examples: &[
+                "auth two_factor provisioning_uri",
+                "auth two_factor provisioning_uri --png qr.png",
+            ],
             returns: Schema::Str { nullable: false },
-            handler: |api, _, _| Ok(json!(api.twofactor().provisioning_uri()?)),
-            ..base.clone()
+            ..base
+                .clone()
+                .handles(|api, _, ()| Ok(json!(api.twofactor().provisioning_uri()?)))
         },
         Method {
             name: "auth.twofactor.renew_secret",
@@ -144,8 +181,7 @@ pub(super) fn methods() -> Vec<Method> {
             cli_description: "Generate a new secret",
             examples: &["auth two_factor renew_secret"],
             returns: Schema::Bool,
-            handler: renew_secret,
-            ..base.clone()
+            ..base.clone().handles(renew_secret)
         },
         Method {
             name: "auth.twofactor.verify",
@@ -153,44 +189,30 @@ pub(super) fn methods() -> Vec<Method> {
                           repeated wrong codes lock checks out for a while.",
             cli_description: "Check a code",
             examples: &["auth two_factor verify token=123456"],
-            accepts: vec![
-                Field::new("token", Schema::Str { nullable: true }, "The code from the authenticator app")
-                    .required(),
-            ],
             returns: Schema::Bool,
-            handler: |api, session, args| {
+            ..base.clone().handles(|api, session, a: VerifyArgs| {
                 // An administrator on the Unix socket is never locked out
                 // (SPEC 6.3); the service decides with the origin.
                 let admin = session.user().is_some_and(|u| u.admin);
-                let caller = session.caller().via("auth.twofactor.verify").as_admin(admin);
-                Ok(json!(api.twofactor().verify(&caller, arg(&args, 0).as_str())?))
-            },
-            ..base.clone()
+                let caller = session
+                    .caller()
+                    .via("auth.twofactor.verify")
+                    .as_admin(admin);
+                Ok(json!(api.twofactor().verify(&caller, a.token.as_deref())?))
+            })
         },
         Method {
             name: "auth.twofactor.pam_required",
             description: "Whether a PAM login of this user through this PAM service needs a code.",
-            accepts: vec![
-                Field::new("username", Schema::Str { nullable: false }, "").required(),
-                Field::new("pam_service", Schema::Str { nullable: false }, "").required(),
-            ],
             returns: Schema::Any,
-            handler: pam_required,
-            ..pam_base.clone()
+            ..pam_base.clone().handles(pam_required)
         },
         Method {
             name: "auth.twofactor.pam_check",
             description: "Checks a code typed at a PAM prompt: accepted, wrong, replayed, \
                           locked_out or not_required.",
-            accepts: vec![
-                Field::new("username", Schema::Str { nullable: false }, "").required(),
-                Field::new("pam_service", Schema::Str { nullable: false }, "").required(),
-                Field::new("rhost", Schema::Str { nullable: true }, "").default(Value::Null),
-                Field::new("token", Schema::Str { nullable: true }, "").required(),
-            ],
             returns: Schema::Any,
-            handler: pam_check,
-            ..pam_base
+            ..pam_base.handles(pam_check)
         },
     ]
 }
@@ -203,26 +225,14 @@ fn pam_counts_as_ssh(api: &Api, service: &str) -> bool {
         .any(|s| s == service)
 }
 
-fn update(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
-    let data = arg(&args, 0);
-    // The schema checked types and ranges; these conversions cannot fail
-    // past it, but a mismatch is reported rather than trusted.
-    let int_of = |key: &str| data.get(key).and_then(Value::as_i64);
-    let bad = |e: otp::ParamError| ApiError::Internal(format!("schema and type disagree: {e}"));
+fn update(api: &Api, session: &Session, args: UpdateArgs) -> Result<Value, ApiError> {
+    let data = args.auth_twofactor_update;
     let req = UpdateRequest {
-        enabled: data.get("enabled").and_then(Value::as_bool),
-        otp_digits: int_of("otp_digits")
-            .map(Digits::new)
-            .transpose()
-            .map_err(bad)?,
-        window: int_of("window").map(Window::new).transpose().map_err(bad)?,
-        interval: int_of("interval")
-            .map(Interval::new)
-            .transpose()
-            .map_err(bad)?,
-        services: data.get("services").map(|s| Services {
-            ssh: s.get("ssh").and_then(Value::as_bool).unwrap_or(false),
-        }),
+        enabled: data.enabled,
+        otp_digits: data.otp_digits,
+        window: data.window,
+        interval: data.interval,
+        services: data.services.map(|s| Services { ssh: s.ssh }),
     };
     let caller = session.caller().via("auth.twofactor.update");
     let entry = entry_json(&api.twofactor().update(&caller, req)?);
@@ -230,7 +240,7 @@ fn update(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiEr
     Ok(entry)
 }
 
-fn renew_secret(api: &Api, session: &Session, _: Vec<Value>) -> Result<Value, ApiError> {
+fn renew_secret(api: &Api, session: &Session, (): ()) -> Result<Value, ApiError> {
     let caller = session.caller().via("auth.twofactor.renew_secret");
     let done = api.twofactor().renew_secret(&caller)?;
     emit_changed(api, &entry_json(&api.twofactor().config()?));
@@ -290,29 +300,28 @@ fn pam_need(api: &Api, caller: &Caller, user: &str, service: &str) -> Result<Pam
 }
 
 /// `true`, `false`, or `{"refuse": message}` under `require_secret`.
-fn pam_required(api: &Api, _: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
-    let user = arg(&args, 0).as_str().unwrap_or_default();
-    let service = arg(&args, 1).as_str().unwrap_or_default();
-    let caller = Caller::new(Some(user), Origin::Pam { rhost: None }).via(format!("pam:{service}"));
-    Ok(match pam_need(api, &caller, user, service)? {
+fn pam_required(api: &Api, _: &Session, a: PamRequiredArgs) -> Result<Value, ApiError> {
+    let caller = Caller::new(Some(&a.username), Origin::Pam { rhost: None })
+        .via(format!("pam:{}", a.pam_service));
+    Ok(match pam_need(api, &caller, &a.username, &a.pam_service)? {
         PamNeed::Nothing => json!(false),
         PamNeed::Code(_) => json!(true),
         PamNeed::Refuse => json!({"refuse": SECRET_REQUIRED}),
     })
 }
 
-fn pam_check(api: &Api, _: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
-    let user = arg(&args, 0).as_str().unwrap_or_default();
-    let service = arg(&args, 1).as_str().unwrap_or_default();
-    let rhost = arg(&args, 2).as_str().map(str::to_owned);
-    let token = arg(&args, 3).as_str();
-    let caller = Caller::new(Some(user), Origin::Pam { rhost }).via(format!("pam:{service}"));
-    let target = match pam_need(api, &caller, user, service)? {
+fn pam_check(api: &Api, _: &Session, a: PamCheckArgs) -> Result<Value, ApiError> {
+    let caller = Caller::new(Some(&a.username), Origin::Pam { rhost: a.rhost })
+        .via(format!("pam:{}", a.pam_service));
+    let target = match pam_need(api, &caller, &a.username, &a.pam_service)? {
         PamNeed::Nothing => return Ok(json!({"outcome": "not_required"})),
         PamNeed::Refuse => return Ok(json!({"outcome": "refused", "message": SECRET_REQUIRED})),
         PamNeed::Code(target) => target,
     };
-    let out = match api.twofactor().check_code_for(&caller, &target, token) {
+    let out = match api
+        .twofactor()
+        .check_code_for(&caller, &target, a.token.as_deref())
+    {
         Ok(CheckOutcome::Accepted) => json!({"outcome": "accepted"}),
         Ok(CheckOutcome::Wrong) => json!({"outcome": "wrong"}),
         Ok(CheckOutcome::Replayed) => json!({"outcome": "replayed"}),

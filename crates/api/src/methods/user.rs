@@ -6,28 +6,124 @@
 
 use std::collections::BTreeMap;
 
-use otp::{Digits, Interval};
-use serde_json::{Map, Value, json};
-use service::{Account, SecretOptions, UserConfig, UserRef};
+use serde_json::{Value, json};
+use service::{Account, Digits, Interval, SecretOptions, UserConfig, UserRef};
 
-use super::arg;
 use crate::registry::{Access, Method};
 use crate::schema::{Field, Schema};
-use crate::{Api, ApiError, Event, Session};
+use crate::typed::{Described, doc};
+use crate::{Api, ApiError, Event, Session, args};
 
-/// The range of a code's digit count.
 fn digits_schema() -> Schema {
-    Schema::Int {
-        min: Digits::MIN.into(),
-        max: Digits::MAX.into(),
+    Digits::schema()
+}
+
+fn interval_schema() -> Schema {
+    Interval::schema()
+}
+
+args! {
+    /// Digits and interval of a new secret.
+    pub(crate) struct SecretOptionsArg {
+        otp_digits: Option<Digits> => doc(
+            "Digits in a code (default: the user's previous value, else the system's)",
+        ),
+        interval: Option<Interval> => doc(
+            "Seconds each code lives (default: the user's previous value, else the system's)",
+        ),
     }
 }
 
-/// The range of a code's lifetime in seconds.
-fn interval_schema() -> Schema {
-    Schema::Int {
-        min: Interval::MIN.into(),
-        max: Interval::MAX.into(),
+args! {
+    /// The methods that name an account and nothing else.
+    pub(crate) struct UserArgs {
+        username: String => doc("Account name"),
+    }
+}
+
+args! {
+    /// The methods that name an account and give options for its new secret.
+    pub(crate) struct UserSecretArgs {
+        username: String => doc("Account name"),
+        twofactor_options: SecretOptionsArg => doc("Digits and interval of the new secret")
+            .default(json!({})),
+    }
+}
+
+args! {
+    /// The methods that check a code of an account.
+    pub(crate) struct UserTokenArgs {
+        username: String => doc("Account name"),
+        token: Option<String> => doc("A code from the authenticator app (or a recovery code)")
+            .nullable()
+            .required(),
+    }
+}
+
+/// A TrueNAS filter operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+pub(crate) enum FilterOp {
+    #[serde(rename = "=")]
+    Eq,
+    #[serde(rename = "!=")]
+    Ne,
+    #[serde(rename = "in")]
+    In,
+    #[serde(rename = "^")]
+    StartsWith,
+}
+
+/// One TrueNAS filter `[field, op, value]`.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct Filter(String, FilterOp, Value);
+
+/// `user.query`'s filters: their shape is checked as a whole, so that a
+/// problem is reported at `filters` (as TrueNAS does).
+#[derive(Debug, serde::Deserialize)]
+#[serde(transparent)]
+pub(crate) struct Filters(Vec<Filter>);
+
+impl Described for Filters {
+    fn schema() -> Schema {
+        Schema::Rule {
+            base: Box::new(Schema::List(Box::new(Schema::Any))),
+            rule: check_filters,
+        }
+    }
+}
+
+/// The rule [`Filters`] deserialises by.
+fn check_filters(filters: &Value) -> Result<(), String> {
+    for filter in filters.as_array().into_iter().flatten() {
+        let parts = filter
+            .as_array()
+            .filter(|p| p.len() == 3)
+            .ok_or("Each filter is [field, operator, value]")?;
+        parts[0].as_str().ok_or("A filter's field is a string")?;
+        let op = parts[1].as_str().ok_or("A filter's operator is a string")?;
+        match op {
+            "=" | "!=" | "^" => {}
+            "in" if parts[2].is_array() => {}
+            "in" => return Err("The value of 'in' is a list".to_owned()),
+            other => return Err(format!("{other:?}: not one of the operators =, !=, in, ^")),
+        }
+    }
+    Ok(())
+}
+
+args! {
+    pub(crate) struct QueryOptions {
+        get: bool => doc("Return the one matching entry").default(false),
+        limit: u64 => doc("At most this many (0: all)").default(0),
+        offset: u64 => doc("Skip this many").default(0),
+        order_by: Vec<String> => doc("Sort keys; a leading - sorts descending").default(json!([])),
+    }
+}
+
+args! {
+    pub(crate) struct QueryArgs {
+        filters: Filters => doc("Filters").default(json!([])),
+        options: QueryOptions => doc("Query options").default(json!({})),
     }
 }
 
@@ -39,39 +135,6 @@ fn digits_field() -> Field {
 /// A user's `interval` as the config and enrolment return it.
 fn interval_field() -> Field {
     Field::new("interval", interval_schema(), "Seconds per code")
-}
-
-fn username_field() -> Field {
-    Field::new("username", Schema::Str { nullable: false }, "Account name").required()
-}
-
-fn token_field() -> Field {
-    Field::new(
-        "token",
-        Schema::Str { nullable: true },
-        "A code from the authenticator app (or a recovery code)",
-    )
-    .required()
-}
-
-fn twofactor_options_field() -> Field {
-    Field::new(
-        "twofactor_options",
-        Schema::Object(vec![
-            Field::new(
-                "otp_digits",
-                digits_schema(),
-                "Digits in a code (default: the user's previous value, else the system's)",
-            ),
-            Field::new(
-                "interval",
-                interval_schema(),
-                "Seconds each code lives (default: the user's previous value, else the system's)",
-            ),
-        ]),
-        "Digits and interval of the new secret",
-    )
-    .default(json!({}))
 }
 
 fn twofactor_config_schema() -> Schema {
@@ -143,8 +206,8 @@ pub(super) fn methods() -> Vec<Method> {
                           administrators' group. midcli asks it when its shell starts.",
             cli_description: "Whether a local administrator exists",
             returns: Schema::Bool,
-            handler: |api, _, _| Ok(json!(local_administrator_exists(api))),
             ..Method::base(Access::User, true)
+                .handles(|api, _, ()| Ok(json!(local_administrator_exists(api))))
         },
         Method {
             name: "user.query",
@@ -159,42 +222,8 @@ pub(super) fn methods() -> Vec<Method> {
                 "account user query [[\"username\", \"=\", \"alice\"]]",
                 "account user query [] {\"order_by\": [\"-uid\"], \"limit\": 5}",
             ],
-            accepts: vec![
-                Field::new("filters", Schema::List(Box::new(Schema::Any)), "Filters")
-                    .default(json!([])),
-                Field::new(
-                    "options",
-                    Schema::Object(vec![
-                        Field::new("get", Schema::Bool, "Return the one matching entry"),
-                        Field::new(
-                            "limit",
-                            Schema::Int {
-                                min: 0,
-                                max: i64::MAX,
-                            },
-                            "At most this many",
-                        ),
-                        Field::new(
-                            "offset",
-                            Schema::Int {
-                                min: 0,
-                                max: i64::MAX,
-                            },
-                            "Skip this many",
-                        ),
-                        Field::new(
-                            "order_by",
-                            Schema::List(Box::new(Schema::Str { nullable: false })),
-                            "Sort keys; a leading - sorts descending",
-                        ),
-                    ]),
-                    "Query options",
-                )
-                .default(json!({})),
-            ],
             returns: Schema::List(Box::new(Schema::Object(user_entry_fields()))),
-            handler: query,
-            ..base.clone()
+            ..base.clone().handles(query)
         },
         Method {
             name: "user.renew_2fa_secret",
@@ -206,20 +235,16 @@ pub(super) fn methods() -> Vec<Method> {
                 "account user renew_2fa_secret username=alice",
                 "account user renew_2fa_secret username=alice twofactor_options={\"interval\": 60}",
             ],
-            accepts: vec![username_field(), twofactor_options_field()],
             returns: user_with_config_schema(),
-            handler: renew,
-            ..base.clone()
+            ..base.clone().handles(renew)
         },
         Method {
             name: "user.unset_2fa_secret",
             description: "Removes the account's secret, pending enrolment and recovery codes.",
             cli_description: "Remove an account's 2FA secret",
             examples: &["account user unset_2fa_secret username=alice"],
-            accepts: vec![username_field()],
             returns: Schema::Null,
-            handler: unset,
-            ..base.clone()
+            ..base.clone().handles(unset)
         },
         Method {
             name: "user.provisioning_uri",
@@ -229,15 +254,13 @@ pub(super) fn methods() -> Vec<Method> {
                 "account user provisioning_uri username=alice",
                 "account user provisioning_uri username=alice --qr",
             ],
-            accepts: vec![username_field()],
             returns: Schema::Str { nullable: false },
-            handler: |api, session, args| {
-                let (user, _) = target_account(api, session, &args)?;
+            ..base.clone().handles(|api, session, a: UserArgs| {
+                let (user, _) = target_account(api, session, &a.username)?;
                 Ok(json!(
                     api.twofactor().user_provisioning_uri(&user)?.as_str()
                 ))
-            },
-            ..base.clone()
+            })
         },
         Method {
             name: "user.twofactor_config",
@@ -245,13 +268,11 @@ pub(super) fn methods() -> Vec<Method> {
                           set, interval, digits and unused recovery codes.",
             cli_description: "Show an account's 2FA settings",
             examples: &["account user twofactor_config username=alice"],
-            accepts: vec![username_field()],
             returns: twofactor_config_schema(),
-            handler: |api, session, args| {
-                let (user, _) = target_account(api, session, &args)?;
+            ..base.clone().handles(|api, session, a: UserArgs| {
+                let (user, _) = target_account(api, session, &a.username)?;
                 Ok(config_json(&api.twofactor().user_config(&user)?))
-            },
-            ..base.clone()
+            })
         },
         Method {
             name: "user.verify_twofactor_token",
@@ -260,18 +281,16 @@ pub(super) fn methods() -> Vec<Method> {
                           the lock-out.",
             cli_description: "Check a code of an account",
             examples: &["account user verify_twofactor_token username=alice token=123456"],
-            accepts: vec![username_field(), token_field()],
             returns: Schema::Bool,
-            handler: |api, session, args| {
-                let (user, _) = target_account(api, session, &args)?;
+            ..base.clone().handles(|api, session, a: UserTokenArgs| {
+                let (user, _) = target_account(api, session, &a.username)?;
                 let caller = caller_of(session, "user.verify_twofactor_token");
                 Ok(json!(api.twofactor().verify_user(
                     &caller,
                     &user,
-                    arg(&args, 1).as_str()
+                    a.token.as_deref()
                 )?))
-            },
-            ..base.clone()
+            })
         },
         Method {
             name: "user.twofactor_enroll",
@@ -284,7 +303,6 @@ pub(super) fn methods() -> Vec<Method> {
                 "account user twofactor_enroll username=alice",
                 "account user twofactor_enroll username=alice twofactor_options={\"otp_digits\": 8}",
             ],
-            accepts: vec![username_field(), twofactor_options_field()],
             returns: Schema::Object(vec![
                 Field::new(
                     "provisioning_uri",
@@ -299,8 +317,7 @@ pub(super) fn methods() -> Vec<Method> {
                     "Seconds until the pending secret expires",
                 ),
             ]),
-            handler: enroll,
-            ..base.clone()
+            ..base.clone().handles(enroll)
         },
         Method {
             name: "user.twofactor_enroll_confirm",
@@ -309,10 +326,8 @@ pub(super) fn methods() -> Vec<Method> {
                           active one working, and counts as a failed code.",
             cli_description: "Confirm a pending 2FA secret with a code",
             examples: &["account user twofactor_enroll_confirm username=alice token=123456"],
-            accepts: vec![username_field(), token_field()],
             returns: user_with_config_schema(),
-            handler: enroll_confirm,
-            ..base.clone()
+            ..base.clone().handles(enroll_confirm)
         },
         Method {
             name: "user.generate_2fa_recovery_codes",
@@ -321,10 +336,8 @@ pub(super) fn methods() -> Vec<Method> {
                           asked.",
             cli_description: "Make new recovery codes",
             examples: &["account user generate_2fa_recovery_codes username=alice"],
-            accepts: vec![username_field()],
             returns: Schema::List(Box::new(Schema::Str { nullable: false })),
-            handler: recovery_codes,
-            ..base
+            ..base.handles(recovery_codes)
         },
     ]
 }
@@ -346,9 +359,8 @@ fn local_administrator_exists(api: &Api) -> bool {
 fn target_account(
     api: &Api,
     session: &Session,
-    args: &[Value],
+    username: &str,
 ) -> Result<(UserRef, Account), ApiError> {
-    let username = arg(args, 0).as_str().unwrap_or_default();
     let me = session.user().ok_or_else(ApiError::not_authenticated)?;
     if !me.admin && me.account.name != username {
         return Err(ApiError::call(
@@ -373,22 +385,11 @@ fn caller_of(session: &Session, via: &str) -> service::Caller {
     session.caller().via(via).as_admin(admin)
 }
 
-fn options_of(v: &Value) -> Result<SecretOptions, ApiError> {
-    let bad = |e: otp::ParamError| ApiError::Internal(format!("schema and type disagree: {e}"));
-    Ok(SecretOptions {
-        otp_digits: v
-            .get("otp_digits")
-            .and_then(Value::as_i64)
-            .map(Digits::new)
-            .transpose()
-            .map_err(bad)?,
-        interval: v
-            .get("interval")
-            .and_then(Value::as_i64)
-            .map(Interval::new)
-            .transpose()
-            .map_err(bad)?,
-    })
+fn options_of(o: SecretOptionsArg) -> SecretOptions {
+    SecretOptions {
+        otp_digits: o.otp_digits,
+        interval: o.interval,
+    }
 }
 
 /// `user.twofactor_config`'s JSON.
@@ -435,16 +436,16 @@ fn with_config(api: &Api, account: &Account, user: &UserRef) -> Result<Value, Ap
     Ok(entry)
 }
 
-fn renew(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
-    let (user, account) = target_account(api, session, &args)?;
-    let opts = options_of(arg(&args, 1))?;
+fn renew(api: &Api, session: &Session, a: UserSecretArgs) -> Result<Value, ApiError> {
+    let (user, account) = target_account(api, session, &a.username)?;
+    let opts = options_of(a.twofactor_options);
     api.twofactor()
         .renew_user_secret(&caller_of(session, "user.renew_2fa_secret"), &user, opts)?;
     with_config(api, &account, &user)
 }
 
-fn unset(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
-    let (user, account) = target_account(api, session, &args)?;
+fn unset(api: &Api, session: &Session, a: UserArgs) -> Result<Value, ApiError> {
+    let (user, account) = target_account(api, session, &a.username)?;
     let admin = session.user().is_some_and(|u| u.admin);
     if api.inner.options.require_secret && !admin {
         return Err(ApiError::call(
@@ -462,9 +463,9 @@ fn unset(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiErr
     Ok(Value::Null)
 }
 
-fn enroll(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
-    let (user, _) = target_account(api, session, &args)?;
-    let opts = options_of(arg(&args, 1))?;
+fn enroll(api: &Api, session: &Session, a: UserSecretArgs) -> Result<Value, ApiError> {
+    let (user, _) = target_account(api, session, &a.username)?;
+    let opts = options_of(a.twofactor_options);
     let e = api
         .twofactor()
         .enroll(&caller_of(session, "user.twofactor_enroll"), &user, opts)?;
@@ -476,18 +477,18 @@ fn enroll(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiEr
     }))
 }
 
-fn enroll_confirm(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
-    let (user, account) = target_account(api, session, &args)?;
+fn enroll_confirm(api: &Api, session: &Session, a: UserTokenArgs) -> Result<Value, ApiError> {
+    let (user, account) = target_account(api, session, &a.username)?;
     api.twofactor().enroll_confirm(
         &caller_of(session, "user.twofactor_enroll_confirm"),
         &user,
-        arg(&args, 1).as_str(),
+        a.token.as_deref(),
     )?;
     with_config(api, &account, &user)
 }
 
-fn recovery_codes(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
-    let (user, account) = target_account(api, session, &args)?;
+fn recovery_codes(api: &Api, session: &Session, a: UserArgs) -> Result<Value, ApiError> {
+    let (user, account) = target_account(api, session, &a.username)?;
     let codes = api.twofactor().generate_recovery_codes(
         &caller_of(session, "user.generate_2fa_recovery_codes"),
         &user,
@@ -501,41 +502,18 @@ fn recovery_codes(api: &Api, session: &Session, args: Vec<Value>) -> Result<Valu
 
 // ------------------------------------------------------------- user.query
 
-fn query_problem(msg: impl Into<String>) -> ApiError {
-    ApiError::Validation(vec![("user_query.filters".to_owned(), msg.into())])
-}
-
-/// One TrueNAS filter `[field, op, value]`.
-fn matches(entry: &Value, filter: &Value) -> Result<bool, ApiError> {
-    let parts = filter
-        .as_array()
-        .filter(|p| p.len() == 3)
-        .ok_or_else(|| query_problem("Each filter is [field, operator, value]"))?;
-    let field = parts[0]
-        .as_str()
-        .ok_or_else(|| query_problem("A filter's field is a string"))?;
-    let op = parts[1]
-        .as_str()
-        .ok_or_else(|| query_problem("A filter's operator is a string"))?;
-    let want = &parts[2];
+/// Whether `entry` passes `filter`.
+fn matches(entry: &Value, Filter(field, op, want): &Filter) -> bool {
     let got = entry.get(field).unwrap_or(&Value::Null);
-    Ok(match op {
-        "=" => got == want,
-        "!=" => got != want,
-        "in" => want
-            .as_array()
-            .ok_or_else(|| query_problem("The value of 'in' is a list"))?
-            .contains(got),
-        "^" => match (got.as_str(), want.as_str()) {
+    match op {
+        FilterOp::Eq => got == want,
+        FilterOp::Ne => got != want,
+        FilterOp::In => want.as_array().is_some_and(|w| w.contains(got)),
+        FilterOp::StartsWith => match (got.as_str(), want.as_str()) {
             (Some(g), Some(w)) => g.starts_with(w),
             _ => false,
         },
-        other => {
-            return Err(query_problem(format!(
-                "{other:?}: not one of the operators =, !=, in, ^"
-            )));
-        }
-    })
+    }
 }
 
 fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
@@ -550,7 +528,7 @@ fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
     }
 }
 
-fn query(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiError> {
+fn query(api: &Api, session: &Session, args: QueryArgs) -> Result<Value, ApiError> {
     let me = session.user().ok_or_else(ApiError::not_authenticated)?;
     let holders = api.twofactor().secret_holders()?;
     let honoured = |a: &Account| {
@@ -579,44 +557,33 @@ fn query(api: &Api, session: &Session, args: Vec<Value>) -> Result<Value, ApiErr
         .values()
         .map(|a| entry_json(a, honoured(a)))
         .collect();
-    let filters = arg(&args, 0).as_array().cloned().unwrap_or_default();
-    let mut kept = Vec::with_capacity(rows.len());
-    for row in rows.drain(..) {
-        let mut keep = true;
-        for f in &filters {
-            keep &= matches(&row, f)?;
-        }
-        if keep {
-            kept.push(row);
-        }
+    let Filters(filters) = &args.filters;
+    let mut kept: Vec<Value> = rows
+        .drain(..)
+        .filter(|row| filters.iter().all(|f| matches(row, f)))
+        .collect();
+    let options = args.options;
+    for key in options.order_by.iter().rev() {
+        let (key, desc) = match key.strip_prefix('-') {
+            Some(k) => (k, true),
+            None => (key.as_str(), false),
+        };
+        kept.sort_by(|a, b| {
+            let o = compare(
+                a.get(key).unwrap_or(&Value::Null),
+                b.get(key).unwrap_or(&Value::Null),
+            );
+            if desc { o.reverse() } else { o }
+        });
     }
-    let options = arg(&args, 1).as_object().cloned().unwrap_or_else(Map::new);
-    if let Some(keys) = options.get("order_by").and_then(Value::as_array) {
-        for key in keys.iter().rev().filter_map(Value::as_str) {
-            let (key, desc) = match key.strip_prefix('-') {
-                Some(k) => (k, true),
-                None => (key, false),
-            };
-            kept.sort_by(|a, b| {
-                let o = compare(
-                    a.get(key).unwrap_or(&Value::Null),
-                    b.get(key).unwrap_or(&Value::Null),
-                );
-                if desc { o.reverse() } else { o }
-            });
-        }
-    }
-    let offset = options.get("offset").and_then(Value::as_u64).unwrap_or(0);
     let mut kept: Vec<Value> = kept
         .into_iter()
-        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        .skip(usize::try_from(options.offset).unwrap_or(usize::MAX))
         .collect();
-    if let Some(limit) = options.get("limit").and_then(Value::as_u64)
-        && limit > 0
-    {
-        kept.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    if options.limit > 0 {
+        kept.truncate(usize::try_from(options.limit).unwrap_or(usize::MAX));
     }
-    if options.get("get").and_then(Value::as_bool) == Some(true) {
+    if options.get {
         return kept
             .into_iter()
             .next()
