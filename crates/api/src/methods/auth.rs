@@ -177,25 +177,25 @@ fn me(api: &Api, user: &Authenticated) -> Result<Value, ApiError> {
         &api.twofactor()
             .user_config(&service::UserRef::of(&user.account))?,
     );
-    Ok(json!({
-        "pw_name": a.name,
-        "pw_gecos": a.gecos,
-        "pw_dir": a.home,
-        "pw_shell": a.shell,
-        "pw_uid": a.uid,
-        "pw_gid": a.gid,
-        "grouplist": a.groups,
-        "sid": null,
-        "source": "LOCAL",
-        "local": true,
-        "attributes": {},
-        "two_factor_config": two_factor,
-        "privilege": {
+    let mut v = super::user::passwd_json(a, true);
+    v.insert("attributes".into(), json!({}));
+    v.insert("two_factor_config".into(), two_factor);
+    v.insert(
+        "privilege".into(),
+        json!({
             "roles": if user.admin { vec!["FULL_ADMIN"] } else { vec![] },
             "web_shell": user.admin,
-        },
-        "account_attributes": if user.admin { vec!["LOCAL", "SYS_ADMIN"] } else { vec!["LOCAL"] },
-    }))
+        }),
+    );
+    v.insert(
+        "account_attributes".into(),
+        json!(if user.admin {
+            vec!["LOCAL", "SYS_ADMIN"]
+        } else {
+            vec!["LOCAL"]
+        }),
+    );
+    Ok(Value::Object(v))
 }
 
 fn success(

@@ -392,6 +392,27 @@ fn options_of(o: SecretOptionsArg) -> SecretOptions {
     }
 }
 
+/// An account as TrueNAS's `struct passwd` answers (`auth.me`,
+/// `user.get_user_obj`); `grouplist` is null unless asked for.
+pub(crate) fn passwd_json(a: &Account, with_groups: bool) -> serde_json::Map<String, Value> {
+    let v = json!({
+        "pw_name": a.name,
+        "pw_gecos": a.gecos,
+        "pw_dir": a.home,
+        "pw_shell": a.shell,
+        "pw_uid": a.uid,
+        "pw_gid": a.gid,
+        "grouplist": if with_groups { json!(a.groups) } else { Value::Null },
+        "sid": null,
+        "source": "LOCAL",
+        "local": true,
+    });
+    match v {
+        Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
+}
+
 /// `user.twofactor_config`'s JSON.
 pub(crate) fn config_json(c: &UserConfig) -> Value {
     json!({
