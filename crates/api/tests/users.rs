@@ -560,3 +560,62 @@ fn user_query_takes_truenas_filters_and_options() {
     );
     assert_eq!(err["data"]["error"], 2);
 }
+
+/// `user.get_user_obj`, added as one typed struct, one handler and one
+/// table entry: its arguments are checked by the struct's schema.
+#[test]
+fn get_user_obj_finds_an_account_by_name_or_uid() {
+    let fx = fx();
+    let alice = root_call(&fx, "user.get_user_obj", json!([{"username": "alice"}]));
+    assert_eq!(
+        alice,
+        json!({"pw_name": "alice", "pw_gecos": "alice person,,,", "pw_dir": "/home/alice",
+               "pw_shell": "/bin/sh", "pw_uid": 1001, "pw_gid": 1001, "grouplist": null,
+               "sid": null, "source": "LOCAL", "local": true})
+    );
+    let by_uid = root_call(
+        &fx,
+        "user.get_user_obj",
+        json!([{"uid": "1002", "get_groups": true}]),
+    );
+    assert_eq!(
+        (&by_uid["pw_name"], &by_uid["grouplist"]),
+        (&json!("bob"), &json!([1002]))
+    );
+    let err = root_error(&fx, "user.get_user_obj", json!([{"username": "nobody"}]));
+    assert_eq!(reason(&err), "[ENOENT] User 'nobody' does not exist");
+    let err = root_error(&fx, "user.get_user_obj", json!([{}]));
+    assert_eq!(err["data"]["error"], 22);
+    let err = root_error(
+        &fx,
+        "user.get_user_obj",
+        json!([{"uid": -1, "get_groups": "yes", "home": "/"}]),
+    );
+    assert_eq!(
+        err["data"]["extra"],
+        json!([
+            [
+                "user_get_user_obj.data.uid",
+                "Should be between 0 and 4294967295",
+                22
+            ],
+            ["user_get_user_obj.data.get_groups", "Not a boolean", 22],
+            ["user_get_user_obj.data.home", "Field was not expected", 22]
+        ])
+    );
+    let err = root_error(&fx, "user.get_user_obj", json!([]));
+    assert_eq!(
+        err["data"]["extra"],
+        json!([["user_get_user_obj.data", "attribute required", 22]])
+    );
+    // Administrators only.
+    let alice_session = fx.api.unix_session(1001, None);
+    let err = rpc(
+        &fx.api,
+        &alice_session,
+        "user.get_user_obj",
+        json!([{"username": "alice"}]),
+    )
+    .unwrap_err();
+    assert_eq!(reason(&err), "[EACCES] Not authorized");
+}

@@ -11,7 +11,7 @@ use service::{Account, Digits, Interval, SecretOptions, UserConfig, UserRef};
 
 use crate::registry::{Access, Method};
 use crate::schema::{Field, Schema};
-use crate::typed::{Described, doc};
+use crate::typed::{Described, Ranged, doc};
 use crate::{Api, ApiError, Event, Session, args};
 
 fn digits_schema() -> Schema {
@@ -121,6 +121,23 @@ args! {
 }
 
 args! {
+    /// `user.get_user_obj`'s account: by name, or else by uid.
+    pub(crate) struct UserObjData {
+        username: Option<String> => doc("Account name").nullable(),
+        uid: Option<Ranged<0, { u32::MAX as i64 }>> => doc("User id (when no username is given)"),
+        get_groups: bool => doc("Include the account's group ids (grouplist)").default(false),
+        #[expect(dead_code, reason = "accepted for TrueNAS clients; there are no SIDs here")]
+        sid_info: bool => doc("Accepted for TrueNAS clients; there are no SIDs here").default(false),
+    }
+}
+
+args! {
+    pub(crate) struct UserObjArgs {
+        data: UserObjData => doc("Which account"),
+    }
+}
+
+args! {
     pub(crate) struct QueryArgs {
         filters: Filters => doc("Filters").default(json!([])),
         options: QueryOptions => doc("Query options").default(json!({})),
@@ -224,6 +241,20 @@ pub(super) fn methods() -> Vec<Method> {
             ],
             returns: Schema::List(Box::new(Schema::Object(user_entry_fields()))),
             ..base.clone().handles(query)
+        },
+        Method {
+            name: "user.get_user_obj",
+            description: "An account as the system's account database has it (name, uid, gid, \
+                          GECOS, home, shell and, with get_groups, its groups), found by username \
+                          or else by uid.",
+            cli_description: "Show an account",
+            examples: &[
+                "account user get_user_obj data={\"username\": \"alice\"}",
+                "account user get_user_obj data={\"uid\": 0, \"get_groups\": true}",
+            ],
+            access: Access::Admin,
+            returns: Schema::Any,
+            ..base.clone().handles(get_user_obj)
         },
         Method {
             name: "user.renew_2fa_secret",
@@ -455,6 +486,34 @@ fn with_config(api: &Api, account: &Account, user: &UserRef) -> Result<Value, Ap
     }
     emit_changed(api, account, cfg.secret_configured);
     Ok(entry)
+}
+
+fn get_user_obj(api: &Api, _: &Session, a: UserObjArgs) -> Result<Value, ApiError> {
+    let UserObjData {
+        username,
+        uid,
+        get_groups,
+        ..
+    } = a.data;
+    let account = match (username, uid) {
+        (Some(name), _) => api.inner.accounts.by_name(&name).ok_or_else(|| {
+            ApiError::call(wire::Errno::ENOENT, format!("User '{name}' does not exist"))
+        }),
+        (None, Some(uid)) => u32::try_from(uid.get())
+            .ok()
+            .and_then(|uid| api.inner.accounts.by_uid(uid))
+            .ok_or_else(|| {
+                ApiError::call(
+                    wire::Errno::ENOENT,
+                    format!("uid {} does not exist", uid.get()),
+                )
+            }),
+        (None, None) => Err(ApiError::call(
+            wire::Errno::EINVAL,
+            "Either username or uid must be given",
+        )),
+    }?;
+    Ok(Value::Object(passwd_json(&account, get_groups)))
 }
 
 fn renew(api: &Api, session: &Session, a: UserSecretArgs) -> Result<Value, ApiError> {
