@@ -23,6 +23,8 @@ use service::{Accounts, PasswordCheck, TwoFactor};
 pub use error::ApiError;
 pub use registry::{Access, Method, ServiceDef, ServiceKind};
 pub use session::{Authenticated, Session};
+/// The protocol's types, for the daemon (ARCHITECTURE: `daemon → api`).
+pub use wire;
 
 /// A change that subscribers hear about (`collection_update`).
 #[derive(Debug, Clone, PartialEq)]

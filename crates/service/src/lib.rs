@@ -24,7 +24,9 @@ pub use caller::{Caller, LOCAL_ORIGIN, Origin};
 pub use check::{CheckOutcome, RateLimits};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Limits;
-pub use config::{Config, ConfigError, DEFAULT_CONFIG_PATH, SYSTEM_SOCKET, current_uid};
+pub use config::{
+    Config, ConfigError, DEFAULT_CONFIG_PATH, Listen, ListenError, current_uid, user_data_dir,
+};
 pub use retention::AuditRetention;
 pub use store::{OsRandom, RandomError, Randomness};
 pub use twofactor::{Entry, Labels, Services, TwoFactor, UpdateRequest};
