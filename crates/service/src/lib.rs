@@ -62,7 +62,8 @@ pub enum ServiceError {
     )]
     NoPendingEnrolment,
     /// Too many wrong codes; checks fail at once until the back-off ends.
-    #[error("Too many failed attempts; try again in {retry_after_secs} seconds")]
+    /// (The API words it with the protocol's text, `wire::LockedOut`.)
+    #[error("locked out for {retry_after_secs} more seconds after failed attempts")]
     LockedOut { retry_after_secs: u64 },
     /// The host name or issuer cannot go into a Key URI label.
     #[error("cannot build the provisioning URI: {0}")]
