@@ -115,7 +115,7 @@ pub async fn serve_until(
     };
     let tcp_addr = match &tcp {
         Some(t) => t.local_addr()?.to_string(),
-        None => "none".to_owned(),
+        None => Listen::None.to_string(),
     };
 
     let (events, _) = broadcast::channel(64);
