@@ -72,7 +72,10 @@ impl From<ServiceError> for ApiError {
         match e {
             ServiceError::NotEnabled => Self::call(Errno::EFAULT, e.to_string()),
             ServiceError::NoSecret => Self::call(Errno::EFAULT, e.to_string()),
-            ServiceError::LockedOut { .. } => Self::call(Errno::EBUSY, e.to_string()),
+            ServiceError::LockedOut { retry_after_secs } => Self::call(
+                Errno::EBUSY,
+                wire::LockedOut::after(retry_after_secs).to_string(),
+            ),
             ServiceError::Uri(_) => Self::call(Errno::EINVAL, e.to_string()),
             ServiceError::NotConfigured => Self::call(Errno::EFAULT, e.to_string()),
             ServiceError::UserHasNoSecret { .. } => Self::call(Errno::ENOENT, e.to_string()),

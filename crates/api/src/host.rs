@@ -1,14 +1,41 @@
 //! What a host of the API needs from the layers below to build and run an
 //! [`Api`](crate::Api) — `twofactord`, and the CLI in its embedded mode:
 //! the configuration and its limits, the account and password traits it
-//! implements, the caller's origin, and the storage error that
-//! [`ApiError::Storage`](crate::ApiError::Storage) carries.
+//! implements, the caller's origin, the storage error that
+//! [`ApiError::Storage`](crate::ApiError::Storage) carries, and where the
+//! daemon's socket and the user's data directory are.
 //!
 //! Re-exported here so that the hosts depend on `api` alone
 //! (ARCHITECTURE: `daemon → api`, `cli → client, api`), not on `service`
 //! or `store`.
 
+use std::path::PathBuf;
+
 pub use service::{
-    Account, Accounts, Config, DEFAULT_CONFIG_PATH, DbErrorKind, Labels, Limits, NoAccounts,
-    Origin, PasswordCheck, SYSTEM_SOCKET, StoreError, current_uid,
+    Account, Accounts, Config, DEFAULT_CONFIG_PATH, DbErrorKind, Labels, Limits, Listen,
+    NoAccounts, Origin, PasswordCheck, StoreError, current_uid, user_data_dir,
 };
+pub use wire::SYSTEM_SOCKET;
+
+/// The Unix socket of `config`: the one it names, else the system
+/// daemon's ([`SYSTEM_SOCKET`], root's default).
+pub fn socket_path(config: &Config) -> PathBuf {
+    config
+        .socket
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(SYSTEM_SOCKET))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_socket_is_the_system_daemons() {
+        let mut config = Config::defaults();
+        config.socket = None;
+        assert_eq!(socket_path(&config), PathBuf::from(SYSTEM_SOCKET));
+        config.socket = Some("/tmp/own.sock".into());
+        assert_eq!(socket_path(&config), PathBuf::from("/tmp/own.sock"));
+    }
+}

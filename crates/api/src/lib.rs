@@ -25,6 +25,8 @@ pub use error::ApiError;
 pub use registry::{Access, Method, ServiceDef, ServiceKind};
 pub use session::{Authenticated, Session};
 use typed::Answer;
+/// The protocol's types, for the daemon (ARCHITECTURE: `daemon → api`).
+pub use wire;
 
 /// A change that subscribers hear about (`collection_update`).
 #[derive(Debug, Clone, PartialEq)]

@@ -254,14 +254,7 @@ impl Registry {
 
     /// The service a method belongs to: the longest service name prefixing it.
     pub fn service_of(&self, method: &str) -> Option<&ServiceDef> {
-        self.services
-            .iter()
-            .filter(|s| {
-                method
-                    .strip_prefix(s.name)
-                    .is_some_and(|rest| rest.starts_with('.'))
-            })
-            .max_by_key(|s| s.name.len())
+        wire::service_of(method, &self.services, |s| s.name)
     }
 
     /// Whether introspection for `target` lists the service: never a

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use client::wire::{self, ResponseType, RpcError};
 use serde_json::{Value, json};
-use wire::RpcError;
 
 use crate::error::CliError;
 
@@ -157,18 +157,13 @@ impl Backend for Remote {
 
 /// The host a URL points at, for the prompt: the local host name for the
 /// Unix socket and loopback addresses, else the URL's host (a DNS name cut
-/// to its first label).
+/// to its first label). The URL is read by the client's parser.
 pub fn host_of(url: &str) -> String {
     let local = api::host::Labels::system_hostname;
-    let Some(rest) = url.strip_prefix("ws://") else {
+    let Ok(client::Target::Tcp { host, .. }) = client::Target::parse(url) else {
         return local();
     };
-    let authority = rest.split('/').next().unwrap_or_default();
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']').next().unwrap_or_default()
-    } else {
-        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
-    };
+    let host = host.as_str();
     let is_ip = host.parse::<std::net::IpAddr>().ok();
     match is_ip {
         Some(ip) if ip.is_loopback() => local(),
@@ -219,9 +214,6 @@ impl Prompter for TerminalPrompter {
     }
 }
 
-/// Wrong codes tried before giving up (the server allows 3 per login).
-const OTP_TRIES: usize = 3;
-
 /// Logs in with `auth.login_ex` (PASSWORD_PLAIN, then OTP_TOKEN when the
 /// server answers OTP_REQUIRED).
 pub fn login(
@@ -233,15 +225,16 @@ pub fn login(
     let request = json!({"mechanism": "PASSWORD_PLAIN", "username": user, "password": password,
                          "login_options": {"user_info": false}});
     let mut answer = backend.call("auth.login_ex", vec![request])?;
-    // A code from the environment is tried once; typed ones up to OTP_TRIES.
+    // A code from the environment is tried once; typed ones as many times
+    // as the server allows a login.
     let tries = if std::env::var_os("TFA_OTP").is_some() {
         1
     } else {
-        OTP_TRIES
+        wire::MAX_WRONG_CODES
     };
     for _ in 0..tries {
-        match answer.get("response_type").and_then(Value::as_str) {
-            Some("OTP_REQUIRED") => {
+        match ResponseType::of(&answer) {
+            Some(ResponseType::OtpRequired) => {
                 let code = prompter.otp()?;
                 let request = json!({"mechanism": "OTP_TOKEN", "otp_token": code.trim()});
                 answer = backend.call("auth.login_ex_continue", vec![request])?;
@@ -249,10 +242,12 @@ pub fn login(
             _ => break,
         }
     }
-    match answer.get("response_type").and_then(Value::as_str) {
-        Some("SUCCESS") => Ok(()),
-        Some("OTP_REQUIRED") => Err(CliError::failed("Login failed: wrong verification code")),
-        Some("AUTH_ERR") => Err(CliError::failed(
+    match ResponseType::of(&answer) {
+        Some(ResponseType::Success) => Ok(()),
+        Some(ResponseType::OtpRequired) => {
+            Err(CliError::failed("Login failed: wrong verification code"))
+        }
+        Some(ResponseType::AuthErr) => Err(CliError::failed(
             "Login failed: wrong user name or password",
         )),
         _ => Err(CliError::failed(format!(
@@ -291,10 +286,9 @@ pub fn open(target: &Target, prompter: &mut dyn Prompter) -> Result<Box<dyn Back
         ));
     }
     let mut backend: Box<dyn Backend> = if let Some(url) = &target.url {
-        if !(url.starts_with("ws+unix://") || url.starts_with("ws://")) {
-            return Err(CliError::usage(format!(
-                "--url {url}: expected ws+unix:///path/to/socket or ws://host:port/api/current"
-            )));
+        // The client's parser decides what a URL is; its reason is shown.
+        if let Err(e) = client::Target::parse(url) {
+            return Err(CliError::usage(format!("--url: {e}")));
         }
         Box::new(Remote::connect(url, target.timeout)?)
     } else {
@@ -302,9 +296,10 @@ pub fn open(target: &Target, prompter: &mut dyn Prompter) -> Result<Box<dyn Back
         // A user's own daemon first; then the system's, where a user who
         // is not root is logged in as themselves by peer credentials and
         // manages their own two-factor settings (SPEC 9.4).
-        let mut sockets = vec![config.socket.clone()];
+        let own = api::host::socket_path(&config);
         let system = Path::new(api::host::SYSTEM_SOCKET);
-        if api::host::current_uid() != 0 && config.socket != system {
+        let mut sockets = vec![own.clone()];
+        if api::host::current_uid() != 0 && own != system {
             sockets.push(system.to_owned());
         }
         let remote = sockets
@@ -354,6 +349,28 @@ mod tests {
         assert_eq!(host_of("ws://localhost:6000/api/current"), local);
         assert_eq!(host_of("ws://nas.example.com:6000/api/current"), "nas");
         assert_eq!(host_of("ws://10.1.2.3:6000/api/current"), "10.1.2.3");
+        assert_eq!(host_of("ws://[2001:db8::1]:6000"), "2001:db8::1");
+        assert_eq!(host_of("ws://nas:6000"), "nas");
+        // Not a URL the client would connect to: nothing to name.
+        assert_eq!(host_of("wss://nas.example.com:6000"), local);
+    }
+
+    #[test]
+    fn a_url_the_client_cannot_use_is_a_usage_error() {
+        for url in [
+            "http://nas:6000",
+            "wss://nas:6000/api/current",
+            "ws+unix://relative.sock",
+            "ws://user@nas:6000",
+        ] {
+            let target = Target {
+                url: Some(url.into()),
+                ..Target::default()
+            };
+            let err = open(&target, &mut Scripted(vec![])).err().expect(url);
+            assert_eq!(err.exit_code(), crate::error::EXIT_USAGE, "{url}: {err}");
+            assert!(err.to_string().contains(url), "{url}: {err}");
+        }
     }
 
     /// Answers logins like the API does.
@@ -415,5 +432,12 @@ mod tests {
         };
         let err = login(&mut server, "root", &mut Scripted(vec!["1", "2", "3"])).unwrap_err();
         assert_eq!(err.exit_code(), 1);
+        // As many codes as the server allows, and no more.
+        assert_eq!(
+            server.calls.len(),
+            1 + usize::from(wire::MAX_WRONG_CODES),
+            "{:?}",
+            server.calls
+        );
     }
 }

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use wire::{ErrorCode, RpcError};
+use client::wire::{ErrorCode, RpcError};
 
 /// Exit status of a successful run.
 pub const EXIT_OK: i32 = 0;
@@ -122,7 +122,7 @@ fn render_rpc(error: &RpcError, hints: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wire::Errno;
+    use client::wire::Errno;
 
     #[test]
     fn validation_errors_list_every_problem() {

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 
+use client::wire;
 use serde_json::Value;
 
 use crate::args::{self, UnknownName};

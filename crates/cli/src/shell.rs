@@ -49,17 +49,10 @@ pub fn run_script(engine: &mut Engine, input: &mut dyn BufRead, out: &mut dyn Wr
     status
 }
 
-/// `$XDG_DATA_HOME/twofactor/tfa_history`, else `~/.local/share/...`.
+/// `tfa_history` in the user's data directory
+/// (`$XDG_DATA_HOME/twofactor`, else `~/.local/share/twofactor`).
 pub fn history_path() -> Option<PathBuf> {
-    let data = std::env::var_os("XDG_DATA_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|v| !v.is_empty())
-                .map(|h| PathBuf::from(h).join(".local/share"))
-        })?;
-    Some(data.join("twofactor").join("tfa_history"))
+    Some(api::host::user_data_dir()?.join("tfa_history"))
 }
 
 /// Lines that may carry a code, a password or a key are never written to

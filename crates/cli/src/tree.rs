@@ -245,15 +245,7 @@ impl Tree {
                 continue;
             }
             // A method belongs to the service with the longest name prefixing it.
-            let Some(service) = infos
-                .iter()
-                .filter(|s| {
-                    method
-                        .strip_prefix(s.name)
-                        .is_some_and(|rest| rest.starts_with('.'))
-                })
-                .max_by_key(|s| s.name.len())
-            else {
+            let Some(service) = client::wire::service_of(&method, &infos, |s| s.name) else {
                 continue;
             };
             let name = method.rsplit('.').next().unwrap_or(&method).to_owned();

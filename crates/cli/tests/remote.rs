@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
+use client::wire;
 use serde_json::{Value, json};
 use service::{Account, Accounts, PasswordCheck};
 

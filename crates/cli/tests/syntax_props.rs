@@ -6,11 +6,11 @@
 use cli::args::invocation;
 use cli::syntax::{split, split_assignment, split_lenient, value_for};
 use cli::tree::Command;
+use client::wire::arbitrary::{scalars, tree};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
 use serde_json::{Value, json};
-use wire::arbitrary::{scalars, tree};
 
 // ------------------------------------------------------------- strategies
 

@@ -37,6 +37,11 @@ use serde_json::{Value, json};
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
+/// The protocol's types and named values, for this client's users (the
+/// CLI and the PAM module reach `wire` through here: ARCHITECTURE's
+/// `cli → client`, `pam → client`).
+pub use wire;
+
 /// The endpoint every URL is upgraded on.
 pub const API_PATH: &str = "/api/current";
 

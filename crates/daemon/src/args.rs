@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use api::host::Config;
+use api::host::{Config, Listen};
 use clap::Parser;
 
 /// twofactord: the two-factor authentication daemon (JSON-RPC 2.0 over
@@ -24,7 +24,7 @@ pub struct Args {
     /// TCP address to listen on (`127.0.0.1:6000`), or `none`; overrides
     /// the file. Port 0 picks a free port (logged at start-up).
     #[arg(long, value_name = "ADDR|none")]
-    pub listen: Option<String>,
+    pub listen: Option<Listen>,
     /// Start a fresh state where the key file is present but the database
     /// is gone (deleted or emptied), which is otherwise refused as a lost
     /// state. Never deletes anything: an existing database is used as is.
@@ -44,10 +44,10 @@ impl Args {
             config.state_dir = dir.clone();
         }
         if let Some(socket) = &self.socket {
-            config.socket = socket.clone();
+            config.socket = Some(socket.clone());
         }
         if let Some(listen) = &self.listen {
-            config.listen = (listen != "none").then(|| listen.clone());
+            config.listen = listen.clone();
         }
         config.init = self.init;
         Ok(config)
@@ -77,8 +77,8 @@ mod tests {
             "/tmp/x.sock",
         ]);
         let c = args.config().unwrap();
-        assert_eq!(c.listen, None);
-        assert_eq!(c.socket, PathBuf::from("/tmp/x.sock"));
+        assert_eq!(c.listen, Listen::None);
+        assert_eq!(c.socket, Some(PathBuf::from("/tmp/x.sock")));
         assert_eq!(c.admin_group.as_deref(), Some("wheel"));
         let missing = Args::parse_from(["twofactord", "--config", "/nonexistent/tfa.toml"]);
         assert!(missing.config().is_err(), "a named file must exist");
@@ -104,7 +104,7 @@ mod tests {
         let parsed = Config::parse(&uncommented, path).unwrap();
         let mut expected = Config::defaults();
         expected.state_dir = "/var/lib/twofactor".into();
-        expected.socket = "/run/twofactor/twofactord.sock".into();
+        expected.socket = Some(api::host::SYSTEM_SOCKET.into());
         expected.admin_group = Some("wheel".into());
         assert_eq!(parsed, expected, "{uncommented}");
         for key in [

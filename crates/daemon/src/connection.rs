@@ -8,10 +8,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
+use api::wire::{self, ErrorCode, Incoming, Request, RpcError};
 use api::{Api, Event, Session};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use tokio::sync::{Semaphore, broadcast, mpsc, watch};
-use wire::{ErrorCode, Incoming, Request, RpcError};
 
 use crate::listen::Peer;
 

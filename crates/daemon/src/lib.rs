@@ -115,7 +115,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     );
     fit_open_files(&config.limits)?;
     let endpoints = Endpoints {
-        socket: config.socket.clone(),
+        socket: api::host::socket_path(&config),
         listen: config.listen.clone(),
         limits: config.limits,
     };

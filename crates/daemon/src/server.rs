@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use api::Api;
+use api::host::Listen;
 use axum::Router;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{ConnectInfo, Path, State, WebSocketUpgrade};
@@ -34,8 +35,8 @@ const MAX_WS_MESSAGE: usize = crate::connection::MAX_MESSAGE;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoints {
     pub socket: std::path::PathBuf,
-    /// `None`: no TCP.
-    pub listen: Option<String>,
+    /// TCP, or [`Listen::None`].
+    pub listen: Listen,
     /// SPEC §11 limits of both listeners and their connections.
     pub limits: api::host::Limits,
 }
@@ -101,7 +102,7 @@ pub async fn serve_until(
     let (mut unix, socket_file) = listen::bind_unix(&endpoints.socket)?;
     unix.admit_with(admission.clone());
     let tcp = match &endpoints.listen {
-        Some(addr) => match TcpPeers::bind(addr, admission).await {
+        Listen::Tcp(addr) => match TcpPeers::bind(addr, admission).await {
             Ok(tcp) => Some(tcp),
             Err(e) => {
                 // Nothing will serve the socket file: leave none behind.
@@ -110,11 +111,11 @@ pub async fn serve_until(
                 return Err(e);
             }
         },
-        None => None,
+        Listen::None => None,
     };
     let tcp_addr = match &tcp {
         Some(t) => t.local_addr()?.to_string(),
-        None => "none".to_owned(),
+        None => Listen::None.to_string(),
     };
 
     let (events, _) = broadcast::channel(64);

@@ -1,6 +1,8 @@
 //! The decision of `pam_sm_authenticate`, free of FFI: the PAM handle, the
 //! daemon and the log are traits, so every path is unit-tested with fakes.
 
+use client::wire::LockedOut;
+pub use client::wire::PamOutcome as Outcome;
 use zeroize::Zeroizing;
 
 use crate::options::{Options, Unreachable};
@@ -36,16 +38,6 @@ pub(crate) trait Conversation {
     fn prompt_hidden(&mut self, prompt: &str) -> Result<Zeroizing<String>, ConvError>;
     /// Shows an error message (skipped under `PAM_SILENT`).
     fn error_message(&mut self, text: &str);
-}
-
-/// The daemon's verdict on a code (`auth.twofactor.pam_check`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Accepted,
-    Wrong,
-    Replayed,
-    LockedOut { retry_after_secs: Option<u64> },
-    NotRequired,
 }
 
 /// Why the daemon gave no usable answer.
@@ -137,20 +129,18 @@ pub(crate) fn authenticate(
     match outcome {
         Outcome::Accepted => Verdict::Success,
         Outcome::LockedOut { retry_after_secs } => {
-            conv.error_message(&locked_out_message(retry_after_secs));
+            conv.error_message(&LockedOut { retry_after_secs }.to_string());
+            Verdict::AuthErr
+        }
+        // `require_secret` took effect while the user typed: say why.
+        Outcome::Refused { message } => {
+            log.error(&format!("{who}: {message}"));
+            conv.error_message(&message);
             Verdict::AuthErr
         }
         // NotRequired here means 2FA was turned off while the user typed;
         // the code was not checked, so it proves nothing: fail this attempt.
         Outcome::Wrong | Outcome::Replayed | Outcome::NotRequired => Verdict::AuthErr,
-    }
-}
-
-/// SPEC §6.3's wording.
-pub(crate) fn locked_out_message(retry_after_secs: Option<u64>) -> String {
-    match retry_after_secs {
-        Some(n) => format!("Too many failed attempts; try again in {n} seconds"),
-        None => "Too many failed attempts; try again later".to_owned(),
     }
 }
 
@@ -348,10 +338,39 @@ mod tests {
             conv.errors,
             ["Too many failed attempts; try again in 60 seconds"]
         );
-        assert_eq!(
-            locked_out_message(None),
-            "Too many failed attempts; try again later"
+        let d = FakeDaemon::new(
+            || Ok(true),
+            || {
+                Ok(Outcome::LockedOut {
+                    retry_after_secs: None,
+                })
+            },
         );
+        let (_, conv, _) = run(&Options::default(), Some("1"), &d);
+        assert_eq!(conv.errors, ["Too many failed attempts; try again later"]);
+    }
+
+    /// `require_secret` turned on while the user typed: the refusal is
+    /// shown, and the login fails.
+    #[test]
+    fn a_refused_check_is_shown_and_fails() {
+        let d = FakeDaemon::new(
+            || Ok(true),
+            || {
+                Ok(Outcome::Refused {
+                    message:
+                        "Two-factor authentication is required but not set up for this account"
+                            .into(),
+                })
+            },
+        );
+        let (v, conv, log) = run(&Options::default(), Some("123456"), &d);
+        assert_eq!(v, Verdict::AuthErr);
+        assert_eq!(
+            conv.errors,
+            ["Two-factor authentication is required but not set up for this account"]
+        );
+        assert!(!log.0.borrow().join("\n").contains("123456"));
     }
 
     #[test]

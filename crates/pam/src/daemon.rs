@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use client::wire::PamRequired;
 use client::{Client, ClientError};
 use serde_json::{Value, json};
 
@@ -57,13 +58,7 @@ impl Daemon for SocketDaemon {
             "auth.twofactor.pam_required",
             vec![json!(login.user), json!(login.service)],
         )?;
-        // `{"refuse": MESSAGE}`: the login is refused (`require_secret` and
-        // no secret of the user's own, SPEC 9.5); the message is shown.
-        if let Some(msg) = v.get("refuse").and_then(Value::as_str) {
-            return Err(DaemonError::Refused(msg.to_owned()));
-        }
-        v.as_bool()
-            .ok_or_else(|| DaemonError::Failed(format!("pam_required answered {}", kind(&v))))
+        parse_required(v)
     }
 
     fn pam_check(&self, login: &Login, token: &str) -> Result<Outcome, DaemonError> {
@@ -74,6 +69,18 @@ impl Daemon for SocketDaemon {
             json!(token),
         ];
         parse_outcome(&self.call("auth.twofactor.pam_check", params)?)
+    }
+}
+
+/// `true`, `false`, or `{"refuse": MESSAGE}`: the login is refused
+/// (`require_secret` and no secret of the user's own, SPEC 9.5) and the
+/// message is shown. Anything else fails.
+fn parse_required(v: Value) -> Result<bool, DaemonError> {
+    let kind = kind(&v);
+    match serde_json::from_value(v) {
+        Ok(PamRequired::Code(required)) => Ok(required),
+        Ok(PamRequired::Refuse { refuse }) => Err(DaemonError::Refused(refuse)),
+        Err(_) => Err(DaemonError::Failed(format!("pam_required answered {kind}"))),
     }
 }
 
@@ -97,28 +104,11 @@ pub(crate) fn parse_check_reply(text: &str) -> Result<Outcome, DaemonError> {
     parse_outcome(&result)
 }
 
-/// `{"outcome": "...", "retry_after_secs"?: N}`; anything unknown fails.
+/// `{"outcome": "...", ...}` as `wire` defines it; anything else fails.
 pub(crate) fn parse_outcome(v: &Value) -> Result<Outcome, DaemonError> {
-    let outcome = v.get("outcome").and_then(Value::as_str);
-    Ok(match outcome {
-        Some("accepted") => Outcome::Accepted,
-        Some("wrong") => Outcome::Wrong,
-        Some("replayed") => Outcome::Replayed,
-        Some("locked_out") => Outcome::LockedOut {
-            retry_after_secs: v.get("retry_after_secs").and_then(Value::as_u64),
-        },
-        Some("not_required") => Outcome::NotRequired,
-        Some(other) => {
-            return Err(DaemonError::Failed(format!(
-                "pam_check answered outcome {other:?}"
-            )));
-        }
-        None => {
-            return Err(DaemonError::Failed(format!(
-                "pam_check answered {}",
-                kind(v)
-            )));
-        }
+    serde_json::from_value(v.clone()).map_err(|_| match v.get("outcome").and_then(Value::as_str) {
+        Some(other) => DaemonError::Failed(format!("pam_check answered outcome {other:?}")),
+        None => DaemonError::Failed(format!("pam_check answered {}", kind(v))),
     })
 }
 
@@ -174,6 +164,12 @@ mod tests {
                 retry_after_secs: None
             })
         );
+        assert_eq!(
+            p(json!({"outcome": "refused", "message": "set one up"})),
+            Some(Outcome::Refused {
+                message: "set one up".into()
+            })
+        );
         for bad in [
             json!({"outcome": "ACCEPTED"}),
             json!({}),
@@ -183,6 +179,28 @@ mod tests {
         ] {
             assert!(
                 matches!(parse_outcome(&bad), Err(DaemonError::Failed(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn required_is_a_boolean_or_a_refusal() {
+        assert_eq!(parse_required(json!(true)).ok(), Some(true));
+        assert_eq!(parse_required(json!(false)).ok(), Some(false));
+        assert!(matches!(
+            parse_required(json!({"refuse": "set one up"})),
+            Err(DaemonError::Refused(m)) if m == "set one up"
+        ));
+        for bad in [
+            json!(null),
+            json!("true"),
+            json!(1),
+            json!({"refuse": 1}),
+            json!({}),
+        ] {
+            assert!(
+                matches!(parse_required(bad.clone()), Err(DaemonError::Failed(_))),
                 "{bad}"
             );
         }

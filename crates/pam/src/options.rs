@@ -4,8 +4,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Where the daemon listens unless `socket=` says otherwise (SPEC §5.1).
-pub(crate) const DEFAULT_SOCKET: &str = "/run/twofactor/twofactord.sock";
 /// How long connecting and each call may take unless `timeout=` says otherwise.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest `timeout=` accepted: sshd's LoginGraceTime defaults to 120 s.
@@ -32,7 +30,7 @@ pub(crate) struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            socket: PathBuf::from(DEFAULT_SOCKET),
+            socket: PathBuf::from(client::wire::SYSTEM_SOCKET),
             timeout: DEFAULT_TIMEOUT,
             unreachable: Unreachable::Fail,
             debug: false,

@@ -2,7 +2,9 @@
 //! refused by name. Shared by the daemon and the CLI's embedded mode so both
 //! see the same state directory, labels and limits.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use serde::Deserialize;
 
@@ -10,10 +12,6 @@ use crate::{AuditRetention, RateLimits};
 
 /// The default configuration file.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/twofactor/twofactord.toml";
-
-/// The system daemon's socket: root's default, and where `tfa` run by
-/// another user looks for the system daemon (SPEC §5.1).
-pub const SYSTEM_SOCKET: &str = "/run/twofactor/twofactord.sock";
 
 /// Why the configuration could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +36,7 @@ pub enum ConfigError {
 struct File {
     state_dir: Option<PathBuf>,
     socket: Option<PathBuf>,
-    listen: Option<String>,
+    listen: Option<Listen>,
     issuer: Option<String>,
     product: Option<String>,
     pam_service: Option<String>,
@@ -71,9 +69,12 @@ struct RateLimitFile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub state_dir: PathBuf,
-    pub socket: PathBuf,
-    /// TCP listen address; `None` turns TCP off (`listen = "none"`).
-    pub listen: Option<String>,
+    /// The Unix socket; `None` is the system daemon's (root's default),
+    /// whose path is the protocol's (`wire`'s, resolved by the hosts
+    /// through `api::host::socket_path`: this crate does not know the wire).
+    pub socket: Option<PathBuf>,
+    /// TCP: an address, or [`Listen::None`] (`listen = "none"`).
+    pub listen: Listen,
     pub issuer: String,
     pub product: String,
     /// PAM service used to check API passwords.
@@ -102,7 +103,7 @@ impl Config {
         Self {
             state_dir,
             socket,
-            listen: Some("127.0.0.1:6000".into()),
+            listen: Listen::Tcp("127.0.0.1:6000".into()),
             issuer: "iXsystems".into(),
             product: "TrueNAS".into(),
             pam_service: "twofactord".into(),
@@ -145,10 +146,10 @@ impl Config {
             c.state_dir = v;
         }
         if let Some(v) = file.socket {
-            c.socket = v;
+            c.socket = Some(v);
         }
         if let Some(v) = file.listen {
-            c.listen = (v != "none").then_some(v);
+            c.listen = v;
         }
         for (key, value, slot) in [
             ("issuer", file.issuer, &mut c.issuer),
@@ -231,33 +232,87 @@ pub fn current_uid() -> u32 {
     nix::unistd::geteuid().as_raw()
 }
 
-/// SPEC §8 defaults: root uses system paths; others use XDG directories.
-fn default_paths(
-    root: bool,
-    env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
-) -> (PathBuf, PathBuf) {
+type Env<'a> = &'a dyn Fn(&str) -> Option<std::ffi::OsString>;
+
+/// This program's directory under the user's XDG data directory:
+/// `$XDG_DATA_HOME/twofactor`, else `$HOME/.local/share/twofactor`; `None`
+/// when neither variable is set. A non-root user's default state
+/// directory, and where `tfa` keeps its shell history.
+pub fn user_data_dir() -> Option<PathBuf> {
+    data_home(&|k| std::env::var_os(k)).map(|d| d.join(PROGRAM_DIR))
+}
+
+/// The directory this program's files go in under an XDG base directory.
+const PROGRAM_DIR: &str = "twofactor";
+
+/// `$XDG_DATA_HOME`, else `$HOME/.local/share` (empty values are unset).
+fn data_home(env: Env<'_>) -> Option<PathBuf> {
+    let set = |k: &str| env(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    set("XDG_DATA_HOME").or_else(|| set("HOME").map(|h| h.join(".local/share")))
+}
+
+/// SPEC §8 defaults: root uses system paths (the socket: the system
+/// daemon's); others use XDG directories.
+fn default_paths(root: bool, env: Env<'_>) -> (PathBuf, Option<PathBuf>) {
     if root {
-        return (
-            PathBuf::from("/var/lib/twofactor"),
-            PathBuf::from(SYSTEM_SOCKET),
-        );
+        return (PathBuf::from("/var/lib/twofactor"), None);
     }
-    let home = env("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    let data = env("XDG_DATA_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home.join(".local/share"));
+    // Without a home, relative to the working directory (as before).
+    let data = data_home(env).unwrap_or_else(|| PathBuf::from("./.local/share"));
     let runtime = env("XDG_RUNTIME_DIR")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| data.clone());
     (
-        data.join("twofactor"),
-        runtime.join("twofactor/twofactord.sock"),
+        data.join(PROGRAM_DIR),
+        Some(runtime.join(PROGRAM_DIR).join("twofactord.sock")),
     )
 }
+
+/// The daemon's TCP listener (`listen` in the file, `--listen`): an
+/// address, or `none` for no TCP at all.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum Listen {
+    /// `listen = "none"`: the Unix socket only.
+    None,
+    /// `host:port` to bind.
+    Tcp(String),
+}
+
+impl FromStr for Listen {
+    type Err = ListenError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(Self::None),
+            "" => Err(ListenError),
+            addr => Ok(Self::Tcp(addr.to_owned())),
+        }
+    }
+}
+
+impl TryFrom<String> for Listen {
+    type Error = ListenError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::None => f.write_str("none"),
+            Self::Tcp(addr) => f.write_str(addr),
+        }
+    }
+}
+
+/// An empty `listen`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("listen must be host:port or \"none\", not empty")]
+pub struct ListenError;
 
 /// SPEC §11 limits (`[limits]` in the file): what an unauthenticated or
 /// unprivileged peer may hold of the daemon.
@@ -444,7 +499,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.issuer, "ACME");
-        assert_eq!(c.listen, None);
+        assert_eq!(c.listen, Listen::None);
         assert_eq!(c.admin_group.as_deref(), Some("wheel"));
         assert_eq!(c.rate_limits.max_failures, 3);
         assert_eq!(c.rate_limits.window_secs, 300);
@@ -514,10 +569,52 @@ mod tests {
         assert_eq!(state, PathBuf::from("/home/u/.local/share/twofactor"));
         assert_eq!(
             sock,
-            PathBuf::from("/run/user/1000/twofactor/twofactord.sock")
+            Some(PathBuf::from("/run/user/1000/twofactor/twofactord.sock"))
         );
-        let (state, _) = default_paths(true, &env);
+        let (state, sock) = default_paths(true, &env);
         assert_eq!(state, PathBuf::from("/var/lib/twofactor"));
+        assert_eq!(sock, None, "root's is the system daemon's socket");
+    }
+
+    #[test]
+    fn the_data_home_is_xdgs() {
+        let data = |vars: &'static [(&'static str, &'static str)]| {
+            data_home(&move |k: &str| {
+                vars.iter()
+                    .find(|(name, _)| *name == k)
+                    .map(|(_, v)| (*v).into())
+            })
+        };
+        assert_eq!(
+            data(&[("XDG_DATA_HOME", "/x"), ("HOME", "/home/u")]),
+            Some(PathBuf::from("/x"))
+        );
+        assert_eq!(
+            data(&[("XDG_DATA_HOME", ""), ("HOME", "/home/u")]),
+            Some(PathBuf::from("/home/u/.local/share"))
+        );
+        assert_eq!(data(&[("HOME", "")]), None);
+        assert_eq!(data(&[]), None);
+        let (state, sock) = default_paths(false, &|_| None);
+        assert_eq!(state, PathBuf::from("./.local/share/twofactor"));
+        assert_eq!(
+            sock,
+            Some(PathBuf::from("./.local/share/twofactor/twofactord.sock"))
+        );
+    }
+
+    #[test]
+    fn listen_is_an_address_or_none() {
+        let c = Config::parse("listen = \"[::1]:7000\"\n", "t").unwrap();
+        assert_eq!(c.listen, Listen::Tcp("[::1]:7000".into()));
+        assert_eq!(Config::defaults().listen.to_string(), "127.0.0.1:6000");
+        assert_eq!("none".parse(), Ok(Listen::None));
+        assert_eq!(Listen::None.to_string(), "none");
+        let err = Config::parse("listen = \"\"\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listen"), "{err}");
+        assert!(Config::parse("listen = 6000\n", "t").is_err());
     }
 
     #[test]

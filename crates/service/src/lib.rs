@@ -24,7 +24,9 @@ pub use caller::{Caller, LOCAL_ORIGIN, Origin};
 pub use check::{CheckOutcome, RateLimits};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Limits;
-pub use config::{Config, ConfigError, DEFAULT_CONFIG_PATH, SYSTEM_SOCKET, current_uid};
+pub use config::{
+    Config, ConfigError, DEFAULT_CONFIG_PATH, Listen, ListenError, current_uid, user_data_dir,
+};
 /// The checked parameter types of the domain, for the layers above (which
 /// depend on `service`, not on `otp`).
 pub use otp::{Digits, Interval, ParamError, Window};
@@ -78,7 +80,8 @@ pub enum ServiceError {
     )]
     NoPendingEnrolment,
     /// Too many wrong codes; checks fail at once until the back-off ends.
-    #[error("Too many failed attempts; try again in {retry_after_secs} seconds")]
+    /// (The API words it with the protocol's text, `wire::LockedOut`.)
+    #[error("locked out for {retry_after_secs} more seconds after failed attempts")]
     LockedOut { retry_after_secs: u64 },
     /// The host name or issuer cannot go into a Key URI label.
     #[error("cannot build the provisioning URI: {0}")]

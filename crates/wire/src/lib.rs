@@ -1,6 +1,8 @@
 //! The TrueNAS JSON-RPC 2.0 wire format: request envelope validation with
 //! TrueNAS's exact messages, responses, notifications, the TrueNAS error
-//! object, and errno names. Tiny on purpose: the daemon, the CLI and the PAM
+//! object, errno names, and the protocol's named values (the system
+//! socket, login and PAM answers, the lock-out text, service membership).
+//! Tiny on purpose: the daemon, the CLI and the PAM
 //! module's client all share it, and none of them should pull in more.
 
 #[cfg(feature = "proptest")]
@@ -8,9 +10,14 @@ pub mod arbitrary;
 mod envelope;
 mod errno;
 mod error;
+mod protocol;
 
 pub use envelope::{
     Id, Incoming, Request, notification, parse_incoming, response_error, response_ok,
 };
 pub use errno::Errno;
 pub use error::{ErrorCode, RpcError, TruenasError};
+pub use protocol::{
+    Authenticator, LockedOut, LoginResponse, MAX_WRONG_CODES, PamOutcome, PamRequired,
+    ResponseType, SYSTEM_SOCKET, in_service, service_of,
+};

@@ -462,7 +462,7 @@ impl Drop for Daemon {
 }
 
 /// The `data` object of a JSON-RPC error, or a panic naming what came back.
-pub fn rpc_error(result: Result<Value, client::ClientError>) -> wire::RpcError {
+pub fn rpc_error(result: Result<Value, client::ClientError>) -> api::wire::RpcError {
     match result {
         Err(client::ClientError::Rpc(e)) => *e,
         other => panic!("expected a JSON-RPC error, got {other:?}"),

@@ -11,7 +11,7 @@ use crate::harness::{
     rpc_error, totp, wrong_code,
 };
 
-fn assert_call_error(e: &wire::RpcError, errno: i32, reason: &str) {
+fn assert_call_error(e: &api::wire::RpcError, errno: i32, reason: &str) {
     assert_eq!(e.code, -32001, "{e:?}");
     let data = e.data.as_ref().expect("data");
     assert_eq!((data.error, data.reason.as_str()), (errno, reason), "{e:?}");
