@@ -817,6 +817,7 @@ fn introspection_takes_truenas_target() {
             "auth.twofactor.verify",
             "audit.query",
             "user.query",
+            "user.get_user_obj",
             "user.renew_2fa_secret",
             "user.unset_2fa_secret",
             "user.provisioning_uri",

@@ -11,9 +11,7 @@ use crate::schema::Schema;
 use crate::session::{Authenticated, PendingLogin};
 use crate::typed::{Answer, Described, Fields, Password, doc};
 use crate::{Api, ApiError, Session, args};
-
-/// Wrong codes allowed in one login before it starts over.
-const MAX_WRONG_CODES: u8 = 3;
+use wire::{Authenticator, LoginResponse, MAX_WRONG_CODES};
 
 args! {
     pub(crate) struct LoginOptions {
@@ -133,9 +131,7 @@ pub(super) fn methods() -> Vec<Method> {
             description: "The login mechanisms this server accepts.",
             cli_description: "List login mechanisms",
             inline: true,
-            ..base
-                .clone()
-                .handles(|_, _, ()| Ok(json!(["PASSWORD_PLAIN", "OTP_TOKEN"])))
+            ..base.clone().handles(|_, _, ()| Ok(json!(mechanisms())))
         },
         Method {
             name: "auth.me",
@@ -169,6 +165,14 @@ pub(super) fn methods() -> Vec<Method> {
             })
         },
     ]
+}
+
+/// The `mechanism`s `auth.login_ex` accepts: its union's variants.
+fn mechanisms() -> Vec<&'static str> {
+    match LoginData::schema() {
+        Schema::Tagged { variants, .. } => variants.iter().map(|(name, _)| *name).collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn me(api: &Api, user: &Authenticated) -> Result<Value, ApiError> {
@@ -222,7 +226,11 @@ fn success(
         "success",
         None,
     )?;
-    Ok(json!({"response_type": "SUCCESS", "user_info": info, "authenticator": "LEVEL_1"}))
+    Ok(LoginResponse::Success {
+        user_info: info,
+        authenticator: Authenticator::Level1,
+    }
+    .to_value())
 }
 
 /// A wrong password (or unknown account): audited, and answered only at
@@ -311,7 +319,7 @@ fn code_needed(api: &Api, session: &Session, auth: &Authenticated) -> Result<Cod
 }
 
 fn auth_err() -> Value {
-    json!({"response_type": "AUTH_ERR"})
+    LoginResponse::AuthErr.to_value()
 }
 
 fn login_ex(api: &Api, session: &Session, args: LoginExArgs) -> Answer {
@@ -352,7 +360,7 @@ fn password_accepted(
         wrong_codes: 0,
         user_info,
     });
-    Ok(json!({"response_type": "OTP_REQUIRED", "username": name}))
+    Ok(LoginResponse::OtpRequired { username: name }.to_value())
 }
 
 fn continue_with_code(api: &Api, session: &Session, data: &OtpToken) -> Result<Value, ApiError> {
@@ -400,7 +408,10 @@ fn continue_with_code(api: &Api, session: &Session, data: &OtpToken) -> Result<V
                 }
                 return Ok(auth_err());
             }
-            Ok(json!({"response_type": "OTP_REQUIRED", "username": pending.account.name}))
+            Ok(LoginResponse::OtpRequired {
+                username: pending.account.name,
+            }
+            .to_value())
         }
         Ok(CheckOutcome::LockedOut { retry_after_secs }) => {
             session.state().pending = None;

@@ -10,6 +10,7 @@ use crate::registry::{Access, Method};
 use crate::schema::{Field, Schema};
 use crate::typed::doc;
 use crate::{Api, ApiError, Event, Session, args};
+use wire::{PamOutcome, PamRequired};
 
 fn int(min: impl Into<i64>, max: impl Into<i64>) -> Schema {
     Schema::Int {
@@ -303,35 +304,43 @@ fn pam_need(api: &Api, caller: &Caller, user: &str, service: &str) -> Result<Pam
 fn pam_required(api: &Api, _: &Session, a: PamRequiredArgs) -> Result<Value, ApiError> {
     let caller = Caller::new(Some(&a.username), Origin::Pam { rhost: None })
         .via(format!("pam:{}", a.pam_service));
-    Ok(match pam_need(api, &caller, &a.username, &a.pam_service)? {
-        PamNeed::Nothing => json!(false),
-        PamNeed::Code(_) => json!(true),
-        PamNeed::Refuse => json!({"refuse": SECRET_REQUIRED}),
-    })
+    let answer = match pam_need(api, &caller, &a.username, &a.pam_service)? {
+        PamNeed::Nothing => PamRequired::Code(false),
+        PamNeed::Code(_) => PamRequired::Code(true),
+        PamNeed::Refuse => PamRequired::Refuse {
+            refuse: SECRET_REQUIRED.into(),
+        },
+    };
+    Ok(answer.to_value())
 }
 
 fn pam_check(api: &Api, _: &Session, a: PamCheckArgs) -> Result<Value, ApiError> {
     let caller = Caller::new(Some(&a.username), Origin::Pam { rhost: a.rhost })
         .via(format!("pam:{}", a.pam_service));
     let target = match pam_need(api, &caller, &a.username, &a.pam_service)? {
-        PamNeed::Nothing => return Ok(json!({"outcome": "not_required"})),
-        PamNeed::Refuse => return Ok(json!({"outcome": "refused", "message": SECRET_REQUIRED})),
+        PamNeed::Nothing => return Ok(PamOutcome::NotRequired.to_value()),
+        PamNeed::Refuse => {
+            return Ok(PamOutcome::Refused {
+                message: SECRET_REQUIRED.into(),
+            }
+            .to_value());
+        }
         PamNeed::Code(target) => target,
     };
-    let out = match api
+    let outcome = match api
         .twofactor()
         .check_code_for(&caller, &target, a.token.as_deref())
     {
-        Ok(CheckOutcome::Accepted) => json!({"outcome": "accepted"}),
-        Ok(CheckOutcome::Wrong) => json!({"outcome": "wrong"}),
-        Ok(CheckOutcome::Replayed) => json!({"outcome": "replayed"}),
-        Ok(CheckOutcome::LockedOut { retry_after_secs }) => {
-            json!({"outcome": "locked_out", "retry_after_secs": retry_after_secs})
-        }
+        Ok(CheckOutcome::Accepted) => PamOutcome::Accepted,
+        Ok(CheckOutcome::Wrong) => PamOutcome::Wrong,
+        Ok(CheckOutcome::Replayed) => PamOutcome::Replayed,
+        Ok(CheckOutcome::LockedOut { retry_after_secs }) => PamOutcome::LockedOut {
+            retry_after_secs: Some(retry_after_secs),
+        },
         Err(service::ServiceError::NotEnabled | service::ServiceError::NotConfigured) => {
-            json!({"outcome": "not_required"})
+            PamOutcome::NotRequired
         }
         Err(e) => return Err(e.into()),
     };
-    Ok(out)
+    Ok(outcome.to_value())
 }
