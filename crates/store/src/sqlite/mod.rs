@@ -417,7 +417,16 @@ impl Store for SqliteStore {
             key: &self.key,
         });
         match outcome {
-            Ok(()) => tx.commit().db(),
+            Ok(()) => {
+                tx.commit().db()?;
+                drop(guard);
+                // What the reader cached is stale now: drop its unsealed
+                // secret at once rather than at the next read (the writer's
+                // lock is released first, so the two are never held in the
+                // reader-then-writer order by anybody).
+                self.lock_reader().cache = None;
+                Ok(())
+            }
             Err(e) => {
                 // A failed rollback is reported by the next BEGIN; the
                 // body's error is the one worth returning.
@@ -727,8 +736,11 @@ mod tests {
         marked.settings.ssh = true;
         {
             let mut r = store.lock_reader();
-            let version = r.cache.as_ref().map(|(v, _)| *v).unwrap();
-            r.cache = Some((version, marked));
+            let version = r.cache.as_ref().map(|c| c.version).unwrap();
+            r.cache = Some(cache::Cached {
+                version,
+                entry: marked,
+            });
         }
         assert!(store.read().unwrap().settings.ssh, "served from the cache");
         // A commit on the store's own write connection moves the reader's
@@ -748,6 +760,73 @@ mod tests {
             .unwrap();
         let entry = store.read().unwrap();
         assert!(entry.settings.enabled && entry.settings.ssh);
+    }
+
+    /// The secret the reader's cache holds, if any.
+    fn cached_secret(store: &SqliteStore) -> Option<Secret> {
+        let r = store.lock_reader();
+        r.cache
+            .as_ref()
+            .and_then(|c| c.entry.secret.as_ref())
+            .map(|s| s.secret.clone())
+    }
+
+    #[test]
+    fn a_commit_drops_the_cached_secret_at_once() {
+        let (_dir, store) = open_fresh();
+        let old = Secret::from_bytes(vec![0x11; 20]).unwrap();
+        transact(&store, |tx| tx.replace_secret(&old, 1)).unwrap();
+        assert_eq!(store.read().unwrap().secret.unwrap().secret, old);
+        assert_eq!(
+            cached_secret(&store),
+            Some(old.clone()),
+            "cached by the read"
+        );
+        // A renewal: the old key must not linger until somebody reads.
+        let new = Secret::from_bytes(vec![0x22; 20]).unwrap();
+        transact(&store, |tx| tx.replace_secret(&new, 2)).unwrap();
+        assert!(
+            store.lock_reader().cache.is_none(),
+            "nothing kept after the commit"
+        );
+        // A failed transaction changes nothing, so the cache may stay.
+        assert_eq!(store.read().unwrap().secret.unwrap().secret, new);
+        let refused = transact(&store, |_| -> Result<()> {
+            Err(StoreError::Corrupt("refused".into()))
+        });
+        assert!(refused.is_err());
+        assert_eq!(cached_secret(&store), Some(new));
+    }
+
+    #[test]
+    fn a_reload_that_fails_leaves_no_secret_cached() {
+        let (dir, store) = open_fresh();
+        let secret = Secret::from_bytes(vec![0x33; 20]).unwrap();
+        transact(&store, |tx| tx.replace_secret(&secret, 1)).unwrap();
+        store.read().unwrap();
+        assert_eq!(cached_secret(&store), Some(secret));
+        // Another connection makes the sealed secret unopenable (it no
+        // longer belongs to the system): the reload fails, and the old
+        // unsealed key must not outlive it.
+        let other = Connection::open(dir.path().join("state").join(SqliteStore::DB_FILE)).unwrap();
+        other
+            .execute("UPDATE otp_secrets SET owner = 'user:0'", [])
+            .unwrap();
+        assert!(matches!(store.read(), Err(StoreError::Corrupt(_))));
+        assert!(store.lock_reader().cache.is_none());
+    }
+
+    #[test]
+    fn the_cache_debug_shows_no_key() {
+        let (_dir, store) = open_fresh();
+        let secret = Secret::from_bytes(vec![0x44; 20]).unwrap();
+        transact(&store, |tx| tx.replace_secret(&secret, 1)).unwrap();
+        store.read().unwrap();
+        let shown = format!("{:?}", *store.lock_reader());
+        assert!(shown.contains("Cached"), "{shown}");
+        assert!(!shown.contains(secret.to_base32().as_str()), "{shown}");
+        // The bytes (0x44 = 68) in any notation.
+        assert!(!shown.contains("68") && !shown.contains("44"), "{shown}");
     }
 
     #[test]
