@@ -26,6 +26,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Limits;
 pub use config::{Config, ConfigError, DEFAULT_CONFIG_PATH, SYSTEM_SOCKET, current_uid};
 pub use retention::AuditRetention;
+/// The password type of [`PasswordCheck`], for its callers and implementors.
+pub use secrecy::{ExposeSecret, SecretString};
 pub use store::{OsRandom, RandomError, Randomness};
 pub use twofactor::{Entry, Labels, Services, TwoFactor, UpdateRequest};
 pub use users::{
