@@ -181,8 +181,9 @@ impl TwoFactor {
         Ok(Entry::from_stored(&entry))
     }
 
-    /// `provisioning_uri()`: the Key URI of the current secret.
-    pub fn provisioning_uri(&self) -> Result<String, ServiceError> {
+    /// `provisioning_uri()`: the Key URI of the current secret. It carries
+    /// the secret in base32, so it is wiped when the caller drops it.
+    pub fn provisioning_uri(&self) -> Result<Zeroizing<String>, ServiceError> {
         let entry = self.store.read()?;
         let record = entry.secret.ok_or(ServiceError::NoSecret)?;
         let uri = KeyUri {
@@ -194,7 +195,7 @@ impl TwoFactor {
             digits: entry.settings.otp_digits,
             period: entry.settings.interval,
         };
-        Ok(uri.build()?)
+        Ok(Zeroizing::new(uri.build()?))
     }
 
     /// `renew_secret()`: a new secret (and with it fresh replay and failure

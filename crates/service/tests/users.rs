@@ -472,3 +472,44 @@ fn after_migrating_mains_state_its_accepted_code_is_refused() {
         .to_string();
     assert!(tf.verify_user(&who, &UserRef::root(), Some(&next)).unwrap());
 }
+
+/// `Debug` of every secret-carrying value the service hands out shows no
+/// secret: the entry's base32 text, the URIs (system, user, enrolment), the
+/// user's configuration, and the password type of `PasswordCheck`.
+#[test]
+fn debug_of_secret_carrying_values_shows_no_secret() {
+    let f = fixture();
+    enable(&f);
+    f.tf.renew_user_secret(&root_unix(), &alice(), SecretOptions::default())
+        .unwrap();
+    let entry = f.tf.config().unwrap();
+    let system_secret = entry.secret.clone().unwrap();
+    let system_uri = f.tf.provisioning_uri().unwrap();
+    let user_uri = f.tf.user_provisioning_uri(&alice()).unwrap();
+    let user_config = f.tf.user_config(&alice()).unwrap();
+    let enrolment =
+        f.tf.enroll(&root_unix(), &bob(), SecretOptions::default())
+            .unwrap();
+    let password = service::SecretString::from("hunter2-correct-horse");
+    let shown = format!("{entry:?} {user_config:?} {enrolment:?} {password:?}");
+    let secrets = [
+        system_secret.as_str().to_owned(),
+        totp_of(&user_uri).0.to_base32().as_str().to_owned(),
+        totp_of(&enrolment.provisioning_uri)
+            .0
+            .to_base32()
+            .as_str()
+            .to_owned(),
+        "hunter2-correct-horse".to_owned(),
+    ];
+    for secret in &secrets {
+        assert!(!shown.contains(secret.as_str()), "{shown}");
+    }
+    // The URIs themselves are the wiping type, not a plain String.
+    let _: &zeroize::Zeroizing<String> = &system_uri;
+    assert!(system_uri.contains(system_secret.as_str()));
+    assert!(
+        shown.contains("redacted") || shown.contains("REDACTED"),
+        "{shown}"
+    );
+}

@@ -134,7 +134,7 @@ pub(super) fn methods() -> Vec<Method> {
             cli_description: "Show the provisioning URI (and QR code)",
             examples: &["auth two_factor provisioning_uri", "auth two_factor provisioning_uri --png qr.png"],
             returns: Schema::Str { nullable: false },
-            handler: |api, _, _| Ok(json!(api.twofactor().provisioning_uri()?)),
+            handler: |api, _, _| Ok(json!(api.twofactor().provisioning_uri()?.as_str())),
             ..base.clone()
         },
         Method {
