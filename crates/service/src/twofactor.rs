@@ -134,7 +134,7 @@ impl TwoFactor {
     /// Whether a code is required right now (2FA on; `for_ssh` also needs
     /// `services.ssh`).
     pub fn code_required(&self, for_ssh: bool) -> Result<bool, ServiceError> {
-        let s = self.store.read()?.settings;
+        let s = self.store.read_summary()?.settings;
         Ok(s.enabled && (!for_ssh || s.ssh))
     }
 

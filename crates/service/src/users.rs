@@ -140,18 +140,21 @@ impl TwoFactor {
         &self,
         user: &UserRef,
     ) -> Result<(Option<ActiveSecret>, u32, Settings), ServiceError> {
-        let entry = self.store.read()?;
         let view = self.store.read_user(&user.name)?;
-        let active = if user.is_root() {
-            entry
+        if user.is_root() {
+            let entry = self.store.read()?;
+            let active = entry
                 .secret
-                .map(|r| (r.secret, entry.settings.otp_digits, entry.settings.interval))
-        } else {
-            view.secret
-                .filter(|s| s.uid == user.uid)
-                .map(|s| (s.record.secret, s.digits, s.interval))
-        };
-        Ok((active, view.recovery_codes_left, entry.settings))
+                .map(|r| (r.secret, entry.settings.otp_digits, entry.settings.interval));
+            return Ok((active, view.recovery_codes_left, entry.settings));
+        }
+        // Only root's secret is the entry's: nobody else's read unseals it.
+        let settings = self.store.read_summary()?.settings;
+        let active = view
+            .secret
+            .filter(|s| s.uid == user.uid)
+            .map(|s| (s.record.secret, s.digits, s.interval));
+        Ok((active, view.recovery_codes_left, settings))
     }
 
     /// `user.twofactor_config(username)`.
@@ -179,7 +182,7 @@ impl TwoFactor {
     /// one (the account was recreated with another uid) is audited.
     pub fn user_has_secret(&self, caller: &Caller, user: &UserRef) -> Result<bool, ServiceError> {
         if user.is_root() {
-            return Ok(self.store.read()?.secret.is_some());
+            return Ok(self.store.read_summary()?.secret_id.is_some());
         }
         match self.store.read_user(&user.name)?.secret {
             None => Ok(false),
@@ -205,7 +208,7 @@ impl TwoFactor {
     /// account is now. For a name the system cannot look up: a secret
     /// there means the check must fail closed, not pass.
     pub fn name_holds_secret(&self, name: &str) -> Result<bool, ServiceError> {
-        if name == "root" && self.store.read()?.secret.is_some() {
+        if name == "root" && self.store.read_summary()?.secret_id.is_some() {
             return Ok(true);
         }
         Ok(self.store.read_user(name)?.secret.is_some())
@@ -491,7 +494,7 @@ impl TwoFactor {
     /// Every account holding a secret (root when the entry has one).
     pub fn secret_holders(&self) -> Result<Vec<SecretHolder>, ServiceError> {
         let mut out = Vec::new();
-        if self.store.read()?.secret.is_some() {
+        if self.store.read_summary()?.secret_id.is_some() {
             out.push(SecretHolder {
                 username: "root".into(),
                 uid: 0,

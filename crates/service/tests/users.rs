@@ -513,3 +513,78 @@ fn debug_of_secret_carrying_values_shows_no_secret() {
         "{shown}"
     );
 }
+
+/// A store that counts the reads that unseal the system secret.
+#[derive(Debug)]
+struct CountingStore {
+    inner: store::SqliteStore,
+    unsealing_reads: std::sync::atomic::AtomicUsize,
+}
+
+impl store::Store for CountingStore {
+    fn read(&self) -> store::Result<store::SystemEntry> {
+        self.unsealing_reads
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.read()
+    }
+    fn read_summary(&self) -> store::Result<store::EntrySummary> {
+        self.inner.read_summary()
+    }
+    fn transact_dyn(
+        &self,
+        f: &mut dyn FnMut(&mut dyn store::Tx) -> store::Result<()>,
+    ) -> store::Result<()> {
+        self.inner.transact_dyn(f)
+    }
+    fn read_user(&self, username: &str) -> store::Result<store::UserView> {
+        self.inner.read_user(username)
+    }
+    fn query_audit(&self, query: &AuditQuery) -> store::Result<Vec<store::AuditEntry>> {
+        self.inner.query_audit(query)
+    }
+}
+
+/// The frequent questions (is a code required, who holds a secret, a
+/// user's own configuration) never unseal the system secret; only the
+/// answers that carry it (`config`, root's URI) do.
+#[test]
+fn only_answers_that_carry_the_system_secret_unseal_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let counting = Arc::new(CountingStore {
+        inner: store::SqliteStore::open(&dir.path().join("state")).unwrap(),
+        unsealing_reads: Default::default(),
+    });
+    let tf = service::TwoFactor::new(
+        counting.clone(),
+        Arc::new(ManualClock::at_secs(common::T0)),
+        Arc::new(OsRandom),
+        common::nas_labels(),
+        RateLimits::default(),
+    );
+    let unsealed = || {
+        counting
+            .unsealing_reads
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    tf.update(
+        &root_unix(),
+        UpdateRequest {
+            enabled: Some(true),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    tf.renew_user_secret(&root_unix(), &alice(), SecretOptions::default())
+        .unwrap();
+    assert!(tf.code_required(false).unwrap());
+    assert!(tf.user_has_secret(&root_unix(), &UserRef::root()).unwrap());
+    assert!(tf.name_holds_secret("root").unwrap());
+    assert_eq!(tf.secret_holders().unwrap().len(), 2);
+    assert!(tf.user_config(&alice()).unwrap().secret_configured);
+    tf.user_provisioning_uri(&alice()).unwrap();
+    assert_eq!(unsealed(), 0, "none of these needed the system key");
+    assert!(tf.config().unwrap().secret.is_some());
+    assert!(tf.provisioning_uri().is_ok());
+    assert!(tf.user_config(&UserRef::root()).unwrap().secret_configured);
+    assert_eq!(unsealed(), 3);
+}

@@ -1,83 +1,71 @@
-//! The sealing cache: the entry as last read, with its secret unsealed, kept
-//! until a commit makes it stale.
+//! The read cache: the entry's settings and which secret is set, as last
+//! read, kept until `PRAGMA data_version` moves.
 //!
-//! What it keeps, and no more: one entry (the system entry; per-user secrets
-//! are never cached), whose only secret part is the decoded key bytes inside
-//! [`otp::Secret`] — a wiping buffer with a redacting `Debug`; never the
-//! sealed blob, never base32 text. It lets go of that secret as soon as it
-//! is stale: when this store commits (see `SqliteStore::transact_dyn`), and
-//! before a reload after anybody else's commit, so a reload that fails (a
-//! secret that no longer opens) leaves nothing behind either.
-
-use std::fmt;
+//! It keeps no secret at all — not the unsealed key, not the sealed blob,
+//! not base32 text: only an [`EntrySummary`], which is what the frequent
+//! reads need (is a code required, is there a secret). The few reads that
+//! need the key itself ([`Reader::entry`]: `config`, the provisioning URIs)
+//! unseal it afresh each time and hand it to the caller, whose copy wipes
+//! itself on drop. One summary at most; per-user secrets are never cached.
 
 use rusqlite::Connection;
 
 use super::DbResult;
-use super::entry::load_entry;
-use crate::{KeyFile, Result, SystemEntry};
+use super::entry::{load_entry, load_summary};
+use crate::{EntrySummary, KeyFile, Result, SystemEntry};
 
 /// The read connection and what it last read.
+#[derive(Debug)]
 pub(super) struct Reader {
     pub(super) conn: Connection,
     pub(super) cache: Option<Cached>,
 }
 
-/// The entry as of `PRAGMA data_version` = `version` on the read
+/// The summary as of `PRAGMA data_version` = `version` on the read
 /// connection, which moves whenever any other connection (the writer
 /// included) commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Cached {
     pub(super) version: i64,
-    pub(super) entry: SystemEntry,
-}
-
-impl fmt::Debug for Reader {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Reader")
-            .field("cache", &self.cache)
-            .finish_non_exhaustive()
-    }
-}
-
-impl fmt::Debug for Cached {
-    /// The version, the settings and which secret: never the key.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Cached")
-            .field("version", &self.version)
-            .field("settings", &self.entry.settings)
-            .field("secret_id", &self.entry.secret.as_ref().map(|s| s.id))
-            .field("secret", &"<redacted>")
-            .finish()
-    }
+    pub(super) summary: EntrySummary,
 }
 
 impl Reader {
-    /// The entry, from the cache while `PRAGMA data_version` stands still.
-    pub(super) fn entry(&mut self, key: &KeyFile) -> Result<SystemEntry> {
-        let version: i64 = self
-            .conn
+    fn data_version(&self) -> Result<i64> {
+        self.conn
             .prepare_cached("PRAGMA data_version")
             .db()?
             .query_row([], |r| r.get(0))
-            .db()?;
-        if let Some(cached) = &self.cache
+            .db()
+    }
+
+    /// The summary, from the cache while `PRAGMA data_version` stands still.
+    pub(super) fn summary(&mut self) -> Result<EntrySummary> {
+        let version = self.data_version()?;
+        if let Some(cached) = self.cache
             && cached.version == version
         {
-            return Ok(cached.entry.clone());
+            return Ok(cached.summary);
         }
-        // Stale: the old secret goes (and is wiped) before anything else,
-        // whether or not the reload works.
-        self.cache = None;
+        // Read after the version: a commit in between makes the cache newer
+        // than its label, which only costs one more reload.
+        let summary = load_summary(&self.conn)?;
+        self.cache = Some(Cached { version, summary });
+        Ok(summary)
+    }
+
+    /// The entry with its secret unsealed, read afresh (never cached). The
+    /// summary cache is refreshed on the way.
+    pub(super) fn entry(&mut self, key: &KeyFile) -> Result<SystemEntry> {
+        let version = self.data_version()?;
         // One read transaction, so the settings and the secret they point at
-        // come from one snapshot. Read after the version: a commit in
-        // between makes the cache newer than its label, which only costs
-        // one more reload.
+        // come from one snapshot.
         let tx = self.conn.unchecked_transaction().db()?;
         let entry = load_entry(&tx, key)?;
         tx.commit().db()?;
         self.cache = Some(Cached {
             version,
-            entry: entry.clone(),
+            summary: EntrySummary::from(&entry),
         });
         Ok(entry)
     }

@@ -29,8 +29,8 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use crate::users::{NewUserSecret, PendingSecret, UserSecret, UserSecretInfo};
 use crate::{
-    AuditEntry, AuditQuery, AuditRecord, DbErrorKind, KeyFile, LimiterState, OsRandom, Randomness,
-    Result, SecretId, Settings, Store, StoreError, SystemEntry, Tx,
+    AuditEntry, AuditQuery, AuditRecord, DbErrorKind, EntrySummary, KeyFile, LimiterState,
+    OsRandom, Randomness, Result, SecretId, Settings, Store, StoreError, SystemEntry, Tx,
 };
 
 mod audit;
@@ -406,6 +406,10 @@ impl Store for SqliteStore {
         self.lock_reader().entry(&self.key)
     }
 
+    fn read_summary(&self) -> Result<EntrySummary> {
+        self.lock_reader().summary()
+    }
+
     fn transact_dyn(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
         let mut guard = self.lock();
         let tx = guard
@@ -417,16 +421,7 @@ impl Store for SqliteStore {
             key: &self.key,
         });
         match outcome {
-            Ok(()) => {
-                tx.commit().db()?;
-                drop(guard);
-                // What the reader cached is stale now: drop its unsealed
-                // secret at once rather than at the next read (the writer's
-                // lock is released first, so the two are never held in the
-                // reader-then-writer order by anybody).
-                self.lock_reader().cache = None;
-                Ok(())
-            }
+            Ok(()) => tx.commit().db(),
             Err(e) => {
                 // A failed rollback is reported by the next BEGIN; the
                 // body's error is the one worth returning.
@@ -729,20 +724,23 @@ mod tests {
     #[test]
     fn read_is_served_from_the_cache_until_data_version_moves() {
         let (dir, store) = open_fresh();
-        assert!(!store.read().unwrap().settings.enabled);
-        // Plant a marker in the cache under the current version: reads are
-        // served from it while nobody commits.
-        let mut marked = store.read().unwrap();
+        assert!(!store.read_summary().unwrap().settings.enabled);
+        // Plant a marker in the cache under the current version: summaries
+        // are served from it while nobody commits.
+        let mut marked = store.read_summary().unwrap();
         marked.settings.ssh = true;
         {
             let mut r = store.lock_reader();
             let version = r.cache.as_ref().map(|c| c.version).unwrap();
             r.cache = Some(cache::Cached {
                 version,
-                entry: marked,
+                summary: marked,
             });
         }
-        assert!(store.read().unwrap().settings.ssh, "served from the cache");
+        assert!(
+            store.read_summary().unwrap().settings.ssh,
+            "served from the cache"
+        );
         // A commit on the store's own write connection moves the reader's
         // data_version: read-your-writes holds.
         store
@@ -751,82 +749,62 @@ mod tests {
             .unwrap()
             .execute("UPDATE twofactor_config SET enabled = 1", [])
             .unwrap();
-        let entry = store.read().unwrap();
-        assert!(entry.settings.enabled && !entry.settings.ssh, "reloaded");
+        let summary = store.read_summary().unwrap();
+        assert!(
+            summary.settings.enabled && !summary.settings.ssh,
+            "reloaded"
+        );
         // So does a commit by another connection.
         let other = Connection::open(dir.path().join("state").join(SqliteStore::DB_FILE)).unwrap();
         other
             .execute("UPDATE twofactor_config SET services_ssh = 1", [])
             .unwrap();
-        let entry = store.read().unwrap();
-        assert!(entry.settings.enabled && entry.settings.ssh);
-    }
-
-    /// The secret the reader's cache holds, if any.
-    fn cached_secret(store: &SqliteStore) -> Option<Secret> {
-        let r = store.lock_reader();
-        r.cache
-            .as_ref()
-            .and_then(|c| c.entry.secret.as_ref())
-            .map(|s| s.secret.clone())
+        let summary = store.read_summary().unwrap();
+        assert!(summary.settings.enabled && summary.settings.ssh);
     }
 
     #[test]
-    fn a_commit_drops_the_cached_secret_at_once() {
-        let (_dir, store) = open_fresh();
-        let old = Secret::from_bytes(vec![0x11; 20]).unwrap();
-        transact(&store, |tx| tx.replace_secret(&old, 1)).unwrap();
-        assert_eq!(store.read().unwrap().secret.unwrap().secret, old);
-        assert_eq!(
-            cached_secret(&store),
-            Some(old.clone()),
-            "cached by the read"
-        );
-        // A renewal: the old key must not linger until somebody reads.
-        let new = Secret::from_bytes(vec![0x22; 20]).unwrap();
-        transact(&store, |tx| tx.replace_secret(&new, 2)).unwrap();
-        assert!(
-            store.lock_reader().cache.is_none(),
-            "nothing kept after the commit"
-        );
-        // A failed transaction changes nothing, so the cache may stay.
-        assert_eq!(store.read().unwrap().secret.unwrap().secret, new);
-        let refused = transact(&store, |_| -> Result<()> {
-            Err(StoreError::Corrupt("refused".into()))
-        });
-        assert!(refused.is_err());
-        assert_eq!(cached_secret(&store), Some(new));
-    }
-
-    #[test]
-    fn a_reload_that_fails_leaves_no_secret_cached() {
-        let (dir, store) = open_fresh();
-        let secret = Secret::from_bytes(vec![0x33; 20]).unwrap();
-        transact(&store, |tx| tx.replace_secret(&secret, 1)).unwrap();
-        store.read().unwrap();
-        assert_eq!(cached_secret(&store), Some(secret));
-        // Another connection makes the sealed secret unopenable (it no
-        // longer belongs to the system): the reload fails, and the old
-        // unsealed key must not outlive it.
-        let other = Connection::open(dir.path().join("state").join(SqliteStore::DB_FILE)).unwrap();
-        other
-            .execute("UPDATE otp_secrets SET owner = 'user:0'", [])
-            .unwrap();
-        assert!(matches!(store.read(), Err(StoreError::Corrupt(_))));
-        assert!(store.lock_reader().cache.is_none());
-    }
-
-    #[test]
-    fn the_cache_debug_shows_no_key() {
+    fn the_cache_holds_no_secret_and_read_unseals_afresh() {
         let (_dir, store) = open_fresh();
         let secret = Secret::from_bytes(vec![0x44; 20]).unwrap();
-        transact(&store, |tx| tx.replace_secret(&secret, 1)).unwrap();
-        store.read().unwrap();
+        let id = transact(&store, |tx| tx.replace_secret(&secret, 1)).unwrap();
+        let entry = store.read().unwrap();
+        assert_eq!(entry.secret.as_ref().unwrap().secret, secret);
+        let summary = store.read_summary().unwrap();
+        assert_eq!(summary, EntrySummary::from(&entry));
+        assert_eq!(summary.secret_id, Some(id));
+        // All the cache keeps is that summary: settings and the secret's id.
+        let cached = store.lock_reader().cache.unwrap();
+        assert_eq!(cached.summary, summary);
         let shown = format!("{:?}", *store.lock_reader());
-        assert!(shown.contains("Cached"), "{shown}");
         assert!(!shown.contains(secret.to_base32().as_str()), "{shown}");
-        // The bytes (0x44 = 68) in any notation.
         assert!(!shown.contains("68") && !shown.contains("44"), "{shown}");
+        // `read` is never served from the cache: a planted summary under
+        // the current version does not change what it returns.
+        {
+            let mut r = store.lock_reader();
+            let version = r.cache.unwrap().version;
+            r.cache = Some(cache::Cached {
+                version,
+                summary: EntrySummary::default(),
+            });
+        }
+        assert_eq!(store.read().unwrap(), entry);
+        // And it unseals every time: once the sealed blob no longer opens,
+        // `read` says so, while the summary (which never needed the key)
+        // is still answered.
+        {
+            let mut guard = store.lock();
+            let g = guard.conn().unwrap();
+            let mut sealed: Vec<u8> = g
+                .query_row("SELECT sealed FROM otp_secrets", [], |r| r.get(0))
+                .unwrap();
+            sealed[30] ^= 0x01;
+            g.execute("UPDATE otp_secrets SET sealed = ?1", [sealed])
+                .unwrap();
+        }
+        assert!(matches!(store.read(), Err(StoreError::Corrupt(_))));
+        assert_eq!(store.read_summary().unwrap(), summary);
     }
 
     #[test]
