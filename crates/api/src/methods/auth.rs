@@ -194,10 +194,8 @@ fn check_password(
     let account = api.inner.accounts.by_name(user);
     // The password check runs even for unknown users so timing does not tell them apart.
     let rhost = session.origin().remote_address();
-    let ok = api
-        .inner
-        .passwords
-        .check(user, &service::SecretString::from(password), rhost.as_deref());
+    let password = service::SecretString::from(password);
+    let ok = api.inner.passwords.check(user, &password, rhost.as_deref());
     match account.filter(|_| ok) {
         Some(account) => {
             let admin = api.is_admin(&account);
