@@ -15,6 +15,7 @@ mod caller;
 mod check;
 mod clock;
 mod config;
+mod provisioning;
 mod retention;
 mod twofactor;
 mod users;
@@ -25,6 +26,7 @@ pub use check::{CheckOutcome, RateLimits};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Limits;
 pub use config::{Config, ConfigError, DEFAULT_CONFIG_PATH, SYSTEM_SOCKET, current_uid};
+pub use provisioning::ProvisioningUri;
 pub use retention::AuditRetention;
 /// The password type of [`PasswordCheck`], for its callers and implementors.
 pub use secrecy::{ExposeSecret, SecretString};

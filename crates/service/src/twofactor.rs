@@ -8,7 +8,7 @@ use store::{Settings, Store, SystemEntry, transact};
 use zeroize::Zeroizing;
 
 use crate::check::RateLimits;
-use crate::{AuditRetention, Caller, Clock, Randomness, ServiceError};
+use crate::{AuditRetention, Caller, Clock, ProvisioningUri, Randomness, ServiceError};
 
 /// `services` of the entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -183,7 +183,7 @@ impl TwoFactor {
 
     /// `provisioning_uri()`: the Key URI of the current secret. It carries
     /// the secret in base32, so it is wiped when the caller drops it.
-    pub fn provisioning_uri(&self) -> Result<Zeroizing<String>, ServiceError> {
+    pub fn provisioning_uri(&self) -> Result<ProvisioningUri, ServiceError> {
         let entry = self.store.read()?;
         let record = entry.secret.ok_or(ServiceError::NoSecret)?;
         let uri = KeyUri {
@@ -195,7 +195,7 @@ impl TwoFactor {
             digits: entry.settings.otp_digits,
             period: entry.settings.interval,
         };
-        Ok(Zeroizing::new(uri.build()?))
+        Ok(ProvisioningUri::new(uri.build()?))
     }
 
     /// `renew_secret()`: a new secret (and with it fresh replay and failure

@@ -11,7 +11,7 @@ use store::{NewUserSecret, PendingSecret, Settings, Tx, transact};
 use zeroize::Zeroizing;
 
 use crate::check::{Target, normalize_recovery_code};
-use crate::{Caller, CheckOutcome, ServiceError, TwoFactor};
+use crate::{Caller, CheckOutcome, ProvisioningUri, ServiceError, TwoFactor};
 
 /// How long a pending enrolment waits for its confirming code.
 pub const ENROLMENT_TTL_SECS: u64 = 600;
@@ -58,7 +58,7 @@ pub struct SecretOptions {
 /// `user.twofactor_config` (SPEC 9.3).
 #[derive(Clone, PartialEq, Eq)]
 pub struct UserConfig {
-    pub provisioning_uri: Option<Zeroizing<String>>,
+    pub provisioning_uri: Option<ProvisioningUri>,
     pub secret_configured: bool,
     pub interval: Interval,
     pub otp_digits: Digits,
@@ -83,7 +83,7 @@ impl std::fmt::Debug for UserConfig {
 /// What `user.twofactor_enroll` answers.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Enrolment {
-    pub provisioning_uri: Zeroizing<String>,
+    pub provisioning_uri: ProvisioningUri,
     pub otp_digits: Digits,
     pub interval: Interval,
     pub expires_in: u64,
@@ -120,7 +120,7 @@ impl TwoFactor {
         secret: Secret,
         digits: Digits,
         interval: Interval,
-    ) -> Result<Zeroizing<String>, ServiceError> {
+    ) -> Result<ProvisioningUri, ServiceError> {
         let labels = self.labels();
         let uri = KeyUri {
             kind: OtpKind::Totp,
@@ -131,7 +131,7 @@ impl TwoFactor {
             digits,
             period: interval,
         };
-        Ok(Zeroizing::new(uri.build()?))
+        Ok(ProvisioningUri::new(uri.build()?))
     }
 
     /// `user`'s active secret with its numbers, read without a write
@@ -215,7 +215,7 @@ impl TwoFactor {
     }
 
     /// `user.provisioning_uri(username)`.
-    pub fn user_provisioning_uri(&self, user: &UserRef) -> Result<Zeroizing<String>, ServiceError> {
+    pub fn user_provisioning_uri(&self, user: &UserRef) -> Result<ProvisioningUri, ServiceError> {
         let (active, _, _) = self.read_active(user)?;
         let (secret, digits, interval) = active.ok_or_else(|| ServiceError::UserHasNoSecret {
             username: user.name.clone(),

@@ -474,8 +474,9 @@ fn after_migrating_mains_state_its_accepted_code_is_refused() {
 }
 
 /// `Debug` of every secret-carrying value the service hands out shows no
-/// secret: the entry's base32 text, the URIs (system, user, enrolment), the
-/// user's configuration, and the password type of `PasswordCheck`.
+/// secret: the entry's base32 text, the URIs (system, user, enrolment; all
+/// `ProvisioningUri`), the user's configuration, and the password type of
+/// `PasswordCheck`.
 #[test]
 fn debug_of_secret_carrying_values_shows_no_secret() {
     let f = fixture();
@@ -491,7 +492,8 @@ fn debug_of_secret_carrying_values_shows_no_secret() {
         f.tf.enroll(&root_unix(), &bob(), SecretOptions::default())
             .unwrap();
     let password = service::SecretString::from("hunter2-correct-horse");
-    let shown = format!("{entry:?} {user_config:?} {enrolment:?} {password:?}");
+    let shown =
+        format!("{entry:?} {user_config:?} {enrolment:?} {password:?} {system_uri:?} {user_uri:?}");
     let secrets = [
         system_secret.as_str().to_owned(),
         totp_of(&user_uri).0.to_base32().as_str().to_owned(),
@@ -505,8 +507,6 @@ fn debug_of_secret_carrying_values_shows_no_secret() {
     for secret in &secrets {
         assert!(!shown.contains(secret.as_str()), "{shown}");
     }
-    // The URIs themselves are the wiping type, not a plain String.
-    let _: &zeroize::Zeroizing<String> = &system_uri;
     assert!(system_uri.contains(system_secret.as_str()));
     assert!(
         shown.contains("redacted") || shown.contains("REDACTED"),
