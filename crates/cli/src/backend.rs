@@ -46,8 +46,8 @@ pub trait Backend {
     fn call(&mut self, method: &str, params: Vec<Value>) -> Result<Value, CallError>;
 
     /// [`Backend::call`] for a request that carries a password: a remote
-    /// backend wipes the request text once sent. In-process the parameters
-    /// go to the API as they are.
+    /// backend wipes the request text once sent. In-process (the embedded
+    /// mode, which never logs in) the parameters go to the API as they are.
     fn call_secret(&mut self, method: &str, params: Vec<Value>) -> Result<Value, CallError> {
         self.call(method, params)
     }
