@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 
 /// A Key URI (`otpauth://totp/...?secret=...`): wiped when dropped, and its
 /// `Debug` shows nothing of it. Reads as `&str` (`as_str`, or deref) where
-/// it is handed on.
+/// it is handed on, and serialises as that string (the API's answer).
 #[derive(Clone, PartialEq, Eq)]
 pub struct ProvisioningUri(Zeroizing<String>);
 
@@ -27,6 +27,12 @@ impl Deref for ProvisioningUri {
 
     fn deref(&self) -> &str {
         &self.0
+    }
+}
+
+impl serde::Serialize for ProvisioningUri {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
     }
 }
 
@@ -50,5 +56,6 @@ mod tests {
         assert!(!shown.contains("otpauth"), "{shown}");
         assert!(shown.contains("redacted"), "{shown}");
         assert!(uri.starts_with("otpauth://") && uri.as_str().contains("GEZDG"));
+        assert_eq!(serde_json::json!(uri), serde_json::json!(uri.as_str()));
     }
 }
