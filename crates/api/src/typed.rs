@@ -229,25 +229,9 @@ impl<const MIN: i64, const MAX: i64> Described for Ranged<MIN, MAX> {
     }
 }
 
-/// A password: zeroized when dropped, never shown by `Debug`.
-#[derive(serde::Deserialize)]
-#[serde(transparent)]
-pub struct Password(zeroize::Zeroizing<String>);
-
-impl Password {
-    /// The password, for the one check that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Password {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Password(********)")
-    }
-}
-
-impl Described for Password {
+/// A password: read only through `expose_secret`, wiped when dropped,
+/// never shown by `Debug`; deserialised straight into its secret box.
+impl Described for service::SecretString {
     fn schema() -> Schema {
         Schema::Str { nullable: false }
     }
@@ -549,9 +533,15 @@ mod tests {
     }
 
     #[test]
-    fn a_password_is_not_shown() {
-        let p: Password = serde_json::from_value(json!("hunter2")).expect("password");
-        assert_eq!(p.expose(), "hunter2");
-        assert!(!format!("{p:?}").contains("hunter2"));
+    fn a_password_argument_is_not_shown() {
+        use service::ExposeSecret;
+        let reg = registry();
+        let m = reg.method("auth.login").expect("auth.login");
+        let values = m
+            .validate(vec![json!("alice"), json!("hunter2")])
+            .expect("valid");
+        let a: crate::methods::LoginArgs = Params::from_validated(values).expect("parses");
+        assert_eq!(a.password.expose_secret(), "hunter2");
+        assert!(!format!("{:?}", a.password).contains("hunter2"));
     }
 }

@@ -28,8 +28,9 @@ impl Accounts for Users {
 }
 
 impl PasswordCheck for Users {
-    fn check(&self, user: &str, password: &str, _: Option<&str>) -> bool {
-        common::admin_or_alice_password(user, password)
+    fn check(&self, user: &str, password: &service::SecretString, _: Option<&str>) -> bool {
+        use service::ExposeSecret;
+        common::admin_or_alice_password(user, password.expose_secret())
     }
 }
 

@@ -31,10 +31,11 @@ impl Accounts for Users {
 }
 
 impl PasswordCheck for Users {
-    fn check(&self, user: &str, password: &str, _: Option<&str>) -> bool {
+    fn check(&self, user: &str, password: &service::SecretString, _: Option<&str>) -> bool {
+        use service::ExposeSecret;
         let known = self.by_name(user).is_some();
         self.clock.advance_secs(if known { 3 } else { 1 });
-        common::admin_or_alice_password(user, password)
+        common::admin_or_alice_password(user, password.expose_secret())
     }
 }
 

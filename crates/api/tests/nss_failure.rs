@@ -37,7 +37,7 @@ impl Accounts for Flaky {
 }
 
 impl service::PasswordCheck for Flaky {
-    fn check(&self, _: &str, _: &str, _: Option<&str>) -> bool {
+    fn check(&self, _: &str, _: &service::SecretString, _: Option<&str>) -> bool {
         false
     }
 }

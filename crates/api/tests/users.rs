@@ -60,8 +60,9 @@ impl Accounts for Users {
 }
 
 impl PasswordCheck for Users {
-    fn check(&self, user: &str, password: &str, _: Option<&str>) -> bool {
-        password == format!("{user}pw")
+    fn check(&self, user: &str, password: &service::SecretString, _: Option<&str>) -> bool {
+        use service::ExposeSecret;
+        password.expose_secret() == format!("{user}pw")
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use client::wire::{self, ResponseType, RpcError};
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 use crate::error::CliError;
@@ -43,6 +44,13 @@ pub const CLI_TARGET: &str = "CLI";
 /// Something that runs API methods.
 pub trait Backend {
     fn call(&mut self, method: &str, params: Vec<Value>) -> Result<Value, CallError>;
+
+    /// [`Backend::call`] for a request that carries a password: a remote
+    /// backend wipes the request text once sent. In-process (the embedded
+    /// mode, which never logs in) the parameters go to the API as they are.
+    fn call_secret(&mut self, method: &str, params: Vec<Value>) -> Result<Value, CallError> {
+        self.call(method, params)
+    }
     /// The short host name of the system the calls run on (for the prompt).
     fn hostname(&self) -> String;
 
@@ -150,6 +158,15 @@ impl Backend for Remote {
         })
     }
 
+    fn call_secret(&mut self, method: &str, params: Vec<Value>) -> Result<Value, CallError> {
+        self.client
+            .call_secret(method, params)
+            .map_err(|e| match e {
+                client::ClientError::Rpc(error) => CallError::Rpc(error),
+                other => CallError::Transport(other.to_string()),
+            })
+    }
+
     fn hostname(&self) -> String {
         self.host.clone()
     }
@@ -186,9 +203,11 @@ pub struct Target {
     pub init: bool,
 }
 
-/// How to ask for secrets when logging in.
+/// How to ask for secrets when logging in. The password is a
+/// [`SecretString`] from here to the request text (wiped on drop, redacted
+/// in `Debug`).
 pub trait Prompter {
-    fn password(&mut self, user: &str) -> Result<String, CliError>;
+    fn password(&mut self, user: &str) -> Result<SecretString, CliError>;
     fn otp(&mut self) -> Result<String, CliError>;
 }
 
@@ -205,8 +224,8 @@ fn from_env_or_tty(var: &str, prompt: &str) -> Result<String, CliError> {
 }
 
 impl Prompter for TerminalPrompter {
-    fn password(&mut self, user: &str) -> Result<String, CliError> {
-        from_env_or_tty("TFA_PASSWORD", &format!("Password for {user}: "))
+    fn password(&mut self, user: &str) -> Result<SecretString, CliError> {
+        from_env_or_tty("TFA_PASSWORD", &format!("Password for {user}: ")).map(SecretString::from)
     }
 
     fn otp(&mut self) -> Result<String, CliError> {
@@ -222,9 +241,13 @@ pub fn login(
     prompter: &mut dyn Prompter,
 ) -> Result<(), CliError> {
     let password = prompter.password(user)?;
-    let request = json!({"mechanism": "PASSWORD_PLAIN", "username": user, "password": password,
+    // The one copy of the password outside its `SecretString`: this
+    // request, which `call_secret` wipes (with its text) once sent.
+    let request = json!({"mechanism": "PASSWORD_PLAIN", "username": user,
+                         "password": password.expose_secret(),
                          "login_options": {"user_info": false}});
-    let mut answer = backend.call("auth.login_ex", vec![request])?;
+    drop(password);
+    let mut answer = backend.call_secret("auth.login_ex", vec![request])?;
     // A code from the environment is tried once; typed ones as many times
     // as the server allows a login.
     let tries = if std::env::var_os("TFA_OTP").is_some() {
@@ -376,10 +399,16 @@ mod tests {
     /// Answers logins like the API does.
     struct FakeServer {
         calls: Vec<(String, Value)>,
+        /// The methods called through `call_secret`.
+        secret_calls: Vec<String>,
         otp_ok: &'static str,
     }
 
     impl Backend for FakeServer {
+        fn call_secret(&mut self, method: &str, params: Vec<Value>) -> Result<Value, CallError> {
+            self.secret_calls.push(method.to_owned());
+            self.call(method, params)
+        }
         fn call(&mut self, method: &str, params: Vec<Value>) -> Result<Value, CallError> {
             let p = params.into_iter().next().unwrap_or_default();
             self.calls.push((method.to_owned(), p.clone()));
@@ -400,7 +429,7 @@ mod tests {
     struct Scripted(Vec<&'static str>);
 
     impl Prompter for Scripted {
-        fn password(&mut self, _: &str) -> Result<String, CliError> {
+        fn password(&mut self, _: &str) -> Result<SecretString, CliError> {
             Ok("pw".into())
         }
         fn otp(&mut self) -> Result<String, CliError> {
@@ -412,6 +441,7 @@ mod tests {
     fn login_asks_for_the_code_until_right() {
         let mut server = FakeServer {
             calls: vec![],
+            secret_calls: vec![],
             otp_ok: "123456",
         };
         login(
@@ -422,12 +452,16 @@ mod tests {
         .unwrap();
         assert_eq!(server.calls.len(), 3);
         assert_eq!(server.calls[0].1["mechanism"], "PASSWORD_PLAIN");
+        // The password arrives unchanged, and only through the wiping call.
+        assert_eq!(server.calls[0].1["password"], "pw");
+        assert_eq!(server.secret_calls, ["auth.login_ex"]);
         assert_eq!(
             server.calls[2].1,
             json!({"mechanism": "OTP_TOKEN", "otp_token": "123456"})
         );
         let mut server = FakeServer {
             calls: vec![],
+            secret_calls: vec![],
             otp_ok: "x",
         };
         let err = login(&mut server, "root", &mut Scripted(vec!["1", "2", "3"])).unwrap_err();

@@ -11,11 +11,18 @@
 //! themes, which many scanners refuse.) With `NO_COLOR` set the colours are
 //! left out and the code is drawn inverted for dark terminals: light modules
 //! as blocks, dark modules as spaces.
+//!
+//! The text is a provisioning URI, so everything made from it carries the
+//! secret: the module matrix, the terminal drawing, the PNG and SVG bytes
+//! are all wiped when dropped, and the matrix's `Debug` shows only its size.
+//! (The `qrcode` and `png` crates' own working buffers are theirs; what we
+//! can reach, we wipe.)
 
 use std::io::Write;
 use std::path::Path;
 
 use qrcode::{Color, QrCode};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// Modules of white space around the code (ISO/IEC 18004 asks for 4).
 pub const QUIET_ZONE: usize = 4;
@@ -39,11 +46,21 @@ pub enum QrError {
     NotAFile { path: String, kind: &'static str },
 }
 
-/// The code's modules, with the quiet zone: `true` is dark.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The code's modules, with the quiet zone: `true` is dark. Wiped on drop;
+/// `Debug` shows the size only (the modules spell the secret).
+#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
 pub struct Matrix {
     pub size: usize,
     dark: Vec<bool>,
+}
+
+impl std::fmt::Debug for Matrix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Matrix")
+            .field("size", &self.size)
+            .field("dark", &"<redacted>")
+            .finish()
+    }
 }
 
 impl Matrix {
@@ -52,10 +69,16 @@ impl Matrix {
         let width = code.width();
         let size = width + 2 * QUIET_ZONE;
         let mut dark = vec![false; size * size];
-        for (i, color) in code.to_colors().into_iter().enumerate() {
+        let mut colors = code.to_colors();
+        for (i, color) in colors.iter_mut().enumerate() {
             let (x, y) = (i % width + QUIET_ZONE, i / width + QUIET_ZONE);
-            dark[y * size + x] = color == Color::Dark;
+            dark[y * size + x] = *color == Color::Dark;
+            // Our copy of the modules is cleared as it is read (`Color` has
+            // no `Zeroize`); `black_box` keeps the stores from being
+            // optimised away before the drop.
+            *color = Color::Light;
         }
+        std::hint::black_box(&mut colors);
         Ok(Self { size, dark })
     }
 
@@ -89,8 +112,12 @@ const ANSI_ON: &str = "\x1b[30;47m";
 const ANSI_OFF: &str = "\x1b[0m";
 
 /// The code drawn with half blocks, one text line per two module rows.
-pub fn terminal(matrix: &Matrix, palette: Palette) -> String {
-    let mut out = String::new();
+pub fn terminal(matrix: &Matrix, palette: Palette) -> Zeroizing<String> {
+    // Sized up front so that growing never leaves a copy behind: per module
+    // pair one half block (3 bytes), per line the colour codes and `\n`.
+    let lines = matrix.size.div_ceil(2);
+    let per_line = matrix.size * 3 + ANSI_ON.len() + ANSI_OFF.len() + 1;
+    let mut out = Zeroizing::new(String::with_capacity(lines * per_line));
     for y in (0..matrix.size).step_by(2) {
         if palette == Palette::Ansi {
             out.push_str(ANSI_ON);
@@ -118,9 +145,9 @@ pub fn terminal(matrix: &Matrix, palette: Palette) -> String {
 }
 
 /// 8-bit grayscale PNG, `PNG_SCALE` pixels per module.
-pub fn png_bytes(matrix: &Matrix) -> Result<Vec<u8>, QrError> {
+pub fn png_bytes(matrix: &Matrix) -> Result<Zeroizing<Vec<u8>>, QrError> {
     let side = matrix.size * PNG_SCALE;
-    let mut pixels = Vec::with_capacity(side * side);
+    let mut pixels = Zeroizing::new(Vec::with_capacity(side * side));
     for py in 0..side {
         for px in 0..side {
             pixels.push(if matrix.is_dark(px / PNG_SCALE, py / PNG_SCALE) {
@@ -131,8 +158,8 @@ pub fn png_bytes(matrix: &Matrix) -> Result<Vec<u8>, QrError> {
         }
     }
     let side32 = u32::try_from(side).unwrap_or(u32::MAX);
-    let mut bytes = Vec::new();
-    let mut encoder = png::Encoder::new(&mut bytes, side32, side32);
+    let mut bytes = Zeroizing::new(Vec::new());
+    let mut encoder = png::Encoder::new(&mut *bytes, side32, side32);
     encoder.set_color(png::ColorType::Grayscale);
     encoder.set_depth(png::BitDepth::Eight);
     let mut writer = encoder.write_header()?;
@@ -142,13 +169,14 @@ pub fn png_bytes(matrix: &Matrix) -> Result<Vec<u8>, QrError> {
 }
 
 /// An SVG document (qrcode's renderer, 4-module quiet zone).
-pub fn svg_text(text: &str) -> Result<String, QrError> {
+pub fn svg_text(text: &str) -> Result<Zeroizing<String>, QrError> {
     let code = QrCode::new(text.as_bytes())?;
-    Ok(code
-        .render::<qrcode::render::svg::Color<'_>>()
-        .quiet_zone(true)
-        .module_dimensions(PNG_SCALE as u32, PNG_SCALE as u32)
-        .build())
+    Ok(Zeroizing::new(
+        code.render::<qrcode::render::svg::Color<'_>>()
+            .quiet_zone(true)
+            .module_dimensions(PNG_SCALE as u32, PNG_SCALE as u32)
+            .build(),
+    ))
 }
 
 /// What a path names, for refusals: a regular file or nothing is `None`.
@@ -300,16 +328,27 @@ mod tests {
     }
 
     #[test]
+    fn the_matrix_debug_shows_its_size_only() {
+        let m = Matrix::encode("otpauth://totp/x?secret=GEZDGNBVGY3TQOJQ").unwrap();
+        let shown = format!("{m:?}");
+        assert!(shown.contains(&format!("size: {}", m.size)), "{shown}");
+        assert!(
+            !shown.contains("true") && !shown.contains("false"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn png_and_svg() {
         let m = Matrix::encode("hello").unwrap();
         let png = png_bytes(&m).unwrap();
         assert_eq!(&png[1..4], b"PNG");
         let svg = svg_text("hello").unwrap();
-        assert!(svg.contains("<svg"), "{svg}");
+        assert!(svg.contains("<svg"), "{}", svg.as_str());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("q.png");
         write_atomic(&path, &png).unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), png);
+        assert_eq!(std::fs::read(&path).unwrap(), *png);
         assert_eq!(
             std::fs::read_dir(dir.path()).unwrap().count(),
             1,

@@ -39,8 +39,9 @@ impl Accounts for Users {
 }
 
 impl PasswordCheck for Users {
-    fn check(&self, user: &str, password: &str, _: Option<&str>) -> bool {
-        user == "alice" && password == "pw"
+    fn check(&self, user: &str, password: &secrecy::SecretString, _: Option<&str>) -> bool {
+        use secrecy::ExposeSecret;
+        user == "alice" && password.expose_secret() == "pw"
     }
 }
 

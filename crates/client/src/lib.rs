@@ -35,7 +35,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tungstenite::protocol::WebSocketConfig;
-use tungstenite::{Message, WebSocket};
+use tungstenite::{Bytes, Message, WebSocket};
+use zeroize::{Zeroize, Zeroizing};
 
 /// The protocol's types and named values, for this client's users (the
 /// CLI and the PAM module reach `wire` through here: ARCHITECTURE's
@@ -475,6 +476,23 @@ impl Client {
         self.wait_response_by(id, deadline)
     }
 
+    /// [`Client::call`] for a request that carries a secret (the password
+    /// of `auth.login_ex`): the request text is written into a buffer that
+    /// is wiped once the frame has been sent (and wherever it grew), and
+    /// every string in `params` is wiped before they are dropped. What the
+    /// WebSocket layer copies into its own (masked) output buffer and the
+    /// kernel's socket buffer are out of reach.
+    pub fn call_secret(&mut self, method: &str, params: Vec<Value>) -> Result<Value, ClientError> {
+        let deadline = self.deadline_in(self.timeout);
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut request = json!({"jsonrpc": "2.0", "method": method, "id": id, "params": params});
+        let text = secret_text(&request);
+        wipe_strings(&mut request);
+        self.send_by(Message::Text(text?), deadline)?;
+        self.wait_response_by(id, deadline)
+    }
+
     /// Sends a request without waiting; returns its id for
     /// [`Client::wait_response`]. Several may be in flight at once.
     pub fn send_request(&mut self, method: &str, params: Vec<Value>) -> Result<u64, ClientError> {
@@ -650,6 +668,52 @@ impl Drop for Client {
 /// A response object → its result, or its error as [`ClientError::Rpc`].
 /// (What [`Client::call`] does with the answer it waited for; public for
 /// callers that read responses themselves, and for fuzzing.)
+/// `value` as JSON text in a buffer that is wiped when the frame holding it
+/// is dropped.
+fn secret_text(value: &Value) -> Result<tungstenite::Utf8Bytes, ClientError> {
+    let mut out = WipingBuffer(Zeroizing::new(Vec::with_capacity(256)));
+    serde_json::to_writer(&mut out, value)
+        .map_err(|e| ClientError::Protocol(format!("cannot encode the request: {e}")))?;
+    tungstenite::Utf8Bytes::try_from(Bytes::from_owner(out.0))
+        .map_err(|e| ClientError::Protocol(format!("cannot encode the request: {e}")))
+}
+
+/// Wipes every string (and object key) in `value`, in place.
+fn wipe_strings(value: &mut Value) {
+    match value {
+        Value::String(s) => s.zeroize(),
+        Value::Array(items) => items.iter_mut().for_each(wipe_strings),
+        Value::Object(map) => {
+            for (_, v) in map.iter_mut() {
+                wipe_strings(v);
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+/// A byte buffer that never leaves a copy behind when it grows: the old
+/// allocation is wiped before it is freed.
+struct WipingBuffer(Zeroizing<Vec<u8>>);
+
+impl Write for WipingBuffer {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let needed = self.0.len() + buf.len();
+        if needed > self.0.capacity() {
+            let mut grown = Zeroizing::new(Vec::with_capacity(needed.max(2 * self.0.capacity())));
+            grown.extend_from_slice(&self.0);
+            // The old buffer is wiped as it drops here.
+            self.0 = grown;
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 pub fn answer_to_result(mut answer: Value) -> Result<Value, ClientError> {
     if let Some(error) = answer.get_mut("error").map(Value::take) {
         let e: wire::RpcError = serde_json::from_value(error)

@@ -139,6 +139,38 @@ fn calls_errors_and_close_over_unix() {
 }
 
 #[test]
+fn a_secret_call_arrives_intact_and_its_buffers_are_wiped() {
+    // Long enough that the request text outgrows the first buffer.
+    let password = format!("pw-{}-\"quoted\"-é", "x".repeat(600));
+    let params = json!({"mechanism": "PASSWORD_PLAIN", "username": "alice",
+                        "password": password, "n": [1, true, null]});
+    let (_dir, url, h) = unix_server(echo);
+    let mut c = Client::connect(&url, T).unwrap();
+    // The server sees exactly what `call` would have sent.
+    assert_eq!(
+        c.call_secret("auth.login_ex", vec![params.clone()])
+            .unwrap(),
+        params
+    );
+    assert_eq!(c.call("x", vec![json!(2)]).unwrap(), json!(2), "ids go on");
+    drop(c);
+    h.join().unwrap();
+
+    // The text is built in a buffer that wipes what it outgrows.
+    let text = secret_text(&json!({"params": [params.clone()]})).unwrap();
+    let back: Value = serde_json::from_str(text.as_str()).unwrap();
+    assert_eq!(back["params"][0], params);
+
+    // Every string of the parameters is emptied before they are dropped.
+    let mut wiped = params;
+    wipe_strings(&mut wiped);
+    assert_eq!(
+        wiped,
+        json!({"mechanism": "", "username": "", "password": "", "n": [1, true, null]})
+    );
+}
+
+#[test]
 fn answers_out_of_order_and_notifications_are_queued() {
     fn reversed(ws: &mut tungstenite::WebSocket<Box<dyn RwStream>>, req: Value) -> bool {
         // Holds the first request, answers the second, then the first,

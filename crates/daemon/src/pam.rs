@@ -5,6 +5,7 @@
 mod ffi;
 
 use api::host::PasswordCheck;
+use secrecy::SecretString;
 
 /// [`PasswordCheck`] over PAM.
 #[derive(Debug, Clone)]
@@ -21,7 +22,7 @@ impl PamPasswords {
 }
 
 impl PasswordCheck for PamPasswords {
-    fn check(&self, user: &str, password: &str, rhost: Option<&str>) -> bool {
+    fn check(&self, user: &str, password: &SecretString, rhost: Option<&str>) -> bool {
         match ffi::authenticate(&self.service, user, password, rhost) {
             Ok(()) => true,
             Err(failure) => {

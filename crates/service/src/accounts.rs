@@ -1,6 +1,8 @@
 //! System accounts and password checking, behind traits: PAM and NSS in
 //! production (in the daemon), fixed tables in tests.
 
+use secrecy::SecretString;
+
 /// A system account as `auth.me` describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
@@ -49,8 +51,11 @@ pub trait Accounts: Send + Sync + std::fmt::Debug {
 /// Checks a password (PAM in production). Must not log the password.
 pub trait PasswordCheck: Send + Sync + std::fmt::Debug {
     /// `rhost` is the remote address of the login, when there is one (PAM
-    /// modules see it as `PAM_RHOST`).
-    fn check(&self, user: &str, password: &str, rhost: Option<&str>) -> bool;
+    /// modules see it as `PAM_RHOST`). The password stays a
+    /// [`SecretString`] (wiped on drop, redacted in `Debug`) all the way
+    /// down; an implementation reads it with `expose_secret()` only where
+    /// it hands it on.
+    fn check(&self, user: &str, password: &SecretString, rhost: Option<&str>) -> bool;
 }
 
 /// No accounts and no passwords: everything is refused. The embedded CLI
@@ -70,7 +75,7 @@ impl Accounts for NoAccounts {
 }
 
 impl PasswordCheck for NoAccounts {
-    fn check(&self, _: &str, _: &str, _: Option<&str>) -> bool {
+    fn check(&self, _: &str, _: &SecretString, _: Option<&str>) -> bool {
         false
     }
 }

@@ -15,6 +15,7 @@ mod caller;
 mod check;
 mod clock;
 mod config;
+mod provisioning;
 mod retention;
 mod twofactor;
 mod users;
@@ -30,7 +31,10 @@ pub use config::{
 /// The checked parameter types of the domain, for the layers above (which
 /// depend on `service`, not on `otp`).
 pub use otp::{Digits, Interval, ParamError, Window};
+pub use provisioning::ProvisioningUri;
 pub use retention::AuditRetention;
+/// The password type of [`PasswordCheck`], for its callers and implementors.
+pub use secrecy::{ExposeSecret, SecretString};
 /// The audit trail's query and rows, as `TwoFactor::audit` takes and gives
 /// them, and what can go wrong with the state (carried by
 /// [`ServiceError::Store`] and by [`open_store`]).

@@ -8,7 +8,7 @@ use store::{Settings, Store, SystemEntry, transact};
 use zeroize::Zeroizing;
 
 use crate::check::RateLimits;
-use crate::{AuditRetention, Caller, Clock, Randomness, ServiceError};
+use crate::{AuditRetention, Caller, Clock, ProvisioningUri, Randomness, ServiceError};
 
 /// `services` of the entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -134,7 +134,7 @@ impl TwoFactor {
     /// Whether a code is required right now (2FA on; `for_ssh` also needs
     /// `services.ssh`).
     pub fn code_required(&self, for_ssh: bool) -> Result<bool, ServiceError> {
-        let s = self.store.read()?.settings;
+        let s = self.store.read_summary()?.settings;
         Ok(s.enabled && (!for_ssh || s.ssh))
     }
 
@@ -181,8 +181,9 @@ impl TwoFactor {
         Ok(Entry::from_stored(&entry))
     }
 
-    /// `provisioning_uri()`: the Key URI of the current secret.
-    pub fn provisioning_uri(&self) -> Result<String, ServiceError> {
+    /// `provisioning_uri()`: the Key URI of the current secret. It carries
+    /// the secret in base32, so it is wiped when the caller drops it.
+    pub fn provisioning_uri(&self) -> Result<ProvisioningUri, ServiceError> {
         let entry = self.store.read()?;
         let record = entry.secret.ok_or(ServiceError::NoSecret)?;
         let uri = KeyUri {
@@ -194,7 +195,7 @@ impl TwoFactor {
             digits: entry.settings.otp_digits,
             period: entry.settings.interval,
         };
-        Ok(uri.build()?)
+        Ok(ProvisioningUri::new(uri.build()?))
     }
 
     /// `renew_secret()`: a new secret (and with it fresh replay and failure

@@ -11,7 +11,7 @@ use store::{NewUserSecret, PendingSecret, Settings, Tx, transact};
 use zeroize::Zeroizing;
 
 use crate::check::{Target, normalize_recovery_code};
-use crate::{Caller, CheckOutcome, ServiceError, TwoFactor};
+use crate::{Caller, CheckOutcome, ProvisioningUri, ServiceError, TwoFactor};
 
 /// How long a pending enrolment waits for its confirming code.
 pub const ENROLMENT_TTL_SECS: u64 = 600;
@@ -58,7 +58,7 @@ pub struct SecretOptions {
 /// `user.twofactor_config` (SPEC 9.3).
 #[derive(Clone, PartialEq, Eq)]
 pub struct UserConfig {
-    pub provisioning_uri: Option<Zeroizing<String>>,
+    pub provisioning_uri: Option<ProvisioningUri>,
     pub secret_configured: bool,
     pub interval: Interval,
     pub otp_digits: Digits,
@@ -83,7 +83,7 @@ impl std::fmt::Debug for UserConfig {
 /// What `user.twofactor_enroll` answers.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Enrolment {
-    pub provisioning_uri: Zeroizing<String>,
+    pub provisioning_uri: ProvisioningUri,
     pub otp_digits: Digits,
     pub interval: Interval,
     pub expires_in: u64,
@@ -120,7 +120,7 @@ impl TwoFactor {
         secret: Secret,
         digits: Digits,
         interval: Interval,
-    ) -> Result<Zeroizing<String>, ServiceError> {
+    ) -> Result<ProvisioningUri, ServiceError> {
         let labels = self.labels();
         let uri = KeyUri {
             kind: OtpKind::Totp,
@@ -131,7 +131,7 @@ impl TwoFactor {
             digits,
             period: interval,
         };
-        Ok(Zeroizing::new(uri.build()?))
+        Ok(ProvisioningUri::new(uri.build()?))
     }
 
     /// `user`'s active secret with its numbers, read without a write
@@ -140,18 +140,21 @@ impl TwoFactor {
         &self,
         user: &UserRef,
     ) -> Result<(Option<ActiveSecret>, u32, Settings), ServiceError> {
-        let entry = self.store.read()?;
         let view = self.store.read_user(&user.name)?;
-        let active = if user.is_root() {
-            entry
+        if user.is_root() {
+            let entry = self.store.read()?;
+            let active = entry
                 .secret
-                .map(|r| (r.secret, entry.settings.otp_digits, entry.settings.interval))
-        } else {
-            view.secret
-                .filter(|s| s.uid == user.uid)
-                .map(|s| (s.record.secret, s.digits, s.interval))
-        };
-        Ok((active, view.recovery_codes_left, entry.settings))
+                .map(|r| (r.secret, entry.settings.otp_digits, entry.settings.interval));
+            return Ok((active, view.recovery_codes_left, entry.settings));
+        }
+        // Only root's secret is the entry's: nobody else's read unseals it.
+        let settings = self.store.read_summary()?.settings;
+        let active = view
+            .secret
+            .filter(|s| s.uid == user.uid)
+            .map(|s| (s.record.secret, s.digits, s.interval));
+        Ok((active, view.recovery_codes_left, settings))
     }
 
     /// `user.twofactor_config(username)`.
@@ -179,7 +182,7 @@ impl TwoFactor {
     /// one (the account was recreated with another uid) is audited.
     pub fn user_has_secret(&self, caller: &Caller, user: &UserRef) -> Result<bool, ServiceError> {
         if user.is_root() {
-            return Ok(self.store.read()?.secret.is_some());
+            return Ok(self.store.read_summary()?.secret_id.is_some());
         }
         match self.store.read_user(&user.name)?.secret {
             None => Ok(false),
@@ -205,14 +208,14 @@ impl TwoFactor {
     /// account is now. For a name the system cannot look up: a secret
     /// there means the check must fail closed, not pass.
     pub fn name_holds_secret(&self, name: &str) -> Result<bool, ServiceError> {
-        if name == "root" && self.store.read()?.secret.is_some() {
+        if name == "root" && self.store.read_summary()?.secret_id.is_some() {
             return Ok(true);
         }
         Ok(self.store.read_user(name)?.secret.is_some())
     }
 
     /// `user.provisioning_uri(username)`.
-    pub fn user_provisioning_uri(&self, user: &UserRef) -> Result<Zeroizing<String>, ServiceError> {
+    pub fn user_provisioning_uri(&self, user: &UserRef) -> Result<ProvisioningUri, ServiceError> {
         let (active, _, _) = self.read_active(user)?;
         let (secret, digits, interval) = active.ok_or_else(|| ServiceError::UserHasNoSecret {
             username: user.name.clone(),
@@ -491,7 +494,7 @@ impl TwoFactor {
     /// Every account holding a secret (root when the entry has one).
     pub fn secret_holders(&self) -> Result<Vec<SecretHolder>, ServiceError> {
         let mut out = Vec::new();
-        if self.store.read()?.secret.is_some() {
+        if self.store.read_summary()?.secret_id.is_some() {
             out.push(SecretHolder {
                 username: "root".into(),
                 uid: 0,

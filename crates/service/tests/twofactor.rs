@@ -819,11 +819,13 @@ fn provisioning_uri_round_trips_and_its_codes_are_accepted() {
     let uri = f.tf.provisioning_uri().unwrap();
     assert!(
         uri.starts_with("otpauth://totp/iXsystems:nas%40TrueNAS?secret="),
-        "{uri}"
+        "{}",
+        uri.as_str()
     );
     assert!(
         uri.ends_with("&issuer=iXsystems&digits=8&period=45"),
-        "{uri}"
+        "{}",
+        uri.as_str()
     );
     let parsed = otp::KeyUri::parse(&uri).unwrap();
     let totp = Totp::new(

@@ -472,3 +472,119 @@ fn after_migrating_mains_state_its_accepted_code_is_refused() {
         .to_string();
     assert!(tf.verify_user(&who, &UserRef::root(), Some(&next)).unwrap());
 }
+
+/// `Debug` of every secret-carrying value the service hands out shows no
+/// secret: the entry's base32 text, the URIs (system, user, enrolment; all
+/// `ProvisioningUri`), the user's configuration, and the password type of
+/// `PasswordCheck`.
+#[test]
+fn debug_of_secret_carrying_values_shows_no_secret() {
+    let f = fixture();
+    enable(&f);
+    f.tf.renew_user_secret(&root_unix(), &alice(), SecretOptions::default())
+        .unwrap();
+    let entry = f.tf.config().unwrap();
+    let system_secret = entry.secret.clone().unwrap();
+    let system_uri = f.tf.provisioning_uri().unwrap();
+    let user_uri = f.tf.user_provisioning_uri(&alice()).unwrap();
+    let user_config = f.tf.user_config(&alice()).unwrap();
+    let enrolment =
+        f.tf.enroll(&root_unix(), &bob(), SecretOptions::default())
+            .unwrap();
+    let password = service::SecretString::from("hunter2-correct-horse");
+    let shown =
+        format!("{entry:?} {user_config:?} {enrolment:?} {password:?} {system_uri:?} {user_uri:?}");
+    let secrets = [
+        system_secret.as_str().to_owned(),
+        totp_of(&user_uri).0.to_base32().as_str().to_owned(),
+        totp_of(&enrolment.provisioning_uri)
+            .0
+            .to_base32()
+            .as_str()
+            .to_owned(),
+        "hunter2-correct-horse".to_owned(),
+    ];
+    for secret in &secrets {
+        assert!(!shown.contains(secret.as_str()), "{shown}");
+    }
+    assert!(system_uri.contains(system_secret.as_str()));
+    assert!(
+        shown.contains("redacted") || shown.contains("REDACTED"),
+        "{shown}"
+    );
+}
+
+/// A store that counts the reads that unseal the system secret.
+#[derive(Debug)]
+struct CountingStore {
+    inner: store::SqliteStore,
+    unsealing_reads: std::sync::atomic::AtomicUsize,
+}
+
+impl store::Store for CountingStore {
+    fn read(&self) -> store::Result<store::SystemEntry> {
+        self.unsealing_reads
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.read()
+    }
+    fn read_summary(&self) -> store::Result<store::EntrySummary> {
+        self.inner.read_summary()
+    }
+    fn transact_dyn(
+        &self,
+        f: &mut dyn FnMut(&mut dyn store::Tx) -> store::Result<()>,
+    ) -> store::Result<()> {
+        self.inner.transact_dyn(f)
+    }
+    fn read_user(&self, username: &str) -> store::Result<store::UserView> {
+        self.inner.read_user(username)
+    }
+    fn query_audit(&self, query: &AuditQuery) -> store::Result<Vec<store::AuditEntry>> {
+        self.inner.query_audit(query)
+    }
+}
+
+/// The frequent questions (is a code required, who holds a secret, a
+/// user's own configuration) never unseal the system secret; only the
+/// answers that carry it (`config`, root's URI) do.
+#[test]
+fn only_answers_that_carry_the_system_secret_unseal_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let counting = Arc::new(CountingStore {
+        inner: store::SqliteStore::open(&dir.path().join("state")).unwrap(),
+        unsealing_reads: Default::default(),
+    });
+    let tf = service::TwoFactor::new(
+        counting.clone(),
+        Arc::new(ManualClock::at_secs(common::T0)),
+        Arc::new(OsRandom),
+        common::nas_labels(),
+        RateLimits::default(),
+    );
+    let unsealed = || {
+        counting
+            .unsealing_reads
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    tf.update(
+        &root_unix(),
+        UpdateRequest {
+            enabled: Some(true),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    tf.renew_user_secret(&root_unix(), &alice(), SecretOptions::default())
+        .unwrap();
+    assert!(tf.code_required(false).unwrap());
+    assert!(tf.user_has_secret(&root_unix(), &UserRef::root()).unwrap());
+    assert!(tf.name_holds_secret("root").unwrap());
+    assert_eq!(tf.secret_holders().unwrap().len(), 2);
+    assert!(tf.user_config(&alice()).unwrap().secret_configured);
+    tf.user_provisioning_uri(&alice()).unwrap();
+    assert_eq!(unsealed(), 0, "none of these needed the system key");
+    assert!(tf.config().unwrap().secret.is_some());
+    assert!(tf.provisioning_uri().is_ok());
+    assert!(tf.user_config(&UserRef::root()).unwrap().secret_configured);
+    assert_eq!(unsealed(), 3);
+}

@@ -19,8 +19,8 @@ mod sqlite;
 mod users;
 
 pub use model::{
-    ALL_ORIGINS, AuditEntry, AuditQuery, AuditRecord, LimiterState, SYSTEM_OWNER, SecretId,
-    SecretRecord, Settings, SystemEntry,
+    ALL_ORIGINS, AuditEntry, AuditQuery, AuditRecord, EntrySummary, LimiterState, SYSTEM_OWNER,
+    SecretId, SecretRecord, Settings, SystemEntry,
 };
 pub use random::{OsRandom, RandomError, Randomness};
 pub use seal::KeyFile;
@@ -183,9 +183,16 @@ pub trait Tx {
 /// A storage backend. Implementations are safe to share between threads and
 /// serialise transactions (SQLite: one `BEGIN IMMEDIATE` at a time).
 pub trait Store: Send + Sync + std::fmt::Debug {
-    /// A consistent read of the entry (may be served from a cache that the
-    /// backend keeps coherent with writes from other processes).
+    /// A consistent read of the entry, its secret unsealed. Only for the
+    /// callers that need the secret itself; the others use
+    /// [`Store::read_summary`].
     fn read(&self) -> Result<SystemEntry>;
+    /// The settings and which secret is set, without unsealing it (may be
+    /// served from a cache that the backend keeps coherent with writes from
+    /// other processes; such a cache holds no secret).
+    fn read_summary(&self) -> Result<EntrySummary> {
+        Ok(EntrySummary::from(&self.read()?))
+    }
     /// Runs `f` in one transaction: committed (durably) when `f` returns
     /// `Ok`, rolled back when it returns `Err`.
     fn transact_dyn(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()>;

@@ -43,6 +43,25 @@ pub struct SystemEntry {
     pub secret: Option<SecretRecord>,
 }
 
+/// The system entry without its secret: the settings and which secret is
+/// set, if any. What most reads need (is a code required? is there a
+/// secret?), so [`crate::Store::read_summary`] answers it without
+/// unsealing anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EntrySummary {
+    pub settings: Settings,
+    pub secret_id: Option<SecretId>,
+}
+
+impl From<&SystemEntry> for EntrySummary {
+    fn from(entry: &SystemEntry) -> Self {
+        Self {
+            settings: entry.settings,
+            secret_id: entry.secret.as_ref().map(|s| s.id),
+        }
+    }
+}
+
 /// Failure counting for one scope. All zero means "clean".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct LimiterState {

@@ -13,8 +13,9 @@ use std::thread;
 use otp::{Digits, Interval, Secret, Window};
 use serde_json::json;
 use store::{
-    ALL_ORIGINS, AuditQuery, AuditRecord, LimiterState, NewUserSecret, PendingSecret, SYSTEM_OWNER,
-    SecretId, Settings, SqliteStore, Store, StoreError, SystemEntry, UserView, transact,
+    ALL_ORIGINS, AuditQuery, AuditRecord, EntrySummary, LimiterState, NewUserSecret, PendingSecret,
+    SYSTEM_OWNER, SecretId, Settings, SqliteStore, Store, StoreError, SystemEntry, UserView,
+    transact,
 };
 
 /// One fresh storage location (a directory, a database, ...). Dropping it
@@ -595,6 +596,29 @@ pub fn read_sees_commits_of_another_handle(make: Make<'_>) {
     assert_eq!(a.read().unwrap().settings, Settings::default());
 }
 
+/// `read_summary` is `read` without the key, coherent with commits of
+/// this handle and of another one, warm cache or not.
+pub fn read_summary_matches_read(make: Make<'_>) {
+    let loc = make();
+    let a = loc.open();
+    let b = loc.open();
+    let agree = |store: &dyn Store| {
+        let summary = store.read_summary().unwrap();
+        assert_eq!(summary, EntrySummary::from(&store.read().unwrap()));
+        summary
+    };
+    assert_eq!(agree(&*a), EntrySummary::default());
+    assert_eq!(agree(&*a), EntrySummary::default());
+    transact(&*a, |tx| tx.put_settings(&some_settings())).unwrap();
+    assert_eq!(a.read_summary().unwrap().settings, some_settings());
+    let id = new_secret(&*b, 14);
+    assert_eq!(a.read_summary().unwrap().secret_id, Some(id));
+    assert_eq!(agree(&*a).secret_id, Some(id));
+    transact(&*b, |tx| tx.clear_secret().map(|_| ())).unwrap();
+    assert_eq!(a.read_summary().unwrap().secret_id, None);
+    assert_eq!(agree(&*b).secret_id, None);
+}
+
 pub fn concurrent_advance_step_threads_one_winner(make: Make<'_>) {
     const THREADS: usize = 32;
     let loc = make();
@@ -872,6 +896,7 @@ macro_rules! backend {
                 everything_persists_across_reopen,
                 read_sees_own_commits,
                 read_sees_commits_of_another_handle,
+                read_summary_matches_read,
                 concurrent_advance_step_threads_one_winner,
                 concurrent_advance_step_two_handles_one_winner,
                 store_is_send_sync_debug,

@@ -3,13 +3,13 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use service::CheckOutcome;
+use service::{CheckOutcome, SecretString};
 
 use super::refused_without_secret;
 use crate::registry::{Access, Method};
 use crate::schema::Schema;
 use crate::session::{Authenticated, PendingLogin};
-use crate::typed::{Answer, Described, Fields, Password, doc};
+use crate::typed::{Answer, Described, Fields, doc};
 use crate::{Api, ApiError, Session, args};
 use wire::{Authenticator, LoginResponse, MAX_WRONG_CODES};
 
@@ -23,7 +23,7 @@ args! {
     /// `PASSWORD_PLAIN`: the first step of a login.
     pub(crate) struct PasswordPlain {
         username: String => doc("Account name"),
-        password: Password => doc("Password"),
+        password: SecretString => doc("Password"),
         login_options: LoginOptions => doc("Login options").default(json!({})),
     }
 }
@@ -92,7 +92,7 @@ args! {
 args! {
     pub(crate) struct LoginArgs {
         username: String => doc("Account name"),
-        password: Password => doc("Password"),
+        password: SecretString => doc("Password"),
         otp_token: Option<String> => doc("Code").nullable(),
     }
 }
@@ -255,7 +255,7 @@ fn check_password(
     api: &Api,
     session: &Session,
     user: &str,
-    password: &Password,
+    password: &SecretString,
 ) -> Result<Authenticated, FailedLogin> {
     // Every failed login is answered at one deadline from here, however
     // long the lookup, PAM and the audit took (SPEC §11, issue 7 item 8).
@@ -264,10 +264,7 @@ fn check_password(
     let account = api.inner.accounts.by_name(user);
     // The password check runs even for unknown users so timing does not tell them apart.
     let rhost = session.origin().remote_address();
-    let ok = api
-        .inner
-        .passwords
-        .check(user, password.expose(), rhost.as_deref());
+    let ok = api.inner.passwords.check(user, password, rhost.as_deref());
     match account.filter(|_| ok) {
         Some(account) => {
             let admin = api.is_admin(&account);

@@ -11,6 +11,8 @@ mod twofactor;
 mod user;
 
 use crate::registry::{Registry, ServiceDef, ServiceKind};
+#[cfg(test)]
+pub(crate) use auth::LoginArgs;
 
 pub(crate) fn registry() -> Registry {
     let services = vec![

@@ -10,6 +10,7 @@
 use std::ffi::{CStr, CString, c_char, c_int, c_uint, c_void};
 use std::ptr;
 
+use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
 const PAM_SUCCESS: c_int = 0;
@@ -101,7 +102,7 @@ impl std::fmt::Display for PamFailure {
 pub(crate) fn authenticate(
     service: &str,
     user: &str,
-    password: &str,
+    password: &SecretString,
     rhost: Option<&str>,
 ) -> Result<(), PamFailure> {
     let fail = |step, message: &str| PamFailure {
@@ -116,11 +117,14 @@ pub(crate) fn authenticate(
         .map(CString::new)
         .transpose()
         .map_err(|_| fail("pam_set_item", "NUL in the remote host"))?;
-    if password.as_bytes().contains(&0) {
+    // The only copy made here: NUL-terminated for C, sized up front (no
+    // reallocation leaves a stray copy), wiped when `answers` drops.
+    let password = password.expose_secret().as_bytes();
+    if password.contains(&0) {
         return Err(fail("pam_authenticate", "NUL in the password"));
     }
     let mut secret = Zeroizing::new(Vec::with_capacity(password.len() + 1));
-    secret.extend_from_slice(password.as_bytes());
+    secret.extend_from_slice(password);
     secret.push(0);
     let answers = Answers {
         user: user_c.clone(),

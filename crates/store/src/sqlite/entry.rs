@@ -6,11 +6,21 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::key::secret_aad;
 use super::{DbResult, step_from_sql, step_to_sql};
 use crate::{
-    KeyFile, Result, SYSTEM_OWNER, SecretId, SecretRecord, Settings, StoreError, SystemEntry,
+    EntrySummary, KeyFile, Result, SYSTEM_OWNER, SecretId, SecretRecord, Settings, StoreError,
+    SystemEntry,
 };
 
-/// Reads the system entry and unseals its secret.
-pub(super) fn load_entry(conn: &Connection, key: &KeyFile) -> Result<SystemEntry> {
+/// The entry's secret row, still sealed.
+struct SecretRow {
+    id: i64,
+    sealed: Vec<u8>,
+    created_at_ms: i64,
+    last_step: Option<i64>,
+}
+
+/// Reads the settings and the (sealed) secret row they point at, checking
+/// that the row is there and belongs to the system; unseals nothing.
+fn load_rows(conn: &Connection) -> Result<(Settings, Option<SecretRow>)> {
     struct Row {
         digits: i64,
         window: i64,
@@ -18,14 +28,7 @@ pub(super) fn load_entry(conn: &Connection, key: &KeyFile) -> Result<SystemEntry
         ssh: bool,
         enabled: bool,
         secret_id: Option<i64>,
-        secret: Option<SecretRow>,
-    }
-    struct SecretRow {
-        id: i64,
-        owner: String,
-        sealed: Vec<u8>,
-        created_at_ms: i64,
-        last_step: Option<i64>,
+        secret: Option<(SecretRow, String)>,
     }
     let mut stmt = conn
         .prepare_cached(
@@ -39,13 +42,15 @@ pub(super) fn load_entry(conn: &Connection, key: &KeyFile) -> Result<SystemEntry
     let row = stmt
         .query_row([], |r| {
             let secret = match r.get::<_, Option<i64>>(6)? {
-                Some(id) => Some(SecretRow {
-                    id,
-                    owner: r.get(7)?,
-                    sealed: r.get(8)?,
-                    created_at_ms: r.get(9)?,
-                    last_step: r.get(10)?,
-                }),
+                Some(id) => Some((
+                    SecretRow {
+                        id,
+                        sealed: r.get(8)?,
+                        created_at_ms: r.get(9)?,
+                        last_step: r.get(10)?,
+                    },
+                    r.get(7)?,
+                )),
                 None => None,
             };
             Ok(Row {
@@ -77,22 +82,40 @@ pub(super) fn load_entry(conn: &Connection, key: &KeyFile) -> Result<SystemEntry
                 "the entry's secret {id} is missing"
             )));
         }
-        (
-            Some(_),
-            Some(SecretRow {
-                id,
-                owner,
-                sealed,
-                created_at_ms,
-                last_step,
-            }),
-        ) => {
+        (Some(_), Some((secret, owner))) => {
             if owner != SYSTEM_OWNER {
                 return Err(StoreError::Corrupt(format!(
-                    "secret {id} does not belong to the system"
+                    "secret {} does not belong to the system",
+                    secret.id
                 )));
             }
-            let mut plain = key.open(&sealed, &secret_aad(&owner)).map_err(|_| {
+            Some(secret)
+        }
+    };
+    Ok((settings, secret))
+}
+
+/// Reads the settings and which secret is set, without unsealing it.
+pub(super) fn load_summary(conn: &Connection) -> Result<EntrySummary> {
+    let (settings, secret) = load_rows(conn)?;
+    Ok(EntrySummary {
+        settings,
+        secret_id: secret.map(|s| SecretId(s.id)),
+    })
+}
+
+/// Reads the system entry and unseals its secret.
+pub(super) fn load_entry(conn: &Connection, key: &KeyFile) -> Result<SystemEntry> {
+    let (settings, row) = load_rows(conn)?;
+    let secret = match row {
+        None => None,
+        Some(SecretRow {
+            id,
+            sealed,
+            created_at_ms,
+            last_step,
+        }) => {
+            let mut plain = key.open(&sealed, &secret_aad(SYSTEM_OWNER)).map_err(|_| {
                 StoreError::Corrupt(format!(
                     "sealed secret {id} does not open under the key file"
                 ))

@@ -29,8 +29,8 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use crate::users::{NewUserSecret, PendingSecret, UserSecret, UserSecretInfo};
 use crate::{
-    AuditEntry, AuditQuery, AuditRecord, DbErrorKind, KeyFile, LimiterState, OsRandom, Randomness,
-    Result, SecretId, Settings, Store, StoreError, SystemEntry, Tx,
+    AuditEntry, AuditQuery, AuditRecord, DbErrorKind, EntrySummary, KeyFile, LimiterState,
+    OsRandom, Randomness, Result, SecretId, Settings, Store, StoreError, SystemEntry, Tx,
 };
 
 mod audit;
@@ -406,6 +406,10 @@ impl Store for SqliteStore {
         self.lock_reader().entry(&self.key)
     }
 
+    fn read_summary(&self) -> Result<EntrySummary> {
+        self.lock_reader().summary()
+    }
+
     fn transact_dyn(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
         let mut guard = self.lock();
         let tx = guard
@@ -720,17 +724,23 @@ mod tests {
     #[test]
     fn read_is_served_from_the_cache_until_data_version_moves() {
         let (dir, store) = open_fresh();
-        assert!(!store.read().unwrap().settings.enabled);
-        // Plant a marker in the cache under the current version: reads are
-        // served from it while nobody commits.
-        let mut marked = store.read().unwrap();
+        assert!(!store.read_summary().unwrap().settings.enabled);
+        // Plant a marker in the cache under the current version: summaries
+        // are served from it while nobody commits.
+        let mut marked = store.read_summary().unwrap();
         marked.settings.ssh = true;
         {
             let mut r = store.lock_reader();
-            let version = r.cache.as_ref().map(|(v, _)| *v).unwrap();
-            r.cache = Some((version, marked));
+            let version = r.cache.as_ref().map(|c| c.version).unwrap();
+            r.cache = Some(cache::Cached {
+                version,
+                summary: marked,
+            });
         }
-        assert!(store.read().unwrap().settings.ssh, "served from the cache");
+        assert!(
+            store.read_summary().unwrap().settings.ssh,
+            "served from the cache"
+        );
         // A commit on the store's own write connection moves the reader's
         // data_version: read-your-writes holds.
         store
@@ -739,15 +749,62 @@ mod tests {
             .unwrap()
             .execute("UPDATE twofactor_config SET enabled = 1", [])
             .unwrap();
-        let entry = store.read().unwrap();
-        assert!(entry.settings.enabled && !entry.settings.ssh, "reloaded");
+        let summary = store.read_summary().unwrap();
+        assert!(
+            summary.settings.enabled && !summary.settings.ssh,
+            "reloaded"
+        );
         // So does a commit by another connection.
         let other = Connection::open(dir.path().join("state").join(SqliteStore::DB_FILE)).unwrap();
         other
             .execute("UPDATE twofactor_config SET services_ssh = 1", [])
             .unwrap();
+        let summary = store.read_summary().unwrap();
+        assert!(summary.settings.enabled && summary.settings.ssh);
+    }
+
+    #[test]
+    fn the_cache_holds_no_secret_and_read_unseals_afresh() {
+        let (_dir, store) = open_fresh();
+        let secret = Secret::from_bytes(vec![0x44; 20]).unwrap();
+        let id = transact(&store, |tx| tx.replace_secret(&secret, 1)).unwrap();
         let entry = store.read().unwrap();
-        assert!(entry.settings.enabled && entry.settings.ssh);
+        assert_eq!(entry.secret.as_ref().unwrap().secret, secret);
+        let summary = store.read_summary().unwrap();
+        assert_eq!(summary, EntrySummary::from(&entry));
+        assert_eq!(summary.secret_id, Some(id));
+        // All the cache keeps is that summary: settings and the secret's id.
+        let cached = store.lock_reader().cache.unwrap();
+        assert_eq!(cached.summary, summary);
+        let shown = format!("{:?}", *store.lock_reader());
+        assert!(!shown.contains(secret.to_base32().as_str()), "{shown}");
+        assert!(!shown.contains("68") && !shown.contains("44"), "{shown}");
+        // `read` is never served from the cache: a planted summary under
+        // the current version does not change what it returns.
+        {
+            let mut r = store.lock_reader();
+            let version = r.cache.unwrap().version;
+            r.cache = Some(cache::Cached {
+                version,
+                summary: EntrySummary::default(),
+            });
+        }
+        assert_eq!(store.read().unwrap(), entry);
+        // And it unseals every time: once the sealed blob no longer opens,
+        // `read` says so, while the summary (which never needed the key)
+        // is still answered.
+        {
+            let mut guard = store.lock();
+            let g = guard.conn().unwrap();
+            let mut sealed: Vec<u8> = g
+                .query_row("SELECT sealed FROM otp_secrets", [], |r| r.get(0))
+                .unwrap();
+            sealed[30] ^= 0x01;
+            g.execute("UPDATE otp_secrets SET sealed = ?1", [sealed])
+                .unwrap();
+        }
+        assert!(matches!(store.read(), Err(StoreError::Corrupt(_))));
+        assert_eq!(store.read_summary().unwrap(), summary);
     }
 
     #[test]
