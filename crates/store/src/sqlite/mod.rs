@@ -687,21 +687,24 @@ mod tests {
         assert!(matches!(store.read(), Err(StoreError::Corrupt(_))));
     }
 
+    /// Damages the stored sealed secret (one bit of its ciphertext).
+    fn flip_a_sealed_bit(store: &SqliteStore) {
+        let mut guard = store.lock();
+        let g = guard.conn().unwrap();
+        let mut sealed: Vec<u8> = g
+            .query_row("SELECT sealed FROM otp_secrets", [], |r| r.get(0))
+            .unwrap();
+        sealed[30] ^= 0x01;
+        g.execute("UPDATE otp_secrets SET sealed = ?1", [sealed])
+            .unwrap();
+    }
+
     #[test]
     fn a_tampered_sealed_secret_is_corrupt_and_says_nothing_secret() {
         let (_dir, store) = open_fresh();
         let secret = Secret::from_bytes(vec![0x5A; 20]).unwrap();
         transact(&store, |tx| tx.replace_secret(&secret, 1)).unwrap();
-        {
-            let mut guard = store.lock();
-            let g = guard.conn().unwrap();
-            let mut sealed: Vec<u8> = g
-                .query_row("SELECT sealed FROM otp_secrets", [], |r| r.get(0))
-                .unwrap();
-            sealed[30] ^= 0x01;
-            g.execute("UPDATE otp_secrets SET sealed = ?1", [sealed])
-                .unwrap();
-        }
+        flip_a_sealed_bit(&store);
         let err = store.read().unwrap_err();
         assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
         assert!(!err.to_string().contains(secret.to_base32().as_str()));
@@ -793,16 +796,7 @@ mod tests {
         // And it unseals every time: once the sealed blob no longer opens,
         // `read` says so, while the summary (which never needed the key)
         // is still answered.
-        {
-            let mut guard = store.lock();
-            let g = guard.conn().unwrap();
-            let mut sealed: Vec<u8> = g
-                .query_row("SELECT sealed FROM otp_secrets", [], |r| r.get(0))
-                .unwrap();
-            sealed[30] ^= 0x01;
-            g.execute("UPDATE otp_secrets SET sealed = ?1", [sealed])
-                .unwrap();
-        }
+        flip_a_sealed_bit(&store);
         assert!(matches!(store.read(), Err(StoreError::Corrupt(_))));
         assert_eq!(store.read_summary().unwrap(), summary);
     }
