@@ -170,7 +170,7 @@ impl Method {
             match given.next() {
                 Some(v) => out.push(field.schema.validate(&v, field.name, &mut problems)),
                 None if field.required => {
-                    problems.push((field.name.to_owned(), "attribute required".to_owned()));
+                    problems.push((field.name.to_owned(), wire::ATTRIBUTE_REQUIRED.to_owned()));
                 }
                 // A default goes through the schema too: its own fields'
                 // defaults are put in place (defaults at every depth).

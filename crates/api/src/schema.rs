@@ -4,6 +4,7 @@
 //! CLI's types, completion and `man`).
 
 use serde_json::{Map, Value, json};
+use wire::{ATTRIBUTE_REQUIRED, FIELD_NOT_EXPECTED};
 
 /// One validation problem: (attribute, message). The errno is always EINVAL.
 pub type Problem = (String, String);
@@ -168,13 +169,13 @@ impl Schema {
                         Some(f) => {
                             out.insert(key.clone(), f.schema.validate(v, &sub, problems));
                         }
-                        None => problems.push((sub, "Field was not expected".into())),
+                        None => problems.push((sub, FIELD_NOT_EXPECTED.into())),
                     }
                 }
                 for f in fields.iter().filter(|f| !obj.contains_key(f.name)) {
                     let sub = format!("{attr}.{}", f.name);
                     if f.required {
-                        problems.push((sub, "attribute required".into()));
+                        problems.push((sub, ATTRIBUTE_REQUIRED.into()));
                     } else if let Some(d) = f.default.as_ref().filter(|_| f.inject_default) {
                         out.insert(f.name.to_owned(), f.schema.validate(d, &sub, problems));
                     }
@@ -188,7 +189,7 @@ impl Schema {
                 };
                 let tag_attr = format!("{attr}.{tag}");
                 let Some(given) = obj.get(*tag) else {
-                    problems.push((tag_attr, "attribute required".into()));
+                    problems.push((tag_attr, ATTRIBUTE_REQUIRED.into()));
                     return value.clone();
                 };
                 let names: Vec<&'static str> = variants.iter().map(|(n, _)| *n).collect();

@@ -580,7 +580,7 @@ fn with_hints(error: Box<wire::RpcError>, unknown: &[UnknownName], command: &Com
         };
     }
     let is_unknown = |attribute: &str, message: &str| {
-        message == "Field was not expected"
+        message == wire::FIELD_NOT_EXPECTED
             && unknown
                 .iter()
                 .any(|u| attribute.rsplit_once('.').map_or(attribute, |(_, n)| n) == u.name)

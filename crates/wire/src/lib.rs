@@ -18,6 +18,6 @@ pub use envelope::{
 pub use errno::Errno;
 pub use error::{ErrorCode, RpcError, TruenasError};
 pub use protocol::{
-    Authenticator, LockedOut, LoginResponse, MAX_WRONG_CODES, PamOutcome, PamRequired,
-    ResponseType, SYSTEM_SOCKET, in_service, service_of,
+    ATTRIBUTE_REQUIRED, Authenticator, FIELD_NOT_EXPECTED, LockedOut, LoginResponse,
+    MAX_WRONG_CODES, PamOutcome, PamRequired, ResponseType, SYSTEM_SOCKET, in_service, service_of,
 };

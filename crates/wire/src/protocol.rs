@@ -15,6 +15,13 @@ use serde_json::Value;
 /// (SPEC §5.1, §7).
 pub const SYSTEM_SOCKET: &str = "/run/twofactor/twofactord.sock";
 
+/// TrueNAS's validation message for a key the schema does not have: the
+/// server writes it, and the CLI recognises it to suggest the right name.
+pub const FIELD_NOT_EXPECTED: &str = "Field was not expected";
+
+/// TrueNAS's validation message for a required key that is missing.
+pub const ATTRIBUTE_REQUIRED: &str = "attribute required";
+
 /// Codes a login may try after its password (`auth.login_ex_continue`
 /// answers `OTP_REQUIRED` again until then, then `AUTH_ERR`; SPEC §5.4).
 pub const MAX_WRONG_CODES: u8 = 3;
