@@ -442,7 +442,7 @@ impl Engine {
             _ => return Ok(()),
         };
         let first = first.unwrap_or(Value::Null);
-        let uri = uri.to_owned();
+        let uri = zeroize::Zeroizing::new(uri.to_owned());
         let presentation = args::Presentation {
             qr: Some(presentation.qr.unwrap_or(true)),
             ..presentation.clone()

@@ -31,7 +31,7 @@ pub use config::{
 /// The checked parameter types of the domain, for the layers above (which
 /// depend on `service`, not on `otp`).
 pub use otp::{Digits, Interval, ParamError, Window};
-pub use provisioning::ProvisioningUri;
+pub use provisioning::{ProvisioningUri, RecoveryCode};
 pub use retention::AuditRetention;
 /// The password type of [`PasswordCheck`], for its callers and implementors.
 pub use secrecy::{ExposeSecret, SecretString};

@@ -453,7 +453,7 @@ impl TwoFactor {
         &self,
         caller: &Caller,
         user: &UserRef,
-    ) -> Result<Vec<Zeroizing<String>>, ServiceError> {
+    ) -> Result<Vec<crate::RecoveryCode>, ServiceError> {
         const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
         let now = self.clock.now_ms();
         let mut codes = Vec::with_capacity(RECOVERY_CODES);
@@ -488,7 +488,10 @@ impl TwoFactor {
             ))?;
             self.retain_audit(tx, now)
         })?;
-        Ok(codes)
+        Ok(codes
+            .into_iter()
+            .map(|mut c| crate::RecoveryCode::new(std::mem::take(&mut *c)))
+            .collect())
     }
 
     /// Every account holding a secret (root when the entry has one).

@@ -576,7 +576,7 @@ fn recovery_codes(api: &Api, session: &Session, a: UserArgs) -> Result<Value, Ap
     let configured = api.twofactor().user_config(&user)?.secret_configured;
     emit_changed(api, &account, configured);
     Ok(Value::Array(
-        codes.iter().map(|c| Value::String(c.to_string())).collect(),
+        codes.iter().map(|c| Value::from(c.as_str())).collect(),
     ))
 }
 
