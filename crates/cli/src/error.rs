@@ -88,8 +88,10 @@ fn state_hint(e: &api::host::StoreError) -> &'static str {
 
 /// How an API error reads on the terminal (SPEC §3 "as the CLI shows them"):
 /// a validation error lists every problem, a call error prints its message
-/// without the `[ERRNAME]` prefix.
+/// without the `[ERRNAME]` prefix. The server's texts (which may echo a
+/// name someone else chose) show control characters escaped, as tables do.
 fn render_rpc(error: &RpcError, hints: &[String]) -> String {
+    use crate::render::escape_controls as shown;
     let mut text = String::new();
     match (&error.data, error.kind()) {
         (Some(data), Some(ErrorCode::InvalidParams)) => {
@@ -97,19 +99,19 @@ fn render_rpc(error: &RpcError, hints: &[String]) -> String {
             let problems = data.problems();
             if problems.is_empty() {
                 text.push_str("\n* ");
-                text.push_str(data.message().trim_end());
+                text.push_str(&shown(data.message().trim_end()));
             }
             for (attribute, message, _) in problems {
-                text.push_str(&format!("\n* {attribute}: {message}"));
+                text.push_str(&format!("\n* {}: {}", shown(&attribute), shown(&message)));
             }
         }
         (Some(data), _) => {
             text.push_str("Error: ");
-            text.push_str(data.message().trim_end());
+            text.push_str(&shown(data.message().trim_end()));
         }
         (None, _) => {
             text.push_str("Error: ");
-            text.push_str(&error.message);
+            text.push_str(&shown(&error.message));
         }
     }
     for hint in hints {
@@ -123,6 +125,20 @@ fn render_rpc(error: &RpcError, hints: &[String]) -> String {
 mod tests {
     use super::*;
     use client::wire::Errno;
+
+    #[test]
+    fn server_texts_show_control_characters_escaped() {
+        let e = RpcError::call(Errno::EPERM, "x\x1b[2J\ry: may not");
+        assert_eq!(
+            CliError::rpc(e).to_string(),
+            "Error: x\\x1b[2J\\ry: may not"
+        );
+        let e = RpcError::validation(&[("a.\x07".into(), "bad\nline".into(), Errno::EINVAL)]);
+        assert_eq!(
+            CliError::rpc(e).to_string(),
+            "Validation errors:\n* a.\\x07: bad\\nline"
+        );
+    }
 
     #[test]
     fn validation_errors_list_every_problem() {
