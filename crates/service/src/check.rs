@@ -167,12 +167,16 @@ pub(crate) struct Target {
 
 /// Recovery codes (SPEC §10): ten characters of the lower-case base32
 /// alphabet; entry ignores case, spaces and dashes.
-pub(crate) fn normalize_recovery_code(token: &str) -> Option<String> {
-    let code: String = token
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '-')
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
+pub(crate) fn normalize_recovery_code(token: &str) -> Option<zeroize::Zeroizing<String>> {
+    // Built in place at its final capacity (a code is 10 characters, and a
+    // longer token is not one), so no unwiped copy is left behind.
+    let mut code = zeroize::Zeroizing::new(String::with_capacity(token.len().min(64)));
+    for c in token.chars().filter(|c| !c.is_whitespace() && *c != '-') {
+        if code.len() + c.len_utf8() > code.capacity() {
+            return None;
+        }
+        code.push(c.to_ascii_lowercase());
+    }
     (code.len() == 10 && code.bytes().all(|b| matches!(b, b'a'..=b'z' | b'2'..=b'7')))
         .then_some(code)
 }

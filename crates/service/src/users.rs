@@ -475,7 +475,7 @@ impl TwoFactor {
         }
         let normalized: Vec<Zeroizing<String>> = codes
             .iter()
-            .filter_map(|c| normalize_recovery_code(c).map(Zeroizing::new))
+            .filter_map(|c| normalize_recovery_code(c))
             .collect();
         transact(&*self.store, |tx| {
             let refs: Vec<&str> = normalized.iter().map(|c| c.as_str()).collect();
