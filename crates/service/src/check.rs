@@ -474,4 +474,22 @@ mod tests {
         assert_eq!(l.current(st, 930_003), st);
         assert_eq!(l.current(st, 930_004), LimiterState::default());
     }
+
+    #[test]
+    fn recovery_codes_are_normalised_or_refused() {
+        let n = |t: &str| normalize_recovery_code(t).map(|c| c.as_str().to_owned());
+        assert_eq!(n("ABCDE-FGHIJ").as_deref(), Some("abcdefghij"));
+        assert_eq!(n(" abcde fghij\t").as_deref(), Some("abcdefghij"));
+        assert_eq!(n("abc23-4567a").as_deref(), Some("abc234567a"));
+        for bad in [
+            "",
+            "abcde-fghi",
+            "abcde-fghijk",
+            "abcde-fgh1j",
+            "abcdé-fghij",
+            &"a".repeat(500),
+        ] {
+            assert_eq!(n(bad), None, "{bad}");
+        }
+    }
 }
