@@ -4,6 +4,8 @@
 //! address (the start-up cost, issue 8 §6). Closed standard descriptors
 //! are tested where they matter, over a socket (`tests/remote.rs`).
 
+mod common;
+
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
@@ -72,4 +74,30 @@ fn tfa_is_linked_at_a_fixed_address() {
     assert_eq!(&header[..4], b"\x7fELF");
     const ET_EXEC: u16 = 2;
     assert_eq!(u16::from_le_bytes([header[16], header[17]]), ET_EXEC);
+}
+
+/// The shared libraries the dynamic loader maps at every start: libc, the
+/// unwinder and (in debug builds) the loader itself, no libm. (libm came
+/// with SQLite's full-text search, whose ranking calls `log`;
+/// `.cargo/config.toml` builds SQLite without it.)
+#[test]
+fn tfa_needs_only_libc_and_the_unwinder() {
+    if !common::external("readelf", &["--version"], "apt-get install binutils") {
+        return;
+    }
+    let out = Command::new("readelf")
+        .args(["--dynamic", env!("CARGO_BIN_EXE_tfa")])
+        .output()
+        .expect("run readelf");
+    assert!(out.status.success(), "{out:?}");
+    let needed: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| Some(l.split_once('[')?.1.trim_end_matches(']').to_owned()))
+        .collect();
+    let expected = ["libgcc_s.so.1", "libc.so.6", "ld-linux-x86-64.so.2"];
+    assert!(
+        needed.iter().all(|n| expected.contains(&n.as_str())),
+        "{needed:?}"
+    );
 }
