@@ -292,3 +292,35 @@ fn users_log_in_with_password_and_code() {
         (1, "Error: Login failed: wrong user name or password\n")
     );
 }
+
+/// Started with standard output closed, `tfa` has `/dev/null` there (its
+/// own `main` does what the standard library's start-up did): the socket
+/// to the daemon does not become descriptor 1, so the output of the first
+/// command of a script is not written into the WebSocket stream, and the
+/// second command still gets its answer.
+#[test]
+fn a_closed_standard_output_never_becomes_the_socket() {
+    let d = Daemon::start(0);
+    let mut child = Command::new("sh")
+        .args([
+            "-c",
+            "exec \"$0\" --url \"$1\" >&-",
+            env!("CARGO_BIN_EXE_tfa"),
+        ])
+        .arg(d.url())
+        .env("HOME", d.dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run sh");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"auth two_factor config\nauth two_factor config\n")
+        .expect("write the script");
+    let out = child.wait_with_output().expect("wait for tfa");
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+}

@@ -1,0 +1,103 @@
+//! What `tfa`'s own C entry point (`src/main.rs`) and its link options
+//! (`build.rs`) must keep of the standard library's start-up: `SIGPIPE`
+//! ignored, the exit status, and that the binary is linked at a fixed
+//! address (the start-up cost, issue 8 §6). Closed standard descriptors
+//! are tested where they matter, over a socket (`tests/remote.rs`).
+
+mod common;
+
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Stdio};
+
+fn tfa(state: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tfa"));
+    c.arg("--state-dir").arg(state).stdin(Stdio::null());
+    c
+}
+
+/// A reader that has gone away makes writing the output an error that is
+/// reported (exit 1), not a `SIGPIPE` that kills `tfa` without a word.
+/// (`Command` starts children with `SIGPIPE` at its default: death.)
+#[test]
+fn a_closed_pipe_is_a_write_error_not_a_signal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = tfa(&state)
+        .args(["auth", "two_factor", "config"])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run tfa");
+    assert_eq!(out.status.signal(), None, "{out:?}");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot write the output"), "{stderr}");
+}
+
+/// The exit status still maps as before: a usage error is 2, a failure 1,
+/// success 0, and `--version` prints the version.
+#[test]
+fn exit_statuses_and_version() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let version = tfa(&state).arg("--version").output().expect("run tfa");
+    assert!(version.status.success(), "{version:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout),
+        format!("tfa {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let usage = tfa(&state)
+        .args(["-c", "auth", "auth"])
+        .output()
+        .expect("run tfa");
+    assert_eq!(usage.status.code(), Some(2), "{usage:?}");
+    let failed = tfa(&state)
+        .args(["auth", "two_factor", "no_such_command"])
+        .output()
+        .expect("run tfa");
+    assert_ne!(failed.status.code(), Some(0), "{failed:?}");
+    assert_eq!(failed.status.signal(), None, "{failed:?}");
+}
+
+/// `build.rs` links `tfa` at a fixed address (ELF type `ET_EXEC`, not the
+/// `ET_DYN` of a position-independent executable): no relative relocations
+/// to apply at every start.
+#[test]
+fn tfa_is_linked_at_a_fixed_address() {
+    let mut header = [0u8; 18];
+    std::fs::File::open(env!("CARGO_BIN_EXE_tfa"))
+        .and_then(|mut f| f.read_exact(&mut header))
+        .expect("read the ELF header of tfa");
+    assert_eq!(&header[..4], b"\x7fELF");
+    const ET_EXEC: u16 = 2;
+    assert_eq!(u16::from_le_bytes([header[16], header[17]]), ET_EXEC);
+}
+
+/// The shared libraries the dynamic loader maps at every start: libc, the
+/// unwinder and (in debug builds) the loader itself, no libm. (libm came
+/// with SQLite's full-text search, whose ranking calls `log`;
+/// `.cargo/config.toml` builds SQLite without it.)
+#[test]
+fn tfa_needs_only_libc_and_the_unwinder() {
+    if !common::external("readelf", &["--version"], "apt-get install binutils") {
+        return;
+    }
+    let out = Command::new("readelf")
+        .args(["--dynamic", env!("CARGO_BIN_EXE_tfa")])
+        .output()
+        .expect("run readelf");
+    assert!(out.status.success(), "{out:?}");
+    let needed: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| Some(l.split_once('[')?.1.trim_end_matches(']').to_owned()))
+        .collect();
+    let expected = ["libgcc_s.so.1", "libc.so.6", "ld-linux-x86-64.so.2"];
+    assert!(
+        needed.iter().all(|n| expected.contains(&n.as_str())),
+        "{needed:?}"
+    );
+}
