@@ -244,7 +244,7 @@ impl Api {
             return Answer::from(Err(e));
         }
         match m.validate(params) {
-            Ok(values) => (m.handler)(self, session, values),
+            Ok(values) => (m.handler)(self, session, m, values),
             Err(e) => Answer::from(Err(e)),
         }
     }

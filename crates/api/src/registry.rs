@@ -1,6 +1,6 @@
 //! The method table: names, access rules, parameter schemas, descriptions.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value, json};
 
@@ -60,7 +60,7 @@ pub struct ServiceDef {
 
 /// A method's handler behind its typed parameters: takes the values that
 /// passed [`Method::validate`].
-pub(crate) type Handler = Arc<dyn Fn(&Api, &Session, Vec<Value>) -> Answer + Send + Sync>;
+pub(crate) type Handler = Arc<dyn Fn(&Api, &Session, &Method, Vec<Value>) -> Answer + Send + Sync>;
 
 /// One API method.
 #[derive(Clone)]
@@ -82,13 +82,15 @@ pub struct Method {
     /// Validation attributes start with the method name, `.` as `_`
     /// (`user_renew_2fa_secret.twofactor_options.interval`, SPEC 9.3).
     pub validation_prefix: bool,
-    /// Set with the handler ([`Method::handles`]), from its parameter type.
-    pub(crate) accepts: Vec<Field>,
+    /// Set with the handler ([`Method::handles`]), from its parameter type;
+    /// built when first needed (a one-shot `tfa` needs one method's).
+    pub(crate) accepts: Arc<OnceLock<Vec<Field>>>,
+    pub(crate) accepts_of: fn() -> Vec<Field>,
     pub returns: Schema,
     pub(crate) handler: Handler,
     /// Only the conversion of validated values into the handler's
     /// parameter type (for the tests that hold schema and type together).
-    pub(crate) parse: fn(Vec<Value>) -> Result<(), ApiError>,
+    pub(crate) parse: fn(&Method, Vec<Value>) -> Result<(), ApiError>,
 }
 
 impl std::fmt::Debug for Method {
@@ -114,10 +116,11 @@ impl Method {
             cli_private,
             inline: false,
             validation_prefix: false,
-            accepts: Vec::new(),
+            accepts: Arc::new(OnceLock::new()),
+            accepts_of: Vec::new,
             returns: Schema::Any,
-            handler: Arc::new(|_, _, _| Answer::from(Ok(Value::Null))),
-            parse: |_| Ok(()),
+            handler: Arc::new(|_, _, _, _| Answer::from(Ok(Value::Null))),
+            parse: |_, _| Ok(()),
         }
     }
 
@@ -135,38 +138,40 @@ impl Method {
         mut self,
         f: impl Fn(&Api, &Session, P) -> Answer + Send + Sync + 'static,
     ) -> Self {
-        self.accepts = P::accepts();
-        self.parse = |values| P::from_validated(values).map(drop);
-        self.handler = Arc::new(
-            move |api, session, values| match P::from_validated(values) {
+        self.accepts = Arc::new(OnceLock::new());
+        self.accepts_of = P::accepts;
+        self.parse = |m, values| P::from_validated(m.accepts(), values).map(drop);
+        self.handler = Arc::new(move |api, session, m: &Method, values| {
+            match P::from_validated(m.accepts(), values) {
                 Ok(p) => f(api, session, p),
                 Err(e) => Answer::from(Err(e)),
-            },
-        );
+            }
+        });
         self
     }
 
     /// What the method accepts, described.
     pub fn accepts(&self) -> &[Field] {
-        &self.accepts
+        self.accepts.get_or_init(self.accepts_of)
     }
 
     /// Validates positional params against `accepts`, reporting every problem.
     pub fn validate(&self, params: Vec<Value>) -> Result<Vec<Value>, ApiError> {
         let mut problems: Vec<Problem> = Vec::new();
-        if params.len() > self.accepts.len() {
+        let accepts = self.accepts();
+        if params.len() > accepts.len() {
             return Err(ApiError::Validation(vec![(
                 self.name.to_owned(),
                 format!(
                     "Too many arguments (expected {}, found {})",
-                    self.accepts.len(),
+                    accepts.len(),
                     params.len()
                 ),
             )]));
         }
         let mut given = params.into_iter();
-        let mut out = Vec::with_capacity(self.accepts.len());
-        for field in &self.accepts {
+        let mut out = Vec::with_capacity(accepts.len());
+        for field in accepts {
             match given.next() {
                 Some(v) => out.push(field.schema.validate(&v, field.name, &mut problems)),
                 None if field.required => {
@@ -201,7 +206,7 @@ impl Method {
         };
         // midcli's `man` joins the examples with nothing between them.
         let examples: Vec<String> = self.examples.iter().map(|e| format!("{e}\n")).collect();
-        let accepts = self.accepts.iter().map(Field::to_json).collect();
+        let accepts = self.accepts().iter().map(Field::to_json).collect();
         let returns = self
             .returns
             .to_json(&format!("{}_returns", self.name.replace('.', "_")));

@@ -39,8 +39,9 @@ pub trait Params: Sized {
     /// The positional parameters, described.
     fn accepts() -> Vec<Field>;
     /// The struct from values that passed [`crate::Method::validate`],
-    /// one per parameter in order.
-    fn from_validated(values: Vec<Value>) -> Result<Self, ApiError>;
+    /// one per parameter of `accepts` (what [`Params::accepts`] gave) in
+    /// order.
+    fn from_validated(accepts: &[Field], values: Vec<Value>) -> Result<Self, ApiError>;
 }
 
 impl Params for () {
@@ -48,7 +49,7 @@ impl Params for () {
         Vec::new()
     }
 
-    fn from_validated(_: Vec<Value>) -> Result<Self, ApiError> {
+    fn from_validated(_: &[Field], _: Vec<Value>) -> Result<Self, ApiError> {
         Ok(())
     }
 }
@@ -60,9 +61,9 @@ impl<T: Fields + DeserializeOwned> Params for T {
         T::fields()
     }
 
-    fn from_validated(values: Vec<Value>) -> Result<Self, ApiError> {
-        let named: Map<String, Value> = T::fields()
-            .into_iter()
+    fn from_validated(accepts: &[Field], values: Vec<Value>) -> Result<Self, ApiError> {
+        let named: Map<String, Value> = accepts
+            .iter()
             .map(|f| f.name.to_owned())
             .zip(values)
             .collect();
@@ -368,7 +369,7 @@ mod tests {
         use proptest::test_runner::{Config, TestRunner};
         for m in &registry().methods {
             let params: Vec<BoxedStrategy<Value>> =
-                m.accepts.iter().map(|f| values(&f.schema)).collect();
+                m.accepts().iter().map(|f| values(&f.schema)).collect();
             let accepted = std::cell::Cell::new(0u32);
             let mut runner = TestRunner::new(Config {
                 cases: 300,
@@ -381,7 +382,7 @@ mod tests {
                         let given = args[..n].to_vec();
                         if let Ok(valid) = m.validate(given.clone()) {
                             accepted.set(accepted.get() + 1);
-                            let parsed = (m.parse)(valid.clone());
+                            let parsed = (m.parse)(m, valid.clone());
                             prop_assert!(
                                 parsed.is_ok(),
                                 "{given:?} passed the schema as {valid:?} but did not parse: {parsed:?}"
@@ -443,7 +444,7 @@ mod tests {
         }
         let mut seen = 0;
         for m in &registry().methods {
-            walk(&m.accepts, m.name, &mut seen);
+            walk(m.accepts(), m.name, &mut seen);
         }
         assert!(seen >= 10, "only {seen} defaults found");
     }
@@ -540,7 +541,8 @@ mod tests {
         let values = m
             .validate(vec![json!("alice"), json!("hunter2")])
             .expect("valid");
-        let a: crate::methods::LoginArgs = Params::from_validated(values).expect("parses");
+        let a: crate::methods::LoginArgs =
+            Params::from_validated(m.accepts(), values).expect("parses");
         assert_eq!(a.password.expose_secret(), "hunter2");
         assert!(!format!("{:?}", a.password).contains("hunter2"));
     }
