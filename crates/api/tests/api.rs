@@ -922,3 +922,44 @@ fn validation_errors_carry_a_trace() {
             "repr": "CallError('Not authenticated', 207, None)"})
     );
 }
+
+/// `core.describe_method` answers exactly what `core.get_methods` lists
+/// for one method, and null for what it would not list to the caller.
+#[test]
+fn describe_method_is_one_entry_of_get_methods() {
+    let fx = fx();
+    let s = root(&fx.api);
+    let all = |target: &str| rpc(&fx.api, &s, "core.get_methods", json!([null, target])).unwrap();
+    let one = |name: &str, target: &str| {
+        rpc(&fx.api, &s, "core.describe_method", json!([name, target])).unwrap()
+    };
+    let (cli, ws) = (all("CLI"), all("WS"));
+    for name in [
+        "auth.twofactor.config",
+        "auth.twofactor.update",
+        "user.query",
+    ] {
+        assert_eq!(one(name, "CLI"), cli[name], "{name}");
+    }
+    // Listed over WS, not in the CLI.
+    assert!(cli.get("auth.login_ex").is_none());
+    assert_eq!(one("auth.login_ex", "CLI"), Value::Null);
+    assert_eq!(one("auth.login_ex", "WS"), ws["auth.login_ex"]);
+    // Private methods (the PAM module's, this one) and unknown names.
+    for name in [
+        "auth.twofactor.pam_check",
+        "core.describe_method",
+        "no.such",
+    ] {
+        assert_eq!(one(name, "WS"), Value::Null, "{name}");
+    }
+    // Not before a login.
+    let err = rpc(
+        &fx.api,
+        &tcp(),
+        "core.describe_method",
+        json!(["auth.twofactor.config"]),
+    )
+    .unwrap_err();
+    assert_eq!(err["data"]["errname"], "ENOTAUTHENTICATED");
+}

@@ -170,6 +170,21 @@ impl Backend for Remote {
     fn hostname(&self) -> String {
         self.host.clone()
     }
+
+    /// `core.describe_method`: one method's description, not the whole
+    /// service's (a daemon without it is asked for the listing).
+    fn describe_cli_method(&mut self, service: &str, method: &str) -> Result<Value, CallError> {
+        match self.call(
+            "core.describe_method",
+            vec![method.into(), CLI_TARGET.into()],
+        ) {
+            Err(CallError::Rpc(e)) if e.kind() == Some(wire::ErrorCode::MethodNotFound) => {
+                let (mut methods, _) = self.cli_methods(service)?;
+                Ok(methods.get_mut(method).map(Value::take).unwrap_or_default())
+            }
+            other => other,
+        }
+    }
 }
 
 /// The host a URL points at, for the prompt: the local host name for the

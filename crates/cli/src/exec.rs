@@ -177,6 +177,9 @@ impl Engine {
         if wanted.is_empty() {
             return Ok(None);
         }
+        if !nested && let Some(found) = self.locate_by_name(words)? {
+            return Ok(Some(found));
+        }
         let mut methods = serde_json::Map::new();
         let mut complete = true;
         for name in &wanted {
@@ -187,11 +190,12 @@ impl Engine {
             }
         }
         let services = self.services.as_ref().unwrap_or(&Value::Null);
-        let (command, n) =
-            match Tree::partial(services, Value::Object(methods)).resolve(&self.cwd, words) {
-                Resolved::Command(c, n) => (Box::new(c.clone()), n),
-                _ => return Ok(None),
-            };
+        let Some((command, n)) =
+            Tree::partial(services, Value::Object(methods)).into_command(&self.cwd, words)
+        else {
+            return Ok(None);
+        };
+        let command = Box::new(command);
         if complete {
             return Ok(Some(Located::Command(command, n)));
         }
@@ -203,14 +207,32 @@ impl Engine {
         let mut one = serde_json::Map::new();
         one.insert(command.method.clone(), described);
         let services = self.services.as_ref().unwrap_or(&Value::Null);
-        Ok(
-            match Tree::partial(services, Value::Object(one)).resolve(&self.cwd, words) {
-                Resolved::Command(c, found) if found == n => {
-                    Some(Located::Command(Box::new(c.clone()), n))
-                }
-                _ => None,
-            },
-        )
+        Ok(Tree::partial(services, Value::Object(one))
+            .into_command(&self.cwd, words)
+            .filter(|(_, found)| *found == n)
+            .map(|(c, n)| Located::Command(Box::new(c), n)))
+    }
+
+    /// The command `words` name when the word after their service's
+    /// namespace is the method's own name (as it is for every command typed
+    /// in full): only that method is described, not its service's
+    /// listing. `None` when no guess resolves; then the listing decides.
+    fn locate_by_name(&mut self, words: &[String]) -> Result<Option<Located>, CliError> {
+        let guesses = tree::method_guesses(self.services()?, words);
+        let mut described = serde_json::Map::new();
+        for (service, method) in guesses {
+            let d = self.backend.describe_cli_method(&service, &method)?;
+            if d.as_object().is_some_and(|o| !o.is_empty()) {
+                described.insert(method, d);
+            }
+        }
+        if described.is_empty() {
+            return Ok(None);
+        }
+        let services = self.services.as_ref().unwrap_or(&Value::Null);
+        Ok(Tree::partial(services, Value::Object(described))
+            .into_command(&self.cwd, words)
+            .map(|(c, n)| Located::Command(Box::new(c), n)))
     }
 
     /// Runs one line. In a `shell` (interactive or a script), naming a
@@ -660,6 +682,12 @@ mod tests {
             self.inner.cli_methods(service)
         }
         fn describe_cli_method(&mut self, service: &str, method: &str) -> Result<Value, CallError> {
+            if !self.in_process {
+                return self.call(
+                    "core.describe_method",
+                    vec![method.into(), CLI_TARGET.into()],
+                );
+            }
             self.calls
                 .borrow_mut()
                 .push((format!("describe {method}"), Vec::new()));
@@ -680,11 +708,12 @@ mod tests {
         (Engine::new(Box::new(backend), Mode::Table), calls, dir)
     }
 
-    /// A one-shot command asks for its own service's methods, not the
-    /// whole API; in-process, it lists their names and describes only the
-    /// command it runs.
+    /// A one-shot command typed in full asks for its own method's
+    /// description only, not its service's listing nor the whole API (over
+    /// the wire with `core.describe_method`); a name that is no method falls
+    /// back to the service's listing.
     #[test]
-    fn a_command_describes_only_its_service() {
+    fn a_command_describes_only_itself() {
         let services = ("core.get_services".to_owned(), vec![json!("CLI")]);
         let config = ("auth.twofactor.config".to_owned(), vec![]);
         let (mut e, calls, _d) = recording_engine(false);
@@ -695,8 +724,8 @@ mod tests {
             [
                 services.clone(),
                 (
-                    "core.get_methods".to_owned(),
-                    vec![json!("auth.twofactor"), json!("CLI")]
+                    "core.describe_method".to_owned(),
+                    vec![json!("auth.twofactor.config"), json!("CLI")]
                 ),
                 config.clone(),
             ]
@@ -706,10 +735,23 @@ mod tests {
         assert_eq!(
             *calls.borrow(),
             [
-                services,
-                ("list auth.twofactor".to_owned(), vec![]),
+                services.clone(),
                 ("describe auth.twofactor.config".to_owned(), vec![]),
                 config,
+            ]
+        );
+        // A misspelt command: its guess is described as null, then the
+        // service's listing decides (and suggests).
+        let (mut e, calls, _d) = recording_engine(false);
+        let err = run(&mut e, "auth two_factor confg").unwrap_err();
+        assert!(err.to_string().contains("config"), "{err}");
+        let made: Vec<String> = calls.borrow().iter().map(|(m, _)| m.clone()).collect();
+        assert_eq!(
+            made[..3],
+            [
+                "core.get_services",
+                "core.describe_method",
+                "core.get_methods"
             ]
         );
     }

@@ -194,6 +194,27 @@ pub fn services_for(services: &Value, words: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The methods a command typed as `words` most likely is, by name: the
+/// word after the namespace of each of its [`services_for`] names a method
+/// of that service (`auth two_factor config` is `auth.twofactor.config`).
+/// `(service, method)` pairs; a guess still has to be described and
+/// resolved.
+pub fn method_guesses(services: &Value, words: &[String]) -> Vec<(String, String)> {
+    let on_path: Vec<(&str, usize)> = cli_services(services)
+        .filter(|(_, _, path)| words.starts_with(path))
+        .map(|(name, _, path)| (name, path.len()))
+        .collect();
+    let deepest = on_path.iter().map(|(_, depth)| *depth).max().unwrap_or(0);
+    on_path
+        .into_iter()
+        .filter(|(_, depth)| *depth == deepest)
+        .filter_map(|(name, depth)| {
+            let word = words.get(depth)?;
+            Some((name.to_owned(), format!("{name}.{word}")))
+        })
+        .collect()
+}
+
 impl Tree {
     /// Builds the tree from `core.get_services` and `core.get_methods`.
     pub fn from_introspection(services: &Value, methods: Value) -> Self {
@@ -297,6 +318,19 @@ impl Tree {
     pub fn namespace(&self, path: &[String]) -> Option<&Namespace> {
         path.iter()
             .try_fold(&self.root, |node, part| node.child(part))
+    }
+
+    /// The command `words` resolve to (see [`Tree::resolve`]), taken out of
+    /// the tree instead of copied, and how many words named it: for a tree
+    /// built for one lookup.
+    pub fn into_command(mut self, cwd: &[String], words: &[String]) -> Option<(Command, usize)> {
+        let (path, name, n) = match self.resolve(cwd, words) {
+            Resolved::Command(c, n) => (c.path.clone(), c.name.clone(), n),
+            _ => return None,
+        };
+        let commands = &mut self.namespace_mut(&path).commands;
+        let at = commands.iter().position(|c| c.name == name)?;
+        Some((commands.swap_remove(at), n))
     }
 
     /// Every command, depth first.

@@ -28,6 +28,13 @@ args! {
 }
 
 args! {
+    pub(crate) struct DescribeMethodArgs {
+        name: String => doc("The method's name"),
+        target: Target => doc("Describe for this client: WS, CLI or REST").default("WS"),
+    }
+}
+
+args! {
     pub(crate) struct SubscribeArgs {
         name: String => doc("Collection name"),
     }
@@ -77,6 +84,22 @@ pub(super) fn methods() -> Vec<Method> {
             cli_description: "List methods",
             access: Access::User,
             ..base.clone().handles(get_methods)
+        },
+        Method {
+            name: "core.describe_method",
+            description: "One method's description as core.get_methods gives it for the target, or \
+                          null when core.get_methods would not list it to the caller: for a client \
+                          that needs one method's schema, not its whole service's.",
+            cli_description: "Describe one method",
+            access: Access::User,
+            private: true,
+            ..base.clone().handles(|api, session, a: DescribeMethodArgs| {
+                let registry = &api.inner.registry;
+                Ok(registry
+                    .method(&a.name)
+                    .filter(|m| registry.lists_method(m, a.target) && api.may_call(session, m))
+                    .map_or(Value::Null, Method::describe))
+            })
         },
         Method {
             name: "core.subscribe",
