@@ -86,7 +86,8 @@ pub struct Method {
     /// built when first needed (a one-shot `tfa` needs one method's).
     pub(crate) accepts: Arc<OnceLock<Vec<Field>>>,
     pub(crate) accepts_of: fn() -> Vec<Field>,
-    pub returns: Schema,
+    /// The result's schema, built when the method is described.
+    pub returns: fn() -> Schema,
     pub(crate) handler: Handler,
     /// Only the conversion of validated values into the handler's
     /// parameter type (for the tests that hold schema and type together).
@@ -118,7 +119,7 @@ impl Method {
             validation_prefix: false,
             accepts: Arc::new(OnceLock::new()),
             accepts_of: Vec::new,
-            returns: Schema::Any,
+            returns: || Schema::Any,
             handler: Arc::new(|_, _, _, _| Answer::from(Ok(Value::Null))),
             parse: |_, _| Ok(()),
         }
@@ -207,9 +208,7 @@ impl Method {
         // midcli's `man` joins the examples with nothing between them.
         let examples: Vec<String> = self.examples.iter().map(|e| format!("{e}\n")).collect();
         let accepts = self.accepts().iter().map(Field::to_json).collect();
-        let returns = self
-            .returns
-            .to_json(&format!("{}_returns", self.name.replace('.', "_")));
+        let returns = (self.returns)().to_json(&format!("{}_returns", self.name.replace('.', "_")));
         // Built by moving the schemas in: `json!` would copy each embedded
         // `Value` through `Serialize` again.
         let mut v = Map::new();

@@ -38,7 +38,7 @@ pub(super) fn methods() -> Vec<Method> {
             "audit query",
             "audit query event=otp.check outcome=wrong limit=20",
         ],
-        returns: Schema::List(Box::new(Schema::Any)),
+        returns: || Schema::List(Box::new(Schema::Any)),
         ..Method::base(Access::Admin, false).handles(query)
     }]
 }

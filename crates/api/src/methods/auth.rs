@@ -123,7 +123,7 @@ pub(super) fn methods() -> Vec<Method> {
             name: "auth.login",
             description: "Legacy login: true when the password (and, with 2FA on, the code) are right.",
             cli_description: "Log in (legacy)",
-            returns: Schema::Bool,
+            returns: || Schema::Bool,
             ..base.clone().answers(login_legacy)
         },
         Method {
@@ -151,7 +151,7 @@ pub(super) fn methods() -> Vec<Method> {
             description: "Ends the session's login.",
             cli_description: "Log out",
             access: Access::User,
-            returns: Schema::Bool,
+            returns: || Schema::Bool,
             ..base.handles(|api, session, ()| {
                 let caller = session.caller().via("auth.logout");
                 let mut st = session.state();

@@ -57,14 +57,14 @@ pub(super) fn methods() -> Vec<Method> {
             name: "core.ping",
             description: "Answers \"pong\": a liveness check.",
             cli_description: "Check the connection",
-            returns: Schema::Str { nullable: false },
+            returns: || Schema::Str { nullable: false },
             ..base.clone().handles(|_, _, ()| Ok(json!("pong")))
         },
         Method {
             name: "core.set_options",
             description: "Sets connection options. Unknown options are ignored.",
             cli_description: "Set connection options",
-            returns: Schema::Null,
+            returns: || Schema::Null,
             ..base
                 .clone()
                 .handles(|_, _, _: SetOptionsArgs| Ok(Value::Null))
@@ -106,7 +106,7 @@ pub(super) fn methods() -> Vec<Method> {
             description: "Subscribes to an event collection (auth.twofactor, or * for all). Returns the subscription id.",
             cli_description: "Subscribe to events",
             access: Access::Admin,
-            returns: Schema::Str { nullable: false },
+            returns: || Schema::Str { nullable: false },
             ..base.clone().handles(subscribe)
         },
         Method {
@@ -114,7 +114,7 @@ pub(super) fn methods() -> Vec<Method> {
             description: "Ends a subscription.",
             cli_description: "Unsubscribe from events",
             access: Access::User,
-            returns: Schema::Null,
+            returns: || Schema::Null,
             ..base.handles(|_, session, a: UnsubscribeArgs| {
                 session.state().subscriptions.remove(&a.id);
                 Ok(Value::Null)

@@ -13,7 +13,7 @@ pub(super) fn methods() -> Vec<Method> {
                       pending (never, here). midcli polls it every second.",
         cli_description: "Pending network changes to check in",
         inline: true,
-        returns: Schema::Null,
+        returns: || Schema::Null,
         ..Method::base(Access::User, true).handles(|_, _, ()| Ok(Value::Null))
     }]
 }

@@ -12,7 +12,7 @@ pub(super) fn methods() -> Vec<Method> {
                       the CLI prompt).",
         cli_description: "Show the host name",
         inline: true,
-        returns: Schema::Str { nullable: false },
+        returns: || Schema::Str { nullable: false },
         // midcli asks for it to draw its prompt; `tfa` has its own.
         ..Method::base(Access::User, true)
             .handles(|api, _, ()| Ok(json!(api.twofactor().labels().hostname)))

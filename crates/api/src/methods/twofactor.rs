@@ -142,7 +142,7 @@ pub(super) fn methods() -> Vec<Method> {
             description: "Shows the two-factor authentication settings.",
             cli_description: "Show the 2FA settings",
             examples: &["auth two_factor config"],
-            returns: entry_schema(),
+            returns: || entry_schema(),
             inline: true,
             ..base
                 .clone()
@@ -159,7 +159,7 @@ pub(super) fn methods() -> Vec<Method> {
                 "auth two_factor update otp_digits=8 interval=60 window=1",
                 "auth two_factor update services={\"ssh\": true}",
             ],
-            returns: entry_schema(),
+            returns: || entry_schema(),
             ..base.clone().handles(update)
         },
         Method {
@@ -170,7 +170,7 @@ pub(super) fn methods() -> Vec<Method> {
                 "auth two_factor provisioning_uri",
                 "auth two_factor provisioning_uri --png qr.png",
             ],
-            returns: Schema::Str { nullable: false },
+            returns: || Schema::Str { nullable: false },
             ..base
                 .clone()
                 .handles(|api, _, ()| Ok(json!(api.twofactor().provisioning_uri()?)))
@@ -181,7 +181,7 @@ pub(super) fn methods() -> Vec<Method> {
                           provisioned again. Needs 2FA enabled.",
             cli_description: "Generate a new secret",
             examples: &["auth two_factor renew_secret"],
-            returns: Schema::Bool,
+            returns: || Schema::Bool,
             ..base.clone().handles(renew_secret)
         },
         Method {
@@ -190,7 +190,7 @@ pub(super) fn methods() -> Vec<Method> {
                           repeated wrong codes lock checks out for a while.",
             cli_description: "Check a code",
             examples: &["auth two_factor verify token=123456"],
-            returns: Schema::Bool,
+            returns: || Schema::Bool,
             ..base.clone().handles(|api, session, a: VerifyArgs| {
                 // An administrator on the Unix socket is never locked out
                 // (SPEC 6.3); the service decides with the origin.
@@ -205,14 +205,14 @@ pub(super) fn methods() -> Vec<Method> {
         Method {
             name: "auth.twofactor.pam_required",
             description: "Whether a PAM login of this user through this PAM service needs a code.",
-            returns: Schema::Any,
+            returns: || Schema::Any,
             ..pam_base.clone().handles(pam_required)
         },
         Method {
             name: "auth.twofactor.pam_check",
             description: "Checks a code typed at a PAM prompt: accepted, wrong, replayed, \
                           locked_out or not_required.",
-            returns: Schema::Any,
+            returns: || Schema::Any,
             ..pam_base.handles(pam_check)
         },
     ]

@@ -222,7 +222,7 @@ pub(super) fn methods() -> Vec<Method> {
             description: "Whether a local administrator exists: root, or a member of the configured \
                           administrators' group. midcli asks it when its shell starts.",
             cli_description: "Whether a local administrator exists",
-            returns: Schema::Bool,
+            returns: || Schema::Bool,
             ..Method::base(Access::User, true)
                 .handles(|api, _, ()| Ok(json!(local_administrator_exists(api))))
         },
@@ -239,7 +239,7 @@ pub(super) fn methods() -> Vec<Method> {
                 "account user query [[\"username\", \"=\", \"alice\"]]",
                 "account user query [] {\"order_by\": [\"-uid\"], \"limit\": 5}",
             ],
-            returns: Schema::List(Box::new(Schema::Object(user_entry_fields()))),
+            returns: || Schema::List(Box::new(Schema::Object(user_entry_fields()))),
             ..base.clone().handles(query)
         },
         Method {
@@ -253,7 +253,7 @@ pub(super) fn methods() -> Vec<Method> {
                 "account user get_user_obj data={\"uid\": 0, \"get_groups\": true}",
             ],
             access: Access::Admin,
-            returns: Schema::Any,
+            returns: || Schema::Any,
             ..base.clone().handles(get_user_obj)
         },
         Method {
@@ -266,7 +266,7 @@ pub(super) fn methods() -> Vec<Method> {
                 "account user renew_2fa_secret username=alice",
                 "account user renew_2fa_secret username=alice twofactor_options={\"interval\": 60}",
             ],
-            returns: user_with_config_schema(),
+            returns: || user_with_config_schema(),
             ..base.clone().handles(renew)
         },
         Method {
@@ -274,7 +274,7 @@ pub(super) fn methods() -> Vec<Method> {
             description: "Removes the account's secret, pending enrolment and recovery codes.",
             cli_description: "Remove an account's 2FA secret",
             examples: &["account user unset_2fa_secret username=alice"],
-            returns: Schema::Null,
+            returns: || Schema::Null,
             ..base.clone().handles(unset)
         },
         Method {
@@ -285,7 +285,7 @@ pub(super) fn methods() -> Vec<Method> {
                 "account user provisioning_uri username=alice",
                 "account user provisioning_uri username=alice --qr",
             ],
-            returns: Schema::Str { nullable: false },
+            returns: || Schema::Str { nullable: false },
             ..base.clone().handles(|api, session, a: UserArgs| {
                 let (user, _) = target_account(api, session, &a.username)?;
                 Ok(json!(
@@ -299,7 +299,7 @@ pub(super) fn methods() -> Vec<Method> {
                           set, interval, digits and unused recovery codes.",
             cli_description: "Show an account's 2FA settings",
             examples: &["account user twofactor_config username=alice"],
-            returns: twofactor_config_schema(),
+            returns: || twofactor_config_schema(),
             ..base.clone().handles(|api, session, a: UserArgs| {
                 let (user, _) = target_account(api, session, &a.username)?;
                 Ok(config_json(&api.twofactor().user_config(&user)?))
@@ -312,7 +312,7 @@ pub(super) fn methods() -> Vec<Method> {
                           the lock-out.",
             cli_description: "Check a code of an account",
             examples: &["account user verify_twofactor_token username=alice token=123456"],
-            returns: Schema::Bool,
+            returns: || Schema::Bool,
             ..base.clone().handles(|api, session, a: UserTokenArgs| {
                 let (user, _) = target_account(api, session, &a.username)?;
                 let caller = caller_of(session, "user.verify_twofactor_token");
@@ -334,20 +334,22 @@ pub(super) fn methods() -> Vec<Method> {
                 "account user twofactor_enroll username=alice",
                 "account user twofactor_enroll username=alice twofactor_options={\"otp_digits\": 8}",
             ],
-            returns: Schema::Object(vec![
-                Field::new(
-                    "provisioning_uri",
-                    Schema::Str { nullable: false },
-                    "Key URI of the pending secret",
-                ),
-                digits_field(),
-                interval_field(),
-                Field::new(
-                    "expires_in",
-                    Schema::Int { min: 0, max: 600 },
-                    "Seconds until the pending secret expires",
-                ),
-            ]),
+            returns: || {
+                Schema::Object(vec![
+                    Field::new(
+                        "provisioning_uri",
+                        Schema::Str { nullable: false },
+                        "Key URI of the pending secret",
+                    ),
+                    digits_field(),
+                    interval_field(),
+                    Field::new(
+                        "expires_in",
+                        Schema::Int { min: 0, max: 600 },
+                        "Seconds until the pending secret expires",
+                    ),
+                ])
+            },
             ..base.clone().handles(enroll)
         },
         Method {
@@ -357,7 +359,7 @@ pub(super) fn methods() -> Vec<Method> {
                           active one working, and counts as a failed code.",
             cli_description: "Confirm a pending 2FA secret with a code",
             examples: &["account user twofactor_enroll_confirm username=alice token=123456"],
-            returns: user_with_config_schema(),
+            returns: || user_with_config_schema(),
             ..base.clone().handles(enroll_confirm)
         },
         Method {
@@ -367,7 +369,7 @@ pub(super) fn methods() -> Vec<Method> {
                           asked.",
             cli_description: "Make new recovery codes",
             examples: &["account user generate_2fa_recovery_codes username=alice"],
-            returns: Schema::List(Box::new(Schema::Str { nullable: false })),
+            returns: || Schema::List(Box::new(Schema::Str { nullable: false })),
             ..base.handles(recovery_codes)
         },
     ]
