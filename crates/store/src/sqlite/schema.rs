@@ -134,7 +134,7 @@ pub(super) fn open_reader(db_path: &Path) -> Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .db()?;
-    reader.busy_timeout(Duration::from_secs(5)).db()?;
+    reader.busy_timeout(BUSY_WAIT).db()?;
     Ok(reader)
 }
 
@@ -163,13 +163,13 @@ pub(super) fn ready_key_check(conn: &Connection) -> Option<Vec<u8>> {
     .ok()
 }
 
+/// How long opening waits for other connections (the busy timeout, and
+/// the bound of [`switch_to_wal`]'s retries).
+const BUSY_WAIT: Duration = Duration::from_secs(5);
+
 pub(super) fn configure(conn: &Connection) -> Result<()> {
-    conn.busy_timeout(Duration::from_secs(5)).db()?;
-    // Returns the mode now in force; a file system without shared memory
-    // keeps the rollback journal, which is just as transactional.
-    let _mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-        .db()?;
+    conn.busy_timeout(BUSY_WAIT).db()?;
+    switch_to_wal(conn)?;
     conn.execute_batch(
         "PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
@@ -177,6 +177,30 @@ pub(super) fn configure(conn: &Connection) -> Result<()> {
          PRAGMA trusted_schema = OFF;",
     )
     .db()
+}
+
+/// `PRAGMA journal_mode = WAL`. SQLite answers it `SQLITE_BUSY` at once,
+/// without its busy handler, while another connection holds a lock (two
+/// processes opening a new state directory together: one sets WAL while
+/// the other reads the header), so it is retried here, with a growing
+/// pause, for as long as the busy timeout would have waited. The mode
+/// in force is returned; a file system without shared memory keeps the
+/// rollback journal, which is just as transactional.
+fn switch_to_wal(conn: &Connection) -> Result<()> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
+            Ok(_mode) => return Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && started.elapsed() < BUSY_WAIT =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e).db(),
+        }
+    }
 }
 
 /// Applies the missing migrations, each in its own transaction.
