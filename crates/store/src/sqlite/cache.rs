@@ -1,18 +1,19 @@
-//! The read cache: the entry's settings and which secret is set, as last
-//! read, kept until `PRAGMA data_version` moves.
+//! The read cache: the entry's rows as last read (its settings, and its
+//! secret's row still sealed), kept until `PRAGMA data_version` moves.
 //!
-//! It keeps no secret at all — not the unsealed key, not the sealed blob,
-//! not base32 text: only an [`EntrySummary`], which is what the frequent
-//! reads need (is a code required, is there a secret). The few reads that
-//! need the key itself ([`Reader::entry`]: `config`, the provisioning URIs)
-//! unseal it afresh each time and hand it to the caller, whose copy wipes
-//! itself on drop. One summary at most; per-user secrets are never cached.
+//! It keeps nothing unsealed: not the secret's bytes, not base32 text. A
+//! read that needs the secret ([`Reader::entry`]: `config`, the
+//! provisioning URIs) unseals the cached ciphertext afresh each time and
+//! hands the result to the caller, whose copy wipes itself on drop; the
+//! frequent reads (is a code required, is there a secret) need only the
+//! [`EntrySummary`] and unseal nothing. One entry at most; per-user secrets
+//! are never cached.
 
 use rusqlite::Connection;
 
 use super::DbResult;
-use super::entry::{load_entry, load_summary};
-use crate::{EntrySummary, KeyFile, Result, SystemEntry};
+use super::entry::{SecretRow, load_rows, summary_of, unseal_entry};
+use crate::{EntrySummary, KeyFile, Result, Settings, SystemEntry};
 
 /// The read connection and what it last read.
 #[derive(Debug)]
@@ -21,13 +22,14 @@ pub(super) struct Reader {
     pub(super) cache: Option<Cached>,
 }
 
-/// The summary as of `PRAGMA data_version` = `version` on the read
+/// The rows as of `PRAGMA data_version` = `version` on the read
 /// connection, which moves whenever any other connection (the writer
 /// included) commits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Cached {
     pub(super) version: i64,
-    pub(super) summary: EntrySummary,
+    pub(super) settings: Settings,
+    pub(super) secret: Option<SecretRow>,
 }
 
 impl Reader {
@@ -39,34 +41,36 @@ impl Reader {
             .db()
     }
 
-    /// The summary, from the cache while `PRAGMA data_version` stands still.
-    pub(super) fn summary(&mut self) -> Result<EntrySummary> {
+    /// The rows, from the cache while `PRAGMA data_version` stands still.
+    fn rows(&mut self) -> Result<&Cached> {
         let version = self.data_version()?;
-        if let Some(cached) = self.cache
-            && cached.version == version
-        {
-            return Ok(cached.summary);
+        if self.cache.as_ref().is_none_or(|c| c.version != version) {
+            // Read after the version: a commit in between makes the cache
+            // newer than its label, which only costs one more reload. One
+            // statement, so the settings and the secret row they point at
+            // come from one snapshot.
+            let (settings, secret) = load_rows(&self.conn)?;
+            self.cache = Some(Cached {
+                version,
+                settings,
+                secret,
+            });
         }
-        // Read after the version: a commit in between makes the cache newer
-        // than its label, which only costs one more reload.
-        let summary = load_summary(&self.conn)?;
-        self.cache = Some(Cached { version, summary });
-        Ok(summary)
+        self.cache
+            .as_ref()
+            .ok_or_else(|| crate::StoreError::Corrupt("the read cache is empty".into()))
     }
 
-    /// The entry with its secret unsealed, read afresh (never cached). The
-    /// summary cache is refreshed on the way.
+    /// The summary: settings and which secret is set, nothing unsealed.
+    pub(super) fn summary(&mut self) -> Result<EntrySummary> {
+        let c = self.rows()?;
+        Ok(summary_of(c.settings, c.secret.as_ref()))
+    }
+
+    /// The entry with its secret unsealed afresh from the cached
+    /// ciphertext (the unsealed secret is never cached).
     pub(super) fn entry(&mut self, key: &KeyFile) -> Result<SystemEntry> {
-        let version = self.data_version()?;
-        // One read transaction, so the settings and the secret they point at
-        // come from one snapshot.
-        let tx = self.conn.unchecked_transaction().db()?;
-        let entry = load_entry(&tx, key)?;
-        tx.commit().db()?;
-        self.cache = Some(Cached {
-            version,
-            summary: EntrySummary::from(&entry),
-        });
-        Ok(entry)
+        let c = self.rows()?;
+        unseal_entry(c.settings, c.secret.as_ref(), key)
     }
 }

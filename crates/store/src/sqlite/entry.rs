@@ -10,17 +10,42 @@ use crate::{
     SystemEntry,
 };
 
-/// The entry's secret row, still sealed.
-struct SecretRow {
+/// The entry's secret row, still sealed: the ciphertext is useless
+/// without the key file, and `Debug` shows only its length.
+#[derive(Clone, PartialEq, Eq)]
+pub(super) struct SecretRow {
     id: i64,
     sealed: Vec<u8>,
     created_at_ms: i64,
     last_step: Option<i64>,
 }
 
+impl std::fmt::Debug for SecretRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretRow")
+            .field("id", &self.id)
+            .field("sealed", &format_args!("<{} bytes>", self.sealed.len()))
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+impl SecretRow {
+    /// Damages the ciphertext (one bit), as a test of what reads it.
+    pub(super) fn flip_a_bit(&mut self) {
+        if let Some(b) = self.sealed.get_mut(30) {
+            *b ^= 0x01;
+        }
+    }
+
+    pub(super) fn sealed(&self) -> &[u8] {
+        &self.sealed
+    }
+}
+
 /// Reads the settings and the (sealed) secret row they point at, checking
 /// that the row is there and belongs to the system; unseals nothing.
-fn load_rows(conn: &Connection) -> Result<(Settings, Option<SecretRow>)> {
+pub(super) fn load_rows(conn: &Connection) -> Result<(Settings, Option<SecretRow>)> {
     struct Row {
         digits: i64,
         window: i64,
@@ -95,18 +120,27 @@ fn load_rows(conn: &Connection) -> Result<(Settings, Option<SecretRow>)> {
     Ok((settings, secret))
 }
 
-/// Reads the settings and which secret is set, without unsealing it.
-pub(super) fn load_summary(conn: &Connection) -> Result<EntrySummary> {
-    let (settings, secret) = load_rows(conn)?;
-    Ok(EntrySummary {
+/// The settings and which secret is set, from the rows, unsealing nothing.
+pub(super) fn summary_of(settings: Settings, row: Option<&SecretRow>) -> EntrySummary {
+    EntrySummary {
         settings,
-        secret_id: secret.map(|s| SecretId(s.id)),
-    })
+        secret_id: row.map(|s| SecretId(s.id)),
+    }
 }
 
 /// Reads the system entry and unseals its secret.
 pub(super) fn load_entry(conn: &Connection, key: &KeyFile) -> Result<SystemEntry> {
     let (settings, row) = load_rows(conn)?;
+    unseal_entry(settings, row.as_ref(), key)
+}
+
+/// The system entry from its rows, the secret unsealed into a value that
+/// wipes itself (the caller's copy; nothing unsealed is kept here).
+pub(super) fn unseal_entry(
+    settings: Settings,
+    row: Option<&SecretRow>,
+    key: &KeyFile,
+) -> Result<SystemEntry> {
     let secret = match row {
         None => None,
         Some(SecretRow {
@@ -115,7 +149,7 @@ pub(super) fn load_entry(conn: &Connection, key: &KeyFile) -> Result<SystemEntry
             created_at_ms,
             last_step,
         }) => {
-            let mut plain = key.open(&sealed, &secret_aad(SYSTEM_OWNER)).map_err(|_| {
+            let mut plain = key.open(sealed, &secret_aad(SYSTEM_OWNER)).map_err(|_| {
                 StoreError::Corrupt(format!(
                     "sealed secret {id} does not open under the key file"
                 ))
@@ -124,10 +158,10 @@ pub(super) fn load_entry(conn: &Connection, key: &KeyFile) -> Result<SystemEntry
             let secret = Secret::from_bytes(std::mem::take(&mut *plain))
                 .map_err(|e| StoreError::Corrupt(format!("secret {id}: {e}")))?;
             Some(SecretRecord {
-                id: SecretId(id),
+                id: SecretId(*id),
                 secret,
                 last_step: last_step.map(step_from_sql).transpose()?,
-                created_at_ms,
+                created_at_ms: *created_at_ms,
             })
         }
     };

@@ -730,20 +730,15 @@ mod tests {
         assert!(!store.read_summary().unwrap().settings.enabled);
         // Plant a marker in the cache under the current version: summaries
         // are served from it while nobody commits.
-        let mut marked = store.read_summary().unwrap();
-        marked.settings.ssh = true;
-        {
-            let mut r = store.lock_reader();
-            let version = r.cache.as_ref().map(|c| c.version).unwrap();
-            r.cache = Some(cache::Cached {
-                version,
-                summary: marked,
-            });
+        store.read_summary().unwrap();
+        if let Some(c) = store.lock_reader().cache.as_mut() {
+            c.settings.ssh = true;
         }
         assert!(
             store.read_summary().unwrap().settings.ssh,
             "served from the cache"
         );
+        assert!(store.read().unwrap().settings.ssh, "read too");
         // A commit on the store's own write connection moves the reader's
         // data_version: read-your-writes holds.
         store
@@ -767,7 +762,7 @@ mod tests {
     }
 
     #[test]
-    fn the_cache_holds_no_secret_and_read_unseals_afresh() {
+    fn the_cache_holds_nothing_unsealed_and_read_unseals_each_time() {
         let (_dir, store) = open_fresh();
         let secret = Secret::from_bytes(vec![0x44; 20]).unwrap();
         let id = transact(&store, |tx| tx.replace_secret(&secret, 1)).unwrap();
@@ -776,25 +771,29 @@ mod tests {
         let summary = store.read_summary().unwrap();
         assert_eq!(summary, EntrySummary::from(&entry));
         assert_eq!(summary.secret_id, Some(id));
-        // All the cache keeps is that summary: settings and the secret's id.
-        let cached = store.lock_reader().cache.unwrap();
-        assert_eq!(cached.summary, summary);
+        // The cache keeps the settings and the secret's row still sealed:
+        // the secret's bytes appear nowhere in it, nor in its Debug.
+        let cached = store.lock_reader().cache.clone().unwrap();
+        assert_eq!(cached.settings, summary.settings);
+        let sealed = cached.secret.as_ref().unwrap().sealed().to_vec();
+        assert!(!sealed.windows(20).any(|w| w == [0x44; 20]));
         let shown = format!("{:?}", *store.lock_reader());
         assert!(!shown.contains(secret.to_base32().as_str()), "{shown}");
         assert!(!shown.contains("68") && !shown.contains("44"), "{shown}");
-        // `read` is never served from the cache: a planted summary under
-        // the current version does not change what it returns.
+        // `read` unseals the cached ciphertext each time: damaged in the
+        // cache (under the current version), it no longer opens; put back,
+        // it does.
         {
             let mut r = store.lock_reader();
-            let version = r.cache.unwrap().version;
-            r.cache = Some(cache::Cached {
-                version,
-                summary: EntrySummary::default(),
-            });
+            let c = r.cache.as_mut().unwrap();
+            c.secret.as_mut().unwrap().flip_a_bit();
         }
+        assert!(matches!(store.read(), Err(StoreError::Corrupt(_))));
+        assert_eq!(store.read_summary().unwrap(), summary);
+        store.lock_reader().cache = Some(cached);
         assert_eq!(store.read().unwrap(), entry);
-        // And it unseals every time: once the sealed blob no longer opens,
-        // `read` says so, while the summary (which never needed the key)
+        // Damaged on disk: the version moves, the rows are read again, and
+        // `read` says so, while the summary (which never needs the key)
         // is still answered.
         flip_a_sealed_bit(&store);
         assert!(matches!(store.read(), Err(StoreError::Corrupt(_))));
