@@ -66,9 +66,18 @@ pub trait Backend {
     /// One method's description as `core.get_methods(service, "CLI")`
     /// gives it (null when it does not list the method).
     fn describe_cli_method(&mut self, service: &str, method: &str) -> Result<Value, CallError> {
-        let (mut methods, _) = self.cli_methods(service)?;
-        Ok(methods.get_mut(method).map(Value::take).unwrap_or_default())
+        described_in_listing(self, service, method)
     }
+}
+
+/// `method`'s entry of its service's listing (null when not listed).
+fn described_in_listing(
+    backend: &mut (impl Backend + ?Sized),
+    service: &str,
+    method: &str,
+) -> Result<Value, CallError> {
+    let (mut methods, _) = backend.cli_methods(service)?;
+    Ok(methods.get_mut(method).map(Value::take).unwrap_or_default())
 }
 
 /// The API in-process, on the state directory of the configuration.
@@ -123,12 +132,10 @@ impl Backend for Embedded {
         Ok((Value::Object(names), false))
     }
 
-    fn describe_cli_method(&mut self, service: &str, method: &str) -> Result<Value, CallError> {
+    fn describe_cli_method(&mut self, _service: &str, method: &str) -> Result<Value, CallError> {
         Ok(self
             .api
-            .cli_methods(&self.session, service)
-            .find(|m| m.name == method)
-            .map(api::Method::describe)
+            .describe_cli_method(&self.session, method)
             .unwrap_or_default())
     }
 }
@@ -179,8 +186,7 @@ impl Backend for Remote {
             vec![method.into(), CLI_TARGET.into()],
         ) {
             Err(CallError::Rpc(e)) if e.kind() == Some(wire::ErrorCode::MethodNotFound) => {
-                let (mut methods, _) = self.cli_methods(service)?;
-                Ok(methods.get_mut(method).map(Value::take).unwrap_or_default())
+                described_in_listing(self, service, method)
             }
             other => other,
         }

@@ -182,16 +182,24 @@ fn cli_services(services: &Value) -> impl Iterator<Item = (&str, &Value, Vec<Str
 /// `words` is always in that namespace, since a namespace's name wins over
 /// a command's while resolving (see [`Tree::resolve`]).
 pub fn services_for(services: &Value, words: &[String]) -> Vec<String> {
-    let on_path: Vec<(&str, Vec<String>)> = cli_services(services)
+    let (names, _) = deepest_on_path(services, words);
+    names.into_iter().map(str::to_owned).collect()
+}
+
+/// The services whose namespace path starts `words` and is the longest
+/// such, and that path's length.
+fn deepest_on_path<'s>(services: &'s Value, words: &[String]) -> (Vec<&'s str>, usize) {
+    let on_path: Vec<(&str, usize)> = cli_services(services)
         .filter(|(_, _, path)| words.starts_with(path))
-        .map(|(name, _, path)| (name, path))
+        .map(|(name, _, path)| (name, path.len()))
         .collect();
-    let deepest = on_path.iter().map(|(_, p)| p.len()).max().unwrap_or(0);
-    on_path
+    let deepest = on_path.iter().map(|(_, depth)| *depth).max().unwrap_or(0);
+    let names = on_path
         .into_iter()
-        .filter(|(_, p)| p.len() == deepest)
-        .map(|(name, _)| name.to_owned())
-        .collect()
+        .filter(|(_, depth)| *depth == deepest)
+        .map(|(name, _)| name)
+        .collect();
+    (names, deepest)
 }
 
 /// The methods a command typed as `words` most likely is, by name: the
@@ -200,18 +208,13 @@ pub fn services_for(services: &Value, words: &[String]) -> Vec<String> {
 /// `(service, method)` pairs; a guess still has to be described and
 /// resolved.
 pub fn method_guesses(services: &Value, words: &[String]) -> Vec<(String, String)> {
-    let on_path: Vec<(&str, usize)> = cli_services(services)
-        .filter(|(_, _, path)| words.starts_with(path))
-        .map(|(name, _, path)| (name, path.len()))
-        .collect();
-    let deepest = on_path.iter().map(|(_, depth)| *depth).max().unwrap_or(0);
-    on_path
+    let (names, depth) = deepest_on_path(services, words);
+    let Some(word) = words.get(depth) else {
+        return Vec::new();
+    };
+    names
         .into_iter()
-        .filter(|(_, depth)| *depth == deepest)
-        .filter_map(|(name, depth)| {
-            let word = words.get(depth)?;
-            Some((name.to_owned(), format!("{name}.{word}")))
-        })
+        .map(|name| (name.to_owned(), format!("{name}.{word}")))
         .collect()
 }
 

@@ -94,11 +94,9 @@ pub(super) fn methods() -> Vec<Method> {
             access: Access::User,
             private: true,
             ..base.clone().handles(|api, session, a: DescribeMethodArgs| {
-                let registry = &api.inner.registry;
-                Ok(registry
-                    .method(&a.name)
-                    .filter(|m| registry.lists_method(m, a.target) && api.may_call(session, m))
-                    .map_or(Value::Null, Method::describe))
+                Ok(api
+                    .describe_method(session, &a.name, a.target)
+                    .unwrap_or_default())
             })
         },
         Method {
@@ -149,6 +147,22 @@ impl Api {
             .filter(move |m| {
                 service.is_none_or(|w| registry.service_of(m.name).is_some_and(|s| s.name == w))
             })
+    }
+
+    /// `name`'s entry of `core.get_methods(null, target)` for `session`:
+    /// `None` when that would not list it.
+    fn describe_method(&self, session: &Session, name: &str, target: Target) -> Option<Value> {
+        let registry = &self.inner.registry;
+        registry
+            .method(name)
+            .filter(|m| registry.lists_method(m, target) && self.may_call(session, m))
+            .map(Method::describe)
+    }
+
+    /// [`Api::describe_method`] for the CLI: what `core.describe_method(name,
+    /// "CLI")` answers, for an in-process caller.
+    pub fn describe_cli_method(&self, session: &Session, name: &str) -> Option<Value> {
+        self.describe_method(session, name, Target::Cli)
     }
 
     /// The methods `core.get_methods(service, "CLI")` describes to

@@ -8,16 +8,9 @@ use service::{
 use super::refused_without_secret;
 use crate::registry::{Access, Method};
 use crate::schema::{Field, Schema};
-use crate::typed::doc;
+use crate::typed::{Described, doc};
 use crate::{Api, ApiError, Event, Session, args};
 use wire::{PamOutcome, PamRequired};
-
-fn int(min: impl Into<i64>, max: impl Into<i64>) -> Schema {
-    Schema::Int {
-        min: min.into(),
-        max: max.into(),
-    }
-}
 
 args! {
     /// The services that also require a code.
@@ -75,19 +68,11 @@ args! {
     }
 }
 
-fn services_schema() -> Schema {
-    <ServicesArg as crate::typed::Described>::schema()
-}
-
 /// The fields of the entry, in the order `config` returns them.
 fn entry_schema() -> Schema {
     Schema::Object(vec![
         Field::new("id", Schema::Int { min: 1, max: 1 }, "Always 1"),
-        Field::new(
-            "otp_digits",
-            int(Digits::MIN, Digits::MAX),
-            "Digits in a code",
-        ),
+        Field::new("otp_digits", Digits::schema(), "Digits in a code"),
         Field::new(
             "secret",
             Schema::Str { nullable: true },
@@ -95,17 +80,13 @@ fn entry_schema() -> Schema {
         ),
         Field::new(
             "window",
-            int(Window::MIN, Window::MAX),
+            Window::schema(),
             "Extra time steps accepted on each side",
         ),
-        Field::new(
-            "interval",
-            int(Interval::MIN, Interval::MAX),
-            "Seconds per code",
-        ),
+        Field::new("interval", Interval::schema(), "Seconds per code"),
         Field::new(
             "services",
-            services_schema(),
+            ServicesArg::schema(),
             "Services that also require a code",
         ),
         Field::new(

@@ -14,14 +14,6 @@ use crate::schema::{Field, Schema};
 use crate::typed::{Described, Ranged, doc};
 use crate::{Api, ApiError, Event, Session, args};
 
-fn digits_schema() -> Schema {
-    Digits::schema()
-}
-
-fn interval_schema() -> Schema {
-    Interval::schema()
-}
-
 args! {
     /// Digits and interval of a new secret.
     pub(crate) struct SecretOptionsArg {
@@ -146,12 +138,12 @@ args! {
 
 /// A user's `otp_digits` as the config and enrolment return it.
 fn digits_field() -> Field {
-    Field::new("otp_digits", digits_schema(), "Digits in a code")
+    Field::new("otp_digits", Digits::schema(), "Digits in a code")
 }
 
 /// A user's `interval` as the config and enrolment return it.
 fn interval_field() -> Field {
-    Field::new("interval", interval_schema(), "Seconds per code")
+    Field::new("interval", Interval::schema(), "Seconds per code")
 }
 
 fn twofactor_config_schema() -> Schema {

@@ -44,21 +44,21 @@ impl Reader {
     /// The rows, from the cache while `PRAGMA data_version` stands still.
     fn rows(&mut self) -> Result<&Cached> {
         let version = self.data_version()?;
-        if self.cache.as_ref().is_none_or(|c| c.version != version) {
-            // Read after the version: a commit in between makes the cache
-            // newer than its label, which only costs one more reload. One
-            // statement, so the settings and the secret row they point at
-            // come from one snapshot.
-            let (settings, secret) = load_rows(&self.conn)?;
-            self.cache = Some(Cached {
-                version,
-                settings,
-                secret,
-            });
+        match self.cache.take() {
+            Some(cached) if cached.version == version => Ok(self.cache.insert(cached)),
+            _ => {
+                // Read after the version: a commit in between makes the
+                // cache newer than its label, which only costs one more
+                // reload. One statement, so the settings and the secret row
+                // they point at come from one snapshot.
+                let (settings, secret) = load_rows(&self.conn)?;
+                Ok(self.cache.insert(Cached {
+                    version,
+                    settings,
+                    secret,
+                }))
+            }
         }
-        self.cache
-            .as_ref()
-            .ok_or_else(|| crate::StoreError::Corrupt("the read cache is empty".into()))
     }
 
     /// The summary: settings and which secret is set, nothing unsealed.
