@@ -536,8 +536,8 @@ impl store::Store for CountingStore {
     ) -> store::Result<()> {
         self.inner.transact_dyn(f)
     }
-    fn read_user(&self, username: &str) -> store::Result<store::UserView> {
-        self.inner.read_user(username)
+    fn read_user(&self, username: &str, uid: u32) -> store::Result<store::UserView> {
+        self.inner.read_user(username, uid)
     }
     fn query_audit(&self, query: &AuditQuery) -> store::Result<Vec<store::AuditEntry>> {
         self.inner.query_audit(query)
