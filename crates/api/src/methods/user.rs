@@ -314,13 +314,7 @@ pub(super) fn methods() -> Vec<Method> {
                     .twofactor()
                     .verify_user(&caller, &user, a.token.as_deref())?;
                 if right {
-                    // Proof of this secret for the next 5 minutes on this
-                    // connection (step-up).
-                    session.state().step_up = Some(crate::session::StepUp {
-                        name: user.name.clone(),
-                        uid: user.uid,
-                        at_ms: Some(api.twofactor().clock().now_ms()),
-                    });
+                    proved_code(api, session, &user);
                 }
                 Ok(json!(right))
             })
@@ -459,6 +453,16 @@ fn require_step_up(
     ))
 }
 
+/// Remembers that this connection proved a current code of `user`'s
+/// secret now: it counts for the next 5 minutes (step-up).
+fn proved_code(api: &Api, session: &Session, user: &UserRef) {
+    session.state().step_up = Some(crate::session::StepUp {
+        name: user.name.clone(),
+        uid: user.uid,
+        at_ms: Some(api.twofactor().clock().now_ms()),
+    });
+}
+
 fn caller_of(session: &Session, via: &str) -> service::Caller {
     let admin = session.user().is_some_and(|u| u.admin);
     session.caller().via(via).as_admin(admin)
@@ -587,7 +591,6 @@ fn renew(api: &Api, session: &Session, a: UserSecretArgs) -> Result<Value, ApiEr
 
 fn unset(api: &Api, session: &Session, a: UserArgs) -> Result<Value, ApiError> {
     let (user, account) = target_account(api, session, &a.username)?;
-    require_step_up(api, session, &user, "user.unset_2fa_secret")?;
     let admin = session.user().is_some_and(|u| u.admin);
     if api.inner.options.require_secret && !admin {
         return Err(ApiError::call(
@@ -599,6 +602,7 @@ fn unset(api: &Api, session: &Session, a: UserArgs) -> Result<Value, ApiError> {
             ),
         ));
     }
+    require_step_up(api, session, &user, "user.unset_2fa_secret")?;
     api.twofactor()
         .unset_user_secret(&caller_of(session, "user.unset_2fa_secret"), &user)?;
     emit_changed(api, &account, false);
@@ -627,6 +631,8 @@ fn enroll_confirm(api: &Api, session: &Session, a: UserTokenArgs) -> Result<Valu
         &user,
         a.token.as_deref(),
     )?;
+    // The confirming code is a current code of what is now the active secret.
+    proved_code(api, session, &user);
     with_config(api, &account, &user)
 }
 
