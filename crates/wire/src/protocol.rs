@@ -406,4 +406,3 @@ mod tests {
         assert!(in_service("a.b.c", "a.b") && !in_service("a.bc", "a.b"));
     }
 }
-
