@@ -413,6 +413,11 @@ fn login_answers_and_auth_me_carry_no_provisioning_uri() {
         me["two_factor_config"].get("provisioning_uri").is_none(),
         "{me}"
     );
+    // The method's description says so too.
+    let methods = root_call(&fx, "core.get_methods", json!(["auth"]));
+    let returns = methods["auth.me"]["returns"].to_string();
+    assert!(returns.contains("recovery_codes_left"), "{returns}");
+    assert!(!returns.contains("provisioning_uri"), "{returns}");
     // The URI still comes from the methods that give it.
     assert_eq!(
         rpc(&fx.api, &s, "user.provisioning_uri", json!(["alice"])).unwrap(),

@@ -7,7 +7,7 @@ use service::{CheckOutcome, SecretString};
 
 use super::refused_without_secret;
 use crate::registry::{Access, Method};
-use crate::schema::Schema;
+use crate::schema::{Field, Schema};
 use crate::session::{Authenticated, PendingLogin};
 use crate::typed::{Answer, Described, Fields, doc};
 use crate::{Api, ApiError, Session, args};
@@ -138,6 +138,7 @@ pub(super) fn methods() -> Vec<Method> {
             description: "Describes the logged-in user.",
             cli_description: "Show who is logged in",
             examples: &["auth me"],
+            returns: me_schema,
             access: Access::User,
             cli_private: false,
             inline: true,
@@ -174,6 +175,49 @@ fn mechanisms() -> Vec<&'static str> {
         Schema::Tagged { variants, .. } => variants.iter().map(|(name, _)| *name).collect(),
         _ => Vec::new(),
     }
+}
+
+/// What `auth.me` answers (also `auth.login_ex`'s `user_info`).
+fn me_schema() -> Schema {
+    let text = |name, doc| Field::new(name, Schema::Str { nullable: false }, doc);
+    let id = |name, doc| {
+        Field::new(
+            name,
+            Schema::Int {
+                min: 0,
+                max: i64::from(u32::MAX),
+            },
+            doc,
+        )
+    };
+    Schema::Object(vec![
+        text("pw_name", "Account name"),
+        text("pw_gecos", "GECOS field"),
+        text("pw_dir", "Home directory"),
+        text("pw_shell", "Login shell"),
+        id("pw_uid", "User id"),
+        id("pw_gid", "Primary group id"),
+        Field::new(
+            "grouplist",
+            Schema::Any,
+            "Group ids (null unless asked for)",
+        ),
+        Field::new("sid", Schema::Any, "Always null (no SIDs here)"),
+        text("source", "Always LOCAL"),
+        Field::new("local", Schema::Bool, "Always true"),
+        Field::new("attributes", Schema::Any, "Always empty"),
+        Field::new(
+            "two_factor_config",
+            super::user::twofactor_summary_schema(),
+            "Two-factor state of the account (never its provisioning URI)",
+        ),
+        Field::new("privilege", Schema::Any, "Roles and web shell access"),
+        Field::new(
+            "account_attributes",
+            Schema::List(Box::new(Schema::Str { nullable: false })),
+            "LOCAL, and SYS_ADMIN for administrators",
+        ),
+    ])
 }
 
 fn me(api: &Api, user: &Authenticated) -> Result<Value, ApiError> {

@@ -164,6 +164,21 @@ fn twofactor_config_schema() -> Schema {
     ])
 }
 
+/// `auth.me`'s `two_factor_config` (and `auth.login_ex`'s `user_info`'s):
+/// the config without the provisioning URI.
+pub(crate) fn twofactor_summary_schema() -> Schema {
+    Schema::Object(vec![
+        Field::new("secret_configured", Schema::Bool, "Whether a secret is set"),
+        interval_field(),
+        digits_field(),
+        Field::new(
+            "recovery_codes_left",
+            Schema::Int { min: 0, max: 10 },
+            "Unused recovery codes",
+        ),
+    ])
+}
+
 fn user_entry_fields() -> Vec<Field> {
     vec![
         Field::new(
