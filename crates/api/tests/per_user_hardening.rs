@@ -92,7 +92,7 @@ const ACCOUNTS: &[(&str, u32)] = &[("root", 0), ("admin", 1000), ("alice", 1001)
 
 /// The API on a state in a temporary directory, made by `prepare` (given
 /// the state directory to fill) before it is opened, at `at_secs`.
-fn fx_from(prepare: impl FnOnce(&Path), at_secs: i64) -> Fx {
+fn fx_from(prepare: impl FnOnce(&Path), at_secs: i64, require_secret: bool) -> Fx {
     let dir = tempfile::tempdir().unwrap();
     prepare(&dir.path().join("state"));
     let clock = Arc::new(ManualClock::at_secs(at_secs));
@@ -104,6 +104,7 @@ fn fx_from(prepare: impl FnOnce(&Path), at_secs: i64) -> Fx {
     );
     let table = Table::new(ACCOUNTS);
     let options = ApiOptions {
+        require_secret,
         ..common::admin_options(Duration::ZERO)
     };
     let api = Api::new(
@@ -125,7 +126,7 @@ fn fx_from(prepare: impl FnOnce(&Path), at_secs: i64) -> Fx {
 }
 
 fn fresh() -> Fx {
-    fx_from(|_| {}, 1_750_000_000)
+    fx_from(|_| {}, 1_750_000_000, false)
 }
 
 fn fixture_dir() -> std::path::PathBuf {
@@ -135,6 +136,10 @@ fn fixture_dir() -> std::path::PathBuf {
 /// The state main wrote before per-user secrets (2FA on, one secret), at
 /// the time its code was accepted.
 fn upgraded() -> Fx {
+    upgraded_with(false)
+}
+
+fn upgraded_with(require_secret: bool) -> Fx {
     let readme = std::fs::read_to_string(fixture_dir().join("README")).unwrap();
     let at: i64 = readme
         .lines()
@@ -154,6 +159,7 @@ fn upgraded() -> Fx {
         },
         // One step later: main's accepted code is used up.
         at + 30,
+        require_secret,
     )
 }
 
@@ -367,6 +373,24 @@ fn enrolling_ones_own_or_ending_the_mode_stops_asking_for_roots_code() {
     assert_eq!(ended[0]["detail"]["was_on"], true);
     // bob has no secret: the password alone now.
     assert_eq!(login(&fx, &tcp(), "bob")["response_type"], "SUCCESS");
+}
+
+/// `require_secret` wants each account's own secret: root's code does not
+/// stand in for it.
+#[test]
+fn under_require_secret_an_upgraded_state_refuses_accounts_without_a_secret() {
+    let fx = upgraded_with(true);
+    assert_eq!(
+        login(&fx, &tcp(), "alice"),
+        json!({"response_type": "AUTH_ERR"})
+    );
+    root_call(
+        &fx,
+        "auth.twofactor.update",
+        json!([{"services": {"ssh": true}}]),
+    );
+    let need = root_call(&fx, "auth.twofactor.pam_required", json!(["alice", "sshd"]));
+    assert!(need["refuse"].is_string(), "{need}");
 }
 
 #[test]

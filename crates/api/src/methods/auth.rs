@@ -389,7 +389,12 @@ fn code_needed(api: &Api, session: &Session, auth: &Authenticated) -> Result<Cod
     let user = service::UserRef::of(&auth.account);
     match api.twofactor().login_factor(&caller, &user)? {
         service::LoginFactor::Own => return Ok(CodeNeeded::Yes),
-        service::LoginFactor::LegacySharedCode => return Ok(CodeNeeded::Legacy),
+        // `require_secret` wants each account's own secret: it refuses
+        // rather than take root's code.
+        service::LoginFactor::LegacySharedCode if !api.inner.options.require_secret => {
+            return Ok(CodeNeeded::Legacy);
+        }
+        service::LoginFactor::LegacySharedCode => {}
         service::LoginFactor::SecretUnderOtherName { names } => {
             api.twofactor().refuse_renamed(&caller, &user, &names)?;
             return Ok(CodeNeeded::Refused);

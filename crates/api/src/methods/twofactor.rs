@@ -311,9 +311,12 @@ fn pam_need(api: &Api, caller: &Caller, user: &str, service: &str) -> Result<Pam
     };
     let user = service::UserRef::of(&account);
     match api.twofactor().login_factor(caller, &user)? {
-        service::LoginFactor::Own | service::LoginFactor::LegacySharedCode => {
+        service::LoginFactor::Own => return Ok(PamNeed::Code(user)),
+        // Under `require_secret` each account needs its own: refused below.
+        service::LoginFactor::LegacySharedCode if !api.inner.options.require_secret => {
             return Ok(PamNeed::Code(user));
         }
+        service::LoginFactor::LegacySharedCode => {}
         service::LoginFactor::SecretUnderOtherName { names } => {
             api.twofactor().refuse_renamed(caller, &user, &names)?;
             return Ok(PamNeed::Refuse(SECRET_UNDER_OTHER_NAME));
