@@ -414,8 +414,12 @@ impl Engine {
             None
         };
         let first_param = invocation.params.first().cloned();
+        let params = invocation.params.clone();
         let result = match self.backend.call(&command.method, invocation.params) {
             Ok(v) => v,
+            Err(CallError::Rpc(error)) if needs_step_up(&error) && self.code_prompt.is_some() => {
+                self.step_up_and_retry(&command.method, params, error)?
+            }
             Err(CallError::Rpc(error)) => {
                 return Err(with_hints(error, &invocation.unknown, command));
             }
@@ -436,6 +440,35 @@ impl Engine {
             self.present(text, &invocation.presentation, out)?;
         }
         self.confirm(command, first_param, &invocation.presentation, &result, out)
+    }
+
+    /// A call refused until a current code of the account's secret is
+    /// proved (step-up): asks `Code from your app: `, proves it with
+    /// `user.verify_twofactor_token` for the account the call names (its
+    /// first argument), and makes the call once more. Only on a terminal
+    /// (with no prompt the refusal is printed as it is).
+    fn step_up_and_retry(
+        &mut self,
+        method: &str,
+        params: Vec<Value>,
+        error: Box<wire::RpcError>,
+    ) -> Result<Value, CliError> {
+        let (Some(Value::String(user)), Some(prompt)) =
+            (params.first().cloned(), self.code_prompt.as_mut())
+        else {
+            return Err(CallError::Rpc(error).into());
+        };
+        let code = zeroize::Zeroizing::new(prompt("")?);
+        let proved = self.backend.call(
+            "user.verify_twofactor_token",
+            vec![Value::String(user), Value::String(code.trim().to_owned())],
+        )?;
+        if proved != Value::Bool(true) {
+            return Err(CliError::failed(
+                "that is not a current code (or unused recovery code) of this account",
+            ));
+        }
+        Ok(self.backend.call(method, params)?)
     }
 
     /// The terminal flow of a command that answers a pending
@@ -582,6 +615,13 @@ fn reprovision_note(command: &Command, before: &Value, after: &Value) -> Option<
         changed.join(", "),
         path.join(" ")
     ))
+}
+
+/// Whether the API refused a call until a current code is proved.
+fn needs_step_up(error: &wire::RpcError) -> bool {
+    error.data.as_ref().is_some_and(|d| {
+        d.error == wire::STEP_UP_ERRNO.0 && d.reason.contains(wire::STEP_UP_REQUIRED)
+    })
 }
 
 fn not_found(word: &str, suggestion: Option<String>) -> CliError {
@@ -1040,3 +1080,6 @@ mod tests {
         assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
     }
 }
+
+#[cfg(test)]
+mod step_up_tests;

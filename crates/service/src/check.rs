@@ -230,6 +230,51 @@ impl TwoFactor {
         })?
     }
 
+    /// The login check (API login and PAM): the account's own secret, or,
+    /// under `legacy_shared_code`, root's for an account without one (with
+    /// root's replay and lock-out state; recovery codes are not taken
+    /// then, and the audit record says `legacy_shared_code`).
+    pub fn check_login_code(
+        &self,
+        caller: &Caller,
+        user: &UserRef,
+        token: Option<&str>,
+    ) -> Result<CheckOutcome, ServiceError> {
+        let now = self.clock.now_ms();
+        transact(&*self.store, |tx| {
+            let settings = tx.entry()?.settings;
+            if !settings.enabled {
+                return Ok(Err(ServiceError::NotEnabled));
+            }
+            let own = self.active_target(tx, caller, user, now)?;
+            let (target, recovery) = match own {
+                Some(t) => (t, true),
+                None if settings.legacy_shared_code && !user.is_root() => {
+                    match self.active_target(tx, caller, &UserRef::root(), now)? {
+                        Some(t) => (t, false),
+                        None => return Ok(Err(ServiceError::NotConfigured)),
+                    }
+                }
+                None => return Ok(Err(ServiceError::NotConfigured)),
+            };
+            let outcome = self.check_in_tx(
+                tx,
+                caller,
+                user,
+                &target,
+                token,
+                settings.window,
+                now,
+                recovery,
+                &mut |tx, step| match target.id {
+                    Some(id) => tx.advance_step(id, step),
+                    None => Ok(false),
+                },
+            )?;
+            Ok(Ok(outcome))
+        })?
+    }
+
     /// The account's active secret as a check target, `None` when it has
     /// none. A secret made for another uid under the same name (the
     /// account was deleted and recreated) is not honoured: `None`, audited.
@@ -341,7 +386,7 @@ impl TwoFactor {
                         None
                     };
                     match code {
-                        Some(code) => match tx.use_recovery_code(&user.name, &code)? {
+                        Some(code) => match tx.use_recovery_code(&user.name, user.uid, &code)? {
                             Some(left) => {
                                 recovery_left = Some(left);
                                 CheckOutcome::Accepted
@@ -377,6 +422,13 @@ impl TwoFactor {
         let mut detail = serde_json::Map::new();
         if !user.is_root() {
             detail.insert("account".into(), json!(user.name));
+            if owner == SYSTEM_OWNER {
+                detail.insert("legacy_shared_code".into(), json!(true));
+                detail.insert(
+                    "note".into(),
+                    json!("root's code, asked of an account without its own secret"),
+                );
+            }
         }
         if let CheckOutcome::LockedOut { retry_after_secs } = outcome {
             detail.insert("retry_after_secs".into(), json!(retry_after_secs));

@@ -53,7 +53,8 @@ pub fn open_store(
 pub use store::{OsRandom, RandomError, Randomness};
 pub use twofactor::{Entry, Labels, Services, TwoFactor, UpdateRequest};
 pub use users::{
-    ENROLMENT_TTL_SECS, Enrolment, RECOVERY_CODES, SecretHolder, SecretOptions, UserConfig, UserRef,
+    ENROLMENT_TTL_SECS, Enrolment, LoginFactor, RECOVERY_CODES, SecretHolder, SecretOptions,
+    UserConfig, UserRef,
 };
 
 /// What went wrong in a service call. The API decides how each is shown.

@@ -200,6 +200,15 @@ where
         .max_by_key(|s| name(s).len())
 }
 
+/// The words of the error a call gets when it needs a current code of the
+/// account's secret first (step-up; errno `EACCES`): clients (`tfa`) that
+/// see them may ask for a code, call `user.verify_twofactor_token` and
+/// retry.
+pub const STEP_UP_REQUIRED: &str = "confirm with a current code first";
+
+/// The errno of that error (the one place it is chosen).
+pub const STEP_UP_ERRNO: crate::Errno = crate::Errno::EACCES;
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
