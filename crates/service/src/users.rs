@@ -435,7 +435,7 @@ impl TwoFactor {
                     ))?;
                     Ok(())
                 }
-                CheckOutcome::Wrong | CheckOutcome::Replayed => {
+                CheckOutcome::Wrong | CheckOutcome::Replayed | CheckOutcome::Malformed { .. } => {
                     Err(ServiceError::InvalidEnrolmentCode)
                 }
                 CheckOutcome::LockedOut { retry_after_secs } => {
