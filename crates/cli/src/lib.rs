@@ -106,6 +106,16 @@ pub fn run(args: Args) -> i32 {
             "give either -c COMMAND or a command, not both",
         ));
     }
+    // Options after the first command word are the command's; before it,
+    // a word starting with `-` that clap did not know is an unknown option.
+    if let Some(first) = args.words.first()
+        && first.starts_with('-')
+        && first.len() > 1
+    {
+        return report(&CliError::usage(format!(
+            "Unknown option `{first}` (see tfa --help)"
+        )));
+    }
     let target = backend::Target {
         url: args.url,
         state_dir: args.state_dir,
@@ -118,7 +128,9 @@ pub fn run(args: Args) -> i32 {
         Ok(b) => b,
         Err(e) => return report(&e),
     };
+    let location = backend.location();
     let mut engine = Engine::new(backend, args.mode);
+    engine.location = location;
     engine.stdout_is_tty = std::io::stdout().is_terminal();
     engine.palette = qr::Palette::from_env();
     if engine.stdout_is_tty && std::io::stdin().is_terminal() {
