@@ -122,10 +122,18 @@ impl TwoFactor {
         interval: Interval,
     ) -> Result<ProvisioningUri, ServiceError> {
         let labels = self.labels();
+        // Root's secret is the entry's: its label is the one
+        // `auth.twofactor.provisioning_uri` has always given (TrueNAS's),
+        // so that scanning it from either place makes one entry in the app.
+        let account = if user.is_root() {
+            format!("{}@{}", labels.hostname, labels.product)
+        } else {
+            format!("{}-{}@{}", user.name, labels.hostname, labels.product)
+        };
         let uri = KeyUri {
             kind: OtpKind::Totp,
             issuer: Some(labels.issuer.clone()),
-            account: format!("{}-{}@{}", user.name, labels.hostname, labels.product),
+            account,
             secret,
             algorithm: Algorithm::Sha1,
             digits,
