@@ -165,8 +165,22 @@ impl Engine {
             Resolved::Command(c, n) => Ok(Located::Command(Box::new(c.clone()), n)),
             Resolved::Namespace(path) => Ok(Located::Namespace(path)),
             Resolved::NotFound {
-                word, suggestion, ..
-            } => Err(not_found(&word, suggestion)),
+                word,
+                suggestion,
+                path,
+            } => {
+                let mut full = path;
+                full.push(word.clone());
+                let services = self.services.as_ref().unwrap_or(&Value::Null);
+                if tree::is_service_path(services, &full) {
+                    return Err(CliError::usage(format!(
+                        "Namespace {} is not available to this user: its commands are for \
+                         administrators",
+                        full.join(" ")
+                    )));
+                }
+                Err(not_found(&word, suggestion))
+            }
         }
     }
 
@@ -646,7 +660,13 @@ impl Engine {
         }
         let matrix = qr::Matrix::encode(text).map_err(CliError::failed)?;
         if draw {
-            write_out(out, &qr::terminal(&matrix, self.palette))?;
+            // Colour codes are for a terminal, not for a pipe or a file.
+            let palette = if self.stdout_is_tty {
+                self.palette
+            } else {
+                Palette::Inverted
+            };
+            write_out(out, &qr::terminal(&matrix, palette))?;
         }
         if let Some(path) = &p.png {
             let bytes = qr::png_bytes(&matrix).map_err(CliError::failed)?;
