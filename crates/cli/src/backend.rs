@@ -145,6 +145,21 @@ impl Backend for Embedded {
     }
 }
 
+/// The API in-process on a throw-away state, for what needs only its
+/// description (completion, the manual): never a user's state, never a
+/// prompt. The directory is removed when the returned guard is dropped
+/// (keep it as long as the backend).
+pub fn description_only() -> Result<(Box<dyn Backend>, tempfile::TempDir), CliError> {
+    let dir = tempfile::Builder::new()
+        .prefix(".tfa-describe-")
+        .tempdir()
+        .map_err(|e| CliError::failed(format!("cannot make a temporary directory: {e}")))?;
+    let mut config = api::host::Config::defaults();
+    config.state_dir = dir.path().join("state");
+    let backend = Embedded::open(&config)?;
+    Ok((Box::new(backend), dir))
+}
+
 /// A connection to the daemon.
 #[derive(Debug)]
 pub struct Remote {

@@ -9,6 +9,7 @@
 
 pub mod args;
 pub mod backend;
+pub mod complete;
 pub mod error;
 pub mod exec;
 pub mod help;
@@ -67,6 +68,10 @@ pub struct Args {
     /// Seconds to wait for the daemon.
     #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
     pub timeout: Duration,
+    /// Print the completions of the command line given as the words (the
+    /// last one is completed); used by the generated completion scripts.
+    #[arg(long = "complete-words", hide = true)]
+    pub complete_words: bool,
     /// A command and its arguments (joined into one line), or `call METHOD [JSON ...]`.
     #[arg(
         trailing_var_arg = true,
@@ -105,6 +110,18 @@ pub fn run(args: Args) -> i32 {
         return report(&CliError::usage(
             "give either -c COMMAND or a command, not both",
         ));
+    }
+    if args.complete_words {
+        return match complete::candidates(&args.words) {
+            Ok(found) => {
+                let mut out = std::io::stdout().lock();
+                for c in found {
+                    let _ = writeln!(out, "{c}");
+                }
+                EXIT_OK
+            }
+            Err(e) => report(&e),
+        };
     }
     // Options after the first command word are the command's; before it,
     // a word starting with `-` that clap did not know is an unknown option.
