@@ -71,11 +71,8 @@ pub fn candidates(words: &[String]) -> Result<Vec<String>, CliError> {
         names.sort();
         return Ok(names);
     }
-    let (backend, _state) = backend::description_only()?;
-    let mut engine = Engine::new(backend, Mode::Table);
-    let tree = engine.tree()?.clone();
     let helper = ShellHelper {
-        tree: Some(tree),
+        tree: Some(described_tree()?),
         cwd: Vec::new(),
     };
     let mut line = command.join(" ");
@@ -88,6 +85,14 @@ pub fn candidates(words: &[String]) -> Result<Vec<String>, CliError> {
         .into_iter()
         .map(|p| p.replacement.trim_end().to_owned())
         .collect())
+}
+
+/// The whole namespace tree as an administrator sees it, described by the
+/// API in-process (for completion and the manual page).
+pub fn described_tree() -> Result<crate::tree::Tree, CliError> {
+    let (backend, _state) = backend::description_only()?;
+    let mut engine = Engine::new(backend, Mode::Table);
+    Ok(engine.tree()?.clone())
 }
 
 /// Values of a global option (`-m`'s formats); nothing for free text.
