@@ -1227,6 +1227,29 @@ mod tests {
         );
     }
 
+    /// Three wrong codes at the enrolment prompt: the first two are told
+    /// and asked again, the last is the command's error, printed once.
+    #[test]
+    fn the_enrolments_last_wrong_code_is_the_error_printed_once() {
+        let (mut e, _d) = engine();
+        run(&mut e, "auth two_factor update enabled=true").unwrap();
+        e.code_prompt = Some(Box::new(|_: &str| Ok("000000".to_owned())));
+        let mut out = Vec::new();
+        let err = e
+            .run_line(
+                "account user twofactor_enroll username=root",
+                true,
+                &mut out,
+            )
+            .unwrap_err()
+            .to_string();
+        let out = String::from_utf8(out).unwrap();
+        let told = out.matches("the pending secret stays pending").count();
+        assert_eq!(told, CONFIRM_TRIES - 1, "{out}");
+        // The third is the error alone (before, it was also in `out`).
+        assert!(err.contains("the pending secret stays pending"), "{err}");
+    }
+
     #[test]
     fn update_is_silent_and_notes_reprovisioning() {
         let (mut e, _d) = engine();

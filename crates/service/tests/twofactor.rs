@@ -389,6 +389,29 @@ fn malformed_tokens_are_false_audited_and_not_counted() {
     );
 }
 
+/// The status names who is locked out now and until when, and forgets a
+/// lock-out that has ended.
+#[test]
+fn status_shows_lock_outs_until_they_end() {
+    let f = fixture();
+    enable(&f);
+    let st = f.tf.status().unwrap();
+    assert!(st.enabled && st.root_secret, "{st:?}");
+    assert_eq!(st.accounts_with_secret, 1);
+    assert!(st.locked_out.is_empty());
+    for _ in 0..5 {
+        f.tf.check_code(&tcp(7), Some("000000")).unwrap();
+    }
+    let st = f.tf.status().unwrap();
+    assert_eq!(st.locked_out.len(), 1, "{st:?}");
+    let l = &st.locked_out[0];
+    assert_eq!(l.account, "root");
+    assert!(l.origin.contains("192.0.2.7"), "{l:?}");
+    assert_eq!(l.until_ms, st.now_ms + 30_000);
+    f.clock.advance_secs(31);
+    assert!(f.tf.status().unwrap().locked_out.is_empty());
+}
+
 #[test]
 fn spaces_inside_a_code_are_ignored() {
     let f = fixture();
