@@ -507,16 +507,17 @@ impl Engine {
             .iter()
             .find(|(n, _)| n == "username")
             .map(|(_, v)| v.clone());
-        if command.name.starts_with("renew") && result != &Value::Bool(false) {
-            if let Some(uri_command) = self.sibling(command, "provisioning_uri")? {
-                let mut line = format!("tfa {}", uri_command.full_name());
-                if let Some(Value::String(u)) = &username {
-                    line.push_str(&format!(" username={}", render::escape_controls(u)));
-                }
-                self.note(&format!(
-                    "A new secret was made: every authenticator app must scan it again: `{line} --qr`"
-                ));
+        if command.name.starts_with("renew")
+            && result != &Value::Bool(false)
+            && let Some(uri_command) = self.sibling(command, "provisioning_uri")?
+        {
+            let mut line = format!("tfa {}", uri_command.full_name());
+            if let Some(Value::String(u)) = &username {
+                line.push_str(&format!(" username={}", render::escape_controls(u)));
             }
+            self.note(&format!(
+                "A new secret was made: every authenticator app must scan it again: `{line} --qr`"
+            ));
         }
         if command.name.contains("recovery_codes") && result.is_array() {
             self.note("Recovery codes are shown once: store them now.");
