@@ -817,6 +817,7 @@ fn introspection_takes_truenas_target() {
             "auth.twofactor.renew_secret",
             "auth.twofactor.verify",
             "audit.query",
+            "system.twofactor_status",
             "user.query",
             "user.get_user_obj",
             "user.renew_2fa_secret",
