@@ -801,7 +801,7 @@ fn status_text(status: &Value) -> String {
             text(get("window"))
         ),
         format!(
-            "accounts with secret: {}",
+            "with a secret:       {} account(s)",
             text(get("accounts_with_secret"))
         ),
         format!("pending enrolments:  {}", words(get("pending_enrolments"))),
