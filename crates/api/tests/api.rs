@@ -821,6 +821,7 @@ fn introspection_takes_truenas_target() {
             "auth.twofactor.legacy_shared_code",
             "auth.twofactor.end_legacy_shared_code",
             "audit.query",
+            "system.twofactor_status",
             "user.query",
             "user.get_user_obj",
             "user.renew_2fa_secret",

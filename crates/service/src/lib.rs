@@ -17,6 +17,7 @@ mod clock;
 mod config;
 mod provisioning;
 mod retention;
+mod status;
 mod twofactor;
 mod users;
 
@@ -35,6 +36,7 @@ pub use provisioning::{ProvisioningUri, RecoveryCode};
 pub use retention::AuditRetention;
 /// The password type of [`PasswordCheck`], for its callers and implementors.
 pub use secrecy::{ExposeSecret, SecretString};
+pub use status::{LockOut, Status};
 /// The audit trail's query and rows, as `TwoFactor::audit` takes and gives
 /// them, and what can go wrong with the state (carried by
 /// [`ServiceError::Store`] and by [`open_store`]).

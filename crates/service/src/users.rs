@@ -138,10 +138,18 @@ impl TwoFactor {
         interval: Interval,
     ) -> Result<ProvisioningUri, ServiceError> {
         let labels = self.labels();
+        // Root's secret is the entry's: its label is the one
+        // `auth.twofactor.provisioning_uri` has always given (TrueNAS's),
+        // so that scanning it from either place makes one entry in the app.
+        let account = if user.is_root() {
+            format!("{}@{}", labels.hostname, labels.product)
+        } else {
+            format!("{}-{}@{}", user.name, labels.hostname, labels.product)
+        };
         let uri = KeyUri {
             kind: OtpKind::Totp,
             issuer: Some(labels.issuer.clone()),
-            account: format!("{}-{}@{}", user.name, labels.hostname, labels.product),
+            account,
             secret,
             algorithm: Algorithm::Sha1,
             digits,
@@ -501,7 +509,7 @@ impl TwoFactor {
                     ))?;
                     Ok(())
                 }
-                CheckOutcome::Wrong | CheckOutcome::Replayed => {
+                CheckOutcome::Wrong | CheckOutcome::Replayed | CheckOutcome::Malformed { .. } => {
                     Err(ServiceError::InvalidEnrolmentCode)
                 }
                 CheckOutcome::LockedOut { retry_after_secs } => {

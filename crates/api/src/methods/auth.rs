@@ -492,7 +492,7 @@ fn continue_with_code(api: &Api, session: &Session, data: &OtpToken) -> Result<V
             };
             success(api, session, user, pending.user_info, took)
         }
-        Ok(CheckOutcome::Wrong | CheckOutcome::Replayed) => {
+        Ok(CheckOutcome::Wrong | CheckOutcome::Replayed | CheckOutcome::Malformed { .. }) => {
             if pending.wrong_codes >= MAX_WRONG_CODES {
                 let mut st = session.state();
                 if st
@@ -574,7 +574,9 @@ fn legacy_accepted(
             CheckOutcome::LockedOut { retry_after_secs } => {
                 return Err(service::ServiceError::LockedOut { retry_after_secs }.into());
             }
-            CheckOutcome::Wrong | CheckOutcome::Replayed => return Ok(json!(false)),
+            CheckOutcome::Wrong | CheckOutcome::Replayed | CheckOutcome::Malformed { .. } => {
+                return Ok(json!(false));
+            }
         }
     }
     log_in(session, auth, took);

@@ -363,6 +363,7 @@ fn pam_check(api: &Api, _: &Session, a: PamCheckArgs) -> Result<Value, ApiError>
         Ok(CheckOutcome::Accepted) => PamOutcome::Accepted,
         Ok(CheckOutcome::Wrong) => PamOutcome::Wrong,
         Ok(CheckOutcome::Replayed) => PamOutcome::Replayed,
+        Ok(CheckOutcome::Malformed { digits }) => PamOutcome::Malformed { digits },
         Ok(CheckOutcome::LockedOut { retry_after_secs }) => PamOutcome::LockedOut {
             retry_after_secs: Some(retry_after_secs),
         },
