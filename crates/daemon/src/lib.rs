@@ -24,6 +24,8 @@ mod listen;
 mod pam;
 mod server;
 mod throttle;
+mod tls;
+mod web;
 
 use std::sync::Arc;
 
@@ -34,7 +36,8 @@ pub use args::Args;
 pub use connection::{MAX_ANONYMOUS_MESSAGE, MAX_IN_FLIGHT, MAX_MESSAGE};
 pub use listen::{Conn, Peer};
 pub use pam::PamPasswords;
-pub use server::{Endpoints, SHUTDOWN_GRACE, VERSION, serve, serve_until};
+pub use server::{Endpoints, SHUTDOWN_GRACE, Surface, VERSION, router, serve, serve_until};
+pub use web::{CONTENT_SECURITY_POLICY, STRICT_TRANSPORT_SECURITY};
 
 /// Threads for blocking calls (PAM password checks, SQLite writes with
 /// their fsync). Sessions nobody has logged into use at most
@@ -118,6 +121,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         socket: api::host::socket_path(&config),
         listen: config.listen.clone(),
         limits: config.limits,
+        tls: config.tls.clone(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(MAX_BLOCKING_THREADS)

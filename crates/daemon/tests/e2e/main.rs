@@ -11,3 +11,4 @@ mod peruser;
 mod protocol;
 mod python;
 mod state;
+mod web;
