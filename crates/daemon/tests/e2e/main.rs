@@ -2,6 +2,7 @@
 //! client here, Python's websocket-client in `python.rs`.
 
 mod attack;
+mod browser;
 mod cli;
 mod harness;
 mod hostile;

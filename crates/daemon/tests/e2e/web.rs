@@ -178,7 +178,7 @@ fn a_websocket_upgrade_from_a_foreign_origin_is_refused() {
 }
 
 /// A self-signed certificate for `localhost` and 127.0.0.1, by `openssl`.
-fn test_certificate(dir: &Path) -> Option<(PathBuf, PathBuf)> {
+pub fn test_certificate(dir: &Path) -> Option<(PathBuf, PathBuf)> {
     let found = Command::new("openssl")
         .arg("version")
         .output()
