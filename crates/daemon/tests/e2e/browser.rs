@@ -38,11 +38,19 @@ fn tools() -> Result<PathBuf, String> {
     if !selenium {
         return Err("python3-selenium or python3-websocket is missing".into());
     }
-    let axe = std::env::var_os("TFA_AXE_JS")
-        .map(PathBuf::from)
-        .ok_or("TFA_AXE_JS does not name axe-core's axe.min.js (scripts/test installs it)")?;
+    // scripts/test installs axe-core under target/test-tools and names it.
+    let axe = std::env::var_os("TFA_AXE_JS").map_or_else(
+        || {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../target/test-tools/axe-core/node_modules/axe-core/axe.min.js")
+        },
+        PathBuf::from,
+    );
     if !axe.exists() {
-        return Err(format!("{} does not exist", axe.display()));
+        return Err(format!(
+            "axe-core: {} does not exist (scripts/test installs it; or set TFA_AXE_JS)",
+            axe.display()
+        ));
     }
     Ok(axe)
 }

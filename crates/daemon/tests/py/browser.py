@@ -316,6 +316,7 @@ def shots(d, name):
             d.set_window_size(width, height)
             d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                               {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 500})
+            d.execute_script("window.scrollTo(0, 0)")
             scroll_width = d.execute_script("return document.documentElement.scrollWidth")
             if scroll_width > width + 1:
                 fail("%s at %d px scrolls sideways (%d px wide)" % (name, width, scroll_width))
