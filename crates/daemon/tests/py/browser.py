@@ -168,6 +168,12 @@ document.addEventListener('securitypolicyviolation', function (e) {
   window.__csp.push(e.violatedDirective + ' ' + e.blockedURI);
 });
 window.__alerts = 0;
+window.__shift = 0;
+try {
+  new PerformanceObserver(function (list) {
+    for (const e of list.getEntries()) { window.__shift += e.value; }
+  }).observe({type: 'layout-shift', buffered: true});
+} catch (e) {}
 """
 
 
@@ -403,9 +409,12 @@ def main():
     sign_out(d)
 
     # -- wrong password, administrator with password and code -------------------
+    shift_before = d.execute_script("return window.__shift")
     sign_in_password(d, admin_name, "not-the-password")
     wait_message(d, "signin-message", "Wrong user name or password", "the wrong-password message")
     ok("a wrong password says so in place")
+    check(d.execute_script("return window.__shift") == shift_before,
+          "the message moves nothing (no layout shift, every shift counted)")
     sign_in_password(d, admin_name, admin_pw)
     wait(d, lambda drv: drv.find_element(By.NAME, "code").is_displayed(), "the code step")
     page_checks(d, "signin-code")
@@ -594,6 +603,31 @@ def main():
     sign_out(d)
 
     # -- foreign Origin -------------------------------------------------------------------
+    # Another site's page in the same browser tries the daemon's WebSocket.
+    import http.server
+    import threading
+    evil_page = ("<!doctype html><title>waiting</title><script>"
+                 "const ws = new WebSocket('ws://%s/api/current');"
+                 "ws.onopen = () => { document.title = 'opened'; };"
+                 "ws.onerror = () => { document.title = 'refused'; };"
+                 "</script>" % URL.split("//")[1]).encode()
+
+    class Evil(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the standard library's name
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(evil_page)
+
+        def log_message(self, *args):
+            pass
+
+    evil = http.server.HTTPServer(("127.0.0.1", 0), Evil)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    d.get("http://localhost:%d/" % evil.server_address[1])
+    wait(d, lambda drv: drv.title in ("opened", "refused"), "the other site's WebSocket attempt")
+    check(d.title == "refused", "another site's page in the browser cannot open the daemon's WebSocket")
+    evil.shutdown()
     try:
         tcp(origin="http://evil.example")
         fail("a WebSocket from a foreign Origin was accepted")
