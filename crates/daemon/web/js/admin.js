@@ -100,7 +100,7 @@ export async function users(app, main) {
           el("th", { scope: "col" }, "User"),
           el("th", { scope: "col" }, "Name"),
           el("th", { scope: "col" }, "Two-factor"),
-          el("th", { scope: "col" }, "Recovery codes left"),
+          el("th", { scope: "col" }, "Codes left"),
           el("th", { scope: "col" }, el("span", { class: "sr-only" }, "Actions")))),
         body)),
     confirmBox,
