@@ -26,6 +26,9 @@ const TOKEN_BYTES: usize = 32;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Grant {
     pub account: Account,
+    /// Whether the session that made the token had administrator rights
+    /// (a Unix-socket peer in the admin group has a user's rights only).
+    pub admin: bool,
     pub ttl_ms: i64,
     /// The address key ([`origin_key`]) the token is bound to, if any.
     pub bound_to: Option<String>,
@@ -196,6 +199,7 @@ mod tests {
     fn grant(uid: u32, ttl_ms: i64, bound_to: Option<&str>, single_use: bool) -> Grant {
         Grant {
             account: Account::bare(uid),
+            admin: false,
             ttl_ms,
             bound_to: bound_to.map(str::to_owned),
             single_use,

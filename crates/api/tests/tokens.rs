@@ -20,7 +20,11 @@ impl Accounts for Users {
         common::admin_or_alice(name)
     }
     fn by_uid(&self, uid: u32) -> Option<Account> {
-        common::root_by_uid(uid)
+        common::root_by_uid(uid).or_else(|| match uid {
+            1000 => common::admin_or_alice("admin"),
+            1001 => common::admin_or_alice("alice"),
+            _ => None,
+        })
     }
 }
 
@@ -225,6 +229,33 @@ fn logout_ends_the_token_of_the_session_that_made_it_or_used_it() {
         token_login(api, &from(HOME), &token)["response_type"],
         "AUTH_ERR"
     );
+}
+
+#[test]
+fn a_token_carries_no_more_rights_than_the_session_that_made_it() {
+    let fx = fx();
+    let api = &fx.api;
+    // `admin` on the Unix socket: logged in by its credentials, with a
+    // user's rights only (administrator rights need a password login).
+    let local = api.unix_session(1000, Some(4242));
+    let e = rpc(api, &local, "auth.twofactor.config", json!([])).unwrap_err();
+    assert_eq!(e["data"]["errname"], "EACCES");
+    let token = rpc(api, &local, "auth.generate_token", json!([600, {}, false])).unwrap();
+    let tcp = from(ELSEWHERE);
+    assert_eq!(
+        token_login(api, &tcp, token.as_str().unwrap())["response_type"],
+        "SUCCESS"
+    );
+    assert_eq!(who(api, &tcp), "admin");
+    let e = rpc(api, &tcp, "auth.twofactor.config", json!([])).unwrap_err();
+    assert_eq!(e["data"]["errname"], "EACCES", "{e}");
+    // An administrator's own token keeps the rights.
+    let s = from(HOME);
+    password_login(api, &s, "admin", "adminpw");
+    let token = rpc(api, &s, "auth.generate_token", json!([])).unwrap();
+    let again = from(HOME);
+    token_login(api, &again, token.as_str().unwrap());
+    rpc(api, &again, "auth.twofactor.config", json!([])).unwrap();
 }
 
 #[test]

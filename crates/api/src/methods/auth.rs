@@ -541,6 +541,7 @@ fn generate_token(api: &Api, session: &Session, a: GenerateTokenArgs) -> Result<
     let user = session.user().ok_or_else(ApiError::not_authenticated)?;
     let grant = crate::tokens::Grant {
         account: user.account,
+        admin: user.admin,
         ttl_ms: i64::try_from(a.ttl * 1000).unwrap_or(i64::MAX),
         bound_to: a
             .match_origin
@@ -584,7 +585,9 @@ fn login_with_token(api: &Api, session: &Session, data: &TokenPlain) -> Result<V
                 .by_name(&grant.account.name)
                 .filter(|a| a.uid == grant.account.uid);
             if let Some(account) = current {
-                let admin = api.is_admin(&account);
+                // Never more than the session that made the token had, and
+                // only while the account is still an administrator.
+                let admin = grant.admin && api.is_admin(&account);
                 let answer = success(
                     api,
                     session,
