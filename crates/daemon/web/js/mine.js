@@ -113,7 +113,11 @@ export async function myTwoFactor(app, main) {
       codeField,
       el("div", { class: "actions" },
         el("button", { type: "submit", class: "primary", id: "setup-confirm" }, "Confirm"),
-        button("Cancel", () => { setupBox.replaceChildren(); setupButton.focus(); })),
+        button("Cancel", () => {
+          setupBox.replaceChildren();
+          setupButton.hidden = false;
+          setupButton.focus();
+        })),
       setupMessage);
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -134,11 +138,14 @@ export async function myTwoFactor(app, main) {
         return;
       }
       setupBox.replaceChildren();
+      setupButton.hidden = false;
       await refresh();
       say(message, "Two-factor authentication is set up. Sign-ins now ask for a code.", "ok");
       setupButton.focus();
     });
     fill(setupBox, form);
+    // One enrolment at a time: Set up / Renew comes back with Cancel.
+    setupButton.hidden = true;
     code.focus();
   }
 
