@@ -333,6 +333,28 @@ fn generate_token_is_rate_limited_like_logins() {
 }
 
 #[test]
+fn token_logins_are_rate_limited_like_logins() {
+    let fx = fx();
+    let api = &fx.api;
+    let (_, token) = alice_token(api, json!([]));
+    // alice's password login above counted; 19 more are allowed.
+    for _ in 0..19 {
+        assert_eq!(
+            token_login(api, &from(HOME), &token)["response_type"],
+            "SUCCESS"
+        );
+    }
+    let e = rpc(
+        api,
+        &from(HOME),
+        "auth.login_ex",
+        json!([{"mechanism": "TOKEN_PLAIN", "token": token}]),
+    )
+    .unwrap_err();
+    assert_eq!(e["data"]["reason"], "[EBUSY] Rate Limit Exceeded", "{e}");
+}
+
+#[test]
 fn tokens_never_reach_the_audit_log() {
     let fx = fx();
     let api = &fx.api;
