@@ -10,8 +10,10 @@
 //! checked against the caps, rate-limited repeated log lines), the fan-out
 //! of events to subscribed connections, signals and
 //! a clean shutdown, logging, the command line over the configuration file,
-//! and the production [`api::host::Accounts`] (NSS) and
-//! [`api::host::PasswordCheck`] (PAM).
+//! the production [`api::host::Accounts`] (NSS) and
+//! [`api::host::PasswordCheck`] (PAM), and the web page's HTTP surface: its
+//! files at `/ui/` on the TCP listener, the safety headers on every
+//! response, the `Origin` rule of WebSocket upgrades and optional TLS.
 //!
 //! Does not own: any business rule, schema or error text; those are the
 //! `api`, `service` and `wire` crates', reached through [`api::Api::call`]
