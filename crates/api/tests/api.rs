@@ -347,6 +347,7 @@ fn introspection_describes_the_cli_tree_from_the_same_schemas() {
             "auth.twofactor.config",
             "auth.twofactor.update",
             "auth.twofactor.provisioning_uri",
+            "auth.twofactor.provisioning_qr",
             "auth.twofactor.renew_secret",
             "auth.twofactor.verify",
             "auth.twofactor.legacy_shared_code",

@@ -27,7 +27,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 /// Modules of white space around the code (ISO/IEC 18004 asks for 4).
 pub const QUIET_ZONE: usize = 4;
 /// Pixels per module in PNG files.
-pub const PNG_SCALE: usize = 8;
+pub const PNG_SCALE: usize = api::qr::MODULE_PIXELS as usize;
 
 /// Why a QR code could not be made or written.
 #[derive(Debug, thiserror::Error)]
@@ -168,15 +168,9 @@ pub fn png_bytes(matrix: &Matrix) -> Result<Zeroizing<Vec<u8>>, QrError> {
     Ok(bytes)
 }
 
-/// An SVG document (qrcode's renderer, 4-module quiet zone).
+/// An SVG document (the API's renderer, shared with the QR methods).
 pub fn svg_text(text: &str) -> Result<Zeroizing<String>, QrError> {
-    let code = QrCode::new(text.as_bytes())?;
-    Ok(Zeroizing::new(
-        code.render::<qrcode::render::svg::Color<'_>>()
-            .quiet_zone(true)
-            .module_dimensions(PNG_SCALE as u32, PNG_SCALE as u32)
-            .build(),
-    ))
+    Ok(api::qr::svg(text)?)
 }
 
 /// What a path names, for refusals: a regular file or nothing is `None`.

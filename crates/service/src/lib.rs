@@ -26,6 +26,7 @@ pub use caller::{Caller, LOCAL_ORIGIN, Origin};
 pub use check::{CheckOutcome, RateLimits};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Limits;
+pub use config::TlsFiles;
 pub use config::{
     Config, ConfigError, DEFAULT_CONFIG_PATH, Listen, ListenError, current_uid, user_data_dir,
 };

@@ -297,6 +297,19 @@ impl TwoFactor {
         self.user_uri(user, secret, digits, interval)
     }
 
+    /// The provisioning URI of `user`'s pending enrolment (what
+    /// `user.twofactor_enroll` returned), while it has not expired.
+    pub fn pending_provisioning_uri(
+        &self,
+        user: &UserRef,
+    ) -> Result<ProvisioningUri, ServiceError> {
+        let now = self.clock.now_ms();
+        let pending = transact(&*self.store, |tx| tx.pending_secret(&user.name))?
+            .filter(|p| p.uid == user.uid && now < p.expires_at_ms)
+            .ok_or(ServiceError::NoPendingEnrolment)?;
+        self.user_uri(user, pending.secret, pending.digits, pending.interval)
+    }
+
     /// The digits and interval a new secret of `user` gets.
     fn new_params(
         &self,

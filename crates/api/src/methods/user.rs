@@ -34,6 +34,15 @@ args! {
 }
 
 args! {
+    /// `user.provisioning_qr`: an account, and which of its secrets.
+    pub(crate) struct ProvisioningQrArgs {
+        username: String => doc("Account name"),
+        pending: bool => doc("The pending enrolment's secret (twofactor_enroll) instead of the active one")
+            .default(json!(false)),
+    }
+}
+
+args! {
     /// The methods that name an account and give options for its new secret.
     pub(crate) struct UserSecretArgs {
         username: String => doc("Account name"),
@@ -300,6 +309,31 @@ pub(super) fn methods() -> Vec<Method> {
                 Ok(json!(
                     api.twofactor().user_provisioning_uri(&user)?.as_str()
                 ))
+            })
+        },
+        Method {
+            name: "user.provisioning_qr",
+            description: "The account's provisioning URI drawn as a QR code, an SVG document (for \
+                          the web page); with pending=true, the pending enrolment's.",
+            cli_description: "Show an account's provisioning QR code as SVG",
+            // For the web page; the CLI draws the URI itself (--qr, --svg).
+            cli_private: true,
+            examples: &["account user provisioning_qr username=alice"],
+            returns: || Schema::Str { nullable: false },
+            ..base.clone().handles(|api, session, a: ProvisioningQrArgs| {
+                let (user, _) =
+                    target_account(api, session, &a.username, "read the provisioning URI of")?;
+                // The pending secret becomes the active one at its
+                // confirmation: both are the account's second factor.
+                require_step_up(api, session, &user, "user.provisioning_qr")?;
+                let uri = if a.pending {
+                    api.twofactor().pending_provisioning_uri(&user)?
+                } else {
+                    api.twofactor().user_provisioning_uri(&user)?
+                };
+                let svg =
+                    crate::qr::svg(uri.as_str()).map_err(|e| ApiError::Internal(e.to_string()))?;
+                Ok(json!(svg.as_str()))
             })
         },
         Method {

@@ -46,7 +46,7 @@ fn tcp_before_login_is_not_authenticated() {
     );
     assert_eq!(
         anon.call("auth.mechanism_choices", vec![]).unwrap(),
-        json!(["PASSWORD_PLAIN", "OTP_TOKEN"])
+        json!(["PASSWORD_PLAIN", "OTP_TOKEN", "TOKEN_PLAIN"])
     );
     for method in [
         "auth.twofactor.config",
