@@ -48,6 +48,18 @@ impl Origin {
         }
     }
 
+    /// Who is calling, for telling repeats of one caller apart from other
+    /// callers' records: the uid on the socket, the rate-limit origin
+    /// otherwise. A new connection (another port or pid) is the same caller.
+    pub fn caller_key(&self) -> String {
+        match self {
+            Self::Unix { uid, .. } => format!("uid:{uid}"),
+            Self::Embedded { uid } => format!("embedded:{uid}"),
+            Self::Tcp { .. } => format!("tcp:{}", self.rate_limit_key()),
+            Self::Pam { .. } => format!("pam:{}", self.rate_limit_key()),
+        }
+    }
+
     /// Whether this is the local Unix socket (or the in-process CLI).
     pub fn is_local_socket(&self) -> bool {
         matches!(self, Self::Unix { .. } | Self::Embedded { .. })

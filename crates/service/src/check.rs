@@ -254,7 +254,10 @@ impl TwoFactor {
             return Ok(None);
         };
         if stored.uid != user.uid {
-            tx.audit(&caller.audit(
+            self.audit_repeatable(
+                tx,
+                caller,
+                &stored.owner(),
                 now,
                 "otp.check",
                 "not_configured",
@@ -264,7 +267,7 @@ impl TwoFactor {
                     "secret_uid": stored.uid,
                     "account_uid": user.uid,
                 })),
-            ))?;
+            )?;
             return Ok(None);
         }
         Ok(Some(Target {
@@ -395,7 +398,7 @@ impl TwoFactor {
         } else {
             outcome.audit_name()
         };
-        tx.audit(&caller.audit(now, "otp.check", name, detail))?;
+        self.audit_repeatable(tx, caller, owner, now, "otp.check", name, detail)?;
         for (tier, ms) in lockouts {
             tx.audit(&caller.audit(
                 now,
@@ -414,12 +417,48 @@ impl TwoFactor {
         Ok(outcome)
     }
 
-    /// Applies audit retention a batch at a time; called in every
-    /// transaction that appends audit records.
+    /// Appends a record of something `caller` can repeat at will (a
+    /// check, a login): classed by its kind, and aggregated with the
+    /// identical records of this caller for `owner`'s account beyond the
+    /// configured rate.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn audit_repeatable(
+        &self,
+        tx: &mut dyn Tx,
+        caller: &Caller,
+        owner: &str,
+        now: i64,
+        event: &str,
+        outcome: &str,
+        detail: Option<serde_json::Value>,
+    ) -> store::Result<()> {
+        let record = caller.audit(now, event, outcome, detail);
+        let class = crate::retention::class_of(event, outcome);
+        if !crate::retention::aggregated(event) {
+            return tx.audit_as(&record, class, None);
+        }
+        let key = format!(
+            "{event}\u{1f}{outcome}\u{1f}{}\u{1f}{}\u{1f}{owner}",
+            caller.user.as_deref().unwrap_or(""),
+            caller.origin.caller_key(),
+        );
+        let aggregate = store::Aggregate {
+            key: &key,
+            since_ms: self.retention.interval_start(now),
+            free: self.retention.aggregate_after,
+        };
+        tx.audit_as(&record, class, Some(&aggregate))
+    }
+
+    /// Applies audit retention a batch at a time, to each class on its own
+    /// budget; called in every transaction that appends audit records.
     pub(crate) fn retain_audit(&self, tx: &mut dyn Tx, now: i64) -> store::Result<()> {
         let r = self.retention;
-        let max_age_ms = i64::from(r.max_age_days).saturating_mul(86_400_000);
-        tx.prune_audit(now.saturating_sub(max_age_ms), r.max_rows, r.batch)?;
+        for class in store::AuditClass::ALL {
+            let (days, rows) = r.budget(class);
+            let max_age_ms = i64::from(days).saturating_mul(86_400_000);
+            tx.prune_audit(class, now.saturating_sub(max_age_ms), rows, r.batch)?;
+        }
         Ok(())
     }
 }

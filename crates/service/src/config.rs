@@ -53,6 +53,10 @@ struct File {
 struct AuditFile {
     max_age_days: Option<u32>,
     max_rows: Option<u64>,
+    security_max_age_days: Option<u32>,
+    security_max_rows: Option<u64>,
+    aggregate_after: Option<u32>,
+    aggregate_interval_secs: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -212,6 +216,27 @@ impl Config {
                     return Err(invalid("audit.max_rows", "at least 1"));
                 }
                 c.audit.max_rows = rows;
+            }
+            if let Some(days) = a.security_max_age_days {
+                if days == 0 {
+                    return Err(invalid("audit.security_max_age_days", "at least 1"));
+                }
+                c.audit.security_max_age_days = days;
+            }
+            if let Some(rows) = a.security_max_rows {
+                if rows == 0 {
+                    return Err(invalid("audit.security_max_rows", "at least 1"));
+                }
+                c.audit.security_max_rows = rows;
+            }
+            if let Some(n) = a.aggregate_after {
+                c.audit.aggregate_after = n;
+            }
+            if let Some(secs) = a.aggregate_interval_secs {
+                if secs == 0 {
+                    return Err(invalid("audit.aggregate_interval_secs", "at least 1"));
+                }
+                c.audit.aggregate_interval_secs = secs;
             }
         }
         if let Some(l) = file.limits {

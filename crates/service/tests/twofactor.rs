@@ -733,7 +733,9 @@ fn audit_retention_by_count_and_by_age() {
     let retention = AuditRetention {
         max_age_days: 2,
         max_rows: 10,
+        security_max_age_days: 2,
         batch: 4,
+        ..AuditRetention::default()
     };
     let f = fixture_with(RateLimits::default(), retention);
     let s = enable(&f);

@@ -19,8 +19,8 @@ mod sqlite;
 mod users;
 
 pub use model::{
-    ALL_ORIGINS, AuditEntry, AuditQuery, AuditRecord, EntrySummary, LimiterState, SYSTEM_OWNER,
-    SecretId, SecretRecord, Settings, SystemEntry,
+    ALL_ORIGINS, Aggregate, AuditClass, AuditEntry, AuditQuery, AuditRecord, EntrySummary,
+    LimiterState, SYSTEM_OWNER, SecretId, SecretRecord, Settings, SystemEntry,
 };
 pub use random::{OsRandom, RandomError, Randomness};
 pub use seal::KeyFile;
@@ -172,12 +172,32 @@ pub trait Tx {
     /// account's, `None` otherwise.
     fn use_recovery_code(&mut self, username: &str, code: &str) -> Result<Option<u32>>;
     fn recovery_codes_left(&mut self, username: &str) -> Result<u32>;
-    /// Appends an audit record.
-    fn audit(&mut self, record: &AuditRecord) -> Result<()>;
-    /// Audit retention, a little at a time: deletes up to `batch` of the
-    /// oldest records that are older than `older_than_ms` or beyond the
-    /// newest `keep_rows`. Returns how many were deleted.
-    fn prune_audit(&mut self, older_than_ms: i64, keep_rows: u64, batch: usize) -> Result<usize>;
+    /// Appends an audit record of the security class, never aggregated.
+    fn audit(&mut self, record: &AuditRecord) -> Result<()> {
+        self.audit_as(record, AuditClass::Security, None)
+    }
+    /// Appends an audit record under `class`'s retention. With `aggregate`,
+    /// once `free` records of its key were written since its `since_ms`,
+    /// the record is not appended: the count of one row of that key in the
+    /// interval (the first record beyond `free`) grows by one instead.
+    fn audit_as(
+        &mut self,
+        record: &AuditRecord,
+        class: AuditClass,
+        aggregate: Option<&Aggregate<'_>>,
+    ) -> Result<()>;
+    /// Audit retention of one class, a little at a time: deletes up to
+    /// `batch` of the oldest records of `class` that are older than
+    /// `older_than_ms` or beyond the class's newest `keep_rows`. Records of
+    /// the other class are neither deleted nor counted. Returns how many
+    /// were deleted.
+    fn prune_audit(
+        &mut self,
+        class: AuditClass,
+        older_than_ms: i64,
+        keep_rows: u64,
+        batch: usize,
+    ) -> Result<usize>;
 }
 
 /// A storage backend. Implementations are safe to share between threads and

@@ -29,8 +29,9 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use crate::users::{NewUserSecret, PendingSecret, UserSecret, UserSecretInfo};
 use crate::{
-    AuditEntry, AuditQuery, AuditRecord, DbErrorKind, EntrySummary, KeyFile, LimiterState,
-    OsRandom, Randomness, Result, SecretId, Settings, Store, StoreError, SystemEntry, Tx,
+    Aggregate, AuditClass, AuditEntry, AuditQuery, AuditRecord, DbErrorKind, EntrySummary, KeyFile,
+    LimiterState, OsRandom, Randomness, Result, SecretId, Settings, Store, StoreError, SystemEntry,
+    Tx,
 };
 
 mod audit;
@@ -348,8 +349,14 @@ impl Tx for SqliteTx<'_> {
         checks::expire_failures(self.conn, now_ms, batch)
     }
 
-    fn prune_audit(&mut self, older_than_ms: i64, keep_rows: u64, batch: usize) -> Result<usize> {
-        audit::prune_audit(self.conn, older_than_ms, keep_rows, batch)
+    fn prune_audit(
+        &mut self,
+        class: AuditClass,
+        older_than_ms: i64,
+        keep_rows: u64,
+        batch: usize,
+    ) -> Result<usize> {
+        audit::prune_audit(self.conn, class, older_than_ms, keep_rows, batch)
     }
 
     fn clear_secret(&mut self) -> Result<bool> {
@@ -396,8 +403,13 @@ impl Tx for SqliteTx<'_> {
         users::recovery_codes_left(self.conn, username)
     }
 
-    fn audit(&mut self, r: &AuditRecord) -> Result<()> {
-        audit::insert(self.conn, r)
+    fn audit_as(
+        &mut self,
+        r: &AuditRecord,
+        class: AuditClass,
+        aggregate: Option<&Aggregate<'_>>,
+    ) -> Result<()> {
+        audit::insert(self.conn, r, class, aggregate)
     }
 }
 
