@@ -67,6 +67,7 @@ struct RateLimitFile {
     window_secs: Option<u32>,
     initial_backoff_secs: Option<u32>,
     max_backoff_secs: Option<u32>,
+    lockout_decay_secs: Option<u32>,
 }
 
 /// The resolved configuration, defaults filled in.
@@ -180,6 +181,10 @@ impl Config {
             l.window_secs = r.window_secs.unwrap_or(l.window_secs);
             l.initial_backoff_secs = r.initial_backoff_secs.unwrap_or(l.initial_backoff_secs);
             l.max_backoff_secs = r.max_backoff_secs.unwrap_or(l.max_backoff_secs);
+            l.lockout_decay_secs = r.lockout_decay_secs.unwrap_or(l.lockout_decay_secs);
+            if l.lockout_decay_secs == 0 {
+                return Err(invalid("rate_limit.lockout_decay_secs", "at least 1"));
+            }
             if l.max_failures == 0 {
                 return Err(invalid("rate_limit.max_failures", "at least 1"));
             }

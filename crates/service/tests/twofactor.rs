@@ -480,7 +480,7 @@ fn five_wrong_codes_lock_then_back_off_doubles_and_a_right_code_resets() {
 }
 
 #[test]
-fn the_back_off_doubles_to_the_cap_and_is_forgotten_after_a_quiet_spell() {
+fn the_back_off_doubles_to_the_cap_and_is_forgotten_only_after_hours_of_quiet() {
     let f = fixture();
     let s = enable(&f);
     let lock_once = |f: &Fixture| -> u64 {
@@ -497,8 +497,11 @@ fn the_back_off_doubles_to_the_cap_and_is_forgotten_after_a_quiet_spell() {
     };
     let waits: Vec<u64> = (0..7).map(|_| lock_once(&f)).collect();
     assert_eq!(waits, vec![30, 60, 120, 240, 480, 900, 900]);
-    // Nothing more for the window plus the longest back-off: forgotten.
+    // A pause as long as the longest back-off does not start it over.
     f.clock.advance_secs(900);
+    assert_eq!(lock_once(&f), 900);
+    // Each quiet hour forgives one lock-out; eight hours, all of them.
+    f.clock.advance_secs(8 * 3600);
     assert_eq!(lock_once(&f), 30);
 }
 
