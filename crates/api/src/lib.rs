@@ -314,7 +314,9 @@ impl Api {
             return Ok(());
         }
         let key = match session.origin() {
-            service::Origin::Tcp { addr, .. } => addr.to_string(),
+            // One key per party: all loopback addresses are one, an IPv6
+            // address counts by its /64.
+            origin @ service::Origin::Tcp { .. } => origin.rate_limit_key(),
             service::Origin::Unix { uid, .. } => format!("uid:{uid}"),
             _ => return Ok(()),
         };

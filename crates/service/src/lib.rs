@@ -21,7 +21,7 @@ mod twofactor;
 mod users;
 
 pub use accounts::{Account, Accounts, NoAccounts, PasswordCheck};
-pub use caller::{Caller, LOCAL_ORIGIN, Origin};
+pub use caller::{Caller, LOCAL_ORIGIN, LOOPBACK_ORIGIN, Origin, address_key};
 pub use check::{CheckOutcome, RateLimits};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Limits;

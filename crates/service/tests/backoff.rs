@@ -132,3 +132,39 @@ fn a_right_code_forgets_the_lock_outs() {
     );
     assert_eq!(s.lock_once(), 1);
 }
+
+/// The per-origin tier keys all of loopback as one origin and IPv6 by its
+/// /64: three wrong codes from three loopback addresses lock out a fourth
+/// (and `::1`); another /64 is not locked.
+#[test]
+fn wrong_codes_count_loopback_as_one_origin_and_ipv6_by_64() {
+    let s = Setup::new();
+    let from = |addr: &str| {
+        Caller::new(
+            None,
+            Origin::Tcp {
+                addr: addr.parse().unwrap(),
+                port: 50000,
+            },
+        )
+    };
+    let check = |addr: &str| {
+        s.f.tf
+            .check_code(&from(addr), Some(&s.code(false)))
+            .unwrap()
+    };
+    for a in ["127.0.0.1", "127.0.0.2", "127.1.2.3"] {
+        assert_eq!(check(a), CheckOutcome::Wrong, "{a}");
+    }
+    for a in ["127.0.0.4", "::1", "::ffff:127.0.0.5"] {
+        assert!(matches!(check(a), CheckOutcome::LockedOut { .. }), "{a}");
+    }
+    for a in ["2001:db8:0:1::1", "2001:db8:0:1::2", "2001:db8:0:1:abcd::3"] {
+        assert_eq!(check(a), CheckOutcome::Wrong, "{a}");
+    }
+    assert!(matches!(
+        check("2001:db8:0:1::99"),
+        CheckOutcome::LockedOut { .. }
+    ));
+    assert_eq!(check("2001:db8:0:2::1"), CheckOutcome::Wrong);
+}
