@@ -821,6 +821,7 @@ fn introspection_takes_truenas_target() {
             "user.get_user_obj",
             "user.renew_2fa_secret",
             "user.unset_2fa_secret",
+            "user.clear_2fa_lockout",
             "user.provisioning_uri",
             "user.twofactor_config",
             "user.verify_twofactor_token",

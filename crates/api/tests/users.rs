@@ -620,3 +620,71 @@ fn get_user_obj_finds_an_account_by_name_or_uid() {
     .unwrap_err();
     assert_eq!(reason(&err), "[EACCES] Not authorized");
 }
+
+/// An administrator ends an account's lock-out without replacing its
+/// secret; the account itself (or anyone else) may not; it is audited and
+/// announced as a change of the `user` collection.
+#[test]
+fn an_administrator_clears_a_lock_out_and_keeps_the_secret() {
+    let fx = fx();
+    enable(&fx);
+    let uri = renew(&fx, "alice");
+    let pam = |token: &str| {
+        root_call(
+            &fx,
+            "auth.twofactor.pam_check",
+            json!(["alice", "sshd", "198.51.100.4", token]),
+        )["outcome"]
+            .clone()
+    };
+    let wrong = other_than(&code_of(&fx, &uri));
+    for _ in 0..5 {
+        assert_eq!(pam(&wrong), "wrong");
+    }
+    assert_eq!(pam(&code_of(&fx, &uri)), "locked_out");
+
+    for uid in [1001, 1002] {
+        let s = fx.api.unix_session(uid, Some(5));
+        let err = rpc(&fx.api, &s, "user.clear_2fa_lockout", json!(["alice"])).unwrap_err();
+        assert_eq!(
+            reason(&err),
+            "[EPERM] alice: currently authenticated credential may not renew two-factor \
+             authentication for this user.",
+            "uid {uid}"
+        );
+    }
+    assert_eq!(pam(&code_of(&fx, &uri)), "locked_out", "nothing cleared");
+    let before = fx.events.lock().unwrap().len();
+
+    assert_eq!(
+        root_call(&fx, "user.clear_2fa_lockout", json!(["alice"])),
+        json!(true)
+    );
+    let events = fx.events.lock().unwrap()[before..].to_vec();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["collection"] == "user" && e["id"] == 1001 && e["msg"] == "changed"),
+        "{events:?}"
+    );
+    let audit = root_call(
+        &fx,
+        "audit.query",
+        json!([{"event": "user.clear_2fa_lockout"}]),
+    );
+    assert_eq!(audit[0]["detail"]["account"], "alice", "{audit}");
+    assert_eq!(audit[0]["user"], "root");
+    // The same secret works at once.
+    assert_eq!(pam(&code_of(&fx, &uri)), "accepted");
+    assert_eq!(
+        root_call(&fx, "user.provisioning_uri", json!(["alice"])),
+        json!(uri)
+    );
+    // Nothing left to clear.
+    assert_eq!(
+        root_call(&fx, "user.clear_2fa_lockout", json!(["alice"])),
+        json!(false)
+    );
+    let err = root_error(&fx, "user.clear_2fa_lockout", json!(["ghost"]));
+    assert_eq!(err["data"]["errname"], "ENOENT");
+}

@@ -322,6 +322,30 @@ impl TwoFactor {
         Ok(())
     }
 
+    /// `user.clear_2fa_lockout`: ends the account's lock-outs and forgets
+    /// its wrong codes from every origin (the doubling starts over), the
+    /// secret untouched. Audited; returns whether anything was cleared.
+    pub fn clear_lockout(&self, caller: &Caller, user: &UserRef) -> Result<bool, ServiceError> {
+        let now = self.clock.now_ms();
+        let owner = if user.is_root() {
+            store::SYSTEM_OWNER.to_owned()
+        } else {
+            store::user_owner(&user.name, user.uid)
+        };
+        let cleared = transact(&*self.store, |tx| {
+            let cleared = tx.clear_failures(&owner)?;
+            tx.audit(&caller.audit(
+                now,
+                "user.clear_2fa_lockout",
+                "success",
+                Some(json!({"account": user.name, "counters_cleared": cleared})),
+            ))?;
+            self.retain_audit(tx, now)?;
+            Ok(cleared)
+        })?;
+        Ok(cleared > 0)
+    }
+
     /// `user.verify_twofactor_token`: the shared check path as a boolean.
     pub fn verify_user(
         &self,

@@ -141,6 +141,10 @@ pub trait Tx {
         state: &LimiterState,
         expires_at_ms: i64,
     ) -> Result<()>;
+    /// Deletes every failure counter of `owner` (each origin's and the
+    /// count over all origins), ending its lock-outs and their memory; the
+    /// secret and its replay state stay. Returns how many were deleted.
+    fn clear_failures(&mut self, owner: &str) -> Result<usize>;
     /// Deletes up to `batch` counters whose expiry is at or before `now_ms`
     /// (oldest first); returns how many. Keeps the table bounded however
     /// many origins there are.

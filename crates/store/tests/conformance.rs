@@ -309,6 +309,44 @@ pub fn replace_secret_clears_its_owners_failures(make: Make<'_>) {
     assert_eq!(get("user:1000", ALL_ORIGINS), st, "another owner's stay");
 }
 
+/// Clearing an owner's counters deletes each origin's and the count over
+/// all origins, and nothing of another owner or the secret.
+pub fn clear_failures_ends_one_owners_lock_outs(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    let id = new_secret(&*store, 3);
+    let st = LimiterState {
+        failures: 2,
+        window_start_ms: 10,
+        locked_until_ms: 5_000,
+        lockouts: 3,
+    };
+    transact(&*store, |tx| {
+        tx.put_failures(SYSTEM_OWNER, "192.0.2.1", &st, i64::MAX)?;
+        tx.put_failures(SYSTEM_OWNER, ALL_ORIGINS, &st, i64::MAX)?;
+        tx.put_failures("user:1000:alice", "192.0.2.1", &st, i64::MAX)
+    })
+    .unwrap();
+    assert_eq!(
+        transact(&*store, |tx| tx.clear_failures(SYSTEM_OWNER)).unwrap(),
+        2
+    );
+    let get =
+        |owner: &str, origin: &str| transact(&*store, |tx| tx.failures(owner, origin)).unwrap();
+    assert_eq!(get(SYSTEM_OWNER, "192.0.2.1"), LimiterState::default());
+    assert_eq!(get(SYSTEM_OWNER, ALL_ORIGINS), LimiterState::default());
+    assert_eq!(get("user:1000:alice", "192.0.2.1"), st);
+    assert_eq!(
+        transact(&*store, |tx| tx.clear_failures(SYSTEM_OWNER)).unwrap(),
+        0
+    );
+    assert_eq!(
+        store.read().unwrap().secret.unwrap().id,
+        id,
+        "the secret stays"
+    );
+}
+
 /// Audit retention: by age and by count, oldest first, a batch at a time.
 pub fn prune_audit_by_age_and_count(make: Make<'_>) {
     let loc = make();
@@ -986,6 +1024,7 @@ macro_rules! backend {
                 expire_failures_deletes_in_batches,
                 replace_secret_clears_its_owners_failures,
                 prune_audit_by_age_and_count,
+                clear_failures_ends_one_owners_lock_outs,
                 audit_classes_are_pruned_on_their_own_budgets,
                 aggregated_audit_records_count_repeats,
                 rollback_on_err_leaves_nothing,

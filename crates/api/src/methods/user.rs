@@ -270,6 +270,16 @@ pub(super) fn methods() -> Vec<Method> {
             ..base.clone().handles(unset)
         },
         Method {
+            name: "user.clear_2fa_lockout",
+            description: "Ends the account's lock-out after failed codes and forgets its wrong \
+                          codes from every origin, keeping its secret (not in TrueNAS). \
+                          Administrators only; audited.",
+            cli_description: "End an account's 2FA lock-out, keeping its secret",
+            examples: &["account user clear_2fa_lockout username=alice"],
+            returns: || Schema::Bool,
+            ..base.clone().handles(clear_lockout)
+        },
+        Method {
             name: "user.provisioning_uri",
             description: "The otpauth:// Key URI of the account's secret (for a QR code).",
             cli_description: "Show an account's provisioning URI (and QR code)",
@@ -388,13 +398,7 @@ fn target_account(
 ) -> Result<(UserRef, Account), ApiError> {
     let me = session.user().ok_or_else(ApiError::not_authenticated)?;
     if !me.admin && me.account.name != username {
-        return Err(ApiError::call(
-            wire::Errno::EPERM,
-            format!(
-                "{username}: currently authenticated credential may not renew two-factor \
-                 authentication for this user."
-            ),
-        ));
+        return Err(not_permitted(username));
     }
     let account = api.inner.accounts.by_name(username).ok_or_else(|| {
         ApiError::call(
@@ -403,6 +407,17 @@ fn target_account(
         )
     })?;
     Ok((UserRef::of(&account), account))
+}
+
+/// The refusal of an action on an account the session may not act on.
+fn not_permitted(username: &str) -> ApiError {
+    ApiError::call(
+        wire::Errno::EPERM,
+        format!(
+            "{username}: currently authenticated credential may not renew two-factor \
+             authentication for this user."
+        ),
+    )
 }
 
 fn caller_of(session: &Session, via: &str) -> service::Caller {
@@ -535,6 +550,22 @@ fn unset(api: &Api, session: &Session, a: UserArgs) -> Result<Value, ApiError> {
         .unset_user_secret(&caller_of(session, "user.unset_2fa_secret"), &user)?;
     emit_changed(api, &account, false);
     Ok(Value::Null)
+}
+
+/// Administrators only, their own account included: a lock-out that its
+/// owner (or whoever has the owner's password) could clear would not stop
+/// guessing.
+fn clear_lockout(api: &Api, session: &Session, a: UserArgs) -> Result<Value, ApiError> {
+    if !session.user().is_some_and(|u| u.admin) {
+        return Err(not_permitted(&a.username));
+    }
+    let (user, account) = target_account(api, session, &a.username)?;
+    let cleared = api
+        .twofactor()
+        .clear_lockout(&caller_of(session, "user.clear_2fa_lockout"), &user)?;
+    let configured = api.twofactor().user_config(&user)?.secret_configured;
+    emit_changed(api, &account, configured);
+    Ok(json!(cleared))
 }
 
 fn enroll(api: &Api, session: &Session, a: UserSecretArgs) -> Result<Value, ApiError> {

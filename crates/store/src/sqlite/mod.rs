@@ -345,6 +345,10 @@ impl Tx for SqliteTx<'_> {
         checks::put_failures(self.conn, owner, origin, state, expires_at_ms)
     }
 
+    fn clear_failures(&mut self, owner: &str) -> Result<usize> {
+        checks::clear_failures(self.conn, owner)
+    }
+
     fn expire_failures(&mut self, now_ms: i64, batch: usize) -> Result<usize> {
         checks::expire_failures(self.conn, now_ms, batch)
     }
