@@ -688,3 +688,32 @@ fn an_administrator_clears_a_lock_out_and_keeps_the_secret() {
     let err = root_error(&fx, "user.clear_2fa_lockout", json!(["ghost"]));
     assert_eq!(err["data"]["errname"], "ENOENT");
 }
+
+/// A name given in a request is echoed in an error text as at most a
+/// bounded prefix: a 10,000-character name does not come back whole.
+#[test]
+fn error_texts_echo_a_bounded_prefix_of_a_given_name() {
+    let fx = fx();
+    let long = format!("{}{}", "n".repeat(64), "Z".repeat(10_000));
+    let prefix = format!("{}…", "n".repeat(64));
+    let alice = fx.api.unix_session(1001, Some(5));
+    for (session, method) in [
+        (root(&fx), "user.twofactor_config"),
+        (alice, "user.twofactor_config"),
+        (root(&fx), "user.clear_2fa_lockout"),
+    ] {
+        let err = rpc(&fx.api, &session, method, json!([long])).unwrap_err();
+        let text = reason(&err);
+        assert!(text.contains(&prefix), "{method}: {text}");
+        assert!(!text.contains('Z'), "{method}: the name came back whole");
+        assert!(text.len() < 300, "{method}: {} bytes", text.len());
+    }
+    let err = rpc(
+        &fx.api,
+        &root(&fx),
+        "user.get_user_obj",
+        json!([{"username": long}]),
+    )
+    .unwrap_err();
+    assert!(reason(&err).contains(&prefix), "{err}");
+}

@@ -150,10 +150,14 @@ pub struct Remote {
 impl Remote {
     pub fn connect(url: &str, timeout: Duration) -> Result<Self, CliError> {
         let client = client::Client::connect(url, timeout).map_err(CliError::failed)?;
-        Ok(Self {
+        Ok(Self::with(client, url))
+    }
+
+    fn with(client: client::Client, url: &str) -> Self {
+        Self {
             client,
             host: host_of(url),
-        })
+        }
     }
 }
 
@@ -346,13 +350,26 @@ pub fn open(target: &Target, prompter: &mut dyn Prompter) -> Result<Box<dyn Back
         if api::host::current_uid() != 0 && own != system {
             sockets.push(system.to_owned());
         }
-        let remote = sockets
+        // A socket that answers but whose server is neither root nor this
+        // user is refused (not passed over for the next one or the
+        // embedded mode): someone else took the daemon's place.
+        let mut remote = None;
+        for s in sockets
             .iter()
             .filter(|s| target.state_dir.is_none() && is_socket(s))
-            .find_map(|s| {
-                let url = format!("ws+unix://{}", s.display());
-                Remote::connect(&url, target.timeout.min(PROBE_TIMEOUT)).ok()
-            });
+        {
+            let url = format!("ws+unix://{}", s.display());
+            match client::Client::connect(&url, target.timeout.min(PROBE_TIMEOUT)) {
+                Ok(client) => {
+                    remote = Some(Remote::with(client, &url));
+                    break;
+                }
+                Err(e @ client::ClientError::Untrusted { .. }) => {
+                    return Err(CliError::failed(e));
+                }
+                Err(_) => {}
+            }
+        }
         match remote {
             Some(_) if target.init => {
                 return Err(CliError::usage(

@@ -585,7 +585,7 @@ fn reprovision_note(command: &Command, before: &Value, after: &Value) -> Option<
 }
 
 fn not_found(word: &str, suggestion: Option<String>) -> CliError {
-    let mut text = format!("Namespace {word} not found");
+    let mut text = format!("Namespace {} not found", wire::shown(word));
     if let Some(s) = suggestion {
         text.push_str(&format!("\nDid you mean `{s}`?"));
     }

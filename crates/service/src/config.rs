@@ -287,12 +287,19 @@ fn default_paths(root: bool, env: Env<'_>) -> (PathBuf, Option<PathBuf>) {
     if root {
         return (PathBuf::from("/var/lib/twofactor"), None);
     }
-    // Without a home, relative to the working directory (as before).
-    let data = data_home(env).unwrap_or_else(|| PathBuf::from("./.local/share"));
     let runtime = env("XDG_RUNTIME_DIR")
         .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| data.clone());
+        .map(PathBuf::from);
+    // Without a home there is no default state directory (never one
+    // relative to the working directory: [`crate::open_store`] refuses
+    // it), and the socket is the runtime directory's or the system's.
+    let Some(data) = data_home(env) else {
+        return (
+            PathBuf::new(),
+            runtime.map(|r| r.join(PROGRAM_DIR).join("twofactord.sock")),
+        );
+    };
+    let runtime = runtime.unwrap_or_else(|| data.clone());
     (
         data.join(PROGRAM_DIR),
         Some(runtime.join(PROGRAM_DIR).join("twofactord.sock")),
@@ -625,12 +632,20 @@ mod tests {
         );
         assert_eq!(data(&[("HOME", "")]), None);
         assert_eq!(data(&[]), None);
+        // Without a home: no state directory (opening refuses it) and the
+        // system's socket; nothing relative to the working directory.
         let (state, sock) = default_paths(false, &|_| None);
-        assert_eq!(state, PathBuf::from("./.local/share/twofactor"));
+        assert_eq!(state, PathBuf::new());
+        assert_eq!(sock, None);
+        let runtime = |k: &str| (k == "XDG_RUNTIME_DIR").then(|| "/run/user/7".into());
+        let (state, sock) = default_paths(false, &runtime);
+        assert_eq!(state, PathBuf::new());
         assert_eq!(
             sock,
-            Some(PathBuf::from("./.local/share/twofactor/twofactord.sock"))
+            Some(PathBuf::from("/run/user/7/twofactor/twofactord.sock"))
         );
+        let err = crate::open_store(&state, false).expect_err("refused");
+        assert!(err.to_string().contains("HOME"), "{err}");
     }
 
     #[test]

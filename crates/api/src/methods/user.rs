@@ -97,7 +97,12 @@ fn check_filters(filters: &Value) -> Result<(), String> {
             "=" | "!=" | "^" => {}
             "in" if parts[2].is_array() => {}
             "in" => return Err("The value of 'in' is a list".to_owned()),
-            other => return Err(format!("{other:?}: not one of the operators =, !=, in, ^")),
+            other => {
+                return Err(format!(
+                    "{:?}: not one of the operators =, !=, in, ^",
+                    wire::shown(other)
+                ));
+            }
         }
     }
     Ok(())
@@ -403,7 +408,7 @@ fn target_account(
     let account = api.inner.accounts.by_name(username).ok_or_else(|| {
         ApiError::call(
             wire::Errno::ENOENT,
-            format!("User '{username}' does not exist"),
+            format!("User '{}' does not exist", wire::shown(username)),
         )
     })?;
     Ok((UserRef::of(&account), account))
@@ -414,8 +419,9 @@ fn not_permitted(username: &str) -> ApiError {
     ApiError::call(
         wire::Errno::EPERM,
         format!(
-            "{username}: currently authenticated credential may not renew two-factor \
-             authentication for this user."
+            "{}: currently authenticated credential may not renew two-factor \
+             authentication for this user.",
+            wire::shown(username)
         ),
     )
 }
@@ -506,7 +512,10 @@ fn get_user_obj(api: &Api, _: &Session, a: UserObjArgs) -> Result<Value, ApiErro
     } = a.data;
     let account = match (username, uid) {
         (Some(name), _) => api.inner.accounts.by_name(&name).ok_or_else(|| {
-            ApiError::call(wire::Errno::ENOENT, format!("User '{name}' does not exist"))
+            ApiError::call(
+                wire::Errno::ENOENT,
+                format!("User '{}' does not exist", wire::shown(&name)),
+            )
         }),
         (None, Some(uid)) => u32::try_from(uid.get())
             .ok()
