@@ -717,3 +717,98 @@ fn error_texts_echo_a_bounded_prefix_of_a_given_name() {
     .unwrap_err();
     assert!(reason(&err).contains(&prefix), "{err}");
 }
+
+/// `user.query` answers exactly what listing every account and then
+/// filtering, sorting and cutting gives (the way it was computed before
+/// filters were looked up directly and limits applied while listing), for
+/// every combination of these filters and options.
+#[test]
+fn user_query_answers_as_listing_everything_would() {
+    let fx = fx();
+    enable(&fx);
+    renew(&fx, "bob");
+    // A system account holding a secret is listed too.
+    renew(&fx, "daemon");
+    let holders = ["root", "bob", "daemon"];
+    // The reference: every listed account, filtered, sorted, cut.
+    let oracle = |filters: &Value, options: &Value| -> Value {
+        let mut rows: Vec<Value> = TABLE
+            .iter()
+            .filter(|(n, u)| *u == 0 || *u >= 1000 || holders.contains(n))
+            .map(|(n, u)| {
+                json!({"id": u, "uid": u, "username": n, "full_name": format!("{n} person"),
+                       "builtin": *u != 0 && *u < 1000,
+                       "twofactor_auth_configured": holders.contains(n)})
+            })
+            .collect();
+        rows.sort_by(|a, b| a["username"].as_str().cmp(&b["username"].as_str()));
+        rows.retain(|r| {
+            filters.as_array().unwrap().iter().all(|f| {
+                let (field, op, want) = (f[0].as_str().unwrap(), f[1].as_str().unwrap(), &f[2]);
+                let got = &r[field];
+                match op {
+                    "=" => got == want,
+                    "!=" => got != want,
+                    "in" => want.as_array().unwrap().contains(got),
+                    "^" => got
+                        .as_str()
+                        .zip(want.as_str())
+                        .is_some_and(|(g, w)| g.starts_with(w)),
+                    _ => unreachable!(),
+                }
+            })
+        });
+        for key in options["order_by"].as_array().into_iter().flatten().rev() {
+            let key = key.as_str().unwrap();
+            let (key, desc) = key.strip_prefix('-').map_or((key, false), |k| (k, true));
+            rows.sort_by(|a, b| {
+                let o = match (&a[key], &b[key]) {
+                    (Value::Number(x), Value::Number(y)) => {
+                        x.as_f64().partial_cmp(&y.as_f64()).unwrap()
+                    }
+                    (Value::String(x), Value::String(y)) => x.cmp(y),
+                    (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
+                    _ => std::cmp::Ordering::Equal,
+                };
+                if desc { o.reverse() } else { o }
+            });
+        }
+        let offset = options["offset"].as_u64().unwrap_or(0) as usize;
+        let mut rows: Vec<Value> = rows.into_iter().skip(offset).collect();
+        if let Some(limit) = options["limit"].as_u64().filter(|l| *l > 0) {
+            rows.truncate(limit as usize);
+        }
+        Value::Array(rows)
+    };
+    let filters = [
+        json!([]),
+        json!([["username", "=", "alice"]]),
+        json!([["username", "=", "daemon"]]),
+        json!([["username", "=", "nobody"]]),
+        json!([["username", "=", 7]]),
+        json!([["username", "in", ["bob", "root", "zed", "daemon"]]]),
+        json!([["username", "in", ["bob"]], ["uid", "=", 1001]]),
+        json!([["uid", "=", 1002]]),
+        json!([["uid", "=", 1]]),
+        json!([["uid", "in", [0, 1000, 4242]]]),
+        json!([["uid", "=", "1001"]]),
+        json!([["username", "^", "a"]]),
+        json!([["username", "!=", "root"], ["builtin", "=", false]]),
+        json!([["twofactor_auth_configured", "=", true]]),
+    ];
+    let options = [
+        json!({}),
+        json!({"limit": 1}),
+        json!({"limit": 2, "offset": 1}),
+        json!({"offset": 3}),
+        json!({"offset": 10, "limit": 2}),
+        json!({"order_by": ["-uid"], "limit": 2}),
+        json!({"order_by": ["twofactor_auth_configured", "-username"], "offset": 1}),
+    ];
+    for f in &filters {
+        for o in &options {
+            let got = rpc(&fx.api, &root(&fx), "user.query", json!([f, o])).unwrap();
+            assert_eq!(got, oracle(f, o), "filters {f} options {o}");
+        }
+    }
+}

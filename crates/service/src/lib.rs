@@ -20,7 +20,7 @@ mod retention;
 mod twofactor;
 mod users;
 
-pub use accounts::{Account, Accounts, NoAccounts, PasswordCheck};
+pub use accounts::{Account, Accounts, ListedAccount, NoAccounts, PasswordCheck};
 pub use caller::{Caller, LOCAL_ORIGIN, LOOPBACK_ORIGIN, Origin, address_key};
 pub use check::{CheckOutcome, RateLimits};
 pub use clock::{Clock, ManualClock, SystemClock};

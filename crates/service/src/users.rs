@@ -518,6 +518,17 @@ impl TwoFactor {
             .collect())
     }
 
+    /// Whether the account `name` with `uid` holds a secret made for it
+    /// (one stored under its name for another uid does not count), from a
+    /// read-only snapshot of that one account.
+    pub fn honours_secret(&self, name: &str, uid: u32) -> Result<bool, ServiceError> {
+        if uid == 0 && name == "root" {
+            return Ok(self.store.read_summary()?.secret_id.is_some());
+        }
+        let view = self.store.read_user(name)?;
+        Ok(view.secret.is_some_and(|s| s.uid == uid))
+    }
+
     /// Every account holding a secret (root when the entry has one).
     pub fn secret_holders(&self) -> Result<Vec<SecretHolder>, ServiceError> {
         let mut out = Vec::new();
@@ -527,7 +538,9 @@ impl TwoFactor {
                 uid: 0,
             });
         }
-        let infos = transact(&*self.store, |tx| tx.user_secrets())?;
+        // A read-only snapshot: listing never waits for, or holds up, a
+        // check or a change.
+        let infos = self.store.read_user_secrets()?;
         out.extend(infos.into_iter().map(|i| SecretHolder {
             username: i.username,
             uid: i.uid,

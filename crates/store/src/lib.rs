@@ -225,6 +225,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn read_user(&self, username: &str) -> Result<UserView>;
     /// Audit records, newest first.
     fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
+    /// Every stored account secret, by name, without unsealing any, from a
+    /// read-only snapshot (never waits behind a write, never holds one up).
+    fn read_user_secrets(&self) -> Result<Vec<UserSecretInfo>>;
 }
 
 /// What [`Store::read_user`] returns.

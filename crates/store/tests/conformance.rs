@@ -309,6 +309,32 @@ pub fn replace_secret_clears_its_owners_failures(make: Make<'_>) {
     assert_eq!(get("user:1000", ALL_ORIGINS), st, "another owner's stay");
 }
 
+/// The read-only listing of secret holders is the transaction's, and sees
+/// another handle's commits.
+pub fn read_user_secrets_matches_the_transactions_view(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    let other = loc.open();
+    assert!(store.read_user_secrets().unwrap().is_empty());
+    for (name, uid, fill) in [("bob", 1002, 4), ("alice", 1001, 5)] {
+        transact(&*other, |tx| {
+            tx.put_user_secret(&NewUserSecret {
+                username: name,
+                uid,
+                secret: &secret(fill),
+                digits: Digits::new(6).unwrap(),
+                interval: Interval::new(30).unwrap(),
+                created_at_ms: 1,
+            })
+        })
+        .unwrap();
+    }
+    let read = store.read_user_secrets().unwrap();
+    assert_eq!(read, transact(&*store, |tx| tx.user_secrets()).unwrap());
+    let names: Vec<(&str, u32)> = read.iter().map(|i| (i.username.as_str(), i.uid)).collect();
+    assert_eq!(names, [("alice", 1001), ("bob", 1002)]);
+}
+
 /// Clearing an owner's counters deletes each origin's and the count over
 /// all origins, and nothing of another owner or the secret.
 pub fn clear_failures_ends_one_owners_lock_outs(make: Make<'_>) {
@@ -1025,6 +1051,7 @@ macro_rules! backend {
                 replace_secret_clears_its_owners_failures,
                 prune_audit_by_age_and_count,
                 clear_failures_ends_one_owners_lock_outs,
+                read_user_secrets_matches_the_transactions_view,
                 audit_classes_are_pruned_on_their_own_budgets,
                 aggregated_audit_records_count_repeats,
                 rollback_on_err_leaves_nothing,

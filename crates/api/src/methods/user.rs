@@ -472,12 +472,17 @@ pub(crate) fn config_json(c: &UserConfig) -> Value {
 
 /// The `user.query` entry of an account.
 fn entry_json(account: &Account, configured: bool) -> Value {
+    row_json(&account.name, account.uid, &account.gecos, configured)
+}
+
+/// A `user.query` entry of the account `name` with `uid` and `gecos`.
+fn row_json(name: &str, uid: u32, gecos: &str, configured: bool) -> Value {
     json!({
-        "id": account.uid,
-        "uid": account.uid,
-        "username": account.name,
-        "full_name": account.gecos.split(',').next().unwrap_or_default(),
-        "builtin": account.uid != 0 && account.uid < 1000,
+        "id": uid,
+        "uid": uid,
+        "username": name,
+        "full_name": gecos.split(',').next().unwrap_or_default(),
+        "builtin": uid != 0 && uid < 1000,
         "twofactor_auth_configured": configured,
     })
 }
@@ -644,39 +649,31 @@ fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
 
 fn query(api: &Api, session: &Session, args: QueryArgs) -> Result<Value, ApiError> {
     let me = session.user().ok_or_else(ApiError::not_authenticated)?;
-    let holders = api.twofactor().secret_holders()?;
-    let honoured = |a: &Account| {
-        holders
-            .iter()
-            .any(|h| h.username == a.name && h.uid == a.uid)
-    };
-    let mut accounts: BTreeMap<String, Account> = BTreeMap::new();
-    if me.admin {
-        for a in api.inner.accounts.all() {
-            if a.uid == 0 || a.uid >= 1000 {
-                accounts.insert(a.name.clone(), a);
-            }
-        }
-        for h in &holders {
-            if !accounts.contains_key(&h.username)
-                && let Some(a) = api.inner.accounts.by_name(&h.username)
-            {
-                accounts.insert(a.name.clone(), a);
-            }
-        }
-    } else {
-        accounts.insert(me.account.name.clone(), me.account.clone());
-    }
-    let mut rows: Vec<Value> = accounts
-        .values()
-        .map(|a| entry_json(a, honoured(a)))
-        .collect();
     let Filters(filters) = &args.filters;
-    let mut kept: Vec<Value> = rows
-        .drain(..)
-        .filter(|row| filters.iter().all(|f| matches(row, f)))
-        .collect();
     let options = args.options;
+    let offset = usize::try_from(options.offset).unwrap_or(usize::MAX);
+    let limit = (options.limit > 0).then(|| usize::try_from(options.limit).unwrap_or(usize::MAX));
+    // Without a sort key the order is by name, so only the first
+    // `offset + limit` names need keeping while the accounts go by.
+    let keep = if options.order_by.is_empty() {
+        limit.map(|l| l.saturating_add(offset))
+    } else {
+        None
+    };
+    let mut rows = Rows {
+        by_name: BTreeMap::new(),
+        filters,
+        keep,
+    };
+    if me.admin {
+        admin_rows(api, filters, &mut rows)?;
+    } else {
+        // A user sees their own account: one read of their own secret.
+        let a = &me.account;
+        let configured = api.twofactor().honours_secret(&a.name, a.uid)?;
+        rows.offer(&a.name, row_json(&a.name, a.uid, &a.gecos, configured));
+    }
+    let mut kept: Vec<Value> = rows.by_name.into_values().collect();
     for key in options.order_by.iter().rev() {
         let (key, desc) = match key.strip_prefix('-') {
             Some(k) => (k, true),
@@ -690,12 +687,9 @@ fn query(api: &Api, session: &Session, args: QueryArgs) -> Result<Value, ApiErro
             if desc { o.reverse() } else { o }
         });
     }
-    let mut kept: Vec<Value> = kept
-        .into_iter()
-        .skip(usize::try_from(options.offset).unwrap_or(usize::MAX))
-        .collect();
-    if options.limit > 0 {
-        kept.truncate(usize::try_from(options.limit).unwrap_or(usize::MAX));
+    let mut kept: Vec<Value> = kept.into_iter().skip(offset).collect();
+    if let Some(limit) = limit {
+        kept.truncate(limit);
     }
     if options.get {
         return kept
@@ -704,4 +698,117 @@ fn query(api: &Api, session: &Session, args: QueryArgs) -> Result<Value, ApiErro
             .ok_or_else(|| ApiError::call(wire::Errno::ENOENT, "No account matches the filters"));
     }
     Ok(Value::Array(kept))
+}
+
+/// The entries a query keeps, by name (the listing's order): those that
+/// pass the filters, at most `keep` of the first names when only the
+/// first ones can be answered.
+struct Rows<'a> {
+    by_name: BTreeMap<String, Value>,
+    filters: &'a [Filter],
+    keep: Option<usize>,
+}
+
+impl Rows<'_> {
+    /// Offers one account's entry; the first entry of a name stays.
+    fn offer(&mut self, name: &str, row: Value) {
+        if self.by_name.contains_key(name) || !self.filters.iter().all(|f| matches(&row, f)) {
+            return;
+        }
+        if let Some(keep) = self.keep {
+            if keep == 0 {
+                return;
+            }
+            if self.by_name.len() >= keep {
+                match self.by_name.last_key_value() {
+                    Some((last, _)) if last.as_str() > name => {
+                        self.by_name.pop_last();
+                    }
+                    _ => return,
+                }
+            }
+        }
+        self.by_name.insert(name.to_owned(), row);
+    }
+}
+
+/// An administrator's listing: root, accounts from uid 1000 and any
+/// account holding a secret. A filter on `username` or `uid` with `=` or
+/// `in` looks those accounts up directly; otherwise the accounts are
+/// enumerated one at a time. Secret holders come from a read-only
+/// snapshot.
+fn admin_rows(api: &Api, filters: &[Filter], rows: &mut Rows<'_>) -> Result<(), ApiError> {
+    let holders = api.twofactor().secret_holders()?;
+    let honoured: std::collections::HashSet<(&str, u32)> = holders
+        .iter()
+        .map(|h| (h.username.as_str(), h.uid))
+        .collect();
+    let holds: std::collections::HashSet<&str> =
+        holders.iter().map(|h| h.username.as_str()).collect();
+    let listed = |name: &str, uid: u32| uid == 0 || uid >= 1000 || holds.contains(name);
+    let offer = |rows: &mut Rows<'_>, name: &str, uid: u32, gecos: &str| {
+        if listed(name, uid) {
+            let configured = honoured.contains(&(name, uid));
+            rows.offer(name, row_json(name, uid, gecos, configured));
+        }
+    };
+    let accounts = &api.inner.accounts;
+    if let Some(names) = wanted(filters, "username", |v| v.as_str().map(str::to_owned)) {
+        for name in names {
+            if let Some(a) = accounts.by_name(&name) {
+                offer(rows, &a.name, a.uid, &a.gecos);
+            }
+        }
+        return Ok(());
+    }
+    if let Some(uids) = wanted(filters, "uid", |v| {
+        v.as_u64().and_then(|u| u32::try_from(u).ok())
+    }) {
+        for uid in uids {
+            if let Some(a) = accounts.by_uid(uid) {
+                offer(rows, &a.name, a.uid, &a.gecos);
+            }
+        }
+        return Ok(());
+    }
+    accounts.for_each_listed(&mut |a| {
+        offer(rows, &a.name, a.uid, &a.gecos);
+        true
+    });
+    // Holders the enumeration did not show (a source that does not
+    // enumerate): looked up by name.
+    for h in &holders {
+        if !rows.by_name.contains_key(&h.username)
+            && let Some(a) = accounts.by_name(&h.username)
+        {
+            offer(rows, &a.name, a.uid, &a.gecos);
+        }
+    }
+    Ok(())
+}
+
+/// The values a filter on `field` with `=` or `in` allows (the first such
+/// filter), read by `value`; `None` when no filter pins the field. A value
+/// of another type pins it to nothing.
+fn wanted<T>(
+    filters: &[Filter],
+    field: &str,
+    value: impl Fn(&Value) -> Option<T>,
+) -> Option<Vec<T>> {
+    filters.iter().find_map(|Filter(f, op, want)| {
+        if f != field {
+            return None;
+        }
+        match op {
+            FilterOp::Eq => Some(value(want).into_iter().collect()),
+            FilterOp::In => Some(
+                want.as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(&value)
+                    .collect(),
+            ),
+            FilterOp::Ne | FilterOp::StartsWith => None,
+        }
+    })
 }

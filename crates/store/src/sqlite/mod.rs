@@ -458,6 +458,14 @@ impl Store for SqliteStore {
         Ok(view)
     }
 
+    fn read_user_secrets(&self) -> Result<Vec<UserSecretInfo>> {
+        let guard = self.lock_reader();
+        let tx = guard.conn.unchecked_transaction().db()?;
+        let infos = users::user_secrets(&tx)?;
+        tx.commit().db()?;
+        Ok(infos)
+    }
+
     fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>> {
         let mut guard = self.lock();
         audit::query(guard.conn()?, q)
