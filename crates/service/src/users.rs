@@ -522,11 +522,17 @@ impl TwoFactor {
     /// (one stored under its name for another uid does not count), from a
     /// read-only snapshot of that one account.
     pub fn honours_secret(&self, name: &str, uid: u32) -> Result<bool, ServiceError> {
-        if uid == 0 && name == "root" {
-            return Ok(self.store.read_summary()?.secret_id.is_some());
+        Ok(self.secret_uid(name)? == Some(uid))
+    }
+
+    /// The uid the secret stored under `name` was made for (root's: 0),
+    /// `None` when the name holds none; from a read-only snapshot of that
+    /// one account.
+    pub fn secret_uid(&self, name: &str) -> Result<Option<u32>, ServiceError> {
+        if name == "root" && self.store.read_summary()?.secret_id.is_some() {
+            return Ok(Some(0));
         }
-        let view = self.store.read_user(name)?;
-        Ok(view.secret.is_some_and(|s| s.uid == uid))
+        Ok(self.store.read_user(name)?.secret.map(|s| s.uid))
     }
 
     /// Every account holding a secret (root when the entry has one).

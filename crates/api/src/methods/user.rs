@@ -4,7 +4,7 @@
 //! Who may act on which account is decided in one place,
 //! [`target_account`] (SPEC 9.4); what each action means is the service's.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde_json::{Value, json};
 use service::{Account, Digits, Interval, SecretOptions, UserConfig, UserRef};
@@ -738,25 +738,22 @@ impl Rows<'_> {
 /// enumerated one at a time. Secret holders come from a read-only
 /// snapshot.
 fn admin_rows(api: &Api, filters: &[Filter], rows: &mut Rows<'_>) -> Result<(), ApiError> {
-    let holders = api.twofactor().secret_holders()?;
-    let honoured: std::collections::HashSet<(&str, u32)> = holders
-        .iter()
-        .map(|h| (h.username.as_str(), h.uid))
-        .collect();
-    let holds: std::collections::HashSet<&str> =
-        holders.iter().map(|h| h.username.as_str()).collect();
-    let listed = |name: &str, uid: u32| uid == 0 || uid >= 1000 || holds.contains(name);
-    let offer = |rows: &mut Rows<'_>, name: &str, uid: u32, gecos: &str| {
-        if listed(name, uid) {
-            let configured = honoured.contains(&(name, uid));
-            rows.offer(name, row_json(name, uid, gecos, configured));
-        }
-    };
     let accounts = &api.inner.accounts;
+    let tf = api.twofactor();
+    // A looked-up account: listed if root, from uid 1000, or holding a
+    // secret (its own or one stored under its name); one read of that name.
+    let direct = |rows: &mut Rows<'_>, a: Account| -> Result<(), ApiError> {
+        let secret = tf.secret_uid(&a.name)?;
+        if a.uid == 0 || a.uid >= 1000 || secret.is_some() {
+            let configured = secret == Some(a.uid);
+            rows.offer(&a.name, row_json(&a.name, a.uid, &a.gecos, configured));
+        }
+        Ok(())
+    };
     if let Some(names) = wanted(filters, "username", |v| v.as_str().map(str::to_owned)) {
         for name in names {
             if let Some(a) = accounts.by_name(&name) {
-                offer(rows, &a.name, a.uid, &a.gecos);
+                direct(rows, a)?;
             }
         }
         return Ok(());
@@ -766,22 +763,34 @@ fn admin_rows(api: &Api, filters: &[Filter], rows: &mut Rows<'_>) -> Result<(), 
     }) {
         for uid in uids {
             if let Some(a) = accounts.by_uid(uid) {
-                offer(rows, &a.name, a.uid, &a.gecos);
+                direct(rows, a)?;
             }
         }
         return Ok(());
     }
+    let holders = tf.secret_holders()?;
+    let honoured: HashSet<(&str, u32)> = holders
+        .iter()
+        .map(|h| (h.username.as_str(), h.uid))
+        .collect();
+    let holds: HashSet<&str> = holders.iter().map(|h| h.username.as_str()).collect();
+    let mut seen: HashSet<String> = HashSet::new();
     accounts.for_each_listed(&mut |a| {
-        offer(rows, &a.name, a.uid, &a.gecos);
+        if a.uid == 0 || a.uid >= 1000 || holds.contains(a.name.as_str()) {
+            let configured = honoured.contains(&(a.name.as_str(), a.uid));
+            rows.offer(&a.name, row_json(&a.name, a.uid, &a.gecos, configured));
+        }
+        seen.insert(a.name);
         true
     });
     // Holders the enumeration did not show (a source that does not
     // enumerate): looked up by name.
     for h in &holders {
-        if !rows.by_name.contains_key(&h.username)
+        if !seen.contains(&h.username)
             && let Some(a) = accounts.by_name(&h.username)
         {
-            offer(rows, &a.name, a.uid, &a.gecos);
+            let configured = honoured.contains(&(a.name.as_str(), a.uid));
+            rows.offer(&a.name, row_json(&a.name, a.uid, &a.gecos, configured));
         }
     }
     Ok(())
