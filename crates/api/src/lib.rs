@@ -65,6 +65,9 @@ pub struct ApiOptions {
     /// `login_window` (SPEC §11).
     pub login_attempts: u32,
     pub login_window: Duration,
+    /// The state directory, when the API was opened on one (shown by
+    /// `system.twofactor_status`).
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ApiOptions {
@@ -76,6 +79,7 @@ impl Default for ApiOptions {
             require_secret: false,
             login_attempts: 20,
             login_window: Duration::from_secs(60),
+            state_dir: None,
         }
     }
 }
@@ -154,6 +158,7 @@ impl Api {
             ),
             login_attempts: config.limits.login_attempts,
             login_window: Duration::from_secs(config.limits.login_window_secs.into()),
+            state_dir: Some(config.state_dir.clone()),
         };
         Ok(Self::new(twofactor, accounts, passwords, options))
     }

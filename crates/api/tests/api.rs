@@ -348,7 +348,9 @@ fn introspection_describes_the_cli_tree_from_the_same_schemas() {
             "auth.twofactor.update",
             "auth.twofactor.provisioning_uri",
             "auth.twofactor.renew_secret",
-            "auth.twofactor.verify"
+            "auth.twofactor.verify",
+            "auth.twofactor.legacy_shared_code",
+            "auth.twofactor.end_legacy_shared_code"
         ]
     );
     let update = &methods["auth.twofactor.update"];
@@ -816,7 +818,10 @@ fn introspection_takes_truenas_target() {
             "auth.twofactor.provisioning_uri",
             "auth.twofactor.renew_secret",
             "auth.twofactor.verify",
+            "auth.twofactor.legacy_shared_code",
+            "auth.twofactor.end_legacy_shared_code",
             "audit.query",
+            "system.twofactor_status",
             "user.query",
             "user.get_user_obj",
             "user.renew_2fa_secret",

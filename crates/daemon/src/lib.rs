@@ -99,6 +99,20 @@ fn fit_open_files(limits: &api::host::Limits) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Says at every start that the transition mode of an upgraded state is
+/// on, and how to end it: an administrator should not forget it.
+fn warn_legacy_shared_code(api: &api::Api) {
+    match api.twofactor().legacy_shared_code() {
+        Ok(true) => tracing::warn!(
+            "legacy_shared_code is on: accounts without their own secret use root's code; \
+             end it with `tfa auth two_factor end_legacy_shared_code` once each account \
+             has enrolled (tfa account user twofactor_enroll username=NAME)"
+        ),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read legacy_shared_code"),
+    }
+}
+
 /// Reads the configuration, opens the state and serves until a signal.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let config = args.config()?;
@@ -113,6 +127,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         admin_group = config.admin_group.as_deref().unwrap_or("-"),
         "starting"
     );
+    warn_legacy_shared_code(&api);
     fit_open_files(&config.limits)?;
     let endpoints = Endpoints {
         socket: api::host::socket_path(&config),

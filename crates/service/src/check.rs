@@ -144,6 +144,13 @@ pub enum CheckOutcome {
     LockedOut {
         retry_after_secs: u64,
     },
+    /// Not shaped like a code at all: not `digits` digits (spaces inside
+    /// aside) and not a recovery code. Answered like a wrong code but not
+    /// counted as a guess: a typo of the shape says nothing about the
+    /// secret.
+    Malformed {
+        digits: u8,
+    },
 }
 
 impl CheckOutcome {
@@ -151,6 +158,7 @@ impl CheckOutcome {
         match self {
             Self::Accepted => "accepted",
             Self::Wrong => "wrong",
+            Self::Malformed { .. } => "malformed",
             Self::Replayed => "replayed",
             Self::LockedOut { .. } => "locked_out",
         }
@@ -161,7 +169,7 @@ impl CheckOutcome {
     pub(crate) fn verdict(self) -> Result<bool, ServiceError> {
         match self {
             Self::Accepted => Ok(true),
-            Self::Wrong | Self::Replayed => Ok(false),
+            Self::Wrong | Self::Replayed | Self::Malformed { .. } => Ok(false),
             Self::LockedOut { retry_after_secs } => {
                 Err(ServiceError::LockedOut { retry_after_secs })
             }
@@ -180,6 +188,15 @@ pub(crate) struct Target {
     pub id: Option<store::SecretId>,
     pub digits: otp::Digits,
     pub interval: otp::Interval,
+}
+
+/// A code as typed, with the spaces an app shows inside it (`447 862`)
+/// and blanks around it removed. Built at its final capacity, so no unwiped
+/// copy is left behind.
+pub(crate) fn compact_code(token: &str) -> zeroize::Zeroizing<String> {
+    let mut code = zeroize::Zeroizing::new(String::with_capacity(token.len()));
+    code.extend(token.chars().filter(|c| !c.is_whitespace()));
+    code
 }
 
 /// Recovery codes (SPEC §10): ten characters of the lower-case base32
@@ -247,6 +264,51 @@ impl TwoFactor {
         })?
     }
 
+    /// The login check (API login and PAM): the account's own secret, or,
+    /// under `legacy_shared_code`, root's for an account without one (with
+    /// root's replay and lock-out state; recovery codes are not taken
+    /// then, and the audit record says `legacy_shared_code`).
+    pub fn check_login_code(
+        &self,
+        caller: &Caller,
+        user: &UserRef,
+        token: Option<&str>,
+    ) -> Result<CheckOutcome, ServiceError> {
+        let now = self.clock.now_ms();
+        transact(&*self.store, |tx| {
+            let settings = tx.entry()?.settings;
+            if !settings.enabled {
+                return Ok(Err(ServiceError::NotEnabled));
+            }
+            let own = self.active_target(tx, caller, user, now)?;
+            let (target, recovery) = match own {
+                Some(t) => (t, true),
+                None if settings.legacy_shared_code && !user.is_root() => {
+                    match self.active_target(tx, caller, &UserRef::root(), now)? {
+                        Some(t) => (t, false),
+                        None => return Ok(Err(ServiceError::NotConfigured)),
+                    }
+                }
+                None => return Ok(Err(ServiceError::NotConfigured)),
+            };
+            let outcome = self.check_in_tx(
+                tx,
+                caller,
+                user,
+                &target,
+                token,
+                settings.window,
+                now,
+                recovery,
+                &mut |tx, step| match target.id {
+                    Some(id) => tx.advance_step(id, step),
+                    None => Ok(false),
+                },
+            )?;
+            Ok(Ok(outcome))
+        })?
+    }
+
     /// The account's active secret as a check target, `None` when it has
     /// none. A secret made for another uid under the same name (the
     /// account was deleted and recreated) is not honoured: `None`, audited.
@@ -299,7 +361,7 @@ impl TwoFactor {
     /// The check itself, inside the caller's transaction: lock-out, code
     /// (then, when allowed, a recovery code), counters, audit. `accept`
     /// records the matching step and says whether it was fresh. A missing
-    /// `token` is empty; blanks around it do not count.
+    /// `token` is empty; blanks around it and inside it do not count.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn check_in_tx(
         &self,
@@ -313,7 +375,11 @@ impl TwoFactor {
         recovery: bool,
         accept: &mut dyn FnMut(&mut dyn Tx, u64) -> store::Result<bool>,
     ) -> store::Result<CheckOutcome> {
-        let token = token.map(str::trim).unwrap_or("");
+        let token = compact_code(token.unwrap_or(""));
+        let token = token.as_str();
+        let digits = target.digits.get();
+        let well_formed =
+            token.len() == usize::from(digits) && token.bytes().all(|b| b.is_ascii_digit());
         let limits = self.limits;
         let owner = target.owner.as_str();
         let origin = caller.origin.rate_limit_key();
@@ -351,26 +417,23 @@ impl TwoFactor {
                 Algorithm::Sha1,
             );
             let secs = u64::try_from(now / 1000).unwrap_or(0);
-            match totp.verify(token.as_bytes(), secs, window) {
-                Some(step) if accept(tx, step)? => CheckOutcome::Accepted,
-                Some(_) => CheckOutcome::Replayed,
-                None => {
-                    let code = if recovery {
-                        normalize_recovery_code(token)
-                    } else {
-                        None
-                    };
-                    match code {
-                        Some(code) => match tx.use_recovery_code(&user.name, &code)? {
-                            Some(left) => {
-                                recovery_left = Some(left);
-                                CheckOutcome::Accepted
-                            }
-                            None => CheckOutcome::Wrong,
-                        },
-                        None => CheckOutcome::Wrong,
+            let code = if recovery && !well_formed {
+                normalize_recovery_code(token)
+            } else {
+                None
+            };
+            match (totp.verify(token.as_bytes(), secs, window), code) {
+                (Some(step), _) if accept(tx, step)? => CheckOutcome::Accepted,
+                (Some(_), _) => CheckOutcome::Replayed,
+                (None, Some(code)) => match tx.use_recovery_code(&user.name, user.uid, &code)? {
+                    Some(left) => {
+                        recovery_left = Some(left);
+                        CheckOutcome::Accepted
                     }
-                }
+                    None => CheckOutcome::Wrong,
+                },
+                (None, None) if well_formed => CheckOutcome::Wrong,
+                (None, None) => CheckOutcome::Malformed { digits },
             }
         };
         let mut lockouts = Vec::new();
@@ -392,11 +455,19 @@ impl TwoFactor {
                     tx.put_failures(owner, key, st, limits.expires_at(st))?;
                 }
             }
-            CheckOutcome::LockedOut { .. } => {}
+            // Audited, never counted (see `Malformed`).
+            CheckOutcome::LockedOut { .. } | CheckOutcome::Malformed { .. } => {}
         }
         let mut detail = serde_json::Map::new();
         if !user.is_root() {
             detail.insert("account".into(), json!(user.name));
+            if owner == SYSTEM_OWNER {
+                detail.insert("legacy_shared_code".into(), json!(true));
+                detail.insert(
+                    "note".into(),
+                    json!("root's code, asked of an account without its own secret"),
+                );
+            }
         }
         if let CheckOutcome::LockedOut { retry_after_secs } = outcome {
             detail.insert("retry_after_secs".into(), json!(retry_after_secs));

@@ -16,10 +16,12 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/twofactor/twofactord.toml";
 /// Why the configuration could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
+    /// The OS error is part of the message, not a source of its own, so
+    /// that a report of the whole chain says it once.
+    #[error("cannot read {path}: {reason}")]
     Read {
         path: String,
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     #[error("{path}: {message}")]
     Parse { path: String, message: String },
@@ -128,9 +130,9 @@ impl Config {
         match std::fs::read_to_string(path) {
             Ok(text) => Self::parse(&text, &shown),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(Self::defaults()),
-            Err(source) => Err(ConfigError::Read {
+            Err(reason) => Err(ConfigError::Read {
                 path: shown,
-                source,
+                reason,
             }),
         }
     }

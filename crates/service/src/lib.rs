@@ -17,6 +17,7 @@ mod clock;
 mod config;
 mod provisioning;
 mod retention;
+mod status;
 mod twofactor;
 mod users;
 
@@ -35,6 +36,7 @@ pub use provisioning::{ProvisioningUri, RecoveryCode};
 pub use retention::AuditRetention;
 /// The password type of [`PasswordCheck`], for its callers and implementors.
 pub use secrecy::{ExposeSecret, SecretString};
+pub use status::{LockOut, Status};
 /// The audit trail's query and rows, as `TwoFactor::audit` takes and gives
 /// them, and what can go wrong with the state (carried by
 /// [`ServiceError::Store`] and by [`open_store`]).
@@ -64,7 +66,8 @@ pub fn open_store(
 pub use store::{OsRandom, RandomError, Randomness};
 pub use twofactor::{Entry, Labels, Services, TwoFactor, UpdateRequest};
 pub use users::{
-    ENROLMENT_TTL_SECS, Enrolment, RECOVERY_CODES, SecretHolder, SecretOptions, UserConfig, UserRef,
+    ENROLMENT_TTL_SECS, Enrolment, LoginFactor, RECOVERY_CODES, SecretHolder, SecretOptions,
+    UserConfig, UserRef,
 };
 
 /// What went wrong in a service call. The API decides how each is shown.

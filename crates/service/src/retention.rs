@@ -65,7 +65,7 @@ pub(crate) fn class_of(event: &str, outcome: &str) -> AuditClass {
     let routine = match event {
         "otp.check" => matches!(
             outcome,
-            "accepted" | "wrong" | "replayed" | "locked_out" | "not_configured"
+            "accepted" | "wrong" | "malformed" | "replayed" | "locked_out" | "not_configured"
         ),
         "auth.login" => matches!(outcome, "wrong_password" | "suppressed"),
         "auth.logout" => true,

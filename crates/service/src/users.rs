@@ -100,6 +100,22 @@ impl std::fmt::Debug for Enrolment {
     }
 }
 
+/// What a login of an account needs while 2FA is enabled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginFactor {
+    /// A code (or recovery code) of the account's own secret.
+    Own,
+    /// Root's code: `legacy_shared_code` is on and the account has no
+    /// secret of its own.
+    LegacySharedCode,
+    /// Refused (fail closed): the account has no secret under its name but
+    /// one is stored for its uid under `names` (it was renamed).
+    SecretUnderOtherName { names: Vec<String> },
+    /// No secret anywhere for it: the password alone (unless the system
+    /// requires a secret).
+    None,
+}
+
 /// An account holding a secret, for `user.query`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretHolder {
@@ -122,10 +138,18 @@ impl TwoFactor {
         interval: Interval,
     ) -> Result<ProvisioningUri, ServiceError> {
         let labels = self.labels();
+        // Root's secret is the entry's: its label is the one
+        // `auth.twofactor.provisioning_uri` has always given (TrueNAS's),
+        // so that scanning it from either place makes one entry in the app.
+        let account = if user.is_root() {
+            format!("{}@{}", labels.hostname, labels.product)
+        } else {
+            format!("{}-{}@{}", user.name, labels.hostname, labels.product)
+        };
         let uri = KeyUri {
             kind: OtpKind::Totp,
             issuer: Some(labels.issuer.clone()),
-            account: format!("{}-{}@{}", user.name, labels.hostname, labels.product),
+            account,
             secret,
             algorithm: Algorithm::Sha1,
             digits,
@@ -140,7 +164,7 @@ impl TwoFactor {
         &self,
         user: &UserRef,
     ) -> Result<(Option<ActiveSecret>, u32, Settings), ServiceError> {
-        let view = self.store.read_user(&user.name)?;
+        let view = self.store.read_user(&user.name, user.uid)?;
         if user.is_root() {
             let entry = self.store.read()?;
             let active = entry
@@ -184,7 +208,7 @@ impl TwoFactor {
         if user.is_root() {
             return Ok(self.store.read_summary()?.secret_id.is_some());
         }
-        match self.store.read_user(&user.name)?.secret {
+        match self.store.read_user(&user.name, user.uid)?.secret {
             None => Ok(false),
             Some(s) if s.uid == user.uid => Ok(true),
             Some(s) => {
@@ -204,6 +228,56 @@ impl TwoFactor {
         }
     }
 
+    /// What a login of `user` needs while 2FA is enabled (the caller has
+    /// checked that): its own code, root's code under
+    /// `legacy_shared_code`, nothing, or a refusal because the account's
+    /// secret is stored under another name for its uid (a rename).
+    /// Unseals nothing.
+    pub fn login_factor(
+        &self,
+        caller: &Caller,
+        user: &UserRef,
+    ) -> Result<LoginFactor, ServiceError> {
+        if self.user_has_secret(caller, user)? {
+            return Ok(LoginFactor::Own);
+        }
+        if !user.is_root() {
+            let view = self.store.read_user(&user.name, user.uid)?;
+            if !view.other_names_with_uid.is_empty() {
+                return Ok(LoginFactor::SecretUnderOtherName {
+                    names: view.other_names_with_uid,
+                });
+            }
+            let summary = self.store.read_summary()?;
+            if summary.settings.legacy_shared_code && summary.secret_id.is_some() {
+                return Ok(LoginFactor::LegacySharedCode);
+            }
+        }
+        Ok(LoginFactor::None)
+    }
+
+    /// Audits a login refused because the account's secret is stored
+    /// under another name for its uid.
+    pub fn refuse_renamed(
+        &self,
+        caller: &Caller,
+        user: &UserRef,
+        names: &[String],
+    ) -> Result<(), ServiceError> {
+        self.record(
+            caller,
+            "auth.login",
+            "refused",
+            Some(json!({
+                "account": user.name,
+                "uid": user.uid,
+                "reason": "a secret is stored for this uid under another name (renamed account?); \
+                           an administrator must enrol a secret for the new name",
+                "names": names,
+            })),
+        )
+    }
+
     /// Whether a secret is stored under this account name, whoever the
     /// account is now. For a name the system cannot look up: a secret
     /// there means the check must fail closed, not pass.
@@ -211,7 +285,7 @@ impl TwoFactor {
         if name == "root" && self.store.read_summary()?.secret_id.is_some() {
             return Ok(true);
         }
-        Ok(self.store.read_user(name)?.secret.is_some())
+        Ok(self.store.read_user(name, 0)?.secret.is_some())
     }
 
     /// `user.provisioning_uri(username)`.
@@ -459,7 +533,7 @@ impl TwoFactor {
                     ))?;
                     Ok(())
                 }
-                CheckOutcome::Wrong | CheckOutcome::Replayed => {
+                CheckOutcome::Wrong | CheckOutcome::Replayed | CheckOutcome::Malformed { .. } => {
                     Err(ServiceError::InvalidEnrolmentCode)
                 }
                 CheckOutcome::LockedOut { retry_after_secs } => {
@@ -503,7 +577,7 @@ impl TwoFactor {
             .collect();
         transact(&*self.store, |tx| {
             let refs: Vec<&str> = normalized.iter().map(|c| c.as_str()).collect();
-            tx.put_recovery_codes(&user.name, &refs)?;
+            tx.put_recovery_codes(&user.name, user.uid, &refs)?;
             tx.audit(&caller.audit(
                 now,
                 "user.generate_2fa_recovery_codes",
@@ -532,7 +606,7 @@ impl TwoFactor {
         if name == "root" && self.store.read_summary()?.secret_id.is_some() {
             return Ok(Some(0));
         }
-        Ok(self.store.read_user(name)?.secret.map(|s| s.uid))
+        Ok(self.store.read_user(name, 0)?.secret.map(|s| s.uid))
     }
 
     /// Every account holding a secret (root when the entry has one).

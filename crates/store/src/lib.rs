@@ -156,7 +156,8 @@ pub trait Tx {
     /// read (found by name).
     fn user_secret(&mut self, username: &str) -> Result<Option<UserSecret>>;
     /// Makes `new` the account's active secret, deleting the previous one
-    /// with its replay state and failure counters.
+    /// with its replay state and failure counters, and the name's recovery
+    /// codes made for another uid.
     fn put_user_secret(&mut self, new: &NewUserSecret<'_>) -> Result<SecretId>;
     /// Deletes the account's secret, failure counters, pending enrolment
     /// and recovery codes; returns whether it had a secret.
@@ -169,13 +170,15 @@ pub trait Tx {
     /// Stores (replacing) the account's pending enrolment.
     fn put_pending_secret(&mut self, pending: &PendingSecret) -> Result<()>;
     fn delete_pending_secret(&mut self, username: &str) -> Result<()>;
-    /// Replaces the account's recovery codes: only their keyed hashes
-    /// (HMAC-SHA-256 under a key derived from the key file) are stored.
-    fn put_recovery_codes(&mut self, username: &str, codes: &[&str]) -> Result<()>;
+    /// Replaces the account's recovery codes (of any uid) with codes for
+    /// `uid`: only their keyed hashes (HMAC-SHA-256 under a key derived
+    /// from the key file, over name, uid and code) are stored.
+    fn put_recovery_codes(&mut self, username: &str, uid: u32, codes: &[&str]) -> Result<()>;
     /// Uses up one recovery code: `Some(codes left)` when it was one of the
-    /// account's, `None` otherwise.
-    fn use_recovery_code(&mut self, username: &str, code: &str) -> Result<Option<u32>>;
-    fn recovery_codes_left(&mut self, username: &str) -> Result<u32>;
+    /// account's made for `uid`, `None` otherwise.
+    fn use_recovery_code(&mut self, username: &str, uid: u32, code: &str) -> Result<Option<u32>>;
+    /// The account's unused recovery codes made for `uid` (never another's).
+    fn recovery_codes_left(&mut self, username: &str, uid: u32) -> Result<u32>;
     /// Appends an audit record of the security class, never aggregated.
     fn audit(&mut self, record: &AuditRecord) -> Result<()> {
         self.audit_as(record, AuditClass::Security, None)
@@ -220,9 +223,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Runs `f` in one transaction: committed (durably) when `f` returns
     /// `Ok`, rolled back when it returns `Err`.
     fn transact_dyn(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()>;
-    /// One account's secret and recovery-code count, from a read-only
-    /// snapshot (never waits behind a write).
-    fn read_user(&self, username: &str) -> Result<UserView>;
+    /// One account's secret, the count of its recovery codes made for
+    /// `uid`, and the other names holding a secret made for `uid`, from a
+    /// read-only snapshot (never waits behind a write).
+    fn read_user(&self, username: &str, uid: u32) -> Result<UserView>;
     /// Audit records, newest first.
     fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
     /// Every stored account secret, by name, without unsealing any, from a
@@ -234,7 +238,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UserView {
     pub secret: Option<UserSecret>,
+    /// Recovery codes of the name made for the uid asked about.
     pub recovery_codes_left: u32,
+    /// Other names whose stored secret was made for the uid asked about
+    /// (at most a few): a renamed account left its secret there.
+    pub other_names_with_uid: Vec<String>,
 }
 
 /// Typed convenience over [`Store::transact_dyn`].

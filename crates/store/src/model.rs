@@ -12,6 +12,10 @@ pub struct Settings {
     /// `services.ssh`.
     pub ssh: bool,
     pub enabled: bool,
+    /// The transition mode of a state migrated from the single-secret
+    /// model: accounts without a secret of their own are asked for root's
+    /// code. Set only by that migration; an administrator ends it.
+    pub legacy_shared_code: bool,
 }
 
 /// The owner of the system secret. Per-user secrets (SPEC §9) will be owned

@@ -41,6 +41,7 @@ fn some_settings() -> Settings {
         interval: Interval::new(60).unwrap(),
         ssh: true,
         enabled: true,
+        legacy_shared_code: true,
     }
 }
 
@@ -853,11 +854,11 @@ fn put_user(store: &dyn Store, name: &str, uid: u32, fill: u8) -> SecretId {
 pub fn user_secrets_are_per_account(make: Make<'_>) {
     let loc = make();
     let store = loc.open();
-    assert_eq!(store.read_user("alice").unwrap(), UserView::default());
+    assert_eq!(store.read_user("alice", 1001).unwrap(), UserView::default());
     let a = put_user(&*store, "alice", 1001, 30);
     let b = put_user(&*store, "bob", 1002, 40);
     assert_ne!(a, b);
-    let alice = store.read_user("alice").unwrap().secret.unwrap();
+    let alice = store.read_user("alice", 1001).unwrap().secret.unwrap();
     assert_eq!(alice.uid, 1001);
     assert_eq!(alice.digits.get(), 7);
     assert_eq!(alice.interval.get(), 45);
@@ -879,7 +880,7 @@ pub fn user_secrets_are_per_account(make: Make<'_>) {
     assert_eq!(names, vec![("alice".into(), 1001), ("bob".into(), 1002)]);
     drop(store);
     let store = loc.open();
-    let alice = store.read_user("alice").unwrap().secret.unwrap();
+    let alice = store.read_user("alice", 1001).unwrap().secret.unwrap();
     assert_eq!(alice.record.last_step, Some(10));
 }
 
@@ -905,7 +906,7 @@ pub fn renewing_a_user_secret_clears_its_state_only(make: Make<'_>) {
     advance(&*store, a, 5);
     let a2 = put_user(&*store, "alice", 1001, 31);
     assert_ne!(a, a2);
-    let alice = store.read_user("alice").unwrap().secret.unwrap();
+    let alice = store.read_user("alice", 1001).unwrap().secret.unwrap();
     assert_eq!(alice.record.secret, secret(31));
     assert_eq!(alice.record.last_step, None);
     transact(&*store, |tx| {
@@ -925,8 +926,8 @@ pub fn deleting_a_user_secret_removes_everything_of_it(make: Make<'_>) {
     put_user(&*store, "alice", 1001, 30);
     put_user(&*store, "bob", 1002, 40);
     transact(&*store, |tx| {
-        tx.put_recovery_codes("alice", &["aaaaa-bbbbb", "ccccc-ddddd"])?;
-        tx.put_recovery_codes("bob", &["eeeee-fffff"])?;
+        tx.put_recovery_codes("alice", 1001, &["aaaaa-bbbbb", "ccccc-ddddd"])?;
+        tx.put_recovery_codes("bob", 1002, &["eeeee-fffff"])?;
         tx.put_pending_secret(&PendingSecret {
             username: "alice".into(),
             uid: 1001,
@@ -939,14 +940,14 @@ pub fn deleting_a_user_secret_removes_everything_of_it(make: Make<'_>) {
     .unwrap();
     assert!(transact(&*store, |tx| tx.delete_user_secret("alice")).unwrap());
     assert!(!transact(&*store, |tx| tx.delete_user_secret("alice")).unwrap());
-    assert_eq!(store.read_user("alice").unwrap(), UserView::default());
+    assert_eq!(store.read_user("alice", 1001).unwrap(), UserView::default());
     transact(&*store, |tx| {
         assert_eq!(tx.pending_secret("alice")?, None);
-        assert_eq!(tx.recovery_codes_left("bob")?, 1);
+        assert_eq!(tx.recovery_codes_left("bob", 1002)?, 1);
         Ok(())
     })
     .unwrap();
-    assert!(store.read_user("bob").unwrap().secret.is_some());
+    assert!(store.read_user("bob", 1002).unwrap().secret.is_some());
 }
 
 pub fn pending_secret_round_trip(make: Make<'_>) {
@@ -983,31 +984,105 @@ pub fn pending_secret_round_trip(make: Make<'_>) {
     .unwrap();
 }
 
+pub fn recovery_codes_are_bound_to_the_uid(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    put_user(&*store, "alice", 1001, 30);
+    transact(&*store, |tx| {
+        tx.put_recovery_codes("alice", 1001, &["aaaaa-bbbbb", "ccccc-ddddd"])
+    })
+    .unwrap();
+    // Another account of the same name (a new uid) neither sees nor uses them.
+    assert_eq!(
+        store.read_user("alice", 1050).unwrap().recovery_codes_left,
+        0
+    );
+    assert_eq!(
+        store.read_user("alice", 1001).unwrap().recovery_codes_left,
+        2
+    );
+    transact(&*store, |tx| {
+        assert_eq!(tx.recovery_codes_left("alice", 1050)?, 0);
+        assert_eq!(tx.use_recovery_code("alice", 1050, "aaaaa-bbbbb")?, None);
+        assert_eq!(tx.recovery_codes_left("alice", 1001)?, 2);
+        Ok(())
+    })
+    .unwrap();
+    // A secret for the new uid deletes the old uid's codes.
+    put_user(&*store, "alice", 1050, 31);
+    transact(&*store, |tx| {
+        assert_eq!(tx.recovery_codes_left("alice", 1001)?, 0);
+        assert_eq!(tx.use_recovery_code("alice", 1001, "aaaaa-bbbbb")?, None);
+        Ok(())
+    })
+    .unwrap();
+}
+
+pub fn other_names_holding_a_secret_of_the_uid_are_listed(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    put_user(&*store, "alice", 1001, 30);
+    put_user(&*store, "bob", 1002, 31);
+    assert_eq!(
+        store
+            .read_user("alicia", 1001)
+            .unwrap()
+            .other_names_with_uid,
+        vec!["alice".to_owned()]
+    );
+    assert!(
+        store
+            .read_user("alice", 1001)
+            .unwrap()
+            .other_names_with_uid
+            .is_empty()
+    );
+    assert!(
+        store
+            .read_user("carol", 1003)
+            .unwrap()
+            .other_names_with_uid
+            .is_empty()
+    );
+}
+
 pub fn recovery_codes_work_once_per_account(make: Make<'_>) {
     let loc = make();
     let store = loc.open();
     transact(&*store, |tx| {
-        tx.put_recovery_codes("alice", &["aaaaa-bbbbb", "ccccc-ddddd", "eeeee-fffff"])
+        tx.put_recovery_codes(
+            "alice",
+            1001,
+            &["aaaaa-bbbbb", "ccccc-ddddd", "eeeee-fffff"],
+        )
     })
     .unwrap();
-    assert_eq!(store.read_user("alice").unwrap().recovery_codes_left, 3);
+    assert_eq!(
+        store.read_user("alice", 1001).unwrap().recovery_codes_left,
+        3
+    );
     transact(&*store, |tx| {
-        assert_eq!(tx.use_recovery_code("bob", "aaaaa-bbbbb")?, None);
-        assert_eq!(tx.use_recovery_code("alice", "zzzzz-zzzzz")?, None);
-        assert_eq!(tx.use_recovery_code("alice", "aaaaa-bbbbb")?, Some(2));
-        assert_eq!(tx.use_recovery_code("alice", "aaaaa-bbbbb")?, None);
-        assert_eq!(tx.recovery_codes_left("alice")?, 2);
+        assert_eq!(tx.use_recovery_code("bob", 1002, "aaaaa-bbbbb")?, None);
+        assert_eq!(tx.use_recovery_code("alice", 1001, "zzzzz-zzzzz")?, None);
+        assert_eq!(tx.use_recovery_code("alice", 1001, "aaaaa-bbbbb")?, Some(2));
+        assert_eq!(tx.use_recovery_code("alice", 1001, "aaaaa-bbbbb")?, None);
+        assert_eq!(tx.recovery_codes_left("alice", 1001)?, 2);
         // Regenerating revokes the old ones.
-        tx.put_recovery_codes("alice", &["ggggg-hhhhh"])?;
-        assert_eq!(tx.use_recovery_code("alice", "ccccc-ddddd")?, None);
-        assert_eq!(tx.recovery_codes_left("alice")?, 1);
+        tx.put_recovery_codes("alice", 1001, &["ggggg-hhhhh"])?;
+        assert_eq!(tx.use_recovery_code("alice", 1001, "ccccc-ddddd")?, None);
+        assert_eq!(tx.recovery_codes_left("alice", 1001)?, 1);
         Ok(())
     })
     .unwrap();
     drop(store);
     let store = loc.open();
     assert_eq!(
-        transact(&*store, |tx| tx.use_recovery_code("alice", "ggggg-hhhhh")).unwrap(),
+        transact(&*store, |tx| tx.use_recovery_code(
+            "alice",
+            1001,
+            "ggggg-hhhhh"
+        ))
+        .unwrap(),
         Some(0)
     );
 }
@@ -1070,6 +1145,8 @@ macro_rules! backend {
                 deleting_a_user_secret_removes_everything_of_it,
                 pending_secret_round_trip,
                 recovery_codes_work_once_per_account,
+                recovery_codes_are_bound_to_the_uid,
+                other_names_holding_a_secret_of_the_uid_are_listed,
                 clear_secret_removes_roots_secret,
             );
         }

@@ -7,7 +7,7 @@ use service::{CheckOutcome, SecretString};
 
 use super::refused_without_secret;
 use crate::registry::{Access, Method};
-use crate::schema::Schema;
+use crate::schema::{Field, Schema};
 use crate::session::{Authenticated, PendingLogin};
 use crate::typed::{Answer, Described, Fields, doc};
 use crate::{Api, ApiError, Session, args};
@@ -138,6 +138,7 @@ pub(super) fn methods() -> Vec<Method> {
             description: "Describes the logged-in user.",
             cli_description: "Show who is logged in",
             examples: &["auth me"],
+            returns: me_schema,
             access: Access::User,
             cli_private: false,
             inline: true,
@@ -157,6 +158,7 @@ pub(super) fn methods() -> Vec<Method> {
                 let mut st = session.state();
                 st.user = None;
                 st.pending = None;
+                st.step_up = None;
                 st.subscriptions.clear();
                 drop(st);
                 api.twofactor()
@@ -175,9 +177,54 @@ fn mechanisms() -> Vec<&'static str> {
     }
 }
 
+/// What `auth.me` answers (also `auth.login_ex`'s `user_info`).
+fn me_schema() -> Schema {
+    let text = |name, doc| Field::new(name, Schema::Str { nullable: false }, doc);
+    let id = |name, doc| {
+        Field::new(
+            name,
+            Schema::Int {
+                min: 0,
+                max: i64::from(u32::MAX),
+            },
+            doc,
+        )
+    };
+    Schema::Object(vec![
+        text("pw_name", "Account name"),
+        text("pw_gecos", "GECOS field"),
+        text("pw_dir", "Home directory"),
+        text("pw_shell", "Login shell"),
+        id("pw_uid", "User id"),
+        id("pw_gid", "Primary group id"),
+        Field::new(
+            "grouplist",
+            Schema::Any,
+            "Group ids (null unless asked for)",
+        ),
+        Field::new("sid", Schema::Any, "Always null (no SIDs here)"),
+        text("source", "Always LOCAL"),
+        Field::new("local", Schema::Bool, "Always true"),
+        Field::new("attributes", Schema::Any, "Always empty"),
+        Field::new(
+            "two_factor_config",
+            super::user::twofactor_summary_schema(),
+            "Two-factor state of the account (never its provisioning URI)",
+        ),
+        Field::new("privilege", Schema::Any, "Roles and web shell access"),
+        Field::new(
+            "account_attributes",
+            Schema::List(Box::new(Schema::Str { nullable: false })),
+            "LOCAL, and SYS_ADMIN for administrators",
+        ),
+    ])
+}
+
 fn me(api: &Api, user: &Authenticated) -> Result<Value, ApiError> {
     let a = &user.account;
-    let two_factor = super::user::config_json(
+    // Without the provisioning URI: it carries the seed, and a login's
+    // answer is seen by more than the user (proxies, client logs).
+    let two_factor = super::user::summary_json(
         &api.twofactor()
             .user_config(&service::UserRef::of(&user.account))?,
     );
@@ -202,29 +249,60 @@ fn me(api: &Api, user: &Authenticated) -> Result<Value, ApiError> {
     Ok(Value::Object(v))
 }
 
+/// Which second factor a successful login took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Took {
+    /// None (2FA off, or the account has no secret).
+    Nothing,
+    /// A code (or recovery code) of the account's own secret: it counts
+    /// as proof of that secret for the rest of this login.
+    OwnCode,
+    /// Root's code under `legacy_shared_code`.
+    LegacySharedCode,
+}
+
+/// Logs `user` in on this session, remembering a code it proved.
+fn log_in(session: &Session, user: Authenticated, took: Took) {
+    let mut st = session.state();
+    st.step_up = (took == Took::OwnCode).then(|| crate::session::StepUp {
+        name: user.account.name.clone(),
+        uid: user.account.uid,
+        at_ms: None,
+    });
+    st.user = Some(user);
+    st.pending = None;
+    // A new login starts without the last one's subscriptions (SPEC §5.5).
+    st.subscriptions.clear();
+}
+
+/// The audit detail of a successful login.
+fn login_detail(took: Took) -> Option<Value> {
+    (took == Took::LegacySharedCode).then(|| {
+        json!({
+            "second_factor": "legacy_shared_code",
+            "note": "root's code, asked of an account without its own secret",
+        })
+    })
+}
+
 fn success(
     api: &Api,
     session: &Session,
     user: Authenticated,
     user_info: bool,
+    took: Took,
 ) -> Result<Value, ApiError> {
     let info = if user_info {
         me(api, &user)?
     } else {
         Value::Null
     };
-    {
-        let mut st = session.state();
-        st.user = Some(user);
-        st.pending = None;
-        // A new login starts without the last one's subscriptions (SPEC §5.5).
-        st.subscriptions.clear();
-    }
+    log_in(session, user, took);
     api.twofactor().record(
         &session.caller().via("auth.login_ex"),
         "auth.login",
         "success",
-        None,
+        login_detail(took),
     )?;
     Ok(LoginResponse::Success {
         user_info: info,
@@ -288,7 +366,10 @@ fn check_password(
 /// Whether a password login needs a code (SPEC 9.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CodeNeeded {
+    /// The account's own code.
     Yes,
+    /// Root's code (`legacy_shared_code`).
+    Legacy,
     No,
     /// 2FA is on, the account has no secret and `require_secret` is set:
     /// refused (audited `no second factor configured`).
@@ -296,18 +377,29 @@ enum CodeNeeded {
 }
 
 /// 2FA on and the account has a secret of its own: a code. 2FA on without
-/// one: the password alone, unless `require_secret`.
+/// one: root's code under `legacy_shared_code`; refused when the account's
+/// secret is stored under a former name of its uid; else the password
+/// alone, unless `require_secret`.
 fn code_needed(api: &Api, session: &Session, auth: &Authenticated) -> Result<CodeNeeded, ApiError> {
     if !api.twofactor().code_required(false)? {
         return Ok(CodeNeeded::No);
     }
     let mut caller = session.caller().via("auth.login");
     caller.user = Some(auth.account.name.clone());
-    if api
-        .twofactor()
-        .user_has_secret(&caller, &service::UserRef::of(&auth.account))?
-    {
-        return Ok(CodeNeeded::Yes);
+    let user = service::UserRef::of(&auth.account);
+    match api.twofactor().login_factor(&caller, &user)? {
+        service::LoginFactor::Own => return Ok(CodeNeeded::Yes),
+        // `require_secret` wants each account's own secret: it refuses
+        // rather than take root's code.
+        service::LoginFactor::LegacySharedCode if !api.inner.options.require_secret => {
+            return Ok(CodeNeeded::Legacy);
+        }
+        service::LoginFactor::LegacySharedCode => {}
+        service::LoginFactor::SecretUnderOtherName { names } => {
+            api.twofactor().refuse_renamed(&caller, &user, &names)?;
+            return Ok(CodeNeeded::Refused);
+        }
+        service::LoginFactor::None => {}
     }
     if refused_without_secret(api, &caller)? {
         return Ok(CodeNeeded::Refused);
@@ -342,11 +434,12 @@ fn password_accepted(
     auth: Authenticated,
     user_info: bool,
 ) -> Result<Value, ApiError> {
-    match code_needed(api, session, &auth)? {
-        CodeNeeded::Yes => {}
-        CodeNeeded::No => return success(api, session, auth, user_info),
+    let legacy_shared_code = match code_needed(api, session, &auth)? {
+        CodeNeeded::Yes => false,
+        CodeNeeded::Legacy => true,
+        CodeNeeded::No => return success(api, session, auth, user_info, Took::Nothing),
         CodeNeeded::Refused => return Ok(auth_err()),
-    }
+    };
     let name = auth.account.name.clone();
     let mut st = session.state();
     st.next_login += 1;
@@ -356,6 +449,7 @@ fn password_accepted(
         admin: auth.admin,
         wrong_codes: 0,
         user_info,
+        legacy_shared_code,
     });
     Ok(LoginResponse::OtpRequired { username: name }.to_value())
 }
@@ -380,7 +474,7 @@ fn continue_with_code(api: &Api, session: &Session, data: &OtpToken) -> Result<V
     };
     let mut caller = session.caller().via("auth.login_ex_continue");
     caller.user = Some(pending.account.name.clone());
-    let outcome = api.twofactor().check_code_for(
+    let outcome = api.twofactor().check_login_code(
         &caller,
         &service::UserRef::of(&pending.account),
         Some(&data.otp_token),
@@ -391,9 +485,14 @@ fn continue_with_code(api: &Api, session: &Session, data: &OtpToken) -> Result<V
                 account: pending.account,
                 admin: pending.admin,
             };
-            success(api, session, user, pending.user_info)
+            let took = if pending.legacy_shared_code {
+                Took::LegacySharedCode
+            } else {
+                Took::OwnCode
+            };
+            success(api, session, user, pending.user_info, took)
         }
-        Ok(CheckOutcome::Wrong | CheckOutcome::Replayed) => {
+        Ok(CheckOutcome::Wrong | CheckOutcome::Replayed | CheckOutcome::Malformed { .. }) => {
             if pending.wrong_codes >= MAX_WRONG_CODES {
                 let mut st = session.state();
                 if st
@@ -426,7 +525,7 @@ fn continue_with_code(api: &Api, session: &Session, data: &OtpToken) -> Result<V
                 account: pending.account,
                 admin: pending.admin,
             };
-            success(api, session, user, pending.user_info)
+            success(api, session, user, pending.user_info, Took::Nothing)
         }
         Err(e) => Err(e.into()),
     }
@@ -458,10 +557,15 @@ fn legacy_accepted(
     if needed == CodeNeeded::Refused {
         return Ok(json!(false));
     }
-    if needed == CodeNeeded::Yes {
+    let took = match needed {
+        CodeNeeded::Yes => Took::OwnCode,
+        CodeNeeded::Legacy => Took::LegacySharedCode,
+        CodeNeeded::No | CodeNeeded::Refused => Took::Nothing,
+    };
+    if took != Took::Nothing {
         let mut caller = session.caller().via("auth.login");
         caller.user = Some(auth.account.name.clone());
-        match api.twofactor().check_code_for(
+        match api.twofactor().check_login_code(
             &caller,
             &service::UserRef::of(&auth.account),
             otp_token,
@@ -470,19 +574,17 @@ fn legacy_accepted(
             CheckOutcome::LockedOut { retry_after_secs } => {
                 return Err(service::ServiceError::LockedOut { retry_after_secs }.into());
             }
-            CheckOutcome::Wrong | CheckOutcome::Replayed => return Ok(json!(false)),
+            CheckOutcome::Wrong | CheckOutcome::Replayed | CheckOutcome::Malformed { .. } => {
+                return Ok(json!(false));
+            }
         }
     }
-    {
-        let mut st = session.state();
-        st.user = Some(auth);
-        st.subscriptions.clear();
-    }
+    log_in(session, auth, took);
     api.twofactor().record(
         &session.caller().via("auth.login"),
         "auth.login",
         "success",
-        None,
+        login_detail(took),
     )?;
     Ok(json!(true))
 }

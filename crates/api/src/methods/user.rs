@@ -169,6 +169,21 @@ fn twofactor_config_schema() -> Schema {
     ])
 }
 
+/// `auth.me`'s `two_factor_config` (and `auth.login_ex`'s `user_info`'s):
+/// the config without the provisioning URI.
+pub(crate) fn twofactor_summary_schema() -> Schema {
+    Schema::Object(vec![
+        Field::new("secret_configured", Schema::Bool, "Whether a secret is set"),
+        interval_field(),
+        digits_field(),
+        Field::new(
+            "recovery_codes_left",
+            Schema::Int { min: 0, max: 10 },
+            "Unused recovery codes",
+        ),
+    ])
+}
+
 fn user_entry_fields() -> Vec<Field> {
     vec![
         Field::new(
@@ -294,7 +309,9 @@ pub(super) fn methods() -> Vec<Method> {
             ],
             returns: || Schema::Str { nullable: false },
             ..base.clone().handles(|api, session, a: UserArgs| {
-                let (user, _) = target_account(api, session, &a.username)?;
+                let (user, _) =
+                    target_account(api, session, &a.username, "read the provisioning URI of")?;
+                require_step_up(api, session, &user, "user.provisioning_uri")?;
                 Ok(json!(
                     api.twofactor().user_provisioning_uri(&user)?.as_str()
                 ))
@@ -308,7 +325,9 @@ pub(super) fn methods() -> Vec<Method> {
             examples: &["account user twofactor_config username=alice"],
             returns: || twofactor_config_schema(),
             ..base.clone().handles(|api, session, a: UserArgs| {
-                let (user, _) = target_account(api, session, &a.username)?;
+                let (user, _) =
+                    target_account(api, session, &a.username, "read the two-factor settings of")?;
+                require_step_up(api, session, &user, "user.twofactor_config")?;
                 Ok(config_json(&api.twofactor().user_config(&user)?))
             })
         },
@@ -321,13 +340,15 @@ pub(super) fn methods() -> Vec<Method> {
             examples: &["account user verify_twofactor_token username=alice token=123456"],
             returns: || Schema::Bool,
             ..base.clone().handles(|api, session, a: UserTokenArgs| {
-                let (user, _) = target_account(api, session, &a.username)?;
+                let (user, _) = target_account(api, session, &a.username, "check codes of")?;
                 let caller = caller_of(session, "user.verify_twofactor_token");
-                Ok(json!(api.twofactor().verify_user(
-                    &caller,
-                    &user,
-                    a.token.as_deref()
-                )?))
+                let right = api
+                    .twofactor()
+                    .verify_user(&caller, &user, a.token.as_deref())?;
+                if right {
+                    proved_code(api, session, &user);
+                }
+                Ok(json!(right))
             })
         },
         Method {
@@ -394,16 +415,19 @@ fn local_administrator_exists(api: &Api) -> bool {
 }
 
 /// The account `args[0]` names, if the session may act on it (SPEC 9.4):
-/// administrators any, others only their own. A refusal does not say
-/// whether the account exists.
+/// administrators any, others only their own. A refusal names the `action`
+/// asked (`renew two-factor authentication for`, as TrueNAS words it for
+/// renewing; `read the provisioning URI of`, ...) and does not say whether
+/// the account exists.
 fn target_account(
     api: &Api,
     session: &Session,
     username: &str,
+    action: &str,
 ) -> Result<(UserRef, Account), ApiError> {
     let me = session.user().ok_or_else(ApiError::not_authenticated)?;
     if !me.admin && me.account.name != username {
-        return Err(not_permitted(username));
+        return Err(not_permitted(username, action));
     }
     let account = api.inner.accounts.by_name(username).ok_or_else(|| {
         ApiError::call(
@@ -414,16 +438,70 @@ fn target_account(
     Ok((UserRef::of(&account), account))
 }
 
-/// The refusal of an action on an account the session may not act on.
-fn not_permitted(username: &str) -> ApiError {
+/// The refusal of `action` on an account the session may not act on; the
+/// name is echoed as a bounded prefix.
+fn not_permitted(username: &str, action: &str) -> ApiError {
     ApiError::call(
         wire::Errno::EPERM,
         format!(
-            "{}: currently authenticated credential may not renew two-factor \
-             authentication for this user.",
+            "{}: currently authenticated credential may not {action} this user.",
             wire::shown(username)
         ),
     )
+}
+
+/// For a caller who is not an administrator, acting on an account that has
+/// an active secret: reading its URI, replacing or removing it, or making
+/// recovery codes needs proof of a current code (or recovery code) of that
+/// secret on this connection -- a login that took the code, or a
+/// successful `user.verify_twofactor_token` within the last 5 minutes. A
+/// password (or a Unix-socket peer's uid) alone is not enough: whoever has
+/// it could otherwise take the second factor over. Administrators (root
+/// on the socket included) are not asked.
+fn require_step_up(
+    api: &Api,
+    session: &Session,
+    user: &UserRef,
+    via: &str,
+) -> Result<(), ApiError> {
+    let me = session.user().ok_or_else(ApiError::not_authenticated)?;
+    if me.admin {
+        return Ok(());
+    }
+    if !api
+        .twofactor()
+        .user_has_secret(&caller_of(session, via), user)?
+    {
+        return Ok(());
+    }
+    let now = api.twofactor().clock().now_ms();
+    let proved = session
+        .state()
+        .step_up
+        .as_ref()
+        .is_some_and(|s| s.covers(&user.name, user.uid, now));
+    if proved {
+        return Ok(());
+    }
+    Err(ApiError::call(
+        wire::STEP_UP_ERRNO,
+        format!(
+            "{}: {} (user.verify_twofactor_token with a code from the app or a recovery code, \
+             then call again within 5 minutes)",
+            user.name,
+            wire::STEP_UP_REQUIRED
+        ),
+    ))
+}
+
+/// Remembers that this connection proved a current code of `user`'s
+/// secret now: it counts for the next 5 minutes (step-up).
+fn proved_code(api: &Api, session: &Session, user: &UserRef) {
+    session.state().step_up = Some(crate::session::StepUp {
+        name: user.name.clone(),
+        uid: user.uid,
+        at_ms: Some(api.twofactor().clock().now_ms()),
+    });
 }
 
 fn caller_of(session: &Session, via: &str) -> service::Caller {
@@ -457,6 +535,18 @@ pub(crate) fn passwd_json(a: &Account, with_groups: bool) -> serde_json::Map<Str
         Value::Object(map) => map,
         _ => serde_json::Map::new(),
     }
+}
+
+/// `auth.me`'s `two_factor_config` (also in `auth.login_ex`'s
+/// `user_info`): `user.twofactor_config` without the provisioning URI,
+/// which carries the seed and comes only from the methods that give it.
+pub(crate) fn summary_json(c: &UserConfig) -> Value {
+    json!({
+        "secret_configured": c.secret_configured,
+        "interval": c.interval.get(),
+        "otp_digits": c.otp_digits.get(),
+        "recovery_codes_left": c.recovery_codes_left,
+    })
 }
 
 /// `user.twofactor_config`'s JSON.
@@ -540,7 +630,13 @@ fn get_user_obj(api: &Api, _: &Session, a: UserObjArgs) -> Result<Value, ApiErro
 }
 
 fn renew(api: &Api, session: &Session, a: UserSecretArgs) -> Result<Value, ApiError> {
-    let (user, account) = target_account(api, session, &a.username)?;
+    let (user, account) = target_account(
+        api,
+        session,
+        &a.username,
+        "renew two-factor authentication for",
+    )?;
+    require_step_up(api, session, &user, "user.renew_2fa_secret")?;
     let opts = options_of(a.twofactor_options);
     api.twofactor()
         .renew_user_secret(&caller_of(session, "user.renew_2fa_secret"), &user, opts)?;
@@ -548,7 +644,8 @@ fn renew(api: &Api, session: &Session, a: UserSecretArgs) -> Result<Value, ApiEr
 }
 
 fn unset(api: &Api, session: &Session, a: UserArgs) -> Result<Value, ApiError> {
-    let (user, account) = target_account(api, session, &a.username)?;
+    let (user, account) =
+        target_account(api, session, &a.username, "unset the two-factor secret of")?;
     let admin = session.user().is_some_and(|u| u.admin);
     if api.inner.options.require_secret && !admin {
         return Err(ApiError::call(
@@ -560,6 +657,7 @@ fn unset(api: &Api, session: &Session, a: UserArgs) -> Result<Value, ApiError> {
             ),
         ));
     }
+    require_step_up(api, session, &user, "user.unset_2fa_secret")?;
     api.twofactor()
         .unset_user_secret(&caller_of(session, "user.unset_2fa_secret"), &user)?;
     emit_changed(api, &account, false);
@@ -570,10 +668,11 @@ fn unset(api: &Api, session: &Session, a: UserArgs) -> Result<Value, ApiError> {
 /// owner (or whoever has the owner's password) could clear would not stop
 /// guessing.
 fn clear_lockout(api: &Api, session: &Session, a: UserArgs) -> Result<Value, ApiError> {
+    const ACTION: &str = "clear the two-factor lock-out of";
     if !session.user().is_some_and(|u| u.admin) {
-        return Err(not_permitted(&a.username));
+        return Err(not_permitted(&a.username, ACTION));
     }
-    let (user, account) = target_account(api, session, &a.username)?;
+    let (user, account) = target_account(api, session, &a.username, ACTION)?;
     let cleared = api
         .twofactor()
         .clear_lockout(&caller_of(session, "user.clear_2fa_lockout"), &user)?;
@@ -583,7 +682,8 @@ fn clear_lockout(api: &Api, session: &Session, a: UserArgs) -> Result<Value, Api
 }
 
 fn enroll(api: &Api, session: &Session, a: UserSecretArgs) -> Result<Value, ApiError> {
-    let (user, _) = target_account(api, session, &a.username)?;
+    let (user, _) = target_account(api, session, &a.username, "enrol a two-factor secret for")?;
+    require_step_up(api, session, &user, "user.twofactor_enroll")?;
     let opts = options_of(a.twofactor_options);
     let e = api
         .twofactor()
@@ -597,17 +697,20 @@ fn enroll(api: &Api, session: &Session, a: UserSecretArgs) -> Result<Value, ApiE
 }
 
 fn enroll_confirm(api: &Api, session: &Session, a: UserTokenArgs) -> Result<Value, ApiError> {
-    let (user, account) = target_account(api, session, &a.username)?;
+    let (user, account) = target_account(api, session, &a.username, "confirm the enrolment of")?;
     api.twofactor().enroll_confirm(
         &caller_of(session, "user.twofactor_enroll_confirm"),
         &user,
         a.token.as_deref(),
     )?;
+    // The confirming code is a current code of what is now the active secret.
+    proved_code(api, session, &user);
     with_config(api, &account, &user)
 }
 
 fn recovery_codes(api: &Api, session: &Session, a: UserArgs) -> Result<Value, ApiError> {
-    let (user, account) = target_account(api, session, &a.username)?;
+    let (user, account) = target_account(api, session, &a.username, "make recovery codes for")?;
+    require_step_up(api, session, &user, "user.generate_2fa_recovery_codes")?;
     let codes = api.twofactor().generate_recovery_codes(
         &caller_of(session, "user.generate_2fa_recovery_codes"),
         &user,

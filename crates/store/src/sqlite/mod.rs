@@ -395,16 +395,16 @@ impl Tx for SqliteTx<'_> {
         users::delete_pending(self.conn, username)
     }
 
-    fn put_recovery_codes(&mut self, username: &str, codes: &[&str]) -> Result<()> {
-        users::put_recovery_codes(self.conn, self.key, username, codes)
+    fn put_recovery_codes(&mut self, username: &str, uid: u32, codes: &[&str]) -> Result<()> {
+        users::put_recovery_codes(self.conn, self.key, username, uid, codes)
     }
 
-    fn use_recovery_code(&mut self, username: &str, code: &str) -> Result<Option<u32>> {
-        users::use_recovery_code(self.conn, self.key, username, code)
+    fn use_recovery_code(&mut self, username: &str, uid: u32, code: &str) -> Result<Option<u32>> {
+        users::use_recovery_code(self.conn, self.key, username, uid, code)
     }
 
-    fn recovery_codes_left(&mut self, username: &str) -> Result<u32> {
-        users::recovery_codes_left(self.conn, username)
+    fn recovery_codes_left(&mut self, username: &str, uid: u32) -> Result<u32> {
+        users::recovery_codes_left(self.conn, username, uid)
     }
 
     fn audit_as(
@@ -447,12 +447,13 @@ impl Store for SqliteStore {
         }
     }
 
-    fn read_user(&self, username: &str) -> Result<crate::UserView> {
+    fn read_user(&self, username: &str, uid: u32) -> Result<crate::UserView> {
         let guard = self.lock_reader();
         let tx = guard.conn.unchecked_transaction().db()?;
         let view = crate::UserView {
             secret: users::user_secret(&tx, &self.key, username)?,
-            recovery_codes_left: users::recovery_codes_left(&tx, username)?,
+            recovery_codes_left: users::recovery_codes_left(&tx, username, uid)?,
+            other_names_with_uid: users::other_names_with_uid(&tx, username, uid)?,
         };
         tx.commit().db()?;
         Ok(view)
