@@ -100,7 +100,6 @@ struct Inner {
     registry: registry::Registry,
     listeners: RwLock<Vec<Listener>>,
     login_limiter: Mutex<limits::LoginLimiter>,
-    failed_login_audit: Mutex<limits::FailedLoginAudit>,
     tokens: Mutex<tokens::Tokens>,
 }
 
@@ -128,7 +127,6 @@ impl Api {
                 registry: methods::registry(),
                 listeners: RwLock::new(Vec::new()),
                 login_limiter: Mutex::new(limits::LoginLimiter::default()),
-                failed_login_audit: Mutex::new(limits::FailedLoginAudit::default()),
                 tokens: Mutex::new(tokens::Tokens::default()),
             }),
         }
@@ -325,7 +323,9 @@ impl Api {
             return Ok(());
         }
         let key = match session.origin() {
-            service::Origin::Tcp { addr, .. } => addr.to_string(),
+            // One key per party: all loopback addresses are one, an IPv6
+            // address counts by its /64.
+            origin @ service::Origin::Tcp { .. } => origin.rate_limit_key(),
             service::Origin::Unix { uid, .. } => format!("uid:{uid}"),
             _ => return Ok(()),
         };
@@ -345,9 +345,10 @@ impl Api {
         }
     }
 
-    /// Audits a failed login, at most [`limits::FAILED_LOGIN_AUDITS_PER_SEC`]
-    /// rows a second; the rest are counted and written as one summary row
-    /// (`auth.login` / `suppressed`, `{"failed_logins": {ADDR: N}}`).
+    /// Audits a failed login. Repeats of one caller for one name beyond
+    /// the audit's rate are counted in one row per interval (the service
+    /// aggregates them as it does code checks), so a flood of wrong
+    /// passwords neither fills the trail nor holds the writer.
     pub(crate) fn record_failed_login(
         &self,
         caller: &service::Caller,
@@ -357,33 +358,14 @@ impl Api {
     }
 
     /// [`Api::record_failed_login`] with another outcome (a refused token).
+    /// Repeats are aggregated by the audit itself.
     pub(crate) fn record_failed_login_as(
         &self,
         caller: &service::Caller,
-        session: &Session,
+        _session: &Session,
         outcome: &'static str,
     ) -> Result<(), ApiError> {
-        let address = session.origin().to_string();
-        let now = self.twofactor().clock().now_ms();
-        let decision = self
-            .inner
-            .failed_login_audit
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .decide(&address, now);
-        if let limits::AuditDecision::Write(summary) = decision {
-            if let Some(summary) = summary {
-                let by = service::Caller::new(None, caller.origin.clone()).via("auth.login");
-                self.twofactor().record(
-                    &by,
-                    "auth.login",
-                    "suppressed",
-                    Some(serde_json::json!({ "failed_logins": summary })),
-                )?;
-            }
-            self.twofactor()
-                .record(caller, "auth.login", outcome, None)?;
-        }
+        self.twofactor().record(caller, "auth.login", outcome, None)?;
         Ok(())
     }
 

@@ -171,11 +171,15 @@ pub struct Remote {
 impl Remote {
     pub fn connect(url: &str, timeout: Duration) -> Result<Self, CliError> {
         let client = client::Client::connect(url, timeout).map_err(CliError::failed)?;
-        Ok(Self {
+        Ok(Self::with(client, url))
+    }
+
+    fn with(client: client::Client, url: &str) -> Self {
+        Self {
             client,
             host: host_of(url),
             url: url.to_owned(),
-        })
+        }
     }
 }
 
@@ -347,11 +351,21 @@ fn is_socket(path: &Path) -> bool {
 /// works on (once, on standard error); anyone else is refused, since a
 /// private state of an ordinary user is never what they meant.
 fn fallback_notice(socket: &Path, state_dir: &Path) -> Result<(), CliError> {
-    let notice = format!(
-        "no daemon at {}; working on the local state in {}",
-        socket.display(),
-        state_dir.display()
-    );
+    // An empty directory: no default could be found (never the working
+    // directory).
+    let notice = if state_dir.as_os_str().is_empty() {
+        format!(
+            "no daemon at {}; working on a local state (there is no default one: neither \
+             HOME nor XDG_DATA_HOME is set)",
+            socket.display()
+        )
+    } else {
+        format!(
+            "no daemon at {}; working on the local state in {}",
+            socket.display(),
+            state_dir.display()
+        )
+    };
     if api::host::current_uid() != 0 {
         return Err(CliError::failed(format!(
             "{notice} is refused for a user other than root\n\
@@ -393,13 +407,26 @@ pub fn open(target: &Target, prompter: &mut dyn Prompter) -> Result<Box<dyn Back
         if api::host::current_uid() != 0 && own != system {
             sockets.push(system.to_owned());
         }
-        let remote = sockets
+        // A socket that answers but whose server is neither root nor this
+        // user is refused (not passed over for the next one or the
+        // embedded mode): someone else took the daemon's place.
+        let mut remote = None;
+        for s in sockets
             .iter()
             .filter(|s| target.state_dir.is_none() && is_socket(s))
-            .find_map(|s| {
-                let url = format!("ws+unix://{}", s.display());
-                Remote::connect(&url, target.timeout.min(PROBE_TIMEOUT)).ok()
-            });
+        {
+            let url = format!("ws+unix://{}", s.display());
+            match client::Client::connect(&url, target.timeout.min(PROBE_TIMEOUT)) {
+                Ok(client) => {
+                    remote = Some(Remote::with(client, &url));
+                    break;
+                }
+                Err(e @ client::ClientError::Untrusted { .. }) => {
+                    return Err(CliError::failed(e));
+                }
+                Err(_) => {}
+            }
+        }
         match remote {
             Some(_) if target.init => {
                 return Err(CliError::usage(

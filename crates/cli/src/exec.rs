@@ -899,7 +899,7 @@ fn needs_step_up(error: &wire::RpcError) -> bool {
 }
 
 fn not_found(word: &str, suggestion: Option<String>) -> CliError {
-    let mut text = format!("Namespace {word} not found");
+    let mut text = format!("Namespace {} not found", wire::shown(word));
     if let Some(s) = suggestion {
         text.push_str(&format!("\nDid you mean `{s}`?"));
     }

@@ -31,6 +31,10 @@ pub struct RateLimits {
     /// First back-off; each further lock-out doubles it.
     pub initial_backoff_secs: u32,
     pub max_backoff_secs: u32,
+    /// Lock-outs are remembered (for the doubling) until a right code from
+    /// the origin, or one fewer for each such quiet spell after the last
+    /// lock-out ended: a pause of minutes does not start the back-off over.
+    pub lockout_decay_secs: u32,
 }
 
 impl Default for RateLimits {
@@ -41,6 +45,7 @@ impl Default for RateLimits {
             window_secs: 300,
             initial_backoff_secs: 30,
             max_backoff_secs: 900,
+            lockout_decay_secs: 3600,
         }
     }
 }
@@ -91,28 +96,40 @@ impl RateLimits {
         Some(backoff)
     }
 
-    /// When a counter may be forgotten: its window has passed and its last
-    /// lock-out ended more than the longest back-off ago (so a persistent
-    /// guesser keeps doubling, one who went away starts over).
+    fn decay_ms(&self) -> i64 {
+        i64::from(self.lockout_decay_secs.max(1)) * 1000
+    }
+
+    /// When a counter may be forgotten: its window has passed and every
+    /// lock-out it remembers has decayed (so a persistent guesser keeps
+    /// doubling, one who stays away for hours starts over).
     fn expires_at(&self, st: &LimiterState) -> i64 {
         let window_end = st.window_start_ms.saturating_add(self.window_ms());
-        let memory_end = if st.lockouts == 0 {
-            0
-        } else {
-            st.locked_until_ms
-                .saturating_add(i64::from(self.max_backoff_secs) * 1000)
-        };
+        let memory_end = st
+            .locked_until_ms
+            .saturating_add(i64::from(st.lockouts).saturating_mul(self.decay_ms()));
         window_end.max(memory_end).max(st.locked_until_ms)
     }
 
-    /// The stored counter, or a fresh one when it has expired (whether or
-    /// not the expired row was deleted yet).
-    fn current(&self, st: LimiterState, now: i64) -> LimiterState {
-        if st != LimiterState::default() && now >= self.expires_at(&st) {
-            LimiterState::default()
-        } else {
-            st
+    /// The stored counter as of `now`: fresh when it has expired (whether
+    /// or not the expired row was deleted yet), and with one lock-out
+    /// fewer for every full decay period since the last one ended. The
+    /// periods used up move `locked_until_ms` on (never past `now`), so
+    /// they are not counted again.
+    fn current(&self, mut st: LimiterState, now: i64) -> LimiterState {
+        if st == LimiterState::default() {
+            return st;
         }
+        if now >= self.expires_at(&st) {
+            return LimiterState::default();
+        }
+        if st.lockouts > 0 && now > st.locked_until_ms {
+            let periods = (now - st.locked_until_ms) / self.decay_ms();
+            let forgiven = u32::try_from(periods).unwrap_or(u32::MAX).min(st.lockouts);
+            st.lockouts -= forgiven;
+            st.locked_until_ms += i64::from(forgiven) * self.decay_ms();
+        }
+        st
     }
 }
 
@@ -316,7 +333,10 @@ impl TwoFactor {
             return Ok(None);
         };
         if stored.uid != user.uid {
-            tx.audit(&caller.audit(
+            self.audit_repeatable(
+                tx,
+                caller,
+                &stored.owner(),
                 now,
                 "otp.check",
                 "not_configured",
@@ -326,7 +346,7 @@ impl TwoFactor {
                     "secret_uid": stored.uid,
                     "account_uid": user.uid,
                 })),
-            ))?;
+            )?;
             return Ok(None);
         }
         Ok(Some(Target {
@@ -466,7 +486,7 @@ impl TwoFactor {
         } else {
             outcome.audit_name()
         };
-        tx.audit(&caller.audit(now, "otp.check", name, detail))?;
+        self.audit_repeatable(tx, caller, owner, now, "otp.check", name, detail)?;
         for (tier, ms) in lockouts {
             tx.audit(&caller.audit(
                 now,
@@ -485,12 +505,48 @@ impl TwoFactor {
         Ok(outcome)
     }
 
-    /// Applies audit retention a batch at a time; called in every
-    /// transaction that appends audit records.
+    /// Appends a record of something `caller` can repeat at will (a
+    /// check, a login): classed by its kind, and aggregated with the
+    /// identical records of this caller for `owner`'s account beyond the
+    /// configured rate.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn audit_repeatable(
+        &self,
+        tx: &mut dyn Tx,
+        caller: &Caller,
+        owner: &str,
+        now: i64,
+        event: &str,
+        outcome: &str,
+        detail: Option<serde_json::Value>,
+    ) -> store::Result<()> {
+        let record = caller.audit(now, event, outcome, detail);
+        let class = crate::retention::class_of(event, outcome);
+        if !crate::retention::aggregated(event) {
+            return tx.audit_as(&record, class, None);
+        }
+        let key = format!(
+            "{event}\u{1f}{outcome}\u{1f}{}\u{1f}{}\u{1f}{owner}",
+            caller.user.as_deref().unwrap_or(""),
+            caller.origin.caller_key(),
+        );
+        let aggregate = store::Aggregate {
+            key: &key,
+            since_ms: self.retention.interval_start(now),
+            free: self.retention.aggregate_after,
+        };
+        tx.audit_as(&record, class, Some(&aggregate))
+    }
+
+    /// Applies audit retention a batch at a time, to each class on its own
+    /// budget; called in every transaction that appends audit records.
     pub(crate) fn retain_audit(&self, tx: &mut dyn Tx, now: i64) -> store::Result<()> {
         let r = self.retention;
-        let max_age_ms = i64::from(r.max_age_days).saturating_mul(86_400_000);
-        tx.prune_audit(now.saturating_sub(max_age_ms), r.max_rows, r.batch)?;
+        for class in store::AuditClass::ALL {
+            let (days, rows) = r.budget(class);
+            let max_age_ms = i64::from(days).saturating_mul(86_400_000);
+            tx.prune_audit(class, now.saturating_sub(max_age_ms), rows, r.batch)?;
+        }
         Ok(())
     }
 }
@@ -539,11 +595,34 @@ mod tests {
         for t in 1..5 {
             l.fail(&mut st, 5, t);
         }
-        // Locked 30 s from t=4 ms; remembered 15 minutes beyond.
+        // Locked 30 s from t=4 ms; remembered an hour beyond.
         assert_eq!(st.locked_until_ms, 30_004);
-        assert_eq!(l.expires_at(&st), 30_004 + 900_000);
-        assert_eq!(l.current(st, 930_003), st);
-        assert_eq!(l.current(st, 930_004), LimiterState::default());
+        assert_eq!(l.expires_at(&st), 30_004 + 3_600_000);
+        assert_eq!(l.current(st, 3_630_003), st);
+        assert_eq!(l.current(st, 3_630_004), LimiterState::default());
+    }
+
+    #[test]
+    fn lock_outs_decay_one_per_quiet_period() {
+        let l = RateLimits::default();
+        let st = LimiterState {
+            failures: 0,
+            window_start_ms: 0,
+            locked_until_ms: 1_000_000,
+            lockouts: 3,
+        };
+        // Within the first period after the lock-out: all remembered.
+        assert_eq!(l.current(st, 1_000_000 + 3_599_999).lockouts, 3);
+        let later = l.current(st, 1_000_000 + 3_600_000);
+        assert_eq!(later.lockouts, 2);
+        assert_eq!(later.locked_until_ms, 1_000_000 + 3_600_000);
+        // Applying it again at the same instant forgives nothing more.
+        assert_eq!(l.current(later, 1_000_000 + 3_600_000), later);
+        assert_eq!(l.current(later, 1_000_000 + 7_200_000).lockouts, 1);
+        assert_eq!(
+            l.current(st, 1_000_000 + 3 * 3_600_000),
+            LimiterState::default()
+        );
     }
 
     #[test]

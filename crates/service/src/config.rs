@@ -57,6 +57,10 @@ struct File {
 struct AuditFile {
     max_age_days: Option<u32>,
     max_rows: Option<u64>,
+    security_max_age_days: Option<u32>,
+    security_max_rows: Option<u64>,
+    aggregate_after: Option<u32>,
+    aggregate_interval_secs: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -67,6 +71,7 @@ struct RateLimitFile {
     window_secs: Option<u32>,
     initial_backoff_secs: Option<u32>,
     max_backoff_secs: Option<u32>,
+    lockout_decay_secs: Option<u32>,
 }
 
 /// The resolved configuration, defaults filled in.
@@ -191,6 +196,10 @@ impl Config {
             l.window_secs = r.window_secs.unwrap_or(l.window_secs);
             l.initial_backoff_secs = r.initial_backoff_secs.unwrap_or(l.initial_backoff_secs);
             l.max_backoff_secs = r.max_backoff_secs.unwrap_or(l.max_backoff_secs);
+            l.lockout_decay_secs = r.lockout_decay_secs.unwrap_or(l.lockout_decay_secs);
+            if l.lockout_decay_secs == 0 {
+                return Err(invalid("rate_limit.lockout_decay_secs", "at least 1"));
+            }
             if l.max_failures == 0 {
                 return Err(invalid("rate_limit.max_failures", "at least 1"));
             }
@@ -227,6 +236,27 @@ impl Config {
                     return Err(invalid("audit.max_rows", "at least 1"));
                 }
                 c.audit.max_rows = rows;
+            }
+            if let Some(days) = a.security_max_age_days {
+                if days == 0 {
+                    return Err(invalid("audit.security_max_age_days", "at least 1"));
+                }
+                c.audit.security_max_age_days = days;
+            }
+            if let Some(rows) = a.security_max_rows {
+                if rows == 0 {
+                    return Err(invalid("audit.security_max_rows", "at least 1"));
+                }
+                c.audit.security_max_rows = rows;
+            }
+            if let Some(n) = a.aggregate_after {
+                c.audit.aggregate_after = n;
+            }
+            if let Some(secs) = a.aggregate_interval_secs {
+                if secs == 0 {
+                    return Err(invalid("audit.aggregate_interval_secs", "at least 1"));
+                }
+                c.audit.aggregate_interval_secs = secs;
             }
         }
         if let Some(l) = file.limits {
@@ -278,12 +308,19 @@ fn default_paths(root: bool, env: Env<'_>) -> (PathBuf, Option<PathBuf>) {
     if root {
         return (PathBuf::from("/var/lib/twofactor"), None);
     }
-    // Without a home, relative to the working directory (as before).
-    let data = data_home(env).unwrap_or_else(|| PathBuf::from("./.local/share"));
     let runtime = env("XDG_RUNTIME_DIR")
         .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| data.clone());
+        .map(PathBuf::from);
+    // Without a home there is no default state directory (never one
+    // relative to the working directory: [`crate::open_store`] refuses
+    // it), and the socket is the runtime directory's or the system's.
+    let Some(data) = data_home(env) else {
+        return (
+            PathBuf::new(),
+            runtime.map(|r| r.join(PROGRAM_DIR).join("twofactord.sock")),
+        );
+    };
+    let runtime = runtime.unwrap_or_else(|| data.clone());
     (
         data.join(PROGRAM_DIR),
         Some(runtime.join(PROGRAM_DIR).join("twofactord.sock")),
@@ -637,12 +674,20 @@ mod tests {
         );
         assert_eq!(data(&[("HOME", "")]), None);
         assert_eq!(data(&[]), None);
+        // Without a home: no state directory (opening refuses it) and the
+        // system's socket; nothing relative to the working directory.
         let (state, sock) = default_paths(false, &|_| None);
-        assert_eq!(state, PathBuf::from("./.local/share/twofactor"));
+        assert_eq!(state, PathBuf::new());
+        assert_eq!(sock, None);
+        let runtime = |k: &str| (k == "XDG_RUNTIME_DIR").then(|| "/run/user/7".into());
+        let (state, sock) = default_paths(false, &runtime);
+        assert_eq!(state, PathBuf::new());
         assert_eq!(
             sock,
-            Some(PathBuf::from("./.local/share/twofactor/twofactord.sock"))
+            Some(PathBuf::from("/run/user/7/twofactor/twofactord.sock"))
         );
+        let err = crate::open_store(&state, false).expect_err("refused");
+        assert!(err.to_string().contains("HOME"), "{err}");
     }
 
     #[test]

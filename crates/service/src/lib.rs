@@ -21,8 +21,8 @@ mod status;
 mod twofactor;
 mod users;
 
-pub use accounts::{Account, Accounts, NoAccounts, PasswordCheck};
-pub use caller::{Caller, LOCAL_ORIGIN, Origin};
+pub use accounts::{Account, Accounts, ListedAccount, NoAccounts, PasswordCheck};
+pub use caller::{Caller, LOCAL_ORIGIN, LOOPBACK_ORIGIN, Origin, address_key};
 pub use check::{CheckOutcome, RateLimits};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Limits;
@@ -45,11 +45,22 @@ pub use store::{AuditEntry, AuditQuery, DbErrorKind, StoreError};
 
 /// Opens (or with `init`, starts afresh) the SQLite state in `state_dir`,
 /// drawing its key from the system's randomness: what a host hands to
-/// [`TwoFactor::new`].
+/// [`TwoFactor::new`]. An empty `state_dir` (no default could be found:
+/// no HOME or XDG variable) is refused, never taken as the working
+/// directory.
 pub fn open_store(
     state_dir: &std::path::Path,
     init: bool,
 ) -> Result<std::sync::Arc<dyn store::Store>, StoreError> {
+    if state_dir.as_os_str().is_empty() {
+        return Err(StoreError::Io {
+            path: "the default state directory".into(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "neither HOME nor XDG_DATA_HOME is set, so there is none (give --state-dir)",
+            ),
+        });
+    }
     let store = store::SqliteStore::open_with(state_dir, store::StoreOptions { init })?;
     Ok(std::sync::Arc::new(store))
 }

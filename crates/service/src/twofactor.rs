@@ -258,9 +258,9 @@ impl TwoFactor {
         detail: Option<serde_json::Value>,
     ) -> Result<(), ServiceError> {
         let now = self.clock.now_ms();
-        let record = caller.audit(now, event, outcome, detail);
+        let owner = caller.user.clone().unwrap_or_default();
         transact(&*self.store, |tx| {
-            tx.audit(&record)?;
+            self.audit_repeatable(tx, caller, &owner, now, event, outcome, detail.clone())?;
             self.retain_audit(tx, now)
         })?;
         Ok(())

@@ -409,6 +409,30 @@ impl TwoFactor {
         Ok(())
     }
 
+    /// `user.clear_2fa_lockout`: ends the account's lock-outs and forgets
+    /// its wrong codes from every origin (the doubling starts over), the
+    /// secret untouched. Audited; returns whether anything was cleared.
+    pub fn clear_lockout(&self, caller: &Caller, user: &UserRef) -> Result<bool, ServiceError> {
+        let now = self.clock.now_ms();
+        let owner = if user.is_root() {
+            store::SYSTEM_OWNER.to_owned()
+        } else {
+            store::user_owner(&user.name, user.uid)
+        };
+        let cleared = transact(&*self.store, |tx| {
+            let cleared = tx.clear_failures(&owner)?;
+            tx.audit(&caller.audit(
+                now,
+                "user.clear_2fa_lockout",
+                "success",
+                Some(json!({"account": user.name, "counters_cleared": cleared})),
+            ))?;
+            self.retain_audit(tx, now)?;
+            Ok(cleared)
+        })?;
+        Ok(cleared > 0)
+    }
+
     /// `user.verify_twofactor_token`: the shared check path as a boolean.
     pub fn verify_user(
         &self,
@@ -581,6 +605,23 @@ impl TwoFactor {
             .collect())
     }
 
+    /// Whether the account `name` with `uid` holds a secret made for it
+    /// (one stored under its name for another uid does not count), from a
+    /// read-only snapshot of that one account.
+    pub fn honours_secret(&self, name: &str, uid: u32) -> Result<bool, ServiceError> {
+        Ok(self.secret_uid(name)? == Some(uid))
+    }
+
+    /// The uid the secret stored under `name` was made for (root's: 0),
+    /// `None` when the name holds none; from a read-only snapshot of that
+    /// one account.
+    pub fn secret_uid(&self, name: &str) -> Result<Option<u32>, ServiceError> {
+        if name == "root" && self.store.read_summary()?.secret_id.is_some() {
+            return Ok(Some(0));
+        }
+        Ok(self.store.read_user(name, 0)?.secret.map(|s| s.uid))
+    }
+
     /// Every account holding a secret (root when the entry has one).
     pub fn secret_holders(&self) -> Result<Vec<SecretHolder>, ServiceError> {
         let mut out = Vec::new();
@@ -590,7 +631,9 @@ impl TwoFactor {
                 uid: 0,
             });
         }
-        let infos = transact(&*self.store, |tx| tx.user_secrets())?;
+        // A read-only snapshot: listing never waits for, or holds up, a
+        // check or a change.
+        let infos = self.store.read_user_secrets()?;
         out.extend(infos.into_iter().map(|i| SecretHolder {
             username: i.username,
             uid: i.uid,

@@ -564,6 +564,9 @@ impl store::Store for CountingStore {
     fn query_audit(&self, query: &AuditQuery) -> store::Result<Vec<store::AuditEntry>> {
         self.inner.query_audit(query)
     }
+    fn read_user_secrets(&self) -> store::Result<Vec<store::UserSecretInfo>> {
+        self.inner.read_user_secrets()
+    }
 }
 
 /// The frequent questions (is a code required, who holds a secret, a
@@ -609,6 +612,33 @@ fn only_answers_that_carry_the_system_secret_unseal_it() {
     assert!(tf.provisioning_uri().is_ok());
     assert!(tf.user_config(&UserRef::root()).unwrap().secret_configured);
     assert_eq!(unsealed(), 3);
+}
+
+/// Listing who holds a secret reads a snapshot: it neither waits for nor
+/// holds up a writer (another process holds the write lock throughout).
+#[test]
+fn listing_secret_holders_never_waits_for_the_writer() {
+    let f = fixture();
+    enable(&f);
+    f.tf.renew_user_secret(&root_unix(), &alice(), SecretOptions::default())
+        .unwrap();
+    let db = f.dir.path().join("state").join(store::SqliteStore::DB_FILE);
+    let writer = rusqlite::Connection::open(&db).unwrap();
+    writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = std::time::Instant::now();
+    let holders = f.tf.secret_holders().unwrap();
+    assert!(f.tf.honours_secret("alice", 1001).unwrap());
+    assert!(!f.tf.honours_secret("alice", 4242).unwrap());
+    assert!(!f.tf.honours_secret("bob", 1002).unwrap());
+    assert!(f.tf.honours_secret("root", 0).unwrap());
+    let took = started.elapsed();
+    writer.execute_batch("ROLLBACK").unwrap();
+    let names: Vec<&str> = holders.iter().map(|h| h.username.as_str()).collect();
+    assert_eq!(names, ["root", "alice"]);
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "waited {took:?} for the writer"
+    );
 }
 
 /// main's single-secret state (main-v2) after the upgrade: an account

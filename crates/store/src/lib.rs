@@ -19,8 +19,8 @@ mod sqlite;
 mod users;
 
 pub use model::{
-    ALL_ORIGINS, AuditEntry, AuditQuery, AuditRecord, EntrySummary, LimiterState, SYSTEM_OWNER,
-    SecretId, SecretRecord, Settings, SystemEntry,
+    ALL_ORIGINS, Aggregate, AuditClass, AuditEntry, AuditQuery, AuditRecord, EntrySummary,
+    LimiterState, SYSTEM_OWNER, SecretId, SecretRecord, Settings, SystemEntry,
 };
 pub use random::{OsRandom, RandomError, Randomness};
 pub use seal::KeyFile;
@@ -141,6 +141,10 @@ pub trait Tx {
         state: &LimiterState,
         expires_at_ms: i64,
     ) -> Result<()>;
+    /// Deletes every failure counter of `owner` (each origin's and the
+    /// count over all origins), ending its lock-outs and their memory; the
+    /// secret and its replay state stay. Returns how many were deleted.
+    fn clear_failures(&mut self, owner: &str) -> Result<usize>;
     /// Deletes up to `batch` counters whose expiry is at or before `now_ms`
     /// (oldest first); returns how many. Keeps the table bounded however
     /// many origins there are.
@@ -175,12 +179,32 @@ pub trait Tx {
     fn use_recovery_code(&mut self, username: &str, uid: u32, code: &str) -> Result<Option<u32>>;
     /// The account's unused recovery codes made for `uid` (never another's).
     fn recovery_codes_left(&mut self, username: &str, uid: u32) -> Result<u32>;
-    /// Appends an audit record.
-    fn audit(&mut self, record: &AuditRecord) -> Result<()>;
-    /// Audit retention, a little at a time: deletes up to `batch` of the
-    /// oldest records that are older than `older_than_ms` or beyond the
-    /// newest `keep_rows`. Returns how many were deleted.
-    fn prune_audit(&mut self, older_than_ms: i64, keep_rows: u64, batch: usize) -> Result<usize>;
+    /// Appends an audit record of the security class, never aggregated.
+    fn audit(&mut self, record: &AuditRecord) -> Result<()> {
+        self.audit_as(record, AuditClass::Security, None)
+    }
+    /// Appends an audit record under `class`'s retention. With `aggregate`,
+    /// once `free` records of its key were written since its `since_ms`,
+    /// the record is not appended: the count of one row of that key in the
+    /// interval (the first record beyond `free`) grows by one instead.
+    fn audit_as(
+        &mut self,
+        record: &AuditRecord,
+        class: AuditClass,
+        aggregate: Option<&Aggregate<'_>>,
+    ) -> Result<()>;
+    /// Audit retention of one class, a little at a time: deletes up to
+    /// `batch` of the oldest records of `class` that are older than
+    /// `older_than_ms` or beyond the class's newest `keep_rows`. Records of
+    /// the other class are neither deleted nor counted. Returns how many
+    /// were deleted.
+    fn prune_audit(
+        &mut self,
+        class: AuditClass,
+        older_than_ms: i64,
+        keep_rows: u64,
+        batch: usize,
+    ) -> Result<usize>;
 }
 
 /// A storage backend. Implementations are safe to share between threads and
@@ -205,6 +229,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn read_user(&self, username: &str, uid: u32) -> Result<UserView>;
     /// Audit records, newest first.
     fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
+    /// Every stored account secret, by name, without unsealing any, from a
+    /// read-only snapshot (never waits behind a write, never holds one up).
+    fn read_user_secrets(&self) -> Result<Vec<UserSecretInfo>>;
 }
 
 /// What [`Store::read_user`] returns.

@@ -13,9 +13,9 @@ use std::thread;
 use otp::{Digits, Interval, Secret, Window};
 use serde_json::json;
 use store::{
-    ALL_ORIGINS, AuditQuery, AuditRecord, EntrySummary, LimiterState, NewUserSecret, PendingSecret,
-    SYSTEM_OWNER, SecretId, Settings, SqliteStore, Store, StoreError, SystemEntry, UserView,
-    transact,
+    ALL_ORIGINS, Aggregate, AuditClass, AuditQuery, AuditRecord, EntrySummary, LimiterState,
+    NewUserSecret, PendingSecret, SYSTEM_OWNER, SecretId, Settings, SqliteStore, Store, StoreError,
+    SystemEntry, UserView, transact,
 };
 
 /// One fresh storage location (a directory, a database, ...). Dropping it
@@ -310,6 +310,70 @@ pub fn replace_secret_clears_its_owners_failures(make: Make<'_>) {
     assert_eq!(get("user:1000", ALL_ORIGINS), st, "another owner's stay");
 }
 
+/// The read-only listing of secret holders is the transaction's, and sees
+/// another handle's commits.
+pub fn read_user_secrets_matches_the_transactions_view(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    let other = loc.open();
+    assert!(store.read_user_secrets().unwrap().is_empty());
+    for (name, uid, fill) in [("bob", 1002, 4), ("alice", 1001, 5)] {
+        transact(&*other, |tx| {
+            tx.put_user_secret(&NewUserSecret {
+                username: name,
+                uid,
+                secret: &secret(fill),
+                digits: Digits::new(6).unwrap(),
+                interval: Interval::new(30).unwrap(),
+                created_at_ms: 1,
+            })
+        })
+        .unwrap();
+    }
+    let read = store.read_user_secrets().unwrap();
+    assert_eq!(read, transact(&*store, |tx| tx.user_secrets()).unwrap());
+    let names: Vec<(&str, u32)> = read.iter().map(|i| (i.username.as_str(), i.uid)).collect();
+    assert_eq!(names, [("alice", 1001), ("bob", 1002)]);
+}
+
+/// Clearing an owner's counters deletes each origin's and the count over
+/// all origins, and nothing of another owner or the secret.
+pub fn clear_failures_ends_one_owners_lock_outs(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    let id = new_secret(&*store, 3);
+    let st = LimiterState {
+        failures: 2,
+        window_start_ms: 10,
+        locked_until_ms: 5_000,
+        lockouts: 3,
+    };
+    transact(&*store, |tx| {
+        tx.put_failures(SYSTEM_OWNER, "192.0.2.1", &st, i64::MAX)?;
+        tx.put_failures(SYSTEM_OWNER, ALL_ORIGINS, &st, i64::MAX)?;
+        tx.put_failures("user:1000:alice", "192.0.2.1", &st, i64::MAX)
+    })
+    .unwrap();
+    assert_eq!(
+        transact(&*store, |tx| tx.clear_failures(SYSTEM_OWNER)).unwrap(),
+        2
+    );
+    let get =
+        |owner: &str, origin: &str| transact(&*store, |tx| tx.failures(owner, origin)).unwrap();
+    assert_eq!(get(SYSTEM_OWNER, "192.0.2.1"), LimiterState::default());
+    assert_eq!(get(SYSTEM_OWNER, ALL_ORIGINS), LimiterState::default());
+    assert_eq!(get("user:1000:alice", "192.0.2.1"), st);
+    assert_eq!(
+        transact(&*store, |tx| tx.clear_failures(SYSTEM_OWNER)).unwrap(),
+        0
+    );
+    assert_eq!(
+        store.read().unwrap().secret.unwrap().id,
+        id,
+        "the secret stays"
+    );
+}
+
 /// Audit retention: by age and by count, oldest first, a batch at a time.
 pub fn prune_audit_by_age_and_count(make: Make<'_>) {
     let loc = make();
@@ -321,7 +385,10 @@ pub fn prune_audit_by_age_and_count(make: Make<'_>) {
         .unwrap();
     }
     let prune = |older_than: i64, keep: u64, batch: usize| {
-        transact(&*store, |tx| tx.prune_audit(older_than, keep, batch)).unwrap()
+        transact(&*store, |tx| {
+            tx.prune_audit(AuditClass::Security, older_than, keep, batch)
+        })
+        .unwrap()
     };
     let ats = || -> Vec<i64> { all_audit(&*store).iter().map(|e| e.record.at_ms).collect() };
     // Nothing too old, nothing too many: nothing goes.
@@ -340,6 +407,100 @@ pub fn prune_audit_by_age_and_count(make: Make<'_>) {
     // Both at once share the batch.
     assert_eq!(prune(1_300, 5, 100), 5);
     assert_eq!(ats(), (16..=20).rev().map(|i| i * 100).collect::<Vec<_>>());
+}
+
+/// Each class has its own budget: a flood of routine records, pruned to
+/// its budget, never deletes a security record, however old.
+pub fn audit_classes_are_pruned_on_their_own_budgets(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    transact(&*store, |tx| {
+        tx.audit(&record(1, "otp.lockout", "locked"))?;
+        tx.audit_as(
+            &record(2, "twofactor.update", "success"),
+            AuditClass::Security,
+            None,
+        )
+    })
+    .unwrap();
+    for at in 10..60 {
+        transact(&*store, |tx| {
+            tx.audit_as(&record(at, "otp.check", "wrong"), AuditClass::Routine, None)?;
+            tx.prune_audit(AuditClass::Routine, 0, 5, 8)?;
+            tx.prune_audit(AuditClass::Security, 0, 5, 8)
+        })
+        .unwrap();
+    }
+    let events = |event: &str| {
+        all_audit(&*store)
+            .iter()
+            .filter(|e| e.record.event == event)
+            .map(|e| e.record.at_ms)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(events("otp.check"), (55..60).rev().collect::<Vec<_>>());
+    assert_eq!(events("otp.lockout"), vec![1]);
+    assert_eq!(events("twofactor.update"), vec![2]);
+    // The security budget applies to security records only.
+    let deleted = transact(&*store, |tx| tx.prune_audit(AuditClass::Security, 0, 1, 8)).unwrap();
+    assert_eq!(deleted, 1);
+    assert_eq!(events("otp.lockout"), Vec::<i64>::new());
+    assert_eq!(events("otp.check").len(), 5);
+    // By age, per class too.
+    let deleted = transact(&*store, |tx| {
+        tx.prune_audit(AuditClass::Routine, 57, 100, 8)
+    })
+    .unwrap();
+    assert_eq!(deleted, 2);
+    assert_eq!(events("twofactor.update"), vec![2]);
+}
+
+/// Beyond `free` records of one key in an interval, one more row counts
+/// every further one; a new interval or another key starts over.
+pub fn aggregated_audit_records_count_repeats(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    let put = |at: i64, key: &str, since: i64| {
+        transact(&*store, |tx| {
+            tx.audit_as(
+                &record(at, "otp.check", "wrong"),
+                AuditClass::Routine,
+                Some(&Aggregate {
+                    key,
+                    since_ms: since,
+                    free: 3,
+                }),
+            )
+        })
+        .unwrap();
+    };
+    for at in 0..100 {
+        put(at, "a", 0);
+    }
+    put(100, "b", 0);
+    let rows = all_audit(&*store);
+    let counts = |rows: &[store::AuditEntry]| rows.iter().map(|e| e.count).collect::<Vec<_>>();
+    // Newest first: b, the aggregate of a (97 records), three single ones.
+    assert_eq!(counts(&rows), vec![1, 97, 1, 1, 1]);
+    assert_eq!(
+        rows[1].record.at_ms, 3,
+        "the aggregate is the first beyond the free ones"
+    );
+    assert_eq!(rows[1].record, record(3, "otp.check", "wrong"));
+    // The next interval writes single rows again.
+    put(1_000, "a", 1_000);
+    put(1_001, "a", 1_000);
+    assert_eq!(counts(&all_audit(&*store)), vec![1, 1, 1, 97, 1, 1, 1]);
+    // Aggregated rows count once towards the class budget and go whole.
+    let deleted = transact(&*store, |tx| tx.prune_audit(AuditClass::Routine, 0, 3, 100)).unwrap();
+    assert_eq!(deleted, 4);
+    assert_eq!(counts(&all_audit(&*store)), vec![1, 1, 1]);
+    // Once the interval's rows were pruned, counting starts afresh.
+    transact(&*store, |tx| tx.prune_audit(AuditClass::Routine, 0, 0, 100)).unwrap();
+    for at in 2_000..2_010 {
+        put(at, "a", 1_000);
+    }
+    assert_eq!(counts(&all_audit(&*store)), vec![7, 1, 1, 1]);
 }
 
 pub fn rollback_on_err_leaves_nothing(make: Make<'_>) {
@@ -964,6 +1125,10 @@ macro_rules! backend {
                 expire_failures_deletes_in_batches,
                 replace_secret_clears_its_owners_failures,
                 prune_audit_by_age_and_count,
+                clear_failures_ends_one_owners_lock_outs,
+                read_user_secrets_matches_the_transactions_view,
+                audit_classes_are_pruned_on_their_own_budgets,
+                aggregated_audit_records_count_repeats,
                 rollback_on_err_leaves_nothing,
                 transact_returns_the_body_value,
                 limiter_round_trip_and_default_deletes,

@@ -115,6 +115,60 @@ fn the_state_of_main_migrates_to_roots_secret_with_its_replay_and_failure_state(
     assert_eq!(again.read().unwrap().secret.unwrap().last_step, Some(step));
 }
 
+/// The records of an existing state get their class by kind (code checks
+/// routine, changes security), one occurrence each, and the per-class row
+/// counts the pruning reads match the table.
+#[test]
+fn existing_audit_records_are_classed_by_kind() {
+    let (_dir, state) = copy_fixture();
+    let store = SqliteStore::open(&state).unwrap();
+    let entries = store
+        .query_audit(&store::AuditQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(entries.len(), 4);
+    assert!(entries.iter().all(|e| e.count == 1), "{entries:?}");
+    let conn = rusqlite::Connection::open(state.join(SqliteStore::DB_FILE)).unwrap();
+    let classes: Vec<(String, String, i64)> = conn
+        .prepare(
+            "SELECT event, class, count(*) FROM audit_log GROUP BY event, class ORDER BY event",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        classes,
+        [
+            ("otp.check".to_owned(), "routine".to_owned(), 3),
+            ("twofactor.update".to_owned(), "security".to_owned(), 1),
+        ]
+    );
+    let counted: Vec<(String, i64)> = conn
+        .prepare("SELECT class, row_count FROM audit_class_rows ORDER BY class")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        counted,
+        [("routine".to_owned(), 3), ("security".to_owned(), 1)]
+    );
+    // The routine budget prunes the checks only.
+    let deleted = store::transact(&store, |tx| {
+        tx.prune_audit(store::AuditClass::Routine, 0, 0, 100)
+    })
+    .unwrap();
+    assert_eq!(deleted, 3);
+    let left = store.query_audit(&store::AuditQuery::default()).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].record.event, "twofactor.update");
+}
+
 /// A private copy of a fixture directory under `tests/fixtures`.
 fn copy_named_fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
     let from = Path::new(env!("CARGO_MANIFEST_DIR"))

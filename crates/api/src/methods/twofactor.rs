@@ -317,7 +317,10 @@ fn pam_need(api: &Api, caller: &Caller, user: &str, service: &str) -> Result<Pam
             tracing::warn!(user, "account with a secret not found by NSS; refusing");
             return Err(ApiError::call(
                 wire::Errno::ENOENT,
-                format!("User '{user}' could not be looked up; refusing"),
+                format!(
+                    "User '{}' could not be looked up; refusing",
+                    wire::shown(user)
+                ),
             ));
         }
         return Ok(PamNeed::Nothing);

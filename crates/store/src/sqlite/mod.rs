@@ -29,8 +29,9 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use crate::users::{NewUserSecret, PendingSecret, UserSecret, UserSecretInfo};
 use crate::{
-    AuditEntry, AuditQuery, AuditRecord, DbErrorKind, EntrySummary, KeyFile, LimiterState,
-    OsRandom, Randomness, Result, SecretId, Settings, Store, StoreError, SystemEntry, Tx,
+    Aggregate, AuditClass, AuditEntry, AuditQuery, AuditRecord, DbErrorKind, EntrySummary, KeyFile,
+    LimiterState, OsRandom, Randomness, Result, SecretId, Settings, Store, StoreError, SystemEntry,
+    Tx,
 };
 
 mod audit;
@@ -344,12 +345,22 @@ impl Tx for SqliteTx<'_> {
         checks::put_failures(self.conn, owner, origin, state, expires_at_ms)
     }
 
+    fn clear_failures(&mut self, owner: &str) -> Result<usize> {
+        checks::clear_failures(self.conn, owner)
+    }
+
     fn expire_failures(&mut self, now_ms: i64, batch: usize) -> Result<usize> {
         checks::expire_failures(self.conn, now_ms, batch)
     }
 
-    fn prune_audit(&mut self, older_than_ms: i64, keep_rows: u64, batch: usize) -> Result<usize> {
-        audit::prune_audit(self.conn, older_than_ms, keep_rows, batch)
+    fn prune_audit(
+        &mut self,
+        class: AuditClass,
+        older_than_ms: i64,
+        keep_rows: u64,
+        batch: usize,
+    ) -> Result<usize> {
+        audit::prune_audit(self.conn, class, older_than_ms, keep_rows, batch)
     }
 
     fn clear_secret(&mut self) -> Result<bool> {
@@ -396,8 +407,13 @@ impl Tx for SqliteTx<'_> {
         users::recovery_codes_left(self.conn, username, uid)
     }
 
-    fn audit(&mut self, r: &AuditRecord) -> Result<()> {
-        audit::insert(self.conn, r)
+    fn audit_as(
+        &mut self,
+        r: &AuditRecord,
+        class: AuditClass,
+        aggregate: Option<&Aggregate<'_>>,
+    ) -> Result<()> {
+        audit::insert(self.conn, r, class, aggregate)
     }
 }
 
@@ -441,6 +457,14 @@ impl Store for SqliteStore {
         };
         tx.commit().db()?;
         Ok(view)
+    }
+
+    fn read_user_secrets(&self) -> Result<Vec<UserSecretInfo>> {
+        let guard = self.lock_reader();
+        let tx = guard.conn.unchecked_transaction().db()?;
+        let infos = users::user_secrets(&tx)?;
+        tx.commit().db()?;
+        Ok(infos)
     }
 
     fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>> {

@@ -163,6 +163,44 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE recovery_codes_by_uid RENAME TO recovery_codes;
     CREATE INDEX user_secrets_uid ON user_secrets (uid);
     ",
+    // 6: audit records survive a flood. Each record has a retention class
+    //    ('routine' for code checks and logins that anyone can repeat,
+    //    'security' for everything else) with its own budget; a row can
+    //    stand for several identical records (`occurrences`), written in
+    //    place of repeats beyond a small rate (`agg_key` finds the rows of
+    //    one kind). Rows per class are counted by triggers, so pruning by
+    //    count needs no scan. Existing records are classed by their kind.
+    "
+    ALTER TABLE audit_log ADD COLUMN class TEXT NOT NULL DEFAULT 'security'
+        CHECK (class IN ('routine', 'security'));
+    ALTER TABLE audit_log ADD COLUMN occurrences INTEGER NOT NULL DEFAULT 1
+        CHECK (occurrences >= 1);
+    ALTER TABLE audit_log ADD COLUMN agg_key TEXT NULL;
+    UPDATE audit_log SET class = 'routine'
+        WHERE (event = 'otp.check'
+               AND outcome IN ('accepted', 'wrong', 'malformed', 'replayed', 'locked_out',
+                               'not_configured'))
+           OR (event = 'auth.login' AND outcome IN ('wrong_password', 'suppressed'))
+           OR event = 'auth.logout';
+    CREATE INDEX audit_log_class_at ON audit_log (class, at_ms);
+    CREATE INDEX audit_log_class_id ON audit_log (class, id);
+    CREATE INDEX audit_log_agg ON audit_log (agg_key, at_ms) WHERE agg_key IS NOT NULL;
+
+    CREATE TABLE audit_class_rows (
+        class     TEXT PRIMARY KEY NOT NULL,
+        row_count INTEGER NOT NULL
+    ) STRICT;
+    INSERT INTO audit_class_rows (class, row_count)
+        SELECT 'routine', count(*) FROM audit_log WHERE class = 'routine';
+    INSERT INTO audit_class_rows (class, row_count)
+        SELECT 'security', count(*) FROM audit_log WHERE class = 'security';
+    CREATE TRIGGER audit_log_counted AFTER INSERT ON audit_log BEGIN
+        UPDATE audit_class_rows SET row_count = row_count + 1 WHERE class = NEW.class;
+    END;
+    CREATE TRIGGER audit_log_uncounted AFTER DELETE ON audit_log BEGIN
+        UPDATE audit_class_rows SET row_count = row_count - 1 WHERE class = OLD.class;
+    END;
+    ",
 ];
 
 /// The read connection (read-only; it still maps the WAL index).
