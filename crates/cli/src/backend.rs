@@ -110,6 +110,19 @@ impl Embedded {
     }
 }
 
+#[cfg(test)]
+impl Embedded {
+    /// An API the test built (on its own clock), as the embedded backend.
+    pub(crate) fn with_api(api: api::Api) -> Self {
+        let session = api.embedded_session(api::host::current_uid());
+        Self {
+            api,
+            session,
+            host: "test".to_owned(),
+        }
+    }
+}
+
 impl Backend for Embedded {
     fn call(&mut self, method: &str, params: Vec<Value>) -> Result<Value, CallError> {
         self.api

@@ -648,9 +648,15 @@ impl Engine {
                     write_out(out, "Confirmed: the new secret is active.\n")?;
                     return write_out(out, &render::render(&done, self.mode));
                 }
-                // A wrong code leaves the pending secret pending: ask again.
-                // The last refusal is the command's error, printed once.
-                Err(CallError::Rpc(e)) if e.data.as_ref().is_some_and(|d| d.error == 22) => {
+                // A wrong code (EINVAL) leaves the pending secret pending:
+                // ask again. Anything else (an expired enrolment is ESTALE)
+                // ends the flow with its own message. The last refusal is
+                // the command's error, printed once.
+                Err(CallError::Rpc(e))
+                    if e.data
+                        .as_ref()
+                        .is_some_and(|d| d.error == wire::Errno::EINVAL) =>
+                {
                     let shape = digits
                         .filter(|d| is_malformed_code(code, *d))
                         .map(|d| format!("expected {d} digits; "));
@@ -894,7 +900,7 @@ fn reprovision_note(command: &Command, before: &Value, after: &Value) -> Option<
 /// Whether the API refused a call until a current code is proved.
 fn needs_step_up(error: &wire::RpcError) -> bool {
     error.data.as_ref().is_some_and(|d| {
-        d.error == wire::STEP_UP_ERRNO.0 && d.reason.contains(wire::STEP_UP_REQUIRED)
+        d.error == wire::STEP_UP_ERRNO && d.reason.contains(wire::STEP_UP_REQUIRED)
     })
 }
 
@@ -1296,6 +1302,62 @@ mod tests {
         assert_eq!(told, CONFIRM_TRIES - 1, "{out}");
         // The third is the error alone (before, it was also in `out`).
         assert!(err.contains("the pending secret stays pending"), "{err}");
+    }
+
+    /// The enrolment expires while the user is at the prompt: the first
+    /// refusal says so and ends the flow (asking for another code could
+    /// not help).
+    #[test]
+    fn an_expired_enrolment_ends_the_confirm_flow_at_the_first_refusal() {
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(service::ManualClock::at_secs(1_750_000_000));
+        let store = service::open_store(&dir.path().join("state"), true).unwrap();
+        let twofactor = service::TwoFactor::new(
+            store,
+            clock.clone(),
+            Arc::new(service::OsRandom),
+            service::Labels {
+                issuer: "i".into(),
+                product: "p".into(),
+                hostname: "h".into(),
+            },
+            service::RateLimits::default(),
+        );
+        let api = api::Api::new(
+            twofactor,
+            Arc::new(api::host::NoAccounts),
+            Arc::new(api::host::NoAccounts),
+            api::ApiOptions::default(),
+        );
+        let backend = crate::backend::Embedded::with_api(api);
+        let mut e = Engine::new(Box::new(backend), Mode::Table);
+        run(&mut e, "auth two_factor update enabled=true").unwrap();
+        let asked = std::rc::Rc::new(std::cell::Cell::new(0));
+        let count = asked.clone();
+        e.code_prompt = Some(Box::new(move |_: &str| {
+            count.set(count.get() + 1);
+            // The user comes back after 11 minutes.
+            clock.advance_secs(11 * 60);
+            Ok("000000".to_owned())
+        }));
+        let mut out = Vec::new();
+        let err = e
+            .run_line(
+                "account user twofactor_enroll username=root",
+                true,
+                &mut out,
+            )
+            .unwrap_err();
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(asked.get(), 1, "asked once: {out}");
+        assert!(!out.contains("stays pending"), "{out}");
+        assert!(
+            err.to_string().contains(
+                "The pending secret expired after 10 minutes; run twofactor_enroll again"
+            ),
+            "{err}"
+        );
     }
 
     #[test]
