@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use crate::schema::{Field, Problem, Schema};
 use crate::typed::{Answer, Params};
@@ -205,48 +205,47 @@ impl Method {
     }
 
     /// The `core.get_methods` description.
-    pub fn describe(&self) -> Value {
-        let roles: Vec<&str> = match self.access {
+    pub fn describe(&self) -> wire::MethodDoc {
+        let roles = match self.access {
             Access::Public | Access::User => vec![],
-            Access::Admin | Access::RootLocal => vec!["FULL_ADMIN"],
+            Access::Admin | Access::RootLocal => vec!["FULL_ADMIN".to_owned()],
         };
-        // midcli's `man` joins the examples with nothing between them.
-        let examples: Vec<String> = self.examples.iter().map(|e| format!("{e}\n")).collect();
-        let accepts = self.accepts().iter().map(Field::to_json).collect();
-        let returns = (self.returns)().to_json(&format!("{}_returns", self.name.replace('.', "_")));
-        // Built by moving the schemas in: `json!` would copy each embedded
-        // `Value` through `Serialize` again.
-        let mut v = Map::new();
-        v.insert("description".into(), json!(self.description));
-        v.insert("cli_description".into(), json!(self.cli_description));
-        v.insert("examples".into(), json!({ "cli": examples }));
-        v.insert(
-            "no_auth_required".into(),
-            json!(self.access == Access::Public),
-        );
-        v.insert("filterable".into(), json!(false));
-        v.insert("job".into(), json!(false));
-        v.insert("roles".into(), json!(roles));
-        v.insert("cli_private".into(), json!(self.cli_private));
-        v.insert("accepts".into(), Value::Array(accepts));
-        v.insert("returns".into(), Value::Array(vec![returns]));
-        Value::Object(v)
+        wire::MethodDoc {
+            description: self.description.to_owned(),
+            cli_description: self.cli_description.to_owned(),
+            // midcli's `man` joins the examples with nothing between them.
+            examples: wire::Examples {
+                cli: self.examples.iter().map(|e| format!("{e}\n")).collect(),
+            },
+            no_auth_required: self.access == Access::Public,
+            filterable: false,
+            job: false,
+            roles,
+            cli_private: self.cli_private,
+            accepts: self.accepts().iter().map(Field::to_json).collect(),
+            returns: vec![
+                (self.returns)().to_json(&format!("{}_returns", self.name.replace('.', "_"))),
+            ],
+        }
     }
 }
 
 impl ServiceDef {
     /// The `core.get_services` description.
-    pub fn describe(&self) -> Value {
-        json!({
-            "type": match self.kind { ServiceKind::Config => "config", ServiceKind::Service => "service" },
-            "config": {
-                "namespace": self.name,
-                "cli_namespace": self.cli_namespace,
-                "cli_description": self.cli_description,
-                "private": self.private,
-                "cli_private": self.cli_namespace.is_none(),
+    pub fn describe(&self) -> wire::ServiceDoc {
+        wire::ServiceDoc {
+            kind: match self.kind {
+                ServiceKind::Config => wire::ServiceType::Config,
+                ServiceKind::Service => wire::ServiceType::Service,
             },
-        })
+            config: wire::ServiceConfig {
+                namespace: self.name.to_owned(),
+                cli_namespace: self.cli_namespace.map(str::to_owned),
+                cli_description: self.cli_description.to_owned(),
+                private: self.private,
+                cli_private: self.cli_namespace.is_none(),
+            },
+        }
     }
 }
 
@@ -288,14 +287,12 @@ impl Registry {
                 .is_some_and(|s| Self::lists_service(s, target))
     }
 
-    pub fn describe_services(&self, target: Target) -> Value {
-        let map: Map<String, Value> = self
-            .services
+    pub fn describe_services(&self, target: Target) -> wire::ServiceDocs {
+        self.services
             .iter()
             .filter(|s| Self::lists_service(s, target))
             .map(|s| (s.name.to_owned(), s.describe()))
-            .collect();
-        Value::Object(map)
+            .collect()
     }
 }
 

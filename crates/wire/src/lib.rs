@@ -7,11 +7,16 @@
 
 #[cfg(feature = "proptest")]
 pub mod arbitrary;
+mod describe;
 mod envelope;
 mod errno;
 mod error;
 mod protocol;
 
+pub use describe::{
+    Discriminator, Examples, JsonSchema, JsonType, MethodDoc, MethodDocs, Ordered, ServiceConfig,
+    ServiceDoc, ServiceDocs, ServiceType, Types,
+};
 pub use envelope::{
     Id, Incoming, Request, notification, parse_incoming, response_error, response_ok,
 };
