@@ -43,7 +43,7 @@ enum Located {
 pub struct Engine {
     backend: Box<dyn Backend>,
     /// `core.get_services`, once asked.
-    services: Option<Value>,
+    services: Option<wire::ServiceDocs>,
     tree: Option<Tree>,
     pub mode: Mode,
     /// The current namespace.
@@ -78,6 +78,15 @@ impl std::fmt::Debug for Engine {
             .field("cwd", &self.cwd)
             .finish_non_exhaustive()
     }
+}
+
+/// The reason an introspection answer could not be read as its type.
+fn not_understood(e: &serde_json::Error) -> CliError {
+    CliError::failed(format!("the API's description is not understood: {e}"))
+}
+
+fn no_services() -> CliError {
+    CliError::failed("no service list")
 }
 
 fn write_out(out: &mut dyn Write, text: &str) -> Result<(), CliError> {
@@ -132,7 +141,9 @@ impl Engine {
             let methods = self
                 .backend
                 .call("core.get_methods", vec![Value::Null, CLI_TARGET.into()])?;
-            let services = self.services.as_ref().unwrap_or(&Value::Null);
+            let methods: wire::MethodDocs =
+                serde_json::from_value(methods).map_err(|e| not_understood(&e))?;
+            let services = self.services.as_ref().ok_or_else(no_services)?;
             self.tree = Some(Tree::from_introspection(services, methods));
         }
         self.tree
@@ -141,16 +152,14 @@ impl Engine {
     }
 
     /// `core.get_services`, asked once.
-    fn services(&mut self) -> Result<&Value, CliError> {
+    fn services(&mut self) -> Result<&wire::ServiceDocs, CliError> {
         if self.services.is_none() {
             let services = self
                 .backend
                 .call("core.get_services", vec![CLI_TARGET.into()])?;
-            self.services = Some(services);
+            self.services = Some(serde_json::from_value(services).map_err(|e| not_understood(&e))?);
         }
-        self.services
-            .as_ref()
-            .ok_or_else(|| CliError::failed("no service list"))
+        self.services.as_ref().ok_or_else(no_services)
     }
 
     /// What `words` name from the current namespace. `command_wanted`:
@@ -171,7 +180,7 @@ impl Engine {
             } => {
                 let mut full = path;
                 full.push(word.clone());
-                let services = self.services.as_ref().unwrap_or(&Value::Null);
+                let services = self.services.as_ref().ok_or_else(no_services)?;
                 if tree::is_service_path(services, &full) {
                     return Err(CliError::usage(format!(
                         "Namespace {} is not available to this user: its commands are for \
@@ -211,18 +220,15 @@ impl Engine {
         if !nested && let Some(found) = self.locate_by_name(words)? {
             return Ok(Some(found));
         }
-        let mut methods = serde_json::Map::new();
+        let mut methods = wire::MethodDocs::default();
         let mut complete = true;
         for name in &wanted {
             let (listed, described) = self.backend.cli_methods(name)?;
             complete &= described;
-            if let Value::Object(map) = listed {
-                methods.extend(map);
-            }
+            methods.extend(listed);
         }
-        let services = self.services.as_ref().unwrap_or(&Value::Null);
-        let Some((command, n)) =
-            Tree::partial(services, Value::Object(methods)).into_command(&self.cwd, words)
+        let services = self.services.as_ref().ok_or_else(no_services)?;
+        let Some((command, n)) = Tree::partial(services, methods).into_command(&self.cwd, words)
         else {
             return Ok(None);
         };
@@ -235,10 +241,12 @@ impl Engine {
         let described = self
             .backend
             .describe_cli_method(&command.service, &command.method)?;
-        let mut one = serde_json::Map::new();
-        one.insert(command.method.clone(), described);
-        let services = self.services.as_ref().unwrap_or(&Value::Null);
-        Ok(Tree::partial(services, Value::Object(one))
+        let one = described
+            .map(|d| (command.method.clone(), d))
+            .into_iter()
+            .collect();
+        let services = self.services.as_ref().ok_or_else(no_services)?;
+        Ok(Tree::partial(services, one)
             .into_command(&self.cwd, words)
             .filter(|(_, found)| *found == n)
             .map(|(c, n)| Located::Command(Box::new(c), n)))
@@ -250,18 +258,17 @@ impl Engine {
     /// listing. `None` when no guess resolves; then the listing decides.
     fn locate_by_name(&mut self, words: &[String]) -> Result<Option<Located>, CliError> {
         let guesses = tree::method_guesses(self.services()?, words);
-        let mut described = serde_json::Map::new();
+        let mut described = wire::MethodDocs::default();
         for (service, method) in guesses {
-            let d = self.backend.describe_cli_method(&service, &method)?;
-            if d.as_object().is_some_and(|o| !o.is_empty()) {
+            if let Some(d) = self.backend.describe_cli_method(&service, &method)? {
                 described.insert(method, d);
             }
         }
         if described.is_empty() {
             return Ok(None);
         }
-        let services = self.services.as_ref().unwrap_or(&Value::Null);
-        Ok(Tree::partial(services, Value::Object(described))
+        let services = self.services.as_ref().ok_or_else(no_services)?;
+        Ok(Tree::partial(services, described)
             .into_command(&self.cwd, words)
             .map(|(c, n)| Located::Command(Box::new(c), n)))
     }
@@ -739,13 +746,13 @@ impl Engine {
 /// (SPEC §3: "apps must be provisioned again; the CLI says so"): the API
 /// marks them `x-reprovision` in the update's schema.
 fn reprovision_keys(command: &Command) -> Vec<&str> {
-    let Some(props) = command.accepts.first().and_then(crate::schema::properties) else {
+    let Some(props) = command.accepts.first().and_then(|s| s.properties.as_ref()) else {
         return Vec::new();
     };
     props
         .iter()
-        .filter(|(_, s)| s.get("x-reprovision").and_then(Value::as_bool) == Some(true))
-        .map(|(k, _)| k.as_str())
+        .filter(|(_, s)| s.reprovision)
+        .map(|(k, _)| k)
         .collect()
 }
 
@@ -763,7 +770,7 @@ fn named_params(command: &Command, params: &[Value]) -> Vec<(String, Value)> {
         .accepts
         .iter()
         .zip(params)
-        .filter_map(|(s, v)| Some((crate::schema::name(s)?.to_owned(), v.clone())))
+        .filter_map(|(s, v)| Some((s.param_name()?.to_owned(), v.clone())))
         .collect()
 }
 
@@ -990,23 +997,28 @@ mod tests {
         fn hostname(&self) -> String {
             self.inner.hostname()
         }
-        fn cli_methods(&mut self, service: &str) -> Result<(Value, bool), CallError> {
+        fn cli_methods(&mut self, service: &str) -> Result<(wire::MethodDocs, bool), CallError> {
             if !self.in_process {
                 let methods =
                     self.call("core.get_methods", vec![service.into(), CLI_TARGET.into()])?;
-                return Ok((methods, true));
+                return Ok((serde_json::from_value(methods).unwrap(), true));
             }
             self.calls
                 .borrow_mut()
                 .push((format!("list {service}"), Vec::new()));
             self.inner.cli_methods(service)
         }
-        fn describe_cli_method(&mut self, service: &str, method: &str) -> Result<Value, CallError> {
+        fn describe_cli_method(
+            &mut self,
+            service: &str,
+            method: &str,
+        ) -> Result<Option<wire::MethodDoc>, CallError> {
             if !self.in_process {
-                return self.call(
+                let doc = self.call(
                     "core.describe_method",
                     vec![method.into(), CLI_TARGET.into()],
-                );
+                )?;
+                return Ok(serde_json::from_value(doc).unwrap());
             }
             self.calls
                 .borrow_mut()
