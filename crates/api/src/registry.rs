@@ -204,6 +204,21 @@ impl Method {
         }
     }
 
+    /// Debug builds: the result must be what the method's `returns`
+    /// describes, so every test that calls a method holds the description
+    /// to the answer. A mismatch is a bug in the method table; it panics
+    /// with the problems found.
+    #[cfg(debug_assertions)]
+    pub(crate) fn check_result(&self, result: &Value) {
+        let mut problems = Vec::new();
+        (self.returns)().validate(result, "result", &mut problems);
+        assert!(
+            problems.is_empty(),
+            "{} answered outside its `returns` schema: {problems:?}",
+            self.name
+        );
+    }
+
     /// The `core.get_methods` description.
     pub fn describe(&self) -> wire::MethodDoc {
         let roles = match self.access {

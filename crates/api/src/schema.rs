@@ -42,6 +42,9 @@ pub enum Schema {
         base: Box<Schema>,
         rule: fn(&Value) -> Result<(), String>,
     },
+    /// Any of these shapes (results only: a query answers a list, or
+    /// with `get` one entry).
+    AnyOf(Vec<Schema>),
     /// Anything (described only).
     Any,
     Null,
@@ -232,6 +235,19 @@ impl Schema {
                         .collect(),
                 )
             }
+            Self::AnyOf(shapes) => {
+                let mut first = None;
+                for shape in shapes {
+                    let mut own = Vec::new();
+                    let out = shape.validate(value, attr, &mut own);
+                    if own.is_empty() {
+                        return out;
+                    }
+                    first.get_or_insert(own);
+                }
+                problems.extend(first.unwrap_or_default());
+                value.clone()
+            }
             Self::Any => value.clone(),
             Self::Null => {
                 if !value.is_null() {
@@ -326,6 +342,16 @@ impl Schema {
                 }
             }
             Self::Rule { base, .. } => base.to_json(name),
+            Self::AnyOf(shapes) => JsonSchema {
+                any_of: Some(
+                    shapes
+                        .iter()
+                        .enumerate()
+                        .map(|(i, s)| s.to_json(&format!("{name}_{i}")))
+                        .collect(),
+                ),
+                ..JsonSchema::default()
+            },
             Self::Any => JsonSchema::default(),
             Self::Null => typed(JsonType::Null),
         }

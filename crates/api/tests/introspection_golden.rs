@@ -110,7 +110,19 @@ fn introspection_is_byte_identical_to_the_fixture() {
     }
     let golden = std::fs::read_to_string(&path).expect("fixture present");
     for (i, (want, got)) in golden.lines().zip(now.lines()).enumerate() {
-        assert_eq!(got, want, "line {} differs", i + 1);
+        // Only the neighbourhood of the first difference: a line is a
+        // whole listing.
+        if let Some(at) = want.bytes().zip(got.bytes()).position(|(a, b)| a != b) {
+            let from = at.saturating_sub(120);
+            let show = |s: &str| s.get(from..(at + 120).min(s.len())).unwrap_or(s).to_owned();
+            panic!(
+                "line {} differs at byte {at}:\n  fixture: …{}…\n  now:     …{}…",
+                i + 1,
+                show(want),
+                show(got)
+            );
+        }
+        assert_eq!(got.len(), want.len(), "line {} differs in length", i + 1);
     }
     assert_eq!(now.lines().count(), golden.lines().count(), "line count");
 }

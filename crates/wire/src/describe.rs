@@ -205,6 +205,10 @@ pub struct JsonSchema {
     pub items: Option<Box<JsonSchema>>,
     #[serde(rename = "oneOf")]
     pub one_of: Option<Vec<JsonSchema>>,
+    /// Any of these shapes (a result that is a list or, asked for one
+    /// entry, that entry).
+    #[serde(rename = "anyOf")]
+    pub any_of: Option<Vec<JsonSchema>>,
     pub discriminator: Option<Discriminator>,
     /// TrueNAS's `_name_`.
     #[serde(rename = "_name_")]
@@ -293,6 +297,7 @@ impl Serialize for JsonSchema {
             put!("enum", self.choices);
             put!("const", self.constant);
             put!("items", self.items);
+            put!("anyOf", self.any_of);
             put!("required", self.required);
             put!("additionalProperties", self.additional_properties);
             put!("_attrs_order_", self.attrs_order);

@@ -246,7 +246,13 @@ pub(super) fn methods() -> Vec<Method> {
                 "account user query [[\"username\", \"=\", \"alice\"]]",
                 "account user query [] {\"order_by\": [\"-uid\"], \"limit\": 5}",
             ],
-            returns: || Schema::List(Box::new(Schema::Object(user_entry_fields()))),
+            // A list of entries, or with `get` the first entry.
+            returns: || {
+                Schema::AnyOf(vec![
+                    Schema::List(Box::new(Schema::Object(user_entry_fields()))),
+                    Schema::Object(user_entry_fields()),
+                ])
+            },
             ..base.clone().handles(query)
         },
         Method {
