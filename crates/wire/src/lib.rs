@@ -12,6 +12,7 @@ mod envelope;
 mod errno;
 mod error;
 mod protocol;
+mod rpc;
 
 pub use describe::{
     Discriminator, Examples, JsonSchema, JsonType, MethodDoc, MethodDocs, Ordered, ServiceConfig,
@@ -27,3 +28,4 @@ pub use protocol::{
     MAX_WRONG_CODES, PamOutcome, PamRequired, ResponseType, SYSTEM_SOCKET, in_service, service_of,
 };
 pub use protocol::{STEP_UP_ERRNO, STEP_UP_REQUIRED};
+pub use rpc::{ClientRequest, Notification, Response, ServerMessage, Version};
