@@ -334,3 +334,27 @@ pub(crate) fn authorize(session: &Session, method: &Method) -> Result<(), ApiErr
     }
     Ok(())
 }
+
+#[cfg(all(test, debug_assertions))]
+mod tests {
+    use super::*;
+
+    fn answering_bool() -> Method {
+        Method {
+            name: "test.flag",
+            returns: || Schema::Bool,
+            ..Method::base(Access::Public, true)
+        }
+    }
+
+    #[test]
+    fn a_result_in_its_returns_schema_passes_the_debug_check() {
+        answering_bool().check_result(&Value::Bool(true));
+    }
+
+    #[test]
+    #[should_panic(expected = "test.flag answered outside its `returns` schema")]
+    fn a_result_outside_its_returns_schema_fails_the_debug_check() {
+        answering_bool().check_result(&Value::String("yes".into()));
+    }
+}
