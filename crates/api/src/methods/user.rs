@@ -158,7 +158,10 @@ fn twofactor_config_schema() -> Schema {
         digits_field(),
         Field::new(
             "recovery_codes_left",
-            Schema::Int { min: 0, max: 10 },
+            Schema::Int {
+                min: 0,
+                max: service::RECOVERY_CODES as i64,
+            },
             "Unused recovery codes",
         ),
     ])
@@ -173,7 +176,10 @@ pub(crate) fn twofactor_summary_schema() -> Schema {
         digits_field(),
         Field::new(
             "recovery_codes_left",
-            Schema::Int { min: 0, max: 10 },
+            Schema::Int {
+                min: 0,
+                max: service::RECOVERY_CODES as i64,
+            },
             "Unused recovery codes",
         ),
     ])
@@ -364,7 +370,10 @@ pub(super) fn methods() -> Vec<Method> {
                     interval_field(),
                     Field::new(
                         "expires_in",
-                        Schema::Int { min: 0, max: 600 },
+                        Schema::Int {
+                            min: 0,
+                            max: service::ENROLMENT_TTL_SECS as i64,
+                        },
                         "Seconds until the pending secret expires",
                     ),
                 ])
