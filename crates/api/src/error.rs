@@ -81,6 +81,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::UserHasNoSecret { .. } => Self::call(Errno::ENOENT, e.to_string()),
             ServiceError::InvalidEnrolmentCode => Self::call(Errno::EINVAL, e.to_string()),
             ServiceError::NoPendingEnrolment => Self::call(Errno::EINVAL, e.to_string()),
+            ServiceError::EnrolmentExpired => Self::call(Errno::ESTALE, e.to_string()),
             ServiceError::Store(inner) => Self::Storage(inner),
         }
     }

@@ -250,10 +250,15 @@ impl Api {
         if let Err(e) = registry::authorize(session, m) {
             return Answer::from(Err(e));
         }
-        match m.validate(params) {
+        let answer = match m.validate(params) {
             Ok(values) => (m.handler)(self, session, m, values),
             Err(e) => Answer::from(Err(e)),
+        };
+        #[cfg(debug_assertions)]
+        if let Ok(result) = &answer.result {
+            m.check_result(result);
         }
+        answer
     }
 
     /// A logged-in session for the local user of the embedded CLI.

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use crate::schema::{Field, Problem, Schema};
 use crate::typed::{Answer, Params};
@@ -204,49 +204,63 @@ impl Method {
         }
     }
 
-    /// The `core.get_methods` description.
-    pub fn describe(&self) -> Value {
-        let roles: Vec<&str> = match self.access {
-            Access::Public | Access::User => vec![],
-            Access::Admin | Access::RootLocal => vec!["FULL_ADMIN"],
-        };
-        // midcli's `man` joins the examples with nothing between them.
-        let examples: Vec<String> = self.examples.iter().map(|e| format!("{e}\n")).collect();
-        let accepts = self.accepts().iter().map(Field::to_json).collect();
-        let returns = (self.returns)().to_json(&format!("{}_returns", self.name.replace('.', "_")));
-        // Built by moving the schemas in: `json!` would copy each embedded
-        // `Value` through `Serialize` again.
-        let mut v = Map::new();
-        v.insert("description".into(), json!(self.description));
-        v.insert("cli_description".into(), json!(self.cli_description));
-        v.insert("examples".into(), json!({ "cli": examples }));
-        v.insert(
-            "no_auth_required".into(),
-            json!(self.access == Access::Public),
+    /// Debug builds: the result must be what the method's `returns`
+    /// describes, so every test that calls a method holds the description
+    /// to the answer. A mismatch is a bug in the method table; it panics
+    /// with the problems found.
+    #[cfg(debug_assertions)]
+    pub(crate) fn check_result(&self, result: &Value) {
+        let mut problems = Vec::new();
+        (self.returns)().validate(result, "result", &mut problems);
+        assert!(
+            problems.is_empty(),
+            "{} answered outside its `returns` schema: {problems:?}",
+            self.name
         );
-        v.insert("filterable".into(), json!(false));
-        v.insert("job".into(), json!(false));
-        v.insert("roles".into(), json!(roles));
-        v.insert("cli_private".into(), json!(self.cli_private));
-        v.insert("accepts".into(), Value::Array(accepts));
-        v.insert("returns".into(), Value::Array(vec![returns]));
-        Value::Object(v)
+    }
+
+    /// The `core.get_methods` description.
+    pub fn describe(&self) -> wire::MethodDoc {
+        let roles = match self.access {
+            Access::Public | Access::User => vec![],
+            Access::Admin | Access::RootLocal => vec!["FULL_ADMIN".to_owned()],
+        };
+        wire::MethodDoc {
+            description: self.description.to_owned(),
+            cli_description: self.cli_description.to_owned(),
+            // midcli's `man` joins the examples with nothing between them.
+            examples: wire::Examples {
+                cli: self.examples.iter().map(|e| format!("{e}\n")).collect(),
+            },
+            no_auth_required: self.access == Access::Public,
+            filterable: false,
+            job: false,
+            roles,
+            cli_private: self.cli_private,
+            accepts: self.accepts().iter().map(Field::to_json).collect(),
+            returns: vec![
+                (self.returns)().to_json(&format!("{}_returns", self.name.replace('.', "_"))),
+            ],
+        }
     }
 }
 
 impl ServiceDef {
     /// The `core.get_services` description.
-    pub fn describe(&self) -> Value {
-        json!({
-            "type": match self.kind { ServiceKind::Config => "config", ServiceKind::Service => "service" },
-            "config": {
-                "namespace": self.name,
-                "cli_namespace": self.cli_namespace,
-                "cli_description": self.cli_description,
-                "private": self.private,
-                "cli_private": self.cli_namespace.is_none(),
+    pub fn describe(&self) -> wire::ServiceDoc {
+        wire::ServiceDoc {
+            kind: match self.kind {
+                ServiceKind::Config => wire::ServiceType::Config,
+                ServiceKind::Service => wire::ServiceType::Service,
             },
-        })
+            config: wire::ServiceConfig {
+                namespace: self.name.to_owned(),
+                cli_namespace: self.cli_namespace.map(str::to_owned),
+                cli_description: self.cli_description.to_owned(),
+                private: self.private,
+                cli_private: self.cli_namespace.is_none(),
+            },
+        }
     }
 }
 
@@ -288,14 +302,12 @@ impl Registry {
                 .is_some_and(|s| Self::lists_service(s, target))
     }
 
-    pub fn describe_services(&self, target: Target) -> Value {
-        let map: Map<String, Value> = self
-            .services
+    pub fn describe_services(&self, target: Target) -> wire::ServiceDocs {
+        self.services
             .iter()
             .filter(|s| Self::lists_service(s, target))
             .map(|s| (s.name.to_owned(), s.describe()))
-            .collect();
-        Value::Object(map)
+            .collect()
     }
 }
 
@@ -321,4 +333,28 @@ pub(crate) fn authorize(session: &Session, method: &Method) -> Result<(), ApiErr
         return Err(ApiError::not_authorized());
     }
     Ok(())
+}
+
+#[cfg(all(test, debug_assertions))]
+mod tests {
+    use super::*;
+
+    fn answering_bool() -> Method {
+        Method {
+            name: "test.flag",
+            returns: || Schema::Bool,
+            ..Method::base(Access::Public, true)
+        }
+    }
+
+    #[test]
+    fn a_result_in_its_returns_schema_passes_the_debug_check() {
+        answering_bool().check_result(&Value::Bool(true));
+    }
+
+    #[test]
+    #[should_panic(expected = "test.flag answered outside its `returns` schema")]
+    fn a_result_outside_its_returns_schema_fails_the_debug_check() {
+        answering_bool().check_result(&Value::String("yes".into()));
+    }
 }

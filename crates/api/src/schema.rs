@@ -4,7 +4,7 @@
 //! CLI's types, completion and `man`).
 
 use serde_json::{Map, Value, json};
-use wire::{ATTRIBUTE_REQUIRED, FIELD_NOT_EXPECTED};
+use wire::{ATTRIBUTE_REQUIRED, Discriminator, FIELD_NOT_EXPECTED, JsonSchema, JsonType, Types};
 
 /// One validation problem: (attribute, message). The errno is always EINVAL.
 pub type Problem = (String, String);
@@ -42,6 +42,9 @@ pub enum Schema {
         base: Box<Schema>,
         rule: fn(&Value) -> Result<(), String>,
     },
+    /// Any of these shapes (results only: a query answers a list, or
+    /// with `get` one entry).
+    AnyOf(Vec<Schema>),
     /// Anything (described only).
     Any,
     Null,
@@ -232,6 +235,19 @@ impl Schema {
                         .collect(),
                 )
             }
+            Self::AnyOf(shapes) => {
+                let mut first = None;
+                for shape in shapes {
+                    let mut own = Vec::new();
+                    let out = shape.validate(value, attr, &mut own);
+                    if own.is_empty() {
+                        return out;
+                    }
+                    first.get_or_insert(own);
+                }
+                problems.extend(first.unwrap_or_default());
+                value.clone()
+            }
             Self::Any => value.clone(),
             Self::Null => {
                 if !value.is_null() {
@@ -245,69 +261,99 @@ impl Schema {
     /// JSON Schema (draft 7 subset) for introspection. An object schema
     /// also carries TrueNAS's `_name_`, `_required_` and `_attrs_order_`
     /// (midcli reads them); `name` is its `_name_` when no field names it.
-    pub fn to_json(&self, name: &str) -> Value {
+    pub fn to_json(&self, name: &str) -> JsonSchema {
+        let typed = |t: JsonType| JsonSchema {
+            types: Some(Types::One(t)),
+            ..JsonSchema::default()
+        };
         match self {
-            Self::Bool => json!({"type": "boolean"}),
-            Self::Int { min, max } => json!({"type": "integer", "minimum": min, "maximum": max}),
-            Self::Str { nullable: false } => json!({"type": "string"}),
-            Self::Str { nullable: true } => json!({"type": ["string", "null"]}),
-            Self::Choice(choices) => json!({"type": "string", "enum": choices}),
-            Self::Object(fields) => {
-                let props: Map<String, Value> = fields
-                    .iter()
-                    .map(|f| (f.name.to_owned(), f.to_json()))
-                    .collect();
-                let required: Vec<&str> = fields
-                    .iter()
-                    .filter(|f| f.required)
-                    .map(|f| f.name)
-                    .collect();
-                let order: Vec<&str> = fields.iter().map(|f| f.name).collect();
-                // Built by moving the values in: `json!` would copy each
-                // embedded `Value` through `Serialize` again.
-                let mut v = Map::new();
-                v.insert("type".into(), json!("object"));
-                v.insert("properties".into(), Value::Object(props));
-                v.insert("required".into(), json!(required));
-                v.insert("additionalProperties".into(), json!(false));
-                v.insert("_name_".into(), json!(name));
-                v.insert("_required_".into(), json!(false));
-                v.insert("_attrs_order_".into(), json!(order));
-                Value::Object(v)
-            }
-            Self::List(item) => {
-                let mut v = Map::new();
-                v.insert("type".into(), json!("array"));
-                v.insert("items".into(), item.to_json(&format!("{name}_item")));
-                Value::Object(v)
-            }
+            Self::Bool => typed(JsonType::Boolean),
+            Self::Int { min, max } => JsonSchema {
+                minimum: Some(*min),
+                maximum: Some(*max),
+                ..typed(JsonType::Integer)
+            },
+            Self::Str { nullable: false } => typed(JsonType::String),
+            Self::Str { nullable: true } => JsonSchema {
+                types: Some(Types::Many(vec![JsonType::String, JsonType::Null])),
+                ..JsonSchema::default()
+            },
+            Self::Choice(choices) => JsonSchema {
+                choices: Some(choices.iter().map(|c| (*c).to_owned()).collect()),
+                ..typed(JsonType::String)
+            },
+            Self::Object(fields) => JsonSchema {
+                properties: Some(
+                    fields
+                        .iter()
+                        .map(|f| (f.name.to_owned(), f.to_json()))
+                        .collect(),
+                ),
+                required: Some(
+                    fields
+                        .iter()
+                        .filter(|f| f.required)
+                        .map(|f| f.name.to_owned())
+                        .collect(),
+                ),
+                additional_properties: Some(false),
+                name: Some(name.to_owned()),
+                is_required: Some(false),
+                attrs_order: Some(fields.iter().map(|f| f.name.to_owned()).collect()),
+                ..typed(JsonType::Object)
+            },
+            Self::List(item) => JsonSchema {
+                items: Some(Box::new(item.to_json(&format!("{name}_item")))),
+                ..typed(JsonType::Array)
+            },
             Self::Tagged { tag, variants } => {
-                let one: Vec<Value> = variants
+                let one = variants
                     .iter()
                     .map(|(n, fields)| {
                         let mut v = Self::Object(fields.clone()).to_json(&format!("{name}_{n}"));
-                        let tag_schema = json!({"type": "string", "const": n, "_name_": tag, "_required_": true});
-                        if let Some(Value::Object(props)) = v.get_mut("properties") {
+                        let tag_schema = JsonSchema {
+                            constant: Some((*n).to_owned()),
+                            name: Some((*tag).to_owned()),
+                            is_required: Some(true),
+                            ..typed(JsonType::String)
+                        };
+                        // The tag comes last among the properties but
+                        // first in the lists of names.
+                        if let Some(props) = v.properties.as_mut() {
                             props.insert((*tag).to_owned(), tag_schema);
                         }
-                        for list in ["required", "_attrs_order_"] {
-                            if let Some(Value::Array(names)) = v.get_mut(list) {
-                                names.insert(0, json!(tag));
-                            }
+                        for list in [v.required.as_mut(), v.attrs_order.as_mut()]
+                            .into_iter()
+                            .flatten()
+                        {
+                            list.insert(0, (*tag).to_owned());
                         }
                         v
                     })
                     .collect();
-                json!({
-                    "oneOf": one,
-                    "discriminator": {"propertyName": tag},
-                    "_name_": name,
-                    "_required_": false,
-                })
+                JsonSchema {
+                    one_of: Some(one),
+                    discriminator: Some(Discriminator {
+                        property_name: (*tag).to_owned(),
+                    }),
+                    name: Some(name.to_owned()),
+                    is_required: Some(false),
+                    ..JsonSchema::default()
+                }
             }
             Self::Rule { base, .. } => base.to_json(name),
-            Self::Any => json!({}),
-            Self::Null => json!({"type": "null"}),
+            Self::AnyOf(shapes) => JsonSchema {
+                any_of: Some(
+                    shapes
+                        .iter()
+                        .enumerate()
+                        .map(|(i, s)| s.to_json(&format!("{name}_{i}")))
+                        .collect(),
+                ),
+                ..JsonSchema::default()
+            },
+            Self::Any => JsonSchema::default(),
+            Self::Null => typed(JsonType::Null),
         }
     }
 
@@ -334,22 +380,18 @@ fn one_of(choices: &[&str]) -> String {
 
 impl Field {
     /// The field's JSON schema with its title, description and default.
-    pub fn to_json(&self) -> Value {
+    pub fn to_json(&self) -> JsonSchema {
         let mut v = self.schema.to_json(self.name);
-        if let Some(obj) = v.as_object_mut() {
-            obj.insert("title".into(), json!(self.name));
-            obj.insert("_name_".into(), json!(self.name));
-            if !self.description.is_empty() {
-                obj.insert("description".into(), json!(self.description));
-            }
-            if let Some(d) = &self.default {
-                obj.insert("default".into(), d.clone());
-            }
-            obj.insert("_required_".into(), json!(self.required));
-            if self.reprovision {
-                obj.insert("x-reprovision".into(), json!(true));
-            }
+        v.title = Some(self.name.to_owned());
+        v.name = Some(self.name.to_owned());
+        if !self.description.is_empty() {
+            v.description = Some(self.description.to_owned());
         }
+        if let Some(d) = &self.default {
+            v.default = Some(d.clone());
+        }
+        v.is_required = Some(self.required);
+        v.reprovision = self.reprovision;
         v
     }
 }
@@ -430,7 +472,7 @@ mod tests {
     fn describes_itself() {
         let f =
             Field::new("otp_digits", Schema::Int { min: 6, max: 8 }, "digits").default(json!(6));
-        let j = f.to_json();
+        let j = serde_json::to_value(f.to_json()).unwrap();
         assert_eq!(j["_name_"], "otp_digits");
         assert_eq!(j["minimum"], 6);
         assert_eq!(j["maximum"], 8);
@@ -445,7 +487,8 @@ mod tests {
             Field::new("zeta", Schema::Bool, "").required(),
             Field::new("alpha", inner, ""),
         ]);
-        let j = Field::new("data", s.clone(), "").required().to_json();
+        let j =
+            serde_json::to_value(Field::new("data", s.clone(), "").required().to_json()).unwrap();
         assert_eq!(
             (&j["_name_"], &j["_required_"], &j["_attrs_order_"]),
             (&json!("data"), &json!(true), &json!(["zeta", "alpha"]))
@@ -460,7 +503,7 @@ mod tests {
             (&json!("alpha"), &json!(false), &json!(["ssh"]))
         );
         // Unnamed (a result, list items): named after their place.
-        let list = Schema::List(Box::new(s)).to_json("rows");
+        let list = serde_json::to_value(Schema::List(Box::new(s)).to_json("rows")).unwrap();
         assert_eq!(list["items"]["_name_"], "rows_item");
         assert_eq!(list["items"]["_attrs_order_"], json!(["zeta", "alpha"]));
     }
@@ -476,7 +519,7 @@ mod tests {
             );
         }
         assert_eq!(
-            s.to_json("t"),
+            serde_json::to_value(s.to_json("t")).unwrap(),
             json!({"type": "string", "enum": ["WS", "CLI", "REST"]})
         );
     }

@@ -324,6 +324,9 @@ mod tests {
                 .prop_map(Value::from)
                 .boxed(),
             Schema::Rule { base, .. } => values(base),
+            Schema::AnyOf(shapes) => {
+                prop::strategy::Union::new(shapes.iter().map(values).collect::<Vec<_>>()).boxed()
+            }
             Schema::Any => any_value.boxed(),
             Schema::Null => Just(Value::Null).boxed(),
         }

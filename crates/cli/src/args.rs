@@ -13,10 +13,10 @@ use std::path::PathBuf;
 use serde_json::{Map, Value};
 
 use crate::error::CliError;
-use crate::schema;
 use crate::suggest;
 use crate::syntax::{self, is_name, split_assignment};
 use crate::tree::Command;
+use client::wire::JsonSchema;
 
 /// How a text result is presented besides being printed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -197,10 +197,10 @@ pub fn invocation(command: &Command, words: &[String]) -> Result<Invocation, Cli
 }
 
 /// A single object parameter: `name=value` pairs are its properties.
-fn object_invocation(object: &Value, args: Vec<Arg>) -> Result<Invocation, CliError> {
-    let props = schema::properties(object).cloned().unwrap_or_default();
-    let valid: Vec<&str> = props.keys().map(String::as_str).collect();
-    let own_name = schema::name(object).unwrap_or_default();
+fn object_invocation(object: &JsonSchema, args: Vec<Arg>) -> Result<Invocation, CliError> {
+    let props = object.properties.clone().unwrap_or_default();
+    let valid: Vec<&str> = props.keys().collect();
+    let own_name = object.param_name().unwrap_or_default();
     let mut map = Map::new();
     let mut whole: Option<Value> = None;
     let mut unknowns = Vec::new();
@@ -220,7 +220,7 @@ fn object_invocation(object: &Value, args: Vec<Arg>) -> Result<Invocation, CliEr
                         whole = Some(syntax::value_for(&text, Some(object)));
                     }
                     None => {
-                        if schema::closed(object) {
+                        if object.closed() {
                             // Sent on purpose: the API refuses it together
                             // with every other problem of the call, and the
                             // CLI adds the suggestion to that answer.
@@ -267,8 +267,8 @@ fn is_code_group(text: &str) -> bool {
 }
 
 /// Several parameters: positional words fill them in order, names pick them.
-fn positional_invocation(accepts: &[Value], args: Vec<Arg>) -> Result<Invocation, CliError> {
-    let valid: Vec<&str> = accepts.iter().filter_map(schema::name).collect();
+fn positional_invocation(accepts: &[JsonSchema], args: Vec<Arg>) -> Result<Invocation, CliError> {
+    let valid: Vec<&str> = accepts.iter().filter_map(JsonSchema::param_name).collect();
     let mut slots: Vec<Option<Value>> = vec![None; accepts.len()];
     let mut next = 0;
     let mut last_positional = None;
@@ -297,13 +297,13 @@ fn positional_invocation(accepts: &[Value], args: Vec<Arg>) -> Result<Invocation
                     )));
                 };
                 slots[next] = Some(syntax::value_for(&text, Some(schema)));
-                last_positional = (schema::name(schema) == Some(CODE_ARGUMENT)).then_some(next);
+                last_positional = (schema.param_name() == Some(CODE_ARGUMENT)).then_some(next);
                 next += 1;
             }
             Arg::Named(name, text) => {
                 let Some(i) = accepts
                     .iter()
-                    .position(|s| schema::name(s) == Some(name.as_str()))
+                    .position(|s| s.param_name() == Some(name.as_str()))
                 else {
                     return Err(unknown_name_error(&unknown(&name, &valid), &valid));
                 };
@@ -323,7 +323,7 @@ fn positional_invocation(accepts: &[Value], args: Vec<Arg>) -> Result<Invocation
         .into_iter()
         .zip(accepts)
         .take(given)
-        .map(|(v, s)| v.unwrap_or_else(|| s.get("default").cloned().unwrap_or(Value::Null)))
+        .map(|(v, s)| v.unwrap_or_else(|| s.default.clone().unwrap_or(Value::Null)))
         .collect();
     Ok(Invocation {
         params,

@@ -63,14 +63,19 @@ pub trait Backend {
     /// complete. When describing is the cost (the API in-process) only the
     /// names may be given, each with an empty description, and
     /// [`Backend::describe_cli_method`] describes the one needed.
-    fn cli_methods(&mut self, service: &str) -> Result<(Value, bool), CallError> {
+    fn cli_methods(&mut self, service: &str) -> Result<(wire::MethodDocs, bool), CallError> {
         let methods = self.call("core.get_methods", vec![service.into(), CLI_TARGET.into()])?;
+        let methods = serde_json::from_value(methods).map_err(|e| not_understood(&e))?;
         Ok((methods, true))
     }
 
     /// One method's description as `core.get_methods(service, "CLI")`
-    /// gives it (null when it does not list the method).
-    fn describe_cli_method(&mut self, service: &str, method: &str) -> Result<Value, CallError> {
+    /// gives it (`None` when it does not list the method).
+    fn describe_cli_method(
+        &mut self,
+        service: &str,
+        method: &str,
+    ) -> Result<Option<wire::MethodDoc>, CallError> {
         described_in_listing(self, service, method)
     }
 }
@@ -80,9 +85,17 @@ fn described_in_listing(
     backend: &mut (impl Backend + ?Sized),
     service: &str,
     method: &str,
-) -> Result<Value, CallError> {
-    let (mut methods, _) = backend.cli_methods(service)?;
-    Ok(methods.get_mut(method).map(Value::take).unwrap_or_default())
+) -> Result<Option<wire::MethodDoc>, CallError> {
+    let (methods, _) = backend.cli_methods(service)?;
+    Ok(methods
+        .into_iter()
+        .find(|(m, _)| m == method)
+        .map(|(_, d)| d))
+}
+
+/// The reason an introspection answer could not be read as its type.
+fn not_understood(e: &serde_json::Error) -> CallError {
+    CallError::Transport(format!("the API's description is not understood: {e}"))
 }
 
 /// The API in-process, on the state directory of the configuration.
@@ -110,6 +123,19 @@ impl Embedded {
     }
 }
 
+#[cfg(test)]
+impl Embedded {
+    /// An API the test built (on its own clock), as the embedded backend.
+    pub(crate) fn with_api(api: api::Api) -> Self {
+        let session = api.embedded_session(api::host::current_uid());
+        Self {
+            api,
+            session,
+            host: "test".to_owned(),
+        }
+    }
+}
+
 impl Backend for Embedded {
     fn call(&mut self, method: &str, params: Vec<Value>) -> Result<Value, CallError> {
         self.api
@@ -128,20 +154,21 @@ impl Backend for Embedded {
 
     /// The names only: describing every method (each a tree of JSON
     /// schemas) is most of what a one-shot command would cost.
-    fn cli_methods(&mut self, service: &str) -> Result<(Value, bool), CallError> {
+    fn cli_methods(&mut self, service: &str) -> Result<(wire::MethodDocs, bool), CallError> {
         let names = self
             .api
             .cli_methods(&self.session, service)
-            .map(|m| (m.name.to_owned(), Value::Object(serde_json::Map::new())))
+            .map(|m| (m.name.to_owned(), wire::MethodDoc::default()))
             .collect();
-        Ok((Value::Object(names), false))
+        Ok((names, false))
     }
 
-    fn describe_cli_method(&mut self, _service: &str, method: &str) -> Result<Value, CallError> {
-        Ok(self
-            .api
-            .describe_cli_method(&self.session, method)
-            .unwrap_or_default())
+    fn describe_cli_method(
+        &mut self,
+        _service: &str,
+        method: &str,
+    ) -> Result<Option<wire::MethodDoc>, CallError> {
+        Ok(self.api.describe_cli_method(&self.session, method))
     }
 }
 
@@ -210,7 +237,11 @@ impl Backend for Remote {
 
     /// `core.describe_method`: one method's description, not the whole
     /// service's (a daemon without it is asked for the listing).
-    fn describe_cli_method(&mut self, service: &str, method: &str) -> Result<Value, CallError> {
+    fn describe_cli_method(
+        &mut self,
+        service: &str,
+        method: &str,
+    ) -> Result<Option<wire::MethodDoc>, CallError> {
         match self.call(
             "core.describe_method",
             vec![method.into(), CLI_TARGET.into()],
@@ -218,7 +249,8 @@ impl Backend for Remote {
             Err(CallError::Rpc(e)) if e.kind() == Some(wire::ErrorCode::MethodNotFound) => {
                 described_in_listing(self, service, method)
             }
-            other => other,
+            // Null when the method is not listed for this caller.
+            other => serde_json::from_value(other?).map_err(|e| not_understood(&e)),
         }
     }
 }

@@ -43,7 +43,7 @@ enum Located {
 pub struct Engine {
     backend: Box<dyn Backend>,
     /// `core.get_services`, once asked.
-    services: Option<Value>,
+    services: Option<wire::ServiceDocs>,
     tree: Option<Tree>,
     pub mode: Mode,
     /// The current namespace.
@@ -78,6 +78,15 @@ impl std::fmt::Debug for Engine {
             .field("cwd", &self.cwd)
             .finish_non_exhaustive()
     }
+}
+
+/// The reason an introspection answer could not be read as its type.
+fn not_understood(e: &serde_json::Error) -> CliError {
+    CliError::failed(format!("the API's description is not understood: {e}"))
+}
+
+fn no_services() -> CliError {
+    CliError::failed("no service list")
 }
 
 fn write_out(out: &mut dyn Write, text: &str) -> Result<(), CliError> {
@@ -132,7 +141,9 @@ impl Engine {
             let methods = self
                 .backend
                 .call("core.get_methods", vec![Value::Null, CLI_TARGET.into()])?;
-            let services = self.services.as_ref().unwrap_or(&Value::Null);
+            let methods: wire::MethodDocs =
+                serde_json::from_value(methods).map_err(|e| not_understood(&e))?;
+            let services = self.services.as_ref().ok_or_else(no_services)?;
             self.tree = Some(Tree::from_introspection(services, methods));
         }
         self.tree
@@ -141,16 +152,14 @@ impl Engine {
     }
 
     /// `core.get_services`, asked once.
-    fn services(&mut self) -> Result<&Value, CliError> {
+    fn services(&mut self) -> Result<&wire::ServiceDocs, CliError> {
         if self.services.is_none() {
             let services = self
                 .backend
                 .call("core.get_services", vec![CLI_TARGET.into()])?;
-            self.services = Some(services);
+            self.services = Some(serde_json::from_value(services).map_err(|e| not_understood(&e))?);
         }
-        self.services
-            .as_ref()
-            .ok_or_else(|| CliError::failed("no service list"))
+        self.services.as_ref().ok_or_else(no_services)
     }
 
     /// What `words` name from the current namespace. `command_wanted`:
@@ -171,7 +180,7 @@ impl Engine {
             } => {
                 let mut full = path;
                 full.push(word.clone());
-                let services = self.services.as_ref().unwrap_or(&Value::Null);
+                let services = self.services.as_ref().ok_or_else(no_services)?;
                 if tree::is_service_path(services, &full) {
                     return Err(CliError::usage(format!(
                         "Namespace {} is not available to this user: its commands are for \
@@ -211,18 +220,15 @@ impl Engine {
         if !nested && let Some(found) = self.locate_by_name(words)? {
             return Ok(Some(found));
         }
-        let mut methods = serde_json::Map::new();
+        let mut methods = wire::MethodDocs::default();
         let mut complete = true;
         for name in &wanted {
             let (listed, described) = self.backend.cli_methods(name)?;
             complete &= described;
-            if let Value::Object(map) = listed {
-                methods.extend(map);
-            }
+            methods.extend(listed);
         }
-        let services = self.services.as_ref().unwrap_or(&Value::Null);
-        let Some((command, n)) =
-            Tree::partial(services, Value::Object(methods)).into_command(&self.cwd, words)
+        let services = self.services.as_ref().ok_or_else(no_services)?;
+        let Some((command, n)) = Tree::partial(services, methods).into_command(&self.cwd, words)
         else {
             return Ok(None);
         };
@@ -235,10 +241,12 @@ impl Engine {
         let described = self
             .backend
             .describe_cli_method(&command.service, &command.method)?;
-        let mut one = serde_json::Map::new();
-        one.insert(command.method.clone(), described);
-        let services = self.services.as_ref().unwrap_or(&Value::Null);
-        Ok(Tree::partial(services, Value::Object(one))
+        let one = described
+            .map(|d| (command.method.clone(), d))
+            .into_iter()
+            .collect();
+        let services = self.services.as_ref().ok_or_else(no_services)?;
+        Ok(Tree::partial(services, one)
             .into_command(&self.cwd, words)
             .filter(|(_, found)| *found == n)
             .map(|(c, n)| Located::Command(Box::new(c), n)))
@@ -250,18 +258,17 @@ impl Engine {
     /// listing. `None` when no guess resolves; then the listing decides.
     fn locate_by_name(&mut self, words: &[String]) -> Result<Option<Located>, CliError> {
         let guesses = tree::method_guesses(self.services()?, words);
-        let mut described = serde_json::Map::new();
+        let mut described = wire::MethodDocs::default();
         for (service, method) in guesses {
-            let d = self.backend.describe_cli_method(&service, &method)?;
-            if d.as_object().is_some_and(|o| !o.is_empty()) {
+            if let Some(d) = self.backend.describe_cli_method(&service, &method)? {
                 described.insert(method, d);
             }
         }
         if described.is_empty() {
             return Ok(None);
         }
-        let services = self.services.as_ref().unwrap_or(&Value::Null);
-        Ok(Tree::partial(services, Value::Object(described))
+        let services = self.services.as_ref().ok_or_else(no_services)?;
+        Ok(Tree::partial(services, described)
             .into_command(&self.cwd, words)
             .map(|(c, n)| Located::Command(Box::new(c), n)))
     }
@@ -648,9 +655,15 @@ impl Engine {
                     write_out(out, "Confirmed: the new secret is active.\n")?;
                     return write_out(out, &render::render(&done, self.mode));
                 }
-                // A wrong code leaves the pending secret pending: ask again.
-                // The last refusal is the command's error, printed once.
-                Err(CallError::Rpc(e)) if e.data.as_ref().is_some_and(|d| d.error == 22) => {
+                // A wrong code (EINVAL) leaves the pending secret pending:
+                // ask again. Anything else (an expired enrolment is ESTALE)
+                // ends the flow with its own message. The last refusal is
+                // the command's error, printed once.
+                Err(CallError::Rpc(e))
+                    if e.data
+                        .as_ref()
+                        .is_some_and(|d| d.error == wire::Errno::EINVAL) =>
+                {
                     let shape = digits
                         .filter(|d| is_malformed_code(code, *d))
                         .map(|d| format!("expected {d} digits; "));
@@ -733,13 +746,13 @@ impl Engine {
 /// (SPEC §3: "apps must be provisioned again; the CLI says so"): the API
 /// marks them `x-reprovision` in the update's schema.
 fn reprovision_keys(command: &Command) -> Vec<&str> {
-    let Some(props) = command.accepts.first().and_then(crate::schema::properties) else {
+    let Some(props) = command.accepts.first().and_then(|s| s.properties.as_ref()) else {
         return Vec::new();
     };
     props
         .iter()
-        .filter(|(_, s)| s.get("x-reprovision").and_then(Value::as_bool) == Some(true))
-        .map(|(k, _)| k.as_str())
+        .filter(|(_, s)| s.reprovision)
+        .map(|(k, _)| k)
         .collect()
 }
 
@@ -757,7 +770,7 @@ fn named_params(command: &Command, params: &[Value]) -> Vec<(String, Value)> {
         .accepts
         .iter()
         .zip(params)
-        .filter_map(|(s, v)| Some((crate::schema::name(s)?.to_owned(), v.clone())))
+        .filter_map(|(s, v)| Some((s.param_name()?.to_owned(), v.clone())))
         .collect()
 }
 
@@ -894,7 +907,7 @@ fn reprovision_note(command: &Command, before: &Value, after: &Value) -> Option<
 /// Whether the API refused a call until a current code is proved.
 fn needs_step_up(error: &wire::RpcError) -> bool {
     error.data.as_ref().is_some_and(|d| {
-        d.error == wire::STEP_UP_ERRNO.0 && d.reason.contains(wire::STEP_UP_REQUIRED)
+        d.error == wire::STEP_UP_ERRNO && d.reason.contains(wire::STEP_UP_REQUIRED)
     })
 }
 
@@ -984,23 +997,28 @@ mod tests {
         fn hostname(&self) -> String {
             self.inner.hostname()
         }
-        fn cli_methods(&mut self, service: &str) -> Result<(Value, bool), CallError> {
+        fn cli_methods(&mut self, service: &str) -> Result<(wire::MethodDocs, bool), CallError> {
             if !self.in_process {
                 let methods =
                     self.call("core.get_methods", vec![service.into(), CLI_TARGET.into()])?;
-                return Ok((methods, true));
+                return Ok((serde_json::from_value(methods).unwrap(), true));
             }
             self.calls
                 .borrow_mut()
                 .push((format!("list {service}"), Vec::new()));
             self.inner.cli_methods(service)
         }
-        fn describe_cli_method(&mut self, service: &str, method: &str) -> Result<Value, CallError> {
+        fn describe_cli_method(
+            &mut self,
+            service: &str,
+            method: &str,
+        ) -> Result<Option<wire::MethodDoc>, CallError> {
             if !self.in_process {
-                return self.call(
+                let doc = self.call(
                     "core.describe_method",
                     vec![method.into(), CLI_TARGET.into()],
-                );
+                )?;
+                return Ok(serde_json::from_value(doc).unwrap());
             }
             self.calls
                 .borrow_mut()
@@ -1296,6 +1314,62 @@ mod tests {
         assert_eq!(told, CONFIRM_TRIES - 1, "{out}");
         // The third is the error alone (before, it was also in `out`).
         assert!(err.contains("the pending secret stays pending"), "{err}");
+    }
+
+    /// The enrolment expires while the user is at the prompt: the first
+    /// refusal says so and ends the flow (asking for another code could
+    /// not help).
+    #[test]
+    fn an_expired_enrolment_ends_the_confirm_flow_at_the_first_refusal() {
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(service::ManualClock::at_secs(1_750_000_000));
+        let store = service::open_store(&dir.path().join("state"), true).unwrap();
+        let twofactor = service::TwoFactor::new(
+            store,
+            clock.clone(),
+            Arc::new(service::OsRandom),
+            service::Labels {
+                issuer: "i".into(),
+                product: "p".into(),
+                hostname: "h".into(),
+            },
+            service::RateLimits::default(),
+        );
+        let api = api::Api::new(
+            twofactor,
+            Arc::new(api::host::NoAccounts),
+            Arc::new(api::host::NoAccounts),
+            api::ApiOptions::default(),
+        );
+        let backend = crate::backend::Embedded::with_api(api);
+        let mut e = Engine::new(Box::new(backend), Mode::Table);
+        run(&mut e, "auth two_factor update enabled=true").unwrap();
+        let asked = std::rc::Rc::new(std::cell::Cell::new(0));
+        let count = asked.clone();
+        e.code_prompt = Some(Box::new(move |_: &str| {
+            count.set(count.get() + 1);
+            // The user comes back after 11 minutes.
+            clock.advance_secs(11 * 60);
+            Ok("000000".to_owned())
+        }));
+        let mut out = Vec::new();
+        let err = e
+            .run_line(
+                "account user twofactor_enroll username=root",
+                true,
+                &mut out,
+            )
+            .unwrap_err();
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(asked.get(), 1, "asked once: {out}");
+        assert!(!out.contains("stays pending"), "{out}");
+        assert!(
+            err.to_string().contains(
+                "The pending secret expired after 10 minutes; run twofactor_enroll again"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -103,9 +103,9 @@ pub fn manual(c: &Command) -> String {
     );
     let args = c.argument_names();
     let object = c.object_param();
-    let is_required = |name: &str, s: &serde_json::Value| match object {
-        Some(o) => schema::property_required(o, name),
-        None => schema::required(s),
+    let is_required = |name: &str, s: &client::wire::JsonSchema| match object {
+        Some(o) => o.property_required(name),
+        None => s.must_be_given(),
     };
     let mut synopsis = vec![c.full_name()];
     for (name, s) in &args {

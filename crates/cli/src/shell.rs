@@ -13,7 +13,6 @@ use rustyline::{Context, Editor, Helper};
 
 use crate::error::{EXIT_FAILED, EXIT_OK};
 use crate::exec::{BUILTINS, Engine, Flow};
-use crate::schema;
 use crate::syntax::{self, split_assignment};
 use crate::tree::{Resolved, Tree};
 
@@ -223,25 +222,25 @@ fn argument_candidates(cmd: &crate::tree::Command, given: &[String], current: &s
         let Some((_, s)) = args.iter().find(|(n, _)| *n == name) else {
             return Vec::new();
         };
-        let types = schema::types(s);
+        let types = s.types();
         let mut values: Vec<String> = Vec::new();
-        if types.contains(&"boolean") {
+        if types.contains(&client::wire::JsonType::Boolean) {
             values.extend(["true".to_owned(), "false".to_owned()]);
         }
-        if types.contains(&"null") {
+        if types.contains(&client::wire::JsonType::Null) {
             values.push("null".into());
         }
-        if let Some(d) = s.get("default") {
+        if let Some(d) = &s.default {
             values.push(d.to_string());
         }
-        if let Some(props) = schema::properties(s) {
+        if let Some(props) = &s.properties {
             // An object: a skeleton with its keys' defaults.
             let skeleton: serde_json::Map<String, serde_json::Value> = props
                 .iter()
                 .map(|(k, p)| {
                     (
-                        k.clone(),
-                        p.get("default").cloned().unwrap_or(serde_json::Value::Null),
+                        k.to_owned(),
+                        p.default.clone().unwrap_or(serde_json::Value::Null),
                     )
                 })
                 .collect();

@@ -11,7 +11,7 @@
 
 use serde_json::Value;
 
-use crate::schema;
+use client::wire::{JsonSchema, JsonType};
 
 /// Why a line could not be split into words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -162,13 +162,12 @@ pub fn split_assignment(word: &str) -> Option<(&str, &str)> {
 /// `123456` are the strings `"012345"` and `"123456"` for a string
 /// parameter (never the number 123456, which would lose a leading zero),
 /// while `null` stays null for a nullable one.
-pub fn value_for(text: &str, schema: Option<&Value>) -> Value {
+pub fn value_for(text: &str, schema: Option<&JsonSchema>) -> Value {
     let parsed: Option<Value> = serde_json::from_str(text).ok();
-    let types = schema.map(schema::types).unwrap_or_default();
-    if types.contains(&"string") {
+    if let Some(schema) = schema.filter(|s| s.types().contains(&JsonType::String)) {
         return match parsed {
             Some(v @ Value::String(_)) => v,
-            Some(v) if schema::admits(&types, &v) => v,
+            Some(v) if schema.admits_type(&v) => v,
             _ => Value::String(text.to_owned()),
         };
     }
@@ -262,24 +261,25 @@ mod tests {
 
     #[test]
     fn string_schemas_keep_digits_as_typed() {
-        let s = json!({"type": ["string", "null"]});
+        let s: JsonSchema = serde_json::from_value(json!({"type": ["string", "null"]})).unwrap();
         assert_eq!(value_for("012345", Some(&s)), json!("012345"));
         assert_eq!(value_for("123456", Some(&s)), json!("123456"));
         assert_eq!(value_for(r#""012345""#, Some(&s)), json!("012345"));
         assert_eq!(value_for("true", Some(&s)), json!("true"));
         assert_eq!(value_for("null", Some(&s)), json!(null));
-        let plain = json!({"type": "string"});
+        let plain: JsonSchema = serde_json::from_value(json!({"type": "string"})).unwrap();
         assert_eq!(value_for("null", Some(&plain)), json!("null"));
     }
 
     #[test]
     fn integer_schemas_take_numbers() {
-        let s = json!({"type": "integer", "minimum": 6, "maximum": 8});
+        let s: JsonSchema =
+            serde_json::from_value(json!({"type": "integer", "minimum": 6, "maximum": 8})).unwrap();
         assert_eq!(value_for("8", Some(&s)), json!(8));
         assert_eq!(value_for("-1", Some(&s)), json!(-1));
         // Not JSON (leading zero): sent as typed; the API reads digit strings.
         assert_eq!(value_for("08", Some(&s)), json!("08"));
-        let b = json!({"type": "boolean"});
+        let b: JsonSchema = serde_json::from_value(json!({"type": "boolean"})).unwrap();
         assert_eq!(value_for("false", Some(&b)), json!(false));
     }
 }

@@ -3,9 +3,8 @@
 //! `cli_namespace` (`auth.two_factor`) is the path, a method's command name
 //! the last part of its name. Intermediate namespaces exist implicitly.
 
-use serde_json::Value;
+use client::wire::{JsonSchema, JsonType, MethodDocs, ServiceDoc, ServiceDocs, ServiceType};
 
-use crate::schema;
 use crate::suggest;
 
 /// One command: an API method as the CLI shows it.
@@ -24,8 +23,8 @@ pub struct Command {
     pub description: String,
     pub examples: Vec<String>,
     /// One JSON schema per positional parameter.
-    pub accepts: Vec<Value>,
-    pub returns: Option<Value>,
+    pub accepts: Vec<JsonSchema>,
+    pub returns: Option<JsonSchema>,
 }
 
 impl Command {
@@ -38,23 +37,25 @@ impl Command {
 
     /// When the method takes one object, `name=value` pairs are that
     /// object's properties (a config service's `update`, `audit query`).
-    pub fn object_param(&self) -> Option<&Value> {
+    pub fn object_param(&self) -> Option<&JsonSchema> {
         match self.accepts.as_slice() {
-            [only] if schema::properties(only).is_some() => Some(only),
+            [only] if only.properties.is_some() => Some(only),
             _ => None,
         }
     }
 
     /// The argument names completion and suggestions offer, with schemas.
-    pub fn argument_names(&self) -> Vec<(&str, &Value)> {
+    pub fn argument_names(&self) -> Vec<(&str, &JsonSchema)> {
         match self.object_param() {
-            Some(object) => schema::properties(object)
-                .map(|p| p.iter().map(|(k, v)| (k.as_str(), v)).collect())
+            Some(object) => object
+                .properties
+                .as_ref()
+                .map(|p| p.iter().collect())
                 .unwrap_or_default(),
             None => self
                 .accepts
                 .iter()
-                .filter_map(|s| Some((schema::name(s)?, s)))
+                .filter_map(|s| Some((s.param_name()?, s)))
                 .collect(),
         }
     }
@@ -63,7 +64,7 @@ impl Command {
     pub fn returns_text(&self) -> bool {
         self.returns
             .as_ref()
-            .is_some_and(|r| schema::types(r) == ["string"])
+            .is_some_and(|r| r.types() == [JsonType::String])
     }
 }
 
@@ -157,30 +158,22 @@ struct ServiceInfo<'a> {
 /// The CLI services of `core.get_services`: name, namespace path, and
 /// whether it is a `config` service. Services kept out of the CLI are left
 /// out.
-fn cli_services(services: &Value) -> impl Iterator<Item = (&str, &Value, Vec<String>)> {
-    services
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter_map(|(name, service)| {
-            let config = &service["config"];
-            let hidden = config
-                .get("cli_private")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            let ns = config.get("cli_namespace").and_then(Value::as_str)?;
-            if hidden || ns.is_empty() {
-                return None;
-            }
-            let path: Vec<String> = ns.split('.').map(str::to_owned).collect();
-            Some((name.as_str(), service, path))
-        })
+fn cli_services(services: &ServiceDocs) -> impl Iterator<Item = (&str, &ServiceDoc, Vec<String>)> {
+    services.iter().filter_map(|(name, service)| {
+        let config = &service.config;
+        let ns = config.cli_namespace.as_deref()?;
+        if config.cli_private || ns.is_empty() {
+            return None;
+        }
+        let path: Vec<String> = ns.split('.').map(str::to_owned).collect();
+        Some((name, service, path))
+    })
 }
 
 /// Whether `path` is (the start of) some service's CLI namespace: a path
 /// that is in the API even when the tree of this session lacks it
 /// (its methods are not for this user).
-pub fn is_service_path(services: &Value, path: &[String]) -> bool {
+pub fn is_service_path(services: &ServiceDocs, path: &[String]) -> bool {
     cli_services(services).any(|(_, _, ns)| ns.starts_with(path))
 }
 
@@ -188,14 +181,14 @@ pub fn is_service_path(services: &Value, path: &[String]) -> bool {
 /// namespace is the longest one that `words` start with. A command named by
 /// `words` is always in that namespace, since a namespace's name wins over
 /// a command's while resolving (see [`Tree::resolve`]).
-pub fn services_for(services: &Value, words: &[String]) -> Vec<String> {
+pub fn services_for(services: &ServiceDocs, words: &[String]) -> Vec<String> {
     let (names, _) = deepest_on_path(services, words);
     names.into_iter().map(str::to_owned).collect()
 }
 
 /// The services whose namespace path starts `words` and is the longest
 /// such, and that path's length.
-fn deepest_on_path<'s>(services: &'s Value, words: &[String]) -> (Vec<&'s str>, usize) {
+fn deepest_on_path<'s>(services: &'s ServiceDocs, words: &[String]) -> (Vec<&'s str>, usize) {
     let on_path: Vec<(&str, usize)> = cli_services(services)
         .filter(|(_, _, path)| words.starts_with(path))
         .map(|(name, _, path)| (name, path.len()))
@@ -214,7 +207,7 @@ fn deepest_on_path<'s>(services: &'s Value, words: &[String]) -> (Vec<&'s str>, 
 /// of that service (`auth two_factor config` is `auth.twofactor.config`).
 /// `(service, method)` pairs; a guess still has to be described and
 /// resolved.
-pub fn method_guesses(services: &Value, words: &[String]) -> Vec<(String, String)> {
+pub fn method_guesses(services: &ServiceDocs, words: &[String]) -> Vec<(String, String)> {
     let (names, depth) = deepest_on_path(services, words);
     let Some(word) = words.get(depth) else {
         return Vec::new();
@@ -227,7 +220,7 @@ pub fn method_guesses(services: &Value, words: &[String]) -> Vec<(String, String
 
 impl Tree {
     /// Builds the tree from `core.get_services` and `core.get_methods`.
-    pub fn from_introspection(services: &Value, methods: Value) -> Self {
+    pub fn from_introspection(services: &ServiceDocs, methods: MethodDocs) -> Self {
         let mut tree = Self::unpruned(services, methods);
         tree.root.prune();
         tree
@@ -239,40 +232,28 @@ impl Tree {
     /// whole tree resolves them to when `methods` holds every method of the
     /// [`services_for`] those words; anything else must be resolved on the
     /// whole tree.
-    pub fn partial(services: &Value, methods: Value) -> Self {
+    pub fn partial(services: &ServiceDocs, methods: MethodDocs) -> Self {
         Self::unpruned(services, methods)
     }
 
     /// Takes `methods` by value: the schemas are moved into the commands.
-    fn unpruned(services: &Value, methods: Value) -> Self {
+    fn unpruned(services: &ServiceDocs, methods: MethodDocs) -> Self {
         let mut tree = Tree::default();
         let mut infos: Vec<ServiceInfo<'_>> = Vec::new();
         for (name, service, path) in cli_services(services) {
-            let config = &service["config"];
-            let description = config
-                .get("cli_description")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
             let node = tree.namespace_mut(&path);
             if node.description.is_empty() {
-                node.description = description.to_owned();
+                node.description = service.config.cli_description.clone();
             }
-            let config_service = service.get("type").and_then(Value::as_str) == Some("config");
+            let config_service = service.kind == ServiceType::Config;
             infos.push(ServiceInfo {
                 name,
                 path,
                 config: config_service,
             });
         }
-        let Value::Object(methods) = methods else {
-            return tree;
-        };
-        for (method, mut desc) in methods {
-            if desc
-                .get("cli_private")
-                .and_then(Value::as_bool)
-                .unwrap_or(false)
-            {
+        for (method, desc) in methods {
+            if desc.cli_private {
                 continue;
             }
             // A method belongs to the service with the longest name prefixing it.
@@ -280,38 +261,23 @@ impl Tree {
                 continue;
             };
             let name = method.rsplit('.').next().unwrap_or(&method).to_owned();
-            let accepts = match desc.get_mut("accepts").map(Value::take) {
-                Some(Value::Array(accepts)) => accepts,
-                _ => Vec::new(),
-            };
-            let returns = desc.pointer_mut("/returns/0").map(Value::take);
-            let text = |key: &str| {
-                desc.get(key)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned()
-            };
             let command = Command {
                 name,
                 method,
                 service: service.name.to_owned(),
                 config_service: service.config,
                 path: service.path.clone(),
-                summary: text("cli_description"),
-                description: text("description"),
+                summary: desc.cli_description,
+                description: desc.description,
+                // TrueNAS ends each example with a newline.
                 examples: desc
-                    .pointer("/examples/cli")
-                    .and_then(Value::as_array)
-                    .map(|e| {
-                        // TrueNAS ends each example with a newline.
-                        e.iter()
-                            .filter_map(Value::as_str)
-                            .map(|e| e.trim_end_matches('\n').to_owned())
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                accepts,
-                returns,
+                    .examples
+                    .cli
+                    .iter()
+                    .map(|e| e.trim_end_matches('\n').to_owned())
+                    .collect(),
+                accepts: desc.accepts,
+                returns: desc.returns.into_iter().next(),
             };
             tree.namespace_mut(&service.path).commands.push(command);
         }
@@ -466,7 +432,10 @@ pub(crate) mod tests {
                 "returns": [{"type": "boolean"}]},
             "auth.twofactor.provisioning_uri": {"accepts": [], "returns": [{"type": "string"}]},
         });
-        Tree::from_introspection(&services, methods)
+        Tree::from_introspection(
+            &serde_json::from_value(services).unwrap(),
+            serde_json::from_value(methods).unwrap(),
+        )
     }
 
     fn w(s: &str) -> Vec<String> {

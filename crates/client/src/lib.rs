@@ -33,7 +33,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Bytes, Message, WebSocket};
 use zeroize::{Zeroize, Zeroizing};
@@ -270,10 +270,10 @@ pub struct Client {
     deadline: Option<Instant>,
     next_id: u64,
     /// Answers to our requests that arrived while waiting for another one.
-    answers: HashMap<u64, Value>,
+    answers: HashMap<u64, wire::Response>,
     /// Answers whose id is not one of ours (e.g. `null` for a parse error).
-    stray: VecDeque<Value>,
-    notifications: VecDeque<Value>,
+    stray: VecDeque<wire::Response>,
+    notifications: VecDeque<wire::Notification>,
 }
 
 impl std::fmt::Debug for Client {
@@ -501,9 +501,9 @@ impl Client {
         let deadline = self.deadline_in(self.timeout);
         self.next_id += 1;
         let id = self.next_id;
-        let mut request = json!({"jsonrpc": "2.0", "method": method, "id": id, "params": params});
-        let text = secret_text(&request);
-        wipe_strings(&mut request);
+        let text = secret_text(&wire::ClientRequest::call(method, id, &params));
+        let mut params = Value::Array(params);
+        wipe_strings(&mut params);
         self.send_by(Message::Text(text?), deadline)?;
         self.wait_response_by(id, deadline)
     }
@@ -523,8 +523,8 @@ impl Client {
     ) -> Result<u64, ClientError> {
         self.next_id += 1;
         let id = self.next_id;
-        let text =
-            json!({"jsonrpc": "2.0", "method": method, "id": id, "params": params}).to_string();
+        let text = serde_json::to_string(&wire::ClientRequest::call(method, id, &params))
+            .map_err(|e| ClientError::Protocol(format!("cannot encode the request: {e}")))?;
         self.send_by(Message::text(text), deadline)?;
         Ok(id)
     }
@@ -537,7 +537,9 @@ impl Client {
 
     /// Sends a notification: the server runs it and never answers.
     pub fn notify(&mut self, method: &str, params: Vec<Value>) -> Result<(), ClientError> {
-        self.send_raw(&json!({"jsonrpc": "2.0", "method": method, "params": params}).to_string())
+        let text = serde_json::to_string(&wire::ClientRequest::notification(method, &params))
+            .map_err(|e| ClientError::Protocol(format!("cannot encode the request: {e}")))?;
+        self.send_raw(&text)
     }
 
     /// Waits for the answer to request `id`.
@@ -549,7 +551,7 @@ impl Client {
     fn wait_response_by(&mut self, id: u64, deadline: Instant) -> Result<Value, ClientError> {
         loop {
             if let Some(answer) = self.answers.remove(&id) {
-                return answer_to_result(answer);
+                return response_to_result(answer);
             }
             match self.read_frame(deadline)? {
                 Some(Frame::Text(text)) => self.file(&text)?,
@@ -568,7 +570,9 @@ impl Client {
         let deadline = self.deadline_in(wait);
         loop {
             if let Some(n) = self.notifications.pop_front() {
-                return Ok(Some(n));
+                return serde_json::to_value(n)
+                    .map(Some)
+                    .map_err(|e| ClientError::Protocol(e.to_string()));
             }
             match self.read_frame(deadline)? {
                 Some(Frame::Text(text)) => self.file(&text)?,
@@ -582,7 +586,7 @@ impl Client {
     }
 
     /// Answers that carried an id that is not one of ours (oldest first).
-    pub fn take_stray_answers(&mut self) -> Vec<Value> {
+    pub fn take_stray_answers(&mut self) -> Vec<wire::Response> {
         self.stray.drain(..).collect()
     }
 
@@ -625,21 +629,14 @@ impl Client {
 
     /// Sorts one incoming text message into answers and notifications.
     fn file(&mut self, text: &str) -> Result<(), ClientError> {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| ClientError::Protocol(format!("the server sent invalid JSON: {e}")))?;
-        match value.get("id") {
-            Some(id) => match id.as_u64() {
+        match wire::ServerMessage::parse(text).map_err(ClientError::Protocol)? {
+            wire::ServerMessage::Response(r) => match r.numeric_id() {
                 Some(n) if n <= self.next_id && n > 0 => {
-                    self.answers.insert(n, value);
+                    self.answers.insert(n, r);
                 }
-                _ => self.stray.push_back(value),
+                _ => self.stray.push_back(r),
             },
-            None if value.get("method").is_some() => self.notifications.push_back(value),
-            None => {
-                return Err(ClientError::Protocol(
-                    "a message with neither id nor method".into(),
-                ));
-            }
+            wire::ServerMessage::Notification(n) => self.notifications.push_back(n),
         }
         Ok(())
     }
@@ -685,7 +682,7 @@ impl Drop for Client {
 /// callers that read responses themselves, and for fuzzing.)
 /// `value` as JSON text in a buffer that is wiped when the frame holding it
 /// is dropped.
-fn secret_text(value: &Value) -> Result<tungstenite::Utf8Bytes, ClientError> {
+fn secret_text(value: &wire::ClientRequest<'_>) -> Result<tungstenite::Utf8Bytes, ClientError> {
     let mut out = WipingBuffer(Zeroizing::new(Vec::with_capacity(256)));
     serde_json::to_writer(&mut out, value)
         .map_err(|e| ClientError::Protocol(format!("cannot encode the request: {e}")))?;
@@ -729,15 +726,11 @@ impl Write for WipingBuffer {
     }
 }
 
-pub fn answer_to_result(mut answer: Value) -> Result<Value, ClientError> {
-    if let Some(error) = answer.get_mut("error").map(Value::take) {
-        let e: wire::RpcError = serde_json::from_value(error)
-            .map_err(|e| ClientError::Protocol(format!("malformed error object: {e}")))?;
-        return Err(ClientError::Rpc(Box::new(e)));
-    }
-    match answer.get_mut("result") {
-        Some(result) => Ok(result.take()),
-        None => Err(ClientError::Protocol(
+/// The result of an answer read as JSON, or its error.
+pub fn answer_to_result(answer: Value) -> Result<Value, ClientError> {
+    match wire::ServerMessage::from_value(answer).map_err(ClientError::Protocol)? {
+        wire::ServerMessage::Response(r) => response_to_result(r),
+        wire::ServerMessage::Notification(_) => Err(ClientError::Protocol(
             "a response with neither result nor error".into(),
         )),
     }
@@ -765,6 +758,14 @@ pub fn trusted_unix_server(
         socket: wire::shown(&socket.display().to_string()).into_owned(),
         reason,
     })
+}
+
+/// The result of an answer, or its error.
+fn response_to_result(answer: wire::Response) -> Result<Value, ClientError> {
+    match answer.outcome().map_err(ClientError::Protocol)? {
+        Ok(result) => Ok(result),
+        Err(e) => Err(ClientError::Rpc(Box::new(e))),
+    }
 }
 
 /// Connects a Unix socket by `deadline`. `UnixStream::connect` blocks

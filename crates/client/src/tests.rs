@@ -157,7 +157,8 @@ fn a_secret_call_arrives_intact_and_its_buffers_are_wiped() {
     h.join().unwrap();
 
     // The text is built in a buffer that wipes what it outgrows.
-    let text = secret_text(&json!({"params": [params.clone()]})).unwrap();
+    let one = [params.clone()];
+    let text = secret_text(&wire::ClientRequest::call("auth.login_ex", 1, &one)).unwrap();
     let back: Value = serde_json::from_str(text.as_str()).unwrap();
     assert_eq!(back["params"][0], params);
 

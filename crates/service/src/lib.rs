@@ -98,6 +98,10 @@ pub enum ServiceError {
         "No enrolment is pending for this user (or it expired after 10 minutes); run twofactor_enroll first"
     )]
     NoPendingEnrolment,
+    /// `user.twofactor_enroll_confirm` after the pending secret expired:
+    /// asking for another code cannot help, only a new enrolment.
+    #[error("The pending secret expired after 10 minutes; run twofactor_enroll again")]
+    EnrolmentExpired,
     /// Too many wrong codes; checks fail at once until the back-off ends.
     /// (The API words it with the protocol's text, `wire::LockedOut`.)
     #[error("locked out for {retry_after_secs} more seconds after failed attempts")]

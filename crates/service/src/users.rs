@@ -493,12 +493,13 @@ impl TwoFactor {
         let now = self.clock.now_ms();
         let result = transact(&*self.store, |tx| {
             let window = tx.entry()?.settings.window;
-            let pending = tx
-                .pending_secret(&user.name)?
-                .filter(|p| p.uid == user.uid && now < p.expires_at_ms);
+            let pending = tx.pending_secret(&user.name)?.filter(|p| p.uid == user.uid);
             let Some(pending) = pending else {
                 return Ok(Err(ServiceError::NoPendingEnrolment));
             };
+            if now >= pending.expires_at_ms {
+                return Ok(Err(ServiceError::EnrolmentExpired));
+            }
             let owner = if user.is_root() {
                 store::SYSTEM_OWNER.to_owned()
             } else {

@@ -306,7 +306,7 @@ fn enrolment_switches_only_on_a_right_code_and_expires_after_ten_minutes() {
     f.clock.advance_secs(1);
     assert!(matches!(
         f.tf.enroll_confirm(&alice_local, &alice(), Some(&ok_code)),
-        Err(ServiceError::NoPendingEnrolment)
+        Err(ServiceError::EnrolmentExpired)
     ));
     assert_eq!(uri_of(&f, &alice()), new);
 }

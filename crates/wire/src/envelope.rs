@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::error::{ErrorCode, RpcError};
 
@@ -195,7 +195,7 @@ fn validate(
 ) -> Result<(String, Vec<Value>), &'static str> {
     match obj.get("jsonrpc") {
         None => return Err("Missing 'jsonrpc' member"),
-        Some(Value::String(s)) if s == "2.0" => {}
+        Some(Value::String(s)) if s == crate::Version::TEXT => {}
         Some(_) => return Err("'jsonrpc' member must be of type string and must be exactly '2.0'"),
     }
     if id.is_some_and(|id| !is_valid_id(id)) {
@@ -216,14 +216,14 @@ fn validate(
 
 #[derive(Serialize)]
 struct ResultResponse<'a> {
-    jsonrpc: &'static str,
+    jsonrpc: crate::Version,
     result: &'a Value,
     id: &'a Id,
 }
 
 #[derive(Serialize)]
 struct ErrorResponse<'a> {
-    jsonrpc: &'static str,
+    jsonrpc: crate::Version,
     error: &'a RpcError,
     id: &'a Id,
 }
@@ -236,7 +236,7 @@ fn response_text(response: &impl Serialize) -> String {
 /// `{"jsonrpc":"2.0","result":...,"id":...}`, the id as it was sent.
 pub fn response_ok(id: &Id, result: Value) -> String {
     response_text(&ResultResponse {
-        jsonrpc: "2.0",
+        jsonrpc: crate::Version,
         result: &result,
         id,
     })
@@ -245,7 +245,7 @@ pub fn response_ok(id: &Id, result: Value) -> String {
 /// `{"jsonrpc":"2.0","error":{...},"id":...}`, the id as it was sent.
 pub fn response_error(id: &Id, error: &RpcError) -> String {
     response_text(&ErrorResponse {
-        jsonrpc: "2.0",
+        jsonrpc: crate::Version,
         error,
         id,
     })
@@ -253,12 +253,18 @@ pub fn response_error(id: &Id, error: &RpcError) -> String {
 
 /// A server-to-client notification (`collection_update`, ...).
 pub fn notification(method: &str, params: Value) -> Value {
-    json!({"jsonrpc": "2.0", "method": method, "params": params})
+    let n = crate::Notification {
+        jsonrpc: crate::Version,
+        method: method.to_owned(),
+        params,
+    };
+    serde_json::to_value(n).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn reject_message(text: &str) -> (Id, i64, String) {
         match parse_incoming(text) {

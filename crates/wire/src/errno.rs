@@ -1,52 +1,61 @@
 //! The errno values TrueNAS puts in `data.error`, and their names.
 
+use serde::{Deserialize, Serialize};
+
 /// An errno as TrueNAS reports it (Linux numbering plus middleware's own).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// On the wire it is the bare number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Errno(pub i32);
 
-impl Errno {
-    pub const EPERM: Errno = Errno(1);
-    pub const ENOENT: Errno = Errno(2);
-    pub const EACCES: Errno = Errno(13);
-    pub const EFAULT: Errno = Errno(14);
-    pub const EBUSY: Errno = Errno(16);
-    pub const EEXIST: Errno = Errno(17);
-    pub const EINVAL: Errno = Errno(22);
-    pub const ETIMEDOUT: Errno = Errno(110);
-    /// middlewared's own: the call needs a logged-in session.
-    pub const ENOTAUTHENTICATED: Errno = Errno(207);
+/// The one table of errnos: each is a constant of [`Errno`] and a row of
+/// [`Errno::TABLE`], from which both [`Errno::name`] and
+/// [`Errno::from_name`] read. Adding an errno is one line here.
+macro_rules! errnos {
+    ($($(#[$doc:meta])* $name:ident = $n:literal,)*) => {
+        impl Errno {
+            $($(#[$doc])* pub const $name: Errno = Errno($n);)*
 
+            /// Every errno the API sends, with its symbolic name.
+            pub const TABLE: &'static [(Errno, &'static str)] =
+                &[$((Errno($n), stringify!($name)),)*];
+        }
+    };
+}
+
+errnos! {
+    EPERM = 1,
+    ENOENT = 2,
+    EACCES = 13,
+    EFAULT = 14,
+    EBUSY = 16,
+    EEXIST = 17,
+    EINVAL = 22,
+    ETIMEDOUT = 110,
+    /// A handle to something that no longer exists: an enrolment whose
+    /// pending secret expired before it was confirmed. Distinct from
+    /// EINVAL (a wrong code, worth asking again) so that a client stops
+    /// asking for codes at once.
+    ESTALE = 116,
+    /// middlewared's own: the call needs a logged-in session.
+    ENOTAUTHENTICATED = 207,
+}
+
+impl Errno {
     /// The symbolic name (`EINVAL`), as TrueNAS's `get_errname`.
     pub fn name(self) -> &'static str {
-        match self.0 {
-            1 => "EPERM",
-            2 => "ENOENT",
-            13 => "EACCES",
-            14 => "EFAULT",
-            16 => "EBUSY",
-            17 => "EEXIST",
-            22 => "EINVAL",
-            110 => "ETIMEDOUT",
-            207 => "ENOTAUTHENTICATED",
-            _ => "EUNKNOWN",
-        }
+        Self::TABLE
+            .iter()
+            .find(|(e, _)| *e == self)
+            .map_or("EUNKNOWN", |(_, name)| name)
     }
 
     /// Reads a name back (for clients that only have `errname`).
     pub fn from_name(name: &str) -> Option<Errno> {
-        [
-            Self::EPERM,
-            Self::ENOENT,
-            Self::EACCES,
-            Self::EFAULT,
-            Self::EBUSY,
-            Self::EEXIST,
-            Self::EINVAL,
-            Self::ETIMEDOUT,
-            Self::ENOTAUTHENTICATED,
-        ]
-        .into_iter()
-        .find(|e| e.name() == name)
+        Self::TABLE
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(e, _)| *e)
     }
 }
 
@@ -56,17 +65,33 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for e in [
-            Errno::EINVAL,
-            Errno::EFAULT,
-            Errno::EBUSY,
-            Errno::EACCES,
-            Errno::ENOTAUTHENTICATED,
-        ] {
-            assert_eq!(Errno::from_name(e.name()), Some(e));
+        for (e, name) in Errno::TABLE {
+            assert_eq!(Errno::from_name(name), Some(*e));
+            assert_eq!(e.name(), *name);
         }
         assert_eq!(Errno::EINVAL.0, 22);
         assert_eq!(Errno::EFAULT.0, 14);
+        assert_eq!(Errno::ESTALE.name(), "ESTALE");
+        assert_eq!(Errno::ENOTAUTHENTICATED.name(), "ENOTAUTHENTICATED");
         assert_eq!(Errno(9999).name(), "EUNKNOWN");
+        assert_eq!(Errno::from_name("EUNKNOWN"), None);
+    }
+
+    #[test]
+    fn the_table_has_no_duplicates() {
+        for (i, (e, name)) in Errno::TABLE.iter().enumerate() {
+            for (f, other) in &Errno::TABLE[i + 1..] {
+                assert!(e != f && name != other, "{name} twice");
+            }
+        }
+    }
+
+    #[test]
+    fn on_the_wire_an_errno_is_its_number() {
+        assert_eq!(serde_json::to_string(&Errno::EBUSY).unwrap(), "16");
+        assert_eq!(
+            serde_json::from_str::<Errno>("207").unwrap(),
+            Errno::ENOTAUTHENTICATED
+        );
     }
 }

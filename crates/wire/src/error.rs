@@ -5,49 +5,53 @@ use serde_json::Value;
 
 use crate::Errno;
 
-/// The only error codes the API uses (SPEC §5.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    ParseError,
-    InvalidRequest,
-    MethodNotFound,
-    InvalidParams,
-    Internal,
-    TooManyConcurrentCalls,
-    CallError,
+/// The one table of JSON-RPC error codes: each variant of [`ErrorCode`]
+/// with its number, from which [`ErrorCode::code`] and
+/// [`ErrorCode::from_code`] both read.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $name:ident = $n:literal,)*) => {
+        /// The only error codes the API uses.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $name,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, with its number.
+            pub const TABLE: &'static [(ErrorCode, i64)] = &[$((ErrorCode::$name, $n),)*];
+
+            pub const fn code(self) -> i64 {
+                match self {
+                    $(Self::$name => $n,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    ParseError = -32700,
+    InvalidRequest = -32600,
+    MethodNotFound = -32601,
+    InvalidParams = -32602,
+    Internal = -32603,
+    TooManyConcurrentCalls = -32000,
+    CallError = -32001,
 }
 
 impl ErrorCode {
-    pub const fn code(self) -> i64 {
-        match self {
-            Self::ParseError => -32700,
-            Self::InvalidRequest => -32600,
-            Self::MethodNotFound => -32601,
-            Self::InvalidParams => -32602,
-            Self::Internal => -32603,
-            Self::TooManyConcurrentCalls => -32000,
-            Self::CallError => -32001,
-        }
-    }
-
-    pub const fn from_code(code: i64) -> Option<Self> {
-        Some(match code {
-            -32700 => Self::ParseError,
-            -32600 => Self::InvalidRequest,
-            -32601 => Self::MethodNotFound,
-            -32602 => Self::InvalidParams,
-            -32603 => Self::Internal,
-            -32000 => Self::TooManyConcurrentCalls,
-            -32001 => Self::CallError,
-            _ => return None,
-        })
+    pub fn from_code(code: i64) -> Option<Self> {
+        Self::TABLE
+            .iter()
+            .find(|(_, n)| *n == code)
+            .map(|(c, _)| *c)
     }
 }
 
 /// TrueNAS's `error.data`: `{"error", "errname", "reason", "trace", "extra"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TruenasError {
-    pub error: i32,
+    pub error: Errno,
     pub errname: String,
     pub reason: String,
     pub trace: Option<Value>,
@@ -58,7 +62,7 @@ impl TruenasError {
     /// A call error: `reason` is `[ERRNAME] message`, `extra` null.
     pub fn call(errno: Errno, message: &str) -> Self {
         Self {
-            error: errno.0,
+            error: errno,
             errname: errno.name().to_owned(),
             reason: format!("[{}] {message}", errno.name()),
             trace: Some(trace(
@@ -97,7 +101,7 @@ impl TruenasError {
             &[format!("[{}]", items.join(", "))],
         );
         Self {
-            error: Errno::EINVAL.0,
+            error: Errno::EINVAL,
             errname: Errno::EINVAL.name().to_owned(),
             reason,
             trace: Some(trace),
@@ -118,7 +122,7 @@ impl TruenasError {
     }
 
     /// The `[attribute, message, errno]` triples of a validation error.
-    pub fn problems(&self) -> Vec<(String, String, i64)> {
+    pub fn problems(&self) -> Vec<(String, String, Errno)> {
         let Some(Value::Array(items)) = &self.extra else {
             return Vec::new();
         };
@@ -129,7 +133,9 @@ impl TruenasError {
                 Some((
                     a.first()?.as_str()?.to_owned(),
                     a.get(1)?.as_str()?.to_owned(),
-                    a.get(2).and_then(Value::as_i64).unwrap_or(22),
+                    a.get(2)
+                        .and_then(|n| serde_json::from_value(n.clone()).ok())
+                        .unwrap_or(Errno::EINVAL),
                 ))
             })
             .collect()

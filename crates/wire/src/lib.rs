@@ -7,12 +7,18 @@
 
 #[cfg(feature = "proptest")]
 pub mod arbitrary;
+mod describe;
 mod envelope;
 mod errno;
 mod error;
 mod protocol;
 mod shown;
+mod rpc;
 
+pub use describe::{
+    Discriminator, Examples, JsonSchema, JsonType, MethodDoc, MethodDocs, Ordered, ServiceConfig,
+    ServiceDoc, ServiceDocs, ServiceType, Types,
+};
 pub use envelope::{
     Id, Incoming, Request, notification, parse_incoming, response_error, response_ok,
 };
@@ -24,3 +30,4 @@ pub use protocol::{
 };
 pub use protocol::{STEP_UP_ERRNO, STEP_UP_REQUIRED};
 pub use shown::{MAX_SHOWN_CHARS, shown};
+pub use rpc::{ClientRequest, Notification, Response, ServerMessage, Version};

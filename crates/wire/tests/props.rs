@@ -187,7 +187,7 @@ fn truenas_error() -> impl Strategy<Value = TruenasError> {
         optional_non_null(),
     )
         .prop_map(|(error, errname, reason, trace, extra)| TruenasError {
-            error,
+            error: wire::Errno(error),
             errname,
             reason,
             trace,

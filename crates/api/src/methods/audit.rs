@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::registry::{Access, Method};
-use crate::schema::Schema;
+use crate::schema::{Field, Schema};
 use crate::typed::{Ranged, doc};
 use crate::{Api, ApiError, Session, args};
 
@@ -38,9 +38,32 @@ pub(super) fn methods() -> Vec<Method> {
             "audit query",
             "audit query event=otp.check outcome=wrong limit=20",
         ],
-        returns: || Schema::List(Box::new(Schema::Any)),
+        returns: || Schema::List(Box::new(audit_row_schema())),
         ..Method::base(Access::Admin, false).handles(query)
     }]
+}
+
+/// One row of `audit.query`.
+fn audit_row_schema() -> Schema {
+    let text = |name, doc| Field::new(name, Schema::Str { nullable: false }, doc);
+    let maybe = |name, doc| Field::new(name, Schema::Str { nullable: true }, doc);
+    Schema::Object(vec![
+        Field::new(
+            "id",
+            Schema::Int {
+                min: 0,
+                max: i64::MAX,
+            },
+            "Row number",
+        ),
+        text("time", "When (RFC 3339, UTC)"),
+        text("event", "What happened"),
+        text("outcome", "How it ended"),
+        maybe("user", "Whose account"),
+        text("origin", "Where from"),
+        maybe("service", "PAM service"),
+        Field::new("detail", Schema::Any, "More, by event"),
+    ])
 }
 
 fn query(api: &Api, _: &Session, args: AuditQueryArgs) -> Result<Value, ApiError> {

@@ -133,12 +133,14 @@ pub(super) fn methods() -> Vec<Method> {
             description: "Logs in. PASSWORD_PLAIN answers SUCCESS, OTP_REQUIRED (continue with \
                           auth.login_ex_continue) or AUTH_ERR.",
             cli_description: "Log in",
+            returns: LoginResponse::schema,
             ..base.clone().answers(login_ex)
         },
         Method {
             name: "auth.login_ex_continue",
             description: "Continues a login that answered OTP_REQUIRED, with mechanism OTP_TOKEN.",
             cli_description: "Continue a login with a code",
+            returns: LoginResponse::schema,
             ..base
                 .clone()
                 .handles(|api, session, a: LoginExContinueArgs| {
@@ -219,6 +221,51 @@ fn mechanisms() -> Vec<&'static str> {
 }
 
 /// What `auth.me` answers (also `auth.login_ex`'s `user_info`).
+/// A login answer: one shape per `response_type`; `SUCCESS` carries
+/// `auth.me`'s answer (or null when not asked for).
+impl Described for LoginResponse {
+    fn schema() -> Schema {
+        Schema::Tagged {
+            tag: "response_type",
+            variants: vec![
+                (
+                    "SUCCESS",
+                    vec![
+                        Field::new(
+                            "user_info",
+                            Schema::AnyOf(vec![me_schema(), Schema::Null]),
+                            "auth.me of the user, or null",
+                        ),
+                        Field::new(
+                            "authenticator",
+                            Schema::Choice(&["LEVEL_1"]),
+                            "What the user proved",
+                        ),
+                    ],
+                ),
+                (
+                    "OTP_REQUIRED",
+                    vec![Field::new(
+                        "username",
+                        Schema::Str { nullable: false },
+                        "Who continues with a code",
+                    )],
+                ),
+                ("AUTH_ERR", vec![]),
+                ("EXPIRED", vec![]),
+                (
+                    "REDIRECT",
+                    vec![Field::new(
+                        "urls",
+                        Schema::List(Box::new(Schema::Str { nullable: false })),
+                        "Where to log in instead",
+                    )],
+                ),
+            ],
+        }
+    }
+}
+
 fn me_schema() -> Schema {
     let text = |name, doc| Field::new(name, Schema::Str { nullable: false }, doc);
     let id = |name, doc| {

@@ -1,6 +1,6 @@
 //! `core.*`: ping, options, introspection, subscriptions.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::registry::{Access, Method, Registry, Target};
 use crate::schema::Schema;
@@ -75,7 +75,7 @@ pub(super) fn methods() -> Vec<Method> {
             cli_description: "List services",
             access: Access::User,
             ..base.clone().handles(|api, _, a: GetServicesArgs| {
-                Ok(api.inner.registry.describe_services(a.target))
+                to_json(&api.inner.registry.describe_services(a.target))
             })
         },
         Method {
@@ -94,9 +94,10 @@ pub(super) fn methods() -> Vec<Method> {
             access: Access::User,
             private: true,
             ..base.clone().handles(|api, session, a: DescribeMethodArgs| {
-                Ok(api
-                    .describe_method(session, &a.name, a.target)
-                    .unwrap_or_default())
+                match api.describe_method(session, &a.name, a.target) {
+                    Some(doc) => to_json(&doc),
+                    None => Ok(Value::Null),
+                }
             })
         },
         Method {
@@ -122,11 +123,16 @@ pub(super) fn methods() -> Vec<Method> {
 }
 
 fn get_methods(api: &Api, session: &Session, a: GetMethodsArgs) -> Result<Value, ApiError> {
-    let map: Map<String, Value> = api
+    let docs: wire::MethodDocs = api
         .listed_methods(session, a.service.as_deref(), a.target)
         .map(|m| (m.name.to_owned(), m.describe()))
         .collect();
-    Ok(Value::Object(map))
+    to_json(&docs)
+}
+
+/// A description as the JSON of the answer.
+fn to_json(doc: &impl serde::Serialize) -> Result<Value, ApiError> {
+    serde_json::to_value(doc).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 impl Api {
@@ -151,7 +157,12 @@ impl Api {
 
     /// `name`'s entry of `core.get_methods(null, target)` for `session`:
     /// `None` when that would not list it.
-    fn describe_method(&self, session: &Session, name: &str, target: Target) -> Option<Value> {
+    fn describe_method(
+        &self,
+        session: &Session,
+        name: &str,
+        target: Target,
+    ) -> Option<wire::MethodDoc> {
         let registry = &self.inner.registry;
         registry
             .method(name)
@@ -161,7 +172,7 @@ impl Api {
 
     /// [`Api::describe_method`] for the CLI: what `core.describe_method(name,
     /// "CLI")` answers, for an in-process caller.
-    pub fn describe_cli_method(&self, session: &Session, name: &str) -> Option<Value> {
+    pub fn describe_cli_method(&self, session: &Session, name: &str) -> Option<wire::MethodDoc> {
         self.describe_method(session, name, Target::Cli)
     }
 

@@ -5,13 +5,68 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde_json::{Value, json};
 
 use crate::registry::{Access, Method};
-use crate::schema::Schema;
+use crate::schema::{Field, Schema};
+use crate::typed::Described;
 use crate::{Api, ApiError, Session};
+use service::{Digits, Interval, Window};
 
 /// A time in ms since the epoch as RFC 3339 (UTC, seconds).
 fn rfc3339(ms: i64) -> String {
     let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
     humantime::format_rfc3339_seconds(at).to_string()
+}
+
+/// `system.twofactor_status`'s answer.
+fn status_schema() -> Schema {
+    let flag = |name, doc| Field::new(name, Schema::Bool, doc);
+    let count = |name, doc| {
+        Field::new(
+            name,
+            Schema::Int {
+                min: 0,
+                max: i64::MAX,
+            },
+            doc,
+        )
+    };
+    let text = |name, doc| Field::new(name, Schema::Str { nullable: false }, doc);
+    let names = || Schema::List(Box::new(Schema::Str { nullable: false }));
+    Schema::Object(vec![
+        Field::new(
+            "mode",
+            Schema::Choice(&["embedded", "daemon"]),
+            "Whose state",
+        ),
+        Field::new("state_dir", Schema::Str { nullable: true }, "Its directory"),
+        text("version", "Version of the program"),
+        flag("enabled", "2FA is on"),
+        flag("ssh", "2FA is enforced for SSH"),
+        Field::new(
+            "ssh_pam_services",
+            names(),
+            "PAM services that count as SSH",
+        ),
+        Field::new("otp_digits", Digits::schema(), "Digits per code"),
+        Field::new("interval", Interval::schema(), "Seconds per code"),
+        Field::new("window", Window::schema(), "Steps accepted either side"),
+        flag("root_secret", "Root has a secret"),
+        count("accounts_with_secret", "Accounts with a secret"),
+        Field::new("pending_enrolments", names(), "Accounts enrolling"),
+        Field::new(
+            "locked_out",
+            Schema::List(Box::new(Schema::Object(vec![
+                text("account", "Account"),
+                text("origin", "Address, local, or * for all"),
+                text("until", "When it ends (RFC 3339, UTC)"),
+                count("retry_after_secs", "Seconds until it ends"),
+            ]))),
+            "Lock-outs now",
+        ),
+        flag(
+            "legacy_shared_code",
+            "Accounts without a secret are asked root's code",
+        ),
+    ])
 }
 
 /// `system.twofactor_status`: what the state says, in one object.
@@ -62,6 +117,7 @@ pub(super) fn methods() -> Vec<Method> {
                           pending enrolments, and who is locked out now and until when.",
             cli_description: "Show the 2FA status of this state",
             examples: &["system twofactor_status", "status"],
+            returns: status_schema,
             ..Method::base(Access::Admin, false).handles(status)
         },
         Method {

@@ -231,14 +231,14 @@ pub(super) fn methods() -> Vec<Method> {
         Method {
             name: "auth.twofactor.pam_required",
             description: "Whether a PAM login of this user through this PAM service needs a code.",
-            returns: || Schema::Any,
+            returns: PamRequired::schema,
             ..pam_base.clone().handles(pam_required)
         },
         Method {
             name: "auth.twofactor.pam_check",
             description: "Checks a code typed at a PAM prompt: accepted, wrong, replayed, \
                           locked_out or not_required.",
-            returns: || Schema::Any,
+            returns: PamOutcome::schema,
             ..pam_base.handles(pam_check)
         },
     ]
@@ -389,4 +389,63 @@ fn pam_check(api: &Api, _: &Session, a: PamCheckArgs) -> Result<Value, ApiError>
         Err(e) => return Err(e.into()),
     };
     Ok(outcome.to_value())
+}
+
+/// `true`, `false`, or `{"refuse": MESSAGE}`.
+impl Described for PamRequired {
+    fn schema() -> Schema {
+        Schema::AnyOf(vec![
+            Schema::Bool,
+            Schema::Object(vec![
+                Field::new(
+                    "refuse",
+                    Schema::Str { nullable: false },
+                    "Why the login is refused",
+                )
+                .required(),
+            ]),
+        ])
+    }
+}
+
+/// One shape per `outcome`.
+impl Described for PamOutcome {
+    fn schema() -> Schema {
+        let seconds = Schema::Int {
+            min: 0,
+            max: i64::MAX,
+        };
+        Schema::Tagged {
+            tag: "outcome",
+            variants: vec![
+                ("accepted", vec![]),
+                ("wrong", vec![]),
+                ("replayed", vec![]),
+                (
+                    "malformed",
+                    vec![Field::new("digits", Digits::schema(), "Digits a code has").required()],
+                ),
+                (
+                    "locked_out",
+                    vec![Field::new(
+                        "retry_after_secs",
+                        seconds,
+                        "Seconds until codes are checked again",
+                    )],
+                ),
+                ("not_required", vec![]),
+                (
+                    "refused",
+                    vec![
+                        Field::new(
+                            "message",
+                            Schema::Str { nullable: false },
+                            "Why the login is refused",
+                        )
+                        .required(),
+                    ],
+                ),
+            ],
+        }
+    }
 }

@@ -172,7 +172,10 @@ fn twofactor_config_schema() -> Schema {
         digits_field(),
         Field::new(
             "recovery_codes_left",
-            Schema::Int { min: 0, max: 10 },
+            Schema::Int {
+                min: 0,
+                max: service::RECOVERY_CODES as i64,
+            },
             "Unused recovery codes",
         ),
     ])
@@ -187,7 +190,10 @@ pub(crate) fn twofactor_summary_schema() -> Schema {
         digits_field(),
         Field::new(
             "recovery_codes_left",
-            Schema::Int { min: 0, max: 10 },
+            Schema::Int {
+                min: 0,
+                max: service::RECOVERY_CODES as i64,
+            },
             "Unused recovery codes",
         ),
     ])
@@ -260,7 +266,13 @@ pub(super) fn methods() -> Vec<Method> {
                 "account user query [[\"username\", \"=\", \"alice\"]]",
                 "account user query [] {\"order_by\": [\"-uid\"], \"limit\": 5}",
             ],
-            returns: || Schema::List(Box::new(Schema::Object(user_entry_fields()))),
+            // A list of entries, or with `get` the first entry.
+            returns: || {
+                Schema::AnyOf(vec![
+                    Schema::List(Box::new(Schema::Object(user_entry_fields()))),
+                    Schema::Object(user_entry_fields()),
+                ])
+            },
             ..base.clone().handles(query)
         },
         Method {
@@ -407,7 +419,10 @@ pub(super) fn methods() -> Vec<Method> {
                     interval_field(),
                     Field::new(
                         "expires_in",
-                        Schema::Int { min: 0, max: 600 },
+                        Schema::Int {
+                            min: 0,
+                            max: service::ENROLMENT_TTL_SECS as i64,
+                        },
                         "Seconds until the pending secret expires",
                     ),
                 ])

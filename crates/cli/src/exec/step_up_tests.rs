@@ -39,10 +39,17 @@ impl Backend for Guarded {
     fn hostname(&self) -> String {
         self.inner.hostname()
     }
-    fn cli_methods(&mut self, service: &str) -> Result<(Value, bool), CallError> {
+    fn cli_methods(
+        &mut self,
+        service: &str,
+    ) -> Result<(client::wire::MethodDocs, bool), CallError> {
         self.inner.cli_methods(service)
     }
-    fn describe_cli_method(&mut self, service: &str, method: &str) -> Result<Value, CallError> {
+    fn describe_cli_method(
+        &mut self,
+        service: &str,
+        method: &str,
+    ) -> Result<Option<client::wire::MethodDoc>, CallError> {
         self.inner.describe_cli_method(service, method)
     }
 }

@@ -566,7 +566,7 @@ pub fn rate_limited(answer: Result<Value, client::ClientError>) -> bool {
         Err(client::ClientError::Rpc(e)) => {
             let data = e.data.expect("data");
             assert_eq!(
-                (e.code, data.error, data.reason.as_str()),
+                (e.code, data.error.0, data.reason.as_str()),
                 (-32001, 16, "[EBUSY] Rate Limit Exceeded")
             );
             true

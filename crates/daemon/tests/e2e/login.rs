@@ -14,7 +14,11 @@ use crate::harness::{
 fn assert_call_error(e: &api::wire::RpcError, errno: i32, reason: &str) {
     assert_eq!(e.code, -32001, "{e:?}");
     let data = e.data.as_ref().expect("data");
-    assert_eq!((data.error, data.reason.as_str()), (errno, reason), "{e:?}");
+    assert_eq!(
+        (data.error.0, data.reason.as_str()),
+        (errno, reason),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -47,7 +51,8 @@ fn password_logins_with_2fa_off() {
         rpc_error(c.call("auth.twofactor.config", vec![]))
             .data
             .unwrap()
-            .error,
+            .error
+            .0,
         207
     );
 
@@ -90,7 +95,7 @@ fn password_logins_with_2fa_off() {
         json!({"response_type": "AUTH_ERR"})
     );
     assert_eq!(
-        rpc_error(c.call("auth.me", vec![])).data.unwrap().error,
+        rpc_error(c.call("auth.me", vec![])).data.unwrap().error.0,
         207
     );
     // No login in progress.
@@ -154,7 +159,8 @@ fn logins_with_codes_replay_and_lockout() {
         rpc_error(c.call("auth.twofactor.config", vec![]))
             .data
             .unwrap()
-            .error,
+            .error
+            .0,
         207,
         "not yet"
     );
@@ -189,7 +195,7 @@ fn logins_with_codes_replay_and_lockout() {
         "[EINVAL] OTP_TOKEN: no authentication in progress",
     );
     assert_eq!(
-        rpc_error(c.call("auth.me", vec![])).data.unwrap().error,
+        rpc_error(c.call("auth.me", vec![])).data.unwrap().error.0,
         207
     );
 
@@ -230,7 +236,7 @@ fn logins_with_codes_replay_and_lockout() {
     let e = rpc_error(code(&mut c, &totp(&secret, 6, 30, 1)));
     assert_eq!(e.code, -32001);
     let data = e.data.unwrap();
-    assert_eq!((data.error, data.errname.as_str()), (16, "EBUSY"));
+    assert_eq!((data.error.0, data.errname.as_str()), (16, "EBUSY"));
     let n: u64 = data
         .reason
         .strip_prefix("[EBUSY] Too many failed attempts; try again in ")

@@ -119,7 +119,7 @@ fn helper_as_another_uid() {
     let e = rpc_error(c.call("auth.twofactor.config", vec![]));
     let data = e.data.expect("data");
     assert_eq!(
-        (e.code, data.error, data.reason.as_str()),
+        (e.code, data.error.0, data.reason.as_str()),
         (-32001, 13, "[EACCES] Not authorized")
     );
     assert_eq!(c.call("core.ping", vec![]).unwrap(), json!("pong"));
@@ -131,7 +131,11 @@ fn helper_as_another_uid() {
         .unwrap();
     assert_eq!(own["secret_configured"], false);
     let e = rpc_error(c.call("user.twofactor_config", vec![json!(ADMIN.0)]));
-    assert_eq!(e.data.expect("data").error, 1, "EPERM for another account");
+    assert_eq!(
+        e.data.expect("data").error.0,
+        1,
+        "EPERM for another account"
+    );
     let ok = c
         .call(
             "auth.login_ex",

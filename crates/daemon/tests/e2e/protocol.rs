@@ -59,7 +59,7 @@ fn tcp_before_login_is_not_authenticated() {
         assert_eq!(e.message, "Method call error");
         let data = e.data.expect("data");
         assert_eq!(
-            (data.error, data.errname.as_str()),
+            (data.error.0, data.errname.as_str()),
             (207, "ENOTAUTHENTICATED"),
             "{method}"
         );
@@ -128,13 +128,17 @@ fn update_validation_is_truenas_shaped() {
     let e = rpc_error(root.call("auth.twofactor.verify", vec![]));
     assert_eq!(
         e.data.expect("data").problems(),
-        vec![("token".into(), "attribute required".into(), 22)]
+        vec![(
+            "token".into(),
+            "attribute required".into(),
+            api::wire::Errno::EINVAL
+        )]
     );
     // Call errors: errno 14.
     let e = rpc_error(root.call("auth.twofactor.verify", vec![json!("123456")]));
     let data = e.data.expect("data");
     assert_eq!(
-        (e.code, data.error, data.reason.as_str()),
+        (e.code, data.error.0, data.reason.as_str()),
         (
             -32001,
             14,
