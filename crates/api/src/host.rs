@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 pub use service::{
     Account, Accounts, Config, DEFAULT_CONFIG_PATH, DbErrorKind, Labels, Limits, Listen,
-    NoAccounts, Origin, PasswordCheck, StoreError, current_uid, user_data_dir,
+    NoAccounts, Origin, PasswordCheck, StoreError, TlsFiles, current_uid, user_data_dir,
 };
 pub use wire::SYSTEM_SOCKET;
 

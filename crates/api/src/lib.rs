@@ -10,9 +10,11 @@ mod error;
 pub mod host;
 mod limits;
 mod methods;
+pub mod qr;
 mod registry;
 pub mod schema;
 mod session;
+mod tokens;
 pub mod typed;
 
 use std::sync::{Arc, Mutex, RwLock};
@@ -65,6 +67,9 @@ pub struct ApiOptions {
     /// `login_window` (SPEC §11).
     pub login_attempts: u32,
     pub login_window: Duration,
+    /// The state directory, when the API was opened on one (shown by
+    /// `system.twofactor_status`).
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ApiOptions {
@@ -76,6 +81,7 @@ impl Default for ApiOptions {
             require_secret: false,
             login_attempts: 20,
             login_window: Duration::from_secs(60),
+            state_dir: None,
         }
     }
 }
@@ -95,6 +101,7 @@ struct Inner {
     listeners: RwLock<Vec<Listener>>,
     login_limiter: Mutex<limits::LoginLimiter>,
     failed_login_audit: Mutex<limits::FailedLoginAudit>,
+    tokens: Mutex<tokens::Tokens>,
 }
 
 impl std::fmt::Debug for Api {
@@ -122,6 +129,7 @@ impl Api {
                 listeners: RwLock::new(Vec::new()),
                 login_limiter: Mutex::new(limits::LoginLimiter::default()),
                 failed_login_audit: Mutex::new(limits::FailedLoginAudit::default()),
+                tokens: Mutex::new(tokens::Tokens::default()),
             }),
         }
     }
@@ -156,6 +164,7 @@ impl Api {
             ),
             login_attempts: config.limits.login_attempts,
             login_window: Duration::from_secs(config.limits.login_window_secs.into()),
+            state_dir: Some(config.state_dir.clone()),
         };
         Ok(Self::new(twofactor, accounts, passwords, options))
     }
@@ -344,6 +353,16 @@ impl Api {
         caller: &service::Caller,
         session: &Session,
     ) -> Result<(), ApiError> {
+        self.record_failed_login_as(caller, session, "wrong_password")
+    }
+
+    /// [`Api::record_failed_login`] with another outcome (a refused token).
+    pub(crate) fn record_failed_login_as(
+        &self,
+        caller: &service::Caller,
+        session: &Session,
+        outcome: &'static str,
+    ) -> Result<(), ApiError> {
         let address = session.origin().to_string();
         let now = self.twofactor().clock().now_ms();
         let decision = self
@@ -363,9 +382,17 @@ impl Api {
                 )?;
             }
             self.twofactor()
-                .record(caller, "auth.login", "wrong_password", None)?;
+                .record(caller, "auth.login", outcome, None)?;
         }
         Ok(())
+    }
+
+    /// The live session tokens.
+    pub(crate) fn tokens(&self) -> std::sync::MutexGuard<'_, tokens::Tokens> {
+        self.inner
+            .tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn is_admin(&self, account: &service::Account) -> bool {

@@ -66,6 +66,9 @@ pub(crate) struct State {
     pub subscriptions: BTreeMap<String, String>,
     pub next_subscription: u64,
     pub next_login: u64,
+    /// Session tokens this session made or logged in with: they end when
+    /// it logs out.
+    pub tokens: Vec<u64>,
 }
 
 /// One connection's session.

@@ -350,11 +350,20 @@ fn enrolling_ones_own_or_ending_the_mode_stops_asking_for_roots_code() {
     )
     .unwrap_err();
     assert_eq!(reason(&err), "[EACCES] Not authorized");
+    // The status says so while it is on, and not after.
+    assert_eq!(
+        root_call(&fx, "system.twofactor_status", json!([]))["legacy_shared_code"],
+        json!(true)
+    );
     root_call(&fx, "core.subscribe", json!(["auth.twofactor"]));
     fx.events.lock().unwrap().clear();
     assert_eq!(
         root_call(&fx, "auth.twofactor.end_legacy_shared_code", json!([])),
         json!(true)
+    );
+    assert_eq!(
+        root_call(&fx, "system.twofactor_status", json!([]))["legacy_shared_code"],
+        json!(false)
     );
     assert_eq!(
         root_call(&fx, "auth.twofactor.legacy_shared_code", json!([])),

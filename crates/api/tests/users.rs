@@ -205,17 +205,54 @@ fn a_user_on_the_socket_manages_their_own_and_nobody_elses() {
         r#"["provisioning_uri","secret_configured","interval","otp_digits","recovery_codes_left"]"#
     );
 
-    // Not bob's: every method, TrueNAS's EPERM message.
-    for (method, params) in [
-        ("user.provisioning_uri", json!(["bob"])),
-        ("user.twofactor_config", json!(["bob"])),
-        ("user.renew_2fa_secret", json!(["bob"])),
-        ("user.unset_2fa_secret", json!(["bob"])),
-        ("user.verify_twofactor_token", json!(["bob", "123456"])),
-        ("user.twofactor_enroll", json!(["bob"])),
-        ("user.twofactor_enroll_confirm", json!(["bob", "123456"])),
-        ("user.generate_2fa_recovery_codes", json!(["bob"])),
-        ("user.twofactor_config", json!(["nosuchuser"])),
+    // Not bob's: every method, TrueNAS's EPERM message naming the action
+    // asked (renewing in TrueNAS's own words).
+    for (method, params, action) in [
+        (
+            "user.provisioning_uri",
+            json!(["bob"]),
+            "read the provisioning URI of",
+        ),
+        (
+            "user.twofactor_config",
+            json!(["bob"]),
+            "read the two-factor settings of",
+        ),
+        (
+            "user.renew_2fa_secret",
+            json!(["bob"]),
+            "renew two-factor authentication for",
+        ),
+        (
+            "user.unset_2fa_secret",
+            json!(["bob"]),
+            "unset the two-factor secret of",
+        ),
+        (
+            "user.verify_twofactor_token",
+            json!(["bob", "123456"]),
+            "check codes of",
+        ),
+        (
+            "user.twofactor_enroll",
+            json!(["bob"]),
+            "enrol a two-factor secret for",
+        ),
+        (
+            "user.twofactor_enroll_confirm",
+            json!(["bob", "123456"]),
+            "confirm the enrolment of",
+        ),
+        (
+            "user.generate_2fa_recovery_codes",
+            json!(["bob"]),
+            "make recovery codes for",
+        ),
+        (
+            "user.twofactor_config",
+            json!(["nosuchuser"]),
+            "read the two-factor settings of",
+        ),
     ] {
         let err = rpc(&fx.api, &alice, method, params.clone()).unwrap_err();
         let who = params[0].as_str().unwrap();
@@ -223,7 +260,7 @@ fn a_user_on_the_socket_manages_their_own_and_nobody_elses() {
         assert_eq!(
             reason(&err),
             format!(
-                "[EPERM] {who}: currently authenticated credential may not renew two-factor authentication for this user."
+                "[EPERM] {who}: currently authenticated credential may not {action} this user."
             ),
             "{method}"
         );

@@ -10,8 +10,10 @@
 //! checked against the caps, rate-limited repeated log lines), the fan-out
 //! of events to subscribed connections, signals and
 //! a clean shutdown, logging, the command line over the configuration file,
-//! and the production [`api::host::Accounts`] (NSS) and
-//! [`api::host::PasswordCheck`] (PAM).
+//! the production [`api::host::Accounts`] (NSS) and
+//! [`api::host::PasswordCheck`] (PAM), and the web page's HTTP surface: its
+//! files at `/ui/` on the TCP listener, the safety headers on every
+//! response, the `Origin` rule of WebSocket upgrades and optional TLS.
 //!
 //! Does not own: any business rule, schema or error text; those are the
 //! `api`, `service` and `wire` crates', reached through [`api::Api::call`]
@@ -24,6 +26,8 @@ mod listen;
 mod pam;
 mod server;
 mod throttle;
+mod tls;
+mod web;
 
 use std::sync::Arc;
 
@@ -34,7 +38,8 @@ pub use args::Args;
 pub use connection::{MAX_ANONYMOUS_MESSAGE, MAX_IN_FLIGHT, MAX_MESSAGE};
 pub use listen::{Conn, Peer};
 pub use pam::PamPasswords;
-pub use server::{Endpoints, SHUTDOWN_GRACE, VERSION, serve, serve_until};
+pub use server::{Endpoints, SHUTDOWN_GRACE, Surface, VERSION, router, serve, serve_until};
+pub use web::{CONTENT_SECURITY_POLICY, STRICT_TRANSPORT_SECURITY};
 
 /// Threads for blocking calls (PAM password checks, SQLite writes with
 /// their fsync). Sessions nobody has logged into use at most
@@ -133,6 +138,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         socket: api::host::socket_path(&config),
         listen: config.listen.clone(),
         limits: config.limits,
+        tls: config.tls.clone(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(MAX_BLOCKING_THREADS)

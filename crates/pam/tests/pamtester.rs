@@ -171,6 +171,33 @@ fn wrong_code_fails_and_is_audited_with_service_and_rhost() {
     assert!(!s.daemon.log.text().contains(&wrong));
 }
 
+/// A code typed as apps show it (`447 862`) is the code; one that is not
+/// six digits is refused with what was expected, audited as malformed and
+/// not counted towards a lock-out.
+#[test]
+fn spaced_codes_are_accepted_and_malformed_ones_are_explained() {
+    if !tools() {
+        return;
+    }
+    let config = format!("{}[rate_limit]\nmax_failures = 2\n", default_config());
+    let s = Setup::new(&config);
+    let entry = s.daemon.enable(30);
+    // Three malformed answers, more than max_failures: no lock-out.
+    for typed in ["1234567", "12345a", "12 34"] {
+        let d = s.login("sshd", typed);
+        assert_failure(&d);
+        assert!(d.stderr.contains("expected 6 digits"), "{typed}: {d:#?}");
+    }
+    let malformed = s
+        .daemon
+        .audit(json!({"event": "otp.check", "outcome": "malformed"}));
+    assert_eq!(malformed.len(), 3, "{malformed:#?}");
+    let code = entry.code();
+    let spaced = format!("{} {}", &code[..3], &code[3..]);
+    let d = s.login("sshd", &spaced);
+    assert_success(&d);
+}
+
 #[test]
 fn interval_45_works() {
     if !tools() {
@@ -265,6 +292,12 @@ fn stopped_daemon_fails_closed_within_the_timeout() {
     assert_failure(&d);
     assert!(!d.asked_for_code(), "{d:#?}");
     assert!(d.elapsed < TIMEOUT + MARGIN, "took {:?}", d.elapsed);
+    // The user is told, not only syslog.
+    assert!(
+        d.stderr
+            .contains("two-factor service unavailable; ask an administrator"),
+        "{d:#?}"
+    );
 
     // unreachable=ignore: the password alone decides.
     let d = s.login("sshd-ignore", &entry.code());

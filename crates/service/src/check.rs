@@ -127,6 +127,13 @@ pub enum CheckOutcome {
     LockedOut {
         retry_after_secs: u64,
     },
+    /// Not shaped like a code at all: not `digits` digits (spaces inside
+    /// aside) and not a recovery code. Answered like a wrong code but not
+    /// counted as a guess: a typo of the shape says nothing about the
+    /// secret.
+    Malformed {
+        digits: u8,
+    },
 }
 
 impl CheckOutcome {
@@ -134,6 +141,7 @@ impl CheckOutcome {
         match self {
             Self::Accepted => "accepted",
             Self::Wrong => "wrong",
+            Self::Malformed { .. } => "malformed",
             Self::Replayed => "replayed",
             Self::LockedOut { .. } => "locked_out",
         }
@@ -144,7 +152,7 @@ impl CheckOutcome {
     pub(crate) fn verdict(self) -> Result<bool, ServiceError> {
         match self {
             Self::Accepted => Ok(true),
-            Self::Wrong | Self::Replayed => Ok(false),
+            Self::Wrong | Self::Replayed | Self::Malformed { .. } => Ok(false),
             Self::LockedOut { retry_after_secs } => {
                 Err(ServiceError::LockedOut { retry_after_secs })
             }
@@ -163,6 +171,15 @@ pub(crate) struct Target {
     pub id: Option<store::SecretId>,
     pub digits: otp::Digits,
     pub interval: otp::Interval,
+}
+
+/// A code as typed, with the spaces an app shows inside it (`447 862`)
+/// and blanks around it removed. Built at its final capacity, so no unwiped
+/// copy is left behind.
+pub(crate) fn compact_code(token: &str) -> zeroize::Zeroizing<String> {
+    let mut code = zeroize::Zeroizing::new(String::with_capacity(token.len()));
+    code.extend(token.chars().filter(|c| !c.is_whitespace()));
+    code
 }
 
 /// Recovery codes (SPEC §10): ten characters of the lower-case base32
@@ -324,7 +341,7 @@ impl TwoFactor {
     /// The check itself, inside the caller's transaction: lock-out, code
     /// (then, when allowed, a recovery code), counters, audit. `accept`
     /// records the matching step and says whether it was fresh. A missing
-    /// `token` is empty; blanks around it do not count.
+    /// `token` is empty; blanks around it and inside it do not count.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn check_in_tx(
         &self,
@@ -338,7 +355,11 @@ impl TwoFactor {
         recovery: bool,
         accept: &mut dyn FnMut(&mut dyn Tx, u64) -> store::Result<bool>,
     ) -> store::Result<CheckOutcome> {
-        let token = token.map(str::trim).unwrap_or("");
+        let token = compact_code(token.unwrap_or(""));
+        let token = token.as_str();
+        let digits = target.digits.get();
+        let well_formed =
+            token.len() == usize::from(digits) && token.bytes().all(|b| b.is_ascii_digit());
         let limits = self.limits;
         let owner = target.owner.as_str();
         let origin = caller.origin.rate_limit_key();
@@ -376,26 +397,23 @@ impl TwoFactor {
                 Algorithm::Sha1,
             );
             let secs = u64::try_from(now / 1000).unwrap_or(0);
-            match totp.verify(token.as_bytes(), secs, window) {
-                Some(step) if accept(tx, step)? => CheckOutcome::Accepted,
-                Some(_) => CheckOutcome::Replayed,
-                None => {
-                    let code = if recovery {
-                        normalize_recovery_code(token)
-                    } else {
-                        None
-                    };
-                    match code {
-                        Some(code) => match tx.use_recovery_code(&user.name, user.uid, &code)? {
-                            Some(left) => {
-                                recovery_left = Some(left);
-                                CheckOutcome::Accepted
-                            }
-                            None => CheckOutcome::Wrong,
-                        },
-                        None => CheckOutcome::Wrong,
+            let code = if recovery && !well_formed {
+                normalize_recovery_code(token)
+            } else {
+                None
+            };
+            match (totp.verify(token.as_bytes(), secs, window), code) {
+                (Some(step), _) if accept(tx, step)? => CheckOutcome::Accepted,
+                (Some(_), _) => CheckOutcome::Replayed,
+                (None, Some(code)) => match tx.use_recovery_code(&user.name, user.uid, &code)? {
+                    Some(left) => {
+                        recovery_left = Some(left);
+                        CheckOutcome::Accepted
                     }
-                }
+                    None => CheckOutcome::Wrong,
+                },
+                (None, None) if well_formed => CheckOutcome::Wrong,
+                (None, None) => CheckOutcome::Malformed { digits },
             }
         };
         let mut lockouts = Vec::new();
@@ -417,7 +435,8 @@ impl TwoFactor {
                     tx.put_failures(owner, key, st, limits.expires_at(st))?;
                 }
             }
-            CheckOutcome::LockedOut { .. } => {}
+            // Audited, never counted (see `Malformed`).
+            CheckOutcome::LockedOut { .. } | CheckOutcome::Malformed { .. } => {}
         }
         let mut detail = serde_json::Map::new();
         if !user.is_root() {

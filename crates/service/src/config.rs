@@ -16,10 +16,12 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/twofactor/twofactord.toml";
 /// Why the configuration could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
+    /// The OS error is part of the message, not a source of its own, so
+    /// that a report of the whole chain says it once.
+    #[error("cannot read {path}: {reason}")]
     Read {
         path: String,
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     #[error("{path}: {message}")]
     Parse { path: String, message: String },
@@ -46,6 +48,8 @@ struct File {
     audit: Option<AuditFile>,
     require_secret: Option<bool>,
     limits: Option<LimitsFile>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -94,6 +98,16 @@ pub struct Config {
     pub init: bool,
     /// SPEC §11: connection, time and login-attempt limits (`[limits]`).
     pub limits: Limits,
+    /// HTTPS on the TCP listener: the certificate chain and private key
+    /// files (PEM), `tls_cert` and `tls_key`; both or neither.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files the TCP listener's TLS uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Config {
@@ -114,6 +128,7 @@ impl Config {
             require_secret: false,
             init: false,
             limits: Limits::default(),
+            tls: None,
         }
     }
 
@@ -123,9 +138,9 @@ impl Config {
         match std::fs::read_to_string(path) {
             Ok(text) => Self::parse(&text, &shown),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(Self::defaults()),
-            Err(source) => Err(ConfigError::Read {
+            Err(reason) => Err(ConfigError::Read {
                 path: shown,
-                source,
+                reason,
             }),
         }
     }
@@ -217,6 +232,12 @@ impl Config {
         if let Some(l) = file.limits {
             c.limits = l.resolve(path)?;
         }
+        c.tls = match (file.tls_cert, file.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => return Err(invalid("tls_key", "set together with tls_cert")),
+            (None, Some(_)) => return Err(invalid("tls_cert", "set together with tls_key")),
+        };
         Ok(c)
     }
 }
@@ -477,6 +498,27 @@ mod tests {
             "{stdout}\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    #[test]
+    fn tls_needs_both_files() {
+        let c = Config::parse("tls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"\n", "t.toml").unwrap();
+        assert_eq!(
+            c.tls,
+            Some(TlsFiles {
+                cert: "/c.pem".into(),
+                key: "/k.pem".into()
+            })
+        );
+        assert_eq!(Config::parse("", "t.toml").unwrap().tls, None);
+        let err = Config::parse("tls_cert = \"/c.pem\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "t.toml: tls_key must be set together with tls_cert");
+        let err = Config::parse("tls_key = \"/k.pem\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "t.toml: tls_cert must be set together with tls_key");
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod clock;
 mod config;
 mod provisioning;
 mod retention;
+mod status;
 mod twofactor;
 mod users;
 
@@ -25,6 +26,7 @@ pub use caller::{Caller, LOCAL_ORIGIN, Origin};
 pub use check::{CheckOutcome, RateLimits};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Limits;
+pub use config::TlsFiles;
 pub use config::{
     Config, ConfigError, DEFAULT_CONFIG_PATH, Listen, ListenError, current_uid, user_data_dir,
 };
@@ -35,6 +37,7 @@ pub use provisioning::{ProvisioningUri, RecoveryCode};
 pub use retention::AuditRetention;
 /// The password type of [`PasswordCheck`], for its callers and implementors.
 pub use secrecy::{ExposeSecret, SecretString};
+pub use status::{LockOut, Status};
 /// The audit trail's query and rows, as `TwoFactor::audit` takes and gives
 /// them, and what can go wrong with the state (carried by
 /// [`ServiceError::Store`] and by [`open_store`]).

@@ -138,10 +138,18 @@ impl TwoFactor {
         interval: Interval,
     ) -> Result<ProvisioningUri, ServiceError> {
         let labels = self.labels();
+        // Root's secret is the entry's: its label is the one
+        // `auth.twofactor.provisioning_uri` has always given (TrueNAS's),
+        // so that scanning it from either place makes one entry in the app.
+        let account = if user.is_root() {
+            format!("{}@{}", labels.hostname, labels.product)
+        } else {
+            format!("{}-{}@{}", user.name, labels.hostname, labels.product)
+        };
         let uri = KeyUri {
             kind: OtpKind::Totp,
             issuer: Some(labels.issuer.clone()),
-            account: format!("{}-{}@{}", user.name, labels.hostname, labels.product),
+            account,
             secret,
             algorithm: Algorithm::Sha1,
             digits,
@@ -287,6 +295,19 @@ impl TwoFactor {
             username: user.name.clone(),
         })?;
         self.user_uri(user, secret, digits, interval)
+    }
+
+    /// The provisioning URI of `user`'s pending enrolment (what
+    /// `user.twofactor_enroll` returned), while it has not expired.
+    pub fn pending_provisioning_uri(
+        &self,
+        user: &UserRef,
+    ) -> Result<ProvisioningUri, ServiceError> {
+        let now = self.clock.now_ms();
+        let pending = transact(&*self.store, |tx| tx.pending_secret(&user.name))?
+            .filter(|p| p.uid == user.uid && now < p.expires_at_ms)
+            .ok_or(ServiceError::NoPendingEnrolment)?;
+        self.user_uri(user, pending.secret, pending.digits, pending.interval)
     }
 
     /// The digits and interval a new secret of `user` gets.
@@ -501,7 +522,7 @@ impl TwoFactor {
                     ))?;
                     Ok(())
                 }
-                CheckOutcome::Wrong | CheckOutcome::Replayed => {
+                CheckOutcome::Wrong | CheckOutcome::Replayed | CheckOutcome::Malformed { .. } => {
                     Err(ServiceError::InvalidEnrolmentCode)
                 }
                 CheckOutcome::LockedOut { retry_after_secs } => {

@@ -356,21 +356,77 @@ fn a_code_works_once_and_older_codes_never_after_newer() {
 }
 
 #[test]
-fn malformed_tokens_are_false_not_errors() {
+fn malformed_tokens_are_false_audited_and_not_counted() {
     let f = fixture();
     let s = enable(&f);
     let good = code_at(&f, &s, 0);
-    // Four, not five: five wrong codes (malformed ones count) would lock.
-    for bad in [None, Some("12345"), Some("1234567"), Some("１２３４５６")] {
+    // More than the five wrong codes that lock: none of these is a guess.
+    let bad = [
+        None,
+        Some("12345"),
+        Some("1234567"),
+        Some("１２３４５６"),
+        Some("12345a"),
+        Some("12 34 5"),
+        Some("abcdef"),
+    ];
+    for token in bad {
         assert_eq!(
-            f.tf.check_code(&tcp(1), bad).unwrap(),
-            CheckOutcome::Wrong,
-            "{bad:?}"
+            f.tf.check_code(&tcp(1), token).unwrap(),
+            CheckOutcome::Malformed { digits: 6 },
+            "{token:?}"
         );
+        assert!(!f.tf.verify(&tcp(1), token).unwrap(), "{token:?}");
     }
+    let malformed = all_audit(&f)
+        .iter()
+        .filter(|r| r.record.event == "otp.check" && r.record.outcome == "malformed")
+        .count();
+    assert_eq!(malformed, 2 * bad.len());
     assert!(
         f.tf.verify(&tcp(1), Some(&good)).unwrap(),
         "the failures above were not a lock-out"
+    );
+}
+
+/// The status names who is locked out now and until when, and forgets a
+/// lock-out that has ended.
+#[test]
+fn status_shows_lock_outs_until_they_end() {
+    let f = fixture();
+    enable(&f);
+    let st = f.tf.status().unwrap();
+    assert!(st.enabled && st.root_secret, "{st:?}");
+    assert_eq!(st.accounts_with_secret, 1);
+    assert!(st.locked_out.is_empty());
+    for _ in 0..5 {
+        f.tf.check_code(&tcp(7), Some("000000")).unwrap();
+    }
+    let st = f.tf.status().unwrap();
+    assert_eq!(st.locked_out.len(), 1, "{st:?}");
+    let l = &st.locked_out[0];
+    assert_eq!(l.account, "root");
+    assert!(l.origin.contains("192.0.2.7"), "{l:?}");
+    assert_eq!(l.until_ms, st.now_ms + 30_000);
+    f.clock.advance_secs(31);
+    assert!(f.tf.status().unwrap().locked_out.is_empty());
+}
+
+#[test]
+fn spaces_inside_a_code_are_ignored() {
+    let f = fixture();
+    let s = enable(&f);
+    let good = code_at(&f, &s, 0);
+    let spaced = format!("{} {}", &good[..3], &good[3..]);
+    assert_eq!(
+        f.tf.check_code(&admin(), Some(&spaced)).unwrap(),
+        CheckOutcome::Accepted
+    );
+    // Still one code: the same code with other spacing is a replay.
+    let again = format!(" {}\t{} ", &good[..2], &good[2..]);
+    assert_eq!(
+        f.tf.check_code(&admin(), Some(&again)).unwrap(),
+        CheckOutcome::Replayed
     );
 }
 

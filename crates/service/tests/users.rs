@@ -96,6 +96,28 @@ impl Fixture {
     }
 }
 
+/// Root's secret is one entry in an app, whichever way it is shown: the
+/// user view gives the entry's (TrueNAS) label, also after an enrolment.
+#[test]
+fn roots_secret_has_one_label() {
+    let f = fixture();
+    enable(&f);
+    let system = f.tf.provisioning_uri().unwrap().to_string();
+    assert!(
+        system.starts_with("otpauth://totp/iXsystems:nas%40TrueNAS?"),
+        "{system}"
+    );
+    assert_eq!(uri_of(&f, &UserRef::root()), system);
+    let en =
+        f.tf.enroll(&root_unix(), &UserRef::root(), SecretOptions::default())
+            .unwrap();
+    let pending = en.provisioning_uri.to_string();
+    assert!(
+        pending.starts_with("otpauth://totp/iXsystems:nas%40TrueNAS?"),
+        "{pending}"
+    );
+}
+
 #[test]
 fn each_account_has_its_own_secret_and_one_users_wrong_codes_lock_nobody_else() {
     let f = fixture();

@@ -110,6 +110,11 @@ pub enum PamOutcome {
     Accepted,
     Wrong,
     Replayed,
+    /// Not shaped like a code (not this many digits, spaces aside, and not
+    /// a recovery code): refused without counting as a guess.
+    Malformed {
+        digits: u8,
+    },
     LockedOut {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retry_after_secs: Option<u64>,

@@ -38,6 +38,31 @@ args! {
     }
 }
 
+args! {
+    /// `TOKEN_PLAIN`: a token from `auth.generate_token` instead of a
+    /// password and code.
+    pub(crate) struct TokenPlain {
+        token: SecretString => doc("Token from auth.generate_token"),
+        login_options: LoginOptions => doc("Login options").default(json!({})),
+    }
+}
+
+/// Longest time to live of a session token, in seconds.
+const MAX_TOKEN_TTL: u64 = 86_400;
+
+args! {
+    /// `auth.generate_token`'s parameters, as TrueNAS names them.
+    pub(crate) struct GenerateTokenArgs {
+        ttl: u64 => doc("Seconds the token stays valid after its last use (1 to 86400)")
+            .default(json!(600)),
+        #[expect(dead_code, reason = "accepted for TrueNAS clients; nothing reads it")]
+        attrs: Value => doc("Attributes (accepted for TrueNAS clients)").default(json!({})),
+        match_origin: bool => doc("Only the address that asked for the token may use it")
+            .default(json!(true)),
+        single_use: bool => doc("The token works once").default(json!(false)),
+    }
+}
+
 /// `auth.login_ex`'s data, by `mechanism`.
 #[derive(serde::Deserialize)]
 #[serde(tag = "mechanism")]
@@ -46,6 +71,8 @@ pub(crate) enum LoginData {
     PasswordPlain(PasswordPlain),
     #[serde(rename = "OTP_TOKEN")]
     OtpToken(OtpToken),
+    #[serde(rename = "TOKEN_PLAIN")]
+    TokenPlain(TokenPlain),
 }
 
 impl Described for LoginData {
@@ -55,6 +82,7 @@ impl Described for LoginData {
             variants: vec![
                 ("PASSWORD_PLAIN", PasswordPlain::fields()),
                 ("OTP_TOKEN", OtpToken::fields()),
+                ("TOKEN_PLAIN", TokenPlain::fields()),
             ],
         }
     }
@@ -148,6 +176,17 @@ pub(super) fn methods() -> Vec<Method> {
             })
         },
         Method {
+            name: "auth.generate_token",
+            description: "Makes a session token for auth.login_ex with mechanism TOKEN_PLAIN (what \
+                          keeps the web page signed in across a reload). Tokens live in the \
+                          daemon's memory only, expire ttl seconds after their last use, are bound \
+                          to the caller's address with match_origin, and end at auth.logout.",
+            cli_description: "Make a session token",
+            access: Access::User,
+            returns: || Schema::Str { nullable: false },
+            ..base.clone().handles(generate_token)
+        },
+        Method {
             name: "auth.logout",
             description: "Ends the session's login.",
             cli_description: "Log out",
@@ -160,7 +199,9 @@ pub(super) fn methods() -> Vec<Method> {
                 st.pending = None;
                 st.step_up = None;
                 st.subscriptions.clear();
+                let tokens = std::mem::take(&mut st.tokens);
                 drop(st);
+                api.tokens().revoke(&tokens);
                 api.twofactor()
                     .record(&caller, "auth.logout", "success", None)?;
                 Ok(json!(true))
@@ -418,6 +459,7 @@ fn login_ex(api: &Api, session: &Session, args: LoginExArgs) -> Answer {
     let data = match args.auth_login_ex {
         LoginData::PasswordPlain(data) => data,
         LoginData::OtpToken(data) => return Answer::from(continue_with_code(api, session, &data)),
+        LoginData::TokenPlain(data) => return Answer::from(login_with_token(api, session, &data)),
     };
     let user_info = data.login_options.user_info;
     let auth = match check_password(api, session, &data.username, &data.password) {
@@ -492,7 +534,7 @@ fn continue_with_code(api: &Api, session: &Session, data: &OtpToken) -> Result<V
             };
             success(api, session, user, pending.user_info, took)
         }
-        Ok(CheckOutcome::Wrong | CheckOutcome::Replayed) => {
+        Ok(CheckOutcome::Wrong | CheckOutcome::Replayed | CheckOutcome::Malformed { .. }) => {
             if pending.wrong_codes >= MAX_WRONG_CODES {
                 let mut st = session.state();
                 if st
@@ -574,7 +616,9 @@ fn legacy_accepted(
             CheckOutcome::LockedOut { retry_after_secs } => {
                 return Err(service::ServiceError::LockedOut { retry_after_secs }.into());
             }
-            CheckOutcome::Wrong | CheckOutcome::Replayed => return Ok(json!(false)),
+            CheckOutcome::Wrong | CheckOutcome::Replayed | CheckOutcome::Malformed { .. } => {
+                return Ok(json!(false));
+            }
         }
     }
     log_in(session, auth, took);
@@ -585,4 +629,92 @@ fn legacy_accepted(
         login_detail(took),
     )?;
     Ok(json!(true))
+}
+
+/// `auth.generate_token`: a token for the logged-in user (SPEC 13.1).
+fn generate_token(api: &Api, session: &Session, a: GenerateTokenArgs) -> Result<Value, ApiError> {
+    api.admit_login(session, "auth.generate_token")?;
+    if !(1..=MAX_TOKEN_TTL).contains(&a.ttl) {
+        return Err(ApiError::Validation(vec![(
+            "auth_generate_token.ttl".into(),
+            format!("Should be between 1 and {MAX_TOKEN_TTL}"),
+        )]));
+    }
+    let user = session.user().ok_or_else(ApiError::not_authenticated)?;
+    let took_code = session.state().step_up.as_ref().is_some_and(|s| {
+        s.at_ms.is_none() && s.name == user.account.name && s.uid == user.account.uid
+    });
+    let grant = crate::tokens::Grant {
+        account: user.account,
+        admin: user.admin,
+        took_code,
+        ttl_ms: i64::try_from(a.ttl * 1000).unwrap_or(i64::MAX),
+        bound_to: a
+            .match_origin
+            .then(|| crate::tokens::origin_key(session.origin())),
+        single_use: a.single_use,
+    };
+    let now = api.twofactor().clock().now_ms();
+    let (id, token) = api
+        .tokens()
+        .issue(grant, now, &service::OsRandom)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let recorded = api.twofactor().record(
+        &session.caller().via("auth.generate_token"),
+        "auth.generate_token",
+        "success",
+        Some(json!({"ttl": a.ttl, "match_origin": a.match_origin, "single_use": a.single_use})),
+    );
+    if let Err(e) = recorded {
+        // Not audited, not handed out.
+        api.tokens().revoke(&[id]);
+        return Err(e.into());
+    }
+    session.state().tokens.push(id);
+    Ok(json!(token.as_str()))
+}
+
+/// `auth.login_ex` with `TOKEN_PLAIN`: logged in as the token's account,
+/// as that account is now (deleted, or its name given to another uid:
+/// refused); a refused token is audited like a wrong password and
+/// answered `AUTH_ERR`.
+fn login_with_token(api: &Api, session: &Session, data: &TokenPlain) -> Result<Value, ApiError> {
+    use service::ExposeSecret;
+    let now = api.twofactor().clock().now_ms();
+    let key = crate::tokens::origin_key(session.origin());
+    let redeemed = api.tokens().redeem(data.token.expose_secret(), &key, now);
+    let refusal = match redeemed {
+        Ok((id, grant)) => {
+            let current = api
+                .inner
+                .accounts
+                .by_name(&grant.account.name)
+                .filter(|a| a.uid == grant.account.uid);
+            if let Some(account) = current {
+                // Never more than the session that made the token had, and
+                // only while the account is still an administrator.
+                let admin = grant.admin && api.is_admin(&account);
+                let took = if grant.took_code {
+                    Took::OwnCode
+                } else {
+                    Took::Nothing
+                };
+                let answer = success(
+                    api,
+                    session,
+                    Authenticated { account, admin },
+                    data.login_options.user_info,
+                    took,
+                )?;
+                session.state().tokens.push(id);
+                return Ok(answer);
+            }
+            api.tokens().revoke(&[id]);
+            crate::tokens::Refusal::Unknown
+        }
+        Err(refusal) => refusal,
+    };
+    let caller = session.caller().via("auth.login_ex");
+    api.record_failed_login_as(&caller, session, refusal.outcome())?;
+    Ok(auth_err())
 }

@@ -157,6 +157,19 @@ pub(super) fn methods() -> Vec<Method> {
                 .handles(|api, _, ()| Ok(json!(api.twofactor().provisioning_uri()?)))
         },
         Method {
+            name: "auth.twofactor.provisioning_qr",
+            description: "The provisioning URI drawn as a QR code, an SVG document (for the web page).",
+            cli_description: "Show the provisioning QR code as SVG",
+            // For the web page; the CLI draws the URI itself (--qr, --svg).
+            cli_private: true,
+            returns: || Schema::Str { nullable: false },
+            ..base.clone().handles(|api, _, ()| {
+                let uri = api.twofactor().provisioning_uri()?;
+                let svg = crate::qr::svg(&uri).map_err(|e| ApiError::Internal(e.to_string()))?;
+                Ok(json!(svg.as_str()))
+            })
+        },
+        Method {
             name: "auth.twofactor.renew_secret",
             description: "Replaces the secret with a new one. Every authenticator app must be \
                           provisioned again. Needs 2FA enabled.",
@@ -363,6 +376,7 @@ fn pam_check(api: &Api, _: &Session, a: PamCheckArgs) -> Result<Value, ApiError>
         Ok(CheckOutcome::Accepted) => PamOutcome::Accepted,
         Ok(CheckOutcome::Wrong) => PamOutcome::Wrong,
         Ok(CheckOutcome::Replayed) => PamOutcome::Replayed,
+        Ok(CheckOutcome::Malformed { digits }) => PamOutcome::Malformed { digits },
         Ok(CheckOutcome::LockedOut { retry_after_secs }) => PamOutcome::LockedOut {
             retry_after_secs: Some(retry_after_secs),
         },

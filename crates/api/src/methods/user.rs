@@ -34,6 +34,15 @@ args! {
 }
 
 args! {
+    /// `user.provisioning_qr`: an account, and which of its secrets.
+    pub(crate) struct ProvisioningQrArgs {
+        username: String => doc("Account name"),
+        pending: bool => doc("The pending enrolment's secret (twofactor_enroll) instead of the active one")
+            .default(json!(false)),
+    }
+}
+
+args! {
     /// The methods that name an account and give options for its new secret.
     pub(crate) struct UserSecretArgs {
         username: String => doc("Account name"),
@@ -294,11 +303,37 @@ pub(super) fn methods() -> Vec<Method> {
             ],
             returns: || Schema::Str { nullable: false },
             ..base.clone().handles(|api, session, a: UserArgs| {
-                let (user, _) = target_account(api, session, &a.username)?;
+                let (user, _) =
+                    target_account(api, session, &a.username, "read the provisioning URI of")?;
                 require_step_up(api, session, &user, "user.provisioning_uri")?;
                 Ok(json!(
                     api.twofactor().user_provisioning_uri(&user)?.as_str()
                 ))
+            })
+        },
+        Method {
+            name: "user.provisioning_qr",
+            description: "The account's provisioning URI drawn as a QR code, an SVG document (for \
+                          the web page); with pending=true, the pending enrolment's.",
+            cli_description: "Show an account's provisioning QR code as SVG",
+            // For the web page; the CLI draws the URI itself (--qr, --svg).
+            cli_private: true,
+            examples: &["account user provisioning_qr username=alice"],
+            returns: || Schema::Str { nullable: false },
+            ..base.clone().handles(|api, session, a: ProvisioningQrArgs| {
+                let (user, _) =
+                    target_account(api, session, &a.username, "read the provisioning URI of")?;
+                // The pending secret becomes the active one at its
+                // confirmation: both are the account's second factor.
+                require_step_up(api, session, &user, "user.provisioning_qr")?;
+                let uri = if a.pending {
+                    api.twofactor().pending_provisioning_uri(&user)?
+                } else {
+                    api.twofactor().user_provisioning_uri(&user)?
+                };
+                let svg =
+                    crate::qr::svg(uri.as_str()).map_err(|e| ApiError::Internal(e.to_string()))?;
+                Ok(json!(svg.as_str()))
             })
         },
         Method {
@@ -309,7 +344,8 @@ pub(super) fn methods() -> Vec<Method> {
             examples: &["account user twofactor_config username=alice"],
             returns: || twofactor_config_schema(),
             ..base.clone().handles(|api, session, a: UserArgs| {
-                let (user, _) = target_account(api, session, &a.username)?;
+                let (user, _) =
+                    target_account(api, session, &a.username, "read the two-factor settings of")?;
                 require_step_up(api, session, &user, "user.twofactor_config")?;
                 Ok(config_json(&api.twofactor().user_config(&user)?))
             })
@@ -323,7 +359,7 @@ pub(super) fn methods() -> Vec<Method> {
             examples: &["account user verify_twofactor_token username=alice token=123456"],
             returns: || Schema::Bool,
             ..base.clone().handles(|api, session, a: UserTokenArgs| {
-                let (user, _) = target_account(api, session, &a.username)?;
+                let (user, _) = target_account(api, session, &a.username, "check codes of")?;
                 let caller = caller_of(session, "user.verify_twofactor_token");
                 let right = api
                     .twofactor()
@@ -398,21 +434,21 @@ fn local_administrator_exists(api: &Api) -> bool {
 }
 
 /// The account `args[0]` names, if the session may act on it (SPEC 9.4):
-/// administrators any, others only their own. A refusal does not say
-/// whether the account exists.
+/// administrators any, others only their own. A refusal names the `action`
+/// asked (`renew two-factor authentication for`, as TrueNAS words it for
+/// renewing; `read the provisioning URI of`, ...) and does not say whether
+/// the account exists.
 fn target_account(
     api: &Api,
     session: &Session,
     username: &str,
+    action: &str,
 ) -> Result<(UserRef, Account), ApiError> {
     let me = session.user().ok_or_else(ApiError::not_authenticated)?;
     if !me.admin && me.account.name != username {
         return Err(ApiError::call(
             wire::Errno::EPERM,
-            format!(
-                "{username}: currently authenticated credential may not renew two-factor \
-                 authentication for this user."
-            ),
+            format!("{username}: currently authenticated credential may not {action} this user."),
         ));
     }
     let account = api.inner.accounts.by_name(username).ok_or_else(|| {
@@ -596,7 +632,12 @@ fn get_user_obj(api: &Api, _: &Session, a: UserObjArgs) -> Result<Value, ApiErro
 }
 
 fn renew(api: &Api, session: &Session, a: UserSecretArgs) -> Result<Value, ApiError> {
-    let (user, account) = target_account(api, session, &a.username)?;
+    let (user, account) = target_account(
+        api,
+        session,
+        &a.username,
+        "renew two-factor authentication for",
+    )?;
     require_step_up(api, session, &user, "user.renew_2fa_secret")?;
     let opts = options_of(a.twofactor_options);
     api.twofactor()
@@ -605,7 +646,8 @@ fn renew(api: &Api, session: &Session, a: UserSecretArgs) -> Result<Value, ApiEr
 }
 
 fn unset(api: &Api, session: &Session, a: UserArgs) -> Result<Value, ApiError> {
-    let (user, account) = target_account(api, session, &a.username)?;
+    let (user, account) =
+        target_account(api, session, &a.username, "unset the two-factor secret of")?;
     let admin = session.user().is_some_and(|u| u.admin);
     if api.inner.options.require_secret && !admin {
         return Err(ApiError::call(
@@ -625,7 +667,7 @@ fn unset(api: &Api, session: &Session, a: UserArgs) -> Result<Value, ApiError> {
 }
 
 fn enroll(api: &Api, session: &Session, a: UserSecretArgs) -> Result<Value, ApiError> {
-    let (user, _) = target_account(api, session, &a.username)?;
+    let (user, _) = target_account(api, session, &a.username, "enrol a two-factor secret for")?;
     require_step_up(api, session, &user, "user.twofactor_enroll")?;
     let opts = options_of(a.twofactor_options);
     let e = api
@@ -640,7 +682,7 @@ fn enroll(api: &Api, session: &Session, a: UserSecretArgs) -> Result<Value, ApiE
 }
 
 fn enroll_confirm(api: &Api, session: &Session, a: UserTokenArgs) -> Result<Value, ApiError> {
-    let (user, account) = target_account(api, session, &a.username)?;
+    let (user, account) = target_account(api, session, &a.username, "confirm the enrolment of")?;
     api.twofactor().enroll_confirm(
         &caller_of(session, "user.twofactor_enroll_confirm"),
         &user,
@@ -652,7 +694,7 @@ fn enroll_confirm(api: &Api, session: &Session, a: UserTokenArgs) -> Result<Valu
 }
 
 fn recovery_codes(api: &Api, session: &Session, a: UserArgs) -> Result<Value, ApiError> {
-    let (user, account) = target_account(api, session, &a.username)?;
+    let (user, account) = target_account(api, session, &a.username, "make recovery codes for")?;
     require_step_up(api, session, &user, "user.generate_2fa_recovery_codes")?;
     let codes = api.twofactor().generate_recovery_codes(
         &caller_of(session, "user.generate_2fa_recovery_codes"),

@@ -2,6 +2,7 @@
 //! client here, Python's websocket-client in `python.rs`.
 
 mod attack;
+mod browser;
 mod cli;
 mod harness;
 mod hostile;
@@ -11,3 +12,4 @@ mod peruser;
 mod protocol;
 mod python;
 mod state;
+mod web;

@@ -365,7 +365,7 @@ fn alice_manages_her_own_second_factor_with_tfa_and_no_password() {
         &f,
         &url,
         &["account", "user", "twofactor_config", "username=bob"],
-        "bob: currently authenticated credential may not renew two-factor authentication for this user.",
+        "bob: currently authenticated credential may not read the two-factor settings of this user.",
     );
     let out = tfa_as(
         &f,
@@ -378,7 +378,14 @@ fn alice_manages_her_own_second_factor_with_tfa_and_no_password() {
         "{}",
         stderr(&out)
     );
-    // (The CLI does not even show her the namespace; the API refuses it.)
+    // The CLI does not show her the namespace, and says why.
+    alice_refused(
+        &f,
+        &url,
+        &["auth", "two_factor", "config"],
+        "Namespace auth two_factor is not available to this user: its commands are for administrators",
+    );
+    // The API refuses it too.
     alice_refused(
         &f,
         &url,
