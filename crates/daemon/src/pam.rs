@@ -1,7 +1,9 @@
 //! Password checks through PAM (the service named by `pam_service` in the
 //! configuration, `twofactord` by default): `auth` and then `account`, so
-//! expired and locked accounts are refused too.
+//! expired and locked accounts are refused too. The binding is
+//! Linux-PAM's; on any other system every password is refused.
 
+#[cfg(target_os = "linux")]
 mod ffi;
 
 use api::host::PasswordCheck;
@@ -22,6 +24,13 @@ impl PamPasswords {
 }
 
 impl PasswordCheck for PamPasswords {
+    #[cfg(not(target_os = "linux"))]
+    fn check(&self, _user: &str, _password: &SecretString, _rhost: Option<&str>) -> bool {
+        tracing::warn!(pam_service = %self.service, "PAM is Linux-PAM only here: password refused");
+        false
+    }
+
+    #[cfg(target_os = "linux")]
     fn check(&self, user: &str, password: &SecretString, rhost: Option<&str>) -> bool {
         match ffi::authenticate(&self.service, user, password, rhost) {
             Ok(()) => true,

@@ -2,63 +2,21 @@
 //! the libpam functions it calls back, and the conversation's memory rules.
 //! Everything else works on safe types (see [`crate::auth`]).
 //!
-//! Declarations follow Linux-PAM's `<security/_pam_types.h>`,
+//! The constants and structs of `<security/_pam_types.h>` are the `pamsys`
+//! crate's (checked against the header there); the functions follow
 //! `<security/pam_modules.h>` and `<security/pam_ext.h>`.
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
-use std::marker::{PhantomData, PhantomPinned};
 use std::ptr;
 
+pub use pamsys::PamHandle;
+use pamsys::{
+    PAM_AUTH_ERR, PAM_CONV, PAM_CONV_ERR, PAM_ERROR_MSG, PAM_IGNORE, PAM_PROMPT_ECHO_OFF,
+    PAM_RHOST, PAM_SERVICE, PAM_SILENT, PAM_SUCCESS, PamConv, PamMessage, PamResponse,
+};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::auth::{ConvError, Conversation, Log, Login, Verdict};
-
-// Return codes.
-const PAM_SUCCESS: c_int = 0;
-const PAM_AUTH_ERR: c_int = 7;
-const PAM_CONV_ERR: c_int = 19;
-const PAM_IGNORE: c_int = 25;
-// Items.
-const PAM_SERVICE: c_int = 1;
-const PAM_RHOST: c_int = 4;
-const PAM_CONV: c_int = 5;
-// Message styles.
-const PAM_PROMPT_ECHO_OFF: c_int = 1;
-const PAM_ERROR_MSG: c_int = 3;
-// Flags.
-const PAM_SILENT: c_int = 0x8000;
-
-/// `pam_handle_t`, opaque.
-#[repr(C)]
-pub struct PamHandle {
-    _data: [u8; 0],
-    _marker: PhantomData<(*mut u8, PhantomPinned)>,
-}
-
-#[repr(C)]
-struct PamMessage {
-    msg_style: c_int,
-    msg: *const c_char,
-}
-
-#[repr(C)]
-struct PamResponse {
-    resp: *mut c_char,
-    resp_retcode: c_int,
-}
-
-type ConvFn = unsafe extern "C" fn(
-    num_msg: c_int,
-    msg: *mut *const PamMessage,
-    resp: *mut *mut PamResponse,
-    appdata_ptr: *mut c_void,
-) -> c_int;
-
-#[repr(C)]
-struct PamConv {
-    conv: Option<ConvFn>,
-    appdata_ptr: *mut c_void,
-}
 
 #[link(name = "pam")]
 unsafe extern "C" {
@@ -300,56 +258,4 @@ fn syslog(pamh: *const PamHandle, priority: c_int, msg: &str) {
     };
     // SAFETY: live handle; a "%s" format with one C string argument.
     unsafe { pam_syslog(pamh, priority, c"%s".as_ptr(), msg.as_ptr()) };
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The constants above are Linux-PAM's: read them back from the
-    /// installed header (libpam0g-dev) rather than trust a copy.
-    #[test]
-    fn constants_match_the_linux_pam_header() {
-        let path = "/usr/include/security/_pam_types.h";
-        let header = match std::fs::read_to_string(path) {
-            Ok(header) => header,
-            // A missing header fails the test, as any missing tool does,
-            // unless TFA_SKIP_EXTERNAL=1.
-            Err(e) if std::env::var("TFA_SKIP_EXTERNAL").as_deref() == Ok("1") => {
-                eprintln!("SKIPPED (TFA_SKIP_EXTERNAL=1): {path}: {e}");
-                return;
-            }
-            Err(e) => panic!(
-                "{path}: {e} (apt: libpam0g-dev, which scripts/test installs); \
-                 set TFA_SKIP_EXTERNAL=1 to skip"
-            ),
-        };
-        let defined = |name: &str| -> Option<c_int> {
-            header.lines().find_map(|l| {
-                let mut w = l.split_whitespace();
-                if w.next() != Some("#define") || w.next() != Some(name) {
-                    return None;
-                }
-                let v = w.next()?.trim_end_matches('U');
-                match v.strip_prefix("0x") {
-                    Some(hex) => c_int::from_str_radix(hex, 16).ok(),
-                    None => v.parse().ok(),
-                }
-            })
-        };
-        for (name, value) in [
-            ("PAM_SUCCESS", PAM_SUCCESS),
-            ("PAM_AUTH_ERR", PAM_AUTH_ERR),
-            ("PAM_CONV_ERR", PAM_CONV_ERR),
-            ("PAM_IGNORE", PAM_IGNORE),
-            ("PAM_SERVICE", PAM_SERVICE),
-            ("PAM_RHOST", PAM_RHOST),
-            ("PAM_CONV", PAM_CONV),
-            ("PAM_PROMPT_ECHO_OFF", PAM_PROMPT_ECHO_OFF),
-            ("PAM_ERROR_MSG", PAM_ERROR_MSG),
-            ("PAM_SILENT", PAM_SILENT),
-        ] {
-            assert_eq!(defined(name), Some(value), "{name}");
-        }
-    }
 }

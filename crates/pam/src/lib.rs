@@ -19,8 +19,8 @@
 //!
 //! Owns: the PAM entry points and their options. Does not own: any rule
 //! about codes (the daemon decides), an async runtime (the client is
-//! blocking). All `unsafe` is in [`ffi`]; every entry point runs under
-//! [`guarded`], so a panic is `PAM_AUTH_ERR` and never unwinds into sshd.
+//! blocking). All `unsafe` is in the `ffi` module; every entry point runs under
+//! `guarded`, so a panic is `PAM_AUTH_ERR` and never unwinds into sshd.
 //! The code typed is never logged and is wiped from memory after use.
 
 mod auth;

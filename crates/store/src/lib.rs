@@ -6,7 +6,7 @@
 //!
 //! Does not know JSON-RPC, sessions, the CLI, or any business rule: the
 //! service decides, the store remembers. Everything the service changes goes
-//! through [`Store::transact`], so a change and its audit record land
+//! through [`transact`], so a change and its audit record land
 //! together or not at all.
 //!
 //! Backends implement [`Store`]; `tests/conformance.rs` runs the same suite

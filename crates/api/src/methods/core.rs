@@ -170,7 +170,7 @@ impl Api {
             .map(Method::describe)
     }
 
-    /// [`Api::describe_method`] for the CLI: what `core.describe_method(name,
+    /// The private `describe_method` for the CLI: what `core.describe_method(name,
     /// "CLI")` answers, for an in-process caller.
     pub fn describe_cli_method(&self, session: &Session, name: &str) -> Option<wire::MethodDoc> {
         self.describe_method(session, name, Target::Cli)

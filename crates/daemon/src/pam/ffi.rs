@@ -2,59 +2,27 @@
 //! application side (`pam_start`, `pam_authenticate`, `pam_acct_mgmt`,
 //! `pam_end`) and a conversation function that answers the password.
 //!
+//! The constants and structs are the `pamsys` crate's, shared with the PAM
+//! module and checked against Linux-PAM's header there.
+//!
 //! Written by hand rather than through `pam-client`/`pam-sys` 1.0, whose
 //! build needs bindgen and libclang, or `pam` 0.7, which starts PAM without
 //! the user name and offers no way to replace PAM's own failure delay.
 #![allow(unsafe_code)]
 
 use std::ffi::{CStr, CString, c_char, c_int, c_uint, c_void};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 
+use pamsys::{
+    PAM_BUF_ERR, PAM_CONV_ERR, PAM_DISALLOW_NULL_AUTHTOK, PAM_ERROR_MSG, PAM_FAIL_DELAY,
+    PAM_MAX_NUM_MSG, PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON, PAM_RHOST, PAM_SILENT, PAM_SUCCESS,
+    PAM_TEXT_INFO, PamConv, PamHandle, PamMessage, PamResponse,
+};
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
-const PAM_SUCCESS: c_int = 0;
-const PAM_BUF_ERR: c_int = 5;
-const PAM_CONV_ERR: c_int = 19;
-
-const PAM_PROMPT_ECHO_OFF: c_int = 1;
-const PAM_PROMPT_ECHO_ON: c_int = 2;
-const PAM_ERROR_MSG: c_int = 3;
-const PAM_TEXT_INFO: c_int = 4;
-
-const PAM_RHOST: c_int = 4;
-const PAM_FAIL_DELAY: c_int = 10;
-const PAM_DISALLOW_NULL_AUTHTOK: c_int = 0x0001;
-const PAM_SILENT: c_int = 0x8000;
-/// Linux-PAM's bound on messages in one conversation call.
-const PAM_MAX_NUM_MSG: c_int = 32;
-
-#[repr(C)]
-struct PamMessage {
-    msg_style: c_int,
-    msg: *const c_char,
-}
-
-#[repr(C)]
-struct PamResponse {
-    resp: *mut c_char,
-    resp_retcode: c_int,
-}
-
-type ConvFn =
-    extern "C" fn(c_int, *mut *const PamMessage, *mut *mut PamResponse, *mut c_void) -> c_int;
 type DelayFn = extern "C" fn(c_int, c_uint, *mut c_void);
-
-#[repr(C)]
-struct PamConv {
-    conv: Option<ConvFn>,
-    appdata_ptr: *mut c_void,
-}
-
-#[repr(C)]
-struct PamHandle {
-    _opaque: [u8; 0],
-}
 
 #[link(name = "pam")]
 unsafe extern "C" {
@@ -196,9 +164,26 @@ fn describe(handle: *mut PamHandle, code: c_int) -> String {
 
 extern "C" fn no_delay(_retval: c_int, _usec: c_uint, _appdata: *mut c_void) {}
 
-/// The conversation: the password for echo-off prompts, the user name for
-/// echo-on ones (a "login:" prompt), nothing for messages. Never panics.
+/// The conversation libpam calls: [`answer`], with a panic turned into
+/// `PAM_CONV_ERR` by [`guarded`] so that nothing unwinds into C.
 extern "C" fn converse(
+    num_msg: c_int,
+    msg: *mut *const PamMessage,
+    resp: *mut *mut PamResponse,
+    appdata: *mut c_void,
+) -> c_int {
+    guarded(|| answer(num_msg, msg, resp, appdata))
+}
+
+/// Runs one conversation; a panic inside it is `PAM_CONV_ERR`. Unwinding
+/// out of an `extern "C"` function would abort the whole daemon.
+fn guarded(conversation: impl FnOnce() -> c_int) -> c_int {
+    catch_unwind(AssertUnwindSafe(conversation)).unwrap_or(PAM_CONV_ERR)
+}
+
+/// The password for echo-off prompts, the user name for echo-on ones (a
+/// "login:" prompt), nothing for messages.
+fn answer(
     num_msg: c_int,
     msg: *mut *const PamMessage,
     resp: *mut *mut PamResponse,
@@ -269,4 +254,35 @@ fn free_replies(replies: *mut PamResponse, n: usize) {
     }
     // SAFETY: the calloc'ed array, freed once.
     unsafe { libc::free(replies.cast()) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_conversation_answers_conv_err() {
+        assert_eq!(
+            guarded(|| panic!("a bug in the conversation")),
+            PAM_CONV_ERR
+        );
+        assert_eq!(guarded(|| PAM_SUCCESS), PAM_SUCCESS);
+    }
+
+    #[test]
+    fn a_conversation_without_messages_is_refused() {
+        let answers = Answers {
+            user: CString::from(c"root"),
+            password: Zeroizing::new(b"pw\0".to_vec()),
+        };
+        let mut resp: *mut PamResponse = ptr::null_mut();
+        let rc = converse(
+            0,
+            ptr::null_mut(),
+            &mut resp,
+            ptr::from_ref(&answers).cast_mut().cast(),
+        );
+        assert_eq!(rc, PAM_CONV_ERR);
+        assert!(resp.is_null());
+    }
 }

@@ -1,37 +1,28 @@
-//! `tfa` against a real `twofactord`: issue 3's acceptance through the
-//! README's own client. The CLI is built here (an integration test of this
-//! crate cannot name another package's binary).
+//! `tfa` against a real `twofactord`: the README's own client end to end.
+//! An integration test of this crate cannot name
+//! another package's binary, and tests never run cargo themselves, so the
+//! CLI is the one `cargo test --workspace` builds before the first test.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use crate::harness::{ADMIN, Fixture, Wrappers, need, path_str};
 
-/// `target/<profile>/tfa`, built once per test binary.
+/// `target/<profile>/tfa`, as cargo built it. Missing (a run of this
+/// package's tests alone on a fresh checkout) is a clear failure, not a
+/// build inside the test.
 pub(crate) fn tfa_binary() -> PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let profile = std::env::current_exe()
-            .ok()
-            .and_then(|e| e.parent().and_then(Path::parent).map(Path::to_path_buf))
-            .expect("test binary in target/<profile>/deps");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-q", "-p", "cli", "--bin", "tfa"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if profile.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let out = cmd.output().expect("run cargo build");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        profile.join("tfa")
-    })
-    .clone()
+    let path = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().and_then(Path::parent).map(|p| p.join("tfa")))
+        .expect("test binary in target/<profile>/deps");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p cli --bin tfa` before these tests \
+         (`cargo test --workspace` builds it)",
+        path.display()
+    );
+    path
 }
 
 fn tfa(url: &str, line: &[&str]) -> Output {

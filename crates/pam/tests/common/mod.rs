@@ -20,7 +20,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -137,49 +137,37 @@ pub fn profile_dir() -> PathBuf {
         .to_path_buf()
 }
 
-fn cargo_build(args: &[&str]) {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let _one_at_a_time = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.arg("build")
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if profile_dir().file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    let out = cmd.output().expect("run cargo build");
+/// An artifact cargo has already built into the profile directory. Tests
+/// never run cargo themselves: a build inside a test competes with the test
+/// run for the build directory and the cores, and hides compile time in test
+/// time. `cargo test --workspace` (scripts/test) builds every binary of the
+/// workspace before the first test runs.
+fn built(relative: &str, how: &str) -> PathBuf {
+    let path = profile_dir().join(relative);
     assert!(
-        out.status.success(),
-        "cargo build {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        path.exists(),
+        "{} is missing: {how} before running these tests \
+         (`cargo test --workspace` builds it)",
+        path.display()
     );
+    path
 }
 
-/// The module under test, `libpam_twofactor.so`, built (or brought up to
-/// date) once per test binary: integration tests cannot link a cdylib, so
-/// `cargo test` alone does not rebuild it.
+/// The module under test, `libpam_twofactor.so`. Integration tests cannot
+/// link a cdylib, but cargo builds this package's library (both crate
+/// types) into `deps/` before it runs the tests, so the copy there is always
+/// the current source.
 pub fn module() -> PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        cargo_build(&["-p", "pam", "--lib"]);
-        let path = profile_dir().join("libpam_twofactor.so");
-        assert!(path.exists(), "{} was not built", path.display());
-        path
-    })
-    .clone()
+    built(
+        "deps/libpam_twofactor.so",
+        "run `cargo test -p pam` (it builds the module)",
+    )
 }
 
-/// The daemon binary, built (or brought up to date) once per test binary.
+/// The daemon binary. Another package's binary is not built by `cargo test
+/// -p pam`: after changing the daemon, build it first.
 pub fn daemon_binary() -> PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        cargo_build(&["-p", "daemon", "--bin", "twofactord"]);
-        let path = profile_dir().join("twofactord");
-        assert!(path.exists(), "{} was not built", path.display());
-        path
-    })
-    .clone()
+    built("twofactord", "run `cargo build -p daemon --bin twofactord`")
 }
 
 /// Output of a child collected by a thread, line by line.
