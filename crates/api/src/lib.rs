@@ -370,7 +370,8 @@ impl Api {
         _session: &Session,
         outcome: &'static str,
     ) -> Result<(), ApiError> {
-        self.twofactor().record(caller, "auth.login", outcome, None)?;
+        self.twofactor()
+            .record(caller, "auth.login", outcome, None)?;
         Ok(())
     }
 

@@ -12,8 +12,8 @@ mod envelope;
 mod errno;
 mod error;
 mod protocol;
-mod shown;
 mod rpc;
+mod shown;
 
 pub use describe::{
     Discriminator, Examples, JsonSchema, JsonType, MethodDoc, MethodDocs, Ordered, ServiceConfig,
@@ -29,5 +29,5 @@ pub use protocol::{
     MAX_WRONG_CODES, PamOutcome, PamRequired, ResponseType, SYSTEM_SOCKET, in_service, service_of,
 };
 pub use protocol::{STEP_UP_ERRNO, STEP_UP_REQUIRED};
-pub use shown::{MAX_SHOWN_CHARS, shown};
 pub use rpc::{ClientRequest, Notification, Response, ServerMessage, Version};
+pub use shown::{MAX_SHOWN_CHARS, shown};
