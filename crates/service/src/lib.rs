@@ -21,7 +21,7 @@ mod twofactor;
 mod users;
 
 pub use accounts::{Account, Accounts, NoAccounts, PasswordCheck};
-pub use caller::{Caller, LOCAL_ORIGIN, Origin};
+pub use caller::{AUDIT_EVENTS, AUDIT_OUTCOMES, Caller, LOCAL_ORIGIN, Origin};
 pub use check::{CheckOutcome, RateLimits};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Limits;

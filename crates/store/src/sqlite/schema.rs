@@ -125,6 +125,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (username, code_hash)
     ) STRICT;
     ",
+    // 4: the account an audit record is about (its detail's `account`, or
+    //    else the account that acted), indexed with the time for
+    //    `audit.query user=`; existing records get theirs from their detail.
+    "
+    ALTER TABLE audit_log ADD COLUMN account TEXT;
+    UPDATE audit_log
+       SET account = coalesce(
+           CASE WHEN json_valid(detail) THEN json_extract(detail, '$.account') END,
+           user_name);
+    CREATE INDEX audit_log_account_at ON audit_log (account, at_ms);
+    ",
 ];
 
 /// The read connection (read-only; it still maps the WAL index).
