@@ -34,6 +34,7 @@ use crate::{
 };
 
 mod audit;
+mod backup;
 mod cache;
 mod checks;
 mod entry;
@@ -43,6 +44,7 @@ mod schema;
 mod users;
 
 use audit::audit_select;
+pub use backup::BackupReport;
 use cache::Reader;
 use files::{check_not_lost, prepare_db_files, prepare_dir};
 pub(crate) use files::{euid, file_kind};

@@ -176,7 +176,7 @@ pub(super) fn ready_key_check(conn: &Connection) -> Option<Vec<u8>> {
 
 /// How long opening waits for other connections (the busy timeout, and
 /// the bound of [`switch_to_wal`]'s retries).
-const BUSY_WAIT: Duration = Duration::from_secs(5);
+pub(super) const BUSY_WAIT: Duration = Duration::from_secs(5);
 
 pub(super) fn configure(conn: &Connection) -> Result<()> {
     conn.busy_timeout(BUSY_WAIT).db()?;
