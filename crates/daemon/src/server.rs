@@ -135,6 +135,7 @@ pub async fn serve_until(
         unauthenticated: Arc::new(Semaphore::new(
             usize::try_from(endpoints.limits.unauthenticated_workers).unwrap_or(1),
         )),
+        peers: crate::connection::PeerGates::default(),
     });
     let routes = router(app.clone());
 
