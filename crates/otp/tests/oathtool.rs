@@ -54,7 +54,7 @@ fn have_oathtool() -> bool {
 fn have_pyotp() -> bool {
     available(
         "python3 with pyotp",
-        "Install python3 and pyotp (apt-get install python3 python3-pyotp, or pip install pyotp)",
+        "Install python3 and pyotp (apt-get install python3 python3-pyotp)",
         Command::new("python3")
             .args(["-c", "import pyotp"])
             .output(),
