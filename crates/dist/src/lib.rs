@@ -50,7 +50,7 @@ fn man_page(
     writeln!(out, "{see_also}")?;
     writeln!(
         out,
-        "and /usr/share/doc/twofactor/README.md, /usr/share/doc/twofactor/ssh.md"
+        "and in /usr/share/doc/twofactor: README.Debian, ssh.md, per-user.md, backup.md"
     )
 }
 
