@@ -497,10 +497,6 @@ fn old_pyotp() -> bool {
     }
 }
 
-fn random_label(rng: &mut Rng) -> String {
-    random_label_from(rng, LABEL_CHARS)
-}
-
 fn random_label_from(rng: &mut Rng, chars: &[char]) -> String {
     let len = rng.range(1, 20) as usize;
     let mut s: String = (0..len).map(|_| rng.pick(chars)).collect();
