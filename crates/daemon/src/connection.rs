@@ -38,7 +38,7 @@ pub struct App {
 /// Calls of one unprivileged peer (a uid on the Unix socket, an address on
 /// TCP) waiting for, or running in, the unauthenticated capacity, over all
 /// its connections; more are refused at once (-32000) instead of queued.
-pub const MAX_QUEUED_PER_PEER: usize = 32;
+pub const MAX_QUEUED_PER_PEER: usize = 128;
 
 /// Who the per-peer bound counts by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -34,6 +34,16 @@ fn wrong_login() -> Vec<Value> {
     vec![json!({"mechanism": "PASSWORD_PLAIN", "username": ADMIN.0, "password": "wrong"})]
 }
 
+/// Held by each flood test: two floods at once on a small machine measure
+/// each other rather than the daemon.
+static FLOODING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_flood_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    FLOODING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The daemon's peak resident set (VmHWM), in KiB.
 fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
@@ -191,6 +201,7 @@ fn flood_one(url: &str, ready: &Barrier) {
 /// promptly, the daemon stays small, and its log does not grow per attempt.
 #[test]
 fn a_login_flood_stalls_neither_root_nor_pam() {
+    let _one = one_flood_at_a_time();
     let Some(w) = need("pam_wrapper/nss_wrapper", Wrappers::find()) else {
         return;
     };
@@ -850,6 +861,7 @@ fn pipelined_flood_helper() {
 /// default 1,500 fits CI time; 6,250 is the 400,000 of a minute's flood).
 #[test]
 fn a_pipelined_login_flood_keeps_the_daemon_small() {
+    let _one = one_flood_at_a_time();
     let Some(w) = need("pam_wrapper/nss_wrapper", Wrappers::find()) else {
         return;
     };
