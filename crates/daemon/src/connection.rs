@@ -456,8 +456,13 @@ impl Connection {
                 Some(q) => Some(q),
                 None => {
                     // The peer has its share queued over all its
-                    // connections: refused now rather than held.
-                    let Some(id) = &request.id else {
+                    // connections: refused rather than queued. The answer
+                    // waits as long as a wrong password's and holds its
+                    // place among the connection's calls in flight: an
+                    // answer at once would be asked again at once, and a
+                    // peer refused in a tight loop costs the one event
+                    // loop more than one that waits.
+                    let Some(id) = request.id else {
                         return Ok(());
                     };
                     let error = RpcError::bare(
@@ -466,9 +471,16 @@ impl Connection {
                             "Maximum number of concurrent calls ({MAX_IN_FLIGHT}) has exceeded"
                         ),
                     );
-                    return self
-                        .send(wire::response_error(id, &error).to_string())
-                        .await;
+                    let text = wire::response_error(&id, &error).to_string();
+                    let wait =
+                        Duration::from_millis(self.app.limits.failed_login_deadline_ms.into());
+                    let done = self.done_tx.clone();
+                    self.in_flight += 1;
+                    tokio::spawn(async move {
+                        tokio::time::sleep(wait).await;
+                        let _ = done.send(Some(text));
+                    });
+                    return Ok(());
                 }
             }
         };
