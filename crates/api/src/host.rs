@@ -15,6 +15,8 @@ pub use service::{
     Account, Accounts, Config, DEFAULT_CONFIG_PATH, DbErrorKind, Labels, Limits, ListedAccount,
     Listen, NoAccounts, Origin, PasswordCheck, StoreError, TlsFiles, current_uid, user_data_dir,
 };
+/// `twofactord backup`: a consistent copy of the state's database.
+pub use service::{BackupReport, SqliteStore, backup_state};
 pub use wire::SYSTEM_SOCKET;
 
 /// The Unix socket of `config`: the one it names, else the system

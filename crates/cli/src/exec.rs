@@ -497,6 +497,13 @@ impl Engine {
             }
             return Ok(());
         }
+        // An audit record's detail is what an administrator reads it for:
+        // text in a table, not `<dict>`.
+        let result = if self.mode == Mode::Table && command.method == "audit.query" {
+            render::audit_details_readable(result)
+        } else {
+            result
+        };
         write_out(out, &render::render(&result, self.mode))?;
         if let Value::String(text) = &result {
             self.present(text, &invocation.presentation, out)?;

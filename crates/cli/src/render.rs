@@ -101,6 +101,59 @@ pub fn cell(value: &Value) -> String {
     }
 }
 
+/// A nested value as one line a person reads: `key=value` pairs joined by
+/// `, `, lists joined by `,`, nested objects in braces. Used for the
+/// `detail` of audit records in a table, where `<dict>` would hide what
+/// happened.
+pub fn readable(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items
+            .iter()
+            .map(readable_inner)
+            .collect::<Vec<_>>()
+            .join(","),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| format!("{k}={}", readable_inner(v)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => other.to_string(),
+    }
+}
+
+fn readable_inner(value: &Value) -> String {
+    match value {
+        Value::Object(_) => format!("{{{}}}", readable(value)),
+        Value::Array(items) if items.is_empty() => "[]".to_owned(),
+        Value::Array(_) => format!("[{}]", readable(value)),
+        Value::Null => "null".to_owned(),
+        other => readable(other),
+    }
+}
+
+/// Audit records (`audit.query`) for a table: each `detail` as readable
+/// text ([`readable`]) instead of `<dict>`.
+pub fn audit_details_readable(records: Value) -> Value {
+    match records {
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|mut item| {
+                    if let Some(d) = item.get_mut("detail")
+                        && (d.is_object() || d.is_array())
+                    {
+                        *d = Value::String(readable(d));
+                    }
+                    item
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 fn new_table() -> Table {
     let mut t = Table::new();
     t.load_preset(STYLE)
@@ -309,6 +362,28 @@ mod tests {
 +------------+--------+
 ";
         assert_eq!(render(&entry(), Mode::Table), expected);
+    }
+
+    #[test]
+    fn audit_detail_reads_as_text() {
+        let records = json!([
+            {"id": 2, "detail": {"changed": ["enabled", "window"], "secret_generated": true}},
+            {"id": 1, "detail": {"failed_logins": {"unix:uid=1000": 5}, "note": null, "x": []}},
+            {"id": 0, "detail": null},
+        ]);
+        let shown = audit_details_readable(records);
+        assert_eq!(
+            shown[0]["detail"],
+            "changed=[enabled,window], secret_generated=true"
+        );
+        assert_eq!(
+            shown[1]["detail"],
+            "failed_logins={unix:uid=1000=5}, note=null, x=[]"
+        );
+        assert_eq!(shown[2]["detail"], Value::Null);
+        let table = render(&shown, Mode::Table);
+        assert!(!table.contains("<dict>"), "{table}");
+        assert!(table.contains("secret_generated=true"), "{table}");
     }
 
     #[test]

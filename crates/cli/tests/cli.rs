@@ -865,3 +865,45 @@ fn status_as_text_and_json() {
     assert_eq!(v["accounts_with_secret"], 1);
     assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
 }
+
+/// `audit query`: a `user` filter, `since` as Unix seconds, an ISO 8601
+/// time or a duration back from now, unknown events and outcomes refused
+/// with the valid ones listed, and `detail` shown as text in the table.
+#[test]
+fn audit_query_filters_and_shows_detail_as_text() {
+    let t = Tfa::new();
+    t.enable();
+    let table = t.run(&["audit", "query"]).ok();
+    assert!(!table.contains("<dict>"), "{table}");
+    assert!(table.contains("secret_generated=true"), "{table}");
+    // JSON keeps the object.
+    let json = t.run(&["-m", "json", "audit", "query"]).ok();
+    assert!(json.contains("\"secret_generated\": true"), "{json}");
+
+    let rows = |args: &[&str]| {
+        let mut all = vec!["-m", "json", "audit", "query"];
+        all.extend_from_slice(args);
+        let out = t.run(&all).ok();
+        let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+        v.as_array().expect("a list").len()
+    };
+    let all = rows(&[]);
+    assert!(all >= 1);
+    assert_eq!(rows(&["user=root"]), all);
+    assert_eq!(rows(&["user=alice"]), 0);
+    assert_eq!(rows(&["since=1h"]), all);
+    assert_eq!(rows(&["since=2000-01-01"]), all);
+    assert_eq!(rows(&["since=946684800"]), all);
+    assert_eq!(rows(&["since=2999-01-01T00:00:00Z"]), 0);
+    assert_eq!(rows(&["since=2999-01-01T00:00:00+01:00"]), 0);
+
+    for (arg, valid) in [
+        ("event=otp.chek", "'otp.check'"),
+        ("outcome=wrongg", "'wrong_password'"),
+        ("since=yesterday", "ISO 8601"),
+    ] {
+        let r = t.run(&["audit", "query", arg]);
+        assert_ne!(r.status, 0, "{arg} was accepted: {}", r.stdout);
+        assert!(r.stderr.contains(valid), "{arg}: {}", r.stderr);
+    }
+}

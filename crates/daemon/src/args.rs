@@ -30,6 +30,23 @@ pub struct Args {
     /// state. Never deletes anything: an existing database is used as is.
     #[arg(long)]
     pub init: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do instead of serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Copy the state's database, consistent while the daemon runs, into a
+    /// new or empty directory (made 0700; the copy 0600). Secrets stay
+    /// sealed: the key file is not copied, keep it apart from the backup.
+    /// To restore, stop the daemon and put the copied twofactor.db and the
+    /// original secret.key in the state directory (see docs/backup.md).
+    Backup {
+        /// The directory to write; it must not exist or be empty.
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+    },
 }
 
 impl Args {
@@ -56,6 +73,8 @@ impl Args {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     #[test]
@@ -121,6 +140,23 @@ mod tests {
                 "{key} is not in the example"
             );
         }
+    }
+
+    #[test]
+    fn backup_names_its_directory() {
+        let args = Args::parse_from([
+            "twofactord",
+            "--state-dir",
+            "/tmp/s",
+            "backup",
+            "--to",
+            "/tmp/b",
+        ]);
+        assert!(
+            matches!(args.command, Some(Command::Backup { ref to }) if to == Path::new("/tmp/b"))
+        );
+        assert_eq!(args.config().unwrap().state_dir, PathBuf::from("/tmp/s"));
+        assert!(Args::try_parse_from(["twofactord", "backup"]).is_err());
     }
 
     #[test]

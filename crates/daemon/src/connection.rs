@@ -31,6 +31,100 @@ pub struct App {
     /// (password checks): separate from, and much smaller than, the pool
     /// that serves root, administrators and the PAM module (SPEC §11).
     pub unauthenticated: Arc<Semaphore>,
+    /// What each unprivileged peer may have queued and running there.
+    pub peers: PeerGates,
+}
+
+/// Calls of one unprivileged peer (a uid on the Unix socket, an address on
+/// TCP) waiting for, or running in, the unauthenticated capacity, over all
+/// its connections; more are refused at once (-32000) instead of queued.
+pub const MAX_QUEUED_PER_PEER: usize = 128;
+
+/// Who the per-peer bound counts by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum PeerKey {
+    Uid(u32),
+    Ip(std::net::IpAddr),
+}
+
+impl PeerKey {
+    fn of(peer: Peer) -> Self {
+        match peer {
+            Peer::Unix { uid, .. } => Self::Uid(uid),
+            Peer::Tcp(addr) => Self::Ip(addr.ip().to_canonical()),
+        }
+    }
+}
+
+/// One peer's share of the unauthenticated capacity: one blocking call
+/// running at a time (a password check with Debian's yescrypt hashes takes
+/// 16 MiB while it runs: a peer with several at once raised the daemon's
+/// peak memory by that much each), at most [`MAX_QUEUED_PER_PEER`] calls
+/// waiting or running.
+#[derive(Debug)]
+struct PeerGate {
+    running: Arc<Semaphore>,
+    queued: std::sync::atomic::AtomicUsize,
+}
+
+/// The gates of the peers that have calls queued.
+#[derive(Debug, Default)]
+pub struct PeerGates {
+    gates: std::sync::Mutex<std::collections::HashMap<PeerKey, Arc<PeerGate>>>,
+}
+
+/// A place in a peer's queue, given back when the call is answered.
+struct Queued {
+    gate: Arc<PeerGate>,
+    key: PeerKey,
+    gates: Arc<App>,
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering;
+        let mut gates = self
+            .gates
+            .peers
+            .gates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.gate.queued.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The last one: forget the peer (a new call makes a new gate).
+            gates.remove(&self.key);
+        }
+    }
+}
+
+impl PeerGates {
+    /// A place in `key`'s queue, or `None` when it is full.
+    fn enter(app: &Arc<App>, key: PeerKey) -> Option<Queued> {
+        use std::sync::atomic::Ordering;
+        let mut gates = app
+            .peers
+            .gates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let gate = gates
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(PeerGate {
+                    running: Arc::new(Semaphore::new(1)),
+                    queued: std::sync::atomic::AtomicUsize::new(0),
+                })
+            })
+            .clone();
+        if gate.queued.load(Ordering::Acquire) >= MAX_QUEUED_PER_PEER {
+            return None;
+        }
+        gate.queued.fetch_add(1, Ordering::AcqRel);
+        drop(gates);
+        Some(Queued {
+            gate,
+            key,
+            gates: app.clone(),
+        })
+    }
 }
 
 /// Largest message before login (SPEC §5.1): bigger closes with 1007.
@@ -157,6 +251,7 @@ struct Connection {
     done_rx: mpsc::UnboundedReceiver<Option<String>>,
     in_flight: usize,
     send_within: Duration,
+    peer: PeerKey,
 }
 
 /// Serves one upgraded connection until it closes or the daemon stops.
@@ -168,7 +263,7 @@ pub async fn run(app: Arc<App>, peer: Peer, socket: WebSocket) {
         return;
     };
     tracing::debug!(origin = %session.origin(), logged_in = session.user().is_some(), "connection opened");
-    let mut conn = Connection::new(app, Arc::new(session), socket);
+    let mut conn = Connection::new(app, Arc::new(session), socket, PeerKey::of(peer));
     if let End::Close(why) = conn.serve().await {
         conn.closing(why).await;
     }
@@ -197,7 +292,7 @@ async fn open_session(app: &App, peer: Peer) -> Option<Session> {
 }
 
 impl Connection {
-    fn new(app: Arc<App>, session: Arc<Session>, socket: WebSocket) -> Self {
+    fn new(app: Arc<App>, session: Arc<Session>, socket: WebSocket, peer: PeerKey) -> Self {
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         Self {
             events: app.events.subscribe(),
@@ -209,6 +304,7 @@ impl Connection {
             done_tx,
             done_rx,
             in_flight: 0,
+            peer,
         }
     }
 
@@ -250,8 +346,16 @@ impl Connection {
                 () = &mut login_timer, if phase == Phase::Anonymous => Input::LoginTimeout,
                 message = self.socket.recv() => Input::Message(message),
             };
+            let read = matches!(input, Input::Message(_));
             if let Err(end) = self.step(phase, input).await {
                 return end;
+            }
+            // A peer that pipelines calls has a message ready at every
+            // read: without this an unprivileged one would be served many
+            // messages in a row (tokio's budget) while a new root
+            // connection waits its turn on the one event-loop thread.
+            if read && !self.session.user().is_some_and(|u| u.admin) {
+                tokio::task::yield_now().await;
             }
         }
     }
@@ -338,37 +442,78 @@ impl Connection {
                 (None, _) => Ok(()),
             };
         }
-        self.spawn_call(request);
+        // SPEC §11: the blocking work of a session nobody has logged into
+        // (password checks) waits for its own small capacity; root,
+        // administrators and the PAM module never queue behind it. A
+        // session logged in as a non-administrator waits there too: its
+        // password checks (`auth.login_ex` again) are as hostile as an
+        // anonymous peer's. Root on the Unix socket is an administrator.
+        let admin = self.session.user().is_some_and(|u| u.admin);
+        let queued = if admin {
+            None
+        } else {
+            match PeerGates::enter(&self.app, self.peer) {
+                Some(q) => Some(q),
+                None => {
+                    // The peer has its share queued over all its
+                    // connections: refused rather than queued. The answer
+                    // waits as long as a wrong password's and holds its
+                    // place among the connection's calls in flight: an
+                    // answer at once would be asked again at once, and a
+                    // peer refused in a tight loop costs the one event
+                    // loop more than one that waits.
+                    let Some(id) = request.id else {
+                        return Ok(());
+                    };
+                    let error = RpcError::bare(
+                        ErrorCode::TooManyConcurrentCalls,
+                        format!(
+                            "Maximum number of concurrent calls ({MAX_IN_FLIGHT}) has exceeded"
+                        ),
+                    );
+                    let text = wire::response_error(&id, &error).to_string();
+                    let wait =
+                        Duration::from_millis(self.app.limits.failed_login_deadline_ms.into());
+                    let done = self.done_tx.clone();
+                    self.in_flight += 1;
+                    tokio::spawn(async move {
+                        tokio::time::sleep(wait).await;
+                        let _ = done.send(Some(text));
+                    });
+                    return Ok(());
+                }
+            }
+        };
+        self.spawn_call(request, queued);
         Ok(())
     }
 
     /// Runs a call off the loop; its answer comes back as
-    /// [`Input::Answered`].
-    fn spawn_call(&mut self, request: Request) {
+    /// [`Input::Answered`]. `queued` (an unprivileged caller's place in
+    /// its peer's queue) makes it wait for the peer's turn and then for the
+    /// unauthenticated capacity.
+    fn spawn_call(&mut self, request: Request, queued: Option<Queued>) {
         self.in_flight += 1;
         let (api, session, done) = (
             self.app.api.clone(),
             self.session.clone(),
             self.done_tx.clone(),
         );
-        // SPEC §11: the blocking work of a session nobody has logged into
-        // (password checks) waits for its own small capacity; root,
-        // administrators and the PAM module never queue behind it. A
-        // session logged in as a non-administrator waits there too: its
-        // password checks (`auth.login_ex` again) are as hostile as an
-        // anonymous peer's.
-        let admin = session.user().is_some_and(|u| u.admin);
-        let gate = (!admin).then(|| self.app.unauthenticated.clone());
+        let gate = queued.as_ref().map(|_| self.app.unauthenticated.clone());
         tokio::spawn(async move {
-            let permit = match gate {
-                Some(gate) => match gate.acquire_owned().await {
-                    Ok(p) => Some(p),
-                    Err(_) => return,
-                },
-                None => None,
-            };
+            let mut permits = None;
+            if let (Some(q), Some(gate)) = (&queued, gate) {
+                let Ok(own) = q.gate.running.clone().acquire_owned().await else {
+                    return;
+                };
+                let Ok(shared) = gate.acquire_owned().await else {
+                    return;
+                };
+                permits = Some((own, shared));
+            }
             let ran = tokio::task::spawn_blocking(move || execute(&api, &session, request)).await;
-            drop(permit);
+            drop(permits);
+            drop(queued);
             let (reply, delay) = ran.unwrap_or((None, Duration::ZERO));
             // A wrong password's delay is waited out here, on a timer, not
             // on a blocking-pool thread.

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 pub use accounts::NssAccounts;
-pub use args::Args;
+pub use args::{Args, Command};
 pub use connection::{MAX_ANONYMOUS_MESSAGE, MAX_IN_FLIGHT, MAX_MESSAGE};
 pub use listen::{Conn, Peer};
 pub use pam::PamPasswords;
@@ -116,6 +116,32 @@ fn warn_legacy_shared_code(api: &api::Api) {
         Ok(false) => {}
         Err(e) => tracing::warn!(error = %e, "cannot read legacy_shared_code"),
     }
+}
+
+/// `twofactord backup --to DIR`: a consistent copy of the configured
+/// state's database in `to`; what was written, for standard output.
+pub fn backup(args: &Args, to: &std::path::Path) -> anyhow::Result<String> {
+    let config = args.config()?;
+    let report = api::host::backup_state(&config.state_dir, to).with_context(|| {
+        format!(
+            "cannot back up the state in {} to {}",
+            config.state_dir.display(),
+            to.display()
+        )
+    })?;
+    Ok(format!(
+        "wrote {} ({} bytes, schema version {}), a consistent copy of {}\n\
+         secrets in it are sealed under {}: keep that key file apart from this backup \
+         (restoring needs both)\n",
+        report.database.display(),
+        report.bytes,
+        report.schema_version,
+        config.state_dir.display(),
+        config
+            .state_dir
+            .join(api::host::SqliteStore::KEY_FILE)
+            .display(),
+    ))
 }
 
 /// Reads the configuration, opens the state and serves until a signal.

@@ -203,6 +203,7 @@ pub async fn serve_until(
         unauthenticated: Arc::new(Semaphore::new(
             usize::try_from(endpoints.limits.unauthenticated_workers).unwrap_or(1),
         )),
+        peers: crate::connection::PeerGates::default(),
     });
     let tls_on = tls.is_some();
     let unix_routes = router(

@@ -117,7 +117,7 @@ fn clap_page(
     writeln!(out, "{see_also}")?;
     writeln!(
         out,
-        "and /usr/share/doc/twofactor/README.md, /usr/share/doc/twofactor/ssh.md"
+        "and in /usr/share/doc/twofactor: README.Debian, ssh.md, per-user.md, backup.md"
     )?;
     Ok(out)
 }
@@ -821,7 +821,17 @@ mod tests {
         assert!(c("zsh", "_tfa").starts_with("#compdef tfa"));
         assert_eq!(c("fish", "tfa.fish"), cli::complete::FISH);
         let fish = c("fish", "twofactord.fish");
-        assert!(fish.contains("complete -c twofactord -l socket"), "{fish}");
+        // (With the `backup` subcommand, fish adds a condition to each line.)
+        assert!(
+            fish.lines()
+                .any(|l| l.starts_with("complete -c twofactord") && l.contains("-l socket")),
+            "{fish}"
+        );
+        assert!(
+            fish.lines()
+                .any(|l| l.starts_with("complete -c twofactord") && l.contains("-l to")),
+            "{fish}"
+        );
         assert!(c("bash", "twofactord").contains("--listen"));
         assert!(c("zsh", "_twofactord").starts_with("#compdef twofactord"));
     }

@@ -22,7 +22,9 @@ mod twofactor;
 mod users;
 
 pub use accounts::{Account, Accounts, ListedAccount, NoAccounts, PasswordCheck};
-pub use caller::{Caller, LOCAL_ORIGIN, LOOPBACK_ORIGIN, Origin, address_key};
+pub use caller::{
+    AUDIT_EVENTS, AUDIT_OUTCOMES, Caller, LOCAL_ORIGIN, LOOPBACK_ORIGIN, Origin, address_key,
+};
 pub use check::{CheckOutcome, RateLimits};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Limits;
@@ -64,6 +66,17 @@ pub fn open_store(
     let store = store::SqliteStore::open_with(state_dir, store::StoreOptions { init })?;
     Ok(std::sync::Arc::new(store))
 }
+/// A consistent copy of the SQLite state's database in `state_dir`, made
+/// while other processes (a running daemon) write, into `to` (a new or
+/// empty directory); secrets stay sealed and the key file is not copied.
+pub fn backup_state(
+    state_dir: &std::path::Path,
+    to: &std::path::Path,
+) -> Result<store::BackupReport, StoreError> {
+    store::SqliteStore::backup(state_dir, to)
+}
+/// What [`backup_state`] wrote; the names of the state's files.
+pub use store::{BackupReport, SqliteStore};
 pub use store::{OsRandom, RandomError, Randomness};
 pub use twofactor::{Entry, Labels, Services, TwoFactor, UpdateRequest};
 pub use users::{

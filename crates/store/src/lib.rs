@@ -24,7 +24,7 @@ pub use model::{
 };
 pub use random::{OsRandom, RandomError, Randomness};
 pub use seal::KeyFile;
-pub use sqlite::{SqliteStore, StoreOptions};
+pub use sqlite::{BackupReport, SqliteStore, StoreOptions};
 pub use users::{NewUserSecret, PendingSecret, UserSecret, UserSecretInfo, user_owner};
 
 use otp::Secret;

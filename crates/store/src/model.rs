@@ -150,6 +150,9 @@ pub struct Aggregate<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditQuery {
     pub event: Option<String>,
+    /// Records about this account: the account a record names in its
+    /// detail (`account`), or else the account that acted.
+    pub user: Option<String>,
     pub outcome: Option<String>,
     pub since_ms: Option<i64>,
     pub limit: usize,
@@ -159,6 +162,7 @@ impl Default for AuditQuery {
     fn default() -> Self {
         Self {
             event: None,
+            user: None,
             outcome: None,
             since_ms: None,
             limit: 100,

@@ -657,6 +657,7 @@ pub fn audit_query_order_filters_and_limit(make: Make<'_>) {
                 outcome: outcome.map(Into::into),
                 since_ms,
                 limit,
+                user: None,
             })
             .unwrap()
             .into_iter()
@@ -679,6 +680,39 @@ pub fn audit_query_order_filters_and_limit(make: Make<'_>) {
     assert_eq!(q(None, None, None, 0), Vec::<i64>::new());
     assert_eq!(q(Some("nothing"), None, None, 100), Vec::<i64>::new());
     assert_eq!(store.query_audit(&AuditQuery::default()).unwrap().len(), 6);
+
+    // `user`: the account a record names in its detail, else the caller.
+    let about = |at_ms: i64, user: Option<&str>, account: Option<&str>| AuditRecord {
+        at_ms,
+        event: "user.renew_2fa_secret".into(),
+        outcome: "success".into(),
+        user: user.map(Into::into),
+        origin: "unix:uid=0".into(),
+        service: None,
+        detail: account.map(|a| json!({"account": a})),
+    };
+    transact(&*store, |tx| {
+        tx.audit(&about(600, Some("root"), Some("alice")))?;
+        tx.audit(&about(700, Some("alice"), None))?;
+        tx.audit(&about(800, Some("alice"), Some("bob")))?;
+        tx.audit(&about(900, None, None))
+    })
+    .unwrap();
+    let by_user = |user: &str| {
+        store
+            .query_audit(&AuditQuery {
+                user: Some(user.into()),
+                ..AuditQuery::default()
+            })
+            .unwrap()
+            .into_iter()
+            .map(|e| e.record.at_ms)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(by_user("alice"), [700, 600]);
+    assert_eq!(by_user("bob"), [800]);
+    assert_eq!(by_user("root"), [400, 300, 200, 150, 100]);
+    assert_eq!(by_user("nobody"), Vec::<i64>::new());
 }
 
 pub fn everything_persists_across_reopen(make: Make<'_>) {

@@ -4,22 +4,136 @@ use serde_json::{Value, json};
 
 use crate::registry::{Access, Method};
 use crate::schema::{Field, Schema};
-use crate::typed::{Ranged, doc};
+use crate::typed::{Described, Ranged, doc};
 use crate::{Api, ApiError, Session, args};
 
 args! {
     pub(crate) struct AuditFilters {
-        event: Option<String> => doc(
+        event: Option<AuditEvent> => doc(
             "Only this event (otp.check, otp.lockout, twofactor.update, auth.login, ...)",
         )
         .nullable(),
-        outcome: Option<String> => doc(
+        outcome: Option<AuditOutcome> => doc(
             "Only this outcome (accepted, wrong, replayed, locked_out, success, ...)",
         )
         .nullable(),
-        since: Option<Ranged<0, { i64::MAX / 1000 }>> => doc("Only records at or after this Unix time"),
+        user: Option<String> => doc(
+            "Only records about this account (the account acted on, or else the one that acted)",
+        )
+        .nullable(),
+        since: Option<Since> => doc(
+            "Only records at or after this time: Unix seconds, an ISO 8601 time \
+             (2026-11-27, 2026-11-27T20:00:00Z, 2026-11-27T21:00+01:00) or a duration \
+             back from now (90s, 30m, 1h, 7d)",
+        ),
         limit: Ranged<1, 10_000> => doc("At most this many records").default(50),
     }
+}
+
+/// An `event` filter: one of the events records are written with.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(transparent)]
+pub(crate) struct AuditEvent(String);
+
+impl Described for AuditEvent {
+    fn schema() -> Schema {
+        Schema::Choice(service::AUDIT_EVENTS)
+    }
+}
+
+/// An `outcome` filter: one of the outcomes records are written with.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(transparent)]
+pub(crate) struct AuditOutcome(String);
+
+impl Described for AuditOutcome {
+    fn schema() -> Schema {
+        Schema::Choice(service::AUDIT_OUTCOMES)
+    }
+}
+
+/// A `since` filter as given: checked by [`since_ms`] against the schema,
+/// turned into a time when the query runs (a duration counts back from
+/// then).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(transparent)]
+pub(crate) struct Since(Value);
+
+impl Described for Since {
+    fn schema() -> Schema {
+        Schema::Rule {
+            base: Box::new(Schema::Any),
+            rule: |v| since_ms(v, 0).map(|_| ()),
+        }
+    }
+}
+
+/// Largest Unix time in seconds accepted (its milliseconds fit an `i64`).
+const MAX_SECS: i64 = i64::MAX / 1000;
+
+/// The instant `since` names, in ms since the epoch; `now_ms` is what a
+/// duration counts back from.
+fn since_ms(value: &Value, now_ms: i64) -> Result<i64, String> {
+    let bad = || {
+        "Expected Unix seconds, an ISO 8601 time (2026-11-27T20:00:00Z) or a duration \
+         back from now (1h, 7d)"
+            .to_owned()
+    };
+    let secs = match value {
+        Value::Number(n) => n.as_i64().ok_or_else(bad)?,
+        Value::String(s) => {
+            let s = s.trim();
+            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+                s.parse::<i64>().map_err(|_| bad())?
+            } else if let Ok(back) = humantime::parse_duration(s) {
+                let back = i64::try_from(back.as_millis()).unwrap_or(i64::MAX);
+                return Ok(now_ms.saturating_sub(back).max(0));
+            } else {
+                return iso8601_ms(s).ok_or_else(bad);
+            }
+        }
+        _ => return Err(bad()),
+    };
+    if !(0..=MAX_SECS).contains(&secs) {
+        return Err(format!("{secs} is not between 0 and {MAX_SECS}"));
+    }
+    Ok(secs * 1000)
+}
+
+/// An ISO 8601 date (midnight UTC) or date and time, in UTC unless it ends
+/// with an offset (`Z`, `+01:00`, `-0500`); seconds and fractions optional.
+fn iso8601_ms(text: &str) -> Option<i64> {
+    let (date, time) = match text.split_once(['T', 't', ' ']) {
+        Some((d, t)) => (d, t),
+        None => (text, "00:00:00"),
+    };
+    // The offset: a trailing Z, or a sign after the time of day.
+    let (time, offset_secs) = if let Some(t) = time.strip_suffix(['Z', 'z']) {
+        (t, 0)
+    } else if let Some(at) = time.rfind(['+', '-']) {
+        let (t, off) = time.split_at(at);
+        let sign = if off.starts_with('-') { -1 } else { 1 };
+        let digits: String = off[1..].chars().filter(|c| *c != ':').collect();
+        if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let hours: i64 = digits[..2].parse().ok()?;
+        let minutes: i64 = digits[2..].parse().ok()?;
+        if hours > 23 || minutes > 59 {
+            return None;
+        }
+        (t, sign * (hours * 3600 + minutes * 60))
+    } else {
+        (time, 0)
+    };
+    let time = if time.len() == 5 {
+        format!("{time}:00")
+    } else {
+        time.to_owned()
+    };
+    let at = humantime::parse_rfc3339_weak(&format!("{date}T{time}")).ok()?;
+    let ms = i64::try_from(at.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis()).ok()?;
+    Some(ms.saturating_sub(offset_secs.saturating_mul(1000)).max(0))
 }
 
 args! {
@@ -32,11 +146,14 @@ pub(super) fn methods() -> Vec<Method> {
     vec![Method {
         name: "audit.query",
         description: "Audit records (changes, secret renewals, code checks, logins), newest first. \
-                      Filter by event, outcome, since (Unix seconds) and limit.",
+                      Filter by event, outcome, user, since (Unix seconds, an ISO 8601 time or \
+                      a duration such as 1h or 7d) and limit.",
         cli_description: "Show audit records",
         examples: &[
             "audit query",
             "audit query event=otp.check outcome=wrong limit=20",
+            "audit query user=alice since=7d",
+            "audit query since=2026-11-27T08:00:00Z",
         ],
         returns: || Schema::List(Box::new(audit_row_schema())),
         ..Method::base(Access::Admin, false).handles(query)
@@ -63,15 +180,35 @@ fn audit_row_schema() -> Schema {
         text("origin", "Where from"),
         maybe("service", "PAM service"),
         Field::new("detail", Schema::Any, "More, by event"),
+        Field::new(
+            "count",
+            Schema::Int {
+                min: 1,
+                max: i64::MAX,
+            },
+            "How many identical records this row stands for",
+        ),
     ])
 }
 
 fn query(api: &Api, _: &Session, args: AuditQueryArgs) -> Result<Value, ApiError> {
     let f = args.audit_query;
+    let now_ms = api.twofactor().clock().now_ms();
+    let since_ms = match f.since {
+        // The schema checked it already; a failure here cannot happen.
+        Some(Since(v)) => Some(since_ms(&v, now_ms).map_err(|e| {
+            ApiError::call(
+                crate::wire::Errno::EINVAL,
+                format!("audit_query.since: {e}"),
+            )
+        })?),
+        None => None,
+    };
     let q = service::AuditQuery {
-        event: f.event,
-        outcome: f.outcome,
-        since_ms: f.since.map(|s| s.get().saturating_mul(1000)),
+        event: f.event.map(|e| e.0),
+        outcome: f.outcome.map(|o| o.0),
+        user: f.user,
+        since_ms,
         limit: usize::try_from(f.limit.get()).unwrap_or(usize::MAX),
     };
     let rows = api.twofactor().audit(&q)?;
@@ -100,4 +237,49 @@ fn rfc3339(at_ms: i64) -> String {
     let at =
         std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(at_ms).unwrap_or(0));
     humantime::format_rfc3339_millis(at).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const NOW_MS: i64 = 1_764_000_000_000;
+
+    #[test]
+    fn since_takes_seconds_times_and_durations() {
+        let ok = |v: Value| since_ms(&v, NOW_MS).expect("accepted");
+        assert_eq!(ok(json!(1_700_000_000)), 1_700_000_000_000);
+        assert_eq!(ok(json!("1700000000")), 1_700_000_000_000);
+        assert_eq!(ok(json!(0)), 0);
+        assert_eq!(ok(json!("1h")), NOW_MS - 3_600_000);
+        assert_eq!(ok(json!("7d")), NOW_MS - 7 * 86_400_000);
+        assert_eq!(ok(json!("90s")), NOW_MS - 90_000);
+        assert_eq!(ok(json!("2026-11-27T20:11:29Z")), 1_795_810_289_000);
+        assert_eq!(ok(json!("2026-11-27T20:11:29.500Z")), 1_795_810_289_500);
+        assert_eq!(ok(json!("2026-11-27 20:11:29")), 1_795_810_289_000);
+        assert_eq!(ok(json!("2026-11-27T21:11:29+01:00")), 1_795_810_289_000);
+        assert_eq!(ok(json!("2026-11-27T15:11:29-0500")), 1_795_810_289_000);
+        assert_eq!(ok(json!("2026-11-27T20:11Z")), 1_795_810_260_000);
+        assert_eq!(ok(json!("2026-11-27")), 1_795_737_600_000);
+    }
+
+    #[test]
+    fn since_refuses_what_it_cannot_read() {
+        for bad in [
+            json!("yesterday"),
+            json!("2026-13-01"),
+            json!("2026-11-27T25:00:00Z"),
+            json!("2026-11-27T20:00:00+25:00"),
+            json!(""),
+            json!(-1),
+            json!(1.5),
+            json!(true),
+            json!(null),
+            json!(i64::MAX),
+        ] {
+            assert!(since_ms(&bad, NOW_MS).is_err(), "{bad} was accepted");
+        }
+    }
 }

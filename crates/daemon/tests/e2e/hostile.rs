@@ -34,6 +34,16 @@ fn wrong_login() -> Vec<Value> {
     vec![json!({"mechanism": "PASSWORD_PLAIN", "username": ADMIN.0, "password": "wrong"})]
 }
 
+/// Held by each flood test: two floods at once on a small machine measure
+/// each other rather than the daemon.
+static FLOODING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_flood_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    FLOODING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The daemon's peak resident set (VmHWM), in KiB.
 fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
@@ -191,6 +201,7 @@ fn flood_one(url: &str, ready: &Barrier) {
 /// promptly, the daemon stays small, and its log does not grow per attempt.
 #[test]
 fn a_login_flood_stalls_neither_root_nor_pam() {
+    let _one = one_flood_at_a_time();
     let Some(w) = need("pam_wrapper/nss_wrapper", Wrappers::find()) else {
         return;
     };
@@ -274,7 +285,10 @@ fn a_login_flood_stalls_neither_root_nor_pam() {
         .map(|n| n.saturating_sub(1))
         .sum();
     let failed = rows.len() as u64 + suppressed;
-    assert!(failed >= 50, "only {failed} failed logins: no flood?");
+    // Each peer (here uid 65534 and 127.0.0.1) has one password check
+    // running at a time, 100 ms or more each with this stack: some dozens in the
+    // flood's seconds, the rest refused or waiting.
+    assert!(failed >= 10, "only {failed} failed logins: no flood?");
     let secs = flood_started.elapsed().as_secs() + 2;
     assert!(
         (rows.len() as u64) <= 10 * secs + 10,
@@ -692,4 +706,297 @@ fn a_peer_that_does_not_read_is_dropped() {
         .join()
         .expect("the sender ends once the connection is gone");
     assert_eq!(d.root().call("core.ping", vec![]).unwrap(), "pong");
+}
+
+/// `admin-pw` hashed with yescrypt at Debian 12's default cost (`j9T`:
+/// 16 MiB per check), as `passwd` writes it to /etc/shadow.
+const ADMIN_YESCRYPT: &str =
+    "$y$j9T$tfaTestSaltForFlood0$tHAor14q.zTitOszCGI.QNXHi5ll0cCDvsoChwyAyX.";
+
+/// A module of Linux-PAM (libpam-modules).
+fn pam_module(name: &str) -> Result<PathBuf, String> {
+    let p = Path::new("/lib/x86_64-linux-gnu/security").join(name);
+    if p.exists() {
+        Ok(p)
+    } else {
+        Err(format!("{} is missing", p.display()))
+    }
+}
+
+/// Berkeley DB's `db_load` (db-util), which writes pam_userdb's file.
+fn db_load() -> Result<(), String> {
+    match Command::new("db_load").arg("-V").output() {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(_) => Err("db_load -V failed".into()),
+        Err(e) => Err(format!("db_load: {e}")),
+    }
+}
+
+/// The HTTP upgrade on any stream (TCP or the Unix socket); the stream is
+/// a WebSocket afterwards.
+fn upgrade_stream<S: Read + Write>(s: &mut S) {
+    s.write_all(
+        b"GET /api/current HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .expect("upgrade request");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).expect("upgrade answer");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+}
+
+/// Reads server frames until `want` text frames have come or the stream
+/// ends; how many came.
+fn count_answers<R: Read>(r: &mut R, want: u64) -> u64 {
+    let mut got = 0;
+    let mut head = [0u8; 2];
+    let mut skip = vec![0u8; 64 * 1024];
+    while got < want {
+        if r.read_exact(&mut head).is_err() {
+            break;
+        }
+        let mut len = u64::from(head[1] & 0x7f);
+        if len == 126 {
+            let mut ext = [0u8; 2];
+            if r.read_exact(&mut ext).is_err() {
+                break;
+            }
+            len = u64::from(u16::from_be_bytes(ext));
+        } else if len == 127 {
+            let mut ext = [0u8; 8];
+            if r.read_exact(&mut ext).is_err() {
+                break;
+            }
+            len = u64::from_be_bytes(ext);
+        }
+        let mut left = usize::try_from(len).unwrap_or(usize::MAX);
+        while left > 0 {
+            let n = left.min(skip.len());
+            if r.read_exact(&mut skip[..n]).is_err() {
+                return got;
+            }
+            left -= n;
+        }
+        match head[0] & 0x0f {
+            0x1 => got += 1,
+            0x8 => break,
+            _ => {}
+        }
+    }
+    got
+}
+
+/// Run by the pipelined flood test as uid 65534: `TFA_PFLOOD_CONNS`
+/// connections to the Unix socket `TFA_PFLOOD_SOCKET`, each writing
+/// `TFA_PFLOOD_EACH` wrong `auth.login_ex` as fast as the socket takes
+/// them, without waiting for answers, while another thread reads the
+/// answers. Prints `flooding` once every connection is upgraded and
+/// `answered N` at the end. Does nothing when run directly.
+#[test]
+#[ignore = "a helper that a_pipelined_login_flood_keeps_the_daemon_small runs"]
+fn pipelined_flood_helper() {
+    use std::os::unix::net::UnixStream;
+    let Ok(socket) = std::env::var("TFA_PFLOOD_SOCKET") else {
+        return;
+    };
+    let number = |name: &str| -> u64 {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .expect("a number")
+    };
+    let (conns, each) = (number("TFA_PFLOOD_CONNS"), number("TFA_PFLOOD_EACH"));
+    let streams: Vec<UnixStream> = (0..conns)
+        .map(|_| {
+            let mut s = UnixStream::connect(&socket).expect("connect");
+            upgrade_stream(&mut s);
+            s
+        })
+        .collect();
+    println!("flooding");
+    let _ = std::io::stdout().flush();
+    let mut readers = Vec::new();
+    for (n, s) in streams.into_iter().enumerate() {
+        let mut w = s.try_clone().expect("clone");
+        std::thread::spawn(move || {
+            let mut batch = Vec::new();
+            for i in 0..each {
+                let text = json!({
+                    "jsonrpc": "2.0", "id": i, "method": "auth.login_ex",
+                    "params": [{"mechanism": "PASSWORD_PLAIN", "username": ADMIN.0,
+                                "password": format!("wrong-{n}-{i}")}],
+                })
+                .to_string();
+                batch.extend_from_slice(&frame(0x1, text.as_bytes(), true));
+                if batch.len() > 16 * 1024 || i + 1 == each {
+                    if w.write_all(&batch).is_err() {
+                        return;
+                    }
+                    batch.clear();
+                }
+            }
+        });
+        let mut r = s;
+        readers.push(std::thread::spawn(move || count_answers(&mut r, each)));
+    }
+    let answered: u64 = readers.into_iter().map(|r| r.join().expect("reader")).sum();
+    println!("answered {answered}");
+}
+
+/// A flood of pipelined wrong logins from one unprivileged account over
+/// the Unix socket: every call is answered, the daemon's peak resident set
+/// stays under 48 MiB (what a peer may queue is bounded, not only what
+/// runs), and root's calls and the PAM check stay prompt meanwhile.
+/// `TFA_PFLOOD_EACH` sets the logins per connection (64 connections; the
+/// default 1,500 fits CI time; 6,250 is the 400,000 of a minute's flood).
+#[test]
+fn a_pipelined_login_flood_keeps_the_daemon_small() {
+    let _one = one_flood_at_a_time();
+    let Some(w) = need("pam_wrapper/nss_wrapper", Wrappers::find()) else {
+        return;
+    };
+    if need("setpriv (util-linux)", setpriv()).is_none() || need("oathtool", oathtool()).is_none() {
+        return;
+    }
+    let conns: u64 = 64;
+    let each: u64 = std::env::var("TFA_PFLOOD_EACH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1500);
+    let Some(userdb) = need(
+        "pam_userdb.so (libpam-modules)",
+        pam_module("pam_userdb.so"),
+    ) else {
+        return;
+    };
+    if need("db_load (db-util)", db_load()).is_none() {
+        return;
+    }
+    // Passwords checked as on a stock Debian 12: crypt(3) of a yescrypt
+    // hash at its default cost, 16 MiB for each check while it runs
+    // (pam_unix against /etc/shadow does the same; pam_userdb lets the
+    // test keep the hash in its own file).
+    let f = Fixture::new().with_accounts(&w);
+    let users = f.dir.path().join("users");
+    let mut load = Command::new("db_load")
+        .args(["-T", "-t", "hash"])
+        .arg(users.with_extension("db"))
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("db_load");
+    load.stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{}\n{ADMIN_YESCRYPT}\n", ADMIN.0).as_bytes())
+        .expect("write");
+    assert!(load.wait().expect("db_load").success());
+    std::fs::write(
+        f.dir.path().join("pam.d/twofactord"),
+        format!(
+            "auth required {} db={} crypt=crypt\naccount required {}\n",
+            userdb.display(),
+            users.display(),
+            pam_module("pam_permit.so")
+                .expect("pam_permit.so")
+                .display()
+        ),
+    )
+    .expect("pam service");
+    let d = f.start();
+    let run_dir = f.socket.parent().expect("socket dir");
+    std::fs::set_permissions(run_dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let secret = enable_for_ssh(&d);
+    // The stack checks passwords: the right one logs in.
+    let mut admin = d.tcp();
+    let answer = crate::harness::login(&mut admin, ADMIN);
+    assert_eq!(answer["response_type"], "OTP_REQUIRED", "{answer}");
+    drop(admin);
+    let me = helper_binary(&f);
+    let before = peak_rss_kib(d.pid());
+
+    let mut cmd = Command::new("setpriv");
+    cmd.args(AS_NOBODY)
+        .arg(&me)
+        .args([
+            "--exact",
+            "hostile::pipelined_flood_helper",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("TFA_PFLOOD_SOCKET", &f.socket)
+        .env("TFA_PFLOOD_CONNS", conns.to_string())
+        .env("TFA_PFLOOD_EACH", each.to_string())
+        .env("HOME", "/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut flood = Flood(cmd.spawn().expect("start the flood helper"));
+    let stdout = flood.0.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    // (The test harness prints its own lines first.)
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the flood helper connected");
+        if line.ends_with("flooding") {
+            break;
+        }
+        eprintln!("flood helper: {line}");
+    }
+    let t = Instant::now();
+    let (mut worst_config, mut worst_pam, mut rounds) = (Duration::ZERO, Duration::ZERO, 0);
+    let answered = loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                if let Some(n) = line.split("answered ").nth(1) {
+                    break n.parse::<u64>().expect("a count");
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                worst_config = worst_config.max(root_config(&d));
+                if rounds < 2 {
+                    worst_pam = worst_pam.max(pam_check(&d, &secret, rounds, "192.0.2.9"));
+                }
+                rounds += 1;
+                assert!(
+                    t.elapsed() < Duration::from_secs(600),
+                    "the flood did not end"
+                );
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => panic!("the flood helper died"),
+        }
+    };
+    let took = t.elapsed();
+    let peak = peak_rss_kib(d.pid());
+    eprintln!(
+        "pipelined flood: {answered} of {} logins answered in {took:?}; VmHWM {before} KiB \
+         before, {peak} KiB after; root config worst {worst_config:?} ({rounds} rounds), PAM \
+         worst {worst_pam:?}",
+        conns * each
+    );
+    assert_eq!(answered, conns * each, "every call is answered");
+    assert!(
+        peak < 48 * 1024,
+        "the daemon's peak RSS reached {peak} KiB under the flood"
+    );
+    // Every message of 64 pipelining connections goes through the one
+    // event-loop thread: with a debug build on two shared cores root's new
+    // connection took up to ~1.5 s here (3.5 s before unprivileged
+    // connections yielded after each message); a release build answers in
+    // milliseconds (`scripts/daemon-bench`). The bound catches a stall.
+    let prompt = PROMPT * 3;
+    assert!(worst_config < prompt, "root's config took {worst_config:?}");
+    assert!(worst_pam < prompt, "the PAM check took {worst_pam:?}");
 }

@@ -227,3 +227,99 @@ fn a_damaged_database_is_named_in_the_log() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("database file is damaged"), "{log}");
 }
+
+/// `twofactord backup --to DIR` while a daemon runs and writes: the copy
+/// (0600 in a 0700 directory, no key file in it) put back beside the key
+/// file opens in a new daemon, and the secret verifies oathtool's code. A
+/// second backup into the same directory is refused, naming it.
+#[test]
+fn a_backup_of_a_live_state_restores_with_the_key() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    if need("oathtool", oathtool()).is_none() {
+        return;
+    }
+    let f = Fixture::new();
+    let d = f.start();
+    let mut root = d.root();
+    let secret = enable(&mut root);
+    let stop = AtomicBool::new(false);
+    let to = f.dir.path().join("backup");
+    let empty = f.dir.path().join("empty.toml");
+    std::fs::write(&empty, "").expect("config");
+    let backup = |to: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_twofactord"))
+            .arg("--config")
+            .arg(&empty)
+            .arg("--state-dir")
+            .arg(&f.state)
+            .arg("backup")
+            .arg("--to")
+            .arg(to)
+            .env_remove("JOURNAL_STREAM")
+            .output()
+            .expect("twofactord backup")
+    };
+    let mut w = d.root();
+    let (out, writes) = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            // Every update commits a changed window and its audit record.
+            let mut n = 0u32;
+            while !stop.load(Ordering::Relaxed) || n < 2 {
+                w.call("auth.twofactor.update", vec![json!({"window": 1 + n % 2})])
+                    .expect("update");
+                n += 1;
+            }
+            n
+        });
+        let out = backup(&to);
+        stop.store(true, Ordering::Relaxed);
+        (out, writer.join().expect("writer"))
+    });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(writes >= 2);
+    assert!(
+        stdout.contains("secret.key"),
+        "names the key file: {stdout}"
+    );
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+    assert_eq!(mode(&to), 0o700);
+    assert_eq!(mode(&to.join("twofactor.db")), 0o600);
+    let names: Vec<_> = std::fs::read_dir(&to)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, ["twofactor.db"]);
+
+    let again = backup(&to);
+    assert!(
+        !again.status.success(),
+        "a second backup overwrote the first"
+    );
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains(to.to_str().expect("utf-8")) && err.contains("not empty"),
+        "{err}"
+    );
+    drop(root);
+    drop(d);
+
+    // Restore into a new state directory with the original key file.
+    let g = Fixture::new();
+    std::fs::create_dir(&g.state).expect("mkdir");
+    std::fs::set_permissions(&g.state, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    std::fs::copy(to.join("twofactor.db"), g.state.join("twofactor.db")).expect("copy db");
+    std::fs::copy(f.state.join("secret.key"), g.state.join("secret.key")).expect("copy key");
+    let restored = g.start();
+    let mut root = restored.root();
+    let entry = root.call("auth.twofactor.config", vec![]).expect("config");
+    assert_eq!(entry["secret"], secret.as_str(), "the same secret");
+    let code = totp(&secret, 6, 30, 0);
+    let ok = root
+        .call("auth.twofactor.verify", vec![json!(code)])
+        .expect("verify");
+    assert_eq!(ok, true, "oathtool's code verifies on the restored state");
+}

@@ -106,7 +106,7 @@ impl Tool {
             Self::NssWrapper => "libnss_wrapper.so (apt: libnss-wrapper)",
             Self::Oathtool => "oathtool (apt: oathtool)",
             Self::Sshd => "/usr/sbin/sshd and ssh-keygen (apt: openssh-server openssh-client)",
-            Self::Paramiko => "python3 paramiko (pip: paramiko)",
+            Self::Paramiko => "python3 paramiko (apt-get install python3-paramiko)",
             Self::Nm => "nm (apt: binutils)",
             Self::Root => "root privileges (run the tests as root)",
         }

@@ -22,6 +22,10 @@ pub(super) fn audit_select(q: &AuditQuery) -> (String, Vec<&dyn ToSql>) {
         conditions.push("outcome = ?");
         args.push(outcome);
     }
+    if let Some(user) = &q.user {
+        conditions.push("account = ?");
+        args.push(user);
+    }
     if let Some(since) = &q.since_ms {
         conditions.push("at_ms >= ?");
         args.push(since);
@@ -30,7 +34,7 @@ pub(super) fn audit_select(q: &AuditQuery) -> (String, Vec<&dyn ToSql>) {
         sql.push_str(" WHERE ");
         sql.push_str(&conditions.join(" AND "));
     }
-    // Newest first on the time index (or the event/outcome index, whose
+    // Newest first on the time index (or the event/outcome/account index, whose
     // entries are ordered by time within each value): no sort, no scan.
     sql.push_str(" ORDER BY at_ms DESC, id DESC LIMIT ?");
     (sql, args)
@@ -159,10 +163,19 @@ pub(super) fn insert(
         .map(serde_json::to_string)
         .transpose()
         .map_err(|e| StoreError::database(format!("cannot encode audit detail: {e}")))?;
+    // What `audit.query user=` finds the record by: the account it is
+    // about when its detail names one, else the account that acted.
+    let account = r
+        .detail
+        .as_ref()
+        .and_then(|d| d.get("account"))
+        .and_then(serde_json::Value::as_str)
+        .or(r.user.as_deref());
     conn.prepare_cached(
         "INSERT INTO audit_log
-                 (at_ms, event, outcome, user_name, origin, service, detail, class, agg_key)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 (at_ms, event, outcome, user_name, origin, service, detail, class, agg_key,
+                  account)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
     .db()?
     .execute(params![
@@ -174,7 +187,8 @@ pub(super) fn insert(
         r.service,
         detail,
         class.as_str(),
-        aggregate.map(|a| a.key)
+        aggregate.map(|a| a.key),
+        account
     ])
     .db()?;
     Ok(())

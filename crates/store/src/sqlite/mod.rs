@@ -35,6 +35,7 @@ use crate::{
 };
 
 mod audit;
+mod backup;
 mod cache;
 mod checks;
 mod entry;
@@ -44,6 +45,7 @@ mod schema;
 mod users;
 
 use audit::audit_select;
+pub use backup::BackupReport;
 use cache::Reader;
 use files::{check_not_lost, prepare_db_files, prepare_dir};
 pub(crate) use files::{euid, file_kind};
@@ -645,7 +647,7 @@ mod tests {
                     at_ms: i,
                     event: format!("e{}", i % 5),
                     outcome: format!("o{}", i % 3),
-                    user: None,
+                    user: Some(format!("u{}", i % 2)),
                     origin: "local".into(),
                     service: None,
                     detail: None,
@@ -659,7 +661,7 @@ mod tests {
             .unwrap()
             .execute_batch("ANALYZE")
             .unwrap();
-        for (event, outcome, since) in [
+        let combinations = [
             (None, None, None),
             (Some("e1"), None, None),
             (None, Some("o1"), None),
@@ -668,12 +670,17 @@ mod tests {
             (Some("e1"), None, Some(150)),
             (None, Some("o1"), Some(150)),
             (Some("e1"), Some("o1"), Some(150)),
-        ] {
+        ];
+        for ((event, outcome, since), user) in combinations
+            .into_iter()
+            .flat_map(|c| [(c, None), (c, Some("u1"))])
+        {
             let q = AuditQuery {
                 event: event.map(str::to_owned),
                 outcome: outcome.map(str::to_owned),
                 since_ms: since,
                 limit: 10,
+                user: user.map(str::to_owned),
             };
             let plan = store.audit_query_plan(&q).unwrap();
             assert!(
@@ -688,6 +695,7 @@ mod tests {
                 assert!(event.is_none_or(|e| r.record.event == e));
                 assert!(outcome.is_none_or(|o| r.record.outcome == o));
                 assert!(since.is_none_or(|s| r.record.at_ms >= s));
+                assert!(user.is_none_or(|u| r.record.user.as_deref() == Some(u)));
             }
             assert!(
                 rows.windows(2)
