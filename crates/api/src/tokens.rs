@@ -87,7 +87,10 @@ pub(crate) struct Tokens {
 /// uid, or the origin as written.
 pub(crate) fn origin_key(origin: &Origin) -> String {
     match origin {
-        Origin::Tcp { .. } => origin.rate_limit_key(),
+        // The exact address, not the rate limiter's grouping (all of
+        // loopback as one, IPv6 by /64): a token is bound to the one
+        // address it was made from.
+        Origin::Tcp { addr, .. } => format!("ip:{}", addr.to_canonical()),
         Origin::Unix { uid, .. } => format!("unix:uid={uid}"),
         other => other.to_string(),
     }
@@ -209,6 +212,29 @@ mod tests {
             bound_to: bound_to.map(str::to_owned),
             single_use,
         }
+    }
+
+    #[test]
+    fn a_token_is_bound_to_the_exact_address_not_the_rate_limiters_group() {
+        let tcp = |a: [u8; 4]| Origin::Tcp {
+            addr: a.into(),
+            port: 1,
+        };
+        // The rate limiter counts all of loopback as one origin; a token
+        // made from 127.0.0.1 must still not work from 127.0.0.2.
+        assert_eq!(
+            tcp([127, 0, 0, 1]).rate_limit_key(),
+            tcp([127, 0, 0, 2]).rate_limit_key()
+        );
+        assert_ne!(
+            origin_key(&tcp([127, 0, 0, 1])),
+            origin_key(&tcp([127, 0, 0, 2]))
+        );
+        let mapped = Origin::Tcp {
+            addr: "::ffff:192.0.2.7".parse().expect("address"),
+            port: 2,
+        };
+        assert_eq!(origin_key(&mapped), origin_key(&tcp([192, 0, 2, 7])));
     }
 
     #[test]
