@@ -338,12 +338,24 @@ pub fn login(
     } else {
         wire::MAX_WRONG_CODES
     };
+    // How many digits the code has, to say so when one of another shape
+    // was typed (asked once the password was right; an older server
+    // without the method just gets no hint).
+    let mut digits: Option<Option<u8>> = None;
     for _ in 0..tries {
         match ResponseType::of(&answer) {
             Some(ResponseType::OtpRequired) => {
-                let code = prompter.otp()?;
+                let code = zeroize::Zeroizing::new(prompter.otp()?);
                 let request = json!({"mechanism": "OTP_TOKEN", "otp_token": code.trim()});
                 answer = backend.call("auth.login_ex_continue", vec![request])?;
+                if ResponseType::of(&answer) == Some(ResponseType::OtpRequired) {
+                    let d = *digits.get_or_insert_with(|| login_otp_digits(backend));
+                    if let Some(d) = d
+                        && crate::exec::is_malformed_code(&code, d)
+                    {
+                        eprintln!("expected {d} digits");
+                    }
+                }
             }
             _ => break,
         }
@@ -360,6 +372,16 @@ pub fn login(
             "Login failed: unexpected answer {answer}"
         ))),
     }
+}
+
+/// The digits of the code the login in progress waits for, if the server
+/// says.
+fn login_otp_digits(backend: &mut dyn Backend) -> Option<u8> {
+    backend
+        .call("auth.login_otp_digits", Vec::new())
+        .ok()?
+        .as_u64()
+        .and_then(|d| u8::try_from(d).ok())
 }
 
 /// Time a connection attempt to the default socket may take before the

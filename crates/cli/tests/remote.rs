@@ -302,6 +302,19 @@ fn users_log_in_with_password_and_code() {
         (status, err.as_str()),
         (1, "Error: Login failed: wrong verification code\n")
     );
+    // A code of the wrong shape is refused like a wrong one, and the
+    // reason said: how many digits the app's code has.
+    for typo in ["12345", "12345a"] {
+        let (status, _, err) = d.tfa(&args, &[("TFA_PASSWORD", "pw"), ("TFA_OTP", typo)]);
+        assert_eq!(
+            (status, err.as_str()),
+            (
+                1,
+                "expected 6 digits\nError: Login failed: wrong verification code\n"
+            ),
+            "{typo}"
+        );
+    }
     if common::external("oathtool", &["--version"], "apt-get install oathtool") {
         let code = common::oathtool_totp(&secret);
         let (status, out, err) = d.tfa(&args, &[("TFA_PASSWORD", "pw"), ("TFA_OTP", &code)]);

@@ -186,6 +186,44 @@ impl Caller {
     }
 }
 
+/// Every event an audit record can have: what `audit.query event=` accepts.
+pub const AUDIT_EVENTS: &[&str] = &[
+    "auth.login",
+    "auth.logout",
+    "auth.generate_token",
+    "otp.check",
+    "otp.lockout",
+    "twofactor.update",
+    "twofactor.renew_secret",
+    "twofactor.end_legacy_shared_code",
+    "user.renew_2fa_secret",
+    "user.unset_2fa_secret",
+    "user.twofactor_enroll",
+    "user.twofactor_enroll_confirm",
+    "user.generate_2fa_recovery_codes",
+    "user.clear_2fa_lockout",
+];
+
+/// Every outcome an audit record can have: what `audit.query outcome=`
+/// accepts.
+pub const AUDIT_OUTCOMES: &[&str] = &[
+    "success",
+    "accepted",
+    "wrong",
+    "malformed",
+    "replayed",
+    "locked_out",
+    "locked",
+    "recovery_code",
+    "not_configured",
+    "pending",
+    "refused",
+    "wrong_password",
+    "suppressed",
+    "bad_token",
+    "token_wrong_origin",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,40 +272,3 @@ mod tests {
         assert_eq!(lo.rate_limit_key(), LOOPBACK_ORIGIN);
     }
 }
-/// Every event an audit record can have: what `audit.query event=` accepts.
-pub const AUDIT_EVENTS: &[&str] = &[
-    "auth.login",
-    "auth.logout",
-    "auth.generate_token",
-    "otp.check",
-    "otp.lockout",
-    "twofactor.update",
-    "twofactor.renew_secret",
-    "twofactor.end_legacy_shared_code",
-    "user.renew_2fa_secret",
-    "user.unset_2fa_secret",
-    "user.twofactor_enroll",
-    "user.twofactor_enroll_confirm",
-    "user.generate_2fa_recovery_codes",
-    "user.clear_2fa_lockout",
-];
-
-/// Every outcome an audit record can have: what `audit.query outcome=`
-/// accepts.
-pub const AUDIT_OUTCOMES: &[&str] = &[
-    "success",
-    "accepted",
-    "wrong",
-    "malformed",
-    "replayed",
-    "locked_out",
-    "locked",
-    "recovery_code",
-    "not_configured",
-    "pending",
-    "refused",
-    "wrong_password",
-    "suppressed",
-    "bad_token",
-    "token_wrong_origin",
-];

@@ -157,6 +157,24 @@ pub(super) fn methods() -> Vec<Method> {
             ..base.clone().answers(login_legacy)
         },
         Method {
+            name: "auth.login_otp_digits",
+            description: "During a login that answered OTP_REQUIRED on this connection (the \
+                          password was right), how many digits the code asked for has; null \
+                          with no such login. Lets a client say `expected 6 digits` for a code \
+                          of the wrong shape.",
+            private: true,
+            returns: || {
+                Schema::AnyOf(vec![
+                    Schema::Int {
+                        min: i64::from(service::Digits::MIN),
+                        max: i64::from(service::Digits::MAX),
+                    },
+                    Schema::Null,
+                ])
+            },
+            ..base.clone().handles(login_otp_digits)
+        },
+        Method {
             name: "auth.mechanism_choices",
             description: "The login mechanisms this server accepts.",
             cli_description: "List login mechanisms",
@@ -764,4 +782,26 @@ fn login_with_token(api: &Api, session: &Session, data: &TokenPlain) -> Result<V
     let caller = session.caller().via("auth.login_ex");
     api.record_failed_login_as(&caller, session, refusal.outcome())?;
     Ok(auth_err())
+}
+
+/// `auth.login_otp_digits`: the digits of the code the pending login on
+/// this session waits for (the account's own secret, or root's under
+/// `legacy_shared_code`), or null. Only after the password was right, so
+/// it says nothing to a caller who does not know it.
+fn login_otp_digits(api: &Api, session: &Session, (): ()) -> Result<Value, ApiError> {
+    let pending = session
+        .state()
+        .pending
+        .as_ref()
+        .map(|p| (p.account.clone(), p.legacy_shared_code));
+    let Some((account, legacy)) = pending else {
+        return Ok(Value::Null);
+    };
+    let user = if legacy {
+        service::UserRef::root()
+    } else {
+        service::UserRef::of(&account)
+    };
+    let config = api.twofactor().user_config(&user)?;
+    Ok(json!(config.otp_digits.get()))
 }
