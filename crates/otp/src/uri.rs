@@ -1,12 +1,12 @@
 //! Google Authenticator Key URIs:
 //! `otpauth://TYPE/ISSUER:ACCOUNT?secret=...&issuer=...&digits=..&period=..`.
 //!
-//! Building follows SPEC §3: label parts and the issuer are percent-encoded
-//! per RFC 3986 (space is `%20`, `@` is `%40`), neither part may contain a
-//! `:`, `digits` and `period` are always written, `algorithm` only when it is
-//! not SHA-1. Parsing accepts what other tools write (lower-case secrets,
-//! padding, `+` for space in the query, missing optional parameters) and
-//! names the first thing wrong.
+//! Building follows TrueNAS's rules: label parts and the issuer are
+//! percent-encoded per RFC 3986 (space is `%20`, `@` is `%40`), neither part
+//! may contain a `:`, `digits` and `period` are always written, `algorithm`
+//! only when it is not SHA-1. Parsing accepts what other tools write
+//! (lower-case secrets, padding, `+` for space in the query, missing optional
+//! parameters) and names the first thing wrong.
 
 use std::fmt::Write as _;
 

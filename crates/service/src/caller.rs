@@ -30,11 +30,11 @@ impl Origin {
         }
     }
 
-    /// The origin wrong codes and login attempts are counted under (SPEC
-    /// 6.3): the TCP peer's address, or `PAM_RHOST` for PAM checks (the
-    /// same key as TCP when it is an address, so one host is one origin;
-    /// `host:NAME` when it is a name), or [`LOCAL_ORIGIN`]. Addresses are
-    /// keyed by who controls them ([`address_key`]). Never
+    /// The origin wrong codes and login attempts are counted under (the
+    /// per-origin lock-out tier): the TCP peer's address, or `PAM_RHOST` for
+    /// PAM checks (the same key as TCP when it is an address, so one host is
+    /// one origin; `host:NAME` when it is a name), or [`LOCAL_ORIGIN`].
+    /// Addresses are keyed by who controls them ([`address_key`]). Never
     /// [`store::ALL_ORIGINS`].
     pub fn rate_limit_key(&self) -> String {
         match self {
@@ -141,7 +141,7 @@ impl Caller {
 
     /// An administrator on the Unix socket (root there always is, and so is
     /// the in-process CLI, whose user owns the state): the per-secret
-    /// lock-out does not apply, so root can always recover (SPEC 6.3). Such
+    /// lock-out does not apply, so root can always recover. Such
     /// a caller can read the secret anyway, so nothing is guessed this way.
     pub fn bypasses_lockout(&self) -> bool {
         match self.origin {

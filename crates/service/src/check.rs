@@ -1,8 +1,8 @@
 //! The one code-check path: replay protection, rate limiting and audit for
 //! every place a code is checked (verify, login, PAM).
 //!
-//! Wrong codes (wrong, malformed, replayed) are counted in two tiers (SPEC
-//! 6.3): per secret and origin, and per secret over all origins. Each tier
+//! Wrong codes (wrong, malformed, replayed) are counted in two tiers:
+//! per secret and origin, and per secret over all origins. Each tier
 //! has its own counter in the store, keyed by (secret owner, origin), so
 //! per-user secrets only bring another owner.
 
@@ -16,7 +16,7 @@ use crate::{Caller, ServiceError, TwoFactor, UserRef};
 /// at a time, on every check that writes.
 const EXPIRE_BATCH: usize = 16;
 
-/// Rate-limit numbers (SPEC §6.3), settable in the configuration file
+/// Rate-limit numbers, settable in the configuration file
 /// (`[rate_limit]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimits {
@@ -199,7 +199,7 @@ pub(crate) fn compact_code(token: &str) -> zeroize::Zeroizing<String> {
     code
 }
 
-/// Recovery codes (SPEC §10): ten characters of the lower-case base32
+/// Recovery codes: ten characters of the lower-case base32
 /// alphabet; entry ignores case, spaces and dashes.
 pub(crate) fn normalize_recovery_code(token: &str) -> Option<zeroize::Zeroizing<String>> {
     // Built in place at its final capacity (a code is 10 characters, and a
@@ -216,7 +216,7 @@ pub(crate) fn normalize_recovery_code(token: &str) -> Option<zeroize::Zeroizing<
 }
 
 impl TwoFactor {
-    /// Checks a code for root's secret (the entry's; SPEC 9.1). Every
+    /// Checks a code for root's secret (the entry's). Every
     /// outcome is audited in the same transaction as the state it changes,
     /// so among concurrent checks of one fresh code exactly one is accepted.
     pub fn check_code(

@@ -1,4 +1,4 @@
-//! The configuration file (SPEC §8): TOML, every key optional, unknown keys
+//! The configuration file: TOML, every key optional, unknown keys
 //! refused by name. Shared by the daemon and the CLI's embedded mode so both
 //! see the same state directory, labels and limits.
 
@@ -96,12 +96,13 @@ pub struct Config {
     /// Audit retention (`[audit]`).
     pub audit: AuditRetention,
     /// Every login needs a second factor: an account without a secret of
-    /// its own is refused at API and SSH login (SPEC 9.5).
+    /// its own is refused at API and SSH login.
     pub require_secret: bool,
     /// Start a fresh state where a key file has lost its database
     /// (`--init` of `twofactord` and `tfa`; never read from the file).
     pub init: bool,
-    /// SPEC §11: connection, time and login-attempt limits (`[limits]`).
+    /// The hostile-load limits: connection, time and login-attempt limits
+    /// (`[limits]`).
     pub limits: Limits,
     /// HTTPS on the TCP listener: the certificate chain and private key
     /// files (PEM), `tls_cert` and `tls_key`; both or neither.
@@ -302,7 +303,7 @@ fn data_home(env: Env<'_>) -> Option<PathBuf> {
     set("XDG_DATA_HOME").or_else(|| set("HOME").map(|h| h.join(".local/share")))
 }
 
-/// SPEC §8 defaults: root uses system paths (the socket: the system
+/// The default paths: root uses system paths (the socket: the system
 /// daemon's); others use XDG directories.
 fn default_paths(root: bool, env: Env<'_>) -> (PathBuf, Option<PathBuf>) {
     if root {
@@ -372,7 +373,7 @@ impl fmt::Display for Listen {
 #[error("listen must be host:port or \"none\", not empty")]
 pub struct ListenError;
 
-/// SPEC §11 limits (`[limits]` in the file): what an unauthenticated or
+/// The hostile-load limits (`[limits]` in the file): what an unauthenticated or
 /// unprivileged peer may hold of the daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {

@@ -1,10 +1,10 @@
-//! The `auth.twofactor` domain (SPEC §3, §6).
+//! The `auth.twofactor` domain.
 //!
 //! Owns: what `config`, `update`, `provisioning_uri`, `renew_secret` and
 //! `verify` mean; the one code-check path ([`TwoFactor::check_code`]) shared
 //! by `verify`, API login and PAM, with replay protection, rate limiting and
-//! audit; the injected [`Clock`] and [`Randomness`]; the configuration file
-//! (SPEC §8).
+//! audit; the injected [`Clock`] and [`Randomness`]; the configuration
+//! file.
 //!
 //! Does not know the wire format: inputs arrive as typed values (parsed at
 //! the API boundary), errors leave as [`ServiceError`] and the API maps them
@@ -95,7 +95,7 @@ pub enum ServiceError {
         "Two Factor Authentication secret has not been generated. Enable Two Factor Authentication first."
     )]
     NoSecret,
-    /// A per-user check for an account without a secret (SPEC 9.3).
+    /// A per-user check for an account without a secret.
     #[error("Two Factor Authentication is not configured for this user")]
     NotConfigured,
     /// `user.provisioning_uri` for an account without a secret.

@@ -1,4 +1,4 @@
-//! Audit retention (SPEC 11): records older than their class's age or
+//! Audit retention: records older than their class's age or
 //! beyond its newest rows are deleted, a small batch with every audited
 //! change, so that retention never holds the writer for long.
 //!

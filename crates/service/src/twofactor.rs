@@ -16,7 +16,7 @@ pub struct Services {
     pub ssh: bool,
 }
 
-/// The entry as `config` returns it (SPEC §2), secret as base32 text.
+/// The entry as `config` returns it, secret as base32 text.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Entry {
     pub otp_digits: Digits,

@@ -1,6 +1,6 @@
-//! Per-user two-factor (SPEC §9) and recovery codes (SPEC §10).
+//! Per-user two-factor and recovery codes.
 //!
-//! Root's secret is the entry's (SPEC 9.1): every method here works on it
+//! Root's secret is the entry's: every method here works on it
 //! for `root` the same way as on any other account's. The caller (the API)
 //! resolves the account and decides who may act on it; this module decides
 //! what the action means.
@@ -55,7 +55,7 @@ pub struct SecretOptions {
     pub interval: Option<Interval>,
 }
 
-/// `user.twofactor_config` (SPEC 9.3).
+/// `user.twofactor_config`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct UserConfig {
     pub provisioning_uri: Option<ProvisioningUri>,

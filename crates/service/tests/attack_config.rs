@@ -1,5 +1,5 @@
 //! Found by attacking the merged product as a careless administrator: rate
-//! limit numbers that silently turn the lock-out off (SPEC 6.3) must be
+//! limit numbers that silently turn the lock-out off must be
 //! refused at start-up, naming the key, like every other bad value.
 
 use service::Config;

@@ -1,4 +1,4 @@
-//! Per-user secrets (SPEC §9) and recovery codes (SPEC §10) against a real
+//! Per-user secrets and recovery codes against a real
 //! SQLite store, time moved by hand.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 

@@ -1,6 +1,6 @@
 //! Persistence for twofactor.
 //!
-//! Owns: schema migrations, the system entry (SPEC §2), secrets sealed with
+//! Owns: schema migrations, the system entry, secrets sealed with
 //! XChaCha20-Poly1305 under a key file, the replay state (highest accepted
 //! step per secret), failure counters for rate limiting, and audit records.
 //!
@@ -152,7 +152,7 @@ pub trait Tx {
     /// Removes the system (root's) secret with its failure counters;
     /// returns whether there was one.
     fn clear_secret(&mut self) -> Result<bool>;
-    /// `username`'s active secret (SPEC §9), unsealed; only this one is
+    /// `username`'s active secret, unsealed; only this one is
     /// read (found by name).
     fn user_secret(&mut self, username: &str) -> Result<Option<UserSecret>>;
     /// Makes `new` the account's active secret, deleting the previous one

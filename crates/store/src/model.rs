@@ -3,7 +3,7 @@
 use otp::{Digits, Interval, Secret, Window};
 use serde::{Deserialize, Serialize};
 
-/// The settings of the system entry (SPEC §2), secret aside.
+/// The settings of the system entry, secret aside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Settings {
     pub otp_digits: Digits,
@@ -18,7 +18,7 @@ pub struct Settings {
     pub legacy_shared_code: bool,
 }
 
-/// The owner of the system secret. Per-user secrets (SPEC §9) will be owned
+/// The owner of the system secret. Per-user secrets will be owned
 /// by `user:<uid>`; failure counters are keyed by owner and origin.
 pub const SYSTEM_OWNER: &str = "system";
 

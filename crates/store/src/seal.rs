@@ -1,4 +1,4 @@
-//! The key file and the AEAD that seals secrets at rest (SPEC §6.1).
+//! The key file and the AEAD that seals secrets at rest.
 //!
 //! A key file holds exactly 32 raw bytes: an XChaCha20-Poly1305 key. A sealed
 //! blob is `nonce (24 bytes) || ciphertext || tag (16 bytes)`; the nonce is

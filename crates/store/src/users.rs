@@ -1,6 +1,6 @@
-//! Per-user secrets (SPEC §9): each account's own sealed secret with its
+//! Per-user secrets: each account's own sealed secret with its
 //! digits, interval and replay state, a pending enrolment, and recovery-code
-//! hashes (SPEC §10). Root's secret is the system entry's (SPEC 9.1), so
+//! hashes. Root's secret is the system entry's, so
 //! this module holds every other account's; pending enrolments and recovery
 //! codes are kept by user name for every account, root included.
 //!

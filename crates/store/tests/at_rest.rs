@@ -1,4 +1,4 @@
-//! What the SQLite backend leaves on disk (SPEC §6.1, §6.5): no secret in
+//! What the SQLite backend leaves on disk: no secret in
 //! any file, strict modes, and a clear error for a missing or wrong key.
 
 // A test crate: `allow-unwrap-in-tests` covers `#[test]` functions, not

@@ -1,6 +1,6 @@
 //! A state written by main before per-user secrets (schema 2, kept under
 //! `tests/fixtures/main-v2`) opens with this build: the migration keeps the
-//! old secret as root's (the entry's, SPEC 9.1) with its replay state and
+//! old secret as root's (the entry's) with its replay state and
 //! failure counters, and the code `oathtool` made and main accepted is
 //! refused afterwards (its step is still the highest used).
 

@@ -11,8 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The system daemon's Unix socket: root's default, where `tfa` run by
-/// another user looks for the system daemon, and the PAM module's default
-/// (SPEC §5.1, §7).
+/// another user looks for the system daemon, and the PAM module's default.
 pub const SYSTEM_SOCKET: &str = "/run/twofactor/twofactord.sock";
 
 /// TrueNAS's validation message for a key the schema does not have: the
@@ -23,7 +22,7 @@ pub const FIELD_NOT_EXPECTED: &str = "Field was not expected";
 pub const ATTRIBUTE_REQUIRED: &str = "attribute required";
 
 /// Codes a login may try after its password (`auth.login_ex_continue`
-/// answers `OTP_REQUIRED` again until then, then `AUTH_ERR`; SPEC §5.4).
+/// answers `OTP_REQUIRED` again until then, then `AUTH_ERR`).
 pub const MAX_WRONG_CODES: u8 = 3;
 
 /// The `response_type` of an `auth.login_ex` / `auth.login_ex_continue`
@@ -55,7 +54,7 @@ pub enum Authenticator {
     Level1,
 }
 
-/// A whole `auth.login_ex` / `auth.login_ex_continue` answer (SPEC §5.4):
+/// A whole `auth.login_ex` / `auth.login_ex_continue` answer:
 /// `{"response_type": "SUCCESS", "user_info": …, "authenticator": "LEVEL_1"}`,
 /// `{"response_type": "OTP_REQUIRED", "username": U}`,
 /// `{"response_type": "AUTH_ERR"}`, `EXPIRED`, `REDIRECT`.
@@ -123,7 +122,7 @@ pub enum PamOutcome {
     /// or user. The code was not checked.
     NotRequired,
     /// The login is refused outright (`require_secret` and no secret of
-    /// the user's own, SPEC 9.5), with a message for the user.
+    /// the user's own), with a message for the user.
     Refused {
         message: String,
     },
@@ -138,7 +137,7 @@ impl PamOutcome {
 
 /// The answer of `auth.twofactor.pam_required`: `true`, `false`, or
 /// `{"refuse": MESSAGE}` (`require_secret` and no secret of the user's
-/// own, SPEC 9.5).
+/// own).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum PamRequired {
@@ -155,7 +154,7 @@ impl PamRequired {
     }
 }
 
-/// The lock-out text of SPEC §6.3, the same in the API's `EBUSY` error and
+/// The lock-out text, the same in the API's `EBUSY` error and
 /// at the PAM prompt: `Too many failed attempts; try again in N seconds`
 /// (`… try again later` when the wait is not known).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -94,7 +94,7 @@ pub(super) fn prepare_dir(dir: &Path) -> Result<()> {
 }
 
 /// A key file whose database is missing or empty is a lost state, not a
-/// first start (SPEC 6.1): refused unless `init`. The key is looked at
+/// first start: refused unless `init`. The key is looked at
 /// first: it is only ever created after the database was initialised, so a
 /// process starting next to one that is creating the state cannot see a
 /// key with a database that is still empty.

@@ -51,7 +51,7 @@ pub(super) fn verify_key_check(key: &KeyFile, check: &[u8], path: &Path) -> Resu
 }
 
 /// Loads or creates the key, under the database's write lock so two
-/// processes starting at once cannot both create one (SPEC §6.1).
+/// processes starting at once cannot both create one.
 pub(super) fn setup_key(
     conn: &mut Connection,
     path: &Path,

@@ -70,7 +70,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_log_event ON audit_log (event);
     ",
     // 2: wrong-code counters keyed by (secret owner, origin) for the
-    //    two-tier lock-out (SPEC 6.3), with an expiry so rows of origins
+    //    two-tier lock-out, with an expiry so rows of origins
     //    that went quiet are deleted; audit indexes for every filter of
     //    `audit.query`, newest first. The per-secret rows of the old scheme
     //    are dropped (their secret ids mean nothing to the new table).
@@ -93,10 +93,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_log_event_at ON audit_log (event, at_ms);
     CREATE INDEX audit_log_outcome_at ON audit_log (outcome, at_ms);
     ",
-    // 3: per-user secrets (SPEC §9). Root's secret stays the entry's
+    // 3: per-user secrets. Root's secret stays the entry's
     //    (`twofactor_config.secret_id`, owner 'system', with its replay
     //    state in `otp_secrets.last_step` and its failure counters under
-    //    owner 'system'): the entry's secret *is* root's (SPEC 9.1), so an
+    //    owner 'system'): the entry's secret *is* root's, so an
     //    existing state moves to root in place, nothing re-sealed. Every
     //    other account's secret is a row of `otp_secrets` (owner
     //    'user:<uid>:<name>') mapped here by name. Pending enrolments and
