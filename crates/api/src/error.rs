@@ -1,4 +1,4 @@
-//! API errors and their one mapping onto the wire (SPEC §5.3).
+//! API errors and their one mapping onto the wire.
 
 use service::ServiceError;
 use wire::{Errno, RpcError};

@@ -60,11 +60,11 @@ pub struct ApiOptions {
     /// start of the check: one fixed deadline, however long PAM took, so
     /// the timing does not tell existing accounts from others.
     pub failed_login_delay: Duration,
-    /// Logins of accounts without a secret are refused while 2FA is on
-    /// (SPEC 9.5), and users may not unset their own secret.
+    /// Logins of accounts without a secret are refused while 2FA is on,
+    /// and users may not unset their own secret.
     pub require_secret: bool,
     /// Unauthenticated login calls allowed per address and method within
-    /// `login_window` (SPEC §11).
+    /// `login_window`.
     pub login_attempts: u32,
     pub login_window: Duration,
     /// The state directory, when the API was opened on one (shown by
@@ -189,8 +189,8 @@ impl Api {
             .push(Box::new(listener));
     }
 
-    /// Sends `event` to the listeners. Events never carry a secret (SPEC
-    /// §5.5): a `secret` field that is set goes out as `"********"`.
+    /// Sends `event` to the listeners. Events never carry a secret: a
+    /// `secret` field that is set goes out as `"********"`.
     pub(crate) fn emit(&self, event: &Event) {
         let mut event = event.clone();
         if let Some(secret) = event.fields.get_mut("secret")
@@ -280,8 +280,8 @@ impl Api {
     }
 
     /// A session for a Unix-socket peer: root is logged in before its first
-    /// message (SPEC §5.1); any other peer with an account is logged in as
-    /// that account with a user's rights (SPEC 9.4: its own two-factor
+    /// message; any other peer with an account is logged in as
+    /// that account with a user's rights (its own two-factor
     /// settings, nothing else), whatever groups it is in — administrator
     /// rights need a password login. A uid without an account must log in.
     pub fn unix_session(&self, uid: u32, pid: Option<i32>) -> Session {
@@ -313,12 +313,12 @@ impl Api {
         }
     }
 
-    /// SPEC §11: counts an unauthenticated login call of `session` to
+    /// Hostile-load limit: counts an unauthenticated login call of `session` to
     /// `method`; refuses with `Rate Limit Exceeded` (EBUSY) past the limit.
     /// Administrators and sessions without an address are not limited. A
     /// session logged in as a non-administrator is counted with its address
-    /// like an anonymous one: logging in as any user must not open
-    /// unlimited password guessing at other accounts.
+    /// like an anonymous one: logging in as any user must not open unlimited
+    /// password guessing at other accounts.
     pub(crate) fn admit_login(
         &self,
         session: &Session,

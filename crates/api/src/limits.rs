@@ -1,7 +1,7 @@
-//! SPEC §11 in the API layer: unauthenticated login attempts limited per
-//! address and method (TrueNAS 24.10+: 20 per 60 s, then `Rate Limit
-//! Exceeded`, EBUSY). The audit rows failed logins write are bounded by the
-//! service's aggregation of repeated records.
+//! The hostile-load limits in the API layer: unauthenticated login attempts
+//! limited per address and method (TrueNAS 24.10+: 20 per 60 s, then `Rate
+//! Limit Exceeded`, EBUSY). The audit rows failed logins write are bounded by
+//! the service's aggregation of repeated records.
 //!
 //! Both read the injected clock (milliseconds), so tests move time by hand.
 

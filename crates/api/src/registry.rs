@@ -80,7 +80,7 @@ pub struct Method {
     /// their fsync) may block and runs off the event loop.
     pub inline: bool,
     /// Validation attributes start with the method name, `.` as `_`
-    /// (`user_renew_2fa_secret.twofactor_options.interval`, SPEC 9.3).
+    /// (`user_renew_2fa_secret.twofactor_options.interval`).
     pub validation_prefix: bool,
     /// Set with the handler ([`Method::handles`]), from its parameter type;
     /// built when first needed (a one-shot `tfa` needs one method's).
@@ -311,7 +311,7 @@ impl Registry {
     }
 }
 
-/// The one authorization check (SPEC §5.4).
+/// The one authorization check.
 pub(crate) fn authorize(session: &Session, method: &Method) -> Result<(), ApiError> {
     if method.access == Access::Public {
         return Ok(());

@@ -1,7 +1,7 @@
 //! Parameter and result schemas. One definition per argument serves twice:
-//! [`Schema::validate`] checks input and produces SPEC §3's messages, and
-//! [`Schema::to_json`] describes it for `core.get_methods` (and so for the
-//! CLI's types, completion and `man`).
+//! [`Schema::validate`] checks input and produces TrueNAS's validation
+//! messages, and [`Schema::to_json`] describes it for `core.get_methods` (and
+//! so for the CLI's types, completion and `man`).
 
 use serde_json::{Map, Value, json};
 use wire::{ATTRIBUTE_REQUIRED, Discriminator, FIELD_NOT_EXPECTED, JsonSchema, JsonType, Types};
@@ -14,7 +14,7 @@ pub type Problem = (String, String);
 pub enum Schema {
     Bool,
     /// An integer in `[min, max]`: a JSON integer, or a string of decimal
-    /// digits (SPEC §3). `6.0` and `1e1` are not integers (TrueNAS: `Not an
+    /// digits. `6.0` and `1e1` are not integers (TrueNAS: `Not an
     /// integer`).
     Int {
         min: i64,

@@ -239,8 +239,8 @@ impl Described for service::SecretString {
 }
 
 /// What a handler answers, and how long the answer must wait: a wrong
-/// password is answered at one deadline from the start of its check
-/// (SPEC §11), which a transport waits out without holding a thread.
+/// password is answered at one deadline from the start of its check,
+/// which a transport waits out without holding a thread.
 #[derive(Debug)]
 pub struct Answer {
     pub result: Result<Value, ApiError>,

@@ -1,5 +1,6 @@
-//! The API layer: schemas produce SPEC §3's messages, errors map to the wire
-//! objects of §5.3, access rules hold, and logins follow §5.4.
+//! The API layer: schemas produce TrueNAS's validation messages, errors map to
+//! the wire's error objects, access rules hold, and logins follow the login
+//! flow of `docs/protocol.md`.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
 mod common;
@@ -418,7 +419,7 @@ fn login_matrix() {
         "group admin"
     );
     // 2FA on: a user without a secret of their own logs in with the
-    // password alone (SPEC 9.5) ...
+    // password alone ...
     rpc(api, &s, "auth.twofactor.update", json!([{"enabled": true}])).unwrap();
     assert_eq!(
         login(&tcp(), "admin", "adminpw")["response_type"],
@@ -655,7 +656,7 @@ fn a_wrong_password_asks_for_an_answer_delay_instead_of_sleeping() {
     );
 }
 
-/// SPEC §3: only JSON integers and strings of decimal digits are integers;
+/// Only JSON integers and strings of decimal digits are integers;
 /// `1.0`, `10.0`, `1e1`, `7.0` are `Not an integer` and change nothing.
 #[test]
 fn integral_floats_are_not_integers() {
@@ -681,7 +682,7 @@ fn integral_floats_are_not_integers() {
     assert_eq!(before, after);
 }
 
-/// Issue 10, items 1 and 8: what midcli calls besides `auth.twofactor`.
+/// What midcli calls besides `auth.twofactor`.
 #[test]
 fn midcli_helpers_answer_as_truenas() {
     let fx = fx();
@@ -751,7 +752,7 @@ fn no_root_account_means_no_local_administrator() {
     );
 }
 
-/// Issue 10, items 2-5 and 7: TrueNAS's introspection signatures and shapes.
+/// TrueNAS's introspection signatures and shapes.
 #[test]
 fn introspection_takes_truenas_target() {
     let fx = fx();
@@ -902,7 +903,7 @@ fn introspection_takes_truenas_target() {
     );
 }
 
-/// Issue 10, item 6: validation errors carry a `trace` too (midcli reads
+/// Validation errors carry a `trace` too (midcli reads
 /// `trace.class`), with nothing internal in it.
 #[test]
 fn validation_errors_carry_a_trace() {

@@ -1,4 +1,4 @@
-//! SPEC §11 and §5.4/§5.5 in the API layer (issue 7): login attempts
+//! The hostile-load limits, logins and events in the API layer: login attempts
 //! limited per address and method on the injected clock, failed logins
 //! answered at one deadline from their start, the 3-tries rule atomic under
 //! concurrent continues, and subscriptions and secrets in events.
@@ -170,7 +170,7 @@ fn concurrent_continues_check_at_most_three_codes() {
             vec![json!({"enabled": true})],
         )
         .unwrap();
-    // alice is asked for a code of her own secret (SPEC 9.5).
+    // alice is asked for a code of her own secret.
     fx.api
         .call(&root, "user.renew_2fa_secret", vec![json!("alice")])
         .unwrap();

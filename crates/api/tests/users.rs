@@ -1,5 +1,5 @@
-//! The per-user methods (SPEC §9.3), who may call them (9.4), logins with
-//! per-user secrets (9.5) and recovery codes (§10), at the API layer.
+//! The per-user methods, who may call them, logins with per-user secrets
+//! and recovery codes, at the API layer (see `docs/per-user.md`).
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
 mod common;

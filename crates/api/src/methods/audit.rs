@@ -1,4 +1,4 @@
-//! `audit.query`: the audit trail, newest first (SPEC §6.4).
+//! `audit.query`: the audit trail, newest first.
 
 use serde_json::{Value, json};
 

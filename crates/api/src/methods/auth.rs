@@ -1,4 +1,4 @@
-//! `auth.*`: login with password and code (SPEC §5.4), `me`, `logout`.
+//! `auth.*`: login with password and code, `me`, `logout`.
 
 use std::time::Duration;
 
@@ -377,7 +377,7 @@ fn log_in(session: &Session, user: Authenticated, took: Took) {
     });
     st.user = Some(user);
     st.pending = None;
-    // A new login starts without the last one's subscriptions (SPEC §5.5).
+    // A new login starts without the last one's subscriptions.
     st.subscriptions.clear();
 }
 
@@ -442,7 +442,8 @@ fn check_password(
     password: &SecretString,
 ) -> Result<Authenticated, FailedLogin> {
     // Every failed login is answered at one deadline from here, however
-    // long the lookup, PAM and the audit took (SPEC §11, issue 7 item 8).
+    // long the lookup, PAM and the audit took, so the
+    // time taken tells nothing.
     let clock = api.twofactor().clock();
     let started = clock.now_ms();
     let account = api.inner.accounts.by_name(user);
@@ -469,7 +470,7 @@ fn check_password(
     }
 }
 
-/// Whether a password login needs a code (SPEC 9.5).
+/// Whether a password login needs a code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CodeNeeded {
     /// The account's own code.
@@ -696,7 +697,7 @@ fn legacy_accepted(
     Ok(json!(true))
 }
 
-/// `auth.generate_token`: a token for the logged-in user (SPEC 13.1).
+/// `auth.generate_token`: a token for the logged-in user.
 fn generate_token(api: &Api, session: &Session, a: GenerateTokenArgs) -> Result<Value, ApiError> {
     api.admit_login(session, "auth.generate_token")?;
     if !(1..=MAX_TOKEN_TTL).contains(&a.ttl) {

@@ -79,7 +79,7 @@ pub(crate) fn registry() -> Registry {
 
 /// For a login (API or PAM) of an account with 2FA on but no secret of
 /// its own: under `require_secret` it is refused and audited
-/// (`auth.login` / `refused`, SPEC 9.5). Returns whether it is refused.
+/// (`auth.login` / `refused`). Returns whether it is refused.
 fn refused_without_secret(
     api: &crate::Api,
     caller: &service::Caller,

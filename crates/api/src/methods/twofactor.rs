@@ -1,4 +1,4 @@
-//! `auth.twofactor.*` (SPEC §3) and the PAM module's private methods (§7).
+//! `auth.twofactor.*` and the PAM module's private methods.
 
 use serde_json::{Value, json};
 use service::{
@@ -97,7 +97,7 @@ fn entry_schema() -> Schema {
     ])
 }
 
-/// The JSON form of the entry (SPEC §2 key order).
+/// The JSON form of the entry, in TrueNAS's key order.
 pub(crate) fn entry_json(e: &Entry) -> Value {
     json!({
         "id": Entry::ID,
@@ -186,8 +186,8 @@ pub(super) fn methods() -> Vec<Method> {
             examples: &["auth two_factor verify token=123456"],
             returns: || Schema::Bool,
             ..base.clone().handles(|api, session, a: VerifyArgs| {
-                // An administrator on the Unix socket is never locked out
-                // (SPEC 6.3); the service decides with the origin.
+                // An administrator on the Unix socket is never locked out,
+                // so root can always recover; the service decides with the origin.
                 let admin = session.user().is_some_and(|u| u.admin);
                 let caller = session
                     .caller()
@@ -293,7 +293,7 @@ pub(crate) const SECRET_REQUIRED: &str =
 pub(crate) const SECRET_UNDER_OTHER_NAME: &str = "This account's two-factor secret is stored \
      under a former name of the account; ask an administrator to enrol it again";
 
-/// What a PAM login of `user` through `service` needs (SPEC 9.5).
+/// What a PAM login of `user` through `service` needs.
 enum PamNeed {
     /// No code: PAM_IGNORE.
     Nothing,

@@ -1,8 +1,8 @@
 //! `user.*` (CLI namespace `account user`): `has_local_administrator_set_up`
-//! and the per-user two-factor methods (SPEC §9.3, §10).
+//! and the per-user two-factor methods.
 //!
 //! Who may act on which account is decided in one place,
-//! [`target_account`] (SPEC 9.4); what each action means is the service's.
+//! [`target_account`]; what each action means is the service's.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -463,7 +463,7 @@ fn local_administrator_exists(api: &Api) -> bool {
         .is_some_and(|root| api.is_admin(&root))
 }
 
-/// The account `args[0]` names, if the session may act on it (SPEC 9.4):
+/// The account `args[0]` names, if the session may act on it:
 /// administrators any, others only their own. A refusal names the `action`
 /// asked (`renew two-factor authentication for`, as TrueNAS words it for
 /// renewing; `read the provisioning URI of`, ...) and does not say whether
