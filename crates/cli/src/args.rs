@@ -1,5 +1,5 @@
-//! From a command's argument words to the method's positional params
-//! (SPEC §4.2), using only the method's `accepts` schemas.
+//! From a command's argument words to the method's positional params,
+//! using only the method's `accepts` schemas.
 //!
 //! - `name=value`, `name = value`, `name= value`, `name =value` name an
 //!   argument; other words are positional and fill parameters in order.
@@ -71,7 +71,7 @@ pub struct Invocation {
     pub params: Vec<Value>,
     pub presentation: Presentation,
     /// Names put into a closed object anyway, so that the API reports them
-    /// together with every other problem of the call (SPEC §3: all problems
+    /// together with every other problem of the call (all problems
     /// at once); the CLI adds the suggestion to the API's answer.
     pub unknown: Vec<UnknownName>,
 }

@@ -1,4 +1,4 @@
-//! Where calls go (SPEC §4.5): the daemon over `ws+unix://` or `ws://`, or
+//! Where calls go: the daemon over `ws+unix://` or `ws://`, or
 //! the same API in-process on the local state (the embedded mode).
 
 use std::path::{Path, PathBuf};
@@ -432,7 +432,7 @@ fn fallback_notice(socket: &Path, state_dir: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Picks and opens the backend (SPEC §4.5): `--url` → the daemon;
+/// Picks and opens the backend: `--url` → the daemon;
 /// `--state-dir` → embedded; neither → the default socket when a daemon
 /// answers there, else embedded on the configured state directory.
 pub fn open(target: &Target, prompter: &mut dyn Prompter) -> Result<Box<dyn Backend>, CliError> {
@@ -454,7 +454,7 @@ pub fn open(target: &Target, prompter: &mut dyn Prompter) -> Result<Box<dyn Back
         let mut config = load_config(target)?;
         // A user's own daemon first; then the system's, where a user who
         // is not root is logged in as themselves by peer credentials and
-        // manages their own two-factor settings (SPEC 9.4).
+        // manages their own two-factor settings.
         let own = api::host::socket_path(&config);
         let system = Path::new(api::host::SYSTEM_SOCKET);
         let mut sockets = vec![own.clone()];

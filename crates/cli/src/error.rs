@@ -90,7 +90,7 @@ fn state_hint(e: &api::host::StoreError) -> &'static str {
     }
 }
 
-/// How an API error reads on the terminal (SPEC §3 "as the CLI shows them"):
+/// How an API error reads on the terminal:
 /// a validation error lists every problem, a call error prints its message
 /// without the `[ERRNAME]` prefix. The server's texts (which may echo a
 /// name someone else chose) show control characters escaped, as tables do.

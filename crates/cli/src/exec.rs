@@ -65,7 +65,7 @@ pub struct Engine {
 /// See [`Engine::code_prompt`].
 pub type CodePrompt = Box<dyn FnMut(&str) -> Result<String, CliError>>;
 
-/// The prompt of the terminal enrolment flow (SPEC 9.6).
+/// The prompt of the terminal enrolment flow.
 pub const CODE_PROMPT: &str = "Code from your app: ";
 
 /// How many codes the terminal enrolment flow takes before giving up.
@@ -612,8 +612,8 @@ impl Engine {
 
     /// The terminal flow of a command that answers a pending
     /// `provisioning_uri` and has a sibling `NAME_confirm` taking the same
-    /// first argument and a code (`account user twofactor_enroll`, SPEC
-    /// 9.6): draw the QR code, ask `Code from your app: `, confirm. Found
+    /// first argument and a code (`account user twofactor_enroll`): draw
+    /// the QR code, ask `Code from your app: `, confirm. Found
     /// from the namespace tree, not from a list of methods. Nothing
     /// happens without a terminal (scripts call the confirm command).
     fn confirm(
@@ -750,7 +750,7 @@ impl Engine {
 }
 
 /// Keys whose change makes every provisioned app produce wrong codes
-/// (SPEC §3: "apps must be provisioned again; the CLI says so"): the API
+/// (apps must be provisioned again, and the CLI says so): the API
 /// marks them `x-reprovision` in the update's schema.
 fn reprovision_keys(command: &Command) -> Vec<&str> {
     let Some(props) = command.accepts.first().and_then(|s| s.properties.as_ref()) else {

@@ -1,5 +1,5 @@
 //! `tfa`: the midcli-compatible command line and shell of the two-factor
-//! system (SPEC §4).
+//! system.
 //!
 //! Owns the argument syntax ([`syntax`], [`args`]), the namespace tree read
 //! from the API's introspection ([`tree`]), output ([`render`], [`qr`]), the

@@ -1,20 +1,20 @@
 //! `tfa`: parse the options, run, map to an exit status.
 //!
-//! Start-up is measured against `oathtool` (`scripts/bench-cli`, issue 8
-//! §6), so `tfa` has its own C `main` instead of the standard library's
-//! run-time set-up. That set-up costs more than everything `tfa --version`
-//! does itself: to place a guard handler for main-thread stack overflows
-//! it reads and `sscanf`s all of `/proc/self/maps` (about 110 000
+//! Start-up is measured against `oathtool` (`scripts/bench-cli`: it should stay
+//! within twice its time), so `tfa` has its own C `main` instead of the
+//! standard library's run-time set-up. That set-up costs more than everything
+//! `tfa --version` does itself: to place a guard handler for main-thread stack
+//! overflows it reads and `sscanf`s all of `/proc/self/maps` (about 110 000
 //! instructions, a fifth of `tfa --version`) and maps an alternate signal
-//! stack. What else it does that matters is done here: standard
-//! descriptors 0–2 are opened on `/dev/null` when closed (so that no file
-//! opened later, such as the database, becomes "standard output"),
-//! `SIGPIPE` is ignored (a closed pipe is a write error, not a silent
-//! death), buffered standard output is flushed at the end, and a panic
-//! exits with 101. Arguments still come from `std::env::args` (glibc hands
-//! them to the standard library before `main`). Without the overflow
-//! handler a stack overflow is a plain `SIGSEGV` instead of one line of
-//! message first; the guard page is the kernel's and still there.
+//! stack. What else it does that matters is done here: standard descriptors 0–2
+//! are opened on `/dev/null` when closed (so that no file opened later, such as
+//! the database, becomes "standard output"), `SIGPIPE` is ignored (a closed
+//! pipe is a write error, not a silent death), buffered standard output is
+//! flushed at the end, and a panic exits with 101. Arguments still come from
+//! `std::env::args` (glibc hands them to the standard library before `main`).
+//! Without the overflow handler a stack overflow is a plain `SIGSEGV` instead
+//! of one line of message first; the guard page is the kernel's and still
+//! there.
 
 // `cargo test` builds every binary as a test harness too: there the
 // harness's own `main` must run, not `tfa`.

@@ -1,4 +1,4 @@
-//! Output modes (SPEC §4.3): `table` (midcli's look), `csv`, `json`.
+//! Output modes: `table` (midcli's look), `csv`, `json`.
 
 use std::borrow::Cow;
 use std::fmt;

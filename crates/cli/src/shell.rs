@@ -1,4 +1,4 @@
-//! The interactive shell (SPEC §4.4): prompt, history, tab completion; and
+//! The interactive shell: prompt, history, tab completion; and
 //! scripts read from a standard input that is not a terminal.
 
 use std::io::{BufRead, Write};

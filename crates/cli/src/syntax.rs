@@ -1,4 +1,4 @@
-//! The command-line syntax (SPEC §4.2): splitting a line into words, the
+//! The command-line syntax: splitting a line into words, the
 //! `name=value` form, and how a value's text becomes a JSON value under its
 //! schema.
 //!
@@ -154,7 +154,7 @@ pub fn split_assignment(word: &str) -> Option<(&str, &str)> {
     is_name(name).then_some((name, value))
 }
 
-/// The JSON value of an argument's text under its schema (SPEC §4.2).
+/// The JSON value of an argument's text under its schema.
 ///
 /// The text is tried as JSON first, then taken as a bare word. Where the
 /// schema admits a string, text that is not a JSON string literal stays the

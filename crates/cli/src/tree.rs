@@ -1,5 +1,5 @@
 //! The namespace tree, built only from the API's introspection
-//! (`core.get_services` and `core.get_methods`, SPEC §4.1, §5.6): a service's
+//! (`core.get_services` and `core.get_methods`): a service's
 //! `cli_namespace` (`auth.two_factor`) is the path, a method's command name
 //! the last part of its name. Intermediate namespaces exist implicitly.
 

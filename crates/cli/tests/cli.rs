@@ -549,8 +549,8 @@ fn usage_errors_exit_2() {
     );
 }
 
-/// Issue 7, item 10: `1.0`, `10.0`, `1e1`, `7.0` are not integers; nothing
-/// changes (SPEC §3: JSON integers and strings of decimal digits only).
+/// `1.0`, `10.0`, `1e1`, `7.0` are not integers; nothing
+/// changes (only JSON integers and strings of decimal digits are).
 #[test]
 fn integral_floats_are_refused_and_change_nothing() {
     let t = Tfa::new();
@@ -578,7 +578,7 @@ fn integral_floats_are_refused_and_change_nothing() {
     );
 }
 
-/// Issue 7, item 6: a user name with ESC, BEL and CR, sent to `login_ex`,
+/// A user name with ESC, BEL and CR, sent to `login_ex`,
 /// reaches the audit records; `audit query` shows it escaped in table and
 /// csv modes (JSON escapes it by itself) and no row can be forged.
 #[test]
@@ -611,7 +611,7 @@ fn control_characters_from_the_server_are_shown_escaped() {
     );
 }
 
-/// Issue 10: `auth two_factor ls` lists the namespace, as midcli does.
+/// `auth two_factor ls` lists the namespace, as midcli does.
 #[test]
 fn ls_after_a_namespace_lists_it() {
     let t = Tfa::new();

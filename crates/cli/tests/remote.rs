@@ -245,7 +245,7 @@ fn users_log_in_with_password_and_code() {
     let d = Daemon::start(1000);
     let url = d.url();
     let config = ["--url", url.as_str(), "auth", "two_factor", "config"];
-    // On the socket alice is herself with a user's rights (SPEC 9.4):
+    // On the socket alice is herself with a user's rights:
     // administrator rights need the password; introspection shows her
     // only what she may call.
     let (status, _, err) = d.tfa(&config, &[]);
@@ -287,7 +287,7 @@ fn users_log_in_with_password_and_code() {
         vec![json!({"enabled": true, "window": 1})],
     );
     let root_secret = entry["secret"].as_str().expect("secret").to_owned();
-    // The code asked is alice's own (SPEC 9.5).
+    // The code asked is alice's own.
     let renewed = d.root_call("user.renew_2fa_secret", vec![json!("alice")]);
     let uri = renewed["twofactor_config"]["provisioning_uri"]
         .as_str()

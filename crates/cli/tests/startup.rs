@@ -1,7 +1,7 @@
 //! What `tfa`'s own C entry point (`src/main.rs`) and its link options
-//! (`build.rs`) must keep of the standard library's start-up: `SIGPIPE`
-//! ignored and the exit status (the start-up cost, issue 8 §6). Closed standard descriptors
-//! are tested where they matter, over a socket (`tests/remote.rs`).
+//! (`build.rs`) must keep of the standard library's start-up: `SIGPIPE` ignored
+//! and the exit status (kept cheap: tfa's start-up time). Closed standard
+//! descriptors are tested where they matter, over a socket (`tests/remote.rs`).
 
 mod common;
 
@@ -77,7 +77,7 @@ fn exit_statuses_and_version() {
 /// `tfa` stays a position-independent executable (ELF type `ET_DYN`), so
 /// ASLR moves its own image too: administrators run it as root. Linking it
 /// at a fixed address saved ~90 us of relocations at start-up and was
-/// refused for that reason (issue 8 §6).
+/// refused for that reason.
 #[test]
 fn tfa_is_position_independent() {
     let mut header = [0u8; 18];

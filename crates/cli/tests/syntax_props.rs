@@ -1,4 +1,4 @@
-//! Properties of the command-line syntax (SPEC §4.2): the line splitter, the
+//! Properties of the command-line syntax: the line splitter, the
 //! `name=value` form and how a value's text becomes JSON under its schema,
 //! checked with proptest over generated inputs through the public API of
 //! `cli::syntax` and `cli::args`.

@@ -1,4 +1,4 @@
-//! One WebSocket connection (SPEC §5.1–5.3): text frames only, message size
+//! One WebSocket connection: text frames only, message size
 //! limits, the envelope through `wire::parse_incoming`, at most 20 calls in
 //! flight, calls running concurrently (answers may overtake each other),
 //! `collection_update` events for the session's subscriptions, and a clean
@@ -29,7 +29,7 @@ pub struct App {
     pub limits: api::host::Limits,
     /// Capacity for the blocking calls of sessions nobody has logged into
     /// (password checks): separate from, and much smaller than, the pool
-    /// that serves root, administrators and the PAM module (SPEC §11).
+    /// that serves root, administrators and the PAM module.
     pub unauthenticated: Arc<Semaphore>,
     /// What each unprivileged peer may have queued and running there.
     pub peers: PeerGates,
@@ -127,7 +127,7 @@ impl PeerGates {
     }
 }
 
-/// Largest message before login (SPEC §5.1): bigger closes with 1007.
+/// Largest message before login: bigger closes with 1007.
 pub const MAX_ANONYMOUS_MESSAGE: usize = 8 * 1024;
 /// Largest message after login: bigger closes with 1009.
 pub const MAX_MESSAGE: usize = 64 * 1024;
@@ -192,7 +192,7 @@ enum Phase {
 }
 
 /// Why the daemon closes a connection. [`Close::frame`] is the one place
-/// that turns a reason into its close code and text (SPEC §5.1, §11).
+/// that turns a reason into its close code and text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Close {
     ShuttingDown,
@@ -324,8 +324,8 @@ impl Connection {
             let _ = shutdown.wait_for(|stop| *stop).await;
         };
         tokio::pin!(stopping);
-        // SPEC §11: a connection nobody logs into is closed after this long
-        // (counted again from a logout).
+        // Hostile-load limit: a connection nobody logs into is closed after
+        // this long (counted again from a logout).
         let login_within = Duration::from_secs(self.app.limits.login_timeout_secs.into());
         let login_timer = tokio::time::sleep(login_within);
         tokio::pin!(login_timer);
@@ -442,12 +442,12 @@ impl Connection {
                 (None, _) => Ok(()),
             };
         }
-        // SPEC §11: the blocking work of a session nobody has logged into
-        // (password checks) waits for its own small capacity; root,
-        // administrators and the PAM module never queue behind it. A
-        // session logged in as a non-administrator waits there too: its
-        // password checks (`auth.login_ex` again) are as hostile as an
-        // anonymous peer's. Root on the Unix socket is an administrator.
+        // Hostile-load limit: the blocking work of a session nobody has logged
+        // into (password checks) waits for its own small capacity; root,
+        // administrators and the PAM module never queue behind it. A session
+        // logged in as a non-administrator waits there too: its password checks
+        // (`auth.login_ex` again) are as hostile as an anonymous peer's. Root
+        // on the Unix socket is an administrator.
         let admin = self.session.user().is_some_and(|u| u.admin);
         let queued = if admin {
             None
@@ -543,7 +543,7 @@ impl Connection {
 
     /// Sends one text message; [`End::Gone`] when the peer is gone or has
     /// not read it within the send timeout (a peer that does not read is
-    /// dropped, not buffered for without end: SPEC §11).
+    /// dropped, not buffered for without end).
     async fn send(&mut self, text: String) -> Result<(), End> {
         let sent = tokio::time::timeout(
             self.send_within,
@@ -603,7 +603,7 @@ async fn close(socket: &mut WebSocket, why: Close) {
 mod tests {
     use super::*;
 
-    /// SPEC §5.1: the size limit's close code depends on the phase the
+    /// The size limit's close code depends on the phase the
     /// message arrived in, whichever path (the read limit or the length
     /// check) found it too big.
     #[test]

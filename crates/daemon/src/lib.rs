@@ -1,10 +1,10 @@
-//! `twofactord`: serves the API (SPEC §5) over WebSocket on a Unix socket
+//! `twofactord`: serves the API over WebSocket on a Unix socket
 //! and on TCP.
 //!
 //! Owns: the transports (axum on both listeners, the same router), peer
 //! credentials (SO_PEERCRED → the session's origin; root is logged in),
 //! message limits and close codes, at most 20 calls in flight per
-//! connection, the limits of SPEC §11 (connection caps with a reserve for
+//! connection, the hostile-load limits (connection caps with a reserve for
 //! root, handshake, login and send time-outs, a separate small capacity for
 //! the blocking work of unauthenticated sessions, the open-file limit
 //! checked against the caps, rate-limited repeated log lines), the fan-out
@@ -81,8 +81,8 @@ pub fn files_needed(limits: &api::host::Limits) -> u64 {
         + OTHER_FILES
 }
 
-/// SPEC §11: `accept` must never hit EMFILE. Raises the soft open-file limit
-/// up to the hard one if the caps need it, and refuses a configuration
+/// Under hostile load `accept` must never hit EMFILE. Raises the soft open-file
+/// limit up to the hard one if the caps need it, and refuses a configuration
 /// whose caps cannot fit under the hard limit.
 fn fit_open_files(limits: &api::host::Limits) -> anyhow::Result<()> {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};

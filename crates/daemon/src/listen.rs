@@ -1,6 +1,6 @@
 //! The two listeners and who is on the other end: the Unix socket (peer
-//! credentials from SO_PEERCRED) and TCP (the remote address). SPEC §11:
-//! connections are capped per listener and per remote address (uid on the
+//! credentials from SO_PEERCRED) and TCP (the remote address). Under hostile
+//! load, connections are capped per listener and per remote address (uid on the
 //! Unix socket) with capacity kept for root, and a connection that has not
 //! finished its HTTP upgrade within the handshake time-out is closed.
 
@@ -89,7 +89,7 @@ struct Counts {
     per_key: HashMap<Key, u32>,
 }
 
-/// The connection caps of both listeners (SPEC §11).
+/// The connection caps of both listeners.
 #[derive(Debug)]
 pub struct Admission {
     limits: Limits,

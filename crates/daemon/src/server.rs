@@ -38,7 +38,7 @@ pub struct Endpoints {
     pub socket: std::path::PathBuf,
     /// TCP, or [`Listen::None`].
     pub listen: Listen,
-    /// SPEC §11 limits of both listeners and their connections.
+    /// The hostile-load limits of both listeners and their connections.
     pub limits: api::host::Limits,
     /// HTTPS on the TCP listener (certificate and key files).
     pub tls: Option<api::host::TlsFiles>,

@@ -1,4 +1,4 @@
-//! Rate limit for repeated log lines (issue 7: one line per failed login and
+//! Rate limit for repeated log lines (otherwise one line per failed login and
 //! ~10 a second on EMFILE, unbounded): at most [`PER_INTERVAL`] lines per
 //! key in each [`INTERVAL`]; the next line logged after a quiet stretch
 //! says how many similar lines were left out.

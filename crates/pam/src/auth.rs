@@ -70,7 +70,7 @@ impl std::fmt::Display for DaemonError {
     }
 }
 
-/// The two private methods of SPEC §7.
+/// The two private methods the daemon keeps for the PAM module.
 pub(crate) trait Daemon {
     fn pam_required(&self, login: &Login) -> Result<bool, DaemonError>;
     fn pam_check(&self, login: &Login, token: &str) -> Result<Outcome, DaemonError>;

@@ -55,7 +55,7 @@ impl Daemon for SocketDaemon {
 }
 
 /// `true`, `false`, or `{"refuse": MESSAGE}`: the login is refused
-/// (`require_secret` and no secret of the user's own, SPEC 9.5) and the
+/// (`require_secret` and no secret of the user's own) and the
 /// message is shown. Anything else fails.
 fn parse_required(v: Value) -> Result<bool, DaemonError> {
     let kind = kind(&v);

@@ -1,5 +1,5 @@
 //! `pam_twofactor.so`: makes sshd (or any PAM service) ask for a TOTP code
-//! when twofactord says one is needed (SPEC §7).
+//! when twofactord says one is needed.
 //!
 //! ```text
 //! auth required pam_twofactor.so [socket=PATH] [timeout=SECONDS] [unreachable=fail|ignore] [debug]

@@ -430,9 +430,9 @@ fn ssh_key_then_code() {
     assert_eq!(r["authenticated"], false, "{r:#}");
 }
 
-/// SPEC 9.5 and 10 over real SSH: alice and bob each answer with their
-/// own code; bob's wrong codes lock bob only; a user without a secret
-/// passes on the password; a recovery code works once at the prompt.
+/// Per-user secrets and recovery codes over real SSH: alice and bob each answer
+/// with their own code; bob's wrong codes lock bob only; a user without a
+/// secret passes on the password; a recovery code works once at the prompt.
 #[test]
 fn ssh_asks_each_user_for_their_own_code_and_takes_a_recovery_code_once() {
     if !tools() {

@@ -65,7 +65,7 @@ fn a_logged_in_user_cannot_guess_passwords_without_limit() {
 
 /// The password checks of a session logged in as a non-administrator ran
 /// on the shared blocking pool, not behind the small capacity kept for
-/// unauthenticated work (SPEC §11): a user with a password could fill the
+/// unauthenticated work: a user with a password could fill the
 /// pool with slow wrong logins and stall root's and PAM's blocking calls.
 /// With one unauthenticated worker and a PAM stack that takes 200 ms, 10 such
 /// checks run one after another (at least 2 s), not all at once (~1 s).

@@ -62,7 +62,7 @@ fn tfa_through_the_daemon_shows_the_seed_table_and_root_is_never_locked_out() {
     let secret = entry["secret"].as_str().expect("secret").to_owned();
     let right = crate::harness::totp(&secret, 6, 30, 0);
     let wrong = crate::harness::wrong_code(&secret);
-    // Root on the Unix socket is never locked out (SPEC 6.3).
+    // Root on the Unix socket is never locked out.
     for i in 0..6 {
         let out = tfa(
             &url,

@@ -21,7 +21,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Password of the test accounts in pam_matrix's database.
 pub const ADMIN: (&str, &str) = ("tfadmin", "admin-pw");
 pub const USER: (&str, &str) = ("tfuser", "user-pw");
-/// Two ordinary users with secrets of their own (SPEC §9).
+/// Two ordinary users with secrets of their own.
 pub const ALICE: (&str, &str) = ("alice", "alice-pw");
 pub const BOB: (&str, &str) = ("bob", "bob-pw");
 pub const ALICE_UID: u32 = 2003;
@@ -491,7 +491,7 @@ pub fn enable(root: &mut Client) -> String {
     entry["secret"].as_str().expect("a secret").to_owned()
 }
 
-/// Gives `user` a secret of their own (SPEC §9) and returns it in base32,
+/// Gives `user` a secret of their own and returns it in base32,
 /// read from the provisioning URI the daemon answers.
 pub fn own_secret(root: &mut Client, user: &str) -> String {
     let entry = root

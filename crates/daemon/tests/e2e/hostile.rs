@@ -1,4 +1,4 @@
-//! SPEC §11 end to end (issue 7): a login flood over both listeners, idle
+//! The hostile-load limits end to end: a login flood over both listeners, idle
 //! and slowloris connections up to the unit's open-file limit, handshake
 //! and login time-outs, login attempts per address, close codes of
 //! WebSocket protocol errors, and no socket file left by a failed start.
@@ -84,7 +84,7 @@ fn pam_check(d: &Daemon, secret: &str, step: i64, rhost: &str) -> Duration {
 }
 
 /// Codes required for SSH logins too; the PAM-checked user's own secret
-/// (SPEC 9.5: the code asked is the user's).
+/// (the code asked is the user's).
 fn enable_for_ssh(d: &Daemon) -> String {
     let mut root = d.root();
     root.call(
@@ -195,7 +195,7 @@ fn flood_one(url: &str, ready: &Barrier) {
     }
 }
 
-/// Issue 7 item 1: 100 connections x 20 wrong logins in flight over the
+/// 100 connections x 20 wrong logins in flight over the
 /// Unix socket (as uid 65534) and 100 x 20 over TCP; meanwhile root's
 /// calls on new connections and the PAM module's check are answered
 /// promptly, the daemon stays small, and its log does not grow per attempt.
@@ -372,7 +372,7 @@ fn drip(s: &mut TcpStream, n: usize) {
     let _ = s.write_all(&header[n % header.len()..=n % header.len()]);
 }
 
-/// Issue 7 item 2: with the open-file limit the unit ships, 5,000 idle TCP
+/// With the open-file limit the unit ships, 5,000 idle TCP
 /// connections and 20 slowloris sockets do not stop root's calls or the
 /// PAM check, and `accept` never runs out of descriptors.
 #[test]
@@ -450,7 +450,7 @@ fn wait_closed(mut s: TcpStream, dripping: bool) -> Option<Duration> {
     None
 }
 
-/// Issue 7 item 2: connections that do not finish their upgrade within
+/// Connections that do not finish their upgrade within
 /// `handshake_timeout_secs`, and WebSocket connections that do not log in
 /// within `login_timeout_secs`, are closed (small settings through the
 /// configuration file; the close is observed, not waited for by sleeping).
@@ -532,7 +532,7 @@ fn caps_that_do_not_fit_the_open_file_limit_are_refused() {
     assert_eq!(d.root().call("core.ping", vec![]).unwrap(), "pong");
 }
 
-/// Issue 7 item 7: 20 unauthenticated `auth.login_ex` per address per
+/// 20 unauthenticated `auth.login_ex` per address per
 /// minute; then `Rate Limit Exceeded`, EBUSY.
 #[test]
 fn login_attempts_per_address_are_limited() {
@@ -632,7 +632,7 @@ fn close_code(s: &mut TcpStream) -> u16 {
     u16::from_be_bytes([payload[0], payload[1]])
 }
 
-/// Issue 7 item 12: protocol errors end with a close frame (1002, 1007 for
+/// Protocol errors end with a close frame (1002, 1007 for
 /// text that is not UTF-8).
 #[test]
 fn websocket_protocol_errors_get_close_codes() {
@@ -656,7 +656,7 @@ fn websocket_protocol_errors_get_close_codes() {
     }
 }
 
-/// Issue 7 item 14: a start that fails on the TCP address leaves no Unix
+/// A start that fails on the TCP address leaves no Unix
 /// socket file behind.
 #[test]
 fn a_failed_tcp_bind_leaves_no_socket_file() {
@@ -684,7 +684,7 @@ fn a_failed_tcp_bind_leaves_no_socket_file() {
     drop(taken);
 }
 
-/// SPEC §11: the outgoing queue is bounded — a peer that sends calls but
+/// The outgoing queue is bounded — a peer that sends calls but
 /// never reads the answers is dropped after `send_timeout_secs`, not
 /// buffered for without end.
 #[test]

@@ -1,4 +1,4 @@
-//! The login matrix (SPEC §5.4) with test accounts: nss_wrapper for the
+//! The login matrix with test accounts: nss_wrapper for the
 //! accounts, pam_wrapper + pam_matrix for the passwords, oathtool for codes.
 
 use std::time::{Duration, Instant};
@@ -72,13 +72,13 @@ fn password_logins_with_2fa_off() {
         json!({"response_type": "SUCCESS", "user_info": null, "authenticator": "LEVEL_1"})
     );
 
-    // Wrong password and unknown user: AUTH_ERR after a second (SPEC: "after
-    // a delay of about a second"; the daemon answers every failed login at
-    // failed_login_deadline_ms = 1000 from the call's start). The delay's
-    // real length is the behaviour, so it is measured in real time, as a
-    // lower bound only: the daemon's second starts after this clock's (both
-    // monotonic, and a timer never fires early), and a slow machine only
-    // makes it longer. A daemon that answers early fails it.
+    // Wrong password and unknown user: AUTH_ERR after a second (the rule is
+    // "after a delay of about a second"; the daemon answers every failed login
+    // at failed_login_deadline_ms = 1000 from the call's start). The delay's
+    // real length is the behaviour, so it is measured in real time, as a lower
+    // bound only: the daemon's second starts after this clock's (both
+    // monotonic, and a timer never fires early), and a slow machine only makes
+    // it longer. A daemon that answers early fails it.
     let mut c = d.tcp();
     let t = Instant::now();
     assert_eq!(
@@ -144,7 +144,7 @@ fn logins_with_codes_replay_and_lockout() {
     };
     let mut root = d.root();
     let root_secret = enable(&mut root);
-    // tfadmin's code is tfadmin's own (SPEC 9.5).
+    // tfadmin's code is tfadmin's own.
     let secret = own_secret(&mut root, ADMIN.0);
     assert_ne!(secret, root_secret);
     let wrong = wrong_code(&secret);

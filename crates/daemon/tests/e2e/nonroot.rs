@@ -1,5 +1,5 @@
 //! A Unix-socket peer that is not root is logged in as its own account
-//! with a user's rights (SPEC §5.1, 9.4) and must log in for more: the test
+//! with a user's rights and must log in for more: the test
 //! re-runs this test binary (our client) and `protocol.py` (Python's
 //! websocket-client) as uid 65534 with util-linux `setpriv`.
 

@@ -1,4 +1,4 @@
-//! Per-user secrets end to end (issue 9, SPEC §9-10): two real accounts
+//! Per-user secrets end to end: two real accounts
 //! (nss_wrapper) with their own secrets at API login, `tfa` run as alice
 //! on the Unix socket with no password, recovery codes, what lands in the
 //! database files, and an account recreated with a new uid.

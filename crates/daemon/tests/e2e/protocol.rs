@@ -1,5 +1,5 @@
-//! SPEC §5 through our client: sessions by transport, errors, limits and
-//! close codes, concurrency, events, introspection.
+//! The wire protocol (`docs/protocol.md`) through our client: sessions by
+//! transport, errors, limits and close codes, concurrency, events, introspection.
 
 use std::time::{Duration, Instant};
 
@@ -315,7 +315,7 @@ fn subscribers_receive_collection_update() {
         .next_notification(TIMEOUT)
         .unwrap()
         .expect("an event");
-    // Events never carry the secret (SPEC §5.5).
+    // Events never carry the secret.
     assert!(entry["secret"].is_string());
     let mut fields = entry.clone();
     fields["secret"] = json!("********");
@@ -324,7 +324,7 @@ fn subscribers_receive_collection_update() {
         json!({"jsonrpc": "2.0", "method": "collection_update",
                "params": {"msg": "changed", "collection": "auth.twofactor", "id": 1, "fields": fields}})
     );
-    // Key order as SPEC §5.5 writes it.
+    // Key order as `docs/protocol.md` writes the event.
     let text = n.to_string();
     assert!(text.starts_with(r#"{"jsonrpc":"2.0","method":"collection_update","params":{"msg":"changed","collection":"auth.twofactor","id":1,"fields":{"id":1,"otp_digits":8,"#), "{text}");
     // renew_secret is an event too.
@@ -521,8 +521,8 @@ fn start_up_errors_are_clear() {
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 }
 
-/// Issue 10: what TrueNAS's midcli and `truenas_api_client` need, pinned on
-/// the wire of a real daemon (items 1-8; SPEC §5.6).
+/// What TrueNAS's midcli and `truenas_api_client` need, pinned on the wire
+/// of a real daemon.
 #[test]
 fn midcli_surface() {
     let f = Fixture::new();

@@ -49,7 +49,7 @@ fn python_client_checks_the_protocol() {
     ]));
 }
 
-/// Issue 3's first acceptance item, with an independent client: over TCP,
+/// The TCP login, with an independent client: over TCP,
 /// 207 before login; login_ex + login_ex_continue with an oathtool code;
 /// then the entry.
 #[test]
@@ -66,7 +66,7 @@ fn python_client_logs_in_over_tcp_with_a_code() {
     let f = Fixture::new().with_accounts(&w);
     let d = f.start();
     enable(&mut d.root());
-    // tfadmin's own secret: a login asks for the user's code (SPEC 9.5).
+    // tfadmin's own secret: a login asks for the user's code.
     let secret = own_secret(&mut d.root(), ADMIN.0);
     run(Command::new(py).arg(script(&f)).args([
         "--mode",

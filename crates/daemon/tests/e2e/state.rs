@@ -8,7 +8,7 @@ use crate::harness::{Fixture, enable, need, oathtool, totp, wrong_code};
 fn pam_check(root: &mut client::Client, rhost: &str, token: &str) -> Value {
     root.call(
         "auth.twofactor.pam_check",
-        // root: the entry's secret is root's (SPEC 9.1).
+        // root: the entry's secret is root's.
         vec![json!("root"), json!("sshd"), json!(rhost), json!(token)],
     )
     .expect("pam_check")
@@ -46,7 +46,7 @@ fn an_origin_with_five_wrong_codes_is_locked_out_and_audited_but_root_is_not() {
         pam_check(&mut root, "203.0.113.10", &totp(&secret, 6, 30, 0))["outcome"],
         "accepted"
     );
-    // Root on the Unix socket is never locked out (SPEC 6.3): its wrong codes
+    // Root on the Unix socket is never locked out: its wrong codes
     // are wrong, not EBUSY (and lock nobody else out), and a right code is
     // accepted.
     for i in 0..6 {

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""twofactord's wire protocol (SPEC 5.1-5.5) checked by an independent client:
+"""twofactord's wire protocol checked by an independent client:
 Python's websocket-client. Exact bytes where the spec gives them.
 
   protocol.py --mode root    --unix SOCK --tcp HOST:PORT   (run as root)
@@ -98,7 +98,7 @@ ENVELOPE_CASES = [
      '{"jsonrpc":"2.0","error":{"code":-32600,"message":"\'method\' member must be of type string"},"id":3}'),
     ('{"jsonrpc":"2.0","method":"core.ping","params":{},"id":4}',
      '{"jsonrpc":"2.0","error":{"code":-32600,"message":"\'params\' member must be of type array"},"id":4}'),
-    # Any number is an id (issue 7, item 13), echoed exactly as sent.
+    # Any JSON number is an id, echoed exactly as sent.
     ('{"jsonrpc":"2.0","method":"core.ping","id":1.5}',
      '{"jsonrpc":"2.0","result":"pong","id":1.5}'),
     ('{"jsonrpc":"2.0","method":"core.ping","id":1e300}',
@@ -269,7 +269,7 @@ def root_mode(a):
 def nonroot_mode(a):
     check(os.getuid() != 0, "run this mode as a non-root uid")
     ws = unix_ws(a.unix)
-    # SPEC 9.4: a non-root peer with an account is logged in as itself with
+    # A non-root peer with an account is logged in as itself with
     # a user's rights: its own two-factor settings, nothing of the system's.
     err = call(ws, "auth.twofactor.config", id=1)["error"]
     eq((err["code"], err["data"]["error"], err["data"]["reason"]),
@@ -295,7 +295,7 @@ def nonroot_mode(a):
 
 
 def tcp_login_mode(a):
-    """SPEC §5.4 over TCP with nothing but websocket-client and oathtool."""
+    """The password-and-code login over TCP with nothing but websocket-client and oathtool."""
     import subprocess
     ws = tcp_ws(a.tcp)
     before = call(ws, "auth.twofactor.config", id=1)

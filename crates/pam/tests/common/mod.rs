@@ -188,7 +188,7 @@ pub struct Daemon {
     pub socket: PathBuf,
     pub log: Captured,
     /// The account whose own secret [`Daemon::configure`] sets up and
-    /// returns (SPEC 9.5: PAM asks for the user's own code).
+    /// returns (PAM asks for the user's own code).
     pub user: String,
 }
 
