@@ -295,7 +295,7 @@ def nonroot_mode(a):
 
 
 def tcp_login_mode(a):
-    """The password-and-code login over TCP with nothing but websocket-client and oathtool."""
+    """Password-and-code login over TCP with only websocket-client and oathtool."""
     import subprocess
     ws = tcp_ws(a.tcp)
     before = call(ws, "auth.twofactor.config", id=1)
