@@ -37,10 +37,11 @@ mod audit;
 mod cache;
 mod checks;
 mod entry;
-mod files;
-mod key;
+pub(crate) mod files;
+pub(crate) mod key;
 mod schema;
-mod users;
+mod snapshot;
+pub(crate) mod users;
 
 use audit::audit_select;
 use cache::Reader;

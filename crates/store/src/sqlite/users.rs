@@ -9,7 +9,7 @@ use super::{DbResult, step_from_sql};
 use crate::users::{NewUserSecret, PendingSecret, UserSecret, UserSecretInfo, user_owner};
 use crate::{KeyFile, Result, SecretId, SecretRecord, StoreError};
 
-fn pending_aad(username: &str, uid: u32) -> Vec<u8> {
+pub(crate) fn pending_aad(username: &str, uid: u32) -> Vec<u8> {
     let mut aad = b"twofactor/v1/pending_secret/".to_vec();
     aad.extend_from_slice(user_owner(username, uid).as_bytes());
     aad
@@ -259,7 +259,7 @@ pub(super) fn delete_pending(conn: &Connection, username: &str) -> Result<()> {
     Ok(())
 }
 
-fn code_hash(key: &KeyFile, username: &str, code: &str) -> [u8; 32] {
+pub(crate) fn code_hash(key: &KeyFile, username: &str, code: &str) -> [u8; 32] {
     key.mac(&[b"recovery-code", username.as_bytes(), code.as_bytes()])
 }
 
