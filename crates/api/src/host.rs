@@ -15,6 +15,8 @@ pub use service::{
     Account, Accounts, Config, DEFAULT_CONFIG_PATH, DbErrorKind, Labels, Limits, Listen,
     NoAccounts, Origin, PasswordCheck, StoreError, current_uid, user_data_dir,
 };
+/// Moving a state between engines (`twofactord migrate`).
+pub use service::{MigrateReport, migrate_state};
 pub use wire::SYSTEM_SOCKET;
 
 /// The Unix socket of `config`: the one it names, else the system

@@ -126,14 +126,54 @@ impl Api {
         }
     }
 
-    /// Opens the state of `config` with the system clock and randomness: the
-    /// one construction the daemon and the embedded CLI share.
+    /// Opens the state of `config` with the system clock and randomness:
+    /// the local (SQLite) state the embedded CLI works on. A configuration
+    /// whose state is a shared database (`[database]`) is refused, naming
+    /// the daemon: only `twofactord` connects to it.
     pub fn open(
         config: &service::Config,
         accounts: Arc<dyn Accounts>,
         passwords: Arc<dyn PasswordCheck>,
     ) -> Result<Self, host::StoreError> {
+        if config.database.is_some() {
+            return Err(host::StoreError::Config(
+                "this configuration keeps the two-factor state in a shared PostgreSQL \
+                 database ([database]); the embedded mode works only on a local state: \
+                 start twofactord and use it through its socket"
+                    .into(),
+            ));
+        }
         let store = service::open_store(&config.state_dir, config.init)?;
+        Ok(Self::with_store(config, store, accounts, passwords))
+    }
+
+    /// Opens the state a daemon node serves: the shared database of
+    /// `[database]` when there is one (changes other nodes commit reach
+    /// this node's subscribers as events), else as [`Api::open`].
+    pub fn open_node(
+        config: &service::Config,
+        accounts: Arc<dyn Accounts>,
+        passwords: Arc<dyn PasswordCheck>,
+    ) -> Result<Self, host::StoreError> {
+        let store = service::open_node_store(config)?;
+        let slot: Arc<std::sync::OnceLock<std::sync::Weak<Inner>>> = Arc::default();
+        let heard = slot.clone();
+        store.on_remote_change(Box::new(move |change| {
+            if let Some(inner) = heard.get().and_then(std::sync::Weak::upgrade) {
+                methods::announce(&Api { inner }, change);
+            }
+        }));
+        let api = Self::with_store(config, store, accounts, passwords);
+        let _ = slot.set(Arc::downgrade(&api.inner));
+        Ok(api)
+    }
+
+    fn with_store(
+        config: &service::Config,
+        store: Arc<dyn service::Store>,
+        accounts: Arc<dyn Accounts>,
+        passwords: Arc<dyn PasswordCheck>,
+    ) -> Self {
         let labels = service::Labels {
             issuer: config.issuer.clone(),
             product: config.product.clone(),
@@ -157,7 +197,7 @@ impl Api {
             login_attempts: config.limits.login_attempts,
             login_window: Duration::from_secs(config.limits.login_window_secs.into()),
         };
-        Ok(Self::new(twofactor, accounts, passwords, options))
+        Self::new(twofactor, accounts, passwords, options)
     }
 
     pub fn twofactor(&self) -> &TwoFactor {

@@ -46,6 +46,47 @@ struct File {
     audit: Option<AuditFile>,
     require_secret: Option<bool>,
     limits: Option<LimitsFile>,
+    database: Option<DatabaseFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DatabaseFile {
+    url: Option<String>,
+    password_file: Option<PathBuf>,
+    node: Option<String>,
+    pool_size: Option<u32>,
+    connect_timeout_ms: Option<u64>,
+    statement_timeout_ms: Option<u64>,
+}
+
+/// `[database]`: the state is kept in a PostgreSQL database shared by
+/// several nodes instead of the SQLite file in the state directory (which
+/// then holds only the key file, the same on every node).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Database {
+    /// `postgresql://user@host1,host2/db?target_session_attrs=read-write&sslmode=verify-full&sslrootcert=...`
+    pub url: String,
+    /// A file holding the password (first line), when the URL has none.
+    pub password_file: Option<PathBuf>,
+    /// This node's name in audit rows; default: the host name.
+    pub node: String,
+    pub pool_size: u32,
+    pub connect_timeout_ms: u64,
+    pub statement_timeout_ms: u64,
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Database")
+            .field("url", &store::redact_url(&self.url))
+            .field("password_file", &self.password_file)
+            .field("node", &self.node)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .finish()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -94,6 +135,8 @@ pub struct Config {
     pub init: bool,
     /// SPEC §11: connection, time and login-attempt limits (`[limits]`).
     pub limits: Limits,
+    /// The shared PostgreSQL state (`[database]`); `None`: SQLite.
+    pub database: Option<Database>,
 }
 
 impl Config {
@@ -114,6 +157,7 @@ impl Config {
             require_secret: false,
             init: false,
             limits: Limits::default(),
+            database: None,
         }
     }
 
@@ -216,6 +260,39 @@ impl Config {
         }
         if let Some(l) = file.limits {
             c.limits = l.resolve(path)?;
+        }
+        if let Some(d) = file.database {
+            let url = d
+                .url
+                .filter(|u| !u.is_empty())
+                .ok_or_else(|| invalid("database.url", "set in a [database] section"))?;
+            let node = match d.node {
+                Some(n) if n.is_empty() || n.contains('\n') => {
+                    return Err(invalid("database.node", "a non-empty one-line name"));
+                }
+                Some(n) => n,
+                None => crate::Labels::system_hostname(),
+            };
+            let pool_size = d.pool_size.unwrap_or(8);
+            if !(1..=1000).contains(&pool_size) {
+                return Err(invalid("database.pool_size", "between 1 and 1000"));
+            }
+            let connect_timeout_ms = d.connect_timeout_ms.unwrap_or(2000);
+            if connect_timeout_ms == 0 {
+                return Err(invalid("database.connect_timeout_ms", "at least 1"));
+            }
+            let statement_timeout_ms = d.statement_timeout_ms.unwrap_or(2000);
+            if statement_timeout_ms == 0 {
+                return Err(invalid("database.statement_timeout_ms", "at least 1"));
+            }
+            c.database = Some(Database {
+                url,
+                password_file: d.password_file,
+                node,
+                pool_size,
+                connect_timeout_ms,
+                statement_timeout_ms,
+            });
         }
         Ok(c)
     }

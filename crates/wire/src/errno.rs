@@ -7,6 +7,7 @@ pub struct Errno(pub i32);
 impl Errno {
     pub const EPERM: Errno = Errno(1);
     pub const ENOENT: Errno = Errno(2);
+    pub const EIO: Errno = Errno(5);
     pub const EACCES: Errno = Errno(13);
     pub const EFAULT: Errno = Errno(14);
     pub const EBUSY: Errno = Errno(16);
@@ -21,6 +22,7 @@ impl Errno {
         match self.0 {
             1 => "EPERM",
             2 => "ENOENT",
+            5 => "EIO",
             13 => "EACCES",
             14 => "EFAULT",
             16 => "EBUSY",
@@ -37,6 +39,7 @@ impl Errno {
         [
             Self::EPERM,
             Self::ENOENT,
+            Self::EIO,
             Self::EACCES,
             Self::EFAULT,
             Self::EBUSY,
