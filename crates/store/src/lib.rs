@@ -253,6 +253,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn on_remote_change(&self, listener: ChangeListener) {
         let _ = listener;
     }
+    /// Whether [`Store::read_summary`] and [`Store::read`] answer from
+    /// memory or a local file right now, never waiting on a network (a
+    /// host may then run them on its event loop).
+    fn reads_cached(&self) -> bool {
+        true
+    }
     /// Whether the store can currently serve (a shared database may be
     /// unreachable for a while).
     fn is_ready(&self) -> bool {

@@ -198,7 +198,9 @@ fn open_target(to: &StateLocation, key_file: &Path) -> Result<Opened> {
                 })?;
                 write_private(&target_key, &bytes)?;
             }
-            Ok(Opened::Sqlite(Box::new(SqliteStore::open(dir)?)))
+            // A key without its database is a new state here, on purpose.
+            let store = SqliteStore::open_with(dir, crate::StoreOptions { init: true })?;
+            Ok(Opened::Sqlite(Box::new(store)))
         }
         #[cfg(feature = "postgres")]
         StateLocation::Postgres(o) => {

@@ -3,6 +3,7 @@
 
 mod attack;
 mod cli;
+mod cluster;
 mod harness;
 mod hostile;
 mod login;
@@ -11,3 +12,6 @@ mod peruser;
 mod protocol;
 mod python;
 mod state;
+
+#[path = "../../../store/tests/pgcluster/mod.rs"]
+mod pgcluster;

@@ -94,6 +94,23 @@ pub(super) fn pg_error(e: &postgres::Error) -> StoreError {
     }
 }
 
+/// Runs a read off any async runtime's thread: the synchronous client
+/// drives its own small runtime, which must not be entered from a thread
+/// that runs an event loop. A host calls reads on its event loop only
+/// while they are cached ([`Store::reads_cached`]); a read that finds the
+/// cache dropped in between lands here. Transactions are only ever run
+/// from worker threads, where entering the client's runtime is allowed.
+fn off_runtime<R: Send>(f: impl FnOnce() -> Result<R> + Send) -> Result<R> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|s| {
+        s.spawn(f)
+            .join()
+            .unwrap_or_else(|_| Err(StoreError::database("a database call panicked")))
+    })
+}
+
 /// A column, without panicking on a type the schema does not have.
 pub(super) fn get<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<T> {
     row.try_get(i).pg()
@@ -362,12 +379,14 @@ impl PgStore {
         if let Some(rows) = self.shared.get() {
             return Ok(rows);
         }
-        let generation = self.shared.generation();
-        let mut conn = self.conn()?;
-        let Conn { client, stmts } = &mut *conn;
-        let rows = entry::load_rows(&mut Db { c: client, stmts })?;
-        self.shared.put(generation, rows.clone());
-        Ok(rows)
+        off_runtime(|| {
+            let generation = self.shared.generation();
+            let mut conn = self.conn()?;
+            let Conn { client, stmts } = &mut *conn;
+            let rows = entry::load_rows(&mut Db { c: client, stmts })?;
+            self.shared.put(generation, rows.clone());
+            Ok(rows)
+        })
     }
 
     /// Runs `f` on a pooled client (for moving a whole state).
@@ -572,6 +591,31 @@ impl Store for PgStore {
     }
 
     fn read_user(&self, username: &str) -> Result<UserView> {
+        off_runtime(|| self.read_user_here(username))
+    }
+
+    fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        off_runtime(|| {
+            let mut conn = self.conn()?;
+            audit::query(&mut conn.client, query)
+        })
+    }
+
+    fn on_remote_change(&self, listener: ChangeListener) {
+        self.shared.add_listener(listener);
+    }
+
+    fn is_ready(&self) -> bool {
+        self.shared.available.load(Ordering::Relaxed)
+    }
+
+    fn reads_cached(&self) -> bool {
+        self.shared.get().is_some()
+    }
+}
+
+impl PgStore {
+    fn read_user_here(&self, username: &str) -> Result<UserView> {
         let mut conn = self.conn()?;
         let Conn { client, stmts } = &mut *conn;
         let mut tx = client
@@ -588,18 +632,5 @@ impl Store for PgStore {
             secret,
             recovery_codes_left,
         })
-    }
-
-    fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
-        let mut conn = self.conn()?;
-        audit::query(&mut conn.client, query)
-    }
-
-    fn on_remote_change(&self, listener: ChangeListener) {
-        self.shared.add_listener(listener);
-    }
-
-    fn is_ready(&self) -> bool {
-        self.shared.available.load(Ordering::Relaxed)
     }
 }
