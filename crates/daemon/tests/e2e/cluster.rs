@@ -463,3 +463,273 @@ fn losing_the_database_fails_calls_with_eio_and_both_nodes_serve_again_after_it_
         "{log}"
     );
 }
+
+/// Waits (at most ten seconds) until `c` answers `auth.twofactor.config`.
+fn serves_within_10s(d: &Daemon, since: Instant) {
+    loop {
+        if let Ok(mut c) = Client::connect(&d.unix_url(), TIMEOUT)
+            && c.call("auth.twofactor.config", vec![]).is_ok()
+        {
+            return;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(10),
+            "a node does not serve 10 s after the failover; log:\n{}",
+            d.log()
+        );
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn after_failover_to_a_promoted_standby_both_nodes_serve_and_the_state_holds() {
+    if need("oathtool", oathtool()).is_none() {
+        return;
+    }
+    let primary = Cluster::start(&Setup::default());
+    let db = primary.fresh_db();
+    let standby = Cluster::start(&Setup {
+        standby_of: Some(&primary),
+        ..Setup::default()
+    });
+    let url = format!(
+        "postgresql://postgres@127.0.0.1:{},127.0.0.1:{}/{db}?target_session_attrs=read-write&sslmode=disable",
+        primary.port, standby.port
+    );
+    let fa = node(&url, "node-a", None, "");
+    let a = fa.start();
+    let fb = node(&url, "node-b", Some(&fa), "");
+    let b = fb.start();
+    let mut ra = a.root();
+    let secret = enable_ssh(&mut ra);
+    let code = totp(&secret, 6, 30, 0);
+    assert_eq!(
+        pam_check(&mut ra, "203.0.113.1", &code)["outcome"],
+        "accepted"
+    );
+    let wrong = wrong_code(&secret);
+    let mut rb = b.root();
+    for i in 0..5 {
+        let c = if i % 2 == 0 { &mut ra } else { &mut rb };
+        assert_eq!(pam_check(c, "203.0.113.9", &wrong)["outcome"], "wrong");
+    }
+    // Asynchronous replication: wait until the standby has replayed it all.
+    let lsn: String = primary
+        .admin()
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .expect("lsn")
+        .get(0);
+    let mut s = standby.admin();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !s
+        .query_one(
+            "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn",
+            &[&lsn],
+        )
+        .expect("replay lsn")
+        .get::<_, bool>(0)
+    {
+        assert!(Instant::now() < deadline, "the standby does not catch up");
+        std::thread::yield_now();
+    }
+    drop(s);
+    primary.stop_server();
+    standby.promote();
+    let promoted = Instant::now();
+    serves_within_10s(&a, promoted);
+    serves_within_10s(&b, promoted);
+    for d in [&a, &b] {
+        let mut c = d.root();
+        let cfg = c.call("auth.twofactor.config", vec![]).expect("config");
+        assert_eq!(cfg["secret"], secret.as_str(), "the secret is kept");
+        assert_eq!(
+            pam_check(&mut c, "203.0.113.2", &code)["outcome"],
+            "replayed",
+            "the replay step is kept"
+        );
+        assert_eq!(
+            pam_check(&mut c, "203.0.113.9", &totp(&secret, 6, 30, 0))["outcome"],
+            "locked_out",
+            "the lock-out is kept"
+        );
+    }
+}
+
+#[test]
+fn a_node_killed_under_load_leaves_the_other_serving_with_exact_replay_state() {
+    if need("oathtool", oathtool()).is_none() {
+        return;
+    }
+    let (_fa, a, _fb, b) = two_nodes();
+    let mut rb = b.root();
+    let secret = enable_ssh(&mut rb);
+    let code = totp(&secret, 6, 30, 0);
+    let barrier = Barrier::new(17);
+    let seen: Vec<String> = std::thread::scope(|s| {
+        let mut handles = Vec::new();
+        for i in 0..16 {
+            let (barrier, code, d) = (&barrier, &code, if i % 2 == 0 { &a } else { &b });
+            let mut c = d.root();
+            handles.push(s.spawn(move || {
+                barrier.wait();
+                let mut outcomes = Vec::new();
+                for round in 0..20 {
+                    match c.call(
+                        "auth.twofactor.pam_check",
+                        vec![
+                            json!("root"),
+                            json!("sshd"),
+                            json!(format!("198.51.100.{}", i * 20 + round + 1)),
+                            json!(code),
+                        ],
+                    ) {
+                        Ok(v) => outcomes.push(v["outcome"].as_str().unwrap_or("").to_owned()),
+                        // The killed node's connections end.
+                        Err(_) => break,
+                    }
+                }
+                outcomes
+            }));
+        }
+        barrier.wait();
+        a.kill9_in_place();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("checker"))
+            .collect()
+    });
+    let accepted = seen.iter().filter(|o| *o == "accepted").count();
+    assert!(accepted <= 1, "{seen:?}");
+    // b still serves, and the code is used up exactly once in all.
+    let out = pam_check(&mut rb, "192.0.2.77", &code)["outcome"].clone();
+    if accepted == 1 {
+        assert_ne!(out, "accepted", "accepted twice: {seen:?}");
+    }
+    assert_ne!(
+        pam_check(&mut rb, "192.0.2.78", &code)["outcome"],
+        "accepted"
+    );
+    rb.call("auth.twofactor.config", vec![]).expect("b serves");
+}
+
+/// A CA and a server certificate for 127.0.0.1, by the openssl tool.
+fn test_certs(dir: &Path, ca: &str) -> (String, String, String) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl (Debian package openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let key = format!("{ca}.key");
+    let crt = format!("{ca}.crt");
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &key,
+        "-out",
+        &crt,
+        "-days",
+        "2",
+        "-subj",
+        &format!("/CN={ca}"),
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .expect("ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        &crt,
+        "-CAkey",
+        &key,
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).expect("read");
+    (
+        read("server.crt"),
+        read("server.key"),
+        dir.join(&crt).display().to_string(),
+    )
+}
+
+#[test]
+fn tls_verify_full_connects_with_the_right_root_and_refuses_a_wrong_one_naming_why() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let (crt, key, ca) = test_certs(certs.path(), "right-ca");
+    let wrong_dir = tempfile::tempdir().expect("tempdir");
+    let (_, _, wrong_ca) = test_certs(wrong_dir.path(), "wrong-ca");
+    let cluster = Cluster::start(&Setup {
+        conf: &[
+            "ssl = on",
+            "ssl_cert_file = 'server.crt'",
+            "ssl_key_file = 'server.key'",
+        ],
+        files: &[("server.crt", &crt), ("server.key", &key)],
+        ..Setup::default()
+    });
+    let db = cluster.fresh_db();
+    let url = |root: &str| {
+        format!(
+            "postgresql://tf_tls@127.0.0.1:{}/{db}?sslmode=verify-full&sslrootcert={root}",
+            cluster.port
+        )
+    };
+    cluster
+        .admin()
+        .batch_execute("CREATE ROLE tf_tls LOGIN SUPERUSER")
+        .expect("role");
+    // The wrong root first: refused, naming the certificate; nothing written.
+    let f = node(&url(&wrong_ca), "node-a", None, "");
+    let out = start_failure(&f);
+    assert!(out.contains("certificate"), "{out}");
+    assert!(!f.state.join("secret.key").exists());
+    // The right root connects, over TLS (the role may only use hostssl).
+    let f = node(&url(&ca), "node-a", None, "");
+    let d = f.start();
+    d.root()
+        .call("auth.twofactor.config", vec![])
+        .expect("serves");
+    let n: i64 = cluster
+        .admin()
+        .query_one(
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+             WHERE a.usename = 'tf_tls' AND s.ssl",
+            &[],
+        )
+        .expect("pg_stat_ssl")
+        .get(0);
+    assert!(n > 0, "no TLS connection of the node");
+}
