@@ -896,6 +896,68 @@ pub fn store_is_send_sync_debug(make: Make<'_>) {
     assert!(shown.contains("redacted"), "{shown}");
 }
 
+/// Concurrent uses of one recovery code through two handles (two
+/// processes, or two nodes of one database): exactly one succeeds.
+pub fn concurrent_recovery_code_two_handles_one_winner(make: Make<'_>) {
+    const THREADS: usize = 8;
+    let loc = make();
+    let handles: [Arc<dyn Store>; 2] = [Arc::from(loc.open()), Arc::from(loc.open())];
+    for round in 0..5 {
+        let code = format!("rcode-{round:05}");
+        transact(&*handles[0], |tx| tx.put_recovery_codes("alice", &[&code])).unwrap();
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|i| {
+                let store = Arc::clone(&handles[i % 2]);
+                let barrier = Arc::clone(&barrier);
+                let code = code.clone();
+                thread::spawn(move || {
+                    barrier.wait();
+                    transact(&*store, |tx| tx.use_recovery_code("alice", &code)).unwrap()
+                })
+            })
+            .collect();
+        let wins: Vec<_> = threads
+            .into_iter()
+            .filter_map(|h| h.join().unwrap())
+            .collect();
+        assert_eq!(wins, vec![0], "round {round}");
+    }
+}
+
+/// Read-modify-writes of one failure counter from threads on two handles
+/// never lose a count (the counter is locked from its read to the commit).
+pub fn concurrent_failure_counts_are_all_kept(make: Make<'_>) {
+    const THREADS: usize = 8;
+    const EACH: u32 = 5;
+    let loc = make();
+    let handles: [Arc<dyn Store>; 2] = [Arc::from(loc.open()), Arc::from(loc.open())];
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|i| {
+            let store = Arc::clone(&handles[i % 2]);
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || {
+                barrier.wait();
+                for _ in 0..EACH {
+                    transact(&*store, |tx| {
+                        let mut st = tx.failures(SYSTEM_OWNER, "192.0.2.1")?;
+                        st.failures += 1;
+                        st.window_start_ms = 1;
+                        tx.put_failures(SYSTEM_OWNER, "192.0.2.1", &st, i64::MAX)
+                    })
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let st = transact(&*handles[1], |tx| tx.failures(SYSTEM_OWNER, "192.0.2.1")).unwrap();
+    assert_eq!(st.failures, THREADS as u32 * EACH);
+}
+
 // --------------------------------------------------------------- backends
 
 /// Instantiates every case as a `#[test]` against one backend.
@@ -930,6 +992,8 @@ macro_rules! backend {
                 pending_secret_round_trip,
                 recovery_codes_work_once_per_account,
                 clear_secret_removes_roots_secret,
+                concurrent_recovery_code_two_handles_one_winner,
+                concurrent_failure_counts_are_all_kept,
             );
         }
     };

@@ -121,7 +121,17 @@ impl Cluster {
                 let out = as_owner("pg_basebackup")
                     .arg("-D")
                     .arg(&data)
-                    .args(["-R", "-c", "fast", "-X", "stream", "-h", "127.0.0.1", "-U", "postgres"])
+                    .args([
+                        "-R",
+                        "-c",
+                        "fast",
+                        "-X",
+                        "stream",
+                        "-h",
+                        "127.0.0.1",
+                        "-U",
+                        "postgres",
+                    ])
                     .arg("-p")
                     .arg(primary.port.to_string())
                     .output()
