@@ -418,3 +418,29 @@ impl Api {
                 .is_some_and(|g| account.group_names.iter().any(|n| n == g))
     }
 }
+
+#[cfg(test)]
+mod shared_state_tests {
+    use super::*;
+
+    /// The embedded mode never opens a shared database: it says to use the
+    /// daemon, and creates nothing in the state directory.
+    #[test]
+    fn the_embedded_api_refuses_a_shared_database_naming_the_daemon() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = service::Config::parse(
+            "[database]\nurl = \"postgresql://tf@127.0.0.1:1/tf\"\n",
+            "t.toml",
+        )
+        .expect("config");
+        config.state_dir = dir.path().join("state");
+        let err = Api::open(
+            &config,
+            Arc::new(service::NoAccounts),
+            Arc::new(service::NoAccounts),
+        )
+        .expect_err("refused");
+        assert!(err.to_string().contains("start twofactord"), "{err}");
+        assert!(!config.state_dir.exists());
+    }
+}
