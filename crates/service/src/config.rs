@@ -566,20 +566,37 @@ mod tests {
         .unwrap();
         let db = c.database.clone().unwrap();
         assert_eq!(
-            (db.node.as_str(), db.pool_size, db.connect_timeout_ms, db.statement_timeout_ms),
+            (
+                db.node.as_str(),
+                db.pool_size,
+                db.connect_timeout_ms,
+                db.statement_timeout_ms
+            ),
             ("nas-a", 8, 2000, 2000)
         );
         let shown = format!("{c:?}");
-        assert!(!shown.contains("s3cret") && shown.contains("tf:***@db1,db2"), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("tf:***@db1,db2"),
+            "{shown}"
+        );
         for (text, key) in [
             ("[database]\nnode = \"a\"\n", "database.url"),
-            ("[database]\nurl = \"postgresql://x/y\"\npool_size = 0\n", "database.pool_size"),
+            (
+                "[database]\nurl = \"postgresql://x/y\"\npool_size = 0\n",
+                "database.pool_size",
+            ),
             (
                 "[database]\nurl = \"postgresql://x/y\"\nstatement_timeout_ms = 0\n",
                 "database.statement_timeout_ms",
             ),
-            ("[database]\nurl = \"postgresql://x/y\"\nnode = \"\"\n", "database.node"),
-            ("[database]\nurl = \"postgresql://x/y\"\nhost = \"x\"\n", "host"),
+            (
+                "[database]\nurl = \"postgresql://x/y\"\nnode = \"\"\n",
+                "database.node",
+            ),
+            (
+                "[database]\nurl = \"postgresql://x/y\"\nhost = \"x\"\n",
+                "host",
+            ),
         ] {
             let err = Config::parse(text, "t.toml").unwrap_err().to_string();
             assert!(err.contains(key), "{text}: {err}");

@@ -214,3 +214,43 @@ pub(super) fn spawn_listener(
         })
         .map(|_| ())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notifications_carry_names_only_and_other_nodes_changes_reach_listeners() {
+        assert_eq!(payload("nas-a", &Change::Entry), "nas-a\nentry");
+        let user = Change::User {
+            username: "alice".into(),
+        };
+        assert_eq!(payload("nas-a", &user), "nas-a\nuser\nalice");
+        let shared = Shared::default();
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let sink = heard.clone();
+        shared.add_listener(Box::new(move |c| {
+            sink.lock().expect("lock").push(c.clone());
+        }));
+        shared.set_listening(true);
+        let g = shared.generation();
+        shared.put(g, (Settings::default(), None));
+        assert!(shared.get().is_some());
+        // Our own change drops the cache but is not told again.
+        shared.heard("nas-a", &payload("nas-a", &Change::Entry));
+        assert!(shared.get().is_none());
+        // Another node's changes are told.
+        shared.heard("nas-a", &payload("nas-b", &user));
+        shared.heard("nas-a", &payload("nas-b", &Change::Entry));
+        assert_eq!(*heard.lock().expect("lock"), vec![user, Change::Entry]);
+        // Rows read before a change are not kept; nor while not listening.
+        let g = shared.generation();
+        shared.invalidate();
+        shared.put(g, (Settings::default(), None));
+        assert!(shared.get().is_none());
+        shared.set_listening(false);
+        let g = shared.generation();
+        shared.put(g, (Settings::default(), None));
+        assert!(shared.get().is_none());
+    }
+}
