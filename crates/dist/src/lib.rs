@@ -143,7 +143,14 @@ mod tests {
         let fish = c("fish", "tfa.fish");
         assert!(fish.contains("complete -c tfa -s m -l mode"), "{fish}");
         let fish = c("fish", "twofactord.fish");
-        assert!(fish.contains("complete -c twofactord -l socket"), "{fish}");
+        // With the `migrate` subcommand, the daemon's own options are
+        // offered where no subcommand is given yet.
+        assert!(
+            fish.lines()
+                .any(|l| l.starts_with("complete -c twofactord") && l.contains("-l socket")),
+            "{fish}"
+        );
+        assert!(fish.contains("migrate"), "{fish}");
         assert!(c("bash", "twofactord").contains("--listen"));
         assert!(c("zsh", "_twofactord").starts_with("#compdef twofactord"));
     }
