@@ -92,6 +92,20 @@ pub(super) fn failures(
     read_state(row)
 }
 
+/// [`failures`] without the lock, for a check that counts nothing.
+pub(super) fn peek_failures(
+    db: &mut Db<'_, impl GenericClient>,
+    owner: &str,
+    origin: &str,
+) -> Result<LimiterState> {
+    let row = db.opt(
+        "SELECT failures, window_start_ms, locked_until_ms, lockouts
+         FROM otp_failures WHERE owner = $1 AND origin = $2",
+        &[&owner, &origin],
+    )?;
+    read_state(row)
+}
+
 pub(super) fn put_failures(
     db: &mut Db<'_, impl GenericClient>,
     owner: &str,
@@ -99,6 +113,8 @@ pub(super) fn put_failures(
     state: &LimiterState,
     expires_at_ms: i64,
 ) -> Result<()> {
+    // Already held after `failures`; taken here after `peek_failures`.
+    lock_key(db, "failures", &[owner, origin])?;
     if *state == LimiterState::default() {
         db.exec(
             "DELETE FROM otp_failures WHERE owner = $1 AND origin = $2",

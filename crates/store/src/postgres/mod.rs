@@ -464,6 +464,10 @@ impl Tx for PgTx<'_, '_> {
         checks::failures(&mut self.db(), owner, origin)
     }
 
+    fn peek_failures(&mut self, owner: &str, origin: &str) -> Result<LimiterState> {
+        checks::peek_failures(&mut self.db(), owner, origin)
+    }
+
     fn put_failures(
         &mut self,
         owner: &str,
