@@ -12,8 +12,8 @@
 use std::path::PathBuf;
 
 pub use service::{
-    Account, Accounts, Config, DEFAULT_CONFIG_PATH, DbErrorKind, Labels, Limits, Listen,
-    NoAccounts, Origin, PasswordCheck, StoreError, current_uid, user_data_dir,
+    Account, Accounts, Config, DEFAULT_CONFIG_PATH, DbErrorKind, Labels, Limits, ListedAccount,
+    Listen, NoAccounts, Origin, PasswordCheck, StoreError, TlsFiles, current_uid, user_data_dir,
 };
 /// Moving a state between engines (`twofactord migrate`).
 pub use service::{MigrateReport, migrate_state};

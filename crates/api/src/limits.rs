@@ -1,11 +1,11 @@
 //! SPEC §11 in the API layer: unauthenticated login attempts limited per
 //! address and method (TrueNAS 24.10+: 20 per 60 s, then `Rate Limit
-//! Exceeded`, EBUSY), and a bound on the audit rows failed logins write, so
-//! a flood cannot fill the single SQLite writer.
+//! Exceeded`, EBUSY). The audit rows failed logins write are bounded by the
+//! service's aggregation of repeated records.
 //!
 //! Both read the injected clock (milliseconds), so tests move time by hand.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 /// Addresses remembered at once; when full, unknown addresses are refused
 /// (fail closed) until entries expire.
@@ -55,54 +55,6 @@ impl LoginLimiter {
     }
 }
 
-/// Failed-login audit rows written per second at most; the rest are
-/// counted and written as one summary row when the next one is written.
-pub(crate) const FAILED_LOGIN_AUDITS_PER_SEC: u32 = 10;
-/// Addresses named in one summary; the others are summed under `other`.
-const MAX_SUMMARY_ADDRESSES: usize = 64;
-
-/// What to write for one failed login.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum AuditDecision {
-    /// Write the row; before it, a summary of the rows suppressed since the
-    /// last one (address → count), if any.
-    Write(Option<BTreeMap<String, u64>>),
-    /// Counted only.
-    Suppress,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct FailedLoginAudit {
-    second: i64,
-    written: u32,
-    suppressed: BTreeMap<String, u64>,
-}
-
-impl FailedLoginAudit {
-    pub(crate) fn decide(&mut self, address: &str, now_ms: i64) -> AuditDecision {
-        let second = now_ms.div_euclid(1000);
-        if second != self.second {
-            self.second = second;
-            self.written = 0;
-        }
-        if self.written < FAILED_LOGIN_AUDITS_PER_SEC {
-            self.written += 1;
-            let summary =
-                (!self.suppressed.is_empty()).then(|| std::mem::take(&mut self.suppressed));
-            return AuditDecision::Write(summary);
-        }
-        let key = if self.suppressed.len() < MAX_SUMMARY_ADDRESSES
-            || self.suppressed.contains_key(address)
-        {
-            address.to_owned()
-        } else {
-            "other".to_owned()
-        };
-        *self.suppressed.entry(key).or_default() += 1;
-        AuditDecision::Suppress
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,26 +73,5 @@ mod tests {
         // The oldest attempt leaves the window: one more is allowed.
         assert!(l.admit("10.0.0.1", "auth.login_ex", t0 + 60_000, 20, 60_000));
         assert!(!l.admit("10.0.0.1", "auth.login_ex", t0 + 60_000, 20, 60_000));
-    }
-
-    #[test]
-    fn failed_login_audits_are_bounded_and_summarised() {
-        let mut a = FailedLoginAudit::default();
-        let t = 5_000;
-        for _ in 0..FAILED_LOGIN_AUDITS_PER_SEC {
-            assert!(matches!(a.decide("a", t), AuditDecision::Write(None)));
-        }
-        for _ in 0..7 {
-            assert_eq!(a.decide("a", t + 10), AuditDecision::Suppress);
-        }
-        assert_eq!(a.decide("b", t + 20), AuditDecision::Suppress);
-        let AuditDecision::Write(Some(summary)) = a.decide("a", t + 1000) else {
-            panic!("the next second writes, with the summary");
-        };
-        assert_eq!(summary, BTreeMap::from([("a".into(), 7), ("b".into(), 1)]));
-        assert!(matches!(
-            a.decide("a", t + 1001),
-            AuditDecision::Write(None)
-        ));
     }
 }

@@ -25,15 +25,50 @@ pub(crate) struct PendingLogin {
     /// cannot exceed the limit).
     pub wrong_codes: u8,
     pub user_info: bool,
+    /// The code asked for is root's (`legacy_shared_code`), not the
+    /// account's own.
+    pub legacy_shared_code: bool,
+}
+
+/// Proof, on this connection, of a current code (or recovery code) of an
+/// account's own secret: what lets a caller who is not an administrator
+/// read, replace or remove that secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StepUp {
+    pub name: String,
+    pub uid: u32,
+    /// When a `user.verify_twofactor_token` proved it (it lasts
+    /// [`STEP_UP_TTL_MS`]); `None` for a login that took the code (it
+    /// lasts as long as that login).
+    pub at_ms: Option<i64>,
+}
+
+/// How long a code proved by `user.verify_twofactor_token` lets the
+/// caller manage the account's secret.
+pub(crate) const STEP_UP_TTL_MS: i64 = 5 * 60 * 1000;
+
+impl StepUp {
+    /// Whether this proof covers the account `name`/`uid` at `now_ms`.
+    pub fn covers(&self, name: &str, uid: u32, now_ms: i64) -> bool {
+        self.name == name
+            && self.uid == uid
+            && self
+                .at_ms
+                .is_none_or(|at| now_ms >= at && now_ms - at < STEP_UP_TTL_MS)
+    }
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub user: Option<Authenticated>,
     pub pending: Option<PendingLogin>,
+    pub step_up: Option<StepUp>,
     pub subscriptions: BTreeMap<String, String>,
     pub next_subscription: u64,
     pub next_login: u64,
+    /// Session tokens this session made or logged in with: they end when
+    /// it logs out.
+    pub tokens: Vec<u64>,
 }
 
 /// One connection's session.

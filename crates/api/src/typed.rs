@@ -507,7 +507,7 @@ mod tests {
             problems("auth.login_ex", json!([{"mechanism": "API_KEY_PLAIN"}])),
             vec![p(
                 "auth_login_ex.mechanism",
-                "Input should be 'PASSWORD_PLAIN' or 'OTP_TOKEN'"
+                "Input should be 'PASSWORD_PLAIN', 'OTP_TOKEN' or 'TOKEN_PLAIN'"
             )]
         );
         assert_eq!(

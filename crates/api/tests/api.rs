@@ -347,8 +347,11 @@ fn introspection_describes_the_cli_tree_from_the_same_schemas() {
             "auth.twofactor.config",
             "auth.twofactor.update",
             "auth.twofactor.provisioning_uri",
+            "auth.twofactor.provisioning_qr",
             "auth.twofactor.renew_secret",
-            "auth.twofactor.verify"
+            "auth.twofactor.verify",
+            "auth.twofactor.legacy_shared_code",
+            "auth.twofactor.end_legacy_shared_code"
         ]
     );
     let update = &methods["auth.twofactor.update"];
@@ -816,11 +819,15 @@ fn introspection_takes_truenas_target() {
             "auth.twofactor.provisioning_uri",
             "auth.twofactor.renew_secret",
             "auth.twofactor.verify",
+            "auth.twofactor.legacy_shared_code",
+            "auth.twofactor.end_legacy_shared_code",
             "audit.query",
+            "system.twofactor_status",
             "user.query",
             "user.get_user_obj",
             "user.renew_2fa_secret",
             "user.unset_2fa_secret",
+            "user.clear_2fa_lockout",
             "user.provisioning_uri",
             "user.twofactor_config",
             "user.verify_twofactor_token",
@@ -962,4 +969,50 @@ fn describe_method_is_one_entry_of_get_methods() {
     )
     .unwrap_err();
     assert_eq!(err["data"]["errname"], "ENOTAUTHENTICATED");
+}
+
+/// Repeated wrong codes from one origin for one account are kept as a few
+/// rows; `audit.query` shows how many each stands for (`count`), next to
+/// the fields every row has.
+#[test]
+fn audit_query_shows_the_count_of_an_aggregated_row() {
+    let fx = fx();
+    let s = root(&fx.api);
+    rpc(
+        &fx.api,
+        &s,
+        "auth.twofactor.update",
+        json!([{"enabled": true, "services": {"ssh": true}}]),
+    )
+    .unwrap();
+    rpc(&fx.api, &s, "user.renew_2fa_secret", json!(["alice"])).unwrap();
+    for _ in 0..40 {
+        // Not a code at all: wrong for any secret.
+        rpc(
+            &fx.api,
+            &s,
+            "auth.twofactor.pam_check",
+            json!(["alice", "sshd", "192.0.2.7", "x"]),
+        )
+        .unwrap();
+    }
+    let audit = rpc(
+        &fx.api,
+        &s,
+        "audit.query",
+        json!([{"event": "otp.check", "limit": 100}]),
+    )
+    .unwrap();
+    let rows = audit.as_array().unwrap();
+    let counts: Vec<u64> = rows.iter().map(|r| r["count"].as_u64().unwrap()).collect();
+    assert_eq!(counts.iter().sum::<u64>(), 40, "{counts:?}");
+    assert!(rows.len() < 20, "{} rows", rows.len());
+    assert!(counts.iter().any(|&n| n > 1), "{counts:?}");
+    for r in rows {
+        for field in [
+            "id", "time", "event", "outcome", "user", "origin", "service", "detail",
+        ] {
+            assert!(r.get(field).is_some(), "{field} missing in {r}");
+        }
+    }
 }

@@ -280,3 +280,38 @@ fn a_new_login_ends_subscriptions_and_events_carry_no_secret() {
         .unwrap();
     assert!(!s2.is_subscribed("auth.twofactor"));
 }
+
+/// Every loopback address is one origin for the login limit, and an IPv6
+/// address counts by its /64: varying the address within either does not
+/// buy more attempts; another /64 has its own.
+#[test]
+fn login_attempts_count_loopback_as_one_and_ipv6_by_64() {
+    let fx = fx(Duration::ZERO);
+    let at = |addr: &str| {
+        Session::anonymous(Origin::Tcp {
+            addr: addr.parse().unwrap(),
+            port: 40000,
+        })
+    };
+    for i in 0..20 {
+        let s = at(&format!("127.0.{i}.{}", i + 1));
+        assert_eq!(
+            login(&fx.api, &s, "ghost", "wrong").unwrap()["response_type"],
+            "AUTH_ERR"
+        );
+    }
+    for other in ["127.9.9.9", "::1", "::ffff:127.0.0.200"] {
+        let err = login(&fx.api, &at(other), "admin", "adminpw").unwrap_err();
+        assert_eq!(err["data"]["errname"], "EBUSY", "{other}");
+    }
+    for i in 0..20 {
+        let s = at(&format!("2001:db8:1:2::{:x}", i + 1));
+        login(&fx.api, &s, "ghost", "wrong").unwrap();
+    }
+    let err = login(&fx.api, &at("2001:db8:1:2:ffff::1"), "admin", "adminpw").unwrap_err();
+    assert_eq!(err["data"]["errname"], "EBUSY");
+    assert_eq!(
+        login(&fx.api, &at("2001:db8:1:3::1"), "admin", "adminpw").unwrap()["response_type"],
+        "SUCCESS"
+    );
+}

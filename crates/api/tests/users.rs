@@ -205,17 +205,54 @@ fn a_user_on_the_socket_manages_their_own_and_nobody_elses() {
         r#"["provisioning_uri","secret_configured","interval","otp_digits","recovery_codes_left"]"#
     );
 
-    // Not bob's: every method, TrueNAS's EPERM message.
-    for (method, params) in [
-        ("user.provisioning_uri", json!(["bob"])),
-        ("user.twofactor_config", json!(["bob"])),
-        ("user.renew_2fa_secret", json!(["bob"])),
-        ("user.unset_2fa_secret", json!(["bob"])),
-        ("user.verify_twofactor_token", json!(["bob", "123456"])),
-        ("user.twofactor_enroll", json!(["bob"])),
-        ("user.twofactor_enroll_confirm", json!(["bob", "123456"])),
-        ("user.generate_2fa_recovery_codes", json!(["bob"])),
-        ("user.twofactor_config", json!(["nosuchuser"])),
+    // Not bob's: every method, TrueNAS's EPERM message naming the action
+    // asked (renewing in TrueNAS's own words).
+    for (method, params, action) in [
+        (
+            "user.provisioning_uri",
+            json!(["bob"]),
+            "read the provisioning URI of",
+        ),
+        (
+            "user.twofactor_config",
+            json!(["bob"]),
+            "read the two-factor settings of",
+        ),
+        (
+            "user.renew_2fa_secret",
+            json!(["bob"]),
+            "renew two-factor authentication for",
+        ),
+        (
+            "user.unset_2fa_secret",
+            json!(["bob"]),
+            "unset the two-factor secret of",
+        ),
+        (
+            "user.verify_twofactor_token",
+            json!(["bob", "123456"]),
+            "check codes of",
+        ),
+        (
+            "user.twofactor_enroll",
+            json!(["bob"]),
+            "enrol a two-factor secret for",
+        ),
+        (
+            "user.twofactor_enroll_confirm",
+            json!(["bob", "123456"]),
+            "confirm the enrolment of",
+        ),
+        (
+            "user.generate_2fa_recovery_codes",
+            json!(["bob"]),
+            "make recovery codes for",
+        ),
+        (
+            "user.twofactor_config",
+            json!(["nosuchuser"]),
+            "read the two-factor settings of",
+        ),
     ] {
         let err = rpc(&fx.api, &alice, method, params.clone()).unwrap_err();
         let who = params[0].as_str().unwrap();
@@ -223,7 +260,7 @@ fn a_user_on_the_socket_manages_their_own_and_nobody_elses() {
         assert_eq!(
             reason(&err),
             format!(
-                "[EPERM] {who}: currently authenticated credential may not renew two-factor authentication for this user."
+                "[EPERM] {who}: currently authenticated credential may not {action} this user."
             ),
             "{method}"
         );
@@ -619,4 +656,196 @@ fn get_user_obj_finds_an_account_by_name_or_uid() {
     )
     .unwrap_err();
     assert_eq!(reason(&err), "[EACCES] Not authorized");
+}
+
+/// An administrator ends an account's lock-out without replacing its
+/// secret; the account itself (or anyone else) may not; it is audited and
+/// announced as a change of the `user` collection.
+#[test]
+fn an_administrator_clears_a_lock_out_and_keeps_the_secret() {
+    let fx = fx();
+    enable(&fx);
+    let uri = renew(&fx, "alice");
+    let pam = |token: &str| {
+        root_call(
+            &fx,
+            "auth.twofactor.pam_check",
+            json!(["alice", "sshd", "198.51.100.4", token]),
+        )["outcome"]
+            .clone()
+    };
+    let wrong = other_than(&code_of(&fx, &uri));
+    for _ in 0..5 {
+        assert_eq!(pam(&wrong), "wrong");
+    }
+    assert_eq!(pam(&code_of(&fx, &uri)), "locked_out");
+
+    for uid in [1001, 1002] {
+        let s = fx.api.unix_session(uid, Some(5));
+        let err = rpc(&fx.api, &s, "user.clear_2fa_lockout", json!(["alice"])).unwrap_err();
+        assert_eq!(
+            reason(&err),
+            "[EPERM] alice: currently authenticated credential may not clear the two-factor \
+             lock-out of this user.",
+            "uid {uid}"
+        );
+    }
+    assert_eq!(pam(&code_of(&fx, &uri)), "locked_out", "nothing cleared");
+    let before = fx.events.lock().unwrap().len();
+
+    assert_eq!(
+        root_call(&fx, "user.clear_2fa_lockout", json!(["alice"])),
+        json!(true)
+    );
+    let events = fx.events.lock().unwrap()[before..].to_vec();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["collection"] == "user" && e["id"] == 1001 && e["msg"] == "changed"),
+        "{events:?}"
+    );
+    let audit = root_call(
+        &fx,
+        "audit.query",
+        json!([{"event": "user.clear_2fa_lockout"}]),
+    );
+    assert_eq!(audit[0]["detail"]["account"], "alice", "{audit}");
+    assert_eq!(audit[0]["user"], "root");
+    // The same secret works at once.
+    assert_eq!(pam(&code_of(&fx, &uri)), "accepted");
+    assert_eq!(
+        root_call(&fx, "user.provisioning_uri", json!(["alice"])),
+        json!(uri)
+    );
+    // Nothing left to clear.
+    assert_eq!(
+        root_call(&fx, "user.clear_2fa_lockout", json!(["alice"])),
+        json!(false)
+    );
+    let err = root_error(&fx, "user.clear_2fa_lockout", json!(["ghost"]));
+    assert_eq!(err["data"]["errname"], "ENOENT");
+}
+
+/// A name given in a request is echoed in an error text as at most a
+/// bounded prefix: a 10,000-character name does not come back whole.
+#[test]
+fn error_texts_echo_a_bounded_prefix_of_a_given_name() {
+    let fx = fx();
+    let long = format!("{}{}", "n".repeat(64), "Z".repeat(10_000));
+    let prefix = format!("{}…", "n".repeat(64));
+    let alice = fx.api.unix_session(1001, Some(5));
+    for (session, method) in [
+        (root(&fx), "user.twofactor_config"),
+        (alice, "user.twofactor_config"),
+        (root(&fx), "user.clear_2fa_lockout"),
+    ] {
+        let err = rpc(&fx.api, &session, method, json!([long])).unwrap_err();
+        let text = reason(&err);
+        assert!(text.contains(&prefix), "{method}: {text}");
+        assert!(!text.contains('Z'), "{method}: the name came back whole");
+        assert!(text.len() < 300, "{method}: {} bytes", text.len());
+    }
+    let err = rpc(
+        &fx.api,
+        &root(&fx),
+        "user.get_user_obj",
+        json!([{"username": long}]),
+    )
+    .unwrap_err();
+    assert!(reason(&err).contains(&prefix), "{err}");
+}
+
+/// `user.query` answers exactly what listing every account and then
+/// filtering, sorting and cutting gives (the way it was computed before
+/// filters were looked up directly and limits applied while listing), for
+/// every combination of these filters and options.
+#[test]
+fn user_query_answers_as_listing_everything_would() {
+    let fx = fx();
+    enable(&fx);
+    renew(&fx, "bob");
+    // A system account holding a secret is listed too.
+    renew(&fx, "daemon");
+    let holders = ["root", "bob", "daemon"];
+    // The reference: every listed account, filtered, sorted, cut.
+    let oracle = |filters: &Value, options: &Value| -> Value {
+        let mut rows: Vec<Value> = TABLE
+            .iter()
+            .filter(|(n, u)| *u == 0 || *u >= 1000 || holders.contains(n))
+            .map(|(n, u)| {
+                json!({"id": u, "uid": u, "username": n, "full_name": format!("{n} person"),
+                       "builtin": *u != 0 && *u < 1000,
+                       "twofactor_auth_configured": holders.contains(n)})
+            })
+            .collect();
+        rows.sort_by(|a, b| a["username"].as_str().cmp(&b["username"].as_str()));
+        rows.retain(|r| {
+            filters.as_array().unwrap().iter().all(|f| {
+                let (field, op, want) = (f[0].as_str().unwrap(), f[1].as_str().unwrap(), &f[2]);
+                let got = &r[field];
+                match op {
+                    "=" => got == want,
+                    "!=" => got != want,
+                    "in" => want.as_array().unwrap().contains(got),
+                    "^" => got
+                        .as_str()
+                        .zip(want.as_str())
+                        .is_some_and(|(g, w)| g.starts_with(w)),
+                    _ => unreachable!(),
+                }
+            })
+        });
+        for key in options["order_by"].as_array().into_iter().flatten().rev() {
+            let key = key.as_str().unwrap();
+            let (key, desc) = key.strip_prefix('-').map_or((key, false), |k| (k, true));
+            rows.sort_by(|a, b| {
+                let o = match (&a[key], &b[key]) {
+                    (Value::Number(x), Value::Number(y)) => {
+                        x.as_f64().partial_cmp(&y.as_f64()).unwrap()
+                    }
+                    (Value::String(x), Value::String(y)) => x.cmp(y),
+                    (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
+                    _ => std::cmp::Ordering::Equal,
+                };
+                if desc { o.reverse() } else { o }
+            });
+        }
+        let offset = options["offset"].as_u64().unwrap_or(0) as usize;
+        let mut rows: Vec<Value> = rows.into_iter().skip(offset).collect();
+        if let Some(limit) = options["limit"].as_u64().filter(|l| *l > 0) {
+            rows.truncate(limit as usize);
+        }
+        Value::Array(rows)
+    };
+    let filters = [
+        json!([]),
+        json!([["username", "=", "alice"]]),
+        json!([["username", "=", "daemon"]]),
+        json!([["username", "=", "nobody"]]),
+        json!([["username", "=", 7]]),
+        json!([["username", "in", ["bob", "root", "zed", "daemon"]]]),
+        json!([["username", "in", ["bob"]], ["uid", "=", 1001]]),
+        json!([["uid", "=", 1002]]),
+        json!([["uid", "=", 1]]),
+        json!([["uid", "in", [0, 1000, 4242]]]),
+        json!([["uid", "=", "1001"]]),
+        json!([["username", "^", "a"]]),
+        json!([["username", "!=", "root"], ["builtin", "=", false]]),
+        json!([["twofactor_auth_configured", "=", true]]),
+    ];
+    let options = [
+        json!({}),
+        json!({"limit": 1}),
+        json!({"limit": 2, "offset": 1}),
+        json!({"offset": 3}),
+        json!({"offset": 10, "limit": 2}),
+        json!({"order_by": ["-uid"], "limit": 2}),
+        json!({"order_by": ["twofactor_auth_configured", "-username"], "offset": 1}),
+    ];
+    for f in &filters {
+        for o in &options {
+            let got = rpc(&fx.api, &root(&fx), "user.query", json!([f, o])).unwrap();
+            assert_eq!(got, oracle(f, o), "filters {f} options {o}");
+        }
+    }
 }

@@ -258,16 +258,37 @@ fn object_invocation(object: &Value, args: Vec<Arg>) -> Result<Invocation, CliEr
     })
 }
 
+/// The name of the argument that takes a code from an authenticator app.
+pub const CODE_ARGUMENT: &str = "token";
+
+/// Digits only: one group of a code as apps show it.
+fn is_code_group(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Several parameters: positional words fill them in order, names pick them.
 fn positional_invocation(accepts: &[Value], args: Vec<Arg>) -> Result<Invocation, CliError> {
     let valid: Vec<&str> = accepts.iter().filter_map(schema::name).collect();
     let mut slots: Vec<Option<Value>> = vec![None; accepts.len()];
     let mut next = 0;
+    let mut last_positional = None;
     for arg in args {
         match arg {
             Arg::Positional(text) => {
                 while slots.get(next).is_some_and(Option::is_some) {
                     next += 1;
+                }
+                // A code typed as apps show it, in groups (`verify 447 862`):
+                // the groups are one code.
+                if next >= accepts.len()
+                    && let Some(Some(Value::String(code))) =
+                        last_positional.and_then(|i: usize| slots.get_mut(i))
+                    && is_code_group(code)
+                    && is_code_group(&text)
+                {
+                    code.push(' ');
+                    code.push_str(&text);
+                    continue;
                 }
                 let Some(schema) = accepts.get(next) else {
                     return Err(CliError::usage(format!(
@@ -276,6 +297,7 @@ fn positional_invocation(accepts: &[Value], args: Vec<Arg>) -> Result<Invocation
                     )));
                 };
                 slots[next] = Some(syntax::value_for(&text, Some(schema)));
+                last_positional = (schema::name(schema) == Some(CODE_ARGUMENT)).then_some(next);
                 next += 1;
             }
             Arg::Named(name, text) => {
@@ -409,7 +431,8 @@ mod tests {
     #[test]
     fn usage_errors() {
         for (cmd, line) in [
-            ("verify", "1 2"),
+            ("verify", "1 x"),
+            ("verify", "token=1 2"),
             ("verify", "token=1 token=2"),
             ("verify", "tokn=1 x=2"),
             ("verify", "token="),
@@ -422,6 +445,11 @@ mod tests {
             let err = run(cmd, line).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{cmd} {line}: {err}");
         }
+        // The groups of a code as an app shows it are one code.
+        assert_eq!(
+            run("verify", "447 862").unwrap().params,
+            vec![json!("447 862")]
+        );
         let err = run("verify", "tokn=1").unwrap_err().to_string();
         assert_eq!(err, "Unknown argument `tokn`: did you mean `token`?");
     }

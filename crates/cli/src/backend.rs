@@ -54,6 +54,11 @@ pub trait Backend {
     /// The short host name of the system the calls run on (for the prompt).
     fn hostname(&self) -> String;
 
+    /// The daemon's URL, when the calls go to one (for `status`).
+    fn location(&self) -> Option<String> {
+        None
+    }
+
     /// `core.get_methods(service, "CLI")`, and whether the descriptions are
     /// complete. When describing is the cost (the API in-process) only the
     /// names may be given, each with an empty description, and
@@ -140,20 +145,41 @@ impl Backend for Embedded {
     }
 }
 
+/// The API in-process on a throw-away state, for what needs only its
+/// description (completion, the manual): never a user's state, never a
+/// prompt. The directory is removed when the returned guard is dropped
+/// (keep it as long as the backend).
+pub fn description_only() -> Result<(Box<dyn Backend>, tempfile::TempDir), CliError> {
+    let dir = tempfile::Builder::new()
+        .prefix(".tfa-describe-")
+        .tempdir()
+        .map_err(|e| CliError::failed(format!("cannot make a temporary directory: {e}")))?;
+    let mut config = api::host::Config::defaults();
+    config.state_dir = dir.path().join("state");
+    let backend = Embedded::open(&config)?;
+    Ok((Box::new(backend), dir))
+}
+
 /// A connection to the daemon.
 #[derive(Debug)]
 pub struct Remote {
     client: client::Client,
     host: String,
+    url: String,
 }
 
 impl Remote {
     pub fn connect(url: &str, timeout: Duration) -> Result<Self, CliError> {
         let client = client::Client::connect(url, timeout).map_err(CliError::failed)?;
-        Ok(Self {
+        Ok(Self::with(client, url))
+    }
+
+    fn with(client: client::Client, url: &str) -> Self {
+        Self {
             client,
             host: host_of(url),
-        })
+            url: url.to_owned(),
+        }
     }
 }
 
@@ -176,6 +202,10 @@ impl Backend for Remote {
 
     fn hostname(&self) -> String {
         self.host.clone()
+    }
+
+    fn location(&self) -> Option<String> {
+        Some(self.url.clone())
     }
 
     /// `core.describe_method`: one method's description, not the whole
@@ -317,6 +347,37 @@ fn is_socket(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.file_type().is_socket())
 }
 
+/// The embedded mode without `--state-dir`: root is told which state it
+/// works on (once, on standard error); anyone else is refused, since a
+/// private state of an ordinary user is never what they meant.
+fn fallback_notice(socket: &Path, state_dir: &Path) -> Result<(), CliError> {
+    // An empty directory: no default could be found (never the working
+    // directory).
+    let notice = if state_dir.as_os_str().is_empty() {
+        format!(
+            "no daemon at {}; working on a local state (there is no default one: neither \
+             HOME nor XDG_DATA_HOME is set)",
+            socket.display()
+        )
+    } else {
+        format!(
+            "no daemon at {}; working on the local state in {}",
+            socket.display(),
+            state_dir.display()
+        )
+    };
+    if api::host::current_uid() != 0 {
+        return Err(CliError::failed(format!(
+            "{notice} is refused for a user other than root\n\
+             Hint: start the daemon (as root: systemctl start twofactord) or reach one with \
+             --url ws+unix:///PATH or --url ws://HOST:PORT/api/current; \
+             --state-dir DIR works on a state of your own"
+        )));
+    }
+    eprintln!("{notice}");
+    Ok(())
+}
+
 /// Picks and opens the backend (SPEC §4.5): `--url` → the daemon;
 /// `--state-dir` → embedded; neither → the default socket when a daemon
 /// answers there, else embedded on the configured state directory.
@@ -346,13 +407,26 @@ pub fn open(target: &Target, prompter: &mut dyn Prompter) -> Result<Box<dyn Back
         if api::host::current_uid() != 0 && own != system {
             sockets.push(system.to_owned());
         }
-        let remote = sockets
+        // A socket that answers but whose server is neither root nor this
+        // user is refused (not passed over for the next one or the
+        // embedded mode): someone else took the daemon's place.
+        let mut remote = None;
+        for s in sockets
             .iter()
             .filter(|s| target.state_dir.is_none() && is_socket(s))
-            .find_map(|s| {
-                let url = format!("ws+unix://{}", s.display());
-                Remote::connect(&url, target.timeout.min(PROBE_TIMEOUT)).ok()
-            });
+        {
+            let url = format!("ws+unix://{}", s.display());
+            match client::Client::connect(&url, target.timeout.min(PROBE_TIMEOUT)) {
+                Ok(client) => {
+                    remote = Some(Remote::with(client, &url));
+                    break;
+                }
+                Err(e @ client::ClientError::Untrusted { .. }) => {
+                    return Err(CliError::failed(e));
+                }
+                Err(_) => {}
+            }
+        }
         match remote {
             Some(_) if target.init => {
                 return Err(CliError::usage(
@@ -366,8 +440,19 @@ pub fn open(target: &Target, prompter: &mut dyn Prompter) -> Result<Box<dyn Back
                         "--user needs a connection to the daemon (--url)",
                     ));
                 }
-                if let Some(dir) = &target.state_dir {
-                    config.state_dir.clone_from(dir);
+                match &target.state_dir {
+                    // A typo must not show an empty, disabled state.
+                    Some(dir) if !target.init && !dir.exists() => {
+                        return Err(CliError::usage(format!(
+                            "--state-dir {}: no such directory (give --init as well to start a new state there)",
+                            dir.display()
+                        )));
+                    }
+                    Some(dir) => config.state_dir.clone_from(dir),
+                    None => {
+                        let socket = sockets.last().unwrap_or(&own);
+                        fallback_notice(socket, &config.state_dir)?;
+                    }
                 }
                 config.init = target.init;
                 Box::new(Embedded::open(&config)?)

@@ -49,6 +49,10 @@ impl CliError {
 
     /// The local state could not be opened.
     pub fn state_open(dir: &std::path::Path, e: &api::host::StoreError) -> Self {
+        // An empty directory is "no default could be found": the error says why.
+        if dir.as_os_str().is_empty() {
+            return Self::Failed(format!("cannot open the state: {e}"));
+        }
         Self::Failed(format!(
             "cannot open the state in {}: {e}{}",
             dir.display(),

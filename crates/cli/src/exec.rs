@@ -24,8 +24,11 @@ pub enum Flow {
 
 /// Built-in words of the shell (also offered by completion).
 pub const BUILTINS: &[&str] = &[
-    "..", "/", "ls", "man", "help", "?", ".mode", "call", "exit", "quit",
+    "..", "/", "ls", "man", "help", "?", ".mode", "call", "exit", "quit", "status",
 ];
+
+/// The method behind `status` (also `system status`).
+pub const STATUS_METHOD: &str = "system.twofactor_status";
 
 /// What a list of words names (a name that is neither is an error).
 #[derive(Debug)]
@@ -52,6 +55,11 @@ pub struct Engine {
     /// both standard input and output are terminals). Given the URI the
     /// app was shown; returns what the user typed.
     pub code_prompt: Option<CodePrompt>,
+    /// Where notes go (what to do next, warnings): standard error, so
+    /// that standard output stays the command's result.
+    pub notes: Box<dyn Write>,
+    /// The daemon's URL when connected to one (shown by `status`).
+    pub location: Option<String>,
 }
 
 /// See [`Engine::code_prompt`].
@@ -88,7 +96,16 @@ impl Engine {
             stdout_is_tty: false,
             palette: Palette::Ansi,
             code_prompt: None,
+            notes: Box::new(std::io::stderr()),
+            location: None,
         }
+    }
+
+    /// Writes a note on the notes stream (standard error). A note that
+    /// cannot be written is not worth failing the command for.
+    fn note(&mut self, text: &str) {
+        let _ = writeln!(self.notes, "{text}");
+        let _ = self.notes.flush();
     }
 
     pub fn hostname(&self) -> String {
@@ -148,8 +165,22 @@ impl Engine {
             Resolved::Command(c, n) => Ok(Located::Command(Box::new(c.clone()), n)),
             Resolved::Namespace(path) => Ok(Located::Namespace(path)),
             Resolved::NotFound {
-                word, suggestion, ..
-            } => Err(not_found(&word, suggestion)),
+                word,
+                suggestion,
+                path,
+            } => {
+                let mut full = path;
+                full.push(word.clone());
+                let services = self.services.as_ref().unwrap_or(&Value::Null);
+                if tree::is_service_path(services, &full) {
+                    return Err(CliError::usage(format!(
+                        "Namespace {} is not available to this user: its commands are for \
+                         administrators",
+                        full.join(" ")
+                    )));
+                }
+                Err(not_found(&word, suggestion))
+            }
         }
     }
 
@@ -282,6 +313,10 @@ impl Engine {
             ".mode" => self.mode_builtin(rest, out)?,
             "ls" => self.list(rest, out)?,
             "man" => self.manual(rest, out)?,
+            "status" if rest.is_empty() && (self.cwd.is_empty() || self.cwd == ["system"]) => {
+                self.status(out)?;
+            }
+            "system" if rest == ["status"] && self.cwd.is_empty() => self.status(out)?,
             "call" => {
                 let Some((method, params)) = rest.split_first() else {
                     return Err(CliError::usage("usage: call METHOD [JSON params...]"));
@@ -291,6 +326,20 @@ impl Engine {
             _ => self.run_path(words, shell, out)?,
         }
         Ok(Flow::Continue)
+    }
+
+    /// `status`: where the state is and what it says (see
+    /// [`STATUS_METHOD`]); `-m json` gives the same as one object.
+    fn status(&mut self, out: &mut dyn Write) -> Result<(), CliError> {
+        let mut status = self.backend.call(STATUS_METHOD, Vec::new())?;
+        if let (Some(map), Some(location)) = (status.as_object_mut(), &self.location) {
+            map.insert("url".into(), Value::String(location.clone()));
+        }
+        let text = match self.mode {
+            Mode::Json => render::render(&status, Mode::Json),
+            _ => status_text(&status),
+        };
+        write_out(out, &text)
     }
 
     /// `.mode` shows the output format; `.mode FORMAT` sets it.
@@ -414,8 +463,13 @@ impl Engine {
             None
         };
         let first_param = invocation.params.first().cloned();
+        let params = invocation.params.clone();
+        let named = named_params(command, &invocation.params);
         let result = match self.backend.call(&command.method, invocation.params) {
             Ok(v) => v,
+            Err(CallError::Rpc(error)) if needs_step_up(&error) && self.code_prompt.is_some() => {
+                self.step_up_and_retry(&command.method, params, error)?
+            }
             Err(CallError::Rpc(error)) => {
                 return Err(with_hints(error, &invocation.unknown, command));
             }
@@ -426,8 +480,13 @@ impl Engine {
             if self.mode == Mode::Json {
                 write_out(out, &render::render(&result, Mode::Json))?;
             }
-            if let Some(note) = before.and_then(|b| reprovision_note(command, &b, &result)) {
-                write_out(out, &note)?;
+            if let Some(before) = before {
+                if let Some(note) = reprovision_note(command, &before, &result) {
+                    self.note(&note);
+                }
+                if let Some(note) = new_secret_note(command, &before, &result) {
+                    self.note(&note);
+                }
             }
             return Ok(());
         }
@@ -435,7 +494,106 @@ impl Engine {
         if let Value::String(text) = &result {
             self.present(text, &invocation.presentation, out)?;
         }
+        self.after_command(command, &named, &result)?;
         self.confirm(command, first_param, &invocation.presentation, &result, out)
+    }
+
+    /// A call refused until a current code of the account's secret is
+    /// proved (step-up): asks `Code from your app: `, proves it with
+    /// `user.verify_twofactor_token` for the account the call names (its
+    /// first argument), and makes the call once more. Only on a terminal
+    /// (with no prompt the refusal is printed as it is).
+    fn step_up_and_retry(
+        &mut self,
+        method: &str,
+        params: Vec<Value>,
+        error: Box<wire::RpcError>,
+    ) -> Result<Value, CliError> {
+        let (Some(Value::String(user)), Some(prompt)) =
+            (params.first().cloned(), self.code_prompt.as_mut())
+        else {
+            return Err(CallError::Rpc(error).into());
+        };
+        let code = zeroize::Zeroizing::new(prompt("")?);
+        let proved = self.backend.call(
+            "user.verify_twofactor_token",
+            vec![Value::String(user), Value::String(code.trim().to_owned())],
+        )?;
+        if proved != Value::Bool(true) {
+            return Err(CliError::failed(
+                "that is not a current code (or unused recovery code) of this account",
+            ));
+        }
+        Ok(self.backend.call(method, params)?)
+    }
+
+    /// What to tell after a command that changed a secret or showed
+    /// something that is shown once; and, for a code refused because it
+    /// is not shaped like one, what shape was expected.
+    fn after_command(
+        &mut self,
+        command: &Command,
+        named: &[(String, Value)],
+        result: &Value,
+    ) -> Result<(), CliError> {
+        let username = named
+            .iter()
+            .find(|(n, _)| n == "username")
+            .map(|(_, v)| v.clone());
+        if command.name.starts_with("renew")
+            && result != &Value::Bool(false)
+            && let Some(uri_command) = self.sibling(command, "provisioning_uri")?
+        {
+            let mut line = format!("tfa {}", uri_command.full_name());
+            if let Some(Value::String(u)) = &username {
+                line.push_str(&format!(" username={}", render::escape_controls(u)));
+            }
+            self.note(&format!(
+                "A new secret was made: every authenticator app must scan it again: `{line} --qr`"
+            ));
+        }
+        if command.name.contains("recovery_codes") && result.is_array() {
+            self.note("Recovery codes are shown once: store them now.");
+        }
+        if result == &Value::Bool(false)
+            && let Some((_, Value::String(token))) =
+                named.iter().find(|(n, _)| n == args::CODE_ARGUMENT)
+        {
+            let digits = self.expected_digits(command, username.as_ref());
+            if let Some(d) = digits
+                && is_malformed_code(token, d)
+            {
+                self.note(&format!("expected {d} digits"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The digits a code for `command`'s secret has: root's from the
+    /// entry, an account's from its settings.
+    fn expected_digits(&mut self, command: &Command, username: Option<&Value>) -> Option<u8> {
+        let config = if command.config_service {
+            self.backend
+                .call(&format!("{}.config", command.service), Vec::new())
+        } else {
+            let user = username?.clone();
+            self.backend.call("user.twofactor_config", vec![user])
+        };
+        config
+            .ok()?
+            .get("otp_digits")?
+            .as_u64()
+            .and_then(|d| u8::try_from(d).ok())
+    }
+
+    /// The command `name` in `command`'s namespace, if there is one.
+    fn sibling(&mut self, command: &Command, name: &str) -> Result<Option<Command>, CliError> {
+        Ok(
+            match self.tree()?.resolve(&command.path, &[name.to_owned()]) {
+                Resolved::Command(c, _) => Some(c.clone()),
+                _ => None,
+            },
+        )
     }
 
     /// The terminal flow of a command that answers a pending
@@ -472,35 +630,48 @@ impl Engine {
         self.present(&uri, &presentation, out)?;
         out.flush()
             .map_err(|e| CliError::failed(format!("cannot write the output: {e}")))?;
-        let mut last = None;
-        for _ in 0..CONFIRM_TRIES {
+        let digits = result
+            .get("otp_digits")
+            .and_then(Value::as_u64)
+            .and_then(|d| u8::try_from(d).ok());
+        for attempt in 1..=CONFIRM_TRIES {
             let Some(prompt) = self.code_prompt.as_mut() else {
                 return Ok(());
             };
-            let code = prompt(&uri)?;
+            let code = zeroize::Zeroizing::new(prompt(&uri)?);
+            let code = code.trim();
             match self.backend.call(
                 &confirm,
-                vec![first.clone(), Value::String(code.trim().to_owned())],
+                vec![first.clone(), Value::String(code.to_owned())],
             ) {
                 Ok(done) => {
                     write_out(out, "Confirmed: the new secret is active.\n")?;
                     return write_out(out, &render::render(&done, self.mode));
                 }
                 // A wrong code leaves the pending secret pending: ask again.
+                // The last refusal is the command's error, printed once.
                 Err(CallError::Rpc(e)) if e.data.as_ref().is_some_and(|d| d.error == 22) => {
-                    write_out(
-                        out,
-                        &format!("{}\n", CliError::from(CallError::Rpc(e.clone()))),
-                    )?;
-                    last = Some(e);
+                    let shape = digits
+                        .filter(|d| is_malformed_code(code, *d))
+                        .map(|d| format!("expected {d} digits; "));
+                    if attempt == CONFIRM_TRIES {
+                        return Err(match shape {
+                            Some(s) => {
+                                CliError::failed(format!("{s}the pending secret stays pending"))
+                            }
+                            None => CallError::Rpc(e).into(),
+                        });
+                    }
+                    let text = match shape {
+                        Some(s) => format!("{s}the pending secret stays pending\n"),
+                        None => format!("{}\n", CliError::from(CallError::Rpc(e))),
+                    };
+                    write_out(out, &text)?;
                 }
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(last.map_or_else(
-            || CliError::failed("not confirmed"),
-            |e| CallError::Rpc(e).into(),
-        ))
+        Err(CliError::failed("not confirmed"))
     }
 
     /// QR code in the terminal and image files of a text result.
@@ -523,7 +694,13 @@ impl Engine {
         }
         let matrix = qr::Matrix::encode(text).map_err(CliError::failed)?;
         if draw {
-            write_out(out, &qr::terminal(&matrix, self.palette))?;
+            // Colour codes are for a terminal, not for a pipe or a file.
+            let palette = if self.stdout_is_tty {
+                self.palette
+            } else {
+                Palette::Inverted
+            };
+            write_out(out, &qr::terminal(&matrix, palette))?;
         }
         if let Some(path) = &p.png {
             let bytes = qr::png_bytes(&matrix).map_err(CliError::failed)?;
@@ -539,9 +716,10 @@ impl Engine {
     /// The entry before an update that may change how codes are made.
     fn before_update(&mut self, command: &Command, params: &[Value]) -> Option<Value> {
         let changes = params.first()?.as_object()?;
-        if !reprovision_keys(command)
-            .iter()
-            .any(|k| changes.contains_key(*k))
+        if !changes.contains_key("enabled")
+            && !reprovision_keys(command)
+                .iter()
+                .any(|k| changes.contains_key(*k))
         {
             return None;
         }
@@ -565,6 +743,135 @@ fn reprovision_keys(command: &Command) -> Vec<&str> {
         .collect()
 }
 
+/// The params of a call by argument name (the properties of a single
+/// object param, else each positional param under its schema's name).
+fn named_params(command: &Command, params: &[Value]) -> Vec<(String, Value)> {
+    if command.object_param().is_some() {
+        return params
+            .first()
+            .and_then(Value::as_object)
+            .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+    }
+    command
+        .accepts
+        .iter()
+        .zip(params)
+        .filter_map(|(s, v)| Some((crate::schema::name(s)?.to_owned(), v.clone())))
+        .collect()
+}
+
+/// Whether `token` (as typed) is no code of `digits` digits, spaces
+/// inside aside, nor a recovery code: the service refuses it without
+/// counting it as a guess, and the CLI says what was expected.
+pub fn is_malformed_code(token: &str, digits: u8) -> bool {
+    let compact: zeroize::Zeroizing<String> =
+        zeroize::Zeroizing::new(token.chars().filter(|c| !c.is_whitespace()).collect());
+    let is_code =
+        compact.len() == usize::from(digits) && compact.bytes().all(|b| b.is_ascii_digit());
+    let recovery: zeroize::Zeroizing<String> = zeroize::Zeroizing::new(
+        compact
+            .chars()
+            .filter(|c| *c != '-')
+            .map(|c| c.to_ascii_lowercase())
+            .collect(),
+    );
+    let is_recovery = recovery.len() == 10
+        && recovery
+            .bytes()
+            .all(|b| matches!(b, b'a'..=b'z' | b'2'..=b'7'));
+    !is_code && !is_recovery
+}
+
+/// `update enabled=true` that made root's secret: what to do next.
+fn new_secret_note(command: &Command, before: &Value, after: &Value) -> Option<String> {
+    let had = before.get("secret").is_some_and(|s| !s.is_null());
+    let has = after.get("secret").is_some_and(|s| !s.is_null());
+    if had || !has {
+        return None;
+    }
+    let mut path = command.path.clone();
+    path.push("provisioning_uri".into());
+    Some(format!(
+        "A new secret was made: scan it into the authenticator app with `tfa {} --qr`",
+        path.join(" ")
+    ))
+}
+
+/// The key/value lines of `status` in the table mode.
+fn status_text(status: &Value) -> String {
+    let get = |k: &str| status.get(k).cloned().unwrap_or(Value::Null);
+    let on_off = |v: Value| if v == Value::Bool(true) { "on" } else { "off" };
+    let words = |v: Value| match v {
+        Value::Array(items) if !items.is_empty() => items
+            .iter()
+            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => "none".to_owned(),
+    };
+    let text = |v: Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+    let mut mode = text(get("mode"));
+    if let Value::String(url) = get("url") {
+        mode.push_str(&format!(" at {url}"));
+    }
+    if let Value::String(dir) = get("state_dir") {
+        mode.push_str(&format!(", state in {dir}"));
+    }
+    let mut lines = vec![
+        format!("mode:                {mode}"),
+        format!("version:             {}", text(get("version"))),
+        format!("two-factor:          {}", on_off(get("enabled"))),
+        format!(
+            "SSH enforcement:     {} (PAM services: {})",
+            on_off(get("ssh")),
+            words(get("ssh_pam_services"))
+        ),
+        format!(
+            "codes:               {} digits, every {} s, window {}",
+            text(get("otp_digits")),
+            text(get("interval")),
+            text(get("window"))
+        ),
+        format!(
+            "with a secret:       {} account(s)",
+            text(get("accounts_with_secret"))
+        ),
+        format!("pending enrolments:  {}", words(get("pending_enrolments"))),
+    ];
+    if get("legacy_shared_code") == Value::Bool(true) {
+        lines.push(
+            "legacy shared code:  on (accounts without a secret of their own are asked \
+             root's code; end it with `tfa call auth.twofactor.end_legacy_shared_code`)"
+                .into(),
+        );
+    }
+    match get("locked_out") {
+        Value::Array(items) if !items.is_empty() => {
+            lines.push("locked out:".into());
+            for l in items {
+                let field = |k: &str| l.get(k).map(|v| text(v.clone())).unwrap_or_default();
+                let origin = field("origin");
+                let origin = if origin == "*" {
+                    "every origin".to_owned()
+                } else {
+                    origin
+                };
+                lines.push(format!(
+                    "  {} from {} until {}",
+                    render::escape_controls(&field("account")),
+                    render::escape_controls(&origin),
+                    field("until")
+                ));
+            }
+        }
+        _ => lines.push("locked out:          nobody".into()),
+    }
+    let mut out = lines.join("\n");
+    out.push('\n');
+    out
+}
+
 fn reprovision_note(command: &Command, before: &Value, after: &Value) -> Option<String> {
     after.get("secret").and_then(Value::as_str)?;
     let changed: Vec<String> = reprovision_keys(command)
@@ -578,14 +885,21 @@ fn reprovision_note(command: &Command, before: &Value, after: &Value) -> Option<
     let mut path = command.path.clone();
     path.push("provisioning_uri".into());
     Some(format!(
-        "Note: {} changed: authenticator apps must be provisioned again (`{}`).\n",
+        "Note: {} changed: authenticator apps must be provisioned again (`tfa {} --qr`).",
         changed.join(", "),
         path.join(" ")
     ))
 }
 
+/// Whether the API refused a call until a current code is proved.
+fn needs_step_up(error: &wire::RpcError) -> bool {
+    error.data.as_ref().is_some_and(|d| {
+        d.error == wire::STEP_UP_ERRNO.0 && d.reason.contains(wire::STEP_UP_REQUIRED)
+    })
+}
+
 fn not_found(word: &str, suggestion: Option<String>) -> CliError {
-    let mut text = format!("Namespace {word} not found");
+    let mut text = format!("Namespace {} not found", wire::shown(word));
     if let Some(s) = suggestion {
         text.push_str(&format!("\nDid you mean `{s}`?"));
     }
@@ -798,6 +1112,32 @@ mod tests {
         Ok(String::from_utf8(out).unwrap())
     }
 
+    /// The notes an engine writes (standard error in `tfa`).
+    #[derive(Clone, Default)]
+    struct Notes(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+    impl Write for Notes {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Notes {
+        fn attach(e: &mut Engine) -> Self {
+            let notes = Self::default();
+            e.notes = Box::new(notes.clone());
+            notes
+        }
+        /// What was written since the last call.
+        fn take(&self) -> String {
+            String::from_utf8(std::mem::take(&mut *self.0.borrow_mut())).unwrap()
+        }
+    }
+
     #[test]
     fn builtins_after_a_namespace_path() {
         let (mut e, _d) = engine();
@@ -909,7 +1249,7 @@ mod tests {
         assert_eq!(typed.borrow().len(), 2);
         assert!(out.contains('█'), "the QR code is drawn");
         assert!(
-            out.contains("Invalid code; the pending secret stays pending"),
+            out.contains("expected 6 digits; the pending secret stays pending"),
             "{out}"
         );
         assert!(
@@ -935,22 +1275,57 @@ mod tests {
         );
     }
 
+    /// Three wrong codes at the enrolment prompt: the first two are told
+    /// and asked again, the last is the command's error, printed once.
+    #[test]
+    fn the_enrolments_last_wrong_code_is_the_error_printed_once() {
+        let (mut e, _d) = engine();
+        run(&mut e, "auth two_factor update enabled=true").unwrap();
+        e.code_prompt = Some(Box::new(|_: &str| Ok("000000".to_owned())));
+        let mut out = Vec::new();
+        let err = e
+            .run_line(
+                "account user twofactor_enroll username=root",
+                true,
+                &mut out,
+            )
+            .unwrap_err()
+            .to_string();
+        let out = String::from_utf8(out).unwrap();
+        let told = out.matches("the pending secret stays pending").count();
+        assert_eq!(told, CONFIRM_TRIES - 1, "{out}");
+        // The third is the error alone (before, it was also in `out`).
+        assert!(err.contains("the pending secret stays pending"), "{err}");
+    }
+
     #[test]
     fn update_is_silent_and_notes_reprovisioning() {
         let (mut e, _d) = engine();
+        let notes = Notes::attach(&mut e);
         assert_eq!(
             run(&mut e, "auth two_factor update otp_digits=8").unwrap(),
             "",
-            "no secret yet: no note"
         );
+        assert_eq!(notes.take(), "", "no secret yet: no note");
         assert_eq!(
             run(&mut e, "auth two_factor update enabled=true").unwrap(),
             ""
         );
-        let note = run(&mut e, "auth two_factor update interval=60").unwrap();
         assert_eq!(
-            note,
-            "Note: interval 30 -> 60 changed: authenticator apps must be provisioned again (`auth two_factor provisioning_uri`).\n"
+            notes.take(),
+            "A new secret was made: scan it into the authenticator app with \
+             `tfa auth two_factor provisioning_uri --qr`\n"
+        );
+        run(&mut e, "auth two_factor update enabled=false").unwrap();
+        run(&mut e, "auth two_factor update enabled=true").unwrap();
+        assert_eq!(notes.take(), "", "the secret was kept: no note");
+        assert_eq!(
+            run(&mut e, "auth two_factor update interval=60").unwrap(),
+            ""
+        );
+        assert_eq!(
+            notes.take(),
+            "Note: interval 30 -> 60 changed: authenticator apps must be provisioned again (`tfa auth two_factor provisioning_uri --qr`).\n"
         );
         assert_eq!(
             run(&mut e, "auth two_factor update interval=60 window=1").unwrap(),
@@ -961,6 +1336,108 @@ mod tests {
         let v: Value =
             serde_json::from_str(&run(&mut e, "auth two_factor update window=2").unwrap()).unwrap();
         assert_eq!(v["window"], 2);
+    }
+
+    #[test]
+    fn renewing_says_how_to_scan_and_recovery_codes_are_shown_once() {
+        let (mut e, _d) = engine();
+        let notes = Notes::attach(&mut e);
+        run(&mut e, "auth two_factor update enabled=true").unwrap();
+        notes.take();
+        assert_eq!(
+            run(&mut e, "auth two_factor renew_secret").unwrap(),
+            "true\n"
+        );
+        assert_eq!(
+            notes.take(),
+            "A new secret was made: every authenticator app must scan it again: \
+             `tfa auth two_factor provisioning_uri --qr`\n"
+        );
+        run(&mut e, "account user renew_2fa_secret username=root").unwrap();
+        assert_eq!(
+            notes.take(),
+            "A new secret was made: every authenticator app must scan it again: \
+             `tfa account user provisioning_uri username=root --qr`\n"
+        );
+        let codes = run(
+            &mut e,
+            "account user generate_2fa_recovery_codes username=root",
+        )
+        .unwrap();
+        assert_eq!(
+            codes.lines().filter(|l| l.starts_with("| ")).count(),
+            10,
+            "{codes}"
+        );
+        assert_eq!(
+            notes.take(),
+            "Recovery codes are shown once: store them now.\n"
+        );
+    }
+
+    #[test]
+    fn a_code_not_shaped_like_one_says_what_was_expected() {
+        let (mut e, _d) = engine();
+        let notes = Notes::attach(&mut e);
+        run(&mut e, "auth two_factor update enabled=true").unwrap();
+        notes.take();
+        for typed in ["1234567", "12345a", "token=\"12 345\""] {
+            let out = run(&mut e, &format!("auth two_factor verify {typed}")).unwrap();
+            assert_eq!(out, "false\n", "{typed}");
+            assert_eq!(notes.take(), "expected 6 digits\n", "{typed}");
+        }
+        // Six digits, even in groups: an honest wrong code, no note.
+        for typed in ["000000", "000 000"] {
+            run(&mut e, &format!("auth two_factor verify {typed}")).unwrap();
+            assert_eq!(notes.take(), "", "{typed}");
+        }
+        assert!(is_malformed_code("12 34 5", 6));
+        assert!(!is_malformed_code("123 456", 6));
+        assert!(!is_malformed_code("abcde-fghij", 6), "a recovery code");
+        assert!(is_malformed_code("123456", 8));
+    }
+
+    #[test]
+    fn status_says_which_state_and_what_it_holds() {
+        let (mut e, d) = engine();
+        let text = run(&mut e, "status").unwrap();
+        let dir = d.path().join("state").display().to_string();
+        assert!(
+            text.starts_with(&format!("mode:                embedded, state in {dir}\n")),
+            "{text}"
+        );
+        assert!(text.contains("two-factor:          off\n"), "{text}");
+        assert!(
+            text.contains("SSH enforcement:     off (PAM services: sshd)\n"),
+            "{text}"
+        );
+        assert!(text.contains("locked out:          nobody"), "{text}");
+        run(
+            &mut e,
+            "auth two_factor update enabled=true services={\"ssh\": true}",
+        )
+        .unwrap();
+        run(&mut e, "account user twofactor_enroll username=root").unwrap();
+        e.mode = Mode::Json;
+        let v: Value = serde_json::from_str(&run(&mut e, "system status").unwrap()).unwrap();
+        assert_eq!(v["mode"], "embedded");
+        assert_eq!(v["state_dir"], dir.as_str());
+        assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(v["enabled"], true);
+        assert_eq!(v["ssh"], true);
+        assert_eq!(v["ssh_pam_services"], json!(["sshd"]));
+        assert_eq!(v["accounts_with_secret"], 1);
+        assert_eq!(v["legacy_shared_code"], false);
+        assert_eq!(v["pending_enrolments"], json!(["root"]));
+        assert_eq!(v["locked_out"], json!([]));
+        // Inside the system namespace, `status` is the same.
+        e.mode = Mode::Table;
+        run(&mut e, "system").unwrap();
+        assert!(
+            run(&mut e, "status")
+                .unwrap()
+                .contains("two-factor:          on")
+        );
     }
 
     #[test]
@@ -1040,3 +1517,6 @@ mod tests {
         assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
     }
 }
+
+#[cfg(test)]
+mod step_up_tests;

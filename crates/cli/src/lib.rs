@@ -9,6 +9,7 @@
 
 pub mod args;
 pub mod backend;
+pub mod complete;
 pub mod error;
 pub mod exec;
 pub mod help;
@@ -67,6 +68,10 @@ pub struct Args {
     /// Seconds to wait for the daemon.
     #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
     pub timeout: Duration,
+    /// Print the completions of the command line given as the words (the
+    /// last one is completed); used by the generated completion scripts.
+    #[arg(long = "complete-words", hide = true)]
+    pub complete_words: bool,
     /// A command and its arguments (joined into one line), or `call METHOD [JSON ...]`.
     #[arg(
         trailing_var_arg = true,
@@ -106,6 +111,28 @@ pub fn run(args: Args) -> i32 {
             "give either -c COMMAND or a command, not both",
         ));
     }
+    if args.complete_words {
+        return match complete::candidates(&args.words) {
+            Ok(found) => {
+                let mut out = std::io::stdout().lock();
+                for c in found {
+                    let _ = writeln!(out, "{c}");
+                }
+                EXIT_OK
+            }
+            Err(e) => report(&e),
+        };
+    }
+    // Options after the first command word are the command's; before it,
+    // a word starting with `-` that clap did not know is an unknown option.
+    if let Some(first) = args.words.first()
+        && first.starts_with('-')
+        && first.len() > 1
+    {
+        return report(&CliError::usage(format!(
+            "Unknown option `{first}` (see tfa --help)"
+        )));
+    }
     let target = backend::Target {
         url: args.url,
         state_dir: args.state_dir,
@@ -118,7 +145,9 @@ pub fn run(args: Args) -> i32 {
         Ok(b) => b,
         Err(e) => return report(&e),
     };
+    let location = backend.location();
     let mut engine = Engine::new(backend, args.mode);
+    engine.location = location;
     engine.stdout_is_tty = std::io::stdout().is_terminal();
     engine.palette = qr::Palette::from_env();
     if engine.stdout_is_tty && std::io::stdin().is_terminal() {

@@ -27,7 +27,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 /// Modules of white space around the code (ISO/IEC 18004 asks for 4).
 pub const QUIET_ZONE: usize = 4;
 /// Pixels per module in PNG files.
-pub const PNG_SCALE: usize = 8;
+pub const PNG_SCALE: usize = api::qr::MODULE_PIXELS as usize;
 
 /// Why a QR code could not be made or written.
 #[derive(Debug, thiserror::Error)]
@@ -168,15 +168,9 @@ pub fn png_bytes(matrix: &Matrix) -> Result<Zeroizing<Vec<u8>>, QrError> {
     Ok(bytes)
 }
 
-/// An SVG document (qrcode's renderer, 4-module quiet zone).
+/// An SVG document (the API's renderer, shared with the QR methods).
 pub fn svg_text(text: &str) -> Result<Zeroizing<String>, QrError> {
-    let code = QrCode::new(text.as_bytes())?;
-    Ok(Zeroizing::new(
-        code.render::<qrcode::render::svg::Color<'_>>()
-            .quiet_zone(true)
-            .module_dimensions(PNG_SCALE as u32, PNG_SCALE as u32)
-            .build(),
-    ))
+    Ok(api::qr::svg(text)?)
 }
 
 /// What a path names, for refusals: a regular file or nothing is `None`.
@@ -245,12 +239,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), QrError> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
+    // The temporary file is ours, not the user's: a failure to make it is
+    // told about the target (its own name would only puzzle).
+    if !dir.is_dir() {
+        return Err(err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("no directory {}", dir.display()),
+        )));
+    }
     let mut tmp = tempfile::Builder::new()
         .prefix(".tfa-")
         .suffix(".tmp")
         .permissions(std::fs::Permissions::from_mode(0o600))
         .tempfile_in(dir)
-        .map_err(err)?;
+        .map_err(|e| err(std::io::Error::from(e.kind())))?;
     tmp.write_all(bytes).map_err(err)?;
     tmp.as_file().sync_all().map_err(err)?;
     // Checked again right before the rename, which would replace whatever
@@ -354,7 +356,19 @@ mod tests {
             1,
             "no temporary file left"
         );
-        assert!(write_atomic(&dir.path().join("missing/q.png"), &png).is_err());
+        // A missing directory: the message names the target, not the
+        // temporary file.
+        let target = dir.path().join("missing/q.png");
+        let err = write_atomic(&target, &png).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "cannot write {}: no directory {}",
+                target.display(),
+                dir.path().join("missing").display()
+            )
+        );
+        assert!(!err.contains(".tfa-"), "{err}");
     }
 
     fn mode(path: &Path) -> u32 {

@@ -177,6 +177,13 @@ fn cli_services(services: &Value) -> impl Iterator<Item = (&str, &Value, Vec<Str
         })
 }
 
+/// Whether `path` is (the start of) some service's CLI namespace: a path
+/// that is in the API even when the tree of this session lacks it
+/// (its methods are not for this user).
+pub fn is_service_path(services: &Value, path: &[String]) -> bool {
+    cli_services(services).any(|(_, _, ns)| ns.starts_with(path))
+}
+
 /// The services a command typed as `words` can belong to: those whose
 /// namespace is the longest one that `words` start with. A command named by
 /// `words` is always in that namespace, since a namespace's name wins over

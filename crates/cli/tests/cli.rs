@@ -8,7 +8,7 @@
 mod common;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use common::{golden, golden_path};
@@ -46,9 +46,11 @@ impl Run {
 
 impl Tfa {
     fn new() -> Self {
-        Self {
+        let t = Self {
             dir: tempfile::tempdir().expect("tempdir"),
-        }
+        };
+        private_dir(&t.state());
+        t
     }
 
     fn state(&self) -> PathBuf {
@@ -81,9 +83,14 @@ impl Tfa {
 
     /// Commands on standard input.
     fn script(&self, extra: &[&str], input: &str) -> Run {
-        let mut child = self
-            .command()
-            .args(extra)
+        let mut c = self.command();
+        c.args(extra);
+        self.script_with(c, input)
+    }
+
+    /// Commands on standard input of `c`.
+    fn script_with(&self, mut c: Command, input: &str) -> Run {
+        let mut child = c
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -99,9 +106,28 @@ impl Tfa {
     }
 
     fn enable(&self) -> String {
-        assert_eq!(self.tf("update enabled=true window=1").ok(), "");
+        let r = self.tf("update enabled=true window=1");
+        assert_eq!((r.status, r.stdout.as_str()), (0, ""), "{}", r.stderr);
+        // The first time a secret is made: what to do next, on stderr.
+        if !r.stderr.is_empty() {
+            assert_eq!(r.stderr, NEW_SECRET_NOTE);
+        }
         secret_of(&self.tf("config").ok())
     }
+}
+
+/// What `update enabled=true` says on standard error when it made a secret.
+const NEW_SECRET_NOTE: &str = "A new secret was made: scan it into the authenticator app with \
+                               `tfa auth two_factor provisioning_uri --qr`\n";
+
+/// A new private directory for a state (`--state-dir` names an existing
+/// directory unless `--init` is given).
+fn private_dir(path: &std::path::Path) {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(path)
+        .expect("mkdir state");
 }
 
 #[track_caller]
@@ -243,7 +269,14 @@ fn enabling_generates_a_base32_secret() {
             .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)),
         "{secret}"
     );
-    assert_eq!(t.tf("renew_secret").ok(), "true\n");
+    let r = t.tf("renew_secret");
+    assert_eq!((r.status, r.stdout.as_str()), (0, "true\n"));
+    // What to do next, on standard error.
+    assert_eq!(
+        r.stderr,
+        "A new secret was made: every authenticator app must scan it again: \
+         `tfa auth two_factor provisioning_uri --qr`\n"
+    );
     let renewed = secret_of(&t.tf("config").ok());
     assert_ne!(renewed, secret);
     // Disabling keeps the secret.
@@ -336,18 +369,16 @@ fn png_and_svg_files_decode_to_the_uri() {
 }
 
 /// Reads the half-block drawing back into pixels and lets zbarimg decode it.
+/// Into a pipe it has no colour codes: the blocks are the light modules.
 #[test]
 fn terminal_qr_code_decodes_to_the_uri() {
     let t = Tfa::new();
     t.enable();
     let out = t.tf("provisioning_uri --qr").ok();
+    assert!(!out.contains('\x1b'), "colour codes into a pipe: {out:?}");
     let (uri, drawing) = out.split_once('\n').expect("uri line");
     let mut rows: Vec<Vec<bool>> = Vec::new();
     for line in drawing.lines() {
-        let line = line
-            .strip_prefix("\x1b[30;47m")
-            .and_then(|l| l.strip_suffix("\x1b[0m"))
-            .expect("colours");
         let (mut top, mut bottom) = (Vec::new(), Vec::new());
         for c in line.chars() {
             let (a, b) = match c {
@@ -357,15 +388,17 @@ fn terminal_qr_code_decodes_to_the_uri() {
                 ' ' => (false, false),
                 other => panic!("unexpected {other:?}"),
             };
-            top.push(a);
-            bottom.push(b);
+            top.push(!a);
+            bottom.push(!b);
         }
         rows.push(top);
         rows.push(bottom);
     }
     let size = rows[0].len();
+    // The half line after an odd number of rows is no module.
+    rows.truncate(size);
     // Four light modules of quiet zone on every side.
-    for r in rows.iter().take(4).chain(rows.iter().rev().take(5)) {
+    for r in rows.iter().take(4).chain(rows.iter().rev().take(4)) {
         assert!(r.iter().all(|d| !d));
     }
     assert!(
@@ -485,10 +518,11 @@ fn raw_calls_print_json() {
 fn changing_digits_says_to_provision_again() {
     let t = Tfa::new();
     t.enable();
-    let out = t.tf("update otp_digits=8").ok();
+    let r = t.tf("update otp_digits=8");
+    assert_eq!((r.status, r.stdout.as_str()), (0, ""));
     assert_eq!(
-        out,
-        "Note: otp_digits 6 -> 8 changed: authenticator apps must be provisioned again (`auth two_factor provisioning_uri`).\n"
+        r.stderr,
+        "Note: otp_digits 6 -> 8 changed: authenticator apps must be provisioned again (`tfa auth two_factor provisioning_uri --qr`).\n"
     );
     assert_eq!(
         t.tf("update otp_digits=8 window=0").ok(),
@@ -604,8 +638,8 @@ fn ls_after_a_namespace_lists_it() {
 #[test]
 fn a_lost_database_is_refused_until_init() {
     let t = Tfa::new();
-    // Fresh: neither file exists, and it just works.
-    assert!(!t.state().exists());
+    // Fresh: an empty directory, and it just works.
+    assert_eq!(std::fs::read_dir(t.state()).expect("ls").count(), 0);
     t.enable();
     for how in ["deleted", "truncated"] {
         let db = t.state().join("twofactor.db");
@@ -662,7 +696,6 @@ fn a_damaged_database_says_so_instead_of_internal_error() {
 fn a_state_directory_open_to_others_is_refused_and_left_alone() {
     use std::os::unix::fs::PermissionsExt;
     let t = Tfa::new();
-    std::fs::create_dir(t.state()).expect("mkdir");
     for mode in [0o755, 0o1777] {
         std::fs::set_permissions(t.state(), std::fs::Permissions::from_mode(mode)).expect("chmod");
         let r = t.tf("config");
@@ -685,4 +718,150 @@ fn a_state_directory_open_to_others_is_refused_and_left_alone() {
             "files were created"
         );
     }
+}
+
+/// A configuration naming a socket where no daemon listens and a state
+/// directory, for the runs without `--state-dir`.
+fn no_daemon_config(t: &Tfa) -> (PathBuf, PathBuf, PathBuf) {
+    let socket = t.dir.path().join("none.sock");
+    let state = t.dir.path().join("fallback-state");
+    let config = t.dir.path().join("tfa.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "socket = {:?}\nstate_dir = {:?}\n",
+            socket.display().to_string(),
+            state.display().to_string()
+        ),
+    )
+    .expect("config");
+    (config, socket, state)
+}
+
+/// Without `--state-dir`, falling back to the embedded mode says so, once,
+/// on standard error; with it, nothing is said.
+#[test]
+fn the_embedded_fallback_says_which_state_once() {
+    let t = Tfa::new();
+    let (config, socket, state) = no_daemon_config(&t);
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tfa"));
+    c.arg("--config").arg(&config).env("HOME", t.dir.path());
+    let r = t.script_with(c, "auth two_factor config\nstatus\n");
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stderr,
+        format!(
+            "no daemon at {}; working on the local state in {}\n",
+            socket.display(),
+            state.display()
+        )
+    );
+    assert!(r.stdout.contains("otp_digits"), "{}", r.stdout);
+    // With --state-dir, the state was chosen: no notice.
+    assert_eq!(t.run(&["auth", "two_factor", "config"]).stderr, "");
+}
+
+/// For a user other than root the fallback is refused, with the same text
+/// and what to do; nothing is created.
+#[test]
+fn the_embedded_fallback_is_refused_for_other_users() {
+    use std::os::unix::fs::PermissionsExt;
+    if Path::new("/run/twofactor/twofactord.sock").exists() {
+        eprintln!("a system daemon answers on /run/twofactor: not testable here");
+        return;
+    }
+    let t = Tfa::new();
+    let (config, _, state) = no_daemon_config(&t);
+    // A copy of tfa and the files uid 65534 can reach.
+    let tfa = t.dir.path().join("tfa");
+    std::fs::copy(env!("CARGO_BIN_EXE_tfa"), &tfa).expect("copy tfa");
+    for (path, mode) in [
+        (t.dir.path(), 0o777),
+        (tfa.as_path(), 0o755),
+        (config.as_path(), 0o644),
+    ] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&tfa)
+        .arg("--config")
+        .arg(&config)
+        .args(["auth", "two_factor", "update", "enabled=true"])
+        .env("HOME", t.dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("setpriv (util-linux) runs tfa as uid 65534");
+    let r = Run::from(out);
+    assert_eq!(r.status, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with(&format!(
+            "Error: no daemon at /run/twofactor/twofactord.sock; working on the local state in {} \
+             is refused for a user other than root\nHint: start the daemon",
+            state.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stdout, "");
+    assert!(!state.exists(), "nothing was created");
+}
+
+#[test]
+fn a_missing_state_directory_is_an_error_unless_init() {
+    let t = Tfa::new();
+    let typo = t.dir.path().join("stat");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tfa"));
+    c.arg("--state-dir")
+        .arg(&typo)
+        .args(["auth", "two_factor", "config"]);
+    let r = Run::from(c.output().expect("tfa"));
+    assert_eq!(r.status, 2, "{}", r.stderr);
+    assert_eq!(
+        r.stderr,
+        format!(
+            "--state-dir {}: no such directory (give --init as well to start a new state there)\n",
+            typo.display()
+        )
+    );
+    assert!(!typo.exists());
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tfa"));
+    c.arg("--state-dir")
+        .arg(&typo)
+        .arg("--init")
+        .args(["auth", "two_factor", "config"]);
+    let r = Run::from(c.output().expect("tfa"));
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(typo.join("twofactor.db").exists());
+}
+
+#[test]
+fn unknown_options_are_errors_about_options() {
+    let t = Tfa::new();
+    let r = t.run(&["--nope"]);
+    assert_eq!(r.status, 2);
+    assert_eq!(r.stderr, "Unknown option `--nope` (see tfa --help)\n");
+    let r = t.run(&["-x", "auth"]);
+    assert_eq!(r.status, 2);
+    assert!(r.stderr.starts_with("Unknown option `-x`"), "{}", r.stderr);
+}
+
+#[test]
+fn status_as_text_and_json() {
+    let t = Tfa::new();
+    t.enable();
+    let text = t.run(&["status"]).ok();
+    assert!(
+        text.starts_with(&format!(
+            "mode:                embedded, state in {}\n",
+            t.state().display()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("two-factor:          on\n"), "{text}");
+    let json = t.run(&["-m", "json", "status"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["enabled"], true);
+    assert_eq!(v["accounts_with_secret"], 1);
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
 }

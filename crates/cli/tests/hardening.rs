@@ -14,9 +14,11 @@ struct Tfa {
 
 impl Tfa {
     fn new() -> Self {
-        Self {
+        let t = Self {
             dir: tempfile::tempdir().expect("tempdir"),
-        }
+        };
+        private_dir(&t.path("state"));
+        t
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -43,6 +45,16 @@ impl Tfa {
         let out = self.run(&["auth", "two_factor", "update", "enabled=true"]);
         assert!(out.status.success(), "{out:?}");
     }
+}
+
+/// A new private directory for a state (`--state-dir` names an existing
+/// directory unless `--init` is given).
+fn private_dir(path: &std::path::Path) {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(path)
+        .expect("mkdir state");
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -180,6 +180,25 @@ fn url_to_the_unix_socket() {
     );
 }
 
+/// `status` through a daemon: the daemon's state, and where it was reached.
+#[test]
+fn status_through_the_daemon() {
+    let d = Daemon::start(0);
+    let url = d.url();
+    let (status, out, err) = d.tfa(&["--url", &url, "-m", "json", "status"], &[]);
+    assert_eq!((status, err.as_str()), (0, ""), "{out}");
+    let v: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["mode"], "daemon");
+    assert_eq!(v["url"], url.as_str());
+    assert_eq!(v["enabled"], false);
+    let (status, out, _) = d.tfa(&["--url", &url, "status"], &[]);
+    assert_eq!(status, 0);
+    assert!(
+        out.starts_with(&format!("mode:                daemon at {url}")),
+        "{out}"
+    );
+}
+
 #[test]
 fn the_default_socket_is_used_when_a_daemon_answers() {
     let d = Daemon::start(0);
@@ -232,7 +251,10 @@ fn users_log_in_with_password_and_code() {
     let (status, _, err) = d.tfa(&config, &[]);
     assert_eq!(
         (status, err.as_str()),
-        (2, "Namespace two_factor not found\n")
+        (
+            2,
+            "Namespace auth two_factor is not available to this user: its commands are for administrators\n"
+        )
     );
     let (status, out, err) = d.tfa(
         &[

@@ -10,9 +10,22 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 
 fn tfa(state: &std::path::Path) -> Command {
+    if !state.exists() {
+        private_dir(state);
+    }
     let mut c = Command::new(env!("CARGO_BIN_EXE_tfa"));
     c.arg("--state-dir").arg(state).stdin(Stdio::null());
     c
+}
+
+/// A new private directory for a state (`--state-dir` names an existing
+/// directory unless `--init` is given).
+fn private_dir(path: &std::path::Path) {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(path)
+        .expect("mkdir state");
 }
 
 /// A reader that has gone away makes writing the output an error that is

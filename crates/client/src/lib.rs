@@ -62,6 +62,10 @@ pub enum ClientError {
     Closed(String),
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// A Unix socket served by neither root nor this process's user:
+    /// nothing was sent to it.
+    #[error("refusing the socket {socket}: {reason}")]
+    Untrusted { socket: String, reason: String },
 }
 
 impl ClientError {
@@ -346,6 +350,13 @@ impl Client {
                     io::ErrorKind::TimedOut => ClientError::Timeout(timeout),
                     _ => failed(e.to_string()),
                 })?;
+                // Before a byte goes out (a password may follow): only
+                // root's server, or our own user's, is believed.
+                let peer =
+                    nix::sys::socket::getsockopt(&s, nix::sys::socket::sockopt::PeerCredentials)
+                        .ok()
+                        .map(|c| c.uid());
+                trusted_unix_server(path, peer, nix::unistd::geteuid().as_raw())?;
                 (
                     Transport::Unix(s),
                     format!("ws://localhost{API_PATH}"),
@@ -730,6 +741,30 @@ pub fn answer_to_result(mut answer: Value) -> Result<Value, ClientError> {
             "a response with neither result nor error".into(),
         )),
     }
+}
+
+/// Whether a Unix socket's server (`peer`, its uid from SO_PEERCRED: who
+/// created the listening socket) may be believed by a process running as
+/// `own`: only root's or `own`'s. Anyone else who could bind the path (a
+/// socket in a world-writable directory, the path free while the daemon
+/// restarts) would otherwise be handed passwords and codes and could
+/// answer "no code needed". The refusal names the socket and the uid.
+pub fn trusted_unix_server(
+    socket: &std::path::Path,
+    peer: Option<u32>,
+    own: u32,
+) -> Result<(), ClientError> {
+    let reason = match peer {
+        Some(uid) if uid == 0 || uid == own => return Ok(()),
+        Some(uid) => {
+            format!("its server runs as uid {uid}, neither root nor this user (uid {own})")
+        }
+        None => "its server gives no peer credentials".to_owned(),
+    };
+    Err(ClientError::Untrusted {
+        socket: wire::shown(&socket.display().to_string()).into_owned(),
+        reason,
+    })
 }
 
 /// Connects a Unix socket by `deadline`. `UnixStream::connect` blocks

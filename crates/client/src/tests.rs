@@ -475,3 +475,25 @@ fn a_signal_during_a_read_does_not_end_the_exchange() {
     theirs.write_all(b"x").expect("write");
     assert_eq!(reader.join().expect("reader").expect("read"), b"x");
 }
+
+/// Root's server and the caller's own are believed; anyone else's, or one
+/// without credentials, is refused naming the socket (cut to a bounded
+/// length) and the server's uid.
+#[test]
+fn only_roots_or_the_callers_own_unix_server_is_trusted() {
+    let sock = std::path::Path::new("/run/user/1000/twofactor/twofactord.sock");
+    assert!(trusted_unix_server(sock, Some(0), 1000).is_ok());
+    assert!(trusted_unix_server(sock, Some(1000), 1000).is_ok());
+    assert!(trusted_unix_server(sock, Some(0), 0).is_ok());
+    let e = trusted_unix_server(sock, Some(1001), 1000).expect_err("another user's");
+    assert_eq!(
+        e.to_string(),
+        "refusing the socket /run/user/1000/twofactor/twofactord.sock: its server runs as \
+         uid 1001, neither root nor this user (uid 1000)"
+    );
+    let e = trusted_unix_server(sock, None, 0).expect_err("no credentials");
+    assert!(e.to_string().contains("no peer credentials"), "{e}");
+    let long = std::path::PathBuf::from(format!("/tmp/{}", "d".repeat(5000)));
+    let e = trusted_unix_server(&long, Some(7), 0).expect_err("refused");
+    assert!(e.to_string().len() < 300, "{e}");
+}

@@ -4,7 +4,7 @@
 
 use std::ffi::CString;
 
-use api::host::{Account, Accounts};
+use api::host::{Account, Accounts, ListedAccount};
 use nix::unistd::{Gid, Group, Uid, User, getgrouplist};
 
 /// [`Accounts`] over NSS.
@@ -51,6 +51,89 @@ impl Accounts for NssAccounts {
             .filter_map(|name| self.by_name(&name))
             .collect()
     }
+
+    /// Straight from `getpwent`: no look-up per account (with a file
+    /// source each would read the file again) and no group look-ups. The
+    /// enumeration holds its own lock throughout (its position is
+    /// process-wide); NSS itself is taken a batch of entries at a time, so
+    /// that a login's look-up waits for one batch, not for the listing.
+    #[allow(unsafe_code)]
+    fn for_each_listed(&self, each: &mut dyn FnMut(ListedAccount) -> bool) {
+        const BATCH: usize = 256;
+        let _enumeration = ENUMERATION
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut started = false;
+        loop {
+            let mut done = false;
+            {
+                let _nss = nss_lock();
+                // SAFETY: getpwent's static buffer is read before the next
+                // call, with NSS held; the position is ours alone while
+                // ENUMERATION is held.
+                unsafe {
+                    if !started {
+                        libc::setpwent();
+                        started = true;
+                    }
+                    while batch.len() < BATCH {
+                        let entry = libc::getpwent();
+                        if entry.is_null() {
+                            done = true;
+                            break;
+                        }
+                        if let Some(listed) = listed_of(&*entry) {
+                            batch.push(listed);
+                        }
+                    }
+                    if done {
+                        libc::endpwent();
+                    }
+                }
+            }
+            for listed in batch.drain(..) {
+                if !each(listed) {
+                    if !done {
+                        let _nss = nss_lock();
+                        // SAFETY: ends the enumeration this function began.
+                        unsafe { libc::endpwent() };
+                    }
+                    return;
+                }
+            }
+            if done {
+                return;
+            }
+        }
+    }
+}
+
+/// Held for a whole enumeration: one at a time per process.
+static ENUMERATION: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A passwd entry as a listing shows it; `None` without a name.
+#[allow(unsafe_code)]
+fn listed_of(entry: &libc::passwd) -> Option<ListedAccount> {
+    let text = |p: *const libc::c_char| {
+        if p.is_null() {
+            None
+        } else {
+            // SAFETY: a non-null field of a passwd entry is a C string
+            // valid until the next NSS call, which cannot come before this
+            // copy (the caller holds NSS).
+            Some(
+                unsafe { std::ffi::CStr::from_ptr(p) }
+                    .to_string_lossy()
+                    .into_owned(),
+            )
+        }
+    };
+    Some(ListedAccount {
+        name: text(entry.pw_name)?,
+        uid: entry.pw_uid,
+        gecos: text(entry.pw_gecos).unwrap_or_default(),
+    })
 }
 
 /// Every account name NSS enumerates (`setpwent`/`getpwent`/`endpwent`),
@@ -124,6 +207,24 @@ mod tests {
             all.iter().any(|a| a.uid == 0 && a.name == "root"),
             "{all:?}"
         );
+    }
+
+    #[test]
+    fn the_listing_matches_the_accounts() {
+        let mut listed = Vec::new();
+        NssAccounts.for_each_listed(&mut |a| {
+            listed.push(a);
+            true
+        });
+        let all: Vec<ListedAccount> = NssAccounts.all().iter().map(ListedAccount::from).collect();
+        assert_eq!(listed, all);
+        // Stopping early ends the enumeration; the next one starts over.
+        let mut first = None;
+        NssAccounts.for_each_listed(&mut |a| {
+            first = Some(a);
+            false
+        });
+        assert_eq!(first.as_ref(), listed.first());
     }
 
     #[test]

@@ -10,8 +10,10 @@
 //! checked against the caps, rate-limited repeated log lines), the fan-out
 //! of events to subscribed connections, signals and
 //! a clean shutdown, logging, the command line over the configuration file,
-//! and the production [`api::host::Accounts`] (NSS) and
-//! [`api::host::PasswordCheck`] (PAM).
+//! the production [`api::host::Accounts`] (NSS) and
+//! [`api::host::PasswordCheck`] (PAM), and the web page's HTTP surface: its
+//! files at `/ui/` on the TCP listener, the safety headers on every
+//! response, the `Origin` rule of WebSocket upgrades and optional TLS.
 //!
 //! Does not own: any business rule, schema or error text; those are the
 //! `api`, `service` and `wire` crates', reached through [`api::Api::call`]
@@ -24,6 +26,8 @@ mod listen;
 mod pam;
 mod server;
 mod throttle;
+mod tls;
+mod web;
 
 use std::sync::Arc;
 
@@ -34,7 +38,8 @@ pub use args::{Args, Command};
 pub use connection::{MAX_ANONYMOUS_MESSAGE, MAX_IN_FLIGHT, MAX_MESSAGE};
 pub use listen::{Conn, Peer};
 pub use pam::PamPasswords;
-pub use server::{Endpoints, SHUTDOWN_GRACE, VERSION, serve, serve_until};
+pub use server::{Endpoints, SHUTDOWN_GRACE, Surface, VERSION, router, serve, serve_until};
+pub use web::{CONTENT_SECURITY_POLICY, STRICT_TRANSPORT_SECURITY};
 
 /// Threads for blocking calls (PAM password checks, SQLite writes with
 /// their fsync). Sessions nobody has logged into use at most
@@ -99,6 +104,20 @@ fn fit_open_files(limits: &api::host::Limits) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Says at every start that the transition mode of an upgraded state is
+/// on, and how to end it: an administrator should not forget it.
+fn warn_legacy_shared_code(api: &api::Api) {
+    match api.twofactor().legacy_shared_code() {
+        Ok(true) => tracing::warn!(
+            "legacy_shared_code is on: accounts without their own secret use root's code; \
+             end it with `tfa auth two_factor end_legacy_shared_code` once each account \
+             has enrolled (tfa account user twofactor_enroll username=NAME)"
+        ),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read legacy_shared_code"),
+    }
+}
+
 /// Reads the configuration, opens the state and serves until a signal.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let config = args.config()?;
@@ -136,11 +155,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         admin_group = config.admin_group.as_deref().unwrap_or("-"),
         "starting"
     );
+    warn_legacy_shared_code(&api);
     fit_open_files(&config.limits)?;
     let endpoints = Endpoints {
         socket: api::host::socket_path(&config),
         listen: config.listen.clone(),
         limits: config.limits,
+        tls: config.tls.clone(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(MAX_BLOCKING_THREADS)

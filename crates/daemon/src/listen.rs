@@ -46,6 +46,14 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// The listener's own address, as axum asks for it.
+    pub fn local(addr: SocketAddr) -> Self {
+        Self {
+            peer: Peer::Tcp(addr),
+            upgraded: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
     /// The HTTP upgrade is done: the handshake time-out no longer applies.
     pub fn upgraded(&self) {
         self.upgraded.store(true, Ordering::Release);
@@ -443,10 +451,7 @@ impl Listener for TcpPeers {
     }
 
     fn local_addr(&self) -> io::Result<Conn> {
-        self.listener.local_addr().map(|a| Conn {
-            peer: Peer::Tcp(a),
-            upgraded: Arc::new(AtomicBool::new(true)),
-        })
+        self.listener.local_addr().map(Conn::local)
     }
 }
 

@@ -18,6 +18,7 @@ use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 
 use crate::connection::App;
 use crate::listen::{self, Admission, Conn, TcpPeers};
+use crate::web;
 
 /// The API version string besides `current` (TrueNAS names versions
 /// `vYY.MM.N`; ours is the package version).
@@ -39,12 +40,39 @@ pub struct Endpoints {
     pub listen: Listen,
     /// SPEC §11 limits of both listeners and their connections.
     pub limits: api::host::Limits,
+    /// HTTPS on the TCP listener (certificate and key files).
+    pub tls: Option<api::host::TlsFiles>,
 }
 
-pub fn router(app: Arc<App>) -> Router {
-    Router::new()
+/// What one listener's router serves beyond the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Surface {
+    /// The web page at `/ui/` (the TCP listener).
+    pub page: bool,
+    /// This listener speaks TLS: `https` origins, HSTS.
+    pub tls: bool,
+}
+
+pub fn router(app: Arc<App>, surface: Surface) -> Router {
+    let mut routes = Router::new()
         .route("/api/versions", get(versions))
-        .route("/api/{version}", get(upgrade))
+        .route("/api/{version}", get(upgrade));
+    if surface.page {
+        routes = routes
+            .route("/", get(web::to_page))
+            .route("/ui", get(web::to_page))
+            .route("/ui/", get(web::index))
+            .route("/ui/{*path}", get(web::file));
+    }
+    routes
+        .layer(axum::Extension(surface))
+        // Every response the router makes (404s included) carries them.
+        .layer(axum::middleware::map_response(
+            move |mut response: Response| async move {
+                web::secure(&mut response, surface.tls);
+                response
+            },
+        ))
         .with_state(app)
 }
 
@@ -56,11 +84,23 @@ async fn versions() -> Response {
 async fn upgrade(
     State(app): State<Arc<App>>,
     ConnectInfo(conn): ConnectInfo<Conn>,
+    axum::Extension(surface): axum::Extension<Surface>,
     Path(version): Path<String>,
+    headers: axum::http::HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     if version != "current" && version != VERSION {
         return StatusCode::NOT_FOUND.into_response();
+    }
+    if !web::origin_allowed(&headers, surface.tls) {
+        if let Some(suppressed) = crate::throttle::allow("foreign_origin") {
+            tracing::warn!(peer = ?conn.peer, suppressed, "WebSocket upgrade from a foreign Origin refused");
+        }
+        return (
+            StatusCode::FORBIDDEN,
+            "WebSocket upgrades from another site's page are refused\n",
+        )
+            .into_response();
     }
     let ws = match ws {
         Ok(ws) => ws,
@@ -101,6 +141,19 @@ pub async fn serve_until(
     let admission = Admission::new(endpoints.limits);
     let (mut unix, socket_file) = listen::bind_unix(&endpoints.socket)?;
     unix.admit_with(admission.clone());
+    let tls = match &endpoints.tls {
+        Some(files) if endpoints.listen != Listen::None => {
+            match crate::tls::load(&files.cert, &files.key) {
+                Ok(config) => Some(config),
+                Err(e) => {
+                    drop(unix);
+                    socket_file.remove();
+                    return Err(e);
+                }
+            }
+        }
+        _ => None,
+    };
     let tcp = match &endpoints.listen {
         Listen::Tcp(addr) => match TcpPeers::bind(addr, admission).await {
             Ok(tcp) => Some(tcp),
@@ -113,10 +166,25 @@ pub async fn serve_until(
         },
         Listen::None => None,
     };
-    let tcp_addr = match &tcp {
-        Some(t) => t.local_addr()?.to_string(),
+    let tcp_local = match &tcp {
+        Some(t) => Some(t.local_addr()?),
+        None => None,
+    };
+    let tcp_addr = match tcp_local {
+        Some(a) => a.to_string(),
         None => Listen::None.to_string(),
     };
+    if let Some(a) = tcp_local
+        && tls.is_none()
+        && !a.ip().is_loopback()
+    {
+        tracing::warn!(
+            tcp = %a,
+            "the TCP listener is not on a loopback address and has no TLS: passwords, codes \
+             and tokens cross the network in clear; set tls_cert and tls_key, or reach it \
+             through an SSH tunnel"
+        );
+    }
 
     let (events, _) = broadcast::channel(64);
     let sender = events.clone();
@@ -136,7 +204,21 @@ pub async fn serve_until(
             usize::try_from(endpoints.limits.unauthenticated_workers).unwrap_or(1),
         )),
     });
-    let routes = router(app.clone());
+    let tls_on = tls.is_some();
+    let unix_routes = router(
+        app.clone(),
+        Surface {
+            page: false,
+            tls: false,
+        },
+    );
+    let tcp_routes = router(
+        app.clone(),
+        Surface {
+            page: true,
+            tls: tls.is_some(),
+        },
+    );
 
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -144,20 +226,32 @@ pub async fn serve_until(
     let unix_server = tokio::spawn(
         axum::serve(
             unix,
-            routes.clone().into_make_service_with_connect_info::<Conn>(),
+            unix_routes.into_make_service_with_connect_info::<Conn>(),
         )
         .with_graceful_shutdown(stopped(stop_rx.clone()))
         .into_future(),
     );
-    let tcp_server = tcp.map(|tcp| {
-        tokio::spawn(
-            axum::serve(tcp, routes.into_make_service_with_connect_info::<Conn>())
-                .with_graceful_shutdown(stopped(stop_rx.clone()))
-                .into_future(),
-        )
-    });
+    let tcp_server = match (tcp, tls) {
+        (Some(tcp), Some(config)) => Some(tokio::spawn(
+            axum::serve(
+                crate::tls::TlsPeers::new(tcp, config)?,
+                tcp_routes.into_make_service_with_connect_info::<Conn>(),
+            )
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
+            .into_future(),
+        )),
+        (Some(tcp), None) => Some(tokio::spawn(
+            axum::serve(
+                tcp,
+                tcp_routes.into_make_service_with_connect_info::<Conn>(),
+            )
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
+            .into_future(),
+        )),
+        (None, _) => None,
+    };
     // Tests and scripts wait for this line.
-    tracing::info!(unix = %socket_file.path().display(), tcp = %tcp_addr, "listening");
+    tracing::info!(unix = %socket_file.path().display(), tcp = %tcp_addr, tls = tls_on, "listening");
 
     let signal = stop.await;
     tracing::info!(

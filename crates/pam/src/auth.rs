@@ -10,6 +10,15 @@ use crate::options::{Options, Unreachable};
 /// The prompt shown through the PAM conversation (echo off).
 pub(crate) const PROMPT: &str = "Verification code: ";
 
+/// What the user is shown when the daemon cannot be asked (the reason
+/// goes to syslog only).
+pub(crate) const UNAVAILABLE: &str = "two-factor service unavailable; ask an administrator";
+
+/// What the user is shown for an answer not shaped like a code.
+pub(crate) fn expected_digits(digits: u8) -> String {
+    format!("expected {digits} digits")
+}
+
 /// What the module answers PAM; the FFI layer maps it to the C constant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
@@ -97,6 +106,9 @@ pub(crate) fn authenticate(
         }
         Err(e) => {
             log.error(&format!("{who}: {e}; failing closed"));
+            if matches!(e, DaemonError::Unreachable(_)) {
+                conv.error_message(UNAVAILABLE);
+            }
             return Verdict::AuthErr;
         }
     };
@@ -119,6 +131,9 @@ pub(crate) fn authenticate(
         Ok(o) => o,
         Err(e) => {
             log.error(&format!("{who}: {e}; failing closed"));
+            if matches!(e, DaemonError::Unreachable(_)) {
+                conv.error_message(UNAVAILABLE);
+            }
             return Verdict::AuthErr;
         }
     };
@@ -140,6 +155,10 @@ pub(crate) fn authenticate(
         }
         // NotRequired here means 2FA was turned off while the user typed;
         // the code was not checked, so it proves nothing: fail this attempt.
+        Outcome::Malformed { digits } => {
+            conv.error_message(&expected_digits(digits));
+            Verdict::AuthErr
+        }
         Outcome::Wrong | Outcome::Replayed | Outcome::NotRequired => Verdict::AuthErr,
     }
 }
@@ -380,6 +399,25 @@ mod tests {
         assert_eq!(v, Verdict::AuthErr);
         assert!(conv.prompts.is_empty());
         assert!(log.0.borrow()[0].contains("unreachable"), "{:?}", log.0);
+        // The user learns why, without the reason (that is for syslog).
+        assert_eq!(conv.errors, [UNAVAILABLE]);
+        // Lost after the prompt: the same.
+        let d = FakeDaemon::new(|| Ok(true), unreachable);
+        let (v, conv, _) = run(&Options::default(), Some("1"), &d);
+        assert_eq!(v, Verdict::AuthErr);
+        assert_eq!(conv.errors, [UNAVAILABLE]);
+        // A daemon that answers with an error is not "unavailable".
+        let d = FakeDaemon::new(failed, || panic!("no check"));
+        let (_, conv, _) = run(&Options::default(), Some("1"), &d);
+        assert!(conv.errors.is_empty(), "{:?}", conv.errors);
+    }
+
+    #[test]
+    fn a_malformed_code_says_how_many_digits() {
+        let d = FakeDaemon::new(|| Ok(true), || Ok(Outcome::Malformed { digits: 6 }));
+        let (v, conv, _) = run(&Options::default(), Some("12345x"), &d);
+        assert_eq!(v, Verdict::AuthErr);
+        assert_eq!(conv.errors, ["expected 6 digits"]);
     }
 
     #[test]

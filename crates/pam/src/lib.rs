@@ -32,6 +32,9 @@ mod daemon;
 mod ffi;
 mod options;
 
+/// The module's arguments, documented (for its manual page).
+pub use options::DOCS as OPTION_DOCS;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 pub use auth::{DaemonError, Outcome};

@@ -18,6 +18,37 @@ pub(crate) enum Unreachable {
     Ignore,
 }
 
+/// Every argument the module takes: (form, example, what it does). The
+/// manual page pam_twofactor(8) is made from this table, and a test holds
+/// each example to the parser.
+pub const DOCS: &[(&str, &str, &str)] = &[
+    (
+        "socket=PATH",
+        "socket=/run/twofactor/twofactord.sock",
+        "The daemon's Unix socket (an absolute path). Default: /run/twofactor/twofactord.sock. \
+         The daemon must run as root or as the owner of the process using the module.",
+    ),
+    (
+        "timeout=SECONDS",
+        "timeout=5",
+        "How long connecting and each call may take, in seconds (fractions allowed; above 0, \
+         at most 120). Default: 5.",
+    ),
+    (
+        "unreachable=fail|ignore",
+        "unreachable=ignore",
+        "What to do when the daemon cannot be reached before a code was asked for: fail \
+         (the default) fails the login closed, with the message \"two-factor service \
+         unavailable; ask an administrator\"; ignore behaves as if the module were not in \
+         the stack (PAM_IGNORE). Once a code was asked for, losing the daemon always fails.",
+    ),
+    (
+        "debug",
+        "debug",
+        "Logs each outcome (never the code) to syslog at debug level.",
+    ),
+];
+
 /// The parsed arguments.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Options {
@@ -92,6 +123,14 @@ mod tests {
         assert_eq!(o.unreachable, Unreachable::Fail);
         assert!(!o.debug);
         assert_eq!(o.url(), "ws+unix:///run/twofactor/twofactord.sock");
+    }
+
+    #[test]
+    fn every_documented_example_parses() {
+        for (form, example, _) in DOCS {
+            let (_, problems) = Options::parse([*example]);
+            assert!(problems.is_empty(), "{form}: {problems:?}");
+        }
     }
 
     #[test]

@@ -171,6 +171,33 @@ fn wrong_code_fails_and_is_audited_with_service_and_rhost() {
     assert!(!s.daemon.log.text().contains(&wrong));
 }
 
+/// A code typed as apps show it (`447 862`) is the code; one that is not
+/// six digits is refused with what was expected, audited as malformed and
+/// not counted towards a lock-out.
+#[test]
+fn spaced_codes_are_accepted_and_malformed_ones_are_explained() {
+    if !tools() {
+        return;
+    }
+    let config = format!("{}[rate_limit]\nmax_failures = 2\n", default_config());
+    let s = Setup::new(&config);
+    let entry = s.daemon.enable(30);
+    // Three malformed answers, more than max_failures: no lock-out.
+    for typed in ["1234567", "12345a", "12 34"] {
+        let d = s.login("sshd", typed);
+        assert_failure(&d);
+        assert!(d.stderr.contains("expected 6 digits"), "{typed}: {d:#?}");
+    }
+    let malformed = s
+        .daemon
+        .audit(json!({"event": "otp.check", "outcome": "malformed"}));
+    assert_eq!(malformed.len(), 3, "{malformed:#?}");
+    let code = entry.code();
+    let spaced = format!("{} {}", &code[..3], &code[3..]);
+    let d = s.login("sshd", &spaced);
+    assert_success(&d);
+}
+
 #[test]
 fn interval_45_works() {
     if !tools() {
@@ -265,6 +292,12 @@ fn stopped_daemon_fails_closed_within_the_timeout() {
     assert_failure(&d);
     assert!(!d.asked_for_code(), "{d:#?}");
     assert!(d.elapsed < TIMEOUT + MARGIN, "took {:?}", d.elapsed);
+    // The user is told, not only syslog.
+    assert!(
+        d.stderr
+            .contains("two-factor service unavailable; ask an administrator"),
+        "{d:#?}"
+    );
 
     // unreachable=ignore: the password alone decides.
     let d = s.login("sshd-ignore", &entry.code());
@@ -499,4 +532,85 @@ fn with_the_shared_database_lost_logins_fail_closed_until_it_returns() {
         std::thread::yield_now();
     }
     assert_success(&s.login("sshd", &entry.code()));
+}
+
+/// A state written before per-user secrets (the store's `main-v2` fixture:
+/// 2FA on, one system secret, now root's) keeps asking every SSH login for
+/// that code: alice, who has no secret of her own, is asked for root's
+/// code (`legacy_shared_code`), each use audited, until an administrator
+/// ends the mode. The daemon says so when it starts.
+#[test]
+fn an_upgraded_single_secret_state_asks_accounts_without_a_secret_for_roots_code() {
+    use std::os::unix::fs::PermissionsExt;
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../store/tests/fixtures/main-v2");
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    for name in ["twofactor.db", "secret.key"] {
+        std::fs::copy(fixture.join(name), state.join(name)).unwrap();
+        std::fs::set_permissions(state.join(name), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let daemon = Daemon::start(dir.path(), default_config());
+    assert!(
+        daemon.log.text().contains("legacy_shared_code is on"),
+        "{}",
+        daemon.log.text()
+    );
+    let pam = PamServices::new(dir.path(), &[(USER, PASSWORD)], &["sshd"]);
+    pam.write(
+        "sshd",
+        Some(&format!(
+            "socket={} timeout={}",
+            daemon.socket.display(),
+            TIMEOUT.as_secs()
+        )),
+    );
+    daemon.call(
+        "auth.twofactor.update",
+        vec![json!({"services": {"ssh": true}, "window": 1})],
+    );
+    assert_eq!(
+        daemon.call("auth.twofactor.legacy_shared_code", vec![]),
+        json!(true)
+    );
+    let config = daemon.call("auth.twofactor.config", vec![]);
+    let root = common::Entry {
+        secret: config["secret"].as_str().map(str::to_owned),
+        interval: config["interval"].as_u64().unwrap(),
+        digits: config["otp_digits"].as_u64().unwrap(),
+    };
+    let login = |code: &str| {
+        let mut cmd = rhost_login_command(&pam, "sshd");
+        cmd.current_dir(dir.path());
+        converse_login(cmd, code)
+    };
+    let wrong = login(&root.wrong_code());
+    assert_failure(&wrong);
+    assert!(wrong.asked_for_code());
+    let right = login(&root.code());
+    assert_success(&right);
+    // (The fixture holds main's own accepted check, by root.)
+    let used: Vec<_> = daemon
+        .audit(json!({"event": "otp.check", "outcome": "accepted"}))
+        .into_iter()
+        .filter(|r| r["user"] == USER)
+        .collect();
+    assert_eq!(used.len(), 1, "{used:#?}");
+    assert_eq!(used[0]["detail"]["legacy_shared_code"], true, "{used:#?}");
+
+    // Ended by an administrator: alice has no secret, so no code.
+    assert_eq!(
+        daemon.call("auth.twofactor.end_legacy_shared_code", vec![]),
+        json!(true)
+    );
+    let ended = daemon.audit(json!({"event": "twofactor.end_legacy_shared_code"}));
+    assert_eq!(ended.len(), 1, "{ended:#?}");
+    let after = login("");
+    assert_success(&after);
+    assert!(!after.asked_for_code(), "{after:#?}");
 }

@@ -38,6 +38,25 @@ impl Account {
     }
 }
 
+/// What a listing shows of an account: its passwd entry's name, uid and
+/// GECOS field, without the group look-ups a full [`Account`] needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedAccount {
+    pub name: String,
+    pub uid: u32,
+    pub gecos: String,
+}
+
+impl From<&Account> for ListedAccount {
+    fn from(a: &Account) -> Self {
+        Self {
+            name: a.name.clone(),
+            uid: a.uid,
+            gecos: a.gecos.clone(),
+        }
+    }
+}
+
 /// Looks accounts up (NSS in production).
 pub trait Accounts: Send + Sync + std::fmt::Debug {
     fn by_name(&self, name: &str) -> Option<Account>;
@@ -45,6 +64,17 @@ pub trait Accounts: Send + Sync + std::fmt::Debug {
     /// Every account (`getpwent`), for listings; none by default.
     fn all(&self) -> Vec<Account> {
         Vec::new()
+    }
+    /// Hands every account the system enumerates to `each`, one at a time
+    /// in the enumeration's order, until `each` returns `false`: a listing
+    /// without holding every account at once or looking each up again.
+    /// The default walks [`Accounts::all`].
+    fn for_each_listed(&self, each: &mut dyn FnMut(ListedAccount) -> bool) {
+        for a in self.all() {
+            if !each(ListedAccount::from(&a)) {
+                break;
+            }
+        }
     }
 }
 

@@ -30,21 +30,35 @@ impl Origin {
         }
     }
 
-    /// The origin wrong codes are counted under (SPEC 6.3): the TCP peer's
-    /// address, or `PAM_RHOST` for PAM checks (the same key as TCP when it
-    /// is an address, so one host is one origin; `host:NAME` when it is a
-    /// name), or [`LOCAL_ORIGIN`]. Never [`store::ALL_ORIGINS`].
+    /// The origin wrong codes and login attempts are counted under (SPEC
+    /// 6.3): the TCP peer's address, or `PAM_RHOST` for PAM checks (the
+    /// same key as TCP when it is an address, so one host is one origin;
+    /// `host:NAME` when it is a name), or [`LOCAL_ORIGIN`]. Addresses are
+    /// keyed by who controls them ([`address_key`]). Never
+    /// [`store::ALL_ORIGINS`].
     pub fn rate_limit_key(&self) -> String {
         match self {
-            Self::Tcp { addr, .. } => canonical_ip(*addr).to_string(),
+            Self::Tcp { addr, .. } => address_key(*addr),
             Self::Pam { rhost: Some(h) } if !h.trim().is_empty() => {
                 let h = h.trim();
                 match h.parse::<IpAddr>() {
-                    Ok(ip) => canonical_ip(ip).to_string(),
+                    Ok(ip) => address_key(ip),
                     Err(_) => format!("host:{}", h.to_ascii_lowercase()),
                 }
             }
             _ => LOCAL_ORIGIN.to_owned(),
+        }
+    }
+
+    /// Who is calling, for telling repeats of one caller apart from other
+    /// callers' records: the uid on the socket, the rate-limit origin
+    /// otherwise. A new connection (another port or pid) is the same caller.
+    pub fn caller_key(&self) -> String {
+        match self {
+            Self::Unix { uid, .. } => format!("uid:{uid}"),
+            Self::Embedded { uid } => format!("embedded:{uid}"),
+            Self::Tcp { .. } => format!("tcp:{}", self.rate_limit_key()),
+            Self::Pam { .. } => format!("pam:{}", self.rate_limit_key()),
         }
     }
 
@@ -54,14 +68,31 @@ impl Origin {
     }
 }
 
-/// An IPv4 peer seen on an IPv6 socket (`::ffff:a.b.c.d`) is the IPv4
-/// address, so it cannot count twice.
-fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
+/// The rate-limit key of an address: what one party can vary freely counts
+/// as one origin. Every loopback address (all of 127.0.0.0/8, `::1`, and
+/// loopback seen on an IPv6 socket as `::ffff:127.x.y.z`) is `loopback`: a
+/// local user can bind any of them. An IPv6 address is keyed by its /64,
+/// the smallest network a site is given; an IPv4 peer seen on an IPv6
+/// socket (`::ffff:a.b.c.d`) is the IPv4 address, so it cannot count twice.
+pub fn address_key(ip: IpAddr) -> String {
+    let ip = match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
+    };
+    if ip.is_loopback() {
+        return LOOPBACK_ORIGIN.to_owned();
+    }
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let network = u128::from(v6) & !u128::from(u64::MAX);
+            format!("{}/64", std::net::Ipv6Addr::from(network))
+        }
     }
 }
+
+/// The rate-limit origin of every loopback address.
+pub const LOOPBACK_ORIGIN: &str = "loopback";
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -142,5 +173,54 @@ impl Caller {
             service: self.via.clone(),
             detail,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(text: &str) -> String {
+        address_key(text.parse().expect("an address"))
+    }
+
+    #[test]
+    fn loopback_is_one_origin() {
+        for a in [
+            "127.0.0.1",
+            "127.0.0.2",
+            "127.255.255.254",
+            "::1",
+            "::ffff:127.3.4.5",
+        ] {
+            assert_eq!(key(a), LOOPBACK_ORIGIN, "{a}");
+        }
+    }
+
+    #[test]
+    fn ipv6_is_keyed_by_its_64_and_mapped_ipv4_by_the_address() {
+        assert_eq!(key("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:ffff:ffff:ffff:ffff"), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:3::1"), "2001:db8:1:3::/64");
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_ne!(key("192.0.2.7"), key("192.0.2.8"));
+    }
+
+    #[test]
+    fn pam_rhost_and_tcp_share_the_key() {
+        let pam = Origin::Pam {
+            rhost: Some("2001:db8::5".into()),
+        };
+        let tcp = Origin::Tcp {
+            addr: "2001:db8::9".parse().expect("address"),
+            port: 1,
+        };
+        assert_eq!(pam.rate_limit_key(), tcp.rate_limit_key());
+        let lo = Origin::Tcp {
+            addr: [127, 0, 0, 9].into(),
+            port: 2,
+        };
+        assert_eq!(lo.rate_limit_key(), LOOPBACK_ORIGIN);
     }
 }

@@ -31,6 +31,10 @@ pub struct RateLimits {
     /// First back-off; each further lock-out doubles it.
     pub initial_backoff_secs: u32,
     pub max_backoff_secs: u32,
+    /// Lock-outs are remembered (for the doubling) until a right code from
+    /// the origin, or one fewer for each such quiet spell after the last
+    /// lock-out ended: a pause of minutes does not start the back-off over.
+    pub lockout_decay_secs: u32,
 }
 
 impl Default for RateLimits {
@@ -41,6 +45,7 @@ impl Default for RateLimits {
             window_secs: 300,
             initial_backoff_secs: 30,
             max_backoff_secs: 900,
+            lockout_decay_secs: 3600,
         }
     }
 }
@@ -91,28 +96,40 @@ impl RateLimits {
         Some(backoff)
     }
 
-    /// When a counter may be forgotten: its window has passed and its last
-    /// lock-out ended more than the longest back-off ago (so a persistent
-    /// guesser keeps doubling, one who went away starts over).
+    fn decay_ms(&self) -> i64 {
+        i64::from(self.lockout_decay_secs.max(1)) * 1000
+    }
+
+    /// When a counter may be forgotten: its window has passed and every
+    /// lock-out it remembers has decayed (so a persistent guesser keeps
+    /// doubling, one who stays away for hours starts over).
     fn expires_at(&self, st: &LimiterState) -> i64 {
         let window_end = st.window_start_ms.saturating_add(self.window_ms());
-        let memory_end = if st.lockouts == 0 {
-            0
-        } else {
-            st.locked_until_ms
-                .saturating_add(i64::from(self.max_backoff_secs) * 1000)
-        };
+        let memory_end = st
+            .locked_until_ms
+            .saturating_add(i64::from(st.lockouts).saturating_mul(self.decay_ms()));
         window_end.max(memory_end).max(st.locked_until_ms)
     }
 
-    /// The stored counter, or a fresh one when it has expired (whether or
-    /// not the expired row was deleted yet).
-    fn current(&self, st: LimiterState, now: i64) -> LimiterState {
-        if st != LimiterState::default() && now >= self.expires_at(&st) {
-            LimiterState::default()
-        } else {
-            st
+    /// The stored counter as of `now`: fresh when it has expired (whether
+    /// or not the expired row was deleted yet), and with one lock-out
+    /// fewer for every full decay period since the last one ended. The
+    /// periods used up move `locked_until_ms` on (never past `now`), so
+    /// they are not counted again.
+    fn current(&self, mut st: LimiterState, now: i64) -> LimiterState {
+        if st == LimiterState::default() {
+            return st;
         }
+        if now >= self.expires_at(&st) {
+            return LimiterState::default();
+        }
+        if st.lockouts > 0 && now > st.locked_until_ms {
+            let periods = (now - st.locked_until_ms) / self.decay_ms();
+            let forgiven = u32::try_from(periods).unwrap_or(u32::MAX).min(st.lockouts);
+            st.lockouts -= forgiven;
+            st.locked_until_ms += i64::from(forgiven) * self.decay_ms();
+        }
+        st
     }
 }
 
@@ -127,6 +144,13 @@ pub enum CheckOutcome {
     LockedOut {
         retry_after_secs: u64,
     },
+    /// Not shaped like a code at all: not `digits` digits (spaces inside
+    /// aside) and not a recovery code. Answered like a wrong code but not
+    /// counted as a guess: a typo of the shape says nothing about the
+    /// secret.
+    Malformed {
+        digits: u8,
+    },
 }
 
 impl CheckOutcome {
@@ -134,6 +158,7 @@ impl CheckOutcome {
         match self {
             Self::Accepted => "accepted",
             Self::Wrong => "wrong",
+            Self::Malformed { .. } => "malformed",
             Self::Replayed => "replayed",
             Self::LockedOut { .. } => "locked_out",
         }
@@ -144,7 +169,7 @@ impl CheckOutcome {
     pub(crate) fn verdict(self) -> Result<bool, ServiceError> {
         match self {
             Self::Accepted => Ok(true),
-            Self::Wrong | Self::Replayed => Ok(false),
+            Self::Wrong | Self::Replayed | Self::Malformed { .. } => Ok(false),
             Self::LockedOut { retry_after_secs } => {
                 Err(ServiceError::LockedOut { retry_after_secs })
             }
@@ -163,6 +188,15 @@ pub(crate) struct Target {
     pub id: Option<store::SecretId>,
     pub digits: otp::Digits,
     pub interval: otp::Interval,
+}
+
+/// A code as typed, with the spaces an app shows inside it (`447 862`)
+/// and blanks around it removed. Built at its final capacity, so no unwiped
+/// copy is left behind.
+pub(crate) fn compact_code(token: &str) -> zeroize::Zeroizing<String> {
+    let mut code = zeroize::Zeroizing::new(String::with_capacity(token.len()));
+    code.extend(token.chars().filter(|c| !c.is_whitespace()));
+    code
 }
 
 /// Recovery codes (SPEC §10): ten characters of the lower-case base32
@@ -230,6 +264,51 @@ impl TwoFactor {
         })?
     }
 
+    /// The login check (API login and PAM): the account's own secret, or,
+    /// under `legacy_shared_code`, root's for an account without one (with
+    /// root's replay and lock-out state; recovery codes are not taken
+    /// then, and the audit record says `legacy_shared_code`).
+    pub fn check_login_code(
+        &self,
+        caller: &Caller,
+        user: &UserRef,
+        token: Option<&str>,
+    ) -> Result<CheckOutcome, ServiceError> {
+        let now = self.clock.now_ms();
+        transact(&*self.store, |tx| {
+            let settings = tx.entry()?.settings;
+            if !settings.enabled {
+                return Ok(Err(ServiceError::NotEnabled));
+            }
+            let own = self.active_target(tx, caller, user, now)?;
+            let (target, recovery) = match own {
+                Some(t) => (t, true),
+                None if settings.legacy_shared_code && !user.is_root() => {
+                    match self.active_target(tx, caller, &UserRef::root(), now)? {
+                        Some(t) => (t, false),
+                        None => return Ok(Err(ServiceError::NotConfigured)),
+                    }
+                }
+                None => return Ok(Err(ServiceError::NotConfigured)),
+            };
+            let outcome = self.check_in_tx(
+                tx,
+                caller,
+                user,
+                &target,
+                token,
+                settings.window,
+                now,
+                recovery,
+                &mut |tx, step| match target.id {
+                    Some(id) => tx.advance_step(id, step),
+                    None => Ok(false),
+                },
+            )?;
+            Ok(Ok(outcome))
+        })?
+    }
+
     /// The account's active secret as a check target, `None` when it has
     /// none. A secret made for another uid under the same name (the
     /// account was deleted and recreated) is not honoured: `None`, audited.
@@ -254,7 +333,10 @@ impl TwoFactor {
             return Ok(None);
         };
         if stored.uid != user.uid {
-            tx.audit(&caller.audit(
+            self.audit_repeatable(
+                tx,
+                caller,
+                &stored.owner(),
                 now,
                 "otp.check",
                 "not_configured",
@@ -264,7 +346,7 @@ impl TwoFactor {
                     "secret_uid": stored.uid,
                     "account_uid": user.uid,
                 })),
-            ))?;
+            )?;
             return Ok(None);
         }
         Ok(Some(Target {
@@ -279,7 +361,7 @@ impl TwoFactor {
     /// The check itself, inside the caller's transaction: lock-out, code
     /// (then, when allowed, a recovery code), counters, audit. `accept`
     /// records the matching step and says whether it was fresh. A missing
-    /// `token` is empty; blanks around it do not count.
+    /// `token` is empty; blanks around it and inside it do not count.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn check_in_tx(
         &self,
@@ -293,7 +375,11 @@ impl TwoFactor {
         recovery: bool,
         accept: &mut dyn FnMut(&mut dyn Tx, u64) -> store::Result<bool>,
     ) -> store::Result<CheckOutcome> {
-        let token = token.map(str::trim).unwrap_or("");
+        let token = compact_code(token.unwrap_or(""));
+        let token = token.as_str();
+        let digits = target.digits.get();
+        let well_formed =
+            token.len() == usize::from(digits) && token.bytes().all(|b| b.is_ascii_digit());
         let limits = self.limits;
         let owner = target.owner.as_str();
         let origin = caller.origin.rate_limit_key();
@@ -339,26 +425,23 @@ impl TwoFactor {
                 Algorithm::Sha1,
             );
             let secs = u64::try_from(now / 1000).unwrap_or(0);
-            match totp.verify(token.as_bytes(), secs, window) {
-                Some(step) if accept(tx, step)? => CheckOutcome::Accepted,
-                Some(_) => CheckOutcome::Replayed,
-                None => {
-                    let code = if recovery {
-                        normalize_recovery_code(token)
-                    } else {
-                        None
-                    };
-                    match code {
-                        Some(code) => match tx.use_recovery_code(&user.name, &code)? {
-                            Some(left) => {
-                                recovery_left = Some(left);
-                                CheckOutcome::Accepted
-                            }
-                            None => CheckOutcome::Wrong,
-                        },
-                        None => CheckOutcome::Wrong,
+            let code = if recovery && !well_formed {
+                normalize_recovery_code(token)
+            } else {
+                None
+            };
+            match (totp.verify(token.as_bytes(), secs, window), code) {
+                (Some(step), _) if accept(tx, step)? => CheckOutcome::Accepted,
+                (Some(_), _) => CheckOutcome::Replayed,
+                (None, Some(code)) => match tx.use_recovery_code(&user.name, user.uid, &code)? {
+                    Some(left) => {
+                        recovery_left = Some(left);
+                        CheckOutcome::Accepted
                     }
-                }
+                    None => CheckOutcome::Wrong,
+                },
+                (None, None) if well_formed => CheckOutcome::Wrong,
+                (None, None) => CheckOutcome::Malformed { digits },
             }
         };
         let mut lockouts = Vec::new();
@@ -380,11 +463,19 @@ impl TwoFactor {
                     tx.put_failures(owner, key, st, limits.expires_at(st))?;
                 }
             }
-            CheckOutcome::LockedOut { .. } => {}
+            // Audited, never counted (see `Malformed`).
+            CheckOutcome::LockedOut { .. } | CheckOutcome::Malformed { .. } => {}
         }
         let mut detail = serde_json::Map::new();
         if !user.is_root() {
             detail.insert("account".into(), json!(user.name));
+            if owner == SYSTEM_OWNER {
+                detail.insert("legacy_shared_code".into(), json!(true));
+                detail.insert(
+                    "note".into(),
+                    json!("root's code, asked of an account without its own secret"),
+                );
+            }
         }
         if let CheckOutcome::LockedOut { retry_after_secs } = outcome {
             detail.insert("retry_after_secs".into(), json!(retry_after_secs));
@@ -403,7 +494,7 @@ impl TwoFactor {
         } else {
             outcome.audit_name()
         };
-        tx.audit(&caller.audit(now, "otp.check", name, detail))?;
+        self.audit_repeatable(tx, caller, owner, now, "otp.check", name, detail)?;
         for (tier, ms) in lockouts {
             tx.audit(&caller.audit(
                 now,
@@ -422,12 +513,48 @@ impl TwoFactor {
         Ok(outcome)
     }
 
-    /// Applies audit retention a batch at a time; called in every
-    /// transaction that appends audit records.
+    /// Appends a record of something `caller` can repeat at will (a
+    /// check, a login): classed by its kind, and aggregated with the
+    /// identical records of this caller for `owner`'s account beyond the
+    /// configured rate.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn audit_repeatable(
+        &self,
+        tx: &mut dyn Tx,
+        caller: &Caller,
+        owner: &str,
+        now: i64,
+        event: &str,
+        outcome: &str,
+        detail: Option<serde_json::Value>,
+    ) -> store::Result<()> {
+        let record = caller.audit(now, event, outcome, detail);
+        let class = crate::retention::class_of(event, outcome);
+        if !crate::retention::aggregated(event) {
+            return tx.audit_as(&record, class, None);
+        }
+        let key = format!(
+            "{event}\u{1f}{outcome}\u{1f}{}\u{1f}{}\u{1f}{owner}",
+            caller.user.as_deref().unwrap_or(""),
+            caller.origin.caller_key(),
+        );
+        let aggregate = store::Aggregate {
+            key: &key,
+            since_ms: self.retention.interval_start(now),
+            free: self.retention.aggregate_after,
+        };
+        tx.audit_as(&record, class, Some(&aggregate))
+    }
+
+    /// Applies audit retention a batch at a time, to each class on its own
+    /// budget; called in every transaction that appends audit records.
     pub(crate) fn retain_audit(&self, tx: &mut dyn Tx, now: i64) -> store::Result<()> {
         let r = self.retention;
-        let max_age_ms = i64::from(r.max_age_days).saturating_mul(86_400_000);
-        tx.prune_audit(now.saturating_sub(max_age_ms), r.max_rows, r.batch)?;
+        for class in store::AuditClass::ALL {
+            let (days, rows) = r.budget(class);
+            let max_age_ms = i64::from(days).saturating_mul(86_400_000);
+            tx.prune_audit(class, now.saturating_sub(max_age_ms), rows, r.batch)?;
+        }
         Ok(())
     }
 }
@@ -476,11 +603,34 @@ mod tests {
         for t in 1..5 {
             l.fail(&mut st, 5, t);
         }
-        // Locked 30 s from t=4 ms; remembered 15 minutes beyond.
+        // Locked 30 s from t=4 ms; remembered an hour beyond.
         assert_eq!(st.locked_until_ms, 30_004);
-        assert_eq!(l.expires_at(&st), 30_004 + 900_000);
-        assert_eq!(l.current(st, 930_003), st);
-        assert_eq!(l.current(st, 930_004), LimiterState::default());
+        assert_eq!(l.expires_at(&st), 30_004 + 3_600_000);
+        assert_eq!(l.current(st, 3_630_003), st);
+        assert_eq!(l.current(st, 3_630_004), LimiterState::default());
+    }
+
+    #[test]
+    fn lock_outs_decay_one_per_quiet_period() {
+        let l = RateLimits::default();
+        let st = LimiterState {
+            failures: 0,
+            window_start_ms: 0,
+            locked_until_ms: 1_000_000,
+            lockouts: 3,
+        };
+        // Within the first period after the lock-out: all remembered.
+        assert_eq!(l.current(st, 1_000_000 + 3_599_999).lockouts, 3);
+        let later = l.current(st, 1_000_000 + 3_600_000);
+        assert_eq!(later.lockouts, 2);
+        assert_eq!(later.locked_until_ms, 1_000_000 + 3_600_000);
+        // Applying it again at the same instant forgives nothing more.
+        assert_eq!(l.current(later, 1_000_000 + 3_600_000), later);
+        assert_eq!(l.current(later, 1_000_000 + 7_200_000).lockouts, 1);
+        assert_eq!(
+            l.current(st, 1_000_000 + 3 * 3_600_000),
+            LimiterState::default()
+        );
     }
 
     #[test]

@@ -39,6 +39,9 @@ impl ManualClock {
         self.0
             .fetch_add(secs.saturating_mul(1000), Ordering::SeqCst);
     }
+    pub fn advance_ms(&self, ms: i64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
 }
 
 impl Clock for ManualClock {

@@ -16,10 +16,12 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/twofactor/twofactord.toml";
 /// Why the configuration could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
+    /// The OS error is part of the message, not a source of its own, so
+    /// that a report of the whole chain says it once.
+    #[error("cannot read {path}: {reason}")]
     Read {
         path: String,
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     #[error("{path}: {message}")]
     Parse { path: String, message: String },
@@ -46,6 +48,8 @@ struct File {
     audit: Option<AuditFile>,
     require_secret: Option<bool>,
     limits: Option<LimitsFile>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     database: Option<DatabaseFile>,
 }
 
@@ -94,6 +98,10 @@ impl fmt::Debug for Database {
 struct AuditFile {
     max_age_days: Option<u32>,
     max_rows: Option<u64>,
+    security_max_age_days: Option<u32>,
+    security_max_rows: Option<u64>,
+    aggregate_after: Option<u32>,
+    aggregate_interval_secs: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -104,6 +112,7 @@ struct RateLimitFile {
     window_secs: Option<u32>,
     initial_backoff_secs: Option<u32>,
     max_backoff_secs: Option<u32>,
+    lockout_decay_secs: Option<u32>,
 }
 
 /// The resolved configuration, defaults filled in.
@@ -137,6 +146,16 @@ pub struct Config {
     pub limits: Limits,
     /// The shared PostgreSQL state (`[database]`); `None`: SQLite.
     pub database: Option<Database>,
+    /// HTTPS on the TCP listener: the certificate chain and private key
+    /// files (PEM), `tls_cert` and `tls_key`; both or neither.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files the TCP listener's TLS uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Config {
@@ -158,6 +177,7 @@ impl Config {
             init: false,
             limits: Limits::default(),
             database: None,
+            tls: None,
         }
     }
 
@@ -167,9 +187,9 @@ impl Config {
         match std::fs::read_to_string(path) {
             Ok(text) => Self::parse(&text, &shown),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(Self::defaults()),
-            Err(source) => Err(ConfigError::Read {
+            Err(reason) => Err(ConfigError::Read {
                 path: shown,
-                source,
+                reason,
             }),
         }
     }
@@ -220,6 +240,10 @@ impl Config {
             l.window_secs = r.window_secs.unwrap_or(l.window_secs);
             l.initial_backoff_secs = r.initial_backoff_secs.unwrap_or(l.initial_backoff_secs);
             l.max_backoff_secs = r.max_backoff_secs.unwrap_or(l.max_backoff_secs);
+            l.lockout_decay_secs = r.lockout_decay_secs.unwrap_or(l.lockout_decay_secs);
+            if l.lockout_decay_secs == 0 {
+                return Err(invalid("rate_limit.lockout_decay_secs", "at least 1"));
+            }
             if l.max_failures == 0 {
                 return Err(invalid("rate_limit.max_failures", "at least 1"));
             }
@@ -256,6 +280,27 @@ impl Config {
                     return Err(invalid("audit.max_rows", "at least 1"));
                 }
                 c.audit.max_rows = rows;
+            }
+            if let Some(days) = a.security_max_age_days {
+                if days == 0 {
+                    return Err(invalid("audit.security_max_age_days", "at least 1"));
+                }
+                c.audit.security_max_age_days = days;
+            }
+            if let Some(rows) = a.security_max_rows {
+                if rows == 0 {
+                    return Err(invalid("audit.security_max_rows", "at least 1"));
+                }
+                c.audit.security_max_rows = rows;
+            }
+            if let Some(n) = a.aggregate_after {
+                c.audit.aggregate_after = n;
+            }
+            if let Some(secs) = a.aggregate_interval_secs {
+                if secs == 0 {
+                    return Err(invalid("audit.aggregate_interval_secs", "at least 1"));
+                }
+                c.audit.aggregate_interval_secs = secs;
             }
         }
         if let Some(l) = file.limits {
@@ -294,6 +339,12 @@ impl Config {
                 statement_timeout_ms,
             });
         }
+        c.tls = match (file.tls_cert, file.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => return Err(invalid("tls_key", "set together with tls_cert")),
+            (None, Some(_)) => return Err(invalid("tls_cert", "set together with tls_key")),
+        };
         Ok(c)
     }
 }
@@ -334,12 +385,19 @@ fn default_paths(root: bool, env: Env<'_>) -> (PathBuf, Option<PathBuf>) {
     if root {
         return (PathBuf::from("/var/lib/twofactor"), None);
     }
-    // Without a home, relative to the working directory (as before).
-    let data = data_home(env).unwrap_or_else(|| PathBuf::from("./.local/share"));
     let runtime = env("XDG_RUNTIME_DIR")
         .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| data.clone());
+        .map(PathBuf::from);
+    // Without a home there is no default state directory (never one
+    // relative to the working directory: [`crate::open_store`] refuses
+    // it), and the socket is the runtime directory's or the system's.
+    let Some(data) = data_home(env) else {
+        return (
+            PathBuf::new(),
+            runtime.map(|r| r.join(PROGRAM_DIR).join("twofactord.sock")),
+        );
+    };
+    let runtime = runtime.unwrap_or_else(|| data.clone());
     (
         data.join(PROGRAM_DIR),
         Some(runtime.join(PROGRAM_DIR).join("twofactord.sock")),
@@ -604,6 +662,27 @@ mod tests {
     }
 
     #[test]
+    fn tls_needs_both_files() {
+        let c = Config::parse("tls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"\n", "t.toml").unwrap();
+        assert_eq!(
+            c.tls,
+            Some(TlsFiles {
+                cert: "/c.pem".into(),
+                key: "/k.pem".into()
+            })
+        );
+        assert_eq!(Config::parse("", "t.toml").unwrap().tls, None);
+        let err = Config::parse("tls_cert = \"/c.pem\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "t.toml: tls_key must be set together with tls_cert");
+        let err = Config::parse("tls_key = \"/k.pem\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "t.toml: tls_cert must be set together with tls_key");
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let err = Config::parse("isuer = \"x\"\n", "t.toml")
             .unwrap_err()
@@ -719,12 +798,20 @@ mod tests {
         );
         assert_eq!(data(&[("HOME", "")]), None);
         assert_eq!(data(&[]), None);
+        // Without a home: no state directory (opening refuses it) and the
+        // system's socket; nothing relative to the working directory.
         let (state, sock) = default_paths(false, &|_| None);
-        assert_eq!(state, PathBuf::from("./.local/share/twofactor"));
+        assert_eq!(state, PathBuf::new());
+        assert_eq!(sock, None);
+        let runtime = |k: &str| (k == "XDG_RUNTIME_DIR").then(|| "/run/user/7".into());
+        let (state, sock) = default_paths(false, &runtime);
+        assert_eq!(state, PathBuf::new());
         assert_eq!(
             sock,
-            Some(PathBuf::from("./.local/share/twofactor/twofactord.sock"))
+            Some(PathBuf::from("/run/user/7/twofactor/twofactord.sock"))
         );
+        let err = crate::open_store(&state, false).expect_err("refused");
+        assert!(err.to_string().contains("HOME"), "{err}");
     }
 
     #[test]

@@ -17,14 +17,16 @@ mod clock;
 mod config;
 mod provisioning;
 mod retention;
+mod status;
 mod twofactor;
 mod users;
 
-pub use accounts::{Account, Accounts, NoAccounts, PasswordCheck};
-pub use caller::{Caller, LOCAL_ORIGIN, Origin};
+pub use accounts::{Account, Accounts, ListedAccount, NoAccounts, PasswordCheck};
+pub use caller::{Caller, LOCAL_ORIGIN, LOOPBACK_ORIGIN, Origin, address_key};
 pub use check::{CheckOutcome, RateLimits};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Limits;
+pub use config::TlsFiles;
 pub use config::{
     Config, ConfigError, DEFAULT_CONFIG_PATH, Database, Listen, ListenError, current_uid,
     user_data_dir,
@@ -36,6 +38,7 @@ pub use provisioning::{ProvisioningUri, RecoveryCode};
 pub use retention::AuditRetention;
 /// The password type of [`PasswordCheck`], for its callers and implementors.
 pub use secrecy::{ExposeSecret, SecretString};
+pub use status::{LockOut, Status};
 /// The audit trail's query and rows, as `TwoFactor::audit` takes and gives
 /// them, and what can go wrong with the state (carried by
 /// [`ServiceError::Store`] and by [`open_store`]).
@@ -43,11 +46,22 @@ pub use store::{AuditEntry, AuditQuery, DbErrorKind, StoreError};
 
 /// Opens (or with `init`, starts afresh) the SQLite state in `state_dir`,
 /// drawing its key from the system's randomness: what a host hands to
-/// [`TwoFactor::new`].
+/// [`TwoFactor::new`]. An empty `state_dir` (no default could be found:
+/// no HOME or XDG variable) is refused, never taken as the working
+/// directory.
 pub fn open_store(
     state_dir: &std::path::Path,
     init: bool,
 ) -> Result<std::sync::Arc<dyn store::Store>, StoreError> {
+    if state_dir.as_os_str().is_empty() {
+        return Err(StoreError::Io {
+            path: "the default state directory".into(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "neither HOME nor XDG_DATA_HOME is set, so there is none (give --state-dir)",
+            ),
+        });
+    }
     let store = store::SqliteStore::open_with(state_dir, store::StoreOptions { init })?;
     Ok(std::sync::Arc::new(store))
 }
@@ -144,7 +158,8 @@ pub use store::{Change, ChangeListener, MigrateReport, StateLocation, Store, mig
 pub use store::{OsRandom, RandomError, Randomness};
 pub use twofactor::{Entry, Labels, Services, TwoFactor, UpdateRequest};
 pub use users::{
-    ENROLMENT_TTL_SECS, Enrolment, RECOVERY_CODES, SecretHolder, SecretOptions, UserConfig, UserRef,
+    ENROLMENT_TTL_SECS, Enrolment, LoginFactor, RECOVERY_CODES, SecretHolder, SecretOptions,
+    UserConfig, UserRef,
 };
 
 /// What went wrong in a service call. The API decides how each is shown.

@@ -1,15 +1,31 @@
-//! Audit retention (SPEC 11): records older than `max_age_days` or beyond
-//! the newest `max_rows` are deleted, a small batch with every audited
+//! Audit retention (SPEC 11): records older than their class's age or
+//! beyond its newest rows are deleted, a small batch with every audited
 //! change, so that retention never holds the writer for long.
+//!
+//! Two classes have their own budgets, so that records anyone can repeat
+//! (their own code checks, failed logins) cannot push out the records that
+//! matter later (lock-outs, changes of secrets and settings, successful
+//! logins, recovery-code use). Repeats of one kind from one caller for one
+//! account beyond a small rate become one row with a count per interval.
+
+use store::AuditClass;
 
 /// How long and how many audit records are kept (`[audit]` in the
 /// configuration file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuditRetention {
+    /// Routine records (code checks, failed logins, logouts).
     pub max_age_days: u32,
     pub max_rows: u64,
-    /// Records deleted at most per audited transaction. Larger than the
-    /// records one transaction appends, so retention catches up.
+    /// Security records (everything else).
+    pub security_max_age_days: u32,
+    pub security_max_rows: u64,
+    /// Records of one kind (event, outcome, caller, account) written one
+    /// by one per interval; further ones only count in one more row.
+    pub aggregate_after: u32,
+    pub aggregate_interval_secs: u32,
+    /// Records deleted at most per class per audited transaction. Larger
+    /// than the records one transaction appends, so retention catches up.
     pub batch: usize,
 }
 
@@ -18,7 +34,53 @@ impl Default for AuditRetention {
         Self {
             max_age_days: 90,
             max_rows: 100_000,
+            security_max_age_days: 365,
+            security_max_rows: 100_000,
+            aggregate_after: 10,
+            aggregate_interval_secs: 60,
             batch: 32,
         }
     }
+}
+
+impl AuditRetention {
+    /// The age and row budget of `class`.
+    pub(crate) fn budget(&self, class: AuditClass) -> (u32, u64) {
+        match class {
+            AuditClass::Routine => (self.max_age_days, self.max_rows),
+            AuditClass::Security => (self.security_max_age_days, self.security_max_rows),
+        }
+    }
+
+    /// The start of the aggregation interval `now_ms` falls in.
+    pub(crate) fn interval_start(&self, now_ms: i64) -> i64 {
+        let len = i64::from(self.aggregate_interval_secs.max(1)) * 1000;
+        now_ms - now_ms.rem_euclid(len)
+    }
+}
+
+/// The class of a record: what anyone can repeat at will is routine; a
+/// successful login, a recovery code, a lock-out, a change is security.
+pub(crate) fn class_of(event: &str, outcome: &str) -> AuditClass {
+    let routine = match event {
+        "otp.check" => matches!(
+            outcome,
+            "accepted" | "wrong" | "malformed" | "replayed" | "locked_out" | "not_configured"
+        ),
+        "auth.login" => matches!(outcome, "wrong_password" | "suppressed"),
+        "auth.logout" => true,
+        _ => false,
+    };
+    if routine {
+        AuditClass::Routine
+    } else {
+        AuditClass::Security
+    }
+}
+
+/// Whether records of this kind are aggregated beyond the rate: the ones a
+/// caller can repeat (checks, logins, logouts), not changes, whose every
+/// detail counts.
+pub(crate) fn aggregated(event: &str) -> bool {
+    matches!(event, "otp.check" | "auth.login" | "auth.logout")
 }

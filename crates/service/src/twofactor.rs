@@ -145,6 +145,33 @@ impl TwoFactor {
         Ok(s.enabled && (!for_ssh || s.ssh))
     }
 
+    /// Whether `legacy_shared_code` is on: accounts without a secret of
+    /// their own are asked for root's code (a state migrated from the
+    /// single-secret model).
+    pub fn legacy_shared_code(&self) -> Result<bool, ServiceError> {
+        Ok(self.store.read_summary()?.settings.legacy_shared_code)
+    }
+
+    /// Ends `legacy_shared_code` (audited). Returns whether it was on.
+    pub fn end_legacy_shared_code(&self, caller: &Caller) -> Result<bool, ServiceError> {
+        let now = self.clock.now_ms();
+        let was_on = transact(&*self.store, |tx| {
+            let mut settings = tx.entry()?.settings;
+            let was_on = settings.legacy_shared_code;
+            settings.legacy_shared_code = false;
+            tx.put_settings(&settings)?;
+            tx.audit(&caller.audit(
+                now,
+                "twofactor.end_legacy_shared_code",
+                "success",
+                Some(json!({"was_on": was_on})),
+            ))?;
+            self.retain_audit(tx, now)?;
+            Ok(was_on)
+        })?;
+        Ok(was_on)
+    }
+
     /// A fresh secret, or the random source's failure (nothing is made).
     pub(crate) fn new_secret(&self) -> Result<Secret, store::StoreError> {
         let mut failed = None;
@@ -169,6 +196,7 @@ impl TwoFactor {
                 interval: req.interval.unwrap_or(old.interval),
                 ssh: req.services.map_or(old.ssh, |s| s.ssh),
                 enabled: req.enabled.unwrap_or(old.enabled),
+                legacy_shared_code: old.legacy_shared_code,
             };
             tx.put_settings(&new)?;
             let generated = new.enabled && entry.secret.is_none();
@@ -237,9 +265,9 @@ impl TwoFactor {
         detail: Option<serde_json::Value>,
     ) -> Result<(), ServiceError> {
         let now = self.clock.now_ms();
-        let record = caller.audit(now, event, outcome, detail);
+        let owner = caller.user.clone().unwrap_or_default();
         transact(&*self.store, |tx| {
-            tx.audit(&record)?;
+            self.audit_repeatable(tx, caller, &owner, now, event, outcome, detail.clone())?;
             self.retain_audit(tx, now)
         })?;
         Ok(())

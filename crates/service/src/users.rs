@@ -100,6 +100,22 @@ impl std::fmt::Debug for Enrolment {
     }
 }
 
+/// What a login of an account needs while 2FA is enabled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginFactor {
+    /// A code (or recovery code) of the account's own secret.
+    Own,
+    /// Root's code: `legacy_shared_code` is on and the account has no
+    /// secret of its own.
+    LegacySharedCode,
+    /// Refused (fail closed): the account has no secret under its name but
+    /// one is stored for its uid under `names` (it was renamed).
+    SecretUnderOtherName { names: Vec<String> },
+    /// No secret anywhere for it: the password alone (unless the system
+    /// requires a secret).
+    None,
+}
+
 /// An account holding a secret, for `user.query`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretHolder {
@@ -122,10 +138,18 @@ impl TwoFactor {
         interval: Interval,
     ) -> Result<ProvisioningUri, ServiceError> {
         let labels = self.labels();
+        // Root's secret is the entry's: its label is the one
+        // `auth.twofactor.provisioning_uri` has always given (TrueNAS's),
+        // so that scanning it from either place makes one entry in the app.
+        let account = if user.is_root() {
+            format!("{}@{}", labels.hostname, labels.product)
+        } else {
+            format!("{}-{}@{}", user.name, labels.hostname, labels.product)
+        };
         let uri = KeyUri {
             kind: OtpKind::Totp,
             issuer: Some(labels.issuer.clone()),
-            account: format!("{}-{}@{}", user.name, labels.hostname, labels.product),
+            account,
             secret,
             algorithm: Algorithm::Sha1,
             digits,
@@ -140,7 +164,7 @@ impl TwoFactor {
         &self,
         user: &UserRef,
     ) -> Result<(Option<ActiveSecret>, u32, Settings), ServiceError> {
-        let view = self.store.read_user(&user.name)?;
+        let view = self.store.read_user(&user.name, user.uid)?;
         if user.is_root() {
             let entry = self.store.read()?;
             let active = entry
@@ -184,7 +208,7 @@ impl TwoFactor {
         if user.is_root() {
             return Ok(self.store.read_summary()?.secret_id.is_some());
         }
-        match self.store.read_user(&user.name)?.secret {
+        match self.store.read_user(&user.name, user.uid)?.secret {
             None => Ok(false),
             Some(s) if s.uid == user.uid => Ok(true),
             Some(s) => {
@@ -204,6 +228,56 @@ impl TwoFactor {
         }
     }
 
+    /// What a login of `user` needs while 2FA is enabled (the caller has
+    /// checked that): its own code, root's code under
+    /// `legacy_shared_code`, nothing, or a refusal because the account's
+    /// secret is stored under another name for its uid (a rename).
+    /// Unseals nothing.
+    pub fn login_factor(
+        &self,
+        caller: &Caller,
+        user: &UserRef,
+    ) -> Result<LoginFactor, ServiceError> {
+        if self.user_has_secret(caller, user)? {
+            return Ok(LoginFactor::Own);
+        }
+        if !user.is_root() {
+            let view = self.store.read_user(&user.name, user.uid)?;
+            if !view.other_names_with_uid.is_empty() {
+                return Ok(LoginFactor::SecretUnderOtherName {
+                    names: view.other_names_with_uid,
+                });
+            }
+            let summary = self.store.read_summary()?;
+            if summary.settings.legacy_shared_code && summary.secret_id.is_some() {
+                return Ok(LoginFactor::LegacySharedCode);
+            }
+        }
+        Ok(LoginFactor::None)
+    }
+
+    /// Audits a login refused because the account's secret is stored
+    /// under another name for its uid.
+    pub fn refuse_renamed(
+        &self,
+        caller: &Caller,
+        user: &UserRef,
+        names: &[String],
+    ) -> Result<(), ServiceError> {
+        self.record(
+            caller,
+            "auth.login",
+            "refused",
+            Some(json!({
+                "account": user.name,
+                "uid": user.uid,
+                "reason": "a secret is stored for this uid under another name (renamed account?); \
+                           an administrator must enrol a secret for the new name",
+                "names": names,
+            })),
+        )
+    }
+
     /// Whether a secret is stored under this account name, whoever the
     /// account is now. For a name the system cannot look up: a secret
     /// there means the check must fail closed, not pass.
@@ -211,7 +285,7 @@ impl TwoFactor {
         if name == "root" && self.store.read_summary()?.secret_id.is_some() {
             return Ok(true);
         }
-        Ok(self.store.read_user(name)?.secret.is_some())
+        Ok(self.store.read_user(name, 0)?.secret.is_some())
     }
 
     /// `user.provisioning_uri(username)`.
@@ -221,6 +295,19 @@ impl TwoFactor {
             username: user.name.clone(),
         })?;
         self.user_uri(user, secret, digits, interval)
+    }
+
+    /// The provisioning URI of `user`'s pending enrolment (what
+    /// `user.twofactor_enroll` returned), while it has not expired.
+    pub fn pending_provisioning_uri(
+        &self,
+        user: &UserRef,
+    ) -> Result<ProvisioningUri, ServiceError> {
+        let now = self.clock.now_ms();
+        let pending = transact(&*self.store, |tx| tx.pending_secret(&user.name))?
+            .filter(|p| p.uid == user.uid && now < p.expires_at_ms)
+            .ok_or(ServiceError::NoPendingEnrolment)?;
+        self.user_uri(user, pending.secret, pending.digits, pending.interval)
     }
 
     /// The digits and interval a new secret of `user` gets.
@@ -320,6 +407,30 @@ impl TwoFactor {
             self.retain_audit(tx, now)
         })?;
         Ok(())
+    }
+
+    /// `user.clear_2fa_lockout`: ends the account's lock-outs and forgets
+    /// its wrong codes from every origin (the doubling starts over), the
+    /// secret untouched. Audited; returns whether anything was cleared.
+    pub fn clear_lockout(&self, caller: &Caller, user: &UserRef) -> Result<bool, ServiceError> {
+        let now = self.clock.now_ms();
+        let owner = if user.is_root() {
+            store::SYSTEM_OWNER.to_owned()
+        } else {
+            store::user_owner(&user.name, user.uid)
+        };
+        let cleared = transact(&*self.store, |tx| {
+            let cleared = tx.clear_failures(&owner)?;
+            tx.audit(&caller.audit(
+                now,
+                "user.clear_2fa_lockout",
+                "success",
+                Some(json!({"account": user.name, "counters_cleared": cleared})),
+            ))?;
+            self.retain_audit(tx, now)?;
+            Ok(cleared)
+        })?;
+        Ok(cleared > 0)
     }
 
     /// `user.verify_twofactor_token`: the shared check path as a boolean.
@@ -435,7 +546,7 @@ impl TwoFactor {
                     ))?;
                     Ok(())
                 }
-                CheckOutcome::Wrong | CheckOutcome::Replayed => {
+                CheckOutcome::Wrong | CheckOutcome::Replayed | CheckOutcome::Malformed { .. } => {
                     Err(ServiceError::InvalidEnrolmentCode)
                 }
                 CheckOutcome::LockedOut { retry_after_secs } => {
@@ -479,7 +590,7 @@ impl TwoFactor {
             .collect();
         transact(&*self.store, |tx| {
             let refs: Vec<&str> = normalized.iter().map(|c| c.as_str()).collect();
-            tx.put_recovery_codes(&user.name, &refs)?;
+            tx.put_recovery_codes(&user.name, user.uid, &refs)?;
             tx.audit(&caller.audit(
                 now,
                 "user.generate_2fa_recovery_codes",
@@ -494,6 +605,23 @@ impl TwoFactor {
             .collect())
     }
 
+    /// Whether the account `name` with `uid` holds a secret made for it
+    /// (one stored under its name for another uid does not count), from a
+    /// read-only snapshot of that one account.
+    pub fn honours_secret(&self, name: &str, uid: u32) -> Result<bool, ServiceError> {
+        Ok(self.secret_uid(name)? == Some(uid))
+    }
+
+    /// The uid the secret stored under `name` was made for (root's: 0),
+    /// `None` when the name holds none; from a read-only snapshot of that
+    /// one account.
+    pub fn secret_uid(&self, name: &str) -> Result<Option<u32>, ServiceError> {
+        if name == "root" && self.store.read_summary()?.secret_id.is_some() {
+            return Ok(Some(0));
+        }
+        Ok(self.store.read_user(name, 0)?.secret.map(|s| s.uid))
+    }
+
     /// Every account holding a secret (root when the entry has one).
     pub fn secret_holders(&self) -> Result<Vec<SecretHolder>, ServiceError> {
         let mut out = Vec::new();
@@ -503,7 +631,9 @@ impl TwoFactor {
                 uid: 0,
             });
         }
-        let infos = transact(&*self.store, |tx| tx.user_secrets())?;
+        // A read-only snapshot: listing never waits for, or holds up, a
+        // check or a change.
+        let infos = self.store.read_user_secrets()?;
         out.extend(infos.into_iter().map(|i| SecretHolder {
             username: i.username,
             uid: i.uid,

@@ -356,21 +356,80 @@ fn a_code_works_once_and_older_codes_never_after_newer() {
 }
 
 #[test]
-fn malformed_tokens_are_false_not_errors() {
+fn malformed_tokens_are_false_audited_and_not_counted() {
     let f = fixture();
     let s = enable(&f);
     let good = code_at(&f, &s, 0);
-    // Four, not five: five wrong codes (malformed ones count) would lock.
-    for bad in [None, Some("12345"), Some("1234567"), Some("１２３４５６")] {
+    // More than the five wrong codes that lock: none of these is a guess.
+    let bad = [
+        None,
+        Some("12345"),
+        Some("1234567"),
+        Some("１２３４５６"),
+        Some("12345a"),
+        Some("12 34 5"),
+        Some("abcdef"),
+    ];
+    for token in bad {
         assert_eq!(
-            f.tf.check_code(&tcp(1), bad).unwrap(),
-            CheckOutcome::Wrong,
-            "{bad:?}"
+            f.tf.check_code(&tcp(1), token).unwrap(),
+            CheckOutcome::Malformed { digits: 6 },
+            "{token:?}"
         );
+        assert!(!f.tf.verify(&tcp(1), token).unwrap(), "{token:?}");
     }
+    // Counted through the rows' counts: repeats beyond the audit's rate
+    // share one row.
+    let malformed: u64 = all_audit(&f)
+        .iter()
+        .filter(|r| r.record.event == "otp.check" && r.record.outcome == "malformed")
+        .map(|r| r.count)
+        .sum();
+    assert_eq!(malformed, 2 * bad.len() as u64);
     assert!(
         f.tf.verify(&tcp(1), Some(&good)).unwrap(),
         "the failures above were not a lock-out"
+    );
+}
+
+/// The status names who is locked out now and until when, and forgets a
+/// lock-out that has ended.
+#[test]
+fn status_shows_lock_outs_until_they_end() {
+    let f = fixture();
+    enable(&f);
+    let st = f.tf.status().unwrap();
+    assert!(st.enabled && st.root_secret, "{st:?}");
+    assert_eq!(st.accounts_with_secret, 1);
+    assert!(st.locked_out.is_empty());
+    for _ in 0..5 {
+        f.tf.check_code(&tcp(7), Some("000000")).unwrap();
+    }
+    let st = f.tf.status().unwrap();
+    assert_eq!(st.locked_out.len(), 1, "{st:?}");
+    let l = &st.locked_out[0];
+    assert_eq!(l.account, "root");
+    assert!(l.origin.contains("192.0.2.7"), "{l:?}");
+    assert_eq!(l.until_ms, st.now_ms + 30_000);
+    f.clock.advance_secs(31);
+    assert!(f.tf.status().unwrap().locked_out.is_empty());
+}
+
+#[test]
+fn spaces_inside_a_code_are_ignored() {
+    let f = fixture();
+    let s = enable(&f);
+    let good = code_at(&f, &s, 0);
+    let spaced = format!("{} {}", &good[..3], &good[3..]);
+    assert_eq!(
+        f.tf.check_code(&admin(), Some(&spaced)).unwrap(),
+        CheckOutcome::Accepted
+    );
+    // Still one code: the same code with other spacing is a replay.
+    let again = format!(" {}\t{} ", &good[..2], &good[2..]);
+    assert_eq!(
+        f.tf.check_code(&admin(), Some(&again)).unwrap(),
+        CheckOutcome::Replayed
     );
 }
 
@@ -480,7 +539,7 @@ fn five_wrong_codes_lock_then_back_off_doubles_and_a_right_code_resets() {
 }
 
 #[test]
-fn the_back_off_doubles_to_the_cap_and_is_forgotten_after_a_quiet_spell() {
+fn the_back_off_doubles_to_the_cap_and_is_forgotten_only_after_hours_of_quiet() {
     let f = fixture();
     let s = enable(&f);
     let lock_once = |f: &Fixture| -> u64 {
@@ -497,8 +556,11 @@ fn the_back_off_doubles_to_the_cap_and_is_forgotten_after_a_quiet_spell() {
     };
     let waits: Vec<u64> = (0..7).map(|_| lock_once(&f)).collect();
     assert_eq!(waits, vec![30, 60, 120, 240, 480, 900, 900]);
-    // Nothing more for the window plus the longest back-off: forgotten.
+    // A pause as long as the longest back-off does not start it over.
     f.clock.advance_secs(900);
+    assert_eq!(lock_once(&f), 900);
+    // Each quiet hour forgives one lock-out; eight hours, all of them.
+    f.clock.advance_secs(8 * 3600);
     assert_eq!(lock_once(&f), 30);
 }
 
@@ -665,7 +727,12 @@ fn administrators_on_the_socket_are_audited_but_lock_nobody_out() {
             ..Default::default()
         })
         .unwrap();
-    assert_eq!(wrong.len(), 25);
+    // Each is counted; repeats beyond the rate share one row.
+    assert_eq!(wrong.iter().map(|e| e.count).sum::<u64>(), 25);
+    assert_eq!(
+        wrong.len(),
+        AuditRetention::default().aggregate_after as usize + 1
+    );
 }
 
 #[test]
@@ -733,7 +800,11 @@ fn audit_retention_by_count_and_by_age() {
     let retention = AuditRetention {
         max_age_days: 2,
         max_rows: 10,
+        security_max_age_days: 2,
+        // Every record its own row, so that the rows are the count.
+        aggregate_after: u32::MAX,
         batch: 4,
+        ..AuditRetention::default()
     };
     let f = fixture_with(RateLimits::default(), retention);
     let s = enable(&f);
@@ -741,9 +812,10 @@ fn audit_retention_by_count_and_by_age() {
         f.tf.check_code(&root_unix(), Some(&wrong_code(&f, &s)))
             .unwrap();
     }
+    // Ten checks (routine), and the enabling change on its own budget.
     let rows = all_audit(&f);
-    assert_eq!(rows.len(), 10);
-    assert_eq!(f.rows("audit_log"), 10);
+    assert_eq!(rows.len(), 11);
+    assert_eq!(f.rows("audit_log"), 11);
     let newest = rows[0].id;
     // Old records go once they are older than max_age_days, a batch at a time.
     f.clock.advance_secs(2 * 86_400 + 1);

@@ -96,6 +96,28 @@ impl Fixture {
     }
 }
 
+/// Root's secret is one entry in an app, whichever way it is shown: the
+/// user view gives the entry's (TrueNAS) label, also after an enrolment.
+#[test]
+fn roots_secret_has_one_label() {
+    let f = fixture();
+    enable(&f);
+    let system = f.tf.provisioning_uri().unwrap().to_string();
+    assert!(
+        system.starts_with("otpauth://totp/iXsystems:nas%40TrueNAS?"),
+        "{system}"
+    );
+    assert_eq!(uri_of(&f, &UserRef::root()), system);
+    let en =
+        f.tf.enroll(&root_unix(), &UserRef::root(), SecretOptions::default())
+            .unwrap();
+    let pending = en.provisioning_uri.to_string();
+    assert!(
+        pending.starts_with("otpauth://totp/iXsystems:nas%40TrueNAS?"),
+        "{pending}"
+    );
+}
+
 #[test]
 fn each_account_has_its_own_secret_and_one_users_wrong_codes_lock_nobody_else() {
     let f = fixture();
@@ -536,11 +558,14 @@ impl store::Store for CountingStore {
     ) -> store::Result<()> {
         self.inner.transact_dyn(f)
     }
-    fn read_user(&self, username: &str) -> store::Result<store::UserView> {
-        self.inner.read_user(username)
+    fn read_user(&self, username: &str, uid: u32) -> store::Result<store::UserView> {
+        self.inner.read_user(username, uid)
     }
     fn query_audit(&self, query: &AuditQuery) -> store::Result<Vec<store::AuditEntry>> {
         self.inner.query_audit(query)
+    }
+    fn read_user_secrets(&self) -> store::Result<Vec<store::UserSecretInfo>> {
+        self.inner.read_user_secrets()
     }
 }
 
@@ -587,4 +612,115 @@ fn only_answers_that_carry_the_system_secret_unseal_it() {
     assert!(tf.provisioning_uri().is_ok());
     assert!(tf.user_config(&UserRef::root()).unwrap().secret_configured);
     assert_eq!(unsealed(), 3);
+}
+
+/// Listing who holds a secret reads a snapshot: it neither waits for nor
+/// holds up a writer (another process holds the write lock throughout).
+#[test]
+fn listing_secret_holders_never_waits_for_the_writer() {
+    let f = fixture();
+    enable(&f);
+    f.tf.renew_user_secret(&root_unix(), &alice(), SecretOptions::default())
+        .unwrap();
+    let db = f.dir.path().join("state").join(store::SqliteStore::DB_FILE);
+    let writer = rusqlite::Connection::open(&db).unwrap();
+    writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = std::time::Instant::now();
+    let holders = f.tf.secret_holders().unwrap();
+    assert!(f.tf.honours_secret("alice", 1001).unwrap());
+    assert!(!f.tf.honours_secret("alice", 4242).unwrap());
+    assert!(!f.tf.honours_secret("bob", 1002).unwrap());
+    assert!(f.tf.honours_secret("root", 0).unwrap());
+    let took = started.elapsed();
+    writer.execute_batch("ROLLBACK").unwrap();
+    let names: Vec<&str> = holders.iter().map(|h| h.username.as_str()).collect();
+    assert_eq!(names, ["root", "alice"]);
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "waited {took:?} for the writer"
+    );
+}
+
+/// main's single-secret state (main-v2) after the upgrade: an account
+/// without a secret of its own is checked against root's secret, with
+/// root's replay state and root's lock-out; recovery codes do not stand in
+/// for it; ending the mode leaves it with nothing to check.
+#[test]
+fn after_migrating_mains_state_an_account_without_a_secret_is_checked_against_roots() {
+    use std::os::unix::fs::PermissionsExt;
+    let fixture_dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../store/tests/fixtures/main-v2");
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    for n in ["twofactor.db", "secret.key"] {
+        std::fs::copy(fixture_dir.join(n), state.join(n)).unwrap();
+        std::fs::set_permissions(state.join(n), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let clock = Arc::new(ManualClock::at_secs(1_795_991_339 + 30));
+    let tf = common::two_factor(
+        store::SqliteStore::open(&state).unwrap(),
+        clock.clone(),
+        Arc::new(OsRandom),
+        RateLimits::default(),
+    );
+    let who = tcp("alice", 3);
+    assert_eq!(
+        tf.login_factor(&who, &alice()).unwrap(),
+        service::LoginFactor::LegacySharedCode
+    );
+    // Her own check (verify) knows no secret of hers.
+    assert!(matches!(
+        tf.verify_user(&who, &alice(), Some("123456")),
+        Err(ServiceError::NotConfigured)
+    ));
+    let root_uri = tf.user_provisioning_uri(&UserRef::root()).unwrap();
+    let (s, d, i) = totp_of(&root_uri);
+    let now = u64::try_from(service::Clock::now_ms(&*clock) / 1000).unwrap();
+    let right = Totp::new(&s, d, i, Algorithm::Sha1).code(now).to_string();
+    // Wrong codes of alice count toward root's lock-out.
+    for _ in 0..5 {
+        assert_eq!(
+            tf.check_login_code(&who, &alice(), Some(&wrong(&right)))
+                .unwrap(),
+            CheckOutcome::Wrong
+        );
+    }
+    assert!(matches!(
+        tf.check_code(&tcp("root", 3), Some(&right)).unwrap(),
+        CheckOutcome::LockedOut { .. }
+    ));
+    clock.advance_secs(60);
+    let now = u64::try_from(service::Clock::now_ms(&*clock) / 1000).unwrap();
+    let right = Totp::new(&s, d, i, Algorithm::Sha1).code(now).to_string();
+    assert_eq!(
+        tf.check_login_code(&who, &alice(), Some(&right)).unwrap(),
+        CheckOutcome::Accepted
+    );
+    // Root's replay state: the same code no longer opens root's login.
+    assert_eq!(
+        tf.check_code(&tcp("root", 4), Some(&right)).unwrap(),
+        CheckOutcome::Replayed
+    );
+    let rows = tf
+        .audit(&AuditQuery {
+            outcome: Some("accepted".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        rows[0].record.detail.as_ref().unwrap()["legacy_shared_code"],
+        true
+    );
+    assert!(tf.end_legacy_shared_code(&root_unix()).unwrap());
+    assert!(!tf.end_legacy_shared_code(&root_unix()).unwrap());
+    assert_eq!(
+        tf.login_factor(&who, &alice()).unwrap(),
+        service::LoginFactor::None
+    );
+    assert!(matches!(
+        tf.check_login_code(&who, &alice(), Some(&right)),
+        Err(ServiceError::NotConfigured)
+    ));
 }

@@ -42,6 +42,7 @@ fn main() -> Result<()> {
             interval: Interval::DEFAULT,
             ssh: true,
             enabled: true,
+            legacy_shared_code: false,
         })?;
         if tx.entry()?.secret.is_none() {
             let secret = random_secret().map_err(|e| store::StoreError::database(e.to_string()))?;
@@ -81,7 +82,7 @@ fn main() -> Result<()> {
         n = end;
     }
     file.flush()?;
-    let view = store.read_user(&format!("user{:05}", count.saturating_sub(1)))?;
+    let view = store.read_user(&format!("user{:05}", count.saturating_sub(1)), 0)?;
     println!(
         "{count} accounts with secrets in {dir} (last has a secret: {})",
         view.secret.is_some()

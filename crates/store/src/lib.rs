@@ -23,8 +23,8 @@ mod users;
 
 pub use migrate::{MigrateReport, StateLocation, migrate};
 pub use model::{
-    ALL_ORIGINS, AuditEntry, AuditQuery, AuditRecord, EntrySummary, LimiterState, SYSTEM_OWNER,
-    SecretId, SecretRecord, Settings, SystemEntry,
+    ALL_ORIGINS, Aggregate, AuditClass, AuditEntry, AuditQuery, AuditRecord, EntrySummary,
+    LimiterState, SYSTEM_OWNER, SecretId, SecretRecord, Settings, SystemEntry,
 };
 #[cfg(feature = "postgres")]
 pub use postgres::{PgOptions, PgStore, SslMode, redact_url};
@@ -169,6 +169,10 @@ pub trait Tx {
         state: &LimiterState,
         expires_at_ms: i64,
     ) -> Result<()>;
+    /// Deletes every failure counter of `owner` (each origin's and the
+    /// count over all origins), ending its lock-outs and their memory; the
+    /// secret and its replay state stay. Returns how many were deleted.
+    fn clear_failures(&mut self, owner: &str) -> Result<usize>;
     /// Deletes up to `batch` counters whose expiry is at or before `now_ms`
     /// (oldest first); returns how many. Keeps the table bounded however
     /// many origins there are.
@@ -180,7 +184,8 @@ pub trait Tx {
     /// read (found by name).
     fn user_secret(&mut self, username: &str) -> Result<Option<UserSecret>>;
     /// Makes `new` the account's active secret, deleting the previous one
-    /// with its replay state and failure counters.
+    /// with its replay state and failure counters, and the name's recovery
+    /// codes made for another uid.
     fn put_user_secret(&mut self, new: &NewUserSecret<'_>) -> Result<SecretId>;
     /// Deletes the account's secret, failure counters, pending enrolment
     /// and recovery codes; returns whether it had a secret.
@@ -193,19 +198,41 @@ pub trait Tx {
     /// Stores (replacing) the account's pending enrolment.
     fn put_pending_secret(&mut self, pending: &PendingSecret) -> Result<()>;
     fn delete_pending_secret(&mut self, username: &str) -> Result<()>;
-    /// Replaces the account's recovery codes: only their keyed hashes
-    /// (HMAC-SHA-256 under a key derived from the key file) are stored.
-    fn put_recovery_codes(&mut self, username: &str, codes: &[&str]) -> Result<()>;
+    /// Replaces the account's recovery codes (of any uid) with codes for
+    /// `uid`: only their keyed hashes (HMAC-SHA-256 under a key derived
+    /// from the key file, over name, uid and code) are stored.
+    fn put_recovery_codes(&mut self, username: &str, uid: u32, codes: &[&str]) -> Result<()>;
     /// Uses up one recovery code: `Some(codes left)` when it was one of the
-    /// account's, `None` otherwise.
-    fn use_recovery_code(&mut self, username: &str, code: &str) -> Result<Option<u32>>;
-    fn recovery_codes_left(&mut self, username: &str) -> Result<u32>;
-    /// Appends an audit record.
-    fn audit(&mut self, record: &AuditRecord) -> Result<()>;
-    /// Audit retention, a little at a time: deletes up to `batch` of the
-    /// oldest records that are older than `older_than_ms` or beyond the
-    /// newest `keep_rows`. Returns how many were deleted.
-    fn prune_audit(&mut self, older_than_ms: i64, keep_rows: u64, batch: usize) -> Result<usize>;
+    /// account's made for `uid`, `None` otherwise.
+    fn use_recovery_code(&mut self, username: &str, uid: u32, code: &str) -> Result<Option<u32>>;
+    /// The account's unused recovery codes made for `uid` (never another's).
+    fn recovery_codes_left(&mut self, username: &str, uid: u32) -> Result<u32>;
+    /// Appends an audit record of the security class, never aggregated.
+    fn audit(&mut self, record: &AuditRecord) -> Result<()> {
+        self.audit_as(record, AuditClass::Security, None)
+    }
+    /// Appends an audit record under `class`'s retention. With `aggregate`,
+    /// once `free` records of its key were written since its `since_ms`,
+    /// the record is not appended: the count of one row of that key in the
+    /// interval (the first record beyond `free`) grows by one instead.
+    fn audit_as(
+        &mut self,
+        record: &AuditRecord,
+        class: AuditClass,
+        aggregate: Option<&Aggregate<'_>>,
+    ) -> Result<()>;
+    /// Audit retention of one class, a little at a time: deletes up to
+    /// `batch` of the oldest records of `class` that are older than
+    /// `older_than_ms` or beyond the class's newest `keep_rows`. Records of
+    /// the other class are neither deleted nor counted. Returns how many
+    /// were deleted.
+    fn prune_audit(
+        &mut self,
+        class: AuditClass,
+        older_than_ms: i64,
+        keep_rows: u64,
+        batch: usize,
+    ) -> Result<usize>;
 }
 
 /// A change another node (or process) committed, as heard from the
@@ -250,9 +277,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Runs `f` in one transaction: committed (durably) when `f` returns
     /// `Ok`, rolled back when it returns `Err`.
     fn transact_dyn(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()>;
-    /// One account's secret and recovery-code count, from a read-only
-    /// snapshot (never waits behind a write).
-    fn read_user(&self, username: &str) -> Result<UserView>;
+    /// One account's secret, the count of its recovery codes made for
+    /// `uid`, and the other names holding a secret made for `uid`, from a
+    /// read-only snapshot (never waits behind a write).
+    fn read_user(&self, username: &str, uid: u32) -> Result<UserView>;
     /// Audit records, newest first.
     fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
     /// Registers `listener` for changes committed by other nodes sharing
@@ -271,13 +299,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn is_ready(&self) -> bool {
         true
     }
+    /// Every stored account secret, by name, without unsealing any, from a
+    /// read-only snapshot (never waits behind a write, never holds one up).
+    fn read_user_secrets(&self) -> Result<Vec<UserSecretInfo>>;
 }
 
 /// What [`Store::read_user`] returns.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UserView {
     pub secret: Option<UserSecret>,
+    /// Recovery codes of the name made for the uid asked about.
     pub recovery_codes_left: u32,
+    /// Other names whose stored secret was made for the uid asked about
+    /// (at most a few): a renamed account left its secret there.
+    pub other_names_with_uid: Vec<String>,
 }
 
 /// Typed convenience over [`Store::transact_dyn`].

@@ -15,7 +15,8 @@ pub(crate) struct Snapshot {
     pub(crate) secrets: Vec<SecretRowData>,
     pub(crate) users: Vec<(String, i64, i64, i64, i64)>,
     pub(crate) pending: Vec<(String, i64, Vec<u8>, i64, i64, i64)>,
-    pub(crate) recovery: Vec<(String, Vec<u8>)>,
+    /// (name, uid, MAC, MAC version)
+    pub(crate) recovery: Vec<(String, i64, Vec<u8>, i64)>,
     pub(crate) limits: Vec<(String, i64, i64, i64, i64)>,
     pub(crate) failures: Vec<(String, String, i64, i64, i64, i64, i64)>,
     pub(crate) audit: Vec<AuditRowData>,
@@ -29,6 +30,7 @@ pub(crate) struct ConfigRow {
     pub(crate) ssh: bool,
     pub(crate) enabled: bool,
     pub(crate) secret_id: Option<i64>,
+    pub(crate) legacy_shared_code: bool,
 }
 
 pub(crate) struct SecretRowData {
@@ -49,6 +51,9 @@ pub(crate) struct AuditRowData {
     pub(crate) service: Option<String>,
     pub(crate) detail: Option<String>,
     pub(crate) node: Option<String>,
+    pub(crate) class: String,
+    pub(crate) count: i64,
+    pub(crate) agg_key: Option<String>,
 }
 
 impl Snapshot {

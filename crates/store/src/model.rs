@@ -12,6 +12,10 @@ pub struct Settings {
     /// `services.ssh`.
     pub ssh: bool,
     pub enabled: bool,
+    /// The transition mode of a state migrated from the single-secret
+    /// model: accounts without a secret of their own are asked for root's
+    /// code. Set only by that migration; an administrator ends it.
+    pub legacy_shared_code: bool,
 }
 
 /// The owner of the system secret. Per-user secrets (SPEC §9) will be owned
@@ -98,6 +102,48 @@ pub struct AuditEntry {
     pub id: i64,
     #[serde(flatten)]
     pub record: AuditRecord,
+    /// How many identical events this row stands for: 1, or more for a row
+    /// that aggregates repeats beyond the rate written one by one.
+    #[serde(default = "one")]
+    pub count: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// Which retention budget an audit record is kept under: routine records
+/// (code checks, failed logins) cannot push security records (lock-outs,
+/// changes, successful logins, recovery-code use) out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditClass {
+    Routine,
+    Security,
+}
+
+impl AuditClass {
+    pub const ALL: [Self; 2] = [Self::Routine, Self::Security];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Routine => "routine",
+            Self::Security => "security",
+        }
+    }
+}
+
+/// How [`crate::Tx::audit_as`] bounds repeats of one kind of record: the
+/// first `free` records with `key` since `since_ms` are written one by one,
+/// every later one adds to the count of one further row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Aggregate<'a> {
+    /// What makes records "identical" (event, outcome, caller, owner).
+    pub key: &'a str,
+    /// Start of the current interval.
+    pub since_ms: i64,
+    pub free: u32,
 }
 
 /// Filters for [`crate::Store::query_audit`]; `None` means "any".

@@ -13,9 +13,9 @@ use std::thread;
 use otp::{Digits, Interval, Secret, Window};
 use serde_json::json;
 use store::{
-    ALL_ORIGINS, AuditQuery, AuditRecord, EntrySummary, LimiterState, NewUserSecret, PendingSecret,
-    SYSTEM_OWNER, SecretId, Settings, SqliteStore, Store, StoreError, SystemEntry, UserView,
-    transact,
+    ALL_ORIGINS, Aggregate, AuditClass, AuditQuery, AuditRecord, EntrySummary, LimiterState,
+    NewUserSecret, PendingSecret, SYSTEM_OWNER, SecretId, Settings, SqliteStore, Store, StoreError,
+    SystemEntry, UserView, transact,
 };
 
 /// One fresh storage location (a directory, a database, ...). Dropping it
@@ -41,6 +41,7 @@ fn some_settings() -> Settings {
         interval: Interval::new(60).unwrap(),
         ssh: true,
         enabled: true,
+        legacy_shared_code: true,
     }
 }
 
@@ -327,6 +328,70 @@ pub fn replace_secret_clears_its_owners_failures(make: Make<'_>) {
     assert_eq!(get("user:1000", ALL_ORIGINS), st, "another owner's stay");
 }
 
+/// The read-only listing of secret holders is the transaction's, and sees
+/// another handle's commits.
+pub fn read_user_secrets_matches_the_transactions_view(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    let other = loc.open();
+    assert!(store.read_user_secrets().unwrap().is_empty());
+    for (name, uid, fill) in [("bob", 1002, 4), ("alice", 1001, 5)] {
+        transact(&*other, |tx| {
+            tx.put_user_secret(&NewUserSecret {
+                username: name,
+                uid,
+                secret: &secret(fill),
+                digits: Digits::new(6).unwrap(),
+                interval: Interval::new(30).unwrap(),
+                created_at_ms: 1,
+            })
+        })
+        .unwrap();
+    }
+    let read = store.read_user_secrets().unwrap();
+    assert_eq!(read, transact(&*store, |tx| tx.user_secrets()).unwrap());
+    let names: Vec<(&str, u32)> = read.iter().map(|i| (i.username.as_str(), i.uid)).collect();
+    assert_eq!(names, [("alice", 1001), ("bob", 1002)]);
+}
+
+/// Clearing an owner's counters deletes each origin's and the count over
+/// all origins, and nothing of another owner or the secret.
+pub fn clear_failures_ends_one_owners_lock_outs(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    let id = new_secret(&*store, 3);
+    let st = LimiterState {
+        failures: 2,
+        window_start_ms: 10,
+        locked_until_ms: 5_000,
+        lockouts: 3,
+    };
+    transact(&*store, |tx| {
+        tx.put_failures(SYSTEM_OWNER, "192.0.2.1", &st, i64::MAX)?;
+        tx.put_failures(SYSTEM_OWNER, ALL_ORIGINS, &st, i64::MAX)?;
+        tx.put_failures("user:1000:alice", "192.0.2.1", &st, i64::MAX)
+    })
+    .unwrap();
+    assert_eq!(
+        transact(&*store, |tx| tx.clear_failures(SYSTEM_OWNER)).unwrap(),
+        2
+    );
+    let get =
+        |owner: &str, origin: &str| transact(&*store, |tx| tx.failures(owner, origin)).unwrap();
+    assert_eq!(get(SYSTEM_OWNER, "192.0.2.1"), LimiterState::default());
+    assert_eq!(get(SYSTEM_OWNER, ALL_ORIGINS), LimiterState::default());
+    assert_eq!(get("user:1000:alice", "192.0.2.1"), st);
+    assert_eq!(
+        transact(&*store, |tx| tx.clear_failures(SYSTEM_OWNER)).unwrap(),
+        0
+    );
+    assert_eq!(
+        store.read().unwrap().secret.unwrap().id,
+        id,
+        "the secret stays"
+    );
+}
+
 /// Audit retention: by age and by count, oldest first, a batch at a time.
 pub fn prune_audit_by_age_and_count(make: Make<'_>) {
     let loc = make();
@@ -338,7 +403,10 @@ pub fn prune_audit_by_age_and_count(make: Make<'_>) {
         .unwrap();
     }
     let prune = |older_than: i64, keep: u64, batch: usize| {
-        transact(&*store, |tx| tx.prune_audit(older_than, keep, batch)).unwrap()
+        transact(&*store, |tx| {
+            tx.prune_audit(AuditClass::Security, older_than, keep, batch)
+        })
+        .unwrap()
     };
     let ats = || -> Vec<i64> { all_audit(&*store).iter().map(|e| e.record.at_ms).collect() };
     // Nothing too old, nothing too many: nothing goes.
@@ -357,6 +425,100 @@ pub fn prune_audit_by_age_and_count(make: Make<'_>) {
     // Both at once share the batch.
     assert_eq!(prune(1_300, 5, 100), 5);
     assert_eq!(ats(), (16..=20).rev().map(|i| i * 100).collect::<Vec<_>>());
+}
+
+/// Each class has its own budget: a flood of routine records, pruned to
+/// its budget, never deletes a security record, however old.
+pub fn audit_classes_are_pruned_on_their_own_budgets(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    transact(&*store, |tx| {
+        tx.audit(&record(1, "otp.lockout", "locked"))?;
+        tx.audit_as(
+            &record(2, "twofactor.update", "success"),
+            AuditClass::Security,
+            None,
+        )
+    })
+    .unwrap();
+    for at in 10..60 {
+        transact(&*store, |tx| {
+            tx.audit_as(&record(at, "otp.check", "wrong"), AuditClass::Routine, None)?;
+            tx.prune_audit(AuditClass::Routine, 0, 5, 8)?;
+            tx.prune_audit(AuditClass::Security, 0, 5, 8)
+        })
+        .unwrap();
+    }
+    let events = |event: &str| {
+        all_audit(&*store)
+            .iter()
+            .filter(|e| e.record.event == event)
+            .map(|e| e.record.at_ms)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(events("otp.check"), (55..60).rev().collect::<Vec<_>>());
+    assert_eq!(events("otp.lockout"), vec![1]);
+    assert_eq!(events("twofactor.update"), vec![2]);
+    // The security budget applies to security records only.
+    let deleted = transact(&*store, |tx| tx.prune_audit(AuditClass::Security, 0, 1, 8)).unwrap();
+    assert_eq!(deleted, 1);
+    assert_eq!(events("otp.lockout"), Vec::<i64>::new());
+    assert_eq!(events("otp.check").len(), 5);
+    // By age, per class too.
+    let deleted = transact(&*store, |tx| {
+        tx.prune_audit(AuditClass::Routine, 57, 100, 8)
+    })
+    .unwrap();
+    assert_eq!(deleted, 2);
+    assert_eq!(events("twofactor.update"), vec![2]);
+}
+
+/// Beyond `free` records of one key in an interval, one more row counts
+/// every further one; a new interval or another key starts over.
+pub fn aggregated_audit_records_count_repeats(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    let put = |at: i64, key: &str, since: i64| {
+        transact(&*store, |tx| {
+            tx.audit_as(
+                &record(at, "otp.check", "wrong"),
+                AuditClass::Routine,
+                Some(&Aggregate {
+                    key,
+                    since_ms: since,
+                    free: 3,
+                }),
+            )
+        })
+        .unwrap();
+    };
+    for at in 0..100 {
+        put(at, "a", 0);
+    }
+    put(100, "b", 0);
+    let rows = all_audit(&*store);
+    let counts = |rows: &[store::AuditEntry]| rows.iter().map(|e| e.count).collect::<Vec<_>>();
+    // Newest first: b, the aggregate of a (97 records), three single ones.
+    assert_eq!(counts(&rows), vec![1, 97, 1, 1, 1]);
+    assert_eq!(
+        rows[1].record.at_ms, 3,
+        "the aggregate is the first beyond the free ones"
+    );
+    assert_eq!(rows[1].record, record(3, "otp.check", "wrong"));
+    // The next interval writes single rows again.
+    put(1_000, "a", 1_000);
+    put(1_001, "a", 1_000);
+    assert_eq!(counts(&all_audit(&*store)), vec![1, 1, 1, 97, 1, 1, 1]);
+    // Aggregated rows count once towards the class budget and go whole.
+    let deleted = transact(&*store, |tx| tx.prune_audit(AuditClass::Routine, 0, 3, 100)).unwrap();
+    assert_eq!(deleted, 4);
+    assert_eq!(counts(&all_audit(&*store)), vec![1, 1, 1]);
+    // Once the interval's rows were pruned, counting starts afresh.
+    transact(&*store, |tx| tx.prune_audit(AuditClass::Routine, 0, 0, 100)).unwrap();
+    for at in 2_000..2_010 {
+        put(at, "a", 1_000);
+    }
+    assert_eq!(counts(&all_audit(&*store)), vec![7, 1, 1, 1]);
 }
 
 pub fn rollback_on_err_leaves_nothing(make: Make<'_>) {
@@ -716,11 +878,11 @@ fn put_user(store: &dyn Store, name: &str, uid: u32, fill: u8) -> SecretId {
 pub fn user_secrets_are_per_account(make: Make<'_>) {
     let loc = make();
     let store = loc.open();
-    assert_eq!(store.read_user("alice").unwrap(), UserView::default());
+    assert_eq!(store.read_user("alice", 1001).unwrap(), UserView::default());
     let a = put_user(&*store, "alice", 1001, 30);
     let b = put_user(&*store, "bob", 1002, 40);
     assert_ne!(a, b);
-    let alice = store.read_user("alice").unwrap().secret.unwrap();
+    let alice = store.read_user("alice", 1001).unwrap().secret.unwrap();
     assert_eq!(alice.uid, 1001);
     assert_eq!(alice.digits.get(), 7);
     assert_eq!(alice.interval.get(), 45);
@@ -742,7 +904,7 @@ pub fn user_secrets_are_per_account(make: Make<'_>) {
     assert_eq!(names, vec![("alice".into(), 1001), ("bob".into(), 1002)]);
     drop(store);
     let store = loc.open();
-    let alice = store.read_user("alice").unwrap().secret.unwrap();
+    let alice = store.read_user("alice", 1001).unwrap().secret.unwrap();
     assert_eq!(alice.record.last_step, Some(10));
 }
 
@@ -768,7 +930,7 @@ pub fn renewing_a_user_secret_clears_its_state_only(make: Make<'_>) {
     advance(&*store, a, 5);
     let a2 = put_user(&*store, "alice", 1001, 31);
     assert_ne!(a, a2);
-    let alice = store.read_user("alice").unwrap().secret.unwrap();
+    let alice = store.read_user("alice", 1001).unwrap().secret.unwrap();
     assert_eq!(alice.record.secret, secret(31));
     assert_eq!(alice.record.last_step, None);
     transact(&*store, |tx| {
@@ -788,8 +950,8 @@ pub fn deleting_a_user_secret_removes_everything_of_it(make: Make<'_>) {
     put_user(&*store, "alice", 1001, 30);
     put_user(&*store, "bob", 1002, 40);
     transact(&*store, |tx| {
-        tx.put_recovery_codes("alice", &["aaaaa-bbbbb", "ccccc-ddddd"])?;
-        tx.put_recovery_codes("bob", &["eeeee-fffff"])?;
+        tx.put_recovery_codes("alice", 1001, &["aaaaa-bbbbb", "ccccc-ddddd"])?;
+        tx.put_recovery_codes("bob", 1002, &["eeeee-fffff"])?;
         tx.put_pending_secret(&PendingSecret {
             username: "alice".into(),
             uid: 1001,
@@ -802,14 +964,14 @@ pub fn deleting_a_user_secret_removes_everything_of_it(make: Make<'_>) {
     .unwrap();
     assert!(transact(&*store, |tx| tx.delete_user_secret("alice")).unwrap());
     assert!(!transact(&*store, |tx| tx.delete_user_secret("alice")).unwrap());
-    assert_eq!(store.read_user("alice").unwrap(), UserView::default());
+    assert_eq!(store.read_user("alice", 1001).unwrap(), UserView::default());
     transact(&*store, |tx| {
         assert_eq!(tx.pending_secret("alice")?, None);
-        assert_eq!(tx.recovery_codes_left("bob")?, 1);
+        assert_eq!(tx.recovery_codes_left("bob", 1002)?, 1);
         Ok(())
     })
     .unwrap();
-    assert!(store.read_user("bob").unwrap().secret.is_some());
+    assert!(store.read_user("bob", 1002).unwrap().secret.is_some());
 }
 
 pub fn pending_secret_round_trip(make: Make<'_>) {
@@ -846,31 +1008,105 @@ pub fn pending_secret_round_trip(make: Make<'_>) {
     .unwrap();
 }
 
+pub fn recovery_codes_are_bound_to_the_uid(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    put_user(&*store, "alice", 1001, 30);
+    transact(&*store, |tx| {
+        tx.put_recovery_codes("alice", 1001, &["aaaaa-bbbbb", "ccccc-ddddd"])
+    })
+    .unwrap();
+    // Another account of the same name (a new uid) neither sees nor uses them.
+    assert_eq!(
+        store.read_user("alice", 1050).unwrap().recovery_codes_left,
+        0
+    );
+    assert_eq!(
+        store.read_user("alice", 1001).unwrap().recovery_codes_left,
+        2
+    );
+    transact(&*store, |tx| {
+        assert_eq!(tx.recovery_codes_left("alice", 1050)?, 0);
+        assert_eq!(tx.use_recovery_code("alice", 1050, "aaaaa-bbbbb")?, None);
+        assert_eq!(tx.recovery_codes_left("alice", 1001)?, 2);
+        Ok(())
+    })
+    .unwrap();
+    // A secret for the new uid deletes the old uid's codes.
+    put_user(&*store, "alice", 1050, 31);
+    transact(&*store, |tx| {
+        assert_eq!(tx.recovery_codes_left("alice", 1001)?, 0);
+        assert_eq!(tx.use_recovery_code("alice", 1001, "aaaaa-bbbbb")?, None);
+        Ok(())
+    })
+    .unwrap();
+}
+
+pub fn other_names_holding_a_secret_of_the_uid_are_listed(make: Make<'_>) {
+    let loc = make();
+    let store = loc.open();
+    put_user(&*store, "alice", 1001, 30);
+    put_user(&*store, "bob", 1002, 31);
+    assert_eq!(
+        store
+            .read_user("alicia", 1001)
+            .unwrap()
+            .other_names_with_uid,
+        vec!["alice".to_owned()]
+    );
+    assert!(
+        store
+            .read_user("alice", 1001)
+            .unwrap()
+            .other_names_with_uid
+            .is_empty()
+    );
+    assert!(
+        store
+            .read_user("carol", 1003)
+            .unwrap()
+            .other_names_with_uid
+            .is_empty()
+    );
+}
+
 pub fn recovery_codes_work_once_per_account(make: Make<'_>) {
     let loc = make();
     let store = loc.open();
     transact(&*store, |tx| {
-        tx.put_recovery_codes("alice", &["aaaaa-bbbbb", "ccccc-ddddd", "eeeee-fffff"])
+        tx.put_recovery_codes(
+            "alice",
+            1001,
+            &["aaaaa-bbbbb", "ccccc-ddddd", "eeeee-fffff"],
+        )
     })
     .unwrap();
-    assert_eq!(store.read_user("alice").unwrap().recovery_codes_left, 3);
+    assert_eq!(
+        store.read_user("alice", 1001).unwrap().recovery_codes_left,
+        3
+    );
     transact(&*store, |tx| {
-        assert_eq!(tx.use_recovery_code("bob", "aaaaa-bbbbb")?, None);
-        assert_eq!(tx.use_recovery_code("alice", "zzzzz-zzzzz")?, None);
-        assert_eq!(tx.use_recovery_code("alice", "aaaaa-bbbbb")?, Some(2));
-        assert_eq!(tx.use_recovery_code("alice", "aaaaa-bbbbb")?, None);
-        assert_eq!(tx.recovery_codes_left("alice")?, 2);
+        assert_eq!(tx.use_recovery_code("bob", 1002, "aaaaa-bbbbb")?, None);
+        assert_eq!(tx.use_recovery_code("alice", 1001, "zzzzz-zzzzz")?, None);
+        assert_eq!(tx.use_recovery_code("alice", 1001, "aaaaa-bbbbb")?, Some(2));
+        assert_eq!(tx.use_recovery_code("alice", 1001, "aaaaa-bbbbb")?, None);
+        assert_eq!(tx.recovery_codes_left("alice", 1001)?, 2);
         // Regenerating revokes the old ones.
-        tx.put_recovery_codes("alice", &["ggggg-hhhhh"])?;
-        assert_eq!(tx.use_recovery_code("alice", "ccccc-ddddd")?, None);
-        assert_eq!(tx.recovery_codes_left("alice")?, 1);
+        tx.put_recovery_codes("alice", 1001, &["ggggg-hhhhh"])?;
+        assert_eq!(tx.use_recovery_code("alice", 1001, "ccccc-ddddd")?, None);
+        assert_eq!(tx.recovery_codes_left("alice", 1001)?, 1);
         Ok(())
     })
     .unwrap();
     drop(store);
     let store = loc.open();
     assert_eq!(
-        transact(&*store, |tx| tx.use_recovery_code("alice", "ggggg-hhhhh")).unwrap(),
+        transact(&*store, |tx| tx.use_recovery_code(
+            "alice",
+            1001,
+            "ggggg-hhhhh"
+        ))
+        .unwrap(),
         Some(0)
     );
 }
@@ -904,7 +1140,10 @@ pub fn concurrent_recovery_code_two_handles_one_winner(make: Make<'_>) {
     let handles: [Arc<dyn Store>; 2] = [Arc::from(loc.open()), Arc::from(loc.open())];
     for round in 0..5 {
         let code = format!("rcode-{round:05}");
-        transact(&*handles[0], |tx| tx.put_recovery_codes("alice", &[&code])).unwrap();
+        transact(&*handles[0], |tx| {
+            tx.put_recovery_codes("alice", 1000, &[&code])
+        })
+        .unwrap();
         let barrier = Arc::new(Barrier::new(THREADS));
         let threads: Vec<_> = (0..THREADS)
             .map(|i| {
@@ -913,7 +1152,7 @@ pub fn concurrent_recovery_code_two_handles_one_winner(make: Make<'_>) {
                 let code = code.clone();
                 thread::spawn(move || {
                     barrier.wait();
-                    transact(&*store, |tx| tx.use_recovery_code("alice", &code)).unwrap()
+                    transact(&*store, |tx| tx.use_recovery_code("alice", 1000, &code)).unwrap()
                 })
             })
             .collect();
@@ -975,6 +1214,10 @@ macro_rules! backend {
                 expire_failures_deletes_in_batches,
                 replace_secret_clears_its_owners_failures,
                 prune_audit_by_age_and_count,
+                clear_failures_ends_one_owners_lock_outs,
+                read_user_secrets_matches_the_transactions_view,
+                audit_classes_are_pruned_on_their_own_budgets,
+                aggregated_audit_records_count_repeats,
                 rollback_on_err_leaves_nothing,
                 transact_returns_the_body_value,
                 limiter_round_trip_and_default_deletes,
@@ -991,6 +1234,8 @@ macro_rules! backend {
                 deleting_a_user_secret_removes_everything_of_it,
                 pending_secret_round_trip,
                 recovery_codes_work_once_per_account,
+                recovery_codes_are_bound_to_the_uid,
+                other_names_holding_a_secret_of_the_uid_are_listed,
                 clear_secret_removes_roots_secret,
                 concurrent_recovery_code_two_handles_one_winner,
                 concurrent_failure_counts_are_all_kept,

@@ -114,3 +114,161 @@ fn the_state_of_main_migrates_to_roots_secret_with_its_replay_and_failure_state(
     let again = SqliteStore::open(&state).unwrap();
     assert_eq!(again.read().unwrap().secret.unwrap().last_step, Some(step));
 }
+
+/// The records of an existing state get their class by kind (code checks
+/// routine, changes security), one occurrence each, and the per-class row
+/// counts the pruning reads match the table.
+#[test]
+fn existing_audit_records_are_classed_by_kind() {
+    let (_dir, state) = copy_fixture();
+    let store = SqliteStore::open(&state).unwrap();
+    let entries = store
+        .query_audit(&store::AuditQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(entries.len(), 4);
+    assert!(entries.iter().all(|e| e.count == 1), "{entries:?}");
+    let conn = rusqlite::Connection::open(state.join(SqliteStore::DB_FILE)).unwrap();
+    let classes: Vec<(String, String, i64)> = conn
+        .prepare(
+            "SELECT event, class, count(*) FROM audit_log GROUP BY event, class ORDER BY event",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        classes,
+        [
+            ("otp.check".to_owned(), "routine".to_owned(), 3),
+            ("twofactor.update".to_owned(), "security".to_owned(), 1),
+        ]
+    );
+    let counted: Vec<(String, i64)> = conn
+        .prepare("SELECT class, row_count FROM audit_class_rows ORDER BY class")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        counted,
+        [("routine".to_owned(), 3), ("security".to_owned(), 1)]
+    );
+    // The routine budget prunes the checks only.
+    let deleted = store::transact(&store, |tx| {
+        tx.prune_audit(store::AuditClass::Routine, 0, 0, 100)
+    })
+    .unwrap();
+    assert_eq!(deleted, 3);
+    let left = store.query_audit(&store::AuditQuery::default()).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].record.event, "twofactor.update");
+}
+
+/// A private copy of a fixture directory under `tests/fixtures`.
+fn copy_named_fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    fs::create_dir(&state).unwrap();
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).unwrap();
+    for file in [SqliteStore::DB_FILE, SqliteStore::KEY_FILE] {
+        fs::copy(from.join(file), state.join(file)).unwrap();
+        fs::set_permissions(state.join(file), fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    (dir, state)
+}
+
+/// `key=value` from a fixture's README.
+fn named_fixture_value(name: &str, key: &str) -> String {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    fs::read_to_string(from.join("README"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap()
+        .to_owned()
+}
+
+/// The single-secret state of main (2FA on, one secret) is recognised as
+/// migrated: `legacy_shared_code` is on after opening it.
+#[test]
+fn a_single_secret_state_gets_legacy_shared_code() {
+    let (_dir, state) = copy_fixture();
+    let store = SqliteStore::open(&state).unwrap();
+    assert!(store.read_summary().unwrap().settings.legacy_shared_code);
+}
+
+/// A fresh state never gets it, even once 2FA is enabled.
+#[test]
+fn a_fresh_state_has_no_legacy_shared_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("state")).unwrap();
+    assert!(!store.read_summary().unwrap().settings.legacy_shared_code);
+    drop(store);
+    let store = SqliteStore::open(&dir.path().join("state")).unwrap();
+    assert!(!store.read_summary().unwrap().settings.legacy_shared_code);
+}
+
+/// A state of main with per-user secrets (schema 3) where another account
+/// has a secret is not a single-secret state: no `legacy_shared_code`.
+/// Its recovery codes keep working for the uid the account's secret row
+/// records (root: 0) and for no other uid; the codes of a name without a
+/// secret (whose uid is unknown) are gone.
+#[test]
+fn mains_per_user_state_keeps_recovery_codes_bound_to_the_recorded_uid() {
+    let (_dir, state) = copy_named_fixture("main-v3");
+    assert_eq!(user_version(&state.join(SqliteStore::DB_FILE)), 3);
+    let store = SqliteStore::open(&state).unwrap();
+    assert_eq!(
+        user_version(&state.join(SqliteStore::DB_FILE)),
+        SqliteStore::SCHEMA_VERSION
+    );
+    assert!(!store.read_summary().unwrap().settings.legacy_shared_code);
+    let code = |k: &str| named_fixture_value("main-v3", k).replace('-', "");
+    assert_eq!(
+        store.read_user("alice", 1001).unwrap().recovery_codes_left,
+        10
+    );
+    assert_eq!(
+        store.read_user("alice", 1050).unwrap().recovery_codes_left,
+        0
+    );
+    assert_eq!(store.read_user("root", 0).unwrap().recovery_codes_left, 10);
+    assert_eq!(
+        store.read_user("carol", 1003).unwrap().recovery_codes_left,
+        0
+    );
+    transact(&store, |tx| {
+        assert_eq!(
+            tx.use_recovery_code("alice", 1050, &code("alice_code"))?,
+            None
+        );
+        assert_eq!(
+            tx.use_recovery_code("alice", 1001, &code("alice_code"))?,
+            Some(9)
+        );
+        assert_eq!(
+            tx.use_recovery_code("alice", 1001, &code("alice_code"))?,
+            None
+        );
+        assert_eq!(
+            tx.use_recovery_code("root", 0, &code("root_code"))?,
+            Some(9)
+        );
+        assert_eq!(
+            tx.use_recovery_code("carol", 1003, &code("carol_code"))?,
+            None
+        );
+        Ok(())
+    })
+    .unwrap();
+}

@@ -11,6 +11,7 @@ mod envelope;
 mod errno;
 mod error;
 mod protocol;
+mod shown;
 
 pub use envelope::{
     Id, Incoming, Request, notification, parse_incoming, response_error, response_ok,
@@ -21,3 +22,5 @@ pub use protocol::{
     ATTRIBUTE_REQUIRED, Authenticator, FIELD_NOT_EXPECTED, LockedOut, LoginResponse,
     MAX_WRONG_CODES, PamOutcome, PamRequired, ResponseType, SYSTEM_SOCKET, in_service, service_of,
 };
+pub use protocol::{STEP_UP_ERRNO, STEP_UP_REQUIRED};
+pub use shown::{MAX_SHOWN_CHARS, shown};

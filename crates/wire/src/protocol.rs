@@ -110,6 +110,11 @@ pub enum PamOutcome {
     Accepted,
     Wrong,
     Replayed,
+    /// Not shaped like a code (not this many digits, spaces aside, and not
+    /// a recovery code): refused without counting as a guess.
+    Malformed {
+        digits: u8,
+    },
     LockedOut {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retry_after_secs: Option<u64>,
@@ -199,6 +204,15 @@ where
         .filter(|s| in_service(method, name(s)))
         .max_by_key(|s| name(s).len())
 }
+
+/// The words of the error a call gets when it needs a current code of the
+/// account's secret first (step-up; errno `EACCES`): clients (`tfa`) that
+/// see them may ask for a code, call `user.verify_twofactor_token` and
+/// retry.
+pub const STEP_UP_REQUIRED: &str = "confirm with a current code first";
+
+/// The errno of that error (the one place it is chosen).
+pub const STEP_UP_ERRNO: crate::Errno = crate::Errno::EACCES;
 
 #[cfg(test)]
 mod tests {

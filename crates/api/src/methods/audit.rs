@@ -65,6 +65,7 @@ fn query(api: &Api, _: &Session, args: AuditQueryArgs) -> Result<Value, ApiError
                     "origin": r.origin,
                     "service": r.service,
                     "detail": r.detail,
+                    "count": e.count,
                 })
             })
             .collect(),

@@ -7,7 +7,7 @@ use service::{CheckOutcome, SecretString};
 
 use super::refused_without_secret;
 use crate::registry::{Access, Method};
-use crate::schema::Schema;
+use crate::schema::{Field, Schema};
 use crate::session::{Authenticated, PendingLogin};
 use crate::typed::{Answer, Described, Fields, doc};
 use crate::{Api, ApiError, Session, args};
@@ -38,6 +38,31 @@ args! {
     }
 }
 
+args! {
+    /// `TOKEN_PLAIN`: a token from `auth.generate_token` instead of a
+    /// password and code.
+    pub(crate) struct TokenPlain {
+        token: SecretString => doc("Token from auth.generate_token"),
+        login_options: LoginOptions => doc("Login options").default(json!({})),
+    }
+}
+
+/// Longest time to live of a session token, in seconds.
+const MAX_TOKEN_TTL: u64 = 86_400;
+
+args! {
+    /// `auth.generate_token`'s parameters, as TrueNAS names them.
+    pub(crate) struct GenerateTokenArgs {
+        ttl: u64 => doc("Seconds the token stays valid after its last use (1 to 86400)")
+            .default(json!(600)),
+        #[expect(dead_code, reason = "accepted for TrueNAS clients; nothing reads it")]
+        attrs: Value => doc("Attributes (accepted for TrueNAS clients)").default(json!({})),
+        match_origin: bool => doc("Only the address that asked for the token may use it")
+            .default(json!(true)),
+        single_use: bool => doc("The token works once").default(json!(false)),
+    }
+}
+
 /// `auth.login_ex`'s data, by `mechanism`.
 #[derive(serde::Deserialize)]
 #[serde(tag = "mechanism")]
@@ -46,6 +71,8 @@ pub(crate) enum LoginData {
     PasswordPlain(PasswordPlain),
     #[serde(rename = "OTP_TOKEN")]
     OtpToken(OtpToken),
+    #[serde(rename = "TOKEN_PLAIN")]
+    TokenPlain(TokenPlain),
 }
 
 impl Described for LoginData {
@@ -55,6 +82,7 @@ impl Described for LoginData {
             variants: vec![
                 ("PASSWORD_PLAIN", PasswordPlain::fields()),
                 ("OTP_TOKEN", OtpToken::fields()),
+                ("TOKEN_PLAIN", TokenPlain::fields()),
             ],
         }
     }
@@ -138,6 +166,7 @@ pub(super) fn methods() -> Vec<Method> {
             description: "Describes the logged-in user.",
             cli_description: "Show who is logged in",
             examples: &["auth me"],
+            returns: me_schema,
             access: Access::User,
             cli_private: false,
             inline: true,
@@ -145,6 +174,17 @@ pub(super) fn methods() -> Vec<Method> {
                 let user = session.user().ok_or_else(ApiError::not_authenticated)?;
                 me(api, &user)
             })
+        },
+        Method {
+            name: "auth.generate_token",
+            description: "Makes a session token for auth.login_ex with mechanism TOKEN_PLAIN (what \
+                          keeps the web page signed in across a reload). Tokens live in the \
+                          daemon's memory only, expire ttl seconds after their last use, are bound \
+                          to the caller's address with match_origin, and end at auth.logout.",
+            cli_description: "Make a session token",
+            access: Access::User,
+            returns: || Schema::Str { nullable: false },
+            ..base.clone().handles(generate_token)
         },
         Method {
             name: "auth.logout",
@@ -157,8 +197,11 @@ pub(super) fn methods() -> Vec<Method> {
                 let mut st = session.state();
                 st.user = None;
                 st.pending = None;
+                st.step_up = None;
                 st.subscriptions.clear();
+                let tokens = std::mem::take(&mut st.tokens);
                 drop(st);
+                api.tokens().revoke(&tokens);
                 api.twofactor()
                     .record(&caller, "auth.logout", "success", None)?;
                 Ok(json!(true))
@@ -175,9 +218,54 @@ fn mechanisms() -> Vec<&'static str> {
     }
 }
 
+/// What `auth.me` answers (also `auth.login_ex`'s `user_info`).
+fn me_schema() -> Schema {
+    let text = |name, doc| Field::new(name, Schema::Str { nullable: false }, doc);
+    let id = |name, doc| {
+        Field::new(
+            name,
+            Schema::Int {
+                min: 0,
+                max: i64::from(u32::MAX),
+            },
+            doc,
+        )
+    };
+    Schema::Object(vec![
+        text("pw_name", "Account name"),
+        text("pw_gecos", "GECOS field"),
+        text("pw_dir", "Home directory"),
+        text("pw_shell", "Login shell"),
+        id("pw_uid", "User id"),
+        id("pw_gid", "Primary group id"),
+        Field::new(
+            "grouplist",
+            Schema::Any,
+            "Group ids (null unless asked for)",
+        ),
+        Field::new("sid", Schema::Any, "Always null (no SIDs here)"),
+        text("source", "Always LOCAL"),
+        Field::new("local", Schema::Bool, "Always true"),
+        Field::new("attributes", Schema::Any, "Always empty"),
+        Field::new(
+            "two_factor_config",
+            super::user::twofactor_summary_schema(),
+            "Two-factor state of the account (never its provisioning URI)",
+        ),
+        Field::new("privilege", Schema::Any, "Roles and web shell access"),
+        Field::new(
+            "account_attributes",
+            Schema::List(Box::new(Schema::Str { nullable: false })),
+            "LOCAL, and SYS_ADMIN for administrators",
+        ),
+    ])
+}
+
 fn me(api: &Api, user: &Authenticated) -> Result<Value, ApiError> {
     let a = &user.account;
-    let two_factor = super::user::config_json(
+    // Without the provisioning URI: it carries the seed, and a login's
+    // answer is seen by more than the user (proxies, client logs).
+    let two_factor = super::user::summary_json(
         &api.twofactor()
             .user_config(&service::UserRef::of(&user.account))?,
     );
@@ -202,29 +290,60 @@ fn me(api: &Api, user: &Authenticated) -> Result<Value, ApiError> {
     Ok(Value::Object(v))
 }
 
+/// Which second factor a successful login took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Took {
+    /// None (2FA off, or the account has no secret).
+    Nothing,
+    /// A code (or recovery code) of the account's own secret: it counts
+    /// as proof of that secret for the rest of this login.
+    OwnCode,
+    /// Root's code under `legacy_shared_code`.
+    LegacySharedCode,
+}
+
+/// Logs `user` in on this session, remembering a code it proved.
+fn log_in(session: &Session, user: Authenticated, took: Took) {
+    let mut st = session.state();
+    st.step_up = (took == Took::OwnCode).then(|| crate::session::StepUp {
+        name: user.account.name.clone(),
+        uid: user.account.uid,
+        at_ms: None,
+    });
+    st.user = Some(user);
+    st.pending = None;
+    // A new login starts without the last one's subscriptions (SPEC §5.5).
+    st.subscriptions.clear();
+}
+
+/// The audit detail of a successful login.
+fn login_detail(took: Took) -> Option<Value> {
+    (took == Took::LegacySharedCode).then(|| {
+        json!({
+            "second_factor": "legacy_shared_code",
+            "note": "root's code, asked of an account without its own secret",
+        })
+    })
+}
+
 fn success(
     api: &Api,
     session: &Session,
     user: Authenticated,
     user_info: bool,
+    took: Took,
 ) -> Result<Value, ApiError> {
     let info = if user_info {
         me(api, &user)?
     } else {
         Value::Null
     };
-    {
-        let mut st = session.state();
-        st.user = Some(user);
-        st.pending = None;
-        // A new login starts without the last one's subscriptions (SPEC §5.5).
-        st.subscriptions.clear();
-    }
+    log_in(session, user, took);
     api.twofactor().record(
         &session.caller().via("auth.login_ex"),
         "auth.login",
         "success",
-        None,
+        login_detail(took),
     )?;
     Ok(LoginResponse::Success {
         user_info: info,
@@ -288,7 +407,10 @@ fn check_password(
 /// Whether a password login needs a code (SPEC 9.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CodeNeeded {
+    /// The account's own code.
     Yes,
+    /// Root's code (`legacy_shared_code`).
+    Legacy,
     No,
     /// 2FA is on, the account has no secret and `require_secret` is set:
     /// refused (audited `no second factor configured`).
@@ -296,18 +418,29 @@ enum CodeNeeded {
 }
 
 /// 2FA on and the account has a secret of its own: a code. 2FA on without
-/// one: the password alone, unless `require_secret`.
+/// one: root's code under `legacy_shared_code`; refused when the account's
+/// secret is stored under a former name of its uid; else the password
+/// alone, unless `require_secret`.
 fn code_needed(api: &Api, session: &Session, auth: &Authenticated) -> Result<CodeNeeded, ApiError> {
     if !api.twofactor().code_required(false)? {
         return Ok(CodeNeeded::No);
     }
     let mut caller = session.caller().via("auth.login");
     caller.user = Some(auth.account.name.clone());
-    if api
-        .twofactor()
-        .user_has_secret(&caller, &service::UserRef::of(&auth.account))?
-    {
-        return Ok(CodeNeeded::Yes);
+    let user = service::UserRef::of(&auth.account);
+    match api.twofactor().login_factor(&caller, &user)? {
+        service::LoginFactor::Own => return Ok(CodeNeeded::Yes),
+        // `require_secret` wants each account's own secret: it refuses
+        // rather than take root's code.
+        service::LoginFactor::LegacySharedCode if !api.inner.options.require_secret => {
+            return Ok(CodeNeeded::Legacy);
+        }
+        service::LoginFactor::LegacySharedCode => {}
+        service::LoginFactor::SecretUnderOtherName { names } => {
+            api.twofactor().refuse_renamed(&caller, &user, &names)?;
+            return Ok(CodeNeeded::Refused);
+        }
+        service::LoginFactor::None => {}
     }
     if refused_without_secret(api, &caller)? {
         return Ok(CodeNeeded::Refused);
@@ -326,6 +459,7 @@ fn login_ex(api: &Api, session: &Session, args: LoginExArgs) -> Answer {
     let data = match args.auth_login_ex {
         LoginData::PasswordPlain(data) => data,
         LoginData::OtpToken(data) => return Answer::from(continue_with_code(api, session, &data)),
+        LoginData::TokenPlain(data) => return Answer::from(login_with_token(api, session, &data)),
     };
     let user_info = data.login_options.user_info;
     let auth = match check_password(api, session, &data.username, &data.password) {
@@ -342,11 +476,12 @@ fn password_accepted(
     auth: Authenticated,
     user_info: bool,
 ) -> Result<Value, ApiError> {
-    match code_needed(api, session, &auth)? {
-        CodeNeeded::Yes => {}
-        CodeNeeded::No => return success(api, session, auth, user_info),
+    let legacy_shared_code = match code_needed(api, session, &auth)? {
+        CodeNeeded::Yes => false,
+        CodeNeeded::Legacy => true,
+        CodeNeeded::No => return success(api, session, auth, user_info, Took::Nothing),
         CodeNeeded::Refused => return Ok(auth_err()),
-    }
+    };
     let name = auth.account.name.clone();
     let mut st = session.state();
     st.next_login += 1;
@@ -356,6 +491,7 @@ fn password_accepted(
         admin: auth.admin,
         wrong_codes: 0,
         user_info,
+        legacy_shared_code,
     });
     Ok(LoginResponse::OtpRequired { username: name }.to_value())
 }
@@ -380,7 +516,7 @@ fn continue_with_code(api: &Api, session: &Session, data: &OtpToken) -> Result<V
     };
     let mut caller = session.caller().via("auth.login_ex_continue");
     caller.user = Some(pending.account.name.clone());
-    let outcome = api.twofactor().check_code_for(
+    let outcome = api.twofactor().check_login_code(
         &caller,
         &service::UserRef::of(&pending.account),
         Some(&data.otp_token),
@@ -391,9 +527,14 @@ fn continue_with_code(api: &Api, session: &Session, data: &OtpToken) -> Result<V
                 account: pending.account,
                 admin: pending.admin,
             };
-            success(api, session, user, pending.user_info)
+            let took = if pending.legacy_shared_code {
+                Took::LegacySharedCode
+            } else {
+                Took::OwnCode
+            };
+            success(api, session, user, pending.user_info, took)
         }
-        Ok(CheckOutcome::Wrong | CheckOutcome::Replayed) => {
+        Ok(CheckOutcome::Wrong | CheckOutcome::Replayed | CheckOutcome::Malformed { .. }) => {
             if pending.wrong_codes >= MAX_WRONG_CODES {
                 let mut st = session.state();
                 if st
@@ -426,7 +567,7 @@ fn continue_with_code(api: &Api, session: &Session, data: &OtpToken) -> Result<V
                 account: pending.account,
                 admin: pending.admin,
             };
-            success(api, session, user, pending.user_info)
+            success(api, session, user, pending.user_info, Took::Nothing)
         }
         Err(e) => Err(e.into()),
     }
@@ -458,10 +599,15 @@ fn legacy_accepted(
     if needed == CodeNeeded::Refused {
         return Ok(json!(false));
     }
-    if needed == CodeNeeded::Yes {
+    let took = match needed {
+        CodeNeeded::Yes => Took::OwnCode,
+        CodeNeeded::Legacy => Took::LegacySharedCode,
+        CodeNeeded::No | CodeNeeded::Refused => Took::Nothing,
+    };
+    if took != Took::Nothing {
         let mut caller = session.caller().via("auth.login");
         caller.user = Some(auth.account.name.clone());
-        match api.twofactor().check_code_for(
+        match api.twofactor().check_login_code(
             &caller,
             &service::UserRef::of(&auth.account),
             otp_token,
@@ -470,19 +616,105 @@ fn legacy_accepted(
             CheckOutcome::LockedOut { retry_after_secs } => {
                 return Err(service::ServiceError::LockedOut { retry_after_secs }.into());
             }
-            CheckOutcome::Wrong | CheckOutcome::Replayed => return Ok(json!(false)),
+            CheckOutcome::Wrong | CheckOutcome::Replayed | CheckOutcome::Malformed { .. } => {
+                return Ok(json!(false));
+            }
         }
     }
-    {
-        let mut st = session.state();
-        st.user = Some(auth);
-        st.subscriptions.clear();
-    }
+    log_in(session, auth, took);
     api.twofactor().record(
         &session.caller().via("auth.login"),
         "auth.login",
         "success",
-        None,
+        login_detail(took),
     )?;
     Ok(json!(true))
+}
+
+/// `auth.generate_token`: a token for the logged-in user (SPEC 13.1).
+fn generate_token(api: &Api, session: &Session, a: GenerateTokenArgs) -> Result<Value, ApiError> {
+    api.admit_login(session, "auth.generate_token")?;
+    if !(1..=MAX_TOKEN_TTL).contains(&a.ttl) {
+        return Err(ApiError::Validation(vec![(
+            "auth_generate_token.ttl".into(),
+            format!("Should be between 1 and {MAX_TOKEN_TTL}"),
+        )]));
+    }
+    let user = session.user().ok_or_else(ApiError::not_authenticated)?;
+    let took_code = session.state().step_up.as_ref().is_some_and(|s| {
+        s.at_ms.is_none() && s.name == user.account.name && s.uid == user.account.uid
+    });
+    let grant = crate::tokens::Grant {
+        account: user.account,
+        admin: user.admin,
+        took_code,
+        ttl_ms: i64::try_from(a.ttl * 1000).unwrap_or(i64::MAX),
+        bound_to: a
+            .match_origin
+            .then(|| crate::tokens::origin_key(session.origin())),
+        single_use: a.single_use,
+    };
+    let now = api.twofactor().clock().now_ms();
+    let (id, token) = api
+        .tokens()
+        .issue(grant, now, &service::OsRandom)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let recorded = api.twofactor().record(
+        &session.caller().via("auth.generate_token"),
+        "auth.generate_token",
+        "success",
+        Some(json!({"ttl": a.ttl, "match_origin": a.match_origin, "single_use": a.single_use})),
+    );
+    if let Err(e) = recorded {
+        // Not audited, not handed out.
+        api.tokens().revoke(&[id]);
+        return Err(e.into());
+    }
+    session.state().tokens.push(id);
+    Ok(json!(token.as_str()))
+}
+
+/// `auth.login_ex` with `TOKEN_PLAIN`: logged in as the token's account,
+/// as that account is now (deleted, or its name given to another uid:
+/// refused); a refused token is audited like a wrong password and
+/// answered `AUTH_ERR`.
+fn login_with_token(api: &Api, session: &Session, data: &TokenPlain) -> Result<Value, ApiError> {
+    use service::ExposeSecret;
+    let now = api.twofactor().clock().now_ms();
+    let key = crate::tokens::origin_key(session.origin());
+    let redeemed = api.tokens().redeem(data.token.expose_secret(), &key, now);
+    let refusal = match redeemed {
+        Ok((id, grant)) => {
+            let current = api
+                .inner
+                .accounts
+                .by_name(&grant.account.name)
+                .filter(|a| a.uid == grant.account.uid);
+            if let Some(account) = current {
+                // Never more than the session that made the token had, and
+                // only while the account is still an administrator.
+                let admin = grant.admin && api.is_admin(&account);
+                let took = if grant.took_code {
+                    Took::OwnCode
+                } else {
+                    Took::Nothing
+                };
+                let answer = success(
+                    api,
+                    session,
+                    Authenticated { account, admin },
+                    data.login_options.user_info,
+                    took,
+                )?;
+                session.state().tokens.push(id);
+                return Ok(answer);
+            }
+            api.tokens().revoke(&[id]);
+            crate::tokens::Refusal::Unknown
+        }
+        Err(refusal) => refusal,
+    };
+    let caller = session.caller().via("auth.login_ex");
+    api.record_failed_login_as(&caller, session, refusal.outcome())?;
+    Ok(auth_err())
 }

@@ -183,7 +183,7 @@ fn subscribe(_: &Api, session: &Session, a: SubscribeArgs) -> Result<Value, ApiE
     if name != "auth.twofactor" && name != "*" {
         return Err(ApiError::call(
             wire::Errno::ENOENT,
-            format!("{name}: no such event source"),
+            format!("{}: no such event source", wire::shown(&name)),
         ));
     }
     let mut st = session.state();

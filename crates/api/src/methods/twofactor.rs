@@ -157,6 +157,19 @@ pub(super) fn methods() -> Vec<Method> {
                 .handles(|api, _, ()| Ok(json!(api.twofactor().provisioning_uri()?)))
         },
         Method {
+            name: "auth.twofactor.provisioning_qr",
+            description: "The provisioning URI drawn as a QR code, an SVG document (for the web page).",
+            cli_description: "Show the provisioning QR code as SVG",
+            // For the web page; the CLI draws the URI itself (--qr, --svg).
+            cli_private: true,
+            returns: || Schema::Str { nullable: false },
+            ..base.clone().handles(|api, _, ()| {
+                let uri = api.twofactor().provisioning_uri()?;
+                let svg = crate::qr::svg(&uri).map_err(|e| ApiError::Internal(e.to_string()))?;
+                Ok(json!(svg.as_str()))
+            })
+        },
+        Method {
             name: "auth.twofactor.renew_secret",
             description: "Replaces the secret with a new one. Every authenticator app must be \
                           provisioned again. Needs 2FA enabled.",
@@ -181,6 +194,38 @@ pub(super) fn methods() -> Vec<Method> {
                     .via("auth.twofactor.verify")
                     .as_admin(admin);
                 Ok(json!(api.twofactor().verify(&caller, a.token.as_deref())?))
+            })
+        },
+        Method {
+            name: "auth.twofactor.legacy_shared_code",
+            description: "Whether the transition mode of a state upgraded from the single system \
+                          secret is on: while it is, an account without a secret of its own is \
+                          asked for root's code (the former system code) at API and SSH login. \
+                          Not part of TrueNAS's API.",
+            cli_description: "Whether accounts without a secret use root's code",
+            examples: &["auth two_factor legacy_shared_code"],
+            returns: || Schema::Bool,
+            inline: true,
+            ..base
+                .clone()
+                .handles(|api, _, ()| Ok(json!(api.twofactor().legacy_shared_code()?)))
+        },
+        Method {
+            name: "auth.twofactor.end_legacy_shared_code",
+            description: "Ends the transition mode: accounts without a secret of their own are no \
+                          longer asked for root's code (each enrols its own with \
+                          user.twofactor_enroll). Answers whether it was on. Not part of \
+                          TrueNAS's API.",
+            cli_description: "Stop asking root's code of accounts without a secret",
+            examples: &["auth two_factor end_legacy_shared_code"],
+            returns: || Schema::Bool,
+            ..base.clone().handles(|api, session, ()| {
+                let caller = session
+                    .caller()
+                    .via("auth.twofactor.end_legacy_shared_code");
+                let was_on = api.twofactor().end_legacy_shared_code(&caller)?;
+                emit_changed(api, &entry_json(&api.twofactor().config()?));
+                Ok(json!(was_on))
             })
         },
         Method {
@@ -251,14 +296,20 @@ fn emit_changed(api: &Api, entry: &Value) {
 pub(crate) const SECRET_REQUIRED: &str =
     "Two-factor authentication is required but not set up for this account";
 
+/// The message a PAM login gets when the account's secret is stored under
+/// a former name of its uid.
+pub(crate) const SECRET_UNDER_OTHER_NAME: &str = "This account's two-factor secret is stored \
+     under a former name of the account; ask an administrator to enrol it again";
+
 /// What a PAM login of `user` through `service` needs (SPEC 9.5).
 enum PamNeed {
     /// No code: PAM_IGNORE.
     Nothing,
-    /// The user's own code.
+    /// The user's own code (or root's under `legacy_shared_code`).
     Code(service::UserRef),
-    /// `require_secret` and no secret: refused with [`SECRET_REQUIRED`].
-    Refuse,
+    /// Refused with this message (`require_secret` and no secret, or the
+    /// secret is stored under a former name).
+    Refuse(&'static str),
 }
 
 fn pam_need(api: &Api, caller: &Caller, user: &str, service: &str) -> Result<PamNeed, ApiError> {
@@ -274,17 +325,30 @@ fn pam_need(api: &Api, caller: &Caller, user: &str, service: &str) -> Result<Pam
             tracing::warn!(user, "account with a secret not found by NSS; refusing");
             return Err(ApiError::call(
                 wire::Errno::ENOENT,
-                format!("User '{user}' could not be looked up; refusing"),
+                format!(
+                    "User '{}' could not be looked up; refusing",
+                    wire::shown(user)
+                ),
             ));
         }
         return Ok(PamNeed::Nothing);
     };
     let user = service::UserRef::of(&account);
-    if api.twofactor().user_has_secret(caller, &user)? {
-        return Ok(PamNeed::Code(user));
+    match api.twofactor().login_factor(caller, &user)? {
+        service::LoginFactor::Own => return Ok(PamNeed::Code(user)),
+        // Under `require_secret` each account needs its own: refused below.
+        service::LoginFactor::LegacySharedCode if !api.inner.options.require_secret => {
+            return Ok(PamNeed::Code(user));
+        }
+        service::LoginFactor::LegacySharedCode => {}
+        service::LoginFactor::SecretUnderOtherName { names } => {
+            api.twofactor().refuse_renamed(caller, &user, &names)?;
+            return Ok(PamNeed::Refuse(SECRET_UNDER_OTHER_NAME));
+        }
+        service::LoginFactor::None => {}
     }
     if refused_without_secret(api, caller)? {
-        return Ok(PamNeed::Refuse);
+        return Ok(PamNeed::Refuse(SECRET_REQUIRED));
     }
     Ok(PamNeed::Nothing)
 }
@@ -296,8 +360,8 @@ fn pam_required(api: &Api, _: &Session, a: PamRequiredArgs) -> Result<Value, Api
     let answer = match pam_need(api, &caller, &a.username, &a.pam_service)? {
         PamNeed::Nothing => PamRequired::Code(false),
         PamNeed::Code(_) => PamRequired::Code(true),
-        PamNeed::Refuse => PamRequired::Refuse {
-            refuse: SECRET_REQUIRED.into(),
+        PamNeed::Refuse(message) => PamRequired::Refuse {
+            refuse: message.into(),
         },
     };
     Ok(answer.to_value())
@@ -308,9 +372,9 @@ fn pam_check(api: &Api, _: &Session, a: PamCheckArgs) -> Result<Value, ApiError>
         .via(format!("pam:{}", a.pam_service));
     let target = match pam_need(api, &caller, &a.username, &a.pam_service)? {
         PamNeed::Nothing => return Ok(PamOutcome::NotRequired.to_value()),
-        PamNeed::Refuse => {
+        PamNeed::Refuse(message) => {
             return Ok(PamOutcome::Refused {
-                message: SECRET_REQUIRED.into(),
+                message: message.into(),
             }
             .to_value());
         }
@@ -318,11 +382,12 @@ fn pam_check(api: &Api, _: &Session, a: PamCheckArgs) -> Result<Value, ApiError>
     };
     let outcome = match api
         .twofactor()
-        .check_code_for(&caller, &target, a.token.as_deref())
+        .check_login_code(&caller, &target, a.token.as_deref())
     {
         Ok(CheckOutcome::Accepted) => PamOutcome::Accepted,
         Ok(CheckOutcome::Wrong) => PamOutcome::Wrong,
         Ok(CheckOutcome::Replayed) => PamOutcome::Replayed,
+        Ok(CheckOutcome::Malformed { digits }) => PamOutcome::Malformed { digits },
         Ok(CheckOutcome::LockedOut { retry_after_secs }) => PamOutcome::LockedOut {
             retry_after_secs: Some(retry_after_secs),
         },

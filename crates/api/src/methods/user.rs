@@ -4,7 +4,7 @@
 //! Who may act on which account is decided in one place,
 //! [`target_account`] (SPEC 9.4); what each action means is the service's.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde_json::{Value, json};
 use service::{Account, Digits, Interval, SecretOptions, UserConfig, UserRef};
@@ -30,6 +30,15 @@ args! {
     /// The methods that name an account and nothing else.
     pub(crate) struct UserArgs {
         username: String => doc("Account name"),
+    }
+}
+
+args! {
+    /// `user.provisioning_qr`: an account, and which of its secrets.
+    pub(crate) struct ProvisioningQrArgs {
+        username: String => doc("Account name"),
+        pending: bool => doc("The pending enrolment's secret (twofactor_enroll) instead of the active one")
+            .default(json!(false)),
     }
 }
 
@@ -97,7 +106,12 @@ fn check_filters(filters: &Value) -> Result<(), String> {
             "=" | "!=" | "^" => {}
             "in" if parts[2].is_array() => {}
             "in" => return Err("The value of 'in' is a list".to_owned()),
-            other => return Err(format!("{other:?}: not one of the operators =, !=, in, ^")),
+            other => {
+                return Err(format!(
+                    "{:?}: not one of the operators =, !=, in, ^",
+                    wire::shown(other)
+                ));
+            }
         }
     }
     Ok(())
@@ -153,6 +167,21 @@ fn twofactor_config_schema() -> Schema {
             Schema::Str { nullable: true },
             "Key URI (null without a secret)",
         ),
+        Field::new("secret_configured", Schema::Bool, "Whether a secret is set"),
+        interval_field(),
+        digits_field(),
+        Field::new(
+            "recovery_codes_left",
+            Schema::Int { min: 0, max: 10 },
+            "Unused recovery codes",
+        ),
+    ])
+}
+
+/// `auth.me`'s `two_factor_config` (and `auth.login_ex`'s `user_info`'s):
+/// the config without the provisioning URI.
+pub(crate) fn twofactor_summary_schema() -> Schema {
+    Schema::Object(vec![
         Field::new("secret_configured", Schema::Bool, "Whether a secret is set"),
         interval_field(),
         digits_field(),
@@ -270,6 +299,16 @@ pub(super) fn methods() -> Vec<Method> {
             ..base.clone().handles(unset)
         },
         Method {
+            name: "user.clear_2fa_lockout",
+            description: "Ends the account's lock-out after failed codes and forgets its wrong \
+                          codes from every origin, keeping its secret (not in TrueNAS). \
+                          Administrators only; audited.",
+            cli_description: "End an account's 2FA lock-out, keeping its secret",
+            examples: &["account user clear_2fa_lockout username=alice"],
+            returns: || Schema::Bool,
+            ..base.clone().handles(clear_lockout)
+        },
+        Method {
             name: "user.provisioning_uri",
             description: "The otpauth:// Key URI of the account's secret (for a QR code).",
             cli_description: "Show an account's provisioning URI (and QR code)",
@@ -279,10 +318,37 @@ pub(super) fn methods() -> Vec<Method> {
             ],
             returns: || Schema::Str { nullable: false },
             ..base.clone().handles(|api, session, a: UserArgs| {
-                let (user, _) = target_account(api, session, &a.username)?;
+                let (user, _) =
+                    target_account(api, session, &a.username, "read the provisioning URI of")?;
+                require_step_up(api, session, &user, "user.provisioning_uri")?;
                 Ok(json!(
                     api.twofactor().user_provisioning_uri(&user)?.as_str()
                 ))
+            })
+        },
+        Method {
+            name: "user.provisioning_qr",
+            description: "The account's provisioning URI drawn as a QR code, an SVG document (for \
+                          the web page); with pending=true, the pending enrolment's.",
+            cli_description: "Show an account's provisioning QR code as SVG",
+            // For the web page; the CLI draws the URI itself (--qr, --svg).
+            cli_private: true,
+            examples: &["account user provisioning_qr username=alice"],
+            returns: || Schema::Str { nullable: false },
+            ..base.clone().handles(|api, session, a: ProvisioningQrArgs| {
+                let (user, _) =
+                    target_account(api, session, &a.username, "read the provisioning URI of")?;
+                // The pending secret becomes the active one at its
+                // confirmation: both are the account's second factor.
+                require_step_up(api, session, &user, "user.provisioning_qr")?;
+                let uri = if a.pending {
+                    api.twofactor().pending_provisioning_uri(&user)?
+                } else {
+                    api.twofactor().user_provisioning_uri(&user)?
+                };
+                let svg =
+                    crate::qr::svg(uri.as_str()).map_err(|e| ApiError::Internal(e.to_string()))?;
+                Ok(json!(svg.as_str()))
             })
         },
         Method {
@@ -293,7 +359,9 @@ pub(super) fn methods() -> Vec<Method> {
             examples: &["account user twofactor_config username=alice"],
             returns: || twofactor_config_schema(),
             ..base.clone().handles(|api, session, a: UserArgs| {
-                let (user, _) = target_account(api, session, &a.username)?;
+                let (user, _) =
+                    target_account(api, session, &a.username, "read the two-factor settings of")?;
+                require_step_up(api, session, &user, "user.twofactor_config")?;
                 Ok(config_json(&api.twofactor().user_config(&user)?))
             })
         },
@@ -306,13 +374,15 @@ pub(super) fn methods() -> Vec<Method> {
             examples: &["account user verify_twofactor_token username=alice token=123456"],
             returns: || Schema::Bool,
             ..base.clone().handles(|api, session, a: UserTokenArgs| {
-                let (user, _) = target_account(api, session, &a.username)?;
+                let (user, _) = target_account(api, session, &a.username, "check codes of")?;
                 let caller = caller_of(session, "user.verify_twofactor_token");
-                Ok(json!(api.twofactor().verify_user(
-                    &caller,
-                    &user,
-                    a.token.as_deref()
-                )?))
+                let right = api
+                    .twofactor()
+                    .verify_user(&caller, &user, a.token.as_deref())?;
+                if right {
+                    proved_code(api, session, &user);
+                }
+                Ok(json!(right))
             })
         },
         Method {
@@ -379,30 +449,93 @@ fn local_administrator_exists(api: &Api) -> bool {
 }
 
 /// The account `args[0]` names, if the session may act on it (SPEC 9.4):
-/// administrators any, others only their own. A refusal does not say
-/// whether the account exists.
+/// administrators any, others only their own. A refusal names the `action`
+/// asked (`renew two-factor authentication for`, as TrueNAS words it for
+/// renewing; `read the provisioning URI of`, ...) and does not say whether
+/// the account exists.
 fn target_account(
     api: &Api,
     session: &Session,
     username: &str,
+    action: &str,
 ) -> Result<(UserRef, Account), ApiError> {
     let me = session.user().ok_or_else(ApiError::not_authenticated)?;
     if !me.admin && me.account.name != username {
-        return Err(ApiError::call(
-            wire::Errno::EPERM,
-            format!(
-                "{username}: currently authenticated credential may not renew two-factor \
-                 authentication for this user."
-            ),
-        ));
+        return Err(not_permitted(username, action));
     }
     let account = api.inner.accounts.by_name(username).ok_or_else(|| {
         ApiError::call(
             wire::Errno::ENOENT,
-            format!("User '{username}' does not exist"),
+            format!("User '{}' does not exist", wire::shown(username)),
         )
     })?;
     Ok((UserRef::of(&account), account))
+}
+
+/// The refusal of `action` on an account the session may not act on; the
+/// name is echoed as a bounded prefix.
+fn not_permitted(username: &str, action: &str) -> ApiError {
+    ApiError::call(
+        wire::Errno::EPERM,
+        format!(
+            "{}: currently authenticated credential may not {action} this user.",
+            wire::shown(username)
+        ),
+    )
+}
+
+/// For a caller who is not an administrator, acting on an account that has
+/// an active secret: reading its URI, replacing or removing it, or making
+/// recovery codes needs proof of a current code (or recovery code) of that
+/// secret on this connection -- a login that took the code, or a
+/// successful `user.verify_twofactor_token` within the last 5 minutes. A
+/// password (or a Unix-socket peer's uid) alone is not enough: whoever has
+/// it could otherwise take the second factor over. Administrators (root
+/// on the socket included) are not asked.
+fn require_step_up(
+    api: &Api,
+    session: &Session,
+    user: &UserRef,
+    via: &str,
+) -> Result<(), ApiError> {
+    let me = session.user().ok_or_else(ApiError::not_authenticated)?;
+    if me.admin {
+        return Ok(());
+    }
+    if !api
+        .twofactor()
+        .user_has_secret(&caller_of(session, via), user)?
+    {
+        return Ok(());
+    }
+    let now = api.twofactor().clock().now_ms();
+    let proved = session
+        .state()
+        .step_up
+        .as_ref()
+        .is_some_and(|s| s.covers(&user.name, user.uid, now));
+    if proved {
+        return Ok(());
+    }
+    Err(ApiError::call(
+        wire::STEP_UP_ERRNO,
+        format!(
+            "{}: {} (user.verify_twofactor_token with a code from the app or a recovery code, \
+             then call again within 5 minutes)",
+            user.name,
+            wire::STEP_UP_REQUIRED
+        ),
+    ))
+}
+
+/// Remembers that this connection proved a current code of `user`'s
+/// secret now: it counts for the next 5 minutes (step-up).
+fn proved_code(api: &Api, session: &Session, user: &UserRef) {
+    session.state().step_up = Some(crate::session::StepUp {
+        name: user.name.clone(),
+        uid: user.uid,
+        at_ms: Some(api.twofactor().clock().now_ms()),
+    });
 }
 
 fn caller_of(session: &Session, via: &str) -> service::Caller {
@@ -438,6 +571,18 @@ pub(crate) fn passwd_json(a: &Account, with_groups: bool) -> serde_json::Map<Str
     }
 }
 
+/// `auth.me`'s `two_factor_config` (also in `auth.login_ex`'s
+/// `user_info`): `user.twofactor_config` without the provisioning URI,
+/// which carries the seed and comes only from the methods that give it.
+pub(crate) fn summary_json(c: &UserConfig) -> Value {
+    json!({
+        "secret_configured": c.secret_configured,
+        "interval": c.interval.get(),
+        "otp_digits": c.otp_digits.get(),
+        "recovery_codes_left": c.recovery_codes_left,
+    })
+}
+
 /// `user.twofactor_config`'s JSON.
 pub(crate) fn config_json(c: &UserConfig) -> Value {
     json!({
@@ -451,12 +596,17 @@ pub(crate) fn config_json(c: &UserConfig) -> Value {
 
 /// The `user.query` entry of an account.
 fn entry_json(account: &Account, configured: bool) -> Value {
+    row_json(&account.name, account.uid, &account.gecos, configured)
+}
+
+/// A `user.query` entry of the account `name` with `uid` and `gecos`.
+fn row_json(name: &str, uid: u32, gecos: &str, configured: bool) -> Value {
     json!({
-        "id": account.uid,
-        "uid": account.uid,
-        "username": account.name,
-        "full_name": account.gecos.split(',').next().unwrap_or_default(),
-        "builtin": account.uid != 0 && account.uid < 1000,
+        "id": uid,
+        "uid": uid,
+        "username": name,
+        "full_name": gecos.split(',').next().unwrap_or_default(),
+        "builtin": uid != 0 && uid < 1000,
         "twofactor_auth_configured": configured,
     })
 }
@@ -504,7 +654,10 @@ fn get_user_obj(api: &Api, _: &Session, a: UserObjArgs) -> Result<Value, ApiErro
     } = a.data;
     let account = match (username, uid) {
         (Some(name), _) => api.inner.accounts.by_name(&name).ok_or_else(|| {
-            ApiError::call(wire::Errno::ENOENT, format!("User '{name}' does not exist"))
+            ApiError::call(
+                wire::Errno::ENOENT,
+                format!("User '{}' does not exist", wire::shown(&name)),
+            )
         }),
         (None, Some(uid)) => u32::try_from(uid.get())
             .ok()
@@ -524,7 +677,13 @@ fn get_user_obj(api: &Api, _: &Session, a: UserObjArgs) -> Result<Value, ApiErro
 }
 
 fn renew(api: &Api, session: &Session, a: UserSecretArgs) -> Result<Value, ApiError> {
-    let (user, account) = target_account(api, session, &a.username)?;
+    let (user, account) = target_account(
+        api,
+        session,
+        &a.username,
+        "renew two-factor authentication for",
+    )?;
+    require_step_up(api, session, &user, "user.renew_2fa_secret")?;
     let opts = options_of(a.twofactor_options);
     api.twofactor()
         .renew_user_secret(&caller_of(session, "user.renew_2fa_secret"), &user, opts)?;
@@ -532,7 +691,8 @@ fn renew(api: &Api, session: &Session, a: UserSecretArgs) -> Result<Value, ApiEr
 }
 
 fn unset(api: &Api, session: &Session, a: UserArgs) -> Result<Value, ApiError> {
-    let (user, account) = target_account(api, session, &a.username)?;
+    let (user, account) =
+        target_account(api, session, &a.username, "unset the two-factor secret of")?;
     let admin = session.user().is_some_and(|u| u.admin);
     if api.inner.options.require_secret && !admin {
         return Err(ApiError::call(
@@ -544,14 +704,33 @@ fn unset(api: &Api, session: &Session, a: UserArgs) -> Result<Value, ApiError> {
             ),
         ));
     }
+    require_step_up(api, session, &user, "user.unset_2fa_secret")?;
     api.twofactor()
         .unset_user_secret(&caller_of(session, "user.unset_2fa_secret"), &user)?;
     emit_changed(api, &account, false);
     Ok(Value::Null)
 }
 
+/// Administrators only, their own account included: a lock-out that its
+/// owner (or whoever has the owner's password) could clear would not stop
+/// guessing.
+fn clear_lockout(api: &Api, session: &Session, a: UserArgs) -> Result<Value, ApiError> {
+    const ACTION: &str = "clear the two-factor lock-out of";
+    if !session.user().is_some_and(|u| u.admin) {
+        return Err(not_permitted(&a.username, ACTION));
+    }
+    let (user, account) = target_account(api, session, &a.username, ACTION)?;
+    let cleared = api
+        .twofactor()
+        .clear_lockout(&caller_of(session, "user.clear_2fa_lockout"), &user)?;
+    let configured = api.twofactor().user_config(&user)?.secret_configured;
+    emit_changed(api, &account, configured);
+    Ok(json!(cleared))
+}
+
 fn enroll(api: &Api, session: &Session, a: UserSecretArgs) -> Result<Value, ApiError> {
-    let (user, _) = target_account(api, session, &a.username)?;
+    let (user, _) = target_account(api, session, &a.username, "enrol a two-factor secret for")?;
+    require_step_up(api, session, &user, "user.twofactor_enroll")?;
     let opts = options_of(a.twofactor_options);
     let e = api
         .twofactor()
@@ -565,17 +744,20 @@ fn enroll(api: &Api, session: &Session, a: UserSecretArgs) -> Result<Value, ApiE
 }
 
 fn enroll_confirm(api: &Api, session: &Session, a: UserTokenArgs) -> Result<Value, ApiError> {
-    let (user, account) = target_account(api, session, &a.username)?;
+    let (user, account) = target_account(api, session, &a.username, "confirm the enrolment of")?;
     api.twofactor().enroll_confirm(
         &caller_of(session, "user.twofactor_enroll_confirm"),
         &user,
         a.token.as_deref(),
     )?;
+    // The confirming code is a current code of what is now the active secret.
+    proved_code(api, session, &user);
     with_config(api, &account, &user)
 }
 
 fn recovery_codes(api: &Api, session: &Session, a: UserArgs) -> Result<Value, ApiError> {
-    let (user, account) = target_account(api, session, &a.username)?;
+    let (user, account) = target_account(api, session, &a.username, "make recovery codes for")?;
+    require_step_up(api, session, &user, "user.generate_2fa_recovery_codes")?;
     let codes = api.twofactor().generate_recovery_codes(
         &caller_of(session, "user.generate_2fa_recovery_codes"),
         &user,
@@ -617,39 +799,31 @@ fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
 
 fn query(api: &Api, session: &Session, args: QueryArgs) -> Result<Value, ApiError> {
     let me = session.user().ok_or_else(ApiError::not_authenticated)?;
-    let holders = api.twofactor().secret_holders()?;
-    let honoured = |a: &Account| {
-        holders
-            .iter()
-            .any(|h| h.username == a.name && h.uid == a.uid)
-    };
-    let mut accounts: BTreeMap<String, Account> = BTreeMap::new();
-    if me.admin {
-        for a in api.inner.accounts.all() {
-            if a.uid == 0 || a.uid >= 1000 {
-                accounts.insert(a.name.clone(), a);
-            }
-        }
-        for h in &holders {
-            if !accounts.contains_key(&h.username)
-                && let Some(a) = api.inner.accounts.by_name(&h.username)
-            {
-                accounts.insert(a.name.clone(), a);
-            }
-        }
-    } else {
-        accounts.insert(me.account.name.clone(), me.account.clone());
-    }
-    let mut rows: Vec<Value> = accounts
-        .values()
-        .map(|a| entry_json(a, honoured(a)))
-        .collect();
     let Filters(filters) = &args.filters;
-    let mut kept: Vec<Value> = rows
-        .drain(..)
-        .filter(|row| filters.iter().all(|f| matches(row, f)))
-        .collect();
     let options = args.options;
+    let offset = usize::try_from(options.offset).unwrap_or(usize::MAX);
+    let limit = (options.limit > 0).then(|| usize::try_from(options.limit).unwrap_or(usize::MAX));
+    // Without a sort key the order is by name, so only the first
+    // `offset + limit` names need keeping while the accounts go by.
+    let keep = if options.order_by.is_empty() {
+        limit.map(|l| l.saturating_add(offset))
+    } else {
+        None
+    };
+    let mut rows = Rows {
+        by_name: BTreeMap::new(),
+        filters,
+        keep,
+    };
+    if me.admin {
+        admin_rows(api, filters, &mut rows)?;
+    } else {
+        // A user sees their own account: one read of their own secret.
+        let a = &me.account;
+        let configured = api.twofactor().honours_secret(&a.name, a.uid)?;
+        rows.offer(&a.name, row_json(&a.name, a.uid, &a.gecos, configured));
+    }
+    let mut kept: Vec<Value> = rows.by_name.into_values().collect();
     for key in options.order_by.iter().rev() {
         let (key, desc) = match key.strip_prefix('-') {
             Some(k) => (k, true),
@@ -663,12 +837,9 @@ fn query(api: &Api, session: &Session, args: QueryArgs) -> Result<Value, ApiErro
             if desc { o.reverse() } else { o }
         });
     }
-    let mut kept: Vec<Value> = kept
-        .into_iter()
-        .skip(usize::try_from(options.offset).unwrap_or(usize::MAX))
-        .collect();
-    if options.limit > 0 {
-        kept.truncate(usize::try_from(options.limit).unwrap_or(usize::MAX));
+    let mut kept: Vec<Value> = kept.into_iter().skip(offset).collect();
+    if let Some(limit) = limit {
+        kept.truncate(limit);
     }
     if options.get {
         return kept
@@ -677,4 +848,126 @@ fn query(api: &Api, session: &Session, args: QueryArgs) -> Result<Value, ApiErro
             .ok_or_else(|| ApiError::call(wire::Errno::ENOENT, "No account matches the filters"));
     }
     Ok(Value::Array(kept))
+}
+
+/// The entries a query keeps, by name (the listing's order): those that
+/// pass the filters, at most `keep` of the first names when only the
+/// first ones can be answered.
+struct Rows<'a> {
+    by_name: BTreeMap<String, Value>,
+    filters: &'a [Filter],
+    keep: Option<usize>,
+}
+
+impl Rows<'_> {
+    /// Offers one account's entry; the first entry of a name stays.
+    fn offer(&mut self, name: &str, row: Value) {
+        if self.by_name.contains_key(name) || !self.filters.iter().all(|f| matches(&row, f)) {
+            return;
+        }
+        if let Some(keep) = self.keep {
+            if keep == 0 {
+                return;
+            }
+            if self.by_name.len() >= keep {
+                match self.by_name.last_key_value() {
+                    Some((last, _)) if last.as_str() > name => {
+                        self.by_name.pop_last();
+                    }
+                    _ => return,
+                }
+            }
+        }
+        self.by_name.insert(name.to_owned(), row);
+    }
+}
+
+/// An administrator's listing: root, accounts from uid 1000 and any
+/// account holding a secret. A filter on `username` or `uid` with `=` or
+/// `in` looks those accounts up directly; otherwise the accounts are
+/// enumerated one at a time. Secret holders come from a read-only
+/// snapshot.
+fn admin_rows(api: &Api, filters: &[Filter], rows: &mut Rows<'_>) -> Result<(), ApiError> {
+    let accounts = &api.inner.accounts;
+    let tf = api.twofactor();
+    // A looked-up account: listed if root, from uid 1000, or holding a
+    // secret (its own or one stored under its name); one read of that name.
+    let direct = |rows: &mut Rows<'_>, a: Account| -> Result<(), ApiError> {
+        let secret = tf.secret_uid(&a.name)?;
+        if a.uid == 0 || a.uid >= 1000 || secret.is_some() {
+            let configured = secret == Some(a.uid);
+            rows.offer(&a.name, row_json(&a.name, a.uid, &a.gecos, configured));
+        }
+        Ok(())
+    };
+    if let Some(names) = wanted(filters, "username", |v| v.as_str().map(str::to_owned)) {
+        for name in names {
+            if let Some(a) = accounts.by_name(&name) {
+                direct(rows, a)?;
+            }
+        }
+        return Ok(());
+    }
+    if let Some(uids) = wanted(filters, "uid", |v| {
+        v.as_u64().and_then(|u| u32::try_from(u).ok())
+    }) {
+        for uid in uids {
+            if let Some(a) = accounts.by_uid(uid) {
+                direct(rows, a)?;
+            }
+        }
+        return Ok(());
+    }
+    let holders = tf.secret_holders()?;
+    let honoured: HashSet<(&str, u32)> = holders
+        .iter()
+        .map(|h| (h.username.as_str(), h.uid))
+        .collect();
+    let holds: HashSet<&str> = holders.iter().map(|h| h.username.as_str()).collect();
+    let mut seen: HashSet<String> = HashSet::new();
+    accounts.for_each_listed(&mut |a| {
+        if a.uid == 0 || a.uid >= 1000 || holds.contains(a.name.as_str()) {
+            let configured = honoured.contains(&(a.name.as_str(), a.uid));
+            rows.offer(&a.name, row_json(&a.name, a.uid, &a.gecos, configured));
+        }
+        seen.insert(a.name);
+        true
+    });
+    // Holders the enumeration did not show (a source that does not
+    // enumerate): looked up by name.
+    for h in &holders {
+        if !seen.contains(&h.username)
+            && let Some(a) = accounts.by_name(&h.username)
+        {
+            let configured = honoured.contains(&(a.name.as_str(), a.uid));
+            rows.offer(&a.name, row_json(&a.name, a.uid, &a.gecos, configured));
+        }
+    }
+    Ok(())
+}
+
+/// The values a filter on `field` with `=` or `in` allows (the first such
+/// filter), read by `value`; `None` when no filter pins the field. A value
+/// of another type pins it to nothing.
+fn wanted<T>(
+    filters: &[Filter],
+    field: &str,
+    value: impl Fn(&Value) -> Option<T>,
+) -> Option<Vec<T>> {
+    filters.iter().find_map(|Filter(f, op, want)| {
+        if f != field {
+            return None;
+        }
+        match op {
+            FilterOp::Eq => Some(value(want).into_iter().collect()),
+            FilterOp::In => Some(
+                want.as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(&value)
+                    .collect(),
+            ),
+            FilterOp::Ne | FilterOp::StartsWith => None,
+        }
+    })
 }

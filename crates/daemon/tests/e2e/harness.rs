@@ -180,6 +180,8 @@ pub struct Fixture {
     config: Option<PathBuf>,
     /// Run the daemon under `prlimit --nofile=N:N`.
     nofile: Option<u64>,
+    /// The TCP address, when not a free port of 127.0.0.1 (`127.0.0.1:0`).
+    listen: Option<String>,
 }
 
 impl Fixture {
@@ -197,7 +199,14 @@ impl Fixture {
             env: Vec::new(),
             config: None,
             nofile: None,
+            listen: None,
         }
+    }
+
+    /// Listens on this TCP address (one that a restart keeps).
+    pub fn with_listen(mut self, addr: &str) -> Self {
+        self.listen = Some(addr.to_owned());
+        self
     }
 
     /// Test accounts through nss_wrapper and passwords through pam_wrapper
@@ -303,7 +312,8 @@ impl Fixture {
             .arg(&self.state)
             .arg("--socket")
             .arg(&self.socket);
-        cmd.args(["--listen", "127.0.0.1:0"]);
+        cmd.arg("--listen")
+            .arg(self.listen.as_deref().unwrap_or("127.0.0.1:0"));
         // An explicit file keeps the host's /etc/twofactor out of the test.
         let config = self.config.clone().unwrap_or_else(|| {
             let empty = self.dir.path().join("empty.toml");

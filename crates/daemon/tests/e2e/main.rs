@@ -2,6 +2,7 @@
 //! client here, Python's websocket-client in `python.rs`.
 
 mod attack;
+mod browser;
 mod cli;
 mod cluster;
 mod harness;
@@ -15,3 +16,4 @@ mod state;
 
 #[path = "../../../store/tests/pgcluster/mod.rs"]
 mod pgcluster;
+mod web;

@@ -204,6 +204,44 @@ fn alice_json(f: &Fixture, url: &str, args: &[&str]) -> Value {
     serde_json::from_str(&stdout(&out)).expect("json")
 }
 
+/// `tfa -m json` as alice reading `lines` from standard input (one
+/// connection), which must succeed; each command's JSON answer.
+fn alice_lines(f: &Fixture, url: &str, lines: &str) -> Vec<Value> {
+    use std::io::Write;
+    let exe = f.dir.path().join("tfa-copy");
+    if !exe.exists() {
+        std::fs::copy(tfa_binary(), &exe).expect("copy tfa");
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let mut child = Command::new("setpriv")
+        .args([
+            &format!("--reuid={ALICE_UID}"),
+            &format!("--regid={ALICE_UID}"),
+            "--clear-groups",
+            "--",
+        ])
+        .arg(&exe)
+        .args(["--url", url, "-m", "json"])
+        .env("HOME", "/")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run tfa as alice");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(lines.as_bytes())
+        .expect("write lines");
+    let out = child.wait_with_output().expect("tfa");
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::Deserializer::from_slice(&out.stdout)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .expect("json answers")
+}
+
 /// `tfa ARGS…` as alice, which must fail saying `why` on stderr.
 fn alice_refused(f: &Fixture, url: &str, args: &[&str], why: &str) {
     let out = tfa_as(f, ALICE_UID, url, args);
@@ -258,33 +296,31 @@ fn alice_manages_her_own_second_factor_with_tfa_and_no_password() {
         ],
         "Invalid code; the pending secret stays pending",
     );
-    alice_ok(
+    // Confirmed, then on the same connection (one tfa reading its lines
+    // from standard input) her URI and recovery codes: the confirming code
+    // proved the secret. Another connection must prove it again.
+    let answers = alice_lines(
         &f,
         &url,
-        &[
-            "account",
-            "user",
-            "twofactor_enroll_confirm",
-            "username=alice",
-            &format!("token={}", totp(&secret, 6, 30, 0)),
-        ],
+        &format!(
+            "account user twofactor_enroll_confirm username=alice token={}\n\
+             account user provisioning_uri username=alice --no-qr\n\
+             account user generate_2fa_recovery_codes username=alice\n",
+            totp(&secret, 6, 30, 0)
+        ),
     );
-
-    // Her URI, as printed, parses with pyotp (whose code is oathtool's)
-    // and the PNG decodes with zbarimg to exactly that text.
+    assert_eq!(answers.len(), 3, "{answers:?}");
+    assert_eq!(answers[0]["twofactor_auth_configured"], true);
+    let codes = answers[2].clone();
+    assert_eq!(codes.as_array().map(Vec::len), Some(10));
+    alice_refused(
+        &f,
+        &url,
+        &["account", "user", "provisioning_uri", "username=alice"],
+        "confirm with a current code first",
+    );
+    let printed = answers[1].as_str().expect("uri").to_owned();
     let png = f.dir.path().join("alice.png");
-    let out = alice_ok(
-        &f,
-        &url,
-        &[
-            "account",
-            "user",
-            "provisioning_uri",
-            "username=alice",
-            "--no-qr",
-        ],
-    );
-    let printed = stdout(&out).trim().to_owned();
     assert_eq!(printed, uri);
     let out = Command::new(tfa_binary())
         .args([
@@ -324,16 +360,12 @@ fn alice_manages_her_own_second_factor_with_tfa_and_no_password() {
         "pyotp's code is ours"
     );
 
-    // Recovery codes for herself.
-    let codes = alice_json(&f, &url, &["generate_2fa_recovery_codes", "username=alice"]);
-    assert_eq!(codes.as_array().map(Vec::len), Some(10));
-
     // Not bob's, not the system's.
     alice_refused(
         &f,
         &url,
         &["account", "user", "twofactor_config", "username=bob"],
-        "bob: currently authenticated credential may not renew two-factor authentication for this user.",
+        "bob: currently authenticated credential may not read the two-factor settings of this user.",
     );
     let out = tfa_as(
         &f,
@@ -346,7 +378,14 @@ fn alice_manages_her_own_second_factor_with_tfa_and_no_password() {
         "{}",
         stderr(&out)
     );
-    // (The CLI does not even show her the namespace; the API refuses it.)
+    // The CLI does not show her the namespace, and says why.
+    alice_refused(
+        &f,
+        &url,
+        &["auth", "two_factor", "config"],
+        "Namespace auth two_factor is not available to this user: its commands are for administrators",
+    );
+    // The API refuses it too.
     alice_refused(
         &f,
         &url,
@@ -419,4 +458,86 @@ fn an_account_recreated_with_a_new_uid_is_not_honoured() {
         .unwrap();
     assert_eq!(rows[0]["detail"]["secret_uid"], 2003, "{rows}");
     assert_eq!(rows[0]["detail"]["account_uid"], 2093, "{rows}");
+}
+
+/// Rewrites a file of the accounts (nss_wrapper's passwd, pam_matrix's
+/// passdb) with `from` replaced by `to`, moving its modification time so
+/// that nss_wrapper reloads it.
+fn edit_accounts_file(path: &std::path::Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).expect("read the accounts file");
+    assert!(text.contains(from), "{from} in {}", path.display());
+    std::fs::write(path, text.replace(from, to)).expect("write the accounts file");
+    let later = std::time::SystemTime::UNIX_EPOCH
+        + std::time::Duration::from_secs(crate::harness::now() + 5);
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(later))
+        .expect("touch the accounts file");
+}
+
+/// `userdel alice; useradd -u 2093 alice`: the old account's recovery
+/// codes are neither shown nor honoured, and go when the new account gets
+/// a secret.
+#[test]
+fn recovery_codes_of_a_recreated_account_are_not_shown_or_honoured() {
+    let Some((f, d)) = accounts_daemon() else {
+        return;
+    };
+    let mut root = d.root();
+    enable(&mut root);
+    own_secret(&mut root, ALICE.0);
+    let codes = root
+        .call("user.generate_2fa_recovery_codes", vec![json!("alice")])
+        .expect("codes");
+    edit_accounts_file(
+        &f.dir.path().join("passwd"),
+        "alice:x:2003:2003:",
+        "alice:x:2093:2093:",
+    );
+    let config = root
+        .call("user.twofactor_config", vec![json!("alice")])
+        .expect("config");
+    assert_eq!(config["recovery_codes_left"], 0, "{config}");
+    let fresh = own_secret(&mut root, ALICE.0);
+    let mut c = d.tcp();
+    assert_eq!(login(&mut c, ALICE)["response_type"], "OTP_REQUIRED");
+    let old = codes[0].as_str().expect("code");
+    assert_eq!(code(&mut c, old).unwrap()["response_type"], "OTP_REQUIRED");
+    assert_eq!(
+        code(&mut c, &totp(&fresh, 6, 30, 0)).unwrap()["response_type"],
+        "SUCCESS"
+    );
+}
+
+/// `usermod -l alicia alice` (same uid): her secret is stored under the
+/// former name, so the login is refused with an audited reason -- never
+/// let through on the password alone.
+#[test]
+fn a_renamed_account_fails_closed_with_an_audited_reason() {
+    let Some((f, d)) = accounts_daemon() else {
+        return;
+    };
+    let mut root = d.root();
+    enable(&mut root);
+    own_secret(&mut root, ALICE.0);
+    edit_accounts_file(
+        &f.dir.path().join("passwd"),
+        "alice:x:2003:2003:",
+        "alicia:x:2003:2003:",
+    );
+    edit_accounts_file(&f.dir.path().join("passdb"), "alice:", "alicia:");
+    let mut c = d.tcp();
+    assert_eq!(
+        login(&mut c, ("alicia", ALICE.1)),
+        json!({"response_type": "AUTH_ERR"})
+    );
+    let rows = root
+        .call(
+            "audit.query",
+            vec![json!({"event": "auth.login", "outcome": "refused"})],
+        )
+        .expect("audit");
+    assert_eq!(rows[0]["user"], "alicia", "{rows}");
+    assert_eq!(rows[0]["detail"]["names"], json!(["alice"]), "{rows}");
 }

@@ -46,7 +46,7 @@ fn tcp_before_login_is_not_authenticated() {
     );
     assert_eq!(
         anon.call("auth.mechanism_choices", vec![]).unwrap(),
-        json!(["PASSWORD_PLAIN", "OTP_TOKEN"])
+        json!(["PASSWORD_PLAIN", "OTP_TOKEN", "TOKEN_PLAIN"])
     );
     for method in [
         "auth.twofactor.config",
@@ -502,6 +502,19 @@ fn start_up_errors_are_clear() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("isuer"), "{err}");
+    // A missing file: named, with the OS's reason said once.
+    let missing = f.dir.path().join("missing.toml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_twofactord"))
+        .arg("--config")
+        .arg(&missing)
+        .arg("--state-dir")
+        .arg(&f.state)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 }
 
 /// Issue 10: what TrueNAS's midcli and `truenas_api_client` need, pinned on

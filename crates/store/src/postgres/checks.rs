@@ -161,3 +161,9 @@ pub(super) fn expire_failures(
     )?;
     Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }
+
+/// Forgets every counter of `owner` (all origins): its lock-outs end.
+pub(super) fn clear_failures(db: &mut Db<'_, impl GenericClient>, owner: &str) -> Result<usize> {
+    let n = db.exec("DELETE FROM otp_failures WHERE owner = $1", &[&owner])?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}

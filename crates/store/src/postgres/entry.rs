@@ -46,7 +46,8 @@ pub(super) fn load_rows(
     let row = db
         .opt(
             "SELECT c.otp_digits, c.otp_window, c.otp_interval, c.services_ssh, c.enabled,
-                    c.secret_id, s.id, s.owner, s.sealed, s.created_at_ms, s.last_step
+                    c.secret_id, s.id, s.owner, s.sealed, s.created_at_ms, s.last_step,
+                    c.legacy_shared_code
              FROM twofactor_config AS c
              LEFT JOIN otp_secrets AS s ON s.id = c.secret_id
              WHERE c.id = 1",
@@ -60,6 +61,7 @@ pub(super) fn load_rows(
         interval: Interval::new(get(&row, 2)?).map_err(param)?,
         ssh: get(&row, 3)?,
         enabled: get(&row, 4)?,
+        legacy_shared_code: get(&row, 11)?,
     };
     let secret_id: Option<i64> = get(&row, 5)?;
     let found: Option<i64> = get(&row, 6)?;
@@ -128,7 +130,7 @@ pub(super) fn put_settings(db: &mut Db<'_, impl GenericClient>, s: &Settings) ->
     let changed = db.exec(
         "UPDATE twofactor_config
          SET otp_digits = $1, otp_window = $2, otp_interval = $3,
-             services_ssh = $4, enabled = $5
+             services_ssh = $4, enabled = $5, legacy_shared_code = $6
          WHERE id = 1",
         &[
             &i64::from(s.otp_digits.get()),
@@ -136,6 +138,7 @@ pub(super) fn put_settings(db: &mut Db<'_, impl GenericClient>, s: &Settings) ->
             &i64::from(s.interval.get()),
             &s.ssh,
             &s.enabled,
+            &s.legacy_shared_code,
         ],
     )?;
     if changed == 1 {

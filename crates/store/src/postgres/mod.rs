@@ -30,9 +30,9 @@ use postgres::{GenericClient, Row, Statement};
 
 use crate::users::{NewUserSecret, PendingSecret, UserSecret, UserSecretInfo};
 use crate::{
-    AuditEntry, AuditQuery, AuditRecord, Change, ChangeListener, DbErrorKind, EntrySummary,
-    KeyFile, LimiterState, OsRandom, Randomness, Result, SecretId, Settings, Store, StoreError,
-    SystemEntry, Tx, UserView,
+    Aggregate, AuditClass, AuditEntry, AuditQuery, AuditRecord, Change, ChangeListener,
+    DbErrorKind, EntrySummary, KeyFile, LimiterState, OsRandom, Randomness, Result, SecretId,
+    Settings, Store, StoreError, SystemEntry, Tx, UserView,
 };
 
 mod audit;
@@ -478,6 +478,10 @@ impl Tx for PgTx<'_, '_> {
         checks::put_failures(&mut self.db(), owner, origin, state, expires_at_ms)
     }
 
+    fn clear_failures(&mut self, owner: &str) -> Result<usize> {
+        checks::clear_failures(&mut self.db(), owner)
+    }
+
     fn expire_failures(&mut self, now_ms: i64, batch: usize) -> Result<usize> {
         checks::expire_failures(&mut self.db(), now_ms, batch)
     }
@@ -522,28 +526,39 @@ impl Tx for PgTx<'_, '_> {
         users::delete_pending(&mut self.db(), username)
     }
 
-    fn put_recovery_codes(&mut self, username: &str, codes: &[&str]) -> Result<()> {
+    fn put_recovery_codes(&mut self, username: &str, uid: u32, codes: &[&str]) -> Result<()> {
         self.changes.insert(ChangeKey::User(username.to_owned()));
         let key = self.key;
-        users::put_recovery_codes(&mut self.db(), key, username, codes)
+        users::put_recovery_codes(&mut self.db(), key, username, uid, codes)
     }
 
-    fn use_recovery_code(&mut self, username: &str, code: &str) -> Result<Option<u32>> {
+    fn use_recovery_code(&mut self, username: &str, uid: u32, code: &str) -> Result<Option<u32>> {
         let key = self.key;
-        users::use_recovery_code(&mut self.db(), key, username, code)
+        users::use_recovery_code(&mut self.db(), key, username, uid, code)
     }
 
-    fn recovery_codes_left(&mut self, username: &str) -> Result<u32> {
-        users::recovery_codes_left(&mut self.db(), username)
+    fn recovery_codes_left(&mut self, username: &str, uid: u32) -> Result<u32> {
+        users::recovery_codes_left(&mut self.db(), username, uid)
     }
 
-    fn audit(&mut self, record: &AuditRecord) -> Result<()> {
+    fn audit_as(
+        &mut self,
+        record: &AuditRecord,
+        class: AuditClass,
+        aggregate: Option<&Aggregate<'_>>,
+    ) -> Result<()> {
         let node = self.node;
-        audit::insert(&mut self.db(), record, node)
+        audit::insert(&mut self.db(), record, class, aggregate, node)
     }
 
-    fn prune_audit(&mut self, older_than_ms: i64, keep_rows: u64, batch: usize) -> Result<usize> {
-        audit::prune_audit(&mut self.db(), older_than_ms, keep_rows, batch)
+    fn prune_audit(
+        &mut self,
+        class: AuditClass,
+        older_than_ms: i64,
+        keep_rows: u64,
+        batch: usize,
+    ) -> Result<usize> {
+        audit::prune_audit(&mut self.db(), class, older_than_ms, keep_rows, batch)
     }
 }
 
@@ -594,8 +609,19 @@ impl Store for PgStore {
         committed
     }
 
-    fn read_user(&self, username: &str) -> Result<UserView> {
-        off_runtime(|| self.read_user_here(username))
+    fn read_user(&self, username: &str, uid: u32) -> Result<UserView> {
+        off_runtime(|| self.read_user_here(username, uid))
+    }
+
+    fn read_user_secrets(&self) -> Result<Vec<UserSecretInfo>> {
+        off_runtime(|| {
+            let mut conn = self.conn()?;
+            let Conn { client, stmts } = &mut *conn;
+            let mut tx = read_only_tx(client)?;
+            let infos = users::user_secrets(&mut Db { c: &mut tx, stmts })?;
+            tx.commit().pg()?;
+            Ok(infos)
+        })
     }
 
     fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
@@ -619,22 +645,29 @@ impl Store for PgStore {
 }
 
 impl PgStore {
-    fn read_user_here(&self, username: &str) -> Result<UserView> {
+    fn read_user_here(&self, username: &str, uid: u32) -> Result<UserView> {
         let mut conn = self.conn()?;
         let Conn { client, stmts } = &mut *conn;
-        let mut tx = client
-            .build_transaction()
-            .isolation_level(postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .pg()?;
+        let mut tx = read_only_tx(client)?;
         let mut db = Db { c: &mut tx, stmts };
         let secret = users::user_secret(&mut db, &self.key, username)?;
-        let recovery_codes_left = users::recovery_codes_left(&mut db, username)?;
+        let recovery_codes_left = users::recovery_codes_left(&mut db, username, uid)?;
+        let other_names_with_uid = users::other_names_with_uid(&mut db, username, uid)?;
         tx.commit().pg()?;
         Ok(UserView {
             secret,
             recovery_codes_left,
+            other_names_with_uid,
         })
     }
+}
+
+/// A read-only snapshot: never waits behind a write, never holds one up.
+fn read_only_tx(client: &mut postgres::Client) -> Result<postgres::Transaction<'_>> {
+    client
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .pg()
 }

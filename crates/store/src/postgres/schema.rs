@@ -108,6 +108,50 @@ pub(super) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (username, code_hash)
     );
     ",
+    // 2: what SQLite's scripts 4 to 6 added, with the same rules.
+    //    `legacy_shared_code`: a state enabled with root's secret and no
+    //    other account's counts as migrated from the single-secret model.
+    //    Recovery codes carry the uid they were made for and the version of
+    //    their MAC (1: over name and code; 2: over name, uid and code);
+    //    older codes take the uid of their name's secret row (root: 0), and
+    //    codes of a name without one are dropped. Secrets are found by uid.
+    //    Audit rows get a retention class, an occurrence count and the key
+    //    that finds the rows of one kind for aggregation; rows per class
+    //    are counted on the (class, id) index when pruning (no counter row
+    //    that every node's inserts would queue on).
+    "
+    ALTER TABLE twofactor_config
+        ADD COLUMN legacy_shared_code BOOLEAN NOT NULL DEFAULT false;
+    UPDATE twofactor_config SET legacy_shared_code = true
+        WHERE id = 1 AND enabled AND secret_id IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM user_secrets);
+
+    ALTER TABLE recovery_codes
+        ADD COLUMN uid BIGINT NULL CHECK (uid >= 0),
+        ADD COLUMN mac_version BIGINT NOT NULL DEFAULT 1 CHECK (mac_version IN (1, 2));
+    UPDATE recovery_codes AS r SET uid = CASE WHEN r.username = 'root' THEN 0
+        ELSE (SELECT u.uid FROM user_secrets AS u WHERE u.username = r.username) END;
+    DELETE FROM recovery_codes WHERE uid IS NULL;
+    ALTER TABLE recovery_codes
+        ALTER COLUMN uid SET NOT NULL,
+        ALTER COLUMN mac_version DROP DEFAULT;
+    CREATE INDEX user_secrets_uid ON user_secrets (uid);
+
+    ALTER TABLE audit_log
+        ADD COLUMN class TEXT NOT NULL DEFAULT 'security'
+            CHECK (class IN ('routine', 'security')),
+        ADD COLUMN occurrences BIGINT NOT NULL DEFAULT 1 CHECK (occurrences >= 1),
+        ADD COLUMN agg_key TEXT NULL;
+    UPDATE audit_log SET class = 'routine'
+        WHERE (event = 'otp.check'
+               AND outcome IN ('accepted', 'wrong', 'malformed', 'replayed', 'locked_out',
+                               'not_configured'))
+           OR (event = 'auth.login' AND outcome IN ('wrong_password', 'suppressed'))
+           OR event = 'auth.logout';
+    CREATE INDEX audit_log_class_at ON audit_log (class, at_ms);
+    CREATE INDEX audit_log_class_id ON audit_log (class, id);
+    CREATE INDEX audit_log_agg ON audit_log (agg_key, at_ms) WHERE agg_key IS NOT NULL;
+    ",
 ];
 
 /// The schema version this build writes.

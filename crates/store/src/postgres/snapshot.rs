@@ -21,7 +21,8 @@ pub(crate) fn export(store: &PgStore) -> Result<Snapshot> {
             .pg()?;
         let c = tx
             .query_one(
-                "SELECT otp_digits, otp_window, otp_interval, services_ssh, enabled, secret_id
+                "SELECT otp_digits, otp_window, otp_interval, services_ssh, enabled, secret_id,
+                        legacy_shared_code
                  FROM twofactor_config WHERE id = 1",
                 &[],
             )
@@ -34,6 +35,7 @@ pub(crate) fn export(store: &PgStore) -> Result<Snapshot> {
                 ssh: get(&c, 3)?,
                 enabled: get(&c, 4)?,
                 secret_id: get(&c, 5)?,
+                legacy_shared_code: get(&c, 6)?,
             },
             ..Snapshot::default()
         };
@@ -75,8 +77,12 @@ pub(crate) fn export(store: &PgStore) -> Result<Snapshot> {
                 get(&r, 5)?,
             ));
         }
-        for r in rows(&mut tx, "SELECT username, code_hash FROM recovery_codes")? {
-            snap.recovery.push((get(&r, 0)?, get(&r, 1)?));
+        for r in rows(
+            &mut tx,
+            "SELECT username, uid, code_hash, mac_version FROM recovery_codes",
+        )? {
+            snap.recovery
+                .push((get(&r, 0)?, get(&r, 1)?, get(&r, 2)?, get(&r, 3)?));
         }
         for r in rows(
             &mut tx,
@@ -107,7 +113,8 @@ pub(crate) fn export(store: &PgStore) -> Result<Snapshot> {
         }
         for r in rows(
             &mut tx,
-            "SELECT id, at_ms, event, outcome, user_name, origin, service, detail, node
+            "SELECT id, at_ms, event, outcome, user_name, origin, service, detail, node,
+                    class, occurrences, agg_key
              FROM audit_log ORDER BY id",
         )? {
             snap.audit.push(AuditRowData {
@@ -120,6 +127,9 @@ pub(crate) fn export(store: &PgStore) -> Result<Snapshot> {
                 service: get(&r, 6)?,
                 detail: get(&r, 7)?,
                 node: get(&r, 8)?,
+                class: get(&r, 9)?,
+                count: get(&r, 10)?,
+                agg_key: get(&r, 11)?,
             });
         }
         tx.commit().pg()?;
@@ -145,8 +155,17 @@ pub(crate) fn import(store: &PgStore, snap: &Snapshot) -> Result<()> {
         let c = &snap.config;
         tx.execute(
             "UPDATE twofactor_config SET otp_digits = $1, otp_window = $2, otp_interval = $3,
-                 services_ssh = $4, enabled = $5, secret_id = $6 WHERE id = 1",
-            &[&c.digits, &c.window, &c.interval, &c.ssh, &c.enabled, &c.secret_id],
+                 services_ssh = $4, enabled = $5, secret_id = $6, legacy_shared_code = $7
+             WHERE id = 1",
+            &[
+                &c.digits,
+                &c.window,
+                &c.interval,
+                &c.ssh,
+                &c.enabled,
+                &c.secret_id,
+                &c.legacy_shared_code,
+            ],
         )
         .pg()?;
         for u in &snap.users {
@@ -168,8 +187,9 @@ pub(crate) fn import(store: &PgStore, snap: &Snapshot) -> Result<()> {
         }
         for r in &snap.recovery {
             tx.execute(
-                "INSERT INTO recovery_codes (username, code_hash) VALUES ($1, $2)",
-                &[&r.0, &r.1],
+                "INSERT INTO recovery_codes (username, uid, code_hash, mac_version)
+                 VALUES ($1, $2, $3, $4)",
+                &[&r.0, &r.1, &r.2, &r.3],
             )
             .pg()?;
         }
@@ -194,11 +214,11 @@ pub(crate) fn import(store: &PgStore, snap: &Snapshot) -> Result<()> {
             let n = a.node.as_deref().unwrap_or(&node);
             tx.execute(
                 "INSERT INTO audit_log (id, at_ms, event, outcome, user_name, origin, service,
-                     detail, node)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                     detail, node, class, occurrences, agg_key)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 &[
                     &a.id, &a.at_ms, &a.event, &a.outcome, &a.user, &a.origin, &a.service,
-                    &a.detail, &n,
+                    &a.detail, &n, &a.class, &a.count, &a.agg_key,
                 ],
             )
             .pg()?;

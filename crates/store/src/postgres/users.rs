@@ -7,7 +7,7 @@ use postgres::GenericClient;
 
 use super::{Db, get};
 use crate::sqlite::key::secret_aad;
-use crate::sqlite::users::{code_hash, pending_aad};
+use crate::sqlite::users::{code_hash, code_hash_v1, pending_aad};
 use crate::users::{NewUserSecret, PendingSecret, UserSecret, UserSecretInfo, user_owner};
 use crate::{KeyFile, Result, SecretId, SecretRecord, StoreError};
 
@@ -113,6 +113,12 @@ pub(super) fn put_user_secret(
     drop_active(db, new.username)?;
     let owner = user_owner(new.username, new.uid);
     db.exec("DELETE FROM otp_failures WHERE owner = $1", &[&owner])?;
+    // Recovery codes made for another account of this name (another uid)
+    // go: they were never this account's.
+    db.exec(
+        "DELETE FROM recovery_codes WHERE username = $1 AND uid <> $2",
+        &[&new.username, &i64::from(new.uid)],
+    )?;
     let sealed = key.seal(new.secret.expose(), &secret_aad(&owner))?;
     let row = db
         .opt(
@@ -233,6 +239,7 @@ pub(super) fn put_recovery_codes(
     db: &mut Db<'_, impl GenericClient>,
     key: &KeyFile,
     username: &str,
+    uid: u32,
     codes: &[&str],
 ) -> Result<()> {
     db.exec(
@@ -240,45 +247,65 @@ pub(super) fn put_recovery_codes(
         &[&username],
     )?;
     for code in codes {
-        let hash = code_hash(key, username, code).to_vec();
+        let hash = code_hash(key, username, uid, code).to_vec();
         db.exec(
-            "INSERT INTO recovery_codes (username, code_hash) VALUES ($1, $2)
+            "INSERT INTO recovery_codes (username, uid, code_hash, mac_version)
+             VALUES ($1, $2, $3, 2)
              ON CONFLICT (username, code_hash) DO NOTHING",
-            &[&username, &hash],
+            &[&username, &i64::from(uid), &hash],
         )?;
     }
     Ok(())
 }
 
 /// One conditional delete: of concurrent uses of one code, exactly one
-/// deletes the row.
+/// deletes the row. Only a code of this uid matches (the uid is in the row
+/// and, for codes of MAC version 2, in the MAC input).
 pub(super) fn use_recovery_code(
     db: &mut Db<'_, impl GenericClient>,
     key: &KeyFile,
     username: &str,
+    uid: u32,
     code: &str,
 ) -> Result<Option<u32>> {
-    let hash = code_hash(key, username, code).to_vec();
+    let hash = code_hash(key, username, uid, code).to_vec();
+    let old = code_hash_v1(key, username, code).to_vec();
     let deleted = db.exec(
-        "DELETE FROM recovery_codes WHERE username = $1 AND code_hash = $2",
-        &[&username, &hash],
+        "DELETE FROM recovery_codes WHERE username = $1 AND uid = $2
+           AND ((mac_version = 2 AND code_hash = $3) OR (mac_version = 1 AND code_hash = $4))",
+        &[&username, &i64::from(uid), &hash, &old],
     )?;
     if deleted == 0 {
         return Ok(None);
     }
-    Ok(Some(recovery_codes_left(db, username)?))
+    Ok(Some(recovery_codes_left(db, username, uid)?))
 }
 
 pub(super) fn recovery_codes_left(
     db: &mut Db<'_, impl GenericClient>,
     username: &str,
+    uid: u32,
 ) -> Result<u32> {
     let row = db
         .opt(
-            "SELECT count(*) FROM recovery_codes WHERE username = $1",
-            &[&username],
+            "SELECT count(*) FROM recovery_codes WHERE username = $1 AND uid = $2",
+            &[&username, &i64::from(uid)],
         )?
         .ok_or_else(|| StoreError::database("count returned no row"))?;
     let n: i64 = get(&row, 0)?;
     u32::try_from(n).map_err(|_| StoreError::Corrupt("recovery code count out of range".into()))
+}
+
+/// Names other than `username` whose stored secret was made for `uid`.
+pub(super) fn other_names_with_uid(
+    db: &mut Db<'_, impl GenericClient>,
+    username: &str,
+    uid: u32,
+) -> Result<Vec<String>> {
+    let rows = db.query(
+        "SELECT username FROM user_secrets WHERE uid = $1 AND username <> $2
+         ORDER BY username COLLATE \"C\" LIMIT 16",
+        &[&i64::from(uid), &username],
+    )?;
+    rows.iter().map(|r| get(r, 0)).collect()
 }

@@ -1,15 +1,16 @@
 //! Audit records: writing, pruning by age and count, querying newest first.
 
-use rusqlite::{Connection, ToSql, params};
+use rusqlite::{Connection, OptionalExtension, ToSql, params};
 
 use super::DbResult;
-use crate::{AuditEntry, AuditQuery, AuditRecord, Result, StoreError};
+use crate::{Aggregate, AuditClass, AuditEntry, AuditQuery, AuditRecord, Result, StoreError};
 
 /// The `audit.query` statement for `q` and its arguments, but for the
 /// final `LIMIT ?`.
 pub(super) fn audit_select(q: &AuditQuery) -> (String, Vec<&dyn ToSql>) {
     let mut sql = String::from(
-        "SELECT id, at_ms, event, outcome, user_name, origin, service, detail FROM audit_log",
+        "SELECT id, at_ms, event, outcome, user_name, origin, service, detail, occurrences \
+         FROM audit_log",
     );
     let mut args: Vec<&dyn ToSql> = Vec::new();
     let mut conditions = Vec::new();
@@ -53,12 +54,15 @@ pub(super) fn query(conn: &Connection, q: &AuditQuery) -> Result<Vec<AuditEntry>
                 r.get::<_, String>(5)?,
                 r.get::<_, Option<String>>(6)?,
                 r.get::<_, Option<String>>(7)?,
+                r.get::<_, i64>(8)?,
             ))
         })
         .db()?;
     let mut out = Vec::new();
     for row in rows {
-        let (id, at_ms, event, outcome, user, origin, service, detail) = row.db()?;
+        let (id, at_ms, event, outcome, user, origin, service, detail, count) = row.db()?;
+        let count = u64::try_from(count)
+            .map_err(|_| StoreError::Corrupt(format!("audit record {id} count {count}")))?;
         let detail = detail
             .map(|text| serde_json::from_str(&text))
             .transpose()
@@ -74,6 +78,7 @@ pub(super) fn query(conn: &Connection, q: &AuditQuery) -> Result<Vec<AuditEntry>
                 service,
                 detail,
             },
+            count,
         });
     }
     Ok(out)
@@ -81,41 +86,73 @@ pub(super) fn query(conn: &Connection, q: &AuditQuery) -> Result<Vec<AuditEntry>
 
 pub(super) fn prune_audit(
     conn: &Connection,
+    class: AuditClass,
     older_than_ms: i64,
     keep_rows: u64,
     batch: usize,
 ) -> Result<usize> {
+    let class = class.as_str();
     let batch = i64::try_from(batch).unwrap_or(i64::MAX);
-    // By age: the oldest first, on the time index.
+    // By age: the class's oldest first, on its time index.
     let mut deleted = conn
         .prepare_cached(
             "DELETE FROM audit_log WHERE id IN (
-                 SELECT id FROM audit_log WHERE at_ms < ?1 ORDER BY at_ms LIMIT ?2)",
+                 SELECT id FROM audit_log WHERE class = ?1 AND at_ms < ?2
+                 ORDER BY at_ms LIMIT ?3)",
         )
         .db()?
-        .execute(params![older_than_ms, batch])
+        .execute(params![class, older_than_ms, batch])
         .db()?;
-    // By count: ids only grow (AUTOINCREMENT), so everything at or below
-    // max(id) - keep_rows is beyond the newest `keep_rows` records. Two
-    // index look-ups, never a count over the table.
+    // By count: the triggers keep each class's row count, so the excess
+    // is one look-up, and the oldest of the class come first on its index.
     let keep = i64::try_from(keep_rows).unwrap_or(i64::MAX);
-    let left = batch.saturating_sub(i64::try_from(deleted).unwrap_or(i64::MAX));
+    let rows: i64 = conn
+        .prepare_cached("SELECT row_count FROM audit_class_rows WHERE class = ?1")
+        .db()?
+        .query_row([class], |r| r.get(0))
+        .db()?;
+    let left = batch
+        .saturating_sub(i64::try_from(deleted).unwrap_or(i64::MAX))
+        .min(rows.saturating_sub(keep));
     if left > 0 {
         deleted += conn
             .prepare_cached(
                 "DELETE FROM audit_log WHERE id IN (
-                     SELECT id FROM audit_log
-                     WHERE id <= (SELECT max(id) FROM audit_log) - ?1
-                     ORDER BY id LIMIT ?2)",
+                     SELECT id FROM audit_log WHERE class = ?1 ORDER BY id LIMIT ?2)",
             )
             .db()?
-            .execute(params![keep, left])
+            .execute(params![class, left])
             .db()?;
     }
     Ok(deleted)
 }
 
-pub(super) fn insert(conn: &Connection, r: &AuditRecord) -> Result<()> {
+pub(super) fn insert(
+    conn: &Connection,
+    r: &AuditRecord,
+    class: AuditClass,
+    aggregate: Option<&Aggregate<'_>>,
+) -> Result<()> {
+    if let Some(agg) = aggregate {
+        // The row after the `free` ones of this key in the interval is the
+        // aggregate: when it exists, it counts this record too.
+        let aggregate_row: Option<i64> = conn
+            .prepare_cached(
+                "SELECT id FROM audit_log WHERE agg_key = ?1 AND at_ms >= ?2
+                 ORDER BY at_ms, id LIMIT 1 OFFSET ?3",
+            )
+            .db()?
+            .query_row(params![agg.key, agg.since_ms, agg.free], |r| r.get(0))
+            .optional()
+            .db()?;
+        if let Some(id) = aggregate_row {
+            conn.prepare_cached("UPDATE audit_log SET occurrences = occurrences + 1 WHERE id = ?1")
+                .db()?
+                .execute([id])
+                .db()?;
+            return Ok(());
+        }
+    }
     let detail = r
         .detail
         .as_ref()
@@ -124,12 +161,20 @@ pub(super) fn insert(conn: &Connection, r: &AuditRecord) -> Result<()> {
         .map_err(|e| StoreError::database(format!("cannot encode audit detail: {e}")))?;
     conn.prepare_cached(
         "INSERT INTO audit_log
-                 (at_ms, event, outcome, user_name, origin, service, detail)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 (at_ms, event, outcome, user_name, origin, service, detail, class, agg_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )
     .db()?
     .execute(params![
-        r.at_ms, r.event, r.outcome, r.user, r.origin, r.service, detail
+        r.at_ms,
+        r.event,
+        r.outcome,
+        r.user,
+        r.origin,
+        r.service,
+        detail,
+        class.as_str(),
+        aggregate.map(|a| a.key)
     ])
     .db()?;
     Ok(())

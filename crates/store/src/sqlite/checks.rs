@@ -126,3 +126,10 @@ pub(super) fn expire_failures(conn: &Connection, now_ms: i64, batch: usize) -> R
     .execute(params![now_ms, batch])
     .db()
 }
+
+pub(super) fn clear_failures(conn: &Connection, owner: &str) -> Result<usize> {
+    conn.prepare_cached("DELETE FROM otp_failures WHERE owner = ?1")
+        .db()?
+        .execute([owner])
+        .db()
+}

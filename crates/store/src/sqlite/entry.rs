@@ -52,13 +52,15 @@ pub(super) fn load_rows(conn: &Connection) -> Result<(Settings, Option<SecretRow
         interval: i64,
         ssh: bool,
         enabled: bool,
+        legacy: bool,
         secret_id: Option<i64>,
         secret: Option<(SecretRow, String)>,
     }
     let mut stmt = conn
         .prepare_cached(
             "SELECT c.otp_digits, c.otp_window, c.otp_interval, c.services_ssh, c.enabled,
-                    c.secret_id, s.id, s.owner, s.sealed, s.created_at_ms, s.last_step
+                    c.secret_id, s.id, s.owner, s.sealed, s.created_at_ms, s.last_step,
+                    c.legacy_shared_code
              FROM twofactor_config AS c
              LEFT JOIN otp_secrets AS s ON s.id = c.secret_id
              WHERE c.id = 1",
@@ -84,6 +86,7 @@ pub(super) fn load_rows(conn: &Connection) -> Result<(Settings, Option<SecretRow
                 interval: r.get(2)?,
                 ssh: r.get(3)?,
                 enabled: r.get(4)?,
+                legacy: r.get(11)?,
                 secret_id: r.get(5)?,
                 secret,
             })
@@ -99,6 +102,7 @@ pub(super) fn load_rows(conn: &Connection) -> Result<(Settings, Option<SecretRow
         interval: Interval::new(row.interval).map_err(param)?,
         ssh: row.ssh,
         enabled: row.enabled,
+        legacy_shared_code: row.legacy,
     };
     let secret = match (row.secret_id, row.secret) {
         (None, _) => None,
@@ -173,7 +177,7 @@ pub(super) fn put_settings(conn: &Connection, s: &Settings) -> Result<()> {
         .prepare_cached(
             "UPDATE twofactor_config
              SET otp_digits = ?1, otp_window = ?2, otp_interval = ?3,
-                 services_ssh = ?4, enabled = ?5
+                 services_ssh = ?4, enabled = ?5, legacy_shared_code = ?6
              WHERE id = 1",
         )
         .db()?
@@ -182,7 +186,8 @@ pub(super) fn put_settings(conn: &Connection, s: &Settings) -> Result<()> {
             s.window.get(),
             s.interval.get(),
             s.ssh,
-            s.enabled
+            s.enabled,
+            s.legacy_shared_code
         ])
         .db()?;
     if changed == 1 {

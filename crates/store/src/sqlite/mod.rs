@@ -29,8 +29,9 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use crate::users::{NewUserSecret, PendingSecret, UserSecret, UserSecretInfo};
 use crate::{
-    AuditEntry, AuditQuery, AuditRecord, DbErrorKind, EntrySummary, KeyFile, LimiterState,
-    OsRandom, Randomness, Result, SecretId, Settings, Store, StoreError, SystemEntry, Tx,
+    Aggregate, AuditClass, AuditEntry, AuditQuery, AuditRecord, DbErrorKind, EntrySummary, KeyFile,
+    LimiterState, OsRandom, Randomness, Result, SecretId, Settings, Store, StoreError, SystemEntry,
+    Tx,
 };
 
 mod audit;
@@ -345,12 +346,22 @@ impl Tx for SqliteTx<'_> {
         checks::put_failures(self.conn, owner, origin, state, expires_at_ms)
     }
 
+    fn clear_failures(&mut self, owner: &str) -> Result<usize> {
+        checks::clear_failures(self.conn, owner)
+    }
+
     fn expire_failures(&mut self, now_ms: i64, batch: usize) -> Result<usize> {
         checks::expire_failures(self.conn, now_ms, batch)
     }
 
-    fn prune_audit(&mut self, older_than_ms: i64, keep_rows: u64, batch: usize) -> Result<usize> {
-        audit::prune_audit(self.conn, older_than_ms, keep_rows, batch)
+    fn prune_audit(
+        &mut self,
+        class: AuditClass,
+        older_than_ms: i64,
+        keep_rows: u64,
+        batch: usize,
+    ) -> Result<usize> {
+        audit::prune_audit(self.conn, class, older_than_ms, keep_rows, batch)
     }
 
     fn clear_secret(&mut self) -> Result<bool> {
@@ -385,20 +396,25 @@ impl Tx for SqliteTx<'_> {
         users::delete_pending(self.conn, username)
     }
 
-    fn put_recovery_codes(&mut self, username: &str, codes: &[&str]) -> Result<()> {
-        users::put_recovery_codes(self.conn, self.key, username, codes)
+    fn put_recovery_codes(&mut self, username: &str, uid: u32, codes: &[&str]) -> Result<()> {
+        users::put_recovery_codes(self.conn, self.key, username, uid, codes)
     }
 
-    fn use_recovery_code(&mut self, username: &str, code: &str) -> Result<Option<u32>> {
-        users::use_recovery_code(self.conn, self.key, username, code)
+    fn use_recovery_code(&mut self, username: &str, uid: u32, code: &str) -> Result<Option<u32>> {
+        users::use_recovery_code(self.conn, self.key, username, uid, code)
     }
 
-    fn recovery_codes_left(&mut self, username: &str) -> Result<u32> {
-        users::recovery_codes_left(self.conn, username)
+    fn recovery_codes_left(&mut self, username: &str, uid: u32) -> Result<u32> {
+        users::recovery_codes_left(self.conn, username, uid)
     }
 
-    fn audit(&mut self, r: &AuditRecord) -> Result<()> {
-        audit::insert(self.conn, r)
+    fn audit_as(
+        &mut self,
+        r: &AuditRecord,
+        class: AuditClass,
+        aggregate: Option<&Aggregate<'_>>,
+    ) -> Result<()> {
+        audit::insert(self.conn, r, class, aggregate)
     }
 }
 
@@ -432,15 +448,24 @@ impl Store for SqliteStore {
         }
     }
 
-    fn read_user(&self, username: &str) -> Result<crate::UserView> {
+    fn read_user(&self, username: &str, uid: u32) -> Result<crate::UserView> {
         let guard = self.lock_reader();
         let tx = guard.conn.unchecked_transaction().db()?;
         let view = crate::UserView {
             secret: users::user_secret(&tx, &self.key, username)?,
-            recovery_codes_left: users::recovery_codes_left(&tx, username)?,
+            recovery_codes_left: users::recovery_codes_left(&tx, username, uid)?,
+            other_names_with_uid: users::other_names_with_uid(&tx, username, uid)?,
         };
         tx.commit().db()?;
         Ok(view)
+    }
+
+    fn read_user_secrets(&self) -> Result<Vec<UserSecretInfo>> {
+        let guard = self.lock_reader();
+        let tx = guard.conn.unchecked_transaction().db()?;
+        let infos = users::user_secrets(&tx)?;
+        tx.commit().db()?;
+        Ok(infos)
     }
 
     fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>> {

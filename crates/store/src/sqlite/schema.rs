@@ -125,6 +125,82 @@ pub(super) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (username, code_hash)
     ) STRICT;
     ",
+    // 4: `legacy_shared_code`, the transition mode of a state migrated from
+    //    the single-secret model: while it is on, an account without a
+    //    secret of its own is asked for root's code (the former system
+    //    code) wherever a code is required. A state counts as migrated when
+    //    2FA is enabled, the entry (root) has a secret and no other account
+    //    has one: what migration 3 leaves of a single-secret state. A fresh
+    //    state runs this before anything is enabled, so it never gets it.
+    "
+    ALTER TABLE twofactor_config ADD COLUMN legacy_shared_code INTEGER NOT NULL DEFAULT 0
+        CHECK (legacy_shared_code IN (0, 1));
+    UPDATE twofactor_config SET legacy_shared_code = 1
+        WHERE id = 1 AND enabled = 1 AND secret_id IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM user_secrets);
+    ",
+    // 5: recovery codes bound to the uid they were made for. New codes
+    //    carry the uid in their MAC input (`mac_version` 2). Codes made
+    //    before (version 1, MAC over name and code) were made for the
+    //    account as it was then, whose uid the secret row of that name
+    //    records (root: 0); they keep that uid. Codes of a name with no
+    //    secret row have no known uid and are dropped (they were never
+    //    asked for: a code is only checked for an account with a secret).
+    //    Secrets are also found by uid, to notice a renamed account.
+    "
+    CREATE TABLE recovery_codes_by_uid (
+        username    TEXT NOT NULL,
+        uid         INTEGER NOT NULL CHECK (uid >= 0),
+        code_hash   BLOB NOT NULL,
+        mac_version INTEGER NOT NULL CHECK (mac_version IN (1, 2)),
+        PRIMARY KEY (username, code_hash)
+    ) STRICT;
+    INSERT INTO recovery_codes_by_uid (username, uid, code_hash, mac_version)
+        SELECT r.username, CASE WHEN r.username = 'root' THEN 0 ELSE u.uid END, r.code_hash, 1
+        FROM recovery_codes AS r LEFT JOIN user_secrets AS u ON u.username = r.username
+        WHERE r.username = 'root' OR u.uid IS NOT NULL;
+    DROP TABLE recovery_codes;
+    ALTER TABLE recovery_codes_by_uid RENAME TO recovery_codes;
+    CREATE INDEX user_secrets_uid ON user_secrets (uid);
+    ",
+    // 6: audit records survive a flood. Each record has a retention class
+    //    ('routine' for code checks and logins that anyone can repeat,
+    //    'security' for everything else) with its own budget; a row can
+    //    stand for several identical records (`occurrences`), written in
+    //    place of repeats beyond a small rate (`agg_key` finds the rows of
+    //    one kind). Rows per class are counted by triggers, so pruning by
+    //    count needs no scan. Existing records are classed by their kind.
+    "
+    ALTER TABLE audit_log ADD COLUMN class TEXT NOT NULL DEFAULT 'security'
+        CHECK (class IN ('routine', 'security'));
+    ALTER TABLE audit_log ADD COLUMN occurrences INTEGER NOT NULL DEFAULT 1
+        CHECK (occurrences >= 1);
+    ALTER TABLE audit_log ADD COLUMN agg_key TEXT NULL;
+    UPDATE audit_log SET class = 'routine'
+        WHERE (event = 'otp.check'
+               AND outcome IN ('accepted', 'wrong', 'malformed', 'replayed', 'locked_out',
+                               'not_configured'))
+           OR (event = 'auth.login' AND outcome IN ('wrong_password', 'suppressed'))
+           OR event = 'auth.logout';
+    CREATE INDEX audit_log_class_at ON audit_log (class, at_ms);
+    CREATE INDEX audit_log_class_id ON audit_log (class, id);
+    CREATE INDEX audit_log_agg ON audit_log (agg_key, at_ms) WHERE agg_key IS NOT NULL;
+
+    CREATE TABLE audit_class_rows (
+        class     TEXT PRIMARY KEY NOT NULL,
+        row_count INTEGER NOT NULL
+    ) STRICT;
+    INSERT INTO audit_class_rows (class, row_count)
+        SELECT 'routine', count(*) FROM audit_log WHERE class = 'routine';
+    INSERT INTO audit_class_rows (class, row_count)
+        SELECT 'security', count(*) FROM audit_log WHERE class = 'security';
+    CREATE TRIGGER audit_log_counted AFTER INSERT ON audit_log BEGIN
+        UPDATE audit_class_rows SET row_count = row_count + 1 WHERE class = NEW.class;
+    END;
+    CREATE TRIGGER audit_log_uncounted AFTER DELETE ON audit_log BEGIN
+        UPDATE audit_class_rows SET row_count = row_count - 1 WHERE class = OLD.class;
+    END;
+    ",
 ];
 
 /// The read connection (read-only; it still maps the WAL index).

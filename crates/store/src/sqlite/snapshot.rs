@@ -24,7 +24,8 @@ impl SqliteStore {
         let tx = conn.transaction().db()?;
         let config = tx
             .query_row(
-                "SELECT otp_digits, otp_window, otp_interval, services_ssh, enabled, secret_id
+                "SELECT otp_digits, otp_window, otp_interval, services_ssh, enabled, secret_id,
+                        legacy_shared_code
                  FROM twofactor_config WHERE id = 1",
                 [],
                 |r| {
@@ -35,6 +36,7 @@ impl SqliteStore {
                         ssh: r.get(3)?,
                         enabled: r.get(4)?,
                         secret_id: r.get(5)?,
+                        legacy_shared_code: r.get(6)?,
                     })
                 },
             )
@@ -74,9 +76,11 @@ impl SqliteStore {
                     ))
                 },
             )?,
-            recovery: all(&tx, "SELECT username, code_hash FROM recovery_codes", |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?,
+            recovery: all(
+                &tx,
+                "SELECT username, uid, code_hash, mac_version FROM recovery_codes",
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?,
             limits: all(
                 &tx,
                 "SELECT scope, failures, window_start_ms, locked_until_ms, lockouts
@@ -101,7 +105,8 @@ impl SqliteStore {
             )?,
             audit: all(
                 &tx,
-                "SELECT id, at_ms, event, outcome, user_name, origin, service, detail
+                "SELECT id, at_ms, event, outcome, user_name, origin, service, detail,
+                        class, occurrences, agg_key
                  FROM audit_log ORDER BY id",
                 |r| {
                     Ok(AuditRowData {
@@ -114,6 +119,9 @@ impl SqliteStore {
                         service: r.get(6)?,
                         detail: r.get(7)?,
                         node: None,
+                        class: r.get(8)?,
+                        count: r.get(9)?,
+                        agg_key: r.get(10)?,
                     })
                 },
             )?,
@@ -141,14 +149,16 @@ impl SqliteStore {
         let c = &snap.config;
         tx.execute(
             "UPDATE twofactor_config SET otp_digits = ?1, otp_window = ?2, otp_interval = ?3,
-                 services_ssh = ?4, enabled = ?5, secret_id = ?6 WHERE id = 1",
+                 services_ssh = ?4, enabled = ?5, secret_id = ?6, legacy_shared_code = ?7
+             WHERE id = 1",
             params![
                 c.digits,
                 c.window,
                 c.interval,
                 c.ssh,
                 c.enabled,
-                c.secret_id
+                c.secret_id,
+                c.legacy_shared_code
             ],
         )
         .db()?;
@@ -171,8 +181,9 @@ impl SqliteStore {
         }
         for r in &snap.recovery {
             tx.execute(
-                "INSERT INTO recovery_codes (username, code_hash) VALUES (?1, ?2)",
-                params![r.0, r.1],
+                "INSERT INTO recovery_codes (username, uid, code_hash, mac_version)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![r.0, r.1, r.2, r.3],
             )
             .db()?;
         }
@@ -195,9 +206,13 @@ impl SqliteStore {
         }
         for a in &snap.audit {
             tx.execute(
-                "INSERT INTO audit_log (id, at_ms, event, outcome, user_name, origin, service, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![a.id, a.at_ms, a.event, a.outcome, a.user, a.origin, a.service, a.detail],
+                "INSERT INTO audit_log (id, at_ms, event, outcome, user_name, origin, service, detail,
+                     class, occurrences, agg_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    a.id, a.at_ms, a.event, a.outcome, a.user, a.origin, a.service, a.detail,
+                    a.class, a.count, a.agg_key
+                ],
             )
             .db()?;
         }

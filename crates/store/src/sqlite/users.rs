@@ -130,6 +130,12 @@ pub(super) fn put_user_secret(
         .db()?
         .execute([&owner])
         .db()?;
+    // Recovery codes made for another account of this name (another uid)
+    // go: they were never this account's.
+    conn.prepare_cached("DELETE FROM recovery_codes WHERE username = ?1 AND uid <> ?2")
+        .db()?
+        .execute(params![new.username, new.uid])
+        .db()?;
     let sealed = key.seal(new.secret.expose(), &secret_aad(&owner))?;
     conn.prepare_cached(
         "INSERT INTO otp_secrets (owner, sealed, created_at_ms, last_step)
@@ -259,7 +265,21 @@ pub(super) fn delete_pending(conn: &Connection, username: &str) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn code_hash(key: &KeyFile, username: &str, code: &str) -> [u8; 32] {
+/// The keyed hash of a recovery code made for `username` while it had
+/// `uid`: the uid is part of the MAC input, so a code made for one account
+/// never matches for another of the same name.
+pub(crate) fn code_hash(key: &KeyFile, username: &str, uid: u32, code: &str) -> [u8; 32] {
+    key.mac(&[
+        b"recovery-code/v2",
+        username.as_bytes(),
+        &uid.to_be_bytes(),
+        code.as_bytes(),
+    ])
+}
+
+/// The hash of a code made before codes were bound to a uid (schema 5
+/// moved them, recording the uid of the account's secret row then).
+pub(crate) fn code_hash_v1(key: &KeyFile, username: &str, code: &str) -> [u8; 32] {
     key.mac(&[b"recovery-code", username.as_bytes(), code.as_bytes()])
 }
 
@@ -267,6 +287,7 @@ pub(super) fn put_recovery_codes(
     conn: &Connection,
     key: &KeyFile,
     username: &str,
+    uid: u32,
     codes: &[&str],
 ) -> Result<()> {
     conn.prepare_cached("DELETE FROM recovery_codes WHERE username = ?1")
@@ -274,13 +295,14 @@ pub(super) fn put_recovery_codes(
         .execute([username])
         .db()?;
     for code in codes {
-        let hash = code_hash(key, username, code);
+        let hash = code_hash(key, username, uid, code);
         conn.prepare_cached(
-            "INSERT INTO recovery_codes (username, code_hash) VALUES (?1, ?2)
+            "INSERT INTO recovery_codes (username, uid, code_hash, mac_version)
+             VALUES (?1, ?2, ?3, 2)
              ON CONFLICT (username, code_hash) DO NOTHING",
         )
         .db()?
-        .execute(params![username, hash.as_slice()])
+        .execute(params![username, uid, hash.as_slice()])
         .db()?;
     }
     Ok(())
@@ -290,29 +312,58 @@ pub(super) fn use_recovery_code(
     conn: &Connection,
     key: &KeyFile,
     username: &str,
+    uid: u32,
     code: &str,
 ) -> Result<Option<u32>> {
     // Looked up by its keyed hash: equality of two MACs says nothing about
-    // the code to a timing observer who does not hold the key.
-    let hash = code_hash(key, username, code);
+    // the code to a timing observer who does not hold the key. Only a code
+    // of this uid matches (the uid is in the row and, for new codes, in the
+    // MAC input).
+    let hash = code_hash(key, username, uid, code);
+    let old = code_hash_v1(key, username, code);
     let deleted = conn
-        .prepare_cached("DELETE FROM recovery_codes WHERE username = ?1 AND code_hash = ?2")
+        .prepare_cached(
+            "DELETE FROM recovery_codes WHERE username = ?1 AND uid = ?2
+               AND ((mac_version = 2 AND code_hash = ?3) OR (mac_version = 1 AND code_hash = ?4))",
+        )
         .db()?
-        .execute(params![username, hash.as_slice()])
+        .execute(params![username, uid, hash.as_slice(), old.as_slice()])
         .db()?;
     if deleted == 0 {
         return Ok(None);
     }
-    Ok(Some(recovery_codes_left(conn, username)?))
+    Ok(Some(recovery_codes_left(conn, username, uid)?))
 }
 
-pub(super) fn recovery_codes_left(conn: &Connection, username: &str) -> Result<u32> {
+pub(super) fn recovery_codes_left(conn: &Connection, username: &str, uid: u32) -> Result<u32> {
     let n: i64 = conn
-        .prepare_cached("SELECT count(*) FROM recovery_codes WHERE username = ?1")
+        .prepare_cached("SELECT count(*) FROM recovery_codes WHERE username = ?1 AND uid = ?2")
         .db()?
-        .query_row([username], |r| r.get(0))
+        .query_row(params![username, uid], |r| r.get(0))
         .db()?;
     u32::try_from(n).map_err(|_| StoreError::Corrupt("recovery code count out of range".into()))
+}
+
+/// Names other than `username` whose stored secret was made for `uid`.
+pub(super) fn other_names_with_uid(
+    conn: &Connection,
+    username: &str,
+    uid: u32,
+) -> Result<Vec<String>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT username FROM user_secrets WHERE uid = ?1 AND username <> ?2
+             ORDER BY username LIMIT 16",
+        )
+        .db()?;
+    let rows = stmt
+        .query_map(params![uid, username], |r| r.get::<_, String>(0))
+        .db()?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(row.db()?);
+    }
+    Ok(out)
 }
 
 /// Removes the system (root's) secret and its failure counters.
