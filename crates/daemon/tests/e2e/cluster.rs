@@ -11,12 +11,26 @@ use std::time::{Duration, Instant};
 use client::Client;
 use serde_json::{Value, json};
 
-use crate::harness::{Daemon, Fixture, TIMEOUT, need, oathtool, rpc_error, totp, wrong_code};
+use crate::harness::{
+    ALICE, BOB, Daemon, Fixture, TIMEOUT, Wrappers, code, login, need, oathtool, own_secret,
+    rpc_error, totp, uri_secret, wrong_code,
+};
 use crate::pgcluster::{Cluster, Setup};
 
 /// A node's fixture on database `url` named `node`, sharing `key_from`'s
 /// key file when given (else the first node makes one).
 fn node(url: &str, node: &str, key_from: Option<&Fixture>, extra: &str) -> Fixture {
+    node_on(Fixture::new(), url, node, key_from, extra)
+}
+
+/// [`node`] from `base` (e.g. a fixture with test accounts).
+fn node_on(
+    base: Fixture,
+    url: &str,
+    node: &str,
+    key_from: Option<&Fixture>,
+    extra: &str,
+) -> Fixture {
     // The SPEC's default time-out unless the test sets its own (a load
     // test on two shared cores gives its checks more time to queue).
     let timeout = if extra.contains("statement_timeout_ms") {
@@ -24,7 +38,7 @@ fn node(url: &str, node: &str, key_from: Option<&Fixture>, extra: &str) -> Fixtu
     } else {
         "statement_timeout_ms = 2000\n"
     };
-    let f = Fixture::new().with_config(&format!(
+    let f = base.with_config(&format!(
         "[database]\nurl = \"{url}\"\nnode = \"{node}\"\n{timeout}\
          connect_timeout_ms = 2000\n{extra}"
     ));
@@ -293,13 +307,43 @@ fn bad_database_settings_are_clear_start_up_errors_and_write_nothing() {
     assert_eq!(n, 2, "the newer schema was touched");
 }
 
+/// A login of `who` over TCP answered with `token`: the answer's type.
+fn code_login(d: &Daemon, who: (&str, &str), token: &str) -> String {
+    let mut c = d.tcp();
+    assert_eq!(login(&mut c, who)["response_type"], "OTP_REQUIRED");
+    code(&mut c, token).expect("login_ex_continue")["response_type"]
+        .as_str()
+        .expect("a response type")
+        .to_owned()
+}
+
+fn recovery_codes_left(root: &mut Client, user: &str) -> Value {
+    root.call("user.twofactor_config", vec![json!(user)])
+        .expect("user.twofactor_config")["recovery_codes_left"]
+        .clone()
+}
+
+/// The pending enrolment's QR code (the same URI draws the same SVG).
+fn pending_qr(root: &mut Client, user: &str) -> Value {
+    root.call("user.provisioning_qr", vec![json!(user), json!(true)])
+        .expect("the pending enrolment's QR code")
+}
+
+/// SQLite to PostgreSQL and back with `twofactord migrate`: root's secret
+/// and replay step, the audit rows, alice's own secret with her recovery
+/// codes (a used one stays used, an unused one works once, on either
+/// engine) and bob's pending enrolment (the same on PostgreSQL, confirmed
+/// by a code of it after the way back).
 #[test]
 fn migrate_sqlite_to_postgresql_and_back_keeps_everything() {
     if need("oathtool", oathtool()).is_none() {
         return;
     }
-    let local = Fixture::new();
-    let (secret, audit_rows) = {
+    let Some(w) = need("pam_wrapper/nss_wrapper", Wrappers::find()) else {
+        return;
+    };
+    let local = Fixture::new().with_accounts(&w);
+    let (secret, audit_rows, alice, codes, bob_qr, bob_pending) = {
         let d = local.start();
         let mut root = d.root();
         let secret = enable_ssh(&mut root);
@@ -313,10 +357,36 @@ fn migrate_sqlite_to_postgresql_and_back_keeps_everything() {
             pam_check(&mut root, "203.0.113.8", &wrong)["outcome"],
             "wrong"
         );
+        // alice: her own secret and recovery codes, one of them used.
+        let alice = own_secret(&mut root, ALICE.0);
+        let codes: Vec<String> = root
+            .call("user.generate_2fa_recovery_codes", vec![json!(ALICE.0)])
+            .expect("recovery codes")
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|c| c.as_str().expect("a code").to_owned())
+            .collect();
+        assert_eq!(codes.len(), 10);
+        assert_eq!(code_login(&d, ALICE, &codes[0]), "SUCCESS");
+        assert_eq!(recovery_codes_left(&mut root, ALICE.0), 9);
+        // bob: an enrolment waiting for its confirming code.
+        let enrol = root
+            .call("user.twofactor_enroll", vec![json!(BOB.0)])
+            .expect("enrol bob");
+        let bob_pending = uri_secret(enrol["provisioning_uri"].as_str().expect("a URI"));
+        let bob_qr = pending_qr(&mut root, BOB.0);
         let rows = root
             .call("audit.query", vec![json!({"limit": 1000})])
             .expect("audit");
-        (secret, rows.as_array().map(Vec::len).unwrap_or_default())
+        (
+            secret,
+            rows.as_array().map(Vec::len).unwrap_or_default(),
+            alice,
+            codes,
+            bob_qr,
+            bob_pending,
+        )
     };
     let cluster = Cluster::shared();
     let url = cluster.url(&cluster.fresh_db());
@@ -345,12 +415,18 @@ fn migrate_sqlite_to_postgresql_and_back_keeps_everything() {
     let state = local.state.to_str().expect("utf-8").to_owned();
     let (ok, out) = migrate(&state, &url);
     assert!(ok, "{out}");
-    assert!(out.contains("migrated: 1 secrets"), "{out}");
+    assert!(out.contains("migrated: 2 secrets"), "{out}");
     // A second time: the target is not empty any more.
     let (ok, out) = migrate(&state, &url);
     assert!(!ok && out.contains("already holds"), "{out}");
     // A node on the database: the secret opens, the replay step holds.
-    let fa = node(&url, "node-a", Some(&local), "");
+    let fa = node_on(
+        Fixture::new().with_accounts(&w),
+        &url,
+        "node-a",
+        Some(&local),
+        "",
+    );
     {
         let d = fa.start();
         let mut root = d.root();
@@ -364,13 +440,20 @@ fn migrate_sqlite_to_postgresql_and_back_keeps_everything() {
             .call("audit.query", vec![json!({"limit": 1000})])
             .expect("audit");
         assert!(rows.as_array().map(Vec::len).unwrap_or_default() > audit_rows);
+        // alice's used code stays used, the next one works once.
+        assert_eq!(recovery_codes_left(&mut root, ALICE.0), 9);
+        assert_eq!(code_login(&d, ALICE, &codes[0]), "OTP_REQUIRED");
+        assert_eq!(code_login(&d, ALICE, &codes[1]), "SUCCESS");
+        assert_eq!(code_login(&d, ALICE, &codes[1]), "OTP_REQUIRED");
+        assert_eq!(recovery_codes_left(&mut root, ALICE.0), 8);
+        assert_eq!(pending_qr(&mut root, BOB.0), bob_qr);
     }
     // And back into a new directory.
     let back = tempfile::tempdir().expect("tempdir");
     let back_state = back.path().join("state");
     let (ok, out) = migrate(&url, back_state.to_str().expect("utf-8"));
     assert!(ok, "{out}");
-    let fb = Fixture::new();
+    let fb = Fixture::new().with_accounts(&w);
     std::fs::remove_dir_all(&fb.state).ok();
     copy_dir(&back_state, &fb.state);
     let d = fb.start();
@@ -382,6 +465,24 @@ fn migrate_sqlite_to_postgresql_and_back_keeps_everything() {
     assert_eq!(
         pam_check(&mut root, "203.0.113.7", &totp(&secret, 6, 30, 0))["outcome"],
         "replayed"
+    );
+    assert_eq!(recovery_codes_left(&mut root, ALICE.0), 8);
+    assert_eq!(code_login(&d, ALICE, &codes[1]), "OTP_REQUIRED");
+    assert_eq!(code_login(&d, ALICE, &codes[2]), "SUCCESS");
+    assert_eq!(recovery_codes_left(&mut root, ALICE.0), 7);
+    // alice's own secret came along too.
+    assert_eq!(code_login(&d, ALICE, &totp(&alice, 6, 30, 1)), "SUCCESS");
+    // bob's enrolment is still pending, and a code of it confirms it.
+    assert_eq!(pending_qr(&mut root, BOB.0), bob_qr);
+    let confirmed = root
+        .call(
+            "user.twofactor_enroll_confirm",
+            vec![json!(BOB.0), json!(totp(&bob_pending, 6, 30, 0))],
+        )
+        .expect("confirm bob's enrolment");
+    assert_eq!(
+        confirmed["twofactor_config"]["secret_configured"], true,
+        "{confirmed}"
     );
 }
 
