@@ -15,7 +15,7 @@ pub(super) fn insert(
 ) -> Result<()> {
     if let Some(agg) = aggregate {
         // The row after the `free` ones of this key in the interval is the
-        // aggregate: when it exists, it counts this record too. (Nodes
+        // aggregate: when it exists, it counts this record too. (Writers
         // racing past `free` at once may each write one row; the count of
         // rows stays bounded all the same.)
         let free = i64::from(agg.free);
