@@ -766,7 +766,7 @@ mod tests {
         let top = parser_keys("");
         assert!(top.contains(&"state_dir".to_owned()), "{top:?}");
         for key in &top {
-            if ["rate_limit", "audit", "limits"].contains(&key.as_str()) {
+            if ["rate_limit", "audit", "limits", "database"].contains(&key.as_str()) {
                 assert!(
                     page.contains(&format!(".SH \"[{}]\"", key.to_uppercase())),
                     "[{key}] missing"
