@@ -204,3 +204,93 @@ pub(super) fn migrate(tx: &mut Transaction<'_>) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "../../tests/pgcluster/mod.rs"]
+mod pgcluster;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database at script 1 holding `rows` (SQL), then migrated.
+    fn at_script_1_then_migrated(rows: &str) -> postgres::Client {
+        let cluster = pgcluster::Cluster::shared();
+        let url = cluster.url(&cluster.fresh_db());
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+        c.batch_execute(MIGRATIONS[0]).expect("script 1");
+        c.batch_execute(
+            "CREATE TABLE schema_migrations (
+                 version    BIGINT PRIMARY KEY,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now());
+             INSERT INTO schema_migrations (version) VALUES (1);",
+        )
+        .expect("version 1");
+        c.batch_execute(rows).expect("rows");
+        let mut tx = c.transaction().expect("begin");
+        migrate(&mut tx).expect("migrate");
+        tx.commit().expect("commit");
+        c
+    }
+
+    const ROOTS_SECRET: &str = "
+        INSERT INTO otp_secrets (id, owner, sealed, created_at_ms) VALUES (1, 'system', '\\x00', 0);
+        UPDATE twofactor_config SET enabled = true, secret_id = 1;
+        INSERT INTO audit_log (at_ms, event, outcome, origin) VALUES
+            (1, 'otp.check', 'wrong', 'x'), (2, 'twofactor.update', 'success', 'x'),
+            (3, 'auth.login', 'wrong_password', 'x');
+    ";
+
+    /// Codes keep the uid of their name's secret row (root: 0) as MAC
+    /// version 1, a name without one loses its codes; audit rows are
+    /// classed by kind; with another account's secret there is no
+    /// `legacy_shared_code`.
+    #[test]
+    fn script_2_binds_old_codes_to_their_uid_and_classes_audit_rows() {
+        let mut c = at_script_1_then_migrated(&format!(
+            "{ROOTS_SECRET}
+             INSERT INTO otp_secrets (id, owner, sealed, created_at_ms)
+                 VALUES (2, 'user:alice:1001', '\\x00', 0);
+             INSERT INTO user_secrets VALUES ('alice', 1001, 2, 6, 30);
+             INSERT INTO recovery_codes VALUES
+                 ('alice', '\\x01'), ('root', '\\x02'), ('carol', '\\x03');"
+        ));
+        let codes: Vec<(String, i64, i64)> = c
+            .query(
+                "SELECT username, uid, mac_version FROM recovery_codes ORDER BY username",
+                &[],
+            )
+            .expect("codes")
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        assert_eq!(
+            codes,
+            vec![("alice".to_owned(), 1001, 1), ("root".to_owned(), 0, 1)]
+        );
+        let classes: Vec<String> = c
+            .query("SELECT class FROM audit_log ORDER BY at_ms", &[])
+            .expect("audit")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(classes, ["routine", "security", "routine"]);
+        let legacy: bool = c
+            .query_one("SELECT legacy_shared_code FROM twofactor_config", &[])
+            .expect("config")
+            .get(0);
+        assert!(!legacy);
+    }
+
+    /// 2FA on with root's secret and nobody else's: the single-secret
+    /// model, so `legacy_shared_code` is on.
+    #[test]
+    fn script_2_marks_a_single_secret_state() {
+        let mut c = at_script_1_then_migrated(ROOTS_SECRET);
+        let legacy: bool = c
+            .query_one("SELECT legacy_shared_code FROM twofactor_config", &[])
+            .expect("config")
+            .get(0);
+        assert!(legacy);
+    }
+}
