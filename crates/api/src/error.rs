@@ -5,6 +5,9 @@ use wire::{Errno, RpcError};
 
 use crate::schema::Problem;
 
+/// The call error when a shared database cannot be reached.
+pub const DB_UNAVAILABLE: &str = "the database is unavailable";
+
 /// Why a call failed, before it is put on the wire.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -82,6 +85,15 @@ impl From<ServiceError> for ApiError {
             ServiceError::InvalidEnrolmentCode => Self::call(Errno::EINVAL, e.to_string()),
             ServiceError::NoPendingEnrolment => Self::call(Errno::EINVAL, e.to_string()),
             ServiceError::EnrolmentExpired => Self::call(Errno::ESTALE, e.to_string()),
+            // A shared database out of reach: the caller is told so
+            // (without any detail of the connection) and may try again;
+            // the node logs the loss once, not per call.
+            ServiceError::Store(inner)
+                if inner.db_kind() == Some(service::DbErrorKind::Unavailable) =>
+            {
+                tracing::debug!(error = %inner, "a call failed: the database is unavailable");
+                Self::call(Errno::EIO, DB_UNAVAILABLE)
+            }
             ServiceError::Store(inner) => Self::Storage(inner),
         }
     }

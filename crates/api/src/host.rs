@@ -17,6 +17,8 @@ pub use service::{
 };
 /// `twofactord backup`: a consistent copy of the state's database.
 pub use service::{BackupReport, SqliteStore, backup_state};
+/// Moving a state between engines (`twofactord migrate`).
+pub use service::{MigrateReport, migrate_state};
 pub use wire::SYSTEM_SOCKET;
 
 /// The Unix socket of `config`: the one it names, else the system

@@ -132,14 +132,54 @@ impl Api {
         }
     }
 
-    /// Opens the state of `config` with the system clock and randomness: the
-    /// one construction the daemon and the embedded CLI share.
+    /// Opens the state of `config` with the system clock and randomness:
+    /// the local (SQLite) state the embedded CLI works on. A configuration
+    /// whose state is a shared database (`[database]`) is refused, naming
+    /// the daemon: only `twofactord` connects to it.
     pub fn open(
         config: &service::Config,
         accounts: Arc<dyn Accounts>,
         passwords: Arc<dyn PasswordCheck>,
     ) -> Result<Self, host::StoreError> {
+        if config.database.is_some() {
+            return Err(host::StoreError::Config(
+                "this configuration keeps the two-factor state in a shared PostgreSQL \
+                 database ([database]); the embedded mode works only on a local state: \
+                 start twofactord and use it through its socket"
+                    .into(),
+            ));
+        }
         let store = service::open_store(&config.state_dir, config.init)?;
+        Ok(Self::with_store(config, store, accounts, passwords))
+    }
+
+    /// Opens the state a daemon node serves: the shared database of
+    /// `[database]` when there is one (changes other nodes commit reach
+    /// this node's subscribers as events), else as [`Api::open`].
+    pub fn open_node(
+        config: &service::Config,
+        accounts: Arc<dyn Accounts>,
+        passwords: Arc<dyn PasswordCheck>,
+    ) -> Result<Self, host::StoreError> {
+        let store = service::open_node_store(config)?;
+        let slot: Arc<std::sync::OnceLock<std::sync::Weak<Inner>>> = Arc::default();
+        let heard = slot.clone();
+        store.on_remote_change(Box::new(move |change| {
+            if let Some(inner) = heard.get().and_then(std::sync::Weak::upgrade) {
+                methods::announce(&Api { inner }, change);
+            }
+        }));
+        let api = Self::with_store(config, store, accounts, passwords);
+        let _ = slot.set(Arc::downgrade(&api.inner));
+        Ok(api)
+    }
+
+    fn with_store(
+        config: &service::Config,
+        store: Arc<dyn service::Store>,
+        accounts: Arc<dyn Accounts>,
+        passwords: Arc<dyn PasswordCheck>,
+    ) -> Self {
         let labels = service::Labels {
             issuer: config.issuer.clone(),
             product: config.product.clone(),
@@ -164,7 +204,7 @@ impl Api {
             login_window: Duration::from_secs(config.limits.login_window_secs.into()),
             state_dir: Some(config.state_dir.clone()),
         };
-        Ok(Self::new(twofactor, accounts, passwords, options))
+        Self::new(twofactor, accounts, passwords, options)
     }
 
     pub fn twofactor(&self) -> &TwoFactor {
@@ -391,5 +431,31 @@ impl Api {
                 .admin_group
                 .as_ref()
                 .is_some_and(|g| account.group_names.iter().any(|n| n == g))
+    }
+}
+
+#[cfg(test)]
+mod shared_state_tests {
+    use super::*;
+
+    /// The embedded mode never opens a shared database: it says to use the
+    /// daemon, and creates nothing in the state directory.
+    #[test]
+    fn the_embedded_api_refuses_a_shared_database_naming_the_daemon() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = service::Config::parse(
+            "[database]\nurl = \"postgresql://tf@127.0.0.1:1/tf\"\n",
+            "t.toml",
+        )
+        .expect("config");
+        config.state_dir = dir.path().join("state");
+        let err = Api::open(
+            &config,
+            Arc::new(service::NoAccounts),
+            Arc::new(service::NoAccounts),
+        )
+        .expect_err("refused");
+        assert!(err.to_string().contains("start twofactord"), "{err}");
+        assert!(!config.state_dir.exists());
     }
 }

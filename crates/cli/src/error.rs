@@ -86,7 +86,7 @@ fn state_hint(e: &api::host::StoreError) -> &'static str {
         }
         Some(K::ReadOnly) => "; the state directory and its database must be writable",
         Some(K::Busy) => "; another process holds the database, retry",
-        Some(K::Io | K::Other) | None => "",
+        Some(K::Io | K::Other | K::Unavailable) | None => "",
     }
 }
 

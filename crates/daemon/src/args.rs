@@ -47,6 +47,24 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         to: PathBuf,
     },
+    /// Copy a whole state between SQLite (a state directory) and PostgreSQL
+    /// (a postgresql:// URL), in either direction: the entry, every user
+    /// secret (still sealed), pending enrolments, recovery-code hashes,
+    /// replay steps, counters and audit rows. The key file is proved
+    /// against the source first; a target that holds a state is refused.
+    /// Stop the daemons on both before.
+    Migrate {
+        /// The state to copy: a directory or a postgresql:// URL.
+        #[arg(long, value_name = "DIR|URL")]
+        from: String,
+        /// The empty state to copy into: a directory or a postgresql:// URL.
+        #[arg(long, value_name = "DIR|URL")]
+        to: String,
+        /// The key file (default: the directory side's secret.key, else the
+        /// state directory's).
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+    },
 }
 
 impl Args {

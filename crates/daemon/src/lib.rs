@@ -147,10 +147,33 @@ pub fn backup(args: &Args, to: &std::path::Path) -> anyhow::Result<String> {
 /// Reads the configuration, opens the state and serves until a signal.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let config = args.config()?;
+    if let Some(Command::Migrate { from, to, key }) = &args.command {
+        let report = api::host::migrate_state(&config, from, to, key.as_deref())
+            .context("cannot migrate the state")?;
+        println!(
+            "migrated: {} secrets ({} of accounts), {} pending enrolments, {} recovery codes, \
+             {} counters, {} audit rows",
+            report.secrets,
+            report.user_secrets,
+            report.pending,
+            report.recovery_codes,
+            report.counters,
+            report.audit_rows
+        );
+        return Ok(());
+    }
     let accounts = Arc::new(NssAccounts);
     let passwords = Arc::new(PamPasswords::new(config.pam_service.clone()));
-    let api = api::Api::open(&config, accounts, passwords)
-        .with_context(|| format!("cannot open the state in {}", config.state_dir.display()))?;
+    let api = api::Api::open_node(&config, accounts, passwords).with_context(|| {
+        match &config.database {
+            Some(db) => format!(
+                "cannot open the shared state (node {}, key file in {})",
+                db.node,
+                config.state_dir.display()
+            ),
+            None => format!("cannot open the state in {}", config.state_dir.display()),
+        }
+    })?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         state_dir = %config.state_dir.display(),

@@ -766,7 +766,7 @@ mod tests {
         let top = parser_keys("");
         assert!(top.contains(&"state_dir".to_owned()), "{top:?}");
         for key in &top {
-            if ["rate_limit", "audit", "limits"].contains(&key.as_str()) {
+            if ["rate_limit", "audit", "limits", "database"].contains(&key.as_str()) {
                 assert!(
                     page.contains(&format!(".SH \"[{}]\"", key.to_uppercase())),
                     "[{key}] missing"
@@ -821,7 +821,8 @@ mod tests {
         assert!(c("zsh", "_tfa").starts_with("#compdef tfa"));
         assert_eq!(c("fish", "tfa.fish"), cli::complete::FISH);
         let fish = c("fish", "twofactord.fish");
-        // (With the `backup` subcommand, fish adds a condition to each line.)
+        // (With the `backup` and `migrate` subcommands, fish adds a
+        // condition to each line.)
         assert!(
             fish.lines()
                 .any(|l| l.starts_with("complete -c twofactord") && l.contains("-l socket")),
@@ -832,6 +833,7 @@ mod tests {
                 .any(|l| l.starts_with("complete -c twofactord") && l.contains("-l to")),
             "{fish}"
         );
+        assert!(fish.contains("migrate"), "{fish}");
         assert!(c("bash", "twofactord").contains("--listen"));
         assert!(c("zsh", "_twofactord").starts_with("#compdef twofactord"));
     }

@@ -493,6 +493,47 @@ fn dripping_daemon_fails_closed_at_the_timeout() {
     assert!(d.elapsed < TIMEOUT + MARGIN, "took {:?}", d.elapsed);
 }
 
+#[path = "../../store/tests/pgcluster/mod.rs"]
+mod pgcluster;
+
+/// On a daemon whose state is a shared PostgreSQL database: while the
+/// database is stopped a login with a right code fails closed (with
+/// `unreachable=ignore` too: the daemon answers, with an error), and once
+/// it is back the same code logs in, without restarting the daemon.
+#[test]
+fn with_the_shared_database_lost_logins_fail_closed_until_it_returns() {
+    if !tools() {
+        return;
+    }
+    let cluster = pgcluster::Cluster::start(&pgcluster::Setup::default());
+    let url = cluster.url(&cluster.fresh_db());
+    let s = Setup::new(&format!(
+        "{}[database]\nurl = \"{url}\"\nstatement_timeout_ms = 1000\n",
+        default_config()
+    ));
+    let entry = s.daemon.enable(30);
+    cluster.stop_server();
+    for service in ["sshd", "sshd-ignore"] {
+        let d = s.login(service, &entry.code());
+        assert_failure(&d);
+    }
+    cluster.start_server();
+    let back = std::time::Instant::now();
+    while s
+        .daemon
+        .client()
+        .call("auth.twofactor.config", vec![])
+        .is_err()
+    {
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "the daemon does not serve 10 s after the database returned"
+        );
+        std::thread::yield_now();
+    }
+    assert_success(&s.login("sshd", &entry.code()));
+}
+
 /// A state written before per-user secrets (the store's `main-v2` fixture:
 /// 2FA on, one system secret, now root's) keeps asking every SSH login for
 /// that code: alice, who has no secret of her own, is asked for root's

@@ -50,6 +50,47 @@ struct File {
     limits: Option<LimitsFile>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    database: Option<DatabaseFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DatabaseFile {
+    url: Option<String>,
+    password_file: Option<PathBuf>,
+    node: Option<String>,
+    pool_size: Option<u32>,
+    connect_timeout_ms: Option<u64>,
+    statement_timeout_ms: Option<u64>,
+}
+
+/// `[database]`: the state is kept in a PostgreSQL database shared by
+/// several nodes instead of the SQLite file in the state directory (which
+/// then holds only the key file, the same on every node).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Database {
+    /// `postgresql://user@host1,host2/db?target_session_attrs=read-write&sslmode=verify-full&sslrootcert=...`
+    pub url: String,
+    /// A file holding the password (first line), when the URL has none.
+    pub password_file: Option<PathBuf>,
+    /// This node's name in audit rows; default: the host name.
+    pub node: String,
+    pub pool_size: u32,
+    pub connect_timeout_ms: u64,
+    pub statement_timeout_ms: u64,
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Database")
+            .field("url", &store::redact_url(&self.url))
+            .field("password_file", &self.password_file)
+            .field("node", &self.node)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .finish()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -104,6 +145,8 @@ pub struct Config {
     /// The hostile-load limits: connection, time and login-attempt limits
     /// (`[limits]`).
     pub limits: Limits,
+    /// The shared PostgreSQL state (`[database]`); `None`: SQLite.
+    pub database: Option<Database>,
     /// HTTPS on the TCP listener: the certificate chain and private key
     /// files (PEM), `tls_cert` and `tls_key`; both or neither.
     pub tls: Option<TlsFiles>,
@@ -134,6 +177,7 @@ impl Config {
             require_secret: false,
             init: false,
             limits: Limits::default(),
+            database: None,
             tls: None,
         }
     }
@@ -262,6 +306,39 @@ impl Config {
         }
         if let Some(l) = file.limits {
             c.limits = l.resolve(path)?;
+        }
+        if let Some(d) = file.database {
+            let url = d
+                .url
+                .filter(|u| !u.is_empty())
+                .ok_or_else(|| invalid("database.url", "set in a [database] section"))?;
+            let node = match d.node {
+                Some(n) if n.is_empty() || n.contains('\n') => {
+                    return Err(invalid("database.node", "a non-empty one-line name"));
+                }
+                Some(n) => n,
+                None => crate::Labels::system_hostname(),
+            };
+            let pool_size = d.pool_size.unwrap_or(8);
+            if !(1..=1000).contains(&pool_size) {
+                return Err(invalid("database.pool_size", "between 1 and 1000"));
+            }
+            let connect_timeout_ms = d.connect_timeout_ms.unwrap_or(2000);
+            if connect_timeout_ms == 0 {
+                return Err(invalid("database.connect_timeout_ms", "at least 1"));
+            }
+            let statement_timeout_ms = d.statement_timeout_ms.unwrap_or(2000);
+            if statement_timeout_ms == 0 {
+                return Err(invalid("database.statement_timeout_ms", "at least 1"));
+            }
+            c.database = Some(Database {
+                url,
+                password_file: d.password_file,
+                node,
+                pool_size,
+                connect_timeout_ms,
+                statement_timeout_ms,
+            });
         }
         c.tls = match (file.tls_cert, file.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
@@ -536,6 +613,53 @@ mod tests {
             "{stdout}\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    #[test]
+    fn the_database_section_has_defaults_and_rules_and_hides_the_password() {
+        assert_eq!(Config::parse("", "t.toml").unwrap().database, None);
+        let c = Config::parse(
+            "[database]\nurl = \"postgresql://tf:s3cret@db1,db2/tf\"\nnode = \"nas-a\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        let db = c.database.clone().unwrap();
+        assert_eq!(
+            (
+                db.node.as_str(),
+                db.pool_size,
+                db.connect_timeout_ms,
+                db.statement_timeout_ms
+            ),
+            ("nas-a", 8, 2000, 2000)
+        );
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("tf:***@db1,db2"),
+            "{shown}"
+        );
+        for (text, key) in [
+            ("[database]\nnode = \"a\"\n", "database.url"),
+            (
+                "[database]\nurl = \"postgresql://x/y\"\npool_size = 0\n",
+                "database.pool_size",
+            ),
+            (
+                "[database]\nurl = \"postgresql://x/y\"\nstatement_timeout_ms = 0\n",
+                "database.statement_timeout_ms",
+            ),
+            (
+                "[database]\nurl = \"postgresql://x/y\"\nnode = \"\"\n",
+                "database.node",
+            ),
+            (
+                "[database]\nurl = \"postgresql://x/y\"\nhost = \"x\"\n",
+                "host",
+            ),
+        ] {
+            let err = Config::parse(text, "t.toml").unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -30,7 +30,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Limits;
 pub use config::TlsFiles;
 pub use config::{
-    Config, ConfigError, DEFAULT_CONFIG_PATH, Listen, ListenError, current_uid, user_data_dir,
+    Config, ConfigError, DEFAULT_CONFIG_PATH, Database, Listen, ListenError, current_uid,
+    user_data_dir,
 };
 /// The checked parameter types of the domain, for the layers above (which
 /// depend on `service`, not on `otp`).
@@ -77,6 +78,96 @@ pub fn backup_state(
 }
 /// What [`backup_state`] wrote; the names of the state's files.
 pub use store::{BackupReport, SqliteStore};
+/// Opens the state a node serves: the shared PostgreSQL database of
+/// `[database]` when the configuration has one (the key file in the state
+/// directory), else the SQLite state as [`open_store`]. Only the daemon
+/// calls this, so the embedded CLI does not carry the PostgreSQL client.
+pub fn open_node_store(config: &Config) -> Result<std::sync::Arc<dyn store::Store>, StoreError> {
+    let Some(db) = &config.database else {
+        return open_store(&config.state_dir, config.init);
+    };
+    let password = match &db.password_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| StoreError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+            Some(text.lines().next().unwrap_or_default().to_owned())
+        }
+        None => None,
+    };
+    let store = store::PgStore::open(&store::PgOptions {
+        url: db.url.clone(),
+        password,
+        node: db.node.clone(),
+        pool_size: db.pool_size,
+        connect_timeout_ms: db.connect_timeout_ms,
+        statement_timeout_ms: db.statement_timeout_ms,
+        key_file: config.state_dir.join(store::SqliteStore::KEY_FILE),
+    })?;
+    Ok(std::sync::Arc::new(store))
+}
+
+/// `twofactord migrate --from FROM --to TO`: copies a whole state between
+/// a SQLite state directory and a PostgreSQL database (a `postgresql://`
+/// URL; its password, node name and time-outs as `[database]` of `config`
+/// gives them). The key file is `key`, else the SQLite side's `secret.key`,
+/// else the state directory's of `config`. Nothing is unsealed; the target
+/// must be empty.
+pub fn migrate_state(
+    config: &Config,
+    from: &str,
+    to: &str,
+    key: Option<&std::path::Path>,
+) -> Result<MigrateReport, StoreError> {
+    let is_url = |s: &str| s.starts_with("postgresql://") || s.starts_with("postgres://");
+    let location = |s: &str| -> Result<StateLocation, StoreError> {
+        if !is_url(s) {
+            return Ok(StateLocation::Dir(s.into()));
+        }
+        let db = config.database.as_ref();
+        let password = match db.and_then(|d| d.password_file.as_ref()) {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|source| StoreError::Io {
+                        path: path.display().to_string(),
+                        source,
+                    })?
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        Ok(StateLocation::Postgres(store::PgOptions {
+            url: s.to_owned(),
+            password,
+            node: db.map_or_else(Labels::system_hostname, |d| d.node.clone()),
+            pool_size: 2,
+            connect_timeout_ms: db.map_or(5000, |d| d.connect_timeout_ms),
+            statement_timeout_ms: db.map_or(60_000, |d| d.statement_timeout_ms.max(60_000)),
+            key_file: std::path::PathBuf::new(),
+        }))
+    };
+    let key_file = match key {
+        Some(k) => k.to_owned(),
+        None if !is_url(from) => std::path::Path::new(from).join(store::SqliteStore::KEY_FILE),
+        None if !is_url(to)
+            && std::path::Path::new(to)
+                .join(store::SqliteStore::KEY_FILE)
+                .is_file() =>
+        {
+            std::path::Path::new(to).join(store::SqliteStore::KEY_FILE)
+        }
+        None => config.state_dir.join(store::SqliteStore::KEY_FILE),
+    };
+    migrate(&location(from)?, &location(to)?, &key_file)
+}
+
+/// What a state change heard from another node names (for the API's
+/// events).
+pub use store::{Change, ChangeListener, MigrateReport, StateLocation, Store, migrate};
 pub use store::{OsRandom, RandomError, Randomness};
 pub use twofactor::{Entry, Labels, Services, TwoFactor, UpdateRequest};
 pub use users::{

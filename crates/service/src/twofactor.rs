@@ -113,6 +113,13 @@ impl TwoFactor {
     }
 
     /// Sets audit retention (default: [`AuditRetention::default`]).
+    /// Whether reads of the entry are answered from memory now (no I/O
+    /// that could wait on a network): what lets a host run them on its
+    /// event loop.
+    pub fn reads_cached(&self) -> bool {
+        self.store.reads_cached()
+    }
+
     pub fn with_audit_retention(mut self, retention: AuditRetention) -> Self {
         self.retention = retention;
         self

@@ -12,16 +12,22 @@
 //! Backends implement [`Store`]; `tests/conformance.rs` runs the same suite
 //! against each. SQLite ([`SqliteStore`]) is the first backend.
 
+mod migrate;
 mod model;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod random;
 mod seal;
 mod sqlite;
 mod users;
 
+pub use migrate::{MigrateReport, StateLocation, migrate};
 pub use model::{
     ALL_ORIGINS, Aggregate, AuditClass, AuditEntry, AuditQuery, AuditRecord, EntrySummary,
     LimiterState, SYSTEM_OWNER, SecretId, SecretRecord, Settings, SystemEntry,
 };
+#[cfg(feature = "postgres")]
+pub use postgres::{PgOptions, PgStore, SslMode, redact_url};
 pub use random::{OsRandom, RandomError, Randomness};
 pub use seal::KeyFile;
 pub use sqlite::{BackupReport, SqliteStore, StoreOptions};
@@ -70,6 +76,16 @@ pub enum StoreError {
     /// names conditions, never bound values, paths or SQL).
     #[error("{kind} ({message})")]
     Database { kind: DbErrorKind, message: String },
+    /// The key file is not the one the (shared) database was sealed with.
+    #[error("the key file does not match the database (key check failed): {path}")]
+    KeyCheckFailed { path: String },
+    /// The database configuration is unusable (URL, TLS settings, ...);
+    /// the message names what, never a password.
+    #[error("{0}")]
+    Config(String),
+    /// The database could not be reached or refused us at start-up.
+    #[error("cannot connect to the database {url}: {reason}")]
+    Connect { url: String, reason: String },
 }
 
 /// How a database operation failed, for messages a person can act on.
@@ -87,6 +103,11 @@ pub enum DbErrorKind {
     Io,
     #[error("database error")]
     Other,
+    /// A database server that cannot be reached (connection lost, server
+    /// stopped, statement time-out): the call fails at once, nothing is
+    /// decided without it.
+    #[error("the database is unavailable")]
+    Unavailable,
 }
 
 impl StoreError {
@@ -132,6 +153,13 @@ pub trait Tx {
     /// [`ALL_ORIGINS`] for the count over every origin); the default when
     /// none is stored. Replacing the owner's secret clears all of them.
     fn failures(&mut self, owner: &str, origin: &str) -> Result<LimiterState>;
+    /// [`Tx::failures`] for a check whose outcome is counted nowhere (an
+    /// administrator's own typos): the counter is read without being
+    /// locked, so such checks do not queue behind each other on a shared
+    /// database. Never follow it with [`Tx::put_failures`] of the same key.
+    fn peek_failures(&mut self, owner: &str, origin: &str) -> Result<LimiterState> {
+        self.failures(owner, origin)
+    }
     /// Writes one (owner, origin) counter, to be forgotten at
     /// `expires_at_ms` ([`Tx::expire_failures`]). The default state deletes it.
     fn put_failures(
@@ -207,8 +235,34 @@ pub trait Tx {
     ) -> Result<usize>;
 }
 
-/// A storage backend. Implementations are safe to share between threads and
-/// serialise transactions (SQLite: one `BEGIN IMMEDIATE` at a time).
+/// A change another node (or process) committed, as heard from the
+/// database: names only, never a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The system entry (settings, root's secret or its replay state).
+    Entry,
+    /// One account's secret, enrolment or recovery codes.
+    User { username: String },
+}
+
+/// Hears [`Change`]s (see [`Store::on_remote_change`]).
+pub type ChangeListener = Box<dyn Fn(&Change) + Send + Sync>;
+
+/// A storage backend. Implementations are safe to share between threads.
+///
+/// What a transaction may rely on, on every engine:
+/// - [`Tx::advance_step`] is one conditional update: among any number of
+///   concurrent transactions (threads, processes, nodes) advancing the same
+///   secret to the same step, exactly one sees `true`.
+/// - [`Tx::use_recovery_code`] is one conditional delete: a code is used
+///   up by exactly one of concurrent transactions.
+/// - Reading a counter ([`Tx::failures`], [`Tx::limiter`]) locks it until
+///   the transaction ends, so a read-modify-write of a counter never loses
+///   a concurrent one (SQLite: every write transaction holds the database's
+///   write lock; PostgreSQL: a transaction-scoped advisory lock per key).
+/// - Changing the entry's secret or an account's secret locks that entry
+///   or account for the rest of the transaction. Settings are written
+///   whole: of two concurrent `put_settings`, the later commit wins.
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// A consistent read of the entry, its secret unsealed. Only for the
     /// callers that need the secret itself; the others use
@@ -229,6 +283,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn read_user(&self, username: &str, uid: u32) -> Result<UserView>;
     /// Audit records, newest first.
     fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
+    /// Registers `listener` for changes committed by other nodes sharing
+    /// this state (a single-node engine has none to tell).
+    fn on_remote_change(&self, listener: ChangeListener) {
+        let _ = listener;
+    }
+    /// Whether [`Store::read_summary`] and [`Store::read`] answer from
+    /// memory or a local file right now, never waiting on a network (a
+    /// host may then run them on its event loop).
+    fn reads_cached(&self) -> bool {
+        true
+    }
+    /// Whether the store can currently serve (a shared database may be
+    /// unreachable for a while).
+    fn is_ready(&self) -> bool {
+        true
+    }
     /// Every stored account secret, by name, without unsealing any, from a
     /// read-only snapshot (never waits behind a write, never holds one up).
     fn read_user_secrets(&self) -> Result<Vec<UserSecretInfo>>;

@@ -96,6 +96,26 @@ pub struct AuditRecord {
     pub detail: Option<serde_json::Value>,
 }
 
+impl AuditRecord {
+    /// What `audit.query user=` finds the record by: the account it is
+    /// about when its detail names one, else the account that acted.
+    pub fn account(&self) -> Option<&str> {
+        audit_account(self.detail.as_ref(), self.user.as_deref())
+    }
+}
+
+/// [`AuditRecord::account`] over the record's parts (both engines, and a
+/// state copied between them, use this one rule).
+pub(crate) fn audit_account<'a>(
+    detail: Option<&'a serde_json::Value>,
+    user: Option<&'a str>,
+) -> Option<&'a str> {
+    detail
+        .and_then(|d| d.get("account"))
+        .and_then(serde_json::Value::as_str)
+        .or(user)
+}
+
 /// A stored audit record with its sequence number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {

@@ -77,6 +77,24 @@ fn advance(store: &dyn Store, id: SecretId, step: u64) -> bool {
     transact(store, |tx| tx.advance_step(id, step)).unwrap()
 }
 
+/// Waits until `read` gives `want`: another handle's commit reaches a
+/// cached read at once on SQLite (the data version moves) and as soon as
+/// its notification arrives on PostgreSQL. Fails after five seconds.
+fn seen<T: PartialEq + std::fmt::Debug>(read: impl Fn() -> T, want: T) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let got = read();
+        if got == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {got:?}, not {want:?}, five seconds after the commit"
+        );
+        thread::yield_now();
+    }
+}
+
 // ------------------------------------------------------------------ cases
 
 pub fn defaults_on_first_open(make: Make<'_>) {
@@ -778,18 +796,24 @@ pub fn read_sees_commits_of_another_handle(make: Make<'_>) {
     assert_eq!(a.read().unwrap(), SystemEntry::default());
     assert_eq!(a.read().unwrap(), SystemEntry::default());
     transact(&*b, |tx| tx.put_settings(&some_settings())).unwrap();
-    assert_eq!(a.read().unwrap().settings, some_settings());
+    seen(|| a.read().unwrap().settings, some_settings());
     let id = new_secret(&*b, 11);
+    seen(|| a.read().unwrap().secret.map(|r| r.id), Some(id));
     let rec = a.read().unwrap().secret.unwrap();
-    assert_eq!(rec.id, id);
     assert!(rec.secret.ct_eq(&secret(11)));
     assert!(advance(&*b, id, 9));
-    assert_eq!(a.read().unwrap().secret.unwrap().last_step, Some(9));
+    seen(|| a.read().unwrap().secret.unwrap().last_step, Some(9));
     // And the other way round, with both caches warm.
     assert!(b.read().is_ok());
     transact(&*a, |tx| tx.put_settings(&Settings::default())).unwrap();
-    assert_eq!(b.read().unwrap().settings, Settings::default());
+    seen(|| b.read().unwrap().settings, Settings::default());
     assert_eq!(a.read().unwrap().settings, Settings::default());
+    // Inside a transaction another handle's commit is seen at once.
+    transact(&*b, |tx| tx.put_settings(&some_settings())).unwrap();
+    assert_eq!(
+        transact(&*a, |tx| tx.entry()).unwrap().settings,
+        some_settings()
+    );
 }
 
 /// `read_summary` is `read` without the key, coherent with commits of
@@ -808,10 +832,10 @@ pub fn read_summary_matches_read(make: Make<'_>) {
     transact(&*a, |tx| tx.put_settings(&some_settings())).unwrap();
     assert_eq!(a.read_summary().unwrap().settings, some_settings());
     let id = new_secret(&*b, 14);
-    assert_eq!(a.read_summary().unwrap().secret_id, Some(id));
+    seen(|| a.read_summary().unwrap().secret_id, Some(id));
     assert_eq!(agree(&*a).secret_id, Some(id));
     transact(&*b, |tx| tx.clear_secret().map(|_| ())).unwrap();
-    assert_eq!(a.read_summary().unwrap().secret_id, None);
+    seen(|| a.read_summary().unwrap().secret_id, None);
     assert_eq!(agree(&*b).secret_id, None);
 }
 
@@ -1142,6 +1166,71 @@ pub fn store_is_send_sync_debug(make: Make<'_>) {
     assert!(shown.contains("redacted"), "{shown}");
 }
 
+/// Concurrent uses of one recovery code through two handles (two
+/// processes, or two nodes of one database): exactly one succeeds.
+pub fn concurrent_recovery_code_two_handles_one_winner(make: Make<'_>) {
+    const THREADS: usize = 8;
+    let loc = make();
+    let handles: [Arc<dyn Store>; 2] = [Arc::from(loc.open()), Arc::from(loc.open())];
+    for round in 0..5 {
+        let code = format!("rcode-{round:05}");
+        transact(&*handles[0], |tx| {
+            tx.put_recovery_codes("alice", 1000, &[&code])
+        })
+        .unwrap();
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|i| {
+                let store = Arc::clone(&handles[i % 2]);
+                let barrier = Arc::clone(&barrier);
+                let code = code.clone();
+                thread::spawn(move || {
+                    barrier.wait();
+                    transact(&*store, |tx| tx.use_recovery_code("alice", 1000, &code)).unwrap()
+                })
+            })
+            .collect();
+        let wins: Vec<_> = threads
+            .into_iter()
+            .filter_map(|h| h.join().unwrap())
+            .collect();
+        assert_eq!(wins, vec![0], "round {round}");
+    }
+}
+
+/// Read-modify-writes of one failure counter from threads on two handles
+/// never lose a count (the counter is locked from its read to the commit).
+pub fn concurrent_failure_counts_are_all_kept(make: Make<'_>) {
+    const THREADS: usize = 8;
+    const EACH: u32 = 5;
+    let loc = make();
+    let handles: [Arc<dyn Store>; 2] = [Arc::from(loc.open()), Arc::from(loc.open())];
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|i| {
+            let store = Arc::clone(&handles[i % 2]);
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || {
+                barrier.wait();
+                for _ in 0..EACH {
+                    transact(&*store, |tx| {
+                        let mut st = tx.failures(SYSTEM_OWNER, "192.0.2.1")?;
+                        st.failures += 1;
+                        st.window_start_ms = 1;
+                        tx.put_failures(SYSTEM_OWNER, "192.0.2.1", &st, i64::MAX)
+                    })
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let st = transact(&*handles[1], |tx| tx.failures(SYSTEM_OWNER, "192.0.2.1")).unwrap();
+    assert_eq!(st.failures, THREADS as u32 * EACH);
+}
+
 // --------------------------------------------------------------- backends
 
 /// Instantiates every case as a `#[test]` against one backend.
@@ -1182,6 +1271,8 @@ macro_rules! backend {
                 recovery_codes_are_bound_to_the_uid,
                 other_names_holding_a_secret_of_the_uid_are_listed,
                 clear_secret_removes_roots_secret,
+                concurrent_recovery_code_two_handles_one_winner,
+                concurrent_failure_counts_are_all_kept,
             );
         }
     };
@@ -1209,3 +1300,45 @@ fn sqlite() -> Box<dyn Location> {
 }
 
 backend!(sqlite_backend, sqlite);
+
+// The PostgreSQL backend: one throw-away cluster for the whole test
+// process, a fresh database (and key file) per case. Several handles on
+// one location are several nodes on one database.
+#[path = "pgcluster/mod.rs"]
+mod pgcluster;
+
+/// A database of the shared test cluster with the key file its nodes use.
+struct PgDb {
+    url: String,
+    keys: tempfile::TempDir,
+}
+
+impl Location for PgDb {
+    fn open(&self) -> Box<dyn Store> {
+        static NODE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NODE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Box::new(
+            store::PgStore::open(&store::PgOptions {
+                url: self.url.clone(),
+                password: None,
+                node: format!("node{n}"),
+                pool_size: 8,
+                connect_timeout_ms: 5000,
+                statement_timeout_ms: 10_000,
+                key_file: self.keys.path().join("state").join("secret.key"),
+            })
+            .unwrap(),
+        )
+    }
+}
+
+fn postgres() -> Box<dyn Location> {
+    let cluster = pgcluster::Cluster::shared();
+    let db = cluster.fresh_db();
+    Box::new(PgDb {
+        url: cluster.url(&db),
+        keys: tempfile::tempdir().unwrap(),
+    })
+}
+
+backend!(postgres_backend, postgres);

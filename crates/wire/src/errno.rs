@@ -26,6 +26,9 @@ macro_rules! errnos {
 errnos! {
     EPERM = 1,
     ENOENT = 2,
+    /// A shared database out of reach: the call failed and may be tried
+    /// again.
+    EIO = 5,
     EACCES = 13,
     EFAULT = 14,
     EBUSY = 16,

@@ -95,3 +95,13 @@ fn refused_without_secret(
     )?;
     Ok(true)
 }
+
+/// Tells this node's subscribers about a change another node committed
+/// (heard from the shared database): the same events the change made
+/// there. Nothing is sent when the state cannot be read now.
+pub(crate) fn announce(api: &crate::Api, change: &service::Change) {
+    match change {
+        service::Change::Entry => twofactor::announce_entry(api),
+        service::Change::User { username } => user::announce_user(api, username),
+    }
+}

@@ -274,6 +274,14 @@ fn renew_secret(api: &Api, session: &Session, (): ()) -> Result<Value, ApiError>
     Ok(json!(done))
 }
 
+/// The entry changed on another node: its event, as [`emit_changed`].
+pub(crate) fn announce_entry(api: &Api) {
+    match api.twofactor().config() {
+        Ok(entry) => emit_changed(api, &entry_json(&entry)),
+        Err(e) => tracing::debug!(error = %e, "cannot read the entry another node changed"),
+    }
+}
+
 /// Tells subscribers of `auth.twofactor` that the entry changed.
 fn emit_changed(api: &Api, entry: &Value) {
     api.emit(&Event {

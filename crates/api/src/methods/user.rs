@@ -626,6 +626,19 @@ fn row_json(name: &str, uid: u32, gecos: &str, configured: bool) -> Value {
     })
 }
 
+/// An account's state changed on another node: its event, as
+/// [`emit_changed`] (nothing for an account this node does not know).
+pub(crate) fn announce_user(api: &Api, username: &str) {
+    let Some(account) = api.inner.accounts.by_name(username) else {
+        return;
+    };
+    let user = service::UserRef::new(account.name.clone(), account.uid);
+    match api.twofactor().user_config(&user) {
+        Ok(cfg) => emit_changed(api, &account, cfg.secret_configured),
+        Err(e) => tracing::debug!(error = %e, "cannot read the account another node changed"),
+    }
+}
+
 /// Tells subscribers of `user` that an account's 2FA state changed. The
 /// event carries the query entry only: never a secret or URI.
 fn emit_changed(api: &Api, account: &Account, configured: bool) {

@@ -447,6 +447,15 @@ impl Daemon {
         let _ = self.child.wait();
     }
 
+    /// `kill -9` of a daemon others still borrow (its connections end).
+    pub fn kill9_in_place(&self) {
+        let ok = Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -KILL failed");
+    }
+
     /// Waits for the process to exit (after its `stopped` line).
     pub fn wait_exit(&mut self) -> ExitStatus {
         self.child.wait().expect("wait for twofactord")

@@ -4,6 +4,7 @@
 mod attack;
 mod browser;
 mod cli;
+mod cluster;
 mod harness;
 mod hostile;
 mod login;
@@ -12,4 +13,7 @@ mod peruser;
 mod protocol;
 mod python;
 mod state;
+
+#[path = "../../../store/tests/pgcluster/mod.rs"]
+mod pgcluster;
 mod web;

@@ -163,14 +163,7 @@ pub(super) fn insert(
         .map(serde_json::to_string)
         .transpose()
         .map_err(|e| StoreError::database(format!("cannot encode audit detail: {e}")))?;
-    // What `audit.query user=` finds the record by: the account it is
-    // about when its detail names one, else the account that acted.
-    let account = r
-        .detail
-        .as_ref()
-        .and_then(|d| d.get("account"))
-        .and_then(serde_json::Value::as_str)
-        .or(r.user.as_deref());
+    let account = r.account();
     conn.prepare_cached(
         "INSERT INTO audit_log
                  (at_ms, event, outcome, user_name, origin, service, detail, class, agg_key,

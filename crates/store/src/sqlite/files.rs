@@ -48,7 +48,7 @@ pub(crate) fn file_kind(ft: fs::FileType) -> &'static str {
 /// directory owned by us with no group or other permissions (as sshd's
 /// StrictModes); anything else is refused by name and left as it is — the
 /// directory may be `/tmp`.
-pub(super) fn prepare_dir(dir: &Path) -> Result<()> {
+pub(crate) fn prepare_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let err = io_error(dir);
     match fs::metadata(dir) {
@@ -173,7 +173,7 @@ pub(super) fn prepare_db_files(db_path: &Path) -> Result<()> {
 /// Removes what a crash during [`KeyFile::create`] left behind:
 /// `.secret.key.tmp-<pid>-<hex>` files, only regular files owned by us.
 /// Run under the database's write lock, so no live creator is racing.
-pub(super) fn remove_key_leftovers(dir: &Path, key_name: &std::ffi::OsStr) -> Result<()> {
+pub(crate) fn remove_key_leftovers(dir: &Path, key_name: &std::ffi::OsStr) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let mut prefix = std::ffi::OsString::from(".");
     prefix.push(key_name);

@@ -12,14 +12,14 @@ use super::files::remove_key_leftovers;
 use crate::{KeyFile, Randomness, Result, StoreError};
 
 /// `meta` key of the key check.
-pub(super) const KEY_CHECK: &str = "key_check";
+pub(crate) const KEY_CHECK: &str = "key_check";
 /// Known plaintext sealed under the key, to tell a wrong key file at start.
-pub(super) const KEY_CHECK_PLAINTEXT: &[u8] = b"twofactor key check v1";
+pub(crate) const KEY_CHECK_PLAINTEXT: &[u8] = b"twofactor key check v1";
 /// Associated data of the key check.
-pub(super) const KEY_CHECK_AAD: &[u8] = b"twofactor/v1/key_check";
+pub(crate) const KEY_CHECK_AAD: &[u8] = b"twofactor/v1/key_check";
 
 /// Associated data of a sealed OTP secret: purpose and owner.
-pub(super) fn secret_aad(owner: &str) -> Vec<u8> {
+pub(crate) fn secret_aad(owner: &str) -> Vec<u8> {
     let mut aad = b"twofactor/v1/otp_secret/".to_vec();
     aad.extend_from_slice(owner.as_bytes());
     aad

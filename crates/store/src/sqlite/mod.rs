@@ -39,10 +39,11 @@ mod backup;
 mod cache;
 mod checks;
 mod entry;
-mod files;
-mod key;
+pub(crate) mod files;
+pub(crate) mod key;
 mod schema;
-mod users;
+mod snapshot;
+pub(crate) mod users;
 
 use audit::audit_select;
 pub use backup::BackupReport;

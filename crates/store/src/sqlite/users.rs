@@ -9,7 +9,7 @@ use super::{DbResult, step_from_sql};
 use crate::users::{NewUserSecret, PendingSecret, UserSecret, UserSecretInfo, user_owner};
 use crate::{KeyFile, Result, SecretId, SecretRecord, StoreError};
 
-fn pending_aad(username: &str, uid: u32) -> Vec<u8> {
+pub(crate) fn pending_aad(username: &str, uid: u32) -> Vec<u8> {
     let mut aad = b"twofactor/v1/pending_secret/".to_vec();
     aad.extend_from_slice(user_owner(username, uid).as_bytes());
     aad
@@ -268,7 +268,7 @@ pub(super) fn delete_pending(conn: &Connection, username: &str) -> Result<()> {
 /// The keyed hash of a recovery code made for `username` while it had
 /// `uid`: the uid is part of the MAC input, so a code made for one account
 /// never matches for another of the same name.
-fn code_hash(key: &KeyFile, username: &str, uid: u32, code: &str) -> [u8; 32] {
+pub(crate) fn code_hash(key: &KeyFile, username: &str, uid: u32, code: &str) -> [u8; 32] {
     key.mac(&[
         b"recovery-code/v2",
         username.as_bytes(),
@@ -279,7 +279,7 @@ fn code_hash(key: &KeyFile, username: &str, uid: u32, code: &str) -> [u8; 32] {
 
 /// The hash of a code made before codes were bound to a uid (schema 5
 /// moved them, recording the uid of the account's secret row then).
-fn code_hash_v1(key: &KeyFile, username: &str, code: &str) -> [u8; 32] {
+pub(crate) fn code_hash_v1(key: &KeyFile, username: &str, code: &str) -> [u8; 32] {
     key.mac(&[b"recovery-code", username.as_bytes(), code.as_bytes()])
 }
 

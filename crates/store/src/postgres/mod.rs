@@ -1,0 +1,673 @@
+//! The PostgreSQL backend: one state shared by several nodes.
+//!
+//! Every node keeps the key file in its state directory (the same file on
+//! every node); the database holds everything else, with the same records
+//! and the same sealing as the SQLite backend, and a key check value that
+//! a node with another key file fails against at start.
+//!
+//! The store trait is synchronous and called from worker threads, so this
+//! backend uses the synchronous client (tokio-postgres under a small
+//! runtime of its own per connection) in an r2d2 pool; each pooled
+//! connection keeps its prepared statements. Every call bounds its wait:
+//! the pool gives up after `statement_timeout_ms`, the server cancels a
+//! statement after it, and a lost server fails the call at once with
+//! [`DbErrorKind::Unavailable`](crate::DbErrorKind::Unavailable).
+//!
+//! By concern, as in `sqlite/`: `url` (connection string and TLS),
+//! `schema`, `key`, `entry`, `checks`, `users`, `audit`, `cache` (the read
+//! cache with its `LISTEN` connection), and `snapshot` (moving a state).
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use otp::Secret;
+use postgres::types::{FromSql, ToSql};
+use postgres::{GenericClient, Row, Statement};
+
+use crate::users::{NewUserSecret, PendingSecret, UserSecret, UserSecretInfo};
+use crate::{
+    Aggregate, AuditClass, AuditEntry, AuditQuery, AuditRecord, Change, ChangeListener,
+    DbErrorKind, EntrySummary, KeyFile, LimiterState, OsRandom, Randomness, Result, SecretId,
+    Settings, Store, StoreError, SystemEntry, Tx, UserView,
+};
+
+mod audit;
+mod cache;
+mod checks;
+mod entry;
+mod key;
+mod schema;
+pub(crate) mod snapshot;
+mod url;
+mod users;
+
+pub use url::{SslMode, redact_url};
+
+/// Maps client errors: a lost or unreachable server (and a statement
+/// cancelled by its time-out) is [`DbErrorKind::Unavailable`]; otherwise
+/// the server's own message (which names conditions, not bound values).
+pub(super) trait PgResult<T> {
+    fn pg(self) -> Result<T>;
+}
+
+impl<T> PgResult<T> for std::result::Result<T, postgres::Error> {
+    fn pg(self) -> Result<T> {
+        self.map_err(|e| pg_error(&e))
+    }
+}
+
+pub(super) fn pg_error(e: &postgres::Error) -> StoreError {
+    use postgres::error::SqlState;
+    if let Some(db) = e.as_db_error() {
+        let code = db.code();
+        let unavailable = code.code().starts_with("08")
+            || [
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+                SqlState::QUERY_CANCELED,
+                SqlState::READ_ONLY_SQL_TRANSACTION,
+                SqlState::LOCK_NOT_AVAILABLE,
+                SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+            ]
+            .contains(code);
+        let kind = if unavailable {
+            DbErrorKind::Unavailable
+        } else if *code == SqlState::DISK_FULL {
+            DbErrorKind::Full
+        } else {
+            DbErrorKind::Other
+        };
+        return StoreError::Database {
+            kind,
+            message: format!("{} ({})", db.message(), code.code()),
+        };
+    }
+    // No answer from a server: closed, refused, timed out, TLS.
+    StoreError::Database {
+        kind: DbErrorKind::Unavailable,
+        message: e.to_string(),
+    }
+}
+
+/// Runs a read off any async runtime's thread: the synchronous client
+/// drives its own small runtime, which must not be entered from a thread
+/// that runs an event loop. A host calls reads on its event loop only
+/// while they are cached ([`Store::reads_cached`]); a read that finds the
+/// cache dropped in between lands here. Transactions are only ever run
+/// from worker threads, where entering the client's runtime is allowed.
+fn off_runtime<R: Send>(f: impl FnOnce() -> Result<R> + Send) -> Result<R> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|s| {
+        s.spawn(f)
+            .join()
+            .unwrap_or_else(|_| Err(StoreError::database("a database call panicked")))
+    })
+}
+
+/// A column, without panicking on a type the schema does not have.
+pub(super) fn get<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<T> {
+    row.try_get(i).pg()
+}
+
+type Stmts = HashMap<&'static str, Statement>;
+
+/// A client (or transaction) with its connection's prepared statements.
+pub(super) struct Db<'a, C: GenericClient> {
+    c: &'a mut C,
+    stmts: &'a mut Stmts,
+}
+
+impl<C: GenericClient> Db<'_, C> {
+    fn st(&mut self, sql: &'static str) -> Result<Statement> {
+        if let Some(s) = self.stmts.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.c.prepare(sql).pg()?;
+        self.stmts.insert(sql, s.clone());
+        Ok(s)
+    }
+
+    pub(super) fn query(
+        &mut self,
+        sql: &'static str,
+        p: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>> {
+        let s = self.st(sql)?;
+        self.c.query(&s, p).pg()
+    }
+
+    pub(super) fn opt(
+        &mut self,
+        sql: &'static str,
+        p: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>> {
+        let s = self.st(sql)?;
+        self.c.query_opt(&s, p).pg()
+    }
+
+    pub(super) fn exec(&mut self, sql: &'static str, p: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let s = self.st(sql)?;
+        self.c.execute(&s, p).pg()
+    }
+}
+
+/// One pooled connection.
+pub(super) struct Conn {
+    client: postgres::Client,
+    stmts: Stmts,
+}
+
+struct Manager {
+    connect: Arc<dyn Fn() -> std::result::Result<postgres::Client, String> + Send + Sync>,
+}
+
+#[derive(Debug)]
+struct ConnectError(String);
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = ConnectError;
+
+    fn connect(&self) -> std::result::Result<Conn, ConnectError> {
+        (self.connect)()
+            .map(|client| Conn {
+                client,
+                stmts: Stmts::new(),
+            })
+            .map_err(ConnectError)
+    }
+
+    fn is_valid(&self, conn: &mut Conn) -> std::result::Result<(), ConnectError> {
+        conn.client
+            .simple_query("")
+            .map(|_| ())
+            .map_err(|e| ConnectError(e.to_string()))
+    }
+
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        conn.client.is_closed()
+    }
+}
+
+/// How to reach the shared database (the `[database]` section).
+#[derive(Clone)]
+pub struct PgOptions {
+    /// `postgresql://user@host1,host2/db?target_session_attrs=read-write&sslmode=...`
+    pub url: String,
+    /// The password (from `password_file`), when the URL has none.
+    pub password: Option<String>,
+    /// This node's name in audit rows and notifications.
+    pub node: String,
+    pub pool_size: u32,
+    pub connect_timeout_ms: u64,
+    pub statement_timeout_ms: u64,
+    /// The key file (the same on every node).
+    pub key_file: PathBuf,
+}
+
+impl fmt::Debug for PgOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgOptions")
+            .field("url", &redact_url(&self.url))
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("node", &self.node)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .field("key_file", &self.key_file)
+            .finish()
+    }
+}
+
+/// The PostgreSQL store of one node.
+pub struct PgStore {
+    url: String,
+    node: String,
+    key: KeyFile,
+    pool: r2d2::Pool<Manager>,
+    shared: Arc<cache::Shared>,
+}
+
+impl fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgStore")
+            .field("url", &self.url)
+            .field("node", &self.node)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The connection factory: the parsed URL with the password, time-outs and
+/// session settings applied.
+fn connector(
+    options: &PgOptions,
+) -> Result<Arc<dyn Fn() -> std::result::Result<postgres::Client, String> + Send + Sync>> {
+    let target = url::parse(&options.url)?;
+    let mut config = target.config;
+    if let Some(pw) = &options.password {
+        config.password(pw.as_bytes());
+    }
+    config.connect_timeout(Duration::from_millis(options.connect_timeout_ms.max(1)));
+    config.tcp_user_timeout(Duration::from_millis(options.statement_timeout_ms.max(1)));
+    config.keepalives_idle(Duration::from_secs(5));
+    config.application_name(&format!("twofactord/{}", options.node));
+    let t = options.statement_timeout_ms.max(1);
+    config.options(&format!(
+        "-c statement_timeout={t} -c lock_timeout={t} -c idle_in_transaction_session_timeout={}",
+        t.saturating_mul(5)
+    ));
+    let tls = target.tls;
+    Ok(Arc::new(move || {
+        config.connect(tls.clone()).map_err(|e| {
+            // The client's message, with the server's detail when it has
+            // one (a wrong password says so), never the password.
+            match e.as_db_error() {
+                Some(db) => format!("{} ({})", db.message(), db.code().code()),
+                None => {
+                    let mut s = e.to_string();
+                    let mut src = std::error::Error::source(&e);
+                    while let Some(inner) = src {
+                        let more = inner.to_string();
+                        if !s.contains(&more) {
+                            s.push_str(": ");
+                            s.push_str(&more);
+                        }
+                        src = inner.source();
+                    }
+                    s
+                }
+            }
+        })
+    }))
+}
+
+impl PgStore {
+    /// The schema version this build writes.
+    pub const SCHEMA_VERSION: i64 = schema::SCHEMA_VERSION;
+
+    /// Connects, applies missing migrations under the schema lock, proves
+    /// the key file against the database (creating key and check on a
+    /// new database), and starts listening for other nodes' changes. Any
+    /// failure is reported before anything is written.
+    pub fn open(options: &PgOptions) -> Result<Self> {
+        Self::open_with_random(options, Arc::new(OsRandom))
+    }
+
+    pub fn open_with_random(options: &PgOptions, random: Arc<dyn Randomness>) -> Result<Self> {
+        let shown = redact_url(&options.url);
+        let connect = connector(options)?;
+        let mut client = connect().map_err(|reason| StoreError::Connect {
+            url: shown.clone(),
+            reason,
+        })?;
+        let key = {
+            let mut tx = client.transaction().pg()?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&schema::SCHEMA_LOCK])
+                .pg()?;
+            schema::migrate(&mut tx)?;
+            let key = key::setup_key(&mut tx, &options.key_file, random)?;
+            tx.commit().pg()?;
+            key
+        };
+        drop(client);
+
+        let shared = Arc::new(cache::Shared::default());
+        shared.available.store(true, Ordering::Relaxed);
+        let pool = r2d2::Pool::builder()
+            .max_size(options.pool_size.max(1))
+            .min_idle(Some(0))
+            .connection_timeout(Duration::from_millis(options.statement_timeout_ms.max(1)))
+            .error_handler(Box::new(r2d2::NopErrorHandler))
+            .build_unchecked(Manager {
+                connect: connect.clone(),
+            });
+        cache::spawn_listener(shared.clone(), connect, options.node.clone()).map_err(|e| {
+            StoreError::Io {
+                path: "the database listener thread".into(),
+                source: e,
+            }
+        })?;
+        Ok(Self {
+            url: shown,
+            node: options.node.clone(),
+            key,
+            pool,
+            shared,
+        })
+    }
+
+    /// The node name this store writes into audit rows.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Connections the pool holds now (in use and idle).
+    pub fn pool_connections(&self) -> u32 {
+        self.pool.state().connections
+    }
+
+    fn conn(&self) -> Result<r2d2::PooledConnection<Manager>> {
+        self.pool.get().map_err(|e| StoreError::Database {
+            kind: DbErrorKind::Unavailable,
+            message: e.to_string(),
+        })
+    }
+
+    fn rows(&self) -> Result<(Settings, Option<entry::SecretRow>)> {
+        if let Some(rows) = self.shared.get() {
+            return Ok(rows);
+        }
+        off_runtime(|| {
+            let generation = self.shared.generation();
+            let mut conn = self.conn()?;
+            let Conn { client, stmts } = &mut *conn;
+            let rows = entry::load_rows(&mut Db { c: client, stmts })?;
+            self.shared.put(generation, rows.clone());
+            Ok(rows)
+        })
+    }
+
+    /// Runs `f` on a pooled client (for moving a whole state).
+    pub(crate) fn with_client<R>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> Result<R>,
+    ) -> Result<R> {
+        let mut conn = self.conn()?;
+        let r = f(&mut conn.client);
+        self.shared.invalidate();
+        r
+    }
+}
+
+/// A transaction's view.
+struct PgTx<'a, 'c> {
+    tx: postgres::Transaction<'c>,
+    stmts: &'a mut Stmts,
+    key: &'a KeyFile,
+    node: &'a str,
+    changes: BTreeSet<ChangeKey>,
+}
+
+/// What a transaction changed, to notify at commit.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum ChangeKey {
+    Entry,
+    User(String),
+}
+
+impl<'c> PgTx<'_, 'c> {
+    fn db(&mut self) -> Db<'_, postgres::Transaction<'c>> {
+        Db {
+            c: &mut self.tx,
+            stmts: self.stmts,
+        }
+    }
+}
+
+impl Tx for PgTx<'_, '_> {
+    fn entry(&mut self) -> Result<SystemEntry> {
+        let (settings, row) = entry::load_rows(&mut self.db())?;
+        entry::unseal_entry(settings, row.as_ref(), self.key)
+    }
+
+    fn put_settings(&mut self, s: &Settings) -> Result<()> {
+        self.changes.insert(ChangeKey::Entry);
+        entry::put_settings(&mut self.db(), s)
+    }
+
+    fn replace_secret(&mut self, secret: &Secret, created_at_ms: i64) -> Result<SecretId> {
+        self.changes.insert(ChangeKey::Entry);
+        let key = self.key;
+        entry::replace_secret(&mut self.db(), key, secret, created_at_ms)
+    }
+
+    fn advance_step(&mut self, id: SecretId, step: u64) -> Result<bool> {
+        let moved = entry::advance_step(&mut self.db(), id, step)?;
+        if moved {
+            // The cached entry carries root's replay step.
+            self.changes.insert(ChangeKey::Entry);
+        }
+        Ok(moved)
+    }
+
+    fn limiter(&mut self, scope: &str) -> Result<LimiterState> {
+        checks::limiter(&mut self.db(), scope)
+    }
+
+    fn put_limiter(&mut self, scope: &str, state: &LimiterState) -> Result<()> {
+        checks::put_limiter(&mut self.db(), scope, state)
+    }
+
+    fn failures(&mut self, owner: &str, origin: &str) -> Result<LimiterState> {
+        checks::failures(&mut self.db(), owner, origin)
+    }
+
+    fn peek_failures(&mut self, owner: &str, origin: &str) -> Result<LimiterState> {
+        checks::peek_failures(&mut self.db(), owner, origin)
+    }
+
+    fn put_failures(
+        &mut self,
+        owner: &str,
+        origin: &str,
+        state: &LimiterState,
+        expires_at_ms: i64,
+    ) -> Result<()> {
+        checks::put_failures(&mut self.db(), owner, origin, state, expires_at_ms)
+    }
+
+    fn clear_failures(&mut self, owner: &str) -> Result<usize> {
+        checks::clear_failures(&mut self.db(), owner)
+    }
+
+    fn expire_failures(&mut self, now_ms: i64, batch: usize) -> Result<usize> {
+        checks::expire_failures(&mut self.db(), now_ms, batch)
+    }
+
+    fn clear_secret(&mut self) -> Result<bool> {
+        self.changes.insert(ChangeKey::Entry);
+        entry::clear_system_secret(&mut self.db())
+    }
+
+    fn user_secret(&mut self, username: &str) -> Result<Option<UserSecret>> {
+        let key = self.key;
+        users::user_secret(&mut self.db(), key, username)
+    }
+
+    fn put_user_secret(&mut self, new: &NewUserSecret<'_>) -> Result<SecretId> {
+        self.changes
+            .insert(ChangeKey::User(new.username.to_owned()));
+        let key = self.key;
+        users::put_user_secret(&mut self.db(), key, new)
+    }
+
+    fn delete_user_secret(&mut self, username: &str) -> Result<bool> {
+        self.changes.insert(ChangeKey::User(username.to_owned()));
+        users::delete_user_secret(&mut self.db(), username)
+    }
+
+    fn user_secrets(&mut self) -> Result<Vec<UserSecretInfo>> {
+        users::user_secrets(&mut self.db())
+    }
+
+    fn pending_secret(&mut self, username: &str) -> Result<Option<PendingSecret>> {
+        let key = self.key;
+        users::pending(&mut self.db(), key, username)
+    }
+
+    fn put_pending_secret(&mut self, pending: &PendingSecret) -> Result<()> {
+        let key = self.key;
+        users::put_pending(&mut self.db(), key, pending)
+    }
+
+    fn delete_pending_secret(&mut self, username: &str) -> Result<()> {
+        users::delete_pending(&mut self.db(), username)
+    }
+
+    fn put_recovery_codes(&mut self, username: &str, uid: u32, codes: &[&str]) -> Result<()> {
+        self.changes.insert(ChangeKey::User(username.to_owned()));
+        let key = self.key;
+        users::put_recovery_codes(&mut self.db(), key, username, uid, codes)
+    }
+
+    fn use_recovery_code(&mut self, username: &str, uid: u32, code: &str) -> Result<Option<u32>> {
+        let key = self.key;
+        users::use_recovery_code(&mut self.db(), key, username, uid, code)
+    }
+
+    fn recovery_codes_left(&mut self, username: &str, uid: u32) -> Result<u32> {
+        users::recovery_codes_left(&mut self.db(), username, uid)
+    }
+
+    fn audit_as(
+        &mut self,
+        record: &AuditRecord,
+        class: AuditClass,
+        aggregate: Option<&Aggregate<'_>>,
+    ) -> Result<()> {
+        let node = self.node;
+        audit::insert(&mut self.db(), record, class, aggregate, node)
+    }
+
+    fn prune_audit(
+        &mut self,
+        class: AuditClass,
+        older_than_ms: i64,
+        keep_rows: u64,
+        batch: usize,
+    ) -> Result<usize> {
+        audit::prune_audit(&mut self.db(), class, older_than_ms, keep_rows, batch)
+    }
+}
+
+impl Store for PgStore {
+    fn read(&self) -> Result<SystemEntry> {
+        let (settings, row) = self.rows()?;
+        entry::unseal_entry(settings, row.as_ref(), &self.key)
+    }
+
+    fn read_summary(&self) -> Result<EntrySummary> {
+        let (settings, row) = self.rows()?;
+        Ok(entry::summary_of(settings, row.as_ref()))
+    }
+
+    fn transact_dyn(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
+        let mut conn = self.conn()?;
+        let Conn { client, stmts } = &mut *conn;
+        let tx = client.transaction().pg()?;
+        let mut ptx = PgTx {
+            tx,
+            stmts,
+            key: &self.key,
+            node: &self.node,
+            changes: BTreeSet::new(),
+        };
+        f(&mut ptx)?;
+        let PgTx {
+            mut tx, changes, ..
+        } = ptx;
+        for change in &changes {
+            let change = match change {
+                ChangeKey::Entry => Change::Entry,
+                ChangeKey::User(name) => Change::User {
+                    username: name.clone(),
+                },
+            };
+            // Delivered to every listener when (and only if) this commits.
+            tx.execute(
+                "SELECT pg_notify($1, $2)",
+                &[&cache::CHANNEL, &cache::payload(&self.node, &change)],
+            )
+            .pg()?;
+        }
+        let committed = tx.commit().pg();
+        if changes.contains(&ChangeKey::Entry) {
+            self.shared.invalidate();
+        }
+        committed
+    }
+
+    fn read_user(&self, username: &str, uid: u32) -> Result<UserView> {
+        off_runtime(|| self.read_user_here(username, uid))
+    }
+
+    fn read_user_secrets(&self) -> Result<Vec<UserSecretInfo>> {
+        off_runtime(|| {
+            let mut conn = self.conn()?;
+            let Conn { client, stmts } = &mut *conn;
+            let mut tx = read_only_tx(client)?;
+            let infos = users::user_secrets(&mut Db { c: &mut tx, stmts })?;
+            tx.commit().pg()?;
+            Ok(infos)
+        })
+    }
+
+    fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        off_runtime(|| {
+            let mut conn = self.conn()?;
+            audit::query(&mut conn.client, query)
+        })
+    }
+
+    fn on_remote_change(&self, listener: ChangeListener) {
+        self.shared.add_listener(listener);
+    }
+
+    fn is_ready(&self) -> bool {
+        self.shared.available.load(Ordering::Relaxed)
+    }
+
+    fn reads_cached(&self) -> bool {
+        self.shared.get().is_some()
+    }
+}
+
+impl PgStore {
+    fn read_user_here(&self, username: &str, uid: u32) -> Result<UserView> {
+        let mut conn = self.conn()?;
+        let Conn { client, stmts } = &mut *conn;
+        let mut tx = read_only_tx(client)?;
+        let mut db = Db { c: &mut tx, stmts };
+        let secret = users::user_secret(&mut db, &self.key, username)?;
+        let recovery_codes_left = users::recovery_codes_left(&mut db, username, uid)?;
+        let other_names_with_uid = users::other_names_with_uid(&mut db, username, uid)?;
+        tx.commit().pg()?;
+        Ok(UserView {
+            secret,
+            recovery_codes_left,
+            other_names_with_uid,
+        })
+    }
+}
+
+/// A read-only snapshot: never waits behind a write, never holds one up.
+fn read_only_tx(client: &mut postgres::Client) -> Result<postgres::Transaction<'_>> {
+    client
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .pg()
+}
