@@ -98,7 +98,7 @@ pub enum Palette {
 }
 
 impl Palette {
-    /// `Inverted` when `NO_COLOR` is set (https://no-color.org), else `Ansi`.
+    /// `Inverted` when `NO_COLOR` is set (<https://no-color.org>), else `Ansi`.
     pub fn from_env() -> Self {
         if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
             Self::Inverted
