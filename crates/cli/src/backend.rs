@@ -562,6 +562,8 @@ mod tests {
         /// The methods called through `call_secret`.
         secret_calls: Vec<String>,
         otp_ok: &'static str,
+        /// How often `auth.login_otp_digits` was asked.
+        digits_asked: usize,
     }
 
     impl Backend for FakeServer {
@@ -571,6 +573,11 @@ mod tests {
         }
         fn call(&mut self, method: &str, params: Vec<Value>) -> Result<Value, CallError> {
             let p = params.into_iter().next().unwrap_or_default();
+            if method == "auth.login_otp_digits" {
+                // Asked once a code was refused; not a login step.
+                self.digits_asked += 1;
+                return Ok(json!(6));
+            }
             self.calls.push((method.to_owned(), p.clone()));
             Ok(match method {
                 "auth.login_ex" if p["password"] == "pw" => {
@@ -603,6 +610,7 @@ mod tests {
             calls: vec![],
             secret_calls: vec![],
             otp_ok: "123456",
+            digits_asked: 0,
         };
         login(
             &mut server,
@@ -623,6 +631,7 @@ mod tests {
             calls: vec![],
             secret_calls: vec![],
             otp_ok: "x",
+            digits_asked: 0,
         };
         let err = login(&mut server, "root", &mut Scripted(vec!["1", "2", "3"])).unwrap_err();
         assert_eq!(err.exit_code(), 1);
@@ -633,5 +642,7 @@ mod tests {
             "{:?}",
             server.calls
         );
+        // The digits are asked once (for `expected N digits`), not per code.
+        assert_eq!(server.digits_asked, 1);
     }
 }
