@@ -1200,6 +1200,54 @@ pub fn concurrent_recovery_code_two_handles_one_winner(make: Make<'_>) {
 
 /// Read-modify-writes of one failure counter from threads on two handles
 /// never lose a count (the counter is locked from its read to the commit).
+/// Records of one kind written at once from many handles: every record is
+/// counted, and the rows they take stay bounded by the free ones plus the
+/// writers that ran together (none queues for a single aggregate row).
+pub fn concurrent_aggregated_records_are_all_counted(make: Make<'_>) {
+    const THREADS: usize = 8;
+    const EACH: u64 = 25;
+    const FREE: u32 = 3;
+    let loc = make();
+    let handles: [Arc<dyn Store>; 2] = [Arc::from(loc.open()), Arc::from(loc.open())];
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|i| {
+            let store = Arc::clone(&handles[i % 2]);
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || {
+                barrier.wait();
+                for n in 0..EACH {
+                    let at = i64::try_from(n).unwrap();
+                    transact(&*store, |tx| {
+                        tx.audit_as(
+                            &record(at, "otp.check", "wrong"),
+                            AuditClass::Routine,
+                            Some(&Aggregate {
+                                key: "k",
+                                since_ms: 0,
+                                free: FREE,
+                            }),
+                        )
+                    })
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let rows = all_audit(&*handles[1]);
+    let total: u64 = rows.iter().map(|e| e.count).sum();
+    assert_eq!(total, THREADS as u64 * EACH, "every record counted");
+    assert!(
+        rows.len() <= FREE as usize + THREADS,
+        "{} rows for {} records",
+        rows.len(),
+        THREADS as u64 * EACH
+    );
+}
+
 pub fn concurrent_failure_counts_are_all_kept(make: Make<'_>) {
     const THREADS: usize = 8;
     const EACH: u32 = 5;
@@ -1273,6 +1321,7 @@ macro_rules! backend {
                 clear_secret_removes_roots_secret,
                 concurrent_recovery_code_two_handles_one_winner,
                 concurrent_failure_counts_are_all_kept,
+                concurrent_aggregated_records_are_all_counted,
             );
         }
     };

@@ -14,21 +14,25 @@ pub(super) fn insert(
     node: &str,
 ) -> Result<()> {
     if let Some(agg) = aggregate {
-        // The row after the `free` ones of this key in the interval is the
-        // aggregate: when it exists, it counts this record too. (Writers
-        // racing past `free` at once may each write one row; the count of
-        // rows stays bounded all the same.)
+        // The rows after the `free` ones of this key in the interval are
+        // its aggregates: one of them counts this record too. The first
+        // that no other transaction holds is taken (SKIP LOCKED), so
+        // concurrent writers of one kind do not queue behind each other's
+        // commit on a single row; when every aggregate is held (or there is
+        // none yet), a new row is written. The rows of one kind in an
+        // interval are thus bounded by `free` plus the writers that ran at
+        // once, and the counts still add up to every record.
         let free = i64::from(agg.free);
-        if let Some(row) = db.opt(
-            "SELECT id FROM audit_log WHERE agg_key = $1 AND at_ms >= $2
-             ORDER BY at_ms, id LIMIT 1 OFFSET $3",
+        let counted = db.exec(
+            "UPDATE audit_log SET occurrences = occurrences + 1
+              WHERE id = (SELECT id FROM audit_log
+                           WHERE id IN (SELECT id FROM audit_log
+                                         WHERE agg_key = $1 AND at_ms >= $2
+                                         ORDER BY at_ms, id OFFSET $3 LIMIT 64)
+                           ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)",
             &[&agg.key, &agg.since_ms, &free],
-        )? {
-            let id: i64 = get(&row, 0)?;
-            db.exec(
-                "UPDATE audit_log SET occurrences = occurrences + 1 WHERE id = $1",
-                &[&id],
-            )?;
+        )?;
+        if counted > 0 {
             return Ok(());
         }
     }
