@@ -63,7 +63,7 @@ pub(crate) struct State {
     pub user: Option<Authenticated>,
     pub pending: Option<PendingLogin>,
     pub step_up: Option<StepUp>,
-    pub subscriptions: BTreeMap<String, String>,
+    pub subscriptions: BTreeMap<String, crate::Subscription>,
     pub next_subscription: u64,
     pub next_login: u64,
     /// Session tokens this session made or logged in with: they end when
@@ -118,10 +118,10 @@ impl Session {
     }
 
     /// Whether this session subscribed to `collection` (or to `*`).
-    pub fn is_subscribed(&self, collection: &str) -> bool {
+    pub fn is_subscribed(&self, collection: crate::Collection) -> bool {
         self.state()
             .subscriptions
             .values()
-            .any(|n| n == collection || n == "*")
+            .any(|s| s.covers(collection))
     }
 }

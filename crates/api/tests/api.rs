@@ -538,7 +538,7 @@ fn events_follow_successful_changes_only() {
         .on_event(move |e| sink.lock().unwrap().push(e.to_params()));
     let s = root(&fx.api);
     let id = rpc(&fx.api, &s, "core.subscribe", json!(["auth.twofactor"])).unwrap();
-    assert!(s.is_subscribed("auth.twofactor"));
+    assert!(s.is_subscribed(api::Collection::TwoFactor));
     rpc(
         &fx.api,
         &s,
@@ -560,7 +560,7 @@ fn events_follow_successful_changes_only() {
     assert_eq!(got[0]["id"], 1);
     assert_eq!(got[0]["fields"]["otp_digits"], 8);
     rpc(&fx.api, &s, "core.unsubscribe", json!([id])).unwrap();
-    assert!(!s.is_subscribed("auth.twofactor"));
+    assert!(!s.is_subscribed(api::Collection::TwoFactor));
 }
 
 #[test]

@@ -17,7 +17,7 @@
 //! `schema`, `key`, `entry`, `checks`, `users`, `audit`, `cache` (the read
 //! cache with its `LISTEN` connection), and `snapshot` (moving a state).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,6 +28,7 @@ use otp::Secret;
 use postgres::types::{FromSql, ToSql};
 use postgres::{GenericClient, Row, Statement};
 
+use crate::changes::ChangeSet;
 use crate::users::{NewUserSecret, PendingSecret, UserSecret, UserSecretInfo};
 use crate::{
     Aggregate, AuditClass, AuditEntry, AuditQuery, AuditRecord, Change, ChangeListener,
@@ -407,14 +408,10 @@ struct PgTx<'a, 'c> {
     stmts: &'a mut Stmts,
     key: &'a KeyFile,
     node: &'a str,
-    changes: BTreeSet<ChangeKey>,
-}
-
-/// What a transaction changed, to notify at commit.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum ChangeKey {
-    Entry,
-    User(String),
+    /// What listeners will hear of, once this commits.
+    changes: ChangeSet,
+    /// Root's replay step moved: other nodes drop their cached rows.
+    step_moved: bool,
 }
 
 impl<'c> PgTx<'_, 'c> {
@@ -433,12 +430,13 @@ impl Tx for PgTx<'_, '_> {
     }
 
     fn put_settings(&mut self, s: &Settings) -> Result<()> {
-        self.changes.insert(ChangeKey::Entry);
+        self.changes.note(Change::Entry);
         entry::put_settings(&mut self.db(), s)
     }
 
     fn replace_secret(&mut self, secret: &Secret, created_at_ms: i64) -> Result<SecretId> {
-        self.changes.insert(ChangeKey::Entry);
+        self.changes.note(Change::Entry);
+        self.changes.note(Change::SystemSecret);
         let key = self.key;
         entry::replace_secret(&mut self.db(), key, secret, created_at_ms)
     }
@@ -447,7 +445,7 @@ impl Tx for PgTx<'_, '_> {
         let moved = entry::advance_step(&mut self.db(), id, step)?;
         if moved {
             // The cached entry carries root's replay step.
-            self.changes.insert(ChangeKey::Entry);
+            self.step_moved = true;
         }
         Ok(moved)
     }
@@ -479,7 +477,13 @@ impl Tx for PgTx<'_, '_> {
     }
 
     fn clear_failures(&mut self, owner: &str) -> Result<usize> {
-        checks::clear_failures(&mut self.db(), owner)
+        let cleared = checks::clear_failures(&mut self.db(), owner)?;
+        if cleared > 0
+            && let Some(change) = Change::of_owner(owner)
+        {
+            self.changes.note(change);
+        }
+        Ok(cleared)
     }
 
     fn expire_failures(&mut self, now_ms: i64, batch: usize) -> Result<usize> {
@@ -487,8 +491,12 @@ impl Tx for PgTx<'_, '_> {
     }
 
     fn clear_secret(&mut self) -> Result<bool> {
-        self.changes.insert(ChangeKey::Entry);
-        entry::clear_system_secret(&mut self.db())
+        let had = entry::clear_system_secret(&mut self.db())?;
+        if had {
+            self.changes.note(Change::Entry);
+            self.changes.note(Change::SystemSecret);
+        }
+        Ok(had)
     }
 
     fn user_secret(&mut self, username: &str) -> Result<Option<UserSecret>> {
@@ -497,15 +505,17 @@ impl Tx for PgTx<'_, '_> {
     }
 
     fn put_user_secret(&mut self, new: &NewUserSecret<'_>) -> Result<SecretId> {
-        self.changes
-            .insert(ChangeKey::User(new.username.to_owned()));
+        self.changes.note(Change::user(new.username));
         let key = self.key;
         users::put_user_secret(&mut self.db(), key, new)
     }
 
     fn delete_user_secret(&mut self, username: &str) -> Result<bool> {
-        self.changes.insert(ChangeKey::User(username.to_owned()));
-        users::delete_user_secret(&mut self.db(), username)
+        let had = users::delete_user_secret(&mut self.db(), username)?;
+        if had {
+            self.changes.note(Change::user(username));
+        }
+        Ok(had)
     }
 
     fn user_secrets(&mut self) -> Result<Vec<UserSecretInfo>> {
@@ -527,7 +537,7 @@ impl Tx for PgTx<'_, '_> {
     }
 
     fn put_recovery_codes(&mut self, username: &str, uid: u32, codes: &[&str]) -> Result<()> {
-        self.changes.insert(ChangeKey::User(username.to_owned()));
+        self.changes.note(Change::user(username));
         let key = self.key;
         users::put_recovery_codes(&mut self.db(), key, username, uid, codes)
     }
@@ -582,31 +592,40 @@ impl Store for PgStore {
             stmts,
             key: &self.key,
             node: &self.node,
-            changes: BTreeSet::new(),
+            changes: ChangeSet::default(),
+            step_moved: false,
         };
         f(&mut ptx)?;
         let PgTx {
-            mut tx, changes, ..
+            mut tx,
+            changes,
+            step_moved,
+            ..
         } = ptx;
-        for change in &changes {
-            let change = match change {
-                ChangeKey::Entry => Change::Entry,
-                ChangeKey::User(name) => Change::User {
-                    username: name.clone(),
-                },
-            };
-            // Delivered to every listener when (and only if) this commits.
-            tx.execute(
-                "SELECT pg_notify($1, $2)",
-                &[&cache::CHANNEL, &cache::payload(&self.node, &change)],
-            )
-            .pg()?;
+        let mut payloads: Vec<String> = changes
+            .iter()
+            .map(|change| cache::payload(&self.node, change))
+            .collect();
+        let entry_changed = changes
+            .iter()
+            .any(|c| matches!(c, Change::Entry | Change::SystemSecret));
+        if step_moved && !entry_changed {
+            payloads.push(format!("{}\n{}", self.node, cache::STEP));
+        }
+        for payload in &payloads {
+            // Delivered to every node's listener when (and only if) this
+            // commits; this node's own comes back and is dropped there.
+            tx.execute("SELECT pg_notify($1, $2)", &[&cache::CHANNEL, payload])
+                .pg()?;
         }
         let committed = tx.commit().pg();
-        if changes.contains(&ChangeKey::Entry) {
+        if entry_changed || step_moved {
             self.shared.invalidate();
         }
-        committed
+        committed?;
+        // This node's listeners hear it now, on this thread.
+        self.shared.notifier.notify(&changes.into_vec());
+        Ok(())
     }
 
     fn read_user(&self, username: &str, uid: u32) -> Result<UserView> {
@@ -631,8 +650,8 @@ impl Store for PgStore {
         })
     }
 
-    fn on_remote_change(&self, listener: ChangeListener) {
-        self.shared.add_listener(listener);
+    fn on_change(&self, listener: ChangeListener) {
+        self.shared.notifier.add(listener);
     }
 
     fn is_ready(&self) -> bool {

@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use otp::Secret;
 use rusqlite::{Connection, TransactionBehavior};
 
+use crate::changes::{Change, ChangeListener, ChangeSet, Notifier};
 use crate::users::{NewUserSecret, PendingSecret, UserSecret, UserSecretInfo};
 use crate::{
     Aggregate, AuditClass, AuditEntry, AuditQuery, AuditRecord, DbErrorKind, EntrySummary, KeyFile,
@@ -44,6 +45,7 @@ pub(crate) mod key;
 mod schema;
 mod snapshot;
 pub(crate) mod users;
+mod watch;
 
 use audit::audit_select;
 pub use backup::BackupReport;
@@ -125,6 +127,14 @@ pub struct StoreOptions {
 
 /// The SQLite store on one state directory.
 pub struct SqliteStore {
+    /// The thread hearing other processes' commits, once someone listens
+    /// ([`Store::on_change`]). First, so that it stops (closing its
+    /// read-only connection) before the others close.
+    watcher: Mutex<Option<watch::Watcher>>,
+    /// The listeners of [`Store::on_change`].
+    notifier: Arc<Notifier>,
+    /// This handle's token in the change notices (`watch`).
+    writer: i64,
     state_dir: PathBuf,
     key: KeyFile,
     /// A second, read-only connection for [`Store::read`], so that reads
@@ -171,6 +181,9 @@ impl SqliteStore {
     pub const KEY_FILE: &'static str = "secret.key";
     /// The schema version this build writes (`PRAGMA user_version`).
     pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+    /// How often a handle with listeners looks for commits of other
+    /// processes (see [`Store::on_change`]).
+    pub const WATCH_INTERVAL: std::time::Duration = watch::WATCH_INTERVAL;
 
     /// Opens (creating when missing) the state in `state_dir`: makes the
     /// directory 0700 and the database 0600, migrates the schema, and loads
@@ -226,6 +239,9 @@ impl SqliteStore {
         };
 
         Ok(Self {
+            watcher: Mutex::new(None),
+            notifier: Arc::new(Notifier::default()),
+            writer: watch::writer_token(),
             state_dir: state_dir.to_owned(),
             key,
             reader: Mutex::new(Reader {
@@ -307,6 +323,8 @@ impl SqliteStore {
 struct SqliteTx<'a> {
     conn: &'a Connection,
     key: &'a KeyFile,
+    /// What listeners will hear of, once this commits.
+    changes: ChangeSet,
 }
 
 impl Tx for SqliteTx<'_> {
@@ -315,10 +333,13 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn put_settings(&mut self, s: &Settings) -> Result<()> {
+        self.changes.note(Change::Entry);
         entry::put_settings(self.conn, s)
     }
 
     fn replace_secret(&mut self, secret: &Secret, created_at_ms: i64) -> Result<SecretId> {
+        self.changes.note(Change::Entry);
+        self.changes.note(Change::SystemSecret);
         entry::replace_secret(self.conn, self.key, secret, created_at_ms)
     }
 
@@ -349,7 +370,13 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn clear_failures(&mut self, owner: &str) -> Result<usize> {
-        checks::clear_failures(self.conn, owner)
+        let cleared = checks::clear_failures(self.conn, owner)?;
+        if cleared > 0
+            && let Some(change) = Change::of_owner(owner)
+        {
+            self.changes.note(change);
+        }
+        Ok(cleared)
     }
 
     fn expire_failures(&mut self, now_ms: i64, batch: usize) -> Result<usize> {
@@ -367,7 +394,12 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn clear_secret(&mut self) -> Result<bool> {
-        users::clear_system_secret(self.conn)
+        let had = users::clear_system_secret(self.conn)?;
+        if had {
+            self.changes.note(Change::Entry);
+            self.changes.note(Change::SystemSecret);
+        }
+        Ok(had)
     }
 
     fn user_secret(&mut self, username: &str) -> Result<Option<UserSecret>> {
@@ -375,11 +407,16 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn put_user_secret(&mut self, new: &NewUserSecret<'_>) -> Result<SecretId> {
+        self.changes.note(Change::user(new.username));
         users::put_user_secret(self.conn, self.key, new)
     }
 
     fn delete_user_secret(&mut self, username: &str) -> Result<bool> {
-        users::delete_user_secret(self.conn, username)
+        let had = users::delete_user_secret(self.conn, username)?;
+        if had {
+            self.changes.note(Change::user(username));
+        }
+        Ok(had)
     }
 
     fn user_secrets(&mut self) -> Result<Vec<UserSecretInfo>> {
@@ -399,6 +436,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn put_recovery_codes(&mut self, username: &str, uid: u32, codes: &[&str]) -> Result<()> {
+        self.changes.note(Change::user(username));
         users::put_recovery_codes(self.conn, self.key, username, uid, codes)
     }
 
@@ -430,24 +468,63 @@ impl Store for SqliteStore {
     }
 
     fn transact_dyn(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
-        let mut guard = self.lock();
-        let tx = guard
-            .conn()?
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .db()?;
-        let outcome = f(&mut SqliteTx {
-            conn: &tx,
-            key: &self.key,
-        });
-        match outcome {
-            Ok(()) => tx.commit().db(),
-            Err(e) => {
-                // A failed rollback is reported by the next BEGIN; the
-                // body's error is the one worth returning.
-                let _ = tx.rollback();
-                Err(e)
+        let changes = {
+            let mut guard = self.lock();
+            let tx = guard
+                .conn()?
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .db()?;
+            let mut view = SqliteTx {
+                conn: &tx,
+                key: &self.key,
+                changes: ChangeSet::default(),
+            };
+            let outcome = f(&mut view);
+            let changes = view.changes;
+            match outcome {
+                Ok(()) => {
+                    // The notices commit with the change (other processes'
+                    // watchers read them); dropping `tx` on an error rolls
+                    // both back.
+                    if !changes.is_empty() {
+                        watch::record(&tx, &changes, self.writer)?;
+                    }
+                    tx.commit().db()?;
+                }
+                Err(e) => {
+                    // A failed rollback is reported by the next BEGIN; the
+                    // body's error is the one worth returning.
+                    let _ = tx.rollback();
+                    return Err(e);
+                }
+            }
+            changes
+        };
+        // Told after the write lock is let go: a listener reads the state.
+        self.notifier.notify(&changes.into_vec());
+        Ok(())
+    }
+
+    fn on_change(&self, listener: ChangeListener) {
+        {
+            let mut watcher = self
+                .watcher
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if watcher.is_none() {
+                // Its starting point is taken before the listener is
+                // added: nothing committed after this call is missed.
+                let db_path = self.state_dir.join(Self::DB_FILE);
+                match watch::spawn(&db_path, self.writer, self.notifier.clone()) {
+                    Ok(w) => *watcher = Some(w),
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        "cannot watch for other processes' changes; only this process's are told"
+                    ),
+                }
             }
         }
+        self.notifier.add(listener);
     }
 
     fn read_user(&self, username: &str, uid: u32) -> Result<crate::UserView> {
