@@ -204,7 +204,7 @@ impl Api {
     /// Events come from the store's change notices, not from the methods:
     /// whatever commits a change (a method here, an embedded `tfa` on the
     /// same state, another node on a shared database), the store tells it
-    /// once after the commit and [`methods::announce`] turns it into the
+    /// once after the commit and the API turns it into the
     /// events of the collections it touches. The first listener starts
     /// that hearing.
     pub fn on_event(&self, listener: impl Fn(&Event) + Send + Sync + 'static) {

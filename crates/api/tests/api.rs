@@ -563,6 +563,35 @@ fn events_follow_successful_changes_only() {
     assert!(!s.is_subscribed(api::Collection::TwoFactor));
 }
 
+/// `core.subscribe` takes a collection (`auth.twofactor`, `user`) or `*`;
+/// any other name is refused, naming the ones there are, and subscribes
+/// to nothing.
+#[test]
+fn subscriptions_name_a_collection_or_all() {
+    use api::Collection::{TwoFactor, User};
+    let fx = fx();
+    let s = root(&fx.api);
+    let err = rpc(&fx.api, &s, "core.subscribe", json!(["users"])).unwrap_err();
+    assert_eq!(err["code"], -32602);
+    assert_eq!(
+        err["data"]["extra"],
+        json!([[
+            "name",
+            "Input should be 'auth.twofactor', 'user' or '*'",
+            22
+        ]])
+    );
+    assert!(!s.is_subscribed(TwoFactor) && !s.is_subscribed(User));
+    rpc(&fx.api, &s, "core.subscribe", json!(["user"])).unwrap();
+    assert!(s.is_subscribed(User));
+    assert!(!s.is_subscribed(TwoFactor));
+    let all = rpc(&fx.api, &s, "core.subscribe", json!(["*"])).unwrap();
+    assert!(s.is_subscribed(TwoFactor));
+    rpc(&fx.api, &s, "core.unsubscribe", json!([all])).unwrap();
+    assert!(!s.is_subscribed(TwoFactor));
+    assert!(s.is_subscribed(User));
+}
+
 #[test]
 fn pam_methods_follow_enabled_ssh_and_the_service_list() {
     let fx = fx();

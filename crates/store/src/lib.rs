@@ -7,7 +7,9 @@
 //! Does not know JSON-RPC, sessions, the CLI, or any business rule: the
 //! service decides, the store remembers. Everything the service changes goes
 //! through [`transact`], so a change and its audit record land
-//! together or not at all.
+//! together or not at all. What each commit changed is told afterwards to
+//! the listeners of [`Store::on_change`], whichever process or node made
+//! it (the `changes` module says how).
 //!
 //! Backends implement [`Store`]; `tests/conformance.rs` runs the same suite
 //! against each. SQLite ([`SqliteStore`]) is the first backend.

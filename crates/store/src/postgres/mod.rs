@@ -584,46 +584,51 @@ impl Store for PgStore {
     }
 
     fn transact_dyn(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
-        let mut conn = self.conn()?;
-        let Conn { client, stmts } = &mut *conn;
-        let tx = client.transaction().pg()?;
-        let mut ptx = PgTx {
-            tx,
-            stmts,
-            key: &self.key,
-            node: &self.node,
-            changes: ChangeSet::default(),
-            step_moved: false,
+        let changes = {
+            let mut conn = self.conn()?;
+            let Conn { client, stmts } = &mut *conn;
+            let tx = client.transaction().pg()?;
+            let mut ptx = PgTx {
+                tx,
+                stmts,
+                key: &self.key,
+                node: &self.node,
+                changes: ChangeSet::default(),
+                step_moved: false,
+            };
+            f(&mut ptx)?;
+            let PgTx {
+                mut tx,
+                changes,
+                step_moved,
+                ..
+            } = ptx;
+            let mut payloads: Vec<String> = changes
+                .iter()
+                .map(|change| cache::payload(&self.node, change))
+                .collect();
+            let entry_changed = changes
+                .iter()
+                .any(|c| matches!(c, Change::Entry | Change::SystemSecret));
+            if step_moved && !entry_changed {
+                payloads.push(format!("{}\n{}", self.node, cache::STEP));
+            }
+            for payload in &payloads {
+                // Delivered to every node's listener when (and only if)
+                // this commits; this node's own comes back and is dropped
+                // there.
+                tx.execute("SELECT pg_notify($1, $2)", &[&cache::CHANNEL, payload])
+                    .pg()?;
+            }
+            let committed = tx.commit().pg();
+            if entry_changed || step_moved {
+                self.shared.invalidate();
+            }
+            committed?;
+            changes
         };
-        f(&mut ptx)?;
-        let PgTx {
-            mut tx,
-            changes,
-            step_moved,
-            ..
-        } = ptx;
-        let mut payloads: Vec<String> = changes
-            .iter()
-            .map(|change| cache::payload(&self.node, change))
-            .collect();
-        let entry_changed = changes
-            .iter()
-            .any(|c| matches!(c, Change::Entry | Change::SystemSecret));
-        if step_moved && !entry_changed {
-            payloads.push(format!("{}\n{}", self.node, cache::STEP));
-        }
-        for payload in &payloads {
-            // Delivered to every node's listener when (and only if) this
-            // commits; this node's own comes back and is dropped there.
-            tx.execute("SELECT pg_notify($1, $2)", &[&cache::CHANNEL, payload])
-                .pg()?;
-        }
-        let committed = tx.commit().pg();
-        if entry_changed || step_moved {
-            self.shared.invalidate();
-        }
-        committed?;
-        // This node's listeners hear it now, on this thread.
+        // This node's listeners hear it now, on this thread, with the
+        // connection back in the pool (a listener reads the state).
         self.shared.notifier.notify(&changes.into_vec());
         Ok(())
     }

@@ -16,8 +16,9 @@
 //! By concern: `schema` (migrations, the connections), `files` (the state
 //! directory), `key` (the key file against its check), `entry` (settings
 //! and the sealed secret), `checks` (limiter and failure counters), `audit`,
-//! `cache` (the unsealed entry between commits), and `users` (per-user
-//! secrets, pending enrolments, recovery-code hashes).
+//! `cache` (the unsealed entry between commits), `users` (per-user
+//! secrets, pending enrolments, recovery-code hashes), and `watch` (the
+//! change notices other processes' commits are heard by).
 
 use std::fmt;
 use std::io;
