@@ -624,6 +624,21 @@ mod tests {
         assert!(!wal.exists(), "the WAL was checkpointed and removed");
     }
 
+    /// A handle with a change watcher closes it first (stopping its
+    /// thread at once, not at its next poll), so the writer is still the
+    /// last connection and removes the WAL.
+    #[test]
+    fn a_watching_handle_closes_its_watcher_first() {
+        let (dir, store) = open_fresh();
+        store.on_change(Box::new(|_| {}));
+        assert!(store.watcher.lock().unwrap().is_some(), "watching");
+        transact(&store, |tx| tx.put_settings(&Settings::default())).unwrap();
+        let wal = dir.path().join("state").join("twofactor.db-wal");
+        assert!(wal.exists(), "written through the WAL");
+        drop(store);
+        assert!(!wal.exists(), "the WAL was checkpointed and removed");
+    }
+
     #[test]
     fn pragmas_are_in_force() {
         let (_dir, store) = open_fresh();
