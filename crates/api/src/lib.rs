@@ -6,6 +6,7 @@
 //! Transport-free: the daemon calls [`Api::call`] for each request it reads
 //! from a socket, and the CLI calls it in-process in its embedded mode.
 
+mod code;
 mod error;
 pub mod host;
 mod limits;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use serde_json::Value;
 use service::{Accounts, PasswordCheck, TwoFactor};
 
+pub use code::Code;
 pub use error::ApiError;
 pub use registry::{Access, Method, ServiceDef, ServiceKind};
 pub use session::{Authenticated, Session};

@@ -179,7 +179,12 @@ impl Method {
         let mut out = Vec::with_capacity(accepts.len());
         for field in accepts {
             match given.next() {
-                Some(v) => out.push(field.schema.validate(&v, field.name, &mut problems)),
+                Some(mut v) => {
+                    out.push(field.schema.validate(&v, field.name, &mut problems));
+                    // The schema gave a validated copy; the strings of the
+                    // one sent (passwords, codes) are wiped, not just freed.
+                    wire::wipe_strings(&mut v);
+                }
                 None if field.required => {
                     problems.push((field.name.to_owned(), wire::ATTRIBUTE_REQUIRED.to_owned()));
                 }

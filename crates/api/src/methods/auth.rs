@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use service::{CheckOutcome, SecretString};
 
 use super::refused_without_secret;
+use crate::Code;
 use crate::registry::{Access, Method};
 use crate::schema::{Field, Schema};
 use crate::session::{Authenticated, PendingLogin};
@@ -31,7 +32,7 @@ args! {
 args! {
     /// `OTP_TOKEN`: the code that continues a login.
     pub(crate) struct OtpToken {
-        otp_token: String => doc("Code from the authenticator app"),
+        otp_token: Code => doc("Code from the authenticator app"),
         /// Accepted as TrueNAS does; the password step's options decide.
         #[expect(dead_code, reason = "accepted for TrueNAS clients; the password step decides")]
         login_options: LoginOptions => doc("Login options").default(json!({})),
@@ -121,7 +122,7 @@ args! {
     pub(crate) struct LoginArgs {
         username: String => doc("Account name"),
         password: SecretString => doc("Password"),
-        otp_token: Option<String> => doc("Code").nullable(),
+        otp_token: Option<Code> => doc("Code").nullable(),
     }
 }
 
@@ -585,7 +586,7 @@ fn continue_with_code(api: &Api, session: &Session, data: &OtpToken) -> Result<V
     let outcome = api.twofactor().check_login_code(
         &caller,
         &service::UserRef::of(&pending.account),
-        Some(&data.otp_token),
+        Some(data.otp_token.expose()),
     );
     match outcome {
         Ok(CheckOutcome::Accepted) => {
@@ -648,7 +649,7 @@ fn login_legacy(api: &Api, session: &Session, args: LoginArgs) -> Answer {
             api,
             session,
             auth,
-            args.otp_token.as_deref(),
+            args.otp_token.as_ref().map(Code::expose),
         )),
         Err(failed) => failed.answer(json!(false)),
     }

@@ -6,6 +6,7 @@ use service::{
 };
 
 use super::refused_without_secret;
+use crate::Code;
 use crate::registry::{Access, Method};
 use crate::schema::{Field, Schema};
 use crate::typed::{Described, doc};
@@ -46,7 +47,7 @@ args! {
 
 args! {
     pub(crate) struct VerifyArgs {
-        token: Option<String> => doc("The code from the authenticator app").nullable().required(),
+        token: Option<Code> => doc("The code from the authenticator app").nullable().required(),
     }
 }
 
@@ -64,7 +65,7 @@ args! {
         username: String => doc(""),
         pam_service: String => doc(""),
         rhost: Option<String> => doc("").nullable(),
-        token: Option<String> => doc("").nullable().required(),
+        token: Option<Code> => doc("").nullable().required(),
     }
 }
 
@@ -193,7 +194,10 @@ pub(super) fn methods() -> Vec<Method> {
                     .caller()
                     .via("auth.twofactor.verify")
                     .as_admin(admin);
-                Ok(json!(api.twofactor().verify(&caller, a.token.as_deref())?))
+                Ok(json!(
+                    api.twofactor()
+                        .verify(&caller, a.token.as_ref().map(Code::expose))?
+                ))
             })
         },
         Method {
@@ -380,22 +384,23 @@ fn pam_check(api: &Api, _: &Session, a: PamCheckArgs) -> Result<Value, ApiError>
         }
         PamNeed::Code(target) => target,
     };
-    let outcome = match api
-        .twofactor()
-        .check_login_code(&caller, &target, a.token.as_deref())
-    {
-        Ok(CheckOutcome::Accepted) => PamOutcome::Accepted,
-        Ok(CheckOutcome::Wrong) => PamOutcome::Wrong,
-        Ok(CheckOutcome::Replayed) => PamOutcome::Replayed,
-        Ok(CheckOutcome::Malformed { digits }) => PamOutcome::Malformed { digits },
-        Ok(CheckOutcome::LockedOut { retry_after_secs }) => PamOutcome::LockedOut {
-            retry_after_secs: Some(retry_after_secs),
-        },
-        Err(service::ServiceError::NotEnabled | service::ServiceError::NotConfigured) => {
-            PamOutcome::NotRequired
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let outcome =
+        match api
+            .twofactor()
+            .check_login_code(&caller, &target, a.token.as_ref().map(Code::expose))
+        {
+            Ok(CheckOutcome::Accepted) => PamOutcome::Accepted,
+            Ok(CheckOutcome::Wrong) => PamOutcome::Wrong,
+            Ok(CheckOutcome::Replayed) => PamOutcome::Replayed,
+            Ok(CheckOutcome::Malformed { digits }) => PamOutcome::Malformed { digits },
+            Ok(CheckOutcome::LockedOut { retry_after_secs }) => PamOutcome::LockedOut {
+                retry_after_secs: Some(retry_after_secs),
+            },
+            Err(service::ServiceError::NotEnabled | service::ServiceError::NotConfigured) => {
+                PamOutcome::NotRequired
+            }
+            Err(e) => return Err(e.into()),
+        };
     Ok(outcome.to_value())
 }
 

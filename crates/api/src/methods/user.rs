@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::{Value, json};
 use service::{Account, Digits, Interval, SecretOptions, UserConfig, UserRef};
 
+use crate::Code;
 use crate::registry::{Access, Method};
 use crate::schema::{Field, Schema};
 use crate::typed::{Described, Ranged, doc};
@@ -55,7 +56,7 @@ args! {
     /// The methods that check a code of an account.
     pub(crate) struct UserTokenArgs {
         username: String => doc("Account name"),
-        token: Option<String> => doc("A code from the authenticator app (or a recovery code)")
+        token: Option<Code> => doc("A code from the authenticator app (or a recovery code)")
             .nullable()
             .required(),
     }
@@ -388,9 +389,11 @@ pub(super) fn methods() -> Vec<Method> {
             ..base.clone().handles(|api, session, a: UserTokenArgs| {
                 let (user, _) = target_account(api, session, &a.username, "check codes of")?;
                 let caller = caller_of(session, "user.verify_twofactor_token");
-                let right = api
-                    .twofactor()
-                    .verify_user(&caller, &user, a.token.as_deref())?;
+                let right = api.twofactor().verify_user(
+                    &caller,
+                    &user,
+                    a.token.as_ref().map(Code::expose),
+                )?;
                 if right {
                     proved_code(api, session, &user);
                 }
@@ -763,7 +766,7 @@ fn enroll_confirm(api: &Api, session: &Session, a: UserTokenArgs) -> Result<Valu
     api.twofactor().enroll_confirm(
         &caller_of(session, "user.twofactor_enroll_confirm"),
         &user,
-        a.token.as_deref(),
+        a.token.as_ref().map(Code::expose),
     )?;
     // The confirming code is a current code of what is now the active secret.
     proved_code(api, session, &user);
