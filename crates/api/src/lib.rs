@@ -401,7 +401,7 @@ impl Api {
         caller: &service::Caller,
         session: &Session,
     ) -> Result<(), ApiError> {
-        self.record_failed_login_as(caller, session, "wrong_password")
+        self.record_failed_login_as(caller, session, service::AuditOutcome::WrongPassword)
     }
 
     /// [`Api::record_failed_login`] with another outcome (a refused token).
@@ -410,10 +410,10 @@ impl Api {
         &self,
         caller: &service::Caller,
         _session: &Session,
-        outcome: &'static str,
+        outcome: service::AuditOutcome,
     ) -> Result<(), ApiError> {
         self.twofactor()
-            .record(caller, "auth.login", outcome, None)?;
+            .record(caller, service::AuditEvent::AuthLogin, outcome, None)?;
         Ok(())
     }
 

@@ -10,6 +10,7 @@ use otp::{Algorithm, Totp};
 use serde_json::json;
 use store::{ALL_ORIGINS, LimiterState, SYSTEM_OWNER, Tx, transact};
 
+use crate::audit::{AuditEvent, AuditOutcome};
 use crate::{Caller, ServiceError, TwoFactor, UserRef};
 
 /// Counters whose window and lock-out memory ran out are deleted this many
@@ -154,13 +155,13 @@ pub enum CheckOutcome {
 }
 
 impl CheckOutcome {
-    fn audit_name(self) -> &'static str {
+    fn audit_name(self) -> AuditOutcome {
         match self {
-            Self::Accepted => "accepted",
-            Self::Wrong => "wrong",
-            Self::Malformed { .. } => "malformed",
-            Self::Replayed => "replayed",
-            Self::LockedOut { .. } => "locked_out",
+            Self::Accepted => AuditOutcome::Accepted,
+            Self::Wrong => AuditOutcome::Wrong,
+            Self::Malformed { .. } => AuditOutcome::Malformed,
+            Self::Replayed => AuditOutcome::Replayed,
+            Self::LockedOut { .. } => AuditOutcome::LockedOut,
         }
     }
 
@@ -338,8 +339,8 @@ impl TwoFactor {
                 caller,
                 &stored.owner(),
                 now,
-                "otp.check",
-                "not_configured",
+                AuditEvent::OtpCheck,
+                AuditOutcome::NotConfigured,
                 Some(json!({
                     "account": user.name,
                     "reason": "the secret was made for another account of this name (uid changed)",
@@ -490,16 +491,16 @@ impl TwoFactor {
         }
         let detail = (!detail.is_empty()).then_some(serde_json::Value::Object(detail));
         let name = if recovery_left.is_some() {
-            "recovery_code"
+            AuditOutcome::RecoveryCode
         } else {
             outcome.audit_name()
         };
-        self.audit_repeatable(tx, caller, owner, now, "otp.check", name, detail)?;
+        self.audit_repeatable(tx, caller, owner, now, AuditEvent::OtpCheck, name, detail)?;
         for (tier, ms) in lockouts {
             tx.audit(&caller.audit(
                 now,
-                "otp.lockout",
-                "locked",
+                AuditEvent::OtpLockout,
+                AuditOutcome::Locked,
                 Some(json!({
                     "scope": tier.name(),
                     "origin": if tier == Tier::Origin { origin.as_str() } else { ALL_ORIGINS },
@@ -524,8 +525,8 @@ impl TwoFactor {
         caller: &Caller,
         owner: &str,
         now: i64,
-        event: &str,
-        outcome: &str,
+        event: AuditEvent,
+        outcome: AuditOutcome,
         detail: Option<serde_json::Value>,
     ) -> store::Result<()> {
         let record = caller.audit(now, event, outcome, detail);

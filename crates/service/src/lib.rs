@@ -11,6 +11,7 @@
 //! to errnos in one place.
 
 mod accounts;
+mod audit;
 mod caller;
 mod check;
 mod clock;
@@ -22,9 +23,8 @@ mod twofactor;
 mod users;
 
 pub use accounts::{Account, Accounts, ListedAccount, NoAccounts, PasswordCheck};
-pub use caller::{
-    AUDIT_EVENTS, AUDIT_OUTCOMES, Caller, LOCAL_ORIGIN, LOOPBACK_ORIGIN, Origin, address_key,
-};
+pub use audit::{AuditEvent, AuditOutcome};
+pub use caller::{Caller, LOCAL_ORIGIN, LOOPBACK_ORIGIN, Origin, address_key};
 pub use check::{CheckOutcome, RateLimits};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Limits;

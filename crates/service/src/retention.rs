@@ -10,6 +10,8 @@
 
 use store::AuditClass;
 
+use crate::audit::{AuditEvent, AuditOutcome};
+
 /// How long and how many audit records are kept (`[audit]` in the
 /// configuration file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,14 +63,15 @@ impl AuditRetention {
 
 /// The class of a record: what anyone can repeat at will is routine; a
 /// successful login, a recovery code, a lock-out, a change is security.
-pub(crate) fn class_of(event: &str, outcome: &str) -> AuditClass {
+pub(crate) fn class_of(event: AuditEvent, outcome: AuditOutcome) -> AuditClass {
+    use AuditOutcome as O;
     let routine = match event {
-        "otp.check" => matches!(
+        AuditEvent::OtpCheck => matches!(
             outcome,
-            "accepted" | "wrong" | "malformed" | "replayed" | "locked_out" | "not_configured"
+            O::Accepted | O::Wrong | O::Malformed | O::Replayed | O::LockedOut | O::NotConfigured
         ),
-        "auth.login" => matches!(outcome, "wrong_password" | "suppressed"),
-        "auth.logout" => true,
+        AuditEvent::AuthLogin => matches!(outcome, O::WrongPassword | O::Suppressed),
+        AuditEvent::AuthLogout => true,
         _ => false,
     };
     if routine {
@@ -81,6 +84,9 @@ pub(crate) fn class_of(event: &str, outcome: &str) -> AuditClass {
 /// Whether records of this kind are aggregated beyond the rate: the ones a
 /// caller can repeat (checks, logins, logouts), not changes, whose every
 /// detail counts.
-pub(crate) fn aggregated(event: &str) -> bool {
-    matches!(event, "otp.check" | "auth.login" | "auth.logout")
+pub(crate) fn aggregated(event: AuditEvent) -> bool {
+    matches!(
+        event,
+        AuditEvent::OtpCheck | AuditEvent::AuthLogin | AuditEvent::AuthLogout
+    )
 }

@@ -223,8 +223,12 @@ pub(super) fn methods() -> Vec<Method> {
                 let tokens = std::mem::take(&mut st.tokens);
                 drop(st);
                 api.tokens().revoke(&tokens);
-                api.twofactor()
-                    .record(&caller, "auth.logout", "success", None)?;
+                api.twofactor().record(
+                    &caller,
+                    service::AuditEvent::AuthLogout,
+                    service::AuditOutcome::Success,
+                    None,
+                )?;
                 Ok(json!(true))
             })
         },
@@ -407,8 +411,8 @@ fn success(
     log_in(session, user, took);
     api.twofactor().record(
         &session.caller().via("auth.login_ex"),
-        "auth.login",
-        "success",
+        service::AuditEvent::AuthLogin,
+        service::AuditOutcome::Success,
         login_detail(took),
     )?;
     Ok(LoginResponse::Success {
@@ -691,8 +695,8 @@ fn legacy_accepted(
     log_in(session, auth, took);
     api.twofactor().record(
         &session.caller().via("auth.login"),
-        "auth.login",
-        "success",
+        service::AuditEvent::AuthLogin,
+        service::AuditOutcome::Success,
         login_detail(took),
     )?;
     Ok(json!(true))
@@ -728,8 +732,8 @@ fn generate_token(api: &Api, session: &Session, a: GenerateTokenArgs) -> Result<
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let recorded = api.twofactor().record(
         &session.caller().via("auth.generate_token"),
-        "auth.generate_token",
-        "success",
+        service::AuditEvent::AuthGenerateToken,
+        service::AuditOutcome::Success,
         Some(json!({"ttl": a.ttl, "match_origin": a.match_origin, "single_use": a.single_use})),
     );
     if let Err(e) = recorded {
