@@ -293,7 +293,7 @@ impl Api {
             return Answer::from(Err(e));
         }
         let answer = match m.validate(params) {
-            Ok(values) => (m.handler)(self, session, m, values),
+            Ok(values) => (m.handler)(self, &session.for_call(m.name), m, values),
             Err(e) => Answer::from(Err(e)),
         };
         #[cfg(debug_assertions)]

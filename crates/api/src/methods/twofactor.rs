@@ -189,11 +189,7 @@ pub(super) fn methods() -> Vec<Method> {
             ..base.clone().handles(|api, session, a: VerifyArgs| {
                 // An administrator on the Unix socket is never locked out,
                 // so root can always recover; the service decides with the origin.
-                let admin = session.user().is_some_and(|u| u.admin);
-                let caller = session
-                    .caller()
-                    .via("auth.twofactor.verify")
-                    .as_admin(admin);
+                let caller = session.caller();
                 Ok(json!(
                     api.twofactor()
                         .verify(&caller, a.token.as_ref().map(Code::expose))?
@@ -224,9 +220,7 @@ pub(super) fn methods() -> Vec<Method> {
             examples: &["auth two_factor end_legacy_shared_code"],
             returns: || Schema::Bool,
             ..base.clone().handles(|api, session, ()| {
-                let caller = session
-                    .caller()
-                    .via("auth.twofactor.end_legacy_shared_code");
+                let caller = session.caller();
                 let was_on = api.twofactor().end_legacy_shared_code(&caller)?;
                 emit_changed(api, &entry_json(&api.twofactor().config()?));
                 Ok(json!(was_on))
@@ -265,14 +259,14 @@ fn update(api: &Api, session: &Session, args: UpdateArgs) -> Result<Value, ApiEr
         interval: data.interval,
         services: data.services.map(|s| Services { ssh: s.ssh }),
     };
-    let caller = session.caller().via("auth.twofactor.update");
+    let caller = session.caller();
     let entry = entry_json(&api.twofactor().update(&caller, req)?);
     emit_changed(api, &entry);
     Ok(entry)
 }
 
 fn renew_secret(api: &Api, session: &Session, (): ()) -> Result<Value, ApiError> {
-    let caller = session.caller().via("auth.twofactor.renew_secret");
+    let caller = session.caller();
     let done = api.twofactor().renew_secret(&caller)?;
     emit_changed(api, &entry_json(&api.twofactor().config()?));
     Ok(json!(done))
