@@ -202,8 +202,8 @@ impl Api {
             failed_login_delay: Duration::from_millis(
                 config.limits.failed_login_deadline_ms.into(),
             ),
-            login_attempts: config.limits.login_attempts,
-            login_window: Duration::from_secs(config.limits.login_window_secs.into()),
+            login_attempts: config.limits.login_attempts.get(),
+            login_window: Duration::from_secs(config.limits.login_window_secs.get().into()),
             state_dir: Some(config.state_dir.clone()),
         };
         Self::new(twofactor, accounts, passwords, options)

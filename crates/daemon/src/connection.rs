@@ -313,7 +313,7 @@ impl Connection {
         Self {
             events: app.events.subscribe(),
             events_open: true,
-            send_within: Duration::from_secs(app.limits.send_timeout_secs.into()),
+            send_within: Duration::from_secs(app.limits.send_timeout_secs.get().into()),
             app,
             session,
             socket,
@@ -342,7 +342,7 @@ impl Connection {
         tokio::pin!(stopping);
         // Hostile-load limit: a connection nobody logs into is closed after
         // this long (counted again from a logout).
-        let login_within = Duration::from_secs(self.app.limits.login_timeout_secs.into());
+        let login_within = Duration::from_secs(self.app.limits.login_timeout_secs.get().into());
         let login_timer = tokio::time::sleep(login_within);
         tokio::pin!(login_timer);
         let mut was = self.phase();

@@ -16,6 +16,7 @@ mod caller;
 mod check;
 mod clock;
 mod config;
+mod config_rules;
 mod provisioning;
 mod retention;
 mod status;
@@ -33,6 +34,8 @@ pub use config::{
     Config, ConfigError, DEFAULT_CONFIG_PATH, Database, Listen, ListenError, current_uid,
     user_data_dir,
 };
+/// Where in the configuration file an error is.
+pub use config_rules::Location as ConfigLocation;
 /// The checked parameter types of the domain, for the layers above (which
 /// depend on `service`, not on `otp`).
 pub use otp::{Digits, Interval, ParamError, Window};
