@@ -6,6 +6,7 @@
 //! Transport-free: the daemon calls [`Api::call`] for each request it reads
 //! from a socket, and the CLI calls it in-process in its embedded mode.
 
+mod code;
 mod error;
 mod events;
 pub mod host;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use serde_json::Value;
 use service::{Accounts, PasswordCheck, TwoFactor};
 
+pub use code::Code;
 pub use error::ApiError;
 pub use events::{Collection, Event, Subscription};
 pub use registry::{Access, Method, ServiceDef, ServiceKind};
@@ -179,8 +181,8 @@ impl Api {
             failed_login_delay: Duration::from_millis(
                 config.limits.failed_login_deadline_ms.into(),
             ),
-            login_attempts: config.limits.login_attempts,
-            login_window: Duration::from_secs(config.limits.login_window_secs.into()),
+            login_attempts: config.limits.login_attempts.get(),
+            login_window: Duration::from_secs(config.limits.login_window_secs.get().into()),
             state_dir: Some(config.state_dir.clone()),
         };
         Self::new(twofactor, accounts, passwords, options)
@@ -286,7 +288,7 @@ impl Api {
             return Answer::from(Err(e));
         }
         let answer = match m.validate(params) {
-            Ok(values) => (m.handler)(self, session, m, values),
+            Ok(values) => (m.handler)(self, &session.for_call(m.name), m, values),
             Err(e) => Answer::from(Err(e)),
         };
         #[cfg(debug_assertions)]
@@ -394,7 +396,7 @@ impl Api {
         caller: &service::Caller,
         session: &Session,
     ) -> Result<(), ApiError> {
-        self.record_failed_login_as(caller, session, "wrong_password")
+        self.record_failed_login_as(caller, session, service::AuditOutcome::WrongPassword)
     }
 
     /// [`Api::record_failed_login`] with another outcome (a refused token).
@@ -403,10 +405,10 @@ impl Api {
         &self,
         caller: &service::Caller,
         _session: &Session,
-        outcome: &'static str,
+        outcome: service::AuditOutcome,
     ) -> Result<(), ApiError> {
         self.twofactor()
-            .record(caller, "auth.login", outcome, None)?;
+            .record(caller, service::AuditEvent::AuthLogin, outcome, None)?;
         Ok(())
     }
 

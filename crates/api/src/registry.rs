@@ -179,7 +179,12 @@ impl Method {
         let mut out = Vec::with_capacity(accepts.len());
         for field in accepts {
             match given.next() {
-                Some(v) => out.push(field.schema.validate(&v, field.name, &mut problems)),
+                Some(mut v) => {
+                    out.push(field.schema.validate(&v, field.name, &mut problems));
+                    // The schema gave a validated copy; the strings of the
+                    // one sent (passwords, codes) are wiped, not just freed.
+                    wire::wipe_strings(&mut v);
+                }
                 None if field.required => {
                     problems.push((field.name.to_owned(), wire::ATTRIBUTE_REQUIRED.to_owned()));
                 }
@@ -211,7 +216,10 @@ impl Method {
     #[cfg(debug_assertions)]
     pub(crate) fn check_result(&self, result: &Value) {
         let mut problems = Vec::new();
-        (self.returns)().validate(result, "result", &mut problems);
+        // The schema's copy of an answer that carries a secret is wiped
+        // like the answer itself.
+        let mut copy = (self.returns)().validate(result, "result", &mut problems);
+        wire::wipe_strings(&mut copy);
         assert!(
             problems.is_empty(),
             "{} answered outside its `returns` schema: {problems:?}",

@@ -67,10 +67,10 @@ pub(crate) enum Refusal {
 
 impl Refusal {
     /// The audit outcome.
-    pub(crate) fn outcome(self) -> &'static str {
+    pub(crate) fn outcome(self) -> service::AuditOutcome {
         match self {
-            Self::Unknown => "bad_token",
-            Self::WrongOrigin => "token_wrong_origin",
+            Self::Unknown => service::AuditOutcome::BadToken,
+            Self::WrongOrigin => service::AuditOutcome::TokenWrongOrigin,
         }
     }
 }

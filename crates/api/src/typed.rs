@@ -542,11 +542,15 @@ mod tests {
         let reg = registry();
         let m = reg.method("auth.login").expect("auth.login");
         let values = m
-            .validate(vec![json!("alice"), json!("hunter2")])
+            .validate(vec![json!("alice"), json!("hunter2"), json!("492039")])
             .expect("valid");
         let a: crate::methods::LoginArgs =
             Params::from_validated(m.accepts(), values).expect("parses");
         assert_eq!(a.password.expose_secret(), "hunter2");
         assert!(!format!("{:?}", a.password).contains("hunter2"));
+        // The code beside it is typed as a code: wiped, not shown.
+        let code = a.otp_token.as_ref().map(crate::Code::expose);
+        assert_eq!(code, Some("492039"));
+        assert!(!format!("{:?}", a.otp_token).contains("492039"));
     }
 }

@@ -36,7 +36,6 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Bytes, Message, WebSocket};
-use zeroize::{Zeroize, Zeroizing};
 
 /// The protocol's types and named values, for this client's users (the
 /// CLI and the PAM module reach `wire` through here: ARCHITECTURE's
@@ -503,7 +502,7 @@ impl Client {
         let id = self.next_id;
         let text = secret_text(&wire::ClientRequest::call(method, id, &params));
         let mut params = Value::Array(params);
-        wipe_strings(&mut params);
+        wire::wipe_strings(&mut params);
         self.send_by(Message::Text(text?), deadline)?;
         self.wait_response_by(id, deadline)
     }
@@ -677,56 +676,19 @@ impl Drop for Client {
     }
 }
 
-/// A response object → its result, or its error as [`ClientError::Rpc`].
-/// (What [`Client::call`] does with the answer it waited for; public for
-/// callers that read responses themselves, and for fuzzing.)
 /// `value` as JSON text in a buffer that is wiped when the frame holding it
 /// is dropped.
 fn secret_text(value: &wire::ClientRequest<'_>) -> Result<tungstenite::Utf8Bytes, ClientError> {
-    let mut out = WipingBuffer(Zeroizing::new(Vec::with_capacity(256)));
-    serde_json::to_writer(&mut out, value)
+    let out = wire::to_wiping(value)
         .map_err(|e| ClientError::Protocol(format!("cannot encode the request: {e}")))?;
-    tungstenite::Utf8Bytes::try_from(Bytes::from_owner(out.0))
+    tungstenite::Utf8Bytes::try_from(Bytes::from_owner(out.into_inner()))
         .map_err(|e| ClientError::Protocol(format!("cannot encode the request: {e}")))
 }
 
-/// Wipes every string (and object key) in `value`, in place.
-fn wipe_strings(value: &mut Value) {
-    match value {
-        Value::String(s) => s.zeroize(),
-        Value::Array(items) => items.iter_mut().for_each(wipe_strings),
-        Value::Object(map) => {
-            for (_, v) in map.iter_mut() {
-                wipe_strings(v);
-            }
-        }
-        Value::Null | Value::Bool(_) | Value::Number(_) => {}
-    }
-}
-
-/// A byte buffer that never leaves a copy behind when it grows: the old
-/// allocation is wiped before it is freed.
-struct WipingBuffer(Zeroizing<Vec<u8>>);
-
-impl Write for WipingBuffer {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let needed = self.0.len() + buf.len();
-        if needed > self.0.capacity() {
-            let mut grown = Zeroizing::new(Vec::with_capacity(needed.max(2 * self.0.capacity())));
-            grown.extend_from_slice(&self.0);
-            // The old buffer is wiped as it drops here.
-            self.0 = grown;
-        }
-        self.0.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The result of an answer read as JSON, or its error.
+/// A response object read as JSON → its result, or its error as
+/// [`ClientError::Rpc`] (what [`Client::call`] does with the answer it
+/// waited for; public for callers that read responses themselves, and for
+/// fuzzing).
 pub fn answer_to_result(answer: Value) -> Result<Value, ClientError> {
     match wire::ServerMessage::from_value(answer).map_err(ClientError::Protocol)? {
         wire::ServerMessage::Response(r) => response_to_result(r),

@@ -164,7 +164,7 @@ fn a_secret_call_arrives_intact_and_its_buffers_are_wiped() {
 
     // Every string of the parameters is emptied before they are dropped.
     let mut wiped = params;
-    wipe_strings(&mut wiped);
+    wire::wipe_strings(&mut wiped);
     assert_eq!(
         wiped,
         json!({"mechanism": "", "username": "", "password": "", "n": [1, true, null]})

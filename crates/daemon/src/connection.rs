@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use api::wire::{self, ErrorCode, Incoming, Request, RpcError};
 use api::{Api, Event, Session};
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 
 use crate::listen::Peer;
@@ -151,8 +152,11 @@ fn runs_inline(api: &Api, method: &str) -> bool {
 }
 
 /// Runs one call; the response text (or `None` for a notification) and how
-/// long to wait before sending it.
-fn execute(api: &Api, session: &Session, request: Request) -> (Option<String>, Duration) {
+/// long to wait before sending it. A result is written into a wiping
+/// buffer (answers carry provisioning URIs, renewed secrets, recovery codes
+/// and session tokens): the result's strings are wiped once written, and
+/// the text itself when the WebSocket layer drops the frame after sending.
+fn execute(api: &Api, session: &Session, request: Request) -> (Option<Utf8Bytes>, Duration) {
     let Request { id, method, params } = request;
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         api.call_deferred(session, &method, params)
@@ -164,20 +168,31 @@ fn execute(api: &Api, session: &Session, request: Request) -> (Option<String>, D
     let response = match outcome {
         Ok(Ok(result)) => {
             tracing::debug!(method, "call answered");
-            id.map(|id| wire::response_ok(&id, result))
+            id.map(|id| wiping_text(wire::response_ok_wiping(&id, result)))
         }
         Ok(Err(e)) => {
             // `to_rpc` logs internal detail; params are never logged.
             let rpc = e.to_rpc();
             tracing::debug!(method, code = rpc.code, "call failed");
-            id.map(|id| wire::response_error(&id, &rpc))
+            id.map(|id| wire::response_error(&id, &rpc).into())
         }
         Err(_) => {
             tracing::error!(method, "a call panicked");
-            id.map(|id| wire::response_error(&id, &RpcError::internal()))
+            id.map(|id| wire::response_error(&id, &RpcError::internal()).into())
         }
     };
-    (response.map(|v| v.to_string()), delay)
+    (response, delay)
+}
+
+/// A frame's text that owns the wiping buffer it was written into: the
+/// buffer is wiped when the last reference to the frame is dropped.
+fn wiping_text(text: wire::WipingBuffer) -> Utf8Bytes {
+    // serde_json writes UTF-8 only, so the conversion cannot fail; were it
+    // to, the caller gets an internal error, never a broken frame.
+    Utf8Bytes::try_from(Bytes::from_owner(text.into_inner())).unwrap_or_else(|_| {
+        tracing::error!("an answer was not UTF-8");
+        wire::response_error(&wire::Id::null(), &RpcError::internal()).into()
+    })
 }
 
 /// Where a connection is. `Anonymous` and `LoggedIn` follow the session,
@@ -234,7 +249,7 @@ enum End {
 /// What woke the serving loop.
 enum Input {
     /// A call run off the loop has finished (`None`: a notification).
-    Answered(Option<String>),
+    Answered(Option<Utf8Bytes>),
     Event(Result<Arc<Event>, broadcast::error::RecvError>),
     Stop,
     LoginTimeout,
@@ -248,8 +263,8 @@ struct Connection {
     socket: WebSocket,
     events: broadcast::Receiver<Arc<Event>>,
     events_open: bool,
-    done_tx: mpsc::UnboundedSender<Option<String>>,
-    done_rx: mpsc::UnboundedReceiver<Option<String>>,
+    done_tx: mpsc::UnboundedSender<Option<Utf8Bytes>>,
+    done_rx: mpsc::UnboundedReceiver<Option<Utf8Bytes>>,
     in_flight: usize,
     send_within: Duration,
     peer: PeerKey,
@@ -298,7 +313,7 @@ impl Connection {
         Self {
             events: app.events.subscribe(),
             events_open: true,
-            send_within: Duration::from_secs(app.limits.send_timeout_secs.into()),
+            send_within: Duration::from_secs(app.limits.send_timeout_secs.get().into()),
             app,
             session,
             socket,
@@ -327,7 +342,7 @@ impl Connection {
         tokio::pin!(stopping);
         // Hostile-load limit: a connection nobody logs into is closed after
         // this long (counted again from a logout).
-        let login_within = Duration::from_secs(self.app.limits.login_timeout_secs.into());
+        let login_within = Duration::from_secs(self.app.limits.login_timeout_secs.get().into());
         let login_timer = tokio::time::sleep(login_within);
         tokio::pin!(login_timer);
         let mut was = self.phase();
@@ -375,7 +390,7 @@ impl Connection {
                     return Ok(());
                 }
                 let text = wire::notification("collection_update", event.to_params()).to_string();
-                self.send(text).await
+                self.send(text.into()).await
             }
             Input::Event(Err(broadcast::error::RecvError::Lagged(n))) => {
                 tracing::warn!(missed = n, "a slow connection missed events");
@@ -418,9 +433,7 @@ impl Connection {
         let request = match wire::parse_incoming(text.as_str()) {
             Incoming::Call(request) => request,
             Incoming::Reject { id, error } => {
-                return self
-                    .send(wire::response_error(&id, &error).to_string())
-                    .await;
+                return self.send(wire::response_error(&id, &error).into()).await;
             }
             Incoming::Ignore => return Ok(()),
         };
@@ -432,9 +445,7 @@ impl Connection {
                 ErrorCode::TooManyConcurrentCalls,
                 format!("Maximum number of concurrent calls ({MAX_IN_FLIGHT}) has exceeded"),
             );
-            return self
-                .send(wire::response_error(id, &error).to_string())
-                .await;
+            return self.send(wire::response_error(id, &error).into()).await;
         }
         if runs_inline(&self.app.api, &request.method) {
             // Inline methods never ask for an answer delay.
@@ -472,7 +483,7 @@ impl Connection {
                             "Maximum number of concurrent calls ({MAX_IN_FLIGHT}) has exceeded"
                         ),
                     );
-                    let text = wire::response_error(&id, &error).to_string();
+                    let text = Utf8Bytes::from(wire::response_error(&id, &error));
                     let wait =
                         Duration::from_millis(self.app.limits.failed_login_deadline_ms.into());
                     let done = self.done_tx.clone();
@@ -545,11 +556,8 @@ impl Connection {
     /// Sends one text message; [`End::Gone`] when the peer is gone or has
     /// not read it within the send timeout (a peer that does not read is
     /// dropped, not buffered for without end).
-    async fn send(&mut self, text: String) -> Result<(), End> {
-        let sent = tokio::time::timeout(
-            self.send_within,
-            self.socket.send(Message::Text(text.into())),
-        );
+    async fn send(&mut self, text: Utf8Bytes) -> Result<(), End> {
+        let sent = tokio::time::timeout(self.send_within, self.socket.send(Message::Text(text)));
         match sent.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(End::Gone),
@@ -603,6 +611,16 @@ async fn close(socket: &mut WebSocket, why: Close) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An answer goes out through the wiping buffer as the very text the
+    /// ordinary path writes (the wiping itself is `wire`'s test).
+    #[test]
+    fn an_answer_is_sent_from_its_wiping_buffer_unchanged() {
+        let id = wire::Id::from(&serde_json::json!("a"));
+        let result = serde_json::json!({"provisioning_uri": "otpauth://totp/x?secret=AAAA"});
+        let text = wiping_text(wire::response_ok_wiping(&id, result.clone()));
+        assert_eq!(text.as_str(), wire::response_ok(&id, result));
+    }
 
     /// The size limit's close code depends on the phase the
     /// message arrived in, whichever path (the read limit or the length

@@ -76,8 +76,8 @@ const OTHER_FILES: u64 = 64;
 /// Descriptors the connection caps of `limits` can hold at once: both
 /// listeners full, root's reserve, and the rest of the process.
 pub fn files_needed(limits: &api::host::Limits) -> u64 {
-    2 * u64::from(limits.max_connections)
-        + u64::from(limits.root_reserved_connections)
+    2 * u64::from(limits.max_connections.get())
+        + u64::from(limits.root_reserved_connections.get())
         + OTHER_FILES
 }
 

@@ -122,17 +122,19 @@ impl Admission {
     /// nobody else can take.
     pub fn admit(self: &Arc<Self>, peer: &Peer) -> Option<Slot> {
         let l = &self.limits;
+        let max = l.max_connections.get();
+        let per_address = l.max_connections_per_address.get();
         let mut c = self.counts();
         match *peer {
             Peer::Unix { uid: 0, .. } => {
-                if c.root + c.unix >= l.max_connections + l.root_reserved_connections {
+                if c.root + c.unix >= max + l.root_reserved_connections.get() {
                     return None;
                 }
                 c.root += 1;
             }
             Peer::Unix { uid, .. } => {
                 let per = c.per_key.get(&Key::Uid(uid)).copied().unwrap_or(0);
-                if c.unix >= l.max_connections || per >= l.max_connections_per_address {
+                if c.unix >= max || per >= per_address {
                     return None;
                 }
                 c.unix += 1;
@@ -141,7 +143,7 @@ impl Admission {
             Peer::Tcp(addr) => {
                 let key = Key::Ip(addr.ip().to_canonical());
                 let per = c.per_key.get(&key).copied().unwrap_or(0);
-                if c.tcp >= l.max_connections || per >= l.max_connections_per_address {
+                if c.tcp >= max || per >= per_address {
                     return None;
                 }
                 c.tcp += 1;
@@ -356,7 +358,7 @@ fn admit<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         }
         return None;
     };
-    let timeout = Duration::from_secs(admission.limits.handshake_timeout_secs.into());
+    let timeout = Duration::from_secs(admission.limits.handshake_timeout_secs.get().into());
     let (guarded, upgraded) = Guarded::new(stream, slot, timeout);
     Some((guarded, Conn { peer, upgraded }))
 }
@@ -563,10 +565,11 @@ mod tests {
 
     #[test]
     fn caps_per_listener_and_address_with_a_reserve_for_root() {
+        let n = |v| std::num::NonZeroU32::new(v).expect("not zero");
         let a = Admission::new(Limits {
-            max_connections: 4,
-            max_connections_per_address: 2,
-            root_reserved_connections: 2,
+            max_connections: n(4),
+            max_connections_per_address: n(2),
+            root_reserved_connections: n(2),
             ..Limits::default()
         });
         let tcp = |last: u8| Peer::Tcp(SocketAddr::from(([10, 0, 0, last], 1000)));

@@ -201,7 +201,7 @@ pub async fn serve_until(
         alive,
         limits: endpoints.limits,
         unauthenticated: Arc::new(Semaphore::new(
-            usize::try_from(endpoints.limits.unauthenticated_workers).unwrap_or(1),
+            usize::try_from(endpoints.limits.unauthenticated_workers.get()).unwrap_or(1),
         )),
         peers: crate::connection::PeerGates::default(),
     });

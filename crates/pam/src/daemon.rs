@@ -23,15 +23,34 @@ impl SocketDaemon {
 
     /// One call on a fresh connection. `timeout=` bounds the whole exchange
     /// (connect, handshake, request, answer) with one deadline, however the
-    /// daemon paces its bytes.
-    fn call(&self, method: &str, params: Vec<Value>) -> Result<Value, DaemonError> {
+    /// daemon paces its bytes. A request that carries the code typed goes
+    /// through the client's wiping call: its text is written into a buffer
+    /// wiped once sent, and the parameters' strings are wiped before they
+    /// are dropped.
+    fn call(
+        &self,
+        method: &str,
+        params: Vec<Value>,
+        carries: Carries,
+    ) -> Result<Value, DaemonError> {
         let now = Instant::now();
         // `timeout=` is at most 120 s, so this always fits; `now` (give up at
         // once, fail closed) would be the answer if it did not.
         let deadline = now.checked_add(self.timeout).unwrap_or(now);
         let mut c = Client::connect_until(&self.url, deadline).map_err(classify)?;
-        c.call(method, params).map_err(classify)
+        match carries {
+            Carries::Code => c.call_secret(method, params),
+            Carries::Nothing => c.call(method, params),
+        }
+        .map_err(classify)
     }
+}
+
+/// Whether a request carries the code the user typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Carries {
+    Nothing,
+    Code,
 }
 
 impl Daemon for SocketDaemon {
@@ -39,6 +58,7 @@ impl Daemon for SocketDaemon {
         let v = self.call(
             "auth.twofactor.pam_required",
             vec![json!(login.user), json!(login.service)],
+            Carries::Nothing,
         )?;
         parse_required(v)
     }
@@ -50,7 +70,7 @@ impl Daemon for SocketDaemon {
             json!(login.rhost),
             json!(token),
         ];
-        parse_outcome(&self.call("auth.twofactor.pam_check", params)?)
+        parse_outcome(&self.call("auth.twofactor.pam_check", params, Carries::Code)?)
     }
 }
 

@@ -442,9 +442,12 @@ fn ssh_asks_each_user_for_their_own_code_and_takes_a_recovery_code_once() {
     let daemon = Daemon::start_for(dir.path(), "ssh_pam_services = [\"sshd\"]\n", "alice");
     let users = [(USER, PASSWORD), ("alice", "alice-pw"), ("bob", "bob-pw")];
     let pam = PamServices::new(dir.path(), &users, &["sshd"]);
+    // A generous time-out: this test counts wrong codes, and on a loaded
+    // machine a check that timed out in the module (failing closed) might
+    // not be the check the daemon counted.
     pam.write(
         "sshd",
-        Some(&format!("socket={} timeout=5", daemon.socket.display())),
+        Some(&format!("socket={} timeout=30", daemon.socket.display())),
     );
     let sshd = Sshd::start(dir.path(), &pam, "keyboard-interactive");
     let alice = daemon.enable(30);
@@ -458,12 +461,39 @@ fn ssh_asks_each_user_for_their_own_code_and_takes_a_recovery_code_once() {
     assert_logged_in(&r, &["Password: ", "Verification code: "], &sshd);
 
     // bob's five wrong codes lock bob's secret for this address, not alice's.
-    for _ in 0..5 {
+    // Each attempt must reach the code prompt and be refused there, and the
+    // daemon must have counted each one: otherwise the lock-out below would
+    // test nothing (and a refusal for another reason would hide it).
+    for n in 1..=5 {
         let r = sshd.login_as(dir.path(), b, &bob.wrong_code(), None);
         assert_eq!(r["authenticated"], false, "{r:#}");
+        assert_eq!(
+            r["prompts"],
+            json!(["Password: ", "Verification code: "]),
+            "wrong code {n} did not reach the code prompt: {r:#}\nsshd log:\n{}",
+            sshd.log_text()
+        );
+        let wrong = daemon.audit(json!({"event": "otp.check", "outcome": "wrong"}));
+        let counted: u64 = wrong
+            .iter()
+            .filter(|row| row["detail"]["account"] == "bob")
+            .map(|row| row["count"].as_u64().unwrap_or(1))
+            .sum();
+        assert_eq!(
+            counted,
+            n,
+            "wrong code {n} was not counted once: {wrong:#?}\nsshd log:\n{}",
+            sshd.log_text()
+        );
     }
     let r = sshd.login_as(dir.path(), b, &bob.code(), None);
-    assert_eq!(r["authenticated"], false, "bob is locked out: {r:#}");
+    assert_eq!(
+        r["authenticated"],
+        false,
+        "bob is locked out: {r:#}\naudit: {:#?}\nsshd log:\n{}",
+        daemon.audit(json!({"event": "otp.check"})),
+        sshd.log_text()
+    );
     let locked = daemon.audit(json!({"event": "otp.check", "outcome": "locked_out"}));
     assert_eq!(locked.len(), 1, "{locked:#?}");
     assert_eq!(locked[0]["detail"]["account"], "bob", "{locked:#?}");

@@ -10,6 +10,7 @@ use otp::{Algorithm, Totp};
 use serde_json::json;
 use store::{ALL_ORIGINS, LimiterState, SYSTEM_OWNER, Tx, transact};
 
+use crate::audit::{AuditEvent, AuditOutcome};
 use crate::{Caller, ServiceError, TwoFactor, UserRef};
 
 /// Counters whose window and lock-out memory ran out are deleted this many
@@ -17,23 +18,31 @@ use crate::{Caller, ServiceError, TwoFactor, UserRef};
 const EXPIRE_BATCH: usize = 16;
 
 /// Rate-limit numbers, settable in the configuration file
-/// (`[rate_limit]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// (`[rate_limit]`). A zero would turn the lock-out off silently (a
+/// back-off of 0 s locks until "now", a window of 0 s forgets every
+/// failure), so the file must give at least 1 where it matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RateLimits {
     /// Wrong codes from one origin tolerated within `window_secs` before
     /// that origin is locked out.
+    #[serde(deserialize_with = "crate::config_rules::at_least_one_u32")]
     pub max_failures: u32,
     /// Wrong codes from all origins together tolerated within
     /// `window_secs` before the secret is locked out for every origin
     /// (but an administrator on the Unix socket).
+    #[serde(deserialize_with = "crate::config_rules::at_least_one_u32")]
     pub secret_max_failures: u32,
+    #[serde(deserialize_with = "crate::config_rules::at_least_one_u32")]
     pub window_secs: u32,
     /// First back-off; each further lock-out doubles it.
+    #[serde(deserialize_with = "crate::config_rules::at_least_one_u32")]
     pub initial_backoff_secs: u32,
     pub max_backoff_secs: u32,
     /// Lock-outs are remembered (for the doubling) until a right code from
     /// the origin, or one fewer for each such quiet spell after the last
     /// lock-out ended: a pause of minutes does not start the back-off over.
+    #[serde(deserialize_with = "crate::config_rules::at_least_one_u32")]
     pub lockout_decay_secs: u32,
 }
 
@@ -154,13 +163,13 @@ pub enum CheckOutcome {
 }
 
 impl CheckOutcome {
-    fn audit_name(self) -> &'static str {
+    fn audit_name(self) -> AuditOutcome {
         match self {
-            Self::Accepted => "accepted",
-            Self::Wrong => "wrong",
-            Self::Malformed { .. } => "malformed",
-            Self::Replayed => "replayed",
-            Self::LockedOut { .. } => "locked_out",
+            Self::Accepted => AuditOutcome::Accepted,
+            Self::Wrong => AuditOutcome::Wrong,
+            Self::Malformed { .. } => AuditOutcome::Malformed,
+            Self::Replayed => AuditOutcome::Replayed,
+            Self::LockedOut { .. } => AuditOutcome::LockedOut,
         }
     }
 
@@ -338,8 +347,8 @@ impl TwoFactor {
                 caller,
                 &stored.owner(),
                 now,
-                "otp.check",
-                "not_configured",
+                AuditEvent::OtpCheck,
+                AuditOutcome::NotConfigured,
                 Some(json!({
                     "account": user.name,
                     "reason": "the secret was made for another account of this name (uid changed)",
@@ -490,16 +499,16 @@ impl TwoFactor {
         }
         let detail = (!detail.is_empty()).then_some(serde_json::Value::Object(detail));
         let name = if recovery_left.is_some() {
-            "recovery_code"
+            AuditOutcome::RecoveryCode
         } else {
             outcome.audit_name()
         };
-        self.audit_repeatable(tx, caller, owner, now, "otp.check", name, detail)?;
+        self.audit_repeatable(tx, caller, owner, now, AuditEvent::OtpCheck, name, detail)?;
         for (tier, ms) in lockouts {
             tx.audit(&caller.audit(
                 now,
-                "otp.lockout",
-                "locked",
+                AuditEvent::OtpLockout,
+                AuditOutcome::Locked,
                 Some(json!({
                     "scope": tier.name(),
                     "origin": if tier == Tier::Origin { origin.as_str() } else { ALL_ORIGINS },
@@ -524,8 +533,8 @@ impl TwoFactor {
         caller: &Caller,
         owner: &str,
         now: i64,
-        event: &str,
-        outcome: &str,
+        event: AuditEvent,
+        outcome: AuditOutcome,
         detail: Option<serde_json::Value>,
     ) -> store::Result<()> {
         let record = caller.audit(now, event, outcome, detail);

@@ -6,8 +6,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use std::num::NonZeroU32;
+
 use serde::Deserialize;
 
+use crate::config_rules::{self as rules, Location};
 use crate::{AuditRetention, RateLimits};
 
 /// The default configuration file.
@@ -23,61 +26,64 @@ pub enum ConfigError {
         path: String,
         reason: std::io::Error,
     },
-    #[error("{path}: {message}")]
-    Parse { path: String, message: String },
-    #[error("{path}: {key} must be {rule}")]
+    /// Not TOML, or a value of the wrong type or an unknown key: TOML's
+    /// message, at the line and column it names.
+    #[error("{path}{}: {message}", at_location(.at))]
+    Parse {
+        path: String,
+        at: Option<Location>,
+        message: String,
+    },
+    /// A value that breaks a rule; `at` where it is in the file (none
+    /// for a rule between two keys).
+    #[error("{path}{}: {key} must be {rule}", at_location(.at))]
     Invalid {
         path: String,
-        key: &'static str,
-        rule: &'static str,
+        at: Option<Location>,
+        key: String,
+        rule: String,
     },
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct File {
-    state_dir: Option<PathBuf>,
-    socket: Option<PathBuf>,
-    listen: Option<Listen>,
-    issuer: Option<String>,
-    product: Option<String>,
-    pam_service: Option<String>,
-    admin_group: Option<String>,
-    ssh_pam_services: Option<Vec<String>>,
-    rate_limit: Option<RateLimitFile>,
-    audit: Option<AuditFile>,
-    require_secret: Option<bool>,
-    limits: Option<LimitsFile>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    database: Option<DatabaseFile>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DatabaseFile {
-    url: Option<String>,
-    password_file: Option<PathBuf>,
-    node: Option<String>,
-    pool_size: Option<u32>,
-    connect_timeout_ms: Option<u64>,
-    statement_timeout_ms: Option<u64>,
+/// `:LINE:COLUMN` after the file's name, when known.
+fn at_location(at: &Option<Location>) -> String {
+    at.map(|l| format!(":{l}")).unwrap_or_default()
 }
 
 /// `[database]`: the state is kept in a PostgreSQL database shared by
 /// several nodes instead of the SQLite file in the state directory (which
 /// then holds only the key file, the same on every node).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Database {
     /// `postgresql://user@host1,host2/db?target_session_attrs=read-write&sslmode=verify-full&sslrootcert=...`
     pub url: String,
     /// A file holding the password (first line), when the URL has none.
     pub password_file: Option<PathBuf>,
     /// This node's name in audit rows; default: the host name.
+    #[serde(deserialize_with = "rules::one_line_name")]
     pub node: String,
+    #[serde(deserialize_with = "rules::pool_size")]
     pub pool_size: u32,
+    #[serde(deserialize_with = "rules::at_least_one_u64")]
     pub connect_timeout_ms: u64,
+    #[serde(deserialize_with = "rules::at_least_one_u64")]
     pub statement_timeout_ms: u64,
+}
+
+impl Default for Database {
+    /// The defaults of a `[database]` section; `url` has none (empty is
+    /// refused).
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            password_file: None,
+            node: crate::Labels::system_hostname(),
+            pool_size: 8,
+            connect_timeout_ms: 2000,
+            statement_timeout_ms: 2000,
+        }
+    }
 }
 
 impl fmt::Debug for Database {
@@ -93,30 +99,11 @@ impl fmt::Debug for Database {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AuditFile {
-    max_age_days: Option<u32>,
-    max_rows: Option<u64>,
-    security_max_age_days: Option<u32>,
-    security_max_rows: Option<u64>,
-    aggregate_after: Option<u32>,
-    aggregate_interval_secs: Option<u32>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RateLimitFile {
-    max_failures: Option<u32>,
-    secret_max_failures: Option<u32>,
-    window_secs: Option<u32>,
-    initial_backoff_secs: Option<u32>,
-    max_backoff_secs: Option<u32>,
-    lockout_decay_secs: Option<u32>,
-}
-
-/// The resolved configuration, defaults filled in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The configuration, declared once: the file's keys are its fields
+/// (every one optional, a missing one takes its default, an unknown one is
+/// refused by name), each checked as it is read.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub state_dir: PathBuf,
     /// The Unix socket; `None` is the system daemon's (root's default),
@@ -125,7 +112,9 @@ pub struct Config {
     pub socket: Option<PathBuf>,
     /// TCP: an address, or [`Listen::None`] (`listen = "none"`).
     pub listen: Listen,
+    #[serde(deserialize_with = "rules::label")]
     pub issuer: String,
+    #[serde(deserialize_with = "rules::label")]
     pub product: String,
     /// PAM service used to check API passwords.
     pub pam_service: String,
@@ -133,6 +122,8 @@ pub struct Config {
     pub admin_group: Option<String>,
     /// PAM services whose logins count as `ssh`.
     pub ssh_pam_services: Vec<String>,
+    /// `[rate_limit]`.
+    #[serde(rename = "rate_limit")]
     pub rate_limits: RateLimits,
     /// Audit retention (`[audit]`).
     pub audit: AuditRetention,
@@ -141,6 +132,7 @@ pub struct Config {
     pub require_secret: bool,
     /// Start a fresh state where a key file has lost its database
     /// (`--init` of `twofactord` and `tfa`; never read from the file).
+    #[serde(skip)]
     pub init: bool,
     /// The hostile-load limits: connection, time and login-attempt limits
     /// (`[limits]`).
@@ -149,7 +141,12 @@ pub struct Config {
     pub database: Option<Database>,
     /// HTTPS on the TCP listener: the certificate chain and private key
     /// files (PEM), `tls_cert` and `tls_key`; both or neither.
+    #[serde(skip)]
     pub tls: Option<TlsFiles>,
+    /// The file's `tls_cert` and `tls_key`, paired into [`Config::tls`]
+    /// once read (always `None` after that).
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 /// The PEM files the TCP listener's TLS uses.
@@ -157,6 +154,12 @@ pub struct Config {
 pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::defaults()
+    }
 }
 
 impl Config {
@@ -179,6 +182,8 @@ impl Config {
             limits: Limits::default(),
             database: None,
             tls: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 
@@ -197,156 +202,56 @@ impl Config {
 
     /// Parses TOML text; `path` only names the file in errors.
     pub fn parse(text: &str, path: &str) -> Result<Self, ConfigError> {
-        let file: File = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut c: Self = toml::from_str(text).map_err(|e| read_error(&e, text, path))?;
+        let invalid = |key: &str, rule: &str| ConfigError::Invalid {
             path: path.into(),
-            message: e.message().to_owned(),
-        })?;
-        let mut c = Self::defaults();
-        let invalid = |key, rule| ConfigError::Invalid {
-            path: path.into(),
-            key,
-            rule,
+            at: None,
+            key: key.into(),
+            rule: rule.into(),
         };
-        if let Some(v) = file.state_dir {
-            c.state_dir = v;
+        let l = &c.rate_limits;
+        if l.initial_backoff_secs > l.max_backoff_secs {
+            return Err(invalid(
+                "rate_limit.initial_backoff_secs",
+                "at most max_backoff_secs",
+            ));
         }
-        if let Some(v) = file.socket {
-            c.socket = Some(v);
+        if c.limits.max_connections_per_address > c.limits.max_connections {
+            return Err(invalid(
+                "limits.max_connections_per_address",
+                "at most max_connections",
+            ));
         }
-        if let Some(v) = file.listen {
-            c.listen = v;
+        if c.database.as_ref().is_some_and(|d| d.url.is_empty()) {
+            return Err(invalid("database.url", "set in a [database] section"));
         }
-        for (key, value, slot) in [
-            ("issuer", file.issuer, &mut c.issuer),
-            ("product", file.product, &mut c.product),
-        ] {
-            if let Some(v) = value {
-                if v.is_empty() || v.contains(':') {
-                    return Err(invalid(key, "a non-empty string without ':'"));
-                }
-                *slot = v;
-            }
-        }
-        if let Some(v) = file.pam_service {
-            c.pam_service = v;
-        }
-        c.admin_group = file.admin_group.or(c.admin_group);
-        if let Some(v) = file.ssh_pam_services {
-            c.ssh_pam_services = v;
-        }
-        if let Some(r) = file.rate_limit {
-            let l = &mut c.rate_limits;
-            l.max_failures = r.max_failures.unwrap_or(l.max_failures);
-            l.secret_max_failures = r.secret_max_failures.unwrap_or(l.secret_max_failures);
-            l.window_secs = r.window_secs.unwrap_or(l.window_secs);
-            l.initial_backoff_secs = r.initial_backoff_secs.unwrap_or(l.initial_backoff_secs);
-            l.max_backoff_secs = r.max_backoff_secs.unwrap_or(l.max_backoff_secs);
-            l.lockout_decay_secs = r.lockout_decay_secs.unwrap_or(l.lockout_decay_secs);
-            if l.lockout_decay_secs == 0 {
-                return Err(invalid("rate_limit.lockout_decay_secs", "at least 1"));
-            }
-            if l.max_failures == 0 {
-                return Err(invalid("rate_limit.max_failures", "at least 1"));
-            }
-            if l.secret_max_failures == 0 {
-                return Err(invalid("rate_limit.secret_max_failures", "at least 1"));
-            }
-            // Zero would silently turn the lock-out off: a back-off of 0 s
-            // locks until "now", a window of 0 s forgets every failure.
-            if l.initial_backoff_secs == 0 {
-                return Err(invalid("rate_limit.initial_backoff_secs", "at least 1"));
-            }
-            if l.window_secs == 0 {
-                return Err(invalid("rate_limit.window_secs", "at least 1"));
-            }
-            if l.initial_backoff_secs > l.max_backoff_secs {
-                return Err(invalid(
-                    "rate_limit.initial_backoff_secs",
-                    "at most max_backoff_secs",
-                ));
-            }
-        }
-        if let Some(v) = file.require_secret {
-            c.require_secret = v;
-        }
-        if let Some(a) = file.audit {
-            if let Some(days) = a.max_age_days {
-                if days == 0 {
-                    return Err(invalid("audit.max_age_days", "at least 1"));
-                }
-                c.audit.max_age_days = days;
-            }
-            if let Some(rows) = a.max_rows {
-                if rows == 0 {
-                    return Err(invalid("audit.max_rows", "at least 1"));
-                }
-                c.audit.max_rows = rows;
-            }
-            if let Some(days) = a.security_max_age_days {
-                if days == 0 {
-                    return Err(invalid("audit.security_max_age_days", "at least 1"));
-                }
-                c.audit.security_max_age_days = days;
-            }
-            if let Some(rows) = a.security_max_rows {
-                if rows == 0 {
-                    return Err(invalid("audit.security_max_rows", "at least 1"));
-                }
-                c.audit.security_max_rows = rows;
-            }
-            if let Some(n) = a.aggregate_after {
-                c.audit.aggregate_after = n;
-            }
-            if let Some(secs) = a.aggregate_interval_secs {
-                if secs == 0 {
-                    return Err(invalid("audit.aggregate_interval_secs", "at least 1"));
-                }
-                c.audit.aggregate_interval_secs = secs;
-            }
-        }
-        if let Some(l) = file.limits {
-            c.limits = l.resolve(path)?;
-        }
-        if let Some(d) = file.database {
-            let url = d
-                .url
-                .filter(|u| !u.is_empty())
-                .ok_or_else(|| invalid("database.url", "set in a [database] section"))?;
-            let node = match d.node {
-                Some(n) if n.is_empty() || n.contains('\n') => {
-                    return Err(invalid("database.node", "a non-empty one-line name"));
-                }
-                Some(n) => n,
-                None => crate::Labels::system_hostname(),
-            };
-            let pool_size = d.pool_size.unwrap_or(8);
-            if !(1..=1000).contains(&pool_size) {
-                return Err(invalid("database.pool_size", "between 1 and 1000"));
-            }
-            let connect_timeout_ms = d.connect_timeout_ms.unwrap_or(2000);
-            if connect_timeout_ms == 0 {
-                return Err(invalid("database.connect_timeout_ms", "at least 1"));
-            }
-            let statement_timeout_ms = d.statement_timeout_ms.unwrap_or(2000);
-            if statement_timeout_ms == 0 {
-                return Err(invalid("database.statement_timeout_ms", "at least 1"));
-            }
-            c.database = Some(Database {
-                url,
-                password_file: d.password_file,
-                node,
-                pool_size,
-                connect_timeout_ms,
-                statement_timeout_ms,
-            });
-        }
-        c.tls = match (file.tls_cert, file.tls_key) {
+        c.tls = match (c.tls_cert.take(), c.tls_key.take()) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             (None, None) => None,
             (Some(_), None) => return Err(invalid("tls_key", "set together with tls_cert")),
             (None, Some(_)) => return Err(invalid("tls_cert", "set together with tls_key")),
         };
         Ok(c)
+    }
+}
+
+/// TOML's error as ours: where it is, and a broken rule as `KEY must be
+/// RULE` with the key the value was given under.
+fn read_error(e: &toml::de::Error, text: &str, path: &str) -> ConfigError {
+    let at = e.span().map(|s| Location::of(text, s.start));
+    let key = e.span().and_then(|s| rules::key_at(text, &s));
+    match (e.message().strip_prefix(rules::MUST_BE), key) {
+        (Some(rule), Some(key)) => ConfigError::Invalid {
+            path: path.into(),
+            at,
+            key,
+            rule: rule.into(),
+        },
+        _ => ConfigError::Parse {
+            path: path.into(),
+            at,
+            message: e.message().to_owned(),
+        },
     }
 }
 
@@ -452,120 +357,54 @@ pub struct ListenError;
 
 /// The hostile-load limits (`[limits]` in the file): what an unauthenticated or
 /// unprivileged peer may hold of the daemon.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Connections per listener (TCP; non-root Unix-socket peers).
-    pub max_connections: u32,
+    #[serde(deserialize_with = "rules::at_least_one")]
+    pub max_connections: NonZeroU32,
     /// Connections per remote address (TCP) or per uid (Unix socket).
-    pub max_connections_per_address: u32,
+    #[serde(deserialize_with = "rules::at_least_one")]
+    pub max_connections_per_address: NonZeroU32,
     /// Unix-socket connections kept for root beyond `max_connections`.
-    pub root_reserved_connections: u32,
+    #[serde(deserialize_with = "rules::at_least_one")]
+    pub root_reserved_connections: NonZeroU32,
     /// Seconds to send the HTTP upgrade request.
-    pub handshake_timeout_secs: u32,
+    #[serde(deserialize_with = "rules::at_least_one")]
+    pub handshake_timeout_secs: NonZeroU32,
     /// Seconds an unauthenticated connection may stay without logging in.
-    pub login_timeout_secs: u32,
+    #[serde(deserialize_with = "rules::at_least_one")]
+    pub login_timeout_secs: NonZeroU32,
     /// Seconds a peer may leave an answer unread before it is dropped.
-    pub send_timeout_secs: u32,
+    #[serde(deserialize_with = "rules::at_least_one")]
+    pub send_timeout_secs: NonZeroU32,
     /// Unauthenticated login calls per address and method per window.
-    pub login_attempts: u32,
-    pub login_window_secs: u32,
+    #[serde(deserialize_with = "rules::at_least_one")]
+    pub login_attempts: NonZeroU32,
+    #[serde(deserialize_with = "rules::at_least_one")]
+    pub login_window_secs: NonZeroU32,
     /// Password checks of unauthenticated peers running at once.
-    pub unauthenticated_workers: u32,
+    #[serde(deserialize_with = "rules::at_least_one")]
+    pub unauthenticated_workers: NonZeroU32,
     /// Milliseconds from its start at which every failed login is answered.
     pub failed_login_deadline_ms: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
+        let n = |v: u32| NonZeroU32::new(v).unwrap_or(NonZeroU32::MIN);
         Self {
-            max_connections: 1024,
-            max_connections_per_address: 64,
-            root_reserved_connections: 64,
-            handshake_timeout_secs: 10,
-            login_timeout_secs: 30,
-            send_timeout_secs: 10,
-            login_attempts: 20,
-            login_window_secs: 60,
-            unauthenticated_workers: 4,
+            max_connections: n(1024),
+            max_connections_per_address: n(64),
+            root_reserved_connections: n(64),
+            handshake_timeout_secs: n(10),
+            login_timeout_secs: n(30),
+            send_timeout_secs: n(10),
+            login_attempts: n(20),
+            login_window_secs: n(60),
+            unauthenticated_workers: n(4),
             failed_login_deadline_ms: 1000,
         }
-    }
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LimitsFile {
-    max_connections: Option<u32>,
-    max_connections_per_address: Option<u32>,
-    root_reserved_connections: Option<u32>,
-    handshake_timeout_secs: Option<u32>,
-    login_timeout_secs: Option<u32>,
-    send_timeout_secs: Option<u32>,
-    login_attempts: Option<u32>,
-    login_window_secs: Option<u32>,
-    unauthenticated_workers: Option<u32>,
-    failed_login_deadline_ms: Option<u32>,
-}
-
-impl LimitsFile {
-    fn resolve(self, path: &str) -> Result<Limits, ConfigError> {
-        let d = Limits::default();
-        let l = Limits {
-            max_connections: self.max_connections.unwrap_or(d.max_connections),
-            max_connections_per_address: self
-                .max_connections_per_address
-                .unwrap_or(d.max_connections_per_address),
-            root_reserved_connections: self
-                .root_reserved_connections
-                .unwrap_or(d.root_reserved_connections),
-            handshake_timeout_secs: self
-                .handshake_timeout_secs
-                .unwrap_or(d.handshake_timeout_secs),
-            login_timeout_secs: self.login_timeout_secs.unwrap_or(d.login_timeout_secs),
-            send_timeout_secs: self.send_timeout_secs.unwrap_or(d.send_timeout_secs),
-            login_attempts: self.login_attempts.unwrap_or(d.login_attempts),
-            login_window_secs: self.login_window_secs.unwrap_or(d.login_window_secs),
-            unauthenticated_workers: self
-                .unauthenticated_workers
-                .unwrap_or(d.unauthenticated_workers),
-            failed_login_deadline_ms: self
-                .failed_login_deadline_ms
-                .unwrap_or(d.failed_login_deadline_ms),
-        };
-        let at_least_one = [
-            ("limits.max_connections", l.max_connections),
-            (
-                "limits.max_connections_per_address",
-                l.max_connections_per_address,
-            ),
-            (
-                "limits.root_reserved_connections",
-                l.root_reserved_connections,
-            ),
-            ("limits.handshake_timeout_secs", l.handshake_timeout_secs),
-            ("limits.login_timeout_secs", l.login_timeout_secs),
-            ("limits.send_timeout_secs", l.send_timeout_secs),
-            ("limits.login_attempts", l.login_attempts),
-            ("limits.login_window_secs", l.login_window_secs),
-            ("limits.unauthenticated_workers", l.unauthenticated_workers),
-        ];
-        for (key, v) in at_least_one {
-            if v == 0 {
-                return Err(ConfigError::Invalid {
-                    path: path.into(),
-                    key,
-                    rule: "at least 1",
-                });
-            }
-        }
-        if l.max_connections_per_address > l.max_connections {
-            return Err(ConfigError::Invalid {
-                path: path.into(),
-                key: "limits.max_connections_per_address",
-                rule: "at most max_connections",
-            });
-        }
-        Ok(l)
     }
 }
 
@@ -829,6 +668,43 @@ mod tests {
         assert!(Config::parse("listen = 6000\n", "t").is_err());
     }
 
+    /// Every error TOML reports names the line and column; a broken rule
+    /// names the key as before, wherever and however it was written.
+    #[test]
+    fn errors_say_where() {
+        let err = |text: &str| Config::parse(text, "t.toml").unwrap_err().to_string();
+        assert_eq!(
+            err("issuer = \"ok\"\n[limits]\nlogin_attempts = 0\n"),
+            "t.toml:3:18: limits.login_attempts must be at least 1"
+        );
+        assert_eq!(
+            err("limits = { send_timeout_secs = 0 }\n"),
+            "t.toml:1:32: limits.send_timeout_secs must be at least 1"
+        );
+        assert_eq!(
+            err("\n\nproduct = \"a:b\"\n"),
+            "t.toml:3:11: product must be a non-empty string without ':'"
+        );
+        assert_eq!(
+            err("[audit]\nmax_rows = 0\n"),
+            "t.toml:2:12: audit.max_rows must be at least 1"
+        );
+        let unknown = err("pam_service = \"x\"\nisuer = \"x\"\n");
+        assert!(
+            unknown.starts_with("t.toml:2:1: unknown field `isuer`"),
+            "{unknown}"
+        );
+        let wrong_type = err("require_secret = \"yes\"\n");
+        assert!(wrong_type.starts_with("t.toml:1:18: "), "{wrong_type}");
+        let broken = err("issuer = \n");
+        assert!(broken.starts_with("t.toml:1:"), "{broken}");
+        // A rule between two keys has no one place.
+        assert_eq!(
+            err("[limits]\nmax_connections = 3\nmax_connections_per_address = 4\n"),
+            "t.toml: limits.max_connections_per_address must be at most max_connections"
+        );
+    }
+
     #[test]
     fn limits_are_read_and_checked() {
         let c = Config::parse(
@@ -836,9 +712,9 @@ mod tests {
             "t.toml",
         )
         .unwrap();
-        assert_eq!(c.limits.max_connections, 100);
-        assert_eq!(c.limits.login_timeout_secs, 2);
-        assert_eq!(c.limits.handshake_timeout_secs, 10);
+        assert_eq!(c.limits.max_connections.get(), 100);
+        assert_eq!(c.limits.login_timeout_secs.get(), 2);
+        assert_eq!(c.limits.handshake_timeout_secs.get(), 10);
         let err = Config::parse("[limits]\nlogin_attempts = 0\n", "t")
             .unwrap_err()
             .to_string();

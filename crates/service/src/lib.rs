@@ -11,10 +11,12 @@
 //! to errnos in one place.
 
 mod accounts;
+mod audit;
 mod caller;
 mod check;
 mod clock;
 mod config;
+mod config_rules;
 mod provisioning;
 mod retention;
 mod status;
@@ -22,9 +24,8 @@ mod twofactor;
 mod users;
 
 pub use accounts::{Account, Accounts, ListedAccount, NoAccounts, PasswordCheck};
-pub use caller::{
-    AUDIT_EVENTS, AUDIT_OUTCOMES, Caller, LOCAL_ORIGIN, LOOPBACK_ORIGIN, Origin, address_key,
-};
+pub use audit::{AuditEvent, AuditOutcome};
+pub use caller::{Caller, LOCAL_ORIGIN, LOOPBACK_ORIGIN, Origin, address_key};
 pub use check::{CheckOutcome, RateLimits};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Limits;
@@ -33,6 +34,8 @@ pub use config::{
     Config, ConfigError, DEFAULT_CONFIG_PATH, Database, Listen, ListenError, current_uid,
     user_data_dir,
 };
+/// Where in the configuration file an error is.
+pub use config_rules::Location as ConfigLocation;
 /// The checked parameter types of the domain, for the layers above (which
 /// depend on `service`, not on `otp`).
 pub use otp::{Digits, Interval, ParamError, Window};

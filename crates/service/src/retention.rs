@@ -10,22 +10,32 @@
 
 use store::AuditClass;
 
+use crate::audit::{AuditEvent, AuditOutcome};
+
 /// How long and how many audit records are kept (`[audit]` in the
 /// configuration file).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AuditRetention {
     /// Routine records (code checks, failed logins, logouts).
+    #[serde(deserialize_with = "crate::config_rules::at_least_one_u32")]
     pub max_age_days: u32,
+    #[serde(deserialize_with = "crate::config_rules::at_least_one_u64")]
     pub max_rows: u64,
     /// Security records (everything else).
+    #[serde(deserialize_with = "crate::config_rules::at_least_one_u32")]
     pub security_max_age_days: u32,
+    #[serde(deserialize_with = "crate::config_rules::at_least_one_u64")]
     pub security_max_rows: u64,
     /// Records of one kind (event, outcome, caller, account) written one
     /// by one per interval; further ones only count in one more row.
     pub aggregate_after: u32,
+    #[serde(deserialize_with = "crate::config_rules::at_least_one_u32")]
     pub aggregate_interval_secs: u32,
     /// Records deleted at most per class per audited transaction. Larger
     /// than the records one transaction appends, so retention catches up.
+    /// Not in the file.
+    #[serde(skip)]
     pub batch: usize,
 }
 
@@ -61,14 +71,15 @@ impl AuditRetention {
 
 /// The class of a record: what anyone can repeat at will is routine; a
 /// successful login, a recovery code, a lock-out, a change is security.
-pub(crate) fn class_of(event: &str, outcome: &str) -> AuditClass {
+pub(crate) fn class_of(event: AuditEvent, outcome: AuditOutcome) -> AuditClass {
+    use AuditOutcome as O;
     let routine = match event {
-        "otp.check" => matches!(
+        AuditEvent::OtpCheck => matches!(
             outcome,
-            "accepted" | "wrong" | "malformed" | "replayed" | "locked_out" | "not_configured"
+            O::Accepted | O::Wrong | O::Malformed | O::Replayed | O::LockedOut | O::NotConfigured
         ),
-        "auth.login" => matches!(outcome, "wrong_password" | "suppressed"),
-        "auth.logout" => true,
+        AuditEvent::AuthLogin => matches!(outcome, O::WrongPassword | O::Suppressed),
+        AuditEvent::AuthLogout => true,
         _ => false,
     };
     if routine {
@@ -81,6 +92,9 @@ pub(crate) fn class_of(event: &str, outcome: &str) -> AuditClass {
 /// Whether records of this kind are aggregated beyond the rate: the ones a
 /// caller can repeat (checks, logins, logouts), not changes, whose every
 /// detail counts.
-pub(crate) fn aggregated(event: &str) -> bool {
-    matches!(event, "otp.check" | "auth.login" | "auth.logout")
+pub(crate) fn aggregated(event: AuditEvent) -> bool {
+    matches!(
+        event,
+        AuditEvent::OtpCheck | AuditEvent::AuthLogin | AuditEvent::AuthLogout
+    )
 }

@@ -7,6 +7,7 @@ use serde_json::json;
 use store::{Settings, Store, SystemEntry, transact};
 use zeroize::Zeroizing;
 
+use crate::audit::{AuditEvent, AuditOutcome};
 use crate::check::RateLimits;
 use crate::{AuditRetention, Caller, Clock, ProvisioningUri, Randomness, ServiceError};
 
@@ -169,8 +170,8 @@ impl TwoFactor {
             tx.put_settings(&settings)?;
             tx.audit(&caller.audit(
                 now,
-                "twofactor.end_legacy_shared_code",
-                "success",
+                AuditEvent::TwofactorEndLegacySharedCode,
+                AuditOutcome::Success,
                 Some(json!({"was_on": was_on})),
             ))?;
             self.retain_audit(tx, now)?;
@@ -212,8 +213,8 @@ impl TwoFactor {
             }
             tx.audit(&caller.audit(
                 now,
-                "twofactor.update",
-                "success",
+                AuditEvent::TwofactorUpdate,
+                AuditOutcome::Success,
                 Some(json!({"changed": changed_keys(&old, &new), "secret_generated": generated})),
             ))?;
             self.retain_audit(tx, now)?;
@@ -249,7 +250,12 @@ impl TwoFactor {
                 return Ok(false);
             }
             tx.replace_secret(&self.new_secret()?, now)?;
-            tx.audit(&caller.audit(now, "twofactor.renew_secret", "success", None))?;
+            tx.audit(&caller.audit(
+                now,
+                AuditEvent::TwofactorRenewSecret,
+                AuditOutcome::Success,
+                None,
+            ))?;
             self.retain_audit(tx, now)?;
             Ok(true)
         })?
@@ -267,8 +273,8 @@ impl TwoFactor {
     pub fn record(
         &self,
         caller: &Caller,
-        event: &str,
-        outcome: &str,
+        event: AuditEvent,
+        outcome: AuditOutcome,
         detail: Option<serde_json::Value>,
     ) -> Result<(), ServiceError> {
         let now = self.clock.now_ms();

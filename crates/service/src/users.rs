@@ -10,6 +10,7 @@ use serde_json::json;
 use store::{NewUserSecret, PendingSecret, Settings, Tx, transact};
 use zeroize::Zeroizing;
 
+use crate::audit::{AuditEvent, AuditOutcome};
 use crate::check::{Target, normalize_recovery_code};
 use crate::{Caller, CheckOutcome, ProvisioningUri, ServiceError, TwoFactor};
 
@@ -214,8 +215,8 @@ impl TwoFactor {
             Some(s) => {
                 self.record(
                     caller,
-                    "otp.check",
-                    "not_configured",
+                    AuditEvent::OtpCheck,
+                    AuditOutcome::NotConfigured,
                     Some(json!({
                         "account": user.name,
                         "reason": "the secret was made for another account of this name (uid changed)",
@@ -266,8 +267,8 @@ impl TwoFactor {
     ) -> Result<(), ServiceError> {
         self.record(
             caller,
-            "auth.login",
-            "refused",
+            AuditEvent::AuthLogin,
+            AuditOutcome::Refused,
             Some(json!({
                 "account": user.name,
                 "uid": user.uid,
@@ -377,8 +378,8 @@ impl TwoFactor {
             tx.delete_pending_secret(&user.name)?;
             tx.audit(&caller.audit(
                 now,
-                "user.renew_2fa_secret",
-                "success",
+                AuditEvent::UserRenew2faSecret,
+                AuditOutcome::Success,
                 Some(json!({"account": user.name, "otp_digits": digits.get(), "interval": interval.get()})),
             ))?;
             self.retain_audit(tx, now)
@@ -400,8 +401,8 @@ impl TwoFactor {
             };
             tx.audit(&caller.audit(
                 now,
-                "user.unset_2fa_secret",
-                "success",
+                AuditEvent::UserUnset2faSecret,
+                AuditOutcome::Success,
                 Some(json!({"account": user.name, "had_secret": had})),
             ))?;
             self.retain_audit(tx, now)
@@ -423,8 +424,8 @@ impl TwoFactor {
             let cleared = tx.clear_failures(&owner)?;
             tx.audit(&caller.audit(
                 now,
-                "user.clear_2fa_lockout",
-                "success",
+                AuditEvent::UserClear2faLockout,
+                AuditOutcome::Success,
                 Some(json!({"account": user.name, "counters_cleared": cleared})),
             ))?;
             self.retain_audit(tx, now)?;
@@ -465,8 +466,8 @@ impl TwoFactor {
             })?;
             tx.audit(&caller.audit(
                 now,
-                "user.twofactor_enroll",
-                "pending",
+                AuditEvent::UserTwofactorEnroll,
+                AuditOutcome::Pending,
                 Some(json!({"account": user.name, "otp_digits": digits.get(), "interval": interval.get()})),
             ))?;
             self.retain_audit(tx, now)?;
@@ -541,8 +542,8 @@ impl TwoFactor {
                 CheckOutcome::Accepted => {
                     tx.audit(&caller.audit(
                         now,
-                        "user.twofactor_enroll_confirm",
-                        "success",
+                        AuditEvent::UserTwofactorEnrollConfirm,
+                        AuditOutcome::Success,
                         Some(json!({"account": user.name})),
                     ))?;
                     Ok(())
@@ -594,8 +595,8 @@ impl TwoFactor {
             tx.put_recovery_codes(&user.name, user.uid, &refs)?;
             tx.audit(&caller.audit(
                 now,
-                "user.generate_2fa_recovery_codes",
-                "success",
+                AuditEvent::UserGenerate2faRecoveryCodes,
+                AuditOutcome::Success,
                 Some(json!({"account": user.name, "count": refs.len()})),
             ))?;
             self.retain_audit(tx, now)

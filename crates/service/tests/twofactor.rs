@@ -819,12 +819,22 @@ fn audit_retention_by_count_and_by_age() {
     let newest = rows[0].id;
     // Old records go once they are older than max_age_days, a batch at a time.
     f.clock.advance_secs(2 * 86_400 + 1);
-    f.tf.record(&root_unix(), "auth.login", "success", None)
-        .unwrap();
+    f.tf.record(
+        &root_unix(),
+        service::AuditEvent::AuthLogin,
+        service::AuditOutcome::Success,
+        None,
+    )
+    .unwrap();
     assert_eq!(f.rows("audit_log"), 11 - 4);
     for _ in 0..2 {
-        f.tf.record(&root_unix(), "auth.login", "success", None)
-            .unwrap();
+        f.tf.record(
+            &root_unix(),
+            service::AuditEvent::AuthLogin,
+            service::AuditOutcome::Success,
+            None,
+        )
+        .unwrap();
     }
     let rows = all_audit(&f);
     assert_eq!(rows.len(), 3, "{rows:?}");

@@ -9,6 +9,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::error::{ErrorCode, RpcError};
+use crate::wiping::WipingBuffer;
 
 /// A request id: string, number or null, kept as the JSON text that was
 /// sent so that it is echoed exactly. A number that is not a 64-bit integer
@@ -240,6 +241,21 @@ pub fn response_ok(id: &Id, result: Value) -> String {
         result: &result,
         id,
     })
+}
+
+/// [`response_ok`] for an answer that may carry a secret: the text is
+/// written into a [`WipingBuffer`], and every string of `result` is wiped
+/// before it is dropped, so the only copy left is the buffer, wiped in turn
+/// when the transport drops it.
+pub fn response_ok_wiping(id: &Id, mut result: Value) -> WipingBuffer {
+    let text = crate::wiping::to_wiping(&ResultResponse {
+        jsonrpc: crate::Version,
+        result: &result,
+        id,
+    })
+    .unwrap_or_default();
+    crate::wiping::wipe_strings(&mut result);
+    text
 }
 
 /// `{"jsonrpc":"2.0","error":{...},"id":...}`, the id as it was sent.

@@ -14,6 +14,7 @@ mod error;
 mod protocol;
 mod rpc;
 mod shown;
+mod wiping;
 
 pub use describe::{
     Discriminator, Examples, JsonSchema, JsonType, MethodDoc, MethodDocs, Ordered, ServiceConfig,
@@ -21,6 +22,7 @@ pub use describe::{
 };
 pub use envelope::{
     Id, Incoming, Request, notification, parse_incoming, response_error, response_ok,
+    response_ok_wiping,
 };
 pub use errno::Errno;
 pub use error::{ErrorCode, RpcError, TruenasError};
@@ -31,3 +33,4 @@ pub use protocol::{
 pub use protocol::{STEP_UP_ERRNO, STEP_UP_REQUIRED};
 pub use rpc::{ClientRequest, Notification, Response, ServerMessage, Version};
 pub use shown::{MAX_SHOWN_CHARS, shown};
+pub use wiping::{WipingBuffer, to_wiping, wipe_strings};

@@ -37,7 +37,7 @@ pub(crate) struct AuditEvent(String);
 
 impl Described for AuditEvent {
     fn schema() -> Schema {
-        Schema::Choice(service::AUDIT_EVENTS)
+        Schema::Choice(service::AuditEvent::NAMES)
     }
 }
 
@@ -48,7 +48,7 @@ pub(crate) struct AuditOutcome(String);
 
 impl Described for AuditOutcome {
     fn schema() -> Schema {
-        Schema::Choice(service::AUDIT_OUTCOMES)
+        Schema::Choice(service::AuditOutcome::NAMES)
     }
 }
 

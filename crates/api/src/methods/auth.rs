@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use service::{CheckOutcome, SecretString};
 
 use super::refused_without_secret;
+use crate::Code;
 use crate::registry::{Access, Method};
 use crate::schema::{Field, Schema};
 use crate::session::{Authenticated, PendingLogin};
@@ -31,7 +32,7 @@ args! {
 args! {
     /// `OTP_TOKEN`: the code that continues a login.
     pub(crate) struct OtpToken {
-        otp_token: String => doc("Code from the authenticator app"),
+        otp_token: Code => doc("Code from the authenticator app"),
         /// Accepted as TrueNAS does; the password step's options decide.
         #[expect(dead_code, reason = "accepted for TrueNAS clients; the password step decides")]
         login_options: LoginOptions => doc("Login options").default(json!({})),
@@ -121,7 +122,7 @@ args! {
     pub(crate) struct LoginArgs {
         username: String => doc("Account name"),
         password: SecretString => doc("Password"),
-        otp_token: Option<String> => doc("Code").nullable(),
+        otp_token: Option<Code> => doc("Code").nullable(),
     }
 }
 
@@ -213,17 +214,15 @@ pub(super) fn methods() -> Vec<Method> {
             access: Access::User,
             returns: || Schema::Bool,
             ..base.handles(|api, session, ()| {
-                let caller = session.caller().via("auth.logout");
-                let mut st = session.state();
-                st.user = None;
-                st.pending = None;
-                st.step_up = None;
-                st.subscriptions.clear();
-                let tokens = std::mem::take(&mut st.tokens);
-                drop(st);
+                let caller = session.caller();
+                let tokens = session.log_out();
                 api.tokens().revoke(&tokens);
-                api.twofactor()
-                    .record(&caller, "auth.logout", "success", None)?;
+                api.twofactor().record(
+                    &caller,
+                    service::AuditEvent::AuthLogout,
+                    service::AuditOutcome::Success,
+                    None,
+                )?;
                 Ok(json!(true))
             })
         },
@@ -369,16 +368,7 @@ enum Took {
 
 /// Logs `user` in on this session, remembering a code it proved.
 fn log_in(session: &Session, user: Authenticated, took: Took) {
-    let mut st = session.state();
-    st.step_up = (took == Took::OwnCode).then(|| crate::session::StepUp {
-        name: user.account.name.clone(),
-        uid: user.account.uid,
-        at_ms: None,
-    });
-    st.user = Some(user);
-    st.pending = None;
-    // A new login starts without the last one's subscriptions.
-    st.subscriptions.clear();
+    session.log_in(user, took == Took::OwnCode);
 }
 
 /// The audit detail of a successful login.
@@ -405,9 +395,9 @@ fn success(
     };
     log_in(session, user, took);
     api.twofactor().record(
-        &session.caller().via("auth.login_ex"),
-        "auth.login",
-        "success",
+        &session.caller(),
+        service::AuditEvent::AuthLogin,
+        service::AuditOutcome::Success,
         login_detail(took),
     )?;
     Ok(LoginResponse::Success {
@@ -456,8 +446,7 @@ fn check_password(
             Ok(Authenticated { account, admin })
         }
         None => {
-            let mut caller = session.caller().via("auth.login");
-            caller.user = Some(user.to_owned());
+            let caller = session.login_caller(user);
             let recorded = api.record_failed_login(&caller, session);
             let spent = u64::try_from(clock.now_ms().saturating_sub(started)).unwrap_or(0);
             let delay = api
@@ -491,8 +480,7 @@ fn code_needed(api: &Api, session: &Session, auth: &Authenticated) -> Result<Cod
     if !api.twofactor().code_required(false)? {
         return Ok(CodeNeeded::No);
     }
-    let mut caller = session.caller().via("auth.login");
-    caller.user = Some(auth.account.name.clone());
+    let caller = session.login_caller(&auth.account.name);
     let user = service::UserRef::of(&auth.account);
     match api.twofactor().login_factor(&caller, &user)? {
         service::LoginFactor::Own => return Ok(CodeNeeded::Yes),
@@ -580,12 +568,11 @@ fn continue_with_code(api: &Api, session: &Session, data: &OtpToken) -> Result<V
         p.wrong_codes += 1;
         p.clone()
     };
-    let mut caller = session.caller().via("auth.login_ex_continue");
-    caller.user = Some(pending.account.name.clone());
+    let caller = session.login_caller(&pending.account.name);
     let outcome = api.twofactor().check_login_code(
         &caller,
         &service::UserRef::of(&pending.account),
-        Some(&data.otp_token),
+        Some(data.otp_token.expose()),
     );
     match outcome {
         Ok(CheckOutcome::Accepted) => {
@@ -648,7 +635,7 @@ fn login_legacy(api: &Api, session: &Session, args: LoginArgs) -> Answer {
             api,
             session,
             auth,
-            args.otp_token.as_deref(),
+            args.otp_token.as_ref().map(Code::expose),
         )),
         Err(failed) => failed.answer(json!(false)),
     }
@@ -671,8 +658,7 @@ fn legacy_accepted(
         CodeNeeded::No | CodeNeeded::Refused => Took::Nothing,
     };
     if took != Took::Nothing {
-        let mut caller = session.caller().via("auth.login");
-        caller.user = Some(auth.account.name.clone());
+        let caller = session.login_caller(&auth.account.name);
         match api.twofactor().check_login_code(
             &caller,
             &service::UserRef::of(&auth.account),
@@ -689,9 +675,9 @@ fn legacy_accepted(
     }
     log_in(session, auth, took);
     api.twofactor().record(
-        &session.caller().via("auth.login"),
-        "auth.login",
-        "success",
+        &session.caller(),
+        service::AuditEvent::AuthLogin,
+        service::AuditOutcome::Success,
         login_detail(took),
     )?;
     Ok(json!(true))
@@ -726,9 +712,9 @@ fn generate_token(api: &Api, session: &Session, a: GenerateTokenArgs) -> Result<
         .issue(grant, now, &service::OsRandom)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let recorded = api.twofactor().record(
-        &session.caller().via("auth.generate_token"),
-        "auth.generate_token",
-        "success",
+        &session.caller(),
+        service::AuditEvent::AuthGenerateToken,
+        service::AuditOutcome::Success,
         Some(json!({"ttl": a.ttl, "match_origin": a.match_origin, "single_use": a.single_use})),
     );
     if let Err(e) = recorded {
@@ -780,7 +766,7 @@ fn login_with_token(api: &Api, session: &Session, data: &TokenPlain) -> Result<V
         }
         Err(refusal) => refusal,
     };
-    let caller = session.caller().via("auth.login_ex");
+    let caller = session.caller();
     api.record_failed_login_as(&caller, session, refusal.outcome())?;
     Ok(auth_err())
 }

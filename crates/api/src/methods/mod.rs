@@ -89,8 +89,8 @@ fn refused_without_secret(
     }
     api.twofactor().record(
         caller,
-        "auth.login",
-        "refused",
+        service::AuditEvent::AuthLogin,
+        service::AuditOutcome::Refused,
         Some(serde_json::json!({"reason": "no second factor configured"})),
     )?;
     Ok(true)

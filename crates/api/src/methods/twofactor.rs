@@ -6,6 +6,7 @@ use service::{
 };
 
 use super::refused_without_secret;
+use crate::Code;
 use crate::registry::{Access, Method};
 use crate::schema::{Field, Schema};
 use crate::typed::{Described, doc};
@@ -46,7 +47,7 @@ args! {
 
 args! {
     pub(crate) struct VerifyArgs {
-        token: Option<String> => doc("The code from the authenticator app").nullable().required(),
+        token: Option<Code> => doc("The code from the authenticator app").nullable().required(),
     }
 }
 
@@ -64,7 +65,7 @@ args! {
         username: String => doc(""),
         pam_service: String => doc(""),
         rhost: Option<String> => doc("").nullable(),
-        token: Option<String> => doc("").nullable().required(),
+        token: Option<Code> => doc("").nullable().required(),
     }
 }
 
@@ -188,12 +189,11 @@ pub(super) fn methods() -> Vec<Method> {
             ..base.clone().handles(|api, session, a: VerifyArgs| {
                 // An administrator on the Unix socket is never locked out,
                 // so root can always recover; the service decides with the origin.
-                let admin = session.user().is_some_and(|u| u.admin);
-                let caller = session
-                    .caller()
-                    .via("auth.twofactor.verify")
-                    .as_admin(admin);
-                Ok(json!(api.twofactor().verify(&caller, a.token.as_deref())?))
+                let caller = session.caller();
+                Ok(json!(
+                    api.twofactor()
+                        .verify(&caller, a.token.as_ref().map(Code::expose))?
+                ))
             })
         },
         Method {
@@ -220,9 +220,7 @@ pub(super) fn methods() -> Vec<Method> {
             examples: &["auth two_factor end_legacy_shared_code"],
             returns: || Schema::Bool,
             ..base.clone().handles(|api, session, ()| {
-                let caller = session
-                    .caller()
-                    .via("auth.twofactor.end_legacy_shared_code");
+                let caller = session.caller();
                 let was_on = api.twofactor().end_legacy_shared_code(&caller)?;
                 Ok(json!(was_on))
             })
@@ -260,12 +258,12 @@ fn update(api: &Api, session: &Session, args: UpdateArgs) -> Result<Value, ApiEr
         interval: data.interval,
         services: data.services.map(|s| Services { ssh: s.ssh }),
     };
-    let caller = session.caller().via("auth.twofactor.update");
+    let caller = session.caller();
     Ok(entry_json(&api.twofactor().update(&caller, req)?))
 }
 
 fn renew_secret(api: &Api, session: &Session, (): ()) -> Result<Value, ApiError> {
-    let caller = session.caller().via("auth.twofactor.renew_secret");
+    let caller = session.caller();
     Ok(json!(api.twofactor().renew_secret(&caller)?))
 }
 
@@ -371,22 +369,23 @@ fn pam_check(api: &Api, _: &Session, a: PamCheckArgs) -> Result<Value, ApiError>
         }
         PamNeed::Code(target) => target,
     };
-    let outcome = match api
-        .twofactor()
-        .check_login_code(&caller, &target, a.token.as_deref())
-    {
-        Ok(CheckOutcome::Accepted) => PamOutcome::Accepted,
-        Ok(CheckOutcome::Wrong) => PamOutcome::Wrong,
-        Ok(CheckOutcome::Replayed) => PamOutcome::Replayed,
-        Ok(CheckOutcome::Malformed { digits }) => PamOutcome::Malformed { digits },
-        Ok(CheckOutcome::LockedOut { retry_after_secs }) => PamOutcome::LockedOut {
-            retry_after_secs: Some(retry_after_secs),
-        },
-        Err(service::ServiceError::NotEnabled | service::ServiceError::NotConfigured) => {
-            PamOutcome::NotRequired
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let outcome =
+        match api
+            .twofactor()
+            .check_login_code(&caller, &target, a.token.as_ref().map(Code::expose))
+        {
+            Ok(CheckOutcome::Accepted) => PamOutcome::Accepted,
+            Ok(CheckOutcome::Wrong) => PamOutcome::Wrong,
+            Ok(CheckOutcome::Replayed) => PamOutcome::Replayed,
+            Ok(CheckOutcome::Malformed { digits }) => PamOutcome::Malformed { digits },
+            Ok(CheckOutcome::LockedOut { retry_after_secs }) => PamOutcome::LockedOut {
+                retry_after_secs: Some(retry_after_secs),
+            },
+            Err(service::ServiceError::NotEnabled | service::ServiceError::NotConfigured) => {
+                PamOutcome::NotRequired
+            }
+            Err(e) => return Err(e.into()),
+        };
     Ok(outcome.to_value())
 }
 

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::{Value, json};
 use service::{Account, Digits, Interval, SecretOptions, UserConfig, UserRef};
 
+use crate::Code;
 use crate::registry::{Access, Method};
 use crate::schema::{Field, Schema};
 use crate::typed::{Described, Ranged, doc};
@@ -55,7 +56,7 @@ args! {
     /// The methods that check a code of an account.
     pub(crate) struct UserTokenArgs {
         username: String => doc("Account name"),
-        token: Option<String> => doc("A code from the authenticator app (or a recovery code)")
+        token: Option<Code> => doc("A code from the authenticator app (or a recovery code)")
             .nullable()
             .required(),
     }
@@ -332,7 +333,7 @@ pub(super) fn methods() -> Vec<Method> {
             ..base.clone().handles(|api, session, a: UserArgs| {
                 let (user, _) =
                     target_account(api, session, &a.username, "read the provisioning URI of")?;
-                require_step_up(api, session, &user, "user.provisioning_uri")?;
+                require_step_up(api, session, &user)?;
                 Ok(json!(
                     api.twofactor().user_provisioning_uri(&user)?.as_str()
                 ))
@@ -352,7 +353,7 @@ pub(super) fn methods() -> Vec<Method> {
                     target_account(api, session, &a.username, "read the provisioning URI of")?;
                 // The pending secret becomes the active one at its
                 // confirmation: both are the account's second factor.
-                require_step_up(api, session, &user, "user.provisioning_qr")?;
+                require_step_up(api, session, &user)?;
                 let uri = if a.pending {
                     api.twofactor().pending_provisioning_uri(&user)?
                 } else {
@@ -373,7 +374,7 @@ pub(super) fn methods() -> Vec<Method> {
             ..base.clone().handles(|api, session, a: UserArgs| {
                 let (user, _) =
                     target_account(api, session, &a.username, "read the two-factor settings of")?;
-                require_step_up(api, session, &user, "user.twofactor_config")?;
+                require_step_up(api, session, &user)?;
                 Ok(config_json(&api.twofactor().user_config(&user)?))
             })
         },
@@ -387,10 +388,12 @@ pub(super) fn methods() -> Vec<Method> {
             returns: || Schema::Bool,
             ..base.clone().handles(|api, session, a: UserTokenArgs| {
                 let (user, _) = target_account(api, session, &a.username, "check codes of")?;
-                let caller = caller_of(session, "user.verify_twofactor_token");
-                let right = api
-                    .twofactor()
-                    .verify_user(&caller, &user, a.token.as_deref())?;
+                let caller = session.caller();
+                let right = api.twofactor().verify_user(
+                    &caller,
+                    &user,
+                    a.token.as_ref().map(Code::expose),
+                )?;
                 if right {
                     proved_code(api, session, &user);
                 }
@@ -507,20 +510,12 @@ fn not_permitted(username: &str, action: &str) -> ApiError {
 /// password (or a Unix-socket peer's uid) alone is not enough: whoever has
 /// it could otherwise take the second factor over. Administrators (root
 /// on the socket included) are not asked.
-fn require_step_up(
-    api: &Api,
-    session: &Session,
-    user: &UserRef,
-    via: &str,
-) -> Result<(), ApiError> {
+fn require_step_up(api: &Api, session: &Session, user: &UserRef) -> Result<(), ApiError> {
     let me = session.user().ok_or_else(ApiError::not_authenticated)?;
     if me.admin {
         return Ok(());
     }
-    if !api
-        .twofactor()
-        .user_has_secret(&caller_of(session, via), user)?
-    {
+    if !api.twofactor().user_has_secret(&session.caller(), user)? {
         return Ok(());
     }
     let now = api.twofactor().clock().now_ms();
@@ -551,11 +546,6 @@ fn proved_code(api: &Api, session: &Session, user: &UserRef) {
         uid: user.uid,
         at_ms: Some(api.twofactor().clock().now_ms()),
     });
-}
-
-fn caller_of(session: &Session, via: &str) -> service::Caller {
-    let admin = session.user().is_some_and(|u| u.admin);
-    session.caller().via(via).as_admin(admin)
 }
 
 fn options_of(o: SecretOptionsArg) -> SecretOptions {
@@ -688,10 +678,10 @@ fn renew(api: &Api, session: &Session, a: UserSecretArgs) -> Result<Value, ApiEr
         &a.username,
         "renew two-factor authentication for",
     )?;
-    require_step_up(api, session, &user, "user.renew_2fa_secret")?;
+    require_step_up(api, session, &user)?;
     let opts = options_of(a.twofactor_options);
     api.twofactor()
-        .renew_user_secret(&caller_of(session, "user.renew_2fa_secret"), &user, opts)?;
+        .renew_user_secret(&session.caller(), &user, opts)?;
     with_config(api, &account, &user)
 }
 
@@ -708,9 +698,9 @@ fn unset(api: &Api, session: &Session, a: UserArgs) -> Result<Value, ApiError> {
             ),
         ));
     }
-    require_step_up(api, session, &user, "user.unset_2fa_secret")?;
+    require_step_up(api, session, &user)?;
     api.twofactor()
-        .unset_user_secret(&caller_of(session, "user.unset_2fa_secret"), &user)?;
+        .unset_user_secret(&session.caller(), &user)?;
     Ok(Value::Null)
 }
 
@@ -723,19 +713,15 @@ fn clear_lockout(api: &Api, session: &Session, a: UserArgs) -> Result<Value, Api
         return Err(not_permitted(&a.username, ACTION));
     }
     let (user, _) = target_account(api, session, &a.username, ACTION)?;
-    let cleared = api
-        .twofactor()
-        .clear_lockout(&caller_of(session, "user.clear_2fa_lockout"), &user)?;
+    let cleared = api.twofactor().clear_lockout(&session.caller(), &user)?;
     Ok(json!(cleared))
 }
 
 fn enroll(api: &Api, session: &Session, a: UserSecretArgs) -> Result<Value, ApiError> {
     let (user, _) = target_account(api, session, &a.username, "enrol a two-factor secret for")?;
-    require_step_up(api, session, &user, "user.twofactor_enroll")?;
+    require_step_up(api, session, &user)?;
     let opts = options_of(a.twofactor_options);
-    let e = api
-        .twofactor()
-        .enroll(&caller_of(session, "user.twofactor_enroll"), &user, opts)?;
+    let e = api.twofactor().enroll(&session.caller(), &user, opts)?;
     Ok(json!({
         "provisioning_uri": e.provisioning_uri.as_str(),
         "otp_digits": e.otp_digits.get(),
@@ -746,11 +732,8 @@ fn enroll(api: &Api, session: &Session, a: UserSecretArgs) -> Result<Value, ApiE
 
 fn enroll_confirm(api: &Api, session: &Session, a: UserTokenArgs) -> Result<Value, ApiError> {
     let (user, account) = target_account(api, session, &a.username, "confirm the enrolment of")?;
-    api.twofactor().enroll_confirm(
-        &caller_of(session, "user.twofactor_enroll_confirm"),
-        &user,
-        a.token.as_deref(),
-    )?;
+    api.twofactor()
+        .enroll_confirm(&session.caller(), &user, a.token.as_ref().map(Code::expose))?;
     // The confirming code is a current code of what is now the active secret.
     proved_code(api, session, &user);
     with_config(api, &account, &user)
@@ -758,11 +741,10 @@ fn enroll_confirm(api: &Api, session: &Session, a: UserTokenArgs) -> Result<Valu
 
 fn recovery_codes(api: &Api, session: &Session, a: UserArgs) -> Result<Value, ApiError> {
     let (user, _) = target_account(api, session, &a.username, "make recovery codes for")?;
-    require_step_up(api, session, &user, "user.generate_2fa_recovery_codes")?;
-    let codes = api.twofactor().generate_recovery_codes(
-        &caller_of(session, "user.generate_2fa_recovery_codes"),
-        &user,
-    )?;
+    require_step_up(api, session, &user)?;
+    let codes = api
+        .twofactor()
+        .generate_recovery_codes(&session.caller(), &user)?;
     Ok(Value::Array(
         codes.iter().map(|c| Value::from(c.as_str())).collect(),
     ))
