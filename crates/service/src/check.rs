@@ -8,7 +8,7 @@
 
 use otp::{Algorithm, Totp};
 use serde_json::json;
-use store::{ALL_ORIGINS, LimiterState, SYSTEM_OWNER, Tx, transact};
+use store::{ALL_ORIGINS, LimiterState, Tx, transact};
 
 use crate::{Caller, ServiceError, TwoFactor, UserRef};
 
@@ -177,10 +177,10 @@ impl CheckOutcome {
     }
 }
 
-/// The secret a check is against: root's (the entry's) or another
-/// account's, with the numbers that make its codes.
+/// The secret a check is against (an account's own, or root's under
+/// `legacy_shared_code`), with the numbers that make its codes.
 pub(crate) struct Target {
-    /// Failure-counter owner ([`SYSTEM_OWNER`] for root).
+    /// Failure-counter owner ([`UserRef::owner`] of the secret's account).
     pub owner: String,
     pub secret: otp::Secret,
     /// The stored secret whose replay state moves; `None` for a pending
@@ -216,7 +216,7 @@ pub(crate) fn normalize_recovery_code(token: &str) -> Option<zeroize::Zeroizing<
 }
 
 impl TwoFactor {
-    /// Checks a code for root's secret (the entry's). Every
+    /// Checks a code for root's secret. Every
     /// outcome is audited in the same transaction as the state it changes,
     /// so among concurrent checks of one fresh code exactly one is accepted.
     pub fn check_code(
@@ -239,7 +239,7 @@ impl TwoFactor {
     ) -> Result<CheckOutcome, ServiceError> {
         let now = self.clock.now_ms();
         transact(&*self.store, |tx| {
-            let settings = tx.entry()?.settings;
+            let settings = tx.settings()?;
             if !settings.enabled {
                 return Ok(Err(ServiceError::NotEnabled));
             }
@@ -276,7 +276,7 @@ impl TwoFactor {
     ) -> Result<CheckOutcome, ServiceError> {
         let now = self.clock.now_ms();
         transact(&*self.store, |tx| {
-            let settings = tx.entry()?.settings;
+            let settings = tx.settings()?;
             if !settings.enabled {
                 return Ok(Err(ServiceError::NotEnabled));
             }
@@ -319,16 +319,6 @@ impl TwoFactor {
         user: &UserRef,
         now: i64,
     ) -> store::Result<Option<Target>> {
-        if user.is_root() {
-            let entry = tx.entry()?;
-            return Ok(entry.secret.map(|r| Target {
-                owner: SYSTEM_OWNER.to_owned(),
-                secret: r.secret,
-                id: Some(r.id),
-                digits: entry.settings.otp_digits,
-                interval: entry.settings.interval,
-            }));
-        }
         let Some(stored) = tx.user_secret(&user.name)? else {
             return Ok(None);
         };
@@ -469,7 +459,9 @@ impl TwoFactor {
         let mut detail = serde_json::Map::new();
         if !user.is_root() {
             detail.insert("account".into(), json!(user.name));
-            if owner == SYSTEM_OWNER {
+            // Another account checked against root's secret: the shared
+            // code of `legacy_shared_code`.
+            if owner == UserRef::root().owner() {
                 detail.insert("legacy_shared_code".into(), json!(true));
                 detail.insert(
                     "note".into(),

@@ -570,8 +570,10 @@ impl store::Store for CountingStore {
 }
 
 /// The frequent questions (is a code required, who holds a secret, a
-/// user's own configuration) never unseal the system secret; only the
-/// answers that carry it (`config`, root's URI) do.
+/// user's own configuration) never take the entry's unsealing read; only
+/// the answers of the TrueNAS entry that carry root's secret (`config`,
+/// its URI) do. Root's own configuration reads root's row like any
+/// account's (`read_user`).
 #[test]
 fn only_answers_that_carry_the_system_secret_unseal_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -610,8 +612,9 @@ fn only_answers_that_carry_the_system_secret_unseal_it() {
     assert_eq!(unsealed(), 0, "none of these needed the system key");
     assert!(tf.config().unwrap().secret.is_some());
     assert!(tf.provisioning_uri().is_ok());
+    assert_eq!(unsealed(), 2);
     assert!(tf.user_config(&UserRef::root()).unwrap().secret_configured);
-    assert_eq!(unsealed(), 3);
+    assert_eq!(unsealed(), 2);
 }
 
 /// Listing who holds a secret reads a snapshot: it neither waits for nor
