@@ -199,22 +199,6 @@ pub(crate) fn compact_code(token: &str) -> zeroize::Zeroizing<String> {
     code
 }
 
-/// Recovery codes: ten characters of the lower-case base32
-/// alphabet; entry ignores case, spaces and dashes.
-pub(crate) fn normalize_recovery_code(token: &str) -> Option<zeroize::Zeroizing<String>> {
-    // Built in place at its final capacity (a code is 10 characters, and a
-    // longer token is not one), so no unwiped copy is left behind.
-    let mut code = zeroize::Zeroizing::new(String::with_capacity(token.len().min(64)));
-    for c in token.chars().filter(|c| !c.is_whitespace() && *c != '-') {
-        if code.len() + c.len_utf8() > code.capacity() {
-            return None;
-        }
-        code.push(c.to_ascii_lowercase());
-    }
-    (code.len() == 10 && code.bytes().all(|b| matches!(b, b'a'..=b'z' | b'2'..=b'7')))
-        .then_some(code)
-}
-
 impl TwoFactor {
     /// Checks a code for root's secret. Every
     /// outcome is audited in the same transaction as the state it changes,
@@ -416,7 +400,7 @@ impl TwoFactor {
             );
             let secs = u64::try_from(now / 1000).unwrap_or(0);
             let code = if recovery && !well_formed {
-                normalize_recovery_code(token)
+                crate::RecoveryCode::parse(token)
             } else {
                 None
             };
@@ -623,23 +607,5 @@ mod tests {
             l.current(st, 1_000_000 + 3 * 3_600_000),
             LimiterState::default()
         );
-    }
-
-    #[test]
-    fn recovery_codes_are_normalised_or_refused() {
-        let n = |t: &str| normalize_recovery_code(t).map(|c| c.as_str().to_owned());
-        assert_eq!(n("ABCDE-FGHIJ").as_deref(), Some("abcdefghij"));
-        assert_eq!(n(" abcde fghij\t").as_deref(), Some("abcdefghij"));
-        assert_eq!(n("abc23-4567a").as_deref(), Some("abc234567a"));
-        for bad in [
-            "",
-            "abcde-fghi",
-            "abcde-fghijk",
-            "abcde-fgh1j",
-            "abcdé-fghij",
-            &"a".repeat(500),
-        ] {
-            assert_eq!(n(bad), None, "{bad}");
-        }
     }
 }

@@ -13,8 +13,8 @@ use serde_json::json;
 use store::{NewUserSecret, PendingSecret, Settings, Tx, transact};
 use zeroize::Zeroizing;
 
-use crate::check::{Target, normalize_recovery_code};
-use crate::{Caller, CheckOutcome, ProvisioningUri, ServiceError, TwoFactor};
+use crate::check::Target;
+use crate::{Caller, CheckOutcome, ProvisioningUri, RecoveryCode, ServiceError, TwoFactor};
 
 /// How long a pending enrolment waits for its confirming code.
 pub const ENROLMENT_TTL_SECS: u64 = 600;
@@ -544,29 +544,18 @@ impl TwoFactor {
         &self,
         caller: &Caller,
         user: &UserRef,
-    ) -> Result<Vec<crate::RecoveryCode>, ServiceError> {
-        const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    ) -> Result<Vec<RecoveryCode>, ServiceError> {
         let now = self.clock.now_ms();
         let mut codes = Vec::with_capacity(RECOVERY_CODES);
         while codes.len() < RECOVERY_CODES {
-            let mut raw = Zeroizing::new([0u8; 10]);
-            self.random
-                .fill(&mut raw[..])
-                .map_err(store::StoreError::from)?;
-            let mut code = Zeroizing::new(String::with_capacity(11));
-            for (i, b) in raw.iter().enumerate() {
-                if i == 5 {
-                    code.push('-');
-                }
-                code.push(char::from(ALPHABET[usize::from(b & 31)]));
-            }
+            let code = RecoveryCode::generate(&*self.random).map_err(store::StoreError::from)?;
             if !codes.contains(&code) {
                 codes.push(code);
             }
         }
         let normalized: Vec<Zeroizing<String>> = codes
             .iter()
-            .filter_map(|c| normalize_recovery_code(c))
+            .filter_map(|c| RecoveryCode::parse(c))
             .collect();
         transact(&*self.store, |tx| {
             let refs: Vec<&str> = normalized.iter().map(|c| c.as_str()).collect();
@@ -579,10 +568,7 @@ impl TwoFactor {
             ))?;
             self.retain_audit(tx, now)
         })?;
-        Ok(codes
-            .into_iter()
-            .map(|mut c| crate::RecoveryCode::new(std::mem::take(&mut *c)))
-            .collect())
+        Ok(codes)
     }
 
     /// Whether the account `name` with `uid` holds a secret made for it
