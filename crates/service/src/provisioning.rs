@@ -54,7 +54,7 @@ shown_secret!(
     ///
     /// The one place that knows what a recovery code is: ten characters
     /// of the lower-case base32 alphabet, shown in two groups of five
-    /// ([`RecoveryCode::generate`]); typed in any case, with spaces and
+    /// (`generate`, inside the service); typed in any case, with spaces and
     /// dashes anywhere ([`RecoveryCode::parse`]).
     RecoveryCode
 );

@@ -57,7 +57,7 @@ impl UserRef {
 }
 
 /// `twofactor_options` of renew and enrol: a field not given keeps the
-/// user's previous value, else the entry's.
+/// user's previous value, else the entry's default.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SecretOptions {
     pub otp_digits: Option<Digits>,
