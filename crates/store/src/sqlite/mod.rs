@@ -572,6 +572,49 @@ mod tests {
         );
     }
 
+    /// An opening that stopped after the migration moved root's secret
+    /// and before it re-sealed it (the key is proved only after the
+    /// migrations) leaves the secret under its former label; the next
+    /// opening takes the full way and finishes the re-seal.
+    #[test]
+    fn an_interrupted_move_of_roots_secret_is_finished_by_the_next_opening() {
+        use std::os::unix::fs::PermissionsExt;
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/main-v4");
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+        for name in [SqliteStore::DB_FILE, SqliteStore::KEY_FILE] {
+            std::fs::copy(fixture.join(name), state.join(name)).unwrap();
+            std::fs::set_permissions(state.join(name), std::fs::Permissions::from_mode(0o600))
+                .unwrap();
+        }
+        let owners = |conn: &Connection| -> String {
+            conn.query_row("SELECT group_concat(owner) FROM otp_secrets", [], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        {
+            // What the opening did before it stopped: the migrations.
+            let mut conn = open_writer(&state.join(SqliteStore::DB_FILE)).unwrap();
+            migrate(&mut conn).unwrap();
+            assert_eq!(owners(&conn), "system");
+            let reader = open_reader(&state.join(SqliteStore::DB_FILE)).unwrap();
+            assert_eq!(
+                ready_key_check(&reader),
+                None,
+                "not ready: a re-seal is due"
+            );
+        }
+        let store = SqliteStore::open(&state).unwrap();
+        let root = store.read().unwrap().root.unwrap();
+        assert_eq!((root.uid, root.digits.get()), (0, 8));
+        let conn = Connection::open(state.join(SqliteStore::DB_FILE)).unwrap();
+        assert_eq!(owners(&conn), crate::user_owner("root", 0));
+        assert!(ready_key_check(&conn).is_some(), "ready now");
+    }
+
     #[test]
     fn reopening_does_not_rerun_migrations() {
         let dir = tempfile::tempdir().unwrap();
