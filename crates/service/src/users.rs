@@ -3,10 +3,10 @@
 //! Root's secret is an ordinary row of the per-user secrets: every method
 //! here works on it the same way as on any other account's. What is
 //! really about root is said once: its Key URI label (`HOST@PRODUCT`),
-//! its numbers being the entry's defaults (see [`TwoFactor::activate`]),
-//! and that `legacy_shared_code` asks root's code of others, never of root. The caller (the API)
-//! resolves the account and decides who may act on it; this module decides
-//! what the action means.
+//! its numbers being the entry's defaults (see `TwoFactor::activate`),
+//! and that `legacy_shared_code` asks root's code of others, never of
+//! root. The caller (the API) resolves the account and decides who may act
+//! on it; this module decides what the action means.
 
 use otp::{Algorithm, Digits, Interval, KeyUri, OtpKind, Secret};
 use serde_json::json;

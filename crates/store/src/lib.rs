@@ -150,10 +150,9 @@ pub trait Tx {
     fn limiter(&mut self, scope: &str) -> Result<LimiterState>;
     /// Writes one scope's failure counter (the default state deletes it).
     fn put_limiter(&mut self, scope: &str, state: &LimiterState) -> Result<()>;
-    /// The wrong-code counter of the secret of `owner` ([`user_owner`])
-    /// as seen from `origin` (an address, `local`, or
-    /// [`ALL_ORIGINS`] for the count over every origin); the default when
-    /// none is stored. Replacing the owner's secret clears all of them.
+    /// The wrong-code counter of the secret of `owner` ([`user_owner`]) as
+    /// seen from `origin` (an address, `local`, or [`ALL_ORIGINS`] for the
+    /// count over every origin); the default when none is stored. Replacing the owner's secret clears all of them.
     fn failures(&mut self, owner: &str, origin: &str) -> Result<LimiterState>;
     /// [`Tx::failures`] for a check whose outcome is counted nowhere (an
     /// administrator's own typos): the counter is read without being
@@ -269,8 +268,8 @@ pub type ChangeListener = Box<dyn Fn(&Change) + Send + Sync>;
 ///   a concurrent one (SQLite: every write transaction holds the database's
 ///   write lock; PostgreSQL: a transaction-scoped advisory lock per key).
 /// - Changing an account's secret locks that account for the rest of the
-///   transaction. Settings are written
-///   whole: of two concurrent `put_settings`, the later commit wins.
+///   transaction. Settings are written whole: of two concurrent
+///   `put_settings`, the later commit wins.
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// A consistent read of the settings with root's secret unsealed (what
     /// `config` shows). Only for the callers that need the secret itself;
