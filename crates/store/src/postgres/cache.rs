@@ -1,6 +1,6 @@
 //! The node's read cache and the listening connection that keeps it true.
 //!
-//! The cache holds the entry's rows (settings, and root's secret still
+//! The cache holds the entry's rows (settings, and root's secret row still
 //! sealed), as SQLite's does. It is used only while the listener is
 //! connected and has issued `LISTEN`: every commit that changes the entry
 //! sends a notification, and each one drops the cache. When the listening

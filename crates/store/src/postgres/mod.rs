@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use otp::Secret;
+use otp::{Digits, Interval};
 use postgres::types::{FromSql, ToSql};
 use postgres::{GenericClient, Row, Statement};
 
@@ -328,6 +328,7 @@ impl PgStore {
                 .pg()?;
             schema::migrate(&mut tx)?;
             let key = key::setup_key(&mut tx, &options.key_file, random)?;
+            key::reseal_root(&mut tx, &key)?;
             tx.commit().pg()?;
             key
         };
@@ -418,6 +419,15 @@ enum ChangeKey {
 }
 
 impl<'c> PgTx<'_, 'c> {
+    /// Notes a change of `username`'s secret; root's is also the entry's
+    /// (the cached `config` answer shows it).
+    fn user_changed(&mut self, username: &str) {
+        if username == crate::users::ROOT {
+            self.changes.insert(ChangeKey::Entry);
+        }
+        self.changes.insert(ChangeKey::User(username.to_owned()));
+    }
+
     fn db(&mut self) -> Db<'_, postgres::Transaction<'c>> {
         Db {
             c: &mut self.tx,
@@ -427,9 +437,8 @@ impl<'c> PgTx<'_, 'c> {
 }
 
 impl Tx for PgTx<'_, '_> {
-    fn entry(&mut self) -> Result<SystemEntry> {
-        let (settings, row) = entry::load_rows(&mut self.db())?;
-        entry::unseal_entry(settings, row.as_ref(), self.key)
+    fn settings(&mut self) -> Result<Settings> {
+        Ok(entry::load_rows(&mut self.db())?.0)
     }
 
     fn put_settings(&mut self, s: &Settings) -> Result<()> {
@@ -437,19 +446,13 @@ impl Tx for PgTx<'_, '_> {
         entry::put_settings(&mut self.db(), s)
     }
 
-    fn replace_secret(&mut self, secret: &Secret, created_at_ms: i64) -> Result<SecretId> {
-        self.changes.insert(ChangeKey::Entry);
-        let key = self.key;
-        entry::replace_secret(&mut self.db(), key, secret, created_at_ms)
-    }
-
     fn advance_step(&mut self, id: SecretId, step: u64) -> Result<bool> {
         let moved = entry::advance_step(&mut self.db(), id, step)?;
-        if moved {
+        if moved == Some(true) {
             // The cached entry carries root's replay step.
             self.changes.insert(ChangeKey::Entry);
         }
-        Ok(moved)
+        Ok(moved.is_some())
     }
 
     fn limiter(&mut self, scope: &str) -> Result<LimiterState> {
@@ -486,25 +489,29 @@ impl Tx for PgTx<'_, '_> {
         checks::expire_failures(&mut self.db(), now_ms, batch)
     }
 
-    fn clear_secret(&mut self) -> Result<bool> {
-        self.changes.insert(ChangeKey::Entry);
-        entry::clear_system_secret(&mut self.db())
-    }
-
     fn user_secret(&mut self, username: &str) -> Result<Option<UserSecret>> {
         let key = self.key;
         users::user_secret(&mut self.db(), key, username)
     }
 
     fn put_user_secret(&mut self, new: &NewUserSecret<'_>) -> Result<SecretId> {
-        self.changes
-            .insert(ChangeKey::User(new.username.to_owned()));
+        self.user_changed(new.username);
         let key = self.key;
         users::put_user_secret(&mut self.db(), key, new)
     }
 
+    fn set_secret_params(
+        &mut self,
+        username: &str,
+        digits: Digits,
+        interval: Interval,
+    ) -> Result<bool> {
+        self.user_changed(username);
+        users::set_secret_params(&mut self.db(), username, digits, interval)
+    }
+
     fn delete_user_secret(&mut self, username: &str) -> Result<bool> {
-        self.changes.insert(ChangeKey::User(username.to_owned()));
+        self.user_changed(username);
         users::delete_user_secret(&mut self.db(), username)
     }
 
