@@ -11,6 +11,9 @@
 
 use std::path::PathBuf;
 
+/// What a recovery code is, for a client that tells a code from a typo
+/// before asking (the one definition the service makes and checks them by).
+pub use service::RecoveryCode;
 pub use service::{
     Account, Accounts, Config, DEFAULT_CONFIG_PATH, DbErrorKind, Labels, Limits, ListedAccount,
     Listen, NoAccounts, Origin, PasswordCheck, StoreError, TlsFiles, current_uid, user_data_dir,

@@ -789,18 +789,7 @@ pub fn is_malformed_code(token: &str, digits: u8) -> bool {
         zeroize::Zeroizing::new(token.chars().filter(|c| !c.is_whitespace()).collect());
     let is_code =
         compact.len() == usize::from(digits) && compact.bytes().all(|b| b.is_ascii_digit());
-    let recovery: zeroize::Zeroizing<String> = zeroize::Zeroizing::new(
-        compact
-            .chars()
-            .filter(|c| *c != '-')
-            .map(|c| c.to_ascii_lowercase())
-            .collect(),
-    );
-    let is_recovery = recovery.len() == 10
-        && recovery
-            .bytes()
-            .all(|b| matches!(b, b'a'..=b'z' | b'2'..=b'7'));
-    !is_code && !is_recovery
+    !is_code && api::host::RecoveryCode::parse(&compact).is_none()
 }
 
 /// `update enabled=true` that made root's secret: what to do next.

@@ -8,7 +8,7 @@
 
 use otp::{Algorithm, Totp};
 use serde_json::json;
-use store::{ALL_ORIGINS, LimiterState, SYSTEM_OWNER, Tx, transact};
+use store::{ALL_ORIGINS, LimiterState, Tx, transact};
 
 use crate::audit::{AuditEvent, AuditOutcome};
 use crate::{Caller, ServiceError, TwoFactor, UserRef};
@@ -186,10 +186,10 @@ impl CheckOutcome {
     }
 }
 
-/// The secret a check is against: root's (the entry's) or another
-/// account's, with the numbers that make its codes.
+/// The secret a check is against (an account's own, or root's under
+/// `legacy_shared_code`), with the numbers that make its codes.
 pub(crate) struct Target {
-    /// Failure-counter owner ([`SYSTEM_OWNER`] for root).
+    /// Failure-counter owner ([`UserRef::owner`] of the secret's account).
     pub owner: String,
     pub secret: otp::Secret,
     /// The stored secret whose replay state moves; `None` for a pending
@@ -208,24 +208,8 @@ pub(crate) fn compact_code(token: &str) -> zeroize::Zeroizing<String> {
     code
 }
 
-/// Recovery codes: ten characters of the lower-case base32
-/// alphabet; entry ignores case, spaces and dashes.
-pub(crate) fn normalize_recovery_code(token: &str) -> Option<zeroize::Zeroizing<String>> {
-    // Built in place at its final capacity (a code is 10 characters, and a
-    // longer token is not one), so no unwiped copy is left behind.
-    let mut code = zeroize::Zeroizing::new(String::with_capacity(token.len().min(64)));
-    for c in token.chars().filter(|c| !c.is_whitespace() && *c != '-') {
-        if code.len() + c.len_utf8() > code.capacity() {
-            return None;
-        }
-        code.push(c.to_ascii_lowercase());
-    }
-    (code.len() == 10 && code.bytes().all(|b| matches!(b, b'a'..=b'z' | b'2'..=b'7')))
-        .then_some(code)
-}
-
 impl TwoFactor {
-    /// Checks a code for root's secret (the entry's). Every
+    /// Checks a code for root's secret. Every
     /// outcome is audited in the same transaction as the state it changes,
     /// so among concurrent checks of one fresh code exactly one is accepted.
     pub fn check_code(
@@ -248,7 +232,7 @@ impl TwoFactor {
     ) -> Result<CheckOutcome, ServiceError> {
         let now = self.clock.now_ms();
         transact(&*self.store, |tx| {
-            let settings = tx.entry()?.settings;
+            let settings = tx.settings()?;
             if !settings.enabled {
                 return Ok(Err(ServiceError::NotEnabled));
             }
@@ -285,7 +269,7 @@ impl TwoFactor {
     ) -> Result<CheckOutcome, ServiceError> {
         let now = self.clock.now_ms();
         transact(&*self.store, |tx| {
-            let settings = tx.entry()?.settings;
+            let settings = tx.settings()?;
             if !settings.enabled {
                 return Ok(Err(ServiceError::NotEnabled));
             }
@@ -328,16 +312,6 @@ impl TwoFactor {
         user: &UserRef,
         now: i64,
     ) -> store::Result<Option<Target>> {
-        if user.is_root() {
-            let entry = tx.entry()?;
-            return Ok(entry.secret.map(|r| Target {
-                owner: SYSTEM_OWNER.to_owned(),
-                secret: r.secret,
-                id: Some(r.id),
-                digits: entry.settings.otp_digits,
-                interval: entry.settings.interval,
-            }));
-        }
         let Some(stored) = tx.user_secret(&user.name)? else {
             return Ok(None);
         };
@@ -435,7 +409,7 @@ impl TwoFactor {
             );
             let secs = u64::try_from(now / 1000).unwrap_or(0);
             let code = if recovery && !well_formed {
-                normalize_recovery_code(token)
+                crate::RecoveryCode::parse(token)
             } else {
                 None
             };
@@ -478,7 +452,9 @@ impl TwoFactor {
         let mut detail = serde_json::Map::new();
         if !user.is_root() {
             detail.insert("account".into(), json!(user.name));
-            if owner == SYSTEM_OWNER {
+            // Another account checked against root's secret: the shared
+            // code of `legacy_shared_code`.
+            if owner == UserRef::root().owner() {
                 detail.insert("legacy_shared_code".into(), json!(true));
                 detail.insert(
                     "note".into(),
@@ -640,23 +616,5 @@ mod tests {
             l.current(st, 1_000_000 + 3 * 3_600_000),
             LimiterState::default()
         );
-    }
-
-    #[test]
-    fn recovery_codes_are_normalised_or_refused() {
-        let n = |t: &str| normalize_recovery_code(t).map(|c| c.as_str().to_owned());
-        assert_eq!(n("ABCDE-FGHIJ").as_deref(), Some("abcdefghij"));
-        assert_eq!(n(" abcde fghij\t").as_deref(), Some("abcdefghij"));
-        assert_eq!(n("abc23-4567a").as_deref(), Some("abc234567a"));
-        for bad in [
-            "",
-            "abcde-fghi",
-            "abcde-fghijk",
-            "abcde-fgh1j",
-            "abcdé-fghij",
-            &"a".repeat(500),
-        ] {
-            assert_eq!(n(bad), None, "{bad}");
-        }
     }
 }

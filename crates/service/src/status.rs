@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 
 use serde_json::Value;
-use store::{AuditQuery, SYSTEM_OWNER, transact};
+use store::{AuditQuery, transact};
 
 use crate::{ServiceError, TwoFactor};
 
@@ -32,7 +32,7 @@ pub struct Status {
     pub otp_digits: u8,
     pub interval: u64,
     pub window: u32,
-    /// Whether root (the entry) has a secret.
+    /// Whether root has a secret.
     pub root_secret: bool,
     /// Accounts with a secret of their own, root's included.
     pub accounts_with_secret: usize,
@@ -99,13 +99,8 @@ impl TwoFactor {
                 if !seen.insert((account.to_owned(), origin.to_owned())) {
                     continue;
                 }
-                let owner = if account == "root" {
-                    SYSTEM_OWNER.to_owned()
-                } else {
-                    match tx.user_secret(account)? {
-                        Some(s) => s.owner(),
-                        None => continue,
-                    }
+                let Some(owner) = tx.user_secret(account)?.map(|s| s.owner()) else {
+                    continue;
                 };
                 let st = tx.failures(&owner, origin)?;
                 if st.locked_until_ms > now {

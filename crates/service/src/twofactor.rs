@@ -2,14 +2,14 @@
 
 use std::sync::Arc;
 
-use otp::{Algorithm, Digits, Interval, KeyUri, OtpKind, Secret, Window};
+use otp::{Digits, Interval, Secret, Window};
 use serde_json::json;
-use store::{Settings, Store, SystemEntry, transact};
+use store::{Settings, Store, SystemEntry, Tx, transact};
 use zeroize::Zeroizing;
 
 use crate::audit::{AuditEvent, AuditOutcome};
 use crate::check::RateLimits;
-use crate::{AuditRetention, Caller, Clock, ProvisioningUri, Randomness, ServiceError};
+use crate::{AuditRetention, Caller, Clock, ProvisioningUri, Randomness, ServiceError, UserRef};
 
 /// `services` of the entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -32,13 +32,17 @@ impl Entry {
     /// The entry's id: one system-wide entry.
     pub const ID: i64 = 1;
 
+    /// The entry from the settings and root's secret: the digits and
+    /// interval are root's (equal to the defaults, see
+    /// [`TwoFactor::activate`]), the defaults when root has no secret.
     fn from_stored(e: &SystemEntry) -> Self {
         let s = e.settings;
+        let root = e.root.as_ref();
         Self {
-            otp_digits: s.otp_digits,
-            secret: e.secret.as_ref().map(|r| r.secret.to_base32()),
+            otp_digits: root.map_or(s.otp_digits, |r| r.digits),
+            secret: root.map(|r| r.record.secret.to_base32()),
             window: s.window,
-            interval: s.interval,
+            interval: root.map_or(s.interval, |r| r.interval),
             services: Services { ssh: s.ssh },
             enabled: s.enabled,
         }
@@ -164,7 +168,7 @@ impl TwoFactor {
     pub fn end_legacy_shared_code(&self, caller: &Caller) -> Result<bool, ServiceError> {
         let now = self.clock.now_ms();
         let was_on = transact(&*self.store, |tx| {
-            let mut settings = tx.entry()?.settings;
+            let mut settings = tx.settings()?;
             let was_on = settings.legacy_shared_code;
             settings.legacy_shared_code = false;
             tx.put_settings(&settings)?;
@@ -190,14 +194,22 @@ impl TwoFactor {
         }
     }
 
-    /// `update(data)`: applies the keys given; generates a secret when the
-    /// result is enabled and has none. Changes and its audit record commit
-    /// together.
+    /// Root's active secret inside a transaction (a row of the name made
+    /// for another uid is not root's).
+    fn root_secret(tx: &mut dyn Tx) -> store::Result<Option<store::UserSecret>> {
+        let root = UserRef::root();
+        Ok(tx.user_secret(&root.name)?.filter(|s| s.uid == root.uid))
+    }
+
+    /// `update(data)`: applies the keys given (the digits and interval to
+    /// the defaults and to root's secret alike); generates root's secret
+    /// when the result is enabled and has none. Changes and its audit
+    /// record commit together.
     pub fn update(&self, caller: &Caller, req: UpdateRequest) -> Result<Entry, ServiceError> {
         let now = self.clock.now_ms();
+        let root = UserRef::root();
         let entry = transact(&*self.store, |tx| {
-            let mut entry = tx.entry()?;
-            let old = entry.settings;
+            let old = tx.settings()?;
             let new = Settings {
                 otp_digits: req.otp_digits.unwrap_or(old.otp_digits),
                 window: req.window.unwrap_or(old.window),
@@ -207,9 +219,14 @@ impl TwoFactor {
                 legacy_shared_code: old.legacy_shared_code,
             };
             tx.put_settings(&new)?;
-            let generated = new.enabled && entry.secret.is_none();
+            let had = Self::root_secret(tx)?.is_some();
+            if had {
+                tx.set_secret_params(&root.name, new.otp_digits, new.interval)?;
+            }
+            let generated = new.enabled && !had;
             if generated {
-                tx.replace_secret(&self.new_secret()?, now)?;
+                let secret = self.new_secret()?;
+                self.activate(tx, &root, &secret, new.otp_digits, new.interval, now)?;
             }
             tx.audit(&caller.audit(
                 now,
@@ -218,8 +235,10 @@ impl TwoFactor {
                 Some(json!({"changed": changed_keys(&old, &new), "secret_generated": generated})),
             ))?;
             self.retain_audit(tx, now)?;
-            entry = tx.entry()?;
-            Ok(entry)
+            Ok(SystemEntry {
+                settings: tx.settings()?,
+                root: Self::root_secret(tx)?,
+            })
         })?;
         Ok(Entry::from_stored(&entry))
     }
@@ -227,29 +246,31 @@ impl TwoFactor {
     /// `provisioning_uri()`: the Key URI of the current secret. It carries
     /// the secret in base32, so it is wiped when the caller drops it.
     pub fn provisioning_uri(&self) -> Result<ProvisioningUri, ServiceError> {
-        let entry = self.store.read()?;
-        let record = entry.secret.ok_or(ServiceError::NoSecret)?;
-        let uri = KeyUri {
-            kind: OtpKind::Totp,
-            issuer: Some(self.labels.issuer.clone()),
-            account: format!("{}@{}", self.labels.hostname, self.labels.product),
-            secret: record.secret,
-            algorithm: Algorithm::Sha1,
-            digits: entry.settings.otp_digits,
-            period: entry.settings.interval,
-        };
-        Ok(ProvisioningUri::new(uri.build()?))
+        let root = self.store.read()?.root.ok_or(ServiceError::NoSecret)?;
+        self.user_uri(
+            &UserRef::root(),
+            root.record.secret,
+            root.digits,
+            root.interval,
+        )
     }
 
     /// `renew_secret()`: a new secret (and with it fresh replay and failure
     /// state). Refused while 2FA is disabled.
     pub fn renew_secret(&self, caller: &Caller) -> Result<bool, ServiceError> {
         let now = self.clock.now_ms();
+        let root = UserRef::root();
         transact(&*self.store, |tx| {
-            if !tx.entry()?.settings.enabled {
+            let settings = tx.settings()?;
+            if !settings.enabled {
                 return Ok(false);
             }
-            tx.replace_secret(&self.new_secret()?, now)?;
+            // Root's numbers stay (they are the defaults).
+            let (digits, interval) = Self::root_secret(tx)?
+                .map_or((settings.otp_digits, settings.interval), |s| {
+                    (s.digits, s.interval)
+                });
+            self.activate(tx, &root, &self.new_secret()?, digits, interval, now)?;
             tx.audit(&caller.audit(
                 now,
                 AuditEvent::TwofactorRenewSecret,

@@ -1,9 +1,12 @@
 //! Per-user two-factor and recovery codes.
 //!
-//! Root's secret is the entry's: every method here works on it
-//! for `root` the same way as on any other account's. The caller (the API)
-//! resolves the account and decides who may act on it; this module decides
-//! what the action means.
+//! Root's secret is an ordinary row of the per-user secrets: every method
+//! here works on it the same way as on any other account's. What is
+//! really about root is said once: its Key URI label (`HOST@PRODUCT`),
+//! its numbers being the entry's defaults (see `TwoFactor::activate`),
+//! and that `legacy_shared_code` asks root's code of others, never of
+//! root. The caller (the API) resolves the account and decides who may act
+//! on it; this module decides what the action means.
 
 use otp::{Algorithm, Digits, Interval, KeyUri, OtpKind, Secret};
 use serde_json::json;
@@ -11,8 +14,8 @@ use store::{NewUserSecret, PendingSecret, Settings, Tx, transact};
 use zeroize::Zeroizing;
 
 use crate::audit::{AuditEvent, AuditOutcome};
-use crate::check::{Target, normalize_recovery_code};
-use crate::{Caller, CheckOutcome, ProvisioningUri, ServiceError, TwoFactor};
+use crate::check::Target;
+use crate::{Caller, CheckOutcome, ProvisioningUri, RecoveryCode, ServiceError, TwoFactor};
 
 /// How long a pending enrolment waits for its confirming code.
 pub const ENROLMENT_TTL_SECS: u64 = 600;
@@ -34,7 +37,7 @@ impl UserRef {
         }
     }
 
-    /// Root, whose secret is the entry's.
+    /// Root (uid 0), whose secret the TrueNAS entry (`config`) shows.
     pub fn root() -> Self {
         Self::new("root", 0)
     }
@@ -46,10 +49,16 @@ impl UserRef {
     pub(crate) fn is_root(&self) -> bool {
         self.name == "root" && self.uid == 0
     }
+
+    /// The owner label of this account's secret (its failure counters'
+    /// key): the store's one label.
+    pub(crate) fn owner(&self) -> String {
+        store::user_owner(&self.name, self.uid)
+    }
 }
 
 /// `twofactor_options` of renew and enrol: a field not given keeps the
-/// user's previous value, else the entry's.
+/// user's previous value, else the entry's default.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SecretOptions {
     pub otp_digits: Option<Digits>,
@@ -130,8 +139,9 @@ type ActiveSecret = (Secret, Digits, Interval);
 
 impl TwoFactor {
     /// The Key URI of `user`'s secret with the per-user label
-    /// `ISSUER:USER-HOST@PRODUCT` (TrueNAS 23.10+).
-    fn user_uri(
+    /// `ISSUER:USER-HOST@PRODUCT` (TrueNAS 23.10+); root's is
+    /// `ISSUER:HOST@PRODUCT`. The one Key URI builder of the service.
+    pub(crate) fn user_uri(
         &self,
         user: &UserRef,
         secret: Secret,
@@ -139,9 +149,9 @@ impl TwoFactor {
         interval: Interval,
     ) -> Result<ProvisioningUri, ServiceError> {
         let labels = self.labels();
-        // Root's secret is the entry's: its label is the one
-        // `auth.twofactor.provisioning_uri` has always given (TrueNAS's),
-        // so that scanning it from either place makes one entry in the app.
+        // Root's label is the one `auth.twofactor.provisioning_uri` has
+        // always given (TrueNAS's), so that scanning it from either place
+        // makes one entry in the app.
         let account = if user.is_root() {
             format!("{}@{}", labels.hostname, labels.product)
         } else {
@@ -166,14 +176,6 @@ impl TwoFactor {
         user: &UserRef,
     ) -> Result<(Option<ActiveSecret>, u32, Settings), ServiceError> {
         let view = self.store.read_user(&user.name, user.uid)?;
-        if user.is_root() {
-            let entry = self.store.read()?;
-            let active = entry
-                .secret
-                .map(|r| (r.secret, entry.settings.otp_digits, entry.settings.interval));
-            return Ok((active, view.recovery_codes_left, entry.settings));
-        }
-        // Only root's secret is the entry's: nobody else's read unseals it.
         let settings = self.store.read_summary()?.settings;
         let active = view
             .secret
@@ -206,9 +208,6 @@ impl TwoFactor {
     /// Whether `user` has a secret of their own that is honoured; a stale
     /// one (the account was recreated with another uid) is audited.
     pub fn user_has_secret(&self, caller: &Caller, user: &UserRef) -> Result<bool, ServiceError> {
-        if user.is_root() {
-            return Ok(self.store.read_summary()?.secret_id.is_some());
-        }
         match self.store.read_user(&user.name, user.uid)?.secret {
             None => Ok(false),
             Some(s) if s.uid == user.uid => Ok(true),
@@ -283,9 +282,6 @@ impl TwoFactor {
     /// account is now. For a name the system cannot look up: a secret
     /// there means the check must fail closed, not pass.
     pub fn name_holds_secret(&self, name: &str) -> Result<bool, ServiceError> {
-        if name == "root" && self.store.read_summary()?.secret_id.is_some() {
-            return Ok(true);
-        }
         Ok(self.store.read_user(name, 0)?.secret.is_some())
     }
 
@@ -318,14 +314,10 @@ impl TwoFactor {
         user: &UserRef,
         opts: SecretOptions,
     ) -> store::Result<(Digits, Interval)> {
-        let settings = tx.entry()?.settings;
-        let (prev_digits, prev_interval) = if user.is_root() {
-            (settings.otp_digits, settings.interval)
-        } else {
-            match tx.user_secret(&user.name)? {
-                Some(s) if s.uid == user.uid => (s.digits, s.interval),
-                _ => (settings.otp_digits, settings.interval),
-            }
+        let settings = tx.settings()?;
+        let (prev_digits, prev_interval) = match tx.user_secret(&user.name)? {
+            Some(s) if s.uid == user.uid => (s.digits, s.interval),
+            _ => (settings.otp_digits, settings.interval),
         };
         Ok((
             opts.otp_digits.unwrap_or(prev_digits),
@@ -333,9 +325,13 @@ impl TwoFactor {
         ))
     }
 
-    /// Makes `secret` the account's active one (root: the entry's, whose
-    /// digits and interval are root's). Returns its id.
-    fn activate(
+    /// Makes `secret` the account's active one. Returns its id.
+    ///
+    /// Root's numbers are the entry's defaults for new secrets: the
+    /// TrueNAS entry (`config`, `update`) shows and sets one pair for
+    /// both, so a new secret of root's sets the defaults too, and `update`
+    /// sets root's row with them.
+    pub(crate) fn activate(
         &self,
         tx: &mut dyn Tx,
         user: &UserRef,
@@ -345,21 +341,19 @@ impl TwoFactor {
         now: i64,
     ) -> store::Result<store::SecretId> {
         if user.is_root() {
-            let mut settings = tx.entry()?.settings;
+            let mut settings = tx.settings()?;
             settings.otp_digits = digits;
             settings.interval = interval;
             tx.put_settings(&settings)?;
-            tx.replace_secret(secret, now)
-        } else {
-            tx.put_user_secret(&NewUserSecret {
-                username: &user.name,
-                uid: user.uid,
-                secret,
-                digits,
-                interval,
-                created_at_ms: now,
-            })
         }
+        tx.put_user_secret(&NewUserSecret {
+            username: &user.name,
+            uid: user.uid,
+            secret,
+            digits,
+            interval,
+            created_at_ms: now,
+        })
     }
 
     /// `user.renew_2fa_secret`: a new secret at once (TrueNAS semantics),
@@ -392,13 +386,7 @@ impl TwoFactor {
     pub fn unset_user_secret(&self, caller: &Caller, user: &UserRef) -> Result<(), ServiceError> {
         let now = self.clock.now_ms();
         transact(&*self.store, |tx| {
-            let had = if user.is_root() {
-                let had = tx.clear_secret()?;
-                tx.delete_user_secret(&user.name)?;
-                had
-            } else {
-                tx.delete_user_secret(&user.name)?
-            };
+            let had = tx.delete_user_secret(&user.name)?;
             tx.audit(&caller.audit(
                 now,
                 AuditEvent::UserUnset2faSecret,
@@ -415,11 +403,7 @@ impl TwoFactor {
     /// secret untouched. Audited; returns whether anything was cleared.
     pub fn clear_lockout(&self, caller: &Caller, user: &UserRef) -> Result<bool, ServiceError> {
         let now = self.clock.now_ms();
-        let owner = if user.is_root() {
-            store::SYSTEM_OWNER.to_owned()
-        } else {
-            store::user_owner(&user.name, user.uid)
-        };
+        let owner = user.owner();
         let cleared = transact(&*self.store, |tx| {
             let cleared = tx.clear_failures(&owner)?;
             tx.audit(&caller.audit(
@@ -493,7 +477,7 @@ impl TwoFactor {
     ) -> Result<UserConfig, ServiceError> {
         let now = self.clock.now_ms();
         let result = transact(&*self.store, |tx| {
-            let window = tx.entry()?.settings.window;
+            let window = tx.settings()?.window;
             let pending = tx.pending_secret(&user.name)?.filter(|p| p.uid == user.uid);
             let Some(pending) = pending else {
                 return Ok(Err(ServiceError::NoPendingEnrolment));
@@ -501,13 +485,8 @@ impl TwoFactor {
             if now >= pending.expires_at_ms {
                 return Ok(Err(ServiceError::EnrolmentExpired));
             }
-            let owner = if user.is_root() {
-                store::SYSTEM_OWNER.to_owned()
-            } else {
-                store::user_owner(&user.name, user.uid)
-            };
             let target = Target {
-                owner,
+                owner: user.owner(),
                 secret: pending.secret.clone(),
                 id: None,
                 digits: pending.digits,
@@ -566,29 +545,18 @@ impl TwoFactor {
         &self,
         caller: &Caller,
         user: &UserRef,
-    ) -> Result<Vec<crate::RecoveryCode>, ServiceError> {
-        const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    ) -> Result<Vec<RecoveryCode>, ServiceError> {
         let now = self.clock.now_ms();
         let mut codes = Vec::with_capacity(RECOVERY_CODES);
         while codes.len() < RECOVERY_CODES {
-            let mut raw = Zeroizing::new([0u8; 10]);
-            self.random
-                .fill(&mut raw[..])
-                .map_err(store::StoreError::from)?;
-            let mut code = Zeroizing::new(String::with_capacity(11));
-            for (i, b) in raw.iter().enumerate() {
-                if i == 5 {
-                    code.push('-');
-                }
-                code.push(char::from(ALPHABET[usize::from(b & 31)]));
-            }
+            let code = RecoveryCode::generate(&*self.random).map_err(store::StoreError::from)?;
             if !codes.contains(&code) {
                 codes.push(code);
             }
         }
         let normalized: Vec<Zeroizing<String>> = codes
             .iter()
-            .filter_map(|c| normalize_recovery_code(c))
+            .filter_map(|c| RecoveryCode::parse(c))
             .collect();
         transact(&*self.store, |tx| {
             let refs: Vec<&str> = normalized.iter().map(|c| c.as_str()).collect();
@@ -601,10 +569,7 @@ impl TwoFactor {
             ))?;
             self.retain_audit(tx, now)
         })?;
-        Ok(codes
-            .into_iter()
-            .map(|mut c| crate::RecoveryCode::new(std::mem::take(&mut *c)))
-            .collect())
+        Ok(codes)
     }
 
     /// Whether the account `name` with `uid` holds a secret made for it
@@ -618,28 +583,24 @@ impl TwoFactor {
     /// `None` when the name holds none; from a read-only snapshot of that
     /// one account.
     pub fn secret_uid(&self, name: &str) -> Result<Option<u32>, ServiceError> {
-        if name == "root" && self.store.read_summary()?.secret_id.is_some() {
-            return Ok(Some(0));
-        }
         Ok(self.store.read_user(name, 0)?.secret.map(|s| s.uid))
     }
 
-    /// Every account holding a secret (root when the entry has one).
+    /// Every account holding a secret, root first, then by name.
     pub fn secret_holders(&self) -> Result<Vec<SecretHolder>, ServiceError> {
-        let mut out = Vec::new();
-        if self.store.read_summary()?.secret_id.is_some() {
-            out.push(SecretHolder {
-                username: "root".into(),
-                uid: 0,
-            });
-        }
         // A read-only snapshot: listing never waits for, or holds up, a
         // check or a change.
-        let infos = self.store.read_user_secrets()?;
-        out.extend(infos.into_iter().map(|i| SecretHolder {
-            username: i.username,
-            uid: i.uid,
-        }));
+        let mut out: Vec<SecretHolder> = self
+            .store
+            .read_user_secrets()?
+            .into_iter()
+            .map(|i| SecretHolder {
+                username: i.username,
+                uid: i.uid,
+            })
+            .collect();
+        // Stable: the others keep the store's order by name.
+        out.sort_by_key(|h| !(h.username == "root" && h.uid == 0));
         Ok(out)
     }
 }

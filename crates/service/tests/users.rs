@@ -570,8 +570,10 @@ impl store::Store for CountingStore {
 }
 
 /// The frequent questions (is a code required, who holds a secret, a
-/// user's own configuration) never unseal the system secret; only the
-/// answers that carry it (`config`, root's URI) do.
+/// user's own configuration) never take the entry's unsealing read; only
+/// the answers of the TrueNAS entry that carry root's secret (`config`,
+/// its URI) do. Root's own configuration reads root's row like any
+/// account's (`read_user`).
 #[test]
 fn only_answers_that_carry_the_system_secret_unseal_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -610,8 +612,9 @@ fn only_answers_that_carry_the_system_secret_unseal_it() {
     assert_eq!(unsealed(), 0, "none of these needed the system key");
     assert!(tf.config().unwrap().secret.is_some());
     assert!(tf.provisioning_uri().is_ok());
+    assert_eq!(unsealed(), 2);
     assert!(tf.user_config(&UserRef::root()).unwrap().secret_configured);
-    assert_eq!(unsealed(), 3);
+    assert_eq!(unsealed(), 2);
 }
 
 /// Listing who holds a secret reads a snapshot: it neither waits for nor
@@ -723,4 +726,55 @@ fn after_migrating_mains_state_an_account_without_a_secret_is_checked_against_ro
         tf.check_login_code(&who, &alice(), Some(&right)),
         Err(ServiceError::NotConfigured)
     ));
+}
+
+/// Root's digits and interval are the entry's, which are also the defaults
+/// of new secrets: renewing root's secret with new numbers changes what
+/// `config` shows and what an account without a secret is offered and
+/// gets; `update` changes root's codes and the defaults together; an
+/// account's own secret keeps the numbers it was made with.
+#[test]
+fn roots_numbers_are_the_entrys_defaults_both_ways() {
+    let f = fixture();
+    enable(&f);
+    let opts = SecretOptions {
+        otp_digits: Some(Digits::new(8).unwrap()),
+        interval: Some(Interval::new(60).unwrap()),
+    };
+    f.tf.renew_user_secret(&root_unix(), &UserRef::root(), opts)
+        .unwrap();
+    let config = f.tf.config().unwrap();
+    assert_eq!((config.otp_digits.get(), config.interval.get()), (8, 60));
+    let offered = f.tf.user_config(&alice()).unwrap();
+    assert!(!offered.secret_configured);
+    assert_eq!((offered.otp_digits.get(), offered.interval.get()), (8, 60));
+    let made =
+        f.tf.renew_user_secret(&root_unix(), &alice(), SecretOptions::default())
+            .unwrap();
+    assert_eq!((made.otp_digits.get(), made.interval.get()), (8, 60));
+
+    f.tf.update(
+        &root_unix(),
+        UpdateRequest {
+            otp_digits: Some(Digits::new(7).unwrap()),
+            interval: Some(Interval::new(45).unwrap()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let root = f.tf.user_config(&UserRef::root()).unwrap();
+    assert_eq!((root.otp_digits.get(), root.interval.get()), (7, 45));
+    let uri = f.tf.provisioning_uri().unwrap().to_string();
+    assert_eq!(totp_of(&uri).1.get(), 7);
+    let right = code(&f, &uri, 0);
+    assert_eq!(right.len(), 7);
+    assert!(f.tf.verify(&root_unix(), Some(&right)).unwrap());
+    assert_eq!(
+        (
+            f.tf.user_config(&bob()).unwrap().otp_digits.get(),
+            f.tf.user_config(&alice()).unwrap().otp_digits.get()
+        ),
+        (7, 8),
+        "the default moved; alice's own secret kept its numbers"
+    );
 }

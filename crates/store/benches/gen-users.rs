@@ -44,9 +44,9 @@ fn main() -> Result<()> {
             enabled: true,
             legacy_shared_code: false,
         })?;
-        if tx.entry()?.secret.is_none() {
+        if tx.user_secret("root")?.is_none() {
             let secret = random_secret().map_err(|e| store::StoreError::database(e.to_string()))?;
-            tx.replace_secret(&secret, 0)?;
+            tx.put_user_secret(&NewUserSecret::root(&secret, 0))?;
         }
         Ok(())
     })?;

@@ -19,15 +19,12 @@ use std::sync::RwLock;
 /// What a committed transaction changed, as listeners hear it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Change {
-    /// The entry's settings (`enabled`, digits, window, interval,
-    /// services, the legacy shared-code mode), or which secret it points
-    /// at.
+    /// The entry: its settings (`enabled`, window, services, the defaults
+    /// for new secrets, the legacy shared-code mode), or root's secret,
+    /// which `auth.twofactor.config` shows.
     Entry,
-    /// Root's secret held by the entry (owner [`crate::SYSTEM_OWNER`]):
-    /// made, replaced or removed, or its lock-out cleared.
-    SystemSecret,
-    /// One account's secret (made, replaced, removed), its recovery codes,
-    /// or its lock-out cleared.
+    /// One account's secret (made, replaced, its digits or interval
+    /// changed, removed), its recovery codes, or its lock-out cleared.
     User { username: String },
 }
 
@@ -39,11 +36,8 @@ impl Change {
     }
 
     /// The change of clearing the failure counters of `owner` (a secret's
-    /// owner label: [`crate::SYSTEM_OWNER`] or [`crate::user_owner`]'s).
+    /// owner label, [`crate::user_owner`]'s).
     pub(crate) fn of_owner(owner: &str) -> Option<Self> {
-        if owner == crate::SYSTEM_OWNER {
-            return Some(Self::SystemSecret);
-        }
         let (_uid, name) = owner.strip_prefix("user:")?.split_once(':')?;
         Some(Self::user(name))
     }
@@ -60,6 +54,20 @@ pub(crate) struct ChangeSet(BTreeSet<Change>);
 impl ChangeSet {
     pub(crate) fn note(&mut self, change: Change) {
         self.0.insert(change);
+    }
+
+    /// Notes a change of `username`'s secret; root's is also the entry's
+    /// (`config` shows it, and the caches hold it).
+    pub(crate) fn user_changed(&mut self, username: &str) {
+        if username == crate::users::ROOT {
+            self.note(Change::Entry);
+        }
+        self.note(Change::user(username));
+    }
+
+    /// Whether the entry changed.
+    pub(crate) fn has_entry(&self) -> bool {
+        self.0.contains(&Change::Entry)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -152,15 +160,24 @@ mod tests {
     }
 
     #[test]
-    fn owner_labels_name_their_change() {
+    fn owner_labels_name_their_change_and_roots_secret_is_the_entrys() {
         assert_eq!(
-            Change::of_owner(crate::SYSTEM_OWNER),
-            Some(Change::SystemSecret)
+            Change::of_owner(&crate::user_owner("root", 0)),
+            Some(Change::user("root"))
         );
         assert_eq!(
             Change::of_owner(&crate::user_owner("a:b", 1001)),
             Some(Change::user("a:b"))
         );
-        assert_eq!(Change::of_owner("something else"), None);
+        assert_eq!(Change::of_owner("system"), None);
+        let mut set = ChangeSet::default();
+        set.user_changed("alice");
+        assert!(!set.has_entry());
+        set.user_changed("root");
+        assert!(set.has_entry());
+        assert_eq!(
+            set.into_vec(),
+            [Change::Entry, Change::user("alice"), Change::user("root")]
+        );
     }
 }

@@ -28,7 +28,7 @@ pub use changes::{Change, ChangeListener};
 pub use migrate::{MigrateReport, StateLocation, migrate};
 pub use model::{
     ALL_ORIGINS, Aggregate, AuditClass, AuditEntry, AuditQuery, AuditRecord, EntrySummary,
-    LimiterState, SYSTEM_OWNER, SecretId, SecretRecord, Settings, SystemEntry,
+    LimiterState, SecretId, SecretRecord, Settings, SystemEntry,
 };
 #[cfg(feature = "postgres")]
 pub use postgres::{PgOptions, PgStore, SslMode, redact_url};
@@ -37,7 +37,7 @@ pub use seal::KeyFile;
 pub use sqlite::{BackupReport, SqliteStore, StoreOptions};
 pub use users::{NewUserSecret, PendingSecret, UserSecret, UserSecretInfo, user_owner};
 
-use otp::Secret;
+use otp::{Digits, Interval};
 
 /// Why the store could not do what was asked. Messages name files and
 /// conditions, never secret material.
@@ -135,14 +135,16 @@ impl StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// One transaction's view: reads see the transaction's own writes.
+///
+/// One set of secret operations serves every account, root included:
+/// root's secret is the row of name `root` (uid 0) of the per-user
+/// secrets. The entry holds only the global switches and the defaults for
+/// new secrets ([`Settings`]).
 pub trait Tx {
-    /// The system entry, with its secret unsealed.
-    fn entry(&mut self) -> Result<SystemEntry>;
+    /// The entry's settings.
+    fn settings(&mut self) -> Result<Settings>;
     /// Replaces the settings (all fields).
     fn put_settings(&mut self, settings: &Settings) -> Result<()>;
-    /// Stores a new system secret, retiring the old one together with its
-    /// replay state. Returns the new secret's id.
-    fn replace_secret(&mut self, secret: &Secret, created_at_ms: i64) -> Result<SecretId>;
     /// Records `step` as accepted for secret `id` if it is above the highest
     /// step accepted so far. Returns whether it was (the replay guard).
     fn advance_step(&mut self, id: SecretId, step: u64) -> Result<bool>;
@@ -152,10 +154,9 @@ pub trait Tx {
     fn limiter(&mut self, scope: &str) -> Result<LimiterState>;
     /// Writes one scope's failure counter (the default state deletes it).
     fn put_limiter(&mut self, scope: &str, state: &LimiterState) -> Result<()>;
-    /// The wrong-code counter of the secret of `owner` ([`SYSTEM_OWNER`],
-    /// later `user:<uid>`) as seen from `origin` (an address, `local`, or
-    /// [`ALL_ORIGINS`] for the count over every origin); the default when
-    /// none is stored. Replacing the owner's secret clears all of them.
+    /// The wrong-code counter of the secret of `owner` ([`user_owner`]) as
+    /// seen from `origin` (an address, `local`, or [`ALL_ORIGINS`] for the
+    /// count over every origin); the default when none is stored. Replacing the owner's secret clears all of them.
     fn failures(&mut self, owner: &str, origin: &str) -> Result<LimiterState>;
     /// [`Tx::failures`] for a check whose outcome is counted nowhere (an
     /// administrator's own typos): the counter is read without being
@@ -181,9 +182,6 @@ pub trait Tx {
     /// (oldest first); returns how many. Keeps the table bounded however
     /// many origins there are.
     fn expire_failures(&mut self, now_ms: i64, batch: usize) -> Result<usize>;
-    /// Removes the system (root's) secret with its failure counters;
-    /// returns whether there was one.
-    fn clear_secret(&mut self) -> Result<bool>;
     /// `username`'s active secret, unsealed; only this one is
     /// read (found by name).
     fn user_secret(&mut self, username: &str) -> Result<Option<UserSecret>>;
@@ -191,6 +189,15 @@ pub trait Tx {
     /// with its replay state and failure counters, and the name's recovery
     /// codes made for another uid.
     fn put_user_secret(&mut self, new: &NewUserSecret<'_>) -> Result<SecretId>;
+    /// Changes the digits and interval of the account's active secret,
+    /// keeping the secret, its replay state and its counters; returns
+    /// whether the account has one.
+    fn set_secret_params(
+        &mut self,
+        username: &str,
+        digits: Digits,
+        interval: Interval,
+    ) -> Result<bool>;
     /// Deletes the account's secret, failure counters, pending enrolment
     /// and recovery codes; returns whether it had a secret.
     fn delete_user_secret(&mut self, username: &str) -> Result<bool>;
@@ -251,13 +258,13 @@ pub trait Tx {
 ///   the transaction ends, so a read-modify-write of a counter never loses
 ///   a concurrent one (SQLite: every write transaction holds the database's
 ///   write lock; PostgreSQL: a transaction-scoped advisory lock per key).
-/// - Changing the entry's secret or an account's secret locks that entry
-///   or account for the rest of the transaction. Settings are written
-///   whole: of two concurrent `put_settings`, the later commit wins.
+/// - Changing an account's secret locks that account for the rest of the
+///   transaction. Settings are written whole: of two concurrent
+///   `put_settings`, the later commit wins.
 pub trait Store: Send + Sync + std::fmt::Debug {
-    /// A consistent read of the entry, its secret unsealed. Only for the
-    /// callers that need the secret itself; the others use
-    /// [`Store::read_summary`].
+    /// A consistent read of the settings with root's secret unsealed (what
+    /// `config` shows). Only for the callers that need the secret itself;
+    /// the others use [`Store::read_summary`].
     fn read(&self) -> Result<SystemEntry>;
     /// The settings and which secret is set, without unsealing it (may be
     /// served from a cache that the backend keeps coherent with writes from

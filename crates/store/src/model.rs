@@ -3,11 +3,20 @@
 use otp::{Digits, Interval, Secret, Window};
 use serde::{Deserialize, Serialize};
 
-/// The settings of the system entry, secret aside.
+/// The settings of the system entry: the global switches and the
+/// defaults a new secret gets.
+///
+/// `otp_digits` and `interval` are the defaults for new secrets (an
+/// account's own secret keeps the numbers it was made with, in its row).
+/// Root's secret is an ordinary row of the per-user secrets; the service
+/// keeps root's numbers equal to these defaults (writing both together),
+/// because the TrueNAS entry shows one pair for both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Settings {
+    /// Digits of a new secret's codes (and root's).
     pub otp_digits: Digits,
     pub window: Window,
+    /// Time step of a new secret (and root's).
     pub interval: Interval,
     /// `services.ssh`.
     pub ssh: bool,
@@ -18,9 +27,10 @@ pub struct Settings {
     pub legacy_shared_code: bool,
 }
 
-/// The owner of the system secret. Per-user secrets will be owned
-/// by `user:<uid>`; failure counters are keyed by owner and origin.
-pub const SYSTEM_OWNER: &str = "system";
+/// The owner label root's secret had while it was the system entry's (its
+/// sealed blob's associated data and its counters' key); only the
+/// migration that made it an ordinary account's reads it.
+pub(crate) const LEGACY_SYSTEM_OWNER: &str = "system";
 
 /// The origin under which a secret's failures over all origins together
 /// are counted (no remote address looks like this).
@@ -40,20 +50,24 @@ pub struct SecretRecord {
     pub created_at_ms: i64,
 }
 
-/// The system entry: settings plus the current secret, if one was generated.
+/// The system entry as the TrueNAS `config` answer shows it: the settings
+/// and root's secret (root's row of the per-user secrets, read together
+/// with the settings so that one cached read answers `config`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SystemEntry {
     pub settings: Settings,
-    pub secret: Option<SecretRecord>,
+    /// Root's (uid 0) active secret, if it has one.
+    pub root: Option<crate::UserSecret>,
 }
 
-/// The system entry without its secret: the settings and which secret is
-/// set, if any. What most reads need (is a code required? is there a
+/// The system entry without the secret: the settings and which secret root
+/// has, if any. What most reads need (is a code required? is there a
 /// secret?), so [`crate::Store::read_summary`] answers it without
 /// unsealing anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct EntrySummary {
     pub settings: Settings,
+    /// The id of root's secret.
     pub secret_id: Option<SecretId>,
 }
 
@@ -61,7 +75,7 @@ impl From<&SystemEntry> for EntrySummary {
     fn from(entry: &SystemEntry) -> Self {
         Self {
             settings: entry.settings,
-            secret_id: entry.secret.as_ref().map(|s| s.id),
+            secret_id: entry.root.as_ref().map(|s| s.record.id),
         }
     }
 }

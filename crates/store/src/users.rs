@@ -1,8 +1,7 @@
 //! Per-user secrets: each account's own sealed secret with its
 //! digits, interval and replay state, a pending enrolment, and recovery-code
-//! hashes. Root's secret is the system entry's, so
-//! this module holds every other account's; pending enrolments and recovery
-//! codes are kept by user name for every account, root included.
+//! hashes, for every account, root (uid 0) included: root's secret is an
+//! ordinary row, read and written by the same operations as anyone's.
 //!
 //! A secret belongs to a user name *and* the uid it had: the sealed blob's
 //! associated data names both ([`user_owner`]), so a row moved to another
@@ -19,8 +18,14 @@ use otp::{Digits, Interval, Secret};
 
 use crate::SecretRecord;
 
-/// The owner label of `username`'s secret made while it had `uid`: the
-/// associated data of its sealed blob and the key of its failure counters.
+/// Root's account name and uid: the row the TrueNAS entry (`config`)
+/// shows the secret of.
+pub(crate) const ROOT: &str = "root";
+pub(crate) const ROOT_UID: u32 = 0;
+
+/// The owner label of `username`'s secret made while it had `uid` (root's
+/// is `user:0:root`): the associated data of its sealed blob and the key
+/// of its failure counters. The one place the label is written.
 pub fn user_owner(username: &str, uid: u32) -> String {
     format!("user:{uid}:{username}")
 }
@@ -72,4 +77,18 @@ pub struct NewUserSecret<'a> {
     pub digits: Digits,
     pub interval: Interval,
     pub created_at_ms: i64,
+}
+
+impl<'a> NewUserSecret<'a> {
+    /// Root's (uid 0) new secret with the default numbers (6 digits, 30 s).
+    pub fn root(secret: &'a Secret, created_at_ms: i64) -> Self {
+        Self {
+            username: ROOT,
+            uid: ROOT_UID,
+            secret,
+            digits: Digits::default(),
+            interval: Interval::default(),
+            created_at_ms,
+        }
+    }
 }

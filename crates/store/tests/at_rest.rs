@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use otp::Secret;
-use store::{AuditRecord, KeyFile, SqliteStore, Store, StoreError, transact};
+use store::{AuditRecord, KeyFile, NewUserSecret, SqliteStore, Store, StoreError, transact};
 
 fn state(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("state")
@@ -76,7 +76,7 @@ fn no_secret_in_any_file_while_open_and_after_close() {
         let store = SqliteStore::open(&state(&dir)).unwrap();
         for (i, s) in secrets.iter().enumerate() {
             transact(&store, |tx| {
-                let id = tx.replace_secret(s, i as i64)?;
+                let id = tx.put_user_secret(&NewUserSecret::root(s, i as i64))?;
                 tx.advance_step(id, 100 + i as u64)?;
                 tx.audit(&AuditRecord {
                     at_ms: i as i64,
@@ -97,8 +97,9 @@ fn no_secret_in_any_file_while_open_and_after_close() {
             store
                 .read()
                 .unwrap()
-                .secret
+                .root
                 .unwrap()
+                .record
                 .secret
                 .ct_eq(&secrets[2])
         );
@@ -112,8 +113,9 @@ fn no_secret_in_any_file_while_open_and_after_close() {
         store
             .read()
             .unwrap()
-            .secret
+            .root
             .unwrap()
+            .record
             .secret
             .ct_eq(&secrets[2])
     );
@@ -125,7 +127,8 @@ fn file_modes_are_strict() {
     let state = state(&dir);
     let store = SqliteStore::open(&state).unwrap();
     transact(&store, |tx| {
-        tx.replace_secret(&random_secret(), 0).map(|_| ())
+        tx.put_user_secret(&NewUserSecret::root(&random_secret(), 0))
+            .map(|_| ())
     })
     .unwrap();
     assert_eq!(mode(&state), 0o700);
@@ -301,7 +304,7 @@ fn a_key_without_its_database_is_a_lost_state_unless_init() {
                     enabled: true,
                     ..Default::default()
                 })?;
-                tx.replace_secret(&random_secret(), 0)
+                tx.put_user_secret(&NewUserSecret::root(&random_secret(), 0))
             })
             .unwrap();
         }
@@ -329,7 +332,7 @@ fn a_key_without_its_database_is_a_lost_state_unless_init() {
         // An explicit init starts afresh, with the key that is there.
         let store = SqliteStore::open_with(&state, store::StoreOptions { init: true }).unwrap();
         let entry = store.read().unwrap();
-        assert!(!entry.settings.enabled && entry.secret.is_none());
+        assert!(!entry.settings.enabled && entry.root.is_none());
         drop(store);
         // And from then on it is a normal state.
         drop(SqliteStore::open(&state).unwrap());
@@ -343,10 +346,10 @@ fn init_never_discards_an_existing_state() {
     let s = random_secret();
     {
         let store = SqliteStore::open(&state).unwrap();
-        transact(&store, |tx| tx.replace_secret(&s, 0)).unwrap();
+        transact(&store, |tx| tx.put_user_secret(&NewUserSecret::root(&s, 0))).unwrap();
     }
     let store = SqliteStore::open_with(&state, store::StoreOptions { init: true }).unwrap();
-    assert!(store.read().unwrap().secret.unwrap().secret.ct_eq(&s));
+    assert!(store.read().unwrap().root.unwrap().record.secret.ct_eq(&s));
 }
 
 #[test]
@@ -407,10 +410,10 @@ fn fresh_directory_without_key_works_and_creates_one() {
     assert_eq!(store.state_dir(), nested);
     assert_eq!(fs::metadata(nested.join("secret.key")).unwrap().len(), 32);
     let s = random_secret();
-    transact(&store, |tx| tx.replace_secret(&s, 0)).unwrap();
+    transact(&store, |tx| tx.put_user_secret(&NewUserSecret::root(&s, 0))).unwrap();
     drop(store);
     let store = SqliteStore::open(&nested).unwrap();
-    assert!(store.read().unwrap().secret.unwrap().secret.ct_eq(&s));
+    assert!(store.read().unwrap().root.unwrap().record.secret.ct_eq(&s));
     // The key that was created is the one that opens the data.
     KeyFile::load(&nested.join("secret.key")).unwrap();
 }
@@ -421,7 +424,10 @@ fn removed_key_with_a_stored_secret_is_key_missing() {
     let state = state(&dir);
     {
         let store = SqliteStore::open(&state).unwrap();
-        transact(&store, |tx| tx.replace_secret(&random_secret(), 0)).unwrap();
+        transact(&store, |tx| {
+            tx.put_user_secret(&NewUserSecret::root(&random_secret(), 0))
+        })
+        .unwrap();
     }
     let key = fs::read(state.join("secret.key")).unwrap();
     fs::remove_file(state.join("secret.key")).unwrap();
@@ -437,7 +443,7 @@ fn removed_key_with_a_stored_secret_is_key_missing() {
             .unwrap()
             .read()
             .unwrap()
-            .secret
+            .root
             .is_some()
     );
 }
@@ -462,7 +468,10 @@ fn a_different_key_is_wrong_key() {
     let state = state(&dir);
     {
         let store = SqliteStore::open(&state).unwrap();
-        transact(&store, |tx| tx.replace_secret(&random_secret(), 0)).unwrap();
+        transact(&store, |tx| {
+            tx.put_user_secret(&NewUserSecret::root(&random_secret(), 0))
+        })
+        .unwrap();
     }
     let mut other = [0u8; 32];
     getrandom::fill(&mut other).unwrap();
@@ -531,9 +540,12 @@ fn two_processes_opening_a_new_directory_at_once_agree_on_one_key() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let s = random_secret();
-    transact(&stores[0], |tx| tx.replace_secret(&s, 0)).unwrap();
+    transact(&stores[0], |tx| {
+        tx.put_user_secret(&NewUserSecret::root(&s, 0))
+    })
+    .unwrap();
     for store in &stores {
-        assert!(store.read().unwrap().secret.unwrap().secret.ct_eq(&s));
+        assert!(store.read().unwrap().root.unwrap().record.secret.ct_eq(&s));
     }
     drop(stores);
     assert!(
@@ -541,7 +553,7 @@ fn two_processes_opening_a_new_directory_at_once_agree_on_one_key() {
             .unwrap()
             .read()
             .unwrap()
-            .secret
+            .root
             .is_some()
     );
 }

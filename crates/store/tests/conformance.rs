@@ -14,8 +14,8 @@ use otp::{Digits, Interval, Secret, Window};
 use serde_json::json;
 use store::{
     ALL_ORIGINS, Aggregate, AuditClass, AuditQuery, AuditRecord, EntrySummary, LimiterState,
-    NewUserSecret, PendingSecret, SYSTEM_OWNER, SecretId, Settings, SqliteStore, Store, StoreError,
-    SystemEntry, UserView, transact,
+    NewUserSecret, PendingSecret, SecretId, Settings, SqliteStore, Store, StoreError, SystemEntry,
+    UserView, transact,
 };
 
 /// One fresh storage location (a directory, a database, ...). Dropping it
@@ -32,6 +32,11 @@ pub type Make<'a> = &'a dyn Fn() -> Box<dyn Location>;
 
 fn secret(fill: u8) -> Secret {
     Secret::from_bytes((0..20).map(|i| fill.wrapping_add(i)).collect()).unwrap()
+}
+
+/// Root's owner label (its counters' key).
+fn root_owner() -> String {
+    store::user_owner("root", 0)
 }
 
 fn some_settings() -> Settings {
@@ -68,7 +73,7 @@ fn all_audit(store: &dyn Store) -> Vec<store::AuditEntry> {
 
 fn new_secret(store: &dyn Store, fill: u8) -> SecretId {
     transact(store, |tx| {
-        tx.replace_secret(&secret(fill), 1_700_000_000_000)
+        tx.put_user_secret(&NewUserSecret::root(&secret(fill), 1_700_000_000_000))
     })
     .unwrap()
 }
@@ -106,7 +111,10 @@ pub fn defaults_on_first_open(make: Make<'_>) {
     assert_eq!(expected.settings.interval.get(), 30);
     assert!(!expected.settings.ssh && !expected.settings.enabled);
     assert_eq!(store.read().unwrap(), expected);
-    assert_eq!(transact(&*store, |tx| tx.entry()).unwrap(), expected);
+    assert_eq!(
+        transact(&*store, |tx| tx.settings()).unwrap(),
+        expected.settings
+    );
     assert!(all_audit(&*store).is_empty());
     // Opening again does not create a second entry or change it.
     drop(store);
@@ -119,15 +127,12 @@ pub fn settings_round_trip(make: Make<'_>) {
     let s = some_settings();
     let seen_inside = transact(&*store, |tx| {
         tx.put_settings(&s)?;
-        tx.entry()
+        tx.settings()
     })
     .unwrap();
-    assert_eq!(
-        seen_inside.settings, s,
-        "a transaction reads its own writes"
-    );
+    assert_eq!(seen_inside, s, "a transaction reads its own writes");
     assert_eq!(store.read().unwrap().settings, s);
-    assert_eq!(transact(&*store, |tx| tx.entry()).unwrap().settings, s);
+    assert_eq!(transact(&*store, |tx| tx.settings()).unwrap(), s);
     let back = Settings::default();
     transact(&*store, |tx| tx.put_settings(&back)).unwrap();
     assert_eq!(store.read().unwrap().settings, back);
@@ -137,27 +142,36 @@ pub fn replace_secret_then_entry_returns_it(make: Make<'_>) {
     let loc = make();
     let store = loc.open();
     transact(&*store, |tx| tx.put_settings(&some_settings())).unwrap();
-    let id = transact(&*store, |tx| tx.replace_secret(&secret(1), 1234)).unwrap();
+    let id = transact(&*store, |tx| {
+        tx.put_user_secret(&NewUserSecret::root(&secret(1), 1234))
+    })
+    .unwrap();
     let entry = store.read().unwrap();
     assert_eq!(
         entry.settings,
         some_settings(),
         "settings untouched by a new secret"
     );
-    let rec = entry.secret.unwrap();
+    let rec = entry.root.unwrap().record;
     assert_eq!(rec.id, id);
     assert!(rec.secret.ct_eq(&secret(1)));
     assert_eq!(rec.last_step, None);
     assert_eq!(rec.created_at_ms, 1234);
 
-    let id2 = transact(&*store, |tx| tx.replace_secret(&secret(2), 5678)).unwrap();
+    let id2 = transact(&*store, |tx| {
+        tx.put_user_secret(&NewUserSecret::root(&secret(2), 5678))
+    })
+    .unwrap();
     assert_ne!(id2, id);
-    let rec = transact(&*store, |tx| tx.entry()).unwrap().secret.unwrap();
+    let rec = transact(&*store, |tx| tx.user_secret("root"))
+        .unwrap()
+        .unwrap()
+        .record;
     assert_eq!((rec.id, rec.created_at_ms), (id2, 5678));
     assert!(rec.secret.ct_eq(&secret(2)));
     // The retired secret's id is dead: nothing advances through it.
     assert!(!advance(&*store, id, 10));
-    assert_eq!(store.read().unwrap().secret.unwrap().last_step, None);
+    assert_eq!(store.read().unwrap().root.unwrap().record.last_step, None);
 }
 
 pub fn advance_step_is_monotonic_and_survives_reopen(make: Make<'_>) {
@@ -169,12 +183,18 @@ pub fn advance_step_is_monotonic_and_survives_reopen(make: Make<'_>) {
     assert!(!advance(&*store, id, 99), "lower step is refused");
     assert!(advance(&*store, id, 101), "higher step");
     assert!(!advance(&*store, id, 0));
-    assert_eq!(store.read().unwrap().secret.unwrap().last_step, Some(101));
+    assert_eq!(
+        store.read().unwrap().root.unwrap().record.last_step,
+        Some(101)
+    );
     assert!(!advance(&*store, SecretId(id.0 + 1000), 5), "unknown id");
 
     drop(store);
     let store = loc.open();
-    assert_eq!(store.read().unwrap().secret.unwrap().last_step, Some(101));
+    assert_eq!(
+        store.read().unwrap().root.unwrap().record.last_step,
+        Some(101)
+    );
     assert!(!advance(&*store, id, 101));
     assert!(advance(&*store, id, 102));
     // Large (but representable) steps are fine.
@@ -196,7 +216,7 @@ pub fn replace_secret_resets_last_step_and_keeps_free_scopes(make: Make<'_>) {
     transact(&*store, |tx| tx.put_limiter("addr:192.0.2.7", &counted)).unwrap();
 
     let new = new_secret(&*store, 5);
-    let rec = store.read().unwrap().secret.unwrap();
+    let rec = store.read().unwrap().root.unwrap().record;
     assert_eq!((rec.id, rec.last_step), (new, None));
     assert!(
         advance(&*store, new, 1),
@@ -227,17 +247,17 @@ pub fn failures_are_keyed_by_owner_and_origin(make: Make<'_>) {
         lockouts: 2,
     };
     transact(&*store, |tx| {
-        tx.put_failures(SYSTEM_OWNER, "192.0.2.1", &a, 1_000)?;
-        tx.put_failures(SYSTEM_OWNER, ALL_ORIGINS, &b, 2_000)?;
+        tx.put_failures(&root_owner(), "192.0.2.1", &a, 1_000)?;
+        tx.put_failures(&root_owner(), ALL_ORIGINS, &b, 2_000)?;
         tx.put_failures("user:1000", "192.0.2.1", &b, 3_000)
     })
     .unwrap();
     let get =
         |owner: &str, origin: &str| transact(&*store, |tx| tx.failures(owner, origin)).unwrap();
-    assert_eq!(get(SYSTEM_OWNER, "192.0.2.1"), a);
-    assert_eq!(get(SYSTEM_OWNER, ALL_ORIGINS), b);
+    assert_eq!(get(&root_owner(), "192.0.2.1"), a);
+    assert_eq!(get(&root_owner(), ALL_ORIGINS), b);
     assert_eq!(get("user:1000", "192.0.2.1"), b);
-    assert_eq!(get(SYSTEM_OWNER, "192.0.2.2"), LimiterState::default());
+    assert_eq!(get(&root_owner(), "192.0.2.2"), LimiterState::default());
     assert_eq!(
         transact(&*store, |tx| tx.limiter("192.0.2.1")).unwrap(),
         LimiterState::default(),
@@ -245,20 +265,20 @@ pub fn failures_are_keyed_by_owner_and_origin(make: Make<'_>) {
     );
     // Overwrite, then the default state deletes.
     transact(&*store, |tx| {
-        tx.put_failures(SYSTEM_OWNER, "192.0.2.1", &b, 5_000)
+        tx.put_failures(&root_owner(), "192.0.2.1", &b, 5_000)
     })
     .unwrap();
-    assert_eq!(get(SYSTEM_OWNER, "192.0.2.1"), b);
+    assert_eq!(get(&root_owner(), "192.0.2.1"), b);
     transact(&*store, |tx| {
-        tx.put_failures(SYSTEM_OWNER, "192.0.2.1", &LimiterState::default(), 0)
+        tx.put_failures(&root_owner(), "192.0.2.1", &LimiterState::default(), 0)
     })
     .unwrap();
-    assert_eq!(get(SYSTEM_OWNER, "192.0.2.1"), LimiterState::default());
+    assert_eq!(get(&root_owner(), "192.0.2.1"), LimiterState::default());
     // They persist.
     drop(store);
     let store = loc.open();
     assert_eq!(
-        transact(&*store, |tx| tx.failures(SYSTEM_OWNER, ALL_ORIGINS)).unwrap(),
+        transact(&*store, |tx| tx.failures(&root_owner(), ALL_ORIGINS)).unwrap(),
         b
     );
 }
@@ -275,7 +295,7 @@ pub fn expire_failures_deletes_in_batches(make: Make<'_>) {
     };
     transact(&*store, |tx| {
         for i in 0..10i64 {
-            tx.put_failures(SYSTEM_OWNER, &format!("198.51.100.{i}"), &st, 100 + i)?;
+            tx.put_failures(&root_owner(), &format!("198.51.100.{i}"), &st, 100 + i)?;
         }
         Ok(())
     })
@@ -289,7 +309,7 @@ pub fn expire_failures_deletes_in_batches(make: Make<'_>) {
     let left: Vec<bool> = (0..10)
         .map(|i| {
             transact(&*store, |tx| {
-                tx.failures(SYSTEM_OWNER, &format!("198.51.100.{i}"))
+                tx.failures(&root_owner(), &format!("198.51.100.{i}"))
             })
             .unwrap()
                 != LimiterState::default()
@@ -315,16 +335,16 @@ pub fn replace_secret_clears_its_owners_failures(make: Make<'_>) {
         lockouts: 1,
     };
     transact(&*store, |tx| {
-        tx.put_failures(SYSTEM_OWNER, "192.0.2.9", &st, i64::MAX)?;
-        tx.put_failures(SYSTEM_OWNER, ALL_ORIGINS, &st, i64::MAX)?;
+        tx.put_failures(&root_owner(), "192.0.2.9", &st, i64::MAX)?;
+        tx.put_failures(&root_owner(), ALL_ORIGINS, &st, i64::MAX)?;
         tx.put_failures("user:1000", ALL_ORIGINS, &st, i64::MAX)
     })
     .unwrap();
     new_secret(&*store, 7);
     let get =
         |owner: &str, origin: &str| transact(&*store, |tx| tx.failures(owner, origin)).unwrap();
-    assert_eq!(get(SYSTEM_OWNER, "192.0.2.9"), LimiterState::default());
-    assert_eq!(get(SYSTEM_OWNER, ALL_ORIGINS), LimiterState::default());
+    assert_eq!(get(&root_owner(), "192.0.2.9"), LimiterState::default());
+    assert_eq!(get(&root_owner(), ALL_ORIGINS), LimiterState::default());
     assert_eq!(get("user:1000", ALL_ORIGINS), st, "another owner's stay");
 }
 
@@ -367,26 +387,26 @@ pub fn clear_failures_ends_one_owners_lock_outs(make: Make<'_>) {
         lockouts: 3,
     };
     transact(&*store, |tx| {
-        tx.put_failures(SYSTEM_OWNER, "192.0.2.1", &st, i64::MAX)?;
-        tx.put_failures(SYSTEM_OWNER, ALL_ORIGINS, &st, i64::MAX)?;
+        tx.put_failures(&root_owner(), "192.0.2.1", &st, i64::MAX)?;
+        tx.put_failures(&root_owner(), ALL_ORIGINS, &st, i64::MAX)?;
         tx.put_failures("user:1000:alice", "192.0.2.1", &st, i64::MAX)
     })
     .unwrap();
     assert_eq!(
-        transact(&*store, |tx| tx.clear_failures(SYSTEM_OWNER)).unwrap(),
+        transact(&*store, |tx| tx.clear_failures(&root_owner())).unwrap(),
         2
     );
     let get =
         |owner: &str, origin: &str| transact(&*store, |tx| tx.failures(owner, origin)).unwrap();
-    assert_eq!(get(SYSTEM_OWNER, "192.0.2.1"), LimiterState::default());
-    assert_eq!(get(SYSTEM_OWNER, ALL_ORIGINS), LimiterState::default());
+    assert_eq!(get(&root_owner(), "192.0.2.1"), LimiterState::default());
+    assert_eq!(get(&root_owner(), ALL_ORIGINS), LimiterState::default());
     assert_eq!(get("user:1000:alice", "192.0.2.1"), st);
     assert_eq!(
-        transact(&*store, |tx| tx.clear_failures(SYSTEM_OWNER)).unwrap(),
+        transact(&*store, |tx| tx.clear_failures(&root_owner())).unwrap(),
         0
     );
     assert_eq!(
-        store.read().unwrap().secret.unwrap().id,
+        store.read().unwrap().root.unwrap().record.id,
         id,
         "the secret stays"
     );
@@ -579,8 +599,9 @@ pub fn changes_are_told_once_to_every_handle(make: Make<'_>) {
     // a's own changes, told before `transact` returns.
     transact(&*a, |tx| tx.put_settings(&some_settings())).unwrap();
     assert_eq!(told(&heard_a), [vec![Change::Entry]]);
+    // Root's secret is also the entry's (`config` shows it).
     let id = new_secret(&*a, 3);
-    assert_eq!(told(&heard_a), [vec![Change::Entry, Change::SystemSecret]]);
+    assert_eq!(told(&heard_a), [vec![Change::Entry, user_change("root")]]);
     transact(&*a, |tx| {
         tx.put_user_secret(&NewUserSecret {
             username: "alice",
@@ -604,7 +625,7 @@ pub fn changes_are_told_once_to_every_handle(make: Make<'_>) {
     transact(&*a, |tx| {
         assert!(tx.advance_step(id, 5)?);
         tx.put_failures(
-            SYSTEM_OWNER,
+            &root_owner(),
             "192.0.2.1",
             &LimiterState {
                 failures: 1,
@@ -621,10 +642,10 @@ pub fn changes_are_told_once_to_every_handle(make: Make<'_>) {
     assert_eq!(told(&heard_a), Vec::<Vec<Change>>::new());
     // A lock-out cleared is a change of its owner.
     assert_eq!(
-        transact(&*a, |tx| tx.clear_failures(SYSTEM_OWNER)).unwrap(),
+        transact(&*a, |tx| tx.clear_failures(&root_owner())).unwrap(),
         1
     );
-    assert_eq!(told(&heard_a), [vec![Change::SystemSecret]]);
+    assert_eq!(told(&heard_a), [vec![user_change("root")]]);
     // The last of a's changes, to know when b has heard them all.
     transact(&*a, |tx| tx.put_recovery_codes("carol", 1003, &["c"])).unwrap();
     assert_eq!(told(&heard_a), [vec![user_change("carol")]]);
@@ -641,9 +662,9 @@ pub fn changes_are_told_once_to_every_handle(make: Make<'_>) {
         at_b,
         [
             Change::Entry,
-            Change::SystemSecret,
             user_change("alice"),
-            user_change("carol")
+            user_change("carol"),
+            user_change("root")
         ]
     );
     // b's own change: told to b at once, once; to a shortly after. Had any
@@ -685,8 +706,8 @@ pub fn rollback_on_err_leaves_nothing(make: Make<'_>) {
                 ..LimiterState::default()
             },
         )?;
-        tx.replace_secret(&secret(7), 99)?;
-        assert_eq!(tx.entry()?.settings, some_settings());
+        tx.put_user_secret(&NewUserSecret::root(&secret(7), 99))?;
+        assert_eq!(tx.settings()?, some_settings());
         Err(StoreError::Corrupt("the body gives up".into()))
     })
     .unwrap_err();
@@ -715,12 +736,12 @@ pub fn transact_returns_the_body_value(make: Make<'_>) {
     let loc = make();
     let store = loc.open();
     let (a, b) = transact(&*store, |tx| {
-        let a = tx.replace_secret(&secret(8), 1)?;
+        let a = tx.put_user_secret(&NewUserSecret::root(&secret(8), 1))?;
         Ok((a, tx.advance_step(a, 1)?))
     })
     .unwrap();
     assert!(b);
-    assert_eq!(store.read().unwrap().secret.unwrap().id, a);
+    assert_eq!(store.read().unwrap().root.unwrap().record.id, a);
 }
 
 pub fn limiter_round_trip_and_default_deletes(make: Make<'_>) {
@@ -902,7 +923,7 @@ pub fn everything_persists_across_reopen(make: Make<'_>) {
     let store = loc.open();
     let entry = store.read().unwrap();
     assert_eq!(entry.settings, some_settings());
-    let rec = entry.secret.unwrap();
+    let rec = entry.root.unwrap().record;
     assert_eq!((rec.id, rec.last_step), (id, Some(4242)));
     assert!(rec.secret.ct_eq(&secret(9)));
     assert_eq!(
@@ -928,9 +949,12 @@ pub fn read_sees_own_commits(make: Make<'_>) {
     transact(&*store, |tx| tx.put_settings(&some_settings())).unwrap();
     assert_eq!(store.read().unwrap().settings, some_settings());
     let id = new_secret(&*store, 10);
-    assert_eq!(store.read().unwrap().secret.unwrap().id, id);
+    assert_eq!(store.read().unwrap().root.unwrap().record.id, id);
     assert!(advance(&*store, id, 77));
-    assert_eq!(store.read().unwrap().secret.unwrap().last_step, Some(77));
+    assert_eq!(
+        store.read().unwrap().root.unwrap().record.last_step,
+        Some(77)
+    );
 }
 
 pub fn read_sees_commits_of_another_handle(make: Make<'_>) {
@@ -943,11 +967,11 @@ pub fn read_sees_commits_of_another_handle(make: Make<'_>) {
     transact(&*b, |tx| tx.put_settings(&some_settings())).unwrap();
     seen(|| a.read().unwrap().settings, some_settings());
     let id = new_secret(&*b, 11);
-    seen(|| a.read().unwrap().secret.map(|r| r.id), Some(id));
-    let rec = a.read().unwrap().secret.unwrap();
+    seen(|| a.read().unwrap().root.map(|r| r.record.id), Some(id));
+    let rec = a.read().unwrap().root.unwrap().record;
     assert!(rec.secret.ct_eq(&secret(11)));
     assert!(advance(&*b, id, 9));
-    seen(|| a.read().unwrap().secret.unwrap().last_step, Some(9));
+    seen(|| a.read().unwrap().root.unwrap().record.last_step, Some(9));
     // And the other way round, with both caches warm.
     assert!(b.read().is_ok());
     transact(&*a, |tx| tx.put_settings(&Settings::default())).unwrap();
@@ -955,10 +979,7 @@ pub fn read_sees_commits_of_another_handle(make: Make<'_>) {
     assert_eq!(a.read().unwrap().settings, Settings::default());
     // Inside a transaction another handle's commit is seen at once.
     transact(&*b, |tx| tx.put_settings(&some_settings())).unwrap();
-    assert_eq!(
-        transact(&*a, |tx| tx.entry()).unwrap().settings,
-        some_settings()
-    );
+    assert_eq!(transact(&*a, |tx| tx.settings()).unwrap(), some_settings());
 }
 
 /// `read_summary` is `read` without the key, coherent with commits of
@@ -979,7 +1000,7 @@ pub fn read_summary_matches_read(make: Make<'_>) {
     let id = new_secret(&*b, 14);
     seen(|| a.read_summary().unwrap().secret_id, Some(id));
     assert_eq!(agree(&*a).secret_id, Some(id));
-    transact(&*b, |tx| tx.clear_secret().map(|_| ())).unwrap();
+    transact(&*b, |tx| tx.delete_user_secret("root").map(|_| ())).unwrap();
     seen(|| a.read_summary().unwrap().secret_id, None);
     assert_eq!(agree(&*b).secret_id, None);
 }
@@ -1008,7 +1029,10 @@ pub fn concurrent_advance_step_threads_one_winner(make: Make<'_>) {
             .count();
         assert_eq!(wins, 1, "step {step}");
     }
-    assert_eq!(store.read().unwrap().secret.unwrap().last_step, Some(5_000));
+    assert_eq!(
+        store.read().unwrap().root.unwrap().record.last_step,
+        Some(5_000)
+    );
 }
 
 pub fn concurrent_advance_step_two_handles_one_winner(make: Make<'_>) {
@@ -1036,7 +1060,7 @@ pub fn concurrent_advance_step_two_handles_one_winner(make: Make<'_>) {
         assert_eq!(wins, 1, "step {step}");
     }
     for h in &handles {
-        assert_eq!(h.read().unwrap().secret.unwrap().last_step, Some(10));
+        assert_eq!(h.read().unwrap().root.unwrap().record.last_step, Some(10));
     }
 }
 
@@ -1073,7 +1097,7 @@ pub fn user_secrets_are_per_account(make: Make<'_>) {
     assert!(!advance(&*store, a, 10));
     assert!(advance(&*store, b, 10));
     // The system entry is untouched by user secrets.
-    assert_eq!(store.read().unwrap().secret, None);
+    assert_eq!(store.read().unwrap().root, None);
     let mut names: Vec<_> = transact(&*store, |tx| tx.user_secrets())
         .unwrap()
         .into_iter()
@@ -1103,7 +1127,7 @@ pub fn renewing_a_user_secret_clears_its_state_only(make: Make<'_>) {
     transact(&*store, |tx| {
         tx.put_failures(&alice_owner, "local", &st, i64::MAX)?;
         tx.put_failures(&bob_owner, "local", &st, i64::MAX)?;
-        tx.put_failures(SYSTEM_OWNER, "local", &st, i64::MAX)
+        tx.put_failures(&root_owner(), "local", &st, i64::MAX)
     })
     .unwrap();
     advance(&*store, a, 5);
@@ -1115,7 +1139,7 @@ pub fn renewing_a_user_secret_clears_its_state_only(make: Make<'_>) {
     transact(&*store, |tx| {
         assert_eq!(tx.failures(&alice_owner, "local")?, LimiterState::default());
         assert_eq!(tx.failures(&bob_owner, "local")?, st);
-        assert_eq!(tx.failures(SYSTEM_OWNER, "local")?, st);
+        assert_eq!(tx.failures(&root_owner(), "local")?, st);
         // The old row is gone: its step can no longer be advanced.
         assert!(!tx.advance_step(a, 100)?);
         Ok(())
@@ -1290,13 +1314,98 @@ pub fn recovery_codes_work_once_per_account(make: Make<'_>) {
     );
 }
 
+/// Root's secret is its row of the per-user secrets (uid 0): the entry's
+/// read shows that row with its own numbers, and every handle sees a change
+/// of it; a row of the name made for another uid is not root's.
+pub fn roots_row_is_what_the_entry_shows(make: Make<'_>) {
+    let loc = make();
+    let (a, b) = (loc.open(), loc.open());
+    let id = transact(&*b, |tx| {
+        tx.put_user_secret(&NewUserSecret {
+            username: "root",
+            uid: 0,
+            secret: &secret(6),
+            digits: Digits::new(8).unwrap(),
+            interval: Interval::new(60).unwrap(),
+            created_at_ms: 5,
+        })
+    })
+    .unwrap();
+    assert!(advance(&*b, id, 40));
+    seen(|| a.read_summary().unwrap().secret_id, Some(id));
+    let root = a.read().unwrap().root.unwrap();
+    assert_eq!((root.username.as_str(), root.uid), ("root", 0));
+    assert_eq!((root.digits.get(), root.interval.get()), (8, 60));
+    assert!(root.record.secret.ct_eq(&secret(6)));
+    assert_eq!(root.record.last_step, Some(40));
+    assert_eq!(
+        a.read().unwrap().settings,
+        Settings::default(),
+        "defaults apart"
+    );
+    assert_eq!(
+        transact(&*a, |tx| tx.user_secret("root")).unwrap().unwrap(),
+        root
+    );
+
+    // New numbers for the same secret: replay state and counters stay.
+    let st = LimiterState {
+        failures: 2,
+        window_start_ms: 1,
+        locked_until_ms: 0,
+        lockouts: 0,
+    };
+    transact(&*b, |tx| {
+        tx.put_failures(&root_owner(), "local", &st, i64::MAX)
+    })
+    .unwrap();
+    let set = |name: &'static str| {
+        transact(&*b, move |tx| {
+            tx.set_secret_params(name, Digits::new(7).unwrap(), Interval::new(45).unwrap())
+        })
+        .unwrap()
+    };
+    assert!(set("root"));
+    assert!(!set("nobody"));
+    seen(
+        || {
+            a.read()
+                .unwrap()
+                .root
+                .map(|r| (r.digits.get(), r.interval.get()))
+        },
+        Some((7, 45)),
+    );
+    let root = a.read().unwrap().root.unwrap();
+    assert_eq!((root.record.id, root.record.last_step), (id, Some(40)));
+    assert_eq!(
+        transact(&*a, |tx| tx.failures(&root_owner(), "local")).unwrap(),
+        st
+    );
+
+    // A secret of the name for another uid is not root's.
+    transact(&*b, |tx| {
+        tx.put_user_secret(&NewUserSecret {
+            username: "root",
+            uid: 1005,
+            secret: &secret(7),
+            digits: Digits::default(),
+            interval: Interval::default(),
+            created_at_ms: 6,
+        })
+    })
+    .unwrap();
+    seen(|| a.read_summary().unwrap().secret_id, None);
+    assert_eq!(a.read().unwrap().root, None);
+}
+
 pub fn clear_secret_removes_roots_secret(make: Make<'_>) {
     let loc = make();
     let store = loc.open();
-    assert!(!transact(&*store, |tx| tx.clear_secret()).unwrap());
+    assert!(!transact(&*store, |tx| tx.delete_user_secret("root")).unwrap());
     let id = new_secret(&*store, 3);
-    assert!(transact(&*store, |tx| tx.clear_secret()).unwrap());
-    assert_eq!(store.read().unwrap().secret, None);
+    assert!(transact(&*store, |tx| tx.delete_user_secret("root")).unwrap());
+    assert_eq!(store.read().unwrap().root, None);
     assert!(!advance(&*store, id, 1));
 }
 
@@ -1407,10 +1516,10 @@ pub fn concurrent_failure_counts_are_all_kept(make: Make<'_>) {
                 barrier.wait();
                 for _ in 0..EACH {
                     transact(&*store, |tx| {
-                        let mut st = tx.failures(SYSTEM_OWNER, "192.0.2.1")?;
+                        let mut st = tx.failures(&root_owner(), "192.0.2.1")?;
                         st.failures += 1;
                         st.window_start_ms = 1;
-                        tx.put_failures(SYSTEM_OWNER, "192.0.2.1", &st, i64::MAX)
+                        tx.put_failures(&root_owner(), "192.0.2.1", &st, i64::MAX)
                     })
                     .unwrap();
                 }
@@ -1420,7 +1529,7 @@ pub fn concurrent_failure_counts_are_all_kept(make: Make<'_>) {
     for t in threads {
         t.join().unwrap();
     }
-    let st = transact(&*handles[1], |tx| tx.failures(SYSTEM_OWNER, "192.0.2.1")).unwrap();
+    let st = transact(&*handles[1], |tx| tx.failures(&root_owner(), "192.0.2.1")).unwrap();
     assert_eq!(st.failures, THREADS as u32 * EACH);
 }
 
@@ -1464,6 +1573,7 @@ macro_rules! backend {
                 recovery_codes_are_bound_to_the_uid,
                 other_names_holding_a_secret_of_the_uid_are_listed,
                 clear_secret_removes_roots_secret,
+                roots_row_is_what_the_entry_shows,
                 concurrent_recovery_code_two_handles_one_winner,
                 concurrent_failure_counts_are_all_kept,
                 concurrent_aggregated_records_are_all_counted,

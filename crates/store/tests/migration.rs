@@ -1,7 +1,7 @@
 //! A state written by main before per-user secrets (schema 2, kept under
-//! `tests/fixtures/main-v2`) opens with this build: the migration keeps the
-//! old secret as root's (the entry's) with its replay state and
-//! failure counters, and the code `oathtool` made and main accepted is
+//! `tests/fixtures/main-v2`) opens with this build: the migrations keep the
+//! old secret as root's (now root's row of the per-user secrets) with its
+//! replay state and failure counters, and the code `oathtool` made and main accepted is
 //! refused afterwards (its step is still the highest used).
 
 #![allow(clippy::unwrap_used)]
@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use otp::{Algorithm, Totp, Window};
-use store::{SYSTEM_OWNER, SqliteStore, Store, transact};
+use store::{SqliteStore, Store, transact, user_owner};
 
 fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/main-v2")
@@ -76,7 +76,10 @@ fn the_state_of_main_migrates_to_roots_secret_with_its_replay_and_failure_state(
     );
     let entry = store.read().unwrap();
     assert!(entry.settings.enabled);
-    let root = entry.secret.expect("root's secret survived the migration");
+    let root = entry
+        .root
+        .expect("root's secret survived the migration")
+        .record;
     let step = u64::try_from(accepted_at / 30).unwrap();
     assert_eq!(root.last_step, Some(step), "replay state kept");
 
@@ -99,12 +102,13 @@ fn the_state_of_main_migrates_to_roots_secret_with_its_replay_and_failure_state(
     );
 
     transact(&store, |tx| {
-        // Its failure counter is root's (owner 'system') still.
-        let st = tx.failures(SYSTEM_OWNER, "192.0.2.7")?;
+        // Its failure counter is root's still (under root's label now).
+        let st = tx.failures(&user_owner("root", 0), "192.0.2.7")?;
         assert_eq!(st.failures, 3);
         // The accepted step cannot be used again: the code is refused.
         assert!(!tx.advance_step(root.id, step)?);
-        assert!(tx.user_secrets()?.is_empty());
+        let names: Vec<String> = tx.user_secrets()?.into_iter().map(|i| i.username).collect();
+        assert_eq!(names, ["root"]);
         Ok(())
     })
     .unwrap();
@@ -112,7 +116,10 @@ fn the_state_of_main_migrates_to_roots_secret_with_its_replay_and_failure_state(
     // Reopening runs nothing twice.
     drop(store);
     let again = SqliteStore::open(&state).unwrap();
-    assert_eq!(again.read().unwrap().secret.unwrap().last_step, Some(step));
+    assert_eq!(
+        again.read().unwrap().root.unwrap().record.last_step,
+        Some(step)
+    );
 }
 
 /// The records of an existing state get their class by kind (code checks
@@ -271,4 +278,110 @@ fn mains_per_user_state_keeps_recovery_codes_bound_to_the_recorded_uid() {
         Ok(())
     })
     .unwrap();
+}
+
+/// A state of main at schema 7 (root's secret still the entry's, with 8
+/// digits and 60 s, a code used, recovery codes and a lock-out; kept under
+/// `tests/fixtures/main-v4`) opens with this build: root's secret becomes
+/// root's row of the per-user secrets, re-sealed under root's label, and
+/// still makes the code main accepted (oathtool agrees); that code stays
+/// used, the lock-out and the count over all origins hold under root's
+/// label, the recovery codes work, and the entry keeps the numbers as the
+/// defaults for new secrets.
+#[test]
+fn mains_entry_secret_becomes_roots_row_with_replay_and_lock_out() {
+    let (_dir, state) = copy_named_fixture("main-v4");
+    let db = state.join(SqliteStore::DB_FILE);
+    assert_eq!(user_version(&db), 7);
+    let value = |k: &str| named_fixture_value("main-v4", k);
+    let accepted_code = value("accepted_code");
+    let accepted_at: i64 = value("accepted_at").parse().unwrap();
+    let locked_until: i64 = value("locked_until_ms").parse().unwrap();
+    let step = u64::try_from(accepted_at / 60).unwrap();
+
+    let store = SqliteStore::open(&state).unwrap();
+    assert_eq!(user_version(&db), SqliteStore::SCHEMA_VERSION);
+    let entry = store.read().unwrap();
+    assert!(entry.settings.enabled && !entry.settings.legacy_shared_code);
+    assert_eq!(
+        entry.settings.otp_digits.get(),
+        8,
+        "default for new secrets"
+    );
+    assert_eq!(entry.settings.interval.get(), 60, "default for new secrets");
+    let root = entry.root.expect("root's secret survived the migration");
+    assert_eq!((root.username.as_str(), root.uid), ("root", 0));
+    assert_eq!((root.digits.get(), root.interval.get()), (8, 60));
+    assert_eq!(root.record.last_step, Some(step), "replay state kept");
+
+    // Still the secret main's code came from.
+    let b32 = root.record.secret.to_base32();
+    let out = Command::new("oathtool")
+        .args(["--totp", "-b", "-d", "8", "-s", "60"])
+        .arg(format!("-N@{accepted_at}"))
+        .arg(b32.as_str())
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            assert_eq!(String::from_utf8(o.stdout).unwrap().trim(), accepted_code);
+        }
+        other => assert!(
+            std::env::var("TFA_SKIP_EXTERNAL").is_ok_and(|v| v == "1"),
+            "oathtool is needed (apt-get install oathtool): {other:?}"
+        ),
+    }
+    let totp = Totp::new(
+        &root.record.secret,
+        root.digits,
+        root.interval,
+        Algorithm::Sha1,
+    );
+    assert_eq!(
+        totp.verify(
+            accepted_code.as_bytes(),
+            u64::try_from(accepted_at).unwrap(),
+            Window::DEFAULT
+        ),
+        Some(step)
+    );
+
+    let owner = user_owner("root", 0);
+    transact(&store, |tx| {
+        // The same row through the one set of secret operations.
+        let same = tx.user_secret("root")?.expect("root's row");
+        assert_eq!(same, root);
+        // The lock-out and the count over every origin hold, under root's
+        // label.
+        let st = tx.failures(&owner, "192.0.2.7")?;
+        assert_eq!((st.locked_until_ms, st.lockouts), (locked_until, 1));
+        assert_eq!(tx.failures(&owner, store::ALL_ORIGINS)?.failures, 5);
+        assert_eq!(tx.failures("system", "192.0.2.7")?, Default::default());
+        // The used step stays used; the next one is fresh.
+        assert!(!tx.advance_step(root.record.id, step)?);
+        assert!(tx.advance_step(root.record.id, step + 1)?);
+        let code = value("root_recovery_code").replace('-', "");
+        assert_eq!(tx.use_recovery_code("root", 0, &code)?, Some(9));
+        Ok(())
+    })
+    .unwrap();
+
+    // Sealed under root's label now; the entry points at no secret.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (owners, entry_secret): (String, Option<i64>) = conn
+        .query_row(
+            "SELECT (SELECT group_concat(owner) FROM otp_secrets),
+                    (SELECT secret_id FROM twofactor_config)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((owners.as_str(), entry_secret), (owner.as_str(), None));
+    drop(conn);
+
+    // Reopening (nothing left to migrate or re-seal) reads the same.
+    drop(store);
+    let again = SqliteStore::open(&state).unwrap();
+    let root_again = again.read().unwrap().root.unwrap();
+    assert_eq!(root_again.record.last_step, Some(step + 1));
+    assert!(root_again.record.secret.ct_eq(&root.record.secret));
 }

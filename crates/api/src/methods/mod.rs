@@ -98,10 +98,9 @@ fn refused_without_secret(
 
 /// Turns one batch of committed changes (see [`crate::Api::on_event`])
 /// into events, each once: `auth.twofactor` when the entry changed (its
-/// settings, or which secret it holds: root's, which `config` shows),
-/// `user` for each account whose secret, recovery codes or lock-out
-/// changed (root's secret is root's account's). The events read the state
-/// as it is now. Nothing is sent for what cannot be read, nor for an
+/// settings, or root's secret, which `config` shows), `user` for each
+/// account whose secret, recovery codes or lock-out changed. The events
+/// read the state as it is now. Nothing is sent for what cannot be read, nor for an
 /// account this system does not know.
 pub(crate) fn announce(api: &crate::Api, changes: &[service::Change]) {
     use service::Change;
@@ -113,7 +112,6 @@ pub(crate) fn announce(api: &crate::Api, changes: &[service::Change]) {
                 entry = true;
                 None
             }
-            Change::SystemSecret => api.inner.accounts.by_uid(0),
             Change::User { username } => api.inner.accounts.by_name(username),
         };
         if let Some(account) = account {

@@ -1,6 +1,6 @@
 //! The node's read cache and the listening connection that keeps it true.
 //!
-//! The cache holds the entry's rows (settings, and root's secret still
+//! The cache holds the entry's rows (settings, and root's secret row still
 //! sealed), as SQLite's does. It is used only while the listener is
 //! connected and has issued `LISTEN`: every commit that changes the entry
 //! sends a notification, and each one drops the cache. When the listening
@@ -99,7 +99,6 @@ impl Shared {
         let node = parts.next().unwrap_or_default();
         let change = match (parts.next(), parts.next()) {
             (Some("entry"), _) => Change::Entry,
-            (Some("system"), _) => Change::SystemSecret,
             (Some("user"), Some(name)) => Change::User {
                 username: name.to_owned(),
             },
@@ -111,8 +110,8 @@ impl Shared {
                 return;
             }
         };
-        if !matches!(change, Change::User { .. }) {
-            // The cache holds the entry and root's secret.
+        if change == Change::Entry {
+            // The cache holds the entry with root's secret.
             self.invalidate();
         }
         if node == own_node {
@@ -132,7 +131,6 @@ pub(super) const STEP: &str = "step";
 pub(super) fn payload(node: &str, change: &Change) -> String {
     match change {
         Change::Entry => format!("{node}\nentry"),
-        Change::SystemSecret => format!("{node}\nsystem"),
         Change::User { username } => format!("{node}\nuser\n{username}"),
     }
 }
@@ -241,15 +239,11 @@ mod tests {
         // cache.
         shared.heard("nas-a", &payload("nas-b", &user));
         shared.heard("nas-a", &payload("nas-b", &Change::Entry));
-        shared.heard("nas-a", &payload("nas-b", &Change::SystemSecret));
         let g = shared.generation();
         shared.put(g, (Settings::default(), None));
         shared.heard("nas-a", &format!("nas-b\n{STEP}"));
         assert!(shared.get().is_none());
-        assert_eq!(
-            *heard.lock().expect("lock"),
-            vec![user, Change::Entry, Change::SystemSecret]
-        );
+        assert_eq!(*heard.lock().expect("lock"), vec![user, Change::Entry]);
         // Rows read before a change are not kept; nor while not listening.
         let g = shared.generation();
         shared.invalidate();

@@ -1,22 +1,25 @@
-//! The system entry: settings and the sealed secret with its replay state.
+//! The system entry: the settings, read together with root's secret row
+//! (root's row of the per-user secrets) for the `config` answer.
 
 use otp::{Digits, Interval, Secret, Window};
 use postgres::GenericClient;
 
 use super::{Db, get};
 use crate::sqlite::key::secret_aad;
+use crate::users::{ROOT, ROOT_UID, UserSecret, user_owner};
 use crate::{
-    EntrySummary, KeyFile, Result, SYSTEM_OWNER, SecretId, SecretRecord, Settings, StoreError,
-    SystemEntry,
+    EntrySummary, KeyFile, Result, SecretId, SecretRecord, Settings, StoreError, SystemEntry,
 };
 
-/// The entry's secret row, still sealed; `Debug` shows only its length.
+/// Root's secret row, still sealed; `Debug` shows only its length.
 #[derive(Clone, PartialEq, Eq)]
 pub(super) struct SecretRow {
     pub(super) id: i64,
     sealed: Vec<u8>,
     created_at_ms: i64,
     last_step: Option<i64>,
+    digits: i64,
+    interval: i64,
 }
 
 impl std::fmt::Debug for SecretRow {
@@ -38,20 +41,21 @@ pub(super) fn step_to_sql(step: u64) -> Result<i64> {
         .map_err(|_| StoreError::Corrupt(format!("time step {step} is out of range")))
 }
 
-/// Reads the settings and the sealed secret row they point at (one
-/// statement, one snapshot); unseals nothing.
+/// Reads the settings and root's sealed secret row (one statement, one
+/// snapshot); unseals nothing.
 pub(super) fn load_rows(
     db: &mut Db<'_, impl GenericClient>,
 ) -> Result<(Settings, Option<SecretRow>)> {
     let row = db
         .opt(
             "SELECT c.otp_digits, c.otp_window, c.otp_interval, c.services_ssh, c.enabled,
-                    c.secret_id, s.id, s.owner, s.sealed, s.created_at_ms, s.last_step,
-                    c.legacy_shared_code
+                    u.otp_digits, s.id, s.owner, s.sealed, s.created_at_ms, s.last_step,
+                    c.legacy_shared_code, u.otp_interval
              FROM twofactor_config AS c
-             LEFT JOIN otp_secrets AS s ON s.id = c.secret_id
+             LEFT JOIN user_secrets AS u ON u.username = $1 AND u.uid = $2
+             LEFT JOIN otp_secrets AS s ON s.id = u.secret_id
              WHERE c.id = 1",
-            &[],
+            &[&ROOT, &i64::from(ROOT_UID)],
         )?
         .ok_or_else(|| StoreError::Corrupt("the configuration entry is missing".into()))?;
     let param = |e: otp::ParamError| StoreError::Corrupt(format!("stored {e}"));
@@ -63,20 +67,14 @@ pub(super) fn load_rows(
         enabled: get(&row, 4)?,
         legacy_shared_code: get(&row, 11)?,
     };
-    let secret_id: Option<i64> = get(&row, 5)?;
     let found: Option<i64> = get(&row, 6)?;
-    let secret = match (secret_id, found) {
-        (None, _) => None,
-        (Some(id), None) => {
-            return Err(StoreError::Corrupt(format!(
-                "the entry's secret {id} is missing"
-            )));
-        }
-        (Some(_), Some(id)) => {
+    let secret = match found {
+        None => None,
+        Some(id) => {
             let owner: String = get(&row, 7)?;
-            if owner != SYSTEM_OWNER {
+            if owner != user_owner(ROOT, ROOT_UID) {
                 return Err(StoreError::Corrupt(format!(
-                    "secret {id} does not belong to the system"
+                    "secret {id} does not belong to root"
                 )));
             }
             Some(SecretRow {
@@ -84,6 +82,8 @@ pub(super) fn load_rows(
                 sealed: get(&row, 8)?,
                 created_at_ms: get(&row, 9)?,
                 last_step: get(&row, 10)?,
+                digits: get(&row, 5)?,
+                interval: get(&row, 12)?,
             })
         }
     };
@@ -102,28 +102,34 @@ pub(super) fn unseal_entry(
     row: Option<&SecretRow>,
     key: &KeyFile,
 ) -> Result<SystemEntry> {
-    let secret = match row {
+    let root = match row {
         None => None,
         Some(r) => {
-            let mut plain = key
-                .open(&r.sealed, &secret_aad(SYSTEM_OWNER))
-                .map_err(|_| {
-                    StoreError::Corrupt(format!(
-                        "sealed secret {} does not open under the key file",
-                        r.id
-                    ))
-                })?;
+            let owner = user_owner(ROOT, ROOT_UID);
+            let mut plain = key.open(&r.sealed, &secret_aad(&owner)).map_err(|_| {
+                StoreError::Corrupt(format!(
+                    "sealed secret {} does not open under the key file",
+                    r.id
+                ))
+            })?;
             let secret = Secret::from_bytes(std::mem::take(&mut *plain))
                 .map_err(|e| StoreError::Corrupt(format!("secret {}: {e}", r.id)))?;
-            Some(SecretRecord {
-                id: SecretId(r.id),
-                secret,
-                last_step: r.last_step.map(step_from_sql).transpose()?,
-                created_at_ms: r.created_at_ms,
+            let param = |e: otp::ParamError| StoreError::Corrupt(format!("stored {e}"));
+            Some(UserSecret {
+                username: ROOT.to_owned(),
+                uid: ROOT_UID,
+                digits: Digits::new(r.digits).map_err(param)?,
+                interval: Interval::new(r.interval).map_err(param)?,
+                record: SecretRecord {
+                    id: SecretId(r.id),
+                    secret,
+                    last_step: r.last_step.map(step_from_sql).transpose()?,
+                    created_at_ms: r.created_at_ms,
+                },
             })
         }
     };
-    Ok(SystemEntry { settings, secret })
+    Ok(SystemEntry { settings, root })
 }
 
 pub(super) fn put_settings(db: &mut Db<'_, impl GenericClient>, s: &Settings) -> Result<()> {
@@ -150,78 +156,27 @@ pub(super) fn put_settings(db: &mut Db<'_, impl GenericClient>, s: &Settings) ->
     }
 }
 
-/// The id of the system secret, locking the entry's row until the
-/// transaction ends (two nodes replacing it at once take turns).
-pub(super) fn lock_system_secret_id(db: &mut Db<'_, impl GenericClient>) -> Result<Option<i64>> {
-    let row = db
-        .opt(
-            "SELECT secret_id FROM twofactor_config WHERE id = 1 FOR UPDATE",
-            &[],
-        )?
-        .ok_or_else(|| StoreError::Corrupt("the configuration entry is missing".into()))?;
-    get(&row, 0)
-}
-
-pub(super) fn forget_system_secret(db: &mut Db<'_, impl GenericClient>, id: i64) -> Result<()> {
-    db.exec("DELETE FROM otp_secrets WHERE id = $1", &[&id])?;
-    db.exec(
-        "DELETE FROM otp_failures WHERE owner = $1",
-        &[&SYSTEM_OWNER],
-    )?;
-    Ok(())
-}
-
-pub(super) fn replace_secret(
-    db: &mut Db<'_, impl GenericClient>,
-    key: &KeyFile,
-    secret: &Secret,
-    created_at_ms: i64,
-) -> Result<SecretId> {
-    let old = lock_system_secret_id(db)?;
-    let sealed = key.seal(secret.expose(), &secret_aad(SYSTEM_OWNER))?;
-    let row = db
-        .opt(
-            "INSERT INTO otp_secrets (owner, sealed, created_at_ms, last_step)
-             VALUES ($1, $2, $3, NULL) RETURNING id",
-            &[&SYSTEM_OWNER, &sealed, &created_at_ms],
-        )?
-        .ok_or_else(|| StoreError::database("the new secret got no id"))?;
-    let id: i64 = get(&row, 0)?;
-    db.exec(
-        "UPDATE twofactor_config SET secret_id = $1 WHERE id = 1",
-        &[&id],
-    )?;
-    if let Some(old) = old {
-        forget_system_secret(db, old)?;
-    }
-    Ok(SecretId(id))
-}
-
 /// One conditional update: concurrent callers with the same step queue on
 /// the row's lock, and each re-checks the condition against the committed
-/// value, so exactly one of them changes the row.
+/// value, so exactly one of them changes the row. `Some(whether the
+/// secret is root's)` when it moved, `None` when it did not.
 pub(super) fn advance_step(
     db: &mut Db<'_, impl GenericClient>,
     id: SecretId,
     step: u64,
-) -> Result<bool> {
+) -> Result<Option<bool>> {
     let step = step_to_sql(step)?;
-    let changed = db.exec(
+    let row = db.opt(
         "UPDATE otp_secrets SET last_step = $2
-         WHERE id = $1 AND (last_step IS NULL OR last_step < $2)",
+         WHERE id = $1 AND (last_step IS NULL OR last_step < $2)
+         RETURNING owner",
         &[&id.0, &step],
     )?;
-    Ok(changed == 1)
-}
-
-pub(super) fn clear_system_secret(db: &mut Db<'_, impl GenericClient>) -> Result<bool> {
-    let Some(old) = lock_system_secret_id(db)? else {
-        return Ok(false);
-    };
-    db.exec(
-        "UPDATE twofactor_config SET secret_id = NULL WHERE id = 1",
-        &[],
-    )?;
-    forget_system_secret(db, old)?;
-    Ok(true)
+    match row {
+        None => Ok(None),
+        Some(row) => {
+            let owner: String = get(&row, 0)?;
+            Ok(Some(owner == user_owner(ROOT, ROOT_UID)))
+        }
+    }
 }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use postgres::Transaction;
 
 use super::PgResult;
-use crate::sqlite::key::{KEY_CHECK, KEY_CHECK_AAD, KEY_CHECK_PLAINTEXT, secret_aad};
+use crate::model::LEGACY_SYSTEM_OWNER;
+use crate::sqlite::key::{KEY_CHECK, KEY_CHECK_AAD, KEY_CHECK_PLAINTEXT, reseal_one, secret_aad};
+use crate::users::{ROOT, ROOT_UID, user_owner};
 use crate::{KeyFile, Randomness, Result, StoreError};
 
 /// Loads (or on a database without any sealed data, creates) the key file
@@ -68,4 +70,33 @@ pub(super) fn setup_key(
         }
     }
     Ok(key)
+}
+
+/// Finishes moving root's secret to its row of the per-user secrets
+/// (script 4): re-seals a secret still under the entry's former owner label
+/// under root's, in the start-up transaction (see the SQLite backend's
+/// `reseal_root`, whose sealing this shares).
+pub(super) fn reseal_root(tx: &mut Transaction<'_>, key: &KeyFile) -> Result<()> {
+    let rows = tx
+        .query(
+            "SELECT s.id, s.sealed, u.username, u.uid FROM otp_secrets AS s
+             LEFT JOIN user_secrets AS u ON u.secret_id = s.id
+             WHERE s.owner = $1",
+            &[&LEGACY_SYSTEM_OWNER],
+        )
+        .pg()?;
+    for row in rows {
+        let id: i64 = row.get(0);
+        let sealed: Vec<u8> = row.get(1);
+        let name: Option<String> = row.get(2);
+        let uid: Option<i64> = row.get(3);
+        let user = name.zip(uid);
+        let resealed = reseal_one(key, id, &sealed, user.as_ref())?;
+        tx.execute(
+            "UPDATE otp_secrets SET owner = $2, sealed = $3 WHERE id = $1",
+            &[&id, &user_owner(ROOT, ROOT_UID), &resealed],
+        )
+        .pg()?;
+    }
+    Ok(())
 }

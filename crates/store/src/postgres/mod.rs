@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use otp::Secret;
+use otp::{Digits, Interval};
 use postgres::types::{FromSql, ToSql};
 use postgres::{GenericClient, Row, Statement};
 
@@ -329,6 +329,7 @@ impl PgStore {
                 .pg()?;
             schema::migrate(&mut tx)?;
             let key = key::setup_key(&mut tx, &options.key_file, random)?;
+            key::reseal_root(&mut tx, &key)?;
             tx.commit().pg()?;
             key
         };
@@ -424,9 +425,8 @@ impl<'c> PgTx<'_, 'c> {
 }
 
 impl Tx for PgTx<'_, '_> {
-    fn entry(&mut self) -> Result<SystemEntry> {
-        let (settings, row) = entry::load_rows(&mut self.db())?;
-        entry::unseal_entry(settings, row.as_ref(), self.key)
+    fn settings(&mut self) -> Result<Settings> {
+        Ok(entry::load_rows(&mut self.db())?.0)
     }
 
     fn put_settings(&mut self, s: &Settings) -> Result<()> {
@@ -434,20 +434,13 @@ impl Tx for PgTx<'_, '_> {
         entry::put_settings(&mut self.db(), s)
     }
 
-    fn replace_secret(&mut self, secret: &Secret, created_at_ms: i64) -> Result<SecretId> {
-        self.changes.note(Change::Entry);
-        self.changes.note(Change::SystemSecret);
-        let key = self.key;
-        entry::replace_secret(&mut self.db(), key, secret, created_at_ms)
-    }
-
     fn advance_step(&mut self, id: SecretId, step: u64) -> Result<bool> {
         let moved = entry::advance_step(&mut self.db(), id, step)?;
-        if moved {
+        if moved == Some(true) {
             // The cached entry carries root's replay step.
             self.step_moved = true;
         }
-        Ok(moved)
+        Ok(moved.is_some())
     }
 
     fn limiter(&mut self, scope: &str) -> Result<LimiterState> {
@@ -490,30 +483,31 @@ impl Tx for PgTx<'_, '_> {
         checks::expire_failures(&mut self.db(), now_ms, batch)
     }
 
-    fn clear_secret(&mut self) -> Result<bool> {
-        let had = entry::clear_system_secret(&mut self.db())?;
-        if had {
-            self.changes.note(Change::Entry);
-            self.changes.note(Change::SystemSecret);
-        }
-        Ok(had)
-    }
-
     fn user_secret(&mut self, username: &str) -> Result<Option<UserSecret>> {
         let key = self.key;
         users::user_secret(&mut self.db(), key, username)
     }
 
     fn put_user_secret(&mut self, new: &NewUserSecret<'_>) -> Result<SecretId> {
-        self.changes.note(Change::user(new.username));
+        self.changes.user_changed(new.username);
         let key = self.key;
         users::put_user_secret(&mut self.db(), key, new)
+    }
+
+    fn set_secret_params(
+        &mut self,
+        username: &str,
+        digits: Digits,
+        interval: Interval,
+    ) -> Result<bool> {
+        self.changes.user_changed(username);
+        users::set_secret_params(&mut self.db(), username, digits, interval)
     }
 
     fn delete_user_secret(&mut self, username: &str) -> Result<bool> {
         let had = users::delete_user_secret(&mut self.db(), username)?;
         if had {
-            self.changes.note(Change::user(username));
+            self.changes.user_changed(username);
         }
         Ok(had)
     }
@@ -607,9 +601,7 @@ impl Store for PgStore {
                 .iter()
                 .map(|change| cache::payload(&self.node, change))
                 .collect();
-            let entry_changed = changes
-                .iter()
-                .any(|c| matches!(c, Change::Entry | Change::SystemSecret));
+            let entry_changed = changes.has_entry();
             if step_moved && !entry_changed {
                 payloads.push(format!("{}\n{}", self.node, cache::STEP));
             }

@@ -162,6 +162,30 @@ pub(super) const MIGRATIONS: &[&str] = &[
        SET account = coalesce((detail::jsonb) ->> 'account', user_name);
     CREATE INDEX audit_log_account_at ON audit_log (account, at_ms);
     ",
+    // 4: what SQLite's script 8 does: root is an ordinary account. Root's
+    //    secret (the entry's) becomes the row 'root', uid 0 of the per-user
+    //    secrets with the entry's digits and interval, its replay state
+    //    kept; its failure counters move from 'system' to 'user:0:root';
+    //    the secret row keeps the owner 'system' until the same opening
+    //    re-seals it under root's label (`key::reseal_root`). A secret under
+    //    the name 'root' for another uid gives way to the entry's. The
+    //    entry's `secret_id` is no longer used (always NULL).
+    "
+    DELETE FROM otp_failures
+        WHERE owner LIKE 'user:%:root'
+          AND (SELECT secret_id FROM twofactor_config WHERE id = 1) IS NOT NULL;
+    DELETE FROM user_secrets
+        WHERE username = 'root'
+          AND (SELECT secret_id FROM twofactor_config WHERE id = 1) IS NOT NULL;
+    DELETE FROM otp_secrets
+        WHERE id NOT IN (SELECT secret_id FROM user_secrets)
+          AND id IS DISTINCT FROM (SELECT secret_id FROM twofactor_config WHERE id = 1);
+    INSERT INTO user_secrets (username, uid, secret_id, otp_digits, otp_interval)
+        SELECT 'root', 0, secret_id, otp_digits, otp_interval
+        FROM twofactor_config WHERE id = 1 AND secret_id IS NOT NULL;
+    UPDATE twofactor_config SET secret_id = NULL WHERE id = 1;
+    UPDATE otp_failures SET owner = 'user:0:root' WHERE owner = 'system';
+    ",
 ];
 
 /// The schema version this build writes.
@@ -302,5 +326,209 @@ mod tests {
             .expect("config")
             .get(0);
         assert!(legacy);
+    }
+
+    /// A database at script 3 holding the rows of main's SQLite state at
+    /// schema 7 (`tests/fixtures/main-v4`: root's secret the entry's, 8
+    /// digits and 60 s, a used step, a lock-out, recovery codes), with a
+    /// secret stored under the name 'root' for another uid and alice's,
+    /// opened by this build: root's secret becomes root's row, re-sealed
+    /// under root's label, with its numbers, replay step and lock-out; the
+    /// other 'root' gives way, alice stays.
+    #[test]
+    fn script_4_makes_roots_entry_secret_its_row() {
+        use std::os::unix::fs::PermissionsExt;
+
+        use crate::{KeyFile, OsRandom, PgOptions, PgStore, Store, transact, user_owner};
+
+        let fixture =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/main-v4");
+        let keys = tempfile::tempdir().expect("tempdir");
+        let key_path = keys.path().join("secret.key");
+        std::fs::copy(fixture.join("secret.key"), &key_path).expect("key");
+        std::fs::set_permissions(keys.path(), std::fs::Permissions::from_mode(0o700))
+            .expect("mode");
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).expect("mode");
+        let key = KeyFile::load_with(&key_path, std::sync::Arc::new(OsRandom)).expect("load");
+        let lite = rusqlite::Connection::open_with_flags(
+            fixture.join("twofactor.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("fixture");
+
+        let cluster = pgcluster::Cluster::shared();
+        let url = cluster.url(&cluster.fresh_db());
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+        for script in &MIGRATIONS[..3] {
+            c.batch_execute(script).expect("script");
+        }
+        c.batch_execute(
+            "CREATE TABLE schema_migrations (
+                 version    BIGINT PRIMARY KEY,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now());
+             INSERT INTO schema_migrations (version) VALUES (1), (2), (3);",
+        )
+        .expect("version 3");
+        let check: Vec<u8> = lite
+            .query_row("SELECT value FROM meta WHERE key = 'key_check'", [], |r| {
+                r.get(0)
+            })
+            .expect("check");
+        c.execute(
+            "INSERT INTO meta (key, value) VALUES ('key_check', $1)",
+            &[&check],
+        )
+        .expect("meta");
+        let (id, owner, sealed, created, last_step): (i64, String, Vec<u8>, i64, i64) = lite
+            .query_row(
+                "SELECT id, owner, sealed, created_at_ms, last_step FROM otp_secrets",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .expect("root's secret");
+        assert_eq!(owner, "system");
+        c.execute(
+            "INSERT INTO otp_secrets (id, owner, sealed, created_at_ms, last_step)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[&id, &owner, &sealed, &created, &last_step],
+        )
+        .expect("secret");
+        let (digits, interval, enabled): (i64, i64, bool) = lite
+            .query_row(
+                "SELECT otp_digits, otp_interval, enabled FROM twofactor_config",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .expect("config");
+        c.execute(
+            "UPDATE twofactor_config SET otp_digits = $1, otp_interval = $2, enabled = $3,
+                 secret_id = $4",
+            &[&digits, &interval, &enabled, &id],
+        )
+        .expect("config");
+        let mut stmt = lite
+            .prepare("SELECT owner, origin, failures, window_start_ms, locked_until_ms, lockouts, expires_at_ms FROM otp_failures")
+            .expect("failures");
+        let rows: Vec<(String, String, i64, i64, i64, i64, i64)> = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })
+            .expect("failures")
+            .collect::<rusqlite::Result<_>>()
+            .expect("failures");
+        assert_eq!(rows.len(), 2);
+        for r in &rows {
+            c.execute(
+                "INSERT INTO otp_failures VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[&r.0, &r.1, &r.2, &r.3, &r.4, &r.5, &r.6],
+            )
+            .expect("failure row");
+        }
+        // Another account named root (uid 1005) and alice, each sealed
+        // under its own label, with a counter each.
+        let seal = |owner: &str, fill: u8| {
+            key.seal(&[fill; 20], &crate::sqlite::key::secret_aad(owner))
+                .expect("seal")
+        };
+        let other_root = user_owner("root", 1005);
+        let alice = user_owner("alice", 1001);
+        c.execute(
+            "INSERT INTO otp_secrets (id, owner, sealed, created_at_ms) VALUES
+                 (100, $1, $2, 0), (101, $3, $4, 0)",
+            &[&other_root, &seal(&other_root, 7), &alice, &seal(&alice, 9)],
+        )
+        .expect("others");
+        c.batch_execute(&format!(
+            "INSERT INTO user_secrets VALUES ('root', 1005, 100, 6, 30), ('alice', 1001, 101, 6, 30);
+             INSERT INTO otp_failures VALUES
+                 ('{other_root}', 'local', 1, 0, 0, 0, 9999999999999),
+                 ('{alice}', 'local', 2, 0, 0, 0, 9999999999999);"
+        ))
+        .expect("others");
+
+        let store = PgStore::open(&PgOptions {
+            url: url.clone(),
+            password: None,
+            node: "n1".into(),
+            pool_size: 2,
+            connect_timeout_ms: 5000,
+            statement_timeout_ms: 10_000,
+            key_file: key_path.clone(),
+        })
+        .expect("open");
+        let entry = store.read().expect("read");
+        assert_eq!(
+            (
+                entry.settings.otp_digits.get(),
+                entry.settings.interval.get()
+            ),
+            (8, 60)
+        );
+        let root = entry.root.expect("root's secret");
+        assert_eq!(
+            (root.uid, root.digits.get(), root.interval.get()),
+            (0, 8, 60)
+        );
+        assert_eq!(
+            root.record.last_step,
+            Some(u64::try_from(last_step).expect("step"))
+        );
+        assert_eq!(root.record.id.0, id);
+        // The secret main sealed, opened under its former label.
+        let plain = key
+            .open(&sealed, &crate::sqlite::key::secret_aad("system"))
+            .expect("open");
+        assert_eq!(root.record.secret.expose(), plain.as_slice());
+        let root_owner = user_owner("root", 0);
+        transact(&store, |tx| {
+            let st = tx.failures(&root_owner, "192.0.2.7")?;
+            assert_eq!(
+                (st.lockouts, st.locked_until_ms),
+                (1, rows[0].4.max(rows[1].4))
+            );
+            assert_eq!(tx.failures(&root_owner, crate::ALL_ORIGINS)?.failures, 5);
+            assert!(!tx.advance_step(root.record.id, root.record.last_step.unwrap_or(0))?);
+            assert_eq!(tx.failures(&other_root, "local")?, Default::default());
+            assert_eq!(tx.failures(&alice, "local")?.failures, 2);
+            let a = tx.user_secret("alice")?.expect("alice");
+            assert_eq!(a.record.secret.expose(), &[9u8; 20][..]);
+            let names: Vec<String> = tx.user_secrets()?.into_iter().map(|i| i.username).collect();
+            assert_eq!(names, ["alice", "root"]);
+            Ok(())
+        })
+        .expect("checks");
+        let left: Vec<(String, Option<i64>)> = c
+            .query(
+                "SELECT (SELECT string_agg(owner, ',' ORDER BY owner COLLATE \"C\") FROM otp_secrets),
+                        (SELECT secret_id FROM twofactor_config)",
+                &[],
+            )
+            .expect("rows")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        assert_eq!(left, [(format!("{root_owner},{alice}"), None)]);
+        // A second node opens it as it is: nothing left to re-seal.
+        drop(store);
+        let again = PgStore::open(&PgOptions {
+            url,
+            password: None,
+            node: "n2".into(),
+            pool_size: 2,
+            connect_timeout_ms: 5000,
+            statement_timeout_ms: 10_000,
+            key_file: key_path,
+        })
+        .expect("reopen");
+        let root_again = again.read().expect("read").root.expect("root");
+        assert_eq!(root_again.record.secret.expose(), plain.as_slice());
     }
 }

@@ -142,6 +142,24 @@ pub(super) fn put_user_secret(
     Ok(SecretId(id))
 }
 
+pub(super) fn set_secret_params(
+    db: &mut Db<'_, impl GenericClient>,
+    username: &str,
+    digits: Digits,
+    interval: Interval,
+) -> Result<bool> {
+    lock_user(db, username)?;
+    let changed = db.exec(
+        "UPDATE user_secrets SET otp_digits = $2, otp_interval = $3 WHERE username = $1",
+        &[
+            &username,
+            &i64::from(digits.get()),
+            &i64::from(interval.get()),
+        ],
+    )?;
+    Ok(changed == 1)
+}
+
 pub(super) fn delete_user_secret(
     db: &mut Db<'_, impl GenericClient>,
     username: &str,

@@ -212,7 +212,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = dir.path().join("state");
         let store = SqliteStore::open(&state).expect("open");
-        transact(&store, |tx| tx.replace_secret(&secret(), 1)).expect("secret");
+        transact(&store, |tx| {
+            tx.put_user_secret(&crate::NewUserSecret::root(&secret(), 1))
+        })
+        .expect("secret");
         let to = dir.path().join("backup");
         let report = SqliteStore::backup(&state, &to).expect("backup");
         assert_eq!(report.database, to.join(SqliteStore::DB_FILE));
@@ -246,8 +249,8 @@ mod tests {
         )
         .expect("copy key");
         let back = SqliteStore::open(&restored).expect("the restored state opens");
-        let got = back.read().expect("read").secret.expect("a secret");
-        assert_eq!(got.secret.expose(), plain.expose());
+        let got = back.read().expect("read").root.expect("a secret");
+        assert_eq!(got.record.secret.expose(), plain.expose());
     }
 
     /// A backup never overwrites: a non-empty directory or a file in the

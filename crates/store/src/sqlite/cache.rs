@@ -1,13 +1,14 @@
-//! The read cache: the entry's rows as last read (its settings, and its
-//! secret's row still sealed), kept until `PRAGMA data_version` moves.
+//! The read cache: the entry's rows as last read (its settings, and root's
+//! secret row still sealed), kept until `PRAGMA data_version` moves.
 //!
 //! It keeps nothing unsealed: not the secret's bytes, not base32 text. A
-//! read that needs the secret ([`Reader::entry`]: `config`, the
-//! provisioning URIs) unseals the cached ciphertext afresh each time and
+//! read that needs the secret ([`Reader::entry`]: `config`, the entry's
+//! provisioning URI) unseals the cached ciphertext afresh each time and
 //! hands the result to the caller, whose copy wipes itself on drop; the
 //! frequent reads (is a code required, is there a secret) need only the
-//! [`EntrySummary`] and unseal nothing. One entry at most; per-user secrets
-//! are never cached.
+//! [`EntrySummary`] and unseal nothing. One entry at most; the other
+//! accounts' secrets are never cached (root's row is read through them too,
+//! uncached, like anyone's).
 
 use rusqlite::Connection;
 

@@ -1,16 +1,17 @@
-//! The system entry: settings and the sealed secret with its replay state.
+//! The system entry: the settings, read together with root's secret row
+//! (root's row of the per-user secrets) for the `config` answer.
 
 use otp::{Digits, Interval, Secret, Window};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::key::secret_aad;
 use super::{DbResult, step_from_sql, step_to_sql};
+use crate::users::{ROOT, ROOT_UID, UserSecret, user_owner};
 use crate::{
-    EntrySummary, KeyFile, Result, SYSTEM_OWNER, SecretId, SecretRecord, Settings, StoreError,
-    SystemEntry,
+    EntrySummary, KeyFile, Result, SecretId, SecretRecord, Settings, StoreError, SystemEntry,
 };
 
-/// The entry's secret row, still sealed: the ciphertext is useless
+/// Root's secret row, still sealed: the ciphertext is useless
 /// without the key file, and `Debug` shows only its length.
 #[derive(Clone, PartialEq, Eq)]
 pub(super) struct SecretRow {
@@ -18,6 +19,8 @@ pub(super) struct SecretRow {
     sealed: Vec<u8>,
     created_at_ms: i64,
     last_step: Option<i64>,
+    digits: i64,
+    interval: i64,
 }
 
 impl std::fmt::Debug for SecretRow {
@@ -43,8 +46,8 @@ impl SecretRow {
     }
 }
 
-/// Reads the settings and the (sealed) secret row they point at, checking
-/// that the row is there and belongs to the system; unseals nothing.
+/// Reads the settings and root's (sealed) secret row, checking that the
+/// row belongs to root; unseals nothing.
 pub(super) fn load_rows(conn: &Connection) -> Result<(Settings, Option<SecretRow>)> {
     struct Row {
         digits: i64,
@@ -53,30 +56,33 @@ pub(super) fn load_rows(conn: &Connection) -> Result<(Settings, Option<SecretRow
         ssh: bool,
         enabled: bool,
         legacy: bool,
-        secret_id: Option<i64>,
         secret: Option<(SecretRow, String)>,
     }
+    // One statement, so the settings and root's row come from one snapshot.
     let mut stmt = conn
         .prepare_cached(
             "SELECT c.otp_digits, c.otp_window, c.otp_interval, c.services_ssh, c.enabled,
-                    c.secret_id, s.id, s.owner, s.sealed, s.created_at_ms, s.last_step,
-                    c.legacy_shared_code
+                    s.id, s.owner, s.sealed, s.created_at_ms, s.last_step,
+                    c.legacy_shared_code, u.otp_digits, u.otp_interval
              FROM twofactor_config AS c
-             LEFT JOIN otp_secrets AS s ON s.id = c.secret_id
+             LEFT JOIN user_secrets AS u ON u.username = ?1 AND u.uid = ?2
+             LEFT JOIN otp_secrets AS s ON s.id = u.secret_id
              WHERE c.id = 1",
         )
         .db()?;
     let row = stmt
-        .query_row([], |r| {
-            let secret = match r.get::<_, Option<i64>>(6)? {
+        .query_row(params![ROOT, ROOT_UID], |r| {
+            let secret = match r.get::<_, Option<i64>>(5)? {
                 Some(id) => Some((
                     SecretRow {
                         id,
-                        sealed: r.get(8)?,
-                        created_at_ms: r.get(9)?,
-                        last_step: r.get(10)?,
+                        sealed: r.get(7)?,
+                        created_at_ms: r.get(8)?,
+                        last_step: r.get(9)?,
+                        digits: r.get(11)?,
+                        interval: r.get(12)?,
                     },
-                    r.get(7)?,
+                    r.get(6)?,
                 )),
                 None => None,
             };
@@ -86,8 +92,7 @@ pub(super) fn load_rows(conn: &Connection) -> Result<(Settings, Option<SecretRow
                 interval: r.get(2)?,
                 ssh: r.get(3)?,
                 enabled: r.get(4)?,
-                legacy: r.get(11)?,
-                secret_id: r.get(5)?,
+                legacy: r.get(10)?,
                 secret,
             })
         })
@@ -104,17 +109,12 @@ pub(super) fn load_rows(conn: &Connection) -> Result<(Settings, Option<SecretRow
         enabled: row.enabled,
         legacy_shared_code: row.legacy,
     };
-    let secret = match (row.secret_id, row.secret) {
-        (None, _) => None,
-        (Some(id), None) => {
-            return Err(StoreError::Corrupt(format!(
-                "the entry's secret {id} is missing"
-            )));
-        }
-        (Some(_), Some((secret, owner))) => {
-            if owner != SYSTEM_OWNER {
+    let secret = match row.secret {
+        None => None,
+        Some((secret, owner)) => {
+            if owner != user_owner(ROOT, ROOT_UID) {
                 return Err(StoreError::Corrupt(format!(
-                    "secret {} does not belong to the system",
+                    "secret {} does not belong to root",
                     secret.id
                 )));
             }
@@ -124,7 +124,7 @@ pub(super) fn load_rows(conn: &Connection) -> Result<(Settings, Option<SecretRow
     Ok((settings, secret))
 }
 
-/// The settings and which secret is set, from the rows, unsealing nothing.
+/// The settings and which secret root has, from the rows, unsealing nothing.
 pub(super) fn summary_of(settings: Settings, row: Option<&SecretRow>) -> EntrySummary {
     EntrySummary {
         settings,
@@ -132,44 +132,47 @@ pub(super) fn summary_of(settings: Settings, row: Option<&SecretRow>) -> EntrySu
     }
 }
 
-/// Reads the system entry and unseals its secret.
-pub(super) fn load_entry(conn: &Connection, key: &KeyFile) -> Result<SystemEntry> {
-    let (settings, row) = load_rows(conn)?;
-    unseal_entry(settings, row.as_ref(), key)
+/// The settings alone.
+pub(super) fn load_settings(conn: &Connection) -> Result<Settings> {
+    Ok(load_rows(conn)?.0)
 }
 
-/// The system entry from its rows, the secret unsealed into a value that
+/// The entry from its rows, root's secret unsealed into a value that
 /// wipes itself (the caller's copy; nothing unsealed is kept here).
 pub(super) fn unseal_entry(
     settings: Settings,
     row: Option<&SecretRow>,
     key: &KeyFile,
 ) -> Result<SystemEntry> {
-    let secret = match row {
+    let root = match row {
         None => None,
-        Some(SecretRow {
-            id,
-            sealed,
-            created_at_ms,
-            last_step,
-        }) => {
-            let mut plain = key.open(sealed, &secret_aad(SYSTEM_OWNER)).map_err(|_| {
+        Some(r) => {
+            let owner = user_owner(ROOT, ROOT_UID);
+            let mut plain = key.open(&r.sealed, &secret_aad(&owner)).map_err(|_| {
                 StoreError::Corrupt(format!(
-                    "sealed secret {id} does not open under the key file"
+                    "sealed secret {} does not open under the key file",
+                    r.id
                 ))
             })?;
             // Moves the bytes out of the wiping buffer into the secret's own.
             let secret = Secret::from_bytes(std::mem::take(&mut *plain))
-                .map_err(|e| StoreError::Corrupt(format!("secret {id}: {e}")))?;
-            Some(SecretRecord {
-                id: SecretId(*id),
-                secret,
-                last_step: last_step.map(step_from_sql).transpose()?,
-                created_at_ms: *created_at_ms,
+                .map_err(|e| StoreError::Corrupt(format!("secret {}: {e}", r.id)))?;
+            let param = |e: otp::ParamError| StoreError::Corrupt(format!("stored {e}"));
+            Some(UserSecret {
+                username: ROOT.to_owned(),
+                uid: ROOT_UID,
+                digits: Digits::new(r.digits).map_err(param)?,
+                interval: Interval::new(r.interval).map_err(param)?,
+                record: SecretRecord {
+                    id: SecretId(r.id),
+                    secret,
+                    last_step: r.last_step.map(step_from_sql).transpose()?,
+                    created_at_ms: r.created_at_ms,
+                },
             })
         }
     };
-    Ok(SystemEntry { settings, secret })
+    Ok(SystemEntry { settings, root })
 }
 
 pub(super) fn put_settings(conn: &Connection, s: &Settings) -> Result<()> {
@@ -197,54 +200,6 @@ pub(super) fn put_settings(conn: &Connection, s: &Settings) -> Result<()> {
             "the configuration entry is missing".into(),
         ))
     }
-}
-
-/// The id of the system (root's) secret, `None` when there is none.
-pub(super) fn system_secret_id(conn: &Connection) -> Result<Option<i64>> {
-    conn.query_row(
-        "SELECT secret_id FROM twofactor_config WHERE id = 1",
-        [],
-        |r| r.get(0),
-    )
-    .optional()
-    .db()?
-    .ok_or_else(|| StoreError::Corrupt("the configuration entry is missing".into()))
-}
-
-/// Deletes a former system secret, once the configuration no longer
-/// points at it: its replay state and its failure counters go with it.
-pub(super) fn forget_system_secret(conn: &Connection, id: i64) -> Result<()> {
-    conn.execute("DELETE FROM otp_secrets WHERE id = ?1", [id])
-        .db()?;
-    conn.execute("DELETE FROM otp_failures WHERE owner = ?1", [SYSTEM_OWNER])
-        .db()?;
-    Ok(())
-}
-
-pub(super) fn replace_secret(
-    conn: &Connection,
-    key: &KeyFile,
-    secret: &Secret,
-    created_at_ms: i64,
-) -> Result<SecretId> {
-    let old = system_secret_id(conn)?;
-    let sealed = key.seal(secret.expose(), &secret_aad(SYSTEM_OWNER))?;
-    conn.execute(
-        "INSERT INTO otp_secrets (owner, sealed, created_at_ms, last_step)
-             VALUES (?1, ?2, ?3, NULL)",
-        params![SYSTEM_OWNER, sealed, created_at_ms],
-    )
-    .db()?;
-    let id = conn.last_insert_rowid();
-    conn.execute(
-        "UPDATE twofactor_config SET secret_id = ?1 WHERE id = 1",
-        [id],
-    )
-    .db()?;
-    if let Some(old) = old {
-        forget_system_secret(conn, old)?;
-    }
-    Ok(SecretId(id))
 }
 
 pub(super) fn advance_step(conn: &Connection, id: SecretId, step: u64) -> Result<bool> {

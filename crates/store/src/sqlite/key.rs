@@ -9,6 +9,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::DbResult;
 use super::files::remove_key_leftovers;
+use crate::model::LEGACY_SYSTEM_OWNER;
+use crate::users::{ROOT, ROOT_UID, user_owner};
 use crate::{KeyFile, Randomness, Result, StoreError};
 
 /// `meta` key of the key check.
@@ -108,4 +110,69 @@ pub(super) fn setup_key(
     }
     tx.commit().db()?;
     Ok(key)
+}
+
+/// Finishes moving root's secret to its row of the per-user secrets (SQLite
+/// script 8, PostgreSQL script 4): a secret still sealed under the owner
+/// label it had as the entry's (`system`) is opened with that label and
+/// sealed again under root's (`user:0:root`), in one transaction. Only
+/// root's row can be such a secret; anything else is corrupt. Does nothing
+/// on a state with none (every state after the first opening).
+pub(super) fn reseal_root(conn: &mut Connection, key: &KeyFile) -> Result<()> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .db()?;
+    /// id, sealed blob, and the (name, uid) of the per-user row pointing at it.
+    type Row = (i64, Vec<u8>, Option<(String, i64)>);
+    let rows: Vec<Row> = {
+        let mut stmt = tx
+            .prepare(
+                "SELECT s.id, s.sealed, u.username, u.uid FROM otp_secrets AS s
+                 LEFT JOIN user_secrets AS u ON u.secret_id = s.id
+                 WHERE s.owner = ?1",
+            )
+            .db()?;
+        let rows = stmt
+            .query_map([LEGACY_SYSTEM_OWNER], |r| {
+                let user = match r.get::<_, Option<String>>(2)? {
+                    Some(name) => Some((name, r.get(3)?)),
+                    None => None,
+                };
+                Ok((r.get(0)?, r.get(1)?, user))
+            })
+            .db()?;
+        rows.collect::<rusqlite::Result<_>>().db()?
+    };
+    for (id, sealed, user) in rows {
+        let resealed = reseal_one(key, id, &sealed, user.as_ref())?;
+        tx.execute(
+            "UPDATE otp_secrets SET owner = ?2, sealed = ?3 WHERE id = ?1",
+            params![id, user_owner(ROOT, ROOT_UID), resealed],
+        )
+        .db()?;
+    }
+    tx.commit().db()
+}
+
+/// Re-seals root's former entry secret `id` under root's label (shared by
+/// both engines). `user` is the per-user row that points at it.
+pub(crate) fn reseal_one(
+    key: &KeyFile,
+    id: i64,
+    sealed: &[u8],
+    user: Option<&(String, i64)>,
+) -> Result<Vec<u8>> {
+    if user.is_none_or(|(name, uid)| name != ROOT || *uid != i64::from(ROOT_UID)) {
+        return Err(StoreError::Corrupt(format!(
+            "secret {id} of the former system entry is not root's"
+        )));
+    }
+    let plain = key
+        .open(sealed, &secret_aad(LEGACY_SYSTEM_OWNER))
+        .map_err(|_| {
+            StoreError::Corrupt(format!(
+                "sealed secret {id} does not open under the key file"
+            ))
+        })?;
+    key.seal(&plain, &secret_aad(&user_owner(ROOT, ROOT_UID)))
 }

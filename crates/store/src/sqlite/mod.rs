@@ -14,8 +14,8 @@
 //! `PRAGMA data_version` (which moves when another connection commits).
 //!
 //! By concern: `schema` (migrations, the connections), `files` (the state
-//! directory), `key` (the key file against its check), `entry` (settings
-//! and the sealed secret), `checks` (limiter and failure counters), `audit`,
+//! directory), `key` (the key file against its check), `entry` (settings,
+//! read with root's sealed secret row), `checks` (limiter and failure counters), `audit`,
 //! `cache` (the unsealed entry between commits), `users` (per-user
 //! secrets, pending enrolments, recovery-code hashes), and `watch` (the
 //! change notices other processes' commits are heard by).
@@ -25,7 +25,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use otp::Secret;
+use otp::{Digits, Interval};
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::changes::{Change, ChangeListener, ChangeSet, Notifier};
@@ -53,7 +53,7 @@ pub use backup::BackupReport;
 use cache::Reader;
 use files::{check_not_lost, prepare_db_files, prepare_dir};
 pub(crate) use files::{euid, file_kind};
-use key::{open_key, setup_key};
+use key::{open_key, reseal_root, setup_key};
 use schema::{MIGRATIONS, migrate, open_reader, open_writer, ready_key_check};
 
 /// Maps rusqlite errors. Their messages name SQL conditions and columns,
@@ -235,6 +235,7 @@ impl SqliteStore {
                 let mut conn = open_writer(&db_path)?;
                 migrate(&mut conn)?;
                 let key = setup_key(&mut conn, &key_path, random)?;
+                reseal_root(&mut conn, &key)?;
                 (open_reader(&db_path)?, Some(conn), key)
             }
         };
@@ -329,19 +330,13 @@ struct SqliteTx<'a> {
 }
 
 impl Tx for SqliteTx<'_> {
-    fn entry(&mut self) -> Result<SystemEntry> {
-        entry::load_entry(self.conn, self.key)
+    fn settings(&mut self) -> Result<Settings> {
+        entry::load_settings(self.conn)
     }
 
     fn put_settings(&mut self, s: &Settings) -> Result<()> {
         self.changes.note(Change::Entry);
         entry::put_settings(self.conn, s)
-    }
-
-    fn replace_secret(&mut self, secret: &Secret, created_at_ms: i64) -> Result<SecretId> {
-        self.changes.note(Change::Entry);
-        self.changes.note(Change::SystemSecret);
-        entry::replace_secret(self.conn, self.key, secret, created_at_ms)
     }
 
     fn advance_step(&mut self, id: SecretId, step: u64) -> Result<bool> {
@@ -394,28 +389,29 @@ impl Tx for SqliteTx<'_> {
         audit::prune_audit(self.conn, class, older_than_ms, keep_rows, batch)
     }
 
-    fn clear_secret(&mut self) -> Result<bool> {
-        let had = users::clear_system_secret(self.conn)?;
-        if had {
-            self.changes.note(Change::Entry);
-            self.changes.note(Change::SystemSecret);
-        }
-        Ok(had)
-    }
-
     fn user_secret(&mut self, username: &str) -> Result<Option<UserSecret>> {
         users::user_secret(self.conn, self.key, username)
     }
 
     fn put_user_secret(&mut self, new: &NewUserSecret<'_>) -> Result<SecretId> {
-        self.changes.note(Change::user(new.username));
+        self.changes.user_changed(new.username);
         users::put_user_secret(self.conn, self.key, new)
+    }
+
+    fn set_secret_params(
+        &mut self,
+        username: &str,
+        digits: Digits,
+        interval: Interval,
+    ) -> Result<bool> {
+        self.changes.user_changed(username);
+        users::set_secret_params(self.conn, username, digits, interval)
     }
 
     fn delete_user_secret(&mut self, username: &str) -> Result<bool> {
         let had = users::delete_user_secret(self.conn, username)?;
         if had {
-            self.changes.note(Change::user(username));
+            self.changes.user_changed(username);
         }
         Ok(had)
     }
@@ -557,8 +553,12 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::SYSTEM_OWNER;
-    use crate::transact;
+    use crate::{NewUserSecret, transact};
+    use otp::Secret;
+
+    fn root_owner() -> String {
+        crate::user_owner("root", 0)
+    }
 
     fn open_fresh() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
@@ -592,7 +592,7 @@ mod tests {
         other.execute_batch("ROLLBACK").unwrap();
 
         transact(&store, |tx| {
-            let mut s = tx.entry()?.settings;
+            let mut s = tx.settings()?;
             s.enabled = true;
             tx.put_settings(&s)
         })
@@ -612,7 +612,7 @@ mod tests {
     fn closing_leaves_no_write_ahead_log() {
         let (dir, store) = open_fresh();
         transact(&store, |tx| {
-            let mut s = tx.entry()?.settings;
+            let mut s = tx.settings()?;
             s.enabled = true;
             tx.put_settings(&s)
         })
@@ -657,6 +657,49 @@ mod tests {
             q("PRAGMA user_version"),
             format!("Integer({})", MIGRATIONS.len())
         );
+    }
+
+    /// An opening that stopped after the migration moved root's secret
+    /// and before it re-sealed it (the key is proved only after the
+    /// migrations) leaves the secret under its former label; the next
+    /// opening takes the full way and finishes the re-seal.
+    #[test]
+    fn an_interrupted_move_of_roots_secret_is_finished_by_the_next_opening() {
+        use std::os::unix::fs::PermissionsExt;
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/main-v4");
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+        for name in [SqliteStore::DB_FILE, SqliteStore::KEY_FILE] {
+            std::fs::copy(fixture.join(name), state.join(name)).unwrap();
+            std::fs::set_permissions(state.join(name), std::fs::Permissions::from_mode(0o600))
+                .unwrap();
+        }
+        let owners = |conn: &Connection| -> String {
+            conn.query_row("SELECT group_concat(owner) FROM otp_secrets", [], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        {
+            // What the opening did before it stopped: the migrations.
+            let mut conn = open_writer(&state.join(SqliteStore::DB_FILE)).unwrap();
+            migrate(&mut conn).unwrap();
+            assert_eq!(owners(&conn), "system");
+            let reader = open_reader(&state.join(SqliteStore::DB_FILE)).unwrap();
+            assert_eq!(
+                ready_key_check(&reader),
+                None,
+                "not ready: a re-seal is due"
+            );
+        }
+        let store = SqliteStore::open(&state).unwrap();
+        let root = store.read().unwrap().root.unwrap();
+        assert_eq!((root.uid, root.digits.get()), (0, 8));
+        let conn = Connection::open(state.join(SqliteStore::DB_FILE)).unwrap();
+        assert_eq!(owners(&conn), crate::user_owner("root", 0));
+        assert!(ready_key_check(&conn).is_some(), "ready now");
     }
 
     #[test]
@@ -705,15 +748,21 @@ mod tests {
             locked_until_ms: 0,
             lockouts: 0,
         };
-        let id1 = transact(&store, |tx| tx.replace_secret(&s1, 1)).unwrap();
+        let id1 = transact(&store, |tx| {
+            tx.put_user_secret(&NewUserSecret::root(&s1, 1))
+        })
+        .unwrap();
         transact(&store, |tx| {
-            tx.put_failures(SYSTEM_OWNER, "192.0.2.1", &busy, i64::MAX)?;
-            tx.put_failures(SYSTEM_OWNER, crate::ALL_ORIGINS, &busy, i64::MAX)?;
+            tx.put_failures(&root_owner(), "192.0.2.1", &busy, i64::MAX)?;
+            tx.put_failures(&root_owner(), crate::ALL_ORIGINS, &busy, i64::MAX)?;
             tx.put_failures("user:1000", "192.0.2.1", &busy, i64::MAX)
         })
         .unwrap();
         transact(&store, |tx| tx.put_limiter("addr:10.0.0.1", &busy)).unwrap();
-        let id2 = transact(&store, |tx| tx.replace_secret(&s2, 2)).unwrap();
+        let id2 = transact(&store, |tx| {
+            tx.put_user_secret(&NewUserSecret::root(&s2, 2))
+        })
+        .unwrap();
         assert!(id2 > id1);
         assert_eq!(count(&store, "SELECT count(*) FROM otp_failures"), 1);
         assert_eq!(
@@ -802,7 +851,10 @@ mod tests {
     fn a_sealed_secret_moved_to_another_owner_does_not_open() {
         let (_dir, store) = open_fresh();
         transact(&store, |tx| {
-            tx.replace_secret(&Secret::from_bytes(vec![3; 20]).unwrap(), 1)
+            tx.put_user_secret(&NewUserSecret::root(
+                &Secret::from_bytes(vec![3; 20]).unwrap(),
+                1,
+            ))
         })
         .unwrap();
         store
@@ -830,7 +882,10 @@ mod tests {
     fn a_tampered_sealed_secret_is_corrupt_and_says_nothing_secret() {
         let (_dir, store) = open_fresh();
         let secret = Secret::from_bytes(vec![0x5A; 20]).unwrap();
-        transact(&store, |tx| tx.replace_secret(&secret, 1)).unwrap();
+        transact(&store, |tx| {
+            tx.put_user_secret(&NewUserSecret::root(&secret, 1))
+        })
+        .unwrap();
         flip_a_sealed_bit(&store);
         let err = store.read().unwrap_err();
         assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
@@ -841,14 +896,17 @@ mod tests {
     fn out_of_range_step_is_an_error_not_a_wrap() {
         let (_dir, store) = open_fresh();
         let id = transact(&store, |tx| {
-            tx.replace_secret(&Secret::from_bytes(vec![4; 20]).unwrap(), 1)
+            tx.put_user_secret(&NewUserSecret::root(
+                &Secret::from_bytes(vec![4; 20]).unwrap(),
+                1,
+            ))
         })
         .unwrap();
         assert!(matches!(
             transact(&store, |tx| tx.advance_step(id, u64::MAX)),
             Err(StoreError::Corrupt(_))
         ));
-        assert_eq!(store.read().unwrap().secret.unwrap().last_step, None);
+        assert_eq!(store.read().unwrap().root.unwrap().record.last_step, None);
     }
 
     #[test]
@@ -892,9 +950,12 @@ mod tests {
     fn the_cache_holds_nothing_unsealed_and_read_unseals_each_time() {
         let (_dir, store) = open_fresh();
         let secret = Secret::from_bytes(vec![0x44; 20]).unwrap();
-        let id = transact(&store, |tx| tx.replace_secret(&secret, 1)).unwrap();
+        let id = transact(&store, |tx| {
+            tx.put_user_secret(&NewUserSecret::root(&secret, 1))
+        })
+        .unwrap();
         let entry = store.read().unwrap();
-        assert_eq!(entry.secret.as_ref().unwrap().secret, secret);
+        assert_eq!(entry.root.as_ref().unwrap().record.secret, secret);
         let summary = store.read_summary().unwrap();
         assert_eq!(summary, EntrySummary::from(&entry));
         assert_eq!(summary.secret_id, Some(id));

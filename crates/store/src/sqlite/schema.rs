@@ -13,10 +13,10 @@ use crate::{Result, StoreError};
 /// many have run. Only ever append: a shipped script is never edited, since
 /// databases in the field have already run it.
 ///
-/// Room to grow: `otp_secrets.owner` is `'system'` today and will be
-/// `'user:<uid>'` for per-user secrets (a later table maps users to their
-/// secret id); the SQL keeps to what PostgreSQL also reads (no reserved
-/// words as column names, upserts with `ON CONFLICT`).
+/// `otp_secrets.owner` is the owner label of the secret
+/// (`user:<uid>:<name>`, root's too since script 8; `system` before); the
+/// SQL keeps to what PostgreSQL also reads (no reserved words as column
+/// names, upserts with `ON CONFLICT`).
 pub(super) const MIGRATIONS: &[&str] = &[
     // 1: the system entry, sealed secrets with replay state, failure
     //    counters, audit records, and the key check.
@@ -212,16 +212,45 @@ pub(super) const MIGRATIONS: &[&str] = &[
            user_name);
     CREATE INDEX audit_log_account_at ON audit_log (account, at_ms);
     ",
-    // 8: change notices, so that a process on this state hears what others
-    //    commit. One row per thing that can change (the entry, root's
-    //    secret, each account by name), rewritten by every transaction that
+    // 8: root is an ordinary account. Root's secret (the entry's,
+    //    `twofactor_config.secret_id`) becomes the row of name 'root', uid 0
+    //    of the per-user secrets, with the entry's digits and interval; its
+    //    replay state (`otp_secrets.last_step`) stays where it is. Its
+    //    failure counters move from the owner label 'system' to root's
+    //    label 'user:0:root'. The secret row keeps the owner 'system' until
+    //    the store re-seals it under root's label (that needs the key
+    //    file, see `key::reseal_root`), which the same opening does next.
+    //    A secret stored under the name 'root' for another uid (an
+    //    account that only shares the name) gives way to the entry's, with
+    //    its counters; without an entry secret it stays. The entry's
+    //    `secret_id` is no longer used (always NULL); `otp_digits` and
+    //    `otp_interval` remain as the defaults for new secrets.
+    "
+    DELETE FROM otp_failures
+        WHERE owner LIKE 'user:%:root'
+          AND (SELECT secret_id FROM twofactor_config WHERE id = 1) IS NOT NULL;
+    DELETE FROM user_secrets
+        WHERE username = 'root'
+          AND (SELECT secret_id FROM twofactor_config WHERE id = 1) IS NOT NULL;
+    DELETE FROM otp_secrets
+        WHERE id NOT IN (SELECT secret_id FROM user_secrets)
+          AND id IS NOT (SELECT secret_id FROM twofactor_config WHERE id = 1);
+    INSERT INTO user_secrets (username, uid, secret_id, otp_digits, otp_interval)
+        SELECT 'root', 0, secret_id, otp_digits, otp_interval
+        FROM twofactor_config WHERE id = 1 AND secret_id IS NOT NULL;
+    UPDATE twofactor_config SET secret_id = NULL WHERE id = 1;
+    UPDATE otp_failures SET owner = 'user:0:root' WHERE owner = 'system';
+    ",
+    // 9: change notices, so that a process on this state hears what others
+    //    commit. One row per thing that can change (the entry and each
+    //    account by name), rewritten by every transaction that
     //    changes it with the next sequence number and the writing handle's
     //    token; a watcher reads the rows past the last number it saw and
     //    skips its own handle's (already told in-process). The table stays
     //    as small as the set of accounts ever changed.
     "
     CREATE TABLE change_notices (
-        kind     TEXT NOT NULL CHECK (kind IN ('entry', 'system', 'user')),
+        kind     TEXT NOT NULL CHECK (kind IN ('entry', 'user')),
         username TEXT NOT NULL,
         seq      INTEGER NOT NULL,
         writer   INTEGER NOT NULL,
@@ -259,6 +288,18 @@ pub(super) fn ready_key_check(conn: &Connection) -> Option<Vec<u8>> {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .ok()?;
     if version != SqliteStore::SCHEMA_VERSION {
+        return None;
+    }
+    // A secret still sealed under its former owner label waits for
+    // `key::reseal_root`, which the full way runs.
+    let unsealed_move: bool = tx
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM otp_secrets WHERE owner = ?1)",
+            [crate::model::LEGACY_SYSTEM_OWNER],
+            |r| r.get(0),
+        )
+        .ok()?;
+    if unsealed_move {
         return None;
     }
     tx.query_row("SELECT value FROM meta WHERE key = ?1", [KEY_CHECK], |r| {

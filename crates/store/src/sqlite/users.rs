@@ -3,7 +3,6 @@
 use otp::{Digits, Interval, Secret};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::entry::{forget_system_secret, system_secret_id};
 use super::key::secret_aad;
 use super::{DbResult, step_from_sql};
 use crate::users::{NewUserSecret, PendingSecret, UserSecret, UserSecretInfo, user_owner};
@@ -159,6 +158,22 @@ pub(super) fn put_user_secret(
     ])
     .db()?;
     Ok(SecretId(id))
+}
+
+pub(super) fn set_secret_params(
+    conn: &Connection,
+    username: &str,
+    digits: Digits,
+    interval: Interval,
+) -> Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE user_secrets SET otp_digits = ?2, otp_interval = ?3 WHERE username = ?1",
+        )
+        .db()?
+        .execute(params![username, digits.get(), interval.get()])
+        .db()?;
+    Ok(changed == 1)
 }
 
 pub(super) fn delete_user_secret(conn: &Connection, username: &str) -> Result<bool> {
@@ -364,18 +379,4 @@ pub(super) fn other_names_with_uid(
         out.push(row.db()?);
     }
     Ok(out)
-}
-
-/// Removes the system (root's) secret and its failure counters.
-pub(super) fn clear_system_secret(conn: &Connection) -> Result<bool> {
-    let Some(old) = system_secret_id(conn)? else {
-        return Ok(false);
-    };
-    conn.execute(
-        "UPDATE twofactor_config SET secret_id = NULL WHERE id = 1",
-        [],
-    )
-    .db()?;
-    forget_system_secret(conn, old)?;
-    Ok(true)
 }

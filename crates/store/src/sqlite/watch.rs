@@ -59,7 +59,6 @@ pub(super) fn record(conn: &Connection, changes: &ChangeSet, writer: i64) -> Res
     for change in changes.iter() {
         let (kind, name) = match change {
             Change::Entry => ("entry", ""),
-            Change::SystemSecret => ("system", ""),
             Change::User { username } => ("user", username.as_str()),
         };
         stmt.execute(rusqlite::params![kind, name, writer]).db()?;
@@ -181,7 +180,6 @@ fn poll(conn: &Connection, at: &mut Position, writer: i64) -> Result<Vec<Change>
         }
         seen.note(match kind.as_str() {
             "entry" => Change::Entry,
-            "system" => Change::SystemSecret,
             _ => Change::User { username },
         });
     }
