@@ -11,8 +11,8 @@ use service::{Account, Digits, Interval, SecretOptions, UserConfig, UserRef};
 
 use crate::registry::{Access, Method};
 use crate::schema::{Field, Schema};
-use crate::typed::{Described, Ranged, doc};
-use crate::{Api, ApiError, Event, Session, args};
+use crate::typed::{Described, InRange, Ranged, doc, flat};
+use crate::{Api, ApiError, Event, Session, args, reply};
 
 args! {
     /// Digits and interval of a new secret.
@@ -160,45 +160,6 @@ fn interval_field() -> Field {
     Field::new("interval", Interval::schema(), "Seconds per code")
 }
 
-fn twofactor_config_schema() -> Schema {
-    Schema::Object(vec![
-        Field::new(
-            "provisioning_uri",
-            Schema::Str { nullable: true },
-            "Key URI (null without a secret)",
-        ),
-        Field::new("secret_configured", Schema::Bool, "Whether a secret is set"),
-        interval_field(),
-        digits_field(),
-        Field::new(
-            "recovery_codes_left",
-            Schema::Int {
-                min: 0,
-                max: service::RECOVERY_CODES as i64,
-            },
-            "Unused recovery codes",
-        ),
-    ])
-}
-
-/// `auth.me`'s `two_factor_config` (and `auth.login_ex`'s `user_info`'s):
-/// the config without the provisioning URI.
-pub(crate) fn twofactor_summary_schema() -> Schema {
-    Schema::Object(vec![
-        Field::new("secret_configured", Schema::Bool, "Whether a secret is set"),
-        interval_field(),
-        digits_field(),
-        Field::new(
-            "recovery_codes_left",
-            Schema::Int {
-                min: 0,
-                max: service::RECOVERY_CODES as i64,
-            },
-            "Unused recovery codes",
-        ),
-    ])
-}
-
 fn user_entry_fields() -> Vec<Field> {
     vec![
         Field::new(
@@ -232,7 +193,7 @@ fn user_with_config_schema() -> Schema {
     let mut fields = user_entry_fields();
     fields.push(Field::new(
         "twofactor_config",
-        twofactor_config_schema(),
+        <TwofactorConfig as crate::typed::Reply>::returns(),
         "Two-factor settings of the account",
     ));
     Schema::Object(fields)
@@ -286,7 +247,6 @@ pub(super) fn methods() -> Vec<Method> {
                 "account user get_user_obj data={\"uid\": 0, \"get_groups\": true}",
             ],
             access: Access::Admin,
-            returns: || Schema::Any,
             ..base.clone().handles(get_user_obj)
         },
         Method {
@@ -369,12 +329,11 @@ pub(super) fn methods() -> Vec<Method> {
                           set, interval, digits and unused recovery codes.",
             cli_description: "Show an account's 2FA settings",
             examples: &["account user twofactor_config username=alice"],
-            returns: || twofactor_config_schema(),
             ..base.clone().handles(|api, session, a: UserArgs| {
                 let (user, _) =
                     target_account(api, session, &a.username, "read the two-factor settings of")?;
                 require_step_up(api, session, &user, "user.twofactor_config")?;
-                Ok(config_json(&api.twofactor().user_config(&user)?))
+                Ok(TwofactorConfig::of(&api.twofactor().user_config(&user)?))
             })
         },
         Method {
@@ -565,48 +524,83 @@ fn options_of(o: SecretOptionsArg) -> SecretOptions {
     }
 }
 
-/// An account as TrueNAS's `struct passwd` answers (`auth.me`,
-/// `user.get_user_obj`); `grouplist` is null unless asked for.
-pub(crate) fn passwd_json(a: &Account, with_groups: bool) -> serde_json::Map<String, Value> {
-    let v = json!({
-        "pw_name": a.name,
-        "pw_gecos": a.gecos,
-        "pw_dir": a.home,
-        "pw_shell": a.shell,
-        "pw_uid": a.uid,
-        "pw_gid": a.gid,
-        "grouplist": if with_groups { json!(a.groups) } else { Value::Null },
-        "sid": null,
-        "source": "LOCAL",
-        "local": true,
-    });
-    match v {
-        Value::Object(map) => map,
-        _ => serde_json::Map::new(),
+reply! {
+    /// An account as TrueNAS's `struct passwd` answers (`auth.me`,
+    /// `user.get_user_obj`).
+    pub(crate) struct Passwd {
+        pw_name: String => doc("Account name"),
+        pw_gecos: String => doc("GECOS field"),
+        pw_dir: String => doc("Home directory"),
+        pw_shell: String => doc("Login shell"),
+        pw_uid: u32 => doc("User id"),
+        pw_gid: u32 => doc("Primary group id"),
+        grouplist: Option<Vec<u32>> => doc("Group ids (null unless asked for)"),
+        sid: () => doc("Always null (no SIDs here)"),
+        source: &'static str => doc("Always LOCAL"),
+        local: bool => doc("Always true"),
     }
 }
 
-/// `auth.me`'s `two_factor_config` (also in `auth.login_ex`'s
-/// `user_info`): `user.twofactor_config` without the provisioning URI,
-/// which carries the seed and comes only from the methods that give it.
-pub(crate) fn summary_json(c: &UserConfig) -> Value {
-    json!({
-        "secret_configured": c.secret_configured,
-        "interval": c.interval.get(),
-        "otp_digits": c.otp_digits.get(),
-        "recovery_codes_left": c.recovery_codes_left,
-    })
+impl Passwd {
+    /// The account's entry; `grouplist` is null unless asked for.
+    pub(crate) fn of(a: &Account, with_groups: bool) -> Self {
+        Self {
+            pw_name: a.name.clone(),
+            pw_gecos: a.gecos.clone(),
+            pw_dir: a.home.clone(),
+            pw_shell: a.shell.clone(),
+            pw_uid: a.uid,
+            pw_gid: a.gid,
+            grouplist: with_groups.then(|| a.groups.clone()),
+            sid: (),
+            source: "LOCAL",
+            local: true,
+        }
+    }
 }
 
-/// `user.twofactor_config`'s JSON.
-pub(crate) fn config_json(c: &UserConfig) -> Value {
-    json!({
-        "provisioning_uri": c.provisioning_uri.as_ref().map(|u| u.as_str()),
-        "secret_configured": c.secret_configured,
-        "interval": c.interval.get(),
-        "otp_digits": c.otp_digits.get(),
-        "recovery_codes_left": c.recovery_codes_left,
-    })
+/// How many unused recovery codes an account has.
+type RecoveryCodesLeft = InRange<0, { service::RECOVERY_CODES as i64 }>;
+
+reply! {
+    /// `auth.me`'s `two_factor_config` (also in `auth.login_ex`'s
+    /// `user_info`): `user.twofactor_config` without the provisioning URI,
+    /// which carries the seed and comes only from the methods that give it.
+    pub(crate) struct Summary {
+        secret_configured: bool => doc("Whether a secret is set"),
+        interval: Interval => doc("Seconds per code"),
+        otp_digits: Digits => doc("Digits in a code"),
+        recovery_codes_left: RecoveryCodesLeft => doc("Unused recovery codes"),
+    }
+}
+
+impl Summary {
+    pub(crate) fn of(c: &UserConfig) -> Self {
+        Self {
+            secret_configured: c.secret_configured,
+            interval: c.interval,
+            otp_digits: c.otp_digits,
+            recovery_codes_left: InRange(i64::from(c.recovery_codes_left)),
+        }
+    }
+}
+
+reply! {
+    /// `user.twofactor_config`'s answer: the summary and the provisioning URI.
+    pub(crate) struct TwofactorConfig {
+        provisioning_uri: Option<String> => doc("Key URI (null without a secret)"),
+        #[serde(flatten)]
+        summary: Summary => flat(),
+    }
+}
+
+impl TwofactorConfig {
+    pub(crate) fn of(c: &UserConfig) -> Self {
+        Self {
+            provisioning_uri: c.provisioning_uri.as_ref().map(|u| u.as_str().to_owned()),
+            summary: Summary::of(c),
+        }
+    }
 }
 
 /// The `user.query` entry of an account.
@@ -654,13 +648,16 @@ fn with_config(api: &Api, account: &Account, user: &UserRef) -> Result<Value, Ap
     let cfg = api.twofactor().user_config(user)?;
     let mut entry = entry_json(account, cfg.secret_configured);
     if let Some(obj) = entry.as_object_mut() {
-        obj.insert("twofactor_config".into(), config_json(&cfg));
+        obj.insert(
+            "twofactor_config".into(),
+            crate::typed::to_json(&TwofactorConfig::of(&cfg))?,
+        );
     }
     emit_changed(api, account, cfg.secret_configured);
     Ok(entry)
 }
 
-fn get_user_obj(api: &Api, _: &Session, a: UserObjArgs) -> Result<Value, ApiError> {
+fn get_user_obj(api: &Api, _: &Session, a: UserObjArgs) -> Result<Passwd, ApiError> {
     let UserObjData {
         username,
         uid,
@@ -688,7 +685,7 @@ fn get_user_obj(api: &Api, _: &Session, a: UserObjArgs) -> Result<Value, ApiErro
             "Either username or uid must be given",
         )),
     }?;
-    Ok(Value::Object(passwd_json(&account, get_groups)))
+    Ok(Passwd::of(&account, get_groups))
 }
 
 fn renew(api: &Api, session: &Session, a: UserSecretArgs) -> Result<Value, ApiError> {
