@@ -371,6 +371,20 @@ impl Reply for &'static str {
     }
 }
 
+/// Text that is wiped when the answer is dropped (a secret in base32).
+impl Reply for zeroize::Zeroizing<String> {
+    fn returns() -> Schema {
+        Schema::Str { nullable: false }
+    }
+}
+
+/// A Key URI (`otpauth://…`): a string.
+impl Reply for service::ProvisioningUri {
+    fn returns() -> Schema {
+        Schema::Str { nullable: false }
+    }
+}
+
 /// Nothing: `null`.
 impl Reply for () {
     fn returns() -> Schema {
