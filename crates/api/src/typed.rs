@@ -11,6 +11,12 @@
 //! newtypes through their checked constructors; since both read the same
 //! bounds, a value the schema accepts always constructs the type (the
 //! property tests in `tests/typed.rs` hold that).
+//!
+//! Results are typed the same way: a handler answers a [`Reply`] type,
+//! whose `Serialize` gives the JSON and whose [`Reply::returns`] gives the
+//! `returns` schema; structs are declared with [`reply!`](crate::reply).
+//! Untyped JSON is no result type, so no method can answer outside a
+//! described shape without a `Reply` of its own.
 
 use std::time::Duration;
 
@@ -346,13 +352,6 @@ macro_rules! reply {
     };
 }
 
-/// Untyped JSON: described as anything unless the method says otherwise.
-impl Reply for Value {
-    fn returns() -> Schema {
-        Schema::Any
-    }
-}
-
 impl Reply for bool {
     fn returns() -> Schema {
         Schema::Bool
@@ -624,6 +623,47 @@ mod tests {
             agrees::<service::Window>(n)?;
             agrees::<Ranged<1, 10_000>>(n)?;
         }
+    }
+
+    /// No method's `returns` says "anything" at any depth: every result's
+    /// shape is described by its type.
+    #[test]
+    fn no_result_is_described_as_anything() {
+        fn walk(schema: &Schema, at: &str, found: &mut Vec<String>) {
+            match schema {
+                Schema::Any => found.push(at.to_owned()),
+                Schema::Object(fields) => {
+                    for f in fields {
+                        walk(&f.schema, &format!("{at}.{}", f.name), found);
+                    }
+                }
+                Schema::Tagged { variants, .. } => {
+                    for (name, fields) in variants {
+                        for f in fields {
+                            walk(&f.schema, &format!("{at}<{name}>.{}", f.name), found);
+                        }
+                    }
+                }
+                Schema::List(item) => walk(item, &format!("{at}[]"), found),
+                Schema::Rule { base, .. } => walk(base, at, found),
+                Schema::AnyOf(shapes) => {
+                    for (i, s) in shapes.iter().enumerate() {
+                        walk(s, &format!("{at}|{i}"), found);
+                    }
+                }
+                Schema::Bool
+                | Schema::Int { .. }
+                | Schema::Str { .. }
+                | Schema::Choice(_)
+                | Schema::Dict
+                | Schema::Null => {}
+            }
+        }
+        let mut found = Vec::new();
+        for m in &registry().methods {
+            walk(&(m.returns)(), m.name, &mut found);
+        }
+        assert_eq!(found, Vec::<String>::new());
     }
 
     /// Every default, at any depth, passes its own schema.
