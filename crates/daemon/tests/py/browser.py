@@ -30,7 +30,8 @@ import urllib.request
 
 import websocket  # websocket-client
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException, TimeoutException
+from selenium.common.exceptions import (NoAlertPresentException, StaleElementReferenceException,
+                                        TimeoutException)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -205,7 +206,10 @@ def browser(width=1280, height=900, insecure_certs=False):
 
 def wait(d, cond, what):
     try:
-        return WebDriverWait(d, WAIT).until(lambda drv: cond(drv))
+        # A table redrawn by a live update between finding a row and reading
+        # it leaves a stale element: that is "not yet", and the wait goes on.
+        return WebDriverWait(d, WAIT, ignored_exceptions=(StaleElementReferenceException,)).until(
+            lambda drv: cond(drv))
     except TimeoutException:
         fail("timed out waiting for " + what + "; page: " + d.find_element(By.ID, "main").text[:500])
     return None
