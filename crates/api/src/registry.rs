@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 use serde_json::Value;
 
 use crate::schema::{Field, Problem, Schema};
-use crate::typed::{Answer, Params};
+use crate::typed::{Answer, Params, Reply, to_json};
 use crate::{Api, ApiError, Session};
 
 /// Who may call a method.
@@ -86,7 +86,8 @@ pub struct Method {
     /// built when first needed (a one-shot `tfa` needs one method's).
     pub(crate) accepts: Arc<OnceLock<Vec<Field>>>,
     pub(crate) accepts_of: fn() -> Vec<Field>,
-    /// The result's schema, built when the method is described.
+    /// The result's schema, built when the method is described: set with
+    /// the handler ([`Method::handles`]), from its result type.
     pub returns: fn() -> Schema,
     pub(crate) handler: Handler,
     /// Only the conversion of validated values into the handler's
@@ -128,28 +129,34 @@ impl Method {
     }
 
     /// The method's handler; its parameter type `P` is what the method
-    /// accepts (schema, validation, description).
-    pub(crate) fn handles<P: Params + 'static>(
+    /// accepts (schema, validation, description) and its result type `R`
+    /// what it returns (JSON and description).
+    pub(crate) fn handles<P: Params + 'static, R: Reply + 'static>(
         self,
-        f: impl Fn(&Api, &Session, P) -> Result<Value, ApiError> + Send + Sync + 'static,
+        f: impl Fn(&Api, &Session, P) -> Result<R, ApiError> + Send + Sync + 'static,
     ) -> Self {
         self.answers(move |api, session, p| Answer::from(f(api, session, p)))
     }
 
     /// Like [`Method::handles`], for a handler whose answer may wait.
-    pub(crate) fn answers<P: Params + 'static>(
+    pub(crate) fn answers<P: Params + 'static, R: Reply + 'static>(
         mut self,
-        f: impl Fn(&Api, &Session, P) -> Answer + Send + Sync + 'static,
+        f: impl Fn(&Api, &Session, P) -> Answer<R> + Send + Sync + 'static,
     ) -> Self {
         self.accepts = Arc::new(OnceLock::new());
         self.accepts_of = P::accepts;
+        self.returns = R::returns;
         #[cfg(test)]
         {
             self.parse = |m, values| P::from_validated(m.accepts(), values).map(drop);
         }
         self.handler = Arc::new(move |api, session, m: &Method, values| {
             match P::from_validated(m.accepts(), values) {
-                Ok(p) => f(api, session, p),
+                Ok(p) => {
+                    let answer = f(api, session, p);
+                    let result = answer.result.and_then(|r| to_json(&r));
+                    Answer::after(result, answer.delay)
+                }
                 Err(e) => Answer::from(Err(e)),
             }
         });

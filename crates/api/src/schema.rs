@@ -47,6 +47,9 @@ pub enum Schema {
     AnyOf(Vec<Schema>),
     /// Anything (described only).
     Any,
+    /// An object whose keys depend on what it describes (results only: an
+    /// audit record's detail).
+    Dict,
     Null,
 }
 
@@ -249,6 +252,12 @@ impl Schema {
                 value.clone()
             }
             Self::Any => value.clone(),
+            Self::Dict => {
+                if !value.is_object() {
+                    fail("Not a dictionary");
+                }
+                value.clone()
+            }
             Self::Null => {
                 if !value.is_null() {
                     fail("Not null");
@@ -353,6 +362,10 @@ impl Schema {
                 ..JsonSchema::default()
             },
             Self::Any => JsonSchema::default(),
+            Self::Dict => JsonSchema {
+                additional_properties: Some(true),
+                ..typed(JsonType::Object)
+            },
             Self::Null => typed(JsonType::Null),
         }
     }

@@ -11,9 +11,16 @@
 //! newtypes through their checked constructors; since both read the same
 //! bounds, a value the schema accepts always constructs the type (the
 //! property tests in `tests/typed.rs` hold that).
+//!
+//! Results are typed the same way: a handler answers a [`Reply`] type,
+//! whose `Serialize` gives the JSON and whose [`Reply::returns`] gives the
+//! `returns` schema; structs are declared with [`reply!`](crate::reply).
+//! Untyped JSON is no result type, so no method can answer outside a
+//! described shape without a `Reply` of its own.
 
 use std::time::Duration;
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -240,23 +247,218 @@ impl Described for service::SecretString {
 
 /// What a handler answers, and how long the answer must wait: a wrong
 /// password is answered at one deadline from the start of its check,
-/// which a transport waits out without holding a thread.
+/// which a transport waits out without holding a thread. A handler
+/// answers its result type `T`; the method table turns it into JSON.
 #[derive(Debug)]
-pub struct Answer {
-    pub result: Result<Value, ApiError>,
+pub struct Answer<T = Value> {
+    pub result: Result<T, ApiError>,
     pub delay: Duration,
 }
 
-impl Answer {
+impl<T> Answer<T> {
     /// An answer that waits `delay`.
-    pub fn after(result: Result<Value, ApiError>, delay: Duration) -> Self {
+    pub fn after(result: Result<T, ApiError>, delay: Duration) -> Self {
         Self { result, delay }
     }
 }
 
-impl From<Result<Value, ApiError>> for Answer {
-    fn from(result: Result<Value, ApiError>) -> Self {
+impl<T> From<Result<T, ApiError>> for Answer<T> {
+    fn from(result: Result<T, ApiError>) -> Self {
         Self::after(result, Duration::ZERO)
+    }
+}
+
+/// A method's result, or a field of one: one type gives both the JSON
+/// the method answers (its `Serialize`) and the `returns` schema that
+/// `core.get_methods` shows, so the two cannot drift apart. Structs are
+/// declared with [`reply!`](crate::reply); debug builds also check every
+/// answer against its schema.
+pub trait Reply: Serialize {
+    /// The schema of this type's JSON.
+    fn returns() -> Schema;
+}
+
+/// A result as the JSON the method answers.
+pub(crate) fn to_json(reply: &impl Serialize) -> Result<Value, ApiError> {
+    serde_json::to_value(reply).map_err(|e| ApiError::Internal(format!("result not JSON: {e}")))
+}
+
+/// A field of a result, of type `T`, named `name`: `spec` gives its
+/// description (and any default shown); the schema comes from `T`.
+pub fn reply_field<T: Reply>(name: &'static str, spec: Field) -> Field {
+    Field {
+        name,
+        schema: T::returns(),
+        ..spec
+    }
+}
+
+/// The fields a `reply!` struct's field contributes to its object: itself,
+/// or with [`flat`] the fields of its own object (serde's `flatten`).
+pub fn reply_fields<T: Reply>(name: &'static str, spec: Field) -> Vec<Field> {
+    if spec.name == FLATTENED {
+        match T::returns() {
+            Schema::Object(fields) => fields,
+            other => vec![Field::new(name, other, spec.description)],
+        }
+    } else {
+        vec![reply_field::<T>(name, spec)]
+    }
+}
+
+/// Marks a flattened field's specification (see [`flat`]).
+const FLATTENED: &str = "..";
+
+/// The specification of a `reply!` field whose own fields are spliced
+/// into the enclosing object; the field needs `#[serde(flatten)]`.
+pub fn flat() -> Field {
+    Field::new(FLATTENED, Schema::Any, "")
+}
+
+/// Declares a result struct and, from the same field list, its `returns`
+/// schema; the fields are answered in the order written:
+///
+/// ```text
+/// reply! {
+///     /// `auth.me`'s `privilege`.
+///     pub(crate) struct Privilege {
+///         roles: Vec<&'static str> => doc("Roles"),
+///         web_shell: bool => doc("Web shell access"),
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! reply {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $( $(#[$fmeta:meta])* $field:ident : $ty:ty => $spec:expr ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(serde::Serialize)]
+        $vis struct $name {
+            $( $(#[$fmeta])* pub $field: $ty, )*
+        }
+
+        impl $crate::typed::Reply for $name {
+            fn returns() -> $crate::schema::Schema {
+                let fields: Vec<Vec<$crate::schema::Field>> = vec![
+                    $( $crate::typed::reply_fields::<$ty>(stringify!($field), $spec) ),*
+                ];
+                $crate::schema::Schema::Object(fields.concat())
+            }
+        }
+    };
+}
+
+impl Reply for bool {
+    fn returns() -> Schema {
+        Schema::Bool
+    }
+}
+
+impl Reply for String {
+    fn returns() -> Schema {
+        Schema::Str { nullable: false }
+    }
+}
+
+impl Reply for &'static str {
+    fn returns() -> Schema {
+        Schema::Str { nullable: false }
+    }
+}
+
+/// Text that is wiped when the answer is dropped (a secret in base32).
+impl Reply for zeroize::Zeroizing<String> {
+    fn returns() -> Schema {
+        Schema::Str { nullable: false }
+    }
+}
+
+/// A Key URI (`otpauth://…`): a string.
+impl Reply for service::ProvisioningUri {
+    fn returns() -> Schema {
+        Schema::Str { nullable: false }
+    }
+}
+
+/// Nothing: `null`.
+impl Reply for () {
+    fn returns() -> Schema {
+        Schema::Null
+    }
+}
+
+/// A count: any integer from 0 that JSON and SQLite both hold.
+impl Reply for u64 {
+    fn returns() -> Schema {
+        <Self as Described>::schema()
+    }
+}
+
+/// A user or group id.
+impl Reply for u32 {
+    fn returns() -> Schema {
+        Schema::Int {
+            min: 0,
+            max: i64::from(u32::MAX),
+        }
+    }
+}
+
+/// A value or null. A nullable string says so in its own type.
+impl<T: Reply> Reply for Option<T> {
+    fn returns() -> Schema {
+        match T::returns() {
+            Schema::Str { .. } => Schema::Str { nullable: true },
+            other => Schema::AnyOf(vec![other, Schema::Null]),
+        }
+    }
+}
+
+impl<T: Reply> Reply for Vec<T> {
+    fn returns() -> Schema {
+        Schema::List(Box::new(T::returns()))
+    }
+}
+
+macro_rules! bounded_reply {
+    ($($ty:ty),*) => {$(
+        /// Answered in the range it is constructed in.
+        impl Reply for $ty {
+            fn returns() -> Schema {
+                <$ty as Described>::schema()
+            }
+        }
+    )*};
+}
+
+bounded_reply!(service::Digits, service::Interval, service::Window);
+
+/// An integer a result promises to keep in `[MIN, MAX]` (a count bounded
+/// by a constant of the service, a row number). It is not checked when
+/// made: debug builds hold every answer to its schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct InRange<const MIN: i64, const MAX: i64>(pub i64);
+
+impl<const MIN: i64, const MAX: i64> Reply for InRange<MIN, MAX> {
+    fn returns() -> Schema {
+        Schema::Int { min: MIN, max: MAX }
+    }
+}
+
+/// An object whose keys depend on what it describes (an audit record's
+/// detail, by event).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Dict(pub Map<String, Value>);
+
+impl Reply for Dict {
+    fn returns() -> Schema {
+        Schema::Dict
     }
 }
 
@@ -328,6 +530,7 @@ mod tests {
                 prop::strategy::Union::new(shapes.iter().map(values).collect::<Vec<_>>()).boxed()
             }
             Schema::Any => any_value.boxed(),
+            Schema::Dict => prop_oneof![Just(json!({})), Just(json!({"a": 1})), junk,].boxed(),
             Schema::Null => Just(Value::Null).boxed(),
         }
     }
@@ -420,6 +623,47 @@ mod tests {
             agrees::<service::Window>(n)?;
             agrees::<Ranged<1, 10_000>>(n)?;
         }
+    }
+
+    /// No method's `returns` says "anything" at any depth: every result's
+    /// shape is described by its type.
+    #[test]
+    fn no_result_is_described_as_anything() {
+        fn walk(schema: &Schema, at: &str, found: &mut Vec<String>) {
+            match schema {
+                Schema::Any => found.push(at.to_owned()),
+                Schema::Object(fields) => {
+                    for f in fields {
+                        walk(&f.schema, &format!("{at}.{}", f.name), found);
+                    }
+                }
+                Schema::Tagged { variants, .. } => {
+                    for (name, fields) in variants {
+                        for f in fields {
+                            walk(&f.schema, &format!("{at}<{name}>.{}", f.name), found);
+                        }
+                    }
+                }
+                Schema::List(item) => walk(item, &format!("{at}[]"), found),
+                Schema::Rule { base, .. } => walk(base, at, found),
+                Schema::AnyOf(shapes) => {
+                    for (i, s) in shapes.iter().enumerate() {
+                        walk(s, &format!("{at}|{i}"), found);
+                    }
+                }
+                Schema::Bool
+                | Schema::Int { .. }
+                | Schema::Str { .. }
+                | Schema::Choice(_)
+                | Schema::Dict
+                | Schema::Null => {}
+            }
+        }
+        let mut found = Vec::new();
+        for m in &registry().methods {
+            walk(&(m.returns)(), m.name, &mut found);
+        }
+        assert_eq!(found, Vec::<String>::new());
     }
 
     /// Every default, at any depth, passes its own schema.

@@ -70,6 +70,13 @@ macro_rules! bounded {
                 Self::new(n).map_err(serde::de::Error::custom)
             }
         }
+
+        /// Serialises as the plain number.
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.0.serialize(s)
+            }
+        }
     };
 }
 

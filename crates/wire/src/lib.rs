@@ -27,7 +27,7 @@ pub use envelope::{
 pub use errno::Errno;
 pub use error::{ErrorCode, RpcError, TruenasError};
 pub use protocol::{
-    ATTRIBUTE_REQUIRED, Authenticator, FIELD_NOT_EXPECTED, LockedOut, LoginResponse,
+    ATTRIBUTE_REQUIRED, Authenticator, FIELD_NOT_EXPECTED, LockedOut, LoginAnswer, LoginResponse,
     MAX_WRONG_CODES, PamOutcome, PamRequired, ResponseType, SYSTEM_SOCKET, in_service, service_of,
 };
 pub use protocol::{STEP_UP_ERRNO, STEP_UP_REQUIRED};

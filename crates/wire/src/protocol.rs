@@ -54,18 +54,23 @@ pub enum Authenticator {
     Level1,
 }
 
+/// A whole `auth.login_ex` / `auth.login_ex_continue` answer as a client
+/// reads it, `user_info` left as JSON.
+pub type LoginResponse = LoginAnswer<Value>;
+
 /// A whole `auth.login_ex` / `auth.login_ex_continue` answer:
 /// `{"response_type": "SUCCESS", "user_info": …, "authenticator": "LEVEL_1"}`,
 /// `{"response_type": "OTP_REQUIRED", "username": U}`,
-/// `{"response_type": "AUTH_ERR"}`, `EXPIRED`, `REDIRECT`.
+/// `{"response_type": "AUTH_ERR"}`, `EXPIRED`, `REDIRECT`. `U` is the type
+/// of `user_info`: the server answers its own typed `auth.me`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "response_type", rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum LoginResponse {
+pub enum LoginAnswer<U> {
     Success {
         /// `auth.me` of the user, or null when `login_options.user_info`
         /// is false.
         #[serde(default)]
-        user_info: Value,
+        user_info: U,
         #[serde(default)]
         authenticator: Authenticator,
     },
@@ -81,7 +86,7 @@ pub enum LoginResponse {
     },
 }
 
-impl LoginResponse {
+impl<U> LoginAnswer<U> {
     pub fn response_type(&self) -> ResponseType {
         match self {
             Self::Success { .. } => ResponseType::Success,
@@ -91,7 +96,9 @@ impl LoginResponse {
             Self::Redirect { .. } => ResponseType::Redirect,
         }
     }
+}
 
+impl<U: Serialize> LoginAnswer<U> {
     /// The answer as JSON (the result of the method).
     pub fn to_value(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)

@@ -3,9 +3,9 @@
 use serde_json::{Value, json};
 
 use crate::registry::{Access, Method};
-use crate::schema::{Field, Schema};
-use crate::typed::{Described, Ranged, doc};
-use crate::{Api, ApiError, Session, args};
+use crate::schema::Schema;
+use crate::typed::{Described, Dict, InRange, Ranged, doc};
+use crate::{Api, ApiError, Session, args, reply};
 
 args! {
     pub(crate) struct AuditFilters {
@@ -155,43 +155,50 @@ pub(super) fn methods() -> Vec<Method> {
             "audit query user=alice since=7d",
             "audit query since=2026-11-27T08:00:00Z",
         ],
-        returns: || Schema::List(Box::new(audit_row_schema())),
         ..Method::base(Access::Admin, false).handles(query)
     }]
 }
 
-/// One row of `audit.query`.
-fn audit_row_schema() -> Schema {
-    let text = |name, doc| Field::new(name, Schema::Str { nullable: false }, doc);
-    let maybe = |name, doc| Field::new(name, Schema::Str { nullable: true }, doc);
-    Schema::Object(vec![
-        Field::new(
-            "id",
-            Schema::Int {
-                min: 0,
-                max: i64::MAX,
-            },
-            "Row number",
-        ),
-        text("time", "When (RFC 3339, UTC)"),
-        text("event", "What happened"),
-        text("outcome", "How it ended"),
-        maybe("user", "Whose account"),
-        text("origin", "Where from"),
-        maybe("service", "PAM service"),
-        Field::new("detail", Schema::Any, "More, by event"),
-        Field::new(
-            "count",
-            Schema::Int {
-                min: 1,
-                max: i64::MAX,
-            },
-            "How many identical records this row stands for",
-        ),
-    ])
+reply! {
+    /// One row of `audit.query`.
+    pub(crate) struct AuditRow {
+        id: InRange<0, { i64::MAX }> => doc("Row number"),
+        time: String => doc("When (RFC 3339, UTC)"),
+        event: String => doc("What happened"),
+        outcome: String => doc("How it ended"),
+        user: Option<String> => doc("Whose account"),
+        origin: String => doc("Where from"),
+        service: Option<String> => doc("PAM service"),
+        detail: Option<Dict> => doc("More, by event"),
+        count: InRange<1, { i64::MAX }> => doc("How many identical records this row stands for"),
+    }
 }
 
-fn query(api: &Api, _: &Session, args: AuditQueryArgs) -> Result<Value, ApiError> {
+impl AuditRow {
+    fn of(e: service::AuditEntry) -> Self {
+        let r = e.record;
+        Self {
+            id: InRange(e.id),
+            time: rfc3339(r.at_ms),
+            event: r.event,
+            outcome: r.outcome,
+            user: r.user,
+            origin: r.origin,
+            service: r.service,
+            // The service writes a detail as an object or not at all; a
+            // stored null is none, and anything else (never written by
+            // this program) is kept under one key rather than dropped.
+            detail: match r.detail {
+                None | Some(Value::Null) => None,
+                Some(Value::Object(map)) => Some(Dict(map)),
+                Some(other) => Some(Dict([("value".to_owned(), other)].into_iter().collect())),
+            },
+            count: InRange(i64::try_from(e.count).unwrap_or(i64::MAX)),
+        }
+    }
+}
+
+fn query(api: &Api, _: &Session, args: AuditQueryArgs) -> Result<Vec<AuditRow>, ApiError> {
     let f = args.audit_query;
     let now_ms = api.twofactor().clock().now_ms();
     let since_ms = match f.since {
@@ -212,24 +219,7 @@ fn query(api: &Api, _: &Session, args: AuditQueryArgs) -> Result<Value, ApiError
         limit: usize::try_from(f.limit.get()).unwrap_or(usize::MAX),
     };
     let rows = api.twofactor().audit(&q)?;
-    Ok(Value::Array(
-        rows.into_iter()
-            .map(|e| {
-                let r = e.record;
-                json!({
-                    "id": e.id,
-                    "time": rfc3339(r.at_ms),
-                    "event": r.event,
-                    "outcome": r.outcome,
-                    "user": r.user,
-                    "origin": r.origin,
-                    "service": r.service,
-                    "detail": r.detail,
-                    "count": e.count,
-                })
-            })
-            .collect(),
-    ))
+    Ok(rows.into_iter().map(AuditRow::of).collect())
 }
 
 /// `2026-11-27T20:11:29.996Z`: readable in a table, sortable as text.
@@ -263,6 +253,56 @@ mod tests {
         assert_eq!(ok(json!("2026-11-27T15:11:29-0500")), 1_795_810_289_000);
         assert_eq!(ok(json!("2026-11-27T20:11Z")), 1_795_810_260_000);
         assert_eq!(ok(json!("2026-11-27")), 1_795_737_600_000);
+    }
+
+    /// A row answers its fields in the documented order, inside its
+    /// schema, and its detail is described as an object or null.
+    #[test]
+    fn a_row_is_its_schema() {
+        let entry = |detail: Option<Value>| service::AuditEntry {
+            id: 7,
+            record: store::AuditRecord {
+                at_ms: 1_795_810_289_500,
+                event: "twofactor.update".into(),
+                outcome: "success".into(),
+                user: Some("alice".into()),
+                origin: "unix:uid=0".into(),
+                service: None,
+                detail,
+            },
+            count: 1,
+        };
+        let row = AuditRow::of(entry(Some(
+            json!({"changed": ["enabled"], "secret_generated": true}),
+        )));
+        let text = serde_json::to_string(&row).expect("serialises");
+        assert_eq!(
+            text,
+            r#"{"id":7,"time":"2026-11-27T20:11:29.500Z","event":"twofactor.update","outcome":"success","user":"alice","origin":"unix:uid=0","service":null,"detail":{"changed":["enabled"],"secret_generated":true},"count":1}"#
+        );
+        let schema = <AuditRow as crate::typed::Reply>::returns();
+        for row in [
+            row,
+            AuditRow::of(entry(None)),
+            AuditRow::of(entry(Some(Value::Null))),
+        ] {
+            let mut problems = Vec::new();
+            schema.validate(
+                &serde_json::to_value(&row).expect("json"),
+                "row",
+                &mut problems,
+            );
+            assert_eq!(problems, vec![]);
+        }
+        let Schema::Object(fields) = schema else {
+            panic!("a row is an object");
+        };
+        let detail = fields.iter().find(|f| f.name == "detail").expect("detail");
+        assert!(
+            matches!(&detail.schema, Schema::AnyOf(s) if matches!(s[..], [Schema::Dict, Schema::Null])),
+            "{:?}",
+            detail.schema
+        );
     }
 
     #[test]

@@ -3,16 +3,17 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use service::{CheckOutcome, SecretString};
+use service::{CheckOutcome, Digits, SecretString};
 
 use super::refused_without_secret;
+use super::user::{Passwd, Summary};
 use crate::Code;
 use crate::registry::{Access, Method};
-use crate::schema::{Field, Schema};
+use crate::schema::Schema;
 use crate::session::{Authenticated, PendingLogin};
-use crate::typed::{Answer, Described, Fields, doc};
-use crate::{Api, ApiError, Session, args};
-use wire::{Authenticator, LoginResponse, MAX_WRONG_CODES};
+use crate::typed::{Answer, Described, Fields, Reply, doc, flat, reply_field};
+use crate::{Api, ApiError, Session, args, reply};
+use wire::{Authenticator, LoginAnswer, MAX_WRONG_CODES};
 
 args! {
     pub(crate) struct LoginOptions {
@@ -134,14 +135,12 @@ pub(super) fn methods() -> Vec<Method> {
             description: "Logs in. PASSWORD_PLAIN answers SUCCESS, OTP_REQUIRED (continue with \
                           auth.login_ex_continue) or AUTH_ERR.",
             cli_description: "Log in",
-            returns: LoginResponse::schema,
             ..base.clone().answers(login_ex)
         },
         Method {
             name: "auth.login_ex_continue",
             description: "Continues a login that answered OTP_REQUIRED, with mechanism OTP_TOKEN.",
             cli_description: "Continue a login with a code",
-            returns: LoginResponse::schema,
             ..base
                 .clone()
                 .handles(|api, session, a: LoginExContinueArgs| {
@@ -154,7 +153,6 @@ pub(super) fn methods() -> Vec<Method> {
             name: "auth.login",
             description: "Legacy login: true when the password (and, with 2FA on, the code) are right.",
             cli_description: "Log in (legacy)",
-            returns: || Schema::Bool,
             ..base.clone().answers(login_legacy)
         },
         Method {
@@ -164,15 +162,6 @@ pub(super) fn methods() -> Vec<Method> {
                           with no such login. Lets a client say `expected 6 digits` for a code \
                           of the wrong shape.",
             private: true,
-            returns: || {
-                Schema::AnyOf(vec![
-                    Schema::Int {
-                        min: i64::from(service::Digits::MIN),
-                        max: i64::from(service::Digits::MAX),
-                    },
-                    Schema::Null,
-                ])
-            },
             ..base.clone().handles(login_otp_digits)
         },
         Method {
@@ -180,14 +169,15 @@ pub(super) fn methods() -> Vec<Method> {
             description: "The login mechanisms this server accepts.",
             cli_description: "List login mechanisms",
             inline: true,
-            ..base.clone().handles(|_, _, ()| Ok(json!(mechanisms())))
+            ..base
+                .clone()
+                .handles(|_, _, ()| Ok(mechanisms().into_iter().map(Mechanism).collect::<Vec<_>>()))
         },
         Method {
             name: "auth.me",
             description: "Describes the logged-in user.",
             cli_description: "Show who is logged in",
             examples: &["auth me"],
-            returns: me_schema,
             access: Access::User,
             cli_private: false,
             inline: true,
@@ -204,7 +194,6 @@ pub(super) fn methods() -> Vec<Method> {
                           to the caller's address with match_origin, and end at auth.logout.",
             cli_description: "Make a session token",
             access: Access::User,
-            returns: || Schema::Str { nullable: false },
             ..base.clone().handles(generate_token)
         },
         Method {
@@ -212,7 +201,6 @@ pub(super) fn methods() -> Vec<Method> {
             description: "Ends the session's login.",
             cli_description: "Log out",
             access: Access::User,
-            returns: || Schema::Bool,
             ..base.handles(|api, session, ()| {
                 let caller = session.caller();
                 let tokens = session.log_out();
@@ -223,7 +211,7 @@ pub(super) fn methods() -> Vec<Method> {
                     service::AuditOutcome::Success,
                     None,
                 )?;
-                Ok(json!(true))
+                Ok(true)
             })
         },
     ]
@@ -237,45 +225,85 @@ fn mechanisms() -> Vec<&'static str> {
     }
 }
 
-/// What `auth.me` answers (also `auth.login_ex`'s `user_info`).
+/// The login mechanisms, as `auth.login_ex`'s union names them.
+const MECHANISMS: &[&str] = &["PASSWORD_PLAIN", "OTP_TOKEN", "TOKEN_PLAIN"];
+
+/// One of `auth.mechanism_choices`'s answers.
+#[derive(serde::Serialize)]
+#[serde(transparent)]
+struct Mechanism(&'static str);
+
+impl Reply for Mechanism {
+    fn returns() -> Schema {
+        Schema::Choice(MECHANISMS)
+    }
+}
+
+reply! {
+    /// What `auth.me` answers (also a login's `user_info`).
+    pub(crate) struct Me {
+        #[serde(flatten)]
+        passwd: Passwd => flat(),
+        attributes: Attributes => doc("Always empty"),
+        two_factor_config: Summary => doc(
+            "Two-factor state of the account (never its provisioning URI)",
+        ),
+        privilege: Privilege => doc("Roles and web shell access"),
+        account_attributes: Vec<&'static str> => doc("LOCAL, and SYS_ADMIN for administrators"),
+    }
+}
+
+reply! {
+    /// `auth.me`'s `attributes`: none are kept here.
+    pub(crate) struct Attributes {}
+}
+
+reply! {
+    /// `auth.me`'s `privilege`.
+    pub(crate) struct Privilege {
+        roles: Vec<&'static str> => doc("FULL_ADMIN for administrators"),
+        web_shell: bool => doc("Whether the web shell is open to the user"),
+    }
+}
+
+/// A login answer as this server gives it: `user_info` is `auth.me`.
+type LoginReply = LoginAnswer<Option<Me>>;
+
+/// What a `SUCCESS` reports the user proved.
+impl Reply for Authenticator {
+    fn returns() -> Schema {
+        Schema::Choice(&["LEVEL_1"])
+    }
+}
+
 /// A login answer: one shape per `response_type`; `SUCCESS` carries
 /// `auth.me`'s answer (or null when not asked for).
-impl Described for LoginResponse {
-    fn schema() -> Schema {
+impl Reply for LoginReply {
+    fn returns() -> Schema {
         Schema::Tagged {
             tag: "response_type",
             variants: vec![
                 (
                     "SUCCESS",
                     vec![
-                        Field::new(
-                            "user_info",
-                            Schema::AnyOf(vec![me_schema(), Schema::Null]),
-                            "auth.me of the user, or null",
-                        ),
-                        Field::new(
-                            "authenticator",
-                            Schema::Choice(&["LEVEL_1"]),
-                            "What the user proved",
-                        ),
+                        reply_field::<Option<Me>>("user_info", doc("auth.me of the user, or null")),
+                        reply_field::<Authenticator>("authenticator", doc("What the user proved")),
                     ],
                 ),
                 (
                     "OTP_REQUIRED",
-                    vec![Field::new(
+                    vec![reply_field::<String>(
                         "username",
-                        Schema::Str { nullable: false },
-                        "Who continues with a code",
+                        doc("Who continues with a code"),
                     )],
                 ),
                 ("AUTH_ERR", vec![]),
                 ("EXPIRED", vec![]),
                 (
                     "REDIRECT",
-                    vec![Field::new(
+                    vec![reply_field::<Vec<String>>(
                         "urls",
-                        Schema::List(Box::new(Schema::Str { nullable: false })),
-                        "Where to log in instead",
+                        doc("Where to log in instead"),
                     )],
                 ),
             ],
@@ -283,75 +311,31 @@ impl Described for LoginResponse {
     }
 }
 
-fn me_schema() -> Schema {
-    let text = |name, doc| Field::new(name, Schema::Str { nullable: false }, doc);
-    let id = |name, doc| {
-        Field::new(
-            name,
-            Schema::Int {
-                min: 0,
-                max: i64::from(u32::MAX),
-            },
-            doc,
-        )
-    };
-    Schema::Object(vec![
-        text("pw_name", "Account name"),
-        text("pw_gecos", "GECOS field"),
-        text("pw_dir", "Home directory"),
-        text("pw_shell", "Login shell"),
-        id("pw_uid", "User id"),
-        id("pw_gid", "Primary group id"),
-        Field::new(
-            "grouplist",
-            Schema::Any,
-            "Group ids (null unless asked for)",
-        ),
-        Field::new("sid", Schema::Any, "Always null (no SIDs here)"),
-        text("source", "Always LOCAL"),
-        Field::new("local", Schema::Bool, "Always true"),
-        Field::new("attributes", Schema::Any, "Always empty"),
-        Field::new(
-            "two_factor_config",
-            super::user::twofactor_summary_schema(),
-            "Two-factor state of the account (never its provisioning URI)",
-        ),
-        Field::new("privilege", Schema::Any, "Roles and web shell access"),
-        Field::new(
-            "account_attributes",
-            Schema::List(Box::new(Schema::Str { nullable: false })),
-            "LOCAL, and SYS_ADMIN for administrators",
-        ),
-    ])
-}
-
-fn me(api: &Api, user: &Authenticated) -> Result<Value, ApiError> {
-    let a = &user.account;
+fn me(api: &Api, user: &Authenticated) -> Result<Me, ApiError> {
     // Without the provisioning URI: it carries the seed, and a login's
     // answer is seen by more than the user (proxies, client logs).
-    let two_factor = super::user::summary_json(
+    let two_factor = Summary::of(
         &api.twofactor()
             .user_config(&service::UserRef::of(&user.account))?,
     );
-    let mut v = super::user::passwd_json(a, true);
-    v.insert("attributes".into(), json!({}));
-    v.insert("two_factor_config".into(), two_factor);
-    v.insert(
-        "privilege".into(),
-        json!({
-            "roles": if user.admin { vec!["FULL_ADMIN"] } else { vec![] },
-            "web_shell": user.admin,
-        }),
-    );
-    v.insert(
-        "account_attributes".into(),
-        json!(if user.admin {
+    Ok(Me {
+        passwd: Passwd::of(&user.account, true),
+        attributes: Attributes {},
+        two_factor_config: two_factor,
+        privilege: Privilege {
+            roles: if user.admin {
+                vec!["FULL_ADMIN"]
+            } else {
+                vec![]
+            },
+            web_shell: user.admin,
+        },
+        account_attributes: if user.admin {
             vec!["LOCAL", "SYS_ADMIN"]
         } else {
             vec!["LOCAL"]
-        }),
-    );
-    Ok(Value::Object(v))
+        },
+    })
 }
 
 /// Which second factor a successful login took.
@@ -387,11 +371,11 @@ fn success(
     user: Authenticated,
     user_info: bool,
     took: Took,
-) -> Result<Value, ApiError> {
+) -> Result<LoginReply, ApiError> {
     let info = if user_info {
-        me(api, &user)?
+        Some(me(api, &user)?)
     } else {
-        Value::Null
+        None
     };
     log_in(session, user, took);
     api.twofactor().record(
@@ -400,11 +384,10 @@ fn success(
         service::AuditOutcome::Success,
         login_detail(took),
     )?;
-    Ok(LoginResponse::Success {
+    Ok(LoginAnswer::Success {
         user_info: info,
         authenticator: Authenticator::Level1,
-    }
-    .to_value())
+    })
 }
 
 /// A wrong password (or unknown account): audited, and answered only at
@@ -419,7 +402,7 @@ struct FailedLogin {
 impl FailedLogin {
     /// The failure's answer: `value`, at the deadline; if the audit failed,
     /// that error (also at the deadline).
-    fn answer(self, value: Value) -> Answer {
+    fn answer<T>(self, value: T) -> Answer<T> {
         Answer::after(self.recorded.map(|()| value), self.delay)
     }
 }
@@ -502,11 +485,11 @@ fn code_needed(api: &Api, session: &Session, auth: &Authenticated) -> Result<Cod
     Ok(CodeNeeded::No)
 }
 
-fn auth_err() -> Value {
-    LoginResponse::AuthErr.to_value()
+fn auth_err() -> LoginReply {
+    LoginAnswer::AuthErr
 }
 
-fn login_ex(api: &Api, session: &Session, args: LoginExArgs) -> Answer {
+fn login_ex(api: &Api, session: &Session, args: LoginExArgs) -> Answer<LoginReply> {
     if let Err(e) = api.admit_login(session, "auth.login_ex") {
         return Answer::from(Err(e));
     }
@@ -529,7 +512,7 @@ fn password_accepted(
     session: &Session,
     auth: Authenticated,
     user_info: bool,
-) -> Result<Value, ApiError> {
+) -> Result<LoginReply, ApiError> {
     let legacy_shared_code = match code_needed(api, session, &auth)? {
         CodeNeeded::Yes => false,
         CodeNeeded::Legacy => true,
@@ -547,10 +530,14 @@ fn password_accepted(
         user_info,
         legacy_shared_code,
     });
-    Ok(LoginResponse::OtpRequired { username: name }.to_value())
+    Ok(LoginAnswer::OtpRequired { username: name })
 }
 
-fn continue_with_code(api: &Api, session: &Session, data: &OtpToken) -> Result<Value, ApiError> {
+fn continue_with_code(
+    api: &Api,
+    session: &Session,
+    data: &OtpToken,
+) -> Result<LoginReply, ApiError> {
     // The try is taken before the check, under the session's lock, so
     // concurrent continues cannot check more than MAX_WRONG_CODES codes.
     let pending = {
@@ -599,10 +586,9 @@ fn continue_with_code(api: &Api, session: &Session, data: &OtpToken) -> Result<V
                 }
                 return Ok(auth_err());
             }
-            Ok(LoginResponse::OtpRequired {
+            Ok(LoginAnswer::OtpRequired {
                 username: pending.account.name,
-            }
-            .to_value())
+            })
         }
         Ok(CheckOutcome::LockedOut { retry_after_secs }) => {
             session.state().pending = None;
@@ -626,7 +612,7 @@ fn continue_with_code(api: &Api, session: &Session, data: &OtpToken) -> Result<V
     }
 }
 
-fn login_legacy(api: &Api, session: &Session, args: LoginArgs) -> Answer {
+fn login_legacy(api: &Api, session: &Session, args: LoginArgs) -> Answer<bool> {
     if let Err(e) = api.admit_login(session, "auth.login") {
         return Answer::from(Err(e));
     }
@@ -637,7 +623,7 @@ fn login_legacy(api: &Api, session: &Session, args: LoginArgs) -> Answer {
             auth,
             args.otp_token.as_ref().map(Code::expose),
         )),
-        Err(failed) => failed.answer(json!(false)),
+        Err(failed) => failed.answer(false),
     }
 }
 
@@ -647,10 +633,10 @@ fn legacy_accepted(
     session: &Session,
     auth: Authenticated,
     otp_token: Option<&str>,
-) -> Result<Value, ApiError> {
+) -> Result<bool, ApiError> {
     let needed = code_needed(api, session, &auth)?;
     if needed == CodeNeeded::Refused {
-        return Ok(json!(false));
+        return Ok(false);
     }
     let took = match needed {
         CodeNeeded::Yes => Took::OwnCode,
@@ -669,7 +655,7 @@ fn legacy_accepted(
                 return Err(service::ServiceError::LockedOut { retry_after_secs }.into());
             }
             CheckOutcome::Wrong | CheckOutcome::Replayed | CheckOutcome::Malformed { .. } => {
-                return Ok(json!(false));
+                return Ok(false);
             }
         }
     }
@@ -680,11 +666,11 @@ fn legacy_accepted(
         service::AuditOutcome::Success,
         login_detail(took),
     )?;
-    Ok(json!(true))
+    Ok(true)
 }
 
 /// `auth.generate_token`: a token for the logged-in user.
-fn generate_token(api: &Api, session: &Session, a: GenerateTokenArgs) -> Result<Value, ApiError> {
+fn generate_token(api: &Api, session: &Session, a: GenerateTokenArgs) -> Result<String, ApiError> {
     api.admit_login(session, "auth.generate_token")?;
     if !(1..=MAX_TOKEN_TTL).contains(&a.ttl) {
         return Err(ApiError::Validation(vec![(
@@ -723,14 +709,18 @@ fn generate_token(api: &Api, session: &Session, a: GenerateTokenArgs) -> Result<
         return Err(e.into());
     }
     session.state().tokens.push(id);
-    Ok(json!(token.as_str()))
+    Ok(token.as_str().to_owned())
 }
 
 /// `auth.login_ex` with `TOKEN_PLAIN`: logged in as the token's account,
 /// as that account is now (deleted, or its name given to another uid:
 /// refused); a refused token is audited like a wrong password and
 /// answered `AUTH_ERR`.
-fn login_with_token(api: &Api, session: &Session, data: &TokenPlain) -> Result<Value, ApiError> {
+fn login_with_token(
+    api: &Api,
+    session: &Session,
+    data: &TokenPlain,
+) -> Result<LoginReply, ApiError> {
     use service::ExposeSecret;
     let now = api.twofactor().clock().now_ms();
     let key = crate::tokens::origin_key(session.origin());
@@ -775,14 +765,14 @@ fn login_with_token(api: &Api, session: &Session, data: &TokenPlain) -> Result<V
 /// this session waits for (the account's own secret, or root's under
 /// `legacy_shared_code`), or null. Only after the password was right, so
 /// it says nothing to a caller who does not know it.
-fn login_otp_digits(api: &Api, session: &Session, (): ()) -> Result<Value, ApiError> {
+fn login_otp_digits(api: &Api, session: &Session, (): ()) -> Result<Option<Digits>, ApiError> {
     let pending = session
         .state()
         .pending
         .as_ref()
         .map(|p| (p.account.clone(), p.legacy_shared_code));
     let Some((account, legacy)) = pending else {
-        return Ok(Value::Null);
+        return Ok(None);
     };
     let user = if legacy {
         service::UserRef::root()
@@ -790,5 +780,117 @@ fn login_otp_digits(api: &Api, session: &Session, (): ()) -> Result<Value, ApiEr
         service::UserRef::of(&account)
     };
     let config = api.twofactor().user_config(&user)?;
-    Ok(json!(config.otp_digits.get()))
+    Ok(Some(config.otp_digits))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The problems `value` has against `schema`.
+    fn problems(schema: &Schema, value: &impl serde::Serialize) -> Vec<crate::schema::Problem> {
+        let json = serde_json::to_value(value).expect("serialises");
+        let mut found = Vec::new();
+        schema.validate(&json, "result", &mut found);
+        found
+    }
+
+    fn me() -> Me {
+        let account = service::Account {
+            groups: vec![1000, 27],
+            ..service::Account::bare(1000)
+        };
+        Me {
+            passwd: Passwd::of(&account, true),
+            attributes: Attributes {},
+            two_factor_config: Summary {
+                secret_configured: true,
+                interval: service::Interval::DEFAULT,
+                otp_digits: Digits::DEFAULT,
+                recovery_codes_left: crate::typed::InRange(3),
+            },
+            privilege: Privilege {
+                roles: vec!["FULL_ADMIN"],
+                web_shell: true,
+            },
+            account_attributes: vec!["LOCAL", "SYS_ADMIN"],
+        }
+    }
+
+    /// Every shape a login can answer is inside the schema it describes.
+    #[test]
+    fn every_login_answer_is_in_its_returns_schema() {
+        let answers: Vec<LoginReply> = vec![
+            LoginAnswer::Success {
+                user_info: Some(me()),
+                authenticator: Authenticator::Level1,
+            },
+            LoginAnswer::Success {
+                user_info: None,
+                authenticator: Authenticator::Level1,
+            },
+            LoginAnswer::OtpRequired {
+                username: "alice".into(),
+            },
+            LoginAnswer::AuthErr,
+            LoginAnswer::Expired,
+            LoginAnswer::Redirect {
+                urls: vec!["https://nas.example/".into()],
+            },
+        ];
+        for a in &answers {
+            assert_eq!(
+                problems(&LoginReply::returns(), a),
+                vec![],
+                "{:?}",
+                serde_json::to_value(a)
+            );
+        }
+    }
+
+    /// `auth.me` is described to its leaves: the group list, the SID, the
+    /// attributes and the privilege each have their own shape.
+    #[test]
+    fn me_is_described_to_its_leaves() {
+        let Schema::Object(fields) = Me::returns() else {
+            panic!("auth.me is an object");
+        };
+        let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
+        assert_eq!(
+            names,
+            [
+                "pw_name",
+                "pw_gecos",
+                "pw_dir",
+                "pw_shell",
+                "pw_uid",
+                "pw_gid",
+                "grouplist",
+                "sid",
+                "source",
+                "local",
+                "attributes",
+                "two_factor_config",
+                "privilege",
+                "account_attributes"
+            ]
+        );
+        let any: Vec<&str> = fields
+            .iter()
+            .filter(|f| matches!(f.schema, Schema::Any))
+            .map(|f| f.name)
+            .collect();
+        assert_eq!(any, Vec::<&str>::new());
+        // A wrong privilege is refused now.
+        let mut wrong = serde_json::to_value(me()).expect("serialises");
+        wrong["privilege"] = json!({"roles": "FULL_ADMIN", "web_shell": true});
+        assert_eq!(problems(&Me::returns(), &wrong).len(), 1);
+    }
+
+    /// `auth.mechanism_choices` answers the union's names, each one its
+    /// schema lists.
+    #[test]
+    fn mechanism_choices_are_the_unions_variants() {
+        assert_eq!(mechanisms(), MECHANISMS);
+    }
 }

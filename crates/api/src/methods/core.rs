@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use crate::registry::{Access, Method, Registry, Target};
 use crate::schema::Schema;
-use crate::typed::doc;
+use crate::typed::{Reply, doc};
 use crate::{Api, ApiError, Session, Subscription, args};
 
 args! {
@@ -57,17 +57,13 @@ pub(super) fn methods() -> Vec<Method> {
             name: "core.ping",
             description: "Answers \"pong\": a liveness check.",
             cli_description: "Check the connection",
-            returns: || Schema::Str { nullable: false },
-            ..base.clone().handles(|_, _, ()| Ok(json!("pong")))
+            ..base.clone().handles(|_, _, ()| Ok("pong"))
         },
         Method {
             name: "core.set_options",
             description: "Sets connection options. Unknown options are ignored.",
             cli_description: "Set connection options",
-            returns: || Schema::Null,
-            ..base
-                .clone()
-                .handles(|_, _, _: SetOptionsArgs| Ok(Value::Null))
+            ..base.clone().handles(|_, _, _: SetOptionsArgs| Ok(()))
         },
         Method {
             name: "core.get_services",
@@ -75,7 +71,7 @@ pub(super) fn methods() -> Vec<Method> {
             cli_description: "List services",
             access: Access::User,
             ..base.clone().handles(|api, _, a: GetServicesArgs| {
-                to_json(&api.inner.registry.describe_services(a.target))
+                Ok(api.inner.registry.describe_services(a.target))
             })
         },
         Method {
@@ -94,10 +90,7 @@ pub(super) fn methods() -> Vec<Method> {
             access: Access::User,
             private: true,
             ..base.clone().handles(|api, session, a: DescribeMethodArgs| {
-                match api.describe_method(session, &a.name, a.target) {
-                    Some(doc) => to_json(&doc),
-                    None => Ok(Value::Null),
-                }
+                Ok(api.describe_method(session, &a.name, a.target))
             })
         },
         Method {
@@ -106,7 +99,6 @@ pub(super) fn methods() -> Vec<Method> {
                           Returns the subscription id.",
             cli_description: "Subscribe to events",
             access: Access::Admin,
-            returns: || Schema::Str { nullable: false },
             ..base.clone().handles(subscribe)
         },
         Method {
@@ -114,26 +106,45 @@ pub(super) fn methods() -> Vec<Method> {
             description: "Ends a subscription.",
             cli_description: "Unsubscribe from events",
             access: Access::User,
-            returns: || Schema::Null,
             ..base.handles(|_, session, a: UnsubscribeArgs| {
                 session.state().subscriptions.remove(&a.id);
-                Ok(Value::Null)
+                Ok(())
             })
         },
     ]
 }
 
-fn get_methods(api: &Api, session: &Session, a: GetMethodsArgs) -> Result<Value, ApiError> {
-    let docs: wire::MethodDocs = api
+fn get_methods(
+    api: &Api,
+    session: &Session,
+    a: GetMethodsArgs,
+) -> Result<wire::MethodDocs, ApiError> {
+    Ok(api
         .listed_methods(session, a.service.as_deref(), a.target)
         .map(|m| (m.name.to_owned(), m.describe()))
-        .collect();
-    to_json(&docs)
+        .collect())
 }
 
-/// A description as the JSON of the answer.
-fn to_json(doc: &impl serde::Serialize) -> Result<Value, ApiError> {
-    serde_json::to_value(doc).map_err(|e| ApiError::Internal(e.to_string()))
+/// The services' descriptions: an object keyed by service name (their
+/// shape is the protocol's own description types).
+impl Reply for wire::ServiceDocs {
+    fn returns() -> Schema {
+        Schema::Dict
+    }
+}
+
+/// The methods' descriptions: an object keyed by method name.
+impl Reply for wire::MethodDocs {
+    fn returns() -> Schema {
+        Schema::Dict
+    }
+}
+
+/// One method's description.
+impl Reply for wire::MethodDoc {
+    fn returns() -> Schema {
+        Schema::Dict
+    }
 }
 
 impl Api {
@@ -192,10 +203,10 @@ impl Api {
 
 /// The name is one of [`Subscription::NAMES`] (the schema refuses any
 /// other, naming the ones there are).
-fn subscribe(_: &Api, session: &Session, a: SubscribeArgs) -> Result<Value, ApiError> {
+fn subscribe(_: &Api, session: &Session, a: SubscribeArgs) -> Result<String, ApiError> {
     let mut st = session.state();
     st.next_subscription += 1;
     let id = format!("sub-{}", st.next_subscription);
     st.subscriptions.insert(id.clone(), a.name);
-    Ok(json!(id))
+    Ok(id)
 }

@@ -1,10 +1,7 @@
 //! `interface.*` (CLI namespace `network interface`): only what midcli's
 //! shell polls. There are no pending network changes to check in here.
 
-use serde_json::Value;
-
 use crate::registry::{Access, Method};
-use crate::schema::Schema;
 
 pub(super) fn methods() -> Vec<Method> {
     vec![Method {
@@ -13,7 +10,6 @@ pub(super) fn methods() -> Vec<Method> {
                       pending (never, here). midcli polls it every second.",
         cli_description: "Pending network changes to check in",
         inline: true,
-        returns: || Schema::Null,
-        ..Method::base(Access::User, true).handles(|_, _, ()| Ok(Value::Null))
+        ..Method::base(Access::User, true).handles(|_, _, ()| Ok(()))
     }]
 }

@@ -2,12 +2,10 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use serde_json::{Value, json};
-
 use crate::registry::{Access, Method};
-use crate::schema::{Field, Schema};
-use crate::typed::Described;
-use crate::{Api, ApiError, Session};
+use crate::schema::Schema;
+use crate::typed::{InRange, Reply, doc};
+use crate::{Api, ApiError, Session, reply};
 use service::{Digits, Interval, Window};
 
 /// A time in ms since the epoch as RFC 3339 (UTC, seconds).
@@ -16,95 +14,93 @@ fn rfc3339(ms: i64) -> String {
     humantime::format_rfc3339_seconds(at).to_string()
 }
 
-/// `system.twofactor_status`'s answer.
-fn status_schema() -> Schema {
-    let flag = |name, doc| Field::new(name, Schema::Bool, doc);
-    let count = |name, doc| {
-        Field::new(
-            name,
-            Schema::Int {
-                min: 0,
-                max: i64::MAX,
-            },
-            doc,
-        )
-    };
-    let text = |name, doc| Field::new(name, Schema::Str { nullable: false }, doc);
-    let names = || Schema::List(Box::new(Schema::Str { nullable: false }));
-    Schema::Object(vec![
-        Field::new(
-            "mode",
-            Schema::Choice(&["embedded", "daemon"]),
-            "Whose state",
-        ),
-        Field::new("state_dir", Schema::Str { nullable: true }, "Its directory"),
-        text("version", "Version of the program"),
-        flag("enabled", "2FA is on"),
-        flag("ssh", "2FA is enforced for SSH"),
-        Field::new(
-            "ssh_pam_services",
-            names(),
-            "PAM services that count as SSH",
-        ),
-        Field::new("otp_digits", Digits::schema(), "Digits per code"),
-        Field::new("interval", Interval::schema(), "Seconds per code"),
-        Field::new("window", Window::schema(), "Steps accepted either side"),
-        flag("root_secret", "Root has a secret"),
-        count("accounts_with_secret", "Accounts with a secret"),
-        Field::new("pending_enrolments", names(), "Accounts enrolling"),
-        Field::new(
-            "locked_out",
-            Schema::List(Box::new(Schema::Object(vec![
-                text("account", "Account"),
-                text("origin", "Address, local, or * for all"),
-                text("until", "When it ends (RFC 3339, UTC)"),
-                count("retry_after_secs", "Seconds until it ends"),
-            ]))),
-            "Lock-outs now",
-        ),
-        flag(
-            "legacy_shared_code",
-            "Accounts without a secret are asked root's code",
-        ),
-    ])
+/// Whose state `system.twofactor_status` describes.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Mode {
+    /// The CLI's own, opened in-process.
+    Embedded,
+    /// The daemon's.
+    Daemon,
+}
+
+impl Reply for Mode {
+    fn returns() -> Schema {
+        Schema::Choice(&["embedded", "daemon"])
+    }
+}
+
+/// The status's settings, in the ranges of their types.
+type DigitsShown = InRange<{ Digits::MIN as i64 }, { Digits::MAX as i64 }>;
+type IntervalShown = InRange<{ Interval::MIN as i64 }, { Interval::MAX as i64 }>;
+type WindowShown = InRange<{ Window::MIN as i64 }, { Window::MAX as i64 }>;
+
+reply! {
+    /// One lock-out in force.
+    pub(crate) struct LockedOutNow {
+        account: String => doc("Account"),
+        origin: String => doc("Address, local, or * for all"),
+        until: String => doc("When it ends (RFC 3339, UTC)"),
+        retry_after_secs: u64 => doc("Seconds until it ends"),
+    }
+}
+
+reply! {
+    /// `system.twofactor_status`'s answer.
+    pub(crate) struct TwofactorStatus {
+        mode: Mode => doc("Whose state"),
+        state_dir: Option<String> => doc("Its directory"),
+        version: &'static str => doc("Version of the program"),
+        enabled: bool => doc("2FA is on"),
+        ssh: bool => doc("2FA is enforced for SSH"),
+        ssh_pam_services: Vec<String> => doc("PAM services that count as SSH"),
+        otp_digits: DigitsShown => doc("Digits per code"),
+        interval: IntervalShown => doc("Seconds per code"),
+        window: WindowShown => doc("Steps accepted either side"),
+        root_secret: bool => doc("Root has a secret"),
+        accounts_with_secret: u64 => doc("Accounts with a secret"),
+        pending_enrolments: Vec<String> => doc("Accounts enrolling"),
+        locked_out: Vec<LockedOutNow> => doc("Lock-outs now"),
+        legacy_shared_code: bool => doc("Accounts without a secret are asked root's code"),
+    }
 }
 
 /// `system.twofactor_status`: what the state says, in one object.
-fn status(api: &Api, session: &Session, (): ()) -> Result<Value, ApiError> {
+fn status(api: &Api, session: &Session, (): ()) -> Result<TwofactorStatus, ApiError> {
     let s = api.twofactor().status()?;
     let options = &api.inner.options;
     let mode = match session.origin() {
-        service::Origin::Embedded { .. } => "embedded",
-        _ => "daemon",
+        service::Origin::Embedded { .. } => Mode::Embedded,
+        _ => Mode::Daemon,
     };
-    let locked: Vec<Value> = s
+    let locked_out = s
         .locked_out
         .iter()
-        .map(|l| {
-            json!({
-                "account": l.account,
-                "origin": l.origin,
-                "until": rfc3339(l.until_ms),
-                "retry_after_secs": u64::try_from(l.until_ms - s.now_ms).unwrap_or(0).div_ceil(1000),
-            })
+        .map(|l| LockedOutNow {
+            account: l.account.clone(),
+            origin: l.origin.clone(),
+            until: rfc3339(l.until_ms),
+            retry_after_secs: u64::try_from(l.until_ms - s.now_ms)
+                .unwrap_or(0)
+                .div_ceil(1000),
         })
         .collect();
-    Ok(json!({
-        "mode": mode,
-        "state_dir": options.state_dir.as_ref().map(|d| d.display().to_string()),
-        "version": env!("CARGO_PKG_VERSION"),
-        "enabled": s.enabled,
-        "ssh": s.ssh,
-        "ssh_pam_services": options.ssh_pam_services,
-        "otp_digits": s.otp_digits,
-        "interval": s.interval,
-        "window": s.window,
-        "root_secret": s.root_secret,
-        "accounts_with_secret": s.accounts_with_secret,
-        "pending_enrolments": s.pending_enrolments,
-        "locked_out": locked,
-        "legacy_shared_code": s.legacy_shared_code,
-    }))
+    Ok(TwofactorStatus {
+        mode,
+        state_dir: options.state_dir.as_ref().map(|d| d.display().to_string()),
+        version: env!("CARGO_PKG_VERSION"),
+        enabled: s.enabled,
+        ssh: s.ssh,
+        ssh_pam_services: options.ssh_pam_services.clone(),
+        otp_digits: InRange(i64::from(s.otp_digits)),
+        interval: InRange(i64::try_from(s.interval).unwrap_or(i64::MAX)),
+        window: InRange(i64::from(s.window)),
+        root_secret: s.root_secret,
+        accounts_with_secret: u64::try_from(s.accounts_with_secret).unwrap_or(u64::MAX),
+        pending_enrolments: s.pending_enrolments,
+        locked_out,
+        legacy_shared_code: s.legacy_shared_code,
+    })
 }
 
 pub(super) fn methods() -> Vec<Method> {
@@ -117,7 +113,6 @@ pub(super) fn methods() -> Vec<Method> {
                           pending enrolments, and who is locked out now and until when.",
             cli_description: "Show the 2FA status of this state",
             examples: &["system twofactor_status", "status"],
-            returns: status_schema,
             ..Method::base(Access::Admin, false).handles(status)
         },
         Method {
@@ -126,10 +121,9 @@ pub(super) fn methods() -> Vec<Method> {
                       the CLI prompt).",
             cli_description: "Show the host name",
             inline: true,
-            returns: || Schema::Str { nullable: false },
             // midcli asks for it to draw its prompt; `tfa` has its own.
             ..Method::base(Access::User, true)
-                .handles(|api, _, ()| Ok(json!(api.twofactor().labels().hostname)))
+                .handles(|api, _, ()| Ok(api.twofactor().labels().hostname.clone()))
         },
     ]
 }

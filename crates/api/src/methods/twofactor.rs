@@ -1,6 +1,6 @@
 //! `auth.twofactor.*` and the PAM module's private methods.
 
-use serde_json::{Value, json};
+use serde_json::json;
 use service::{
     Caller, CheckOutcome, Digits, Entry, Interval, Origin, Services, UpdateRequest, Window,
 };
@@ -9,12 +9,14 @@ use super::refused_without_secret;
 use crate::Code;
 use crate::registry::{Access, Method};
 use crate::schema::{Field, Schema};
-use crate::typed::{Described, doc};
-use crate::{Api, ApiError, Collection, Event, Session, args};
+use crate::typed::{Described, InRange, Reply, doc};
+use crate::{Api, ApiError, Collection, Event, Session, args, reply};
 use wire::{PamOutcome, PamRequired};
 
 args! {
-    /// The services that also require a code.
+    /// The services that also require a code (an argument of `update`,
+    /// and a field of the entry it answers).
+    #[derive(serde::Serialize)]
     pub(crate) struct ServicesArg {
         ssh: bool => doc("Require a code at SSH login").default(false),
     }
@@ -69,46 +71,39 @@ args! {
     }
 }
 
-/// The fields of the entry, in the order `config` returns them.
-fn entry_schema() -> Schema {
-    Schema::Object(vec![
-        Field::new("id", Schema::Int { min: 1, max: 1 }, "Always 1"),
-        Field::new("otp_digits", Digits::schema(), "Digits in a code"),
-        Field::new(
-            "secret",
-            Schema::Str { nullable: true },
-            "Base32 secret (null before first enable)",
-        ),
-        Field::new(
-            "window",
-            Window::schema(),
-            "Extra time steps accepted on each side",
-        ),
-        Field::new("interval", Interval::schema(), "Seconds per code"),
-        Field::new(
-            "services",
-            ServicesArg::schema(),
-            "Services that also require a code",
-        ),
-        Field::new(
-            "enabled",
-            Schema::Bool,
-            "Two-factor authentication on or off",
-        ),
-    ])
+/// The entry's fields answer in the arguments' own shape.
+impl Reply for ServicesArg {
+    fn returns() -> Schema {
+        Self::schema()
+    }
 }
 
-/// The JSON form of the entry, in TrueNAS's key order.
-pub(crate) fn entry_json(e: &Entry) -> Value {
-    json!({
-        "id": Entry::ID,
-        "otp_digits": e.otp_digits.get(),
-        "secret": e.secret.as_ref().map(|s| s.as_str()),
-        "window": e.window.get(),
-        "interval": e.interval.get(),
-        "services": {"ssh": e.services.ssh},
-        "enabled": e.enabled,
-    })
+reply! {
+    /// The entry as `config` and `update` answer it, in TrueNAS's key order.
+    pub(crate) struct EntryJson {
+        id: InRange<{ Entry::ID }, { Entry::ID }> => doc("Always 1"),
+        otp_digits: Digits => doc("Digits in a code"),
+        secret: Option<zeroize::Zeroizing<String>> => doc("Base32 secret (null before first enable)"),
+        window: Window => doc("Extra time steps accepted on each side"),
+        interval: Interval => doc("Seconds per code"),
+        services: ServicesArg => doc("Services that also require a code"),
+        enabled: bool => doc("Two-factor authentication on or off"),
+    }
+}
+
+/// The JSON form of the entry.
+pub(crate) fn entry_json(e: &Entry) -> EntryJson {
+    EntryJson {
+        id: InRange(Entry::ID),
+        otp_digits: e.otp_digits,
+        secret: e.secret.clone(),
+        window: e.window,
+        interval: e.interval,
+        services: ServicesArg {
+            ssh: e.services.ssh,
+        },
+        enabled: e.enabled,
+    }
 }
 
 pub(super) fn methods() -> Vec<Method> {
@@ -124,7 +119,6 @@ pub(super) fn methods() -> Vec<Method> {
             description: "Shows the two-factor authentication settings.",
             cli_description: "Show the 2FA settings",
             examples: &["auth two_factor config"],
-            returns: || entry_schema(),
             inline: true,
             ..base
                 .clone()
@@ -141,7 +135,6 @@ pub(super) fn methods() -> Vec<Method> {
                 "auth two_factor update otp_digits=8 interval=60 window=1",
                 "auth two_factor update services={\"ssh\": true}",
             ],
-            returns: || entry_schema(),
             ..base.clone().handles(update)
         },
         Method {
@@ -152,10 +145,9 @@ pub(super) fn methods() -> Vec<Method> {
                 "auth two_factor provisioning_uri",
                 "auth two_factor provisioning_uri --png qr.png",
             ],
-            returns: || Schema::Str { nullable: false },
             ..base
                 .clone()
-                .handles(|api, _, ()| Ok(json!(api.twofactor().provisioning_uri()?)))
+                .handles(|api, _, ()| Ok(api.twofactor().provisioning_uri()?))
         },
         Method {
             name: "auth.twofactor.provisioning_qr",
@@ -163,11 +155,10 @@ pub(super) fn methods() -> Vec<Method> {
             cli_description: "Show the provisioning QR code as SVG",
             // For the web page; the CLI draws the URI itself (--qr, --svg).
             cli_private: true,
-            returns: || Schema::Str { nullable: false },
             ..base.clone().handles(|api, _, ()| {
                 let uri = api.twofactor().provisioning_uri()?;
                 let svg = crate::qr::svg(&uri).map_err(|e| ApiError::Internal(e.to_string()))?;
-                Ok(json!(svg.as_str()))
+                Ok(svg.as_str().to_owned())
             })
         },
         Method {
@@ -176,7 +167,6 @@ pub(super) fn methods() -> Vec<Method> {
                           provisioned again. Needs 2FA enabled.",
             cli_description: "Generate a new secret",
             examples: &["auth two_factor renew_secret"],
-            returns: || Schema::Bool,
             ..base.clone().handles(renew_secret)
         },
         Method {
@@ -185,15 +175,13 @@ pub(super) fn methods() -> Vec<Method> {
                           repeated wrong codes lock checks out for a while.",
             cli_description: "Check a code",
             examples: &["auth two_factor verify token=123456"],
-            returns: || Schema::Bool,
             ..base.clone().handles(|api, session, a: VerifyArgs| {
                 // An administrator on the Unix socket is never locked out,
                 // so root can always recover; the service decides with the origin.
                 let caller = session.caller();
-                Ok(json!(
-                    api.twofactor()
-                        .verify(&caller, a.token.as_ref().map(Code::expose))?
-                ))
+                Ok(api
+                    .twofactor()
+                    .verify(&caller, a.token.as_ref().map(Code::expose))?)
             })
         },
         Method {
@@ -204,11 +192,10 @@ pub(super) fn methods() -> Vec<Method> {
                           Not part of TrueNAS's API.",
             cli_description: "Whether accounts without a secret use root's code",
             examples: &["auth two_factor legacy_shared_code"],
-            returns: || Schema::Bool,
             inline: true,
             ..base
                 .clone()
-                .handles(|api, _, ()| Ok(json!(api.twofactor().legacy_shared_code()?)))
+                .handles(|api, _, ()| Ok(api.twofactor().legacy_shared_code()?))
         },
         Method {
             name: "auth.twofactor.end_legacy_shared_code",
@@ -218,24 +205,21 @@ pub(super) fn methods() -> Vec<Method> {
                           TrueNAS's API.",
             cli_description: "Stop asking root's code of accounts without a secret",
             examples: &["auth two_factor end_legacy_shared_code"],
-            returns: || Schema::Bool,
             ..base.clone().handles(|api, session, ()| {
                 let caller = session.caller();
                 let was_on = api.twofactor().end_legacy_shared_code(&caller)?;
-                Ok(json!(was_on))
+                Ok(was_on)
             })
         },
         Method {
             name: "auth.twofactor.pam_required",
             description: "Whether a PAM login of this user through this PAM service needs a code.",
-            returns: PamRequired::schema,
             ..pam_base.clone().handles(pam_required)
         },
         Method {
             name: "auth.twofactor.pam_check",
             description: "Checks a code typed at a PAM prompt: accepted, wrong, replayed, \
                           locked_out or not_required.",
-            returns: PamOutcome::schema,
             ..pam_base.handles(pam_check)
         },
     ]
@@ -249,7 +233,7 @@ fn pam_counts_as_ssh(api: &Api, service: &str) -> bool {
         .any(|s| s == service)
 }
 
-fn update(api: &Api, session: &Session, args: UpdateArgs) -> Result<Value, ApiError> {
+fn update(api: &Api, session: &Session, args: UpdateArgs) -> Result<EntryJson, ApiError> {
     let data = args.auth_twofactor_update;
     let req = UpdateRequest {
         enabled: data.enabled,
@@ -262,21 +246,27 @@ fn update(api: &Api, session: &Session, args: UpdateArgs) -> Result<Value, ApiEr
     Ok(entry_json(&api.twofactor().update(&caller, req)?))
 }
 
-fn renew_secret(api: &Api, session: &Session, (): ()) -> Result<Value, ApiError> {
+fn renew_secret(api: &Api, session: &Session, (): ()) -> Result<bool, ApiError> {
     let caller = session.caller();
-    Ok(json!(api.twofactor().renew_secret(&caller)?))
+    Ok(api.twofactor().renew_secret(&caller)?)
 }
 
 /// Tells subscribers of `auth.twofactor` that the entry changed: the
 /// entry as `config` shows it now (its secret masked by [`Api::emit`]).
 pub(crate) fn announce_entry(api: &Api) {
     match api.twofactor().config() {
-        Ok(entry) => api.emit(&Event {
-            collection: Collection::TwoFactor,
-            msg: "changed",
-            id: json!(Entry::ID),
-            fields: entry_json(&entry),
-        }),
+        Ok(entry) => {
+            let mut event = Event {
+                collection: Collection::TwoFactor,
+                msg: "changed",
+                id: json!(Entry::ID),
+                fields: serde_json::to_value(entry_json(&entry)).unwrap_or_default(),
+            };
+            api.emit(&event);
+            // The copy still holds the secret that `emit` masked for the
+            // subscribers.
+            wire::wipe_strings(&mut event.fields);
+        }
         Err(e) => tracing::debug!(error = %e, "cannot read the changed entry"),
     }
 }
@@ -343,7 +333,7 @@ fn pam_need(api: &Api, caller: &Caller, user: &str, service: &str) -> Result<Pam
 }
 
 /// `true`, `false`, or `{"refuse": message}` under `require_secret`.
-fn pam_required(api: &Api, _: &Session, a: PamRequiredArgs) -> Result<Value, ApiError> {
+fn pam_required(api: &Api, _: &Session, a: PamRequiredArgs) -> Result<PamRequired, ApiError> {
     let caller = Caller::new(Some(&a.username), Origin::Pam { rhost: None })
         .via(format!("pam:{}", a.pam_service));
     let answer = match pam_need(api, &caller, &a.username, &a.pam_service)? {
@@ -353,19 +343,18 @@ fn pam_required(api: &Api, _: &Session, a: PamRequiredArgs) -> Result<Value, Api
             refuse: message.into(),
         },
     };
-    Ok(answer.to_value())
+    Ok(answer)
 }
 
-fn pam_check(api: &Api, _: &Session, a: PamCheckArgs) -> Result<Value, ApiError> {
+fn pam_check(api: &Api, _: &Session, a: PamCheckArgs) -> Result<PamOutcome, ApiError> {
     let caller = Caller::new(Some(&a.username), Origin::Pam { rhost: a.rhost })
         .via(format!("pam:{}", a.pam_service));
     let target = match pam_need(api, &caller, &a.username, &a.pam_service)? {
-        PamNeed::Nothing => return Ok(PamOutcome::NotRequired.to_value()),
+        PamNeed::Nothing => return Ok(PamOutcome::NotRequired),
         PamNeed::Refuse(message) => {
             return Ok(PamOutcome::Refused {
                 message: message.into(),
-            }
-            .to_value());
+            });
         }
         PamNeed::Code(target) => target,
     };
@@ -386,12 +375,12 @@ fn pam_check(api: &Api, _: &Session, a: PamCheckArgs) -> Result<Value, ApiError>
             }
             Err(e) => return Err(e.into()),
         };
-    Ok(outcome.to_value())
+    Ok(outcome)
 }
 
 /// `true`, `false`, or `{"refuse": MESSAGE}`.
-impl Described for PamRequired {
-    fn schema() -> Schema {
+impl Reply for PamRequired {
+    fn returns() -> Schema {
         Schema::AnyOf(vec![
             Schema::Bool,
             Schema::Object(vec![
@@ -407,8 +396,8 @@ impl Described for PamRequired {
 }
 
 /// One shape per `outcome`.
-impl Described for PamOutcome {
-    fn schema() -> Schema {
+impl Reply for PamOutcome {
+    fn returns() -> Schema {
         let seconds = Schema::Int {
             min: 0,
             max: i64::MAX,
@@ -445,5 +434,63 @@ impl Described for PamOutcome {
                 ),
             ],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fits<T: Reply>(value: &T) {
+        let json = serde_json::to_value(value).expect("serialises");
+        let mut problems = Vec::new();
+        T::returns().validate(&json, "result", &mut problems);
+        assert_eq!(problems, vec![], "{json}");
+    }
+
+    /// Every answer of the PAM module's methods, and the entry, is inside
+    /// the schema its type describes.
+    #[test]
+    fn every_answer_is_in_its_returns_schema() {
+        for outcome in [
+            PamOutcome::Accepted,
+            PamOutcome::Wrong,
+            PamOutcome::Replayed,
+            PamOutcome::Malformed { digits: 6 },
+            PamOutcome::LockedOut {
+                retry_after_secs: Some(30),
+            },
+            PamOutcome::LockedOut {
+                retry_after_secs: None,
+            },
+            PamOutcome::NotRequired,
+            PamOutcome::Refused {
+                message: SECRET_REQUIRED.into(),
+            },
+        ] {
+            fits(&outcome);
+        }
+        for required in [
+            PamRequired::Code(true),
+            PamRequired::Code(false),
+            PamRequired::Refuse {
+                refuse: SECRET_UNDER_OTHER_NAME.into(),
+            },
+        ] {
+            fits(&required);
+        }
+        let entry = entry_json(&Entry {
+            otp_digits: Digits::DEFAULT,
+            secret: None,
+            window: Window::DEFAULT,
+            interval: Interval::DEFAULT,
+            services: Services { ssh: false },
+            enabled: false,
+        });
+        fits(&entry);
+        assert_eq!(
+            serde_json::to_string(&entry).expect("serialises"),
+            r#"{"id":1,"otp_digits":6,"secret":null,"window":0,"interval":30,"services":{"ssh":false},"enabled":false}"#
+        );
     }
 }

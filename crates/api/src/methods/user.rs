@@ -11,9 +11,9 @@ use service::{Account, Digits, Interval, SecretOptions, UserConfig, UserRef};
 
 use crate::Code;
 use crate::registry::{Access, Method};
-use crate::schema::{Field, Schema};
-use crate::typed::{Described, Ranged, doc};
-use crate::{Api, ApiError, Collection, Event, Session, args};
+use crate::schema::Schema;
+use crate::typed::{Described, InRange, Ranged, Reply, doc, flat};
+use crate::{Api, ApiError, Collection, Event, Session, args, reply};
 
 args! {
     /// Digits and interval of a new secret.
@@ -151,92 +151,53 @@ args! {
     }
 }
 
-/// A user's `otp_digits` as the config and enrolment return it.
-fn digits_field() -> Field {
-    Field::new("otp_digits", Digits::schema(), "Digits in a code")
+reply! {
+    /// A `user.query` entry.
+    pub(crate) struct UserRow {
+        id: u32 => doc("Entry id (the uid)"),
+        uid: u32 => doc("User id"),
+        username: String => doc("Account name"),
+        full_name: String => doc("GECOS name"),
+        builtin: bool => doc("A system account (uid below 1000)"),
+        twofactor_auth_configured: bool => doc("Whether the account has a two-factor secret"),
+    }
 }
 
-/// A user's `interval` as the config and enrolment return it.
-fn interval_field() -> Field {
-    Field::new("interval", Interval::schema(), "Seconds per code")
+reply! {
+    /// An account's entry with its two-factor settings (what renewing and
+    /// confirming a secret answer).
+    pub(crate) struct UserWithConfig {
+        #[serde(flatten)]
+        row: UserRow => flat(),
+        twofactor_config: TwofactorConfig => doc("Two-factor settings of the account"),
+    }
 }
 
-fn twofactor_config_schema() -> Schema {
-    Schema::Object(vec![
-        Field::new(
-            "provisioning_uri",
-            Schema::Str { nullable: true },
-            "Key URI (null without a secret)",
-        ),
-        Field::new("secret_configured", Schema::Bool, "Whether a secret is set"),
-        interval_field(),
-        digits_field(),
-        Field::new(
-            "recovery_codes_left",
-            Schema::Int {
-                min: 0,
-                max: service::RECOVERY_CODES as i64,
-            },
-            "Unused recovery codes",
-        ),
-    ])
+/// `user.query`'s answer: a list of entries, or with `get` the first entry.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+pub(crate) enum QueryAnswer {
+    All(Vec<UserRow>),
+    One(UserRow),
 }
 
-/// `auth.me`'s `two_factor_config` (and `auth.login_ex`'s `user_info`'s):
-/// the config without the provisioning URI.
-pub(crate) fn twofactor_summary_schema() -> Schema {
-    Schema::Object(vec![
-        Field::new("secret_configured", Schema::Bool, "Whether a secret is set"),
-        interval_field(),
-        digits_field(),
-        Field::new(
-            "recovery_codes_left",
-            Schema::Int {
-                min: 0,
-                max: service::RECOVERY_CODES as i64,
-            },
-            "Unused recovery codes",
-        ),
-    ])
+impl Reply for QueryAnswer {
+    fn returns() -> Schema {
+        Schema::AnyOf(vec![Vec::<UserRow>::returns(), UserRow::returns()])
+    }
 }
 
-fn user_entry_fields() -> Vec<Field> {
-    vec![
-        Field::new(
-            "id",
-            Schema::Int {
-                min: 0,
-                max: i64::from(u32::MAX),
-            },
-            "Entry id (the uid)",
-        ),
-        Field::new(
-            "uid",
-            Schema::Int {
-                min: 0,
-                max: i64::from(u32::MAX),
-            },
-            "User id",
-        ),
-        Field::new("username", Schema::Str { nullable: false }, "Account name"),
-        Field::new("full_name", Schema::Str { nullable: false }, "GECOS name"),
-        Field::new("builtin", Schema::Bool, "A system account (uid below 1000)"),
-        Field::new(
-            "twofactor_auth_configured",
-            Schema::Bool,
-            "Whether the account has a two-factor secret",
-        ),
-    ]
-}
+/// Seconds until a pending secret expires.
+type ExpiresIn = InRange<0, { service::ENROLMENT_TTL_SECS as i64 }>;
 
-fn user_with_config_schema() -> Schema {
-    let mut fields = user_entry_fields();
-    fields.push(Field::new(
-        "twofactor_config",
-        twofactor_config_schema(),
-        "Two-factor settings of the account",
-    ));
-    Schema::Object(fields)
+reply! {
+    /// `user.twofactor_enroll`'s answer: the pending secret's URI and shape.
+    pub(crate) struct Enrolment {
+        provisioning_uri: service::ProvisioningUri => doc("Key URI of the pending secret"),
+        otp_digits: Digits => doc("Digits in a code"),
+        interval: Interval => doc("Seconds per code"),
+        expires_in: ExpiresIn => doc("Seconds until the pending secret expires"),
+    }
 }
 
 pub(super) fn methods() -> Vec<Method> {
@@ -250,9 +211,8 @@ pub(super) fn methods() -> Vec<Method> {
             description: "Whether a local administrator exists: root, or a member of the configured \
                           administrators' group. midcli asks it when its shell starts.",
             cli_description: "Whether a local administrator exists",
-            returns: || Schema::Bool,
             ..Method::base(Access::User, true)
-                .handles(|api, _, ()| Ok(json!(local_administrator_exists(api))))
+                .handles(|api, _, ()| Ok(local_administrator_exists(api)))
         },
         Method {
             name: "user.query",
@@ -268,12 +228,6 @@ pub(super) fn methods() -> Vec<Method> {
                 "account user query [] {\"order_by\": [\"-uid\"], \"limit\": 5}",
             ],
             // A list of entries, or with `get` the first entry.
-            returns: || {
-                Schema::AnyOf(vec![
-                    Schema::List(Box::new(Schema::Object(user_entry_fields()))),
-                    Schema::Object(user_entry_fields()),
-                ])
-            },
             ..base.clone().handles(query)
         },
         Method {
@@ -287,7 +241,6 @@ pub(super) fn methods() -> Vec<Method> {
                 "account user get_user_obj data={\"uid\": 0, \"get_groups\": true}",
             ],
             access: Access::Admin,
-            returns: || Schema::Any,
             ..base.clone().handles(get_user_obj)
         },
         Method {
@@ -300,7 +253,6 @@ pub(super) fn methods() -> Vec<Method> {
                 "account user renew_2fa_secret username=alice",
                 "account user renew_2fa_secret username=alice twofactor_options={\"interval\": 60}",
             ],
-            returns: || user_with_config_schema(),
             ..base.clone().handles(renew)
         },
         Method {
@@ -308,7 +260,6 @@ pub(super) fn methods() -> Vec<Method> {
             description: "Removes the account's secret, pending enrolment and recovery codes.",
             cli_description: "Remove an account's 2FA secret",
             examples: &["account user unset_2fa_secret username=alice"],
-            returns: || Schema::Null,
             ..base.clone().handles(unset)
         },
         Method {
@@ -318,7 +269,6 @@ pub(super) fn methods() -> Vec<Method> {
                           Administrators only; audited.",
             cli_description: "End an account's 2FA lock-out, keeping its secret",
             examples: &["account user clear_2fa_lockout username=alice"],
-            returns: || Schema::Bool,
             ..base.clone().handles(clear_lockout)
         },
         Method {
@@ -329,14 +279,11 @@ pub(super) fn methods() -> Vec<Method> {
                 "account user provisioning_uri username=alice",
                 "account user provisioning_uri username=alice --qr",
             ],
-            returns: || Schema::Str { nullable: false },
             ..base.clone().handles(|api, session, a: UserArgs| {
                 let (user, _) =
                     target_account(api, session, &a.username, "read the provisioning URI of")?;
                 require_step_up(api, session, &user)?;
-                Ok(json!(
-                    api.twofactor().user_provisioning_uri(&user)?.as_str()
-                ))
+                Ok(api.twofactor().user_provisioning_uri(&user)?)
             })
         },
         Method {
@@ -347,7 +294,6 @@ pub(super) fn methods() -> Vec<Method> {
             // For the web page; the CLI draws the URI itself (--qr, --svg).
             cli_private: true,
             examples: &["account user provisioning_qr username=alice"],
-            returns: || Schema::Str { nullable: false },
             ..base.clone().handles(|api, session, a: ProvisioningQrArgs| {
                 let (user, _) =
                     target_account(api, session, &a.username, "read the provisioning URI of")?;
@@ -361,7 +307,7 @@ pub(super) fn methods() -> Vec<Method> {
                 };
                 let svg =
                     crate::qr::svg(uri.as_str()).map_err(|e| ApiError::Internal(e.to_string()))?;
-                Ok(json!(svg.as_str()))
+                Ok(svg.as_str().to_owned())
             })
         },
         Method {
@@ -370,12 +316,11 @@ pub(super) fn methods() -> Vec<Method> {
                           set, interval, digits and unused recovery codes.",
             cli_description: "Show an account's 2FA settings",
             examples: &["account user twofactor_config username=alice"],
-            returns: || twofactor_config_schema(),
             ..base.clone().handles(|api, session, a: UserArgs| {
                 let (user, _) =
                     target_account(api, session, &a.username, "read the two-factor settings of")?;
                 require_step_up(api, session, &user)?;
-                Ok(config_json(&api.twofactor().user_config(&user)?))
+                Ok(TwofactorConfig::of(&api.twofactor().user_config(&user)?))
             })
         },
         Method {
@@ -385,7 +330,6 @@ pub(super) fn methods() -> Vec<Method> {
                           the lock-out.",
             cli_description: "Check a code of an account",
             examples: &["account user verify_twofactor_token username=alice token=123456"],
-            returns: || Schema::Bool,
             ..base.clone().handles(|api, session, a: UserTokenArgs| {
                 let (user, _) = target_account(api, session, &a.username, "check codes of")?;
                 let caller = session.caller();
@@ -397,7 +341,7 @@ pub(super) fn methods() -> Vec<Method> {
                 if right {
                     proved_code(api, session, &user);
                 }
-                Ok(json!(right))
+                Ok(right)
             })
         },
         Method {
@@ -411,25 +355,6 @@ pub(super) fn methods() -> Vec<Method> {
                 "account user twofactor_enroll username=alice",
                 "account user twofactor_enroll username=alice twofactor_options={\"otp_digits\": 8}",
             ],
-            returns: || {
-                Schema::Object(vec![
-                    Field::new(
-                        "provisioning_uri",
-                        Schema::Str { nullable: false },
-                        "Key URI of the pending secret",
-                    ),
-                    digits_field(),
-                    interval_field(),
-                    Field::new(
-                        "expires_in",
-                        Schema::Int {
-                            min: 0,
-                            max: service::ENROLMENT_TTL_SECS as i64,
-                        },
-                        "Seconds until the pending secret expires",
-                    ),
-                ])
-            },
             ..base.clone().handles(enroll)
         },
         Method {
@@ -439,7 +364,6 @@ pub(super) fn methods() -> Vec<Method> {
                           active one working, and counts as a failed code.",
             cli_description: "Confirm a pending 2FA secret with a code",
             examples: &["account user twofactor_enroll_confirm username=alice token=123456"],
-            returns: || user_with_config_schema(),
             ..base.clone().handles(enroll_confirm)
         },
         Method {
@@ -449,7 +373,6 @@ pub(super) fn methods() -> Vec<Method> {
                           asked.",
             cli_description: "Make new recovery codes",
             examples: &["account user generate_2fa_recovery_codes username=alice"],
-            returns: || Schema::List(Box::new(Schema::Str { nullable: false })),
             ..base.handles(recovery_codes)
         },
     ]
@@ -555,65 +478,100 @@ fn options_of(o: SecretOptionsArg) -> SecretOptions {
     }
 }
 
-/// An account as TrueNAS's `struct passwd` answers (`auth.me`,
-/// `user.get_user_obj`); `grouplist` is null unless asked for.
-pub(crate) fn passwd_json(a: &Account, with_groups: bool) -> serde_json::Map<String, Value> {
-    let v = json!({
-        "pw_name": a.name,
-        "pw_gecos": a.gecos,
-        "pw_dir": a.home,
-        "pw_shell": a.shell,
-        "pw_uid": a.uid,
-        "pw_gid": a.gid,
-        "grouplist": if with_groups { json!(a.groups) } else { Value::Null },
-        "sid": null,
-        "source": "LOCAL",
-        "local": true,
-    });
-    match v {
-        Value::Object(map) => map,
-        _ => serde_json::Map::new(),
+reply! {
+    /// An account as TrueNAS's `struct passwd` answers (`auth.me`,
+    /// `user.get_user_obj`).
+    pub(crate) struct Passwd {
+        pw_name: String => doc("Account name"),
+        pw_gecos: String => doc("GECOS field"),
+        pw_dir: String => doc("Home directory"),
+        pw_shell: String => doc("Login shell"),
+        pw_uid: u32 => doc("User id"),
+        pw_gid: u32 => doc("Primary group id"),
+        grouplist: Option<Vec<u32>> => doc("Group ids (null unless asked for)"),
+        sid: () => doc("Always null (no SIDs here)"),
+        source: &'static str => doc("Always LOCAL"),
+        local: bool => doc("Always true"),
     }
 }
 
-/// `auth.me`'s `two_factor_config` (also in `auth.login_ex`'s
-/// `user_info`): `user.twofactor_config` without the provisioning URI,
-/// which carries the seed and comes only from the methods that give it.
-pub(crate) fn summary_json(c: &UserConfig) -> Value {
-    json!({
-        "secret_configured": c.secret_configured,
-        "interval": c.interval.get(),
-        "otp_digits": c.otp_digits.get(),
-        "recovery_codes_left": c.recovery_codes_left,
-    })
+impl Passwd {
+    /// The account's entry; `grouplist` is null unless asked for.
+    pub(crate) fn of(a: &Account, with_groups: bool) -> Self {
+        Self {
+            pw_name: a.name.clone(),
+            pw_gecos: a.gecos.clone(),
+            pw_dir: a.home.clone(),
+            pw_shell: a.shell.clone(),
+            pw_uid: a.uid,
+            pw_gid: a.gid,
+            grouplist: with_groups.then(|| a.groups.clone()),
+            sid: (),
+            source: "LOCAL",
+            local: true,
+        }
+    }
 }
 
-/// `user.twofactor_config`'s JSON.
-pub(crate) fn config_json(c: &UserConfig) -> Value {
-    json!({
-        "provisioning_uri": c.provisioning_uri.as_ref().map(|u| u.as_str()),
-        "secret_configured": c.secret_configured,
-        "interval": c.interval.get(),
-        "otp_digits": c.otp_digits.get(),
-        "recovery_codes_left": c.recovery_codes_left,
-    })
+/// How many unused recovery codes an account has.
+type RecoveryCodesLeft = InRange<0, { service::RECOVERY_CODES as i64 }>;
+
+reply! {
+    /// `auth.me`'s `two_factor_config` (also in `auth.login_ex`'s
+    /// `user_info`): `user.twofactor_config` without the provisioning URI,
+    /// which carries the seed and comes only from the methods that give it.
+    pub(crate) struct Summary {
+        secret_configured: bool => doc("Whether a secret is set"),
+        interval: Interval => doc("Seconds per code"),
+        otp_digits: Digits => doc("Digits in a code"),
+        recovery_codes_left: RecoveryCodesLeft => doc("Unused recovery codes"),
+    }
+}
+
+impl Summary {
+    pub(crate) fn of(c: &UserConfig) -> Self {
+        Self {
+            secret_configured: c.secret_configured,
+            interval: c.interval,
+            otp_digits: c.otp_digits,
+            recovery_codes_left: InRange(i64::from(c.recovery_codes_left)),
+        }
+    }
+}
+
+reply! {
+    /// `user.twofactor_config`'s answer: the summary and the provisioning URI.
+    pub(crate) struct TwofactorConfig {
+        provisioning_uri: Option<String> => doc("Key URI (null without a secret)"),
+        #[serde(flatten)]
+        summary: Summary => flat(),
+    }
+}
+
+impl TwofactorConfig {
+    pub(crate) fn of(c: &UserConfig) -> Self {
+        Self {
+            provisioning_uri: c.provisioning_uri.as_ref().map(|u| u.as_str().to_owned()),
+            summary: Summary::of(c),
+        }
+    }
 }
 
 /// The `user.query` entry of an account.
-fn entry_json(account: &Account, configured: bool) -> Value {
+fn entry_json(account: &Account, configured: bool) -> UserRow {
     row_json(&account.name, account.uid, &account.gecos, configured)
 }
 
 /// A `user.query` entry of the account `name` with `uid` and `gecos`.
-fn row_json(name: &str, uid: u32, gecos: &str, configured: bool) -> Value {
-    json!({
-        "id": uid,
-        "uid": uid,
-        "username": name,
-        "full_name": gecos.split(',').next().unwrap_or_default(),
-        "builtin": uid != 0 && uid < 1000,
-        "twofactor_auth_configured": configured,
-    })
+fn row_json(name: &str, uid: u32, gecos: &str, configured: bool) -> UserRow {
+    UserRow {
+        id: uid,
+        uid,
+        username: name.to_owned(),
+        full_name: gecos.split(',').next().unwrap_or_default().to_owned(),
+        builtin: uid != 0 && uid < 1000,
+        twofactor_auth_configured: configured,
+    }
 }
 
 /// Tells subscribers of `user` that an account's 2FA state changed: its
@@ -625,22 +583,23 @@ pub(crate) fn announce_user(api: &Api, account: &Account) {
             collection: Collection::User,
             msg: "changed",
             id: json!(account.uid),
-            fields: entry_json(account, cfg.secret_configured),
+            fields: serde_json::to_value(entry_json(account, cfg.secret_configured))
+                .unwrap_or_default(),
         }),
         Err(e) => tracing::debug!(error = %e, "cannot read the changed account"),
     }
 }
 
-fn with_config(api: &Api, account: &Account, user: &UserRef) -> Result<Value, ApiError> {
+fn with_config(api: &Api, account: &Account, user: &UserRef) -> Result<UserWithConfig, ApiError> {
     let cfg = api.twofactor().user_config(user)?;
-    let mut entry = entry_json(account, cfg.secret_configured);
-    if let Some(obj) = entry.as_object_mut() {
-        obj.insert("twofactor_config".into(), config_json(&cfg));
-    }
+    let entry = UserWithConfig {
+        row: entry_json(account, cfg.secret_configured),
+        twofactor_config: TwofactorConfig::of(&cfg),
+    };
     Ok(entry)
 }
 
-fn get_user_obj(api: &Api, _: &Session, a: UserObjArgs) -> Result<Value, ApiError> {
+fn get_user_obj(api: &Api, _: &Session, a: UserObjArgs) -> Result<Passwd, ApiError> {
     let UserObjData {
         username,
         uid,
@@ -668,10 +627,10 @@ fn get_user_obj(api: &Api, _: &Session, a: UserObjArgs) -> Result<Value, ApiErro
             "Either username or uid must be given",
         )),
     }?;
-    Ok(Value::Object(passwd_json(&account, get_groups)))
+    Ok(Passwd::of(&account, get_groups))
 }
 
-fn renew(api: &Api, session: &Session, a: UserSecretArgs) -> Result<Value, ApiError> {
+fn renew(api: &Api, session: &Session, a: UserSecretArgs) -> Result<UserWithConfig, ApiError> {
     let (user, account) = target_account(
         api,
         session,
@@ -685,7 +644,7 @@ fn renew(api: &Api, session: &Session, a: UserSecretArgs) -> Result<Value, ApiEr
     with_config(api, &account, &user)
 }
 
-fn unset(api: &Api, session: &Session, a: UserArgs) -> Result<Value, ApiError> {
+fn unset(api: &Api, session: &Session, a: UserArgs) -> Result<(), ApiError> {
     let (user, _) = target_account(api, session, &a.username, "unset the two-factor secret of")?;
     let admin = session.user().is_some_and(|u| u.admin);
     if api.inner.options.require_secret && !admin {
@@ -701,36 +660,40 @@ fn unset(api: &Api, session: &Session, a: UserArgs) -> Result<Value, ApiError> {
     require_step_up(api, session, &user)?;
     api.twofactor()
         .unset_user_secret(&session.caller(), &user)?;
-    Ok(Value::Null)
+    Ok(())
 }
 
 /// Administrators only, their own account included: a lock-out that its
 /// owner (or whoever has the owner's password) could clear would not stop
 /// guessing.
-fn clear_lockout(api: &Api, session: &Session, a: UserArgs) -> Result<Value, ApiError> {
+fn clear_lockout(api: &Api, session: &Session, a: UserArgs) -> Result<bool, ApiError> {
     const ACTION: &str = "clear the two-factor lock-out of";
     if !session.user().is_some_and(|u| u.admin) {
         return Err(not_permitted(&a.username, ACTION));
     }
     let (user, _) = target_account(api, session, &a.username, ACTION)?;
     let cleared = api.twofactor().clear_lockout(&session.caller(), &user)?;
-    Ok(json!(cleared))
+    Ok(cleared)
 }
 
-fn enroll(api: &Api, session: &Session, a: UserSecretArgs) -> Result<Value, ApiError> {
+fn enroll(api: &Api, session: &Session, a: UserSecretArgs) -> Result<Enrolment, ApiError> {
     let (user, _) = target_account(api, session, &a.username, "enrol a two-factor secret for")?;
     require_step_up(api, session, &user)?;
     let opts = options_of(a.twofactor_options);
     let e = api.twofactor().enroll(&session.caller(), &user, opts)?;
-    Ok(json!({
-        "provisioning_uri": e.provisioning_uri.as_str(),
-        "otp_digits": e.otp_digits.get(),
-        "interval": e.interval.get(),
-        "expires_in": e.expires_in,
-    }))
+    Ok(Enrolment {
+        provisioning_uri: e.provisioning_uri,
+        otp_digits: e.otp_digits,
+        interval: e.interval,
+        expires_in: InRange(i64::try_from(e.expires_in).unwrap_or(i64::MAX)),
+    })
 }
 
-fn enroll_confirm(api: &Api, session: &Session, a: UserTokenArgs) -> Result<Value, ApiError> {
+fn enroll_confirm(
+    api: &Api,
+    session: &Session,
+    a: UserTokenArgs,
+) -> Result<UserWithConfig, ApiError> {
     let (user, account) = target_account(api, session, &a.username, "confirm the enrolment of")?;
     api.twofactor()
         .enroll_confirm(&session.caller(), &user, a.token.as_ref().map(Code::expose))?;
@@ -739,15 +702,20 @@ fn enroll_confirm(api: &Api, session: &Session, a: UserTokenArgs) -> Result<Valu
     with_config(api, &account, &user)
 }
 
-fn recovery_codes(api: &Api, session: &Session, a: UserArgs) -> Result<Value, ApiError> {
+fn recovery_codes(
+    api: &Api,
+    session: &Session,
+    a: UserArgs,
+) -> Result<Vec<zeroize::Zeroizing<String>>, ApiError> {
     let (user, _) = target_account(api, session, &a.username, "make recovery codes for")?;
     require_step_up(api, session, &user)?;
     let codes = api
         .twofactor()
         .generate_recovery_codes(&session.caller(), &user)?;
-    Ok(Value::Array(
-        codes.iter().map(|c| Value::from(c.as_str())).collect(),
-    ))
+    Ok(codes
+        .iter()
+        .map(|c| zeroize::Zeroizing::new(c.as_str().to_owned()))
+        .collect())
 }
 
 // ------------------------------------------------------------- user.query
@@ -778,7 +746,7 @@ fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
     }
 }
 
-fn query(api: &Api, session: &Session, args: QueryArgs) -> Result<Value, ApiError> {
+fn query(api: &Api, session: &Session, args: QueryArgs) -> Result<QueryAnswer, ApiError> {
     let me = session.user().ok_or_else(ApiError::not_authenticated)?;
     let Filters(filters) = &args.filters;
     let options = args.options;
@@ -804,13 +772,13 @@ fn query(api: &Api, session: &Session, args: QueryArgs) -> Result<Value, ApiErro
         let configured = api.twofactor().honours_secret(&a.name, a.uid)?;
         rows.offer(&a.name, row_json(&a.name, a.uid, &a.gecos, configured));
     }
-    let mut kept: Vec<Value> = rows.by_name.into_values().collect();
+    let mut kept: Vec<(Value, UserRow)> = rows.by_name.into_values().collect();
     for key in options.order_by.iter().rev() {
         let (key, desc) = match key.strip_prefix('-') {
             Some(k) => (k, true),
             None => (key.as_str(), false),
         };
-        kept.sort_by(|a, b| {
+        kept.sort_by(|(a, _), (b, _)| {
             let o = compare(
                 a.get(key).unwrap_or(&Value::Null),
                 b.get(key).unwrap_or(&Value::Null),
@@ -818,7 +786,7 @@ fn query(api: &Api, session: &Session, args: QueryArgs) -> Result<Value, ApiErro
             if desc { o.reverse() } else { o }
         });
     }
-    let mut kept: Vec<Value> = kept.into_iter().skip(offset).collect();
+    let mut kept: Vec<UserRow> = kept.into_iter().skip(offset).map(|(_, row)| row).collect();
     if let Some(limit) = limit {
         kept.truncate(limit);
     }
@@ -826,24 +794,30 @@ fn query(api: &Api, session: &Session, args: QueryArgs) -> Result<Value, ApiErro
         return kept
             .into_iter()
             .next()
+            .map(QueryAnswer::One)
             .ok_or_else(|| ApiError::call(wire::Errno::ENOENT, "No account matches the filters"));
     }
-    Ok(Value::Array(kept))
+    Ok(QueryAnswer::All(kept))
 }
 
 /// The entries a query keeps, by name (the listing's order): those that
 /// pass the filters, at most `keep` of the first names when only the
 /// first ones can be answered.
 struct Rows<'a> {
-    by_name: BTreeMap<String, Value>,
+    /// Each entry as the filters and sort keys read it, and as answered.
+    by_name: BTreeMap<String, (Value, UserRow)>,
     filters: &'a [Filter],
     keep: Option<usize>,
 }
 
 impl Rows<'_> {
     /// Offers one account's entry; the first entry of a name stays.
-    fn offer(&mut self, name: &str, row: Value) {
-        if self.by_name.contains_key(name) || !self.filters.iter().all(|f| matches(&row, f)) {
+    fn offer(&mut self, name: &str, row: UserRow) {
+        if self.by_name.contains_key(name) {
+            return;
+        }
+        let seen = serde_json::to_value(&row).unwrap_or_default();
+        if !self.filters.iter().all(|f| matches(&seen, f)) {
             return;
         }
         if let Some(keep) = self.keep {
@@ -859,7 +833,7 @@ impl Rows<'_> {
                 }
             }
         }
-        self.by_name.insert(name.to_owned(), row);
+        self.by_name.insert(name.to_owned(), (seen, row));
     }
 }
 

@@ -142,6 +142,7 @@ fn the_page_in_a_real_browser() {
         .env("TFA_URL", format!("http://{addr}"))
         .env("TFA_HTTPS_URL", format!("https://localhost:{https_port}"))
         .env("TFA_SOCKET", &f.socket)
+        .env("TFA_CLI", crate::cli::tfa_binary())
         .env("TFA_ARTEFACTS", &artefacts)
         .env("TFA_AXE", &axe)
         .env("TFA_ACCOUNTS", accounts.to_string())

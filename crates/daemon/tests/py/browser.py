@@ -7,6 +7,7 @@ Started by crates/daemon/tests/e2e/browser.rs, which passes (environment):
   TFA_URL        http://127.0.0.1:PORT (the daemon's TCP listener)
   TFA_HTTPS_URL  https://localhost:PORT of a second daemon with a test certificate
   TFA_SOCKET     the daemon's Unix socket (root's API calls, from this script)
+  TFA_CLI        the `tfa` binary (its audit table is what the page's matches)
   TFA_ARTEFACTS  where screenshots, downloads and figures go
   TFA_AXE        axe-core's axe.min.js
   TFA_ACCOUNTS   JSON: {"admin": [name, pw], "alice": [...], "bob": [...],
@@ -29,7 +30,8 @@ import urllib.request
 
 import websocket  # websocket-client
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException, TimeoutException
+from selenium.common.exceptions import (NoAlertPresentException, StaleElementReferenceException,
+                                        TimeoutException)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -39,6 +41,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 URL = os.environ["TFA_URL"]
 HTTPS_URL = os.environ.get("TFA_HTTPS_URL")
 SOCKET = os.environ["TFA_SOCKET"]
+CLI = os.environ["TFA_CLI"]
 ART = os.path.realpath(os.environ["TFA_ARTEFACTS"])
 AXE = open(os.environ["TFA_AXE"], encoding="utf-8").read()
 ACC = json.loads(os.environ["TFA_ACCOUNTS"])
@@ -203,7 +206,10 @@ def browser(width=1280, height=900, insecure_certs=False):
 
 def wait(d, cond, what):
     try:
-        return WebDriverWait(d, WAIT).until(lambda drv: cond(drv))
+        # A table redrawn by a live update between finding a row and reading
+        # it leaves a stale element: that is "not yet", and the wait goes on.
+        return WebDriverWait(d, WAIT, ignored_exceptions=(StaleElementReferenceException,)).until(
+            lambda drv: cond(drv))
     except TimeoutException:
         fail("timed out waiting for " + what + "; page: " + d.find_element(By.ID, "main").text[:500])
     return None
@@ -330,6 +336,46 @@ def shots(d, name):
     d.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
     d.set_window_size(1280, 900)
+
+
+# For each audit detail cell: the words (runs of non-space) whose first and
+# last characters are on different lines, and how many cells take more than
+# one line.
+DETAIL_WRAPPING = """
+const broken = [];
+let wrapped = 0;
+const range = document.createRange();
+for (const td of document.querySelectorAll('#audit td.detail')) {
+  const text = td.firstChild;
+  if (!text || text.nodeType !== Node.TEXT_NODE || !text.data) continue;
+  const top = (i) => {
+    range.setStart(text, i);
+    range.setEnd(text, i + 1);
+    const r = range.getClientRects()[0];
+    return r ? r.top : null;
+  };
+  if (Math.abs(top(0) - top(text.data.length - 1)) > 1) wrapped += 1;
+  for (const m of text.data.matchAll(/\\S+/g)) {
+    const a = top(m.index);
+    const b = top(m.index + m[0].length - 1);
+    if (a !== null && b !== null && Math.abs(a - b) > 1) broken.push(m[0]);
+  }
+}
+return [broken, wrapped];
+"""
+
+
+def detail_wrapping(d, width):
+    """At `width` px: no word of an audit detail is split over two lines."""
+    d.set_window_size(width, 900)
+    d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                      {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 500})
+    broken, wrapped = d.execute_script(DETAIL_WRAPPING)
+    d.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    d.set_window_size(1280, 900)
+    check(not broken, "at %d px the audit details wrap between words only (%d cells take more than "
+          "one line; split words: %s)" % (width, wrapped, broken[:5]))
+    return wrapped
 
 
 def page_checks(d, name):
@@ -581,6 +627,17 @@ def main():
     go(d, "audit", "audit-title")
     wait(d, lambda drv: drv.find_elements(By.CSS_SELECTOR, "#audit tbody tr td"), "audit rows")
     page_checks(d, "audit")
+    details = [td.text for td in d.find_elements(By.CSS_SELECTOR, "#audit td.detail") if td.text]
+    cli = subprocess.run([CLI, "--url", "ws+unix://" + SOCKET, "audit", "query", "limit=1000"],
+                         capture_output=True, text=True, timeout=WAIT)
+    check(cli.returncode == 0, "tfa audit query answers (%s)" % cli.stderr.strip())
+    check(details and all("=" in t for t in details),
+          "the audit details read as key=value text (%d on the first page)" % len(details))
+    check(not any(t.lstrip().startswith("{") for t in details), "no detail is shown as raw JSON")
+    missing = [t for t in details if t not in cli.stdout]
+    check(not missing, "each detail reads as `tfa audit query` shows it (not in its table: %s)" % missing[:3])
+    check(detail_wrapping(d, 360) > 0, "at 360 px some details take several lines")
+    detail_wrapping(d, 1280)
     by_id(d, "audit-user").send_keys(bob_name)
     by_id(d, "audit-outcome").send_keys("wrong")
     d.find_element(By.CSS_SELECTOR, "#audit-filter button[type=submit]").click()

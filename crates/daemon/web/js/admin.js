@@ -159,6 +159,37 @@ export async function users(app, main) {
 
 const PAGE = 20;
 
+/**
+ * An audit record's detail as one line a person reads, as `tfa audit query`
+ * shows it: `key=value` pairs joined by ", ", lists joined by ",", nested
+ * objects in braces and lists in brackets.
+ */
+export function readable(value) {
+  if (value === null || value === undefined) {
+    return "";
+  }
+  if (Array.isArray(value)) {
+    return value.map(readableInner).join(",");
+  }
+  if (typeof value === "object") {
+    return Object.entries(value).map(([k, v]) => `${k}=${readableInner(v)}`).join(", ");
+  }
+  return String(value);
+}
+
+function readableInner(value) {
+  if (value === null) {
+    return "null";
+  }
+  if (Array.isArray(value)) {
+    return value.length ? `[${readable(value)}]` : "[]";
+  }
+  if (typeof value === "object") {
+    return `{${readable(value)}}`;
+  }
+  return readable(value);
+}
+
 export async function audit(app, main) {
   const message = messageLine("audit-message");
   const [userField, user] = field("User", { id: "audit-user", autocomplete: "off" });
@@ -183,7 +214,8 @@ export async function audit(app, main) {
   fill(main, el("section", { class: "card wide", "aria-labelledby": "audit-title" },
     el("h1", { id: "audit-title", tabindex: -1 }, "Audit"),
     form,
-    el("div", { class: "table-wrap" },
+    // Focusable, so that a keyboard can scroll it when it is wider than the page.
+    el("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": "Audit records" },
       el("table", { id: "audit" },
         el("caption", { class: "sr-only" }, "Audit records, newest first"),
         el("thead", {}, el("tr", {},
@@ -213,17 +245,23 @@ export async function audit(app, main) {
     draw();
   }
 
+  /** A record's time as its date and its time of day (UTC), each kept on one line. */
+  function when(time) {
+    const [date, clock] = time.replace(/\.\d+Z$/, "Z").split("T");
+    return [el("span", {}, date), " ", el("span", {}, clock || "")];
+  }
+
   function draw() {
     const pages = Math.max(1, Math.ceil(rows.length / PAGE));
     page = Math.min(Math.max(page, 0), pages - 1);
     const shown = rows.slice(page * PAGE, (page + 1) * PAGE);
     fill(body, shown.map((r) => el("tr", {},
-      el("td", {}, el("time", { datetime: r.time }, r.time.replace("T", " ").replace(/\.\d+Z$/, "Z"))),
+      el("td", {}, el("time", { datetime: r.time }, ...when(r.time))),
       el("td", {}, r.event),
       el("td", { class: `outcome-${r.outcome}` }, r.outcome),
       el("td", {}, r.user || ""),
       el("td", {}, r.origin || ""),
-      el("td", { class: "detail" }, r.detail ? JSON.stringify(r.detail) : ""))));
+      el("td", { class: "detail" }, readable(r.detail)))));
     if (shown.length === 0) {
       fill(body, el("tr", {}, el("td", { colspan: 6 }, "No records.")));
     }
