@@ -144,15 +144,10 @@ pub trait Tx {
     /// Records `step` as accepted for secret `id` if it is above the highest
     /// step accepted so far. Returns whether it was (the replay guard).
     fn advance_step(&mut self, id: SecretId, step: u64) -> Result<bool>;
-    /// The failure counter of one free-form scope (`addr:<ip>`, ...); the
-    /// default (all zero) when none is stored. Code checks use
-    /// [`Tx::failures`].
-    fn limiter(&mut self, scope: &str) -> Result<LimiterState>;
-    /// Writes one scope's failure counter (the default state deletes it).
-    fn put_limiter(&mut self, scope: &str, state: &LimiterState) -> Result<()>;
     /// The wrong-code counter of the secret of `owner` ([`user_owner`]) as
     /// seen from `origin` (an address, `local`, or [`ALL_ORIGINS`] for the
-    /// count over every origin); the default when none is stored. Replacing the owner's secret clears all of them.
+    /// count over every origin); the default when none is stored. Replacing
+    /// the owner's secret clears all of them.
     fn failures(&mut self, owner: &str, origin: &str) -> Result<LimiterState>;
     /// [`Tx::failures`] for a check whose outcome is counted nowhere (an
     /// administrator's own typos): the counter is read without being
@@ -263,7 +258,7 @@ pub type ChangeListener = Box<dyn Fn(&Change) + Send + Sync>;
 ///   secret to the same step, exactly one sees `true`.
 /// - [`Tx::use_recovery_code`] is one conditional delete: a code is used
 ///   up by exactly one of concurrent transactions.
-/// - Reading a counter ([`Tx::failures`], [`Tx::limiter`]) locks it until
+/// - Reading a counter ([`Tx::failures`]) locks it until
 ///   the transaction ends, so a read-modify-write of a counter never loses
 ///   a concurrent one (SQLite: every write transaction holds the database's
 ///   write lock; PostgreSQL: a transaction-scoped advisory lock per key).

@@ -455,14 +455,6 @@ impl Tx for PgTx<'_, '_> {
         Ok(moved.is_some())
     }
 
-    fn limiter(&mut self, scope: &str) -> Result<LimiterState> {
-        checks::limiter(&mut self.db(), scope)
-    }
-
-    fn put_limiter(&mut self, scope: &str, state: &LimiterState) -> Result<()> {
-        checks::put_limiter(&mut self.db(), scope, state)
-    }
-
     fn failures(&mut self, owner: &str, origin: &str) -> Result<LimiterState> {
         checks::failures(&mut self.db(), owner, origin)
     }

@@ -15,9 +15,9 @@
 //!
 //! By concern: `schema` (migrations, the connections), `files` (the state
 //! directory), `key` (the key file against its check), `entry` (settings,
-//! read with root's sealed secret row), `checks` (limiter and failure counters), `audit`,
-//! `cache` (the unsealed entry between commits), and `users` (per-user
-//! secrets, pending enrolments, recovery-code hashes).
+//! read with root's sealed secret row), `checks` (the wrong-code
+//! counters), `audit`, `cache` (the unsealed entry between commits), and
+//! `users` (per-user secrets, pending enrolments, recovery-code hashes).
 
 use std::fmt;
 use std::io;
@@ -323,14 +323,6 @@ impl Tx for SqliteTx<'_> {
         entry::advance_step(self.conn, id, step)
     }
 
-    fn limiter(&mut self, scope: &str) -> Result<LimiterState> {
-        checks::limiter(self.conn, scope)
-    }
-
-    fn put_limiter(&mut self, scope: &str, state: &LimiterState) -> Result<()> {
-        checks::put_limiter(self.conn, scope, state)
-    }
-
     fn failures(&mut self, owner: &str, origin: &str) -> Result<LimiterState> {
         checks::failures(self.conn, owner, origin)
     }
@@ -633,25 +625,7 @@ mod tests {
     }
 
     #[test]
-    fn default_limiter_deletes_the_row() {
-        let (_dir, store) = open_fresh();
-        let busy = LimiterState {
-            failures: 2,
-            window_start_ms: 1,
-            locked_until_ms: 0,
-            lockouts: 0,
-        };
-        transact(&store, |tx| tx.put_limiter("addr:10.0.0.1", &busy)).unwrap();
-        assert_eq!(count(&store, "SELECT count(*) FROM rate_limits"), 1);
-        transact(&store, |tx| {
-            tx.put_limiter("addr:10.0.0.1", &LimiterState::default())
-        })
-        .unwrap();
-        assert_eq!(count(&store, "SELECT count(*) FROM rate_limits"), 0);
-    }
-
-    #[test]
-    fn replace_secret_deletes_the_old_row_and_its_counters() {
+    fn a_new_secret_deletes_the_old_row_and_its_counters() {
         let (_dir, store) = open_fresh();
         let s1 = Secret::from_bytes(vec![1; 20]).unwrap();
         let s2 = Secret::from_bytes(vec![2; 20]).unwrap();
@@ -671,7 +645,6 @@ mod tests {
             tx.put_failures("user:1000", "192.0.2.1", &busy, i64::MAX)
         })
         .unwrap();
-        transact(&store, |tx| tx.put_limiter("addr:10.0.0.1", &busy)).unwrap();
         let id2 = transact(&store, |tx| {
             tx.put_user_secret(&NewUserSecret::root(&s2, 2))
         })
@@ -687,7 +660,6 @@ mod tests {
             "another owner's counters stay"
         );
         assert_eq!(count(&store, "SELECT count(*) FROM otp_secrets"), 1);
-        assert_eq!(count(&store, "SELECT count(*) FROM rate_limits"), 1);
         // A stale id never reaches the new secret.
         assert!(!transact(&store, |tx| tx.advance_step(id1, 5)).unwrap());
     }
