@@ -415,6 +415,45 @@ fn status_shows_lock_outs_until_they_end() {
     assert!(f.tf.status().unwrap().locked_out.is_empty());
 }
 
+/// The status only reads: it answers while another handle holds the write
+/// lock (a transaction left open), and it shows what was committed, not
+/// the open transaction's changes.
+#[test]
+fn status_answers_while_another_handle_holds_the_write_lock() {
+    let f = fixture();
+    enable(&f);
+    for _ in 0..5 {
+        f.tf.check_code(&tcp(7), Some("000000")).unwrap();
+    }
+    let other = store::SqliteStore::open(&f.dir.path().join("state")).unwrap();
+    let root = store::user_owner("root", 0);
+    let answer = std::thread::scope(|s| {
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let tf = &f.tf;
+        s.spawn(move || {
+            if held_rx.recv().is_ok() {
+                let _ = done_tx.send(tf.status());
+            }
+        });
+        store::transact(&other, |tx| {
+            // A write inside the open transaction: the lock-out ends, but
+            // only once this commits.
+            assert!(tx.clear_failures(&root)? > 0);
+            held_tx.send(()).expect("the status thread waits");
+            Ok(done_rx.recv_timeout(std::time::Duration::from_secs(30)))
+        })
+        .expect("the writer's transaction")
+    });
+    let st = answer
+        .expect("status answered while the write lock was held")
+        .expect("status");
+    assert_eq!(st.locked_out.len(), 1, "{st:?}");
+    assert_eq!(st.locked_out[0].account, "root");
+    // Committed now: the next status sees the lock-out gone.
+    assert!(f.tf.status().unwrap().locked_out.is_empty());
+}
+
 #[test]
 fn spaces_inside_a_code_are_ignored() {
     let f = fixture();

@@ -237,6 +237,19 @@ pub trait Tx {
     ) -> Result<usize>;
 }
 
+/// A read-only snapshot's view ([`Store::read_snapshot_dyn`]): what a
+/// report needs, read without taking a lock that a writer holds or waits
+/// for. Counters are read as they were committed, never locked.
+pub trait Snapshot {
+    /// `username`'s active secret, unsealed (as [`Tx::user_secret`]).
+    fn user_secret(&mut self, username: &str) -> Result<Option<UserSecret>>;
+    /// The account's pending enrolment, unsealed (as [`Tx::pending_secret`]).
+    fn pending_secret(&mut self, username: &str) -> Result<Option<PendingSecret>>;
+    /// One (owner, origin) wrong-code counter (as [`Tx::failures`], but
+    /// not locked).
+    fn failures(&mut self, owner: &str, origin: &str) -> Result<LimiterState>;
+}
+
 /// A change another node (or process) committed, as heard from the
 /// database: names only, never a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,6 +292,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Runs `f` in one transaction: committed (durably) when `f` returns
     /// `Ok`, rolled back when it returns `Err`.
     fn transact_dyn(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()>;
+    /// Runs `f` on one read-only snapshot: it never takes or waits for the
+    /// write lock and never holds a writer up (SQLite: a read transaction
+    /// on the reader connection; PostgreSQL: a read-only repeatable-read
+    /// transaction without advisory locks). Nothing `f` sees is written.
+    fn read_snapshot_dyn(&self, f: &mut dyn FnMut(&mut dyn Snapshot) -> Result<()>) -> Result<()>;
     /// One account's secret, the count of its recovery codes made for
     /// `uid`, and the other names holding a secret made for `uid`, from a
     /// read-only snapshot (never waits behind a write).
@@ -315,6 +333,23 @@ pub struct UserView {
     /// Other names whose stored secret was made for the uid asked about
     /// (at most a few): a renamed account left its secret there.
     pub other_names_with_uid: Vec<String>,
+}
+
+/// Typed convenience over [`Store::read_snapshot_dyn`].
+pub fn read_snapshot<R>(
+    store: &dyn Store,
+    f: impl FnOnce(&mut dyn Snapshot) -> Result<R>,
+) -> Result<R> {
+    let mut f = Some(f);
+    let mut out = None;
+    store.read_snapshot_dyn(&mut |snap| {
+        let f = f
+            .take()
+            .ok_or_else(|| StoreError::database("snapshot body run twice"))?;
+        out = Some(f(snap)?);
+        Ok(())
+    })?;
+    out.ok_or_else(|| StoreError::database("snapshot body did not run"))
 }
 
 /// Typed convenience over [`Store::transact_dyn`].

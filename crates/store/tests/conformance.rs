@@ -15,7 +15,7 @@ use serde_json::json;
 use store::{
     ALL_ORIGINS, Aggregate, AuditClass, AuditQuery, AuditRecord, EntrySummary, LimiterState,
     NewUserSecret, PendingSecret, SecretId, Settings, SqliteStore, Store, StoreError, SystemEntry,
-    UserView, transact,
+    UserView, read_snapshot, transact,
 };
 
 /// One fresh storage location (a directory, a database, ...). Dropping it
@@ -1296,6 +1296,67 @@ pub fn concurrent_aggregated_records_are_all_counted(make: Make<'_>) {
     );
 }
 
+/// A snapshot reads what was committed while another handle holds a write
+/// transaction open on the same rows (with its counter locked): it neither
+/// waits for that writer nor sees its uncommitted changes.
+pub fn snapshot_reads_beside_an_open_write(make: Make<'_>) {
+    let loc = make();
+    let writer = loc.open();
+    let reader = loc.open();
+    let st = LimiterState {
+        failures: 2,
+        window_start_ms: 1,
+        locked_until_ms: 99,
+        lockouts: 1,
+    };
+    new_secret(&*writer, 3);
+    transact(&*writer, |tx| {
+        tx.put_failures(&root_owner(), "192.0.2.1", &st, i64::MAX)?;
+        tx.put_pending_secret(&PendingSecret {
+            username: "alice".into(),
+            uid: 1001,
+            secret: secret(4),
+            digits: Digits::new(6).unwrap(),
+            interval: Interval::new(30).unwrap(),
+            expires_at_ms: 5_000,
+        })
+    })
+    .unwrap();
+    let seen = thread::scope(|s| {
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let reader = &*reader;
+        s.spawn(move || {
+            if held_rx.recv().is_ok() {
+                let _ = done_tx.send(read_snapshot(reader, |snap| {
+                    Ok((
+                        snap.failures(&root_owner(), "192.0.2.1")?,
+                        snap.user_secret("root")?.map(|u| u.record.secret),
+                        snap.pending_secret("alice")?.map(|p| p.expires_at_ms),
+                    ))
+                }));
+            }
+        });
+        transact(&*writer, |tx| {
+            // Lock the counter as a check does, then change all three.
+            let mut locked = tx.failures(&root_owner(), "192.0.2.1")?;
+            locked.failures += 1;
+            tx.put_failures(&root_owner(), "192.0.2.1", &locked, i64::MAX)?;
+            tx.put_user_secret(&NewUserSecret::root(&secret(5), 2))?;
+            tx.delete_pending_secret("alice")?;
+            held_tx.send(()).unwrap();
+            Ok(done_rx.recv_timeout(std::time::Duration::from_secs(30)))
+        })
+        .unwrap()
+    });
+    let (failures, root, pending) = seen
+        .expect("the snapshot answered while the writer held its locks")
+        .unwrap();
+    assert_eq!(failures, st, "the committed counter, not the open write");
+    assert!(root.expect("root's committed secret").ct_eq(&secret(3)));
+    assert_eq!(pending, Some(5_000));
+}
+
 pub fn concurrent_failure_counts_are_all_kept(make: Make<'_>) {
     const THREADS: usize = 8;
     const EACH: u32 = 5;
@@ -1369,6 +1430,7 @@ macro_rules! backend {
                 roots_row_is_what_the_entry_shows,
                 concurrent_recovery_code_two_handles_one_winner,
                 concurrent_failure_counts_are_all_kept,
+                snapshot_reads_beside_an_open_write,
                 concurrent_aggregated_records_are_all_counted,
             );
         }

@@ -30,8 +30,8 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::users::{NewUserSecret, PendingSecret, UserSecret, UserSecretInfo};
 use crate::{
     Aggregate, AuditClass, AuditEntry, AuditQuery, AuditRecord, DbErrorKind, EntrySummary, KeyFile,
-    LimiterState, OsRandom, Randomness, Result, SecretId, Settings, Store, StoreError, SystemEntry,
-    Tx,
+    LimiterState, OsRandom, Randomness, Result, SecretId, Settings, Snapshot, Store, StoreError,
+    SystemEntry, Tx,
 };
 
 mod audit;
@@ -304,6 +304,27 @@ impl SqliteStore {
     }
 }
 
+/// A snapshot's view; `conn` is the read-only reader inside a read
+/// transaction.
+struct SqliteSnapshot<'a> {
+    conn: &'a Connection,
+    key: &'a KeyFile,
+}
+
+impl Snapshot for SqliteSnapshot<'_> {
+    fn user_secret(&mut self, username: &str) -> Result<Option<UserSecret>> {
+        users::user_secret(self.conn, self.key, username)
+    }
+
+    fn pending_secret(&mut self, username: &str) -> Result<Option<PendingSecret>> {
+        users::pending(self.conn, self.key, username)
+    }
+
+    fn failures(&mut self, owner: &str, origin: &str) -> Result<LimiterState> {
+        checks::failures(self.conn, owner, origin)
+    }
+}
+
 /// A transaction's view; `conn` is inside `BEGIN IMMEDIATE`.
 struct SqliteTx<'a> {
     conn: &'a Connection,
@@ -442,6 +463,18 @@ impl Store for SqliteStore {
                 Err(e)
             }
         }
+    }
+
+    fn read_snapshot_dyn(&self, f: &mut dyn FnMut(&mut dyn Snapshot) -> Result<()>) -> Result<()> {
+        // A deferred transaction on the read-only connection: in WAL mode
+        // it reads one snapshot and never asks for the write lock.
+        let guard = self.lock_reader();
+        let tx = guard.conn.unchecked_transaction().db()?;
+        f(&mut SqliteSnapshot {
+            conn: &tx,
+            key: &self.key,
+        })?;
+        tx.commit().db()
     }
 
     fn read_user(&self, username: &str, uid: u32) -> Result<crate::UserView> {
