@@ -6,6 +6,7 @@ mod common;
 
 use common::{Fixture, T0};
 
+use std::num::{NonZeroU32, NonZeroU64};
 use std::sync::{Arc, Barrier};
 
 use otp::{Algorithm, Digits, Interval, Secret, Totp, Window};
@@ -186,7 +187,7 @@ fn all_audit(f: &Fixture) -> Vec<store::AuditEntry> {
 /// A fixture whose first lock-out lasts `secs`, with the entry enabled.
 fn enabled_with_initial_backoff(secs: u32) -> (Fixture, Secret) {
     let limits = RateLimits {
-        initial_backoff_secs: secs,
+        initial_backoff_secs: NonZeroU32::new(secs).expect("a back-off of at least 1 s"),
         ..RateLimits::default()
     };
     let f = fixture_with(limits, AuditRetention::default());
@@ -837,9 +838,9 @@ fn failure_rows_of_many_origins_expire() {
 #[test]
 fn audit_retention_by_count_and_by_age() {
     let retention = AuditRetention {
-        max_age_days: 2,
-        max_rows: 10,
-        security_max_age_days: 2,
+        max_age_days: NonZeroU32::new(2).expect("non-zero"),
+        max_rows: NonZeroU64::new(10).expect("non-zero"),
+        security_max_age_days: NonZeroU32::new(2).expect("non-zero"),
         // Every record its own row, so that the rows are the count.
         aggregate_after: u32::MAX,
         batch: 4,
