@@ -1,6 +1,12 @@
 //! The configuration file: TOML, every key optional, unknown keys
 //! refused by name. Shared by the daemon and the CLI's embedded mode so both
 //! see the same state directory, labels and limits.
+//!
+//! The host settings (paths, listeners, TLS files, transport limits) are
+//! declared here too although only the hosts act on them: both programs
+//! refuse unknown keys, so each must know every key, and the CLI cannot
+//! depend on the daemon (`docs/architecture.md`, "The configuration
+//! file").
 
 use std::fmt;
 use std::path::{Path, PathBuf};
