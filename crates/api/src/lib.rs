@@ -8,6 +8,7 @@
 
 mod code;
 mod error;
+mod events;
 pub mod host;
 mod limits;
 mod methods;
@@ -26,28 +27,12 @@ use service::{Accounts, PasswordCheck, TwoFactor};
 
 pub use code::Code;
 pub use error::ApiError;
+pub use events::{Collection, Event, Subscription};
 pub use registry::{Access, Method, ServiceDef, ServiceKind};
 pub use session::{Authenticated, Session};
 use typed::Answer;
 /// The protocol's types, for the daemon (ARCHITECTURE: `daemon → api`).
 pub use wire;
-
-/// A change that subscribers hear about (`collection_update`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Event {
-    pub collection: &'static str,
-    /// `changed`, `added`, `removed`.
-    pub msg: &'static str,
-    pub id: Value,
-    pub fields: Value,
-}
-
-impl Event {
-    /// The `collection_update` notification's params.
-    pub fn to_params(&self) -> Value {
-        serde_json::json!({"msg": self.msg, "collection": self.collection, "id": self.id, "fields": self.fields})
-    }
-}
 
 type Listener = Box<dyn Fn(&Event) + Send + Sync>;
 
@@ -101,6 +86,9 @@ struct Inner {
     options: ApiOptions,
     registry: registry::Registry,
     listeners: RwLock<Vec<Listener>>,
+    /// Set once the API listens to the store's changes (with its first
+    /// event listener: a process nobody listens in pays nothing).
+    hearing: std::sync::Once,
     login_limiter: Mutex<limits::LoginLimiter>,
     tokens: Mutex<tokens::Tokens>,
 }
@@ -128,6 +116,7 @@ impl Api {
                 options,
                 registry: methods::registry(),
                 listeners: RwLock::new(Vec::new()),
+                hearing: std::sync::Once::new(),
                 login_limiter: Mutex::new(limits::LoginLimiter::default()),
                 tokens: Mutex::new(tokens::Tokens::default()),
             }),
@@ -156,24 +145,14 @@ impl Api {
     }
 
     /// Opens the state a daemon node serves: the shared database of
-    /// `[database]` when there is one (changes other nodes commit reach
-    /// this node's subscribers as events), else as [`Api::open`].
+    /// `[database]` when there is one, else as [`Api::open`].
     pub fn open_node(
         config: &service::Config,
         accounts: Arc<dyn Accounts>,
         passwords: Arc<dyn PasswordCheck>,
     ) -> Result<Self, host::StoreError> {
         let store = service::open_node_store(config)?;
-        let slot: Arc<std::sync::OnceLock<std::sync::Weak<Inner>>> = Arc::default();
-        let heard = slot.clone();
-        store.on_remote_change(Box::new(move |change| {
-            if let Some(inner) = heard.get().and_then(std::sync::Weak::upgrade) {
-                methods::announce(&Api { inner }, change);
-            }
-        }));
-        let api = Self::with_store(config, store, accounts, passwords);
-        let _ = slot.set(Arc::downgrade(&api.inner));
-        Ok(api)
+        Ok(Self::with_store(config, store, accounts, passwords))
     }
 
     fn with_store(
@@ -223,12 +202,28 @@ impl Api {
     }
 
     /// Registers a callback for every event (the daemon fans them out).
+    ///
+    /// Events come from the store's change notices, not from the methods:
+    /// whatever commits a change (a method here, an embedded `tfa` on the
+    /// same state, another node on a shared database), the store tells it
+    /// once after the commit and the API turns it into the
+    /// events of the collections it touches. The first listener starts
+    /// that hearing.
     pub fn on_event(&self, listener: impl Fn(&Event) + Send + Sync + 'static) {
         self.inner
             .listeners
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(Box::new(listener));
+        self.inner.hearing.call_once(|| {
+            let api = Arc::downgrade(&self.inner);
+            self.inner.twofactor.on_change(Box::new(move |changes| {
+                // The store outlives no API: nothing to tell once it is gone.
+                if let Some(inner) = api.upgrade() {
+                    methods::announce(&Api { inner }, changes);
+                }
+            }));
+        });
     }
 
     /// Sends `event` to the listeners. Events never carry a secret: a

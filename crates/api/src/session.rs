@@ -63,7 +63,7 @@ pub(crate) struct State {
     pub user: Option<Authenticated>,
     pub pending: Option<PendingLogin>,
     pub step_up: Option<StepUp>,
-    pub subscriptions: BTreeMap<String, String>,
+    pub subscriptions: BTreeMap<String, crate::Subscription>,
     pub next_subscription: u64,
     pub next_login: u64,
     /// Session tokens this session made or logged in with: they end when
@@ -199,11 +199,11 @@ impl Session {
     }
 
     /// Whether this session subscribed to `collection` (or to `*`).
-    pub fn is_subscribed(&self, collection: &str) -> bool {
+    pub fn is_subscribed(&self, collection: crate::Collection) -> bool {
         self.state()
             .subscriptions
             .values()
-            .any(|n| n == collection || n == "*")
+            .any(|s| s.covers(collection))
     }
 }
 
@@ -265,7 +265,8 @@ mod tests {
         let s = Session::logged_in(tcp(), user(1000, true));
         {
             let mut st = s.state();
-            st.subscriptions.insert("1".into(), "user".into());
+            st.subscriptions
+                .insert("1".into(), crate::Subscription::User);
             st.tokens = vec![7, 9];
         }
         s.log_in(user(1001, false), true);
@@ -279,7 +280,9 @@ mod tests {
         // A login without a code of its own leaves no proof behind.
         s.log_in(user(1000, true), false);
         assert!(s.state().step_up.is_none());
-        s.state().subscriptions.insert("2".into(), "*".into());
+        s.state()
+            .subscriptions
+            .insert("2".into(), crate::Subscription::All);
         assert_eq!(s.log_out(), [7, 9]);
         let st = s.state();
         assert!(st.user.is_none() && st.step_up.is_none() && st.pending.is_none());

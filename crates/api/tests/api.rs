@@ -538,7 +538,7 @@ fn events_follow_successful_changes_only() {
         .on_event(move |e| sink.lock().unwrap().push(e.to_params()));
     let s = root(&fx.api);
     let id = rpc(&fx.api, &s, "core.subscribe", json!(["auth.twofactor"])).unwrap();
-    assert!(s.is_subscribed("auth.twofactor"));
+    assert!(s.is_subscribed(api::Collection::TwoFactor));
     rpc(
         &fx.api,
         &s,
@@ -560,7 +560,36 @@ fn events_follow_successful_changes_only() {
     assert_eq!(got[0]["id"], 1);
     assert_eq!(got[0]["fields"]["otp_digits"], 8);
     rpc(&fx.api, &s, "core.unsubscribe", json!([id])).unwrap();
-    assert!(!s.is_subscribed("auth.twofactor"));
+    assert!(!s.is_subscribed(api::Collection::TwoFactor));
+}
+
+/// `core.subscribe` takes a collection (`auth.twofactor`, `user`) or `*`;
+/// any other name is refused, naming the ones there are, and subscribes
+/// to nothing.
+#[test]
+fn subscriptions_name_a_collection_or_all() {
+    use api::Collection::{TwoFactor, User};
+    let fx = fx();
+    let s = root(&fx.api);
+    let err = rpc(&fx.api, &s, "core.subscribe", json!(["users"])).unwrap_err();
+    assert_eq!(err["code"], -32602);
+    assert_eq!(
+        err["data"]["extra"],
+        json!([[
+            "name",
+            "Input should be 'auth.twofactor', 'user' or '*'",
+            22
+        ]])
+    );
+    assert!(!s.is_subscribed(TwoFactor) && !s.is_subscribed(User));
+    rpc(&fx.api, &s, "core.subscribe", json!(["user"])).unwrap();
+    assert!(s.is_subscribed(User));
+    assert!(!s.is_subscribed(TwoFactor));
+    let all = rpc(&fx.api, &s, "core.subscribe", json!(["*"])).unwrap();
+    assert!(s.is_subscribed(TwoFactor));
+    rpc(&fx.api, &s, "core.unsubscribe", json!([all])).unwrap();
+    assert!(!s.is_subscribed(TwoFactor));
+    assert!(s.is_subscribed(User));
 }
 
 #[test]

@@ -237,7 +237,7 @@ fn a_new_login_ends_subscriptions_and_events_carry_no_secret() {
     fx.api
         .call(&s, "core.subscribe", vec![json!("auth.twofactor")])
         .unwrap();
-    assert!(s.is_subscribed("auth.twofactor"));
+    assert!(s.is_subscribed(api::Collection::TwoFactor));
     let entry = fx
         .api
         .call(
@@ -247,7 +247,17 @@ fn a_new_login_ends_subscriptions_and_events_carry_no_secret() {
         )
         .unwrap();
     assert!(entry["secret"].is_string(), "update answers the secret");
-    let event = seen.lock().unwrap().last().cloned().expect("an event");
+    // The entry's event (root's new secret is also root's `user` event).
+    let last_entry_event = || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|e| e.collection == api::Collection::TwoFactor)
+            .cloned()
+            .expect("an auth.twofactor event")
+    };
+    let event = last_entry_event();
     assert_eq!(event.fields["secret"], "********");
     assert_eq!(event.fields["window"], 2);
     // Codes off again, so that the next logins need only passwords.
@@ -259,14 +269,16 @@ fn a_new_login_ends_subscriptions_and_events_carry_no_secret() {
             vec![json!({"enabled": false})],
         )
         .unwrap();
-    let event = seen.lock().unwrap().last().cloned().expect("an event");
+    let event = last_entry_event();
+    assert_eq!(event.fields["window"], 2);
+    assert_eq!(event.fields["enabled"], false);
     assert_eq!(event.fields["secret"], "********");
     // The same connection logs in again, as a user who is no administrator.
     assert_eq!(
         login(&fx.api, &s, "alice", "alicepw").unwrap()["response_type"],
         "SUCCESS"
     );
-    assert!(!s.is_subscribed("auth.twofactor"));
+    assert!(!s.is_subscribed(api::Collection::TwoFactor));
     // Nor through the legacy login.
     let s2 = tcp(4);
     fx.api
@@ -278,7 +290,7 @@ fn a_new_login_ends_subscriptions_and_events_carry_no_secret() {
     fx.api
         .call(&s2, "auth.login", vec![json!("alice"), json!("alicepw")])
         .unwrap();
-    assert!(!s2.is_subscribed("auth.twofactor"));
+    assert!(!s2.is_subscribed(api::Collection::TwoFactor));
 }
 
 /// Every loopback address is one origin for the login limit, and an IPv6

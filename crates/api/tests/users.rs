@@ -497,10 +497,19 @@ fn changes_emit_user_events_without_secrets_and_are_audited() {
     );
     root_call(&fx, "user.unset_2fa_secret", json!(["alice"]));
     let events = fx.events.lock().unwrap().clone();
-    let users: Vec<&Value> = events
-        .iter()
-        .filter(|e| e["collection"] == "user")
-        .collect();
+    // Enabling gave root a secret: root's row changed, told once.
+    let of = |uid: u32| -> Vec<&Value> {
+        events
+            .iter()
+            .filter(|e| e["collection"] == "user" && e["id"] == uid)
+            .collect()
+    };
+    let root_events = of(0);
+    assert_eq!(root_events.len(), 1, "{events:?}");
+    assert_eq!(root_events[0]["fields"]["twofactor_auth_configured"], true);
+    // Alice's: renewed, recovery codes made, unset (an enrolment, or a
+    // wrong confirming code, changes nothing that is told).
+    let users = of(1001);
     assert_eq!(users.len(), 3, "{events:?}");
     assert_eq!(users[0]["fields"]["twofactor_auth_configured"], true);
     assert_eq!(users[2]["fields"]["twofactor_auth_configured"], false);

@@ -168,8 +168,7 @@ pub fn migrate_state(
     migrate(&location(from)?, &location(to)?, &key_file)
 }
 
-/// What a state change heard from another node names (for the API's
-/// events).
+/// What a committed change names (for the API's events).
 pub use store::{Change, ChangeListener, MigrateReport, StateLocation, Store, migrate};
 pub use store::{OsRandom, RandomError, Randomness};
 pub use twofactor::{Entry, Labels, Services, TwoFactor, UpdateRequest};

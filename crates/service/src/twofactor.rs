@@ -134,6 +134,13 @@ impl TwoFactor {
         &self.labels
     }
 
+    /// Registers `listener` for every change committed to the state,
+    /// by this process, another process on the same state, or another
+    /// node on a shared database, each told once ([`Store::on_change`]).
+    pub fn on_change(&self, listener: store::ChangeListener) {
+        self.store.on_change(listener);
+    }
+
     pub fn clock(&self) -> &dyn Clock {
         &*self.clock
     }

@@ -7,11 +7,14 @@
 //! Does not know JSON-RPC, sessions, the CLI, or any business rule: the
 //! service decides, the store remembers. Everything the service changes goes
 //! through [`transact`], so a change and its audit record land
-//! together or not at all.
+//! together or not at all. What each commit changed is told afterwards to
+//! the listeners of [`Store::on_change`], whichever process or node made
+//! it (the `changes` module says how).
 //!
 //! Backends implement [`Store`]; `tests/conformance.rs` runs the same suite
 //! against each. SQLite ([`SqliteStore`]) is the first backend.
 
+mod changes;
 mod migrate;
 mod model;
 #[cfg(feature = "postgres")]
@@ -21,6 +24,7 @@ mod seal;
 mod sqlite;
 mod users;
 
+pub use changes::{Change, ChangeListener};
 pub use migrate::{MigrateReport, StateLocation, migrate};
 pub use model::{
     ALL_ORIGINS, Aggregate, AuditClass, AuditEntry, AuditQuery, AuditRecord, EntrySummary,
@@ -250,19 +254,6 @@ pub trait Snapshot {
     fn failures(&mut self, owner: &str, origin: &str) -> Result<LimiterState>;
 }
 
-/// A change another node (or process) committed, as heard from the
-/// database: names only, never a secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    /// The entry's settings, or root's secret (which `config` shows).
-    Entry,
-    /// One account's secret, enrolment or recovery codes.
-    User { username: String },
-}
-
-/// Hears [`Change`]s (see [`Store::on_remote_change`]).
-pub type ChangeListener = Box<dyn Fn(&Change) + Send + Sync>;
-
 /// A storage backend. Implementations are safe to share between threads.
 ///
 /// What a transaction may rely on, on every engine:
@@ -303,9 +294,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn read_user(&self, username: &str, uid: u32) -> Result<UserView>;
     /// Audit records, newest first.
     fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
-    /// Registers `listener` for changes committed by other nodes sharing
-    /// this state (a single-node engine has none to tell).
-    fn on_remote_change(&self, listener: ChangeListener) {
+    /// Registers `listener` for every change committed to this state from
+    /// now on, whoever committed it, each told once:
+    /// - this handle's own transactions: on the committing thread, right
+    ///   after the commit and before `transact_dyn` returns (a rolled-back
+    ///   transaction, or one that changed nothing a listener hears of, such
+    ///   as a code check's replay step and counters, tells nothing);
+    /// - other handles and processes on the same state, and other nodes on
+    ///   a shared database: on a thread of the store's, shortly after their
+    ///   commit (SQLite: within [`SqliteStore::WATCH_INTERVAL`];
+    ///   PostgreSQL: as the notification arrives).
+    ///
+    /// The default tells nothing (a store with no way to know).
+    fn on_change(&self, listener: ChangeListener) {
         let _ = listener;
     }
     /// Whether [`Store::read_summary`] and [`Store::read`] answer from

@@ -525,6 +525,152 @@ pub fn aggregated_audit_records_count_repeats(make: Make<'_>) {
     assert_eq!(counts(&all_audit(&*store)), vec![7, 1, 1, 1]);
 }
 
+/// Hears every change `store` is told of, as batches on a channel.
+fn listen(store: &dyn Store) -> std::sync::mpsc::Receiver<Vec<store::Change>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    store.on_change(Box::new(move |batch| {
+        let _ = tx.lock().unwrap().send(batch.to_vec());
+    }));
+    rx
+}
+
+/// Everything told so far, without waiting.
+fn told(rx: &std::sync::mpsc::Receiver<Vec<store::Change>>) -> Vec<Vec<store::Change>> {
+    rx.try_iter().collect()
+}
+
+/// The batches told until one containing `last` (which is included);
+/// fails after five seconds.
+fn told_until(
+    rx: &std::sync::mpsc::Receiver<Vec<store::Change>>,
+    last: &store::Change,
+) -> Vec<Vec<store::Change>> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut got = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let batch = rx.recv_timeout(left).unwrap_or_else(|e| {
+            panic!("{last:?} not told within five seconds ({e}); told {got:?}")
+        });
+        let done = batch.contains(last);
+        got.push(batch);
+        if done {
+            return got;
+        }
+    }
+}
+
+fn user_change(name: &str) -> store::Change {
+    store::Change::User {
+        username: name.into(),
+    }
+}
+
+/// Each committed change is told once to each handle's listeners: at
+/// commit, on the committing thread, to the handle that made it; shortly
+/// after to the others (another process, another node). A rollback, and
+/// a transaction that changes nothing a listener hears of (a code check's
+/// replay step, counters and audit row), tell nothing.
+pub fn changes_are_told_once_to_every_handle(make: Make<'_>) {
+    use store::Change;
+    let loc = make();
+    let a = loc.open();
+    let b = loc.open();
+    let heard_a = listen(&*a);
+    let heard_b = listen(&*b);
+
+    // a's own changes, told before `transact` returns.
+    transact(&*a, |tx| tx.put_settings(&some_settings())).unwrap();
+    assert_eq!(told(&heard_a), [vec![Change::Entry]]);
+    // Root's secret is also the entry's (`config` shows it).
+    let id = new_secret(&*a, 3);
+    assert_eq!(told(&heard_a), [vec![Change::Entry, user_change("root")]]);
+    transact(&*a, |tx| {
+        tx.put_user_secret(&NewUserSecret {
+            username: "alice",
+            uid: 1001,
+            secret: &secret(4),
+            digits: Digits::new(6).unwrap(),
+            interval: Interval::new(30).unwrap(),
+            created_at_ms: 1,
+        })?;
+        tx.put_recovery_codes("alice", 1001, &["a", "b"])
+    })
+    .unwrap();
+    assert_eq!(told(&heard_a), [vec![user_change("alice")]]);
+    // Nothing heard of: a rollback, a code check's writes, removing what
+    // is not there, clearing counters there are none of.
+    let failed: Result<(), StoreError> = transact(&*a, |tx| {
+        tx.put_settings(&Settings::default())?;
+        Err(StoreError::database("no"))
+    });
+    assert!(failed.is_err());
+    transact(&*a, |tx| {
+        assert!(tx.advance_step(id, 5)?);
+        tx.put_failures(
+            &root_owner(),
+            "192.0.2.1",
+            &LimiterState {
+                failures: 1,
+                ..LimiterState::default()
+            },
+            1_000,
+        )?;
+        tx.audit(&record(1, "otp.check", "accepted"))?;
+        assert!(!tx.delete_user_secret("nobody")?);
+        assert_eq!(tx.clear_failures(&store::user_owner("alice", 1001))?, 0);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(told(&heard_a), Vec::<Vec<Change>>::new());
+    // A lock-out cleared is a change of its owner.
+    assert_eq!(
+        transact(&*a, |tx| tx.clear_failures(&root_owner())).unwrap(),
+        1
+    );
+    assert_eq!(told(&heard_a), [vec![user_change("root")]]);
+    // The last of a's changes, to know when b has heard them all.
+    transact(&*a, |tx| tx.put_recovery_codes("carol", 1003, &["c"])).unwrap();
+    assert_eq!(told(&heard_a), [vec![user_change("carol")]]);
+
+    // b hears what a committed (several changes of one thing may come as
+    // one), and nothing else.
+    let mut at_b: Vec<Change> = told_until(&heard_b, &user_change("carol"))
+        .into_iter()
+        .flatten()
+        .collect();
+    at_b.sort();
+    at_b.dedup();
+    assert_eq!(
+        at_b,
+        [
+            Change::Entry,
+            user_change("alice"),
+            user_change("carol"),
+            user_change("root")
+        ]
+    );
+    // b's own change: told to b at once, once; to a shortly after. Had any
+    // of a's own changes come back to a, they would come before it.
+    transact(&*b, |tx| tx.put_recovery_codes("bob", 1002, &["d"])).unwrap();
+    assert_eq!(told(&heard_b), [vec![user_change("bob")]]);
+    let at_a: Vec<Change> = told_until(&heard_a, &user_change("bob"))
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(at_a, [user_change("bob")]);
+    // And once more the other way: b's own change did not come back to b.
+    transact(&*a, |tx| tx.delete_user_secret("alice").map(|_| ())).unwrap();
+    assert_eq!(told(&heard_a), [vec![user_change("alice")]]);
+    let at_b: Vec<Change> = told_until(&heard_b, &user_change("alice"))
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(at_b, [user_change("alice")]);
+    assert_eq!(told(&heard_a), Vec::<Vec<Change>>::new());
+}
+
 pub fn rollback_on_err_leaves_nothing(make: Make<'_>) {
     let loc = make();
     let store = loc.open();
@@ -1432,6 +1578,7 @@ macro_rules! backend {
                 concurrent_failure_counts_are_all_kept,
                 snapshot_reads_beside_an_open_write,
                 concurrent_aggregated_records_are_all_counted,
+                changes_are_told_once_to_every_handle,
             );
         }
     };

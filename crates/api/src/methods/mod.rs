@@ -96,12 +96,32 @@ fn refused_without_secret(
     Ok(true)
 }
 
-/// Tells this node's subscribers about a change another node committed
-/// (heard from the shared database): the same events the change made
-/// there. Nothing is sent when the state cannot be read now.
-pub(crate) fn announce(api: &crate::Api, change: &service::Change) {
-    match change {
-        service::Change::Entry => twofactor::announce_entry(api),
-        service::Change::User { username } => user::announce_user(api, username),
+/// Turns one batch of committed changes (see [`crate::Api::on_event`])
+/// into events, each once: `auth.twofactor` when the entry changed (its
+/// settings, or root's secret, which `config` shows), `user` for each
+/// account whose secret, recovery codes or lock-out changed. The events
+/// read the state as it is now. Nothing is sent for what cannot be read, nor for an
+/// account this system does not know.
+pub(crate) fn announce(api: &crate::Api, changes: &[service::Change]) {
+    use service::Change;
+    let mut entry = false;
+    let mut accounts = std::collections::BTreeMap::new();
+    for change in changes {
+        let account = match change {
+            Change::Entry => {
+                entry = true;
+                None
+            }
+            Change::User { username } => api.inner.accounts.by_name(username),
+        };
+        if let Some(account) = account {
+            accounts.entry(account.uid).or_insert(account);
+        }
+    }
+    if entry {
+        twofactor::announce_entry(api);
+    }
+    for account in accounts.values() {
+        user::announce_user(api, account);
     }
 }

@@ -10,7 +10,7 @@ use crate::Code;
 use crate::registry::{Access, Method};
 use crate::schema::{Field, Schema};
 use crate::typed::{Described, doc};
-use crate::{Api, ApiError, Event, Session, args};
+use crate::{Api, ApiError, Collection, Event, Session, args};
 use wire::{PamOutcome, PamRequired};
 
 args! {
@@ -222,7 +222,6 @@ pub(super) fn methods() -> Vec<Method> {
             ..base.clone().handles(|api, session, ()| {
                 let caller = session.caller();
                 let was_on = api.twofactor().end_legacy_shared_code(&caller)?;
-                emit_changed(api, &entry_json(&api.twofactor().config()?));
                 Ok(json!(was_on))
             })
         },
@@ -260,34 +259,26 @@ fn update(api: &Api, session: &Session, args: UpdateArgs) -> Result<Value, ApiEr
         services: data.services.map(|s| Services { ssh: s.ssh }),
     };
     let caller = session.caller();
-    let entry = entry_json(&api.twofactor().update(&caller, req)?);
-    emit_changed(api, &entry);
-    Ok(entry)
+    Ok(entry_json(&api.twofactor().update(&caller, req)?))
 }
 
 fn renew_secret(api: &Api, session: &Session, (): ()) -> Result<Value, ApiError> {
     let caller = session.caller();
-    let done = api.twofactor().renew_secret(&caller)?;
-    emit_changed(api, &entry_json(&api.twofactor().config()?));
-    Ok(json!(done))
+    Ok(json!(api.twofactor().renew_secret(&caller)?))
 }
 
-/// The entry changed on another node: its event, as [`emit_changed`].
+/// Tells subscribers of `auth.twofactor` that the entry changed: the
+/// entry as `config` shows it now (its secret masked by [`Api::emit`]).
 pub(crate) fn announce_entry(api: &Api) {
     match api.twofactor().config() {
-        Ok(entry) => emit_changed(api, &entry_json(&entry)),
-        Err(e) => tracing::debug!(error = %e, "cannot read the entry another node changed"),
+        Ok(entry) => api.emit(&Event {
+            collection: Collection::TwoFactor,
+            msg: "changed",
+            id: json!(Entry::ID),
+            fields: entry_json(&entry),
+        }),
+        Err(e) => tracing::debug!(error = %e, "cannot read the changed entry"),
     }
-}
-
-/// Tells subscribers of `auth.twofactor` that the entry changed.
-fn emit_changed(api: &Api, entry: &Value) {
-    api.emit(&Event {
-        collection: "auth.twofactor",
-        msg: "changed",
-        id: json!(Entry::ID),
-        fields: entry.clone(),
-    });
 }
 
 /// The message a PAM login without a secret gets under `require_secret`.

@@ -13,7 +13,7 @@ use crate::Code;
 use crate::registry::{Access, Method};
 use crate::schema::{Field, Schema};
 use crate::typed::{Described, Ranged, doc};
-use crate::{Api, ApiError, Event, Session, args};
+use crate::{Api, ApiError, Collection, Event, Session, args};
 
 args! {
     /// Digits and interval of a new secret.
@@ -616,28 +616,19 @@ fn row_json(name: &str, uid: u32, gecos: &str, configured: bool) -> Value {
     })
 }
 
-/// An account's state changed on another node: its event, as
-/// [`emit_changed`] (nothing for an account this node does not know).
-pub(crate) fn announce_user(api: &Api, username: &str) {
-    let Some(account) = api.inner.accounts.by_name(username) else {
-        return;
-    };
+/// Tells subscribers of `user` that an account's 2FA state changed: its
+/// `user.query` row as it is now, never a secret or URI.
+pub(crate) fn announce_user(api: &Api, account: &Account) {
     let user = service::UserRef::new(account.name.clone(), account.uid);
     match api.twofactor().user_config(&user) {
-        Ok(cfg) => emit_changed(api, &account, cfg.secret_configured),
-        Err(e) => tracing::debug!(error = %e, "cannot read the account another node changed"),
+        Ok(cfg) => api.emit(&Event {
+            collection: Collection::User,
+            msg: "changed",
+            id: json!(account.uid),
+            fields: entry_json(account, cfg.secret_configured),
+        }),
+        Err(e) => tracing::debug!(error = %e, "cannot read the changed account"),
     }
-}
-
-/// Tells subscribers of `user` that an account's 2FA state changed. The
-/// event carries the query entry only: never a secret or URI.
-fn emit_changed(api: &Api, account: &Account, configured: bool) {
-    api.emit(&Event {
-        collection: "user",
-        msg: "changed",
-        id: json!(account.uid),
-        fields: entry_json(account, configured),
-    });
 }
 
 fn with_config(api: &Api, account: &Account, user: &UserRef) -> Result<Value, ApiError> {
@@ -646,7 +637,6 @@ fn with_config(api: &Api, account: &Account, user: &UserRef) -> Result<Value, Ap
     if let Some(obj) = entry.as_object_mut() {
         obj.insert("twofactor_config".into(), config_json(&cfg));
     }
-    emit_changed(api, account, cfg.secret_configured);
     Ok(entry)
 }
 
@@ -696,8 +686,7 @@ fn renew(api: &Api, session: &Session, a: UserSecretArgs) -> Result<Value, ApiEr
 }
 
 fn unset(api: &Api, session: &Session, a: UserArgs) -> Result<Value, ApiError> {
-    let (user, account) =
-        target_account(api, session, &a.username, "unset the two-factor secret of")?;
+    let (user, _) = target_account(api, session, &a.username, "unset the two-factor secret of")?;
     let admin = session.user().is_some_and(|u| u.admin);
     if api.inner.options.require_secret && !admin {
         return Err(ApiError::call(
@@ -712,7 +701,6 @@ fn unset(api: &Api, session: &Session, a: UserArgs) -> Result<Value, ApiError> {
     require_step_up(api, session, &user)?;
     api.twofactor()
         .unset_user_secret(&session.caller(), &user)?;
-    emit_changed(api, &account, false);
     Ok(Value::Null)
 }
 
@@ -724,10 +712,8 @@ fn clear_lockout(api: &Api, session: &Session, a: UserArgs) -> Result<Value, Api
     if !session.user().is_some_and(|u| u.admin) {
         return Err(not_permitted(&a.username, ACTION));
     }
-    let (user, account) = target_account(api, session, &a.username, ACTION)?;
+    let (user, _) = target_account(api, session, &a.username, ACTION)?;
     let cleared = api.twofactor().clear_lockout(&session.caller(), &user)?;
-    let configured = api.twofactor().user_config(&user)?.secret_configured;
-    emit_changed(api, &account, configured);
     Ok(json!(cleared))
 }
 
@@ -754,13 +740,11 @@ fn enroll_confirm(api: &Api, session: &Session, a: UserTokenArgs) -> Result<Valu
 }
 
 fn recovery_codes(api: &Api, session: &Session, a: UserArgs) -> Result<Value, ApiError> {
-    let (user, account) = target_account(api, session, &a.username, "make recovery codes for")?;
+    let (user, _) = target_account(api, session, &a.username, "make recovery codes for")?;
     require_step_up(api, session, &user)?;
     let codes = api
         .twofactor()
         .generate_recovery_codes(&session.caller(), &user)?;
-    let configured = api.twofactor().user_config(&user)?.secret_configured;
-    emit_changed(api, &account, configured);
     Ok(Value::Array(
         codes.iter().map(|c| Value::from(c.as_str())).collect(),
     ))

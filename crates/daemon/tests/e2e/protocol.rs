@@ -295,6 +295,114 @@ fn notifications_run_but_are_not_answered() {
     assert!(root.take_stray_answers().is_empty());
 }
 
+/// The next `collection_update` on `c`: its collection and fields.
+fn next_event(c: &mut Client) -> (String, Value) {
+    let n = c
+        .next_notification(TIMEOUT)
+        .expect("the connection")
+        .expect("an event in time");
+    assert_eq!(n["method"], "collection_update", "{n}");
+    let collection = n["params"]["collection"].as_str().unwrap_or_default();
+    (collection.to_owned(), n["params"]["fields"].clone())
+}
+
+/// Events come from commits, whoever makes them: a change the real `tfa`
+/// makes in embedded mode on the daemon's state (another process) reaches
+/// the daemon's subscribers, and each change is told once. `user` is a
+/// collection one can subscribe to on its own.
+#[test]
+fn embedded_tfa_changes_reach_the_daemons_subscribers_once() {
+    let f = Fixture::new();
+    let d = f.start();
+    let mut all = d.root();
+    let mut users = d.root();
+    let mut root = d.root();
+    all.call("core.subscribe", vec![json!("*")]).unwrap();
+    users.call("core.subscribe", vec![json!("user")]).unwrap();
+    // An unknown collection: refused, naming the ones there are.
+    let err = rpc_error(root.call("core.subscribe", vec![json!("users")]));
+    let text = serde_json::to_string(&err).unwrap();
+    assert!(
+        text.contains("[EINVAL] name: Input should be 'auth.twofactor', 'user' or '*'"),
+        "{text}"
+    );
+    let embedded = |line: &[&str]| {
+        let out = std::process::Command::new(crate::cli::tfa_binary())
+            .arg("--state-dir")
+            .arg(&f.state)
+            .arg("--config")
+            .arg(f.dir.path().join("empty.toml"))
+            .arg("-m")
+            .arg("json")
+            .args(line)
+            .output()
+            .expect("run tfa");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+
+    // The daemon's own change: the entry, and root's row (root has a
+    // secret now), each once.
+    root.call(
+        "auth.twofactor.update",
+        vec![json!({"enabled": true, "window": 2})],
+    )
+    .unwrap();
+    let (c, fields) = next_event(&mut all);
+    assert_eq!(
+        (c.as_str(), &fields["window"]),
+        ("auth.twofactor", &json!(2))
+    );
+    let (c, fields) = next_event(&mut all);
+    assert_eq!(c, "user");
+    assert_eq!(
+        (&fields["uid"], &fields["twofactor_auth_configured"]),
+        (&json!(0), &json!(true))
+    );
+    let (c, _) = next_event(&mut users);
+    assert_eq!(c, "user");
+
+    // Another process's change: root's recovery codes, made by embedded
+    // tfa, reach both subscribers as root's row. Had the daemon's own
+    // change come back through the watcher, the entry would come first.
+    embedded(&[
+        "account",
+        "user",
+        "generate_2fa_recovery_codes",
+        "username=root",
+    ]);
+    let (c, fields) = next_event(&mut all);
+    assert_eq!((c.as_str(), &fields["uid"]), ("user", &json!(0)));
+    let (c, fields) = next_event(&mut users);
+    assert_eq!((c.as_str(), &fields["uid"]), ("user", &json!(0)));
+
+    // A setting changed by embedded tfa: the subscriber hears it, and the
+    // daemon's `config` shows it.
+    embedded(&["auth", "two_factor", "update", "window=3"]);
+    let (c, fields) = next_event(&mut all);
+    assert_eq!(
+        (c.as_str(), &fields["window"]),
+        ("auth.twofactor", &json!(3))
+    );
+    assert_eq!(fields["secret"], "********");
+    assert_eq!(
+        root.call("auth.twofactor.config", vec![]).unwrap()["window"],
+        3
+    );
+
+    // The `user` subscriber heard none of the entry's events: its next one
+    // is the next change of an account.
+    root.call("user.generate_2fa_recovery_codes", vec![json!("root")])
+        .unwrap();
+    let (c, fields) = next_event(&mut users);
+    assert_eq!((c.as_str(), &fields["uid"]), ("user", &json!(0)));
+    let (c, _) = next_event(&mut all);
+    assert_eq!(c, "user");
+}
+
 #[test]
 fn subscribers_receive_collection_update() {
     let f = Fixture::new();
@@ -327,16 +435,26 @@ fn subscribers_receive_collection_update() {
     // Key order as `docs/protocol.md` writes the event.
     let text = n.to_string();
     assert!(text.starts_with(r#"{"jsonrpc":"2.0","method":"collection_update","params":{"msg":"changed","collection":"auth.twofactor","id":1,"fields":{"id":1,"otp_digits":8,"#), "{text}");
-    // renew_secret is an event too.
+    // renew_secret is an event too: the entry as `config` shows it after
+    // the renewal (a new secret), masked.
+    let before = root.call("auth.twofactor.config", vec![]).unwrap();
     assert_eq!(
         root.call("auth.twofactor.renew_secret", vec![]).unwrap(),
         json!(true)
+    );
+    let after = root.call("auth.twofactor.config", vec![]).unwrap();
+    assert!(after["secret"].is_string());
+    assert_ne!(
+        after["secret"], before["secret"],
+        "renew_secret made a new secret"
     );
     let n = watcher
         .next_notification(TIMEOUT)
         .unwrap()
         .expect("an event");
-    assert_ne!(n["params"]["fields"]["secret"], entry["secret"]);
+    let mut fields = after.clone();
+    fields["secret"] = json!("********");
+    assert_eq!(n["params"]["fields"], fields);
     // Not subscribed: nothing.
     assert_eq!(
         other.next_notification(Duration::from_millis(300)).unwrap(),

@@ -42,9 +42,8 @@ const app = {
 };
 
 async function subscribe() {
-  // The server's event sources are auth.twofactor and "*" (every
-  // collection, `user` included); user events name every account, so only
-  // administrators listen.
+  // The server's collections are auth.twofactor and user, "*" for both;
+  // user events name every account, so only administrators listen.
   const names = app.admin ? ["*"] : [];
   for (const name of names) {
     try {

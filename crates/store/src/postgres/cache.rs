@@ -10,13 +10,14 @@
 //! (an account's name at most), never a secret.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use postgres::fallible_iterator::FallibleIterator;
 
 use super::entry::SecretRow;
-use crate::{Change, ChangeListener, Settings};
+use crate::changes::Notifier;
+use crate::{Change, Settings};
 
 /// The notification channel.
 pub(super) const CHANNEL: &str = "twofactor_changes";
@@ -33,11 +34,12 @@ struct State {
     rows: Option<(Settings, Option<SecretRow>)>,
 }
 
-/// The cache and the listeners of other nodes' changes.
+/// The cache and the listeners of changes (this node's, told at commit,
+/// and other nodes', told as heard).
 #[derive(Default)]
 pub(super) struct Shared {
     state: Mutex<State>,
-    listeners: RwLock<Vec<ChangeListener>>,
+    pub(super) notifier: Notifier,
     pub(super) stop: AtomicBool,
     /// Whether the database answered the last time we tried.
     pub(super) available: AtomicBool,
@@ -91,13 +93,6 @@ impl Shared {
         s.rows = None;
     }
 
-    pub(super) fn add_listener(&self, l: ChangeListener) {
-        self.listeners
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(l);
-    }
-
     /// Handles one notification's payload (`<node>\n<kind>[\n<name>]`).
     pub(super) fn heard(&self, own_node: &str, payload: &str) {
         let mut parts = payload.splitn(3, '\n');
@@ -108,28 +103,29 @@ impl Shared {
                 username: name.to_owned(),
             },
             _ => {
-                // Unknown: be safe.
+                // Root's replay step moved (`STEP`), or a kind this build
+                // does not know: the cached rows may be stale, and nothing
+                // is told.
                 self.invalidate();
                 return;
             }
         };
         if change == Change::Entry {
+            // The cache holds the entry with root's secret.
             self.invalidate();
         }
         if node == own_node {
-            // This node told its own subscribers when it committed.
+            // This node told its own listeners when it committed.
             return;
         }
-        for l in self
-            .listeners
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-        {
-            l(&change);
-        }
+        self.notifier.notify(&[change]);
     }
 }
+
+/// The payload kind of a change that only moves root's replay step: it
+/// drops the other nodes' cached rows (which carry the step) and is told to
+/// no listener.
+pub(super) const STEP: &str = "step";
 
 /// The payload of a notification about `change` made by `node`.
 pub(super) fn payload(node: &str, change: &Change) -> String {
@@ -229,8 +225,8 @@ mod tests {
         let shared = Shared::default();
         let heard = Arc::new(Mutex::new(Vec::new()));
         let sink = heard.clone();
-        shared.add_listener(Box::new(move |c| {
-            sink.lock().expect("lock").push(c.clone());
+        shared.notifier.add(Box::new(move |c| {
+            sink.lock().expect("lock").extend_from_slice(c);
         }));
         shared.set_listening(true);
         let g = shared.generation();
@@ -239,9 +235,14 @@ mod tests {
         // Our own change drops the cache but is not told again.
         shared.heard("nas-a", &payload("nas-a", &Change::Entry));
         assert!(shared.get().is_none());
-        // Another node's changes are told.
+        // Another node's changes are told; a replay step only drops the
+        // cache.
         shared.heard("nas-a", &payload("nas-b", &user));
         shared.heard("nas-a", &payload("nas-b", &Change::Entry));
+        let g = shared.generation();
+        shared.put(g, (Settings::default(), None));
+        shared.heard("nas-a", &format!("nas-b\n{STEP}"));
+        assert!(shared.get().is_none());
         assert_eq!(*heard.lock().expect("lock"), vec![user, Change::Entry]);
         // Rows read before a change are not kept; nor while not listening.
         let g = shared.generation();

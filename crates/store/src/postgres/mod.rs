@@ -17,7 +17,7 @@
 //! `schema`, `key`, `entry`, `checks`, `users`, `audit`, `cache` (the read
 //! cache with its `LISTEN` connection), and `snapshot` (moving a state).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,6 +28,7 @@ use otp::{Digits, Interval};
 use postgres::types::{FromSql, ToSql};
 use postgres::{GenericClient, Row, Statement};
 
+use crate::changes::ChangeSet;
 use crate::users::{NewUserSecret, PendingSecret, UserSecret, UserSecretInfo};
 use crate::{
     Aggregate, AuditClass, AuditEntry, AuditQuery, AuditRecord, Change, ChangeListener,
@@ -408,26 +409,13 @@ struct PgTx<'a, 'c> {
     stmts: &'a mut Stmts,
     key: &'a KeyFile,
     node: &'a str,
-    changes: BTreeSet<ChangeKey>,
-}
-
-/// What a transaction changed, to notify at commit.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum ChangeKey {
-    Entry,
-    User(String),
+    /// What listeners will hear of, once this commits.
+    changes: ChangeSet,
+    /// Root's replay step moved: other nodes drop their cached rows.
+    step_moved: bool,
 }
 
 impl<'c> PgTx<'_, 'c> {
-    /// Notes a change of `username`'s secret; root's is also the entry's
-    /// (the cached `config` answer shows it).
-    fn user_changed(&mut self, username: &str) {
-        if username == crate::users::ROOT {
-            self.changes.insert(ChangeKey::Entry);
-        }
-        self.changes.insert(ChangeKey::User(username.to_owned()));
-    }
-
     fn db(&mut self) -> Db<'_, postgres::Transaction<'c>> {
         Db {
             c: &mut self.tx,
@@ -475,7 +463,7 @@ impl Tx for PgTx<'_, '_> {
     }
 
     fn put_settings(&mut self, s: &Settings) -> Result<()> {
-        self.changes.insert(ChangeKey::Entry);
+        self.changes.note(Change::Entry);
         entry::put_settings(&mut self.db(), s)
     }
 
@@ -483,7 +471,7 @@ impl Tx for PgTx<'_, '_> {
         let moved = entry::advance_step(&mut self.db(), id, step)?;
         if moved == Some(true) {
             // The cached entry carries root's replay step.
-            self.changes.insert(ChangeKey::Entry);
+            self.step_moved = true;
         }
         Ok(moved.is_some())
     }
@@ -507,7 +495,13 @@ impl Tx for PgTx<'_, '_> {
     }
 
     fn clear_failures(&mut self, owner: &str) -> Result<usize> {
-        checks::clear_failures(&mut self.db(), owner)
+        let cleared = checks::clear_failures(&mut self.db(), owner)?;
+        if cleared > 0
+            && let Some(change) = Change::of_owner(owner)
+        {
+            self.changes.note(change);
+        }
+        Ok(cleared)
     }
 
     fn expire_failures(&mut self, now_ms: i64, batch: usize) -> Result<usize> {
@@ -520,7 +514,7 @@ impl Tx for PgTx<'_, '_> {
     }
 
     fn put_user_secret(&mut self, new: &NewUserSecret<'_>) -> Result<SecretId> {
-        self.user_changed(new.username);
+        self.changes.user_changed(new.username);
         let key = self.key;
         users::put_user_secret(&mut self.db(), key, new)
     }
@@ -531,13 +525,16 @@ impl Tx for PgTx<'_, '_> {
         digits: Digits,
         interval: Interval,
     ) -> Result<bool> {
-        self.user_changed(username);
+        self.changes.user_changed(username);
         users::set_secret_params(&mut self.db(), username, digits, interval)
     }
 
     fn delete_user_secret(&mut self, username: &str) -> Result<bool> {
-        self.user_changed(username);
-        users::delete_user_secret(&mut self.db(), username)
+        let had = users::delete_user_secret(&mut self.db(), username)?;
+        if had {
+            self.changes.user_changed(username);
+        }
+        Ok(had)
     }
 
     fn user_secrets(&mut self) -> Result<Vec<UserSecretInfo>> {
@@ -559,7 +556,7 @@ impl Tx for PgTx<'_, '_> {
     }
 
     fn put_recovery_codes(&mut self, username: &str, uid: u32, codes: &[&str]) -> Result<()> {
-        self.changes.insert(ChangeKey::User(username.to_owned()));
+        self.changes.note(Change::user(username));
         let key = self.key;
         users::put_recovery_codes(&mut self.db(), key, username, uid, codes)
     }
@@ -606,39 +603,51 @@ impl Store for PgStore {
     }
 
     fn transact_dyn(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
-        let mut conn = self.conn()?;
-        let Conn { client, stmts } = &mut *conn;
-        let tx = client.transaction().pg()?;
-        let mut ptx = PgTx {
-            tx,
-            stmts,
-            key: &self.key,
-            node: &self.node,
-            changes: BTreeSet::new(),
-        };
-        f(&mut ptx)?;
-        let PgTx {
-            mut tx, changes, ..
-        } = ptx;
-        for change in &changes {
-            let change = match change {
-                ChangeKey::Entry => Change::Entry,
-                ChangeKey::User(name) => Change::User {
-                    username: name.clone(),
-                },
+        let changes = {
+            let mut conn = self.conn()?;
+            let Conn { client, stmts } = &mut *conn;
+            let tx = client.transaction().pg()?;
+            let mut ptx = PgTx {
+                tx,
+                stmts,
+                key: &self.key,
+                node: &self.node,
+                changes: ChangeSet::default(),
+                step_moved: false,
             };
-            // Delivered to every listener when (and only if) this commits.
-            tx.execute(
-                "SELECT pg_notify($1, $2)",
-                &[&cache::CHANNEL, &cache::payload(&self.node, &change)],
-            )
-            .pg()?;
-        }
-        let committed = tx.commit().pg();
-        if changes.contains(&ChangeKey::Entry) {
-            self.shared.invalidate();
-        }
-        committed
+            f(&mut ptx)?;
+            let PgTx {
+                mut tx,
+                changes,
+                step_moved,
+                ..
+            } = ptx;
+            let mut payloads: Vec<String> = changes
+                .iter()
+                .map(|change| cache::payload(&self.node, change))
+                .collect();
+            let entry_changed = changes.has_entry();
+            if step_moved && !entry_changed {
+                payloads.push(format!("{}\n{}", self.node, cache::STEP));
+            }
+            for payload in &payloads {
+                // Delivered to every node's listener when (and only if)
+                // this commits; this node's own comes back and is dropped
+                // there.
+                tx.execute("SELECT pg_notify($1, $2)", &[&cache::CHANNEL, payload])
+                    .pg()?;
+            }
+            let committed = tx.commit().pg();
+            if entry_changed || step_moved {
+                self.shared.invalidate();
+            }
+            committed?;
+            changes
+        };
+        // This node's listeners hear it now, on this thread, with the
+        // connection back in the pool (a listener reads the state).
+        self.shared.notifier.notify(&changes.into_vec());
+        Ok(())
     }
 
     fn read_snapshot_dyn(&self, f: &mut dyn FnMut(&mut dyn Snapshot) -> Result<()>) -> Result<()> {
@@ -677,8 +686,8 @@ impl Store for PgStore {
         })
     }
 
-    fn on_remote_change(&self, listener: ChangeListener) {
-        self.shared.add_listener(listener);
+    fn on_change(&self, listener: ChangeListener) {
+        self.shared.notifier.add(listener);
     }
 
     fn is_ready(&self) -> bool {

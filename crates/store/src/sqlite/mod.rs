@@ -16,8 +16,9 @@
 //! By concern: `schema` (migrations, the connections), `files` (the state
 //! directory), `key` (the key file against its check), `entry` (settings,
 //! read with root's sealed secret row), `checks` (the wrong-code
-//! counters), `audit`, `cache` (the unsealed entry between commits), and
-//! `users` (per-user secrets, pending enrolments, recovery-code hashes).
+//! counters), `audit`, `cache` (the unsealed entry between commits),
+//! `users` (per-user secrets, pending enrolments, recovery-code hashes),
+//! and `watch` (the change notices other processes' commits are heard by).
 
 use std::fmt;
 use std::io;
@@ -27,6 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use otp::{Digits, Interval};
 use rusqlite::{Connection, TransactionBehavior};
 
+use crate::changes::{Change, ChangeListener, ChangeSet, Notifier};
 use crate::users::{NewUserSecret, PendingSecret, UserSecret, UserSecretInfo};
 use crate::{
     Aggregate, AuditClass, AuditEntry, AuditQuery, AuditRecord, DbErrorKind, EntrySummary, KeyFile,
@@ -44,6 +46,7 @@ pub(crate) mod key;
 mod schema;
 mod snapshot;
 pub(crate) mod users;
+mod watch;
 
 use audit::audit_select;
 pub use backup::BackupReport;
@@ -125,6 +128,14 @@ pub struct StoreOptions {
 
 /// The SQLite store on one state directory.
 pub struct SqliteStore {
+    /// The thread hearing other processes' commits, once someone listens
+    /// ([`Store::on_change`]). First, so that it stops (closing its
+    /// read-only connection) before the others close.
+    watcher: Mutex<Option<watch::Watcher>>,
+    /// The listeners of [`Store::on_change`].
+    notifier: Arc<Notifier>,
+    /// This handle's token in the change notices (`watch`).
+    writer: i64,
     state_dir: PathBuf,
     key: KeyFile,
     /// A second, read-only connection for [`Store::read`], so that reads
@@ -171,6 +182,9 @@ impl SqliteStore {
     pub const KEY_FILE: &'static str = "secret.key";
     /// The schema version this build writes (`PRAGMA user_version`).
     pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+    /// How often a handle with listeners looks for commits of other
+    /// processes (see [`Store::on_change`]).
+    pub const WATCH_INTERVAL: std::time::Duration = watch::WATCH_INTERVAL;
 
     /// Opens (creating when missing) the state in `state_dir`: makes the
     /// directory 0700 and the database 0600, migrates the schema, and loads
@@ -227,6 +241,9 @@ impl SqliteStore {
         };
 
         Ok(Self {
+            watcher: Mutex::new(None),
+            notifier: Arc::new(Notifier::default()),
+            writer: watch::writer_token(),
             state_dir: state_dir.to_owned(),
             key,
             reader: Mutex::new(Reader {
@@ -329,6 +346,8 @@ impl Snapshot for SqliteSnapshot<'_> {
 struct SqliteTx<'a> {
     conn: &'a Connection,
     key: &'a KeyFile,
+    /// What listeners will hear of, once this commits.
+    changes: ChangeSet,
 }
 
 impl Tx for SqliteTx<'_> {
@@ -337,6 +356,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn put_settings(&mut self, s: &Settings) -> Result<()> {
+        self.changes.note(Change::Entry);
         entry::put_settings(self.conn, s)
     }
 
@@ -359,7 +379,13 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn clear_failures(&mut self, owner: &str) -> Result<usize> {
-        checks::clear_failures(self.conn, owner)
+        let cleared = checks::clear_failures(self.conn, owner)?;
+        if cleared > 0
+            && let Some(change) = Change::of_owner(owner)
+        {
+            self.changes.note(change);
+        }
+        Ok(cleared)
     }
 
     fn expire_failures(&mut self, now_ms: i64, batch: usize) -> Result<usize> {
@@ -381,6 +407,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn put_user_secret(&mut self, new: &NewUserSecret<'_>) -> Result<SecretId> {
+        self.changes.user_changed(new.username);
         users::put_user_secret(self.conn, self.key, new)
     }
 
@@ -390,11 +417,16 @@ impl Tx for SqliteTx<'_> {
         digits: Digits,
         interval: Interval,
     ) -> Result<bool> {
+        self.changes.user_changed(username);
         users::set_secret_params(self.conn, username, digits, interval)
     }
 
     fn delete_user_secret(&mut self, username: &str) -> Result<bool> {
-        users::delete_user_secret(self.conn, username)
+        let had = users::delete_user_secret(self.conn, username)?;
+        if had {
+            self.changes.user_changed(username);
+        }
+        Ok(had)
     }
 
     fn user_secrets(&mut self) -> Result<Vec<UserSecretInfo>> {
@@ -414,6 +446,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn put_recovery_codes(&mut self, username: &str, uid: u32, codes: &[&str]) -> Result<()> {
+        self.changes.note(Change::user(username));
         users::put_recovery_codes(self.conn, self.key, username, uid, codes)
     }
 
@@ -445,24 +478,63 @@ impl Store for SqliteStore {
     }
 
     fn transact_dyn(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
-        let mut guard = self.lock();
-        let tx = guard
-            .conn()?
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .db()?;
-        let outcome = f(&mut SqliteTx {
-            conn: &tx,
-            key: &self.key,
-        });
-        match outcome {
-            Ok(()) => tx.commit().db(),
-            Err(e) => {
-                // A failed rollback is reported by the next BEGIN; the
-                // body's error is the one worth returning.
-                let _ = tx.rollback();
-                Err(e)
+        let changes = {
+            let mut guard = self.lock();
+            let tx = guard
+                .conn()?
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .db()?;
+            let mut view = SqliteTx {
+                conn: &tx,
+                key: &self.key,
+                changes: ChangeSet::default(),
+            };
+            let outcome = f(&mut view);
+            let changes = view.changes;
+            match outcome {
+                Ok(()) => {
+                    // The notices commit with the change (other processes'
+                    // watchers read them); dropping `tx` on an error rolls
+                    // both back.
+                    if !changes.is_empty() {
+                        watch::record(&tx, &changes, self.writer)?;
+                    }
+                    tx.commit().db()?;
+                }
+                Err(e) => {
+                    // A failed rollback is reported by the next BEGIN; the
+                    // body's error is the one worth returning.
+                    let _ = tx.rollback();
+                    return Err(e);
+                }
+            }
+            changes
+        };
+        // Told after the write lock is let go: a listener reads the state.
+        self.notifier.notify(&changes.into_vec());
+        Ok(())
+    }
+
+    fn on_change(&self, listener: ChangeListener) {
+        {
+            let mut watcher = self
+                .watcher
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if watcher.is_none() {
+                // Its starting point is taken before the listener is
+                // added: nothing committed after this call is missed.
+                let db_path = self.state_dir.join(Self::DB_FILE);
+                match watch::spawn(&db_path, self.writer, self.notifier.clone()) {
+                    Ok(w) => *watcher = Some(w),
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        "cannot watch for other processes' changes; only this process's are told"
+                    ),
+                }
             }
         }
+        self.notifier.add(listener);
     }
 
     fn read_snapshot_dyn(&self, f: &mut dyn FnMut(&mut dyn Snapshot) -> Result<()>) -> Result<()> {
@@ -571,6 +643,21 @@ mod tests {
         })
         .unwrap();
         assert!(store.read().unwrap().settings.enabled);
+        let wal = dir.path().join("state").join("twofactor.db-wal");
+        assert!(wal.exists(), "written through the WAL");
+        drop(store);
+        assert!(!wal.exists(), "the WAL was checkpointed and removed");
+    }
+
+    /// A handle with a change watcher closes it first (stopping its
+    /// thread at once, not at its next poll), so the writer is still the
+    /// last connection and removes the WAL.
+    #[test]
+    fn a_watching_handle_closes_its_watcher_first() {
+        let (dir, store) = open_fresh();
+        store.on_change(Box::new(|_| {}));
+        assert!(store.watcher.lock().unwrap().is_some(), "watching");
+        transact(&store, |tx| tx.put_settings(&Settings::default())).unwrap();
         let wal = dir.path().join("state").join("twofactor.db-wal");
         assert!(wal.exists(), "written through the WAL");
         drop(store);

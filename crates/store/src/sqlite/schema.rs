@@ -241,6 +241,23 @@ pub(super) const MIGRATIONS: &[&str] = &[
     UPDATE twofactor_config SET secret_id = NULL WHERE id = 1;
     UPDATE otp_failures SET owner = 'user:0:root' WHERE owner = 'system';
     ",
+    // 9: change notices, so that a process on this state hears what others
+    //    commit. One row per thing that can change (the entry and each
+    //    account by name), rewritten by every transaction that
+    //    changes it with the next sequence number and the writing handle's
+    //    token; a watcher reads the rows past the last number it saw and
+    //    skips its own handle's (already told in-process). The table stays
+    //    as small as the set of accounts ever changed.
+    "
+    CREATE TABLE change_notices (
+        kind     TEXT NOT NULL CHECK (kind IN ('entry', 'user')),
+        username TEXT NOT NULL,
+        seq      INTEGER NOT NULL,
+        writer   INTEGER NOT NULL,
+        PRIMARY KEY (kind, username)
+    ) STRICT;
+    CREATE INDEX change_notices_seq ON change_notices (seq);
+    ",
 ];
 
 /// The read connection (read-only; it still maps the WAL index).
