@@ -4,6 +4,19 @@
 //! the service's aggregation of repeated records.
 //!
 //! Both read the injected clock (milliseconds), so tests move time by hand.
+//!
+//! The login limiter is deliberately per node: it lives in this process's
+//! memory and is neither stored nor shared. It is a flood brake on
+//! unauthenticated login calls (each of which may cost a PAM password
+//! check), not the guard of any secret. With several nodes on one shared
+//! state, a client gets the full allowance (`[limits] login_attempts` per
+//! `login_window_secs`) on each node it can reach: N nodes admit N times as
+//! many login calls. What protects the second factor is elsewhere and is
+//! shared: the wrong-code counters and lock-outs are store rows that every
+//! node reads and writes in the same transaction as the check, so wrong
+//! codes spread over the nodes lock a secret on all of them. Keeping the
+//! brake in memory means a flood of login calls never turns into a flood of
+//! database writes.
 
 use std::collections::{HashMap, VecDeque};
 

@@ -49,7 +49,7 @@ fn fx(delay: Duration) -> Fx {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::at_secs(1_750_000_000));
     let limits = RateLimits {
-        max_failures: 1000,
+        max_failures: std::num::NonZeroU32::new(1000).expect("non-zero"),
         ..RateLimits::default()
     };
     let tf = common::two_factor(dir.path(), clock.clone(), common::short_labels(), limits);

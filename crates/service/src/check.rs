@@ -6,6 +6,8 @@
 //! has its own counter in the store, keyed by (secret owner, origin), so
 //! per-user secrets only bring another owner.
 
+use std::num::NonZeroU32;
+
 use otp::{Algorithm, Totp};
 use serde_json::json;
 use store::{ALL_ORIGINS, LimiterState, Tx, transact};
@@ -26,35 +28,36 @@ const EXPIRE_BATCH: usize = 16;
 pub struct RateLimits {
     /// Wrong codes from one origin tolerated within `window_secs` before
     /// that origin is locked out.
-    #[serde(deserialize_with = "crate::config_rules::at_least_one_u32")]
-    pub max_failures: u32,
+    #[serde(deserialize_with = "crate::config_rules::at_least_one")]
+    pub max_failures: NonZeroU32,
     /// Wrong codes from all origins together tolerated within
     /// `window_secs` before the secret is locked out for every origin
     /// (but an administrator on the Unix socket).
-    #[serde(deserialize_with = "crate::config_rules::at_least_one_u32")]
-    pub secret_max_failures: u32,
-    #[serde(deserialize_with = "crate::config_rules::at_least_one_u32")]
-    pub window_secs: u32,
+    #[serde(deserialize_with = "crate::config_rules::at_least_one")]
+    pub secret_max_failures: NonZeroU32,
+    #[serde(deserialize_with = "crate::config_rules::at_least_one")]
+    pub window_secs: NonZeroU32,
     /// First back-off; each further lock-out doubles it.
-    #[serde(deserialize_with = "crate::config_rules::at_least_one_u32")]
-    pub initial_backoff_secs: u32,
+    #[serde(deserialize_with = "crate::config_rules::at_least_one")]
+    pub initial_backoff_secs: NonZeroU32,
     pub max_backoff_secs: u32,
     /// Lock-outs are remembered (for the doubling) until a right code from
     /// the origin, or one fewer for each such quiet spell after the last
     /// lock-out ended: a pause of minutes does not start the back-off over.
-    #[serde(deserialize_with = "crate::config_rules::at_least_one_u32")]
-    pub lockout_decay_secs: u32,
+    #[serde(deserialize_with = "crate::config_rules::at_least_one")]
+    pub lockout_decay_secs: NonZeroU32,
 }
 
 impl Default for RateLimits {
     fn default() -> Self {
+        let n = |v: u32| NonZeroU32::new(v).unwrap_or(NonZeroU32::MIN);
         Self {
-            max_failures: 5,
-            secret_max_failures: 20,
-            window_secs: 300,
-            initial_backoff_secs: 30,
+            max_failures: n(5),
+            secret_max_failures: n(20),
+            window_secs: n(300),
+            initial_backoff_secs: n(30),
             max_backoff_secs: 900,
-            lockout_decay_secs: 3600,
+            lockout_decay_secs: n(3600),
         }
     }
 }
@@ -77,14 +80,14 @@ impl Tier {
 
 impl RateLimits {
     fn backoff_ms(&self, lockouts: u32) -> i64 {
-        let secs = u64::from(self.initial_backoff_secs)
+        let secs = u64::from(self.initial_backoff_secs.get())
             .saturating_mul(1u64.checked_shl(lockouts.min(32)).unwrap_or(u64::MAX))
             .min(u64::from(self.max_backoff_secs));
         i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1000)
     }
 
     fn window_ms(&self) -> i64 {
-        i64::from(self.window_secs) * 1000
+        i64::from(self.window_secs.get()) * 1000
     }
 
     /// Counts one failure at `now` against a limit of `max`; returns the
@@ -106,7 +109,7 @@ impl RateLimits {
     }
 
     fn decay_ms(&self) -> i64 {
-        i64::from(self.lockout_decay_secs.max(1)) * 1000
+        i64::from(self.lockout_decay_secs.get()) * 1000
     }
 
     /// When a counter may be forgotten: its window has passed and every
@@ -379,13 +382,13 @@ impl TwoFactor {
             (
                 Tier::Origin,
                 origin.as_str(),
-                limits.max_failures,
+                limits.max_failures.get(),
                 limits.current(read(tx, &origin)?, now),
             ),
             (
                 Tier::Secret,
                 ALL_ORIGINS,
-                limits.secret_max_failures,
+                limits.secret_max_failures.get(),
                 limits.current(read(tx, ALL_ORIGINS)?, now),
             ),
         ];

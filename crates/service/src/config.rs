@@ -1,12 +1,18 @@
 //! The configuration file: TOML, every key optional, unknown keys
 //! refused by name. Shared by the daemon and the CLI's embedded mode so both
 //! see the same state directory, labels and limits.
+//!
+//! The host settings (paths, listeners, TLS files, transport limits) are
+//! declared here too although only the hosts act on them: both programs
+//! refuse unknown keys, so each must know every key, and the CLI cannot
+//! depend on the daemon (`docs/architecture.md`, "The configuration
+//! file").
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 
 use serde::Deserialize;
 
@@ -64,11 +70,11 @@ pub struct Database {
     #[serde(deserialize_with = "rules::one_line_name")]
     pub node: String,
     #[serde(deserialize_with = "rules::pool_size")]
-    pub pool_size: u32,
+    pub pool_size: NonZeroU32,
     #[serde(deserialize_with = "rules::at_least_one_u64")]
-    pub connect_timeout_ms: u64,
+    pub connect_timeout_ms: NonZeroU64,
     #[serde(deserialize_with = "rules::at_least_one_u64")]
-    pub statement_timeout_ms: u64,
+    pub statement_timeout_ms: NonZeroU64,
 }
 
 impl Default for Database {
@@ -79,9 +85,9 @@ impl Default for Database {
             url: String::new(),
             password_file: None,
             node: crate::Labels::system_hostname(),
-            pool_size: 8,
-            connect_timeout_ms: 2000,
-            statement_timeout_ms: 2000,
+            pool_size: NonZeroU32::new(8).unwrap_or(NonZeroU32::MIN),
+            connect_timeout_ms: NonZeroU64::new(2000).unwrap_or(NonZeroU64::MIN),
+            statement_timeout_ms: NonZeroU64::new(2000).unwrap_or(NonZeroU64::MIN),
         }
     }
 }
@@ -210,7 +216,7 @@ impl Config {
             rule: rule.into(),
         };
         let l = &c.rate_limits;
-        if l.initial_backoff_secs > l.max_backoff_secs {
+        if l.initial_backoff_secs.get() > l.max_backoff_secs {
             return Err(invalid(
                 "rate_limit.initial_backoff_secs",
                 "at most max_backoff_secs",
@@ -466,9 +472,9 @@ mod tests {
         assert_eq!(
             (
                 db.node.as_str(),
-                db.pool_size,
-                db.connect_timeout_ms,
-                db.statement_timeout_ms
+                db.pool_size.get(),
+                db.connect_timeout_ms.get(),
+                db.statement_timeout_ms.get()
             ),
             ("nas-a", 8, 2000, 2000)
         );
@@ -544,8 +550,8 @@ mod tests {
         assert_eq!(c.issuer, "ACME");
         assert_eq!(c.listen, Listen::None);
         assert_eq!(c.admin_group.as_deref(), Some("wheel"));
-        assert_eq!(c.rate_limits.max_failures, 3);
-        assert_eq!(c.rate_limits.window_secs, 300);
+        assert_eq!(c.rate_limits.max_failures.get(), 3);
+        assert_eq!(c.rate_limits.window_secs.get(), 300);
         assert_eq!(c.product, "TrueNAS");
     }
 
@@ -572,21 +578,27 @@ mod tests {
         let c = Config::defaults();
         assert_eq!(
             (
-                c.rate_limits.max_failures,
-                c.rate_limits.secret_max_failures
+                c.rate_limits.max_failures.get(),
+                c.rate_limits.secret_max_failures.get()
             ),
             (5, 20)
         );
-        assert_eq!((c.audit.max_age_days, c.audit.max_rows), (90, 100_000));
+        assert_eq!(
+            (c.audit.max_age_days.get(), c.audit.max_rows.get()),
+            (90, 100_000)
+        );
         assert!(!c.init);
         let c = Config::parse(
             "[rate_limit]\nsecret_max_failures = 50\n[audit]\nmax_age_days = 7\nmax_rows = 500\n",
             "t",
         )
         .unwrap();
-        assert_eq!(c.rate_limits.secret_max_failures, 50);
-        assert_eq!(c.rate_limits.max_failures, 5);
-        assert_eq!((c.audit.max_age_days, c.audit.max_rows), (7, 500));
+        assert_eq!(c.rate_limits.secret_max_failures.get(), 50);
+        assert_eq!(c.rate_limits.max_failures.get(), 5);
+        assert_eq!(
+            (c.audit.max_age_days.get(), c.audit.max_rows.get()),
+            (7, 500)
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! the deserializers the configuration's structs name), and the line,
 //! column and dotted key of an error TOML reports.
 
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::ops::Range;
 
 use serde::de::{Deserialize, Deserializer, Error};
@@ -22,17 +22,9 @@ pub(crate) fn at_least_one<'de, D: Deserializer<'de>>(d: D) -> Result<NonZeroU32
     NonZeroU32::new(u32::deserialize(d)?).ok_or_else(|| broken("at least 1"))
 }
 
-/// A `u32` that must be at least 1 (where the domain keeps a plain number).
-pub(crate) fn at_least_one_u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    at_least_one(d).map(NonZeroU32::get)
-}
-
-/// A `u64` that must be at least 1.
-pub(crate) fn at_least_one_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    match u64::deserialize(d)? {
-        0 => Err(broken("at least 1")),
-        n => Ok(n),
-    }
+/// A count or time that must be at least 1, as a [`NonZeroU64`].
+pub(crate) fn at_least_one_u64<'de, D: Deserializer<'de>>(d: D) -> Result<NonZeroU64, D::Error> {
+    NonZeroU64::new(u64::deserialize(d)?).ok_or_else(|| broken("at least 1"))
 }
 
 /// A label of the key URI (`issuer`, `product`): not empty, no `:`.
@@ -54,12 +46,12 @@ pub(crate) fn one_line_name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D
 }
 
 /// The database pool's size.
-pub(crate) fn pool_size<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+pub(crate) fn pool_size<'de, D: Deserializer<'de>>(d: D) -> Result<NonZeroU32, D::Error> {
     let v = u32::deserialize(d)?;
-    if !(1..=1000).contains(&v) {
-        return Err(broken("between 1 and 1000"));
+    match NonZeroU32::new(v) {
+        Some(n) if v <= 1000 => Ok(n),
+        _ => Err(broken("between 1 and 1000")),
     }
-    Ok(v)
 }
 
 /// A place in the file: 1-based line and column of a byte offset.

@@ -103,9 +103,9 @@ pub fn open_node_store(config: &Config) -> Result<std::sync::Arc<dyn store::Stor
         url: db.url.clone(),
         password,
         node: db.node.clone(),
-        pool_size: db.pool_size,
-        connect_timeout_ms: db.connect_timeout_ms,
-        statement_timeout_ms: db.statement_timeout_ms,
+        pool_size: db.pool_size.get(),
+        connect_timeout_ms: db.connect_timeout_ms.get(),
+        statement_timeout_ms: db.statement_timeout_ms.get(),
         key_file: config.state_dir.join(store::SqliteStore::KEY_FILE),
     })?;
     Ok(std::sync::Arc::new(store))
@@ -148,8 +148,8 @@ pub fn migrate_state(
             password,
             node: db.map_or_else(Labels::system_hostname, |d| d.node.clone()),
             pool_size: 2,
-            connect_timeout_ms: db.map_or(5000, |d| d.connect_timeout_ms),
-            statement_timeout_ms: db.map_or(60_000, |d| d.statement_timeout_ms.max(60_000)),
+            connect_timeout_ms: db.map_or(5000, |d| d.connect_timeout_ms.get()),
+            statement_timeout_ms: db.map_or(60_000, |d| d.statement_timeout_ms.get().max(60_000)),
             key_file: std::path::PathBuf::new(),
         }))
     };

@@ -8,6 +8,8 @@
 //! logins, recovery-code use). Repeats of one kind from one caller for one
 //! account beyond a small rate become one row with a count per interval.
 
+use std::num::{NonZeroU32, NonZeroU64};
+
 use store::AuditClass;
 
 use crate::audit::{AuditEvent, AuditOutcome};
@@ -18,20 +20,20 @@ use crate::audit::{AuditEvent, AuditOutcome};
 #[serde(default, deny_unknown_fields)]
 pub struct AuditRetention {
     /// Routine records (code checks, failed logins, logouts).
-    #[serde(deserialize_with = "crate::config_rules::at_least_one_u32")]
-    pub max_age_days: u32,
+    #[serde(deserialize_with = "crate::config_rules::at_least_one")]
+    pub max_age_days: NonZeroU32,
     #[serde(deserialize_with = "crate::config_rules::at_least_one_u64")]
-    pub max_rows: u64,
+    pub max_rows: NonZeroU64,
     /// Security records (everything else).
-    #[serde(deserialize_with = "crate::config_rules::at_least_one_u32")]
-    pub security_max_age_days: u32,
+    #[serde(deserialize_with = "crate::config_rules::at_least_one")]
+    pub security_max_age_days: NonZeroU32,
     #[serde(deserialize_with = "crate::config_rules::at_least_one_u64")]
-    pub security_max_rows: u64,
+    pub security_max_rows: NonZeroU64,
     /// Records of one kind (event, outcome, caller, account) written one
     /// by one per interval; further ones only count in one more row.
     pub aggregate_after: u32,
-    #[serde(deserialize_with = "crate::config_rules::at_least_one_u32")]
-    pub aggregate_interval_secs: u32,
+    #[serde(deserialize_with = "crate::config_rules::at_least_one")]
+    pub aggregate_interval_secs: NonZeroU32,
     /// Records deleted at most per class per audited transaction. Larger
     /// than the records one transaction appends, so retention catches up.
     /// Not in the file.
@@ -41,13 +43,15 @@ pub struct AuditRetention {
 
 impl Default for AuditRetention {
     fn default() -> Self {
+        let n32 = |v: u32| NonZeroU32::new(v).unwrap_or(NonZeroU32::MIN);
+        let n64 = |v: u64| NonZeroU64::new(v).unwrap_or(NonZeroU64::MIN);
         Self {
-            max_age_days: 90,
-            max_rows: 100_000,
-            security_max_age_days: 365,
-            security_max_rows: 100_000,
+            max_age_days: n32(90),
+            max_rows: n64(100_000),
+            security_max_age_days: n32(365),
+            security_max_rows: n64(100_000),
             aggregate_after: 10,
-            aggregate_interval_secs: 60,
+            aggregate_interval_secs: n32(60),
             batch: 32,
         }
     }
@@ -57,14 +61,17 @@ impl AuditRetention {
     /// The age and row budget of `class`.
     pub(crate) fn budget(&self, class: AuditClass) -> (u32, u64) {
         match class {
-            AuditClass::Routine => (self.max_age_days, self.max_rows),
-            AuditClass::Security => (self.security_max_age_days, self.security_max_rows),
+            AuditClass::Routine => (self.max_age_days.get(), self.max_rows.get()),
+            AuditClass::Security => (
+                self.security_max_age_days.get(),
+                self.security_max_rows.get(),
+            ),
         }
     }
 
     /// The start of the aggregation interval `now_ms` falls in.
     pub(crate) fn interval_start(&self, now_ms: i64) -> i64 {
-        let len = i64::from(self.aggregate_interval_secs.max(1)) * 1000;
+        let len = i64::from(self.aggregate_interval_secs.get()) * 1000;
         now_ms - now_ms.rem_euclid(len)
     }
 }

@@ -6,11 +6,16 @@
 //! there with its account) and then confirmed against the live counters
 //! and pending secrets, so a lock-out ended by a renewed secret or an
 //! enrolment already confirmed is not shown.
+//!
+//! Only reads: the live counters and pending secrets come from one
+//! read-only snapshot, so the status answers while a writer (another
+//! process, another node, a long transaction) holds the write lock, and
+//! never holds one up.
 
 use std::collections::BTreeSet;
 
 use serde_json::Value;
-use store::{AuditQuery, transact};
+use store::{AuditQuery, read_snapshot};
 
 use crate::{ServiceError, TwoFactor};
 
@@ -73,7 +78,7 @@ impl TwoFactor {
             limit: 10_000,
             ..AuditQuery::default()
         })?;
-        let (pending, locked_out) = transact(&*self.store, |tx| {
+        let (pending, locked_out) = read_snapshot(&*self.store, |tx| {
             let mut pending = Vec::new();
             let names: BTreeSet<&str> = enrolments
                 .iter()

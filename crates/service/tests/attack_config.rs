@@ -31,8 +31,8 @@ fn rate_limit_numbers_that_disable_the_lock_out_are_refused() {
     .expect("valid");
     assert_eq!(
         (
-            c.rate_limits.initial_backoff_secs,
-            c.rate_limits.window_secs
+            c.rate_limits.initial_backoff_secs.get(),
+            c.rate_limits.window_secs.get()
         ),
         (1, 1)
     );

@@ -155,7 +155,7 @@ fn a_flood_of_wrong_checks_keeps_an_earlier_lock_out_and_adds_few_rows() {
 #[test]
 fn routine_records_cannot_push_security_records_out() {
     let retention = AuditRetention {
-        max_rows: 20,
+        max_rows: std::num::NonZeroU64::new(20).expect("non-zero"),
         aggregate_after: 2,
         ..AuditRetention::default()
     };

@@ -37,7 +37,7 @@ struct Setup {
 impl Setup {
     fn new() -> Self {
         let config = Config::parse(SCALED, "scaled.toml").unwrap();
-        assert_eq!(config.rate_limits.lockout_decay_secs, 60);
+        assert_eq!(config.rate_limits.lockout_decay_secs.get(), 60);
         let f = common::fixture_with_random(Arc::new(OsRandom), config.rate_limits);
         let e =
             f.tf.update(

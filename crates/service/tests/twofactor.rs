@@ -6,6 +6,7 @@ mod common;
 
 use common::{Fixture, T0};
 
+use std::num::{NonZeroU32, NonZeroU64};
 use std::sync::{Arc, Barrier};
 
 use otp::{Algorithm, Digits, Interval, Secret, Totp, Window};
@@ -186,7 +187,7 @@ fn all_audit(f: &Fixture) -> Vec<store::AuditEntry> {
 /// A fixture whose first lock-out lasts `secs`, with the entry enabled.
 fn enabled_with_initial_backoff(secs: u32) -> (Fixture, Secret) {
     let limits = RateLimits {
-        initial_backoff_secs: secs,
+        initial_backoff_secs: NonZeroU32::new(secs).expect("a back-off of at least 1 s"),
         ..RateLimits::default()
     };
     let f = fixture_with(limits, AuditRetention::default());
@@ -412,6 +413,45 @@ fn status_shows_lock_outs_until_they_end() {
     assert!(l.origin.contains("192.0.2.7"), "{l:?}");
     assert_eq!(l.until_ms, st.now_ms + 30_000);
     f.clock.advance_secs(31);
+    assert!(f.tf.status().unwrap().locked_out.is_empty());
+}
+
+/// The status only reads: it answers while another handle holds the write
+/// lock (a transaction left open), and it shows what was committed, not
+/// the open transaction's changes.
+#[test]
+fn status_answers_while_another_handle_holds_the_write_lock() {
+    let f = fixture();
+    enable(&f);
+    for _ in 0..5 {
+        f.tf.check_code(&tcp(7), Some("000000")).unwrap();
+    }
+    let other = store::SqliteStore::open(&f.dir.path().join("state")).unwrap();
+    let root = store::user_owner("root", 0);
+    let answer = std::thread::scope(|s| {
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let tf = &f.tf;
+        s.spawn(move || {
+            if held_rx.recv().is_ok() {
+                let _ = done_tx.send(tf.status());
+            }
+        });
+        store::transact(&other, |tx| {
+            // A write inside the open transaction: the lock-out ends, but
+            // only once this commits.
+            assert!(tx.clear_failures(&root)? > 0);
+            held_tx.send(()).expect("the status thread waits");
+            Ok(done_rx.recv_timeout(std::time::Duration::from_secs(30)))
+        })
+        .expect("the writer's transaction")
+    });
+    let st = answer
+        .expect("status answered while the write lock was held")
+        .expect("status");
+    assert_eq!(st.locked_out.len(), 1, "{st:?}");
+    assert_eq!(st.locked_out[0].account, "root");
+    // Committed now: the next status sees the lock-out gone.
     assert!(f.tf.status().unwrap().locked_out.is_empty());
 }
 
@@ -798,9 +838,9 @@ fn failure_rows_of_many_origins_expire() {
 #[test]
 fn audit_retention_by_count_and_by_age() {
     let retention = AuditRetention {
-        max_age_days: 2,
-        max_rows: 10,
-        security_max_age_days: 2,
+        max_age_days: NonZeroU32::new(2).expect("non-zero"),
+        max_rows: NonZeroU64::new(10).expect("non-zero"),
+        security_max_age_days: NonZeroU32::new(2).expect("non-zero"),
         // Every record its own row, so that the rows are the count.
         aggregate_after: u32::MAX,
         batch: 4,

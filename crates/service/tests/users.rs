@@ -558,6 +558,12 @@ impl store::Store for CountingStore {
     ) -> store::Result<()> {
         self.inner.transact_dyn(f)
     }
+    fn read_snapshot_dyn(
+        &self,
+        f: &mut dyn FnMut(&mut dyn store::Snapshot) -> store::Result<()>,
+    ) -> store::Result<()> {
+        self.inner.read_snapshot_dyn(f)
+    }
     fn read_user(&self, username: &str, uid: u32) -> store::Result<store::UserView> {
         self.inner.read_user(username, uid)
     }

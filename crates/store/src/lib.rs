@@ -148,15 +148,10 @@ pub trait Tx {
     /// Records `step` as accepted for secret `id` if it is above the highest
     /// step accepted so far. Returns whether it was (the replay guard).
     fn advance_step(&mut self, id: SecretId, step: u64) -> Result<bool>;
-    /// The failure counter of one free-form scope (`addr:<ip>`, ...); the
-    /// default (all zero) when none is stored. Code checks use
-    /// [`Tx::failures`].
-    fn limiter(&mut self, scope: &str) -> Result<LimiterState>;
-    /// Writes one scope's failure counter (the default state deletes it).
-    fn put_limiter(&mut self, scope: &str, state: &LimiterState) -> Result<()>;
     /// The wrong-code counter of the secret of `owner` ([`user_owner`]) as
     /// seen from `origin` (an address, `local`, or [`ALL_ORIGINS`] for the
-    /// count over every origin); the default when none is stored. Replacing the owner's secret clears all of them.
+    /// count over every origin); the default when none is stored. Replacing
+    /// the owner's secret clears all of them.
     fn failures(&mut self, owner: &str, origin: &str) -> Result<LimiterState>;
     /// [`Tx::failures`] for a check whose outcome is counted nowhere (an
     /// administrator's own typos): the counter is read without being
@@ -246,6 +241,19 @@ pub trait Tx {
     ) -> Result<usize>;
 }
 
+/// A read-only snapshot's view ([`Store::read_snapshot_dyn`]): what a
+/// report needs, read without taking a lock that a writer holds or waits
+/// for. Counters are read as they were committed, never locked.
+pub trait Snapshot {
+    /// `username`'s active secret, unsealed (as [`Tx::user_secret`]).
+    fn user_secret(&mut self, username: &str) -> Result<Option<UserSecret>>;
+    /// The account's pending enrolment, unsealed (as [`Tx::pending_secret`]).
+    fn pending_secret(&mut self, username: &str) -> Result<Option<PendingSecret>>;
+    /// One (owner, origin) wrong-code counter (as [`Tx::failures`], but
+    /// not locked).
+    fn failures(&mut self, owner: &str, origin: &str) -> Result<LimiterState>;
+}
+
 /// A storage backend. Implementations are safe to share between threads.
 ///
 /// What a transaction may rely on, on every engine:
@@ -254,7 +262,7 @@ pub trait Tx {
 ///   secret to the same step, exactly one sees `true`.
 /// - [`Tx::use_recovery_code`] is one conditional delete: a code is used
 ///   up by exactly one of concurrent transactions.
-/// - Reading a counter ([`Tx::failures`], [`Tx::limiter`]) locks it until
+/// - Reading a counter ([`Tx::failures`]) locks it until
 ///   the transaction ends, so a read-modify-write of a counter never loses
 ///   a concurrent one (SQLite: every write transaction holds the database's
 ///   write lock; PostgreSQL: a transaction-scoped advisory lock per key).
@@ -275,6 +283,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Runs `f` in one transaction: committed (durably) when `f` returns
     /// `Ok`, rolled back when it returns `Err`.
     fn transact_dyn(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()>;
+    /// Runs `f` on one read-only snapshot: it never takes or waits for the
+    /// write lock and never holds a writer up (SQLite: a read transaction
+    /// on the reader connection; PostgreSQL: a read-only repeatable-read
+    /// transaction without advisory locks). Nothing `f` sees is written.
+    fn read_snapshot_dyn(&self, f: &mut dyn FnMut(&mut dyn Snapshot) -> Result<()>) -> Result<()>;
     /// One account's secret, the count of its recovery codes made for
     /// `uid`, and the other names holding a secret made for `uid`, from a
     /// read-only snapshot (never waits behind a write).
@@ -321,6 +334,23 @@ pub struct UserView {
     /// Other names whose stored secret was made for the uid asked about
     /// (at most a few): a renamed account left its secret there.
     pub other_names_with_uid: Vec<String>,
+}
+
+/// Typed convenience over [`Store::read_snapshot_dyn`].
+pub fn read_snapshot<R>(
+    store: &dyn Store,
+    f: impl FnOnce(&mut dyn Snapshot) -> Result<R>,
+) -> Result<R> {
+    let mut f = Some(f);
+    let mut out = None;
+    store.read_snapshot_dyn(&mut |snap| {
+        let f = f
+            .take()
+            .ok_or_else(|| StoreError::database("snapshot body run twice"))?;
+        out = Some(f(snap)?);
+        Ok(())
+    })?;
+    out.ok_or_else(|| StoreError::database("snapshot body did not run"))
 }
 
 /// Typed convenience over [`Store::transact_dyn`].

@@ -15,7 +15,7 @@ use serde_json::json;
 use store::{
     ALL_ORIGINS, Aggregate, AuditClass, AuditQuery, AuditRecord, EntrySummary, LimiterState,
     NewUserSecret, PendingSecret, SecretId, Settings, SqliteStore, Store, StoreError, SystemEntry,
-    UserView, transact,
+    UserView, read_snapshot, transact,
 };
 
 /// One fresh storage location (a directory, a database, ...). Dropping it
@@ -138,7 +138,7 @@ pub fn settings_round_trip(make: Make<'_>) {
     assert_eq!(store.read().unwrap().settings, back);
 }
 
-pub fn replace_secret_then_entry_returns_it(make: Make<'_>) {
+pub fn putting_roots_secret_then_read_returns_it(make: Make<'_>) {
     let loc = make();
     let store = loc.open();
     transact(&*store, |tx| tx.put_settings(&some_settings())).unwrap();
@@ -202,18 +202,11 @@ pub fn advance_step_is_monotonic_and_survives_reopen(make: Make<'_>) {
     assert!(!advance(&*store, id, i64::MAX as u64));
 }
 
-pub fn replace_secret_resets_last_step_and_keeps_free_scopes(make: Make<'_>) {
+pub fn a_new_secret_starts_without_replay_state(make: Make<'_>) {
     let loc = make();
     let store = loc.open();
     let old = new_secret(&*store, 4);
     assert!(advance(&*store, old, 500));
-    let counted = LimiterState {
-        failures: 3,
-        window_start_ms: 10,
-        locked_until_ms: 0,
-        lockouts: 1,
-    };
-    transact(&*store, |tx| tx.put_limiter("addr:192.0.2.7", &counted)).unwrap();
 
     let new = new_secret(&*store, 5);
     let rec = store.read().unwrap().root.unwrap().record;
@@ -222,15 +215,11 @@ pub fn replace_secret_resets_last_step_and_keeps_free_scopes(make: Make<'_>) {
         advance(&*store, new, 1),
         "the new secret starts with no replay state"
     );
-    // Its failure counters: `replace_secret_clears_its_owners_failures`.
-    assert_eq!(
-        transact(&*store, |tx| tx.limiter("addr:192.0.2.7")).unwrap(),
-        counted
-    );
+    // Its failure counters: `a_new_secret_clears_its_owners_failures`.
 }
 
 /// Failure counters are keyed by (secret owner, origin): independent of each
-/// other, of the free-form scopes, and of another owner's.
+/// other and of another owner's.
 pub fn failures_are_keyed_by_owner_and_origin(make: Make<'_>) {
     let loc = make();
     let store = loc.open();
@@ -258,11 +247,6 @@ pub fn failures_are_keyed_by_owner_and_origin(make: Make<'_>) {
     assert_eq!(get(&root_owner(), ALL_ORIGINS), b);
     assert_eq!(get("user:1000", "192.0.2.1"), b);
     assert_eq!(get(&root_owner(), "192.0.2.2"), LimiterState::default());
-    assert_eq!(
-        transact(&*store, |tx| tx.limiter("192.0.2.1")).unwrap(),
-        LimiterState::default(),
-        "separate from the free-form scopes"
-    );
     // Overwrite, then the default state deletes.
     transact(&*store, |tx| {
         tx.put_failures(&root_owner(), "192.0.2.1", &b, 5_000)
@@ -324,7 +308,7 @@ pub fn expire_failures_deletes_in_batches(make: Make<'_>) {
 }
 
 /// Replacing the system secret clears every counter of its owner.
-pub fn replace_secret_clears_its_owners_failures(make: Make<'_>) {
+pub fn a_new_secret_clears_its_owners_failures(make: Make<'_>) {
     let loc = make();
     let store = loc.open();
     new_secret(&*store, 6);
@@ -699,12 +683,14 @@ pub fn rollback_on_err_leaves_nothing(make: Make<'_>) {
         tx.put_settings(&some_settings())?;
         tx.audit(&record(1, "twofactor.update", "success"))?;
         assert!(tx.advance_step(id, 8)?);
-        tx.put_limiter(
-            "addr:192.0.2.1",
+        tx.put_failures(
+            "user:1000",
+            "192.0.2.1",
             &LimiterState {
                 failures: 1,
                 ..LimiterState::default()
             },
+            i64::MAX,
         )?;
         tx.put_user_secret(&NewUserSecret::root(&secret(7), 99))?;
         assert_eq!(tx.settings()?, some_settings());
@@ -719,7 +705,7 @@ pub fn rollback_on_err_leaves_nothing(make: Make<'_>) {
     assert_eq!(store.read().unwrap(), before);
     assert_eq!(all_audit(&*store), audit_before);
     assert_eq!(
-        transact(&*store, |tx| tx.limiter("addr:192.0.2.1")).unwrap(),
+        transact(&*store, |tx| tx.failures("user:1000", "192.0.2.1")).unwrap(),
         LimiterState::default()
     );
     assert!(
@@ -742,52 +728,6 @@ pub fn transact_returns_the_body_value(make: Make<'_>) {
     .unwrap();
     assert!(b);
     assert_eq!(store.read().unwrap().root.unwrap().record.id, a);
-}
-
-pub fn limiter_round_trip_and_default_deletes(make: Make<'_>) {
-    let loc = make();
-    let store = loc.open();
-    let scope = "addr:2001:db8::1";
-    assert_eq!(
-        transact(&*store, |tx| tx.limiter(scope)).unwrap(),
-        LimiterState::default()
-    );
-    let s1 = LimiterState {
-        failures: 5,
-        window_start_ms: 1_700_000_000_000,
-        locked_until_ms: 1_700_000_030_000,
-        lockouts: 2,
-    };
-    transact(&*store, |tx| tx.put_limiter(scope, &s1)).unwrap();
-    assert_eq!(transact(&*store, |tx| tx.limiter(scope)).unwrap(), s1);
-    assert_eq!(
-        transact(&*store, |tx| tx.limiter("addr:other")).unwrap(),
-        LimiterState::default()
-    );
-    let s2 = LimiterState {
-        failures: u32::MAX,
-        lockouts: u32::MAX,
-        ..s1
-    };
-    transact(&*store, |tx| tx.put_limiter(scope, &s2)).unwrap();
-    assert_eq!(
-        transact(&*store, |tx| tx.limiter(scope)).unwrap(),
-        s2,
-        "overwrite"
-    );
-    transact(&*store, |tx| {
-        tx.put_limiter(scope, &LimiterState::default())
-    })
-    .unwrap();
-    assert_eq!(
-        transact(&*store, |tx| tx.limiter(scope)).unwrap(),
-        LimiterState::default()
-    );
-    // Deleting what is not there is fine.
-    transact(&*store, |tx| {
-        tx.put_limiter("addr:none", &LimiterState::default())
-    })
-    .unwrap();
 }
 
 pub fn audit_query_order_filters_and_limit(make: Make<'_>) {
@@ -913,7 +853,7 @@ pub fn everything_persists_across_reopen(make: Make<'_>) {
         let id = new_secret(&*store, 9);
         assert!(advance(&*store, id, 4242));
         transact(&*store, |tx| {
-            tx.put_limiter("addr:198.51.100.9", &limited)?;
+            tx.put_failures("user:1000", "198.51.100.9", &limited, i64::MAX)?;
             tx.audit(&record(1, "twofactor.renew_secret", "success"))?;
             tx.audit(&record(2, "otp.check", "accepted"))
         })
@@ -927,7 +867,7 @@ pub fn everything_persists_across_reopen(make: Make<'_>) {
     assert_eq!((rec.id, rec.last_step), (id, Some(4242)));
     assert!(rec.secret.ct_eq(&secret(9)));
     assert_eq!(
-        transact(&*store, |tx| tx.limiter("addr:198.51.100.9")).unwrap(),
+        transact(&*store, |tx| tx.failures("user:1000", "198.51.100.9")).unwrap(),
         limited
     );
     assert_eq!(all_audit(&*store), audit);
@@ -1399,7 +1339,7 @@ pub fn roots_row_is_what_the_entry_shows(make: Make<'_>) {
     assert_eq!(a.read().unwrap().root, None);
 }
 
-pub fn clear_secret_removes_roots_secret(make: Make<'_>) {
+pub fn deleting_roots_secret_removes_it(make: Make<'_>) {
     let loc = make();
     let store = loc.open();
     assert!(!transact(&*store, |tx| tx.delete_user_secret("root")).unwrap());
@@ -1502,6 +1442,67 @@ pub fn concurrent_aggregated_records_are_all_counted(make: Make<'_>) {
     );
 }
 
+/// A snapshot reads what was committed while another handle holds a write
+/// transaction open on the same rows (with its counter locked): it neither
+/// waits for that writer nor sees its uncommitted changes.
+pub fn snapshot_reads_beside_an_open_write(make: Make<'_>) {
+    let loc = make();
+    let writer = loc.open();
+    let reader = loc.open();
+    let st = LimiterState {
+        failures: 2,
+        window_start_ms: 1,
+        locked_until_ms: 99,
+        lockouts: 1,
+    };
+    new_secret(&*writer, 3);
+    transact(&*writer, |tx| {
+        tx.put_failures(&root_owner(), "192.0.2.1", &st, i64::MAX)?;
+        tx.put_pending_secret(&PendingSecret {
+            username: "alice".into(),
+            uid: 1001,
+            secret: secret(4),
+            digits: Digits::new(6).unwrap(),
+            interval: Interval::new(30).unwrap(),
+            expires_at_ms: 5_000,
+        })
+    })
+    .unwrap();
+    let seen = thread::scope(|s| {
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let reader = &*reader;
+        s.spawn(move || {
+            if held_rx.recv().is_ok() {
+                let _ = done_tx.send(read_snapshot(reader, |snap| {
+                    Ok((
+                        snap.failures(&root_owner(), "192.0.2.1")?,
+                        snap.user_secret("root")?.map(|u| u.record.secret),
+                        snap.pending_secret("alice")?.map(|p| p.expires_at_ms),
+                    ))
+                }));
+            }
+        });
+        transact(&*writer, |tx| {
+            // Lock the counter as a check does, then change all three.
+            let mut locked = tx.failures(&root_owner(), "192.0.2.1")?;
+            locked.failures += 1;
+            tx.put_failures(&root_owner(), "192.0.2.1", &locked, i64::MAX)?;
+            tx.put_user_secret(&NewUserSecret::root(&secret(5), 2))?;
+            tx.delete_pending_secret("alice")?;
+            held_tx.send(()).unwrap();
+            Ok(done_rx.recv_timeout(std::time::Duration::from_secs(30)))
+        })
+        .unwrap()
+    });
+    let (failures, root, pending) = seen
+        .expect("the snapshot answered while the writer held its locks")
+        .unwrap();
+    assert_eq!(failures, st, "the committed counter, not the open write");
+    assert!(root.expect("root's committed secret").ct_eq(&secret(3)));
+    assert_eq!(pending, Some(5_000));
+}
+
 pub fn concurrent_failure_counts_are_all_kept(make: Make<'_>) {
     const THREADS: usize = 8;
     const EACH: u32 = 5;
@@ -1543,12 +1544,12 @@ macro_rules! backend {
             backend!(@cases $make;
                 defaults_on_first_open,
                 settings_round_trip,
-                replace_secret_then_entry_returns_it,
+                putting_roots_secret_then_read_returns_it,
                 advance_step_is_monotonic_and_survives_reopen,
-                replace_secret_resets_last_step_and_keeps_free_scopes,
+                a_new_secret_starts_without_replay_state,
                 failures_are_keyed_by_owner_and_origin,
                 expire_failures_deletes_in_batches,
-                replace_secret_clears_its_owners_failures,
+                a_new_secret_clears_its_owners_failures,
                 prune_audit_by_age_and_count,
                 clear_failures_ends_one_owners_lock_outs,
                 read_user_secrets_matches_the_transactions_view,
@@ -1556,7 +1557,6 @@ macro_rules! backend {
                 aggregated_audit_records_count_repeats,
                 rollback_on_err_leaves_nothing,
                 transact_returns_the_body_value,
-                limiter_round_trip_and_default_deletes,
                 audit_query_order_filters_and_limit,
                 everything_persists_across_reopen,
                 read_sees_own_commits,
@@ -1572,10 +1572,11 @@ macro_rules! backend {
                 recovery_codes_work_once_per_account,
                 recovery_codes_are_bound_to_the_uid,
                 other_names_holding_a_secret_of_the_uid_are_listed,
-                clear_secret_removes_roots_secret,
+                deleting_roots_secret_removes_it,
                 roots_row_is_what_the_entry_shows,
                 concurrent_recovery_code_two_handles_one_winner,
                 concurrent_failure_counts_are_all_kept,
+                snapshot_reads_beside_an_open_write,
                 concurrent_aggregated_records_are_all_counted,
                 changes_are_told_once_to_every_handle,
             );

@@ -1,8 +1,9 @@
-//! Check state: the limiter's rows and the wrong-code counters per (secret
-//! owner, origin). Reading a counter first takes a transaction-scoped
-//! advisory lock on its key, so the read-modify-write the service does
-//! between [`failures`] and [`put_failures`] is never interleaved with
-//! another node's: concurrent failures are all counted.
+//! Check state: the wrong-code counters per (secret owner, origin).
+//! Reading a counter first takes a transaction-scoped advisory lock on its
+//! key, so the read-modify-write the service does between [`failures`] and
+//! [`put_failures`] is never interleaved with another node's: concurrent
+//! failures are all counted. (The `rate_limits` table of the first schema
+//! is no longer read or written.)
 
 use postgres::GenericClient;
 
@@ -38,44 +39,6 @@ fn read_state(row: Option<postgres::Row>) -> Result<LimiterState> {
         locked_until_ms: get(&row, 2)?,
         lockouts: u32_from_sql("lock-out count", get(&row, 3)?)?,
     })
-}
-
-pub(super) fn limiter(db: &mut Db<'_, impl GenericClient>, scope: &str) -> Result<LimiterState> {
-    lock_key(db, "limiter", &[scope])?;
-    let row = db.opt(
-        "SELECT failures, window_start_ms, locked_until_ms, lockouts
-         FROM rate_limits WHERE scope = $1",
-        &[&scope],
-    )?;
-    read_state(row)
-}
-
-pub(super) fn put_limiter(
-    db: &mut Db<'_, impl GenericClient>,
-    scope: &str,
-    state: &LimiterState,
-) -> Result<()> {
-    if *state == LimiterState::default() {
-        db.exec("DELETE FROM rate_limits WHERE scope = $1", &[&scope])?;
-        return Ok(());
-    }
-    db.exec(
-        "INSERT INTO rate_limits (scope, failures, window_start_ms, locked_until_ms, lockouts)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (scope) DO UPDATE SET
-             failures = excluded.failures,
-             window_start_ms = excluded.window_start_ms,
-             locked_until_ms = excluded.locked_until_ms,
-             lockouts = excluded.lockouts",
-        &[
-            &scope,
-            &i64::from(state.failures),
-            &state.window_start_ms,
-            &state.locked_until_ms,
-            &i64::from(state.lockouts),
-        ],
-    )?;
-    Ok(())
 }
 
 pub(super) fn failures(

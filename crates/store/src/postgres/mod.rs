@@ -33,7 +33,7 @@ use crate::users::{NewUserSecret, PendingSecret, UserSecret, UserSecretInfo};
 use crate::{
     Aggregate, AuditClass, AuditEntry, AuditQuery, AuditRecord, Change, ChangeListener,
     DbErrorKind, EntrySummary, KeyFile, LimiterState, OsRandom, Randomness, Result, SecretId,
-    Settings, Store, StoreError, SystemEntry, Tx, UserView,
+    Settings, Snapshot, Store, StoreError, SystemEntry, Tx, UserView,
 };
 
 mod audit;
@@ -424,6 +424,39 @@ impl<'c> PgTx<'_, 'c> {
     }
 }
 
+/// A snapshot's view: a read-only repeatable-read transaction that takes
+/// no advisory lock, so it never queues behind a writer.
+struct PgSnapshot<'a, 'c> {
+    tx: &'a mut postgres::Transaction<'c>,
+    stmts: &'a mut Stmts,
+    key: &'a KeyFile,
+}
+
+impl<'c> PgSnapshot<'_, 'c> {
+    fn db(&mut self) -> Db<'_, postgres::Transaction<'c>> {
+        Db {
+            c: self.tx,
+            stmts: self.stmts,
+        }
+    }
+}
+
+impl Snapshot for PgSnapshot<'_, '_> {
+    fn user_secret(&mut self, username: &str) -> Result<Option<UserSecret>> {
+        let key = self.key;
+        users::user_secret(&mut self.db(), key, username)
+    }
+
+    fn pending_secret(&mut self, username: &str) -> Result<Option<PendingSecret>> {
+        let key = self.key;
+        users::pending(&mut self.db(), key, username)
+    }
+
+    fn failures(&mut self, owner: &str, origin: &str) -> Result<LimiterState> {
+        checks::peek_failures(&mut self.db(), owner, origin)
+    }
+}
+
 impl Tx for PgTx<'_, '_> {
     fn settings(&mut self) -> Result<Settings> {
         Ok(entry::load_rows(&mut self.db())?.0)
@@ -441,14 +474,6 @@ impl Tx for PgTx<'_, '_> {
             self.step_moved = true;
         }
         Ok(moved.is_some())
-    }
-
-    fn limiter(&mut self, scope: &str) -> Result<LimiterState> {
-        checks::limiter(&mut self.db(), scope)
-    }
-
-    fn put_limiter(&mut self, scope: &str, state: &LimiterState) -> Result<()> {
-        checks::put_limiter(&mut self.db(), scope, state)
     }
 
     fn failures(&mut self, owner: &str, origin: &str) -> Result<LimiterState> {
@@ -623,6 +648,20 @@ impl Store for PgStore {
         // connection back in the pool (a listener reads the state).
         self.shared.notifier.notify(&changes.into_vec());
         Ok(())
+    }
+
+    fn read_snapshot_dyn(&self, f: &mut dyn FnMut(&mut dyn Snapshot) -> Result<()>) -> Result<()> {
+        // Like a transaction body, `f` runs on the caller's thread (a
+        // worker, never the event loop).
+        let mut conn = self.conn()?;
+        let Conn { client, stmts } = &mut *conn;
+        let mut tx = read_only_tx(client)?;
+        f(&mut PgSnapshot {
+            tx: &mut tx,
+            stmts,
+            key: &self.key,
+        })?;
+        tx.commit().pg()
     }
 
     fn read_user(&self, username: &str, uid: u32) -> Result<UserView> {

@@ -1,5 +1,6 @@
-//! Check state: the rate limiter's rows and the wrong-code counters per
-//! (secret owner, origin), with their expiry.
+//! Check state: the wrong-code counters per (secret owner, origin), with
+//! their expiry. (The `rate_limits` table of an earlier schema is no
+//! longer read or written.)
 
 use rusqlite::{Connection, OptionalExtension, Params, params};
 
@@ -25,45 +26,6 @@ fn read_state(conn: &Connection, sql: &str, params: impl Params) -> Result<Limit
         locked_until_ms,
         lockouts: u32_from_sql("lock-out count", lockouts)?,
     })
-}
-
-pub(super) fn limiter(conn: &Connection, scope: &str) -> Result<LimiterState> {
-    read_state(
-        conn,
-        "SELECT failures, window_start_ms, locked_until_ms, lockouts
-             FROM rate_limits WHERE scope = ?1",
-        [scope],
-    )
-}
-
-pub(super) fn put_limiter(conn: &Connection, scope: &str, state: &LimiterState) -> Result<()> {
-    if *state == LimiterState::default() {
-        conn.prepare_cached("DELETE FROM rate_limits WHERE scope = ?1")
-            .db()?
-            .execute([scope])
-            .db()?;
-        return Ok(());
-    }
-    conn.prepare_cached(
-        "INSERT INTO rate_limits
-                 (scope, failures, window_start_ms, locked_until_ms, lockouts)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (scope) DO UPDATE SET
-                 failures = excluded.failures,
-                 window_start_ms = excluded.window_start_ms,
-                 locked_until_ms = excluded.locked_until_ms,
-                 lockouts = excluded.lockouts",
-    )
-    .db()?
-    .execute(params![
-        scope,
-        state.failures,
-        state.window_start_ms,
-        state.locked_until_ms,
-        state.lockouts
-    ])
-    .db()?;
-    Ok(())
 }
 
 pub(super) fn failures(conn: &Connection, owner: &str, origin: &str) -> Result<LimiterState> {

@@ -15,10 +15,10 @@
 //!
 //! By concern: `schema` (migrations, the connections), `files` (the state
 //! directory), `key` (the key file against its check), `entry` (settings,
-//! read with root's sealed secret row), `checks` (limiter and failure counters), `audit`,
-//! `cache` (the unsealed entry between commits), `users` (per-user
-//! secrets, pending enrolments, recovery-code hashes), and `watch` (the
-//! change notices other processes' commits are heard by).
+//! read with root's sealed secret row), `checks` (the wrong-code
+//! counters), `audit`, `cache` (the unsealed entry between commits),
+//! `users` (per-user secrets, pending enrolments, recovery-code hashes),
+//! and `watch` (the change notices other processes' commits are heard by).
 
 use std::fmt;
 use std::io;
@@ -32,8 +32,8 @@ use crate::changes::{Change, ChangeListener, ChangeSet, Notifier};
 use crate::users::{NewUserSecret, PendingSecret, UserSecret, UserSecretInfo};
 use crate::{
     Aggregate, AuditClass, AuditEntry, AuditQuery, AuditRecord, DbErrorKind, EntrySummary, KeyFile,
-    LimiterState, OsRandom, Randomness, Result, SecretId, Settings, Store, StoreError, SystemEntry,
-    Tx,
+    LimiterState, OsRandom, Randomness, Result, SecretId, Settings, Snapshot, Store, StoreError,
+    SystemEntry, Tx,
 };
 
 mod audit;
@@ -321,6 +321,27 @@ impl SqliteStore {
     }
 }
 
+/// A snapshot's view; `conn` is the read-only reader inside a read
+/// transaction.
+struct SqliteSnapshot<'a> {
+    conn: &'a Connection,
+    key: &'a KeyFile,
+}
+
+impl Snapshot for SqliteSnapshot<'_> {
+    fn user_secret(&mut self, username: &str) -> Result<Option<UserSecret>> {
+        users::user_secret(self.conn, self.key, username)
+    }
+
+    fn pending_secret(&mut self, username: &str) -> Result<Option<PendingSecret>> {
+        users::pending(self.conn, self.key, username)
+    }
+
+    fn failures(&mut self, owner: &str, origin: &str) -> Result<LimiterState> {
+        checks::failures(self.conn, owner, origin)
+    }
+}
+
 /// A transaction's view; `conn` is inside `BEGIN IMMEDIATE`.
 struct SqliteTx<'a> {
     conn: &'a Connection,
@@ -341,14 +362,6 @@ impl Tx for SqliteTx<'_> {
 
     fn advance_step(&mut self, id: SecretId, step: u64) -> Result<bool> {
         entry::advance_step(self.conn, id, step)
-    }
-
-    fn limiter(&mut self, scope: &str) -> Result<LimiterState> {
-        checks::limiter(self.conn, scope)
-    }
-
-    fn put_limiter(&mut self, scope: &str, state: &LimiterState) -> Result<()> {
-        checks::put_limiter(self.conn, scope, state)
     }
 
     fn failures(&mut self, owner: &str, origin: &str) -> Result<LimiterState> {
@@ -522,6 +535,18 @@ impl Store for SqliteStore {
             }
         }
         self.notifier.add(listener);
+    }
+
+    fn read_snapshot_dyn(&self, f: &mut dyn FnMut(&mut dyn Snapshot) -> Result<()>) -> Result<()> {
+        // A deferred transaction on the read-only connection: in WAL mode
+        // it reads one snapshot and never asks for the write lock.
+        let guard = self.lock_reader();
+        let tx = guard.conn.unchecked_transaction().db()?;
+        f(&mut SqliteSnapshot {
+            conn: &tx,
+            key: &self.key,
+        })?;
+        tx.commit().db()
     }
 
     fn read_user(&self, username: &str, uid: u32) -> Result<crate::UserView> {
@@ -720,25 +745,7 @@ mod tests {
     }
 
     #[test]
-    fn default_limiter_deletes_the_row() {
-        let (_dir, store) = open_fresh();
-        let busy = LimiterState {
-            failures: 2,
-            window_start_ms: 1,
-            locked_until_ms: 0,
-            lockouts: 0,
-        };
-        transact(&store, |tx| tx.put_limiter("addr:10.0.0.1", &busy)).unwrap();
-        assert_eq!(count(&store, "SELECT count(*) FROM rate_limits"), 1);
-        transact(&store, |tx| {
-            tx.put_limiter("addr:10.0.0.1", &LimiterState::default())
-        })
-        .unwrap();
-        assert_eq!(count(&store, "SELECT count(*) FROM rate_limits"), 0);
-    }
-
-    #[test]
-    fn replace_secret_deletes_the_old_row_and_its_counters() {
+    fn a_new_secret_deletes_the_old_row_and_its_counters() {
         let (_dir, store) = open_fresh();
         let s1 = Secret::from_bytes(vec![1; 20]).unwrap();
         let s2 = Secret::from_bytes(vec![2; 20]).unwrap();
@@ -758,7 +765,6 @@ mod tests {
             tx.put_failures("user:1000", "192.0.2.1", &busy, i64::MAX)
         })
         .unwrap();
-        transact(&store, |tx| tx.put_limiter("addr:10.0.0.1", &busy)).unwrap();
         let id2 = transact(&store, |tx| {
             tx.put_user_secret(&NewUserSecret::root(&s2, 2))
         })
@@ -774,7 +780,6 @@ mod tests {
             "another owner's counters stay"
         );
         assert_eq!(count(&store, "SELECT count(*) FROM otp_secrets"), 1);
-        assert_eq!(count(&store, "SELECT count(*) FROM rate_limits"), 1);
         // A stale id never reaches the new secret.
         assert!(!transact(&store, |tx| tx.advance_step(id1, 5)).unwrap());
     }
