@@ -153,13 +153,6 @@ pub trait Tx {
     /// [`ALL_ORIGINS`] for the count over every origin); the default when
     /// none is stored. Replacing the owner's secret clears all of them.
     fn failures(&mut self, owner: &str, origin: &str) -> Result<LimiterState>;
-    /// [`Tx::failures`] for a check whose outcome is counted nowhere (an
-    /// administrator's own typos): the counter is read without being
-    /// locked, so such checks do not queue behind each other on a shared
-    /// database. Never follow it with [`Tx::put_failures`] of the same key.
-    fn peek_failures(&mut self, owner: &str, origin: &str) -> Result<LimiterState> {
-        self.failures(owner, origin)
-    }
     /// Writes one (owner, origin) counter, to be forgotten at
     /// `expires_at_ms` ([`Tx::expire_failures`]). The default state deletes it.
     fn put_failures(
