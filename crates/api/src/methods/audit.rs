@@ -188,6 +188,11 @@ fn audit_row_schema() -> Schema {
             },
             "How many identical records this row stands for",
         ),
+        maybe(
+            "node",
+            "The node that wrote it, on a state shared by several nodes (absent on a \
+             state of one node)",
+        ),
     ])
 }
 
@@ -216,7 +221,7 @@ fn query(api: &Api, _: &Session, args: AuditQueryArgs) -> Result<Value, ApiError
         rows.into_iter()
             .map(|e| {
                 let r = e.record;
-                json!({
+                let mut row = json!({
                     "id": e.id,
                     "time": rfc3339(r.at_ms),
                     "event": r.event,
@@ -226,7 +231,13 @@ fn query(api: &Api, _: &Session, args: AuditQueryArgs) -> Result<Value, ApiError
                     "service": r.service,
                     "detail": r.detail,
                     "count": e.count,
-                })
+                });
+                // Only a shared state names nodes: a single node's rows
+                // keep the shape they always had.
+                if let (Some(node), Some(fields)) = (e.node, row.as_object_mut()) {
+                    fields.insert("node".into(), Value::String(node));
+                }
+                row
             })
             .collect(),
     ))

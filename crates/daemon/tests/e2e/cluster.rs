@@ -216,6 +216,22 @@ fn an_update_on_one_node_reaches_the_other_nodes_subscribers_and_its_config() {
         .call("audit.query", vec![json!({"event": "twofactor.update"})])
         .expect("audit");
     assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
+    assert_eq!(rows[0]["node"], "node-a", "{rows}");
+    // A change on b is b's row in the same trail, read on a.
+    b.root()
+        .call("auth.twofactor.update", vec![json!({"window": 1})])
+        .expect("update on b");
+    let rows = a
+        .root()
+        .call("audit.query", vec![json!({"event": "twofactor.update"})])
+        .expect("audit");
+    let nodes: Vec<&Value> = rows
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| &r["node"])
+        .collect();
+    assert_eq!(nodes, [&json!("node-b"), &json!("node-a")], "{rows}");
 }
 
 #[test]

@@ -86,8 +86,8 @@ fn exec(
 pub(super) fn query(client: &mut impl GenericClient, q: &AuditQuery) -> Result<Vec<AuditEntry>> {
     let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
     let mut sql = String::from(
-        "SELECT id, at_ms, event, outcome, user_name, origin, service, detail, occurrences \
-         FROM audit_log",
+        "SELECT id, at_ms, event, outcome, user_name, origin, service, detail, occurrences, \
+         node FROM audit_log",
     );
     let mut args: Vec<&(dyn ToSql + Sync)> = Vec::new();
     let mut conditions = Vec::new();
@@ -140,6 +140,7 @@ pub(super) fn query(client: &mut impl GenericClient, q: &AuditQuery) -> Result<V
                 detail,
             },
             count,
+            node: get(&row, 9)?,
         });
     }
     Ok(out)
