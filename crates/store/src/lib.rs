@@ -292,6 +292,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn is_ready(&self) -> bool {
         true
     }
+    /// This node's name on a state shared by several nodes (the name its
+    /// audit rows and notifications carry); `None` for a state of one node.
+    fn shared_node(&self) -> Option<&str> {
+        None
+    }
     /// Every stored account secret, by name, without unsealing any, from a
     /// read-only snapshot (never waits behind a write, never holds one up).
     fn read_user_secrets(&self) -> Result<Vec<UserSecretInfo>>;

@@ -66,16 +66,61 @@ fn status_schema() -> Schema {
             "legacy_shared_code",
             "Accounts without a secret are asked root's code",
         ),
+        Field::new(
+            "database",
+            Schema::Object(vec![
+                Field::new(
+                    "engine",
+                    Schema::Choice(&["sqlite", "postgresql"]),
+                    "SQLite (one node) or PostgreSQL (shared by several nodes)",
+                ),
+                Field::new(
+                    "node",
+                    Schema::Str { nullable: true },
+                    "This node's name on a shared database",
+                ),
+                flag(
+                    "reachable",
+                    "The database answers now (when it does not, only mode, version \
+                     and database are given)",
+                ),
+            ]),
+            "Where the state is kept and whether it answers",
+        ),
     ])
 }
 
-/// `system.twofactor_status`: what the state says, in one object.
+/// `system.twofactor_status`: what the state says, in one object. With a
+/// shared database out of reach it still answers, saying so: where the
+/// state is, this node's name, and that the database does not answer.
 fn status(api: &Api, session: &Session, (): ()) -> Result<Value, ApiError> {
-    let s = api.twofactor().status()?;
     let options = &api.inner.options;
     let mode = match session.origin() {
         service::Origin::Embedded { .. } => "embedded",
         _ => "daemon",
+    };
+    // Reachable: the status below was read from it.
+    let node = api.twofactor().shared_node();
+    let database = |reachable: bool| {
+        json!({
+            "engine": if node.is_some() { "postgresql" } else { "sqlite" },
+            "node": node,
+            "reachable": reachable,
+        })
+    };
+    let s = match api.twofactor().status() {
+        Ok(s) => s,
+        Err(service::ServiceError::Store(e))
+            if e.db_kind() == Some(service::DbErrorKind::Unavailable) =>
+        {
+            return Ok(json!({
+                "mode": mode,
+                "state_dir": options.state_dir.as_ref().map(|d| d.display().to_string()),
+                "version": env!("CARGO_PKG_VERSION"),
+                "database": database(false),
+            }));
+        }
+        Err(e) => return Err(e.into()),
     };
     let locked: Vec<Value> = s
         .locked_out
@@ -104,6 +149,7 @@ fn status(api: &Api, session: &Session, (): ()) -> Result<Value, ApiError> {
         "pending_enrolments": s.pending_enrolments,
         "locked_out": locked,
         "legacy_shared_code": s.legacy_shared_code,
+        "database": database(true),
     }))
 }
 
@@ -114,7 +160,9 @@ pub(super) fn methods() -> Vec<Method> {
             description: "The state at a glance: where it is (embedded or the daemon's, and its \
                           directory), the version, whether 2FA is on and enforced for SSH (and \
                           which PAM services count as SSH), how many accounts have a secret, \
-                          pending enrolments, and who is locked out now and until when.",
+                          pending enrolments, who is locked out now and until when, and the \
+                          database: SQLite, or PostgreSQL with this node's name, and whether \
+                          it answers.",
             cli_description: "Show the 2FA status of this state",
             examples: &["system twofactor_status", "status"],
             returns: status_schema,

@@ -531,6 +531,15 @@ fn losing_the_database_fails_calls_with_eio_and_both_nodes_serve_again_after_it_
     // An acknowledged change before the loss.
     ra.call("auth.twofactor.update", vec![json!({"otp_digits": 8})])
         .expect("update");
+    let database = |c: &mut Client| {
+        c.call("system.twofactor_status", vec![])
+            .expect("status answers, reachable or not")["database"]
+            .clone()
+    };
+    assert_eq!(
+        database(&mut ra),
+        json!({"engine": "postgresql", "node": "node-a", "reachable": true})
+    );
     cluster.stop_server();
     for d in [&a, &b] {
         let mut c = d.root();
@@ -560,6 +569,16 @@ fn losing_the_database_fails_calls_with_eio_and_both_nodes_serve_again_after_it_
         }
     }
     b.wait_for_line("database", Duration::from_secs(10));
+    // Readiness is visible beyond the log: the status says which node and
+    // that its database does not answer, and claims nothing else.
+    let mut rb = b.root();
+    let status = rb.call("system.twofactor_status", vec![]).expect("status");
+    assert_eq!(
+        status["database"],
+        json!({"engine": "postgresql", "node": "node-b", "reachable": false}),
+        "{status}"
+    );
+    assert!(status.get("enabled").is_none(), "{status}");
     cluster.start_server();
     let back = Instant::now();
     for d in [&a, &b] {
@@ -577,6 +596,7 @@ fn losing_the_database_fails_calls_with_eio_and_both_nodes_serve_again_after_it_
             }
             std::thread::yield_now();
         }
+        assert_eq!(database(&mut c)["reachable"], true);
         let out = pam_check(&mut c, "203.0.113.2", &totp(&secret, 8, 30, 0));
         assert!(
             out["outcome"] == "accepted" || out["outcome"] == "replayed",

@@ -713,6 +713,10 @@ impl Store for PgStore {
         self.shared.available.load(Ordering::Relaxed)
     }
 
+    fn shared_node(&self) -> Option<&str> {
+        Some(&self.node)
+    }
+
     fn reads_cached(&self) -> bool {
         self.shared.get().is_some()
     }
