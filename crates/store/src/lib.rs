@@ -27,7 +27,7 @@ pub use model::{
     LimiterState, SYSTEM_OWNER, SecretId, SecretRecord, Settings, SystemEntry,
 };
 #[cfg(feature = "postgres")]
-pub use postgres::{PgOptions, PgStore, SslMode, redact_url};
+pub use postgres::{PgOptions, PgStore, SslMode, pgpass, redact_url};
 pub use random::{OsRandom, RandomError, Randomness};
 pub use seal::KeyFile;
 pub use sqlite::{BackupReport, SqliteStore, StoreOptions};

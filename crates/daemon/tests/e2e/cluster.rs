@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::harness::{
     ALICE, BOB, Daemon, Fixture, TIMEOUT, Wrappers, code, login, need, oathtool, own_secret,
-    rpc_error, totp, uri_secret, wrong_code,
+    path_str, rpc_error, totp, uri_secret, wrong_code,
 };
 use crate::pgcluster::{Cluster, Setup};
 
@@ -323,6 +323,52 @@ fn bad_database_settings_are_clear_start_up_errors_and_write_nothing() {
         "{out}"
     );
     assert_eq!(applied(&mut c), scripts + 1, "the newer schema was touched");
+}
+
+/// A URL without a password takes it from PostgreSQL's password file
+/// (`PGPASSFILE` here), as libpq does; a file that others may read is
+/// refused at start, naming it and never the password.
+#[test]
+fn a_url_without_a_password_takes_it_from_the_password_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let cluster = Cluster::shared();
+    let db = cluster.fresh_db();
+    let port = cluster.port;
+    cluster
+        .admin()
+        .batch_execute(&format!(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tf_pw') \
+                        THEN CREATE ROLE tf_pw LOGIN PASSWORD 'right-pw'; END IF; END $$; \
+             ALTER DATABASE \"{db}\" OWNER TO tf_pw"
+        ))
+        .expect("role");
+    let url = format!("postgresql://tf_pw@127.0.0.1:{port}/{db}?sslmode=disable");
+    let keys = tempfile::tempdir().expect("tempdir");
+    let pgpass = keys.path().join("pgpass");
+    std::fs::write(
+        &pgpass,
+        format!("# a comment\n127.0.0.1:{port}:{db}:tf_pw:right-pw\n*:*:*:*:wrong-pw\n"),
+    )
+    .expect("pgpass");
+    let mode = |m: u32| {
+        std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(m)).expect("chmod")
+    };
+    mode(0o600);
+    let f = node(&url, "node-a", None, "").with_env("PGPASSFILE", path_str(&pgpass));
+    let d = f.start();
+    let status = d
+        .root()
+        .call("system.twofactor_status", vec![])
+        .expect("status");
+    assert_eq!(status["database"]["reachable"], true, "{status}");
+    drop(d);
+    mode(0o644);
+    let out = start_failure(&f);
+    assert!(
+        out.contains(path_str(&pgpass)) && out.contains("group or others"),
+        "{out}"
+    );
+    assert!(!out.contains("right-pw"), "the password is shown: {out}");
 }
 
 /// A login of `who` over TCP answered with `token`: the answer's type.

@@ -40,6 +40,7 @@ mod cache;
 mod checks;
 mod entry;
 mod key;
+pub mod pgpass;
 mod schema;
 pub(crate) mod snapshot;
 mod url;
