@@ -299,6 +299,18 @@ pub fn reply_fields<T: Reply>(name: &'static str, spec: Field) -> Vec<Field> {
     if spec.name == FLATTENED {
         match T::returns() {
             Schema::Object(fields) => fields,
+            // An optional flattened object: its fields, present or absent
+            // together (none of them is required).
+            Schema::AnyOf(mut alts)
+                if alts.len() == 2
+                    && matches!(alts[1], Schema::Null)
+                    && matches!(alts[0], Schema::Object(_)) =>
+            {
+                match alts.swap_remove(0) {
+                    Schema::Object(fields) => fields,
+                    other => vec![Field::new(name, other, spec.description)],
+                }
+            }
             other => vec![Field::new(name, other, spec.description)],
         }
     } else {

@@ -827,9 +827,36 @@ fn status_text(status: &Value) -> String {
     if let Value::String(dir) = get("state_dir") {
         mode.push_str(&format!(", state in {dir}"));
     }
+    let database = get("database");
+    let shared = database.get("engine").and_then(Value::as_str) == Some("postgresql");
+    let reachable = database.get("reachable") != Some(&Value::Bool(false));
     let mut lines = vec![
         format!("mode:                {mode}"),
         format!("version:             {}", text(get("version"))),
+    ];
+    // A state of one node (SQLite) is said by `mode`; a shared one names
+    // this node and whether the database answers.
+    if shared {
+        let node = database
+            .get("node")
+            .and_then(Value::as_str)
+            .map(render::escape_controls)
+            .unwrap_or_default();
+        lines.push(format!(
+            "database:            PostgreSQL, node {node}, {}",
+            if reachable {
+                "reachable"
+            } else {
+                "NOT reachable (calls that need the state fail until it is back)"
+            }
+        ));
+    }
+    if !reachable {
+        let mut out = lines.join("\n");
+        out.push('\n');
+        return out;
+    }
+    lines.extend([
         format!("two-factor:          {}", on_off(get("enabled"))),
         format!(
             "SSH enforcement:     {} (PAM services: {})",
@@ -847,7 +874,7 @@ fn status_text(status: &Value) -> String {
             text(get("accounts_with_secret"))
         ),
         format!("pending enrolments:  {}", words(get("pending_enrolments"))),
-    ];
+    ]);
     if get("legacy_shared_code") == Value::Bool(true) {
         lines.push(
             "legacy shared code:  on (accounts without a secret of their own are asked \
@@ -1467,6 +1494,37 @@ mod tests {
         assert!(is_malformed_code("123456", 8));
     }
 
+    /// A node on a shared database names itself and says whether the
+    /// database answers; while it does not, nothing else is claimed.
+    #[test]
+    fn status_of_a_shared_state_names_the_node_and_its_database() {
+        let up = json!({
+            "mode": "daemon", "version": "1", "enabled": true, "ssh": false,
+            "locked_out": [],
+            "database": {"engine": "postgresql", "node": "nas-a", "reachable": true},
+        });
+        let text = status_text(&up);
+        assert!(
+            text.contains("database:            PostgreSQL, node nas-a, reachable\n"),
+            "{text}"
+        );
+        assert!(text.contains("two-factor:          on\n"), "{text}");
+        let down = json!({
+            "mode": "daemon", "version": "1",
+            "database": {"engine": "postgresql", "node": "nas-a", "reachable": false},
+        });
+        let text = status_text(&down);
+        assert!(
+            text.contains("database:            PostgreSQL, node nas-a, NOT reachable"),
+            "{text}"
+        );
+        assert!(!text.contains("two-factor:"), "{text}");
+        // One node: no database line, as before.
+        let one = json!({"mode": "daemon", "version": "1",
+            "database": {"engine": "sqlite", "node": null, "reachable": true}});
+        assert!(!status_text(&one).contains("database:"));
+    }
+
     #[test]
     fn status_says_which_state_and_what_it_holds() {
         let (mut e, d) = engine();
@@ -1500,6 +1558,10 @@ mod tests {
         assert_eq!(v["legacy_shared_code"], false);
         assert_eq!(v["pending_enrolments"], json!(["root"]));
         assert_eq!(v["locked_out"], json!([]));
+        assert_eq!(
+            v["database"],
+            json!({"engine": "sqlite", "node": null, "reachable": true})
+        );
         // Inside the system namespace, `status` is the same.
         e.mode = Mode::Table;
         run(&mut e, "system").unwrap();

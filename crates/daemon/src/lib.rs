@@ -51,6 +51,25 @@ pub use web::{CONTENT_SECURITY_POLICY, STRICT_TRANSPORT_SECURITY};
 /// for the store (see `scripts/daemon-bench`).
 const MAX_BLOCKING_THREADS: usize = 64;
 
+/// An error with its causes, each said once: `what: why: ...`. Causes
+/// whose text the message already holds (an error that names its own
+/// source in its message, as the store's file errors do) are left out
+/// rather than repeated.
+pub fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 /// Logs to standard error: `RUST_LOG` filters (default `info`); no colours
 /// unless on a terminal, no timestamps under systemd (the journal has them).
 pub fn init_logging() {
@@ -199,4 +218,31 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     // Calls still running past the grace period do not hold the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     served
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store error that names its OS error in its own message, under a
+    /// context: the OS error is said once, the context and path too.
+    #[test]
+    fn each_cause_is_said_once() {
+        let e = anyhow::Error::new(api::host::StoreError::Io {
+            path: "/nowhere/twofactor.db".into(),
+            source: std::io::Error::from_raw_os_error(2),
+        })
+        .context("cannot back up the state in /nowhere to /tmp/b");
+        let shown = error_chain(&e);
+        assert_eq!(shown.matches("(os error 2)").count(), 1, "{shown}");
+        assert!(
+            shown.starts_with(
+                "cannot back up the state in /nowhere to /tmp/b: cannot use /nowhere/twofactor.db: "
+            ),
+            "{shown}"
+        );
+        // Causes that add something are all kept.
+        let e = anyhow::anyhow!("inner").context("middle").context("outer");
+        assert_eq!(error_chain(&e), "outer: middle: inner");
+    }
 }

@@ -14,7 +14,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                tracing::error!("{e:#}");
+                tracing::error!("{}", daemon::error_chain(&e));
                 ExitCode::FAILURE
             }
         };
@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     match daemon::run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            tracing::error!("{}", daemon::error_chain(&e));
             ExitCode::FAILURE
         }
     }

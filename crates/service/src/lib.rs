@@ -89,16 +89,7 @@ pub fn open_node_store(config: &Config) -> Result<std::sync::Arc<dyn store::Stor
     let Some(db) = &config.database else {
         return open_store(&config.state_dir, config.init);
     };
-    let password = match &db.password_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| StoreError::Io {
-                path: path.display().to_string(),
-                source,
-            })?;
-            Some(text.lines().next().unwrap_or_default().to_owned())
-        }
-        None => None,
-    };
+    let password = database_password(&db.url, db.password_file.as_deref())?;
     let store = store::PgStore::open(&store::PgOptions {
         url: db.url.clone(),
         password,
@@ -109,6 +100,30 @@ pub fn open_node_store(config: &Config) -> Result<std::sync::Arc<dyn store::Stor
         key_file: config.state_dir.join(store::SqliteStore::KEY_FILE),
     })?;
     Ok(std::sync::Arc::new(store))
+}
+
+/// The password for the database `url`: the first line of `password_file`
+/// when the configuration names one; else, for a URL without a password,
+/// what PostgreSQL's password file gives it, found as libpq finds it
+/// (`PGPASSFILE`, else `~/.pgpass` of the daemon's user; a file group or
+/// others may read is refused).
+fn database_password(
+    url: &str,
+    password_file: Option<&std::path::Path>,
+) -> Result<Option<String>, StoreError> {
+    match password_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| StoreError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+            Ok(Some(text.lines().next().unwrap_or_default().to_owned()))
+        }
+        None => match store::pgpass::default_file() {
+            Some(file) => store::pgpass::password_for(url, &file),
+            None => Ok(None),
+        },
+    }
 }
 
 /// `twofactord migrate --from FROM --to TO`: copies a whole state between
@@ -129,20 +144,7 @@ pub fn migrate_state(
             return Ok(StateLocation::Dir(s.into()));
         }
         let db = config.database.as_ref();
-        let password = match db.and_then(|d| d.password_file.as_ref()) {
-            Some(path) => Some(
-                std::fs::read_to_string(path)
-                    .map_err(|source| StoreError::Io {
-                        path: path.display().to_string(),
-                        source,
-                    })?
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned(),
-            ),
-            None => None,
-        };
+        let password = database_password(s, db.and_then(|d| d.password_file.as_deref()))?;
         Ok(StateLocation::Postgres(store::PgOptions {
             url: s.to_owned(),
             password,

@@ -61,6 +61,12 @@ fn detail_str<'a>(detail: Option<&'a Value>, key: &str) -> Option<&'a str> {
 }
 
 impl TwoFactor {
+    /// This node's name on a database shared by several nodes
+    /// (PostgreSQL); `None` for the state of one node (SQLite).
+    pub fn shared_node(&self) -> Option<&str> {
+        self.store.shared_node()
+    }
+
     /// The status of the state (see [`Status`]).
     pub fn status(&self) -> Result<Status, ServiceError> {
         let now = self.clock.now_ms();

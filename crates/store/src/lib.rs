@@ -31,7 +31,7 @@ pub use model::{
     LimiterState, SecretId, SecretRecord, Settings, SystemEntry,
 };
 #[cfg(feature = "postgres")]
-pub use postgres::{PgOptions, PgStore, SslMode, redact_url};
+pub use postgres::{PgOptions, PgStore, SslMode, pgpass, redact_url};
 pub use random::{OsRandom, RandomError, Randomness};
 pub use seal::KeyFile;
 pub use sqlite::{BackupReport, SqliteStore, StoreOptions};
@@ -153,13 +153,6 @@ pub trait Tx {
     /// count over every origin); the default when none is stored. Replacing
     /// the owner's secret clears all of them.
     fn failures(&mut self, owner: &str, origin: &str) -> Result<LimiterState>;
-    /// [`Tx::failures`] for a check whose outcome is counted nowhere (an
-    /// administrator's own typos): the counter is read without being
-    /// locked, so such checks do not queue behind each other on a shared
-    /// database. Never follow it with [`Tx::put_failures`] of the same key.
-    fn peek_failures(&mut self, owner: &str, origin: &str) -> Result<LimiterState> {
-        self.failures(owner, origin)
-    }
     /// Writes one (owner, origin) counter, to be forgotten at
     /// `expires_at_ms` ([`Tx::expire_failures`]). The default state deletes it.
     fn put_failures(
@@ -319,6 +312,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// unreachable for a while).
     fn is_ready(&self) -> bool {
         true
+    }
+    /// This node's name on a state shared by several nodes (the name its
+    /// audit rows and notifications carry); `None` for a state of one node.
+    fn shared_node(&self) -> Option<&str> {
+        None
     }
     /// Every stored account secret, by name, without unsealing any, from a
     /// read-only snapshot (never waits behind a write, never holds one up).

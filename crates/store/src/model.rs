@@ -140,6 +140,10 @@ pub struct AuditEntry {
     /// that aggregates repeats beyond the rate written one by one.
     #[serde(default = "one")]
     pub count: u64,
+    /// The node that wrote the row, on a state shared by several nodes;
+    /// `None` on a state of one node (SQLite), which names none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 fn one() -> u64 {

@@ -1648,3 +1648,102 @@ fn postgres() -> Box<dyn Location> {
 }
 
 backend!(postgres_backend, postgres);
+
+/// On PostgreSQL, a transaction that wrote only what may be lost in a crash
+/// of the database (routine audit records, aggregated or not, pruning,
+/// expired counters) commits without waiting for the disk; one that also
+/// wrote anything else (a counter, a security record, a setting) waits, and
+/// one that wrote nothing needs no setting at all. Every write is still
+/// there afterwards.
+#[test]
+fn postgres_commits_only_routine_writes_without_waiting_for_the_disk() {
+    let cluster = pgcluster::Cluster::shared();
+    let keys = tempfile::tempdir().unwrap();
+    let store = store::PgStore::open(&store::PgOptions {
+        url: cluster.url(&cluster.fresh_db()),
+        password: None,
+        node: "node-relaxed".into(),
+        pool_size: 2,
+        connect_timeout_ms: 5000,
+        statement_timeout_ms: 10_000,
+        key_file: keys.path().join("state").join("secret.key"),
+    })
+    .unwrap();
+    let relaxed_after = |f: Body<'_>| {
+        let before = store.relaxed_commits();
+        transact(&store, f).unwrap();
+        store.relaxed_commits() - before
+    };
+    let routine = |tx: &mut dyn store::Tx, at: i64| {
+        tx.audit_as(
+            &record(at, "otp.check", "wrong"),
+            AuditClass::Routine,
+            Some(&Aggregate {
+                key: "k",
+                since_ms: 0,
+                free: 1,
+            }),
+        )
+    };
+    // Routine only: a new row, then an aggregated one, with housekeeping.
+    for at in [1, 2, 3] {
+        assert_eq!(
+            relaxed_after(&|tx| {
+                routine(tx, at)?;
+                tx.expire_failures(at, 16)?;
+                tx.prune_audit(AuditClass::Routine, 0, 100, 32)?;
+                tx.prune_audit(AuditClass::Security, 0, 100, 32)?;
+                Ok(())
+            }),
+            1,
+            "routine record {at}"
+        );
+    }
+    // With anything else, durable.
+    type Body<'a> = &'a dyn Fn(&mut dyn store::Tx) -> store::Result<()>;
+    let durable: [Body<'_>; 4] = [
+        &|tx| tx.audit(&record(4, "otp.lockout", "locked")),
+        &|tx| {
+            let st = LimiterState {
+                failures: 1,
+                window_start_ms: 5,
+                locked_until_ms: 0,
+                lockouts: 0,
+            };
+            tx.put_failures(&store::user_owner("root", 0), "192.0.2.1", &st, 1_000)
+        },
+        &|tx| {
+            tx.clear_failures(&store::user_owner("alice", 1000))
+                .map(|_| ())
+        },
+        &|tx| tx.put_settings(&some_settings()),
+    ];
+    for (i, f) in durable.iter().enumerate() {
+        assert_eq!(
+            relaxed_after(&|tx| {
+                routine(tx, 10 + i as i64)?;
+                f(tx)
+            }),
+            0,
+            "durable case {i}"
+        );
+    }
+    // Nothing written: nothing to decide.
+    assert_eq!(relaxed_after(&|tx| tx.settings().map(|_| ())), 0);
+    // Every record is there: 1 + 1 aggregating 2 + 4, and the lock-out.
+    let rows = all_audit(&store);
+    let routine_count: u64 = rows
+        .iter()
+        .filter(|e| e.record.event == "otp.check")
+        .map(|e| e.count)
+        .sum();
+    assert_eq!(routine_count, 7);
+    assert!(rows.iter().any(|e| e.record.event == "otp.lockout"));
+    assert_eq!(
+        transact(&store, |tx| tx
+            .failures(&store::user_owner("root", 0), "192.0.2.1"))
+        .unwrap()
+        .failures,
+        1
+    );
+}

@@ -171,6 +171,13 @@ reply! {
         service: Option<String> => doc("PAM service"),
         detail: Option<Dict> => doc("More, by event"),
         count: InRange<1, { i64::MAX }> => doc("How many identical records this row stands for"),
+        // Only a shared state names nodes: a single node's rows keep the
+        // shape they always had.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        node: Option<String> => doc(
+            "The node that wrote it, on a state shared by several nodes (absent on a \
+             state of one node)"
+        ),
     }
 }
 
@@ -194,6 +201,7 @@ impl AuditRow {
                 Some(other) => Some(Dict([("value".to_owned(), other)].into_iter().collect())),
             },
             count: InRange(i64::try_from(e.count).unwrap_or(i64::MAX)),
+            node: e.node,
         }
     }
 }
@@ -271,6 +279,7 @@ mod tests {
                 detail,
             },
             count: 1,
+            node: None,
         };
         let row = AuditRow::of(entry(Some(
             json!({"changed": ["enabled"], "secret_generated": true}),

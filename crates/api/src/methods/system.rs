@@ -4,7 +4,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use crate::registry::{Access, Method};
 use crate::schema::Schema;
-use crate::typed::{InRange, Reply, doc};
+use crate::typed::{InRange, Reply, doc, flat};
 use crate::{Api, ApiError, Session, reply};
 use service::{Digits, Interval, Window};
 
@@ -30,6 +30,22 @@ impl Reply for Mode {
     }
 }
 
+/// The engine keeping the state.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Engine {
+    /// One node's SQLite file.
+    Sqlite,
+    /// A PostgreSQL database shared by several nodes.
+    Postgresql,
+}
+
+impl Reply for Engine {
+    fn returns() -> Schema {
+        Schema::Choice(&["sqlite", "postgresql"])
+    }
+}
+
 /// The status's settings, in the ranges of their types.
 type DigitsShown = InRange<{ Digits::MIN as i64 }, { Digits::MAX as i64 }>;
 type IntervalShown = InRange<{ Interval::MIN as i64 }, { Interval::MAX as i64 }>;
@@ -46,11 +62,8 @@ reply! {
 }
 
 reply! {
-    /// `system.twofactor_status`'s answer.
-    pub(crate) struct TwofactorStatus {
-        mode: Mode => doc("Whose state"),
-        state_dir: Option<String> => doc("Its directory"),
-        version: &'static str => doc("Version of the program"),
+    /// What the state says (absent while a shared database does not answer).
+    pub(crate) struct StateStatus {
         enabled: bool => doc("2FA is on"),
         ssh: bool => doc("2FA is enforced for SSH"),
         ssh_pam_services: Vec<String> => doc("PAM services that count as SSH"),
@@ -65,13 +78,63 @@ reply! {
     }
 }
 
-/// `system.twofactor_status`: what the state says, in one object.
+reply! {
+    /// Where the state is kept and whether it answers.
+    pub(crate) struct DatabaseStatus {
+        engine: Engine => doc("SQLite (one node) or PostgreSQL (shared by several nodes)"),
+        node: Option<String> => doc("This node's name on a shared database"),
+        reachable: bool => doc(
+            "The database answers now (when it does not, only mode, version and database \
+             are given)"
+        ),
+    }
+}
+
+reply! {
+    /// `system.twofactor_status`'s answer.
+    pub(crate) struct TwofactorStatus {
+        mode: Mode => doc("Whose state"),
+        state_dir: Option<String> => doc("Its directory"),
+        version: &'static str => doc("Version of the program"),
+        #[serde(flatten)]
+        state: Option<StateStatus> => flat(),
+        database: DatabaseStatus => doc("Where the state is kept and whether it answers"),
+    }
+}
+
+/// `system.twofactor_status`: what the state says, in one object. With a
+/// shared database out of reach it still answers, saying so: where the
+/// state is, this node's name, and that the database does not answer.
 fn status(api: &Api, session: &Session, (): ()) -> Result<TwofactorStatus, ApiError> {
-    let s = api.twofactor().status()?;
     let options = &api.inner.options;
-    let mode = match session.origin() {
-        service::Origin::Embedded { .. } => Mode::Embedded,
-        _ => Mode::Daemon,
+    let node = api.twofactor().shared_node();
+    let database = |reachable: bool| DatabaseStatus {
+        engine: if node.is_some() {
+            Engine::Postgresql
+        } else {
+            Engine::Sqlite
+        },
+        node: node.map(str::to_owned),
+        reachable,
+    };
+    let answer = |state: Option<StateStatus>, reachable: bool| TwofactorStatus {
+        mode: match session.origin() {
+            service::Origin::Embedded { .. } => Mode::Embedded,
+            _ => Mode::Daemon,
+        },
+        state_dir: options.state_dir.as_ref().map(|d| d.display().to_string()),
+        version: env!("CARGO_PKG_VERSION"),
+        state,
+        database: database(reachable),
+    };
+    let s = match api.twofactor().status() {
+        Ok(s) => s,
+        Err(service::ServiceError::Store(e))
+            if e.db_kind() == Some(service::DbErrorKind::Unavailable) =>
+        {
+            return Ok(answer(None, false));
+        }
+        Err(e) => return Err(e.into()),
     };
     let locked_out = s
         .locked_out
@@ -85,10 +148,7 @@ fn status(api: &Api, session: &Session, (): ()) -> Result<TwofactorStatus, ApiEr
                 .div_ceil(1000),
         })
         .collect();
-    Ok(TwofactorStatus {
-        mode,
-        state_dir: options.state_dir.as_ref().map(|d| d.display().to_string()),
-        version: env!("CARGO_PKG_VERSION"),
+    let state = StateStatus {
         enabled: s.enabled,
         ssh: s.ssh,
         ssh_pam_services: options.ssh_pam_services.clone(),
@@ -100,7 +160,8 @@ fn status(api: &Api, session: &Session, (): ()) -> Result<TwofactorStatus, ApiEr
         pending_enrolments: s.pending_enrolments,
         locked_out,
         legacy_shared_code: s.legacy_shared_code,
-    })
+    };
+    Ok(answer(Some(state), true))
 }
 
 pub(super) fn methods() -> Vec<Method> {
@@ -110,7 +171,9 @@ pub(super) fn methods() -> Vec<Method> {
             description: "The state at a glance: where it is (embedded or the daemon's, and its \
                           directory), the version, whether 2FA is on and enforced for SSH (and \
                           which PAM services count as SSH), how many accounts have a secret, \
-                          pending enrolments, and who is locked out now and until when.",
+                          pending enrolments, who is locked out now and until when, and the \
+                          database: SQLite, or PostgreSQL with this node's name, and whether \
+                          it answers.",
             cli_description: "Show the 2FA status of this state",
             examples: &["system twofactor_status", "status"],
             ..Method::base(Access::Admin, false).handles(status)

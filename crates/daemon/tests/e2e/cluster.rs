@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::harness::{
     ALICE, BOB, Daemon, Fixture, TIMEOUT, Wrappers, code, login, need, oathtool, own_secret,
-    rpc_error, totp, uri_secret, wrong_code,
+    path_str, rpc_error, totp, uri_secret, wrong_code,
 };
 use crate::pgcluster::{Cluster, Setup};
 
@@ -216,6 +216,22 @@ fn an_update_on_one_node_reaches_the_other_nodes_subscribers_and_its_config() {
         .call("audit.query", vec![json!({"event": "twofactor.update"})])
         .expect("audit");
     assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
+    assert_eq!(rows[0]["node"], "node-a", "{rows}");
+    // A change on b is b's row in the same trail, read on a.
+    b.root()
+        .call("auth.twofactor.update", vec![json!({"window": 1})])
+        .expect("update on b");
+    let rows = a
+        .root()
+        .call("audit.query", vec![json!({"event": "twofactor.update"})])
+        .expect("audit");
+    let nodes: Vec<&Value> = rows
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| &r["node"])
+        .collect();
+    assert_eq!(nodes, [&json!("node-b"), &json!("node-a")], "{rows}");
 }
 
 #[test]
@@ -307,6 +323,52 @@ fn bad_database_settings_are_clear_start_up_errors_and_write_nothing() {
         "{out}"
     );
     assert_eq!(applied(&mut c), scripts + 1, "the newer schema was touched");
+}
+
+/// A URL without a password takes it from PostgreSQL's password file
+/// (`PGPASSFILE` here), as libpq does; a file that others may read is
+/// refused at start, naming it and never the password.
+#[test]
+fn a_url_without_a_password_takes_it_from_the_password_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let cluster = Cluster::shared();
+    let db = cluster.fresh_db();
+    let port = cluster.port;
+    cluster
+        .admin()
+        .batch_execute(&format!(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tf_pw') \
+                        THEN CREATE ROLE tf_pw LOGIN PASSWORD 'right-pw'; END IF; END $$; \
+             ALTER DATABASE \"{db}\" OWNER TO tf_pw"
+        ))
+        .expect("role");
+    let url = format!("postgresql://tf_pw@127.0.0.1:{port}/{db}?sslmode=disable");
+    let keys = tempfile::tempdir().expect("tempdir");
+    let pgpass = keys.path().join("pgpass");
+    std::fs::write(
+        &pgpass,
+        format!("# a comment\n127.0.0.1:{port}:{db}:tf_pw:right-pw\n*:*:*:*:wrong-pw\n"),
+    )
+    .expect("pgpass");
+    let mode = |m: u32| {
+        std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(m)).expect("chmod")
+    };
+    mode(0o600);
+    let f = node(&url, "node-a", None, "").with_env("PGPASSFILE", path_str(&pgpass));
+    let d = f.start();
+    let status = d
+        .root()
+        .call("system.twofactor_status", vec![])
+        .expect("status");
+    assert_eq!(status["database"]["reachable"], true, "{status}");
+    drop(d);
+    mode(0o644);
+    let out = start_failure(&f);
+    assert!(
+        out.contains(path_str(&pgpass)) && out.contains("group or others"),
+        "{out}"
+    );
+    assert!(!out.contains("right-pw"), "the password is shown: {out}");
 }
 
 /// A login of `who` over TCP answered with `token`: the answer's type.
@@ -515,6 +577,15 @@ fn losing_the_database_fails_calls_with_eio_and_both_nodes_serve_again_after_it_
     // An acknowledged change before the loss.
     ra.call("auth.twofactor.update", vec![json!({"otp_digits": 8})])
         .expect("update");
+    let database = |c: &mut Client| {
+        c.call("system.twofactor_status", vec![])
+            .expect("status answers, reachable or not")["database"]
+            .clone()
+    };
+    assert_eq!(
+        database(&mut ra),
+        json!({"engine": "postgresql", "node": "node-a", "reachable": true})
+    );
     cluster.stop_server();
     for d in [&a, &b] {
         let mut c = d.root();
@@ -544,6 +615,16 @@ fn losing_the_database_fails_calls_with_eio_and_both_nodes_serve_again_after_it_
         }
     }
     b.wait_for_line("database", Duration::from_secs(10));
+    // Readiness is visible beyond the log: the status says which node and
+    // that its database does not answer, and claims nothing else.
+    let mut rb = b.root();
+    let status = rb.call("system.twofactor_status", vec![]).expect("status");
+    assert_eq!(
+        status["database"],
+        json!({"engine": "postgresql", "node": "node-b", "reachable": false}),
+        "{status}"
+    );
+    assert!(status.get("enabled").is_none(), "{status}");
     cluster.start_server();
     let back = Instant::now();
     for d in [&a, &b] {
@@ -561,6 +642,7 @@ fn losing_the_database_fails_calls_with_eio_and_both_nodes_serve_again_after_it_
             }
             std::thread::yield_now();
         }
+        assert_eq!(database(&mut c)["reachable"], true);
         let out = pam_check(&mut c, "203.0.113.2", &totp(&secret, 8, 30, 0));
         assert!(
             out["outcome"] == "accepted" || out["outcome"] == "replayed",

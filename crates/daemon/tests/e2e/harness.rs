@@ -203,6 +203,12 @@ impl Fixture {
         }
     }
 
+    /// Runs the daemon with `key` set to `value` in its environment.
+    pub fn with_env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
     /// Listens on this TCP address (one that a restart keeps).
     pub fn with_listen(mut self, addr: &str) -> Self {
         self.listen = Some(addr.to_owned());

@@ -94,6 +94,8 @@ fn an_origin_with_five_wrong_codes_is_locked_out_and_audited_but_root_is_not() {
         .call("audit.query", vec![json!({"event": "otp.lockout"})])
         .unwrap();
     assert_eq!(lockouts.as_array().unwrap().len(), 1, "{lockouts}");
+    // A state of one node names none: the rows keep their shape.
+    assert!(lockouts[0].get("node").is_none(), "{lockouts}");
     assert_eq!(lockouts[0]["outcome"], "locked");
     assert_eq!(lockouts[0]["detail"]["scope"], "origin");
     assert_eq!(lockouts[0]["detail"]["origin"], "203.0.113.9");
@@ -226,6 +228,32 @@ fn a_damaged_database_is_named_in_the_log() {
     assert!(!out.status.success());
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("database file is damaged"), "{log}");
+}
+
+/// `twofactord backup` of a state that is not there fails saying which
+/// file is missing and why, each once (the store's error names its OS
+/// error itself; the causes under it are not repeated).
+#[test]
+fn a_backup_of_a_missing_state_says_why_once() {
+    let f = Fixture::new();
+    let empty = f.dir.path().join("empty.toml");
+    std::fs::write(&empty, "").expect("config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_twofactord"))
+        .arg("--config")
+        .arg(&empty)
+        .arg("--state-dir")
+        .arg(&f.state)
+        .arg("backup")
+        .arg("--to")
+        .arg(f.dir.path().join("backup"))
+        .env_remove("JOURNAL_STREAM")
+        .output()
+        .expect("twofactord backup");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot back up the state in"), "{err}");
+    assert!(err.contains(f.state.to_str().expect("utf-8")), "{err}");
+    assert_eq!(err.matches("(os error 2)").count(), 1, "{err}");
 }
 
 /// `twofactord backup --to DIR` while a daemon runs and writes: the copy

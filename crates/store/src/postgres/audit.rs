@@ -23,7 +23,9 @@ pub(super) fn insert(
         // interval are thus bounded by `free` plus the writers that ran at
         // once, and the counts still add up to every record.
         let free = i64::from(agg.free);
-        let counted = db.exec(
+        let counted = exec(
+            db,
+            class,
             "UPDATE audit_log SET occurrences = occurrences + 1
               WHERE id = (SELECT id FROM audit_log
                            WHERE id IN (SELECT id FROM audit_log
@@ -42,7 +44,9 @@ pub(super) fn insert(
         .map(serde_json::to_string)
         .transpose()
         .map_err(|e| StoreError::database(format!("cannot encode audit detail: {e}")))?;
-    db.exec(
+    exec(
+        db,
+        class,
         "INSERT INTO audit_log
              (at_ms, event, outcome, user_name, origin, service, detail, node, class, agg_key,
               account)
@@ -64,11 +68,26 @@ pub(super) fn insert(
     Ok(())
 }
 
+/// A write of a record of `class`: a routine record may be lost in a crash
+/// of the database (it does not make the commit durable), a security
+/// record may not.
+fn exec(
+    db: &mut Db<'_, impl GenericClient>,
+    class: AuditClass,
+    sql: &'static str,
+    p: &[&(dyn ToSql + Sync)],
+) -> Result<u64> {
+    match class {
+        AuditClass::Routine => db.exec_relaxed(sql, p),
+        AuditClass::Security => db.exec(sql, p),
+    }
+}
+
 pub(super) fn query(client: &mut impl GenericClient, q: &AuditQuery) -> Result<Vec<AuditEntry>> {
     let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
     let mut sql = String::from(
-        "SELECT id, at_ms, event, outcome, user_name, origin, service, detail, occurrences \
-         FROM audit_log",
+        "SELECT id, at_ms, event, outcome, user_name, origin, service, detail, occurrences, \
+         node FROM audit_log",
     );
     let mut args: Vec<&(dyn ToSql + Sync)> = Vec::new();
     let mut conditions = Vec::new();
@@ -121,6 +140,7 @@ pub(super) fn query(client: &mut impl GenericClient, q: &AuditQuery) -> Result<V
                 detail,
             },
             count,
+            node: get(&row, 9)?,
         });
     }
     Ok(out)
@@ -135,24 +155,32 @@ pub(super) fn prune_audit(
 ) -> Result<usize> {
     let class = class.as_str();
     let batch = i64::try_from(batch).unwrap_or(i64::MAX);
-    // By age: the class's oldest first, on its time index.
-    let by_age = db.exec(
-        "DELETE FROM audit_log WHERE id IN (
-             SELECT id FROM audit_log WHERE class = $1 AND at_ms < $2
-             ORDER BY at_ms LIMIT $3 FOR UPDATE SKIP LOCKED)",
-        &[&class, &older_than_ms, &batch],
-    )?;
-    let mut deleted = i64::try_from(by_age).unwrap_or(i64::MAX);
-    // By count: the class's rows are counted on its (class, id) index and
-    // its oldest go first. Only this class's rows count.
-    let keep = i64::try_from(keep_rows).unwrap_or(i64::MAX);
+    // By age: the class's oldest first, on its time index; in the same
+    // statement (one round trip), the class's rows are counted on its
+    // (class, id) index. The count sees the rows as they were before the
+    // deletion, so those deleted by age are taken off it. Pruning repeats
+    // in every audited transaction, so it may be lost in a crash of the
+    // database (relaxed).
     let row = db
-        .opt("SELECT count(*) FROM audit_log WHERE class = $1", &[&class])?
+        .opt_relaxed(
+            "WITH aged AS (
+                 DELETE FROM audit_log WHERE id IN (
+                     SELECT id FROM audit_log WHERE class = $1 AND at_ms < $2
+                     ORDER BY at_ms LIMIT $3 FOR UPDATE SKIP LOCKED)
+                 RETURNING 1)
+             SELECT (SELECT count(*) FROM aged),
+                    (SELECT count(*) FROM audit_log WHERE class = $1)",
+            &[&class, &older_than_ms, &batch],
+        )?
         .ok_or_else(|| StoreError::database("count returned no row"))?;
-    let rows: i64 = get(&row, 0)?;
+    let mut deleted: i64 = get(&row, 0)?;
+    let before: i64 = get(&row, 1)?;
+    let rows = before.saturating_sub(deleted);
+    // By count: the class's oldest go first. Only this class's rows count.
+    let keep = i64::try_from(keep_rows).unwrap_or(i64::MAX);
     let left = batch.saturating_sub(deleted).min(rows.saturating_sub(keep));
     if left > 0 {
-        let by_count = db.exec(
+        let by_count = db.exec_relaxed(
             "DELETE FROM audit_log WHERE id IN (
                  SELECT id FROM audit_log WHERE class = $1
                  ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)",

@@ -55,7 +55,8 @@ pub(super) fn failures(
     read_state(row)
 }
 
-/// [`failures`] without the lock, for a check that counts nothing.
+/// [`failures`] without the lock, for a read-only snapshot (which never
+/// writes a counter back).
 pub(super) fn peek_failures(
     db: &mut Db<'_, impl GenericClient>,
     owner: &str,
@@ -76,7 +77,7 @@ pub(super) fn put_failures(
     state: &LimiterState,
     expires_at_ms: i64,
 ) -> Result<()> {
-    // Already held after `failures`; taken here after `peek_failures`.
+    // Already held after `failures`; taken here when it was not read.
     lock_key(db, "failures", &[owner, origin])?;
     if *state == LimiterState::default() {
         db.exec(
@@ -115,8 +116,10 @@ pub(super) fn expire_failures(
 ) -> Result<usize> {
     let batch = i64::try_from(batch).unwrap_or(i64::MAX);
     // SKIP LOCKED: rows another transaction is changing are left for a
-    // later round instead of waited for.
-    let n = db.exec(
+    // later round instead of waited for. Relaxed: a deletion lost in a
+    // crash of the database leaves counters that read as expired anyway
+    // and are deleted again.
+    let n = db.exec_relaxed(
         "DELETE FROM otp_failures WHERE (owner, origin) IN (
              SELECT owner, origin FROM otp_failures WHERE expires_at_ms <= $1
              ORDER BY expires_at_ms LIMIT $2 FOR UPDATE SKIP LOCKED)",

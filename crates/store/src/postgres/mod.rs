@@ -41,6 +41,7 @@ mod cache;
 mod checks;
 mod entry;
 mod key;
+pub mod pgpass;
 mod schema;
 pub(crate) mod snapshot;
 mod url;
@@ -117,9 +118,27 @@ pub(super) fn get<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<T> {
     row.try_get(i).pg()
 }
 
-type Stmts = HashMap<&'static str, Statement>;
+/// A connection's prepared statements, and what the transaction running on
+/// it has written: anything that must survive a crash of the database
+/// (`durable`), anything that may be lost in one (`relaxed`).
+#[derive(Default)]
+pub(super) struct Stmts {
+    prepared: HashMap<&'static str, Statement>,
+    durable: bool,
+    relaxed: bool,
+}
 
 /// A client (or transaction) with its connection's prepared statements.
+///
+/// Every statement but a `SELECT` run through [`Db::query`], [`Db::opt`]
+/// or [`Db::exec`] marks the transaction durable: its commit waits until
+/// the database has the change on disk (and, with synchronous replication,
+/// on the standby). Only the writes that may be lost in a crash of the
+/// database go through [`Db::exec_relaxed`] and [`Db::opt_relaxed`]: routine
+/// audit records (the class that is aggregated and pruned anyway) and the
+/// housekeeping that a later transaction repeats (pruning old records,
+/// deleting expired counters). A transaction that wrote nothing else commits
+/// without waiting for the disk (see [`Store::transact_dyn`] below).
 pub(super) struct Db<'a, C: GenericClient> {
     c: &'a mut C,
     stmts: &'a mut Stmts,
@@ -127,12 +146,19 @@ pub(super) struct Db<'a, C: GenericClient> {
 
 impl<C: GenericClient> Db<'_, C> {
     fn st(&mut self, sql: &'static str) -> Result<Statement> {
-        if let Some(s) = self.stmts.get(sql) {
+        if let Some(s) = self.stmts.prepared.get(sql) {
             return Ok(s.clone());
         }
         let s = self.c.prepare(sql).pg()?;
-        self.stmts.insert(sql, s.clone());
+        self.stmts.prepared.insert(sql, s.clone());
         Ok(s)
+    }
+
+    /// A statement other than a plain `SELECT` makes the commit durable.
+    fn note(&mut self, sql: &str) {
+        if !sql.trim_start().starts_with("SELECT") {
+            self.stmts.durable = true;
+        }
     }
 
     pub(super) fn query(
@@ -140,6 +166,7 @@ impl<C: GenericClient> Db<'_, C> {
         sql: &'static str,
         p: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>> {
+        self.note(sql);
         let s = self.st(sql)?;
         self.c.query(&s, p).pg()
     }
@@ -149,11 +176,37 @@ impl<C: GenericClient> Db<'_, C> {
         sql: &'static str,
         p: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>> {
+        self.note(sql);
         let s = self.st(sql)?;
         self.c.query_opt(&s, p).pg()
     }
 
     pub(super) fn exec(&mut self, sql: &'static str, p: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        self.note(sql);
+        let s = self.st(sql)?;
+        self.c.execute(&s, p).pg()
+    }
+
+    /// [`Db::opt`] for a write that may be lost in a crash of the database
+    /// (see the type's documentation): it does not make the commit durable.
+    pub(super) fn opt_relaxed(
+        &mut self,
+        sql: &'static str,
+        p: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>> {
+        self.stmts.relaxed = true;
+        let s = self.st(sql)?;
+        self.c.query_opt(&s, p).pg()
+    }
+
+    /// [`Db::exec`] for a write that may be lost in a crash of the database
+    /// (see the type's documentation): it does not make the commit durable.
+    pub(super) fn exec_relaxed(
+        &mut self,
+        sql: &'static str,
+        p: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64> {
+        self.stmts.relaxed = true;
         let s = self.st(sql)?;
         self.c.execute(&s, p).pg()
     }
@@ -188,7 +241,7 @@ impl r2d2::ManageConnection for Manager {
         (self.connect)()
             .map(|client| Conn {
                 client,
-                stmts: Stmts::new(),
+                stmts: Stmts::default(),
             })
             .map_err(ConnectError)
     }
@@ -242,6 +295,8 @@ pub struct PgStore {
     key: KeyFile,
     pool: r2d2::Pool<Manager>,
     shared: Arc<cache::Shared>,
+    /// Transactions committed without waiting for the disk.
+    relaxed_commits: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Debug for PgStore {
@@ -357,12 +412,19 @@ impl PgStore {
             key,
             pool,
             shared,
+            relaxed_commits: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
     /// The node name this store writes into audit rows.
     pub fn node(&self) -> &str {
         &self.node
+    }
+
+    /// Transactions committed so far without waiting for the disk: those
+    /// that wrote only routine audit records and housekeeping.
+    pub fn relaxed_commits(&self) -> u64 {
+        self.relaxed_commits.load(Ordering::Relaxed)
     }
 
     /// Connections the pool holds now (in use and idle).
@@ -478,10 +540,6 @@ impl Tx for PgTx<'_, '_> {
 
     fn failures(&mut self, owner: &str, origin: &str) -> Result<LimiterState> {
         checks::failures(&mut self.db(), owner, origin)
-    }
-
-    fn peek_failures(&mut self, owner: &str, origin: &str) -> Result<LimiterState> {
-        checks::peek_failures(&mut self.db(), owner, origin)
     }
 
     fn put_failures(
@@ -607,6 +665,8 @@ impl Store for PgStore {
             let mut conn = self.conn()?;
             let Conn { client, stmts } = &mut *conn;
             let tx = client.transaction().pg()?;
+            stmts.durable = false;
+            stmts.relaxed = false;
             let mut ptx = PgTx {
                 tx,
                 stmts,
@@ -620,6 +680,7 @@ impl Store for PgStore {
                 mut tx,
                 changes,
                 step_moved,
+                stmts,
                 ..
             } = ptx;
             let mut payloads: Vec<String> = changes
@@ -636,6 +697,19 @@ impl Store for PgStore {
                 // there.
                 tx.execute("SELECT pg_notify($1, $2)", &[&cache::CHANNEL, payload])
                     .pg()?;
+            }
+            // A transaction that wrote only what may be lost in a crash of
+            // the database (routine audit records, pruning, expired
+            // counters; see `Db`) does not wait for the disk: PostgreSQL
+            // makes it visible at once and writes it out within a fraction
+            // of a second. Anything else (a replay step, a counter, a
+            // security record, a setting, a secret) commits durably, as
+            // does a transaction that notifies. One that wrote nothing has
+            // nothing to wait for either way.
+            if stmts.relaxed && !stmts.durable && payloads.is_empty() {
+                tx.batch_execute("SET LOCAL synchronous_commit = off")
+                    .pg()?;
+                self.relaxed_commits.fetch_add(1, Ordering::Relaxed);
             }
             let committed = tx.commit().pg();
             if entry_changed || step_moved {
@@ -692,6 +766,10 @@ impl Store for PgStore {
 
     fn is_ready(&self) -> bool {
         self.shared.available.load(Ordering::Relaxed)
+    }
+
+    fn shared_node(&self) -> Option<&str> {
+        Some(&self.node)
     }
 
     fn reads_cached(&self) -> bool {

@@ -83,6 +83,7 @@ pub(super) fn query(conn: &Connection, q: &AuditQuery) -> Result<Vec<AuditEntry>
                 detail,
             },
             count,
+            node: None,
         });
     }
     Ok(out)
