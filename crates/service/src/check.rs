@@ -535,14 +535,23 @@ impl TwoFactor {
         tx.audit_as(&record, class, Some(&aggregate))
     }
 
-    /// Applies audit retention a batch at a time, to each class on its own
-    /// budget; called in every transaction that appends audit records.
+    /// Applies audit retention, to each class on its own budget, when this
+    /// process's prune is due (see [`crate::retention`]); called in every
+    /// transaction that appends audit records, it costs nothing in the
+    /// others of the period.
     pub(crate) fn retain_audit(&self, tx: &mut dyn Tx, now: i64) -> store::Result<()> {
         let r = self.retention;
+        let Some(batch) = self.prune.due(now, r.batch) else {
+            return Ok(());
+        };
+        let mut full = false;
         for class in store::AuditClass::ALL {
             let (days, rows) = r.budget(class);
             let max_age_ms = i64::from(days).saturating_mul(86_400_000);
-            tx.prune_audit(class, now.saturating_sub(max_age_ms), rows, r.batch)?;
+            full |= tx.prune_audit(class, now.saturating_sub(max_age_ms), rows, batch)? >= batch;
+        }
+        if full {
+            self.prune.backlog();
         }
         Ok(())
     }

@@ -40,7 +40,7 @@ pub use config_rules::Location as ConfigLocation;
 /// depend on `service`, not on `otp`).
 pub use otp::{Digits, Interval, ParamError, Window};
 pub use provisioning::{ProvisioningUri, RecoveryCode};
-pub use retention::AuditRetention;
+pub use retention::{AuditRetention, PRUNE_PERIOD_MS};
 /// The password type of [`PasswordCheck`], for its callers and implementors.
 pub use secrecy::{ExposeSecret, SecretString};
 pub use status::{LockOut, Status};

@@ -1,6 +1,20 @@
 //! Audit retention: records older than their class's age or
-//! beyond its newest rows are deleted, a small batch with every audited
-//! change, so that retention never holds the writer for long.
+//! beyond its newest rows are deleted by the first audited transaction of
+//! each period ([`PRUNE_PERIOD_MS`] of the service's clock, per process),
+//! not by every one: counting a class's rows and deleting by age costs
+//! several statements, which a code check should not pay each time.
+//!
+//! A prune deletes up to `batch` records per class for every audited
+//! transaction since the previous prune, so it removes at least as many as
+//! those transactions appended (each appends fewer than `batch`); when it
+//! deletes a full allowance, the next audited transaction prunes again
+//! without waiting for the period, until the backlog is gone. A class thus
+//! holds at most its row budget plus the records appended since the last
+//! prune: one period's worth (a few thousand at the daemon's highest rate,
+//! far fewer under a flood of one kind, which aggregation folds into a
+//! few rows). Records older than the age budget likewise stay at most one
+//! period longer. A prune that rolls back with its transaction is retried
+//! in the next period.
 //!
 //! Two classes have their own budgets, so that records anyone can repeat
 //! (their own code checks, failed logins) cannot push out the records that
@@ -9,6 +23,7 @@
 //! account beyond a small rate become one row with a count per interval.
 
 use std::num::{NonZeroU32, NonZeroU64};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use store::AuditClass;
 
@@ -34,9 +49,9 @@ pub struct AuditRetention {
     pub aggregate_after: u32,
     #[serde(deserialize_with = "crate::config_rules::at_least_one")]
     pub aggregate_interval_secs: NonZeroU32,
-    /// Records deleted at most per class per audited transaction. Larger
-    /// than the records one transaction appends, so retention catches up.
-    /// Not in the file.
+    /// Records deleted at most per class for each audited transaction
+    /// since the previous prune. Larger than the records one transaction
+    /// appends, so retention catches up. Not in the file.
     #[serde(skip)]
     pub batch: usize,
 }
@@ -76,6 +91,65 @@ impl AuditRetention {
     }
 }
 
+/// How often (of the service's clock) an audited transaction prunes.
+pub const PRUNE_PERIOD_MS: i64 = 1000;
+
+/// The most records of one class one prune deletes, however many audited
+/// transactions it accounts for: a prune runs inside a caller's
+/// transaction, which it should not hold for long.
+const PRUNE_MAX_BATCH: u64 = 10_000;
+
+/// When this process prunes next, and how much: shared by the clones of a
+/// service.
+#[derive(Debug)]
+pub(crate) struct PruneSchedule {
+    /// The clock time from which the next audited transaction prunes.
+    next_ms: AtomicI64,
+    /// Audited transactions since the last prune.
+    pending: AtomicU64,
+}
+
+impl Default for PruneSchedule {
+    fn default() -> Self {
+        Self {
+            next_ms: AtomicI64::new(i64::MIN),
+            pending: AtomicU64::new(0),
+        }
+    }
+}
+
+impl PruneSchedule {
+    /// Counts one audited transaction at `now_ms`; when a prune is due,
+    /// claims it (one transaction of this process per period) and answers
+    /// how many records per class it may delete.
+    pub(crate) fn due(&self, now_ms: i64, batch: usize) -> Option<usize> {
+        self.pending.fetch_add(1, Ordering::Relaxed);
+        let next = self.next_ms.load(Ordering::Acquire);
+        // Not yet due; unless the clock was set back by more than a
+        // period before the last prune, which must not stop retention
+        // until it catches up.
+        if now_ms < next && next.saturating_sub(now_ms) <= 2 * PRUNE_PERIOD_MS {
+            return None;
+        }
+        let then = now_ms.saturating_add(PRUNE_PERIOD_MS);
+        self.next_ms
+            .compare_exchange(next, then, Ordering::AcqRel, Ordering::Acquire)
+            .ok()?;
+        let n = self.pending.swap(0, Ordering::Relaxed).max(1);
+        let allowance = u64::try_from(batch)
+            .unwrap_or(u64::MAX)
+            .saturating_mul(n)
+            .min(PRUNE_MAX_BATCH.max(u64::try_from(batch).unwrap_or(u64::MAX)));
+        Some(usize::try_from(allowance).unwrap_or(usize::MAX))
+    }
+
+    /// A prune deleted its whole allowance of some class: more may be
+    /// waiting, so the next audited transaction prunes again.
+    pub(crate) fn backlog(&self) {
+        self.next_ms.store(i64::MIN, Ordering::Release);
+    }
+}
+
 /// The class of a record: what anyone can repeat at will is routine; a
 /// successful login, a recovery code, a lock-out, a change is security.
 pub(crate) fn class_of(event: AuditEvent, outcome: AuditOutcome) -> AuditClass {
@@ -104,4 +178,42 @@ pub(crate) fn aggregated(event: AuditEvent) -> bool {
         event,
         AuditEvent::OtpCheck | AuditEvent::AuthLogin | AuditEvent::AuthLogout
     )
+}
+
+#[cfg(test)]
+mod prune_tests {
+    use super::*;
+
+    #[test]
+    fn one_prune_a_period_with_an_allowance_per_transaction() {
+        let s = PruneSchedule::default();
+        assert_eq!(s.due(5_000, 4), Some(4), "the first transaction prunes");
+        for t in 5_001..5_010 {
+            assert_eq!(s.due(t, 4), None);
+        }
+        assert_eq!(s.due(5_999, 4), None);
+        // Eleven transactions since the last prune, this one included.
+        assert_eq!(s.due(6_000, 4), Some(44));
+        assert_eq!(s.due(6_000, 4), None);
+        // A backlog: the next transaction prunes at once (two since the
+        // last prune).
+        s.backlog();
+        assert_eq!(s.due(6_001, 4), Some(8));
+        // However many transactions, a prune's allowance is bounded.
+        for _ in 0..10_000 {
+            assert_eq!(s.due(6_002, 4), None);
+        }
+        assert_eq!(s.due(7_001, 4), Some(10_000));
+    }
+
+    #[test]
+    fn a_clock_set_back_does_not_stop_retention() {
+        let s = PruneSchedule::default();
+        assert!(s.due(100_000, 4).is_some());
+        // Back within a period: not due.
+        assert_eq!(s.due(99_500, 4), None);
+        // Back by more: due now, not when the clock catches up.
+        assert!(s.due(50_000, 4).is_some());
+        assert_eq!(s.due(50_001, 4), None);
+    }
 }

@@ -97,6 +97,8 @@ pub struct TwoFactor {
     labels: Labels,
     pub(crate) limits: RateLimits,
     pub(crate) retention: AuditRetention,
+    /// When this process prunes the audit trail next.
+    pub(crate) prune: Arc<crate::retention::PruneSchedule>,
 }
 
 impl TwoFactor {
@@ -114,6 +116,7 @@ impl TwoFactor {
             labels,
             limits,
             retention: AuditRetention::default(),
+            prune: Arc::default(),
         }
     }
 

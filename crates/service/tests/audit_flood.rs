@@ -191,6 +191,237 @@ fn routine_records_cannot_push_security_records_out() {
         security(&f).is_superset(&kept),
         "a security record was pruned"
     );
+    // Retention runs once a period: the first audited transaction of the
+    // next takes the routine records back to their budget.
+    f.clock.advance_ms(service::PRUNE_PERIOD_MS);
+    f.tf.check_code_for(&alice_unix(1), &alice(), Some(&wrong))
+        .unwrap();
+    assert!(
+        security(&f).is_superset(&kept),
+        "a security record was pruned"
+    );
     let routine = audit(&f, "otp.check").len();
     assert!(routine <= 20, "{routine} routine rows kept");
+}
+
+/// A store that counts the retention passes its transactions run.
+#[derive(Debug)]
+struct PruneCounting {
+    inner: store::SqliteStore,
+    prunes: std::sync::atomic::AtomicUsize,
+}
+
+/// A transaction of [`PruneCounting`]: everything goes to the engine's.
+struct CountingTx<'a> {
+    inner: &'a mut dyn store::Tx,
+    prunes: &'a std::sync::atomic::AtomicUsize,
+}
+
+impl store::Tx for CountingTx<'_> {
+    fn settings(&mut self) -> store::Result<store::Settings> {
+        self.inner.settings()
+    }
+    fn put_settings(&mut self, settings: &store::Settings) -> store::Result<()> {
+        self.inner.put_settings(settings)
+    }
+    fn advance_step(&mut self, id: store::SecretId, step: u64) -> store::Result<bool> {
+        self.inner.advance_step(id, step)
+    }
+    fn failures(&mut self, owner: &str, origin: &str) -> store::Result<store::LimiterState> {
+        self.inner.failures(owner, origin)
+    }
+    fn put_failures(
+        &mut self,
+        owner: &str,
+        origin: &str,
+        state: &store::LimiterState,
+        expires_at_ms: i64,
+    ) -> store::Result<()> {
+        self.inner.put_failures(owner, origin, state, expires_at_ms)
+    }
+    fn clear_failures(&mut self, owner: &str) -> store::Result<usize> {
+        self.inner.clear_failures(owner)
+    }
+    fn expire_failures(&mut self, now_ms: i64, batch: usize) -> store::Result<usize> {
+        self.inner.expire_failures(now_ms, batch)
+    }
+    fn user_secret(&mut self, username: &str) -> store::Result<Option<store::UserSecret>> {
+        self.inner.user_secret(username)
+    }
+    fn put_user_secret(
+        &mut self,
+        new: &store::NewUserSecret<'_>,
+    ) -> store::Result<store::SecretId> {
+        self.inner.put_user_secret(new)
+    }
+    fn set_secret_params(
+        &mut self,
+        username: &str,
+        digits: otp::Digits,
+        interval: otp::Interval,
+    ) -> store::Result<bool> {
+        self.inner.set_secret_params(username, digits, interval)
+    }
+    fn delete_user_secret(&mut self, username: &str) -> store::Result<bool> {
+        self.inner.delete_user_secret(username)
+    }
+    fn user_secrets(&mut self) -> store::Result<Vec<store::UserSecretInfo>> {
+        self.inner.user_secrets()
+    }
+    fn pending_secret(&mut self, username: &str) -> store::Result<Option<store::PendingSecret>> {
+        self.inner.pending_secret(username)
+    }
+    fn put_pending_secret(&mut self, pending: &store::PendingSecret) -> store::Result<()> {
+        self.inner.put_pending_secret(pending)
+    }
+    fn delete_pending_secret(&mut self, username: &str) -> store::Result<()> {
+        self.inner.delete_pending_secret(username)
+    }
+    fn put_recovery_codes(
+        &mut self,
+        username: &str,
+        uid: u32,
+        codes: &[&str],
+    ) -> store::Result<()> {
+        self.inner.put_recovery_codes(username, uid, codes)
+    }
+    fn use_recovery_code(
+        &mut self,
+        username: &str,
+        uid: u32,
+        code: &str,
+    ) -> store::Result<Option<u32>> {
+        self.inner.use_recovery_code(username, uid, code)
+    }
+    fn recovery_codes_left(&mut self, username: &str, uid: u32) -> store::Result<u32> {
+        self.inner.recovery_codes_left(username, uid)
+    }
+    fn audit_as(
+        &mut self,
+        record: &store::AuditRecord,
+        class: store::AuditClass,
+        aggregate: Option<&store::Aggregate<'_>>,
+    ) -> store::Result<()> {
+        self.inner.audit_as(record, class, aggregate)
+    }
+    fn prune_audit(
+        &mut self,
+        class: store::AuditClass,
+        older_than_ms: i64,
+        keep_rows: u64,
+        batch: usize,
+    ) -> store::Result<usize> {
+        self.prunes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner
+            .prune_audit(class, older_than_ms, keep_rows, batch)
+    }
+}
+
+impl store::Store for PruneCounting {
+    fn read(&self) -> store::Result<store::SystemEntry> {
+        self.inner.read()
+    }
+    fn transact_dyn(
+        &self,
+        f: &mut dyn FnMut(&mut dyn store::Tx) -> store::Result<()>,
+    ) -> store::Result<()> {
+        self.inner.transact_dyn(&mut |tx| {
+            f(&mut CountingTx {
+                inner: tx,
+                prunes: &self.prunes,
+            })
+        })
+    }
+    fn read_snapshot_dyn(
+        &self,
+        f: &mut dyn FnMut(&mut dyn store::Snapshot) -> store::Result<()>,
+    ) -> store::Result<()> {
+        self.inner.read_snapshot_dyn(f)
+    }
+    fn read_user(&self, username: &str, uid: u32) -> store::Result<store::UserView> {
+        self.inner.read_user(username, uid)
+    }
+    fn query_audit(&self, query: &AuditQuery) -> store::Result<Vec<AuditEntry>> {
+        self.inner.query_audit(query)
+    }
+    fn read_user_secrets(&self) -> store::Result<Vec<store::UserSecretInfo>> {
+        self.inner.read_user_secrets()
+    }
+}
+
+/// Retention is not paid by every check: a thousand checks within one
+/// period of the clock run one retention pass (both classes), the first
+/// check of the next period another.
+#[test]
+fn a_burst_of_checks_prunes_once_per_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let counting = Arc::new(PruneCounting {
+        inner: store::SqliteStore::open(&dir.path().join("state")).unwrap(),
+        prunes: Default::default(),
+    });
+    let clock = Arc::new(service::ManualClock::at_secs(common::T0));
+    let tf = service::TwoFactor::new(
+        counting.clone(),
+        clock.clone(),
+        Arc::new(OsRandom),
+        common::nas_labels(),
+        RateLimits::default(),
+    );
+    let f = Fixture { dir, clock, tf };
+    let wrong = alice_enrolled(&f);
+    let prunes = || counting.prunes.load(std::sync::atomic::Ordering::SeqCst);
+    // The enrolment's transactions may have pruned; a new period starts.
+    f.clock.advance_ms(service::PRUNE_PERIOD_MS);
+    let before = prunes();
+    // Spread over the period, the last one just before its end.
+    let step = (service::PRUNE_PERIOD_MS - 1) / 999;
+    for i in 0..1000 {
+        if i > 0 {
+            f.clock.advance_ms(step);
+        }
+        f.tf.check_code_for(&alice_unix(i + 2), &alice(), Some(&wrong))
+            .unwrap();
+    }
+    let classes = store::AuditClass::ALL.len();
+    assert_eq!(prunes() - before, classes, "one pass in the period");
+    f.clock.advance_ms(service::PRUNE_PERIOD_MS);
+    f.tf.check_code_for(&alice_unix(1), &alice(), Some(&wrong))
+        .unwrap();
+    assert_eq!(prunes() - before, 2 * classes, "one more in the next");
+}
+
+/// Between two prunes the routine records may exceed their budget by what
+/// was appended since the last; the first audited transaction of the next
+/// period takes them back to the budget, however many there are.
+#[test]
+fn records_appended_within_a_period_are_pruned_in_the_next() {
+    let retention = AuditRetention {
+        max_rows: std::num::NonZeroU64::new(10).expect("non-zero"),
+        // Every record its own row, so that the rows are the count.
+        aggregate_after: u32::MAX,
+        batch: 4,
+        ..AuditRetention::default()
+    };
+    let f = fixture_with(RateLimits::default(), retention);
+    let wrong = alice_enrolled(&f);
+    let routine = |f: &Fixture| audit(f, "otp.check").len();
+    // One check a period: each prunes, the budget holds.
+    for i in 0..12 {
+        f.clock.advance_ms(service::PRUNE_PERIOD_MS);
+        f.tf.check_code_for(&alice_unix(i + 2), &alice(), Some(&wrong))
+            .unwrap();
+    }
+    assert_eq!(routine(&f), 10);
+    // Thirty within one period: kept until the next.
+    f.clock.advance_ms(service::PRUNE_PERIOD_MS);
+    for i in 0..30 {
+        f.tf.check_code_for(&alice_unix(i + 100), &alice(), Some(&wrong))
+            .unwrap();
+    }
+    assert_eq!(routine(&f), 10 + 29);
+    f.clock.advance_ms(service::PRUNE_PERIOD_MS);
+    f.tf.check_code_for(&alice_unix(1), &alice(), Some(&wrong))
+        .unwrap();
+    assert_eq!(routine(&f), 10);
 }

@@ -848,7 +848,9 @@ fn audit_retention_by_count_and_by_age() {
     };
     let f = fixture_with(RateLimits::default(), retention);
     let s = enable(&f);
+    // One check a retention period: each prunes.
     for _ in 0..30 {
+        f.clock.advance_ms(service::PRUNE_PERIOD_MS);
         f.tf.check_code(&root_unix(), Some(&wrong_code(&f, &s)))
             .unwrap();
     }
@@ -857,7 +859,9 @@ fn audit_retention_by_count_and_by_age() {
     assert_eq!(rows.len(), 11);
     assert_eq!(f.rows("audit_log"), 11);
     let newest = rows[0].id;
-    // Old records go once they are older than max_age_days, a batch at a time.
+    // Old records go once they are older than max_age_days, a batch at a
+    // time: while a prune deletes a full batch, the next audited
+    // transaction prunes again, in the same period.
     f.clock.advance_secs(2 * 86_400 + 1);
     f.tf.record(
         &root_unix(),

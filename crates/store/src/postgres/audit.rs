@@ -158,9 +158,9 @@ pub(super) fn prune_audit(
     // By age: the class's oldest first, on its time index; in the same
     // statement (one round trip), the class's rows are counted on its
     // (class, id) index. The count sees the rows as they were before the
-    // deletion, so those deleted by age are taken off it. Pruning repeats
-    // in every audited transaction, so it may be lost in a crash of the
-    // database (relaxed).
+    // deletion, so those deleted by age are taken off it. Pruning is
+    // repeated (the service prunes once a period), so it may be lost in a
+    // crash of the database (relaxed).
     let row = db
         .opt_relaxed(
             "WITH aged AS (
