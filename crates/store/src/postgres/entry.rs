@@ -90,6 +90,28 @@ pub(super) fn load_rows(
     Ok((settings, secret))
 }
 
+/// The settings row only: a code check reads the secret it checks by its
+/// account, so joining root's secret here would read that row twice.
+pub(super) fn load_settings(db: &mut Db<'_, impl GenericClient>) -> Result<Settings> {
+    let row = db
+        .opt(
+            "SELECT otp_digits, otp_window, otp_interval, services_ssh, enabled,
+                    legacy_shared_code
+             FROM twofactor_config WHERE id = 1",
+            &[],
+        )?
+        .ok_or_else(|| StoreError::Corrupt("the configuration entry is missing".into()))?;
+    let param = |e: otp::ParamError| StoreError::Corrupt(format!("stored {e}"));
+    Ok(Settings {
+        otp_digits: Digits::new(get(&row, 0)?).map_err(param)?,
+        window: Window::new(get(&row, 1)?).map_err(param)?,
+        interval: Interval::new(get(&row, 2)?).map_err(param)?,
+        ssh: get(&row, 3)?,
+        enabled: get(&row, 4)?,
+        legacy_shared_code: get(&row, 5)?,
+    })
+}
+
 pub(super) fn summary_of(settings: Settings, row: Option<&SecretRow>) -> EntrySummary {
     EntrySummary {
         settings,

@@ -521,7 +521,7 @@ impl Snapshot for PgSnapshot<'_, '_> {
 
 impl Tx for PgTx<'_, '_> {
     fn settings(&mut self) -> Result<Settings> {
-        Ok(entry::load_rows(&mut self.db())?.0)
+        entry::load_settings(&mut self.db())
     }
 
     fn put_settings(&mut self, s: &Settings) -> Result<()> {

@@ -133,8 +133,39 @@ pub(super) fn summary_of(settings: Settings, row: Option<&SecretRow>) -> EntrySu
 }
 
 /// The settings alone.
+///
+/// The settings row only: a code check reads the secret it checks by its
+/// account, so joining root's secret here would read that row twice.
 pub(super) fn load_settings(conn: &Connection) -> Result<Settings> {
-    Ok(load_rows(conn)?.0)
+    let (digits, window, interval, ssh, enabled, legacy): (i64, i64, i64, bool, bool, bool) = conn
+        .prepare_cached(
+            "SELECT otp_digits, otp_window, otp_interval, services_ssh, enabled,
+                    legacy_shared_code
+             FROM twofactor_config WHERE id = 1",
+        )
+        .db()?
+        .query_row([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .optional()
+        .db()?
+        .ok_or_else(|| StoreError::Corrupt("the configuration entry is missing".into()))?;
+    let param = |e: otp::ParamError| StoreError::Corrupt(format!("stored {e}"));
+    Ok(Settings {
+        otp_digits: Digits::new(digits).map_err(param)?,
+        window: Window::new(window).map_err(param)?,
+        interval: Interval::new(interval).map_err(param)?,
+        ssh,
+        enabled,
+        legacy_shared_code: legacy,
+    })
 }
 
 /// The entry from its rows, root's secret unsealed into a value that
