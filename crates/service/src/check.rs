@@ -16,7 +16,8 @@ use crate::audit::{AuditEvent, AuditOutcome};
 use crate::{Caller, ServiceError, TwoFactor, UserRef};
 
 /// Counters whose window and lock-out memory ran out are deleted this many
-/// at a time, on every check that writes.
+/// for each audited transaction since the last prune, with audit retention
+/// once a period.
 const EXPIRE_BATCH: usize = 16;
 
 /// Rate-limit numbers, settable in the configuration file
@@ -497,7 +498,6 @@ impl TwoFactor {
                 })),
             ))?;
         }
-        tx.expire_failures(now, EXPIRE_BATCH)?;
         self.retain_audit(tx, now)?;
         Ok(outcome)
     }
@@ -535,16 +535,22 @@ impl TwoFactor {
         tx.audit_as(&record, class, Some(&aggregate))
     }
 
-    /// Applies audit retention, to each class on its own budget, when this
-    /// process's prune is due (see [`crate::retention`]); called in every
-    /// transaction that appends audit records, it costs nothing in the
-    /// others of the period.
+    /// Applies audit retention, to each class on its own budget, and
+    /// deletes expired failure counters, when this process's prune is due
+    /// (see [`crate::retention`]); called in every transaction that
+    /// appends audit records, it costs nothing in the others of the
+    /// period.
     pub(crate) fn retain_audit(&self, tx: &mut dyn Tx, now: i64) -> store::Result<()> {
+        use crate::retention::PruneSchedule;
         let r = self.retention;
-        let Some(batch) = self.prune.due(now, r.batch) else {
+        let Some(transactions) = self.prune.due(now) else {
             return Ok(());
         };
-        let mut full = false;
+        // Expired counters read as expired anyway; deleting them only
+        // keeps the table small.
+        let expire = PruneSchedule::allowance(EXPIRE_BATCH, transactions);
+        let mut full = tx.expire_failures(now, expire)? >= expire;
+        let batch = PruneSchedule::allowance(r.batch, transactions);
         for class in store::AuditClass::ALL {
             let (days, rows) = r.budget(class);
             let max_age_ms = i64::from(days).saturating_mul(86_400_000);

@@ -14,7 +14,8 @@
 //! far fewer under a flood of one kind, which aggregation folds into a
 //! few rows). Records older than the age budget likewise stay at most one
 //! period longer. A prune that rolls back with its transaction is retried
-//! in the next period.
+//! in the next period. Expired failure counters are deleted in the same
+//! pass, on the same terms.
 //!
 //! Two classes have their own budgets, so that records anyone can repeat
 //! (their own code checks, failed logins) cannot push out the records that
@@ -121,8 +122,8 @@ impl Default for PruneSchedule {
 impl PruneSchedule {
     /// Counts one audited transaction at `now_ms`; when a prune is due,
     /// claims it (one transaction of this process per period) and answers
-    /// how many records per class it may delete.
-    pub(crate) fn due(&self, now_ms: i64, batch: usize) -> Option<usize> {
+    /// how many audited transactions it accounts for (at least one).
+    pub(crate) fn due(&self, now_ms: i64) -> Option<u64> {
         self.pending.fetch_add(1, Ordering::Relaxed);
         let next = self.next_ms.load(Ordering::Acquire);
         // Not yet due; unless the clock was set back by more than a
@@ -135,12 +136,18 @@ impl PruneSchedule {
         self.next_ms
             .compare_exchange(next, then, Ordering::AcqRel, Ordering::Acquire)
             .ok()?;
-        let n = self.pending.swap(0, Ordering::Relaxed).max(1);
-        let allowance = u64::try_from(batch)
-            .unwrap_or(u64::MAX)
-            .saturating_mul(n)
-            .min(PRUNE_MAX_BATCH.max(u64::try_from(batch).unwrap_or(u64::MAX)));
-        Some(usize::try_from(allowance).unwrap_or(usize::MAX))
+        Some(self.pending.swap(0, Ordering::Relaxed).max(1))
+    }
+
+    /// What a prune accounting for `transactions` may delete of one kind,
+    /// `per` for each of them: bounded, so that it never holds the
+    /// caller's transaction for long, but never below `per`.
+    pub(crate) fn allowance(per: usize, transactions: u64) -> usize {
+        let per64 = u64::try_from(per).unwrap_or(u64::MAX);
+        let n = per64
+            .saturating_mul(transactions)
+            .min(PRUNE_MAX_BATCH.max(per64));
+        usize::try_from(n).unwrap_or(usize::MAX)
     }
 
     /// A prune deleted its whole allowance of some class: more may be
@@ -185,35 +192,38 @@ mod prune_tests {
     use super::*;
 
     #[test]
-    fn one_prune_a_period_with_an_allowance_per_transaction() {
+    fn one_prune_a_period_accounting_for_the_transactions_since() {
         let s = PruneSchedule::default();
-        assert_eq!(s.due(5_000, 4), Some(4), "the first transaction prunes");
+        assert_eq!(s.due(5_000), Some(1), "the first transaction prunes");
         for t in 5_001..5_010 {
-            assert_eq!(s.due(t, 4), None);
+            assert_eq!(s.due(t), None);
         }
-        assert_eq!(s.due(5_999, 4), None);
+        assert_eq!(s.due(5_999), None);
         // Eleven transactions since the last prune, this one included.
-        assert_eq!(s.due(6_000, 4), Some(44));
-        assert_eq!(s.due(6_000, 4), None);
+        assert_eq!(s.due(6_000), Some(11));
+        assert_eq!(s.due(6_000), None);
         // A backlog: the next transaction prunes at once (two since the
         // last prune).
         s.backlog();
-        assert_eq!(s.due(6_001, 4), Some(8));
-        // However many transactions, a prune's allowance is bounded.
-        for _ in 0..10_000 {
-            assert_eq!(s.due(6_002, 4), None);
-        }
-        assert_eq!(s.due(7_001, 4), Some(10_000));
+        assert_eq!(s.due(6_001), Some(2));
+    }
+
+    #[test]
+    fn an_allowance_grows_with_the_transactions_up_to_a_bound() {
+        assert_eq!(PruneSchedule::allowance(4, 1), 4);
+        assert_eq!(PruneSchedule::allowance(4, 11), 44);
+        assert_eq!(PruneSchedule::allowance(4, 1_000_000), 10_000);
+        assert_eq!(PruneSchedule::allowance(20_000, 1), 20_000);
     }
 
     #[test]
     fn a_clock_set_back_does_not_stop_retention() {
         let s = PruneSchedule::default();
-        assert!(s.due(100_000, 4).is_some());
+        assert!(s.due(100_000).is_some());
         // Back within a period: not due.
-        assert_eq!(s.due(99_500, 4), None);
+        assert_eq!(s.due(99_500), None);
         // Back by more: due now, not when the clock catches up.
-        assert!(s.due(50_000, 4).is_some());
-        assert_eq!(s.due(50_001, 4), None);
+        assert!(s.due(50_000).is_some());
+        assert_eq!(s.due(50_001), None);
     }
 }

@@ -204,17 +204,20 @@ fn routine_records_cannot_push_security_records_out() {
     assert!(routine <= 20, "{routine} routine rows kept");
 }
 
-/// A store that counts the retention passes its transactions run.
+/// A store that counts the retention passes (audit classes pruned,
+/// expired counters deleted) its transactions run.
 #[derive(Debug)]
 struct PruneCounting {
     inner: store::SqliteStore,
     prunes: std::sync::atomic::AtomicUsize,
+    expiries: std::sync::atomic::AtomicUsize,
 }
 
 /// A transaction of [`PruneCounting`]: everything goes to the engine's.
 struct CountingTx<'a> {
     inner: &'a mut dyn store::Tx,
     prunes: &'a std::sync::atomic::AtomicUsize,
+    expiries: &'a std::sync::atomic::AtomicUsize,
 }
 
 impl store::Tx for CountingTx<'_> {
@@ -243,6 +246,8 @@ impl store::Tx for CountingTx<'_> {
         self.inner.clear_failures(owner)
     }
     fn expire_failures(&mut self, now_ms: i64, batch: usize) -> store::Result<usize> {
+        self.expiries
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.expire_failures(now_ms, batch)
     }
     fn user_secret(&mut self, username: &str) -> store::Result<Option<store::UserSecret>> {
@@ -330,6 +335,7 @@ impl store::Store for PruneCounting {
             f(&mut CountingTx {
                 inner: tx,
                 prunes: &self.prunes,
+                expiries: &self.expiries,
             })
         })
     }
@@ -351,14 +357,15 @@ impl store::Store for PruneCounting {
 }
 
 /// Retention is not paid by every check: a thousand checks within one
-/// period of the clock run one retention pass (both classes), the first
-/// check of the next period another.
+/// period of the clock run one retention pass (both classes, and the
+/// expired counters), the first check of the next period another.
 #[test]
 fn a_burst_of_checks_prunes_once_per_period() {
     let dir = tempfile::tempdir().unwrap();
     let counting = Arc::new(PruneCounting {
         inner: store::SqliteStore::open(&dir.path().join("state")).unwrap(),
         prunes: Default::default(),
+        expiries: Default::default(),
     });
     let clock = Arc::new(service::ManualClock::at_secs(common::T0));
     let tf = service::TwoFactor::new(
@@ -371,9 +378,11 @@ fn a_burst_of_checks_prunes_once_per_period() {
     let f = Fixture { dir, clock, tf };
     let wrong = alice_enrolled(&f);
     let prunes = || counting.prunes.load(std::sync::atomic::Ordering::SeqCst);
+    let expiries = || counting.expiries.load(std::sync::atomic::Ordering::SeqCst);
     // The enrolment's transactions may have pruned; a new period starts.
     f.clock.advance_ms(service::PRUNE_PERIOD_MS);
     let before = prunes();
+    let expired_before = expiries();
     // Spread over the period, the last one just before its end.
     let step = (service::PRUNE_PERIOD_MS - 1) / 999;
     for i in 0..1000 {
@@ -385,10 +394,12 @@ fn a_burst_of_checks_prunes_once_per_period() {
     }
     let classes = store::AuditClass::ALL.len();
     assert_eq!(prunes() - before, classes, "one pass in the period");
+    assert_eq!(expiries() - expired_before, 1, "one pass in the period");
     f.clock.advance_ms(service::PRUNE_PERIOD_MS);
     f.tf.check_code_for(&alice_unix(1), &alice(), Some(&wrong))
         .unwrap();
     assert_eq!(prunes() - before, 2 * classes, "one more in the next");
+    assert_eq!(expiries() - expired_before, 2, "one more in the next");
 }
 
 /// Between two prunes the routine records may exceed their budget by what
