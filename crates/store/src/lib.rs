@@ -21,6 +21,7 @@ mod model;
 mod postgres;
 mod random;
 mod seal;
+mod snapshot;
 mod sqlite;
 mod users;
 
