@@ -14,6 +14,9 @@ use std::path::PathBuf;
 /// What a recovery code is, for a client that tells a code from a typo
 /// before asking (the one definition the service makes and checks them by).
 pub use service::RecoveryCode;
+/// The shape rule of codes, for a client that says how many digits were
+/// expected instead of sending a typo (the rule the check itself applies).
+pub use service::is_malformed_code;
 pub use service::{
     Account, Accounts, Config, DEFAULT_CONFIG_PATH, DbErrorKind, Labels, Limits, ListedAccount,
     Listen, NoAccounts, Origin, PasswordCheck, StoreError, TlsFiles, current_uid, user_data_dir,

@@ -202,15 +202,6 @@ pub(crate) struct Target {
     pub interval: otp::Interval,
 }
 
-/// A code as typed, with the spaces an app shows inside it (`447 862`)
-/// and blanks around it removed. Built at its final capacity, so no unwiped
-/// copy is left behind.
-pub(crate) fn compact_code(token: &str) -> zeroize::Zeroizing<String> {
-    let mut code = zeroize::Zeroizing::new(String::with_capacity(token.len()));
-    code.extend(token.chars().filter(|c| !c.is_whitespace()));
-    code
-}
-
 impl TwoFactor {
     /// Checks a code for root's secret. Every
     /// outcome is audited in the same transaction as the state it changes,
@@ -361,11 +352,10 @@ impl TwoFactor {
         recovery: bool,
         accept: &mut dyn FnMut(&mut dyn Tx, u64) -> store::Result<bool>,
     ) -> store::Result<CheckOutcome> {
-        let token = compact_code(token.unwrap_or(""));
+        let token = crate::provisioning::compact_code(token.unwrap_or(""));
         let token = token.as_str();
         let digits = target.digits.get();
-        let well_formed =
-            token.len() == usize::from(digits) && token.bytes().all(|b| b.is_ascii_digit());
+        let well_formed = crate::provisioning::is_code_shaped(token, digits);
         let limits = self.limits;
         let owner = target.owner.as_str();
         let origin = caller.origin.rate_limit_key();

@@ -39,7 +39,7 @@ pub use config_rules::Location as ConfigLocation;
 /// The checked parameter types of the domain, for the layers above (which
 /// depend on `service`, not on `otp`).
 pub use otp::{Digits, Interval, ParamError, Window};
-pub use provisioning::{ProvisioningUri, RecoveryCode};
+pub use provisioning::{ProvisioningUri, RecoveryCode, is_code_shaped, is_malformed_code};
 pub use retention::AuditRetention;
 /// The password type of [`PasswordCheck`], for its callers and implementors.
 pub use secrecy::{ExposeSecret, SecretString};
