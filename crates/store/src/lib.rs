@@ -20,6 +20,7 @@ mod model;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod random;
+mod rows;
 mod seal;
 mod snapshot;
 mod sqlite;
