@@ -420,10 +420,6 @@ impl Tx for SqliteTx<'_> {
         Ok(had)
     }
 
-    fn user_secrets(&mut self) -> Result<Vec<UserSecretInfo>> {
-        users::user_secrets(self.conn)
-    }
-
     fn pending_secret(&mut self, username: &str) -> Result<Option<PendingSecret>> {
         users::pending(self.conn, self.key, username)
     }
@@ -443,10 +439,6 @@ impl Tx for SqliteTx<'_> {
 
     fn use_recovery_code(&mut self, username: &str, uid: u32, code: &str) -> Result<Option<u32>> {
         users::use_recovery_code(self.conn, self.key, username, uid, code)
-    }
-
-    fn recovery_codes_left(&mut self, username: &str, uid: u32) -> Result<u32> {
-        users::recovery_codes_left(self.conn, username, uid)
     }
 
     fn audit_as(
