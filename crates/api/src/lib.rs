@@ -1,7 +1,8 @@
 //! The API: a registry of methods with one schema each (used both to
 //! validate input and to describe the method for `core.get_methods`),
-//! dispatch onto the `service` crate, sessions and authorization, and the
-//! single mapping of errors onto the wire.
+//! dispatch onto the `service` crate, sessions and authorization, the
+//! single mapping of errors onto the wire, and the configuration file both
+//! hosts read ([`config`]).
 //!
 //! Transport-free: the daemon calls [`Api::call`] for each request it reads
 //! from a socket, and the CLI calls it in-process in its embedded mode.
