@@ -19,32 +19,26 @@ use crate::{Caller, ServiceError, TwoFactor, UserRef};
 /// at a time, on every check that writes.
 const EXPIRE_BATCH: usize = 16;
 
-/// Rate-limit numbers, settable in the configuration file
-/// (`[rate_limit]`). A zero would turn the lock-out off silently (a
+/// Rate-limit numbers (a host reads them from its configuration file's
+/// `[rate_limit]`). A zero would turn the lock-out off silently (a
 /// back-off of 0 s locks until "now", a window of 0 s forgets every
-/// failure), so the file must give at least 1 where it matters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// failure), so they are at least 1 where it matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimits {
     /// Wrong codes from one origin tolerated within `window_secs` before
     /// that origin is locked out.
-    #[serde(deserialize_with = "crate::config_rules::at_least_one")]
     pub max_failures: NonZeroU32,
     /// Wrong codes from all origins together tolerated within
     /// `window_secs` before the secret is locked out for every origin
     /// (but an administrator on the Unix socket).
-    #[serde(deserialize_with = "crate::config_rules::at_least_one")]
     pub secret_max_failures: NonZeroU32,
-    #[serde(deserialize_with = "crate::config_rules::at_least_one")]
     pub window_secs: NonZeroU32,
     /// First back-off; each further lock-out doubles it.
-    #[serde(deserialize_with = "crate::config_rules::at_least_one")]
     pub initial_backoff_secs: NonZeroU32,
     pub max_backoff_secs: u32,
     /// Lock-outs are remembered (for the doubling) until a right code from
     /// the origin, or one fewer for each such quiet spell after the last
     /// lock-out ended: a pause of minutes does not start the back-off over.
-    #[serde(deserialize_with = "crate::config_rules::at_least_one")]
     pub lockout_decay_secs: NonZeroU32,
 }
 
