@@ -1,12 +1,15 @@
 //! The API: a registry of methods with one schema each (used both to
 //! validate input and to describe the method for `core.get_methods`),
-//! dispatch onto the `service` crate, sessions and authorization, and the
-//! single mapping of errors onto the wire.
+//! dispatch onto the `service` crate, sessions and authorization, the
+//! single mapping of errors onto the wire, and the configuration file both
+//! hosts read ([`config`]).
 //!
 //! Transport-free: the daemon calls [`Api::call`] for each request it reads
 //! from a socket, and the CLI calls it in-process in its embedded mode.
 
 mod code;
+pub mod config;
+mod config_rules;
 mod error;
 mod events;
 pub mod host;
@@ -128,7 +131,7 @@ impl Api {
     /// whose state is a shared database (`[database]`) is refused, naming
     /// the daemon: only `twofactord` connects to it.
     pub fn open(
-        config: &service::Config,
+        config: &config::Config,
         accounts: Arc<dyn Accounts>,
         passwords: Arc<dyn PasswordCheck>,
     ) -> Result<Self, host::StoreError> {
@@ -147,16 +150,17 @@ impl Api {
     /// Opens the state a daemon node serves: the shared database of
     /// `[database]` when there is one, else as [`Api::open`].
     pub fn open_node(
-        config: &service::Config,
+        config: &config::Config,
         accounts: Arc<dyn Accounts>,
         passwords: Arc<dyn PasswordCheck>,
     ) -> Result<Self, host::StoreError> {
-        let store = service::open_node_store(config)?;
+        let store =
+            service::open_node_store(&config.state_dir, config.init, config.database.as_ref())?;
         Ok(Self::with_store(config, store, accounts, passwords))
     }
 
     fn with_store(
-        config: &service::Config,
+        config: &config::Config,
         store: Arc<dyn service::Store>,
         accounts: Arc<dyn Accounts>,
         passwords: Arc<dyn PasswordCheck>,
@@ -440,7 +444,7 @@ mod shared_state_tests {
     #[test]
     fn the_embedded_api_refuses_a_shared_database_naming_the_daemon() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = service::Config::parse(
+        let mut config = config::Config::parse(
             "[database]\nurl = \"postgresql://tf@127.0.0.1:1/tf\"\n",
             "t.toml",
         )

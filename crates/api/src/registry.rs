@@ -82,12 +82,12 @@ pub struct Method {
     /// Validation attributes start with the method name, `.` as `_`
     /// (`user_renew_2fa_secret.twofactor_options.interval`).
     pub validation_prefix: bool,
-    /// Set with the handler ([`Method::handles`]), from its parameter type;
+    /// Set with the handler (`Method::handles`), from its parameter type;
     /// built when first needed (a one-shot `tfa` needs one method's).
     pub(crate) accepts: Arc<OnceLock<Vec<Field>>>,
     pub(crate) accepts_of: fn() -> Vec<Field>,
     /// The result's schema, built when the method is described: set with
-    /// the handler ([`Method::handles`]), from its result type.
+    /// the handler (`Method::handles`), from its result type.
     pub returns: fn() -> Schema,
     pub(crate) handler: Handler,
     /// Only the conversion of validated values into the handler's

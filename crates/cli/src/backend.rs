@@ -351,7 +351,7 @@ pub fn login(
                 if ResponseType::of(&answer) == Some(ResponseType::OtpRequired) {
                     let d = *digits.get_or_insert_with(|| login_otp_digits(backend));
                     if let Some(d) = d
-                        && crate::exec::is_malformed_code(&code, d)
+                        && api::host::is_malformed_code(&code, d)
                     {
                         eprintln!("expected {d} digits");
                     }

@@ -575,7 +575,7 @@ impl Engine {
         {
             let digits = self.expected_digits(command, username.as_ref());
             if let Some(d) = digits
-                && is_malformed_code(token, d)
+                && api::host::is_malformed_code(token, d)
             {
                 self.note(&format!("expected {d} digits"));
             }
@@ -672,7 +672,7 @@ impl Engine {
                         .is_some_and(|d| d.error == wire::Errno::EINVAL) =>
                 {
                     let shape = digits
-                        .filter(|d| is_malformed_code(code, *d))
+                        .filter(|d| api::host::is_malformed_code(code, *d))
                         .map(|d| format!("expected {d} digits; "));
                     if attempt == CONFIRM_TRIES {
                         return Err(match shape {
@@ -779,17 +779,6 @@ fn named_params(command: &Command, params: &[Value]) -> Vec<(String, Value)> {
         .zip(params)
         .filter_map(|(s, v)| Some((s.param_name()?.to_owned(), v.clone())))
         .collect()
-}
-
-/// Whether `token` (as typed) is no code of `digits` digits, spaces
-/// inside aside, nor a recovery code: the service refuses it without
-/// counting it as a guess, and the CLI says what was expected.
-pub fn is_malformed_code(token: &str, digits: u8) -> bool {
-    let compact: zeroize::Zeroizing<String> =
-        zeroize::Zeroizing::new(token.chars().filter(|c| !c.is_whitespace()).collect());
-    let is_code =
-        compact.len() == usize::from(digits) && compact.bytes().all(|b| b.is_ascii_digit());
-    !is_code && api::host::RecoveryCode::parse(&compact).is_none()
 }
 
 /// `update enabled=true` that made root's secret: what to do next.
@@ -1488,10 +1477,13 @@ mod tests {
             run(&mut e, &format!("auth two_factor verify {typed}")).unwrap();
             assert_eq!(notes.take(), "", "{typed}");
         }
-        assert!(is_malformed_code("12 34 5", 6));
-        assert!(!is_malformed_code("123 456", 6));
-        assert!(!is_malformed_code("abcde-fghij", 6), "a recovery code");
-        assert!(is_malformed_code("123456", 8));
+        assert!(api::host::is_malformed_code("12 34 5", 6));
+        assert!(!api::host::is_malformed_code("123 456", 6));
+        assert!(
+            !api::host::is_malformed_code("abcde-fghij", 6),
+            "a recovery code"
+        );
+        assert!(api::host::is_malformed_code("123456", 8));
     }
 
     /// A node on a shared database names itself and says whether the

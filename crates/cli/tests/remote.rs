@@ -86,7 +86,7 @@ impl Daemon {
     /// Peers are treated as uid `peer_uid` (0: root, logged in at once).
     fn start(peer_uid: u32) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = service::Config::defaults();
+        let mut config = api::host::Config::defaults();
         config.state_dir = dir.path().join("daemon-state");
         config.admin_group = Some("wheel".into());
         let api = api::Api::open(&config, Arc::new(Users), Arc::new(Users)).expect("api");

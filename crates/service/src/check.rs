@@ -20,32 +20,26 @@ use crate::{Caller, ServiceError, TwoFactor, UserRef};
 /// once a period.
 const EXPIRE_BATCH: usize = 16;
 
-/// Rate-limit numbers, settable in the configuration file
-/// (`[rate_limit]`). A zero would turn the lock-out off silently (a
+/// Rate-limit numbers (a host reads them from its configuration file's
+/// `[rate_limit]`). A zero would turn the lock-out off silently (a
 /// back-off of 0 s locks until "now", a window of 0 s forgets every
-/// failure), so the file must give at least 1 where it matters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// failure), so they are at least 1 where it matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimits {
     /// Wrong codes from one origin tolerated within `window_secs` before
     /// that origin is locked out.
-    #[serde(deserialize_with = "crate::config_rules::at_least_one")]
     pub max_failures: NonZeroU32,
     /// Wrong codes from all origins together tolerated within
     /// `window_secs` before the secret is locked out for every origin
     /// (but an administrator on the Unix socket).
-    #[serde(deserialize_with = "crate::config_rules::at_least_one")]
     pub secret_max_failures: NonZeroU32,
-    #[serde(deserialize_with = "crate::config_rules::at_least_one")]
     pub window_secs: NonZeroU32,
     /// First back-off; each further lock-out doubles it.
-    #[serde(deserialize_with = "crate::config_rules::at_least_one")]
     pub initial_backoff_secs: NonZeroU32,
     pub max_backoff_secs: u32,
     /// Lock-outs are remembered (for the doubling) until a right code from
     /// the origin, or one fewer for each such quiet spell after the last
     /// lock-out ended: a pause of minutes does not start the back-off over.
-    #[serde(deserialize_with = "crate::config_rules::at_least_one")]
     pub lockout_decay_secs: NonZeroU32,
 }
 
@@ -203,15 +197,6 @@ pub(crate) struct Target {
     pub interval: otp::Interval,
 }
 
-/// A code as typed, with the spaces an app shows inside it (`447 862`)
-/// and blanks around it removed. Built at its final capacity, so no unwiped
-/// copy is left behind.
-pub(crate) fn compact_code(token: &str) -> zeroize::Zeroizing<String> {
-    let mut code = zeroize::Zeroizing::new(String::with_capacity(token.len()));
-    code.extend(token.chars().filter(|c| !c.is_whitespace()));
-    code
-}
-
 impl TwoFactor {
     /// Checks a code for root's secret. Every
     /// outcome is audited in the same transaction as the state it changes,
@@ -362,11 +347,10 @@ impl TwoFactor {
         recovery: bool,
         accept: &mut dyn FnMut(&mut dyn Tx, u64) -> store::Result<bool>,
     ) -> store::Result<CheckOutcome> {
-        let token = compact_code(token.unwrap_or(""));
+        let token = crate::provisioning::compact_code(token.unwrap_or(""));
         let token = token.as_str();
         let digits = target.digits.get();
-        let well_formed =
-            token.len() == usize::from(digits) && token.bytes().all(|b| b.is_ascii_digit());
+        let well_formed = crate::provisioning::is_code_shaped(token, digits);
         let limits = self.limits;
         let owner = target.owner.as_str();
         let origin = caller.origin.rate_limit_key();

@@ -3,8 +3,13 @@
 //! Owns: what `config`, `update`, `provisioning_uri`, `renew_secret` and
 //! `verify` mean; the one code-check path ([`TwoFactor::check_code`]) shared
 //! by `verify`, API login and PAM, with replay protection, rate limiting and
-//! audit; the injected [`Clock`] and [`Randomness`]; the configuration
-//! file.
+//! audit; the injected [`Clock`] and [`Randomness`]; opening the state a
+//! host names.
+//!
+//! Does not know the configuration file: a host reads it (`api::config`)
+//! and hands over plain values — the [`Labels`], [`RateLimits`] and
+//! [`AuditRetention`] of [`TwoFactor::new`], and the state directory and
+//! [`NodeDatabase`] of [`open_store`]/[`open_node_store`].
 //!
 //! Does not know the wire format: inputs arrive as typed values (parsed at
 //! the API boundary), errors leave as [`ServiceError`] and the API maps them
@@ -15,8 +20,6 @@ mod audit;
 mod caller;
 mod check;
 mod clock;
-mod config;
-mod config_rules;
 mod provisioning;
 mod retention;
 mod status;
@@ -28,18 +31,10 @@ pub use audit::{AuditEvent, AuditOutcome};
 pub use caller::{Caller, LOCAL_ORIGIN, LOOPBACK_ORIGIN, Origin, address_key};
 pub use check::{CheckOutcome, RateLimits};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::Limits;
-pub use config::TlsFiles;
-pub use config::{
-    Config, ConfigError, DEFAULT_CONFIG_PATH, Database, Listen, ListenError, current_uid,
-    user_data_dir,
-};
-/// Where in the configuration file an error is.
-pub use config_rules::Location as ConfigLocation;
 /// The checked parameter types of the domain, for the layers above (which
 /// depend on `service`, not on `otp`).
 pub use otp::{Digits, Interval, ParamError, Window};
-pub use provisioning::{ProvisioningUri, RecoveryCode};
+pub use provisioning::{ProvisioningUri, RecoveryCode, is_code_shaped, is_malformed_code};
 pub use retention::{AuditRetention, PRUNE_PERIOD_MS};
 /// The password type of [`PasswordCheck`], for its callers and implementors.
 pub use secrecy::{ExposeSecret, SecretString};
@@ -81,13 +76,46 @@ pub fn backup_state(
 }
 /// What [`backup_state`] wrote; the names of the state's files.
 pub use store::{BackupReport, SqliteStore};
-/// Opens the state a node serves: the shared PostgreSQL database of
-/// `[database]` when the configuration has one (the key file in the state
-/// directory), else the SQLite state as [`open_store`]. Only the daemon
-/// calls this, so the embedded CLI does not carry the PostgreSQL client.
-pub fn open_node_store(config: &Config) -> Result<std::sync::Arc<dyn store::Store>, StoreError> {
-    let Some(db) = &config.database else {
-        return open_store(&config.state_dir, config.init);
+/// The shared PostgreSQL database a node keeps its state in: where it is,
+/// how to log in and how many connections to hold (what a host read from
+/// its configuration's `[database]`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct NodeDatabase {
+    /// `postgresql://user@host1,host2/db?...`; may hold a password.
+    pub url: String,
+    /// A file holding the password (first line), when the URL has none.
+    pub password_file: Option<std::path::PathBuf>,
+    /// This node's name in audit rows.
+    pub node: String,
+    pub pool_size: std::num::NonZeroU32,
+    pub connect_timeout_ms: std::num::NonZeroU64,
+    pub statement_timeout_ms: std::num::NonZeroU64,
+}
+
+impl std::fmt::Debug for NodeDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeDatabase")
+            .field("url", &store::redact_url(&self.url))
+            .field("password_file", &self.password_file)
+            .field("node", &self.node)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .finish()
+    }
+}
+
+/// Opens the state a node serves: the shared PostgreSQL `database` when
+/// there is one (the key file in `state_dir`), else the SQLite state as
+/// [`open_store`]. Only the daemon calls this, so the embedded CLI does not
+/// carry the PostgreSQL client.
+pub fn open_node_store(
+    state_dir: &std::path::Path,
+    init: bool,
+    database: Option<&NodeDatabase>,
+) -> Result<std::sync::Arc<dyn store::Store>, StoreError> {
+    let Some(db) = database else {
+        return open_store(state_dir, init);
     };
     let password = database_password(&db.url, db.password_file.as_deref())?;
     let store = store::PgStore::open(&store::PgOptions {
@@ -97,7 +125,7 @@ pub fn open_node_store(config: &Config) -> Result<std::sync::Arc<dyn store::Stor
         pool_size: db.pool_size.get(),
         connect_timeout_ms: db.connect_timeout_ms.get(),
         statement_timeout_ms: db.statement_timeout_ms.get(),
-        key_file: config.state_dir.join(store::SqliteStore::KEY_FILE),
+        key_file: state_dir.join(store::SqliteStore::KEY_FILE),
     })?;
     Ok(std::sync::Arc::new(store))
 }
@@ -128,12 +156,13 @@ fn database_password(
 
 /// `twofactord migrate --from FROM --to TO`: copies a whole state between
 /// a SQLite state directory and a PostgreSQL database (a `postgresql://`
-/// URL; its password, node name and time-outs as `[database]` of `config`
-/// gives them). The key file is `key`, else the SQLite side's `secret.key`,
-/// else the state directory's of `config`. Nothing is unsealed; the target
-/// must be empty.
+/// URL; its password, node name and time-outs as `database` gives them,
+/// when given). The key file is `key`, else the SQLite side's
+/// `secret.key`, else `state_dir`'s. Nothing is unsealed; the target must
+/// be empty.
 pub fn migrate_state(
-    config: &Config,
+    state_dir: &std::path::Path,
+    database: Option<&NodeDatabase>,
     from: &str,
     to: &str,
     key: Option<&std::path::Path>,
@@ -143,7 +172,7 @@ pub fn migrate_state(
         if !is_url(s) {
             return Ok(StateLocation::Dir(s.into()));
         }
-        let db = config.database.as_ref();
+        let db = database;
         let password = database_password(s, db.and_then(|d| d.password_file.as_deref()))?;
         Ok(StateLocation::Postgres(store::PgOptions {
             url: s.to_owned(),
@@ -165,7 +194,7 @@ pub fn migrate_state(
         {
             std::path::Path::new(to).join(store::SqliteStore::KEY_FILE)
         }
-        None => config.state_dir.join(store::SqliteStore::KEY_FILE),
+        None => state_dir.join(store::SqliteStore::KEY_FILE),
     };
     migrate(&location(from)?, &location(to)?, &key_file)
 }

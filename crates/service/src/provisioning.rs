@@ -103,6 +103,31 @@ impl RecoveryCode {
     }
 }
 
+/// A code as typed, with the spaces an app shows inside it (`447 862`)
+/// and blanks around it removed. Built at its final capacity, so no unwiped
+/// copy is left behind.
+pub(crate) fn compact_code(token: &str) -> zeroize::Zeroizing<String> {
+    let mut code = zeroize::Zeroizing::new(String::with_capacity(token.len()));
+    code.extend(token.chars().filter(|c| !c.is_whitespace()));
+    code
+}
+
+/// Whether `compact` (a token with its blanks taken out) is shaped as a
+/// code of `digits` digits. A token of another shape is never counted as
+/// a guess: the check answers "malformed" (unless it is a recovery code),
+/// and a client can say how many digits were expected before asking.
+pub fn is_code_shaped(compact: &str, digits: u8) -> bool {
+    compact.len() == usize::from(digits) && compact.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Whether `token`, as typed, is neither a code of `digits` digits (blanks
+/// inside aside) nor a recovery code: what the check refuses as malformed
+/// when recovery codes are taken.
+pub fn is_malformed_code(token: &str, digits: u8) -> bool {
+    let compact = compact_code(token);
+    !is_code_shaped(&compact, digits) && RecoveryCode::parse(&compact).is_none()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,30 +30,23 @@ use store::AuditClass;
 
 use crate::audit::{AuditEvent, AuditOutcome};
 
-/// How long and how many audit records are kept (`[audit]` in the
-/// configuration file).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// How long and how many audit records are kept (a host reads them from
+/// its configuration file's `[audit]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuditRetention {
     /// Routine records (code checks, failed logins, logouts).
-    #[serde(deserialize_with = "crate::config_rules::at_least_one")]
     pub max_age_days: NonZeroU32,
-    #[serde(deserialize_with = "crate::config_rules::at_least_one_u64")]
     pub max_rows: NonZeroU64,
     /// Security records (everything else).
-    #[serde(deserialize_with = "crate::config_rules::at_least_one")]
     pub security_max_age_days: NonZeroU32,
-    #[serde(deserialize_with = "crate::config_rules::at_least_one_u64")]
     pub security_max_rows: NonZeroU64,
     /// Records of one kind (event, outcome, caller, account) written one
     /// by one per interval; further ones only count in one more row.
     pub aggregate_after: u32,
-    #[serde(deserialize_with = "crate::config_rules::at_least_one")]
     pub aggregate_interval_secs: NonZeroU32,
     /// Records deleted at most per class for each audited transaction
     /// since the previous prune. Larger than the records one transaction
     /// appends, so retention catches up. Not in the file.
-    #[serde(skip)]
     pub batch: usize,
 }
 

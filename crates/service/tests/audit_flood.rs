@@ -270,9 +270,6 @@ impl store::Tx for CountingTx<'_> {
     fn delete_user_secret(&mut self, username: &str) -> store::Result<bool> {
         self.inner.delete_user_secret(username)
     }
-    fn user_secrets(&mut self) -> store::Result<Vec<store::UserSecretInfo>> {
-        self.inner.user_secrets()
-    }
     fn pending_secret(&mut self, username: &str) -> store::Result<Option<store::PendingSecret>> {
         self.inner.pending_secret(username)
     }
@@ -297,9 +294,6 @@ impl store::Tx for CountingTx<'_> {
         code: &str,
     ) -> store::Result<Option<u32>> {
         self.inner.use_recovery_code(username, uid, code)
-    }
-    fn recovery_codes_left(&mut self, username: &str, uid: u32) -> store::Result<u32> {
-        self.inner.recovery_codes_left(username, uid)
     }
     fn audit_as(
         &mut self,

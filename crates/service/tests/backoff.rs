@@ -1,6 +1,6 @@
 //! The doubling back-off cannot be reset by pausing: lock-outs are
 //! remembered until a right code, or decay one per quiet period. Numbers
-//! scaled down through `[rate_limit]`, time moved by hand.
+//! scaled down, time moved by hand.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
 mod common;
@@ -8,16 +8,21 @@ mod common;
 use std::sync::Arc;
 
 use otp::{Algorithm, Secret, Totp};
-use service::{Caller, CheckOutcome, Clock, Config, Origin, OsRandom, UpdateRequest};
+use std::num::NonZeroU32;
 
-const SCALED: &str = "[rate_limit]
-max_failures = 3
-secret_max_failures = 1000
-window_secs = 10
-initial_backoff_secs = 1
-max_backoff_secs = 8
-lockout_decay_secs = 60
-";
+use service::{Caller, CheckOutcome, Clock, Origin, OsRandom, RateLimits, UpdateRequest};
+
+fn scaled() -> RateLimits {
+    let n = |v: u32| NonZeroU32::new(v).unwrap();
+    RateLimits {
+        max_failures: n(3),
+        secret_max_failures: n(1000),
+        window_secs: n(10),
+        initial_backoff_secs: n(1),
+        max_backoff_secs: 8,
+        lockout_decay_secs: n(60),
+    }
+}
 
 fn attacker() -> Caller {
     Caller::new(
@@ -36,9 +41,7 @@ struct Setup {
 
 impl Setup {
     fn new() -> Self {
-        let config = Config::parse(SCALED, "scaled.toml").unwrap();
-        assert_eq!(config.rate_limits.lockout_decay_secs.get(), 60);
-        let f = common::fixture_with_random(Arc::new(OsRandom), config.rate_limits);
+        let f = common::fixture_with_random(Arc::new(OsRandom), scaled());
         let e =
             f.tf.update(
                 &Caller::new(Some("root"), Origin::Embedded { uid: 0 }),

@@ -20,7 +20,9 @@ mod model;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod random;
+mod rows;
 mod seal;
+mod snapshot;
 mod sqlite;
 mod users;
 
@@ -189,8 +191,6 @@ pub trait Tx {
     /// Deletes the account's secret, failure counters, pending enrolment
     /// and recovery codes; returns whether it had a secret.
     fn delete_user_secret(&mut self, username: &str) -> Result<bool>;
-    /// Every stored account secret, by name, without unsealing any.
-    fn user_secrets(&mut self) -> Result<Vec<UserSecretInfo>>;
     /// The account's pending enrolment, unsealed (expired or not: the
     /// service decides).
     fn pending_secret(&mut self, username: &str) -> Result<Option<PendingSecret>>;
@@ -204,8 +204,6 @@ pub trait Tx {
     /// Uses up one recovery code: `Some(codes left)` when it was one of the
     /// account's made for `uid`, `None` otherwise.
     fn use_recovery_code(&mut self, username: &str, uid: u32, code: &str) -> Result<Option<u32>>;
-    /// The account's unused recovery codes made for `uid` (never another's).
-    fn recovery_codes_left(&mut self, username: &str, uid: u32) -> Result<u32>;
     /// Appends an audit record of the security class, never aggregated.
     fn audit(&mut self, record: &AuditRecord) -> Result<()> {
         self.audit_as(record, AuditClass::Security, None)

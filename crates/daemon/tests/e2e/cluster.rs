@@ -407,13 +407,20 @@ fn migrate_sqlite_to_postgresql_and_back_keeps_everything() {
         return;
     };
     let local = Fixture::new().with_accounts(&w);
-    let (secret, audit_rows, alice, codes, bob_qr, bob_pending) = {
+    let (secret, used, audit_rows, alice, codes, bob_qr, bob_pending) = {
         let d = local.start();
         let mut root = d.root();
         let secret = enable_ssh(&mut root);
+        // The widest window (ten steps either side): the code used here
+        // must still be inside it, and so be told "replayed" rather than
+        // "wrong", however long the migrations below take on a loaded
+        // machine.
+        root.call("auth.twofactor.update", vec![json!({"window": 10})])
+            .expect("window");
         // A replay step and a counter.
+        let used = totp(&secret, 6, 30, 0);
         assert_eq!(
-            pam_check(&mut root, "203.0.113.7", &totp(&secret, 6, 30, 0))["outcome"],
+            pam_check(&mut root, "203.0.113.7", &used)["outcome"],
             "accepted"
         );
         let wrong = wrong_code(&secret);
@@ -445,6 +452,7 @@ fn migrate_sqlite_to_postgresql_and_back_keeps_everything() {
             .expect("audit");
         (
             secret,
+            used,
             rows.as_array().map(Vec::len).unwrap_or_default(),
             alice,
             codes,
@@ -497,7 +505,7 @@ fn migrate_sqlite_to_postgresql_and_back_keeps_everything() {
         let cfg = root.call("auth.twofactor.config", vec![]).expect("config");
         assert_eq!(cfg["secret"], secret.as_str());
         assert_eq!(
-            pam_check(&mut root, "203.0.113.7", &totp(&secret, 6, 30, 0))["outcome"],
+            pam_check(&mut root, "203.0.113.7", &used)["outcome"],
             "replayed"
         );
         let rows = root
@@ -527,7 +535,7 @@ fn migrate_sqlite_to_postgresql_and_back_keeps_everything() {
         secret.as_str()
     );
     assert_eq!(
-        pam_check(&mut root, "203.0.113.7", &totp(&secret, 6, 30, 0))["outcome"],
+        pam_check(&mut root, "203.0.113.7", &used)["outcome"],
         "replayed"
     );
     assert_eq!(recovery_codes_left(&mut root, ALICE.0), 8);

@@ -114,7 +114,7 @@ fn helper_as_another_uid() {
     let Ok(url) = std::env::var("TFA_NONROOT_URL") else {
         return;
     };
-    assert_ne!(service::current_uid(), 0, "run as a non-root uid");
+    assert_ne!(api::host::current_uid(), 0, "run as a non-root uid");
     let mut c = Client::connect(&url, TIMEOUT).expect("connect");
     let e = rpc_error(c.call("auth.twofactor.config", vec![]));
     let data = e.data.expect("data");
@@ -147,7 +147,7 @@ fn helper_as_another_uid() {
     assert_eq!(c.call("auth.me", vec![]).unwrap()["pw_name"], ADMIN.0);
     println!(
         "ok: uid {} was itself with user rights until it logged in as {}",
-        service::current_uid(),
+        api::host::current_uid(),
         ADMIN.0
     );
 }

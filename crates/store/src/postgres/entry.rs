@@ -1,15 +1,13 @@
 //! The system entry: the settings, read together with root's secret row
 //! (root's row of the per-user secrets) for the `config` answer.
 
-use otp::{Digits, Interval, Secret, Window};
+use otp::{Digits, Interval, Window};
 use postgres::GenericClient;
 
 use super::{Db, get};
-use crate::sqlite::key::secret_aad;
-use crate::users::{ROOT, ROOT_UID, UserSecret, user_owner};
-use crate::{
-    EntrySummary, KeyFile, Result, SecretId, SecretRecord, Settings, StoreError, SystemEntry,
-};
+use crate::rows::{SealedSecret, step_to_sql};
+use crate::users::{ROOT, ROOT_UID, user_owner};
+use crate::{EntrySummary, KeyFile, Result, SecretId, Settings, StoreError, SystemEntry};
 
 /// Root's secret row, still sealed; `Debug` shows only its length.
 #[derive(Clone, PartialEq, Eq)]
@@ -29,16 +27,6 @@ impl std::fmt::Debug for SecretRow {
             .field("sealed", &format_args!("<{} bytes>", self.sealed.len()))
             .finish_non_exhaustive()
     }
-}
-
-fn step_from_sql(step: i64) -> Result<u64> {
-    u64::try_from(step)
-        .map_err(|_| StoreError::Corrupt(format!("stored time step {step} is negative")))
-}
-
-pub(super) fn step_to_sql(step: u64) -> Result<i64> {
-    i64::try_from(step)
-        .map_err(|_| StoreError::Corrupt(format!("time step {step} is out of range")))
 }
 
 /// Reads the settings and root's sealed secret row (one statement, one
@@ -124,33 +112,23 @@ pub(super) fn unseal_entry(
     row: Option<&SecretRow>,
     key: &KeyFile,
 ) -> Result<SystemEntry> {
-    let root = match row {
-        None => None,
-        Some(r) => {
-            let owner = user_owner(ROOT, ROOT_UID);
-            let mut plain = key.open(&r.sealed, &secret_aad(&owner)).map_err(|_| {
-                StoreError::Corrupt(format!(
-                    "sealed secret {} does not open under the key file",
-                    r.id
-                ))
-            })?;
-            let secret = Secret::from_bytes(std::mem::take(&mut *plain))
-                .map_err(|e| StoreError::Corrupt(format!("secret {}: {e}", r.id)))?;
-            let param = |e: otp::ParamError| StoreError::Corrupt(format!("stored {e}"));
-            Some(UserSecret {
-                username: ROOT.to_owned(),
-                uid: ROOT_UID,
-                digits: Digits::new(r.digits).map_err(param)?,
-                interval: Interval::new(r.interval).map_err(param)?,
-                record: SecretRecord {
-                    id: SecretId(r.id),
-                    secret,
-                    last_step: r.last_step.map(step_from_sql).transpose()?,
-                    created_at_ms: r.created_at_ms,
-                },
-            })
-        }
-    };
+    let owner = user_owner(ROOT, ROOT_UID);
+    let root = row
+        .map(|r| {
+            SealedSecret {
+                username: ROOT,
+                uid: i64::from(ROOT_UID),
+                digits: r.digits,
+                interval: r.interval,
+                id: r.id,
+                owner: &owner,
+                sealed: &r.sealed,
+                created_at_ms: r.created_at_ms,
+                last_step: r.last_step,
+            }
+            .open(key)
+        })
+        .transpose()?;
     Ok(SystemEntry { settings, root })
 }
 

@@ -595,10 +595,6 @@ impl Tx for PgTx<'_, '_> {
         Ok(had)
     }
 
-    fn user_secrets(&mut self) -> Result<Vec<UserSecretInfo>> {
-        users::user_secrets(&mut self.db())
-    }
-
     fn pending_secret(&mut self, username: &str) -> Result<Option<PendingSecret>> {
         let key = self.key;
         users::pending(&mut self.db(), key, username)
@@ -622,10 +618,6 @@ impl Tx for PgTx<'_, '_> {
     fn use_recovery_code(&mut self, username: &str, uid: u32, code: &str) -> Result<Option<u32>> {
         let key = self.key;
         users::use_recovery_code(&mut self.db(), key, username, uid, code)
-    }
-
-    fn recovery_codes_left(&mut self, username: &str, uid: u32) -> Result<u32> {
-        users::recovery_codes_left(&mut self.db(), username, uid)
     }
 
     fn audit_as(

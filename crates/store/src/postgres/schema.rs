@@ -500,11 +500,16 @@ mod tests {
             assert_eq!(tx.failures(&alice, "local")?.failures, 2);
             let a = tx.user_secret("alice")?.expect("alice");
             assert_eq!(a.record.secret.expose(), &[9u8; 20][..]);
-            let names: Vec<String> = tx.user_secrets()?.into_iter().map(|i| i.username).collect();
-            assert_eq!(names, ["alice", "root"]);
             Ok(())
         })
         .expect("checks");
+        let names: Vec<String> = store
+            .read_user_secrets()
+            .expect("secrets")
+            .into_iter()
+            .map(|i| i.username)
+            .collect();
+        assert_eq!(names, ["alice", "root"]);
         let left: Vec<(String, Option<i64>)> = c
             .query(
                 "SELECT (SELECT string_agg(owner, ',' ORDER BY owner COLLATE \"C\") FROM otp_secrets),

@@ -4,7 +4,7 @@ use postgres::Row;
 
 use super::{PgResult, PgStore, get};
 use crate::Result;
-use crate::migrate::{AuditRowData, ConfigRow, SecretRowData, Snapshot};
+use crate::snapshot::{AuditRowData, ConfigRow, SecretRowData, Snapshot};
 
 fn rows(tx: &mut postgres::Transaction<'_>, sql: &str) -> Result<Vec<Row>> {
     tx.query(sql, &[]).pg()

@@ -2,34 +2,15 @@
 //! (associated data, recovery-code hashes) is the SQLite backend's, so a
 //! state moves between engines without re-sealing.
 
-use otp::{Digits, Interval, Secret};
+use otp::{Digits, Interval};
 use postgres::GenericClient;
 
 use super::{Db, get};
+use crate::rows::{SealedSecret, params_from_sql, uid_from_sql, unseal};
 use crate::sqlite::key::secret_aad;
 use crate::sqlite::users::{code_hash, code_hash_v1, pending_aad};
 use crate::users::{NewUserSecret, PendingSecret, UserSecret, UserSecretInfo, user_owner};
-use crate::{KeyFile, Result, SecretId, SecretRecord, StoreError};
-
-fn uid_from_sql(v: i64) -> Result<u32> {
-    u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("stored uid {v} is out of range")))
-}
-
-fn params_from_sql(digits: i64, interval: i64) -> Result<(Digits, Interval)> {
-    let param = |e: otp::ParamError| StoreError::Corrupt(format!("stored {e}"));
-    Ok((
-        Digits::new(digits).map_err(param)?,
-        Interval::new(interval).map_err(param)?,
-    ))
-}
-
-fn unseal(key: &KeyFile, blob: &[u8], aad: &[u8], what: &str) -> Result<Secret> {
-    let mut plain = key.open(blob, aad).map_err(|_| {
-        StoreError::Corrupt(format!("sealed {what} does not open under the key file"))
-    })?;
-    Secret::from_bytes(std::mem::take(&mut *plain))
-        .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
-}
+use crate::{KeyFile, Result, SecretId, StoreError};
 
 /// Holds one account's lock until the transaction ends: changes of one
 /// account's secret from several nodes take turns.
@@ -56,36 +37,21 @@ pub(super) fn user_secret(
     else {
         return Ok(None);
     };
-    let uid = uid_from_sql(get(&row, 0)?)?;
-    let (digits, interval) = params_from_sql(get(&row, 1)?, get(&row, 2)?)?;
-    let id: i64 = get(&row, 3)?;
     let owner: String = get(&row, 4)?;
-    if owner != user_owner(username, uid) {
-        return Err(StoreError::Corrupt(format!(
-            "secret {id} does not belong to this account"
-        )));
-    }
     let sealed: Vec<u8> = get(&row, 5)?;
-    let secret = unseal(key, &sealed, &secret_aad(&owner), &format!("secret {id}"))?;
-    let last_step: Option<i64> = get(&row, 7)?;
-    Ok(Some(UserSecret {
-        username: username.to_owned(),
-        uid,
-        digits,
-        interval,
-        record: SecretRecord {
-            id: SecretId(id),
-            secret,
-            last_step: last_step
-                .map(|s| {
-                    u64::try_from(s).map_err(|_| {
-                        StoreError::Corrupt(format!("stored time step {s} is negative"))
-                    })
-                })
-                .transpose()?,
-            created_at_ms: get(&row, 6)?,
-        },
-    }))
+    SealedSecret {
+        username,
+        uid: get(&row, 0)?,
+        digits: get(&row, 1)?,
+        interval: get(&row, 2)?,
+        id: get(&row, 3)?,
+        owner: &owner,
+        sealed: &sealed,
+        created_at_ms: get(&row, 6)?,
+        last_step: get(&row, 7)?,
+    }
+    .open(key)
+    .map(Some)
 }
 
 fn drop_active(db: &mut Db<'_, impl GenericClient>, username: &str) -> Result<bool> {

@@ -29,6 +29,7 @@ use otp::{Digits, Interval};
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::changes::{Change, ChangeListener, ChangeSet, Notifier};
+use crate::rows::step_to_sql;
 use crate::users::{NewUserSecret, PendingSecret, UserSecret, UserSecretInfo};
 use crate::{
     Aggregate, AuditClass, AuditEntry, AuditQuery, AuditRecord, DbErrorKind, EntrySummary, KeyFile,
@@ -100,16 +101,6 @@ fn io_error(path: &Path) -> impl Fn(io::Error) -> StoreError + '_ {
         path: path.display().to_string(),
         source,
     }
-}
-
-fn step_to_sql(step: u64) -> Result<i64> {
-    i64::try_from(step)
-        .map_err(|_| StoreError::Corrupt(format!("time step {step} is out of range")))
-}
-
-fn step_from_sql(step: i64) -> Result<u64> {
-    u64::try_from(step)
-        .map_err(|_| StoreError::Corrupt(format!("stored time step {step} is negative")))
 }
 
 fn u32_from_sql(name: &str, value: i64) -> Result<u32> {
@@ -429,10 +420,6 @@ impl Tx for SqliteTx<'_> {
         Ok(had)
     }
 
-    fn user_secrets(&mut self) -> Result<Vec<UserSecretInfo>> {
-        users::user_secrets(self.conn)
-    }
-
     fn pending_secret(&mut self, username: &str) -> Result<Option<PendingSecret>> {
         users::pending(self.conn, self.key, username)
     }
@@ -452,10 +439,6 @@ impl Tx for SqliteTx<'_> {
 
     fn use_recovery_code(&mut self, username: &str, uid: u32, code: &str) -> Result<Option<u32>> {
         users::use_recovery_code(self.conn, self.key, username, uid, code)
-    }
-
-    fn recovery_codes_left(&mut self, username: &str, uid: u32) -> Result<u32> {
-        users::recovery_codes_left(self.conn, username, uid)
     }
 
     fn audit_as(

@@ -4,7 +4,7 @@ use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::{DbResult, SqliteStore};
 use crate::Result;
-use crate::migrate::{AuditRowData, ConfigRow, SecretRowData, Snapshot};
+use crate::snapshot::{AuditRowData, ConfigRow, SecretRowData, Snapshot};
 
 fn all<T>(
     conn: &Connection,

@@ -1,37 +1,18 @@
 //! SQLite side of per-user secrets (see [`crate::users`]).
 
-use otp::{Digits, Interval, Secret};
+use otp::{Digits, Interval};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::DbResult;
 use super::key::secret_aad;
-use super::{DbResult, step_from_sql};
+use crate::rows::{SealedSecret, params_from_sql, uid_from_sql, unseal};
 use crate::users::{NewUserSecret, PendingSecret, UserSecret, UserSecretInfo, user_owner};
-use crate::{KeyFile, Result, SecretId, SecretRecord, StoreError};
+use crate::{KeyFile, Result, SecretId, StoreError};
 
 pub(crate) fn pending_aad(username: &str, uid: u32) -> Vec<u8> {
     let mut aad = b"twofactor/v1/pending_secret/".to_vec();
     aad.extend_from_slice(user_owner(username, uid).as_bytes());
     aad
-}
-
-fn uid_from_sql(v: i64) -> Result<u32> {
-    u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("stored uid {v} is out of range")))
-}
-
-fn params_from_sql(digits: i64, interval: i64) -> Result<(Digits, Interval)> {
-    let param = |e: otp::ParamError| StoreError::Corrupt(format!("stored {e}"));
-    Ok((
-        Digits::new(digits).map_err(param)?,
-        Interval::new(interval).map_err(param)?,
-    ))
-}
-
-fn unseal(key: &KeyFile, blob: &[u8], aad: &[u8], what: &str) -> Result<Secret> {
-    let mut plain = key.open(blob, aad).map_err(|_| {
-        StoreError::Corrupt(format!("sealed {what} does not open under the key file"))
-    })?;
-    Secret::from_bytes(std::mem::take(&mut *plain))
-        .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
 /// One row of the user-secret join, as SQLite returns it.
@@ -67,26 +48,19 @@ pub(super) fn user_secret(
     let Some((uid, digits, interval, id, owner, sealed, created_at_ms, last_step)) = row else {
         return Ok(None);
     };
-    let uid = uid_from_sql(uid)?;
-    let (digits, interval) = params_from_sql(digits, interval)?;
-    if owner != user_owner(username, uid) {
-        return Err(StoreError::Corrupt(format!(
-            "secret {id} does not belong to this account"
-        )));
-    }
-    let secret = unseal(key, &sealed, &secret_aad(&owner), &format!("secret {id}"))?;
-    Ok(Some(UserSecret {
-        username: username.to_owned(),
+    SealedSecret {
+        username,
         uid,
         digits,
         interval,
-        record: SecretRecord {
-            id: SecretId(id),
-            secret,
-            last_step: last_step.map(step_from_sql).transpose()?,
-            created_at_ms,
-        },
-    }))
+        id,
+        owner: &owner,
+        sealed: &sealed,
+        created_at_ms,
+        last_step,
+    }
+    .open(key)
+    .map(Some)
 }
 
 /// Deletes `username`'s active secret row and its failure counters (not

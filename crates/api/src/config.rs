@@ -1,12 +1,15 @@
 //! The configuration file: TOML, every key optional, unknown keys
-//! refused by name. Shared by the daemon and the CLI's embedded mode so both
-//! see the same state directory, labels and limits.
+//! refused by name. Read by both hosts — the daemon and the CLI's embedded
+//! mode — so both see the same state directory, labels and limits.
 //!
-//! The host settings (paths, listeners, TLS files, transport limits) are
-//! declared here too although only the hosts act on them: both programs
-//! refuse unknown keys, so each must know every key, and the CLI cannot
-//! depend on the daemon (`docs/architecture.md`, "The configuration
-//! file").
+//! The whole layout is here: the host settings (paths, listeners, TLS
+//! files, transport limits), which only the hosts act on, and the sections
+//! whose values the domain takes (`[rate_limit]`, `[audit]`, `[database]`),
+//! read into `service`'s plain types ([`RateLimits`], [`AuditRetention`],
+//! [`NodeDatabase`]) that know nothing of the file. Both programs refuse
+//! unknown keys, so each must know every key, and the CLI cannot depend on
+//! the daemon: this crate is the one both reach (`docs/architecture.md`,
+//! "The configuration file").
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -16,8 +19,11 @@ use std::num::{NonZeroU32, NonZeroU64};
 
 use serde::Deserialize;
 
-use crate::config_rules::{self as rules, Location};
-use crate::{AuditRetention, RateLimits};
+use service::{AuditRetention, NodeDatabase, RateLimits};
+
+use crate::config_rules as rules;
+/// Where in the configuration file an error is.
+pub use crate::config_rules::Location;
 
 /// The default configuration file.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/twofactor/twofactord.toml";
@@ -58,33 +64,34 @@ fn at_location(at: &Option<Location>) -> String {
 
 /// `[database]`: the state is kept in a PostgreSQL database shared by
 /// several nodes instead of the SQLite file in the state directory (which
-/// then holds only the key file, the same on every node).
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+/// then holds only the key file, the same on every node). Read into a
+/// [`NodeDatabase`].
+#[derive(Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Database {
+struct DatabaseSection {
     /// `postgresql://user@host1,host2/db?target_session_attrs=read-write&sslmode=verify-full&sslrootcert=...`
-    pub url: String,
+    url: String,
     /// A file holding the password (first line), when the URL has none.
-    pub password_file: Option<PathBuf>,
+    password_file: Option<PathBuf>,
     /// This node's name in audit rows; default: the host name.
     #[serde(deserialize_with = "rules::one_line_name")]
-    pub node: String,
+    node: String,
     #[serde(deserialize_with = "rules::pool_size")]
-    pub pool_size: NonZeroU32,
+    pool_size: NonZeroU32,
     #[serde(deserialize_with = "rules::at_least_one_u64")]
-    pub connect_timeout_ms: NonZeroU64,
+    connect_timeout_ms: NonZeroU64,
     #[serde(deserialize_with = "rules::at_least_one_u64")]
-    pub statement_timeout_ms: NonZeroU64,
+    statement_timeout_ms: NonZeroU64,
 }
 
-impl Default for Database {
+impl Default for DatabaseSection {
     /// The defaults of a `[database]` section; `url` has none (empty is
     /// refused).
     fn default() -> Self {
         Self {
             url: String::new(),
             password_file: None,
-            node: crate::Labels::system_hostname(),
+            node: service::Labels::system_hostname(),
             pool_size: NonZeroU32::new(8).unwrap_or(NonZeroU32::MIN),
             connect_timeout_ms: NonZeroU64::new(2000).unwrap_or(NonZeroU64::MIN),
             statement_timeout_ms: NonZeroU64::new(2000).unwrap_or(NonZeroU64::MIN),
@@ -92,17 +99,146 @@ impl Default for Database {
     }
 }
 
-impl fmt::Debug for Database {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Database")
-            .field("url", &store::redact_url(&self.url))
-            .field("password_file", &self.password_file)
-            .field("node", &self.node)
-            .field("pool_size", &self.pool_size)
-            .field("connect_timeout_ms", &self.connect_timeout_ms)
-            .field("statement_timeout_ms", &self.statement_timeout_ms)
-            .finish()
+/// A `[database]` section, when the file has one.
+fn database_section<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<NodeDatabase>, D::Error> {
+    let DatabaseSection {
+        url,
+        password_file,
+        node,
+        pool_size,
+        connect_timeout_ms,
+        statement_timeout_ms,
+    } = DatabaseSection::deserialize(d)?;
+    Ok(Some(NodeDatabase {
+        url,
+        password_file,
+        node,
+        pool_size,
+        connect_timeout_ms,
+        statement_timeout_ms,
+    }))
+}
+
+/// `[rate_limit]`, read into the domain's [`RateLimits`]; a missing key
+/// takes the domain's default.
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RateLimitSection {
+    #[serde(deserialize_with = "rules::at_least_one")]
+    max_failures: NonZeroU32,
+    #[serde(deserialize_with = "rules::at_least_one")]
+    secret_max_failures: NonZeroU32,
+    #[serde(deserialize_with = "rules::at_least_one")]
+    window_secs: NonZeroU32,
+    #[serde(deserialize_with = "rules::at_least_one")]
+    initial_backoff_secs: NonZeroU32,
+    max_backoff_secs: u32,
+    #[serde(deserialize_with = "rules::at_least_one")]
+    lockout_decay_secs: NonZeroU32,
+}
+
+impl Default for RateLimitSection {
+    fn default() -> Self {
+        // Every field named (no `..`), here and below: a number the domain
+        // adds cannot be forgotten in the file.
+        let RateLimits {
+            max_failures,
+            secret_max_failures,
+            window_secs,
+            initial_backoff_secs,
+            max_backoff_secs,
+            lockout_decay_secs,
+        } = RateLimits::default();
+        Self {
+            max_failures,
+            secret_max_failures,
+            window_secs,
+            initial_backoff_secs,
+            max_backoff_secs,
+            lockout_decay_secs,
+        }
     }
+}
+
+fn rate_limit_section<'de, D: serde::Deserializer<'de>>(d: D) -> Result<RateLimits, D::Error> {
+    let RateLimitSection {
+        max_failures,
+        secret_max_failures,
+        window_secs,
+        initial_backoff_secs,
+        max_backoff_secs,
+        lockout_decay_secs,
+    } = RateLimitSection::deserialize(d)?;
+    Ok(RateLimits {
+        max_failures,
+        secret_max_failures,
+        window_secs,
+        initial_backoff_secs,
+        max_backoff_secs,
+        lockout_decay_secs,
+    })
+}
+
+/// `[audit]`, read into the domain's [`AuditRetention`]; a missing key
+/// takes the domain's default (and `batch`, not in the file, always does).
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct AuditSection {
+    #[serde(deserialize_with = "rules::at_least_one")]
+    max_age_days: NonZeroU32,
+    #[serde(deserialize_with = "rules::at_least_one_u64")]
+    max_rows: NonZeroU64,
+    #[serde(deserialize_with = "rules::at_least_one")]
+    security_max_age_days: NonZeroU32,
+    #[serde(deserialize_with = "rules::at_least_one_u64")]
+    security_max_rows: NonZeroU64,
+    aggregate_after: u32,
+    #[serde(deserialize_with = "rules::at_least_one")]
+    aggregate_interval_secs: NonZeroU32,
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        let AuditRetention {
+            max_age_days,
+            max_rows,
+            security_max_age_days,
+            security_max_rows,
+            aggregate_after,
+            aggregate_interval_secs,
+            batch: _,
+        } = AuditRetention::default();
+        Self {
+            max_age_days,
+            max_rows,
+            security_max_age_days,
+            security_max_rows,
+            aggregate_after,
+            aggregate_interval_secs,
+        }
+    }
+}
+
+fn audit_section<'de, D: serde::Deserializer<'de>>(d: D) -> Result<AuditRetention, D::Error> {
+    let AuditSection {
+        max_age_days,
+        max_rows,
+        security_max_age_days,
+        security_max_rows,
+        aggregate_after,
+        aggregate_interval_secs,
+    } = AuditSection::deserialize(d)?;
+    Ok(AuditRetention {
+        max_age_days,
+        max_rows,
+        security_max_age_days,
+        security_max_rows,
+        aggregate_after,
+        aggregate_interval_secs,
+        batch: AuditRetention::default().batch,
+    })
 }
 
 /// The configuration, declared once: the file's keys are its fields
@@ -114,7 +250,7 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// The Unix socket; `None` is the system daemon's (root's default),
     /// whose path is the protocol's (`wire`'s, resolved by the hosts
-    /// through `api::host::socket_path`: this crate does not know the wire).
+    /// through [`crate::host::socket_path`]).
     pub socket: Option<PathBuf>,
     /// TCP: an address, or [`Listen::None`] (`listen = "none"`).
     pub listen: Listen,
@@ -129,9 +265,10 @@ pub struct Config {
     /// PAM services whose logins count as `ssh`.
     pub ssh_pam_services: Vec<String>,
     /// `[rate_limit]`.
-    #[serde(rename = "rate_limit")]
+    #[serde(rename = "rate_limit", deserialize_with = "rate_limit_section")]
     pub rate_limits: RateLimits,
     /// Audit retention (`[audit]`).
+    #[serde(deserialize_with = "audit_section")]
     pub audit: AuditRetention,
     /// Every login needs a second factor: an account without a secret of
     /// its own is refused at API and SSH login.
@@ -144,7 +281,8 @@ pub struct Config {
     /// (`[limits]`).
     pub limits: Limits,
     /// The shared PostgreSQL state (`[database]`); `None`: SQLite.
-    pub database: Option<Database>,
+    #[serde(deserialize_with = "database_section")]
+    pub database: Option<NodeDatabase>,
     /// HTTPS on the TCP listener: the certificate chain and private key
     /// files (PEM), `tls_cert` and `tls_key`; both or neither.
     #[serde(skip)]
@@ -301,7 +439,7 @@ fn default_paths(root: bool, env: Env<'_>) -> (PathBuf, Option<PathBuf>) {
         .filter(|v| !v.is_empty())
         .map(PathBuf::from);
     // Without a home there is no default state directory (never one
-    // relative to the working directory: [`crate::open_store`] refuses
+    // relative to the working directory: `service::open_store` refuses
     // it), and the socket is the runtime directory's or the system's.
     let Some(data) = data_home(env) else {
         return (
@@ -601,6 +739,64 @@ mod tests {
         );
     }
 
+    /// The file's `[rate_limit]`, `[audit]` and `[database]` keys land in
+    /// the domain's fields of the same names, each its own, and a section
+    /// left out is the domain's defaults.
+    #[test]
+    fn each_domain_key_reaches_its_own_field() {
+        let c = Config::parse(
+            "[rate_limit]\nmax_failures = 3\nsecret_max_failures = 1000\nwindow_secs = 10\n\
+             initial_backoff_secs = 1\nmax_backoff_secs = 8\nlockout_decay_secs = 60\n\
+             [audit]\nmax_age_days = 2\nmax_rows = 3\nsecurity_max_age_days = 4\n\
+             security_max_rows = 5\naggregate_after = 6\naggregate_interval_secs = 7\n\
+             [database]\nurl = \"postgresql://x/y\"\npassword_file = \"/p\"\nnode = \"n\"\n\
+             pool_size = 9\nconnect_timeout_ms = 11\nstatement_timeout_ms = 12\n",
+            "t.toml",
+        )
+        .expect("valid");
+        let n = |v: u32| NonZeroU32::new(v).expect("not 0");
+        let n64 = |v: u64| NonZeroU64::new(v).expect("not 0");
+        assert_eq!(
+            c.rate_limits,
+            RateLimits {
+                max_failures: n(3),
+                secret_max_failures: n(1000),
+                window_secs: n(10),
+                initial_backoff_secs: n(1),
+                max_backoff_secs: 8,
+                lockout_decay_secs: n(60),
+            }
+        );
+        assert_eq!(
+            c.audit,
+            AuditRetention {
+                max_age_days: n(2),
+                max_rows: n64(3),
+                security_max_age_days: n(4),
+                security_max_rows: n64(5),
+                aggregate_after: 6,
+                aggregate_interval_secs: n(7),
+                batch: AuditRetention::default().batch,
+            }
+        );
+        assert_eq!(
+            c.database,
+            Some(NodeDatabase {
+                url: "postgresql://x/y".into(),
+                password_file: Some("/p".into()),
+                node: "n".into(),
+                pool_size: n(9),
+                connect_timeout_ms: n64(11),
+                statement_timeout_ms: n64(12),
+            })
+        );
+        let empty = Config::parse("[rate_limit]\n[audit]\n", "t.toml").expect("valid");
+        assert_eq!(empty.rate_limits, RateLimits::default());
+        assert_eq!(empty.audit, AuditRetention::default());
+        assert_eq!(Config::defaults().rate_limits, RateLimits::default());
+        assert_eq!(Config::defaults().audit, AuditRetention::default());
+    }
+
     #[test]
     fn require_secret_defaults_off_and_must_be_a_boolean() {
         assert!(!Config::defaults().require_secret);
@@ -662,7 +858,7 @@ mod tests {
             sock,
             Some(PathBuf::from("/run/user/7/twofactor/twofactord.sock"))
         );
-        let err = crate::open_store(&state, false).expect_err("refused");
+        let err = service::open_store(&state, false).expect_err("refused");
         assert!(err.to_string().contains("HOME"), "{err}");
     }
 

@@ -2,7 +2,7 @@
 //! limit numbers that silently turn the lock-out off must be
 //! refused at start-up, naming the key, like every other bad value.
 
-use service::Config;
+use api::config::Config;
 
 #[test]
 fn rate_limit_numbers_that_disable_the_lock_out_are_refused() {
