@@ -367,8 +367,25 @@ fn ssh_login_with_interval(interval: u64) {
         "the code must not reach sshd's log"
     );
 
-    // Right code: in, and the command runs.
+    // Right code: in, and the command runs -- after the code prompt. If the
+    // prompt is missing, say what the daemon holds and answers now (a
+    // login let in on the password alone is the failure that matters).
     let r = sshd.login(dir.path(), &entry.code());
+    if r["prompts"] != json!(["Password: ", "Verification code: "]) {
+        panic!(
+            "no code was asked: {r:#}\nthe daemon now answers pam_required: {}\n\
+             config: {}\n{USER}'s config: {}\naudit: {:#?}\ndaemon log:\n{}\nsshd log:\n{}",
+            daemon.call(
+                "auth.twofactor.pam_required",
+                vec![json!(USER), json!("sshd")]
+            ),
+            daemon.call("auth.twofactor.config", vec![]),
+            daemon.call("user.twofactor_config", vec![json!(USER)]),
+            daemon.audit(json!({"limit": 50})),
+            daemon.log.text(),
+            sshd.log_text()
+        );
+    }
     assert_logged_in(&r, &["Password: ", "Verification code: "], &sshd);
 }
 
