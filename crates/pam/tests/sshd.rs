@@ -20,6 +20,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use common::{Daemon, PamServices, Tool, have_tools, library};
@@ -102,7 +103,20 @@ struct Sshd {
     child: Child,
     port: u16,
     log: PathBuf,
+    /// One sshd at a time in this binary (see [`ONE_SSHD`]).
+    _alone: MutexGuard<'static, ()>,
 }
+
+/// pam_wrapper gives each process it starts in a copy of its PAM services
+/// in a directory chosen from a few dozen fixed names under /tmp, and
+/// removes the ones whose recorded process has exited, whoever made them.
+/// sshd forks and re-executes itself for every connection, so two sshds of
+/// concurrent tests churn through those names together, and a login could
+/// read the other test's stack (the rare "logged in on the password alone"
+/// and "five wrong codes counted as four" failures seen in CI). The tests
+/// that start sshd therefore run one at a time; each holds this lock for
+/// as long as its sshd lives.
+static ONE_SSHD: Mutex<()> = Mutex::new(());
 
 impl Sshd {
     /// `methods` is sshd's `AuthenticationMethods`.
@@ -138,6 +152,7 @@ impl Sshd {
         let key = dir.join("ssh_host_ed25519_key");
         keygen(&key);
 
+        let alone = ONE_SSHD.lock().unwrap_or_else(PoisonError::into_inner);
         let port = free_port();
         let config = dir.join("sshd_config");
         std::fs::write(
@@ -198,7 +213,12 @@ impl Sshd {
             .stderr(Stdio::null())
             .spawn()
             .expect("start sshd");
-        let mut sshd = Self { child, port, log };
+        let mut sshd = Self {
+            child,
+            port,
+            log,
+            _alone: alone,
+        };
         // A generous bound on the wait for the event: sshd starts in
         // milliseconds; this only stops a test that would otherwise hang.
         notify
