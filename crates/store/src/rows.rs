@@ -6,8 +6,10 @@
 use otp::{Digits, Interval, Secret};
 
 use crate::sqlite::key::secret_aad;
-use crate::users::{UserSecret, user_owner};
-use crate::{KeyFile, Result, SecretId, SecretRecord, StoreError};
+use crate::users::{ROOT, ROOT_UID, UserSecret, user_owner};
+use crate::{
+    EntrySummary, KeyFile, Result, SecretId, SecretRecord, Settings, StoreError, SystemEntry,
+};
 
 pub(crate) fn step_to_sql(step: u64) -> Result<i64> {
     i64::try_from(step)
@@ -85,4 +87,75 @@ impl SealedSecret<'_> {
             },
         })
     }
+}
+
+/// Root's secret row as the entry reads it, still sealed: the ciphertext
+/// is useless without the key file, and `Debug` shows only its length.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct RootSecretRow {
+    pub(crate) id: i64,
+    pub(crate) sealed: Vec<u8>,
+    pub(crate) created_at_ms: i64,
+    pub(crate) last_step: Option<i64>,
+    pub(crate) digits: i64,
+    pub(crate) interval: i64,
+}
+
+impl std::fmt::Debug for RootSecretRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RootSecretRow")
+            .field("id", &self.id)
+            .field("sealed", &format_args!("<{} bytes>", self.sealed.len()))
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+impl RootSecretRow {
+    /// Damages the ciphertext (one bit), as a test of what reads it.
+    pub(crate) fn flip_a_bit(&mut self) {
+        if let Some(b) = self.sealed.get_mut(30) {
+            *b ^= 0x01;
+        }
+    }
+
+    /// The ciphertext, as a test compares it.
+    pub(crate) fn sealed(&self) -> &[u8] {
+        &self.sealed
+    }
+}
+
+/// The settings and which secret root has, from the rows, unsealing nothing.
+pub(crate) fn summary_of(settings: Settings, row: Option<&RootSecretRow>) -> EntrySummary {
+    EntrySummary {
+        settings,
+        secret_id: row.map(|s| SecretId(s.id)),
+    }
+}
+
+/// The entry from its rows, root's secret unsealed into a value that
+/// wipes itself (the caller's copy; nothing unsealed is kept here).
+pub(crate) fn unseal_entry(
+    settings: Settings,
+    row: Option<&RootSecretRow>,
+    key: &KeyFile,
+) -> Result<SystemEntry> {
+    let owner = user_owner(ROOT, ROOT_UID);
+    let root = row
+        .map(|r| {
+            SealedSecret {
+                username: ROOT,
+                uid: i64::from(ROOT_UID),
+                digits: r.digits,
+                interval: r.interval,
+                id: r.id,
+                owner: &owner,
+                sealed: &r.sealed,
+                created_at_ms: r.created_at_ms,
+                last_step: r.last_step,
+            }
+            .open(key)
+        })
+        .transpose()?;
+    Ok(SystemEntry { settings, root })
 }

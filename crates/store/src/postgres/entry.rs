@@ -5,29 +5,10 @@ use otp::{Digits, Interval, Window};
 use postgres::GenericClient;
 
 use super::{Db, get};
-use crate::rows::{SealedSecret, step_to_sql};
+use crate::rows::step_to_sql;
+pub(super) use crate::rows::{RootSecretRow as SecretRow, summary_of, unseal_entry};
 use crate::users::{ROOT, ROOT_UID, user_owner};
-use crate::{EntrySummary, KeyFile, Result, SecretId, Settings, StoreError, SystemEntry};
-
-/// Root's secret row, still sealed; `Debug` shows only its length.
-#[derive(Clone, PartialEq, Eq)]
-pub(super) struct SecretRow {
-    pub(super) id: i64,
-    sealed: Vec<u8>,
-    created_at_ms: i64,
-    last_step: Option<i64>,
-    digits: i64,
-    interval: i64,
-}
-
-impl std::fmt::Debug for SecretRow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecretRow")
-            .field("id", &self.id)
-            .field("sealed", &format_args!("<{} bytes>", self.sealed.len()))
-            .finish_non_exhaustive()
-    }
-}
+use crate::{Result, SecretId, Settings, StoreError};
 
 /// Reads the settings and root's sealed secret row (one statement, one
 /// snapshot); unseals nothing.
@@ -98,38 +79,6 @@ pub(super) fn load_settings(db: &mut Db<'_, impl GenericClient>) -> Result<Setti
         enabled: get(&row, 4)?,
         legacy_shared_code: get(&row, 5)?,
     })
-}
-
-pub(super) fn summary_of(settings: Settings, row: Option<&SecretRow>) -> EntrySummary {
-    EntrySummary {
-        settings,
-        secret_id: row.map(|s| SecretId(s.id)),
-    }
-}
-
-pub(super) fn unseal_entry(
-    settings: Settings,
-    row: Option<&SecretRow>,
-    key: &KeyFile,
-) -> Result<SystemEntry> {
-    let owner = user_owner(ROOT, ROOT_UID);
-    let root = row
-        .map(|r| {
-            SealedSecret {
-                username: ROOT,
-                uid: i64::from(ROOT_UID),
-                digits: r.digits,
-                interval: r.interval,
-                id: r.id,
-                owner: &owner,
-                sealed: &r.sealed,
-                created_at_ms: r.created_at_ms,
-                last_step: r.last_step,
-            }
-            .open(key)
-        })
-        .transpose()?;
-    Ok(SystemEntry { settings, root })
 }
 
 pub(super) fn put_settings(db: &mut Db<'_, impl GenericClient>, s: &Settings) -> Result<()> {

@@ -5,44 +5,9 @@ use otp::{Digits, Interval, Window};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{DbResult, step_to_sql};
-use crate::rows::SealedSecret;
+pub(super) use crate::rows::{RootSecretRow as SecretRow, summary_of, unseal_entry};
 use crate::users::{ROOT, ROOT_UID, user_owner};
-use crate::{EntrySummary, KeyFile, Result, SecretId, Settings, StoreError, SystemEntry};
-
-/// Root's secret row, still sealed: the ciphertext is useless
-/// without the key file, and `Debug` shows only its length.
-#[derive(Clone, PartialEq, Eq)]
-pub(super) struct SecretRow {
-    id: i64,
-    sealed: Vec<u8>,
-    created_at_ms: i64,
-    last_step: Option<i64>,
-    digits: i64,
-    interval: i64,
-}
-
-impl std::fmt::Debug for SecretRow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecretRow")
-            .field("id", &self.id)
-            .field("sealed", &format_args!("<{} bytes>", self.sealed.len()))
-            .finish_non_exhaustive()
-    }
-}
-
-#[cfg(test)]
-impl SecretRow {
-    /// Damages the ciphertext (one bit), as a test of what reads it.
-    pub(super) fn flip_a_bit(&mut self) {
-        if let Some(b) = self.sealed.get_mut(30) {
-            *b ^= 0x01;
-        }
-    }
-
-    pub(super) fn sealed(&self) -> &[u8] {
-        &self.sealed
-    }
-}
+use crate::{Result, SecretId, Settings, StoreError};
 
 /// Reads the settings and root's (sealed) secret row, checking that the
 /// row belongs to root; unseals nothing.
@@ -122,14 +87,6 @@ pub(super) fn load_rows(conn: &Connection) -> Result<(Settings, Option<SecretRow
     Ok((settings, secret))
 }
 
-/// The settings and which secret root has, from the rows, unsealing nothing.
-pub(super) fn summary_of(settings: Settings, row: Option<&SecretRow>) -> EntrySummary {
-    EntrySummary {
-        settings,
-        secret_id: row.map(|s| SecretId(s.id)),
-    }
-}
-
 /// The settings alone.
 ///
 /// The settings row only: a code check reads the secret it checks by its
@@ -164,33 +121,6 @@ pub(super) fn load_settings(conn: &Connection) -> Result<Settings> {
         enabled,
         legacy_shared_code: legacy,
     })
-}
-
-/// The entry from its rows, root's secret unsealed into a value that
-/// wipes itself (the caller's copy; nothing unsealed is kept here).
-pub(super) fn unseal_entry(
-    settings: Settings,
-    row: Option<&SecretRow>,
-    key: &KeyFile,
-) -> Result<SystemEntry> {
-    let owner = user_owner(ROOT, ROOT_UID);
-    let root = row
-        .map(|r| {
-            SealedSecret {
-                username: ROOT,
-                uid: i64::from(ROOT_UID),
-                digits: r.digits,
-                interval: r.interval,
-                id: r.id,
-                owner: &owner,
-                sealed: &r.sealed,
-                created_at_ms: r.created_at_ms,
-                last_step: r.last_step,
-            }
-            .open(key)
-        })
-        .transpose()?;
-    Ok(SystemEntry { settings, root })
 }
 
 pub(super) fn put_settings(conn: &Connection, s: &Settings) -> Result<()> {
