@@ -59,6 +59,12 @@ pub trait Backend {
         None
     }
 
+    /// `core.get_services("CLI")`: the services and their namespaces.
+    fn cli_services(&mut self) -> Result<wire::ServiceDocs, CallError> {
+        let services = self.call("core.get_services", vec![CLI_TARGET.into()])?;
+        serde_json::from_value(services).map_err(|e| not_understood(&e))
+    }
+
     /// `core.get_methods(service, "CLI")`, and whether the descriptions are
     /// complete. When describing is the cost (the API in-process) only the
     /// names may be given, each with an empty description, and
@@ -152,6 +158,11 @@ impl Backend for Embedded {
         self.host.clone()
     }
 
+    /// The API's own description, without a JSON round trip.
+    fn cli_services(&mut self) -> Result<wire::ServiceDocs, CallError> {
+        Ok(self.api.describe_cli_services())
+    }
+
     /// The names only: describing every method (each a tree of JSON
     /// schemas) is most of what a one-shot command would cost.
     fn cli_methods(&mut self, service: &str) -> Result<(wire::MethodDocs, bool), CallError> {
@@ -212,19 +223,13 @@ impl Remote {
 
 impl Backend for Remote {
     fn call(&mut self, method: &str, params: Vec<Value>) -> Result<Value, CallError> {
-        self.client.call(method, params).map_err(|e| match e {
-            client::ClientError::Rpc(error) => CallError::Rpc(error),
-            other => CallError::Transport(other.to_string()),
-        })
+        self.client.call(method, params).map_err(remote_error)
     }
 
     fn call_secret(&mut self, method: &str, params: Vec<Value>) -> Result<Value, CallError> {
         self.client
             .call_secret(method, params)
-            .map_err(|e| match e {
-                client::ClientError::Rpc(error) => CallError::Rpc(error),
-                other => CallError::Transport(other.to_string()),
-            })
+            .map_err(remote_error)
     }
 
     fn hostname(&self) -> String {
@@ -235,6 +240,22 @@ impl Backend for Remote {
         Some(self.url.clone())
     }
 
+    /// Read from the answer's text straight into the description types
+    /// (the same for the two below).
+    fn cli_services(&mut self) -> Result<wire::ServiceDocs, CallError> {
+        self.client
+            .call_as("core.get_services", vec![CLI_TARGET.into()])
+            .map_err(remote_error)
+    }
+
+    fn cli_methods(&mut self, service: &str) -> Result<(wire::MethodDocs, bool), CallError> {
+        let methods = self
+            .client
+            .call_as("core.get_methods", vec![service.into(), CLI_TARGET.into()])
+            .map_err(remote_error)?;
+        Ok((methods, true))
+    }
+
     /// `core.describe_method`: one method's description, not the whole
     /// service's (a daemon without it is asked for the listing).
     fn describe_cli_method(
@@ -242,16 +263,26 @@ impl Backend for Remote {
         service: &str,
         method: &str,
     ) -> Result<Option<wire::MethodDoc>, CallError> {
-        match self.call(
+        // Null when the method is not listed for this caller.
+        match self.client.call_as(
             "core.describe_method",
             vec![method.into(), CLI_TARGET.into()],
         ) {
-            Err(CallError::Rpc(e)) if e.kind() == Some(wire::ErrorCode::MethodNotFound) => {
+            Err(client::ClientError::Rpc(e))
+                if e.kind() == Some(wire::ErrorCode::MethodNotFound) =>
+            {
                 described_in_listing(self, service, method)
             }
-            // Null when the method is not listed for this caller.
-            other => serde_json::from_value(other?).map_err(|e| not_understood(&e)),
+            other => other.map_err(remote_error),
         }
+    }
+}
+
+/// A client's error as a call's.
+fn remote_error(e: client::ClientError) -> CallError {
+    match e {
+        client::ClientError::Rpc(error) => CallError::Rpc(error),
+        other => CallError::Transport(other.to_string()),
     }
 }
 

@@ -154,10 +154,7 @@ impl Engine {
     /// `core.get_services`, asked once.
     fn services(&mut self) -> Result<&wire::ServiceDocs, CliError> {
         if self.services.is_none() {
-            let services = self
-                .backend
-                .call("core.get_services", vec![CLI_TARGET.into()])?;
-            self.services = Some(serde_json::from_value(services).map_err(|e| not_understood(&e))?);
+            self.services = Some(self.backend.cli_services()?);
         }
         self.services.as_ref().ok_or_else(no_services)
     }

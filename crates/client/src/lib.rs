@@ -33,6 +33,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Bytes, Message, WebSocket};
@@ -485,6 +486,17 @@ impl Client {
     /// Calls `method` and waits for its answer (notifications that arrive
     /// meanwhile are queued for [`Client::next_notification`]).
     pub fn call(&mut self, method: &str, params: Vec<Value>) -> Result<Value, ClientError> {
+        self.call_as(method, params)
+    }
+
+    /// [`Client::call`] with the result read as `T`, straight from the
+    /// answer's text (a result that is not a `T` is
+    /// [`ClientError::Protocol`], saying what did not fit).
+    pub fn call_as<T: DeserializeOwned>(
+        &mut self,
+        method: &str,
+        params: Vec<Value>,
+    ) -> Result<T, ClientError> {
         let deadline = self.deadline_in(self.timeout);
         let id = self.send_request_by(method, params, deadline)?;
         self.wait_response_by(id, deadline)
@@ -547,7 +559,11 @@ impl Client {
         self.wait_response_by(id, deadline)
     }
 
-    fn wait_response_by(&mut self, id: u64, deadline: Instant) -> Result<Value, ClientError> {
+    fn wait_response_by<T: DeserializeOwned>(
+        &mut self,
+        id: u64,
+        deadline: Instant,
+    ) -> Result<T, ClientError> {
         loop {
             if let Some(answer) = self.answers.remove(&id) {
                 return response_to_result(answer);
@@ -723,8 +739,8 @@ pub fn trusted_unix_server(
 }
 
 /// The result of an answer, or its error.
-fn response_to_result(answer: wire::Response) -> Result<Value, ClientError> {
-    match answer.outcome().map_err(ClientError::Protocol)? {
+fn response_to_result<T: DeserializeOwned>(answer: wire::Response) -> Result<T, ClientError> {
+    match answer.outcome_as().map_err(ClientError::Protocol)? {
         Ok(result) => Ok(result),
         Err(e) => Err(ClientError::Rpc(Box::new(e))),
     }

@@ -3,8 +3,10 @@
 //! (answers and notifications), typed. `"jsonrpc": "2.0"` is written and
 //! read in [`Version`] only.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::RpcError;
 
@@ -70,12 +72,23 @@ impl<'a> ClientRequest<'a> {
 }
 
 /// A server's answer to a request: its id (as sent back), and either a
-/// result or an error object.
-#[derive(Debug, Clone, PartialEq)]
+/// result or an error object. The result is kept as the text it came in,
+/// so that a caller that wants a type reads it straight into that type
+/// ([`Response::outcome_as`]) rather than through a [`Value`] first.
+#[derive(Debug, Clone)]
 pub struct Response {
     pub id: Value,
-    result: Option<Value>,
-    error: Option<Value>,
+    result: Option<Box<RawValue>>,
+    error: Option<Box<RawValue>>,
+}
+
+impl PartialEq for Response {
+    fn eq(&self, other: &Self) -> bool {
+        let text = |r: &Option<Box<RawValue>>| r.as_ref().map(|r| r.get().to_owned());
+        self.id == other.id
+            && text(&self.result) == text(&other.result)
+            && text(&self.error) == text(&other.error)
+    }
 }
 
 impl Response {
@@ -87,14 +100,23 @@ impl Response {
     /// The result, or the error object; `Err` with a reason when the
     /// answer has neither or its error object is malformed.
     pub fn outcome(self) -> Result<Result<Value, RpcError>, String> {
+        self.outcome_as()
+    }
+
+    /// [`Response::outcome`] with the result read as `T`; `Err` also when
+    /// the result is not a `T` (saying what did not fit).
+    pub fn outcome_as<T: DeserializeOwned>(self) -> Result<Result<T, RpcError>, String> {
         if let Some(error) = self.error {
-            return serde_json::from_value(error)
+            return serde_json::from_str(error.get())
                 .map(Err)
                 .map_err(|e| format!("malformed error object: {e}"));
         }
-        self.result
+        let result = self
+            .result
+            .ok_or_else(|| "a response with neither result nor error".to_owned())?;
+        serde_json::from_str(result.get())
             .map(Ok)
-            .ok_or_else(|| "a response with neither result nor error".to_owned())
+            .map_err(|e| format!("the result is not understood: {e}"))
     }
 }
 
@@ -122,10 +144,10 @@ struct Members {
     method: Option<String>,
     #[serde(default)]
     params: Value,
-    #[serde(default, deserialize_with = "present")]
-    result: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    error: Option<Value>,
+    #[serde(default, deserialize_with = "present_raw")]
+    result: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "present_raw")]
+    error: Option<Box<RawValue>>,
 }
 
 /// A member that is present is `Some`, even when it is null.
@@ -133,23 +155,30 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)
 }
 
+/// [`present`], keeping the member's text.
+fn present_raw<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(d).map(Some)
+}
+
 impl ServerMessage {
     /// Reads one message: with an id an answer, else with a method a
-    /// notification. `Err` says what was wrong.
+    /// notification. `Err` says what was wrong. The text is read once,
+    /// into the members (an answer's result stays text).
     pub fn parse(text: &str) -> Result<Self, String> {
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| format!("the server sent invalid JSON: {e}"))?;
-        Self::from_value(value)
+        match serde_json::from_str::<Members>(text) {
+            Ok(m) => Self::from_members(m),
+            // Which kind of wrong it was: read again, as anything.
+            Err(e) => match serde_json::from_str::<Value>(text) {
+                Err(e) => Err(format!("the server sent invalid JSON: {e}")),
+                Ok(v) if !v.is_object() => Err("a message with neither id nor method".to_owned()),
+                Ok(_) => Err(format!("the server sent an invalid message: {e}")),
+            },
+        }
     }
 
     /// [`ServerMessage::parse`] for a message already read as JSON.
     pub fn from_value(value: Value) -> Result<Self, String> {
-        if !value.is_object() {
-            return Err("a message with neither id nor method".to_owned());
-        }
-        let m: Members = serde_json::from_value(value)
-            .map_err(|e| format!("the server sent an invalid message: {e}"))?;
-        Self::from_members(m)
+        Self::parse(&value.to_string())
     }
 
     fn from_members(m: Members) -> Result<Self, String> {

@@ -182,6 +182,12 @@ impl Api {
             .map(Method::describe)
     }
 
+    /// What `core.get_services("CLI")` answers, for an in-process caller
+    /// (every session may call it).
+    pub fn describe_cli_services(&self) -> wire::ServiceDocs {
+        self.inner.registry.describe_services(Target::Cli)
+    }
+
     /// The private `describe_method` for the CLI: what `core.describe_method(name,
     /// "CLI")` answers, for an in-process caller.
     pub fn describe_cli_method(&self, session: &Session, name: &str) -> Option<wire::MethodDoc> {
