@@ -280,11 +280,29 @@ impl Api {
         method: &str,
         params: Vec<Value>,
     ) -> (Result<Value, ApiError>, Duration) {
+        let (outcome, delay) = self.call_outcome(session, method, params);
+        (outcome.and_then(|o| o.to_value()), delay)
+    }
+
+    /// Like [`Api::call_deferred`], with the result as the handler gave it,
+    /// for a transport that writes it into a response
+    /// ([`typed::Outcome::response`]).
+    pub fn call_outcome(
+        &self,
+        session: &Session,
+        method: &str,
+        params: Vec<Value>,
+    ) -> (Result<typed::Outcome, ApiError>, Duration) {
         let answer = self.dispatch(session, method, params);
         (answer.result, answer.delay)
     }
 
-    fn dispatch(&self, session: &Session, method: &str, params: Vec<Value>) -> Answer {
+    fn dispatch(
+        &self,
+        session: &Session,
+        method: &str,
+        params: Vec<Value>,
+    ) -> Answer<typed::Outcome> {
         let Some(m) = self.inner.registry.method(method) else {
             return Answer::from(Err(ApiError::MethodNotFound));
         };
@@ -295,9 +313,13 @@ impl Api {
             Ok(values) => (m.handler)(self, &session.for_call(m.name), m, values),
             Err(e) => Answer::from(Err(e)),
         };
+        // Every result is checked against what the method says it returns
+        // (a result that is not JSON at all fails where it is written out).
         #[cfg(debug_assertions)]
-        if let Ok(result) = &answer.result {
-            m.check_result(result);
+        if let Ok(outcome) = &answer.result
+            && let Ok(result) = outcome.to_value()
+        {
+            m.check_result(&result);
         }
         answer
     }

@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 use serde_json::Value;
 
 use crate::schema::{Field, Problem, Schema};
-use crate::typed::{Answer, Params, Reply, to_json};
+use crate::typed::{Answer, Outcome, Params, Reply};
 use crate::{Api, ApiError, Session};
 
 /// Who may call a method.
@@ -60,7 +60,8 @@ pub struct ServiceDef {
 
 /// A method's handler behind its typed parameters: takes the values that
 /// passed [`Method::validate`].
-pub(crate) type Handler = Arc<dyn Fn(&Api, &Session, &Method, Vec<Value>) -> Answer + Send + Sync>;
+pub(crate) type Handler =
+    Arc<dyn Fn(&Api, &Session, &Method, Vec<Value>) -> Answer<Outcome> + Send + Sync>;
 
 /// One API method.
 #[derive(Clone)]
@@ -122,7 +123,7 @@ impl Method {
             accepts: Arc::new(OnceLock::new()),
             accepts_of: Vec::new,
             returns: || Schema::Any,
-            handler: Arc::new(|_, _, _, _| Answer::from(Ok(Value::Null))),
+            handler: Arc::new(|_, _, _, _| Answer::from(Ok(Outcome::new(())))),
             #[cfg(test)]
             parse: |_, _| Ok(()),
         }
@@ -154,8 +155,7 @@ impl Method {
             match P::from_validated(m.accepts(), values) {
                 Ok(p) => {
                     let answer = f(api, session, p);
-                    let result = answer.result.and_then(|r| to_json(&r));
-                    Answer::after(result, answer.delay)
+                    Answer::after(answer.result.map(Outcome::new), answer.delay)
                 }
                 Err(e) => Answer::from(Err(e)),
             }

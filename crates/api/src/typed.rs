@@ -283,6 +283,55 @@ pub(crate) fn to_json(reply: &impl Serialize) -> Result<Value, ApiError> {
     serde_json::to_value(reply).map_err(|e| ApiError::Internal(format!("result not JSON: {e}")))
 }
 
+/// A method's result as its handler gave it, not yet written out: an
+/// in-process caller reads it as JSON ([`Outcome::to_value`]); a transport
+/// writes it straight into the text of its response
+/// ([`Outcome::response`]), with no JSON tree built and torn down in
+/// between. A secret in it is held in a wiping type, wiped when the
+/// outcome is dropped; the response text is a [`wire::WipingBuffer`].
+pub struct Outcome(Box<dyn Encode>);
+
+/// What [`Outcome`] needs of a result type.
+trait Encode {
+    fn to_value(&self) -> Result<Value, ApiError>;
+    fn response(&self, id: &wire::Id) -> Result<wire::WipingBuffer, ApiError>;
+}
+
+impl<R: Serialize> Encode for R {
+    fn to_value(&self) -> Result<Value, ApiError> {
+        to_json(self)
+    }
+
+    fn response(&self, id: &wire::Id) -> Result<wire::WipingBuffer, ApiError> {
+        wire::response_ok_of(id, self)
+            .map_err(|e| ApiError::Internal(format!("result not JSON: {e}")))
+    }
+}
+
+/// Never the result itself (it may hold a secret).
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Outcome(..)")
+    }
+}
+
+impl Outcome {
+    pub(crate) fn new<R: Serialize + 'static>(result: R) -> Self {
+        Self(Box::new(result))
+    }
+
+    /// The result as JSON.
+    pub fn to_value(&self) -> Result<Value, ApiError> {
+        self.0.to_value()
+    }
+
+    /// The whole response to request `id` (`{"jsonrpc":"2.0","result":…,
+    /// "id":…}`), written into a buffer that is wiped when dropped.
+    pub fn response(&self, id: &wire::Id) -> Result<wire::WipingBuffer, ApiError> {
+        self.0.response(id)
+    }
+}
+
 /// A field of a result, of type `T`, named `name`: `spec` gives its
 /// description (and any default shown); the schema comes from `T`.
 pub fn reply_field<T: Reply>(name: &'static str, spec: Field) -> Field {

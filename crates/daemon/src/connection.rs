@@ -159,7 +159,7 @@ fn runs_inline(api: &Api, method: &str) -> bool {
 fn execute(api: &Api, session: &Session, request: Request) -> (Option<Utf8Bytes>, Duration) {
     let Request { id, method, params } = request;
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        api.call_deferred(session, &method, params)
+        api.call_outcome(session, &method, params)
     }));
     let (outcome, delay) = match outcome {
         Ok((result, delay)) => (Ok(result), delay),
@@ -168,7 +168,10 @@ fn execute(api: &Api, session: &Session, request: Request) -> (Option<Utf8Bytes>
     let response = match outcome {
         Ok(Ok(result)) => {
             tracing::debug!(method, "call answered");
-            id.map(|id| wiping_text(wire::response_ok_wiping(&id, result)))
+            id.map(|id| match result.response(&id) {
+                Ok(text) => wiping_text(text),
+                Err(e) => wire::response_error(&id, &e.to_rpc()).into(),
+            })
         }
         Ok(Err(e)) => {
             // `to_rpc` logs internal detail; params are never logged.

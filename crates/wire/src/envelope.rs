@@ -216,9 +216,9 @@ fn validate(
 }
 
 #[derive(Serialize)]
-struct ResultResponse<'a> {
+struct ResultResponse<'a, T: ?Sized> {
     jsonrpc: crate::Version,
-    result: &'a Value,
+    result: &'a T,
     id: &'a Id,
 }
 
@@ -256,6 +256,21 @@ pub fn response_ok_wiping(id: &Id, mut result: Value) -> WipingBuffer {
     .unwrap_or_default();
     crate::wiping::wipe_strings(&mut result);
     text
+}
+
+/// [`response_ok_wiping`] for a result of any serializable type, written
+/// straight into the [`WipingBuffer`] (no JSON tree in between; wiping the
+/// result itself is its type's business). Fails only when the result is
+/// not JSON (a map with keys that are not strings).
+pub fn response_ok_of<T: Serialize + ?Sized>(
+    id: &Id,
+    result: &T,
+) -> serde_json::Result<WipingBuffer> {
+    crate::wiping::to_wiping(&ResultResponse {
+        jsonrpc: crate::Version,
+        result,
+        id,
+    })
 }
 
 /// `{"jsonrpc":"2.0","error":{...},"id":...}`, the id as it was sent.

@@ -22,7 +22,7 @@ pub use describe::{
 };
 pub use envelope::{
     Id, Incoming, Request, notification, parse_incoming, response_error, response_ok,
-    response_ok_wiping,
+    response_ok_of, response_ok_wiping,
 };
 pub use errno::Errno;
 pub use error::{ErrorCode, RpcError, TruenasError};

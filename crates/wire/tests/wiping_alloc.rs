@@ -117,4 +117,44 @@ fn an_answer_written_through_the_wiping_path_leaves_no_copy() {
         drop(frame);
     });
     assert_eq!(shared, 0, "shared bytes left copies");
+    // A typed result written straight into the response (how the daemon
+    // writes every answer): its secrets are in wiping types, so dropping
+    // it leaves nothing; the same shape with plain strings does.
+    #[derive(serde::Serialize)]
+    struct Renewed<S> {
+        provisioning_uri: S,
+        recovery_codes: Vec<S>,
+        otp_digits: u32,
+    }
+    fn renewed<S>(wrap: impl Fn(String) -> S) -> Renewed<S> {
+        Renewed {
+            provisioning_uri: wrap(secret("otpauth://totp/alice?secret=")),
+            recovery_codes: vec![wrap(secret("A-")), wrap(secret("B-"))],
+            otp_digits: 6,
+        }
+    }
+    let typed_plain = leaks(|| {
+        let text = wire::response_ok_of(&id, &renewed(|s| s)).expect("JSON");
+        assert!(text.as_bytes().windows(MARKER.len()).any(|w| w == MARKER));
+    });
+    assert!(typed_plain >= 3, "plain strings left {typed_plain} copies");
+    let typed = leaks(|| {
+        let result = renewed(zeroize::Zeroizing::new);
+        let text = wire::response_ok_of(&id, &result).expect("JSON");
+        assert_eq!(
+            text.as_bytes()
+                .windows(MARKER.len())
+                .filter(|w| *w == MARKER)
+                .count(),
+            3
+        );
+    });
+    assert_eq!(typed, 0, "a typed answer left copies");
+    // ... and it is the text the JSON-tree path writes.
+    assert_eq!(
+        wire::response_ok_of(&id, &renewed(zeroize::Zeroizing::new))
+            .expect("JSON")
+            .as_bytes(),
+        wire::response_ok(&id, answer()).as_bytes()
+    );
 }
