@@ -16,7 +16,7 @@ impl Snapshot {
             user_secrets: self.users.len(),
             pending: self.pending.len(),
             recovery_codes: self.recovery.len(),
-            counters: self.limits.len() + self.failures.len(),
+            counters: self.failures.len(),
             audit_rows: self.audit.len(),
         }
     }

@@ -10,7 +10,6 @@ pub(crate) struct Snapshot {
     pub(crate) pending: Vec<(String, i64, Vec<u8>, i64, i64, i64)>,
     /// (name, uid, MAC, MAC version)
     pub(crate) recovery: Vec<(String, i64, Vec<u8>, i64)>,
-    pub(crate) limits: Vec<(String, i64, i64, i64, i64)>,
     pub(crate) failures: Vec<(String, String, i64, i64, i64, i64, i64)>,
     pub(crate) audit: Vec<AuditRowData>,
 }
@@ -69,7 +68,6 @@ impl Snapshot {
             && self.users.is_empty()
             && self.pending.is_empty()
             && self.recovery.is_empty()
-            && self.limits.is_empty()
             && self.failures.is_empty()
             && self.audit.is_empty()
             && self.config.secret_id.is_none()

@@ -86,18 +86,6 @@ pub(crate) fn export(store: &PgStore) -> Result<Snapshot> {
         }
         for r in rows(
             &mut tx,
-            "SELECT scope, failures, window_start_ms, locked_until_ms, lockouts FROM rate_limits",
-        )? {
-            snap.limits.push((
-                get(&r, 0)?,
-                get(&r, 1)?,
-                get(&r, 2)?,
-                get(&r, 3)?,
-                get(&r, 4)?,
-            ));
-        }
-        for r in rows(
-            &mut tx,
             "SELECT owner, origin, failures, window_start_ms, locked_until_ms, lockouts,
                     expires_at_ms FROM otp_failures",
         )? {
@@ -190,14 +178,6 @@ pub(crate) fn import(store: &PgStore, snap: &Snapshot) -> Result<()> {
                 "INSERT INTO recovery_codes (username, uid, code_hash, mac_version)
                  VALUES ($1, $2, $3, $4)",
                 &[&r.0, &r.1, &r.2, &r.3],
-            )
-            .pg()?;
-        }
-        for l in &snap.limits {
-            tx.execute(
-                "INSERT INTO rate_limits (scope, failures, window_start_ms, locked_until_ms, lockouts)
-                 VALUES ($1, $2, $3, $4, $5)",
-                &[&l.0, &l.1, &l.2, &l.3, &l.4],
             )
             .pg()?;
         }

@@ -108,8 +108,9 @@ pub(super) fn prune_audit(
         .db()?
         .execute(params![class, older_than_ms, batch])
         .db()?;
-    // By count: the triggers keep each class's row count, so the excess
-    // is one look-up, and the oldest of the class come first on its index.
+    count_rows(conn, class, -count_of(deleted))?;
+    // By count: each class's row count is kept beside it, so the excess is
+    // one look-up, and the oldest of the class come first on its index.
     let keep = i64::try_from(keep_rows).unwrap_or(i64::MAX);
     let rows: i64 = conn
         .prepare_cached("SELECT row_count FROM audit_class_rows WHERE class = ?1")
@@ -117,10 +118,10 @@ pub(super) fn prune_audit(
         .query_row([class], |r| r.get(0))
         .db()?;
     let left = batch
-        .saturating_sub(i64::try_from(deleted).unwrap_or(i64::MAX))
+        .saturating_sub(count_of(deleted))
         .min(rows.saturating_sub(keep));
     if left > 0 {
-        deleted += conn
+        let by_count = conn
             .prepare_cached(
                 "DELETE FROM audit_log WHERE id IN (
                      SELECT id FROM audit_log WHERE class = ?1 ORDER BY id LIMIT ?2)",
@@ -128,8 +129,42 @@ pub(super) fn prune_audit(
             .db()?
             .execute(params![class, left])
             .db()?;
+        count_rows(conn, class, -count_of(by_count))?;
+        deleted += by_count;
     }
     Ok(deleted)
+}
+
+/// A number of rows as SQL's integer.
+fn count_of(rows: usize) -> i64 {
+    i64::try_from(rows).unwrap_or(i64::MAX)
+}
+
+/// Adds `change` to `class`'s row count: every statement that adds or
+/// deletes audit rows does, in its transaction (`audit_class_rows`).
+fn count_rows(conn: &Connection, class: &str, change: i64) -> Result<()> {
+    if change != 0 {
+        conn.prepare_cached(
+            "UPDATE audit_class_rows SET row_count = row_count + ?2 WHERE class = ?1",
+        )
+        .db()?
+        .execute(params![class, change])
+        .db()?;
+    }
+    Ok(())
+}
+
+/// Sets every class's row count from the rows there are (after rows were
+/// written in bulk, as an import does).
+pub(super) fn recount_rows(conn: &Connection) -> Result<()> {
+    conn.execute(
+        "UPDATE audit_class_rows
+            SET row_count = (SELECT count(*) FROM audit_log
+                              WHERE audit_log.class = audit_class_rows.class)",
+        [],
+    )
+    .db()?;
+    Ok(())
 }
 
 pub(super) fn insert(
@@ -185,5 +220,5 @@ pub(super) fn insert(
         account
     ])
     .db()?;
-    Ok(())
+    count_rows(conn, class.as_str(), 1)
 }

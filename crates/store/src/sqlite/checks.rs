@@ -1,6 +1,6 @@
 //! Check state: the wrong-code counters per (secret owner, origin), with
-//! their expiry. (The `rate_limits` table of an earlier schema is no
-//! longer read or written.)
+//! their expiry. (The `rate_limits` table of an earlier schema is gone
+//! since migration 10.)
 
 use rusqlite::{Connection, OptionalExtension, Params, params};
 

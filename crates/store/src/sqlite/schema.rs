@@ -258,6 +258,20 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX change_notices_seq ON change_notices (seq);
     ",
+    // 10: three objects fewer to read at every opening (each opening
+    //    parses the whole schema; these three were a twentieth of all that
+    //    `tfa` runs at start). The audit row counts per class
+    //    (`audit_class_rows`) are kept by the statements that add and
+    //    delete audit rows, in the same transaction, instead of by
+    //    triggers (`audit::insert`, `audit::prune_audit`, the snapshot
+    //    import); they are exact at this point, the triggers having kept
+    //    them until now. The first schema's `rate_limits` table, neither
+    //    read nor written since migration 2, goes.
+    "
+    DROP TRIGGER audit_log_counted;
+    DROP TRIGGER audit_log_uncounted;
+    DROP TABLE rate_limits;
+    ",
 ];
 
 /// The read connection (read-only; it still maps the WAL index).

@@ -81,12 +81,6 @@ impl SqliteStore {
                 "SELECT username, uid, code_hash, mac_version FROM recovery_codes",
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )?,
-            limits: all(
-                &tx,
-                "SELECT scope, failures, window_start_ms, locked_until_ms, lockouts
-                 FROM rate_limits",
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-            )?,
             failures: all(
                 &tx,
                 "SELECT owner, origin, failures, window_start_ms, locked_until_ms, lockouts,
@@ -187,14 +181,6 @@ impl SqliteStore {
             )
             .db()?;
         }
-        for l in &snap.limits {
-            tx.execute(
-                "INSERT INTO rate_limits (scope, failures, window_start_ms, locked_until_ms, lockouts)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![l.0, l.1, l.2, l.3, l.4],
-            )
-            .db()?;
-        }
         for f in &snap.failures {
             tx.execute(
                 "INSERT INTO otp_failures (owner, origin, failures, window_start_ms,
@@ -226,6 +212,7 @@ impl SqliteStore {
             )
             .db()?;
         }
+        super::audit::recount_rows(&tx)?;
         tx.commit().db()?;
         drop(guard);
         // The reader's cache is revalidated by data_version on its next use.
