@@ -378,6 +378,32 @@ def detail_wrapping(d, width):
     return wrapped
 
 
+AUDIT_NARROW = """
+const wrap = document.querySelector('#audit').closest('.table-wrap');
+const cells = [...document.querySelectorAll('#audit tbody td[data-label]')];
+const unnamed = cells.filter((td) =>
+  getComputedStyle(td, '::before').content !== JSON.stringify(td.dataset.label)).length;
+return [wrap.scrollWidth - wrap.clientWidth, document.documentElement.scrollWidth - innerWidth,
+        cells.length, unnamed];
+"""
+
+
+def audit_narrow(d, width):
+    """At `width` px the audit records stand one under the other: nothing
+    scrolls sideways, and every cell is led by its column's name."""
+    d.set_window_size(width, 900)
+    d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                      {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 500})
+    frame_over, page_over, cells, unnamed = d.execute_script(AUDIT_NARROW)
+    d.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    d.set_window_size(1280, 900)
+    check(frame_over <= 0 and page_over <= 0,
+          "at %d px the audit records need no sideways scrolling (frame %d px, page %d px too wide)"
+          % (width, frame_over, page_over))
+    check(cells > 0 and unnamed == 0,
+          "at %d px each audit cell is led by its column's name (%d of %d without)" % (width, unnamed, cells))
+
+
 def page_checks(d, name):
     csp_clean(d, name)
     axe(d, name)
@@ -637,6 +663,7 @@ def main():
     missing = [t for t in details if t not in cli.stdout]
     check(not missing, "each detail reads as `tfa audit query` shows it (not in its table: %s)" % missing[:3])
     check(detail_wrapping(d, 360) > 0, "at 360 px some details take several lines")
+    audit_narrow(d, 360)
     detail_wrapping(d, 1280)
     by_id(d, "audit-user").send_keys(bob_name)
     by_id(d, "audit-outcome").send_keys("wrong")

@@ -200,7 +200,7 @@ export async function audit(app, main) {
       "user.unset_2fa_secret", "auth.generate_token", "auth.logout"].map((v) => el("option", { value: v })));
   const outcomes = el("datalist", { id: "audit-outcomes" },
     ["success", "accepted", "wrong", "replayed", "locked_out", "wrong_password", "bad_token"].map((v) => el("option", { value: v })));
-  const body = el("tbody", {});
+  const body = el("tbody", { role: "rowgroup" });
   const pageInfo = el("span", { id: "audit-page", "aria-live": "polite" });
   const prev = button("Newer", () => { page -= 1; draw(); }, { id: "audit-newer" });
   const next = button("Older", () => { page += 1; draw(); }, { id: "audit-older" });
@@ -216,10 +216,13 @@ export async function audit(app, main) {
     form,
     // Focusable, so that a keyboard can scroll it when it is wider than the page.
     el("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": "Audit records" },
-      el("table", { id: "audit" },
+      // The roles are the elements' own, said again: the narrow layout
+      // displays the rows as blocks, which some browsers take as leaving
+      // the table (for screen readers it stays one).
+      el("table", { id: "audit", role: "table" },
         el("caption", { class: "sr-only" }, "Audit records, newest first"),
-        el("thead", {}, el("tr", {},
-          ["Time", "Event", "Outcome", "User", "Origin", "Detail"].map((h) => el("th", { scope: "col" }, h)))),
+        el("thead", { role: "rowgroup" }, el("tr", { role: "row" },
+          ["Time", "Event", "Outcome", "User", "Origin", "Detail"].map((h) => el("th", { scope: "col", role: "columnheader" }, h)))),
         body)),
     el("div", { class: "actions pager" }, prev, pageInfo, next),
     message));
@@ -255,15 +258,18 @@ export async function audit(app, main) {
     const pages = Math.max(1, Math.ceil(rows.length / PAGE));
     page = Math.min(Math.max(page, 0), pages - 1);
     const shown = rows.slice(page * PAGE, (page + 1) * PAGE);
-    fill(body, shown.map((r) => el("tr", {},
-      el("td", {}, el("time", { datetime: r.time }, ...when(r.time))),
-      el("td", {}, r.event),
-      el("td", { class: `outcome-${r.outcome}` }, r.outcome),
-      el("td", {}, r.user || ""),
-      el("td", {}, r.origin || ""),
-      el("td", { class: "detail" }, readable(r.detail)))));
+    // Each cell names its column (`data-label`): a narrow screen shows the
+    // records one under the other, each cell with its column's name.
+    const cell = (label, attrs, ...content) => el("td", { role: "cell", "data-label": label, ...attrs }, ...content);
+    fill(body, shown.map((r) => el("tr", { role: "row" },
+      cell("Time", {}, el("time", { datetime: r.time }, ...when(r.time))),
+      cell("Event", {}, r.event),
+      cell("Outcome", { class: `outcome-${r.outcome}` }, r.outcome),
+      cell("User", {}, r.user || ""),
+      cell("Origin", {}, r.origin || ""),
+      cell("Detail", { class: "detail" }, readable(r.detail)))));
     if (shown.length === 0) {
-      fill(body, el("tr", {}, el("td", { colspan: 6 }, "No records.")));
+      fill(body, el("tr", { role: "row" }, el("td", { role: "cell", colspan: 6 }, "No records.")));
     }
     pageInfo.textContent = `Page ${page + 1} of ${pages} (${rows.length} records)`;
     prev.disabled = page === 0;
