@@ -10,6 +10,30 @@ fn rows(tx: &mut postgres::Transaction<'_>, sql: &str) -> Result<Vec<Row>> {
     tx.query(sql, &[]).pg()
 }
 
+/// A row read as the tuple of its columns' types.
+trait Columns: Sized {
+    fn read(row: &Row) -> Result<Self>;
+}
+
+macro_rules! columns {
+    ($($t:ident $i:tt),+) => {
+        impl<$($t: for<'a> postgres::types::FromSql<'a>),+> Columns for ($($t,)+) {
+            fn read(row: &Row) -> Result<Self> {
+                Ok(($(get(row, $i)?,)+))
+            }
+        }
+    };
+}
+columns!(A 0, B 1, C 2, D 3);
+columns!(A 0, B 1, C 2, D 3, E 4);
+columns!(A 0, B 1, C 2, D 3, E 4, F 5);
+columns!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
+
+/// Every row `sql` gives, each as a tuple of its columns.
+fn all<T: Columns>(tx: &mut postgres::Transaction<'_>, sql: &str) -> Result<Vec<T>> {
+    rows(tx, sql)?.iter().map(T::read).collect()
+}
+
 /// Every row, as stored, from one snapshot of the database.
 pub(crate) fn export(store: &PgStore) -> Result<Snapshot> {
     store.with_client(|client| {
@@ -51,54 +75,24 @@ pub(crate) fn export(store: &PgStore) -> Result<Snapshot> {
                 last_step: get(&r, 4)?,
             });
         }
-        for r in rows(
+        snap.users = all(
             &mut tx,
             "SELECT username, uid, secret_id, otp_digits, otp_interval FROM user_secrets",
-        )? {
-            snap.users.push((
-                get(&r, 0)?,
-                get(&r, 1)?,
-                get(&r, 2)?,
-                get(&r, 3)?,
-                get(&r, 4)?,
-            ));
-        }
-        for r in rows(
+        )?;
+        snap.pending = all(
             &mut tx,
             "SELECT username, uid, sealed, otp_digits, otp_interval, expires_at_ms
              FROM pending_secrets",
-        )? {
-            snap.pending.push((
-                get(&r, 0)?,
-                get(&r, 1)?,
-                get(&r, 2)?,
-                get(&r, 3)?,
-                get(&r, 4)?,
-                get(&r, 5)?,
-            ));
-        }
-        for r in rows(
+        )?;
+        snap.recovery = all(
             &mut tx,
             "SELECT username, uid, code_hash, mac_version FROM recovery_codes",
-        )? {
-            snap.recovery
-                .push((get(&r, 0)?, get(&r, 1)?, get(&r, 2)?, get(&r, 3)?));
-        }
-        for r in rows(
+        )?;
+        snap.failures = all(
             &mut tx,
             "SELECT owner, origin, failures, window_start_ms, locked_until_ms, lockouts,
                     expires_at_ms FROM otp_failures",
-        )? {
-            snap.failures.push((
-                get(&r, 0)?,
-                get(&r, 1)?,
-                get(&r, 2)?,
-                get(&r, 3)?,
-                get(&r, 4)?,
-                get(&r, 5)?,
-                get(&r, 6)?,
-            ));
-        }
+        )?;
         for r in rows(
             &mut tx,
             "SELECT id, at_ms, event, outcome, user_name, origin, service, detail, node,

@@ -6,6 +6,8 @@ use super::{DbResult, SqliteStore};
 use crate::Result;
 use crate::snapshot::{AuditRowData, ConfigRow, SecretRowData, Snapshot};
 
+/// Every row `sql` gives, each read by `f` (a tuple of the row's columns
+/// reads itself: `|r| r.try_into()`).
 fn all<T>(
     conn: &Connection,
     sql: &str,
@@ -59,43 +61,24 @@ impl SqliteStore {
             users: all(
                 &tx,
                 "SELECT username, uid, secret_id, otp_digits, otp_interval FROM user_secrets",
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                |r| r.try_into(),
             )?,
             pending: all(
                 &tx,
                 "SELECT username, uid, sealed, otp_digits, otp_interval, expires_at_ms
                  FROM pending_secrets",
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                    ))
-                },
+                |r| r.try_into(),
             )?,
             recovery: all(
                 &tx,
                 "SELECT username, uid, code_hash, mac_version FROM recovery_codes",
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                |r| r.try_into(),
             )?,
             failures: all(
                 &tx,
                 "SELECT owner, origin, failures, window_start_ms, locked_until_ms, lockouts,
                         expires_at_ms FROM otp_failures",
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                    ))
-                },
+                |r| r.try_into(),
             )?,
             audit: all(
                 &tx,
