@@ -64,10 +64,16 @@ fn at_location(at: &Option<Location>) -> String {
 
 /// `[database]`: the state is kept in a PostgreSQL database shared by
 /// several nodes instead of the SQLite file in the state directory (which
-/// then holds only the key file, the same on every node). Read into a
-/// [`NodeDatabase`].
+/// then holds only the key file, the same on every node). Read straight
+/// into a [`NodeDatabase`] (serde's remote derive: the fields listed here
+/// are the domain type's, every one, so a field it adds cannot be
+/// forgotten here).
 #[derive(Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(
+    remote = "NodeDatabase",
+    default = "database_defaults",
+    deny_unknown_fields
+)]
 struct DatabaseSection {
     /// `postgresql://user@host1,host2/db?target_session_attrs=read-write&sslmode=verify-full&sslrootcert=...`
     url: String,
@@ -84,18 +90,16 @@ struct DatabaseSection {
     statement_timeout_ms: NonZeroU64,
 }
 
-impl Default for DatabaseSection {
-    /// The defaults of a `[database]` section; `url` has none (empty is
-    /// refused).
-    fn default() -> Self {
-        Self {
-            url: String::new(),
-            password_file: None,
-            node: service::Labels::system_hostname(),
-            pool_size: NonZeroU32::new(8).unwrap_or(NonZeroU32::MIN),
-            connect_timeout_ms: NonZeroU64::new(2000).unwrap_or(NonZeroU64::MIN),
-            statement_timeout_ms: NonZeroU64::new(2000).unwrap_or(NonZeroU64::MIN),
-        }
+/// The defaults of a `[database]` section; `url` has none (empty is
+/// refused).
+fn database_defaults() -> NodeDatabase {
+    NodeDatabase {
+        url: String::new(),
+        password_file: None,
+        node: service::Labels::system_hostname(),
+        pool_size: NonZeroU32::new(8).unwrap_or(NonZeroU32::MIN),
+        connect_timeout_ms: NonZeroU64::new(2000).unwrap_or(NonZeroU64::MIN),
+        statement_timeout_ms: NonZeroU64::new(2000).unwrap_or(NonZeroU64::MIN),
     }
 }
 
@@ -103,28 +107,17 @@ impl Default for DatabaseSection {
 fn database_section<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<NodeDatabase>, D::Error> {
-    let DatabaseSection {
-        url,
-        password_file,
-        node,
-        pool_size,
-        connect_timeout_ms,
-        statement_timeout_ms,
-    } = DatabaseSection::deserialize(d)?;
-    Ok(Some(NodeDatabase {
-        url,
-        password_file,
-        node,
-        pool_size,
-        connect_timeout_ms,
-        statement_timeout_ms,
-    }))
+    DatabaseSection::deserialize(d).map(Some)
 }
 
-/// `[rate_limit]`, read into the domain's [`RateLimits`]; a missing key
-/// takes the domain's default.
+/// `[rate_limit]`, read straight into the domain's [`RateLimits`]; a
+/// missing key takes the domain's default.
 #[derive(Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(
+    remote = "RateLimits",
+    default = "RateLimits::default",
+    deny_unknown_fields
+)]
 struct RateLimitSection {
     #[serde(deserialize_with = "rules::at_least_one")]
     max_failures: NonZeroU32,
@@ -139,52 +132,15 @@ struct RateLimitSection {
     lockout_decay_secs: NonZeroU32,
 }
 
-impl Default for RateLimitSection {
-    fn default() -> Self {
-        // Every field named (no `..`), here and below: a number the domain
-        // adds cannot be forgotten in the file.
-        let RateLimits {
-            max_failures,
-            secret_max_failures,
-            window_secs,
-            initial_backoff_secs,
-            max_backoff_secs,
-            lockout_decay_secs,
-        } = RateLimits::default();
-        Self {
-            max_failures,
-            secret_max_failures,
-            window_secs,
-            initial_backoff_secs,
-            max_backoff_secs,
-            lockout_decay_secs,
-        }
-    }
-}
-
-fn rate_limit_section<'de, D: serde::Deserializer<'de>>(d: D) -> Result<RateLimits, D::Error> {
-    let RateLimitSection {
-        max_failures,
-        secret_max_failures,
-        window_secs,
-        initial_backoff_secs,
-        max_backoff_secs,
-        lockout_decay_secs,
-    } = RateLimitSection::deserialize(d)?;
-    Ok(RateLimits {
-        max_failures,
-        secret_max_failures,
-        window_secs,
-        initial_backoff_secs,
-        max_backoff_secs,
-        lockout_decay_secs,
-    })
-}
-
-/// `[audit]`, read into the domain's [`AuditRetention`]; a missing key
-/// takes the domain's default (and `batch`, not in the file, always does).
+/// `[audit]`, read straight into the domain's [`AuditRetention`]; a
+/// missing key takes the domain's default (and `batch`, not in the file,
+/// always does).
 #[derive(Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(
+    remote = "AuditRetention",
+    default = "AuditRetention::default",
+    deny_unknown_fields
+)]
 struct AuditSection {
     #[serde(deserialize_with = "rules::at_least_one")]
     max_age_days: NonZeroU32,
@@ -197,48 +153,8 @@ struct AuditSection {
     aggregate_after: u32,
     #[serde(deserialize_with = "rules::at_least_one")]
     aggregate_interval_secs: NonZeroU32,
-}
-
-impl Default for AuditSection {
-    fn default() -> Self {
-        let AuditRetention {
-            max_age_days,
-            max_rows,
-            security_max_age_days,
-            security_max_rows,
-            aggregate_after,
-            aggregate_interval_secs,
-            batch: _,
-        } = AuditRetention::default();
-        Self {
-            max_age_days,
-            max_rows,
-            security_max_age_days,
-            security_max_rows,
-            aggregate_after,
-            aggregate_interval_secs,
-        }
-    }
-}
-
-fn audit_section<'de, D: serde::Deserializer<'de>>(d: D) -> Result<AuditRetention, D::Error> {
-    let AuditSection {
-        max_age_days,
-        max_rows,
-        security_max_age_days,
-        security_max_rows,
-        aggregate_after,
-        aggregate_interval_secs,
-    } = AuditSection::deserialize(d)?;
-    Ok(AuditRetention {
-        max_age_days,
-        max_rows,
-        security_max_age_days,
-        security_max_rows,
-        aggregate_after,
-        aggregate_interval_secs,
-        batch: AuditRetention::default().batch,
-    })
+    #[serde(skip)]
+    batch: usize,
 }
 
 /// The configuration, declared once: the file's keys are its fields
@@ -265,10 +181,13 @@ pub struct Config {
     /// PAM services whose logins count as `ssh`.
     pub ssh_pam_services: Vec<String>,
     /// `[rate_limit]`.
-    #[serde(rename = "rate_limit", deserialize_with = "rate_limit_section")]
+    #[serde(
+        rename = "rate_limit",
+        deserialize_with = "RateLimitSection::deserialize"
+    )]
     pub rate_limits: RateLimits,
     /// Audit retention (`[audit]`).
-    #[serde(deserialize_with = "audit_section")]
+    #[serde(deserialize_with = "AuditSection::deserialize")]
     pub audit: AuditRetention,
     /// Every login needs a second factor: an account without a secret of
     /// its own is refused at API and SSH login.
