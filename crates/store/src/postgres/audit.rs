@@ -14,16 +14,17 @@ pub(super) fn insert(
     node: &str,
 ) -> Result<()> {
     if let Some(agg) = aggregate
-        && add_to_aggregate(db, class, agg, 1)? > 0
+        && add_to_aggregate(db, class, agg, 1)?.is_some()
     {
         return Ok(());
     }
     insert_row(db, r, class, aggregate.map(|a| a.key), node)
 }
 
-/// Counts `n` more records on one aggregate row of `agg`'s key; 0 when
-/// there is none to count them on yet (fewer than `free` rows of the key
-/// in the interval, or every aggregate held by another transaction).
+/// Counts `n` more records on one aggregate row of `agg`'s key, and says
+/// which; `None` when there is none to count them on yet (fewer than
+/// `free` rows of the key in the interval, or every aggregate held by
+/// another transaction).
 ///
 /// The rows after the `free` ones of this key in the interval are its
 /// aggregates: one of them counts the records. The first that no other
@@ -33,14 +34,14 @@ pub(super) fn insert(
 /// row. The rows of one kind in an interval are thus bounded by `free`
 /// plus the writers that ran at once, and the counts still add up to every
 /// record.
-fn add_to_aggregate(
+pub(super) fn add_to_aggregate(
     db: &mut Db<'_, impl GenericClient>,
     class: AuditClass,
     agg: &Aggregate<'_>,
     n: i64,
-) -> Result<u64> {
+) -> Result<Option<i64>> {
     let free = i64::from(agg.free);
-    exec(
+    let row = opt(
         db,
         class,
         "UPDATE audit_log SET occurrences = occurrences + $4
@@ -48,9 +49,80 @@ fn add_to_aggregate(
                        WHERE id IN (SELECT id FROM audit_log
                                      WHERE agg_key = $1 AND at_ms >= $2
                                      ORDER BY at_ms, id OFFSET $3 LIMIT 64)
-                       ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)",
+                       ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+          RETURNING id",
         &[&agg.key, &agg.since_ms, &free, &n],
-    )
+    )?;
+    row.map(|row| get(&row, 0)).transpose()
+}
+
+/// Counts `n` more records on the aggregate row `id` that
+/// [`add_to_aggregate`] chose for `agg` before, if it is still one of that
+/// key and interval and no other transaction holds it (one look-up by
+/// primary key instead of the search). Whether it did.
+pub(super) fn add_to_known_aggregate(
+    db: &mut Db<'_, impl GenericClient>,
+    id: i64,
+    agg: &Aggregate<'_>,
+    n: i64,
+) -> Result<bool> {
+    let counted = db.exec_relaxed(
+        "UPDATE audit_log SET occurrences = occurrences + $4
+          WHERE id = (SELECT id FROM audit_log
+                       WHERE id = $1 AND agg_key = $2 AND at_ms >= $3
+                       FOR UPDATE SKIP LOCKED)",
+        &[&id, &agg.key, &agg.since_ms, &n],
+    )?;
+    Ok(counted > 0)
+}
+
+/// The aggregate row the audit writer last counted each key on, so that
+/// its next batch of that key finds it by primary key. A hint only: a row
+/// pruned, moved on to another interval or held by another node's writer
+/// is searched for again. Holds a few keys at most.
+#[derive(Debug, Default)]
+pub(super) struct KnownAggregates(Vec<((String, i64, u32), i64)>);
+
+impl KnownAggregates {
+    const MAX: usize = 32;
+
+    fn get(&self, agg: &Aggregate<'_>) -> Option<i64> {
+        self.0
+            .iter()
+            .find(|((k, s, f), _)| k == agg.key && *s == agg.since_ms && *f == agg.free)
+            .map(|(_, id)| *id)
+    }
+
+    fn put(&mut self, agg: &Aggregate<'_>, id: i64) {
+        self.0.retain(|((k, _, _), _)| k != agg.key);
+        if self.0.len() >= Self::MAX {
+            self.0.remove(0);
+        }
+        self.0
+            .push(((agg.key.to_owned(), agg.since_ms, agg.free), id));
+    }
+
+    /// Counts `n` records of `agg` on an aggregate row (the known one, else
+    /// one searched for); whether there was one.
+    pub(super) fn count(
+        &mut self,
+        db: &mut Db<'_, impl GenericClient>,
+        agg: &Aggregate<'_>,
+        n: i64,
+    ) -> Result<bool> {
+        if let Some(id) = self.get(agg)
+            && add_to_known_aggregate(db, id, agg, n)?
+        {
+            return Ok(true);
+        }
+        match add_to_aggregate(db, AuditClass::Routine, agg, n)? {
+            Some(id) => {
+                self.put(agg, id);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
 }
 
 /// Appends one record as a row of its own.
@@ -104,6 +176,7 @@ pub(super) fn insert_routine_batch(
     db: &mut Db<'_, impl GenericClient>,
     records: &[super::batch::Record],
     node: &str,
+    known: &mut KnownAggregates,
 ) -> Result<()> {
     let class = AuditClass::Routine;
     let mut groups: Vec<(Aggregate<'_>, Vec<&AuditRecord>)> = Vec::new();
@@ -123,7 +196,7 @@ pub(super) fn insert_routine_batch(
         // counted on an aggregate at once.
         for (i, record) in members.iter().enumerate() {
             let left = i64::try_from(members.len() - i).unwrap_or(i64::MAX);
-            if add_to_aggregate(db, class, agg, left)? > 0 {
+            if known.count(db, agg, left)? {
                 break;
             }
             insert_row(db, record, class, Some(agg.key), node)?;
@@ -176,6 +249,19 @@ pub(super) fn insert_routine_batch(
         ],
     )?;
     Ok(())
+}
+
+/// [`exec`] returning the row.
+fn opt(
+    db: &mut Db<'_, impl GenericClient>,
+    class: AuditClass,
+    sql: &'static str,
+    p: &[&(dyn ToSql + Sync)],
+) -> Result<Option<postgres::Row>> {
+    match class {
+        AuditClass::Routine => db.opt_relaxed(sql, p),
+        AuditClass::Security => db.opt(sql, p),
+    }
 }
 
 /// A write of a record of `class`: a routine record may be lost in a crash

@@ -406,19 +406,20 @@ impl PgStore {
             .build_unchecked(Manager {
                 connect: connect.clone(),
             });
-        cache::spawn_listener(shared.clone(), connect, options.node.clone()).map_err(|e| {
-            StoreError::Io {
+        cache::spawn_listener(shared.clone(), connect.clone(), options.node.clone()).map_err(
+            |e| StoreError::Io {
                 path: "the database listener thread".into(),
                 source: e,
-            }
-        })?;
+            },
+        )?;
         let relaxed_commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let audit_batches = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let writer = {
             let mut out = BatchOut {
-                pool: pool.clone(),
+                connect: connect.clone(),
                 node: options.node.clone(),
                 held: None,
+                known: audit::KnownAggregates::default(),
                 relaxed_commits: relaxed_commits.clone(),
                 audit_batches: audit_batches.clone(),
             };
@@ -901,73 +902,112 @@ impl PgStore {
     }
 }
 
-/// The audit writer's side of the database: its connection (kept while
-/// batches follow each other closely, so that a busy writer does not pay
-/// the pool's check of a connection for every batch) and its counters.
+/// The audit writer's side of the database: a connection of its own
+/// (besides the pool), on which every commit is made without waiting for
+/// the disk (`synchronous_commit = off` for the session: it only ever
+/// writes routine records), and its counters.
 struct BatchOut {
-    pool: r2d2::Pool<Manager>,
+    connect: Arc<dyn Fn() -> std::result::Result<postgres::Client, String> + Send + Sync>,
     node: String,
-    held: Option<(r2d2::PooledConnection<Manager>, std::time::Instant)>,
+    /// The connection, with when it last answered.
+    held: Option<(Conn, std::time::Instant)>,
+    /// Where each key was last counted.
+    known: audit::KnownAggregates,
     relaxed_commits: Arc<std::sync::atomic::AtomicU64>,
     audit_batches: Arc<std::sync::atomic::AtomicU64>,
 }
 
-/// How long the audit writer keeps its connection between two batches
-/// without the pool checking it again.
-const BATCH_CONNECTION_IDLE: Duration = Duration::from_millis(500);
+/// A connection of the audit writer that answered this recently is used
+/// as it is; one idle for longer may have been lost meanwhile (the server
+/// restarted), so its batch starts with a statement that writes nothing
+/// and is tried again on a new connection if that fails.
+const BATCH_CONNECTION_FRESH: Duration = Duration::from_millis(500);
 
 impl BatchOut {
-    /// Writes one batch of routine records in one transaction, committed
-    /// without waiting for the disk (as a transaction of routine records
-    /// only always was).
+    /// Writes one batch of routine records in one transaction.
     fn write(&mut self, records: &[batch::Record]) -> Result<()> {
-        // A connection kept from the last batch may have been lost since
-        // (the server restarted): if it fails before anything was written,
-        // the batch is tried once on one the pool has just checked.
-        let reused = match self.held.take() {
-            Some((conn, last))
-                if last.elapsed() < BATCH_CONNECTION_IDLE && !conn.client.is_closed() =>
-            {
-                Some(conn)
+        let (mut conn, recent) = match self.held.take() {
+            Some((c, last)) if !c.client.is_closed() => {
+                (c, last.elapsed() < BATCH_CONNECTION_FRESH)
             }
-            _ => None,
+            _ => (self.connect()?, true),
         };
-        let mut conn = match reused {
-            Some(mut conn) => match conn
-                .client
-                .batch_execute("BEGIN; SET LOCAL synchronous_commit = off")
-            {
-                Ok(()) => conn,
-                Err(_) => {
-                    drop(conn);
-                    self.begin()?
-                }
-            },
-            None => self.begin()?,
-        };
-        let Conn { client, stmts } = &mut *conn;
-        let written =
-            audit::insert_routine_batch(&mut Db { c: client, stmts }, records, &self.node)
-                .and_then(|()| client.batch_execute("COMMIT").pg());
-        if let Err(e) = written {
-            let _ = client.batch_execute("ROLLBACK");
-            return Err(e);
+        match Self::write_on(&mut conn, records, &self.node, recent, &mut self.known) {
+            Ok(()) => {}
+            Err(Retry::Begin(_)) if !recent => {
+                // A connection idle for a while failed at its first
+                // statement: nothing was written. Once more on a new one.
+                conn = self.connect()?;
+                Self::write_on(&mut conn, records, &self.node, true, &mut self.known)
+                    .map_err(Retry::error)?;
+            }
+            Err(e) => return Err(e.error()),
         }
         self.relaxed_commits.fetch_add(1, Ordering::Relaxed);
         self.audit_batches.fetch_add(1, Ordering::Relaxed);
-        self.held = Some((conn, std::time::Instant::now()));
+        if !conn.client.is_closed() {
+            self.held = Some((conn, std::time::Instant::now()));
+        }
         Ok(())
     }
 
-    fn begin(&self) -> Result<r2d2::PooledConnection<Manager>> {
-        let mut conn = self.pool.get().map_err(|e| StoreError::Database {
+    fn write_on(
+        conn: &mut Conn,
+        records: &[batch::Record],
+        node: &str,
+        recent: bool,
+        known: &mut audit::KnownAggregates,
+    ) -> std::result::Result<(), Retry> {
+        let Conn { client, stmts } = conn;
+        let mut db = Db { c: client, stmts };
+        // The common case under load: many checks of one kind, all counted
+        // on its aggregate row by one statement (its own transaction), on
+        // a connection known to be alive.
+        if recent
+            && let [first, rest @ ..] = records
+            && let Some(agg) = first.aggregate()
+            && rest.iter().all(|r| r.aggregate() == Some(agg))
+        {
+            let n = i64::try_from(records.len()).unwrap_or(i64::MAX);
+            if known.count(&mut db, &agg, n).map_err(Retry::Later)? {
+                return Ok(());
+            }
+        }
+        db.c.batch_execute("BEGIN").pg().map_err(Retry::Begin)?;
+        let written = audit::insert_routine_batch(&mut db, records, node, known)
+            .and_then(|()| db.c.batch_execute("COMMIT").pg());
+        if let Err(e) = written {
+            let _ = db.c.batch_execute("ROLLBACK");
+            return Err(Retry::Later(e));
+        }
+        Ok(())
+    }
+
+    fn connect(&self) -> Result<Conn> {
+        let mut client = (self.connect)().map_err(|message| StoreError::Database {
             kind: DbErrorKind::Unavailable,
-            message: e.to_string(),
+            message,
         })?;
-        conn.client
-            .batch_execute("BEGIN; SET LOCAL synchronous_commit = off")
-            .pg()?;
-        Ok(conn)
+        client.batch_execute("SET synchronous_commit = off").pg()?;
+        Ok(Conn {
+            client,
+            stmts: Stmts::default(),
+        })
+    }
+}
+
+/// How a batch failed: at its first statement (nothing written; another
+/// connection may be tried), or later.
+enum Retry {
+    Begin(StoreError),
+    Later(StoreError),
+}
+
+impl Retry {
+    fn error(self) -> StoreError {
+        match self {
+            Self::Begin(e) | Self::Later(e) => e,
+        }
     }
 }
 
