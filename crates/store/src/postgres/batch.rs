@@ -474,14 +474,15 @@ mod tests {
             })
             .expect("writer"),
         );
-        let callers: Vec<_> = (0..4)
-            .map(|i| {
-                let w = writer.clone();
-                std::thread::spawn(move || w.submit(vec![rec(i)]))
-            })
-            .collect();
+        let submit = |i: i64| {
+            let w = writer.clone();
+            std::thread::spawn(move || w.submit(vec![rec(i)]))
+        };
+        let mut callers = vec![submit(0)];
         entered.recv().expect("a batch");
-        while lock(&writer.inner.queue).records + lock(&written).len() < 3 {
+        // The first batch is being written; three more callers wait.
+        callers.extend((1..4).map(submit));
+        while lock(&writer.inner.queue).records < 3 {
             std::thread::yield_now();
         }
         // Close while records wait, then let the writer go on.
