@@ -13,7 +13,8 @@
 //! and the node's checks no longer take turns on an aggregate row.
 //!
 //! Bounded: at most [`MAX_QUEUED`] records wait (a caller that finds the
-//! queue full waits for room), at most [`MAX_BATCH`] go in one transaction,
+//! queue full waits for room), at most [`MAX_BATCH`] go in one transaction
+//! (unless one caller's alone are more: they are never split),
 //! and no caller waits longer than the statement time-out: past it, a
 //! record still queued is withdrawn and the call fails as the database
 //! being unavailable. When the database is lost, the batch being written

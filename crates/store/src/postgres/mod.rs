@@ -14,8 +14,10 @@
 //! [`DbErrorKind::Unavailable`](crate::DbErrorKind::Unavailable).
 //!
 //! By concern, as in `sqlite/`: `url` (connection string and TLS),
-//! `schema`, `key`, `entry`, `checks`, `users`, `audit`, `cache` (the read
-//! cache with its `LISTEN` connection), and `snapshot` (moving a state).
+//! `schema`, `key`, `entry`, `checks`, `users`, `audit`, `batch` (the
+//! node's audit writer, committing routine records of many transactions
+//! together), `cache` (the read cache with its `LISTEN` connection), and
+//! `snapshot` (moving a state).
 
 use std::collections::HashMap;
 use std::fmt;
