@@ -293,6 +293,11 @@ impl fmt::Debug for PgOptions {
 
 /// The PostgreSQL store of one node.
 pub struct PgStore {
+    /// Writes the routine records of transactions that needed no database
+    /// transaction of their own (see `batch`). First, so that it is
+    /// dropped first: what it still holds is written before anything
+    /// else of the store goes.
+    writer: batch::Writer,
     url: String,
     node: String,
     key: KeyFile,
@@ -302,9 +307,6 @@ pub struct PgStore {
     relaxed_commits: Arc<std::sync::atomic::AtomicU64>,
     /// Transactions of the audit writer that committed.
     audit_batches: Arc<std::sync::atomic::AtomicU64>,
-    /// Writes the routine records of transactions that needed no database
-    /// transaction of their own (see `batch`).
-    writer: batch::Writer,
 }
 
 impl fmt::Debug for PgStore {
@@ -435,6 +437,7 @@ impl PgStore {
             })?
         };
         Ok(Self {
+            writer,
             url: shown,
             node: options.node.clone(),
             key,
@@ -442,7 +445,6 @@ impl PgStore {
             shared,
             relaxed_commits,
             audit_batches,
-            writer,
         })
     }
 
