@@ -34,6 +34,20 @@ impl Accounts for NssAccounts {
         }
     }
 
+    /// `getpwnam_r` alone: the group look-ups of [`Accounts::by_name`]
+    /// read the group database once more per group, which a code check
+    /// does not need.
+    fn identity(&self, name: &str) -> Option<(String, u32)> {
+        let _nss = nss_lock();
+        match User::from_name(name) {
+            Ok(user) => user.map(|u| (u.name, u.uid.as_raw())),
+            Err(e) => {
+                tracing::warn!(user = name, error = %e, "account look-up failed");
+                None
+            }
+        }
+    }
+
     fn by_uid(&self, uid: u32) -> Option<Account> {
         let _nss = nss_lock();
         match User::from_uid(Uid::from_raw(uid)) {
@@ -199,6 +213,16 @@ fn account_of(user: User) -> Account {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_identity_is_the_accounts_name_and_uid() {
+        for name in NssAccounts.all().iter().map(|a| a.name.clone()).take(8) {
+            let whole = NssAccounts.by_name(&name).map(|a| (a.name, a.uid));
+            assert_eq!(NssAccounts.identity(&name), whole, "{name}");
+        }
+        assert_eq!(NssAccounts.identity("root"), Some(("root".into(), 0)));
+        assert_eq!(NssAccounts.identity("no-such-account-here"), None);
+    }
 
     #[test]
     fn enumeration_lists_root() {

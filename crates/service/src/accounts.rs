@@ -60,6 +60,12 @@ impl From<&Account> for ListedAccount {
 /// Looks accounts up (NSS in production).
 pub trait Accounts: Send + Sync + std::fmt::Debug {
     fn by_name(&self, name: &str) -> Option<Account>;
+    /// The account's name (as the system spells it) and uid, without its
+    /// groups: all a code check needs of it. The default looks the whole
+    /// account up; NSS answers this from the password database alone.
+    fn identity(&self, name: &str) -> Option<(String, u32)> {
+        self.by_name(name).map(|a| (a.name, a.uid))
+    }
     fn by_uid(&self, uid: u32) -> Option<Account>;
     /// Every account (`getpwent`), for listings; none by default.
     fn all(&self) -> Vec<Account> {

@@ -211,6 +211,15 @@ struct PruneCounting {
     inner: store::SqliteStore,
     prunes: std::sync::atomic::AtomicUsize,
     expiries: std::sync::atomic::AtomicUsize,
+    reads: Reads,
+}
+
+/// The entry and secret reads of [`PruneCounting`]'s transactions: those
+/// an engine may answer from its cache, and those made in the transaction.
+#[derive(Debug, Default)]
+struct Reads {
+    cached: std::sync::atomic::AtomicUsize,
+    in_tx: std::sync::atomic::AtomicUsize,
 }
 
 /// A transaction of [`PruneCounting`]: everything goes to the engine's.
@@ -218,11 +227,27 @@ struct CountingTx<'a> {
     inner: &'a mut dyn store::Tx,
     prunes: &'a std::sync::atomic::AtomicUsize,
     expiries: &'a std::sync::atomic::AtomicUsize,
+    reads: &'a Reads,
 }
 
 impl store::Tx for CountingTx<'_> {
     fn settings(&mut self) -> store::Result<store::Settings> {
+        self.reads
+            .in_tx
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.settings()
+    }
+    fn settings_cached(&mut self) -> store::Result<store::Settings> {
+        self.reads
+            .cached
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.settings_cached()
+    }
+    fn user_secret_cached(&mut self, username: &str) -> store::Result<Option<store::UserSecret>> {
+        self.reads
+            .cached
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.user_secret_cached(username)
     }
     fn put_settings(&mut self, settings: &store::Settings) -> store::Result<()> {
         self.inner.put_settings(settings)
@@ -251,6 +276,9 @@ impl store::Tx for CountingTx<'_> {
         self.inner.expire_failures(now_ms, batch)
     }
     fn user_secret(&mut self, username: &str) -> store::Result<Option<store::UserSecret>> {
+        self.reads
+            .in_tx
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.user_secret(username)
     }
     fn put_user_secret(
@@ -330,6 +358,7 @@ impl store::Store for PruneCounting {
                 inner: tx,
                 prunes: &self.prunes,
                 expiries: &self.expiries,
+                reads: &self.reads,
             })
         })
     }
@@ -350,16 +379,12 @@ impl store::Store for PruneCounting {
     }
 }
 
-/// Retention is not paid by every check: a thousand checks within one
-/// period of the clock run one retention pass (both classes, and the
-/// expired counters), the first check of the next period another.
-#[test]
-fn a_burst_of_checks_prunes_once_per_period() {
-    let dir = tempfile::tempdir().unwrap();
+fn counting_fixture(dir: tempfile::TempDir) -> (Arc<PruneCounting>, Fixture) {
     let counting = Arc::new(PruneCounting {
         inner: store::SqliteStore::open(&dir.path().join("state")).unwrap(),
         prunes: Default::default(),
         expiries: Default::default(),
+        reads: Reads::default(),
     });
     let clock = Arc::new(service::ManualClock::at_secs(common::T0));
     let tf = service::TwoFactor::new(
@@ -369,7 +394,63 @@ fn a_burst_of_checks_prunes_once_per_period() {
         common::nas_labels(),
         RateLimits::default(),
     );
-    let f = Fixture { dir, clock, tf };
+    (counting, Fixture { dir, clock, tf })
+}
+
+/// A check by a caller exempt from the counters (an administrator on the
+/// Unix socket, who can read the state anyway) reads the settings and the
+/// secret as the store may answer them from its cache; every other
+/// caller's check reads them in its own transaction, where its counters
+/// are.
+#[test]
+fn only_exempt_callers_checks_may_read_the_cached_entry() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (counting, f) = counting_fixture(tempfile::tempdir().unwrap());
+    let wrong = alice_enrolled(&f);
+    let reads = || {
+        (
+            counting.reads.cached.load(SeqCst),
+            counting.reads.in_tx.load(SeqCst),
+        )
+    };
+    let before = reads();
+    let out =
+        f.tf.check_code_for(&root_unix(), &alice(), Some(&wrong))
+            .unwrap();
+    assert_eq!(out, CheckOutcome::Wrong);
+    let exempt = reads();
+    assert_eq!(exempt.0 - before.0, 2, "settings and secret from the cache");
+    assert_eq!(exempt.1, before.1, "nothing read in the transaction");
+    let tcp = Caller::new(
+        Some("alice"),
+        Origin::Tcp {
+            addr: [192, 0, 2, 9].into(),
+            port: 1,
+        },
+    );
+    let out = f.tf.check_code_for(&tcp, &alice(), Some(&wrong)).unwrap();
+    assert_eq!(out, CheckOutcome::Wrong);
+    let counted = reads();
+    assert_eq!(counted.0, exempt.0, "nothing from the cache");
+    assert_eq!(
+        counted.1 - exempt.1,
+        2,
+        "settings and secret in the transaction"
+    );
+    // The exempt check was audited all the same.
+    assert_eq!(
+        audit(&f, "otp.check").iter().map(|e| e.count).sum::<u64>(),
+        2
+    );
+}
+
+/// Retention is not paid by every check: a thousand checks within one
+/// period of the clock run one retention pass (both classes, and the
+/// expired counters), the first check of the next period another.
+#[test]
+fn a_burst_of_checks_prunes_once_per_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let (counting, f) = counting_fixture(dir);
     let wrong = alice_enrolled(&f);
     let prunes = || counting.prunes.load(std::sync::atomic::Ordering::SeqCst);
     let expiries = || counting.expiries.load(std::sync::atomic::Ordering::SeqCst);

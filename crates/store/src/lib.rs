@@ -145,6 +145,15 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub trait Tx {
     /// The entry's settings.
     fn settings(&mut self) -> Result<Settings>;
+    /// The entry's settings for a check by a caller who could read the
+    /// state anyway (an administrator on the Unix socket): an engine that
+    /// keeps a cache of the entry, kept true by other nodes' notices, may
+    /// answer from it (as of the last notice heard) instead of reading in
+    /// the transaction. Not for a read that a write of this transaction
+    /// depends on. The default reads as [`Tx::settings`].
+    fn settings_cached(&mut self) -> Result<Settings> {
+        self.settings()
+    }
     /// Replaces the settings (all fields).
     fn put_settings(&mut self, settings: &Settings) -> Result<()>;
     /// Records `step` as accepted for secret `id` if it is above the highest
@@ -175,6 +184,12 @@ pub trait Tx {
     /// `username`'s active secret, unsealed; only this one is
     /// read (found by name).
     fn user_secret(&mut self, username: &str) -> Result<Option<UserSecret>>;
+    /// [`Tx::user_secret`] for a check by a caller who could read the
+    /// state anyway, on the terms of [`Tx::settings_cached`] (root's secret
+    /// is in the entry's cache). The default reads as [`Tx::user_secret`].
+    fn user_secret_cached(&mut self, username: &str) -> Result<Option<UserSecret>> {
+        self.user_secret(username)
+    }
     /// Makes `new` the account's active secret, deleting the previous one
     /// with its replay state and failure counters, and the name's recovery
     /// codes made for another uid.

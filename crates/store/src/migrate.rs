@@ -54,7 +54,7 @@ pub struct MigrateReport {
 enum Opened {
     Sqlite(Box<SqliteStore>),
     #[cfg(feature = "postgres")]
-    Pg(crate::PgStore),
+    Pg(Box<crate::PgStore>),
 }
 
 impl Opened {
@@ -114,7 +114,7 @@ fn open_source(from: &StateLocation, key_file: &Path) -> Result<Opened> {
                     path: key_file.display().to_string(),
                 });
             }
-            Ok(Opened::Pg(crate::PgStore::open(&o)?))
+            Ok(Opened::Pg(Box::new(crate::PgStore::open(&o)?)))
         }
     }
 }
@@ -154,7 +154,7 @@ fn open_target(to: &StateLocation, key_file: &Path) -> Result<Opened> {
                     path: key_file.display().to_string(),
                 });
             }
-            Ok(Opened::Pg(crate::PgStore::open(&o)?))
+            Ok(Opened::Pg(Box::new(crate::PgStore::open(&o)?)))
         }
     }
 }

@@ -1457,6 +1457,93 @@ pub fn concurrent_aggregated_records_are_all_counted(make: Make<'_>) {
     );
 }
 
+/// What a wrong check by an administrator on the socket does: the settings
+/// and root's secret as a cache may give them, then one routine record of
+/// a kind aggregated after `free`.
+fn exempt_wrong_check(tx: &mut dyn store::Tx, at_ms: i64, free: u32) -> store::Result<()> {
+    assert!(tx.settings_cached()?.enabled);
+    assert!(tx.user_secret_cached("root")?.is_some());
+    tx.audit_as(
+        &record(at_ms, "otp.check", "wrong"),
+        AuditClass::Routine,
+        Some(&Aggregate {
+            key: "otp.check wrong root",
+            since_ms: 0,
+            free,
+        }),
+    )
+}
+
+/// Many concurrent transactions that write only a routine record of one
+/// kind, on one handle (one node): the first `free` records are rows of
+/// their own, every later one is counted on one aggregate row, exactly as
+/// if they had run one after the other, whether the engine writes each in
+/// its own transaction or many in one; and every acknowledged record is
+/// still there once the handle is closed and the state reopened.
+pub fn concurrent_routine_records_of_one_handle_are_counted_as_in_turn(make: Make<'_>) {
+    const THREADS: usize = 16;
+    const EACH: i64 = 25;
+    const FREE: u32 = 3;
+    let loc = make();
+    let store: Arc<dyn Store> = Arc::from(loc.open());
+    new_secret(&*store, 1);
+    transact(&*store, |tx| tx.put_settings(&some_settings())).unwrap();
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || {
+                barrier.wait();
+                for n in 0..EACH {
+                    let at = i64::try_from(i).unwrap() * EACH + n;
+                    transact(&*store, |tx| exempt_wrong_check(tx, at, FREE)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    drop(store);
+    let reopened = loc.open();
+    let rows = all_audit(&*reopened);
+    let total: u64 = rows.iter().map(|e| e.count).sum();
+    assert_eq!(total, THREADS as u64 * EACH as u64, "every record counted");
+    let mut counts: Vec<u64> = rows.iter().map(|e| e.count).collect();
+    counts.sort_unstable();
+    let mut want = vec![1; FREE as usize];
+    want.push(total - u64::from(FREE));
+    assert_eq!(counts, want, "{FREE} rows of their own, then one aggregate");
+}
+
+/// Reads a check may take from a cache follow another handle's change of
+/// root's secret and of the settings once that change is seen.
+pub fn cached_reads_follow_another_handles_change(make: Make<'_>) {
+    let loc = make();
+    let a = loc.open();
+    let b = loc.open();
+    let first = new_secret(&*a, 1);
+    let cached = |s: &dyn Store| {
+        transact(s, |tx| {
+            Ok((
+                tx.settings_cached()?,
+                tx.user_secret_cached("root")?.map(|u| u.record.id),
+            ))
+        })
+        .unwrap()
+    };
+    assert_eq!(cached(&*b), (Settings::default(), Some(first)));
+    let second = new_secret(&*a, 2);
+    transact(&*a, |tx| tx.put_settings(&some_settings())).unwrap();
+    seen(|| cached(&*b), (some_settings(), Some(second)));
+    // Not root's: read as it is.
+    assert_eq!(
+        transact(&*b, |tx| tx.user_secret_cached("alice")).unwrap(),
+        None
+    );
+}
+
 /// A snapshot reads what was committed while another handle holds a write
 /// transaction open on the same rows (with its counter locked): it neither
 /// waits for that writer nor sees its uncommitted changes.
@@ -1594,6 +1681,8 @@ macro_rules! backend {
                 snapshot_reads_beside_an_open_write,
                 concurrent_aggregated_records_are_all_counted,
                 changes_are_told_once_to_every_handle,
+                concurrent_routine_records_of_one_handle_are_counted_as_in_turn,
+                cached_reads_follow_another_handles_change,
             );
         }
     };
@@ -1760,5 +1849,172 @@ fn postgres_commits_only_routine_writes_without_waiting_for_the_disk() {
         .unwrap()
         .failures,
         1
+    );
+}
+
+fn pg_store(url: String, keys: &tempfile::TempDir, node: &str, timeout_ms: u64) -> store::PgStore {
+    store::PgStore::open(&store::PgOptions {
+        url,
+        password: None,
+        node: node.into(),
+        pool_size: 8,
+        connect_timeout_ms: 2000,
+        statement_timeout_ms: timeout_ms,
+        key_file: keys.path().join("state").join("secret.key"),
+    })
+    .unwrap()
+}
+
+/// On PostgreSQL, transactions that read only what the node caches and
+/// write only routine records take no connection from the pool: their
+/// records are committed by the node's audit writer, many transactions'
+/// in one commit (without waiting for the disk, as routine records always
+/// were), and each returns once its own are committed.
+#[test]
+fn postgres_routine_only_transactions_are_committed_together_by_the_audit_writer() {
+    const THREADS: usize = 16;
+    const EACH: i64 = 20;
+    let cluster = pgcluster::Cluster::shared();
+    let keys = tempfile::tempdir().unwrap();
+    let store = Arc::new(pg_store(
+        cluster.url(&cluster.fresh_db()),
+        &keys,
+        "node-batch",
+        10_000,
+    ));
+    new_secret(&*store, 1);
+    transact(&*store, |tx| tx.put_settings(&some_settings())).unwrap();
+    // Once the node listens for changes, the entry is cached.
+    seen(
+        || {
+            store.read().unwrap();
+            store.reads_cached()
+        },
+        true,
+    );
+    let connections = store.pool_connections();
+    let (batches, relaxed) = (store.audit_batches(), store.relaxed_commits());
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || {
+                barrier.wait();
+                for n in 0..EACH {
+                    let at = i64::try_from(i).unwrap() * EACH + n;
+                    transact(&*store, |tx| exempt_wrong_check(tx, at, 3)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let total = THREADS as u64 * EACH as u64;
+    let commits = store.audit_batches() - batches;
+    assert!(commits >= 1, "the writer committed nothing");
+    assert!(
+        commits < total,
+        "{commits} commits for {total} transactions"
+    );
+    assert_eq!(
+        store.relaxed_commits() - relaxed,
+        commits,
+        "each batch commits without waiting for the disk, and nothing else ran"
+    );
+    assert_eq!(
+        store.pool_connections(),
+        connections,
+        "a pool connection was taken"
+    );
+    let counted: u64 = all_audit(&*store).iter().map(|e| e.count).sum();
+    assert_eq!(counted, total);
+}
+
+/// On PostgreSQL, when the database stops while checks wait for the audit
+/// writer, every one of them fails as the database being unavailable,
+/// within the statement time-out, none hangs; a record acknowledged
+/// before is never lost, and the node serves again once the database is
+/// back.
+#[test]
+fn postgres_checks_waiting_for_the_audit_writer_fail_in_time_when_the_database_stops() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+    const THREADS: usize = 12;
+    const TIMEOUT_MS: u64 = 1500;
+    let cluster = pgcluster::Cluster::start(&pgcluster::Setup::default());
+    let url = cluster.url(&cluster.fresh_db());
+    let keys = tempfile::tempdir().unwrap();
+    let store = Arc::new(pg_store(url.clone(), &keys, "node-loss", TIMEOUT_MS));
+    new_secret(&*store, 1);
+    transact(&*store, |tx| tx.put_settings(&some_settings())).unwrap();
+    let acknowledged = Arc::new(AtomicU64::new(0));
+    let stopped = Arc::new(AtomicBool::new(false));
+    let running = Arc::new(Barrier::new(THREADS + 1));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|i| {
+            let (store, acknowledged, stopped, running) = (
+                Arc::clone(&store),
+                Arc::clone(&acknowledged),
+                Arc::clone(&stopped),
+                Arc::clone(&running),
+            );
+            thread::spawn(move || {
+                let mut n = 0i64;
+                loop {
+                    let t = Instant::now();
+                    let at = i64::try_from(i).unwrap() * 1_000_000 + n;
+                    let r = transact(&*store, |tx| exempt_wrong_check(tx, at, 3));
+                    let took = t.elapsed();
+                    if n == 0 {
+                        running.wait();
+                    }
+                    n += 1;
+                    match r {
+                        Ok(()) => {
+                            acknowledged.fetch_add(1, Ordering::SeqCst);
+                            assert!(n < 1_000_000, "the database never stopped");
+                        }
+                        Err(e) => {
+                            assert!(
+                                stopped.load(Ordering::SeqCst),
+                                "failed before the stop: {e}"
+                            );
+                            assert_eq!(e.db_kind(), Some(store::DbErrorKind::Unavailable), "{e}");
+                            return took;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    // Every thread has had a check through; the database stops under load.
+    running.wait();
+    stopped.store(true, Ordering::SeqCst);
+    cluster.stop_server();
+    let limit = Duration::from_millis(TIMEOUT_MS) + Duration::from_millis(1000);
+    for t in threads {
+        let took = t.join().unwrap();
+        assert!(took < limit, "a check waited {took:?}");
+    }
+    cluster.start_server();
+    // Serves again: a check goes through once the node has reconnected.
+    let back = Instant::now();
+    while transact(&*store, |tx| exempt_wrong_check(tx, 2_000_000_000, 3)).is_err() {
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "not serving again"
+        );
+        thread::yield_now();
+    }
+    let counted: u64 = all_audit(&*store).iter().map(|e| e.count).sum();
+    let acknowledged = acknowledged.load(Ordering::SeqCst) + 1;
+    // Each acknowledged record is kept; at most the batch being written
+    // when the server stopped may have committed unacknowledged.
+    assert!(counted >= acknowledged, "{counted} kept of {acknowledged}");
+    assert!(
+        counted <= acknowledged + THREADS as u64,
+        "{counted} kept of {acknowledged}"
     );
 }

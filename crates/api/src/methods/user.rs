@@ -331,7 +331,7 @@ pub(super) fn methods() -> Vec<Method> {
             cli_description: "Check a code of an account",
             examples: &["account user verify_twofactor_token username=alice token=123456"],
             ..base.clone().handles(|api, session, a: UserTokenArgs| {
-                let (user, _) = target_account(api, session, &a.username, "check codes of")?;
+                let user = target_user(api, session, &a.username, "check codes of")?;
                 let caller = session.caller();
                 let right = api.twofactor().verify_user(
                     &caller,
@@ -411,6 +411,27 @@ fn target_account(
         )
     })?;
     Ok((UserRef::of(&account), account))
+}
+
+/// [`target_account`] for a method that needs only the account's name and
+/// uid (a code check): the same refusals, without looking its groups up.
+fn target_user(
+    api: &Api,
+    session: &Session,
+    username: &str,
+    action: &str,
+) -> Result<UserRef, ApiError> {
+    let me = session.user().ok_or_else(ApiError::not_authenticated)?;
+    if !me.admin && me.account.name != username {
+        return Err(not_permitted(username, action));
+    }
+    let (name, uid) = api.inner.accounts.identity(username).ok_or_else(|| {
+        ApiError::call(
+            wire::Errno::ENOENT,
+            format!("User '{}' does not exist", wire::shown(username)),
+        )
+    })?;
+    Ok(UserRef::new(name, uid))
 }
 
 /// The refusal of `action` on an account the session may not act on; the

@@ -599,16 +599,22 @@ fn losing_the_database_fails_calls_with_eio_and_both_nodes_serve_again_after_it_
         let mut c = d.root();
         // core.ping still answers.
         c.call("core.ping", vec![]).expect("ping");
-        for method in ["auth.twofactor.pam_check", "auth.twofactor.update"] {
-            let params = if method == "auth.twofactor.update" {
-                vec![json!({"window": 2})]
-            } else {
-                vec![
+        // Root's own check on the socket too, whose record would go to the
+        // node's audit writer.
+        for method in [
+            "auth.twofactor.pam_check",
+            "auth.twofactor.update",
+            "user.verify_twofactor_token",
+        ] {
+            let params = match method {
+                "auth.twofactor.update" => vec![json!({"window": 2})],
+                "user.verify_twofactor_token" => vec![json!("root"), json!("123456")],
+                _ => vec![
                     json!("root"),
                     json!("sshd"),
                     json!("203.0.113.1"),
                     json!("123456"),
-                ]
+                ],
             };
             let t = Instant::now();
             let e = rpc_error(c.call(method, params));

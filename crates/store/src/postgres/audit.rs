@@ -13,37 +13,127 @@ pub(super) fn insert(
     aggregate: Option<&Aggregate<'_>>,
     node: &str,
 ) -> Result<()> {
-    if let Some(agg) = aggregate {
-        // The rows after the `free` ones of this key in the interval are
-        // its aggregates: one of them counts this record too. The first
-        // that no other transaction holds is taken (SKIP LOCKED), so
-        // concurrent writers of one kind do not queue behind each other's
-        // commit on a single row; when every aggregate is held (or there is
-        // none yet), a new row is written. The rows of one kind in an
-        // interval are thus bounded by `free` plus the writers that ran at
-        // once, and the counts still add up to every record.
-        let free = i64::from(agg.free);
-        let counted = exec(
-            db,
-            class,
-            "UPDATE audit_log SET occurrences = occurrences + 1
-              WHERE id = (SELECT id FROM audit_log
-                           WHERE id IN (SELECT id FROM audit_log
-                                         WHERE agg_key = $1 AND at_ms >= $2
-                                         ORDER BY at_ms, id OFFSET $3 LIMIT 64)
-                           ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)",
-            &[&agg.key, &agg.since_ms, &free],
-        )?;
-        if counted > 0 {
-            return Ok(());
+    if let Some(agg) = aggregate
+        && add_to_aggregate(db, class, agg, 1)?.is_some()
+    {
+        return Ok(());
+    }
+    insert_row(db, r, class, aggregate.map(|a| a.key), node)
+}
+
+/// Counts `n` more records on one aggregate row of `agg`'s key, and says
+/// which; `None` when there is none to count them on yet (fewer than
+/// `free` rows of the key in the interval, or every aggregate held by
+/// another transaction).
+///
+/// The rows after the `free` ones of this key in the interval are its
+/// aggregates: one of them counts the records. The first that no other
+/// transaction holds is taken (SKIP LOCKED), so concurrent writers of one
+/// kind do not queue behind each other's commit on a single row; when
+/// every aggregate is held (or there is none yet), the caller writes a new
+/// row. The rows of one kind in an interval are thus bounded by `free`
+/// plus the writers that ran at once, and the counts still add up to every
+/// record.
+pub(super) fn add_to_aggregate(
+    db: &mut Db<'_, impl GenericClient>,
+    class: AuditClass,
+    agg: &Aggregate<'_>,
+    n: i64,
+) -> Result<Option<i64>> {
+    let free = i64::from(agg.free);
+    let row = opt(
+        db,
+        class,
+        "UPDATE audit_log SET occurrences = occurrences + $4
+          WHERE id = (SELECT id FROM audit_log
+                       WHERE id IN (SELECT id FROM audit_log
+                                     WHERE agg_key = $1 AND at_ms >= $2
+                                     ORDER BY at_ms, id OFFSET $3 LIMIT 64)
+                       ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+          RETURNING id",
+        &[&agg.key, &agg.since_ms, &free, &n],
+    )?;
+    row.map(|row| get(&row, 0)).transpose()
+}
+
+/// Counts `n` more records on the aggregate row `id` that
+/// [`add_to_aggregate`] chose for `agg` before, if it is still one of that
+/// key and interval and no other transaction holds it (one look-up by
+/// primary key instead of the search). Whether it did.
+pub(super) fn add_to_known_aggregate(
+    db: &mut Db<'_, impl GenericClient>,
+    id: i64,
+    agg: &Aggregate<'_>,
+    n: i64,
+) -> Result<bool> {
+    let counted = db.exec_relaxed(
+        "UPDATE audit_log SET occurrences = occurrences + $4
+          WHERE id = (SELECT id FROM audit_log
+                       WHERE id = $1 AND agg_key = $2 AND at_ms >= $3
+                       FOR UPDATE SKIP LOCKED)",
+        &[&id, &agg.key, &agg.since_ms, &n],
+    )?;
+    Ok(counted > 0)
+}
+
+/// The aggregate row the audit writer last counted each key on, so that
+/// its next batch of that key finds it by primary key. A hint only: a row
+/// pruned, moved on to another interval or held by another node's writer
+/// is searched for again. Holds a few keys at most.
+#[derive(Debug, Default)]
+pub(super) struct KnownAggregates(Vec<((String, i64, u32), i64)>);
+
+impl KnownAggregates {
+    const MAX: usize = 32;
+
+    fn get(&self, agg: &Aggregate<'_>) -> Option<i64> {
+        self.0
+            .iter()
+            .find(|((k, s, f), _)| k == agg.key && *s == agg.since_ms && *f == agg.free)
+            .map(|(_, id)| *id)
+    }
+
+    fn put(&mut self, agg: &Aggregate<'_>, id: i64) {
+        self.0.retain(|((k, _, _), _)| k != agg.key);
+        if self.0.len() >= Self::MAX {
+            self.0.remove(0);
+        }
+        self.0
+            .push(((agg.key.to_owned(), agg.since_ms, agg.free), id));
+    }
+
+    /// Counts `n` records of `agg` on an aggregate row (the known one, else
+    /// one searched for); whether there was one.
+    pub(super) fn count(
+        &mut self,
+        db: &mut Db<'_, impl GenericClient>,
+        agg: &Aggregate<'_>,
+        n: i64,
+    ) -> Result<bool> {
+        if let Some(id) = self.get(agg)
+            && add_to_known_aggregate(db, id, agg, n)?
+        {
+            return Ok(true);
+        }
+        match add_to_aggregate(db, AuditClass::Routine, agg, n)? {
+            Some(id) => {
+                self.put(agg, id);
+                Ok(true)
+            }
+            None => Ok(false),
         }
     }
-    let detail = r
-        .detail
-        .as_ref()
-        .map(serde_json::to_string)
-        .transpose()
-        .map_err(|e| StoreError::database(format!("cannot encode audit detail: {e}")))?;
+}
+
+/// Appends one record as a row of its own.
+fn insert_row(
+    db: &mut Db<'_, impl GenericClient>,
+    r: &AuditRecord,
+    class: AuditClass,
+    agg_key: Option<&str>,
+    node: &str,
+) -> Result<()> {
+    let detail = encode_detail(r)?;
     exec(
         db,
         class,
@@ -61,11 +151,117 @@ pub(super) fn insert(
             &detail,
             &node,
             &class.as_str(),
-            &aggregate.map(|a| a.key),
+            &agg_key,
             &r.account(),
         ],
     )?;
     Ok(())
+}
+
+fn encode_detail(r: &AuditRecord) -> Result<Option<String>> {
+    r.detail
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::database(format!("cannot encode audit detail: {e}")))
+}
+
+/// Writes a batch of routine records (in one transaction the caller
+/// holds), with the same outcome as writing them one by one in their
+/// order: records of one aggregate key and interval are counted together
+/// (one update adding their number, after as many new rows as the key
+/// still had free), and the records that are never aggregated go in one
+/// multi-row insert.
+pub(super) fn insert_routine_batch(
+    db: &mut Db<'_, impl GenericClient>,
+    records: &[super::batch::Record],
+    node: &str,
+    known: &mut KnownAggregates,
+) -> Result<()> {
+    let class = AuditClass::Routine;
+    let mut groups: Vec<(Aggregate<'_>, Vec<&AuditRecord>)> = Vec::new();
+    let mut plain: Vec<&AuditRecord> = Vec::new();
+    for r in records {
+        match r.aggregate() {
+            None => plain.push(&r.record),
+            Some(agg) => match groups.iter_mut().find(|(a, _)| *a == agg) {
+                Some((_, members)) => members.push(&r.record),
+                None => groups.push((agg, vec![&r.record])),
+            },
+        }
+    }
+    for (agg, members) in &groups {
+        // Each record that finds no aggregate to count on becomes a row
+        // (the key's free rows, then its first aggregate); the rest are
+        // counted on an aggregate at once.
+        for (i, record) in members.iter().enumerate() {
+            let left = i64::try_from(members.len() - i).unwrap_or(i64::MAX);
+            if known.count(db, agg, left)? {
+                break;
+            }
+            insert_row(db, record, class, Some(agg.key), node)?;
+        }
+    }
+    if plain.is_empty() {
+        return Ok(());
+    }
+    let mut at_ms = Vec::with_capacity(plain.len());
+    let mut event = Vec::with_capacity(plain.len());
+    let mut outcome = Vec::with_capacity(plain.len());
+    let mut user = Vec::with_capacity(plain.len());
+    let mut origin = Vec::with_capacity(plain.len());
+    let mut service = Vec::with_capacity(plain.len());
+    let mut detail = Vec::with_capacity(plain.len());
+    let mut account = Vec::with_capacity(plain.len());
+    for r in &plain {
+        at_ms.push(r.at_ms);
+        event.push(r.event.as_str());
+        outcome.push(r.outcome.as_str());
+        user.push(r.user.as_deref());
+        origin.push(r.origin.as_str());
+        service.push(r.service.as_deref());
+        detail.push(encode_detail(r)?);
+        account.push(r.account());
+    }
+    exec(
+        db,
+        class,
+        "INSERT INTO audit_log
+             (at_ms, event, outcome, user_name, origin, service, detail, account, node, class)
+         SELECT t.at_ms, t.event, t.outcome, t.user_name, t.origin, t.service, t.detail,
+                t.account, $9, $10
+         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
+                     $6::text[], $7::text[], $8::text[])
+              WITH ORDINALITY AS t(at_ms, event, outcome, user_name, origin, service, detail,
+                                   account, n)
+         ORDER BY t.n",
+        &[
+            &at_ms,
+            &event,
+            &outcome,
+            &user,
+            &origin,
+            &service,
+            &detail,
+            &account,
+            &node,
+            &class.as_str(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// [`exec`] returning the row.
+fn opt(
+    db: &mut Db<'_, impl GenericClient>,
+    class: AuditClass,
+    sql: &'static str,
+    p: &[&(dyn ToSql + Sync)],
+) -> Result<Option<postgres::Row>> {
+    match class {
+        AuditClass::Routine => db.opt_relaxed(sql, p),
+        AuditClass::Security => db.opt(sql, p),
+    }
 }
 
 /// A write of a record of `class`: a routine record may be lost in a crash

@@ -14,8 +14,10 @@
 //! [`DbErrorKind::Unavailable`](crate::DbErrorKind::Unavailable).
 //!
 //! By concern, as in `sqlite/`: `url` (connection string and TLS),
-//! `schema`, `key`, `entry`, `checks`, `users`, `audit`, `cache` (the read
-//! cache with its `LISTEN` connection), and `snapshot` (moving a state).
+//! `schema`, `key`, `entry`, `checks`, `users`, `audit`, `batch` (the
+//! node's audit writer, committing routine records of many transactions
+//! together), `cache` (the read cache with its `LISTEN` connection), and
+//! `snapshot` (moving a state).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -37,6 +39,7 @@ use crate::{
 };
 
 mod audit;
+mod batch;
 mod cache;
 mod checks;
 mod entry;
@@ -290,13 +293,20 @@ impl fmt::Debug for PgOptions {
 
 /// The PostgreSQL store of one node.
 pub struct PgStore {
+    /// Writes the routine records of transactions that needed no database
+    /// transaction of their own (see `batch`). First, so that it is
+    /// dropped first: what it still holds is written before anything
+    /// else of the store goes.
+    writer: batch::Writer,
     url: String,
     node: String,
     key: KeyFile,
     pool: r2d2::Pool<Manager>,
     shared: Arc<cache::Shared>,
     /// Transactions committed without waiting for the disk.
-    relaxed_commits: std::sync::atomic::AtomicU64,
+    relaxed_commits: Arc<std::sync::atomic::AtomicU64>,
+    /// Transactions of the audit writer that committed.
+    audit_batches: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl fmt::Debug for PgStore {
@@ -400,19 +410,41 @@ impl PgStore {
             .build_unchecked(Manager {
                 connect: connect.clone(),
             });
-        cache::spawn_listener(shared.clone(), connect, options.node.clone()).map_err(|e| {
-            StoreError::Io {
+        cache::spawn_listener(shared.clone(), connect.clone(), options.node.clone()).map_err(
+            |e| StoreError::Io {
                 path: "the database listener thread".into(),
                 source: e,
-            }
-        })?;
+            },
+        )?;
+        let relaxed_commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let audit_batches = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let writer = {
+            let mut out = BatchOut {
+                connect: connect.clone(),
+                node: options.node.clone(),
+                held: None,
+                known: audit::KnownAggregates::default(),
+                relaxed_commits: relaxed_commits.clone(),
+                audit_batches: audit_batches.clone(),
+            };
+            batch::Writer::spawn(
+                Duration::from_millis(options.statement_timeout_ms.max(1)),
+                move |records| out.write(records),
+            )
+            .map_err(|e| StoreError::Io {
+                path: "the audit writer thread".into(),
+                source: e,
+            })?
+        };
         Ok(Self {
+            writer,
             url: shown,
             node: options.node.clone(),
             key,
             pool,
             shared,
-            relaxed_commits: std::sync::atomic::AtomicU64::new(0),
+            relaxed_commits,
+            audit_batches,
         })
     }
 
@@ -425,6 +457,13 @@ impl PgStore {
     /// that wrote only routine audit records and housekeeping.
     pub fn relaxed_commits(&self) -> u64 {
         self.relaxed_commits.load(Ordering::Relaxed)
+    }
+
+    /// Transactions the audit writer has committed so far, each holding
+    /// the routine records of one or more transactions that needed no
+    /// database transaction of their own.
+    pub fn audit_batches(&self) -> u64 {
+        self.audit_batches.load(Ordering::Relaxed)
     }
 
     /// Connections the pool holds now (in use and idle).
@@ -466,22 +505,70 @@ impl PgStore {
 }
 
 /// A transaction's view.
-struct PgTx<'a, 'c> {
-    tx: postgres::Transaction<'c>,
-    stmts: &'a mut Stmts,
-    key: &'a KeyFile,
-    node: &'a str,
+///
+/// The database transaction begins with the first statement that needs
+/// it, on a connection taken from the pool then. Until that happens, reads
+/// for a check by a caller exempt from counting come from the node's cache
+/// ([`Tx::settings_cached`], [`Tx::user_secret_cached`]) and routine audit
+/// records wait in `deferred`: a transaction that never needs the database
+/// hands them to the audit writer at the end (one commit for many
+/// checks); one that does writes them first thing in its own transaction,
+/// in their order, as before.
+struct PgTx<'s> {
+    store: &'s PgStore,
+    /// The connection with the transaction open on it, once begun.
+    conn: Option<r2d2::PooledConnection<Manager>>,
+    deferred: Vec<batch::Record>,
     /// What listeners will hear of, once this commits.
     changes: ChangeSet,
     /// Root's replay step moved: other nodes drop their cached rows.
     step_moved: bool,
 }
 
-impl<'c> PgTx<'_, 'c> {
-    fn db(&mut self) -> Db<'_, postgres::Transaction<'c>> {
-        Db {
-            c: &mut self.tx,
-            stmts: self.stmts,
+impl PgTx<'_> {
+    /// The transaction, begun now if it was not yet (with the records
+    /// deferred so far written into it).
+    fn db(&mut self) -> Result<Db<'_, postgres::Client>> {
+        if self.conn.is_none() {
+            let mut conn = self.store.conn()?;
+            conn.client.batch_execute("BEGIN").pg()?;
+            conn.stmts.durable = false;
+            conn.stmts.relaxed = false;
+            let conn = self.conn.insert(conn);
+            let Conn { client, stmts } = &mut **conn;
+            let mut db = Db { c: client, stmts };
+            for r in std::mem::take(&mut self.deferred) {
+                audit::insert(
+                    &mut db,
+                    &r.record,
+                    AuditClass::Routine,
+                    r.aggregate().as_ref(),
+                    &self.store.node,
+                )?;
+            }
+        }
+        match self.conn.as_mut() {
+            Some(conn) => {
+                let Conn { client, stmts } = &mut **conn;
+                Ok(Db { c: client, stmts })
+            }
+            None => Err(StoreError::database("no database transaction")),
+        }
+    }
+
+    /// Whether the database transaction has begun.
+    fn begun(&self) -> bool {
+        self.conn.is_some()
+    }
+}
+
+impl Drop for PgTx<'_> {
+    /// A transaction neither committed nor rolled back yet (its body
+    /// failed or panicked) is rolled back before the connection goes back
+    /// to the pool.
+    fn drop(&mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            let _ = conn.client.batch_execute("ROLLBACK");
         }
     }
 }
@@ -519,18 +606,38 @@ impl Snapshot for PgSnapshot<'_, '_> {
     }
 }
 
-impl Tx for PgTx<'_, '_> {
+impl Tx for PgTx<'_> {
     fn settings(&mut self) -> Result<Settings> {
-        entry::load_settings(&mut self.db())
+        entry::load_settings(&mut self.db()?)
+    }
+
+    fn settings_cached(&mut self) -> Result<Settings> {
+        if self.begun() {
+            return self.settings();
+        }
+        Ok(self.store.rows()?.0)
+    }
+
+    fn user_secret_cached(&mut self, username: &str) -> Result<Option<UserSecret>> {
+        if self.begun() || username != crate::users::ROOT {
+            return self.user_secret(username);
+        }
+        let (settings, row) = self.store.rows()?;
+        if row.is_none() {
+            // The cache holds root's row made for uid 0 only; a row of the
+            // name made for another uid is read as it is.
+            return self.user_secret(username);
+        }
+        Ok(entry::unseal_entry(settings, row.as_ref(), &self.store.key)?.root)
     }
 
     fn put_settings(&mut self, s: &Settings) -> Result<()> {
         self.changes.note(Change::Entry);
-        entry::put_settings(&mut self.db(), s)
+        entry::put_settings(&mut self.db()?, s)
     }
 
     fn advance_step(&mut self, id: SecretId, step: u64) -> Result<bool> {
-        let moved = entry::advance_step(&mut self.db(), id, step)?;
+        let moved = entry::advance_step(&mut self.db()?, id, step)?;
         if moved == Some(true) {
             // The cached entry carries root's replay step.
             self.step_moved = true;
@@ -539,7 +646,7 @@ impl Tx for PgTx<'_, '_> {
     }
 
     fn failures(&mut self, owner: &str, origin: &str) -> Result<LimiterState> {
-        checks::failures(&mut self.db(), owner, origin)
+        checks::failures(&mut self.db()?, owner, origin)
     }
 
     fn put_failures(
@@ -549,11 +656,11 @@ impl Tx for PgTx<'_, '_> {
         state: &LimiterState,
         expires_at_ms: i64,
     ) -> Result<()> {
-        checks::put_failures(&mut self.db(), owner, origin, state, expires_at_ms)
+        checks::put_failures(&mut self.db()?, owner, origin, state, expires_at_ms)
     }
 
     fn clear_failures(&mut self, owner: &str) -> Result<usize> {
-        let cleared = checks::clear_failures(&mut self.db(), owner)?;
+        let cleared = checks::clear_failures(&mut self.db()?, owner)?;
         if cleared > 0
             && let Some(change) = Change::of_owner(owner)
         {
@@ -563,18 +670,18 @@ impl Tx for PgTx<'_, '_> {
     }
 
     fn expire_failures(&mut self, now_ms: i64, batch: usize) -> Result<usize> {
-        checks::expire_failures(&mut self.db(), now_ms, batch)
+        checks::expire_failures(&mut self.db()?, now_ms, batch)
     }
 
     fn user_secret(&mut self, username: &str) -> Result<Option<UserSecret>> {
-        let key = self.key;
-        users::user_secret(&mut self.db(), key, username)
+        let key = &self.store.key;
+        users::user_secret(&mut self.db()?, key, username)
     }
 
     fn put_user_secret(&mut self, new: &NewUserSecret<'_>) -> Result<SecretId> {
         self.changes.user_changed(new.username);
-        let key = self.key;
-        users::put_user_secret(&mut self.db(), key, new)
+        let key = &self.store.key;
+        users::put_user_secret(&mut self.db()?, key, new)
     }
 
     fn set_secret_params(
@@ -584,11 +691,11 @@ impl Tx for PgTx<'_, '_> {
         interval: Interval,
     ) -> Result<bool> {
         self.changes.user_changed(username);
-        users::set_secret_params(&mut self.db(), username, digits, interval)
+        users::set_secret_params(&mut self.db()?, username, digits, interval)
     }
 
     fn delete_user_secret(&mut self, username: &str) -> Result<bool> {
-        let had = users::delete_user_secret(&mut self.db(), username)?;
+        let had = users::delete_user_secret(&mut self.db()?, username)?;
         if had {
             self.changes.user_changed(username);
         }
@@ -596,28 +703,28 @@ impl Tx for PgTx<'_, '_> {
     }
 
     fn pending_secret(&mut self, username: &str) -> Result<Option<PendingSecret>> {
-        let key = self.key;
-        users::pending(&mut self.db(), key, username)
+        let key = &self.store.key;
+        users::pending(&mut self.db()?, key, username)
     }
 
     fn put_pending_secret(&mut self, pending: &PendingSecret) -> Result<()> {
-        let key = self.key;
-        users::put_pending(&mut self.db(), key, pending)
+        let key = &self.store.key;
+        users::put_pending(&mut self.db()?, key, pending)
     }
 
     fn delete_pending_secret(&mut self, username: &str) -> Result<()> {
-        users::delete_pending(&mut self.db(), username)
+        users::delete_pending(&mut self.db()?, username)
     }
 
     fn put_recovery_codes(&mut self, username: &str, uid: u32, codes: &[&str]) -> Result<()> {
         self.changes.note(Change::user(username));
-        let key = self.key;
-        users::put_recovery_codes(&mut self.db(), key, username, uid, codes)
+        let key = &self.store.key;
+        users::put_recovery_codes(&mut self.db()?, key, username, uid, codes)
     }
 
     fn use_recovery_code(&mut self, username: &str, uid: u32, code: &str) -> Result<Option<u32>> {
-        let key = self.key;
-        users::use_recovery_code(&mut self.db(), key, username, uid, code)
+        let key = &self.store.key;
+        users::use_recovery_code(&mut self.db()?, key, username, uid, code)
     }
 
     fn audit_as(
@@ -626,8 +733,12 @@ impl Tx for PgTx<'_, '_> {
         class: AuditClass,
         aggregate: Option<&Aggregate<'_>>,
     ) -> Result<()> {
-        let node = self.node;
-        audit::insert(&mut self.db(), record, class, aggregate, node)
+        if class == AuditClass::Routine && !self.begun() {
+            self.deferred.push(batch::Record::new(record, aggregate));
+            return Ok(());
+        }
+        let store = self.store;
+        audit::insert(&mut self.db()?, record, class, aggregate, &store.node)
     }
 
     fn prune_audit(
@@ -637,7 +748,7 @@ impl Tx for PgTx<'_, '_> {
         keep_rows: u64,
         batch: usize,
     ) -> Result<usize> {
-        audit::prune_audit(&mut self.db(), class, older_than_ms, keep_rows, batch)
+        audit::prune_audit(&mut self.db()?, class, older_than_ms, keep_rows, batch)
     }
 }
 
@@ -653,41 +764,41 @@ impl Store for PgStore {
     }
 
     fn transact_dyn(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
-        let changes = {
-            let mut conn = self.conn()?;
-            let Conn { client, stmts } = &mut *conn;
-            let tx = client.transaction().pg()?;
-            stmts.durable = false;
-            stmts.relaxed = false;
-            let mut ptx = PgTx {
-                tx,
-                stmts,
-                key: &self.key,
-                node: &self.node,
-                changes: ChangeSet::default(),
-                step_moved: false,
-            };
-            f(&mut ptx)?;
-            let PgTx {
-                mut tx,
-                changes,
-                step_moved,
-                stmts,
-                ..
-            } = ptx;
-            let mut payloads: Vec<String> = changes
-                .iter()
-                .map(|change| cache::payload(&self.node, change))
-                .collect();
-            let entry_changed = changes.has_entry();
-            if step_moved && !entry_changed {
-                payloads.push(format!("{}\n{}", self.node, cache::STEP));
-            }
+        let mut ptx = PgTx {
+            store: self,
+            conn: None,
+            deferred: Vec::new(),
+            changes: ChangeSet::default(),
+            step_moved: false,
+        };
+        // On an error the transaction (if begun) rolls back as `ptx` is
+        // dropped, and the deferred records go with it.
+        f(&mut ptx)?;
+        let changes = std::mem::take(&mut ptx.changes);
+        let step_moved = ptx.step_moved;
+        let mut payloads: Vec<String> = changes
+            .iter()
+            .map(|change| cache::payload(&self.node, change))
+            .collect();
+        let entry_changed = changes.has_entry();
+        if step_moved && !entry_changed {
+            payloads.push(format!("{}\n{}", self.node, cache::STEP));
+        }
+        if !ptx.begun() && payloads.is_empty() {
+            // Nothing but cached reads and routine records: the audit
+            // writer commits the records with those of other transactions,
+            // and this returns once they are committed.
+            let deferred = std::mem::take(&mut ptx.deferred);
+            drop(ptx);
+            return self.writer.submit(deferred);
+        }
+        {
+            let db = ptx.db()?;
             for payload in &payloads {
                 // Delivered to every node's listener when (and only if)
                 // this commits; this node's own comes back and is dropped
                 // there.
-                tx.execute("SELECT pg_notify($1, $2)", &[&cache::CHANNEL, payload])
+                db.c.execute("SELECT pg_notify($1, $2)", &[&cache::CHANNEL, payload])
                     .pg()?;
             }
             // A transaction that wrote only what may be lost in a crash of
@@ -698,18 +809,26 @@ impl Store for PgStore {
             // security record, a setting, a secret) commits durably, as
             // does a transaction that notifies. One that wrote nothing has
             // nothing to wait for either way.
-            if stmts.relaxed && !stmts.durable && payloads.is_empty() {
-                tx.batch_execute("SET LOCAL synchronous_commit = off")
-                    .pg()?;
-                self.relaxed_commits.fetch_add(1, Ordering::Relaxed);
+            let relaxed = db.stmts.relaxed && !db.stmts.durable && payloads.is_empty();
+            let committed = if relaxed {
+                db.c.batch_execute("SET LOCAL synchronous_commit = off; COMMIT")
+            } else {
+                db.c.batch_execute("COMMIT")
             }
-            let committed = tx.commit().pg();
+            .pg();
             if entry_changed || step_moved {
                 self.shared.invalidate();
             }
+            // On an error the transaction is rolled back (if it is still
+            // open) as `ptx` is dropped.
             committed?;
-            changes
-        };
+            if relaxed {
+                self.relaxed_commits.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        // Committed: the connection goes back to the pool.
+        ptx.conn = None;
+        drop(ptx);
         // This node's listeners hear it now, on this thread, with the
         // connection back in the pool (a listener reads the state).
         self.shared.notifier.notify(&changes.into_vec());
@@ -784,6 +903,115 @@ impl PgStore {
             recovery_codes_left,
             other_names_with_uid,
         })
+    }
+}
+
+/// The audit writer's side of the database: a connection of its own
+/// (besides the pool), on which every commit is made without waiting for
+/// the disk (`synchronous_commit = off` for the session: it only ever
+/// writes routine records), and its counters.
+struct BatchOut {
+    connect: Arc<dyn Fn() -> std::result::Result<postgres::Client, String> + Send + Sync>,
+    node: String,
+    /// The connection, with when it last answered.
+    held: Option<(Conn, std::time::Instant)>,
+    /// Where each key was last counted.
+    known: audit::KnownAggregates,
+    relaxed_commits: Arc<std::sync::atomic::AtomicU64>,
+    audit_batches: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// A connection of the audit writer that answered this recently is used
+/// as it is; one idle for longer may have been lost meanwhile (the server
+/// restarted), so its batch starts with a statement that writes nothing
+/// and is tried again on a new connection if that fails.
+const BATCH_CONNECTION_FRESH: Duration = Duration::from_millis(500);
+
+impl BatchOut {
+    /// Writes one batch of routine records in one transaction.
+    fn write(&mut self, records: &[batch::Record]) -> Result<()> {
+        let (mut conn, recent) = match self.held.take() {
+            Some((c, last)) if !c.client.is_closed() => {
+                (c, last.elapsed() < BATCH_CONNECTION_FRESH)
+            }
+            _ => (self.connect()?, true),
+        };
+        match Self::write_on(&mut conn, records, &self.node, recent, &mut self.known) {
+            Ok(()) => {}
+            Err(Retry::Begin(_)) if !recent => {
+                // A connection idle for a while failed at its first
+                // statement: nothing was written. Once more on a new one.
+                conn = self.connect()?;
+                Self::write_on(&mut conn, records, &self.node, true, &mut self.known)
+                    .map_err(Retry::error)?;
+            }
+            Err(e) => return Err(e.error()),
+        }
+        self.relaxed_commits.fetch_add(1, Ordering::Relaxed);
+        self.audit_batches.fetch_add(1, Ordering::Relaxed);
+        if !conn.client.is_closed() {
+            self.held = Some((conn, std::time::Instant::now()));
+        }
+        Ok(())
+    }
+
+    fn write_on(
+        conn: &mut Conn,
+        records: &[batch::Record],
+        node: &str,
+        recent: bool,
+        known: &mut audit::KnownAggregates,
+    ) -> std::result::Result<(), Retry> {
+        let Conn { client, stmts } = conn;
+        let mut db = Db { c: client, stmts };
+        // The common case under load: many checks of one kind, all counted
+        // on its aggregate row by one statement (its own transaction), on
+        // a connection known to be alive.
+        if recent
+            && let [first, rest @ ..] = records
+            && let Some(agg) = first.aggregate()
+            && rest.iter().all(|r| r.aggregate() == Some(agg))
+        {
+            let n = i64::try_from(records.len()).unwrap_or(i64::MAX);
+            if known.count(&mut db, &agg, n).map_err(Retry::Later)? {
+                return Ok(());
+            }
+        }
+        db.c.batch_execute("BEGIN").pg().map_err(Retry::Begin)?;
+        let written = audit::insert_routine_batch(&mut db, records, node, known)
+            .and_then(|()| db.c.batch_execute("COMMIT").pg());
+        if let Err(e) = written {
+            let _ = db.c.batch_execute("ROLLBACK");
+            return Err(Retry::Later(e));
+        }
+        Ok(())
+    }
+
+    fn connect(&self) -> Result<Conn> {
+        let mut client = (self.connect)().map_err(|message| StoreError::Database {
+            kind: DbErrorKind::Unavailable,
+            message,
+        })?;
+        client.batch_execute("SET synchronous_commit = off").pg()?;
+        Ok(Conn {
+            client,
+            stmts: Stmts::default(),
+        })
+    }
+}
+
+/// How a batch failed: at its first statement (nothing written; another
+/// connection may be tried), or later.
+enum Retry {
+    Begin(StoreError),
+    Later(StoreError),
+}
+
+impl Retry {
+    fn error(self) -> StoreError {
+        match self {
+            Self::Begin(e) | Self::Later(e) => e,
+        }
     }
 }
 
