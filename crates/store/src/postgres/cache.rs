@@ -39,6 +39,8 @@ struct State {
 #[derive(Default)]
 pub(super) struct Shared {
     state: Mutex<State>,
+    /// Told whenever `listening` changes ([`Shared::wait_listening`]).
+    listening_changed: std::sync::Condvar,
     pub(super) notifier: Notifier,
     pub(super) stop: AtomicBool,
     /// Whether the database answered the last time we tried.
@@ -91,6 +93,18 @@ impl Shared {
         s.listening = listening;
         s.generation = s.generation.wrapping_add(1);
         s.rows = None;
+        self.listening_changed.notify_all();
+    }
+
+    /// Waits at most `within` for the listener to have issued `LISTEN`;
+    /// whether it has.
+    pub(super) fn wait_listening(&self, within: Duration) -> bool {
+        let s = self.state();
+        let (s, _) = self
+            .listening_changed
+            .wait_timeout_while(s, within, |s| !s.listening)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.listening
     }
 
     /// Handles one notification's payload (`<node>\n<kind>[\n<name>]`).

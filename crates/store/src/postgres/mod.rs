@@ -301,7 +301,8 @@ pub struct PgStore {
     url: String,
     node: String,
     key: KeyFile,
-    pool: r2d2::Pool<Manager>,
+    /// Always `Some` until the store is dropped (see its `Drop`).
+    pool: Option<r2d2::Pool<Manager>>,
     shared: Arc<cache::Shared>,
     /// Transactions committed without waiting for the disk.
     relaxed_commits: Arc<std::sync::atomic::AtomicU64>,
@@ -322,6 +323,22 @@ impl fmt::Debug for PgStore {
 impl Drop for PgStore {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
+        // A `postgres::Client` closes its connection by blocking on a
+        // runtime of its own, which panics on a thread that drives async
+        // tasks: the daemon drops its store on one. The pool, and with it
+        // every idle connection, goes on a thread of its own. (The audit
+        // writer and the listener close theirs on their own threads.)
+        if let Some(pool) = self.pool.take() {
+            let closing = std::thread::Builder::new()
+                .name("twofactor-close".into())
+                .spawn(move || drop(pool));
+            match closing {
+                Ok(thread) => {
+                    let _ = thread.join();
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot close the database connections"),
+            }
+        }
     }
 }
 
@@ -416,6 +433,14 @@ impl PgStore {
                 source: e,
             },
         )?;
+        // A node is open once it hears the others: a change committed
+        // elsewhere after this returns reaches its subscribers. The
+        // database answered a moment ago, so this is one more connection;
+        // should it not come in time, the node serves without its cache and
+        // the listener keeps trying (and logs it).
+        if !shared.wait_listening(Duration::from_millis(options.connect_timeout_ms.max(1))) {
+            tracing::warn!("not yet listening for other nodes' changes; serving without the cache");
+        }
         let relaxed_commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let audit_batches = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let writer = {
@@ -441,7 +466,7 @@ impl PgStore {
             url: shown,
             node: options.node.clone(),
             key,
-            pool,
+            pool: Some(pool),
             shared,
             relaxed_commits,
             audit_batches,
@@ -468,14 +493,19 @@ impl PgStore {
 
     /// Connections the pool holds now (in use and idle).
     pub fn pool_connections(&self) -> u32 {
-        self.pool.state().connections
+        self.pool.as_ref().map_or(0, |p| p.state().connections)
     }
 
     fn conn(&self) -> Result<r2d2::PooledConnection<Manager>> {
-        self.pool.get().map_err(|e| StoreError::Database {
+        let unavailable = |message: String| StoreError::Database {
             kind: DbErrorKind::Unavailable,
-            message: e.to_string(),
-        })
+            message,
+        };
+        self.pool
+            .as_ref()
+            .ok_or_else(|| unavailable("the store is closing".into()))?
+            .get()
+            .map_err(|e| unavailable(e.to_string()))
     }
 
     fn rows(&self) -> Result<(Settings, Option<entry::SecretRow>)> {
