@@ -256,7 +256,12 @@ pub async fn serve_until(
             .with_graceful_shutdown(stopped(stop_rx.clone()))
             .into_future(),
         )),
-        (None, _) => None,
+        (None, _) => {
+            // Unused, they would hold the app (and its `alive` sender) to
+            // the end: shutting down would wait out the whole grace period.
+            drop(tcp_routes);
+            None
+        }
     };
     // Tests and scripts wait for this line.
     tracing::info!(unix = %socket_file.path().display(), tcp = %tcp_addr, tls = tls_on, "listening");

@@ -234,6 +234,34 @@ fn an_update_on_one_node_reaches_the_other_nodes_subscribers_and_its_config() {
     assert_eq!(nodes, [&json!("node-b"), &json!("node-a")], "{rows}");
 }
 
+/// SIGTERM stops a node at once and cleanly. Its pool's connections are
+/// closed off the async runtime (closing one on it panicked: exit 101,
+/// after the whole grace period, which the unused TCP routes held).
+#[test]
+fn a_node_stops_at_once_and_cleanly_on_sigterm() {
+    let cluster = Cluster::shared();
+    let url = cluster.url(&cluster.fresh_db());
+    let f = node(&url, "node-s", None, "").with_listen("none");
+    let mut d = f.start();
+    // A call, so that the pool holds a connection to close.
+    let config = d
+        .root()
+        .call("auth.twofactor.config", vec![])
+        .expect("config");
+    assert_eq!(config["otp_digits"], 6);
+    let asked = Instant::now();
+    let status = d.terminate();
+    let took = asked.elapsed();
+    let log = d.log();
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(
+        took < daemon::SHUTDOWN_GRACE / 2,
+        "stopping took {took:?} (grace {:?})\n{log}",
+        daemon::SHUTDOWN_GRACE
+    );
+}
+
 #[test]
 fn a_node_whose_key_file_differs_refuses_to_start() {
     let cluster = Cluster::shared();

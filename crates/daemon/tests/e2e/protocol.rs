@@ -566,6 +566,28 @@ fn sigterm_finishes_calls_in_flight_then_removes_the_socket() {
     assert!(!f.socket.exists(), "the socket file is removed");
 }
 
+/// Without a TCP listener, nothing holds the shutdown: once its calls are
+/// done the daemon stops at once, not at the end of its grace period.
+#[test]
+fn sigterm_without_a_tcp_listener_stops_at_once() {
+    let f = Fixture::new().with_listen("none");
+    let mut d = f.start();
+    assert_eq!(
+        d.root().call("core.ping", vec![]).expect("ping"),
+        json!("pong")
+    );
+    let asked = std::time::Instant::now();
+    let status = d.terminate();
+    let took = asked.elapsed();
+    assert!(status.success(), "{status:?}\n{}", d.log());
+    assert!(
+        took < daemon::SHUTDOWN_GRACE / 2,
+        "stopping took {took:?} (grace {:?})\n{}",
+        daemon::SHUTDOWN_GRACE,
+        d.log()
+    );
+}
+
 #[test]
 fn http_paths() {
     let f = Fixture::new();
