@@ -1474,6 +1474,28 @@ fn exempt_wrong_check(tx: &mut dyn store::Tx, at_ms: i64, free: u32) -> store::R
     )
 }
 
+/// `threads` threads, started together, each running `each` wrong checks
+/// of an exempt caller one after the other (times `thread * each + n`).
+fn exempt_checks_at_once(store: &Arc<dyn Store>, threads: usize, each: i64, free: u32) {
+    let barrier = Arc::new(Barrier::new(threads));
+    let running: Vec<_> = (0..threads)
+        .map(|i| {
+            let store = Arc::clone(store);
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || {
+                barrier.wait();
+                for n in 0..each {
+                    let at = i64::try_from(i).unwrap() * each + n;
+                    transact(&*store, |tx| exempt_wrong_check(tx, at, free)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in running {
+        t.join().unwrap();
+    }
+}
+
 /// Many concurrent transactions that write only a routine record of one
 /// kind, on one handle (one node): the first `free` records are rows of
 /// their own, every later one is counted on one aggregate row, exactly as
@@ -1488,23 +1510,7 @@ pub fn concurrent_routine_records_of_one_handle_are_counted_as_in_turn(make: Mak
     let store: Arc<dyn Store> = Arc::from(loc.open());
     new_secret(&*store, 1);
     transact(&*store, |tx| tx.put_settings(&some_settings())).unwrap();
-    let barrier = Arc::new(Barrier::new(THREADS));
-    let threads: Vec<_> = (0..THREADS)
-        .map(|i| {
-            let store = Arc::clone(&store);
-            let barrier = Arc::clone(&barrier);
-            thread::spawn(move || {
-                barrier.wait();
-                for n in 0..EACH {
-                    let at = i64::try_from(i).unwrap() * EACH + n;
-                    transact(&*store, |tx| exempt_wrong_check(tx, at, FREE)).unwrap();
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
+    exempt_checks_at_once(&store, THREADS, EACH, FREE);
     drop(store);
     let reopened = loc.open();
     let rows = all_audit(&*reopened);
@@ -1894,23 +1900,7 @@ fn postgres_routine_only_transactions_are_committed_together_by_the_audit_writer
     );
     let connections = store.pool_connections();
     let (batches, relaxed) = (store.audit_batches(), store.relaxed_commits());
-    let barrier = Arc::new(Barrier::new(THREADS));
-    let threads: Vec<_> = (0..THREADS)
-        .map(|i| {
-            let store = Arc::clone(&store);
-            let barrier = Arc::clone(&barrier);
-            thread::spawn(move || {
-                barrier.wait();
-                for n in 0..EACH {
-                    let at = i64::try_from(i).unwrap() * EACH + n;
-                    transact(&*store, |tx| exempt_wrong_check(tx, at, 3)).unwrap();
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
+    exempt_checks_at_once(&(Arc::clone(&store) as Arc<dyn Store>), THREADS, EACH, 3);
     let total = THREADS as u64 * EACH as u64;
     let commits = store.audit_batches() - batches;
     assert!(commits >= 1, "the writer committed nothing");

@@ -291,10 +291,16 @@ mod tests {
         )
     }
 
-    /// Callers arriving while a batch is written are written together in
-    /// the next one, each returning once it committed.
-    #[test]
-    fn records_queued_during_a_batch_go_in_the_next_one_together() {
+    /// A writer whose every batch says its size, then waits for a go; one
+    /// caller's record is being written in the first batch.
+    struct Gated {
+        writer: Arc<Writer>,
+        started: mpsc::Receiver<usize>,
+        go: mpsc::Sender<()>,
+        first: std::thread::JoinHandle<Result<()>>,
+    }
+
+    fn gated() -> Gated {
         let (started_tx, started) = mpsc::channel::<usize>();
         let (go_tx, go) = mpsc::channel::<()>();
         let go = Mutex::new(go);
@@ -311,6 +317,24 @@ mod tests {
             std::thread::spawn(move || w.submit(vec![rec(0)]))
         };
         assert_eq!(started.recv().expect("first batch"), 1);
+        Gated {
+            writer,
+            started,
+            go: go_tx,
+            first,
+        }
+    }
+
+    /// Callers arriving while a batch is written are written together in
+    /// the next one, each returning once it committed.
+    #[test]
+    fn records_queued_during_a_batch_go_in_the_next_one_together() {
+        let Gated {
+            writer,
+            started,
+            go: go_tx,
+            first,
+        } = gated();
         // The first batch is being written: eight more callers queue.
         let callers: Vec<_> = (1..=8)
             .map(|i| {
@@ -407,22 +431,12 @@ mod tests {
     /// rather than growing it, and is written once there is room.
     #[test]
     fn a_full_queue_makes_callers_wait_for_room() {
-        let (started_tx, started) = mpsc::channel::<usize>();
-        let (go_tx, go) = mpsc::channel::<()>();
-        let go = Mutex::new(go);
-        let writer = Arc::new(
-            Writer::spawn(Duration::from_secs(30), move |records| {
-                started_tx.send(records.len()).expect("test alive");
-                lock(&go).recv().expect("test alive");
-                Ok(())
-            })
-            .expect("writer"),
-        );
-        let first = {
-            let w = writer.clone();
-            std::thread::spawn(move || w.submit(vec![rec(0)]))
-        };
-        assert_eq!(started.recv().expect("first batch"), 1);
+        let Gated {
+            writer,
+            started,
+            go: go_tx,
+            first,
+        } = gated();
         // Sixteen callers of 64 records each fill it.
         let fill: Vec<_> = (0..16)
             .map(|i| {
