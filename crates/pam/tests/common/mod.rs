@@ -486,11 +486,29 @@ impl Dialogue {
     }
 }
 
+/// Held while a child of [`converse`] sets itself up. pam_wrapper gives
+/// each process a directory `/tmp/pam.X` of its own (X one of a few dozen
+/// characters, picked at random) and copies the service files into it,
+/// before the program's `main`. Two processes setting up at once can pick
+/// the same X before either has written the pid file that marks it taken,
+/// and then share one directory: once, a login here ran another test's
+/// password-only stack and succeeded without our module. Children of one
+/// test binary therefore set up one at a time: the next starts once the
+/// one before has printed something (after its set-up) or ended.
+static PAM_WRAPPER_SETUP: Mutex<()> = Mutex::new(());
+
 /// Runs `cmd`, answering each prompt (found on its standard error) from
 /// `answers` (prompt → answer) as it appears, the way a person would: one
 /// line per prompt (misc_conv reads standard input with read(2), so
 /// answers written ahead of their prompt would be swallowed by the first).
+///
+/// Children are set up one at a time (see [`PAM_WRAPPER_SETUP`]).
 pub fn converse(mut cmd: Command, answers: &[(&str, &str)], limit: Duration) -> Dialogue {
+    let mut setting_up = Some(
+        PAM_WRAPPER_SETUP
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
     let started = Instant::now();
     let mut child = cmd
         .stdin(Stdio::piped())
@@ -511,7 +529,10 @@ pub fn converse(mut cmd: Command, answers: &[(&str, &str)], limit: Duration) -> 
     let mut prompts = Vec::new();
     loop {
         let left = limit.saturating_sub(started.elapsed());
-        match chunks.recv_timeout(left) {
+        let next = chunks.recv_timeout(left);
+        // Whatever the child printed, or its end, comes after its set-up.
+        setting_up.take();
+        match next {
             Ok(chunk) => stderr.push_str(&chunk),
             Err(RecvTimeoutError::Disconnected) => break,
             Err(RecvTimeoutError::Timeout) => {
