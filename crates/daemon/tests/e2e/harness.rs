@@ -341,14 +341,6 @@ impl Fixture {
 
     /// [`Fixture::start`] with more command-line arguments.
     pub fn start_with(&self, args: &[&str]) -> Daemon {
-        // A daemon under pam_wrapper sets up its PAM directory before
-        // anything else; until its `listening` line no other one starts
-        // (see [`PAM_WRAPPER_SETUP`]).
-        let setting_up = self.env.iter().any(|(k, _)| k == "PAM_WRAPPER").then(|| {
-            PAM_WRAPPER_SETUP
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-        });
         let mut cmd = self.command();
         cmd.args(args);
         cmd.stdin(Stdio::null())
@@ -376,7 +368,6 @@ impl Fixture {
             lines,
         };
         let line = daemon.wait_for_line(" listening ", START_TIMEOUT);
-        drop(setting_up);
         let tcp = line
             .split_whitespace()
             .find_map(|w| w.strip_prefix("tcp="))
@@ -386,14 +377,6 @@ impl Fixture {
         daemon
     }
 }
-
-/// Held while a daemon under pam_wrapper starts. pam_wrapper gives each
-/// process a directory `/tmp/pam.X` of its own (X one of a few dozen
-/// characters, picked at random) and copies the service files into it at
-/// start; two processes setting up at once can pick the same X before
-/// either has marked it taken, and then read each other's files (the PAM
-/// tests once ran another test's stack that way).
-static PAM_WRAPPER_SETUP: Mutex<()> = Mutex::new(());
 
 /// A running daemon; killed when dropped.
 #[derive(Debug)]
