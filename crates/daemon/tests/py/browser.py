@@ -135,7 +135,9 @@ def fresh_code(secret, interval, digits=6):
         step = max(now, last_step.get(secret, -1) + 1)
         if step <= now + 1:
             break
-        time.sleep(0.2)  # waiting for the clock, not for another process
+        # Both are used: the next step starts at a known instant of the
+        # clock (the daemon's is the same real clock); wait for that, once.
+        time.sleep(max(0.0, (step - 1) * interval - time.time()) + 0.01)
     last_step[secret] = step
     out = subprocess.run(
         ["oathtool", "--totp", "-b", "-d", str(digits), "-s", "%ds" % interval,

@@ -14,7 +14,7 @@ fn read_state(conn: &Connection, sql: &str, params: impl Params) -> Result<Limit
     let row: Option<(i64, i64, i64, i64)> = conn
         .prepare_cached(sql)
         .db()?
-        .query_row(params, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .query_row(params, |r| r.try_into())
         .optional()
         .db()?;
     let Some((failures, window_start_ms, locked_until_ms, lockouts)) = row else {

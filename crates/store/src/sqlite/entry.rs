@@ -99,16 +99,7 @@ pub(super) fn load_settings(conn: &Connection) -> Result<Settings> {
              FROM twofactor_config WHERE id = 1",
         )
         .db()?
-        .query_row([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
-        })
+        .query_row([], |r| r.try_into())
         .optional()
         .db()?
         .ok_or_else(|| StoreError::Corrupt("the configuration entry is missing".into()))?;

@@ -72,7 +72,7 @@ pub(super) fn setup_key(
         let mut stmt = tx
             .prepare("SELECT owner, sealed FROM otp_secrets ORDER BY id")
             .db()?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).db()?;
+        let rows = stmt.query_map([], |r| r.try_into()).db()?;
         rows.collect::<rusqlite::Result<_>>().db()?
     };
     let shown = || path.display().to_string();

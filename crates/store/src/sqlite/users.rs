@@ -31,18 +31,7 @@ pub(super) fn user_secret(
              WHERE u.username = ?1",
         )
         .db()?
-        .query_row([username], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-            ))
-        })
+        .query_row([username], |r| r.try_into())
         .optional()
         .db()?;
     let Some((uid, digits, interval, id, owner, sealed, created_at_ms, last_step)) = row else {
@@ -69,7 +58,7 @@ fn drop_active(conn: &Connection, username: &str) -> Result<bool> {
     let old: Option<(i64, i64)> = conn
         .prepare_cached("SELECT secret_id, uid FROM user_secrets WHERE username = ?1")
         .db()?
-        .query_row([username], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row([username], |r| r.try_into())
         .optional()
         .db()?;
     let Some((secret_id, uid)) = old else {
@@ -201,9 +190,7 @@ pub(super) fn pending(
              FROM pending_secrets WHERE username = ?1",
         )
         .db()?
-        .query_row([username], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })
+        .query_row([username], |r| r.try_into())
         .optional()
         .db()?;
     let Some((uid, sealed, digits, interval, expires_at_ms)) = row else {
